@@ -1,0 +1,3 @@
+module github.com/synstack/synstack
+
+go 1.26

@@ -1,0 +1,27 @@
+// Package link defines what a network link gives a stack: a way to send an IP
+// packet and a way to have received ones delivered. Implementations live in the
+// sub-packages (pipe, and later sim, tun, pcap).
+package link
+
+// Dispatcher receives packets from a link. A stack is a Dispatcher.
+type Dispatcher interface {
+	// DeliverPacket hands one IP packet (IPv4 or IPv6, no link header) to the
+	// stack. pkt is only valid during the call: the stack copies what it keeps.
+	DeliverPacket(pkt []byte)
+}
+
+// Endpoint is one end of a link.
+type Endpoint interface {
+	// MTU is the largest IP packet the link carries, in bytes.
+	MTU() int
+	// Attach starts delivery of received packets to d. Packets are delivered
+	// from a goroutine the link owns (or, for a synchronous test link, from the
+	// goroutine that injects them), never from inside WritePacket.
+	Attach(d Dispatcher)
+	// WritePacket sends one IP packet. pkt is only valid during the call.
+	// It must not block on the peer: a full queue drops the packet.
+	WritePacket(pkt []byte) error
+	// Close detaches the dispatcher, stops the link's goroutines and releases
+	// its resources. Later writes return an error.
+	Close() error
+}

@@ -1,0 +1,167 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
+)
+
+// State is a state of the RFC 9293 connection state diagram.
+type State uint8
+
+// The eleven states of RFC 9293 section 3.3.2, in the order of the diagram.
+const (
+	Closed State = iota
+	Listen
+	SynSent
+	SynRcvd
+	Established
+	FinWait1
+	FinWait2
+	CloseWait
+	Closing
+	LastAck
+	TimeWait
+)
+
+var stateNames = [...]string{
+	Closed:      "CLOSED",
+	Listen:      "LISTEN",
+	SynSent:     "SYN_SENT",
+	SynRcvd:     "SYN_RCVD",
+	Established: "ESTABLISHED",
+	FinWait1:    "FIN_WAIT_1",
+	FinWait2:    "FIN_WAIT_2",
+	CloseWait:   "CLOSE_WAIT",
+	Closing:     "CLOSING",
+	LastAck:     "LAST_ACK",
+	TimeWait:    "TIME_WAIT",
+}
+
+// String returns the name the world uses: SYN_SENT, FIN_WAIT_1, TIME_WAIT...
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// Synchronized reports whether the state is one of the synchronized states of
+// RFC 9293 (ESTABLISHED and every state after it).
+func (s State) Synchronized() bool { return s >= Established }
+
+// Segment is one TCP segment as the state machine sees it: the header fields
+// that matter to it, parsed options, and the payload. The payload of a segment
+// handed to Config.Output is only valid during that call.
+type Segment struct {
+	SEQ     seq.Value
+	ACK     seq.Value
+	Flags   wire.TCPFlags
+	WND     uint16 // the window field as on the wire, not yet scaled
+	Options wire.TCPOptions
+	Payload []byte
+}
+
+// Len is SEG.LEN: octets of data plus one for SYN and one for FIN.
+func (s *Segment) Len() seq.Size {
+	n := seq.Size(len(s.Payload))
+	if s.Flags&wire.FlagSYN != 0 {
+		n++
+	}
+	if s.Flags&wire.FlagFIN != 0 {
+		n++
+	}
+	return n
+}
+
+// Cause says why a transition happened, for traces: a segment ("rcv SYN,ACK"),
+// a user call ("call CLOSE") or a timer ("timer 2MSL").
+type Cause string
+
+// Shutdown directions, as the how argument of shutdown(2).
+const (
+	ShutRd   = syscall.SHUT_RD
+	ShutWr   = syscall.SHUT_WR
+	ShutRdWr = syscall.SHUT_RDWR
+)
+
+// Config holds what a connection needs from outside: where its segments go,
+// who hears of its transitions, and its tunables. Zero values take the
+// defaults documented on each field (Linux's defaults).
+type Config struct {
+	// Output is called synchronously for every segment the connection sends.
+	// The segment and its payload are only valid during the call. Required.
+	Output func(seg *Segment)
+	// OnTransition, if set, is called on every state change, after it.
+	OnTransition func(from, to State, cause Cause)
+
+	// MSS is the largest payload this end accepts, advertised in its SYN
+	// (link MTU less IP and TCP headers). Default 1460.
+	MSS uint16
+	// RcvBuf and SndBuf are the receive and send buffer sizes in bytes
+	// (SO_RCVBUF, SO_SNDBUF). Defaults 131072 and 16384*4.
+	RcvBuf, SndBuf int
+	// WScale is the window-scale shift this end offers. Default 8
+	// (what Linux picks with packetdrill's default tcp_rmem).
+	WScale uint8
+	// NoTimestamps, NoSACK, NoWindowScale turn off offering those options.
+	NoTimestamps, NoSACK, NoWindowScale bool
+	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
+	NoDelay bool
+	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
+	// per-connection offset; the stack derives it like the ISN).
+	TSOffset uint32
+
+	// KeepAlive enables keepalive probes (SO_KEEPALIVE) after KeepIdle of
+	// silence (default 2 h), every KeepIntvl (75 s), KeepCnt (9) times.
+	KeepAlive bool
+	KeepIdle  time.Duration
+	KeepIntvl time.Duration
+	KeepCnt   int
+
+	// SynRetries bounds SYN retransmissions (tcp_syn_retries, default 6);
+	// SynAckRetries bounds SYN,ACK retransmissions (tcp_synack_retries, 5);
+	// Retries2 bounds retransmissions of data and FIN (tcp_retries2, 15).
+	SynRetries, SynAckRetries, Retries2 int
+	// RTOInitial (1 s), RTOMin (200 ms) and RTOMax (120 s) bound the
+	// retransmission timer (RFC 6298, Linux's floor and ceiling).
+	RTOInitial, RTOMin, RTOMax time.Duration
+	// TimeWait is how long TIME_WAIT lasts (2MSL; Linux's 60 s).
+	TimeWait time.Duration
+	// FinTimeout is how long an orphaned connection may sit in FIN_WAIT_2
+	// (tcp_fin_timeout, 60 s).
+	FinTimeout time.Duration
+}
+
+// Info is what TCP_INFO reports.
+type Info struct {
+	State       State
+	Retransmits int           // consecutive retransmissions of the current head (icsk_retransmits)
+	Backoff     int           // RTO backoff exponent
+	RTO         time.Duration // current retransmission timeout
+	RTT, RTTVar time.Duration // smoothed round-trip time and its variation
+	SndMSS      int           // MSS for sending
+	RcvMSS      int           // MSS advertised for receiving
+	SndWScale   uint8
+	RcvWScale   uint8
+	Options     uint8 // TCPI_OPT_* bits: 1 timestamps, 2 SACK, 4 window scale
+	Cwnd        int   // congestion window, segments
+	Ssthresh    int
+	SndWnd      int // peer's window, bytes
+	RcvWnd      int // window we advertise, bytes
+	Unacked     int // segments in flight
+	TotalRetrans int
+	BytesAcked  uint64
+	BytesReceived uint64
+	SegsOut, SegsIn uint64
+}
+
+// Errors a connection reports, as Linux does (SO_ERROR and the return of the
+// next call): ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE.
+var (
+	errRefused  = syscall.ECONNREFUSED
+	errReset    = syscall.ECONNRESET
+	errTimedOut = syscall.ETIMEDOUT
+)

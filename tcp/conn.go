@@ -1,0 +1,570 @@
+package tcp
+
+import (
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// Defaults, named with their units. Linux's values unless noted.
+const (
+	defaultMSS        = 1460
+	defaultRcvBuf     = 131072
+	defaultSndBuf     = 65536
+	defaultWScale     = 8
+	defaultSynRetries = 6
+	defaultSynAckRetr = 5
+	defaultRetries2   = 15
+	defaultRTOInitial = time.Second
+	defaultRTOMin     = 200 * time.Millisecond
+	defaultRTOMax     = 120 * time.Second
+	defaultTimeWait   = 60 * time.Second
+	defaultFinTimeout = 60 * time.Second
+	defaultKeepIdle   = 2 * time.Hour
+	defaultKeepIntvl  = 75 * time.Second
+	defaultKeepCnt    = 9
+	delAckMin         = 40 * time.Millisecond // TCP_DELACK_MIN
+	maxQuickAcks      = 16                    // TCP_MAX_QUICKACKS
+	defaultPeerMSS    = 536                   // RFC 9293 3.7.1: when the peer sends no MSS option
+	minMSS            = 88                    // TCP_MIN_MSS
+	initialCwndSegs   = 10                    // RFC 6928
+	maxWScale         = 14                    // RFC 7323 2.3
+	tsOptionLen       = 12                    // nop,nop,TS
+	pawsIdle          = 24 * 24 * time.Hour   // RFC 7323 5.5: ts.recent is invalid after 24 days idle
+)
+
+// Conn is one connection's transmission control block: RFC 9293's TCB and the
+// state machine that drives it. It is sans-IO: every method takes the current
+// time, segments to send go to Config.Output during the call, and Deadline
+// says when Tick must next be called. A Conn is not safe for concurrent use;
+// its owner serialises calls.
+type Conn struct {
+	cfg     Config
+	state   State
+	passive bool // opened by Listen: RST in SYN_RCVD returns to LISTEN
+	orphan  bool // Close has been called: nobody will read or write again
+
+	// Send sequence space (RFC 9293 3.3.1):
+	//
+	//	     1         2          3          4
+	//	----------|----------|----------|----------
+	//	       SND.UNA    SND.NXT    SND.UNA
+	//	                            +SND.WND
+	//	1 - old sequence numbers that have been acknowledged
+	//	2 - sequence numbers of unacknowledged data
+	//	3 - sequence numbers allowed for new data transmission
+	//	4 - future sequence numbers that are not yet allowed
+	snd struct {
+		una, nxt seq.Value
+		wnd      uint32    // peer's window, scaled, in bytes
+		wl1, wl2 seq.Value // SEG.SEQ and SEG.ACK of the last window update
+		iss      seq.Value
+		maxWnd   uint32    // largest window the peer has offered (RFC 5961 ACK check)
+		max      seq.Value // highest SND.NXT ever: SND.NXT rewinds on a timeout
+	}
+	// Receive sequence space:
+	//
+	//	    1          2          3
+	//	----------|----------|----------
+	//	       RCV.NXT    RCV.NXT
+	//	                 +RCV.WND
+	//	1 - old sequence numbers that have been acknowledged
+	//	2 - sequence numbers allowed for new reception
+	//	3 - future sequence numbers that are not yet allowed
+	rcv struct {
+		nxt   seq.Value
+		wnd   uint32    // window last advertised, bytes
+		irs   seq.Value
+		right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
+	}
+
+	// Negotiated options.
+	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
+	wsOK, tsOK, sackOK bool
+	peerMSS            int // MSS option the peer sent
+	sndMSS             int // payload per segment we send (options excluded)
+	rcvMSS             int // estimate of the peer's segment size
+
+	// Timestamps (RFC 7323).
+	tsRecent    uint32
+	tsRecentAt  time.Time
+	lastAckSent seq.Value
+	epoch       time.Time // origin of our timestamp clock
+
+	// Send queue: sbuf[0] is the octet at sndData; the FIN, if queued, follows
+	// the last octet.
+	sbuf       []byte
+	sndData    seq.Value // sequence number of sbuf[0]
+	finQueued  bool      // the user closed the write side: FIN after the data
+	finSent    bool      // the FIN has been sent at least once (finSeq is valid)
+	finSeq     seq.Value // sequence number our FIN occupies
+	wrShut     bool
+	sndPending bool // a write happened since the last segment (PSH on the last segment)
+
+	// Receive queue: in-order data not yet read, then out-of-order segments.
+	rbuf    []byte
+	ooo     []oooSeg
+	oooLen  int
+	finRcvd bool // the peer's FIN has been received in order (RCV.NXT is past it)
+	rdShut  bool // SHUT_RD or Close: reads return EOF
+	everRcv bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+
+	err         syscall.Errno // pending error (SO_ERROR)
+	connected   bool          // reached ESTABLISHED at some point
+	closedByErr bool          // reached CLOSED through reset or timeout
+
+	// Retransmission (RFC 6298).
+	srtt, rttvar time.Duration
+	rto          time.Duration
+	hasRTT       bool
+	backoff      int // consecutive timeouts of the same segment
+	totalRetrans int
+	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
+	rttAt        time.Time
+	rttTiming    bool
+	rtoAt        time.Time // retransmission or persist deadline; zero: not armed
+	persist      bool      // rtoAt is the persist timer (zero window)
+
+	// Congestion control: Reno until the congestion-control issue lands.
+	cwnd, ssthresh int // bytes
+	dupAcks        int
+	recover        seq.Value // NewReno: SND.NXT when loss recovery began
+	inRecovery     bool
+
+	// ACK policy.
+	quickAcks  int       // ACK immediately while positive (Linux's quick-ack mode)
+	ackPending int       // full segments received and not yet acknowledged
+	delAckAt   time.Time // delayed-ACK deadline; zero: none
+
+	// Keepalive.
+	lastRcv    time.Time
+	keepAt     time.Time
+	keepProbes int
+
+	// TIME_WAIT and orphan FIN_WAIT_2 deadline.
+	closeAt time.Time
+
+	stats struct {
+		segsIn, segsOut, bytesAcked, bytesRcvd uint64
+	}
+
+	tx Segment // reused for every segment sent: Output must not keep it
+}
+
+type oooSeg struct {
+	seq  seq.Value
+	data []byte
+	fin  bool
+}
+
+// NewConn returns a connection in CLOSED with the given configuration and
+// initial send sequence number (the stack computes it per RFC 6528).
+func NewConn(cfg Config, iss seq.Value) *Conn {
+	fillDefaults(&cfg)
+	c := &Conn{cfg: cfg}
+	c.snd.iss = iss
+	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
+	c.sndData = iss.Add(1)
+	c.rto = cfg.RTOInitial
+	c.sndMSS = defaultPeerMSS
+	c.rcvMSS = defaultPeerMSS
+	return c
+}
+
+func fillDefaults(cfg *Config) {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if cfg.Output == nil {
+		cfg.Output = func(*Segment) {}
+	}
+	if cfg.MSS == 0 {
+		cfg.MSS = defaultMSS
+	}
+	if cfg.MSS < minMSS {
+		cfg.MSS = minMSS
+	}
+	def(&cfg.RcvBuf, defaultRcvBuf)
+	def(&cfg.SndBuf, defaultSndBuf)
+	if cfg.WScale == 0 {
+		cfg.WScale = defaultWScale
+	}
+	if cfg.WScale > maxWScale {
+		cfg.WScale = maxWScale
+	}
+	def(&cfg.SynRetries, defaultSynRetries)
+	def(&cfg.SynAckRetries, defaultSynAckRetr)
+	def(&cfg.Retries2, defaultRetries2)
+	def(&cfg.KeepCnt, defaultKeepCnt)
+	defDur(&cfg.RTOInitial, defaultRTOInitial)
+	defDur(&cfg.RTOMin, defaultRTOMin)
+	defDur(&cfg.RTOMax, defaultRTOMax)
+	defDur(&cfg.TimeWait, defaultTimeWait)
+	defDur(&cfg.FinTimeout, defaultFinTimeout)
+	defDur(&cfg.KeepIdle, defaultKeepIdle)
+	defDur(&cfg.KeepIntvl, defaultKeepIntvl)
+}
+
+// setState moves the connection along one arrow of the diagram and reports it.
+func (c *Conn) setState(to State, cause Cause) {
+	from := c.state
+	if from == to {
+		return
+	}
+	c.state = to
+	switch to {
+	case Established:
+		c.connected = true
+	case Closed, TimeWait, Listen:
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.persist = false
+		c.sbuf = nil
+		c.ooo, c.oooLen = nil, 0
+	}
+	if c.cfg.OnTransition != nil {
+		c.cfg.OnTransition(from, to, cause)
+	}
+}
+
+// Connect is the active OPEN call: CLOSED -> SYN_SENT, sending a SYN.
+func (c *Conn) Connect(now time.Time) error {
+	switch c.state {
+	case Closed:
+	case Listen:
+		// RFC 9293 allows SEND in LISTEN to turn it active; Linux refuses.
+		return syscall.EINVAL
+	case SynSent, SynRcvd:
+		return syscall.EALREADY
+	default:
+		return syscall.EISCONN
+	}
+	c.epoch = now
+	c.lastRcv = now
+	c.setState(SynSent, "call CONNECT")
+	c.rttAt = now
+	c.sendSYN(now, false)
+	c.snd.nxt = c.snd.iss.Add(1)
+	c.snd.max = c.snd.nxt
+	c.armRTO(now)
+	return nil
+}
+
+// Listen is the passive OPEN call: CLOSED -> LISTEN. A stack calls it on the
+// connection it creates for one SYN that reached a listening socket, then
+// hands it that SYN with Input (LISTEN -> SYN_RCVD).
+func (c *Conn) Listen() {
+	if c.state == Closed {
+		c.passive = true
+		c.setState(Listen, "call LISTEN")
+	}
+}
+
+// Write queues data for sending. It returns syscall.EAGAIN when the send
+// buffer is full (or the connection is not yet established), EPIPE after the
+// write side is shut, and a pending error (ECONNRESET...) once.
+func (c *Conn) Write(now time.Time, p []byte) (int, error) {
+	if c.err != 0 {
+		return 0, c.TakeErr()
+	}
+	if c.wrShut || c.orphan {
+		return 0, syscall.EPIPE
+	}
+	switch c.state {
+	case SynSent, SynRcvd:
+		return 0, syscall.EAGAIN
+	case Established, CloseWait:
+	default:
+		return 0, syscall.EPIPE
+	}
+	n := min(len(p), c.Writable())
+	if n == 0 {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, syscall.EAGAIN
+	}
+	c.sbuf = append(c.sbuf, p[:n]...)
+	c.sndPending = true
+	c.output(now)
+	return n, nil
+}
+
+// Read takes received data. It returns io.EOF once the peer's FIN has been
+// read (or after SHUT_RD with the queue drained), syscall.EAGAIN when nothing
+// is ready yet, ENOTCONN when never connected, and a pending error once.
+func (c *Conn) Read(now time.Time, p []byte) (int, error) {
+	if len(c.rbuf) > 0 {
+		before := c.rcvWindowNow()
+		n := copy(p, c.rbuf)
+		c.rbuf = c.rbuf[n:]
+		if len(c.rbuf) == 0 {
+			c.rbuf = nil
+		}
+		c.afterRead(now, before)
+		return n, nil
+	}
+	if c.err != 0 {
+		return 0, c.TakeErr()
+	}
+	if c.finRcvd || c.rdShut || c.closedByErr {
+		return 0, io.EOF
+	}
+	switch c.state {
+	case Closed:
+		if c.connected {
+			return 0, io.EOF
+		}
+		return 0, syscall.ENOTCONN
+	case Listen:
+		return 0, syscall.ENOTCONN
+	}
+	return 0, syscall.EAGAIN
+}
+
+// afterRead sends a window update when reading opened the window enough to
+// matter: the advertised window was at most half the maximum and would now at
+// least double (Linux's tcp_cleanup_rbuf rule), so a stalled sender restarts.
+func (c *Conn) afterRead(now time.Time, before uint32) {
+	if !c.state.Synchronized() || c.finRcvd || c.state == TimeWait {
+		return
+	}
+	wnd := c.rcvWindowNow()
+	maxWnd := uint32(min(c.cfg.RcvBuf, 65535<<c.rcvShift))
+	if 2*wnd > maxWnd {
+		return
+	}
+	if nw := c.windowToAdvertise(); nw >= 2*wnd && nw >= uint32(c.rcvMSS) {
+		c.sendAck(now)
+	}
+	_ = before
+}
+
+// Shutdown is shutdown(2) with ShutRd, ShutWr or ShutRdWr.
+func (c *Conn) Shutdown(now time.Time, how int) error {
+	if how != ShutRd && how != ShutWr && how != ShutRdWr {
+		return syscall.EINVAL
+	}
+	switch c.state {
+	case Closed, Listen:
+		if !c.connected {
+			return syscall.ENOTCONN
+		}
+	case SynSent:
+		// Linux disconnects a connecting socket on shutdown (no RST).
+		c.err = syscall.ECONNRESET
+		c.closedByErr = true
+		c.setState(Closed, "call SHUTDOWN")
+		return nil
+	}
+	if how == ShutRd || how == ShutRdWr {
+		c.rdShut = true
+	}
+	if how == ShutWr || how == ShutRdWr {
+		c.closeWrite(now, "call SHUTDOWN")
+	}
+	return nil
+}
+
+// closeWrite queues our FIN after the data: ESTABLISHED -> FIN_WAIT_1,
+// CLOSE_WAIT -> LAST_ACK, SYN_RCVD -> FIN_WAIT_1 (RFC 9293 3.10.4).
+func (c *Conn) closeWrite(now time.Time, cause Cause) {
+	if c.wrShut {
+		return
+	}
+	switch c.state {
+	case SynRcvd, Established:
+		c.wrShut, c.finQueued = true, true
+		c.setState(FinWait1, cause)
+	case CloseWait:
+		c.wrShut, c.finQueued = true, true
+		c.setState(LastAck, cause)
+	default:
+		c.wrShut = true
+		return
+	}
+	c.output(now)
+}
+
+// Close is the user CLOSE of the last reference: with unread data it resets
+// the connection (as Linux does); otherwise it sends FIN after queued data.
+// The connection lives on as an orphan until it reaches CLOSED.
+func (c *Conn) Close(now time.Time) {
+	if c.orphan {
+		return
+	}
+	c.orphan = true
+	c.rdShut = true
+	switch c.state {
+	case Closed:
+		return
+	case Listen, SynSent:
+		c.setState(Closed, "call CLOSE")
+		return
+	}
+	if len(c.rbuf) > 0 || c.oooLen > 0 {
+		// RFC 2525 2.17 and Linux: data the application never read is lost,
+		// so tell the peer with a reset rather than a clean FIN.
+		c.sendRST(now, c.snd.nxt, true)
+		c.setState(Closed, "call CLOSE with unread data")
+		return
+	}
+	c.closeWrite(now, "call CLOSE")
+	if c.state == FinWait2 {
+		c.closeAt = now.Add(c.cfg.FinTimeout)
+	}
+}
+
+// Abort resets the connection (SO_LINGER with a zero timeout, or ABORT):
+// RST if synchronized, then CLOSED.
+func (c *Conn) Abort(now time.Time) {
+	c.orphan = true
+	c.rdShut = true
+	switch c.state {
+	case Closed:
+		return
+	case SynRcvd, Established, FinWait1, FinWait2, CloseWait:
+		c.sendRST(now, c.snd.nxt, true)
+	}
+	c.setState(Closed, "call ABORT")
+}
+
+// State returns the current state.
+func (c *Conn) State() State { return c.state }
+
+// Passive reports whether the connection was opened by Listen.
+func (c *Conn) Passive() bool { return c.passive }
+
+// Readable returns the number of bytes a Read would return now.
+func (c *Conn) Readable() int { return len(c.rbuf) }
+
+// ReadClosed reports whether a Read would return io.EOF now.
+func (c *Conn) ReadClosed() bool {
+	return len(c.rbuf) == 0 && (c.finRcvd || c.rdShut || c.closedByErr || (c.state == Closed && c.connected))
+}
+
+// Writable returns the free space in the send buffer (0 when shut or not
+// in a state that sends).
+func (c *Conn) Writable() int {
+	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
+		return 0
+	}
+	return max(0, c.cfg.SndBuf-len(c.sbuf))
+}
+
+// WriteClosed reports whether the write side is shut (a Write gets EPIPE).
+func (c *Conn) WriteClosed() bool {
+	return c.wrShut || c.orphan || (c.state >= FinWait1) || (c.state == Closed && c.connected) || c.closedByErr
+}
+
+// Err returns the pending error without clearing it (0 when none).
+func (c *Conn) Err() syscall.Errno { return c.err }
+
+// TakeErr returns the pending error and clears it, as SO_ERROR does.
+func (c *Conn) TakeErr() syscall.Errno {
+	e := c.err
+	c.err = 0
+	return e
+}
+
+// Orphaned reports whether Close has been called.
+func (c *Conn) Orphaned() bool { return c.orphan }
+
+// ISS returns the initial send sequence number.
+func (c *Conn) ISS() seq.Value { return c.snd.iss }
+
+// TimeWaitAcceptsSYN reports whether a SYN arriving for this connection while
+// it is in TIME_WAIT may start a new incarnation (its sequence number, or
+// timestamp, is beyond the old connection's: RFC 9293 section 3.10.7.4 and
+// RFC 6191). The stack then closes this connection and treats the SYN as new.
+func (c *Conn) TimeWaitAcceptsSYN(seg *Segment) bool {
+	if c.state != TimeWait || seg.Flags&flagsSynAckRst != flagSYN {
+		return false
+	}
+	if c.tsOK && seg.Options.HasTimestamp {
+		return int32(seg.Options.TSVal-c.tsRecent) > 0
+	}
+	return seg.SEQ.GreaterThan(c.rcv.nxt)
+}
+
+// SetNoDelay sets TCP_NODELAY. Turning it on sends what Nagle held back.
+func (c *Conn) SetNoDelay(on bool) {
+	c.cfg.NoDelay = on
+}
+
+// SetKeepAlive sets SO_KEEPALIVE and its TCP_KEEPIDLE/INTVL/CNT (zero values
+// keep the current setting).
+func (c *Conn) SetKeepAlive(now time.Time, on bool, idle, intvl time.Duration, cnt int) {
+	c.cfg.KeepAlive = on
+	if idle > 0 {
+		c.cfg.KeepIdle = idle
+	}
+	if intvl > 0 {
+		c.cfg.KeepIntvl = intvl
+	}
+	if cnt > 0 {
+		c.cfg.KeepCnt = cnt
+	}
+	c.armKeepalive(now)
+}
+
+// SetBuffers sets SO_RCVBUF and SO_SNDBUF (bytes; 0 leaves one unchanged).
+func (c *Conn) SetBuffers(rcv, snd int) {
+	if rcv > 0 {
+		c.cfg.RcvBuf = rcv
+	}
+	if snd > 0 {
+		c.cfg.SndBuf = snd
+	}
+}
+
+// Info returns the TCP_INFO view of the connection.
+func (c *Conn) Info(now time.Time) Info {
+	inf := Info{
+		State:         c.state,
+		Retransmits:   c.backoff,
+		Backoff:       c.backoff,
+		RTO:           c.rto,
+		RTT:           c.srtt,
+		RTTVar:        c.rttvar,
+		SndMSS:        c.sndMSS,
+		RcvMSS:        c.rcvMSS,
+		Cwnd:          c.cwnd / max(c.sndMSS, 1),
+		Ssthresh:      c.ssthresh / max(c.sndMSS, 1),
+		SndWnd:        int(c.snd.wnd),
+		RcvWnd:        int(c.rcv.wnd),
+		TotalRetrans:  c.totalRetrans,
+		BytesAcked:    c.stats.bytesAcked,
+		BytesReceived: c.stats.bytesRcvd,
+		SegsOut:       c.stats.segsOut,
+		SegsIn:        c.stats.segsIn,
+	}
+	if c.state < Established && !c.connected {
+		inf.Cwnd = initialCwndSegs
+	}
+	if c.ssthresh == 0 {
+		inf.Ssthresh = 0x7fffffff // TCP_INFINITE_SSTHRESH
+	}
+	if inflight := int(c.snd.nxt.Sub(c.snd.una)); inflight > 0 && c.sndMSS > 0 {
+		inf.Unacked = (inflight + c.sndMSS - 1) / c.sndMSS
+	}
+	if c.tsOK {
+		inf.Options |= 1
+	}
+	if c.sackOK {
+		inf.Options |= 2
+	}
+	if c.wsOK {
+		inf.Options |= 4
+		inf.SndWScale, inf.RcvWScale = c.sndShift, c.rcvShift
+	}
+	return inf
+}

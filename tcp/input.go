@@ -1,0 +1,623 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
+)
+
+// Input processes one arriving segment: RFC 9293 section 3.10.7, one handler
+// per group of states, with RFC 5961's defences against blind attacks and
+// RFC 7323's PAWS.
+func (c *Conn) Input(now time.Time, seg *Segment) {
+	c.stats.segsIn++
+	switch c.state {
+	case Closed:
+		c.inputClosed(now, seg)
+	case Listen:
+		c.inputListen(now, seg)
+	case SynSent:
+		c.inputSynSent(now, seg)
+	default:
+		c.inputSynchronized(now, seg)
+	}
+}
+
+// inputClosed: 3.10.7.1. Everything is discarded; anything but a RST gets one.
+func (c *Conn) inputClosed(now time.Time, seg *Segment) {
+	if seg.Flags&flagRST != 0 {
+		return
+	}
+	c.replyRST(now, seg)
+}
+
+// replyRST answers a segment that belongs to no connection (RFC 9293 3.10.7.1):
+// if it carried an ACK, <SEQ=SEG.ACK><CTL=RST>; otherwise
+// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+func (c *Conn) replyRST(now time.Time, seg *Segment) {
+	if seg.Flags&flagACK != 0 {
+		c.tx = Segment{SEQ: seg.ACK, Flags: flagRST}
+	} else {
+		c.tx = Segment{SEQ: 0, ACK: seg.SEQ.Add(seg.Len()), Flags: flagRST | flagACK}
+	}
+	c.emit()
+}
+
+// inputListen: 3.10.7.2. A SYN opens the connection: LISTEN -> SYN_RCVD.
+func (c *Conn) inputListen(now time.Time, seg *Segment) {
+	switch {
+	case seg.Flags&flagRST != 0:
+		// An incoming RST is ignored.
+	case seg.Flags&flagACK != 0:
+		// Any acknowledgment is bad: <SEQ=SEG.ACK><CTL=RST>.
+		c.replyRST(now, seg)
+	case seg.Flags&flagSYN != 0:
+		c.epoch = now
+		c.lastRcv = now
+		c.rcv.irs = seg.SEQ
+		c.rcv.nxt = seg.SEQ.Add(1)
+		c.negotiate(now, seg)
+		c.setState(SynRcvd, "rcv SYN")
+		c.rttAt = now
+		c.sendSYN(now, true)
+		c.snd.nxt = c.snd.iss.Add(1)
+		c.snd.max = c.snd.nxt
+		c.armRTO(now)
+	}
+}
+
+// negotiate records the options of the peer's SYN (or SYN,ACK): MSS, window
+// scale (RFC 7323 2.2: both ends must offer it), SACK-permitted, timestamps.
+func (c *Conn) negotiate(now time.Time, seg *Segment) {
+	o := &seg.Options
+	c.peerMSS = defaultPeerMSS
+	if o.MSS != 0 {
+		c.peerMSS = int(o.MSS)
+	}
+	if o.HasWScale && !c.cfg.NoWindowScale {
+		c.wsOK = true
+		c.sndShift = min(o.WScale, maxWScale)
+		c.rcvShift = c.cfg.WScale
+	}
+	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	if o.HasTimestamp && !c.cfg.NoTimestamps {
+		c.tsOK = true
+		c.tsRecent = o.TSVal
+		c.tsRecentAt = now
+	}
+	c.sndMSS = max(min(c.peerMSS, int(c.cfg.MSS)), minMSS)
+	if c.tsOK {
+		c.sndMSS -= tsOptionLen
+	}
+	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
+	c.rcvMSS = max(min(int(c.cfg.MSS), c.sndMSS, defaultPeerMSS), minMSS)
+	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
+	c.snd.maxWnd = c.snd.wnd
+	c.cwnd = initialCwndSegs * c.sndMSS
+	c.quickAcks = maxQuickAcks
+}
+
+// inputSynSent: 3.10.7.3.
+func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
+	ackOK := false
+	if seg.Flags&flagACK != 0 {
+		// An ACK outside ISS < SEG.ACK =< SND.NXT is not for us.
+		if seg.ACK.LessThanEq(c.snd.iss) || seg.ACK.GreaterThan(c.snd.nxt) {
+			if seg.Flags&flagRST == 0 {
+				c.replyRST(now, seg)
+			}
+			return
+		}
+		ackOK = true
+	}
+	if seg.Flags&flagRST != 0 {
+		// RFC 5961 3.2: only a RST acknowledging our SYN refuses the connection.
+		if ackOK {
+			c.fail(syscall.ECONNREFUSED, "rcv RST")
+		}
+		return
+	}
+	if seg.Flags&flagSYN == 0 {
+		return
+	}
+	c.rcv.irs = seg.SEQ
+	c.rcv.nxt = seg.SEQ.Add(1)
+	c.negotiate(now, seg)
+	c.lastRcv = now
+	if ackOK {
+		c.snd.una = seg.ACK
+		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
+		c.rttSample(now, seg, c.snd.iss)
+		c.backoff = 0
+		c.rtoAt = time.Time{}
+		c.setState(Established, "rcv SYN,ACK")
+		c.armKeepalive(now)
+		// The third segment of the handshake. Data on a SYN,ACK (rare) is
+		// taken below as in ESTABLISHED.
+		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
+			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
+		}
+		c.sendAck(now)
+		c.output(now)
+		return
+	}
+	// Simultaneous open: SYN_SENT -> SYN_RCVD, answering with
+	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+	c.setState(SynRcvd, "rcv SYN")
+	c.sendSYN(now, true)
+	c.armRTO(now)
+}
+
+// acceptable is the acceptability test of RFC 9293 3.10.7.4, with the window
+// we last advertised.
+func (c *Conn) acceptable(seg *Segment) bool {
+	n := seg.Len()
+	wnd := c.rcvWindowNow()
+	switch {
+	case n == 0 && wnd == 0:
+		return seg.SEQ == c.rcv.nxt
+	case n == 0:
+		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd))
+	case wnd == 0:
+		return false
+	default:
+		last := seg.SEQ.Add(n - 1)
+		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd)) || last.InWindow(c.rcv.nxt, seq.Size(wnd))
+	}
+}
+
+// inputSynchronized handles SYN_RCVD and every later state: 3.10.7.4's
+// "otherwise" branch, in its order: sequence number, RST, SYN, ACK, text, FIN.
+func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
+	rst := seg.Flags&flagRST != 0
+	syn := seg.Flags&flagSYN != 0
+
+	// A retransmitted SYN in SYN_RCVD: the peer did not hear our SYN,ACK.
+	if c.state == SynRcvd && syn && !rst && seg.Flags&flagACK == 0 && seg.SEQ == c.rcv.irs {
+		c.sendSYN(now, true)
+		return
+	}
+
+	// RFC 7323 5.3 PAWS: a segment whose timestamp is older than TS.Recent is
+	// an old duplicate. Linux accepts segments without a timestamp.
+	if c.tsOK && seg.Options.HasTimestamp && !rst && c.state != SynRcvd {
+		if int32(seg.Options.TSVal-c.tsRecent) < 0 && now.Sub(c.tsRecentAt) < pawsIdle {
+			c.sendAck(now)
+			return
+		}
+	}
+
+	// First: the sequence number.
+	if !c.acceptable(seg) {
+		if !rst {
+			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. In TIME_WAIT a
+			// retransmitted FIN also restarts the 2MSL timer.
+			if c.state == TimeWait && seg.Flags&flagFIN != 0 {
+				c.closeAt = now.Add(c.cfg.TimeWait)
+			}
+			c.sendAck(now)
+		}
+		return
+	}
+	c.lastRcv = now
+	c.keepProbes = 0
+	c.armKeepalive(now)
+
+	// Second: RST. RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one
+	// elsewhere in the window draws a challenge ACK.
+	if rst {
+		if seg.SEQ != c.rcv.nxt {
+			c.sendAck(now)
+			return
+		}
+		switch c.state {
+		case SynRcvd:
+			if c.passive {
+				// A passive open goes back to LISTEN: the listener lives on.
+				c.setState(Listen, "rcv RST")
+				return
+			}
+			c.fail(syscall.ECONNREFUSED, "rcv RST")
+		case Established, FinWait1, FinWait2:
+			c.fail(syscall.ECONNRESET, "rcv RST")
+		case CloseWait:
+			// Linux reports EPIPE: the peer has already said it is done.
+			c.fail(syscall.EPIPE, "rcv RST")
+		default: // CLOSING, LAST_ACK, TIME_WAIT
+			c.setState(Closed, "rcv RST")
+		}
+		return
+	}
+
+	// Fourth: SYN. RFC 5961 4.2: in a synchronized state any SYN draws a
+	// challenge ACK; the peer, if it really restarted, answers with a RST.
+	if syn {
+		c.sendAck(now)
+		return
+	}
+
+	// Fifth: the ACK field. Without it the segment is dropped.
+	if seg.Flags&flagACK == 0 {
+		return
+	}
+	if c.state == SynRcvd {
+		// SND.UNA < SEG.ACK =< SND.NXT completes the handshake.
+		if seg.ACK.LessThanEq(c.snd.una) || seg.ACK.GreaterThan(c.snd.nxt) {
+			c.replyRST(now, seg)
+			return
+		}
+		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
+		c.setState(Established, "rcv ACK of SYN")
+		c.armKeepalive(now)
+	}
+	if !c.processAck(now, seg) {
+		return
+	}
+
+	// Timestamps: RFC 7323 4.3, TS.Recent follows the segment covering
+	// Last.ACK.sent.
+	if c.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.lastAckSent) {
+		if int32(seg.Options.TSVal-c.tsRecent) >= 0 || now.Sub(c.tsRecentAt) >= pawsIdle {
+			c.tsRecent = seg.Options.TSVal
+			c.tsRecentAt = now
+		}
+	}
+
+	// Sixth and seventh: the text, and the FIN.
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+		if c.rdShut && (c.state == FinWait1 || c.state == FinWait2) && len(seg.Payload) > 0 &&
+			seg.SEQ.Add(seq.Size(len(seg.Payload))).GreaterThan(c.rcv.nxt) {
+			// RFC 1122 4.2.2.13 and Linux: new data for a socket that will
+			// never read it again is answered with a reset.
+			c.replyRST(now, seg)
+			c.fail(syscall.ECONNRESET, "rcv data after close")
+			return
+		}
+		c.processText(now, seg, seg.SEQ, seg.Payload)
+	case CloseWait, Closing, LastAck, TimeWait:
+		// The peer has already sent its FIN: a retransmitted FIN is
+		// acknowledged again, anything else is ignored.
+		if seg.Flags&flagFIN != 0 {
+			if c.state == TimeWait {
+				c.closeAt = now.Add(c.cfg.TimeWait)
+			}
+			c.sendAck(now)
+		}
+	}
+	c.output(now)
+	c.maybeAck(now)
+}
+
+// processAck applies SEG.ACK (3.10.7.4, fifth step). It reports whether
+// processing of the segment continues.
+func (c *Conn) processAck(now time.Time, seg *Segment) bool {
+	ack := seg.ACK
+	// RFC 5961 5.2: an ACK for data never sent, or too old to be plausible,
+	// draws an ACK and is dropped.
+	if ack.GreaterThan(c.snd.max) {
+		c.sendAck(now)
+		return false
+	}
+	if ack.LessThan(c.snd.una.Add(0) - seq.Value(c.snd.maxWnd)) {
+		c.sendAck(now)
+		return false
+	}
+	if c.state == TimeWait {
+		return true
+	}
+	if ack.GreaterThan(c.snd.nxt) {
+		// An ACK of data sent before a timeout rewound SND.NXT.
+		c.snd.nxt = ack
+	}
+	acked := int(ack.Sub(c.snd.una))
+	if acked > 0 {
+		c.onNewAck(now, seg, acked)
+	} else if ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
+		uint32(seg.WND)<<c.sndShift == c.snd.wnd && c.flight() > 0 {
+		c.onDupAck(now)
+	}
+	// Window update: SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK.
+	if c.snd.una.LessThanEq(ack) && (c.snd.wl1.LessThan(seg.SEQ) || (c.snd.wl1 == seg.SEQ && c.snd.wl2.LessThanEq(ack))) {
+		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+		c.snd.wl1, c.snd.wl2 = seg.SEQ, ack
+		if c.snd.wnd > 0 && c.persist {
+			c.persist = false
+			c.rtoAt = time.Time{}
+			c.backoff = 0
+		}
+	}
+
+	finAcked := c.finSent && ack.GreaterThan(c.finSeq)
+	switch c.state {
+	case FinWait1:
+		if finAcked {
+			c.setState(FinWait2, "rcv ACK of FIN")
+			if c.orphan {
+				c.closeAt = now.Add(c.cfg.FinTimeout)
+			}
+		}
+	case Closing:
+		if finAcked {
+			c.enterTimeWait(now, "rcv ACK of FIN")
+		}
+		return true
+	case LastAck:
+		if finAcked {
+			c.setState(Closed, "rcv ACK of FIN")
+			return false
+		}
+	}
+	return true
+}
+
+// onNewAck handles an ACK that acknowledges new data (SND.UNA advances).
+func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
+	old := c.snd.una
+	c.snd.una = seg.ACK
+	// Drop acknowledged octets from the send queue (the SYN and FIN occupy
+	// sequence space but no buffer).
+	if drop := int(c.snd.una.Sub(c.sndData)); drop > 0 {
+		drop = min(drop, len(c.sbuf))
+		c.sbuf = c.sbuf[drop:]
+		if len(c.sbuf) == 0 {
+			c.sbuf = nil
+		}
+		c.sndData = c.sndData.Add(seq.Size(drop))
+		c.stats.bytesAcked += uint64(drop)
+	}
+	c.rttSample(now, seg, old)
+	c.backoff = 0
+	c.dupAcks = 0
+	// Congestion window: slow start, then additive increase (RFC 5681).
+	if c.inRecovery {
+		if c.snd.una.GreaterThanEq(c.recover) {
+			c.inRecovery = false
+			c.cwnd = c.ssthresh
+		} else {
+			// NewReno partial ACK (RFC 6582): retransmit the next hole.
+			c.retransmitHead(now)
+		}
+	} else if c.ssthresh == 0 || c.cwnd < c.ssthresh {
+		c.cwnd += min(acked, c.sndMSS)
+	} else {
+		c.cwnd += max(1, c.sndMSS*c.sndMSS/max(c.cwnd, 1))
+	}
+	if c.flight() == 0 {
+		c.rtoAt = time.Time{}
+	} else {
+		c.armRTO(now)
+	}
+}
+
+// onDupAck counts duplicate ACKs; the third starts fast retransmit
+// (RFC 5681 3.2) with NewReno recovery (RFC 6582).
+func (c *Conn) onDupAck(now time.Time) {
+	c.dupAcks++
+	if c.dupAcks != 3 || c.inRecovery {
+		if c.inRecovery {
+			c.cwnd += c.sndMSS
+		}
+		return
+	}
+	c.ssthresh = max(c.flight()/2, 2*c.sndMSS)
+	c.cwnd = c.ssthresh + 3*c.sndMSS
+	c.inRecovery = true
+	c.recover = c.snd.nxt
+	c.retransmitHead(now)
+}
+
+// retransmitHead resends the first unacknowledged segment.
+func (c *Conn) retransmitHead(now time.Time) {
+	data := c.dataFrom(c.snd.una)
+	n := min(len(data), c.sndMSS)
+	n = min(n, c.flight())
+	fin := c.finSent && c.snd.una.Add(seq.Size(n)) == c.finSeq
+	if n == 0 && !fin {
+		return
+	}
+	c.totalRetrans++
+	c.rttTiming = false
+	c.sendSegment(now, c.snd.una, data[:n], fin, true)
+}
+
+// processText queues in-order data, keeps out-of-order data for later, and
+// takes the FIN (3.10.7.4, seventh and eighth steps).
+func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte) {
+	fin := seg.Flags&flagFIN != 0
+	// Trim what we already have.
+	if d := int(c.rcv.nxt.Sub(s)); d > 0 {
+		if d > len(data) {
+			if fin && d == len(data)+1 {
+				// Only a retransmitted FIN is left: acknowledge it again.
+				c.ackNow(now)
+			}
+			return
+		}
+		data = data[d:]
+		s = c.rcv.nxt
+	}
+	// Trim what lies beyond the window.
+	wnd := int(c.rcvWindowNow())
+	if len(data) > wnd {
+		data = data[:wnd]
+		fin = false
+	}
+	if len(data) == 0 && !fin {
+		return
+	}
+	if len(data) > 0 {
+		c.everRcv = true
+		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
+	}
+	if s != c.rcv.nxt {
+		c.queueOOO(s, data, fin)
+		// An out-of-order segment is acknowledged at once (RFC 5681 4.2)
+		// so the sender sees duplicate ACKs.
+		c.ackNow(now)
+		return
+	}
+	c.deliver(data)
+	if fin {
+		c.takeFIN(now)
+	}
+	c.drainOOO(now)
+	if fin || c.finRcvd {
+		c.ackNow(now)
+		return
+	}
+	c.ackPending++
+	if c.quickAcks > 0 || c.ackPending >= 2 || len(c.ooo) > 0 {
+		c.ackNow(now)
+	} else if c.delAckAt.IsZero() {
+		c.delAckAt = now.Add(delAckMin)
+	}
+}
+
+// deliver appends in-order data to the receive queue.
+func (c *Conn) deliver(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	c.rbuf = append(c.rbuf, data...)
+	c.rcv.nxt = c.rcv.nxt.Add(seq.Size(len(data)))
+	c.stats.bytesRcvd += uint64(len(data))
+}
+
+// queueOOO keeps an out-of-order segment, sorted, without overlaps kept twice.
+func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
+	cp := append([]byte(nil), data...)
+	i := 0
+	for i < len(c.ooo) && c.ooo[i].seq.LessThan(s) {
+		i++
+	}
+	if i < len(c.ooo) && c.ooo[i].seq == s && len(c.ooo[i].data) >= len(cp) && (c.ooo[i].fin || !fin) {
+		return // a duplicate
+	}
+	c.ooo = append(c.ooo, oooSeg{})
+	copy(c.ooo[i+1:], c.ooo[i:])
+	c.ooo[i] = oooSeg{seq: s, data: cp, fin: fin}
+	c.oooLen += len(cp)
+}
+
+// drainOOO moves out-of-order data that has become in-order to the queue.
+func (c *Conn) drainOOO(now time.Time) {
+	for len(c.ooo) > 0 && !c.finRcvd {
+		o := c.ooo[0]
+		d := int(c.rcv.nxt.Sub(o.seq))
+		if d < 0 {
+			break
+		}
+		c.ooo = c.ooo[1:]
+		c.oooLen -= len(o.data)
+		if d < len(o.data) {
+			c.deliver(o.data[d:])
+		}
+		if o.fin && c.rcv.nxt == o.seq.Add(seq.Size(len(o.data))) {
+			c.takeFIN(now)
+		}
+	}
+	if len(c.ooo) == 0 {
+		c.ooo = nil
+		c.oooLen = 0
+	}
+}
+
+// takeFIN consumes the peer's FIN: RCV.NXT moves past it and the state
+// follows the diagram (3.10.7.4, eighth step).
+func (c *Conn) takeFIN(now time.Time) {
+	c.rcv.nxt = c.rcv.nxt.Add(1)
+	c.finRcvd = true
+	c.everRcv = true
+	c.ooo, c.oooLen = nil, 0
+	switch c.state {
+	case SynRcvd, Established:
+		c.setState(CloseWait, "rcv FIN")
+	case FinWait1:
+		if c.finSent && c.snd.una.GreaterThan(c.finSeq) {
+			c.enterTimeWait(now, "rcv FIN")
+		} else {
+			c.setState(Closing, "rcv FIN")
+		}
+	case FinWait2:
+		c.enterTimeWait(now, "rcv FIN")
+	}
+}
+
+// enterTimeWait starts the 2MSL wait.
+func (c *Conn) enterTimeWait(now time.Time, cause Cause) {
+	c.setState(TimeWait, cause)
+	c.closeAt = now.Add(c.cfg.TimeWait)
+}
+
+// ackNow sends an ACK at once.
+func (c *Conn) ackNow(now time.Time) {
+	c.sendAck(now)
+}
+
+// maybeAck is a hook after a segment is processed: nothing is owed when the
+// ACK went out piggybacked on data.
+func (c *Conn) maybeAck(now time.Time) {}
+
+// fail ends the connection with an error (0 for none): ECONNREFUSED,
+// ECONNRESET, ETIMEDOUT.
+func (c *Conn) fail(err syscall.Errno, cause Cause) {
+	if err != 0 {
+		c.err = err
+	}
+	c.closedByErr = true
+	c.rdShut = true
+	c.rbuf = nil
+	c.setState(Closed, cause)
+}
+
+// rttSample takes an RTT measurement from an ACK that advanced SND.UNA from
+// old: from the echoed timestamp when timestamps are on (RFC 7323 4), else
+// from the one timed segment, and never from a retransmission (Karn).
+func (c *Conn) rttSample(now time.Time, seg *Segment, old seq.Value) {
+	var r time.Duration
+	switch {
+	case c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0:
+		ms := int32(c.tsNow(now) - seg.Options.TSEcr)
+		if ms < 0 {
+			return
+		}
+		r = time.Duration(ms) * time.Millisecond
+	case c.rttTiming && seg.ACK.GreaterThan(c.rttSeq):
+		r = now.Sub(c.rttAt)
+		c.rttTiming = false
+	case c.backoff == 0 && old == c.snd.iss && !c.rttAt.IsZero():
+		r = now.Sub(c.rttAt)
+	default:
+		return
+	}
+	if c.backoff > 0 && !(c.tsOK && seg.Options.HasTimestamp) {
+		return
+	}
+	c.updateRTO(r)
+}
+
+// updateRTO folds one sample into SRTT and RTTVAR (RFC 6298 2).
+func (c *Conn) updateRTO(r time.Duration) {
+	if !c.hasRTT {
+		c.srtt = r
+		c.rttvar = r / 2
+		c.hasRTT = true
+	} else {
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	// Linux's floor: RTTVAR never counts for less than RTOMin.
+	c.rto = min(c.srtt+max(4*c.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
+}
+
+var _ = wire.FlagACK

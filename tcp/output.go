@@ -1,0 +1,280 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
+)
+
+const (
+	flagSYN        = wire.FlagSYN
+	flagACK        = wire.FlagACK
+	flagRST        = wire.FlagRST
+	flagFIN        = wire.FlagFIN
+	flagPSH        = wire.FlagPSH
+	flagsSynAckRst = wire.FlagSYN | wire.FlagACK | wire.FlagRST
+)
+
+// tsNow is our timestamp clock: milliseconds, as Linux's TCP timestamps.
+func (c *Conn) tsNow(now time.Time) uint32 {
+	return uint32(now.Sub(c.epoch).Milliseconds()) + c.cfg.TSOffset + 1
+}
+
+// rcvSpace is how many more octets the receive buffer can take.
+func (c *Conn) rcvSpace() int {
+	return max(0, c.cfg.RcvBuf-len(c.rbuf)-c.oooLen)
+}
+
+// rcvWindowNow is what is left of the window last advertised.
+func (c *Conn) rcvWindowNow() uint32 {
+	if d := c.rcv.right.Sub(c.rcv.nxt); d > 0 {
+		return uint32(d)
+	}
+	return 0
+}
+
+// windowToAdvertise picks the receive window for the next segment: the free
+// buffer space, in units of the window scale, never moving the right edge
+// left (RFC 9293 3.8.6.2.2: do not shrink the window).
+func (c *Conn) windowToAdvertise() uint32 {
+	space := uint32(c.rcvSpace())
+	maxWnd := uint32(65535) << c.rcvShift
+	space = min(space, maxWnd)
+	space &^= (1 << c.rcvShift) - 1
+	// Receiver silly-window avoidance (RFC 9293 3.8.6.2.2): do not open the
+	// window in small steps.
+	cur := c.rcvWindowNow()
+	if space > cur && space-cur < uint32(min(c.cfg.RcvBuf/2, c.rcvMSS)) && cur > 0 {
+		space = cur
+	}
+	return max(space, cur)
+}
+
+// fillAck sets the ACK, window and timestamp fields of c.tx.
+func (c *Conn) fillAck(now time.Time, syn bool) {
+	tx := &c.tx
+	tx.ACK = c.rcv.nxt
+	if syn {
+		// Windows in SYN segments are never scaled (RFC 7323 2.2).
+		tx.WND = uint16(min(c.rcvSpace(), 65535))
+		c.rcv.wnd = uint32(tx.WND)
+	} else {
+		w := c.windowToAdvertise()
+		tx.WND = uint16(w >> c.rcvShift)
+		c.rcv.wnd = uint32(tx.WND) << c.rcvShift
+	}
+	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
+	c.lastAckSent = c.rcv.nxt
+	c.ackPending = 0
+	c.delAckAt = time.Time{}
+	if c.quickAcks > 0 {
+		c.quickAcks--
+	}
+}
+
+// emit hands c.tx to the output and counts it.
+func (c *Conn) emit() {
+	c.stats.segsOut++
+	c.cfg.Output(&c.tx)
+}
+
+// sendSYN sends our SYN (synAck false) or SYN,ACK with the options this end
+// offers. A SYN,ACK echoes only the options the peer's SYN offered.
+func (c *Conn) sendSYN(now time.Time, synAck bool) {
+	tx := &c.tx
+	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
+	o := &tx.Options
+	o.MSS = c.cfg.MSS
+	if !c.cfg.NoWindowScale && (!synAck || c.wsOK) {
+		o.HasWScale = true
+		o.WScale = c.cfg.WScale
+	}
+	if !c.cfg.NoSACK && (!synAck || c.sackOK) {
+		o.SACKPermitted = true
+	}
+	if !c.cfg.NoTimestamps && (!synAck || c.tsOK) {
+		o.HasTimestamp = true
+		o.TSVal = c.tsNow(now)
+		if synAck {
+			o.TSEcr = c.tsRecent
+		}
+	}
+	if synAck {
+		tx.Flags |= flagACK
+		c.fillAck(now, true)
+	} else {
+		tx.WND = uint16(min(c.rcvSpace(), 65535))
+	}
+	c.emit()
+}
+
+// setAckOptions puts timestamps and SACK blocks on a non-SYN segment.
+func (c *Conn) setAckOptions(now time.Time) {
+	o := &c.tx.Options
+	if c.tsOK {
+		o.HasTimestamp = true
+		o.TSVal = c.tsNow(now)
+		o.TSEcr = c.tsRecent
+	}
+	if c.sackOK && len(c.ooo) > 0 {
+		// RFC 2018 4: the most recently received block first would be ideal;
+		// we report blocks in sequence order, at most what fits.
+		limit := 4
+		if c.tsOK {
+			limit = 3
+		}
+		for _, b := range c.oooBlocks() {
+			if int(o.NumSACK) == limit {
+				break
+			}
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b[0]), Right: uint32(b[1])}
+			o.NumSACK++
+		}
+	}
+}
+
+// sendAck sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+func (c *Conn) sendAck(now time.Time) {
+	c.tx = Segment{SEQ: c.snd.nxt, Flags: flagACK}
+	c.fillAck(now, false)
+	c.setAckOptions(now)
+	c.emit()
+}
+
+// sendProbe sends a segment the peer must answer with an ACK without it
+// carrying anything new: <SEQ=SND.UNA-1><ACK=RCV.NXT>, as Linux's zero-window
+// and keepalive probes.
+func (c *Conn) sendProbe(now time.Time) {
+	c.tx = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
+	c.fillAck(now, false)
+	c.setAckOptions(now)
+	c.emit()
+}
+
+// sendRST sends <SEQ=seqno><CTL=RST>, with ACK=RCV.NXT when withAck.
+func (c *Conn) sendRST(now time.Time, seqno seq.Value, withAck bool) {
+	c.tx = Segment{SEQ: seqno, Flags: flagRST}
+	if withAck {
+		c.tx.Flags |= flagACK
+		c.tx.ACK = c.rcv.nxt
+	}
+	c.emit()
+}
+
+// sendSegment sends data (and maybe FIN) starting at seqno.
+func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, psh bool) {
+	c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
+	if fin {
+		c.tx.Flags |= flagFIN
+	}
+	if psh && len(payload) > 0 {
+		c.tx.Flags |= flagPSH
+	}
+	c.fillAck(now, false)
+	c.setAckOptions(now)
+	c.emit()
+}
+
+// flight is the number of octets sent and not yet acknowledged.
+func (c *Conn) flight() int { return int(c.snd.nxt.Sub(c.snd.una)) }
+
+// unsentFrom returns the queued data from sequence number s on.
+func (c *Conn) dataFrom(s seq.Value) []byte {
+	off := int(s.Sub(c.sndData))
+	if off < 0 || off > len(c.sbuf) {
+		return nil
+	}
+	return c.sbuf[off:]
+}
+
+// output sends what the windows allow: data from SND.NXT, then the FIN
+// (RFC 9293 3.10.2 SEND, with Nagle's algorithm of RFC 896 and RFC 9293
+// 3.7.4). It is called after every event that may open a window or queue
+// data.
+func (c *Conn) output(now time.Time) {
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return
+	}
+	sent := false
+	for {
+		data := c.dataFrom(c.snd.nxt)
+		finPending := c.finQueued && !(c.finSent && c.snd.nxt.GreaterThan(c.finSeq))
+		if len(data) == 0 && !finPending {
+			break
+		}
+		// The usable window: the peer's offer and the congestion window.
+		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
+		usable := int(wndRight.Sub(c.snd.nxt))
+		if cw := c.cwnd - c.flight(); cw < usable {
+			usable = cw
+		}
+		n := min(len(data), c.sndMSS, max(usable, 0))
+		if len(data) > 0 && n == 0 {
+			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
+				c.armPersist(now)
+			}
+			break
+		}
+		// Nagle: hold a small segment while data is in flight, unless it
+		// is the last data before the FIN.
+		if n < c.sndMSS && n == len(data) && !c.cfg.NoDelay && c.flight() > 0 && !c.finQueued && len(data) > 0 {
+			break
+		}
+		if len(data) == 0 && usable < 1 {
+			// A FIN alone still needs one octet of window.
+			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
+				c.armPersist(now)
+			}
+			break
+		}
+		fin := finPending && n == len(data)
+		psh := n == len(data)
+		c.sendSegment(now, c.snd.nxt, data[:n], fin, psh)
+		if !c.rttTiming && !c.tsOK && n > 0 && c.snd.nxt == c.snd.max {
+			c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
+		}
+		if fin {
+			c.finSent = true
+			c.finSeq = c.snd.nxt.Add(seq.Size(n))
+		}
+		c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
+		if fin {
+			c.snd.nxt = c.snd.nxt.Add(1)
+		}
+		if c.snd.nxt.GreaterThan(c.snd.max) {
+			c.snd.max = c.snd.nxt
+		}
+		sent = true
+		if fin {
+			break
+		}
+	}
+	if sent {
+		c.sndPending = false
+		if c.rtoAt.IsZero() || c.persist {
+			c.persist = false
+			c.armRTO(now)
+		}
+	}
+}
+
+// oooBlocks returns the out-of-order data as [left, right) blocks.
+func (c *Conn) oooBlocks() [][2]seq.Value {
+	var out [][2]seq.Value
+	for _, s := range c.ooo {
+		l := s.seq
+		r := s.seq.Add(seq.Size(len(s.data)))
+		if s.fin {
+			r++
+		}
+		if n := len(out); n > 0 && out[n-1][1] == l {
+			out[n-1][1] = r
+			continue
+		}
+		out = append(out, [2]seq.Value{l, r})
+	}
+	return out
+}

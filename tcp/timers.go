@@ -1,0 +1,190 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+)
+
+// The connection's timers are deadlines, not goroutines: the owner asks
+// Deadline and calls Tick. There are four: retransmission (or persist),
+// delayed ACK, keepalive, and the close timer (TIME_WAIT's 2MSL or an orphan's
+// FIN_WAIT_2 timeout).
+
+// backedOff is the current RTO doubled once per consecutive timeout.
+func (c *Conn) backedOff() time.Duration {
+	d := c.rto
+	for i := 0; i < c.backoff && d < c.cfg.RTOMax; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.RTOMax)
+}
+
+// armRTO (re)starts the retransmission timer (RFC 6298 5.1, 5.3).
+func (c *Conn) armRTO(now time.Time) {
+	c.persist = false
+	c.rtoAt = now.Add(c.backedOff())
+}
+
+// armPersist starts the persist timer: the peer's window is zero and we
+// have data (RFC 9293 3.8.6.1).
+func (c *Conn) armPersist(now time.Time) {
+	c.persist = true
+	c.rtoAt = now.Add(max(c.backedOff(), c.cfg.RTOMin))
+}
+
+// armKeepalive restarts the keepalive timer from the last segment received.
+func (c *Conn) armKeepalive(now time.Time) {
+	if !c.cfg.KeepAlive || !(c.state == Established || c.state == CloseWait || c.state == FinWait2) {
+		c.keepAt = time.Time{}
+		return
+	}
+	if c.keepProbes > 0 {
+		c.keepAt = now.Add(c.cfg.KeepIntvl)
+		return
+	}
+	c.keepAt = c.lastRcv.Add(c.cfg.KeepIdle)
+}
+
+// Deadline is when Tick must next be called; the zero time means never.
+func (c *Conn) Deadline() time.Time {
+	var d time.Time
+	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+// Tick runs the timers that are due at now.
+func (c *Conn) Tick(now time.Time) {
+	if c.state == Closed || c.state == Listen {
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		return
+	}
+	if !c.closeAt.IsZero() && !now.Before(c.closeAt) {
+		c.closeAt = time.Time{}
+		switch {
+		case c.state == TimeWait:
+			c.setState(Closed, "timer 2MSL")
+			return
+		case c.state == FinWait2 && c.orphan:
+			c.setState(Closed, "timer FIN_WAIT_2")
+			return
+		}
+	}
+	if !c.delAckAt.IsZero() && !now.Before(c.delAckAt) {
+		c.delAckAt = time.Time{}
+		if c.state.Synchronized() && c.state != TimeWait {
+			c.sendAck(now)
+		}
+	}
+	if !c.rtoAt.IsZero() && !now.Before(c.rtoAt) {
+		c.rtoAt = time.Time{}
+		if c.persist {
+			c.persistTimeout(now)
+		} else {
+			c.retransmitTimeout(now)
+		}
+		if c.state == Closed {
+			return
+		}
+	}
+	if !c.keepAt.IsZero() && !now.Before(c.keepAt) {
+		c.keepAt = time.Time{}
+		c.keepaliveTimeout(now)
+	}
+}
+
+// retransmitTimeout is RFC 6298 5.4-5.7: resend the earliest unacknowledged
+// segment, double the timer, and give up after the retry limit.
+func (c *Conn) retransmitTimeout(now time.Time) {
+	switch c.state {
+	case SynSent:
+		if c.backoff >= c.cfg.SynRetries {
+			c.fail(syscall.ETIMEDOUT, "timer SYN retries")
+			return
+		}
+		c.backoff++
+		c.totalRetrans++
+		c.sendSYN(now, false)
+		c.armRTO(now)
+		return
+	case SynRcvd:
+		if c.backoff >= c.cfg.SynAckRetries {
+			// Linux drops the request silently; a simultaneous open
+			// times out like a connect.
+			if c.passive {
+				c.setState(Closed, "timer SYN,ACK retries")
+			} else {
+				c.fail(syscall.ETIMEDOUT, "timer SYN,ACK retries")
+			}
+			return
+		}
+		c.backoff++
+		c.totalRetrans++
+		c.sendSYN(now, true)
+		c.armRTO(now)
+		return
+	}
+	if c.flight() == 0 {
+		return
+	}
+	if c.backoff >= c.cfg.Retries2 {
+		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
+		return
+	}
+	// RFC 5681 3.1: after a timeout, ssthresh = max(FlightSize/2, 2*SMSS)
+	// and slow start from one segment; everything in flight is resent.
+	c.ssthresh = max(c.flight()/2, 2*c.sndMSS)
+	c.cwnd = c.sndMSS
+	c.inRecovery = false
+	c.dupAcks = 0
+	c.backoff++
+	c.totalRetrans++
+	// Go back N: rewind SND.NXT to SND.UNA and resend from there as the
+	// congestion window, now one segment, allows.
+	c.snd.nxt = c.snd.una
+	c.rttTiming = false
+	c.output(now)
+	c.armRTO(now)
+}
+
+// persistTimeout sends a zero-window probe and backs off (RFC 9293 3.8.6.1).
+func (c *Conn) persistTimeout(now time.Time) {
+	c.persist = false
+	if c.snd.wnd > 0 {
+		c.output(now)
+		return
+	}
+	if c.backoff >= c.cfg.Retries2 && c.orphan {
+		c.fail(syscall.ETIMEDOUT, "timer persist limit")
+		return
+	}
+	c.sendProbe(now)
+	if c.backoff < 30 {
+		c.backoff++
+	}
+	c.armPersist(now)
+}
+
+// keepaliveTimeout sends a keepalive probe, or gives up after KeepCnt
+// unanswered ones (RFC 1122 4.2.3.6; Linux then resets the connection).
+func (c *Conn) keepaliveTimeout(now time.Time) {
+	if !c.cfg.KeepAlive {
+		return
+	}
+	if c.flight() > 0 || len(c.sbuf) > 0 {
+		// Data is outstanding: the retransmission timer watches the peer.
+		c.armKeepalive(now)
+		return
+	}
+	if c.keepProbes >= c.cfg.KeepCnt {
+		c.sendRST(now, c.snd.nxt, true)
+		c.fail(syscall.ETIMEDOUT, "timer keepalive")
+		return
+	}
+	c.keepProbes++
+	c.sendProbe(now)
+	c.keepAt = now.Add(c.cfg.KeepIntvl)
+}

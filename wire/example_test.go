@@ -1,0 +1,41 @@
+package wire_test
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/synstack/synstack/wire"
+)
+
+func Example() {
+	// A Linux-style SYN: 10.0.0.1:12345 > 10.0.0.2:80.
+	pkt, _ := hex.DecodeString(strings.Join(strings.Fields(`
+		45 00 00 3c 12 34 40 00 40 06 14 86 0a 00 00 01 0a 00 00 02
+		30 39 00 50 00 00 03 e8 00 00 00 00 a0 02 ff ff ff 8b 00 00
+		02 04 05 b4 04 02 08 0a 00 00 00 01 00 00 00 00 01 03 03 07`), ""))
+
+	ip, seg, err := wire.ParseIPv4(pkt)
+	if err != nil || ip.Protocol != wire.ProtoTCP {
+		fmt.Println("not TCP:", err)
+		return
+	}
+	if !wire.TCPChecksumValid(seg, ip.Src, ip.Dst) {
+		fmt.Println("bad TCP checksum")
+		return
+	}
+	tcp, payload, err := wire.ParseTCP(seg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	opts, _ := wire.ParseTCPOptionList(seg[wire.TCPHeaderLen:tcp.DataOffset])
+	fmt.Printf("%v:%d > %v:%d %v seq %d win %d <%s> len %d\n",
+		ip.Src, tcp.SrcPort, ip.Dst, tcp.DstPort, tcp.Flags, tcp.Seq, tcp.Window,
+		wire.FormatOptionList(opts), len(payload))
+	fmt.Printf("mss %d wscale %d sackOK %v TSval %d\n",
+		tcp.Options.MSS, tcp.Options.WScale, tcp.Options.SACKPermitted, tcp.Options.TSVal)
+	// Output:
+	// 10.0.0.1:12345 > 10.0.0.2:80 S seq 1000 win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7> len 0
+	// mss 1460 wscale 7 sackOK true TSval 1
+}
