@@ -137,24 +137,24 @@ type Config struct {
 
 // Info is what TCP_INFO reports.
 type Info struct {
-	State       State
-	Retransmits int           // consecutive retransmissions of the current head (icsk_retransmits)
-	Backoff     int           // RTO backoff exponent
-	RTO         time.Duration // current retransmission timeout
-	RTT, RTTVar time.Duration // smoothed round-trip time and its variation
-	SndMSS      int           // MSS for sending
-	RcvMSS      int           // MSS advertised for receiving
-	SndWScale   uint8
-	RcvWScale   uint8
-	Options     uint8 // TCPI_OPT_* bits: 1 timestamps, 2 SACK, 4 window scale
-	Cwnd        int   // congestion window, segments
-	Ssthresh    int
-	SndWnd      int // peer's window, bytes
-	RcvWnd      int // window we advertise, bytes
-	Unacked     int // segments in flight
-	TotalRetrans int
-	BytesAcked  uint64
-	BytesReceived uint64
+	State           State
+	Retransmits     int           // consecutive retransmissions of the current head (icsk_retransmits)
+	Backoff         int           // RTO backoff exponent
+	RTO             time.Duration // current retransmission timeout
+	RTT, RTTVar     time.Duration // smoothed round-trip time and its variation
+	SndMSS          int           // MSS for sending
+	RcvMSS          int           // MSS advertised for receiving
+	SndWScale       uint8
+	RcvWScale       uint8
+	Options         uint8 // TCPI_OPT_* bits: 1 timestamps, 2 SACK, 4 window scale
+	Cwnd            int   // congestion window, segments
+	Ssthresh        int
+	SndWnd          int // peer's window, bytes
+	RcvWnd          int // window we advertise, bytes
+	Unacked         int // segments in flight
+	TotalRetrans    int
+	BytesAcked      uint64
+	BytesReceived   uint64
 	SegsOut, SegsIn uint64
 }
 

@@ -75,7 +75,7 @@ type Conn struct {
 	//	3 - future sequence numbers that are not yet allowed
 	rcv struct {
 		nxt   seq.Value
-		wnd   uint32    // window last advertised, bytes
+		wnd   uint32 // window last advertised, bytes
 		irs   seq.Value
 		right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
 	}

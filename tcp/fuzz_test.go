@@ -23,7 +23,7 @@ var arrows = map[[2]State]bool{
 	{FinWait2, TimeWait}: true, {FinWait2, Closed}: true,
 	{CloseWait, LastAck}: true, {CloseWait, Closed}: true,
 	{Closing, TimeWait}: true, {Closing, Closed}: true,
-	{LastAck, Closed}: true,
+	{LastAck, Closed}:  true,
 	{TimeWait, Closed}: true,
 }
 
