@@ -157,11 +157,3 @@ type Info struct {
 	BytesReceived   uint64
 	SegsOut, SegsIn uint64
 }
-
-// Errors a connection reports, as Linux does (SO_ERROR and the return of the
-// next call): ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE.
-var (
-	errRefused  = syscall.ECONNREFUSED
-	errReset    = syscall.ECONNRESET
-	errTimedOut = syscall.ETIMEDOUT
-)

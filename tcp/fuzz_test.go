@@ -33,11 +33,10 @@ var arrows = map[[2]State]bool{
 func fuzzPair(t *testing.T, prog []byte) {
 	now := time.Unix(5000, 0)
 	type side struct {
-		c        *Conn
-		q        []Segment
-		wrote    []byte
-		read     []byte
-		lastSeen State
+		c     *Conn
+		q     []Segment
+		wrote []byte
+		read  []byte
 	}
 	var s [2]*side
 	var badArrow string

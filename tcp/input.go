@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
-	"github.com/synstack/synstack/wire"
 )
 
 // Input processes one arriving segment: RFC 9293 section 3.10.7, one handler
@@ -619,5 +618,3 @@ func (c *Conn) updateRTO(r time.Duration) {
 	// Linux's floor: RTTVAR never counts for less than RTOMin.
 	c.rto = min(c.srtt+max(4*c.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
 }
-
-var _ = wire.FlagACK
