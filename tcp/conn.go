@@ -33,6 +33,7 @@ const (
 	maxWScale         = 14                    // RFC 7323 2.3
 	tsOptionLen       = 12                    // nop,nop,TS
 	pawsIdle          = 24 * 24 * time.Hour   // RFC 7323 5.5: ts.recent is invalid after 24 days idle
+	rtoFallback       = 3 * time.Second       // RFC 6298 5.7, TCP_TIMEOUT_FALLBACK
 )
 
 // Conn is one connection's transmission control block: RFC 9293's TCB and the
@@ -95,21 +96,27 @@ type Conn struct {
 
 	// Send queue: sbuf[0] is the octet at sndData; the FIN, if queued, follows
 	// the last octet.
-	sbuf       []byte
-	sndData    seq.Value // sequence number of sbuf[0]
-	finQueued  bool      // the user closed the write side: FIN after the data
-	finSent    bool      // the FIN has been sent at least once (finSeq is valid)
-	finSeq     seq.Value // sequence number our FIN occupies
-	wrShut     bool
-	sndPending bool // a write happened since the last segment (PSH on the last segment)
+	sbuf      []byte
+	sndData   seq.Value // sequence number of sbuf[0]
+	finQueued bool      // the user closed the write side: FIN after the data
+	finSent   bool      // the FIN has been sent at least once (finSeq is valid)
+	finSeq    seq.Value // sequence number our FIN occupies
+	wrShut    bool
+	// PSH marks, as Linux places them: at the end of each write, and
+	// "forced" every half of the peer's largest window within a long write.
+	// A segment covering a mark carries PSH. pushedSeq is the last mark.
+	pushMarks []seq.Value
+	pushedSeq seq.Value
+	sndSml    seq.Value // end of the last small segment sent (Minshall's Nagle)
 
 	// Receive queue: in-order data not yet read, then out-of-order segments.
-	rbuf    []byte
-	ooo     []oooSeg
-	oooLen  int
-	finRcvd bool // the peer's FIN has been received in order (RCV.NXT is past it)
-	rdShut  bool // SHUT_RD or Close: reads return EOF
-	everRcv bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+	rbuf     []byte
+	ooo      []oooSeg
+	oooLen   int
+	finRcvd  bool // the peer's FIN has been received in order (RCV.NXT is past it)
+	rdShut   bool // SHUT_RD or Close: reads return EOF
+	everRcv  bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+	everData bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
 
 	err         syscall.Errno // pending error (SO_ERROR)
 	connected   bool          // reached ESTABLISHED at some point
@@ -135,6 +142,7 @@ type Conn struct {
 
 	// ACK policy.
 	quickAcks  int       // ACK immediately while positive (Linux's quick-ack mode)
+	pingpong   bool      // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
 	ackPending int       // full segments received and not yet acknowledged
 	delAckAt   time.Time // delayed-ACK deadline; zero: none
 
@@ -167,6 +175,8 @@ func NewConn(cfg Config, iss seq.Value) *Conn {
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
 	c.sndData = iss.Add(1)
+	c.pushedSeq = iss.Add(1)
+	c.sndSml = iss
 	c.rto = cfg.RTOInitial
 	c.sndMSS = defaultPeerMSS
 	c.rcvMSS = defaultPeerMSS
@@ -292,8 +302,9 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 		}
 		return 0, syscall.EAGAIN
 	}
+	start := c.sndData.Add(seq.Size(len(c.sbuf)))
 	c.sbuf = append(c.sbuf, p[:n]...)
-	c.sndPending = true
+	c.markPush(start, start.Add(seq.Size(n)))
 	c.output(now)
 	return n, nil
 }
@@ -437,6 +448,15 @@ func (c *Conn) Abort(now time.Time) {
 	c.setState(Closed, "call ABORT")
 }
 
+// Discard ends the connection without sending anything: the stack forgets a
+// half-open passive connection whose listener has gone (Linux drops such a
+// request silently; its peer's next segment finds no socket and gets a RST).
+func (c *Conn) Discard(cause Cause) {
+	c.orphan = true
+	c.rdShut = true
+	c.setState(Closed, cause)
+}
+
 // State returns the current state.
 func (c *Conn) State() State { return c.state }
 
@@ -462,7 +482,11 @@ func (c *Conn) Writable() int {
 
 // WriteClosed reports whether the write side is shut (a Write gets EPIPE).
 func (c *Conn) WriteClosed() bool {
-	return c.wrShut || c.orphan || (c.state >= FinWait1) || (c.state == Closed && c.connected) || c.closedByErr
+	switch c.state {
+	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
+		return true
+	}
+	return c.wrShut || c.orphan || (c.state == Closed && c.connected) || c.closedByErr
 }
 
 // Err returns the pending error without clearing it (0 when none).

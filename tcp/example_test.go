@@ -51,6 +51,9 @@ func Example() {
 	fmt.Printf("B read %q\n", buf[:n])
 	a.Close(now)
 	flush()
+	now = now.Add(40 * time.Millisecond) // B's ACK of the FIN is delayed 40 ms
+	b.Tick(now)
+	flush()
 	b.Close(now)
 	flush()
 	now = now.Add(60 * time.Second) // 2MSL later

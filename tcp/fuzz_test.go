@@ -46,6 +46,10 @@ func fuzzPair(t *testing.T, prog []byte) {
 		cfg := Config{
 			RcvBuf: 2048, SndBuf: 4096, MSS: 100,
 			Output: func(seg *Segment) {
+				h := wire.TCP{Options: seg.Options}
+				if len(seg.Payload)+h.OptionsLen() > 100 && badArrow == "" {
+					badArrow = fmt.Sprintf("side %d sent %d bytes of data and %d of options: over the MSS 100", i, len(seg.Payload), h.OptionsLen())
+				}
 				cp := *seg
 				cp.Payload = append([]byte(nil), seg.Payload...)
 				s[i].q = append(s[i].q, cp)

@@ -129,6 +129,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 		c.snd.una = seg.ACK
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 		c.rttSample(now, seg, c.snd.iss)
+		c.handshakeRTOFallback()
 		c.backoff = 0
 		c.rtoAt = time.Time{}
 		c.setState(Established, "rcv SYN,ACK")
@@ -179,6 +180,24 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		return
 	}
 
+	// Simultaneous open: the peer's SYN,ACK crosses ours. Its SYN lies just
+	// before RCV.NXT, so the acceptability test would refuse it; like Linux
+	// (6.11, "Don't drop SYN+ACK for simultaneous connect()") we take its ACK
+	// and complete the handshake without answering.
+	if c.state == SynRcvd && !c.passive && syn && !rst && seg.Flags&flagACK != 0 &&
+		seg.SEQ == c.rcv.irs && seg.ACK.GreaterThan(c.snd.una) && seg.ACK.LessThanEq(c.snd.nxt) {
+		c.snd.una = seg.ACK
+		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
+		c.backoff = 0
+		c.rtoAt = time.Time{}
+		c.setState(Established, "rcv SYN,ACK")
+		c.armKeepalive(now)
+		c.output(now)
+		return
+	}
+
 	// RFC 7323 5.3 PAWS: a segment whose timestamp is older than TS.Recent is
 	// an old duplicate. Linux accepts segments without a timestamp.
 	if c.tsOK && seg.Options.HasTimestamp && !rst && c.state != SynRcvd {
@@ -224,7 +243,9 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		case CloseWait:
 			// Linux reports EPIPE: the peer has already said it is done.
 			c.fail(syscall.EPIPE, "rcv RST")
-		default: // CLOSING, LAST_ACK, TIME_WAIT
+		case Closing, LastAck:
+			c.fail(syscall.ECONNRESET, "rcv RST")
+		default: // TIME_WAIT: nobody is left to hear of it
 			c.setState(Closed, "rcv RST")
 		}
 		return
@@ -370,11 +391,20 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 		c.sndData = c.sndData.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
 	}
+	c.prunePushMarks()
 	c.rttSample(now, seg, old)
+	if old == c.snd.iss {
+		c.handshakeRTOFallback()
+	}
 	c.backoff = 0
 	c.dupAcks = 0
-	// Congestion window: slow start, then additive increase (RFC 5681).
-	if c.inRecovery {
+	// Congestion window (RFC 5681): slow start grows by what was acked, as
+	// Linux does, congestion avoidance by one segment per window. It grows
+	// only while the sender used it (RFC 7661, Linux's tcp_is_cwnd_limited):
+	// an application-limited sender does not earn a larger window.
+	inflight := int(c.snd.nxt.Sub(old))
+	switch {
+	case c.inRecovery:
 		if c.snd.una.GreaterThanEq(c.recover) {
 			c.inRecovery = false
 			c.cwnd = c.ssthresh
@@ -382,10 +412,17 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 			// NewReno partial ACK (RFC 6582): retransmit the next hole.
 			c.retransmitHead(now)
 		}
-	} else if c.ssthresh == 0 || c.cwnd < c.ssthresh {
-		c.cwnd += min(acked, c.sndMSS)
-	} else {
-		c.cwnd += max(1, c.sndMSS*c.sndMSS/max(c.cwnd, 1))
+	case c.ssthresh == 0 || c.cwnd < c.ssthresh:
+		if c.cwnd < 2*inflight {
+			c.cwnd += acked
+			if c.ssthresh > 0 {
+				c.cwnd = min(c.cwnd, c.ssthresh)
+			}
+		}
+	default:
+		if inflight+c.sndMSS >= c.cwnd {
+			c.cwnd += max(1, c.sndMSS*c.sndMSS/max(c.cwnd, 1))
+		}
 	}
 	if c.flight() == 0 {
 		c.rtoAt = time.Time{}
@@ -414,7 +451,7 @@ func (c *Conn) onDupAck(now time.Time) {
 // retransmitHead resends the first unacknowledged segment.
 func (c *Conn) retransmitHead(now time.Time) {
 	data := c.dataFrom(c.snd.una)
-	n := min(len(data), c.sndMSS)
+	n := min(len(data), c.currentMSS())
 	n = min(n, c.flight())
 	fin := c.finSent && c.snd.una.Add(seq.Size(n)) == c.finSeq
 	if n == 0 && !fin {
@@ -452,6 +489,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 	}
 	if len(data) > 0 {
 		c.everRcv = true
+		c.everData = true
 		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
 	}
 	if s != c.rcv.nxt {
@@ -466,12 +504,26 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 		c.takeFIN(now)
 	}
 	c.drainOOO(now)
-	if fin || c.finRcvd {
+	if c.finRcvd && c.state != CloseWait {
+		// A FIN in FIN_WAIT_1 or FIN_WAIT_2 is acknowledged at once.
 		c.ackNow(now)
 		return
 	}
 	c.ackPending++
-	if c.quickAcks > 0 || c.ackPending >= 2 || len(c.ooo) > 0 {
+	if c.state == CloseWait {
+		// Linux enters pingpong mode on a FIN in ESTABLISHED and delays its
+		// ACK, so that the application's own FIN can carry it.
+		// Before any data has arrived its delayed-ACK timeout (ato) is
+		// still zero, so the ACK goes out at once.
+		c.pingpong = true
+		if !c.everData {
+			c.ackNow(now)
+		} else if c.delAckAt.IsZero() {
+			c.delAckAt = now.Add(delAckMin)
+		}
+		return
+	}
+	if (c.quickAcks > 0 && !c.pingpong) || c.ackPending >= 2 || len(c.ooo) > 0 {
 		c.ackNow(now)
 	} else if c.delAckAt.IsZero() {
 		c.delAckAt = now.Add(delAckMin)
@@ -599,6 +651,14 @@ func (c *Conn) rttSample(now time.Time, seg *Segment, old seq.Value) {
 		return
 	}
 	c.updateRTO(r)
+}
+
+// handshakeRTOFallback applies RFC 6298 5.7: when the handshake gave no RTT
+// sample (its SYN or SYN,ACK was retransmitted), data starts with a 3 s RTO.
+func (c *Conn) handshakeRTOFallback() {
+	if !c.hasRTT {
+		c.rto = max(rtoFallback, c.cfg.RTOMin)
+	}
 }
 
 // updateRTO folds one sample into SRTT and RTTVAR (RFC 6298 2).

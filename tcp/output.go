@@ -80,20 +80,23 @@ func (c *Conn) emit() {
 }
 
 // sendSYN sends our SYN (synAck false) or SYN,ACK with the options this end
-// offers. A SYN,ACK echoes only the options the peer's SYN offered.
+// offers. The SYN,ACK of a passive open echoes only the options the peer's
+// SYN offered; in a simultaneous open it carries what our SYN carried, as
+// Linux's tcp_send_synack does for a full socket.
 func (c *Conn) sendSYN(now time.Time, synAck bool) {
 	tx := &c.tx
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
 	o.MSS = c.cfg.MSS
-	if !c.cfg.NoWindowScale && (!synAck || c.wsOK) {
+	echo := synAck && c.passive
+	if !c.cfg.NoWindowScale && (!echo || c.wsOK) {
 		o.HasWScale = true
 		o.WScale = c.cfg.WScale
 	}
-	if !c.cfg.NoSACK && (!synAck || c.sackOK) {
+	if !c.cfg.NoSACK && (!echo || c.sackOK) {
 		o.SACKPermitted = true
 	}
-	if !c.cfg.NoTimestamps && (!synAck || c.tsOK) {
+	if !c.cfg.NoTimestamps && (!echo || c.tsOK) {
 		o.HasTimestamp = true
 		o.TSVal = c.tsNow(now)
 		if synAck {
@@ -176,6 +179,22 @@ func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, 
 	c.emit()
 }
 
+// currentMSS is the payload that fits in a segment sent now: the MSS less
+// the room SACK blocks take on this segment (Linux's tcp_current_mss), so
+// that a segment never outgrows the path.
+func (c *Conn) currentMSS() int {
+	mss := c.sndMSS
+	if c.sackOK && len(c.ooo) > 0 {
+		limit := 4
+		if c.tsOK {
+			limit = 3
+		}
+		blocks := min(len(c.oooBlocks()), limit)
+		mss -= 4 + 8*blocks
+	}
+	return max(mss, 1)
+}
+
 // flight is the number of octets sent and not yet acknowledged.
 func (c *Conn) flight() int { return int(c.snd.nxt.Sub(c.snd.una)) }
 
@@ -211,16 +230,19 @@ func (c *Conn) output(now time.Time) {
 		if cw := c.cwnd - c.flight(); cw < usable {
 			usable = cw
 		}
-		n := min(len(data), c.sndMSS, max(usable, 0))
+		mss := c.currentMSS()
+		n := min(len(data), mss, max(usable, 0))
 		if len(data) > 0 && n == 0 {
 			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
 				c.armPersist(now)
 			}
 			break
 		}
-		// Nagle: hold a small segment while data is in flight, unless it
-		// is the last data before the FIN.
-		if n < c.sndMSS && n == len(data) && !c.cfg.NoDelay && c.flight() > 0 && !c.finQueued && len(data) > 0 {
+		// Nagle with Minshall's refinement (Linux's tcp_nagle_check): hold
+		// a small segment only while an earlier small segment is still
+		// unacknowledged, and never the last data before the FIN.
+		if n < mss && n == len(data) && !c.cfg.NoDelay && c.flight() > 0 && !c.finQueued &&
+			c.sndSml.GreaterThan(c.snd.una) && c.sndSml.LessThanEq(c.snd.nxt) {
 			break
 		}
 		if len(data) == 0 && usable < 1 {
@@ -231,8 +253,7 @@ func (c *Conn) output(now time.Time) {
 			break
 		}
 		fin := finPending && n == len(data)
-		psh := n == len(data)
-		c.sendSegment(now, c.snd.nxt, data[:n], fin, psh)
+		c.sendSegment(now, c.snd.nxt, data[:n], fin, c.pushMarked(c.snd.nxt, n))
 		if !c.rttTiming && !c.tsOK && n > 0 && c.snd.nxt == c.snd.max {
 			c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
 		}
@@ -241,6 +262,9 @@ func (c *Conn) output(now time.Time) {
 			c.finSeq = c.snd.nxt.Add(seq.Size(n))
 		}
 		c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
+		if n < mss && n > 0 {
+			c.sndSml = c.snd.nxt
+		}
 		if fin {
 			c.snd.nxt = c.snd.nxt.Add(1)
 		}
@@ -253,7 +277,6 @@ func (c *Conn) output(now time.Time) {
 		}
 	}
 	if sent {
-		c.sndPending = false
 		if c.rtoAt.IsZero() || c.persist {
 			c.persist = false
 			c.armRTO(now)
@@ -277,4 +300,45 @@ func (c *Conn) oooBlocks() [][2]seq.Value {
 		out = append(out, [2]seq.Value{l, r})
 	}
 	return out
+}
+
+// markPush records the PSH marks of a write of [start, end): Linux fills
+// MSS-sized buffers and marks one for push when the data written since the
+// last mark exceeds half the peer's largest window (forced_push), and marks
+// the last buffer of every write (tcp_push).
+func (c *Conn) markPush(start, end seq.Value) {
+	mss := seq.Size(max(c.sndMSS, 1))
+	half := int32(c.snd.maxWnd / 2)
+	for b := start.Add(mss); b.LessThan(end); b = b.Add(mss) {
+		if b.Sub(c.pushedSeq) > half {
+			c.pushMarks = append(c.pushMarks, b)
+			c.pushedSeq = b
+		}
+	}
+	c.pushMarks = append(c.pushMarks, end)
+	c.pushedSeq = end
+}
+
+// pushMarked reports whether a segment of n octets at s covers a PSH mark.
+func (c *Conn) pushMarked(s seq.Value, n int) bool {
+	end := s.Add(seq.Size(n))
+	for _, m := range c.pushMarks {
+		if m.GreaterThan(s) && m.LessThanEq(end) {
+			return true
+		}
+	}
+	return false
+}
+
+// prunePushMarks forgets marks for data the peer has acknowledged.
+func (c *Conn) prunePushMarks() {
+	i := 0
+	for i < len(c.pushMarks) && c.pushMarks[i].LessThanEq(c.snd.una) {
+		i++
+	}
+	if i == len(c.pushMarks) {
+		c.pushMarks = c.pushMarks[:0]
+		return
+	}
+	c.pushMarks = c.pushMarks[i:]
 }

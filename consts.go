@@ -1,0 +1,64 @@
+package synstack
+
+// Constants of the socket layer, with Linux's values (what package syscall
+// has on linux/amd64, plus the few it lacks, such as SO_REUSEPORT), so that
+// the socket layer means the same thing on every platform.
+const (
+	AF_INET  = 2  // IPv4 socket domain
+	AF_INET6 = 10 // IPv6 socket domain (also IPv4 through mapped addresses unless IPV6_V6ONLY)
+
+	SOCK_STREAM   = 1       // stream socket type
+	SOCK_NONBLOCK = 0x800   // socket type flag: O_NONBLOCK on the new socket
+	SOCK_CLOEXEC  = 0x80000 // socket type flag: accepted and ignored
+	sockTypeMask  = 0xf     // the type proper, below the flags
+	sockMax       = 11      // SOCK_MAX: types at or above are invalid
+	IPPROTO_IP    = 0       // "the default protocol"
+	IPPROTO_TCP   = 6       // TCP (also the option level of TCP options)
+	IPPROTO_IPV6  = 41      // option level of IPv6 options
+	SOL_SOCKET    = 1       // option level of socket options
+	MSG_PEEK      = 0x2     // recv: look at the data without taking it
+	MSG_DONTWAIT  = 0x40    // send, recv: do not block
+	MSG_WAITALL   = 0x100   // recv: accepted and ignored
+	MSG_NOSIGNAL  = 0x4000  // send: no SIGPIPE (there is none): accepted
+	O_RDWR        = 0x2     // fcntl F_GETFL access mode
+	O_NONBLOCK    = 0x800   // fcntl file status flag
+	F_GETFD       = 1       // fcntl: get descriptor flags
+	F_SETFD       = 2       // fcntl: set descriptor flags
+	F_GETFL       = 3       // fcntl: get file status flags
+	F_SETFL       = 4       // fcntl: set file status flags
+	SHUT_RD       = 0       // shutdown: stop receiving
+	SHUT_WR       = 1       // shutdown: stop sending (send FIN)
+	SHUT_RDWR     = 2       // shutdown: both
+
+	SO_REUSEADDR  = 2  // share a port (see Bind); not with a listener
+	SO_TYPE       = 3  // read-only: SOCK_STREAM
+	SO_ERROR      = 4  // read-only: pending error, cleared by the read
+	SO_SNDBUF     = 7  // send buffer size (doubled on set, as Linux)
+	SO_RCVBUF     = 8  // receive buffer size (doubled on set, as Linux)
+	SO_KEEPALIVE  = 9  // send keepalive probes
+	SO_LINGER     = 13 // see SetsockoptLinger
+	SO_REUSEPORT  = 15 // share a port, listeners included, with load spreading
+	SO_ACCEPTCONN = 30 // read-only: 1 when listening
+	SO_PROTOCOL   = 38 // read-only: IPPROTO_TCP
+	SO_DOMAIN     = 39 // read-only: AF_INET or AF_INET6
+
+	TCP_NODELAY   = 1  // disable Nagle's algorithm
+	TCP_MAXSEG    = 2  // clamp the MSS (before connect); read the MSS in use
+	TCP_KEEPIDLE  = 4  // seconds of idleness before the first keepalive probe
+	TCP_KEEPINTVL = 5  // seconds between keepalive probes
+	TCP_KEEPCNT   = 6  // unanswered probes before the connection is dropped
+	TCP_INFO      = 11 // see GetsockoptTCPInfo
+
+	IPV6_V6ONLY = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
+)
+
+// Poll event bits, Linux's values.
+const (
+	POLLIN    = 0x1    // readable: data, end of stream, a connection to accept
+	POLLPRI   = 0x2    // urgent data (never reported)
+	POLLOUT   = 0x4    // writable, or connect ended
+	POLLERR   = 0x8    // pending error
+	POLLHUP   = 0x10   // hang-up
+	POLLNVAL  = 0x20   // not an open descriptor
+	POLLRDHUP = 0x2000 // peer closed its writing side, or SHUT_RD
+)

@@ -1,0 +1,105 @@
+package synstack
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/wire"
+)
+
+// demuxLocked hands a segment to its connection (4-tuple table first), else
+// to a listener, else answers with RST.
+func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
+	now := s.clock.Now()
+	if ep := s.conns[connKey{local, remote}]; ep != nil {
+		if ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) && ep.conn.TimeWaitAcceptsSYN(seg) {
+			// A new incarnation (RFC 9293 section 3.10.7.4, RFC 6191):
+			// the TIME_WAIT connection goes and a listener takes the SYN.
+			// Without a listener the TIME_WAIT connection answers it.
+			if l := s.lookupListenerLocked(local, remote); l != nil {
+				s.unhashLocked(ep)
+				if ep.sock != nil {
+					s.wakeSocketLocked(ep.sock)
+				}
+				s.listenInputLocked(l, local, remote, seg, now)
+				return
+			}
+		}
+		s.connInputLocked(ep, seg, now)
+		return
+	}
+	if l := s.lookupListenerLocked(local, remote); l != nil {
+		s.listenInputLocked(l, local, remote, seg, now)
+		return
+	}
+	s.stats.SynstackNoSocket++
+	s.sendResetLocked(local, remote, seg)
+}
+
+// isPlainSYN reports whether seg is a connection request: SYN without ACK or RST.
+func isPlainSYN(seg *tcp.Segment) bool {
+	return seg.Flags&(wire.FlagSYN|wire.FlagACK|wire.FlagRST) == wire.FlagSYN
+}
+
+// connInputLocked feeds a segment to its connection.
+func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
+	if l := ep.parent; l != nil && !ep.inAccept && ep.conn.State() == tcp.SynRcvd &&
+		seg.Flags&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagACK && l.acceptFull() {
+		// The ACK would complete the handshake but the accept queue is
+		// full. As Linux with tcp_abort_on_overflow=0, ignore it: the
+		// child stays in SYN_RCVD, its SYN,ACK is retransmitted and the
+		// peer ACKs again, perhaps when there is room.
+		s.stats.TcpExtListenOverflows++
+		s.stats.TcpExtListenDrops++
+		return
+	}
+	ep.conn.Input(now, seg)
+	s.afterLocked(ep)
+}
+
+// lookupListenerLocked finds the listener for a segment to local from
+// remote: one bound to local's address exactly before a wildcard one; among
+// equals (a SO_REUSEPORT group) the keyed hash of the 4-tuple chooses.
+func (s *Stack) lookupListenerLocked(local, remote netip.AddrPort) *listener {
+	ls := s.listeners[local.Port()]
+	if len(ls) == 0 {
+		return nil
+	}
+	score := func(l *listener) int {
+		switch {
+		case !l.bind.covers(local.Addr()):
+			return 0
+		case !l.bind.addr.IsUnspecified():
+			return 3
+		case l.bind.addr.Is4() == local.Addr().Is4():
+			return 2
+		}
+		return 1 // an IPv6 wildcard taking IPv4
+	}
+	best, n := 0, 0
+	for _, l := range ls {
+		switch sc := score(l); {
+		case sc > best:
+			best, n = sc, 1
+		case sc == best:
+			n++
+		}
+	}
+	if best == 0 {
+		return nil
+	}
+	pick := 0
+	if n > 1 {
+		pick = int(s.key.hashAddrs(domainReusePort, local, remote, 0) % uint64(n))
+	}
+	for _, l := range ls {
+		if score(l) == best {
+			if pick == 0 {
+				return l
+			}
+			pick--
+		}
+	}
+	return nil
+}

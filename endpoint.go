@@ -1,0 +1,191 @@
+package synstack
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// endpoint is one connection of the stack: a tcp.Conn with its 4-tuple and
+// its places in the stack's tables. All fields are guarded by Stack.mu.
+type endpoint struct {
+	conn          *tcp.Conn
+	local, remote netip.AddrPort // unmapped addresses
+	bind          *binding       // the claim on the local port this connection holds while hashed
+
+	// sock is the socket open on the connection; nil before accept and
+	// once the last descriptor is closed (an orphan).
+	sock *socket
+	// parent is the listener whose SYN queue (inAccept false, at qIndex)
+	// or accept queue (inAccept true) holds the connection.
+	parent   *listener
+	inAccept bool
+	qIndex   int
+
+	passive bool // created for a SYN at a listener
+	hashed  bool // in Stack.conns (and holding bind)
+	orphan  bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
+
+	heapIndex int       // position in Stack.timers, -1 when absent
+	deadline  time.Time // deadline as scheduled in Stack.timers
+	notBefore time.Time // guard against a deadline that does not move on Tick
+}
+
+// newEndpointLocked creates the connection for local-remote with the
+// socket options o, enters it in the connection table and gives it b's
+// claim on the port.
+func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *binding) *endpoint {
+	ep := &endpoint{local: local, remote: remote, bind: b, heapIndex: -1}
+	cfg := s.connConfig(o, local, remote)
+	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(ep.local, ep.remote, seg) }
+	cfg.OnTransition = func(from, to tcp.State, cause tcp.Cause) {
+		s.transitionLocked(ep, from, to, cause)
+	}
+	ep.conn = tcp.NewConn(cfg, s.isn(local, remote))
+	s.conns[connKey{local, remote}] = ep
+	ep.hashed = true
+	b.refs++
+	return ep
+}
+
+// connConfig builds the tcp.Config of a new connection from the stack's
+// defaults and the socket's options.
+func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config {
+	cfg := s.tcpDefaults
+	mss := s.mtu - 40
+	if !local.Addr().Is4() {
+		mss = s.mtu - 60
+	}
+	if cfg.MSS != 0 && int(cfg.MSS) < mss {
+		mss = int(cfg.MSS)
+	}
+	if o.maxSeg > 0 && o.maxSeg < mss {
+		mss = o.maxSeg
+	}
+	cfg.MSS = uint16(min(mss, 65535))
+	if o.rcvBuf > 0 {
+		cfg.RcvBuf = o.rcvBuf
+	}
+	if o.sndBuf > 0 {
+		cfg.SndBuf = o.sndBuf
+	}
+	cfg.NoDelay = o.noDelay
+	cfg.KeepAlive = o.keepAlive
+	if o.keepIdle > 0 {
+		cfg.KeepIdle = o.keepIdle
+	}
+	if o.keepIntvl > 0 {
+		cfg.KeepIntvl = o.keepIntvl
+	}
+	if o.keepCnt > 0 {
+		cfg.KeepCnt = o.keepCnt
+	}
+	cfg.TSOffset = s.tsOffset(local, remote)
+	return cfg
+}
+
+// isn is RFC 6528's initial sequence number: ISN = M + F(localip,
+// localport, remoteip, remoteport, secretkey), M a clock ticking every 4 µs.
+func (s *Stack) isn(local, remote netip.AddrPort) seq.Value {
+	m := uint32(s.clock.Now().UnixNano() / 4000)
+	return seq.Value(m + uint32(s.key.hashAddrs(domainISN, local, remote, 0)))
+}
+
+// tsOffset is the offset of a connection's timestamp clock. tcp.Conn
+// counts milliseconds from the connection's start; adding the stack
+// clock's milliseconds makes the clock run on across connections, as
+// Linux's (tcp_clock_ms plus a per-address-pair random offset, RFC 7323
+// section 5.4), so that a new incarnation's SYN is newer than the old
+// connection's timestamps (RFC 6191 TIME_WAIT reuse).
+func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
+	off := uint32(s.key.hashAddrs(domainTSOffset,
+		netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), 0), 0))
+	return off + uint32(s.clock.Now().UnixMilli())
+}
+
+// transitionLocked is every connection's tcp.Config.OnTransition: it keeps
+// the counters and calls Config.OnTransition.
+func (s *Stack) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Cause) {
+	switch {
+	case from == tcp.Closed && to == tcp.SynSent:
+		s.stats.TcpActiveOpens++
+	case from == tcp.Listen && to == tcp.SynRcvd:
+		s.stats.TcpPassiveOpens++
+	case (from == tcp.SynSent || from == tcp.SynRcvd) && to == tcp.Closed,
+		from == tcp.SynRcvd && to == tcp.Listen:
+		s.stats.TcpAttemptFails++
+	case (from == tcp.Established || from == tcp.CloseWait) && to == tcp.Closed:
+		s.stats.TcpEstabResets++
+	}
+	wasEstab := from == tcp.Established || from == tcp.CloseWait
+	isEstab := to == tcp.Established || to == tcp.CloseWait
+	if isEstab && !wasEstab {
+		s.stats.TcpCurrEstab++
+	} else if wasEstab && !isEstab && s.stats.TcpCurrEstab > 0 {
+		s.stats.TcpCurrEstab--
+	}
+	if s.onTransition != nil {
+		s.onTransition(ep.local, ep.remote, from, to, cause)
+	}
+}
+
+// finished reports whether the connection is over: CLOSED, or back in
+// LISTEN for a passive child reset in SYN_RCVD.
+func (ep *endpoint) finished() bool {
+	st := ep.conn.State()
+	return st == tcp.Closed || (ep.passive && st == tcp.Listen)
+}
+
+// afterLocked runs after every call into ep.conn: it removes a finished
+// connection from the tables, reschedules its timer, moves a child whose
+// handshake completed to its listener's accept queue, and wakes the
+// callers blocked on the socket (or the listener).
+func (s *Stack) afterLocked(ep *endpoint) {
+	if ep.hashed {
+		if ep.finished() {
+			s.unhashLocked(ep)
+		} else {
+			s.scheduleLocked(ep)
+		}
+	}
+	if ep.orphan && ep.conn.State() == tcp.TimeWait {
+		// As Linux, a connection in TIME_WAIT no longer counts as an
+		// orphan (it is a timewait socket, bounded by its 2MSL timer).
+		ep.orphan = false
+		s.orphans--
+	}
+	if l := ep.parent; l != nil && !ep.inAccept {
+		switch {
+		case !ep.hashed:
+			// Reset or timed out in SYN_RCVD: the request is gone.
+			l.removeSynLocked(ep)
+		case ep.conn.State() != tcp.SynRcvd && ep.conn.State() != tcp.Listen:
+			l.removeSynLocked(ep)
+			ep.parent = l
+			ep.inAccept = true
+			l.acceptQ = append(l.acceptQ, ep)
+			s.wakeSocketLocked(l.sock)
+		}
+	}
+	if ep.sock != nil {
+		s.wakeSocketLocked(ep.sock)
+	}
+}
+
+// unhashLocked removes a finished connection from the connection table and
+// the timer heap and releases its claim on the port.
+func (s *Stack) unhashLocked(ep *endpoint) {
+	if !ep.hashed {
+		return
+	}
+	ep.hashed = false
+	delete(s.conns, connKey{ep.local, ep.remote})
+	s.unscheduleLocked(ep)
+	s.releaseBindingLocked(ep.bind)
+	if ep.orphan {
+		ep.orphan = false
+		s.orphans--
+	}
+}

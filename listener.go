@@ -1,0 +1,130 @@
+package synstack
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/wire"
+)
+
+// listener is the listening side of a socket: its SYN queue (children in
+// SYN_RCVD) and its accept queue (children whose handshake completed, not
+// yet accepted). Guarded by Stack.mu.
+type listener struct {
+	sock    *socket
+	bind    *binding
+	backlog int // listen's backlog, capped by SomaxConn
+	synQ    []*endpoint
+	acceptQ []*endpoint
+}
+
+// acceptFull reports whether the accept queue is full. As Linux's
+// sk_acceptq_is_full, it admits backlog+1 connections.
+func (l *listener) acceptFull() bool { return len(l.acceptQ) > l.backlog }
+
+// removeSynLocked takes ep out of the SYN queue.
+func (l *listener) removeSynLocked(ep *endpoint) {
+	i := ep.qIndex
+	if i < 0 || i >= len(l.synQ) || l.synQ[i] != ep {
+		return
+	}
+	last := len(l.synQ) - 1
+	l.synQ[i] = l.synQ[last]
+	l.synQ[i].qIndex = i
+	l.synQ[last] = nil
+	l.synQ = l.synQ[:last]
+	ep.qIndex = -1
+	ep.parent = nil
+}
+
+// listenInputLocked processes a segment for a listening socket (RFC 9293
+// section 3.10.7.2): a RST is ignored, an ACK is answered by
+// <SEQ=SEG.ACK><CTL=RST>, a SYN creates a child connection (LISTEN ->
+// SYN_RCVD) unless a queue is full, anything else is dropped.
+func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
+	switch {
+	case seg.Flags&wire.FlagRST != 0:
+		return
+	case seg.Flags&wire.FlagACK != 0:
+		s.sendResetLocked(local, remote, seg)
+		return
+	case seg.Flags&wire.FlagSYN == 0:
+		return
+	}
+	if l.acceptFull() {
+		s.stats.TcpExtListenOverflows++
+		s.stats.TcpExtListenDrops++
+		return
+	}
+	if len(l.synQ) >= s.maxSynBacklog {
+		s.stats.TcpExtListenDrops++
+		return
+	}
+	b := &binding{
+		addr:      local.Addr(),
+		port:      local.Port(),
+		reuse:     l.bind.reuse,
+		reuseport: l.bind.reuseport,
+		explicit:  true,
+	}
+	s.addBindingLocked(b)
+	ep := s.newEndpointLocked(local, remote, &l.sock.opts, b)
+	ep.passive = true
+	ep.parent = l
+	ep.qIndex = len(l.synQ)
+	l.synQ = append(l.synQ, ep)
+	ep.conn.Listen()
+	ep.conn.Input(now, seg)
+	s.afterLocked(ep)
+}
+
+// startListeningLocked makes sk's claim a listener.
+func (s *Stack) startListeningLocked(sk *socket, backlog int) *listener {
+	l := &listener{sock: sk, bind: sk.bind, backlog: backlog}
+	sk.bind.listening = true
+	s.listeners[sk.bind.port] = append(s.listeners[sk.bind.port], l)
+	return l
+}
+
+// stopListeningLocked ends a listener (close, or shutdown with SHUT_RD):
+// it leaves the listener table; children in the accept queue are reset, as
+// Linux's inet_csk_listen_stop does, and children still in SYN_RCVD are
+// dropped silently (Linux's request sockets die with their listener; the
+// peer's next segment finds no socket and draws a RST).
+func (s *Stack) stopListeningLocked(l *listener) {
+	port := l.bind.port
+	list := s.listeners[port]
+	if i := slices.Index(list, l); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(s.listeners, port)
+	} else {
+		s.listeners[port] = list
+	}
+	l.bind.listening = false
+	now := s.clock.Now()
+	synQ := l.synQ
+	children := append(l.synQ, l.acceptQ...)
+	l.synQ, l.acceptQ = nil, nil
+	for i, ep := range children {
+		ep.parent = nil
+		ep.inAccept = false
+		switch {
+		case ep.conn.State() == tcp.Closed:
+		case i < len(synQ) && ep.conn.State() == tcp.SynRcvd:
+			ep.conn.Discard("listener closed")
+		default:
+			ep.conn.Abort(now)
+		}
+		s.afterLocked(ep)
+		// A child that somehow did not finish is left to itself as an orphan.
+		if ep.hashed && !ep.orphan {
+			ep.orphan = true
+			s.orphans++
+		}
+	}
+	s.wakeSocketLocked(l.sock)
+}

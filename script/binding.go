@@ -1,0 +1,41 @@
+package script
+
+import (
+	synstack "github.com/synstack/synstack"
+)
+
+// stackAdapter binds the runner to the root package's stack.
+type stackAdapter struct {
+	*synstack.Sockets
+	st *synstack.Stack
+}
+
+// newStack starts a stack on the runner's link and clock.
+func newStack(cfg stackConfig) (stackHandle, error) {
+	st, err := synstack.New(synstack.Config{
+		Link:  cfg.link,
+		Addrs: cfg.addrs,
+		Clock: cfg.clock,
+		Seed:  cfg.seed,
+		TCP:   cfg.tcp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stackAdapter{Sockets: st.Sockets(), st: st}, nil
+}
+
+// Poll polls once, without waiting.
+func (a *stackAdapter) Poll(fds []pollFd) (int, error) {
+	p := make([]synstack.PollFd, len(fds))
+	for i, f := range fds {
+		p[i] = synstack.PollFd{Fd: f.fd, Events: f.events}
+	}
+	n, err := a.Sockets.Poll(p, 0)
+	for i := range fds {
+		fds[i].revents = p[i].Revents
+	}
+	return n, err
+}
+
+func (a *stackAdapter) shutdown() error { return a.st.Close() }

@@ -1,0 +1,794 @@
+package synstack
+
+import (
+	"io"
+	"net/netip"
+	"syscall"
+
+	"github.com/synstack/synstack/tcp"
+)
+
+// Sockets is a stack's file-descriptor table and its BSD socket calls. It
+// behaves as one process: descriptors count up from 3, lowest free first;
+// Dup gives a second descriptor for the same socket, and a socket is closed
+// when its last descriptor is. Errors are plain syscall.Errno values, the
+// ones Linux returns. Blocking calls wait, without holding the stack's lock,
+// until the socket changes; they return EBADF when the stack is closed or
+// the socket's last descriptor is closed under them.
+//
+// All state is guarded by the stack's mutex.
+type Sockets struct {
+	s   *Stack
+	fds []*socket // by descriptor; nil marks a free one
+}
+
+// firstFD is the first descriptor handed out (0, 1 and 2 are stdio).
+const firstFD = 3
+
+// sockState is the socket-level connection state (Linux's sock->state),
+// apart from the TCP state of its connection.
+type sockState uint8
+
+const (
+	ssUnconnected sockState = iota // never connected, or after a failed connect
+	ssConnecting                   // connect called; not yet seen to complete by connect
+	ssConnected                    // connect saw the handshake complete, or accepted
+)
+
+// socket is an open socket: what its descriptors refer to.
+type socket struct {
+	family   int
+	refs     int  // descriptors referring to the socket
+	closed   bool // the last descriptor is closed
+	nonblock bool // O_NONBLOCK (shared by all descriptors, as a file status flag)
+	state    sockState
+
+	// bind is the claim on a local port the socket holds itself (one
+	// reference): made by bind (userBound) or by listen's automatic bind.
+	// A connection holds its own reference to its claim.
+	bind      *binding
+	userBound bool
+
+	ep   *endpoint // the connection, if any
+	l    *listener // the listener, while listening
+	opts sockOpts
+
+	// shutRd, shutWr record shutdown on a socket without a connection
+	// (Linux sets sk_shutdown even when it returns ENOTCONN).
+	shutRd, shutWr bool
+	// peek holds data taken from the connection by MSG_PEEK and not yet read.
+	peek []byte
+	// wakeCh, when not nil, is closed at the next event on the socket.
+	wakeCh chan struct{}
+}
+
+// getLocked returns the socket of fd, or EBADF.
+func (t *Sockets) getLocked(fd int) (*socket, error) {
+	if t.s.closed || fd < 0 || fd >= len(t.fds) || t.fds[fd] == nil {
+		return nil, syscall.EBADF
+	}
+	return t.fds[fd], nil
+}
+
+// allocLocked gives sk the lowest free descriptor.
+func (t *Sockets) allocLocked(sk *socket) int {
+	for fd := firstFD; fd < len(t.fds); fd++ {
+		if t.fds[fd] == nil {
+			t.fds[fd] = sk
+			sk.refs++
+			return fd
+		}
+	}
+	for len(t.fds) < firstFD {
+		t.fds = append(t.fds, nil)
+	}
+	t.fds = append(t.fds, sk)
+	sk.refs++
+	return len(t.fds) - 1
+}
+
+// usable returns EBADF if the socket can no longer be used by a call that
+// has been waiting on it.
+func (t *Sockets) usable(sk *socket) error {
+	if t.s.closed || sk.closed {
+		return syscall.EBADF
+	}
+	return nil
+}
+
+// Socket creates a socket: domain AF_INET or AF_INET6 (else
+// EAFNOSUPPORT), type SOCK_STREAM optionally with SOCK_NONBLOCK and
+// SOCK_CLOEXEC (other flags EINVAL, other types ESOCKTNOSUPPORT), protocol 0
+// or IPPROTO_TCP (else EPROTONOSUPPORT). It returns the new descriptor.
+func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return -1, syscall.EBADF
+	}
+	if domain != AF_INET && domain != AF_INET6 {
+		return -1, syscall.EAFNOSUPPORT
+	}
+	flags := typ &^ sockTypeMask
+	typ &= sockTypeMask
+	if flags&^(SOCK_NONBLOCK|SOCK_CLOEXEC) != 0 || typ < 0 || typ >= sockMax {
+		return -1, syscall.EINVAL
+	}
+	if typ != SOCK_STREAM {
+		return -1, syscall.ESOCKTNOSUPPORT
+	}
+	if proto != IPPROTO_IP && proto != IPPROTO_TCP {
+		return -1, syscall.EPROTONOSUPPORT
+	}
+	sk := &socket{family: domain, nonblock: flags&SOCK_NONBLOCK != 0, opts: s.defaultOpts()}
+	return t.allocLocked(sk), nil
+}
+
+// localAddr converts an address given to bind or connect to the unmapped
+// form the stack uses, checking it against the socket's family: an
+// AF_INET socket takes IPv4 (a v4-mapped address is unmapped), an AF_INET6
+// socket IPv6 and, unless IPV6_V6ONLY, IPv4 (plain or v4-mapped).
+func (sk *socket) localAddr(a netip.Addr, v6onlyErr syscall.Errno) (netip.Addr, error) {
+	if !a.IsValid() {
+		return a, syscall.EINVAL
+	}
+	if sk.family == AF_INET {
+		a = a.Unmap()
+		if !a.Is4() {
+			return a, syscall.EAFNOSUPPORT
+		}
+		return a, nil
+	}
+	if a.Is4() || a.Is4In6() {
+		if sk.opts.v6only {
+			return a, v6onlyErr
+		}
+		return a.Unmap(), nil
+	}
+	return a.WithZone(""), nil
+}
+
+// sockAddr presents an address in the socket's family: v4-mapped for IPv4
+// on an AF_INET6 socket.
+func (sk *socket) sockAddr(ap netip.AddrPort) netip.AddrPort {
+	if sk.family == AF_INET6 && ap.Addr().Is4() {
+		return netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+	}
+	return ap
+}
+
+// wildcard is the unspecified address of the socket's family.
+func (sk *socket) wildcard() netip.Addr {
+	if sk.family == AF_INET {
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// newBinding returns an unentered claim for addr:port with the socket's
+// current reuse options.
+func (sk *socket) newBinding(addr netip.Addr, port uint16, explicit bool) *binding {
+	return &binding{
+		addr:      addr,
+		port:      port,
+		v6only:    addr.Is6() && sk.opts.v6only,
+		reuse:     sk.opts.reuseAddr,
+		reuseport: sk.opts.reusePort,
+		explicit:  explicit,
+	}
+}
+
+// Bind binds the socket to a local address and port. Errors as Linux:
+// EAFNOSUPPORT for an address of the wrong family, EADDRNOTAVAIL for an
+// address that is not the stack's, EINVAL if already bound (or connected,
+// or listening), EADDRINUSE when the port conflicts (see the package's port
+// rules: SO_REUSEADDR, SO_REUSEPORT as set before this call). Port 0 picks
+// a free port in the ephemeral range; the unspecified address binds every
+// address of the family (and IPv4 too for an AF_INET6 socket without
+// IPV6_V6ONLY).
+func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	a, err := sk.localAddr(addr.Addr(), syscall.EINVAL)
+	if err != nil {
+		return err
+	}
+	if !a.IsUnspecified() && !s.isLocalAddr(a) {
+		return syscall.EADDRNOTAVAIL
+	}
+	if sk.bind != nil || sk.ep != nil || sk.l != nil {
+		return syscall.EINVAL
+	}
+	b := sk.newBinding(a, addr.Port(), true)
+	if b.port == 0 {
+		if b.port = s.pickBindPortLocked(b); b.port == 0 {
+			return syscall.EADDRINUSE
+		}
+	} else if s.conflictLocked(b) {
+		return syscall.EADDRINUSE
+	}
+	s.addBindingLocked(b)
+	b.refs++
+	sk.bind = b
+	sk.userBound = true
+	return nil
+}
+
+// Listen makes the socket listen with the given backlog, capped by
+// SomaxConn (a negative backlog means SomaxConn). The accept queue then
+// admits backlog+1 connections, as Linux's. An unbound socket is first
+// bound to a free port on the wildcard address. Listen re-checks the port
+// (Linux's inet_csk_get_port at listen): two SO_REUSEADDR sockets may bind
+// one port but only one may listen on it (EADDRINUSE). EINVAL on a
+// connected or connecting socket. Listen on a listening socket changes its
+// backlog.
+func (t *Sockets) Listen(fd, backlog int) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	if sk.ep != nil || sk.state != ssUnconnected {
+		return syscall.EINVAL
+	}
+	if backlog < 0 || backlog > s.somaxconn {
+		backlog = s.somaxconn
+	}
+	if sk.l != nil {
+		sk.l.backlog = backlog
+		s.wakeSocketLocked(sk)
+		return nil
+	}
+	if sk.bind == nil {
+		b := sk.newBinding(sk.wildcard(), 0, true)
+		if b.port = s.pickBindPortLocked(b); b.port == 0 {
+			return syscall.EADDRINUSE
+		}
+		s.addBindingLocked(b)
+		b.refs++
+		sk.bind = b
+	} else if s.conflictLocked(sk.bind) {
+		return syscall.EADDRINUSE
+	}
+	sk.shutRd, sk.shutWr = false, false
+	sk.l = s.startListeningLocked(sk, backlog)
+	return nil
+}
+
+// Accept takes the first connection of the listener's accept queue and
+// returns a new descriptor for it (blocking, whatever the listener's
+// flags, as Linux's accept) and the peer's address. EINVAL if the socket is
+// not listening (also when a listener is shut down under a blocked
+// Accept), EAGAIN if non-blocking and the queue is empty.
+func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	for {
+		if err := t.usable(sk); err != nil {
+			return -1, netip.AddrPort{}, err
+		}
+		l := sk.l
+		if l == nil {
+			return -1, netip.AddrPort{}, syscall.EINVAL
+		}
+		if len(l.acceptQ) > 0 {
+			ep := l.acceptQ[0]
+			l.acceptQ[0] = nil
+			l.acceptQ = l.acceptQ[1:]
+			ep.parent = nil
+			ep.inAccept = false
+			nsk := &socket{family: sk.family, state: ssConnected, opts: sk.opts, ep: ep}
+			ep.sock = nsk
+			return t.allocLocked(nsk), nsk.sockAddr(ep.remote), nil
+		}
+		if sk.nonblock {
+			return -1, netip.AddrPort{}, syscall.EAGAIN
+		}
+		s.waitLocked(sk, nil)
+	}
+}
+
+// Connect opens a connection to addr. Non-blocking, it returns EINPROGRESS
+// (the end shows in Poll as POLLOUT, the result in SO_ERROR), and EALREADY
+// while in progress; blocking, it waits and returns the error
+// (ECONNREFUSED, ETIMEDOUT...). EISCONN on a connected socket and, as
+// Linux, on a listening one. An unbound socket gets the stack's address of
+// addr's family (the first whose prefix contains addr, if any) and an
+// ephemeral port (RFC 6056 algorithm 3). EADDRNOTAVAIL when the 4-tuple is
+// taken or no port is free, ENETUNREACH when the stack has no address of
+// that family.
+func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sk.l != nil:
+		return syscall.EISCONN
+	case sk.state == ssConnected:
+		return syscall.EISCONN
+	case sk.state == ssConnecting:
+		if st := sk.ep.conn.State(); (st == tcp.SynSent || st == tcp.SynRcvd) && sk.nonblock {
+			return syscall.EALREADY
+		}
+		return t.waitConnectLocked(sk)
+	}
+	if dst.IsUnspecified() || dst.IsMulticast() {
+		return syscall.ENETUNREACH
+	}
+	remote := netip.AddrPortFrom(dst, addr.Port())
+
+	// The local address: the bound one, or the source for dst.
+	var src netip.Addr
+	if sk.bind != nil && !sk.bind.addr.IsUnspecified() {
+		src = sk.bind.addr
+		if src.Is4() != dst.Is4() {
+			return syscall.EINVAL
+		}
+	} else {
+		var ok bool
+		if src, ok = s.sourceAddrFor(dst); !ok {
+			return syscall.ENETUNREACH
+		}
+	}
+	var b *binding
+	if sk.bind != nil {
+		b = sk.bind
+		if _, used := s.conns[connKey{netip.AddrPortFrom(src, b.port), remote}]; used {
+			return syscall.EADDRNOTAVAIL
+		}
+		if b.addr.IsUnspecified() {
+			b.addr = src // as Linux sets the bound address at connect
+			b.v6only = false
+		}
+	} else {
+		port := s.pickConnectPortLocked(src, remote)
+		if port == 0 {
+			return syscall.EADDRNOTAVAIL
+		}
+		b = sk.newBinding(src, port, false)
+		s.addBindingLocked(b)
+	}
+	ep := s.newEndpointLocked(netip.AddrPortFrom(src, b.port), remote, &sk.opts, b)
+	ep.sock = sk
+	sk.ep = ep
+	sk.state = ssConnecting
+	sk.peek = nil
+	sk.shutRd, sk.shutWr = false, false
+	err = ep.conn.Connect(s.clock.Now())
+	s.afterLocked(ep)
+	if err != nil {
+		s.disconnectLocked(sk)
+		return errnoOf(err)
+	}
+	if sk.nonblock {
+		return syscall.EINPROGRESS
+	}
+	return t.waitConnectLocked(sk)
+}
+
+// waitConnectLocked waits for the handshake of a connecting socket to end
+// and reports it as connect does: nil once established, else the
+// connection's error (or ECONNABORTED if it was already taken by
+// SO_ERROR), after which the socket is unconnected and may connect again.
+func (t *Sockets) waitConnectLocked(sk *socket) error {
+	s := t.s
+	for {
+		if err := t.usable(sk); err != nil {
+			return err
+		}
+		if sk.ep == nil {
+			return syscall.ECONNABORTED
+		}
+		switch sk.ep.conn.State() {
+		case tcp.SynSent, tcp.SynRcvd:
+			s.waitLocked(sk, nil)
+			continue
+		case tcp.Closed:
+			err := sk.ep.conn.TakeErr()
+			if err == 0 {
+				err = syscall.ECONNABORTED
+			}
+			s.disconnectLocked(sk)
+			return err
+		}
+		sk.state = ssConnected
+		return nil
+	}
+}
+
+// disconnectLocked detaches a socket from its connection (Linux's
+// tcp_disconnect after a failed connect, or shutdown in SYN_SENT): a live
+// connection is aborted (no RST in SYN_SENT), and the socket is
+// unconnected again.
+func (s *Stack) disconnectLocked(sk *socket) {
+	ep := sk.ep
+	if ep == nil {
+		return
+	}
+	if ep.hashed {
+		ep.conn.Abort(s.clock.Now())
+		s.afterLocked(ep)
+		s.unhashLocked(ep)
+	}
+	ep.sock = nil
+	sk.ep = nil
+	sk.state = ssUnconnected
+	sk.peek = nil
+	s.wakeSocketLocked(sk)
+}
+
+// Read is Recv with no flags: read(2).
+func (t *Sockets) Read(fd int, p []byte) (int, error) { return t.Recv(fd, p, 0) }
+
+// Write is Send with no flags: write(2).
+func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0) }
+
+// Recv reads received data: 0, nil at end of stream (the peer's FIN, or
+// after SHUT_RD), ENOTCONN on a socket never connected (or listening),
+// ECONNRESET once after a reset (then 0), EAGAIN when non-blocking (or
+// MSG_DONTWAIT) and nothing is ready. A blocking Recv waits for data. With
+// MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
+func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return 0, err
+	}
+	nonblock := sk.nonblock || flags&MSG_DONTWAIT != 0
+	for {
+		if err := t.usable(sk); err != nil {
+			return 0, err
+		}
+		if sk.ep == nil {
+			if sk.shutRd {
+				return 0, nil
+			}
+			return 0, syscall.ENOTCONN
+		}
+		n, err := s.readLocked(sk, p, flags&MSG_PEEK != 0)
+		switch {
+		case err == syscall.EAGAIN && !nonblock:
+			s.waitLocked(sk, nil)
+			continue
+		case err == io.EOF:
+			return 0, nil
+		case err != nil:
+			return 0, errnoOf(err)
+		}
+		return n, nil
+	}
+}
+
+// readLocked reads (or peeks) from the socket's connection, serving data
+// kept by an earlier peek first.
+func (s *Stack) readLocked(sk *socket, p []byte, peek bool) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	ep := sk.ep
+	now := s.clock.Now()
+	if !peek {
+		if len(sk.peek) > 0 {
+			n := copy(p, sk.peek)
+			sk.peek = sk.peek[n:]
+			if len(sk.peek) == 0 {
+				sk.peek = nil
+			}
+			return n, nil
+		}
+		n, err := ep.conn.Read(now, p)
+		s.afterLocked(ep)
+		return n, err
+	}
+	if len(sk.peek) < len(p) {
+		more := make([]byte, len(p)-len(sk.peek))
+		n, err := ep.conn.Read(now, more)
+		s.afterLocked(ep)
+		if n > 0 {
+			sk.peek = append(sk.peek, more[:n]...)
+		} else if len(sk.peek) == 0 {
+			return 0, err
+		}
+	}
+	return copy(p, sk.peek), nil
+}
+
+// Send writes data. A blocking Send writes everything, waiting for room in
+// the send buffer (and for the handshake of a connecting socket); a
+// non-blocking one (or MSG_DONTWAIT) writes what fits and returns EAGAIN if
+// nothing does. EPIPE on a socket never connected, after SHUT_WR, and after
+// a reset once ECONNRESET has been returned. MSG_NOSIGNAL is accepted
+// (there are no signals).
+func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return 0, err
+	}
+	nonblock := sk.nonblock || flags&MSG_DONTWAIT != 0
+	written := 0
+	for {
+		if err := t.usable(sk); err != nil {
+			if written > 0 {
+				return written, nil
+			}
+			return 0, err
+		}
+		ep := sk.ep
+		if ep == nil {
+			return 0, syscall.EPIPE
+		}
+		if st := ep.conn.State(); st == tcp.SynSent || st == tcp.SynRcvd {
+			// Linux's sk_stream_wait_connect.
+			if nonblock {
+				return 0, syscall.EAGAIN
+			}
+			s.waitLocked(sk, nil)
+			continue
+		}
+		n, err := ep.conn.Write(s.clock.Now(), p[written:])
+		s.afterLocked(ep)
+		written += n
+		if err == nil && written == len(p) {
+			return written, nil
+		}
+		if err == nil && n == 0 {
+			err = syscall.EAGAIN
+		}
+		switch {
+		case err == syscall.EAGAIN || err == nil:
+			if nonblock {
+				if written > 0 {
+					return written, nil
+				}
+				return 0, syscall.EAGAIN
+			}
+			if err != nil {
+				s.waitLocked(sk, nil)
+			}
+		default:
+			if written > 0 {
+				return written, nil
+			}
+			return 0, errnoOf(err)
+		}
+	}
+}
+
+// Shutdown shuts the reading side (SHUT_RD), writing side (SHUT_WR, a FIN
+// after queued data) or both of the socket, whatever the number of
+// descriptors: blocked calls on any of them wake up. EINVAL for a bad how,
+// ENOTCONN on an unconnected socket. On a listener, SHUT_RD and SHUT_RDWR
+// stop listening (its queued connections are reset and a blocked Accept
+// returns EINVAL); SHUT_WR does nothing. In SYN_SENT it abandons the
+// connection attempt.
+func (t *Sockets) Shutdown(fd, how int) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	if how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR {
+		return syscall.EINVAL
+	}
+	if sk.l != nil {
+		if how == SHUT_WR {
+			return nil
+		}
+		s.stopListenLocked(sk)
+		return nil
+	}
+	ep := sk.ep
+	if ep == nil || ep.conn.State() == tcp.Closed {
+		sk.shutRd = sk.shutRd || how != SHUT_WR
+		sk.shutWr = sk.shutWr || how != SHUT_RD
+		s.wakeSocketLocked(sk)
+		return syscall.ENOTCONN
+	}
+	if ep.conn.State() == tcp.SynSent {
+		s.disconnectLocked(sk)
+		return nil
+	}
+	err = ep.conn.Shutdown(s.clock.Now(), how)
+	s.afterLocked(ep)
+	return errnoOf(err)
+}
+
+// stopListenLocked ends the socket's listening; a port bound by listen
+// itself (not by bind) is released, as Linux does.
+func (s *Stack) stopListenLocked(sk *socket) {
+	s.stopListeningLocked(sk.l)
+	sk.l = nil
+	if !sk.userBound {
+		s.releaseBindingLocked(sk.bind)
+		sk.bind = nil
+	}
+}
+
+// Close closes a descriptor. The socket closes with its last descriptor:
+// a listener stops (resetting its queued connections); a connection gets
+// tcp's close (FIN after queued data, or RST if received data is unread)
+// or, with SO_LINGER on and a zero timeout, an abort (RST). The
+// connection then lives on as an orphan until it finishes; beyond
+// MaxOrphans orphans it is reset instead. SO_LINGER with a non-zero
+// timeout does not make Close wait: it closes as without SO_LINGER.
+func (t *Sockets) Close(fd int) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	t.fds[fd] = nil
+	sk.refs--
+	if sk.refs > 0 {
+		return nil
+	}
+	s.releaseSocketLocked(sk)
+	return nil
+}
+
+// releaseSocketLocked closes a socket whose last descriptor went.
+func (s *Stack) releaseSocketLocked(sk *socket) {
+	sk.closed = true
+	if sk.l != nil {
+		s.stopListenLocked(sk)
+	}
+	if ep := sk.ep; ep != nil {
+		ep.sock = nil
+		sk.ep = nil
+		if ep.hashed {
+			now := s.clock.Now()
+			if sk.opts.linger.Onoff != 0 && sk.opts.linger.Linger == 0 {
+				ep.conn.Abort(now)
+			} else {
+				ep.conn.Close(now)
+			}
+			s.afterLocked(ep)
+			if ep.hashed && ep.conn.State() != tcp.TimeWait {
+				if s.orphans >= s.maxOrphans {
+					// Linux's "too many orphaned sockets".
+					s.stats.TcpExtTCPAbortOnMemory++
+					ep.conn.Abort(now)
+					s.afterLocked(ep)
+					s.unhashLocked(ep)
+				} else {
+					ep.orphan = true
+					s.orphans++
+				}
+			}
+		}
+	}
+	if sk.bind != nil {
+		s.releaseBindingLocked(sk.bind)
+		sk.bind = nil
+	}
+	sk.peek = nil
+	s.wakeSocketLocked(sk)
+}
+
+// Dup returns a new descriptor (the lowest free) for the same socket.
+func (t *Sockets) Dup(fd int) (int, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return -1, err
+	}
+	return t.allocLocked(sk), nil
+}
+
+// Fcntl supports F_GETFL (O_RDWR, plus O_NONBLOCK when set), F_SETFL
+// (O_NONBLOCK is taken from arg, other bits ignored as Linux ignores the
+// access mode), F_GETFD and F_SETFD (accepted, always 0). O_NONBLOCK
+// belongs to the socket and so to all its descriptors, as a file status
+// flag shared by dup'ed descriptors. Other commands get EINVAL.
+func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return -1, err
+	}
+	switch cmd {
+	case F_GETFL:
+		fl := O_RDWR
+		if sk.nonblock {
+			fl |= O_NONBLOCK
+		}
+		return fl, nil
+	case F_SETFL:
+		sk.nonblock = arg&O_NONBLOCK != 0
+		return 0, nil
+	case F_GETFD, F_SETFD:
+		return 0, nil
+	}
+	return -1, syscall.EINVAL
+}
+
+// Getsockname returns the socket's local address: the connection's, the
+// bound one, or the unspecified address and port 0 when unbound. IPv4
+// addresses of an AF_INET6 socket are v4-mapped.
+func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	switch {
+	case sk.ep != nil:
+		return sk.sockAddr(sk.ep.local), nil
+	case sk.bind != nil:
+		return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
+	}
+	return netip.AddrPortFrom(sk.wildcard(), 0), nil
+}
+
+// Getpeername returns the peer's address; ENOTCONN unless the connection
+// is past SYN_SENT and not closed.
+func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if sk.ep == nil {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	return sk.sockAddr(sk.ep.remote), nil
+}
+
+// errnoOf converts an error from tcp.Conn to the Errno the socket layer
+// returns.
+func errnoOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := err.(syscall.Errno); ok {
+		if e == 0 {
+			return nil
+		}
+		return e
+	}
+	if err == io.EOF {
+		return nil
+	}
+	return syscall.EIO
+}

@@ -1,0 +1,361 @@
+// Package synstack is a userspace TCP/IP stack: it terminates TCP connections
+// in a Go process over any link.Endpoint (an in-memory pipe, a simulated
+// network, a TUN device) and offers a BSD socket layer (Sockets) on top.
+//
+// The protocol itself lives in package tcp, a sans-IO state machine. This
+// package is its runtime: it parses and emits IP packets (with package wire),
+// demultiplexes segments to connections and listeners, owns the port and
+// address tables, drives every connection's timers from one clock timer, and
+// implements the socket calls with Linux's semantics and errno values.
+//
+// Concurrency: a Stack has a single mutex (Stack.mu). Packet delivery from
+// the link, timer expiry and every socket call take it; blocking socket calls
+// release it while they wait. With a clock.Virtual everything happens on the
+// caller's goroutine: timers run inside Advance, and packets are processed
+// inside DeliverPacket, so a test or a packet script is fully deterministic.
+package synstack
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/link"
+	"github.com/synstack/synstack/tcp"
+)
+
+// Config configures a Stack.
+type Config struct {
+	// Link is the link the stack sends and receives IP packets on. Required.
+	Link link.Endpoint
+	// Addrs are the stack's addresses (IPv4 and/or IPv6) with their
+	// prefixes; the prefix picks the source address of a connection.
+	Addrs []netip.Prefix
+	// Clock is the stack's time. Default clock.Real{}.
+	Clock clock.Clock
+	// Seed makes ISNs, ephemeral ports and timestamp offsets deterministic
+	// when non-zero (tests, packet scripts); zero draws the secret key from
+	// crypto/rand.
+	Seed uint64
+	// TCP holds the default tunables of new connections (every tcp.Config
+	// field except Output and OnTransition; zero values take tcp's
+	// defaults). MSS defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
+	TCP tcp.Config
+	// OnTransition, if set, is called for every state change of every
+	// connection. It runs under the stack's lock and must not call back
+	// into the stack.
+	OnTransition func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	// OnPacket, if set, sees every IP packet sent (dir "out") and received
+	// (dir "in"): a received packet before it is processed, a sent one
+	// before it goes to the link. pkt is valid only during the call, which
+	// runs under the stack's lock.
+	OnPacket func(dir string, pkt []byte)
+	// MaxOrphans bounds the closed-but-unfinished connections kept
+	// (tcp_max_orphans); beyond it a newly closed connection is reset.
+	// Default 4096.
+	MaxOrphans int
+	// SomaxConn caps the backlog of listen (net.core.somaxconn). Default 4096.
+	SomaxConn int
+	// MaxSynBacklog bounds each listener's SYN queue (tcp_max_syn_backlog).
+	// Default 1024.
+	MaxSynBacklog int
+}
+
+// Defaults of the Config limits.
+const (
+	DefaultMaxOrphans    = 4096
+	DefaultSomaxConn     = 4096
+	DefaultMaxSynBacklog = 1024
+)
+
+// Linux's ephemeral port range (net.ipv4.ip_local_port_range).
+const (
+	EphemeralPortFirst = 32768
+	EphemeralPortLast  = 60999
+)
+
+// ipTTL is the TTL (IPv4) and hop limit (IPv6) of every packet sent, Linux's default.
+const ipTTL = 64
+
+// Stats are the stack's counters, named as Linux's nstat names them
+// (IpInReceives, TcpInSegs, TcpExtListenDrops...). Counters Linux does not
+// have are prefixed with Synstack.
+type Stats struct {
+	IpInReceives      uint64 // IP packets received
+	IpInHdrErrors     uint64 // dropped: malformed IP header, bad header checksum
+	IpInAddrErrors    uint64 // dropped: destination is not one of the stack's addresses
+	IpInUnknownProtos uint64 // dropped: not TCP
+	IpReasmFails      uint64 // dropped: fragments (no reassembly)
+	IpInDelivers      uint64 // IP packets handed to TCP
+	IpOutRequests     uint64 // IP packets sent
+	IpOutDiscards     uint64 // packets that could not be built or written
+
+	TcpActiveOpens  uint64 // CLOSED -> SYN_SENT
+	TcpPassiveOpens uint64 // LISTEN -> SYN_RCVD
+	TcpAttemptFails uint64 // SYN_SENT/SYN_RCVD -> CLOSED, SYN_RCVD -> LISTEN
+	TcpEstabResets  uint64 // ESTABLISHED/CLOSE_WAIT -> CLOSED
+	TcpCurrEstab    uint64 // connections now in ESTABLISHED or CLOSE_WAIT (a gauge)
+	TcpInSegs       uint64 // segments received (checksum verified)
+	TcpOutSegs      uint64 // segments sent
+	TcpInErrs       uint64 // segments dropped: bad checksum or malformed header
+	TcpInCsumErrors uint64 // segments dropped: bad checksum
+	TcpOutRsts      uint64 // segments sent with RST
+
+	TcpExtListenOverflows  uint64 // SYN or handshake-completing ACK dropped: accept queue full
+	TcpExtListenDrops      uint64 // SYN or ACK dropped at a listener for any reason
+	TcpExtTCPAbortOnMemory uint64 // connections reset on close because of MaxOrphans
+
+	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
+}
+
+// Stack is a userspace TCP/IP stack attached to one link.
+type Stack struct {
+	// Set by New, then read-only.
+	link          link.Endpoint
+	clock         clock.Clock
+	mtu           int
+	addrs         []netip.Prefix
+	key           secret
+	tcpDefaults   tcp.Config
+	onTransition  func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	onPacket      func(dir string, pkt []byte)
+	maxOrphans    int
+	somaxconn     int
+	maxSynBacklog int
+	sockets       *Sockets
+
+	// mu guards every field below, the Sockets table, and every socket,
+	// endpoint, listener and binding of the stack, including the tcp.Conn
+	// inside each endpoint (tcp.Conn is not safe for concurrent use). It is
+	// held while a tcp.Conn runs, hence during link.WritePacket and the
+	// OnTransition and OnPacket callbacks, none of which may call back into
+	// the stack. Methods that must be called with mu held end in Locked.
+	// mu is the only lock of the package: there is no lock order to keep.
+	mu sync.Mutex
+
+	closed bool
+	// conns holds every connection with a 4-tuple (SYN_SENT onwards,
+	// accepted or not, orphans included) until it finishes.
+	conns map[connKey]*endpoint
+	// listeners holds the listening sockets by local port.
+	listeners map[uint16][]*listener
+	// ports holds every claim on a local port (bound sockets, listeners,
+	// connections) for bind conflict checks.
+	ports map[uint16][]*binding
+	// orphans counts connections whose last descriptor is closed but that
+	// have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK...).
+	// As in Linux, TIME_WAIT connections are not counted.
+	orphans int
+
+	// timers orders the connections that have a deadline; one clock timer
+	// (timer, armed for timerAt) fires for the earliest. timerGen tells a
+	// stale timer from the current one.
+	timers   timerHeap
+	timer    clock.Timer
+	timerAt  time.Time
+	timerGen uint64
+
+	stats Stats
+	// pollCh, when not nil, is closed (and cleared) on any socket event to
+	// wake Poll callers.
+	pollCh chan struct{}
+	// outBuf is the scratch buffer packets are built in.
+	outBuf []byte
+	ipID   uint16
+	// portNext is RFC 6056 algorithm 3's table of increments, simplified
+	// to a single counter; bindNext does the same for bind(port 0).
+	portNext uint32
+	bindNext uint32
+}
+
+// connKey is a connection's 4-tuple, with unmapped addresses.
+type connKey struct {
+	local, remote netip.AddrPort
+}
+
+// New returns a stack attached to cfg.Link.
+func New(cfg Config) (*Stack, error) {
+	if cfg.Link == nil {
+		return nil, errors.New("synstack: Config.Link is required")
+	}
+	s := &Stack{
+		link:          cfg.Link,
+		clock:         cfg.Clock,
+		mtu:           cfg.Link.MTU(),
+		tcpDefaults:   cfg.TCP,
+		onTransition:  cfg.OnTransition,
+		onPacket:      cfg.OnPacket,
+		maxOrphans:    cfg.MaxOrphans,
+		somaxconn:     cfg.SomaxConn,
+		maxSynBacklog: cfg.MaxSynBacklog,
+		conns:         make(map[connKey]*endpoint),
+		listeners:     make(map[uint16][]*listener),
+		ports:         make(map[uint16][]*binding),
+	}
+	if s.mtu < 68 {
+		return nil, errors.New("synstack: link MTU too small")
+	}
+	for _, p := range cfg.Addrs {
+		if !p.IsValid() {
+			return nil, errors.New("synstack: invalid address " + p.String())
+		}
+		s.addrs = append(s.addrs, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+	}
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	}
+	if s.maxOrphans <= 0 {
+		s.maxOrphans = DefaultMaxOrphans
+	}
+	if s.somaxconn <= 0 {
+		s.somaxconn = DefaultSomaxConn
+	}
+	if s.maxSynBacklog <= 0 {
+		s.maxSynBacklog = DefaultMaxSynBacklog
+	}
+	s.tcpDefaults.Output = nil
+	s.tcpDefaults.OnTransition = nil
+	if cfg.Seed != 0 {
+		s.key.k0 = splitmix64(cfg.Seed)
+		s.key.k1 = splitmix64(s.key.k0)
+	} else {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		s.key.k0 = binary.LittleEndian.Uint64(b[:8])
+		s.key.k1 = binary.LittleEndian.Uint64(b[8:])
+	}
+	s.ipID = uint16(s.key.k0)
+	s.portNext = uint32(s.key.k1)
+	s.bindNext = uint32(s.key.k1 >> 32)
+	s.sockets = &Sockets{s: s}
+	s.link.Attach(s)
+	return s, nil
+}
+
+// Sockets returns the stack's file-descriptor table: one per stack, as one
+// process has one.
+func (s *Stack) Sockets() *Sockets { return s.sockets }
+
+// Clock returns the stack's clock.
+func (s *Stack) Clock() clock.Clock { return s.clock }
+
+// Stats returns a copy of the stack's counters.
+func (s *Stack) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close aborts every connection (sending RST where the state calls for it),
+// stops the stack's timer, wakes every blocked socket call (which then fails
+// with EBADF) and closes the link. Every later socket call fails with EBADF.
+// The stack starts no goroutine of its own beyond clock timers, which Close
+// stops; a timer callback already running returns at once.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	now := s.clock.Now()
+	// Abort in a fixed order so that the RSTs go out deterministically.
+	eps := make([]*endpoint, 0, len(s.conns))
+	for _, ep := range s.conns {
+		eps = append(eps, ep)
+	}
+	slices.SortFunc(eps, func(a, b *endpoint) int {
+		if c := strings.Compare(a.local.String(), b.local.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.remote.String(), b.remote.String())
+	})
+	for _, ep := range eps {
+		if ep.hashed {
+			ep.conn.Abort(now)
+			s.afterLocked(ep)
+		}
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.timerGen++
+	s.timers = nil
+	for _, sk := range s.sockets.fds {
+		if sk != nil {
+			s.wakeSocketLocked(sk)
+		}
+	}
+	s.wakePollLocked()
+	s.mu.Unlock()
+	return s.link.Close()
+}
+
+// isLocalAddr reports whether a is one of the stack's addresses.
+func (s *Stack) isLocalAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceAddrFor picks the local address for a connection to dst: the first
+// of the stack's addresses whose prefix contains dst, else the first of the
+// same family.
+func (s *Stack) sourceAddrFor(dst netip.Addr) (netip.Addr, bool) {
+	for _, p := range s.addrs {
+		if p.Addr().Is4() == dst.Is4() && p.Contains(dst) {
+			return p.Addr(), true
+		}
+	}
+	for _, p := range s.addrs {
+		if p.Addr().Is4() == dst.Is4() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// wakeSocketLocked wakes every call blocked on sk, and Poll callers.
+func (s *Stack) wakeSocketLocked(sk *socket) {
+	if sk.wakeCh != nil {
+		close(sk.wakeCh)
+		sk.wakeCh = nil
+	}
+	s.wakePollLocked()
+}
+
+func (s *Stack) wakePollLocked() {
+	if s.pollCh != nil {
+		close(s.pollCh)
+		s.pollCh = nil
+	}
+}
+
+// waitLocked releases mu until something happens to sk (or the stack
+// closes), or until cancel (if not nil) is closed, then takes mu again. The
+// caller re-checks its condition.
+func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
+	if sk.wakeCh == nil {
+		sk.wakeCh = make(chan struct{})
+	}
+	ch := sk.wakeCh
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-cancel:
+	}
+	s.mu.Lock()
+}

@@ -1,0 +1,117 @@
+package synstack
+
+import (
+	"container/heap"
+	"time"
+)
+
+// The stack drives every connection's timers with a single clock timer:
+// connections with a deadline sit in a min-heap, and one clock.AfterFunc is
+// armed for the earliest. When it fires, every due connection is ticked and
+// the timer re-armed. With a clock.Virtual this all runs inside Advance.
+
+// timerHeap is a min-heap of connections by deadline.
+type timerHeap []*endpoint
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *timerHeap) Push(x any) {
+	ep := x.(*endpoint)
+	ep.heapIndex = len(*h)
+	*h = append(*h, ep)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	ep := old[len(old)-1]
+	old[len(old)-1] = nil
+	ep.heapIndex = -1
+	*h = old[:len(old)-1]
+	return ep
+}
+
+// scheduleLocked re-reads ep's deadline and updates the heap and the
+// clock timer.
+func (s *Stack) scheduleLocked(ep *endpoint) {
+	if s.closed {
+		return
+	}
+	d := ep.conn.Deadline()
+	switch {
+	case d.IsZero():
+		s.unscheduleLocked(ep)
+		return
+	case d.Before(ep.notBefore):
+		d = ep.notBefore
+	}
+	switch {
+	case ep.heapIndex >= 0:
+		if d.Equal(ep.deadline) {
+			return
+		}
+		ep.deadline = d
+		heap.Fix(&s.timers, ep.heapIndex)
+	default:
+		ep.deadline = d
+		heap.Push(&s.timers, ep)
+	}
+	s.armLocked()
+}
+
+// unscheduleLocked takes ep out of the heap.
+func (s *Stack) unscheduleLocked(ep *endpoint) {
+	if ep.heapIndex >= 0 {
+		heap.Remove(&s.timers, ep.heapIndex)
+	}
+}
+
+// armLocked makes sure the clock timer fires no later than the earliest
+// deadline. A timer armed for a later time is replaced; one armed earlier
+// is kept (it re-arms when it fires).
+func (s *Stack) armLocked() {
+	if s.closed || len(s.timers) == 0 {
+		return
+	}
+	next := s.timers[0].deadline
+	if s.timer != nil && !s.timerAt.After(next) {
+		return
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.timerGen++
+	gen := s.timerGen
+	s.timerAt = next
+	s.timer = s.clock.AfterFunc(max(next.Sub(s.clock.Now()), 0), func() { s.onTimer(gen) })
+}
+
+// onTimer ticks every connection whose deadline has come and re-arms.
+func (s *Stack) onTimer(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || gen != s.timerGen {
+		return
+	}
+	s.timer = nil
+	now := s.clock.Now()
+	var due []*endpoint
+	for len(s.timers) > 0 && !s.timers[0].deadline.After(now) {
+		due = append(due, heap.Pop(&s.timers).(*endpoint))
+	}
+	for _, ep := range due {
+		if !ep.hashed {
+			continue
+		}
+		ep.conn.Tick(now)
+		if d := ep.conn.Deadline(); !d.IsZero() && !d.After(now) {
+			// A connection must move its deadline past now when
+			// ticked; never spin on one that does not.
+			ep.notBefore = now.Add(time.Millisecond)
+		}
+		s.afterLocked(ep)
+	}
+	s.armLocked()
+}
