@@ -131,6 +131,7 @@ type Conn struct {
 	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
 	rttAt        time.Time
 	rttTiming    bool
+	rtoTSval     uint32    // our timestamp clock at the last timeout
 	rtoAt        time.Time // retransmission or persist deadline; zero: not armed
 	persist      bool      // rtoAt is the persist timer (zero window)
 
@@ -424,7 +425,7 @@ func (c *Conn) Close(now time.Time) {
 	if len(c.rbuf) > 0 || c.oooLen > 0 {
 		// RFC 2525 2.17 and Linux: data the application never read is lost,
 		// so tell the peer with a reset rather than a clean FIN.
-		c.sendRST(now, c.snd.nxt, true)
+		c.sendRST(now, c.snd.max, true)
 		c.setState(Closed, "call CLOSE with unread data")
 		return
 	}
@@ -443,7 +444,7 @@ func (c *Conn) Abort(now time.Time) {
 	case Closed:
 		return
 	case SynRcvd, Established, FinWait1, FinWait2, CloseWait:
-		c.sendRST(now, c.snd.nxt, true)
+		c.sendRST(now, c.snd.max, true)
 	}
 	c.setState(Closed, "call ABORT")
 }

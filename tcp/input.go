@@ -159,7 +159,11 @@ func (c *Conn) acceptable(seg *Segment) bool {
 	case n == 0 && wnd == 0:
 		return seg.SEQ == c.rcv.nxt
 	case n == 0:
-		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd))
+		// Linux (tcp_sequence) also takes a segment without data at the
+		// window's right edge: a sender that filled our window sends its
+		// ACKs there, and refusing them would ignore their ACK field for
+		// as long as its data stays lost.
+		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd)+1)
 	case wnd == 0:
 		return false
 	default:
@@ -209,6 +213,10 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 
 	// First: the sequence number.
 	if !c.acceptable(seg) {
+		// A duplicate still refreshes TS.Recent (RFC 7323 4.3: SEG.SEQ =<
+		// Last.ACK.sent), so our ACK echoes the retransmission that caused
+		// it and the sender does not measure its timeout as RTT.
+		c.updateTSRecent(now, seg)
 		if !rst {
 			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. In TIME_WAIT a
 			// retransmitted FIN also restarts the 2MSL timer.
@@ -278,14 +286,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		return
 	}
 
-	// Timestamps: RFC 7323 4.3, TS.Recent follows the segment covering
-	// Last.ACK.sent.
-	if c.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.lastAckSent) {
-		if int32(seg.Options.TSVal-c.tsRecent) >= 0 || now.Sub(c.tsRecentAt) >= pawsIdle {
-			c.tsRecent = seg.Options.TSVal
-			c.tsRecentAt = now
-		}
-	}
+	c.updateTSRecent(now, seg)
 
 	// Sixth and seventh: the text, and the FIN.
 	switch c.state {
@@ -311,6 +312,17 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	}
 	c.output(now)
 	c.maybeAck(now)
+}
+
+// updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering
+// Last.ACK.sent.
+func (c *Conn) updateTSRecent(now time.Time, seg *Segment) {
+	if c.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.lastAckSent) {
+		if int32(seg.Options.TSVal-c.tsRecent) >= 0 || now.Sub(c.tsRecentAt) >= pawsIdle {
+			c.tsRecent = seg.Options.TSVal
+			c.tsRecentAt = now
+		}
+	}
 }
 
 // processAck applies SEG.ACK (3.10.7.4, fifth step). It reports whether
@@ -478,10 +490,13 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 		data = data[d:]
 		s = c.rcv.nxt
 	}
-	// Trim what lies beyond the window.
-	wnd := int(c.rcvWindowNow())
-	if len(data) > wnd {
-		data = data[:wnd]
+	// Trim what lies beyond the window's right edge.
+	room := int(c.rcv.right.Sub(s))
+	if room < 0 {
+		room = 0
+	}
+	if len(data) > room {
+		data = data[:room]
 		fin = false
 	}
 	if len(data) == 0 && !fin {
@@ -634,6 +649,11 @@ func (c *Conn) rttSample(now time.Time, seg *Segment, old seq.Value) {
 	var r time.Duration
 	switch {
 	case c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0:
+		if c.backoff > 0 && int32(seg.Options.TSEcr-c.rtoTSval) < 0 {
+			// The echo predates our last timeout: it times the wait for
+			// the timer, not the path (Karn's rule, with timestamps).
+			return
+		}
 		ms := int32(c.tsNow(now) - seg.Options.TSEcr)
 		if ms < 0 {
 			return

@@ -48,7 +48,13 @@ func (c *Conn) windowToAdvertise() uint32 {
 	if space > cur && space-cur < uint32(min(c.cfg.RcvBuf/2, c.rcvMSS)) && cur > 0 {
 		space = cur
 	}
-	return max(space, cur)
+	if space <= cur {
+		// Keep the right edge where it was, rounded up to the scale so the
+		// scaled field does not pull it back (Linux's tcp_select_window).
+		mask := uint32(1)<<c.rcvShift - 1
+		space = (cur + mask) &^ mask
+	}
+	return space
 }
 
 // fillAck sets the ACK, window and timestamp fields of c.tx.
@@ -137,12 +143,27 @@ func (c *Conn) setAckOptions(now time.Time) {
 	}
 }
 
-// sendAck sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+// sendAck sends a bare ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, where
+// SND.NXT is the highest sequence number sent (SND.MAX): after a timeout
+// rewinds SND.NXT to resend, the peer may already hold more, and an ACK
+// carrying the rewound number would fall before its window and be dropped
+// unread (Linux's tcp_acceptable_seq likewise never goes back).
 func (c *Conn) sendAck(now time.Time) {
-	c.tx = Segment{SEQ: c.snd.nxt, Flags: flagACK}
+	c.tx = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
+}
+
+// acceptableSeq is the sequence number for a segment without data: the
+// highest sent, unless the peer's window has since shrunk below it (Linux's
+// tcp_acceptable_seq), so the peer finds it in its window.
+func (c *Conn) acceptableSeq() seq.Value {
+	end := c.snd.una.Add(seq.Size(c.snd.wnd))
+	if c.snd.max.LessThanEq(end) || end.LessThan(c.snd.nxt) {
+		return c.snd.max
+	}
+	return end
 }
 
 // sendProbe sends a segment the peer must answer with an ACK without it

@@ -142,6 +142,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 	c.dupAcks = 0
 	c.backoff++
 	c.totalRetrans++
+	c.rtoTSval = c.tsNow(now)
 	// Go back N: rewind SND.NXT to SND.UNA and resend from there as the
 	// congestion window, now one segment, allows.
 	c.snd.nxt = c.snd.una
@@ -180,7 +181,7 @@ func (c *Conn) keepaliveTimeout(now time.Time) {
 		return
 	}
 	if c.keepProbes >= c.cfg.KeepCnt {
-		c.sendRST(now, c.snd.nxt, true)
+		c.sendRST(now, c.snd.max, true)
 		c.fail(syscall.ETIMEDOUT, "timer keepalive")
 		return
 	}
