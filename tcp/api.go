@@ -110,6 +110,9 @@ type Config struct {
 	NoTimestamps, NoSACK, NoWindowScale bool
 	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
 	NoDelay bool
+	// Congestion names the congestion-control algorithm (TCP_CONGESTION):
+	// "cubic" (default, RFC 9438) or "reno" (RFC 5681 with NewReno).
+	Congestion string
 	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
 	// per-connection offset; the stack derives it like the ISN).
 	TSOffset uint32

@@ -136,7 +136,9 @@ type Conn struct {
 	persist      bool      // rtoAt is the persist timer (zero window)
 
 	// Congestion control: Reno until the congestion-control issue lands.
-	cwnd, ssthresh int // bytes
+	cc             congestionControl
+	cwnd, ssthresh int // bytes; ssthresh 0 means not yet set (infinite)
+	caAcked        int // bytes acked towards Reno's next increase
 	dupAcks        int
 	recover        seq.Value // NewReno: SND.NXT when loss recovery began
 	inRecovery     bool
@@ -179,6 +181,11 @@ func NewConn(cfg Config, iss seq.Value) *Conn {
 	c.pushedSeq = iss.Add(1)
 	c.sndSml = iss
 	c.rto = cfg.RTOInitial
+	if cc, err := newCongestion(cfg.Congestion); err == nil {
+		c.cc = cc
+	} else {
+		c.cc, _ = newCongestion(DefaultCongestion)
+	}
 	c.sndMSS = defaultPeerMSS
 	c.rcvMSS = defaultPeerMSS
 	return c

@@ -410,13 +410,8 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	}
 	c.backoff = 0
 	c.dupAcks = 0
-	// Congestion window (RFC 5681): slow start grows by what was acked, as
-	// Linux does, congestion avoidance by one segment per window. It grows
-	// only while the sender used it (RFC 7661, Linux's tcp_is_cwnd_limited):
-	// an application-limited sender does not earn a larger window.
 	inflight := int(c.snd.nxt.Sub(old))
-	switch {
-	case c.inRecovery:
+	if c.inRecovery {
 		if c.snd.una.GreaterThanEq(c.recover) {
 			c.inRecovery = false
 			c.cwnd = c.ssthresh
@@ -424,17 +419,8 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 			// NewReno partial ACK (RFC 6582): retransmit the next hole.
 			c.retransmitHead(now)
 		}
-	case c.ssthresh == 0 || c.cwnd < c.ssthresh:
-		if c.cwnd < 2*inflight {
-			c.cwnd += acked
-			if c.ssthresh > 0 {
-				c.cwnd = min(c.cwnd, c.ssthresh)
-			}
-		}
-	default:
-		if inflight+c.sndMSS >= c.cwnd {
-			c.cwnd += max(1, c.sndMSS*c.sndMSS/max(c.cwnd, 1))
-		}
+	} else {
+		c.onAckGrow(now, acked, inflight)
 	}
 	if c.flight() == 0 {
 		c.rtoAt = time.Time{}
@@ -453,7 +439,7 @@ func (c *Conn) onDupAck(now time.Time) {
 		}
 		return
 	}
-	c.ssthresh = max(c.flight()/2, 2*c.sndMSS)
+	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
 	c.cwnd = c.ssthresh + 3*c.sndMSS
 	c.inRecovery = true
 	c.recover = c.snd.nxt

@@ -82,6 +82,7 @@ func soak(t *testing.T, seed uint64) {
 		if rng.IntN(4) == 0 {
 			cfg.NoTimestamps = true
 		}
+		cfg.Congestion = []string{CongestionCubic, CongestionReno}[rng.IntN(2)]
 		if rng.IntN(4) == 0 {
 			cfg.NoSACK = true
 		}

@@ -134,9 +134,10 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
 		return
 	}
-	// RFC 5681 3.1: after a timeout, ssthresh = max(FlightSize/2, 2*SMSS)
-	// and slow start from one segment; everything in flight is resent.
-	c.ssthresh = max(c.flight()/2, 2*c.sndMSS)
+	// RFC 5681 3.1: after a timeout, ssthresh falls as after a loss (by
+	// the algorithm's own factor, RFC 9438 4.8) and slow start begins again
+	// from one segment; everything in flight is resent.
+	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
 	c.cwnd = c.sndMSS
 	c.inRecovery = false
 	c.dupAcks = 0

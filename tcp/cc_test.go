@@ -1,0 +1,78 @@
+package tcp
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// ccConn is a connection in congestion avoidance with a fixed RTT: every
+// RTT a full window is acknowledged, one segment per ACK.
+func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.Duration) []float64 {
+	c := &Conn{cc: cc, sndMSS: 1000, cwnd: cwndSegs * 1000, srtt: rtt}
+	c.cfg.RTOMin = 200 * time.Millisecond
+	now := time.Unix(0, 0)
+	c.snd.una = 0
+	c.snd.nxt = c.snd.una.Add(seq.Size(c.cwnd)) // a full window in flight
+	c.ssthresh = cc.ssthreshAfterLoss(c, now)   // a loss at this window
+	c.cwnd = c.ssthresh
+	var out []float64
+	for r := 0; r < rtts; r++ {
+		segs := c.cwnd / c.sndMSS
+		for i := 0; i < segs; i++ {
+			now = now.Add(rtt / time.Duration(segs))
+			c.snd.nxt = c.snd.una.Add(seq.Size(c.cwnd)) // cwnd-limited
+			c.onAckGrow(now, c.sndMSS, c.cwnd)
+		}
+		out = append(out, float64(c.cwnd)/1000)
+	}
+	return out
+}
+
+func TestRenoGrowsOneSegmentPerRTT(t *testing.T) {
+	w := ccRun(t, reno{}, 100, 10, 100*time.Millisecond)
+	// After the loss: 50 segments, then +1 per RTT.
+	for i, v := range w {
+		if want := 51 + float64(i); math.Abs(v-want) > 1 {
+			t.Fatalf("RTT %d: cwnd %.1f segments, want about %.0f (all: %v)", i, v, want, w)
+		}
+	}
+}
+
+func TestCubicReturnsToWmaxAfterK(t *testing.T) {
+	// RFC 9438: after a loss at W_max = 100, cwnd = 70 and the curve
+	// reaches W_max again after K = cbrt(W_max(1-beta)/C) = 4.22 s; it is
+	// concave before and convex after.
+	rtt := 100 * time.Millisecond
+	w := ccRun(t, &cubic{}, 100, 80, rtt)
+	k := math.Cbrt(100 * (1 - cubicBeta) / cubicC)
+	at := func(sec float64) float64 { return w[int(sec/rtt.Seconds())-1] }
+	if v := at(k / 2); v < 85 || v > 100 {
+		t.Errorf("half way to K: cwnd %.1f, want between 85 and 100", v)
+	}
+	if v := at(k); math.Abs(v-100) > 5 {
+		t.Errorf("at K: cwnd %.1f, want about 100", v)
+	}
+	if v := at(k + 2); v < 103 {
+		t.Errorf("2 s after K: cwnd %.1f, want above W_max (convex probing)", v)
+	}
+	// Concave: growth slows as W_max nears.
+	if at(1)-at(0.5) <= at(k)-at(k-0.5) {
+		t.Errorf("not concave before K: %v", w[:50])
+	}
+}
+
+func TestSetCongestion(t *testing.T) {
+	c := NewConn(Config{}, 1)
+	if c.Congestion() != "cubic" {
+		t.Fatalf("default %q, want cubic", c.Congestion())
+	}
+	if err := c.SetCongestion("reno"); err != nil || c.Congestion() != "reno" {
+		t.Fatalf("SetCongestion(reno): %v, now %q", err, c.Congestion())
+	}
+	if err := c.SetCongestion("vegas"); err == nil {
+		t.Fatal("an unknown algorithm must be refused (ENOENT)")
+	}
+}
