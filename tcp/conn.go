@@ -140,8 +140,12 @@ type Conn struct {
 	cwnd, ssthresh int // bytes; ssthresh 0 means not yet set (infinite)
 	caAcked        int // bytes acked towards Reno's next increase
 	dupAcks        int
-	recover        seq.Value // NewReno: SND.NXT when loss recovery began
-	inRecovery     bool
+
+	// Loss recovery (recovery.go).
+	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
+	loss          lossState
+	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
+	rtxNext       seq.Value // retransmission resumes here (HighRxt)
 
 	// ACK policy.
 	quickAcks  int       // ACK immediately while positive (Linux's quick-ack mode)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -508,4 +509,49 @@ func TestStateNames(t *testing.T) {
 		t.Fatal(got)
 	}
 	_ = wire.FlagACK
+}
+
+// A single segment lost from a window is repaired by fast retransmit within
+// the round trip, without a timeout, and only that segment is sent again:
+// with SACK (RFC 6675) and without (NewReno, RFC 6582).
+func TestFastRetransmitRepairsOneLoss(t *testing.T) {
+	for _, tc := range []struct {
+		sack bool
+		lost []int
+	}{{true, []int{2}}, {false, []int{2}}, {true, []int{2, 5, 7}}, {false, []int{2, 5, 7}}} {
+		sack := tc.sack
+		t.Run(fmt.Sprintf("sack=%v/lost=%v", tc.sack, tc.lost), func(t *testing.T) {
+			n := newNet(t, func(c *Config) { c.NoSACK = !sack; c.MSS = 1000 })
+			n.handshake()
+			msg := bytes.Repeat([]byte("0123456789"), 1000) // 10 segments of 1000-12
+			if k, _ := n.a.c.Write(n.now, msg); k != len(msg) {
+				t.Fatalf("wrote %d", k)
+			}
+			segs := n.a.out
+			n.a.out = nil
+			if len(segs) < 8 {
+				t.Fatalf("only %d segments in the first window", len(segs))
+			}
+			for i := range segs {
+				if slices.Contains(tc.lost, i) {
+					continue
+				}
+				n.b.c.Input(n.now, &segs[i])
+			}
+			if sack && n.b.out[len(n.b.out)-1].Options.NumSACK == 0 {
+				t.Fatal("duplicate ACKs carry no SACK block")
+			}
+			n.settle() // dup ACKs reach A, which retransmits; then the rest
+			if got := readAll(t, n, n.b); !bytes.Equal(got, msg) {
+				t.Fatalf("B read %d bytes, want %d", len(got), len(msg))
+			}
+			inf := n.a.c.Info(n.now)
+			if inf.TotalRetrans != len(tc.lost) {
+				t.Fatalf("%d retransmissions, want exactly the %d lost segments", inf.TotalRetrans, len(tc.lost))
+			}
+			if n.a.c.loss != lossNone || n.a.c.backoff != 0 {
+				t.Fatalf("still recovering (%d) or backed off (%d)", n.a.c.loss, n.a.c.backoff)
+			}
+		})
+	}
 }

@@ -342,16 +342,17 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 	if c.state == TimeWait {
 		return true
 	}
-	if ack.GreaterThan(c.snd.nxt) {
-		// An ACK of data sent before a timeout rewound SND.NXT.
-		c.snd.nxt = ack
-	}
 	acked := int(ack.Sub(c.snd.una))
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
-	} else if ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
+	}
+	newSACK := c.updateScoreboard(seg)
+	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.sndShift == c.snd.wnd && c.flight() > 0 {
 		c.onDupAck(now)
+	} else if newSACK && c.loss == lossNone && c.lostEnd().GreaterThan(c.snd.una) {
+		// RFC 6675 5: SACKs alone can show the head is lost.
+		c.enterRecovery(now)
 	}
 	// Window update: SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK.
 	if c.snd.una.LessThanEq(ack) && (c.snd.wl1.LessThan(seg.SEQ) || (c.snd.wl1 == seg.SEQ && c.snd.wl2.LessThanEq(ack))) {
@@ -411,15 +412,8 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	c.backoff = 0
 	c.dupAcks = 0
 	inflight := int(c.snd.nxt.Sub(old))
-	if c.inRecovery {
-		if c.snd.una.GreaterThanEq(c.recover) {
-			c.inRecovery = false
-			c.cwnd = c.ssthresh
-		} else {
-			// NewReno partial ACK (RFC 6582): retransmit the next hole.
-			c.retransmitHead(now)
-		}
-	} else {
+	c.pruneScoreboard()
+	if c.recoveryOnAck(now) {
 		c.onAckGrow(now, acked, inflight)
 	}
 	if c.flight() == 0 {
@@ -429,35 +423,16 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	}
 }
 
-// onDupAck counts duplicate ACKs; the third starts fast retransmit
-// (RFC 5681 3.2) with NewReno recovery (RFC 6582).
+// onDupAck counts duplicate ACKs; the third starts fast retransmit and
+// recovery (RFC 5681 3.2; RFC 6675 5 with SACK, RFC 6582 NewReno without).
 func (c *Conn) onDupAck(now time.Time) {
 	c.dupAcks++
-	if c.dupAcks != 3 || c.inRecovery {
-		if c.inRecovery {
-			c.cwnd += c.sndMSS
-		}
+	if c.loss != lossNone {
 		return
 	}
-	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
-	c.cwnd = c.ssthresh + 3*c.sndMSS
-	c.inRecovery = true
-	c.recover = c.snd.nxt
-	c.retransmitHead(now)
-}
-
-// retransmitHead resends the first unacknowledged segment.
-func (c *Conn) retransmitHead(now time.Time) {
-	data := c.dataFrom(c.snd.una)
-	n := min(len(data), c.currentMSS())
-	n = min(n, c.flight())
-	fin := c.finSent && c.snd.una.Add(seq.Size(n)) == c.finSeq
-	if n == 0 && !fin {
-		return
+	if c.dupAcks >= dupThresh || (c.sackOK && c.lostEnd().GreaterThan(c.snd.una)) {
+		c.enterRecovery(now)
 	}
-	c.totalRetrans++
-	c.rttTiming = false
-	c.sendSegment(now, c.snd.una, data[:n], fin, true)
 }
 
 // processText queues in-order data, keeps out-of-order data for later, and

@@ -240,6 +240,18 @@ func (c *Conn) output(now time.Time) {
 	}
 	sent := false
 	for {
+		room := c.cwnd - c.pipe()
+		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
+		if c.loss != lossNone {
+			if _, n, _, ok := c.nextRetransmit(); ok {
+				if room < max(n, 1) {
+					break
+				}
+				c.retransmitOne(now)
+				sent = true
+				continue
+			}
+		}
 		data := c.dataFrom(c.snd.nxt)
 		finPending := c.finQueued && !(c.finSent && c.snd.nxt.GreaterThan(c.finSeq))
 		if len(data) == 0 && !finPending {
@@ -248,9 +260,7 @@ func (c *Conn) output(now time.Time) {
 		// The usable window: the peer's offer and the congestion window.
 		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
 		usable := int(wndRight.Sub(c.snd.nxt))
-		if cw := c.cwnd - c.flight(); cw < usable {
-			usable = cw
-		}
+		usable = min(usable, room)
 		mss := c.currentMSS()
 		n := min(len(data), mss, max(usable, 0))
 		if len(data) > 0 && n == 0 {

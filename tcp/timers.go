@@ -134,21 +134,9 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
 		return
 	}
-	// RFC 5681 3.1: after a timeout, ssthresh falls as after a loss (by
-	// the algorithm's own factor, RFC 9438 4.8) and slow start begins again
-	// from one segment; everything in flight is resent.
-	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
-	c.cwnd = c.sndMSS
-	c.inRecovery = false
-	c.dupAcks = 0
 	c.backoff++
-	c.totalRetrans++
 	c.rtoTSval = c.tsNow(now)
-	// Go back N: rewind SND.NXT to SND.UNA and resend from there as the
-	// congestion window, now one segment, allows.
-	c.snd.nxt = c.snd.una
-	c.rttTiming = false
-	c.output(now)
+	c.enterLoss(now)
 	c.armRTO(now)
 }
 
