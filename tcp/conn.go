@@ -133,6 +133,10 @@ type Conn struct {
 	rttTiming    bool
 	rtoTSval     uint32    // our timestamp clock at the last timeout
 	rtoAt        time.Time // retransmission or persist deadline; zero: not armed
+	tlpAt        time.Time // tail loss probe deadline (RFC 8985 7); armed instead of rtoAt
+	tlpOut       bool      // a probe was sent and SND.UNA has not passed tlpHigh
+	tlpHigh      seq.Value // SND.NXT when the probe was sent
+	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
 	persist      bool      // rtoAt is the persist timer (zero window)
 
 	// Congestion control: Reno until the congestion-control issue lands.
@@ -148,10 +152,9 @@ type Conn struct {
 	rtxNext       seq.Value // retransmission resumes here (HighRxt)
 
 	// ACK policy.
-	quickAcks  int       // ACK immediately while positive (Linux's quick-ack mode)
-	pingpong   bool      // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
-	ackPending int       // full segments received and not yet acknowledged
-	delAckAt   time.Time // delayed-ACK deadline; zero: none
+	quickAcks int       // ACK immediately while positive (Linux's quick-ack mode)
+	pingpong  bool      // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
+	delAckAt  time.Time // delayed-ACK deadline; zero: none
 
 	// Keepalive.
 	lastRcv    time.Time
@@ -247,7 +250,7 @@ func (c *Conn) setState(to State, cause Cause) {
 	case Established:
 		c.connected = true
 	case Closed, TimeWait, Listen:
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.persist = false
 		c.sbuf = nil
 		c.ooo, c.oooLen = nil, 0

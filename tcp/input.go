@@ -330,9 +330,11 @@ func (c *Conn) updateTSRecent(now time.Time, seg *Segment) {
 func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 	ack := seg.ACK
 	// RFC 5961 5.2: an ACK for data never sent, or too old to be plausible,
-	// draws an ACK and is dropped.
+	// is dropped; the old one draws a challenge ACK.
 	if ack.GreaterThan(c.snd.max) {
-		c.sendAck(now)
+		// RFC 9293 asks for an ACK here; Linux (tcp_ack, "ACK of unsent
+		// data") drops the segment silently, and so do we: answering would
+		// let a blind attacker make us talk.
 		return false
 	}
 	if ack.LessThan(c.snd.una.Add(0) - seq.Value(c.snd.maxWnd)) {
@@ -416,11 +418,10 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	if c.recoveryOnAck(now) {
 		c.onAckGrow(now, acked, inflight)
 	}
-	if c.flight() == 0 {
-		c.rtoAt = time.Time{}
-	} else {
-		c.armRTO(now)
+	if c.tlpOut && c.snd.una.GreaterThanEq(c.tlpHigh) {
+		c.tlpOut = false // the probe's episode is over
 	}
+	c.armXmitTimer(now)
 }
 
 // onDupAck counts duplicate ACKs; the third starts fast retransmit and
@@ -479,27 +480,31 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 	if fin {
 		c.takeFIN(now)
 	}
+	filledGap := len(c.ooo) > 0
 	c.drainOOO(now)
 	if c.finRcvd && c.state != CloseWait {
 		// A FIN in FIN_WAIT_1 or FIN_WAIT_2 is acknowledged at once.
 		c.ackNow(now)
 		return
 	}
-	c.ackPending++
+	// Linux's __tcp_ack_snd_check: ACK at once when more than one full
+	// segment is unacknowledged, in quick-ACK mode, or when a segment filled
+	// a hole (RFC 5681 4.2); otherwise delay.
+	moreThanOne := int(c.rcv.nxt.Sub(c.lastAckSent)) > c.rcvMSS
 	if c.state == CloseWait {
 		// Linux enters pingpong mode on a FIN in ESTABLISHED and delays its
-		// ACK, so that the application's own FIN can carry it.
-		// Before any data has arrived its delayed-ACK timeout (ato) is
-		// still zero, so the ACK goes out at once.
+		// ACK, so that the application's own FIN can carry it. Before any
+		// data has arrived its delayed-ACK timeout (ato) is still zero, so
+		// the ACK goes out at once.
 		c.pingpong = true
-		if !c.everData {
+		if !c.everData || moreThanOne || filledGap {
 			c.ackNow(now)
 		} else if c.delAckAt.IsZero() {
 			c.delAckAt = now.Add(delAckMin)
 		}
 		return
 	}
-	if (c.quickAcks > 0 && !c.pingpong) || c.ackPending >= 2 || len(c.ooo) > 0 {
+	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || len(c.ooo) > 0 {
 		c.ackNow(now)
 	} else if c.delAckAt.IsZero() {
 		c.delAckAt = now.Add(delAckMin)

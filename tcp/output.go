@@ -72,7 +72,6 @@ func (c *Conn) fillAck(now time.Time, syn bool) {
 	}
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.lastAckSent = c.rcv.nxt
-	c.ackPending = 0
 	c.delAckAt = time.Time{}
 	if c.quickAcks > 0 {
 		c.quickAcks--
@@ -260,7 +259,11 @@ func (c *Conn) output(now time.Time) {
 		// The usable window: the peer's offer and the congestion window.
 		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
 		usable := int(wndRight.Sub(c.snd.nxt))
-		usable = min(usable, room)
+		if len(data) > 0 {
+			// A FIN alone is not held by the congestion window
+			// (Linux's tcp_cwnd_test): it adds nothing to the network.
+			usable = min(usable, room)
+		}
 		mss := c.currentMSS()
 		n := min(len(data), mss, max(usable, 0))
 		if len(data) > 0 && n == 0 {
@@ -277,42 +280,45 @@ func (c *Conn) output(now time.Time) {
 			break
 		}
 		if len(data) == 0 && usable < 1 {
-			// A FIN alone still needs one octet of window.
+			// A FIN alone still needs one octet of the peer's window.
 			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
 				c.armPersist(now)
 			}
 			break
 		}
 		fin := finPending && n == len(data)
-		c.sendSegment(now, c.snd.nxt, data[:n], fin, c.pushMarked(c.snd.nxt, n))
-		if !c.rttTiming && !c.tsOK && n > 0 && c.snd.nxt == c.snd.max {
-			c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
-		}
-		if fin {
-			c.finSent = true
-			c.finSeq = c.snd.nxt.Add(seq.Size(n))
-		}
-		c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
-		if n < mss && n > 0 {
-			c.sndSml = c.snd.nxt
-		}
-		if fin {
-			c.snd.nxt = c.snd.nxt.Add(1)
-		}
-		if c.snd.nxt.GreaterThan(c.snd.max) {
-			c.snd.max = c.snd.nxt
-		}
+		c.transmitNew(now, data[:n], fin, mss)
 		sent = true
 		if fin {
 			break
 		}
 	}
-	if sent {
-		if c.rtoAt.IsZero() || c.persist {
-			c.persist = false
-			c.armRTO(now)
-		}
+	if sent && (c.rtoAt.IsZero() || c.persist || !c.tlpAt.IsZero()) {
+		c.persist = false
+		c.armXmitTimer(now)
 	}
+}
+
+// transmitNew sends data (and the FIN) at SND.NXT and advances it.
+func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
+	n := len(data)
+	c.lastSegStart = c.snd.nxt
+	c.sendSegment(now, c.snd.nxt, data, fin, c.pushMarked(c.snd.nxt, n))
+	if !c.rttTiming && !c.tsOK && n > 0 {
+		c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
+	}
+	if fin {
+		c.finSent = true
+		c.finSeq = c.snd.nxt.Add(seq.Size(n))
+	}
+	c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
+	if n < mss && n > 0 {
+		c.sndSml = c.snd.nxt
+	}
+	if fin {
+		c.snd.nxt = c.snd.nxt.Add(1)
+	}
+	c.snd.max = c.snd.nxt
 }
 
 // oooBlocks returns the out-of-order data as [left, right) blocks.

@@ -3,10 +3,13 @@ package tcp
 import (
 	"syscall"
 	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
 )
 
 // The connection's timers are deadlines, not goroutines: the owner asks
-// Deadline and calls Tick. There are four: retransmission (or persist),
+// Deadline and calls Tick. There are five: retransmission (or persist),
+// the tail loss probe,
 // delayed ACK, keepalive, and the close timer (TIME_WAIT's 2MSL or an orphan's
 // FIN_WAIT_2 timeout).
 
@@ -23,6 +26,89 @@ func (c *Conn) backedOff() time.Duration {
 func (c *Conn) armRTO(now time.Time) {
 	c.persist = false
 	c.rtoAt = now.Add(c.backedOff())
+}
+
+// armXmitTimer arms what watches data in flight after a send or an ACK:
+// the tail loss probe when it may be used, else the retransmission timer;
+// nothing when nothing is in flight.
+func (c *Conn) armXmitTimer(now time.Time) {
+	c.tlpAt = time.Time{}
+	if c.flight() == 0 {
+		if !c.persist {
+			c.rtoAt = time.Time{}
+		}
+		return
+	}
+	if pto, ok := c.probeTimeout(); ok {
+		c.rtoAt = time.Time{}
+		c.persist = false
+		c.tlpAt = now.Add(pto)
+		return
+	}
+	c.armRTO(now)
+}
+
+// probeTimeout is the tail loss probe's timeout (RFC 8985 7.2, with Linux's
+// values): two smoothed RTTs, plus the 200 ms a delayed ACK may take when a
+// single segment is in flight (2 ms otherwise), never beyond the RTO.
+// Probing needs SACK, so that the probe's ACK can show what is missing,
+// and is off during recovery and while a probe is out.
+func (c *Conn) probeTimeout() (time.Duration, bool) {
+	if !c.sackOK || c.loss != lossNone || c.tlpOut || c.backoff > 0 {
+		return 0, false
+	}
+	switch c.state {
+	case Established, CloseWait, FinWait1, Closing, LastAck:
+	default:
+		return 0, false
+	}
+	pto := rtoFallback / 3 // TCP_TIMEOUT_INIT, 1 s, before any RTT sample
+	if c.hasRTT {
+		pto = 2 * c.srtt
+		if c.flight() <= c.sndMSS {
+			pto += c.cfg.RTOMin
+		} else {
+			pto += 2 * time.Millisecond
+		}
+	}
+	return min(pto, c.backedOff()), true
+}
+
+// tailLossProbe sends one segment to make the peer ACK (RFC 8985 7.3): new
+// data if the peer's window allows, else the last segment again. Its ACK
+// (with SACK) lets fast recovery repair a lost tail without waiting for the
+// retransmission timeout, which is armed behind it.
+func (c *Conn) tailLossProbe(now time.Time) {
+	if c.flight() == 0 {
+		return
+	}
+	mss := c.currentMSS()
+	data := c.dataFrom(c.snd.nxt)
+	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
+	if n := min(len(data), mss, room); n > 0 {
+		fin := c.finQueued && !c.finSent && n == len(data)
+		c.transmitNew(now, data[:n], fin, mss)
+	} else {
+		// The last segment sent, again (Linux resends the last buffer of
+		// its retransmission queue: a FIN sent on its own goes alone).
+		dataEnd := c.sndData.Add(seq.Size(len(c.sbuf)))
+		start := seq.Max(c.snd.una, seq.Max(c.lastSegStart, dataEnd-seq.Value(mss)))
+		if start.GreaterThan(dataEnd) {
+			start = dataEnd
+		}
+		k := int(dataEnd.Sub(start))
+		fin := c.finSent && c.finSeq == dataEnd
+		if k == 0 && !fin {
+			c.armRTO(now)
+			return
+		}
+		c.sendSegment(now, start, c.dataFrom(start)[:k], fin, true)
+		c.totalRetrans++
+		c.rttTiming = false
+	}
+	c.tlpOut = true
+	c.tlpHigh = c.snd.nxt
+	c.armRTO(now)
 }
 
 // armPersist starts the persist timer: the peer's window is zero and we
@@ -48,7 +134,7 @@ func (c *Conn) armKeepalive(now time.Time) {
 // Deadline is when Tick must next be called; the zero time means never.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt} {
+	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -59,8 +145,12 @@ func (c *Conn) Deadline() time.Time {
 // Tick runs the timers that are due at now.
 func (c *Conn) Tick(now time.Time) {
 	if c.state == Closed || c.state == Listen {
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		return
+	}
+	if !c.tlpAt.IsZero() && !now.Before(c.tlpAt) {
+		c.tlpAt = time.Time{}
+		c.tailLossProbe(now)
 	}
 	if !c.closeAt.IsZero() && !now.Before(c.closeAt) {
 		c.closeAt = time.Time{}
