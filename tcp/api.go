@@ -100,9 +100,15 @@ type Config struct {
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16
-	// RcvBuf and SndBuf are the receive and send buffer sizes in bytes
-	// (SO_RCVBUF, SO_SNDBUF). Defaults 131072 and 16384*4.
+	// RcvBuf and SndBuf are the receive and send buffer sizes in bytes, as
+	// Linux counts them (SO_RCVBUF and SO_SNDBUF report them, twice what
+	// was set). Defaults 131072 (tcp_rmem[1]) and 65536. As in Linux, half of
+	// the receive buffer holds data: the initial window is 64 KiB.
 	RcvBuf, SndBuf int
+	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
+	// follows the buffer (Linux's tcp_select_initial_window with a locked
+	// buffer) instead of WScale.
+	RcvBufLocked bool
 	// WScale is the window-scale shift this end offers. Default 8
 	// (what Linux picks with packetdrill's default tcp_rmem).
 	WScale uint8

@@ -364,7 +364,7 @@ func (c *Conn) afterRead(now time.Time, before uint32) {
 		return
 	}
 	wnd := c.rcvWindowNow()
-	maxWnd := uint32(min(c.cfg.RcvBuf, 65535<<c.rcvShift))
+	maxWnd := uint32(min(c.rcvCapacity(), 65535<<c.rcvShift))
 	if 2*wnd > maxWnd {
 		return
 	}

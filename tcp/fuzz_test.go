@@ -46,6 +46,12 @@ func fuzzPair(t *testing.T, prog []byte) {
 		cfg := Config{
 			RcvBuf: 2048, SndBuf: 4096, MSS: 100,
 			Output: func(seg *Segment) {
+				if c := s[i].c; c != nil && badArrow == "" {
+					end := seg.SEQ.Add(seq.Size(len(seg.Payload)))
+					if seg.Flags&flagRST == 0 && seg.SEQ.LessThan(c.snd.nxt) && end.GreaterThan(c.snd.nxt) {
+						badArrow = fmt.Sprintf("side %d resent %d+%d past SND.NXT %d", i, seg.SEQ, len(seg.Payload), c.snd.nxt)
+					}
+				}
 				h := wire.TCP{Options: seg.Options}
 				if len(seg.Payload)+h.OptionsLen() > 100 && badArrow == "" {
 					badArrow = fmt.Sprintf("side %d sent %d bytes of data and %d of options: over the MSS 100", i, len(seg.Payload), h.OptionsLen())

@@ -78,7 +78,7 @@ func (c *Conn) negotiate(now time.Time, seg *Segment) {
 	if o.HasWScale && !c.cfg.NoWindowScale {
 		c.wsOK = true
 		c.sndShift = min(o.WScale, maxWScale)
-		c.rcvShift = c.cfg.WScale
+		c.rcvShift = c.offeredWScale()
 	}
 	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
 	if o.HasTimestamp && !c.cfg.NoTimestamps {

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
@@ -21,10 +22,25 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 	return uint32(now.Sub(c.epoch).Milliseconds()) + c.cfg.TSOffset + 1
 }
 
-// rcvSpace is how many more octets the receive buffer can take.
+// rcvSpace is how many more octets the receive buffer can take. Like
+// Linux (tcp_adv_win_scale = 1), half of the buffer holds data and the
+// other half is reserved for the bookkeeping that comes with it.
 func (c *Conn) rcvSpace() int {
-	return max(0, c.cfg.RcvBuf-len(c.rbuf)-c.oooLen)
+	return max(0, c.rcvCapacity()-len(c.rbuf)-c.oooLen)
 }
+
+// offeredWScale is the window scale our SYN offers: WScale, or, when the
+// application fixed the receive buffer, the smallest shift that covers it
+// (Linux: ilog2(space) - 15, clamped to 0..14).
+func (c *Conn) offeredWScale() uint8 {
+	if !c.cfg.RcvBufLocked {
+		return c.cfg.WScale
+	}
+	return uint8(min(max(bits.Len(uint(c.rcvCapacity()))-1-15, 0), maxWScale))
+}
+
+// rcvCapacity is the most data the receive buffer holds: half of it.
+func (c *Conn) rcvCapacity() int { return c.cfg.RcvBuf / 2 }
 
 // rcvWindowNow is what is left of the window last advertised.
 func (c *Conn) rcvWindowNow() uint32 {
@@ -45,7 +61,7 @@ func (c *Conn) windowToAdvertise() uint32 {
 	// Receiver silly-window avoidance (RFC 9293 3.8.6.2.2): do not open the
 	// window in small steps.
 	cur := c.rcvWindowNow()
-	if space > cur && space-cur < uint32(min(c.cfg.RcvBuf/2, c.rcvMSS)) && cur > 0 {
+	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, c.rcvMSS)) && cur > 0 {
 		space = cur
 	}
 	if space <= cur {
@@ -96,7 +112,7 @@ func (c *Conn) sendSYN(now time.Time, synAck bool) {
 	echo := synAck && c.passive
 	if !c.cfg.NoWindowScale && (!echo || c.wsOK) {
 		o.HasWScale = true
-		o.WScale = c.cfg.WScale
+		o.WScale = c.offeredWScale()
 	}
 	if !c.cfg.NoSACK && (!echo || c.sackOK) {
 		o.SACKPermitted = true
@@ -187,6 +203,7 @@ func (c *Conn) sendRST(now time.Time, seqno seq.Value, withAck bool) {
 
 // sendSegment sends data (and maybe FIN) starting at seqno.
 func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, psh bool) {
+
 	c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
 	if fin {
 		c.tx.Flags |= flagFIN

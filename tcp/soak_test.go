@@ -69,7 +69,15 @@ func soak(t *testing.T, seed uint64) {
 	for i := range conns {
 		i := i
 		cfg := Config{
-			Output: func(s *Segment) { net.send(1-i, s) },
+			Output: func(s *Segment) {
+				// Nothing past what was sent may be retransmitted: a
+				// retransmission never carries new data.
+				c := conns[i]
+				if end := s.SEQ.Add(seq.Size(len(s.Payload))); c != nil && s.SEQ.LessThan(c.snd.nxt) && end.GreaterThan(c.snd.nxt) {
+					t.Fatalf("seed %d: side %d resent %d+%d past SND.NXT %d", seed, i, s.SEQ, len(s.Payload), c.snd.nxt)
+				}
+				net.send(1-i, s)
+			},
 			OnTransition: func(from, to State, cause Cause) {
 				if testing.Verbose() {
 					t.Logf("%v side %d: %s -> %s (%s)", net.now.Sub(time.Unix(10000, 0)), i, from, to, cause)
@@ -139,6 +147,12 @@ func soak(t *testing.T, seed uint64) {
 					}
 					break
 				}
+			}
+		}
+		for i, c := range conns {
+			p := conns[1-i]
+			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {
+				t.Fatalf("seed %d: side %d received up to %d but side %d only sent up to %d (%s/%s)", seed, 1-i, p.rcv.nxt, i, c.snd.max, p.state, c.state)
 			}
 		}
 		doneA := a.State() == Closed || a.State() == TimeWait

@@ -92,6 +92,11 @@ func (c *Conn) tailLossProbe(now time.Time) {
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
 		dataEnd := c.sndData.Add(seq.Size(len(c.sbuf)))
+		if c.finSent {
+			dataEnd = c.finSeq
+		}
+		// Only what was sent: data beyond SND.NXT waits for the window.
+		dataEnd = seq.Min(dataEnd, c.snd.nxt)
 		start := seq.Max(c.snd.una, seq.Max(c.lastSegStart, dataEnd-seq.Value(mss)))
 		if start.GreaterThan(dataEnd) {
 			start = dataEnd

@@ -1,0 +1,76 @@
+package tcp
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// ICMP errors about a connection reach it through the stack, which parses
+// the ICMP message and the segment it quotes. These three methods are what
+// the connection does with them: RFC 5927's check against blind attacks,
+// RFC 1122's hard errors during the handshake, and path MTU discovery
+// (RFC 1191, RFC 8201).
+
+// ICMPSeqOK reports whether s, the sequence number of the segment an ICMP
+// error quotes, is one this connection has sent and not yet seen
+// acknowledged: SND.UNA <= s <= SND.NXT, as Linux checks it (RFC 5927
+// section 4.1; SND.NXT here is the highest ever sent, since a timeout
+// rewinds it). An ICMP error that fails the check is forged or stale and
+// must be ignored.
+func (c *Conn) ICMPSeqOK(s seq.Value) bool {
+	switch c.state {
+	case Closed, Listen:
+		return false
+	}
+	return c.snd.una.LessThanEq(s) && s.LessThanEq(c.snd.max)
+}
+
+// ICMPError applies an ICMP error (destination unreachable, time exceeded,
+// parameter problem) converted to err, as Linux's tcp_v4_err does: during
+// the handshake of an active open (SYN_SENT, or SYN_RCVD after a
+// simultaneous open) the connection fails with err, which connect
+// reports; a passive open in SYN_RCVD is dropped silently; an established
+// connection ignores it (RFC 1122 section 4.2.3.9 and RFC 5461: such
+// errors are soft). It reports whether the connection ended.
+func (c *Conn) ICMPError(err syscall.Errno, cause Cause) bool {
+	switch {
+	case c.state == SynSent, c.state == SynRcvd && !c.passive:
+		c.fail(err, cause)
+		return true
+	case c.state == SynRcvd:
+		c.setState(Closed, cause)
+		return true
+	}
+	return false
+}
+
+// ReduceMSS lowers the payload of the segments this connection sends to
+// at most mss bytes (the path MTU less the IP and TCP headers, as the MSS
+// option counts it; options such as timestamps come off it) when an ICMP
+// packet-too-big or fragmentation-needed message has shown a smaller path
+// MTU. The MSS never grows here and never drops below TCP_MIN_MSS. Data in
+// flight went out in segments that are now too big and were lost: it is
+// sent again at once in smaller ones, without a congestion response, as
+// Linux's tcp_simple_retransmit does. It reports whether the MSS changed.
+func (c *Conn) ReduceMSS(now time.Time, mss int) bool {
+	switch c.state {
+	case Closed, Listen, SynSent, TimeWait:
+		return false
+	}
+	mss = max(min(mss, c.peerMSS, int(c.cfg.MSS)), minMSS)
+	if c.tsOK {
+		mss -= tsOptionLen
+	}
+	if mss >= c.sndMSS {
+		return false
+	}
+	c.sndMSS = mss
+	if c.state.Synchronized() && c.flight() > 0 {
+		c.snd.nxt = c.snd.una
+		c.rttTiming = false
+		c.output(now)
+	}
+	return true
+}
