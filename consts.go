@@ -42,12 +42,16 @@ const (
 	SO_PROTOCOL   = 38 // read-only: IPPROTO_TCP
 	SO_DOMAIN     = 39 // read-only: AF_INET or AF_INET6
 
-	TCP_NODELAY   = 1  // disable Nagle's algorithm
-	TCP_MAXSEG    = 2  // clamp the MSS (before connect); read the MSS in use
-	TCP_KEEPIDLE  = 4  // seconds of idleness before the first keepalive probe
-	TCP_KEEPINTVL = 5  // seconds between keepalive probes
-	TCP_KEEPCNT   = 6  // unanswered probes before the connection is dropped
-	TCP_INFO      = 11 // see GetsockoptTCPInfo
+	TCP_NODELAY      = 1  // disable Nagle's algorithm
+	TCP_MAXSEG       = 2  // clamp the MSS (before connect); read the MSS in use
+	TCP_KEEPIDLE     = 4  // seconds of idleness before the first keepalive probe
+	TCP_KEEPINTVL    = 5  // seconds between keepalive probes
+	TCP_KEEPCNT      = 6  // unanswered probes before the connection is dropped
+	TCP_INFO         = 11 // see GetsockoptTCPInfo
+	TCP_CORK         = 3  // hold partial segments (200 ms at most)
+	TCP_LINGER2      = 8  // seconds an orphan may wait in FIN_WAIT_2; -1: reset at once
+	TCP_CONGESTION   = 13 // congestion control by name: see SetsockoptString
+	TCP_USER_TIMEOUT = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT
 
 	IPV6_V6ONLY = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
 )

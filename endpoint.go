@@ -67,6 +67,7 @@ func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config
 	cfg.MSS = uint16(min(mss, 65535))
 	if o.rcvBuf > 0 {
 		cfg.RcvBuf = o.rcvBuf
+		cfg.RcvBufLocked = true // SO_RCVBUF was set: it picks the window scale
 	}
 	if o.sndBuf > 0 {
 		cfg.SndBuf = o.sndBuf
@@ -81,6 +82,16 @@ func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config
 	}
 	if o.keepCnt > 0 {
 		cfg.KeepCnt = o.keepCnt
+	}
+	cfg.Cork = o.cork
+	if o.linger2 != 0 {
+		cfg.FinTimeout = linger2Duration(o.linger2)
+	}
+	if o.userTimeout > 0 {
+		cfg.UserTimeout = o.userTimeout
+	}
+	if o.congestion != "" {
+		cfg.Congestion = o.congestion
 	}
 	cfg.TSOffset = s.tsOffset(local, remote)
 	return cfg

@@ -20,6 +20,10 @@ type sockOpts struct {
 	rcvBuf, sndBuf       int           // as set (already doubled); 0: default
 	noDelay              bool
 	maxSeg               int // TCP_MAXSEG; 0: none
+	cork                 bool
+	linger2              int           // TCP_LINGER2 seconds; 0: default; -1: reset in FIN_WAIT_2
+	userTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
+	congestion           string        // TCP_CONGESTION; "": tcp's default
 }
 
 // Linux's limits and defaults for the options.
@@ -106,7 +110,7 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 		case TCP_NODELAY:
 			o.noDelay = on
 			if conn != nil {
-				conn.SetNoDelay(on)
+				conn.SetNoDelay(s.clock.Now(), on)
 			}
 		case TCP_MAXSEG:
 			if value != 0 && (value < tcpMinMSS || value > maxTCPWindow) {
@@ -128,6 +132,33 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 				return syscall.EINVAL
 			}
 			o.keepCnt = value
+		case TCP_CORK:
+			o.cork = on
+			if conn != nil {
+				conn.SetCork(s.clock.Now(), on)
+			}
+		case TCP_LINGER2:
+			// Linux: negative means reset instead of waiting, zero the
+			// default, larger values are capped at TCP_FIN_TIMEOUT_MAX.
+			switch {
+			case value < 0:
+				o.linger2 = -1
+			case value > finTimeoutMax:
+				o.linger2 = finTimeoutMax
+			default:
+				o.linger2 = value
+			}
+			if conn != nil {
+				conn.SetFinTimeout(linger2Duration(o.linger2))
+			}
+		case TCP_USER_TIMEOUT:
+			if value < 0 {
+				return syscall.EINVAL
+			}
+			o.userTimeout = time.Duration(value) * time.Millisecond
+			if conn != nil {
+				conn.SetUserTimeout(o.userTimeout)
+			}
 		default:
 			return syscall.ENOPROTOOPT
 		}
@@ -247,6 +278,15 @@ func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 				return o.keepCnt, nil
 			}
 			return defaultKeepCnt, nil
+		case TCP_CORK:
+			return b2i(o.cork), nil
+		case TCP_LINGER2:
+			if o.linger2 == 0 {
+				return int(defaultFinTimeout / time.Second), nil
+			}
+			return o.linger2, nil
+		case TCP_USER_TIMEOUT:
+			return int(o.userTimeout / time.Millisecond), nil
 		}
 	case IPPROTO_IPV6:
 		if sk.family == AF_INET6 && opt == IPV6_V6ONLY {
@@ -323,4 +363,65 @@ func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
 		return tcp.Info{State: tcp.Listen}, nil
 	}
 	return tcp.Info{State: tcp.Closed}, nil
+}
+
+// finTimeoutMax caps TCP_LINGER2 (Linux's TCP_FIN_TIMEOUT_MAX, seconds).
+const finTimeoutMax = 120
+
+// defaultFinTimeout is tcp_fin_timeout, what TCP_LINGER2 reads before a set.
+const defaultFinTimeout = 60 * time.Second
+
+// linger2Duration turns a TCP_LINGER2 value into tcp.Config.FinTimeout:
+// zero keeps the default, -1 becomes a negative timeout (reset at once).
+func linger2Duration(v int) time.Duration {
+	if v < 0 {
+		return -1
+	}
+	return time.Duration(v) * time.Second
+}
+
+// SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
+// TCP_CONGESTION, "cubic" (the default) or "reno"; an unknown name gives
+// ENOENT, as Linux.
+func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	if level != IPPROTO_TCP || opt != TCP_CONGESTION {
+		return syscall.ENOPROTOOPT
+	}
+	probe := tcp.NewConn(tcp.Config{}, 0)
+	if err := probe.SetCongestion(value); err != nil {
+		return err
+	}
+	sk.opts.congestion = value
+	if sk.ep != nil {
+		sk.ep.conn.SetCongestion(value)
+	}
+	return nil
+}
+
+// GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
+func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return "", err
+	}
+	if level != IPPROTO_TCP || opt != TCP_CONGESTION {
+		return "", syscall.ENOPROTOOPT
+	}
+	if sk.ep != nil {
+		return sk.ep.conn.Congestion(), nil
+	}
+	if sk.opts.congestion != "" {
+		return sk.opts.congestion, nil
+	}
+	return tcp.DefaultCongestion, nil
 }

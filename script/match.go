@@ -221,7 +221,7 @@ func (r *runner) expectPacket(e *event, at, end, tol time.Duration) error {
 	if err != nil {
 		return r.errf(e.line, "expected %s at %s; got a malformed packet (%v) at %s", e.text, r.fmtWhen(e, at, end), err, fmtTime(s.at))
 	}
-	if r.opts.Lenient && r.foreign(seg) {
+	if r.opts.IgnoreOtherConnections && r.foreign(seg) {
 		r.verbosef("%s   ignored a packet of another connection: %v > %v", fmtTime(s.at), seg.src, seg.dst)
 		return r.expectPacket(e, at, end, tol)
 	}

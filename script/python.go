@@ -79,6 +79,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return us(info.RTT), true
 	case "tcpi_rttvar":
 		return us(info.RTTVar), true
+	case "tcpi_advmss":
+		return float64(info.AdvMSS), true
 	case "tcpi_snd_mss":
 		return float64(info.SndMSS), true
 	case "tcpi_rcv_mss":

@@ -2,8 +2,10 @@ package script
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/synstack/synstack/clock"
@@ -58,6 +60,7 @@ type runner struct {
 	bindPort, connectPort uint16
 	domain                int
 	mtu                   int
+	prefixLen4            int // the IPv4 subnet's prefix length (--netmask_ip)
 	tcpCfg                tcp.Config
 	// strictSegments turns off the aggregation of consecutive segments
 	// into the TSO/GSO super-segment a line expects.
@@ -93,7 +96,7 @@ func newRunner(name string, opts Options, res *Result) *runner {
 	r := &runner{
 		name: name, opts: opts, res: res,
 		tol: defaultTolerance, tolPct: defaultTolerancePct,
-		bindPort: defaultPort, connectPort: defaultPort, mtu: defaultMTU,
+		bindPort: defaultPort, connectPort: defaultPort, mtu: defaultMTU, prefixLen4: 16,
 		clock: clock.NewVirtual(start), start: start,
 		fds: map[int]int{}, bound: map[int]uint16{}, nextPort: firstRemotePort, lastFd: -1,
 	}
@@ -148,6 +151,7 @@ func fmtTime(d time.Duration) string {
 // configure applies the header options.
 func (r *runner) configure(opts []headerOption) error {
 	version := "ipv4"
+	var local, remote netip.Addr
 	for _, o := range opts {
 		switch o.name {
 		case "ip_version":
@@ -191,25 +195,95 @@ func (r *runner) configure(opts []headerOption) error {
 				return r.errf(o.line, "bad --mtu: %s", o.value)
 			}
 			r.mtu = v
+		case "mss":
+			// packetdrill hands an inbound segment longer than this to
+			// the kernel as one GSO packet of gso_size mss; the runner
+			// injects long segments whole, as one packet, which is what
+			// Linux's TCP receives either way.
+			v, err := strconv.Atoi(o.value)
+			if err != nil || v <= 0 {
+				return r.errf(o.line, "bad --mss: %s", o.value)
+			}
+		case "local_ip", "remote_ip", "gateway_ip":
+			// An address may carry a prefix length (192.0.2.1/24).
+			a, _, _ := strings.Cut(o.value, "/")
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return r.errf(o.line, "bad --%s: %s", o.name, o.value)
+			}
+			switch o.name {
+			case "local_ip":
+				local = ip
+			case "remote_ip":
+				remote = ip
+			}
+		case "netmask_ip":
+			ip, err := netip.ParseAddr(o.value)
+			if err != nil || !ip.Is4() {
+				return r.errf(o.line, "bad --netmask_ip: %s", o.value)
+			}
+			b := ip.As4()
+			bits := netipMaskBits(b)
+			if bits < 0 {
+				return r.errf(o.line, "bad --netmask_ip: %s", o.value)
+			}
+			r.prefixLen4 = bits
+		case "speed":
+			r.warnf(o.line, "ignored option --%s: the runner's link has no speed", o.name)
 		default:
 			if err := r.unsupported(o.line, "option --%s", o.name); err != nil {
 				return err
 			}
 		}
 	}
+	v6 := version == "ipv6"
+	for _, a := range []netip.Addr{local, remote} {
+		if a.IsValid() && a.Is4() == v6 {
+			return r.errf(0, "--local_ip and --remote_ip must be IPv%s addresses with --ip_version=%s", map[bool]string{true: "6", false: "4"}[v6], version)
+		}
+	}
+	if !local.IsValid() {
+		local = map[bool]netip.Addr{true: localIPv6, false: localIPv4}[v6]
+	}
+	if !remote.IsValid() {
+		remote = map[bool]netip.Addr{true: remoteIPv6, false: remoteIPv4}[v6]
+	}
+	if local == remote {
+		return r.errf(0, "--local_ip and --remote_ip are the same address %s", local)
+	}
 	switch version {
 	case "ipv4":
-		r.localIP, r.remoteIP, r.domain = localIPv4, remoteIPv4, linuxAFInet
-		r.bindAddr, r.connectAddr = localIPv4, remoteIPv4
+		r.localIP, r.remoteIP, r.domain = local, remote, linuxAFInet
+		r.bindAddr, r.connectAddr = local, remote
 	case "ipv4-mapped-ipv6":
-		r.localIP, r.remoteIP, r.domain = localIPv4, remoteIPv4, linuxAFInet6
-		r.bindAddr = netip.AddrFrom16(localIPv4.As16())
-		r.connectAddr = netip.AddrFrom16(remoteIPv4.As16())
+		r.localIP, r.remoteIP, r.domain = local, remote, linuxAFInet6
+		r.bindAddr = netip.AddrFrom16(local.As16())
+		r.connectAddr = netip.AddrFrom16(remote.As16())
 	case "ipv6":
-		r.localIP, r.remoteIP, r.domain = localIPv6, remoteIPv6, linuxAFInet6
-		r.bindAddr, r.connectAddr = localIPv6, remoteIPv6
+		r.localIP, r.remoteIP, r.domain = local, remote, linuxAFInet6
+		r.bindAddr, r.connectAddr = local, remote
 	}
 	return nil
+}
+
+// netipMaskBits returns the prefix length of a netmask, or -1 if it is
+// not one.
+func netipMaskBits(b [4]byte) int {
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	n := bits.LeadingZeros32(^v)
+	if v<<n != 0 {
+		return -1
+	}
+	return n
+}
+
+// stackAddrs are the stack's addresses: the local address of the script's
+// IP version in its subnet, and the default one of the other version.
+func (r *runner) stackAddrs() []netip.Prefix {
+	if r.localIP.Is4() {
+		return []netip.Prefix{netip.PrefixFrom(r.localIP, r.prefixLen4), netip.PrefixFrom(localIPv6, 48)}
+	}
+	return []netip.Prefix{netip.PrefixFrom(localIPv4, 16), netip.PrefixFrom(r.localIP, 48)}
 }
 
 // startStack creates the stack (once), after the init commands.
@@ -220,7 +294,7 @@ func (r *runner) startStack(line int) error {
 	r.lnk = &testLink{mtu: r.mtu, clock: r.clock, out: r.recordPacket}
 	st, err := newStack(stackConfig{
 		link:  r.lnk,
-		addrs: []netip.Prefix{netip.PrefixFrom(localIPv4, 16), netip.PrefixFrom(localIPv6, 48)},
+		addrs: r.stackAddrs(),
 		clock: r.clock,
 		seed:  stackSeed,
 		tcp:   r.tcpCfg,
@@ -471,7 +545,8 @@ func (r *runner) retryPending() error {
 }
 
 // finish runs the end of the script: wait the tolerance for late packets,
-// then fail any call still blocked and any packet no line expected.
+// then fail any call still blocked; a packet sent after the last ">" line
+// fails under Strict and is a warning otherwise.
 func (r *runner) finish() error {
 	end := r.now() + r.tol
 	for _, pc := range r.pending {
@@ -484,9 +559,18 @@ func (r *runner) finish() error {
 		return r.errf(pc.e.line, "expected %s to return at %s; still blocked at the end of the script (%s)",
 			pc.e.text, fmtTime(pc.end), fmtTime(r.now()))
 	}
-	if len(r.queue) > 0 && !r.opts.Lenient {
-		s := r.queue[0]
+	if len(r.queue) == 0 {
+		return nil
+	}
+	s := r.queue[0]
+	if r.opts.Strict {
 		return r.errf(s.line, "unexpected packet: got %s at %s (the script expects no more packets)",
+			r.describeSent(s), fmtTime(s.at))
+	}
+	// packetdrill compares a packet only when a ">" line asks for one:
+	// what the stack sends after the last one goes unnoticed.
+	for _, s := range r.queue {
+		r.warnf(s.line, "ignored a packet sent after the last outbound line: %s at %s (--strict fails on it)",
 			r.describeSent(s), fmtTime(s.at))
 	}
 	return nil

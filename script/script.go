@@ -11,6 +11,12 @@
 // timestamps and timing; the subset it runs is described in the project's
 // PACKET-SCRIPTS.md, and what it refuses is refused by name.
 //
+// Outbound packets are compared as packetdrill compares them: a ">" line
+// takes the next packet the stack sent, so a packet the script did not
+// expect makes the next ">" line mismatch, while packets sent after the
+// last ">" line are only reported as warnings (Options.Strict fails on
+// them; the project's own scripts run that way).
+//
 // Time is virtual: the runner moves the clock from event to event, running
 // the stack's timers in between, so a script that waits out a 60 s TIME_WAIT
 // runs in microseconds and is fully deterministic. System calls that would
@@ -33,13 +39,20 @@ type Options struct {
 	// header option, system call, shell command or Python statement) into
 	// warnings, and skips them, instead of failing the script.
 	SkipUnknown bool
-	// Lenient checks outbound packets only as far as packetdrill does:
-	// packets sent after the last ">" line, and packets of connections
-	// other than the one under test, are ignored. By default every packet
-	// the stack sends must match a ">" line, so a script written for
-	// packetdrill that leaves trailing packets out (a last ACK, the RST of
-	// a close) fails until it lists them or runs with Lenient.
-	Lenient bool
+	// Strict checks every packet the stack sends: a packet that no ">"
+	// line describes is an error even after the last ">" line (a last
+	// ACK, the RST of a close). By default the runner checks outbound
+	// packets as packetdrill does: only when a ">" line asks for one, so
+	// a packet sent before a ">" line makes that line mismatch, but
+	// packets sent after the last ">" line are never compared; they are
+	// listed in Result.Warnings instead. The project's own scripts run
+	// with Strict.
+	Strict bool
+	// IgnoreOtherConnections skips, when a ">" line takes the next
+	// packet, packets of connections other than the one under test (a
+	// RST the stack sends to an unrelated segment, the segments of an
+	// earlier connection still closing). By default every packet counts.
+	IgnoreOtherConnections bool
 	// Verbose, if set, receives one line per event as it runs and per
 	// packet the stack sends.
 	Verbose io.Writer
@@ -56,8 +69,9 @@ type Result struct {
 	// got > . 1:1(0) ack 1 at 0.110". Syntax errors are reported the same
 	// way. It is an *Error unless the script could not be read.
 	Err error
-	// Warnings lists what was skipped or ignored (with SkipUnknown, or
-	// shell commands with no effect on the stack).
+	// Warnings lists what was skipped or ignored: constructs skipped
+	// under SkipUnknown, shell commands with no effect on the stack, and
+	// (without Strict) packets sent after the last ">" line.
 	Warnings []string
 	// Duration is the virtual time the script took.
 	Duration time.Duration

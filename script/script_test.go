@@ -265,7 +265,7 @@ func TestPython(t *testing.T) {
 func run(t *testing.T, src string, wantPass bool) Result {
 	t.Helper()
 	var trace bytes.Buffer
-	res := Run("t.pkt", []byte(src), Options{Verbose: &trace})
+	res := Run("t.pkt", []byte(src), Options{Verbose: &trace, Strict: true})
 	if res.Passed != wantPass {
 		t.Errorf("passed=%v, want %v; err: %v\ntrace:\n%s", res.Passed, wantPass, res.Err, trace.String())
 	}
@@ -354,11 +354,18 @@ func TestRunUnexpectedPacket(t *testing.T) {
 `, false)
 	wantErr(t, res, "t.pkt:13: expected > . 1:1(0) ack 1 at 0.200; got > F. 1:1(0) ack 1 at 0.200")
 
-	// With Lenient, a packet after the last line is ignored.
-	res = Run("t.pkt", []byte(handshake+"+.1 close(4) = 0\n"), Options{Lenient: true})
+	// By default (as packetdrill), a packet after the last ">" line is
+	// ignored, with a warning.
+	res = Run("t.pkt", []byte(handshake+"+.1 close(4) = 0\n"), Options{})
 	if !res.Passed {
-		t.Errorf("Lenient: %v", res.Err)
+		t.Errorf("default: %v", res.Err)
 	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "t.pkt:11: ignored a packet sent after the last outbound line: > F. 1:1(0) ack 1") {
+		t.Errorf("default: warnings %q", res.Warnings)
+	}
+	// Before a ">" line, an unexpected packet still makes it mismatch.
+	res = Run("t.pkt", []byte(handshake+"+.1 close(4) = 0\n+.1 < . 1:1(0) ack 2 win 257\n+0 > . 1:1(0) ack 1\n"), Options{})
+	wantErr(t, res, "t.pkt:13: expected > . 1:1(0) ack 1 at 0.300; got > F. 1:1(0) ack 1 at 0.200")
 }
 
 func TestRunMissingPacket(t *testing.T) {
@@ -497,7 +504,8 @@ func moduleRoot(t *testing.T) string {
 	}
 }
 
-// TestScripts runs every *.pkt under testdata/scripts and script/testdata.
+// TestScripts runs every *.pkt under testdata/scripts and script/testdata,
+// with Strict on: the project's scripts list every packet the stack sends.
 func TestScripts(t *testing.T) {
 	root := moduleRoot(t)
 	n := 0
@@ -519,13 +527,13 @@ func TestScripts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res := Run(rel, src, Options{})
+				res := Run(rel, src, Options{Strict: true})
 				for _, w := range res.Warnings {
 					t.Log(w)
 				}
 				if !res.Passed {
 					var trace bytes.Buffer
-					Run(rel, src, Options{Verbose: &trace})
+					Run(rel, src, Options{Verbose: &trace, Strict: true})
 					t.Errorf("%v\ntrace:\n%s", res.Err, trace.String())
 				}
 			})
@@ -566,4 +574,43 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("runner: %v", res.Err)
 		}
 	})
+}
+
+// TestRunCompatConstructs covers what real packetdrill scripts use that the
+// runner maps: --mss, --local_ip and friends, set_sysctls.py, TSO sysctls,
+// a NULL buffer, and the named refusal of ioctl.
+func TestRunCompatConstructs(t *testing.T) {
+	// Header options of the kernel selftests' IPv4 run, and --mss.
+	src := "--ip_version=ipv4\n--local_ip=192.168.7.9\n--gateway_ip=192.168.0.1\n--netmask_ip=255.255.0.0\n--remote_ip=192.0.2.5/24\n--mss=1000\n" + handshake
+	res := run(t, src, true)
+	_ = res
+	// A remote address equal to the local one is refused.
+	res = Run("t.pkt", []byte("--local_ip=192.0.2.1\n"+handshake), Options{})
+	wantErr(t, res, "--local_ip and --remote_ip are the same address")
+	res = Run("t.pkt", []byte("--netmask_ip=255.0.255.0\n"+handshake), Options{})
+	wantErr(t, res, "bad --netmask_ip")
+
+	// set_sysctls.py maps to sysctl; a TSO sysctl and the restore
+	// script are ignored with warnings; a shell comment is dropped.
+	res = run(t, "`./set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0 # no TS\n./set_sysctls.py /proc/sys/net/ipv4/tcp_min_tso_segs=10`\n"+handshake+
+		"+0 `/tmp/sysctl_restore_${PPID}.sh`\n", true)
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "tcp_min_tso_segs=10") || !strings.Contains(res.Warnings[1], "restores the sysctls") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	res = Run("t.pkt", []byte("`./set_sysctls.py /proc/sys/net/ipv4/tcp_tw_reuse=1`\n"+handshake), Options{})
+	wantErr(t, res, "unsupported: sysctl net.ipv4.tcp_tw_reuse")
+
+	// NULL buffers: EFAULT, as the kernel's copy from user memory; EBADF
+	// first for a bad descriptor.
+	run(t, handshake+`
++0 write(4, NULL, 1000) = -1 EFAULT (Bad address)
++0 send(4, NULL, 1000, 0) = -1 EFAULT (Bad address)
++0 read(4, NULL, 1000) = -1 EFAULT (Bad address)
++0 recv(9, NULL, 1000, 0) = -1 EBADF (Bad file descriptor)
++0 write(4, NULL, 0) = 0
+`, true)
+
+	// ioctl is refused by name.
+	res = Run("t.pkt", []byte(handshake+"+0 ioctl(4, SIOCINQ, [0]) = 0\n"), Options{})
+	wantErr(t, res, "t.pkt:11: unsupported: ioctl SIOCINQ")
 }

@@ -24,6 +24,22 @@ func (r *runner) command(e *event) error {
 			}
 			continue
 		}
+		if strings.HasSuffix(f[0], "set_sysctls.py") {
+			// The kernel selftests' and packetdrill's helper: each
+			// argument is /proc/sys/PATH=VALUE.
+			var args []string
+			for _, a := range f[1:] {
+				args = append(args, strings.TrimPrefix(a, "/proc/sys/"))
+			}
+			if err := r.sysctl(e.line, args); err != nil {
+				return err
+			}
+			continue
+		}
+		if strings.HasPrefix(f[0], "/tmp/sysctl_restore_") {
+			r.warnf(e.line, "ignored shell command `%s`: it restores the sysctls a script changed, and each script gets a fresh stack", part)
+			continue
+		}
 		if err := r.unsupported(e.line, "shell command `%s`", part); err != nil {
 			return err
 		}
@@ -37,6 +53,9 @@ func splitCommands(s string) []string {
 	s = strings.ReplaceAll(s, "\n", ";")
 	var out []string
 	for _, p := range strings.Split(s, ";") {
+		if i := strings.Index(p, "#"); i >= 0 && (i == 0 || p[i-1] == ' ' || p[i-1] == '\t') {
+			p = p[:i] // a shell comment
+		}
 		out = append(out, strings.TrimSpace(p))
 	}
 	return out
@@ -101,6 +120,11 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		setDur(&c.KeepIntvl, secs)
 	case "net.ipv4.tcp_keepalive_probes":
 		setInt(&c.KeepCnt, v)
+	case "net.ipv4.tcp_min_tso_segs", "net.ipv4.tcp_tso_win_divisor":
+		// TSO sizing: the stack sends MSS-sized segments and the runner
+		// joins them into the super-segment a line expects.
+		r.warnf(line, "ignored sysctl %s=%d: synstack has no TSO (the runner aggregates segments as packetdrill does)", name, v)
+		return nil
 	case "net.ipv4.tcp_ecn":
 		if v == 0 || v == 2 {
 			// The stack negotiates no ECN, as Linux with 0; as a

@@ -564,6 +564,9 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 				return bad(err)
 			}
 		}
+		if isNull(a[1]) && count > 0 {
+			return r.nullBuffer(fd), nil
+		}
 		buf := make([]byte, count)
 		got := 0
 		return &callOp{
@@ -618,6 +621,9 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 			if flags, err = r.evalInt(a[3]); err != nil {
 				return bad(err)
 			}
+		}
+		if isNull(a[1]) && count > 0 {
+			return r.nullBuffer(fd), nil
 		}
 		buf := make([]byte, count)
 		if a[1].kind == exString {
@@ -711,6 +717,15 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 			finish: func(res callResult) error { r.newFd(sc, res); return nil },
 		}, nil
 
+	case "ioctl":
+		what := "ioctl"
+		if len(a) > 1 {
+			what += " " + describeExpr(a[1])
+		}
+		if err := r.unsupported(e.line, "%s (synstack's socket layer has no ioctls: no count of queued bytes without reading them)", what); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	case "setsockopt":
 		return r.setsockopt(e, fd)
 	case "getsockopt":
@@ -722,6 +737,25 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 		return nil, err
 	}
 	return nil, nil
+}
+
+// isNull reports whether a buffer argument is the NULL pointer.
+func isNull(x *expr) bool {
+	return (x.kind == exWord && x.word == "NULL") || (x.kind == exInt && x.ival == 0)
+}
+
+// nullBuffer is a read or write of a NULL buffer: Linux fails the copy
+// to or from user memory with EFAULT (after the descriptor lookup, EBADF).
+// The Go socket layer takes slices and has no NULL, so the runner answers
+// as the system call layer does, without calling the stack.
+func (r *runner) nullBuffer(fd int) *callOp {
+	st := r.st
+	return &callOp{try: func() (bool, callResult) {
+		if _, err := st.Fcntl(fd, linuxFGetFL, 0); err != nil {
+			return true, res(0, err)
+		}
+		return true, res(0, syscall.EFAULT)
+	}}
 }
 
 // newFd records the fd a call returned under the number the script gave it.

@@ -137,6 +137,14 @@ type Config struct {
 	// RTOInitial (1 s), RTOMin (200 ms) and RTOMax (120 s) bound the
 	// retransmission timer (RFC 6298, Linux's floor and ceiling).
 	RTOInitial, RTOMin, RTOMax time.Duration
+	// UserTimeout, when positive, is how long sent data may stay
+	// unacknowledged (or the peer's window closed, or keepalive probes
+	// unanswered) before the connection is dropped with ETIMEDOUT
+	// (TCP_USER_TIMEOUT, RFC 5482); zero leaves it to the retry limits.
+	UserTimeout time.Duration
+	// Cork holds back segments smaller than the MSS until the data fills
+	// one, the cork is removed, or 200 ms pass (TCP_CORK).
+	Cork bool
 	// TimeWait is how long TIME_WAIT lasts (2MSL; Linux's 60 s).
 	TimeWait time.Duration
 	// FinTimeout is how long an orphaned connection may sit in FIN_WAIT_2
@@ -152,6 +160,7 @@ type Info struct {
 	RTO             time.Duration // current retransmission timeout
 	RTT, RTTVar     time.Duration // smoothed round-trip time and its variation
 	SndMSS          int           // MSS for sending
+	AdvMSS          int           // MSS this end advertised in its SYN
 	RcvMSS          int           // MSS advertised for receiving
 	SndWScale       uint8
 	RcvWScale       uint8

@@ -25,15 +25,16 @@ const (
 	defaultKeepIdle   = 2 * time.Hour
 	defaultKeepIntvl  = 75 * time.Second
 	defaultKeepCnt    = 9
-	delAckMin         = 40 * time.Millisecond // TCP_DELACK_MIN
-	maxQuickAcks      = 16                    // TCP_MAX_QUICKACKS
-	defaultPeerMSS    = 536                   // RFC 9293 3.7.1: when the peer sends no MSS option
-	minMSS            = 88                    // TCP_MIN_MSS
-	initialCwndSegs   = 10                    // RFC 6928
-	maxWScale         = 14                    // RFC 7323 2.3
-	tsOptionLen       = 12                    // nop,nop,TS
-	pawsIdle          = 24 * 24 * time.Hour   // RFC 7323 5.5: ts.recent is invalid after 24 days idle
-	rtoFallback       = 3 * time.Second       // RFC 6298 5.7, TCP_TIMEOUT_FALLBACK
+	delAckMin         = 40 * time.Millisecond  // TCP_DELACK_MIN
+	maxQuickAcks      = 16                     // TCP_MAX_QUICKACKS
+	defaultPeerMSS    = 536                    // RFC 9293 3.7.1: when the peer sends no MSS option
+	minMSS            = 88                     // TCP_MIN_MSS
+	initialCwndSegs   = 10                     // RFC 6928
+	maxWScale         = 14                     // RFC 7323 2.3
+	tsOptionLen       = 12                     // nop,nop,TS
+	pawsIdle          = 24 * 24 * time.Hour    // RFC 7323 5.5: ts.recent is invalid after 24 days idle
+	rtoFallback       = 3 * time.Second        // RFC 6298 5.7, TCP_TIMEOUT_FALLBACK
+	corkCeiling       = 200 * time.Millisecond // TCP_CORK holds a partial segment at most this long
 )
 
 // Conn is one connection's transmission control block: RFC 9293's TCB and the
@@ -164,6 +165,13 @@ type Conn struct {
 	// TIME_WAIT and orphan FIN_WAIT_2 deadline.
 	closeAt time.Time
 
+	// stallSince is when the oldest unacknowledged data (or the wait for
+	// the peer's window) began: TCP_USER_TIMEOUT counts from it.
+	stallSince time.Time
+	// corkAt is when corked data must go out anyway (TCP_CORK's 200 ms).
+	corkAt      time.Time
+	corkExpired bool
+
 	stats struct {
 		segsIn, segsOut, bytesAcked, bytesRcvd uint64
 	}
@@ -234,7 +242,9 @@ func fillDefaults(cfg *Config) {
 	defDur(&cfg.RTOMin, defaultRTOMin)
 	defDur(&cfg.RTOMax, defaultRTOMax)
 	defDur(&cfg.TimeWait, defaultTimeWait)
-	defDur(&cfg.FinTimeout, defaultFinTimeout)
+	if cfg.FinTimeout == 0 {
+		cfg.FinTimeout = defaultFinTimeout // negative: reset instead (TCP_LINGER2 -1)
+	}
 	defDur(&cfg.KeepIdle, defaultKeepIdle)
 	defDur(&cfg.KeepIntvl, defaultKeepIntvl)
 }
@@ -250,7 +260,7 @@ func (c *Conn) setState(to State, cause Cause) {
 	case Established:
 		c.connected = true
 	case Closed, TimeWait, Listen:
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.persist = false
 		c.sbuf = nil
 		c.ooo, c.oooLen = nil, 0
@@ -276,6 +286,7 @@ func (c *Conn) Connect(now time.Time) error {
 	c.lastRcv = now
 	c.setState(SynSent, "call CONNECT")
 	c.rttAt = now
+	c.stallSince = now
 	c.sendSYN(now, false)
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
@@ -445,7 +456,7 @@ func (c *Conn) Close(now time.Time) {
 	}
 	c.closeWrite(now, "call CLOSE")
 	if c.state == FinWait2 {
-		c.closeAt = now.Add(c.cfg.FinTimeout)
+		c.orphanInFinWait2(now)
 	}
 }
 
@@ -534,9 +545,15 @@ func (c *Conn) TimeWaitAcceptsSYN(seg *Segment) bool {
 	return seg.SEQ.GreaterThan(c.rcv.nxt)
 }
 
-// SetNoDelay sets TCP_NODELAY. Turning it on sends what Nagle held back.
-func (c *Conn) SetNoDelay(on bool) {
+// SetNoDelay sets TCP_NODELAY. Turning it on sends at once what Nagle, or
+// a cork, held back (Linux pushes pending frames on TCP_NODELAY).
+func (c *Conn) SetNoDelay(now time.Time, on bool) {
 	c.cfg.NoDelay = on
+	if on {
+		c.corkExpired = true
+		c.output(now)
+		c.corkExpired = false
+	}
 }
 
 // SetKeepAlive sets SO_KEEPALIVE and its TCP_KEEPIDLE/INTVL/CNT (zero values
@@ -553,6 +570,39 @@ func (c *Conn) SetKeepAlive(now time.Time, on bool, idle, intvl time.Duration, c
 		c.cfg.KeepCnt = cnt
 	}
 	c.armKeepalive(now)
+}
+
+// SetUserTimeout sets TCP_USER_TIMEOUT (zero turns it off).
+func (c *Conn) SetUserTimeout(d time.Duration) { c.cfg.UserTimeout = max(d, 0) }
+
+// SetFinTimeout sets how long an orphan may stay in FIN_WAIT_2
+// (TCP_LINGER2); zero restores the default, and a negative value makes an
+// orphan reaching FIN_WAIT_2 reset the connection at once, as Linux.
+func (c *Conn) SetFinTimeout(d time.Duration) {
+	if d == 0 {
+		d = defaultFinTimeout
+	}
+	c.cfg.FinTimeout = d
+}
+
+// orphanInFinWait2 starts an orphan's FIN_WAIT_2 timeout, or resets the
+// connection at once when TCP_LINGER2 is negative.
+func (c *Conn) orphanInFinWait2(now time.Time) {
+	if c.cfg.FinTimeout < 0 {
+		c.sendRST(now, c.snd.max, true)
+		c.setState(Closed, "FIN_WAIT_2 with TCP_LINGER2 < 0")
+		return
+	}
+	c.closeAt = now.Add(c.cfg.FinTimeout)
+}
+
+// SetCork sets TCP_CORK. Removing the cork sends what it held back.
+func (c *Conn) SetCork(now time.Time, on bool) {
+	c.cfg.Cork = on
+	if !on {
+		c.corkAt = time.Time{}
+		c.output(now)
+	}
 }
 
 // SetBuffers sets SO_RCVBUF and SO_SNDBUF (bytes; 0 leaves one unchanged).
@@ -575,6 +625,7 @@ func (c *Conn) Info(now time.Time) Info {
 		RTT:           c.srtt,
 		RTTVar:        c.rttvar,
 		SndMSS:        c.sndMSS,
+		AdvMSS:        int(c.cfg.MSS),
 		RcvMSS:        c.rcvMSS,
 		Cwnd:          c.cwnd / max(c.sndMSS, 1),
 		Ssthresh:      c.ssthresh / max(c.sndMSS, 1),

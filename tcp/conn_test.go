@@ -555,3 +555,46 @@ func TestFastRetransmitRepairsOneLoss(t *testing.T) {
 		})
 	}
 }
+
+// TCP_USER_TIMEOUT: unacknowledged data gives up after the user's limit,
+// not after the retry count, and the RTO is clamped to end exactly then.
+func TestUserTimeout(t *testing.T) {
+	n := newNet(t, nil)
+	n.handshake()
+	n.a.c.SetUserTimeout(3 * time.Second)
+	t0 := n.now
+	n.a.c.Write(n.now, []byte("into the void"))
+	for n.advance(t0.Add(time.Hour)) {
+		n.drop(n.a)
+		if n.a.c.State() == Closed {
+			break
+		}
+	}
+	if n.a.c.Err() != syscall.ETIMEDOUT || n.now.Sub(t0) != 3*time.Second {
+		t.Fatalf("gave up with %v after %v, want ETIMEDOUT after 3s", n.a.c.Err(), n.now.Sub(t0))
+	}
+}
+
+// TCP_CORK holds partial segments until the cork comes off, or for 200 ms.
+func TestCork(t *testing.T) {
+	n := newNet(t, nil)
+	n.handshake()
+	n.a.c.SetCork(n.now, true)
+	n.a.c.Write(n.now, []byte("head"))
+	n.a.c.Write(n.now, []byte("er"))
+	if len(n.a.out) != 0 {
+		t.Fatalf("corked connection sent %v", n.a.out)
+	}
+	n.a.c.SetCork(n.now, false)
+	if len(n.a.out) != 1 || string(n.a.out[0].Payload) != "header" {
+		t.Fatalf("uncorking sent %v, want one segment \"header\"", n.a.out)
+	}
+	n.settle()
+	n.a.c.SetCork(n.now, true)
+	n.a.c.Write(n.now, []byte("late"))
+	t0 := n.now
+	n.advance(t0.Add(time.Second))
+	if len(n.a.out) != 1 || n.now.Sub(t0) != 200*time.Millisecond {
+		t.Fatalf("cork ceiling: sent %v at %v, want one segment at 200ms", n.a.out, n.now.Sub(t0))
+	}
+}

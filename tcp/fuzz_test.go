@@ -166,7 +166,7 @@ func fuzzPair(t *testing.T, prog []byte) {
 			}
 			other.c.Input(now, &f)
 		case 11: // set options
-			who.c.SetNoDelay(next()&1 == 0)
+			who.c.SetNoDelay(now, next()&1 == 0)
 		}
 		check(step)
 	}

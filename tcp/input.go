@@ -374,7 +374,10 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 		if finAcked {
 			c.setState(FinWait2, "rcv ACK of FIN")
 			if c.orphan {
-				c.closeAt = now.Add(c.cfg.FinTimeout)
+				c.orphanInFinWait2(now)
+				if c.state == Closed {
+					return false
+				}
 			}
 		}
 	case Closing:
@@ -407,6 +410,7 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 		c.stats.bytesAcked += uint64(drop)
 	}
 	c.prunePushMarks()
+	c.stallSince = now // progress: TCP_USER_TIMEOUT counts again from here
 	c.rttSample(now, seg, old)
 	if old == c.snd.iss {
 		c.handshakeRTOFallback()

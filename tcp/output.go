@@ -292,8 +292,16 @@ func (c *Conn) output(now time.Time) {
 		// Nagle with Minshall's refinement (Linux's tcp_nagle_check): hold
 		// a small segment only while an earlier small segment is still
 		// unacknowledged, and never the last data before the FIN.
-		if n < mss && n == len(data) && !c.cfg.NoDelay && c.flight() > 0 && !c.finQueued &&
+		if n < mss && n == len(data) && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.finQueued &&
 			c.sndSml.GreaterThan(c.snd.una) && c.sndSml.LessThanEq(c.snd.nxt) {
+			break
+		}
+		// TCP_CORK: no partial segment until the cork comes off or its
+		// 200 ms ceiling passes.
+		if c.cfg.Cork && n < mss && n == len(data) && n > 0 && !c.finQueued && !c.corkExpired {
+			if c.corkAt.IsZero() {
+				c.corkAt = now.Add(corkCeiling)
+			}
 			break
 		}
 		if len(data) == 0 && usable < 1 {
@@ -310,6 +318,7 @@ func (c *Conn) output(now time.Time) {
 			break
 		}
 	}
+	c.corkExpired = false
 	if sent && (c.rtoAt.IsZero() || c.persist || !c.tlpAt.IsZero()) {
 		c.persist = false
 		c.armXmitTimer(now)
@@ -319,6 +328,10 @@ func (c *Conn) output(now time.Time) {
 // transmitNew sends data (and the FIN) at SND.NXT and advances it.
 func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
 	n := len(data)
+	if c.stallSince.IsZero() || c.snd.nxt == c.snd.una {
+		c.stallSince = now // data is outstanding from here on
+	}
+	c.corkAt = time.Time{}
 	c.lastSegStart = c.snd.nxt
 	c.sendSegment(now, c.snd.nxt, data, fin, c.pushMarked(c.snd.nxt, n))
 	if !c.rttTiming && !c.tsOK && n > 0 {

@@ -22,10 +22,32 @@ func (c *Conn) backedOff() time.Duration {
 	return min(d, c.cfg.RTOMax)
 }
 
-// armRTO (re)starts the retransmission timer (RFC 6298 5.1, 5.3).
+// armRTO (re)starts the retransmission timer (RFC 6298 5.1, 5.3), never
+// past the moment TCP_USER_TIMEOUT runs out (Linux's
+// tcp_clamp_rto_to_user_timeout).
 func (c *Conn) armRTO(now time.Time) {
 	c.persist = false
-	c.rtoAt = now.Add(c.backedOff())
+	c.rtoAt = c.clampToUserTimeout(now, now.Add(c.backedOff()))
+}
+
+// clampToUserTimeout brings a deadline forward to when TCP_USER_TIMEOUT
+// expires, if that is sooner.
+func (c *Conn) clampToUserTimeout(now, t time.Time) time.Time {
+	if c.cfg.UserTimeout <= 0 || c.stallSince.IsZero() {
+		return t
+	}
+	if limit := c.stallSince.Add(c.cfg.UserTimeout); limit.Before(t) {
+		if limit.Before(now) {
+			return now
+		}
+		return limit
+	}
+	return t
+}
+
+// userTimedOut reports whether TCP_USER_TIMEOUT has run out.
+func (c *Conn) userTimedOut(now time.Time) bool {
+	return c.cfg.UserTimeout > 0 && !c.stallSince.IsZero() && now.Sub(c.stallSince) >= c.cfg.UserTimeout
 }
 
 // armXmitTimer arms what watches data in flight after a send or an ACK:
@@ -139,7 +161,7 @@ func (c *Conn) armKeepalive(now time.Time) {
 // Deadline is when Tick must next be called; the zero time means never.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt} {
+	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -150,8 +172,13 @@ func (c *Conn) Deadline() time.Time {
 // Tick runs the timers that are due at now.
 func (c *Conn) Tick(now time.Time) {
 	if c.state == Closed || c.state == Listen {
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		return
+	}
+	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
+		c.corkAt = time.Time{}
+		c.corkExpired = true
+		c.output(now)
 	}
 	if !c.tlpAt.IsZero() && !now.Before(c.tlpAt) {
 		c.tlpAt = time.Time{}
@@ -194,6 +221,14 @@ func (c *Conn) Tick(now time.Time) {
 // retransmitTimeout is RFC 6298 5.4-5.7: resend the earliest unacknowledged
 // segment, double the timer, and give up after the retry limit.
 func (c *Conn) retransmitTimeout(now time.Time) {
+	if c.userTimedOut(now) && (c.flight() > 0 || c.state == SynSent || c.state == SynRcvd) {
+		if c.state == SynRcvd && c.passive {
+			c.setState(Closed, "timer user timeout")
+			return
+		}
+		c.fail(syscall.ETIMEDOUT, "timer user timeout")
+		return
+	}
 	switch c.state {
 	case SynSent:
 		if c.backoff >= c.cfg.SynRetries {
@@ -242,7 +277,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 		c.output(now)
 		return
 	}
-	if c.backoff >= c.cfg.Retries2 && c.orphan {
+	if (c.backoff >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
 		c.fail(syscall.ETIMEDOUT, "timer persist limit")
 		return
 	}
@@ -264,7 +299,8 @@ func (c *Conn) keepaliveTimeout(now time.Time) {
 		c.armKeepalive(now)
 		return
 	}
-	if c.keepProbes >= c.cfg.KeepCnt {
+	idle := c.cfg.UserTimeout > 0 && c.keepProbes > 0 && now.Sub(c.lastRcv) >= c.cfg.UserTimeout
+	if (c.cfg.UserTimeout == 0 && c.keepProbes >= c.cfg.KeepCnt) || idle {
 		c.sendRST(now, c.snd.max, true)
 		c.fail(syscall.ETIMEDOUT, "timer keepalive")
 		return

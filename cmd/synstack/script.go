@@ -14,6 +14,7 @@ import (
 func runScripts(w io.Writer, args []string) (bool, error) {
 	fs := flag.NewFlagSet("script", flag.ContinueOnError)
 	skip := fs.Bool("skip-unknown", false, "skip shell and python lines the runner has no equivalent for, with a warning")
+	strict := fs.Bool("strict", false, "fail on any packet no outbound line expects, even after the last one (packetdrill ignores those)")
 	verbose := fs.Bool("v", false, "print every event and packet as the scripts run")
 	if err := fs.Parse(args); err != nil {
 		return false, err
@@ -22,7 +23,7 @@ func runScripts(w io.Writer, args []string) (bool, error) {
 	if len(files) == 0 {
 		return false, fmt.Errorf("script: no files given")
 	}
-	opts := script.Options{SkipUnknown: *skip}
+	opts := script.Options{SkipUnknown: *skip, Strict: *strict}
 	if *verbose {
 		opts.Verbose = w
 	}
