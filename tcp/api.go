@@ -107,8 +107,12 @@ type Config struct {
 	RcvBuf, SndBuf int
 	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
 	// follows the buffer (Linux's tcp_select_initial_window with a locked
-	// buffer) instead of WScale.
+	// buffer) instead of WScale, and the buffer is not tuned.
 	RcvBufLocked bool
+	// RcvBufMax bounds receive-buffer autotuning (tcp_rmem[2], 6 MiB): an
+	// unlocked buffer grows to twice what the application reads per
+	// round trip, so the window keeps up with the bandwidth-delay product.
+	RcvBufMax int
 	// WScale is the window-scale shift this end offers. Default 8
 	// (what Linux picks with packetdrill's default tcp_rmem).
 	WScale uint8

@@ -12,6 +12,7 @@ import (
 const (
 	defaultMSS        = 1460
 	defaultRcvBuf     = 131072
+	defaultRcvBufMax  = 6 << 20 // tcp_rmem[2]
 	defaultSndBuf     = 65536
 	defaultWScale     = 8
 	defaultSynRetries = 6
@@ -176,6 +177,21 @@ type Conn struct {
 		segsIn, segsOut, bytesAcked, bytesRcvd uint64
 	}
 
+	// Receive-buffer autotuning (Linux's dynamic right-sizing): what the
+	// application read in the current round trip, against the most it read
+	// in any; rcvRTT is the receiver's estimate of the round trip.
+	rcvqSpace  int
+	rcvqCopied int
+	rcvqAt     time.Time
+	rcvRTT     time.Duration
+	rcvRTTSeq  seq.Value // without timestamps: time a window's worth of data
+	rcvRTTAt   time.Time
+
+	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
+	// the low bits of its TSval.
+	cookieTS   bool
+	cookieBits uint32
+
 	tx Segment // reused for every segment sent: Output must not keep it
 }
 
@@ -227,6 +243,7 @@ func fillDefaults(cfg *Config) {
 		cfg.MSS = minMSS
 	}
 	def(&cfg.RcvBuf, defaultRcvBuf)
+	def(&cfg.RcvBufMax, max(defaultRcvBufMax, cfg.RcvBuf))
 	def(&cfg.SndBuf, defaultSndBuf)
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale
@@ -346,6 +363,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 		if len(c.rbuf) == 0 {
 			c.rbuf = nil
 		}
+		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now, before)
 		return n, nil
 	}

@@ -471,6 +471,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 	if len(data) > 0 {
 		c.everRcv = true
 		c.everData = true
+		c.rcvRTTMeasure(now, seg)
 		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
 	}
 	if s != c.rcv.nxt {

@@ -120,6 +120,15 @@ func (c *Conn) sendSYN(now time.Time, synAck bool) {
 	if !c.cfg.NoTimestamps && (!echo || c.tsOK) {
 		o.HasTimestamp = true
 		o.TSVal = c.tsNow(now)
+		if c.cookieTS {
+			// Linux's cookie_init_timestamp: options in the low bits,
+			// never a value ahead of the clock.
+			ts := o.TSVal&^cookieTSMask | c.cookieBits
+			if int32(ts-o.TSVal) > 0 {
+				ts -= cookieTSMask + 1
+			}
+			o.TSVal = ts
+		}
 		if synAck {
 			o.TSEcr = c.tsRecent
 		}
