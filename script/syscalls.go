@@ -38,6 +38,8 @@ type sockets interface {
 	GetsockoptInt(fd, level, opt int) (int, error)
 	SetsockoptLinger(fd int, l syscall.Linger) error
 	GetsockoptLinger(fd int) (syscall.Linger, error)
+	SetsockoptString(fd, level, opt int, v string) error
+	GetsockoptString(fd, level, opt int) (string, error)
 	GetsockoptTCPInfo(fd int) (tcp.Info, error)
 	// Poll polls without waiting and fills in revents.
 	Poll(fds []pollFd) (int, error)
@@ -792,10 +794,12 @@ func (r *runner) setsockopt(e *event, fd int) (*callOp, error) {
 		return &callOp{try: func() (bool, callResult) { return true, res(0, st.SetsockoptLinger(fd, l)) }}, nil
 	}
 	if a[3].kind == exString {
-		if err := r.unsupported(e.line, "setsockopt with a string value (%s)", describeExpr(a[2])); err != nil {
-			return nil, err
-		}
-		return nil, nil
+		// TCP_CONGESTION and other string options: setsockopt(fd, SOL_TCP,
+		// TCP_CONGESTION, "reno", 4).
+		v := a[3].word
+		return &callOp{try: func() (bool, callResult) {
+			return true, res(0, st.SetsockoptString(fd, int(level), int(name), v))
+		}}, nil
 	}
 	v, err := r.evalInt(a[3])
 	if err != nil {
