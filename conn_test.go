@@ -509,7 +509,10 @@ func TestSpecificListenerBeforeWildcard(t *testing.T) {
 }
 
 func TestAcceptQueueOverflow(t *testing.T) {
-	n := newVnet(t, nil)
+	// Without SYN cookies, so that the second child waits in SYN_RCVD and
+	// its SYN,ACK retransmissions fill the queue later (TestSynCookies
+	// covers the stateless way).
+	n := newVnet(t, func(a, b *Config) { b.NoSynCookies = true })
 	lfd := listenOn(t, n.b, srvAddr, 0, true) // admits 1
 	ca, sb := n.a.Sockets(), n.b.Sockets()
 	c1 := mustFD(t)(ca.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0))
@@ -550,7 +553,7 @@ func TestAcceptQueueOverflow(t *testing.T) {
 }
 
 func TestSynBacklog(t *testing.T) {
-	n := newVnet(t, func(a, b *Config) { b.MaxSynBacklog = 2 })
+	n := newVnet(t, func(a, b *Config) { b.MaxSynBacklog = 2; b.NoSynCookies = true })
 	listenOn(t, n.b, srvAddr, 10, true)
 	// Drop the server's SYN,ACKs so children stay in SYN_RCVD.
 	n.drop = func(dir string, _ []byte) bool { return dir == "b>a" }

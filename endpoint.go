@@ -37,13 +37,19 @@ type endpoint struct {
 // socket options o, enters it in the connection table and gives it b's
 // claim on the port.
 func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *binding) *endpoint {
+	return s.newEndpointISSLocked(local, remote, o, b, s.isn(local, remote))
+}
+
+// newEndpointISSLocked is newEndpointLocked with a given initial sequence
+// number (a SYN cookie).
+func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{local: local, remote: remote, bind: b, heapIndex: -1}
 	cfg := s.connConfig(o, local, remote)
 	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(ep.local, ep.remote, seg) }
 	cfg.OnTransition = func(from, to tcp.State, cause tcp.Cause) {
 		s.transitionLocked(ep, from, to, cause)
 	}
-	ep.conn = tcp.NewConn(cfg, s.isn(local, remote))
+	ep.conn = tcp.NewConn(cfg, iss)
 	s.conns[connKey{local, remote}] = ep
 	ep.hashed = true
 	b.refs++

@@ -17,6 +17,8 @@ const (
 	domainPort
 	domainBindPort
 	domainReusePort
+	domainCookie
+	domainCookieTime
 )
 
 // sipHash is SipHash-2-4 (Aumasson and Bernstein) of msg under the secret:

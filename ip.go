@@ -9,8 +9,9 @@ import (
 )
 
 // DeliverPacket processes one received IP packet (the stack is the link's
-// Dispatcher). Malformed packets, packets for other addresses and segments
-// with a bad checksum are dropped and counted. pkt is not kept.
+// Dispatcher): TCP segments, and ICMP (see icmp.go). Malformed packets,
+// packets for other addresses and segments with a bad checksum are dropped
+// and counted. pkt is not kept.
 func (s *Stack) DeliverPacket(pkt []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -53,6 +54,10 @@ func (s *Stack) DeliverPacket(pkt []byte) {
 		return
 	case !s.isLocalAddr(dst):
 		s.stats.IpInAddrErrors++
+		return
+	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():
+		s.stats.IpInDelivers++
+		s.icmpInputLocked(src, dst, payload)
 		return
 	case proto != wire.ProtoTCP:
 		s.stats.IpInUnknownProtos++

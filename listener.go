@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/seq"
 	"github.com/synstack/synstack/wire"
 )
 
@@ -18,6 +19,8 @@ type listener struct {
 	backlog int // listen's backlog, capped by SomaxConn
 	synQ    []*endpoint
 	acceptQ []*endpoint
+	// lastCookie is when the listener last answered with a SYN cookie.
+	lastCookie time.Time
 }
 
 // acceptFull reports whether the accept queue is full. As Linux's
@@ -41,13 +44,22 @@ func (l *listener) removeSynLocked(ep *endpoint) {
 
 // listenInputLocked processes a segment for a listening socket (RFC 9293
 // section 3.10.7.2): a RST is ignored, an ACK is answered by
-// <SEQ=SEG.ACK><CTL=RST>, a SYN creates a child connection (LISTEN ->
-// SYN_RCVD) unless a queue is full, anything else is dropped.
+// <SEQ=SEG.ACK><CTL=RST> unless it returns a SYN cookie, a SYN creates a
+// child connection (LISTEN -> SYN_RCVD), anything else is dropped.
+//
+// The queues are Linux's: a full accept queue drops the SYN; a full SYN
+// queue (more half-open children than the listen backlog, as Linux's
+// inet_csk_reqsk_queue_is_full, or MaxSynBacklog) answers with a SYN cookie, or drops the SYN when cookies
+// are off. A SYN flood therefore fills nothing: half-connections beyond the
+// queue live only in the cookies the attacker never returns.
 func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
 	switch {
 	case seg.Flags&wire.FlagRST != 0:
 		return
 	case seg.Flags&wire.FlagACK != 0:
+		if seg.Flags&wire.FlagSYN == 0 && s.acceptCookieLocked(l, local, remote, seg, now) {
+			return
+		}
 		s.sendResetLocked(local, remote, seg)
 		return
 	case seg.Flags&wire.FlagSYN == 0:
@@ -58,10 +70,23 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 		s.stats.TcpExtListenDrops++
 		return
 	}
-	if len(l.synQ) >= s.maxSynBacklog {
+	if len(l.synQ) >= s.maxSynBacklog || len(l.synQ) > l.backlog && s.synCookies {
+		if s.synCookies {
+			s.answerWithCookieLocked(l, local, remote, seg, now)
+			return
+		}
 		s.stats.TcpExtListenDrops++
 		return
 	}
+	ep := s.newChildLocked(l, local, remote, s.isn(local, remote))
+	ep.conn.Listen()
+	ep.conn.Input(now, seg)
+	s.afterLocked(ep)
+}
+
+// newChildLocked creates a passive connection of l for local-remote, in
+// l's SYN queue, with its own claim on the port.
+func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq.Value) *endpoint {
 	b := &binding{
 		addr:      local.Addr(),
 		port:      local.Port(),
@@ -70,14 +95,12 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 		explicit:  true,
 	}
 	s.addBindingLocked(b)
-	ep := s.newEndpointLocked(local, remote, &l.sock.opts, b)
+	ep := s.newEndpointISSLocked(local, remote, &l.sock.opts, b, iss)
 	ep.passive = true
 	ep.parent = l
 	ep.qIndex = len(l.synQ)
 	l.synQ = append(l.synQ, ep)
-	ep.conn.Listen()
-	ep.conn.Input(now, seg)
-	s.afterLocked(ep)
+	return ep
 }
 
 // startListeningLocked makes sk's claim a listener.

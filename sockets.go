@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"errors"
 	"io"
 	"net/netip"
 	"syscall"
@@ -276,9 +277,19 @@ func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
 	if err != nil {
 		return -1, netip.AddrPort{}, err
 	}
+	return t.acceptLocked(sk, sk.nonblock, nil)
+}
+
+// acceptLocked is Accept on a socket; it also returns errCanceled when
+// cancel closes while it waits.
+func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}) (int, netip.AddrPort, error) {
+	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
 			return -1, netip.AddrPort{}, err
+		}
+		if isDone(cancel) {
+			return -1, netip.AddrPort{}, errCanceled
 		}
 		l := sk.l
 		if l == nil {
@@ -294,10 +305,10 @@ func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
 			ep.sock = nsk
 			return t.allocLocked(nsk), nsk.sockAddr(ep.remote), nil
 		}
-		if sk.nonblock {
+		if nonblock {
 			return -1, netip.AddrPort{}, syscall.EAGAIN
 		}
-		s.waitLocked(sk, nil)
+		s.waitLocked(sk, cancel)
 	}
 }
 
@@ -318,6 +329,14 @@ func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
+	return t.connectLocked(sk, addr, sk.nonblock, nil)
+}
+
+// connectLocked is Connect on a socket. A blocking connect that is waiting
+// when cancel closes abandons the attempt (as shutdown in SYN_SENT does)
+// and returns errCanceled.
+func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, cancel <-chan struct{}) error {
+	s := t.s
 	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
 	if err != nil {
 		return err
@@ -328,10 +347,10 @@ func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
 	case sk.state == ssConnected:
 		return syscall.EISCONN
 	case sk.state == ssConnecting:
-		if st := sk.ep.conn.State(); (st == tcp.SynSent || st == tcp.SynRcvd) && sk.nonblock {
+		if st := sk.ep.conn.State(); (st == tcp.SynSent || st == tcp.SynRcvd) && nonblock {
 			return syscall.EALREADY
 		}
-		return t.waitConnectLocked(sk)
+		return t.waitConnectLocked(sk, cancel)
 	}
 	if dst.IsUnspecified() || dst.IsMulticast() {
 		return syscall.ENETUNREACH
@@ -381,17 +400,18 @@ func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
 		s.disconnectLocked(sk)
 		return errnoOf(err)
 	}
-	if sk.nonblock {
+	if nonblock {
 		return syscall.EINPROGRESS
 	}
-	return t.waitConnectLocked(sk)
+	return t.waitConnectLocked(sk, cancel)
 }
 
 // waitConnectLocked waits for the handshake of a connecting socket to end
 // and reports it as connect does: nil once established, else the
 // connection's error (or ECONNABORTED if it was already taken by
 // SO_ERROR), after which the socket is unconnected and may connect again.
-func (t *Sockets) waitConnectLocked(sk *socket) error {
+// If cancel closes first, the attempt is abandoned: errCanceled.
+func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}) error {
 	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
@@ -402,7 +422,11 @@ func (t *Sockets) waitConnectLocked(sk *socket) error {
 		}
 		switch sk.ep.conn.State() {
 		case tcp.SynSent, tcp.SynRcvd:
-			s.waitLocked(sk, nil)
+			if isDone(cancel) {
+				s.disconnectLocked(sk)
+				return errCanceled
+			}
+			s.waitLocked(sk, cancel)
 			continue
 		case tcp.Closed:
 			err := sk.ep.conn.TakeErr()
@@ -457,10 +481,19 @@ func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	nonblock := sk.nonblock || flags&MSG_DONTWAIT != 0
+	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil)
+}
+
+// recvLocked is Recv on a socket; it also returns errCanceled when cancel
+// is closed, checked before reading (as a deadline in the past is).
+func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, cancel <-chan struct{}) (int, error) {
+	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
 			return 0, err
+		}
+		if isDone(cancel) {
+			return 0, errCanceled
 		}
 		if sk.ep == nil {
 			if sk.shutRd {
@@ -471,7 +504,7 @@ func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 		n, err := s.readLocked(sk, p, flags&MSG_PEEK != 0)
 		switch {
 		case err == syscall.EAGAIN && !nonblock:
-			s.waitLocked(sk, nil)
+			s.waitLocked(sk, cancel)
 			continue
 		case err == io.EOF:
 			return 0, nil
@@ -530,7 +563,14 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	nonblock := sk.nonblock || flags&MSG_DONTWAIT != 0
+	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil)
+}
+
+// sendLocked is Send on a socket. When cancel closes it returns what it
+// has written with errCanceled (checked before writing, as a deadline in
+// the past is).
+func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}) (int, error) {
+	s := t.s
 	written := 0
 	for {
 		if err := t.usable(sk); err != nil {
@@ -538,6 +578,9 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 				return written, nil
 			}
 			return 0, err
+		}
+		if isDone(cancel) {
+			return written, errCanceled
 		}
 		ep := sk.ep
 		if ep == nil {
@@ -548,7 +591,7 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 			if nonblock {
 				return 0, syscall.EAGAIN
 			}
-			s.waitLocked(sk, nil)
+			s.waitLocked(sk, cancel)
 			continue
 		}
 		n, err := ep.conn.Write(s.clock.Now(), p[written:])
@@ -569,7 +612,7 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 				return 0, syscall.EAGAIN
 			}
 			if err != nil {
-				s.waitLocked(sk, nil)
+				s.waitLocked(sk, cancel)
 			}
 		default:
 			if written > 0 {
@@ -773,6 +816,24 @@ func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
 		return netip.AddrPort{}, syscall.ENOTCONN
 	}
 	return sk.sockAddr(sk.ep.remote), nil
+}
+
+// errCanceled is what the blocking calls' Locked forms return when their
+// cancel channel (a deadline, a context, a Close of the net.Conn above)
+// closes. It never reaches a caller of Sockets.
+var errCanceled = errors.New("synstack: wait canceled")
+
+// isDone reports whether ch is closed; a nil ch never is.
+func isDone(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // errnoOf converts an error from tcp.Conn to the Errno the socket layer

@@ -1,18 +1,81 @@
 // Package synstack is a userspace TCP/IP stack: it terminates TCP connections
 // in a Go process over any link.Endpoint (an in-memory pipe, a simulated
-// network, a TUN device) and offers a BSD socket layer (Sockets) on top.
+// network, a TUN device) and gives programs the interfaces they already use:
+// net.Conn, net.Listener and DialContext, plus a BSD socket layer (Sockets).
+//
+// # Use as a library
+//
+// A Stack is one host: a link and its addresses. Two stacks on the two ends
+// of an in-memory pipe talk TCP to each other:
+//
+//	a, b := pipe.New(1500)
+//	srv, err := synstack.New(synstack.Config{Link: a, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
+//	cli, err := synstack.New(synstack.Config{Link: b, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+//	ln, err := srv.Listen("tcp", "10.0.0.1:80")         // net.Listener
+//	go http.Serve(ln, handler)
+//	c, err := cli.DialContext(ctx, "tcp", "10.0.0.1:80") // net.Conn, a *synstack.TCPConn
+//	defer srv.Close()                                    // ends every goroutine it started
+//
+// Stack.Listen, Stack.Dial and Stack.DialContext behave as package net's:
+// networks "tcp", "tcp4" and "tcp6"; "tcp" on a wildcard address (":80")
+// listens on IPv4 and IPv6 at once; hosts are IP literals (the stack
+// resolves no names). Stack.DialContext has the signature of
+// http.Transport.DialContext, so an http.Client plugs straight in. Dialer
+// and ListenConfig carry the options of net.Dialer and net.ListenConfig
+// (timeouts, local address, keepalive, SO_REUSEPORT) and a Control hook
+// that sets any socket option before bind. TCPConn has the methods of
+// *net.TCPConn that mean something here: CloseRead and CloseWrite
+// (half-close), SetLinger, SetNoDelay, SetKeepAlive, SetKeepAliveConfig,
+// SetReadBuffer and SetWriteBuffer.
+//
+// # Errors and deadlines
+//
+// Errors are package net's: Read returns io.EOF at the end of the stream;
+// every other error is a *net.OpError wrapping an *os.SyscallError
+// wrapping the syscall.Errno Linux would return, so
+// errors.Is(err, syscall.ECONNREFUSED) and errors.Is(err,
+// syscall.ECONNRESET) work. Deadlines are absolute, cut off calls already
+// blocked, and fail with an error for which errors.Is(err,
+// os.ErrDeadlineExceeded) holds and Timeout() is true. Calls on a closed
+// connection or listener, or on any after Stack.Close, fail with
+// net.ErrClosed. A context done during a dial abandons it (errors.Is(err,
+// context.Canceled) or context.DeadlineExceeded).
+//
+// # The socket layer
+//
+// Stack.Sockets is the BSD socket API with file descriptors, setsockopt,
+// shutdown, dup, poll and Linux's errno values, for programs (and packet
+// scripts) that want TCP as Linux exposes it. The two layers meet:
+// TCPConn.Control and TCPListener.Control run a function on the
+// descriptor under a connection, and Stack.FileConn and
+// Stack.FileListener turn a descriptor into a net.Conn or net.Listener.
+//
+// # IP and ICMP
+//
+// IPv4 and IPv6 run side by side. The stack answers ICMP and ICMPv6 echo
+// requests, and heeds ICMP errors about its own segments, once the quoted
+// segment proves to belong to a connection (RFC 5927): destination
+// unreachable fails a connect (ECONNREFUSED for port unreachable,
+// EHOSTUNREACH for host unreachable, as Linux maps them), and
+// fragmentation needed (ICMPv4) or packet too big (ICMPv6) lowers the
+// connection's MSS to the path MTU.
+//
+// # Inside
 //
 // The protocol itself lives in package tcp, a sans-IO state machine. This
 // package is its runtime: it parses and emits IP packets (with package wire),
 // demultiplexes segments to connections and listeners, owns the port and
 // address tables, drives every connection's timers from one clock timer, and
-// implements the socket calls with Linux's semantics and errno values.
+// implements the socket calls with Linux's semantics and errno values; the
+// net.Conn layer sits on the socket layer.
 //
 // Concurrency: a Stack has a single mutex (Stack.mu). Packet delivery from
 // the link, timer expiry and every socket call take it; blocking socket calls
 // release it while they wait. With a clock.Virtual everything happens on the
 // caller's goroutine: timers run inside Advance, and packets are processed
 // inside DeliverPacket, so a test or a packet script is fully deterministic.
+// A Stack starts no goroutine of its own: only its link's and its clock's
+// timers, which Close stops.
 package synstack
 
 import (
@@ -65,6 +128,11 @@ type Config struct {
 	// MaxSynBacklog bounds each listener's SYN queue (tcp_max_syn_backlog).
 	// Default 1024.
 	MaxSynBacklog int
+	// NoSynCookies turns SYN cookies off (Linux's tcp_syncookies=0): a
+	// listener whose SYN queue is full then drops new SYNs. By default, as
+	// Linux's tcp_syncookies=1, it answers them statelessly instead
+	// (RFC 4987 3.6), so a SYN flood cannot lock legitimate clients out.
+	NoSynCookies bool
 }
 
 // Defaults of the Config limits.
@@ -90,9 +158,9 @@ type Stats struct {
 	IpInReceives      uint64 // IP packets received
 	IpInHdrErrors     uint64 // dropped: malformed IP header, bad header checksum
 	IpInAddrErrors    uint64 // dropped: destination is not one of the stack's addresses
-	IpInUnknownProtos uint64 // dropped: not TCP
+	IpInUnknownProtos uint64 // dropped: neither TCP nor ICMP
 	IpReasmFails      uint64 // dropped: fragments (no reassembly)
-	IpInDelivers      uint64 // IP packets handed to TCP
+	IpInDelivers      uint64 // IP packets handed to TCP or ICMP
 	IpOutRequests     uint64 // IP packets sent
 	IpOutDiscards     uint64 // packets that could not be built or written
 
@@ -109,7 +177,30 @@ type Stats struct {
 
 	TcpExtListenOverflows  uint64 // SYN or handshake-completing ACK dropped: accept queue full
 	TcpExtListenDrops      uint64 // SYN or ACK dropped at a listener for any reason
+	TcpExtSyncookiesSent   uint64 // SYN,ACKs sent with a SYN cookie (SYN queue full)
+	TcpExtSyncookiesRecv   uint64 // ACKs that returned a valid cookie: connections opened from it
+	TcpExtSyncookiesFailed uint64 // ACKs at a listener whose cookie did not check out
 	TcpExtTCPAbortOnMemory uint64 // connections reset on close because of MaxOrphans
+
+	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
+
+	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
+	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
+	IcmpInEchos         uint64 // ICMPv4 echo requests
+	IcmpInDestUnreachs  uint64 // ICMPv4 destination unreachable (fragmentation needed included)
+	IcmpInTimeExcds     uint64 // ICMPv4 time exceeded
+	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
+	IcmpOutMsgs         uint64 // ICMPv4 messages sent
+	IcmpOutEchoReps     uint64 // ICMPv4 echo replies sent
+	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
+	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
+	Icmp6InEchos        uint64 // ICMPv6 echo requests
+	Icmp6InDestUnreachs uint64 // ICMPv6 destination unreachable
+	Icmp6InPktTooBigs   uint64 // ICMPv6 packet too big
+	Icmp6InTimeExcds    uint64 // ICMPv6 time exceeded
+	Icmp6InParmProblems uint64 // ICMPv6 parameter problem
+	Icmp6OutMsgs        uint64 // ICMPv6 messages sent
+	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 }
@@ -128,6 +219,7 @@ type Stack struct {
 	maxOrphans    int
 	somaxconn     int
 	maxSynBacklog int
+	synCookies    bool
 	sockets       *Sockets
 
 	// mu guards every field below, the Sockets table, and every socket,
@@ -194,6 +286,7 @@ func New(cfg Config) (*Stack, error) {
 		maxOrphans:    cfg.MaxOrphans,
 		somaxconn:     cfg.SomaxConn,
 		maxSynBacklog: cfg.MaxSynBacklog,
+		synCookies:    !cfg.NoSynCookies,
 		conns:         make(map[connKey]*endpoint),
 		listeners:     make(map[uint16][]*listener),
 		ports:         make(map[uint16][]*binding),
@@ -256,7 +349,8 @@ func (s *Stack) Stats() Stats {
 
 // Close aborts every connection (sending RST where the state calls for it),
 // stops the stack's timer, wakes every blocked socket call (which then fails
-// with EBADF) and closes the link. Every later socket call fails with EBADF.
+// with EBADF; in the net.Conn layer, with net.ErrClosed) and closes the
+// link. Every later socket call fails with EBADF.
 // The stack starts no goroutine of its own beyond clock timers, which Close
 // stops; a timer callback already running returns at once.
 func (s *Stack) Close() error {

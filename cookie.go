@@ -1,0 +1,93 @@
+package synstack
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// SYN cookies, as Linux makes them (RFC 4987 3.6). The cookie is our ISN:
+//
+//	cookie = H1(4-tuple) + SEG.SEQ + (t << 24) + (H2(4-tuple, t) + mssIndex) mod 2^24
+//
+// with t a clock ticking once a minute (8 bits in the cookie) and H1, H2
+// keyed hashes (SipHash under the stack's secret). The ACK that returns it
+// (SEG.ACK-1) is valid when t is at most two minutes old and the low 24
+// bits give back an index into tcp.CookieMSS.
+const (
+	cookiePeriod = 60 * time.Second // TCP_SYNCOOKIE_PERIOD
+	cookieMaxAge = 2                // MAX_SYNCOOKIE_AGE, in periods
+	// cookieCheckWindow is how long after the last cookie a listener still
+	// checks ACKs for one (Linux's tcp_synq_no_recent_overflow).
+	cookieCheckWindow = cookieMaxAge * cookiePeriod
+)
+
+func cookieTime(now time.Time) uint32 { return uint32(now.UnixNano() / int64(cookiePeriod)) }
+
+// synCookie computes the cookie for a SYN from remote to local.
+func (s *Stack) synCookie(local, remote netip.AddrPort, peerISN seq.Value, mssIndex int, now time.Time) seq.Value {
+	t := cookieTime(now)
+	h1 := uint32(s.key.hashAddrs(domainCookie, local, remote, 0))
+	h2 := uint32(s.key.hashAddrs(domainCookieTime, local, remote, uint64(t)))
+	return seq.Value(h1 + uint32(peerISN) + t<<24 + (h2+uint32(mssIndex))&0xffffff)
+}
+
+// checkSynCookie validates the cookie an ACK returns and gives back the
+// MSS index it carries.
+func (s *Stack) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) (int, bool) {
+	cookie := uint32(ack.ACK) - 1
+	peerISN := uint32(ack.SEQ) - 1
+	v := cookie - uint32(s.key.hashAddrs(domainCookie, local, remote, 0)) - peerISN
+	nowT := cookieTime(now)
+	age := (nowT - v>>24) & 0xff
+	if age > cookieMaxAge {
+		return 0, false
+	}
+	t := nowT - age
+	h2 := uint32(s.key.hashAddrs(domainCookieTime, local, remote, uint64(t)))
+	idx := (v - h2) & 0xffffff
+	if idx >= uint32(len(tcp.CookieMSS)) {
+		return 0, false
+	}
+	return int(idx), true
+}
+
+// answerWithCookieLocked answers a SYN statelessly: a SYN,ACK whose ISN is
+// the cookie, built by a connection that is then forgotten.
+func (s *Stack) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
+	idx := tcp.CookieMSSIndex(syn.Options.MSS)
+	cfg := s.connConfig(&l.sock.opts, local, remote)
+	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(local, remote, seg) }
+	c := tcp.NewConn(cfg, s.synCookie(local, remote, syn.SEQ, idx, now))
+	c.AnswerWithCookie(now, syn)
+	l.lastCookie = now
+	s.stats.TcpExtSyncookiesSent++
+}
+
+// acceptCookieLocked opens the connection an ACK with a valid cookie asks
+// for. It reports whether the ACK carried one (when it did not, the caller
+// answers it as any stray ACK at a listener).
+func (s *Stack) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) bool {
+	if !s.synCookies || l.lastCookie.IsZero() || now.Sub(l.lastCookie) > cookieCheckWindow {
+		return false
+	}
+	idx, ok := s.checkSynCookie(local, remote, ack, now)
+	if !ok {
+		s.stats.TcpExtSyncookiesFailed++
+		return false
+	}
+	if l.acceptFull() {
+		// Linux drops it too: the client will retransmit, or time out.
+		s.stats.TcpExtListenOverflows++
+		s.stats.TcpExtListenDrops++
+		return true
+	}
+	s.stats.TcpExtSyncookiesRecv++
+	ep := s.newChildLocked(l, local, remote, ack.ACK-1)
+	ep.conn.OpenFromCookie(now, ack, idx)
+	ep.conn.Input(now, ack)
+	s.afterLocked(ep)
+	return true
+}

@@ -1,0 +1,86 @@
+package synstack
+
+import (
+	"sync"
+	"time"
+
+	"github.com/synstack/synstack/clock"
+)
+
+// deadline is one deadline of a net.Conn or net.Listener, as net.Pipe has
+// them: a timer on the stack's clock closes a channel when the deadline
+// passes. A blocked call waits on that channel along with its socket, so a
+// deadline also cuts off calls already blocked, and a deadline moved while a
+// call waits takes effect at once.
+type deadline struct {
+	clk clock.Clock
+
+	mu     sync.Mutex
+	timer  clock.Timer   // closes cancel at the deadline; nil when none is pending
+	cancel chan struct{} // closed when the deadline has passed; never nil after init
+	final  bool          // closed for good by the connection's Close
+}
+
+func (d *deadline) init(clk clock.Clock) {
+	d.clk = clk
+	d.cancel = make(chan struct{})
+}
+
+// set moves the deadline to t; the zero time means none.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.final {
+		return
+	}
+	d.stopLocked()
+	closed := isDone(d.cancel)
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := t.Sub(d.clk.Now()); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		ch := d.cancel
+		d.timer = d.clk.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+// stopLocked stops the pending timer; if it has already fired, it waits
+// for its function to close the channel.
+func (d *deadline) stopLocked() {
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel
+	}
+	d.timer = nil
+}
+
+// close expires the deadline for good: the connection is closed, and every
+// call waiting on the channel must return.
+func (d *deadline) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.final {
+		return
+	}
+	d.final = true
+	d.stopLocked()
+	if !isDone(d.cancel) {
+		close(d.cancel)
+	}
+}
+
+// wait returns the channel that closes when the deadline passes.
+func (d *deadline) wait() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}

@@ -1,0 +1,293 @@
+package synstack
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"syscall"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
+)
+
+// ICMP, as Linux answers and heeds it:
+//   - an echo request (ping) draws an echo reply with the same identifier,
+//     sequence number and data, for ICMPv4 and ICMPv6;
+//   - a destination unreachable, time exceeded or parameter problem about
+//     one of our segments is an error for its connection: during an active
+//     open it fails the connect with the errno Linux's tables give
+//     (ECONNREFUSED for port unreachable, EHOSTUNREACH for host
+//     unreachable...), later it is a soft error and ignored (RFC 1122
+//     section 4.2.3.9, RFC 5461);
+//   - an ICMPv4 fragmentation needed or ICMPv6 packet too big lowers the
+//     connection's MSS to the path MTU and resends what was lost (RFC 1191,
+//     RFC 8201).
+//
+// Every error is checked against blind attacks first (RFC 5927 section
+// 4.1): the segment it quotes must be one of ours, for a connection that
+// exists, with a sequence number in SND.UNA..SND.NXT.
+
+// Path MTU floors: Linux ignores anything below IPv4's min_pmtu (552,
+// net.ipv4.route.min_pmtu), and IPv6 guarantees 1280 (RFC 8200), so an
+// ICMPv6 packet too big below it is ignored, as Linux does.
+const (
+	minPathMTU4 = 552
+	minPathMTU6 = 1280
+)
+
+// Byte offsets in the packet an ICMP error quotes: its IP header and at
+// least the first 8 bytes of its TCP header (RFC 792, RFC 4443).
+const (
+	quoteV4VerIHL   = 0  // version and IHL
+	quoteV4FragOff  = 6  // 2 bytes: flags and fragment offset
+	quoteV4Proto    = 9  // protocol
+	quoteV4Src      = 12 // 4 bytes
+	quoteV4Dst      = 16 // 4 bytes
+	quoteV6Next     = 6  // next header
+	quoteV6Src      = 8  // 16 bytes
+	quoteV6Dst      = 24 // 16 bytes
+	quoteTCPSrcPort = 0  // 2 bytes
+	quoteTCPDstPort = 2  // 2 bytes
+	quoteTCPSeq     = 4  // 4 bytes
+	quoteTCPLen     = 8  // what RFC 792 guarantees of the quoted payload
+)
+
+// ICMP errors as errnos: Linux's icmp_err_convert (ICMPv4 destination
+// unreachable, by code) and icmpv6_err_convert (ICMPv6 destination
+// unreachable, by code).
+var (
+	icmp4UnreachErrno = [...]syscall.Errno{
+		syscall.ENETUNREACH,  // 0 net unreachable
+		syscall.EHOSTUNREACH, // 1 host unreachable
+		syscall.ENOPROTOOPT,  // 2 protocol unreachable
+		syscall.ECONNREFUSED, // 3 port unreachable
+		syscall.EMSGSIZE,     // 4 fragmentation needed (handled as PMTU)
+		syscall.EOPNOTSUPP,   // 5 source route failed
+		syscall.ENETUNREACH,  // 6 net unknown
+		syscall.EHOSTDOWN,    // 7 host unknown
+		syscall.ENONET,       // 8 host isolated
+		syscall.ENETUNREACH,  // 9 net administratively prohibited
+		syscall.EHOSTUNREACH, // 10 host administratively prohibited
+		syscall.ENETUNREACH,  // 11 net unreachable for TOS
+		syscall.EHOSTUNREACH, // 12 host unreachable for TOS
+		syscall.EHOSTUNREACH, // 13 communication administratively prohibited
+		syscall.EHOSTUNREACH, // 14 host precedence violation
+		syscall.EHOSTUNREACH, // 15 precedence cutoff
+	}
+	icmp6UnreachErrno = [...]syscall.Errno{
+		syscall.ENETUNREACH,  // 0 no route
+		syscall.EACCES,       // 1 administratively prohibited
+		syscall.EHOSTUNREACH, // 2 beyond scope
+		syscall.EHOSTUNREACH, // 3 address unreachable
+		syscall.ECONNREFUSED, // 4 port unreachable
+		syscall.EACCES,       // 5 source address failed policy
+		syscall.EACCES,       // 6 reject route
+	}
+)
+
+// icmpInputLocked handles an ICMP (v6: ICMPv6) message from src to dst,
+// one of the stack's addresses.
+func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
+	v6 := dst.Is6()
+	var (
+		h    wire.ICMP
+		body []byte
+		err  error
+	)
+	if v6 {
+		s.stats.Icmp6InMsgs++
+		h, body, err = wire.ParseICMPv6(b, src, dst)
+	} else {
+		s.stats.IcmpInMsgs++
+		h, body, err = wire.ParseICMPv4(b)
+	}
+	if err != nil {
+		s.icmpInErrorLocked(v6)
+		return
+	}
+	switch {
+	case !v6 && h.Type == wire.ICMPv4EchoRequest:
+		s.stats.IcmpInEchos++
+		s.sendEchoReplyLocked(dst, src, h.Rest, body)
+	case v6 && h.Type == wire.ICMPv6EchoRequest:
+		s.stats.Icmp6InEchos++
+		s.sendEchoReplyLocked(dst, src, h.Rest, body)
+	case !v6 && h.Type == wire.ICMPv4DestUnreachable:
+		s.stats.IcmpInDestUnreachs++
+		switch {
+		case h.Code == wire.ICMPv4FragNeeded:
+			mtu := max(int(uint16(h.Rest)), minPathMTU4)
+			s.icmpErrorLocked(false, body, 0, mtu)
+		case int(h.Code) < len(icmp4UnreachErrno):
+			s.icmpErrorLocked(false, body, icmp4UnreachErrno[h.Code], 0)
+		}
+	case !v6 && h.Type == wire.ICMPv4TimeExceeded:
+		s.stats.IcmpInTimeExcds++
+		s.icmpErrorLocked(false, body, syscall.EHOSTUNREACH, 0)
+	case !v6 && h.Type == icmpv4ParamProblem:
+		s.stats.IcmpInParmProbs++
+		s.icmpErrorLocked(false, body, syscall.EPROTO, 0)
+	case v6 && h.Type == wire.ICMPv6DestUnreachable:
+		s.stats.Icmp6InDestUnreachs++
+		if int(h.Code) < len(icmp6UnreachErrno) {
+			s.icmpErrorLocked(true, body, icmp6UnreachErrno[h.Code], 0)
+		}
+	case v6 && h.Type == wire.ICMPv6PacketTooBig:
+		s.stats.Icmp6InPktTooBigs++
+		if h.Rest >= minPathMTU6 {
+			s.icmpErrorLocked(true, body, 0, int(min(h.Rest, 1<<16-1)))
+		}
+	case v6 && h.Type == wire.ICMPv6TimeExceeded:
+		s.stats.Icmp6InTimeExcds++
+		s.icmpErrorLocked(true, body, syscall.EHOSTUNREACH, 0)
+	case v6 && h.Type == wire.ICMPv6ParamProblem:
+		s.stats.Icmp6InParmProblems++
+		s.icmpErrorLocked(true, body, syscall.EPROTO, 0)
+	}
+}
+
+// icmpv4ParamProblem is ICMPv4's Parameter Problem type (RFC 792).
+const icmpv4ParamProblem = 12
+
+func (s *Stack) icmpInErrorLocked(v6 bool) {
+	if v6 {
+		s.stats.Icmp6InErrors++
+	} else {
+		s.stats.IcmpInErrors++
+	}
+}
+
+// icmpErrorLocked applies an ICMP error whose body quotes one of our
+// segments: errno for an unreachable-like error, or mtu (non-zero) for a
+// smaller path MTU. The quote must name a connection of ours and a
+// sequence number it has in flight; otherwise the message is counted and
+// dropped.
+func (s *Stack) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
+	local, remote, sq, ok := parseQuote(v6, quote)
+	if !ok {
+		s.icmpInErrorLocked(v6)
+		return
+	}
+	ep := s.conns[connKey{local, remote}]
+	if ep == nil {
+		s.icmpInErrorLocked(v6)
+		return
+	}
+	if !ep.conn.ICMPSeqOK(sq) {
+		// RFC 5927 section 4.1: not a segment in flight; forged or stale.
+		s.stats.TcpExtOutOfWindowIcmps++
+		return
+	}
+	now := s.clock.Now()
+	if mtu > 0 {
+		hdr := wire.IPv4HeaderLen + wire.TCPHeaderLen
+		if v6 {
+			hdr = wire.IPv6HeaderLen + wire.TCPHeaderLen
+		}
+		ep.conn.ReduceMSS(now, mtu-hdr)
+		s.afterLocked(ep)
+		return
+	}
+	if ep.conn.ICMPError(errno, tcp.Cause("rcv ICMP "+errno.Error())) {
+		s.afterLocked(ep)
+	}
+}
+
+// parseQuote reads the 4-tuple (as ours: the quoted source is local) and
+// sequence number of the TCP segment an ICMP error quotes. It fails when
+// the quote is too short, is not TCP, or is not a first fragment.
+func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, ok bool) {
+	var (
+		src, dst netip.Addr
+		tcpHdr   []byte
+	)
+	if !v6 {
+		if len(b) < wire.IPv4HeaderLen || b[quoteV4VerIHL]>>4 != 4 {
+			return
+		}
+		ihl := int(b[quoteV4VerIHL]&0x0f) * 4
+		if ihl < wire.IPv4HeaderLen || len(b) < ihl+quoteTCPLen || b[quoteV4Proto] != wire.ProtoTCP ||
+			binary.BigEndian.Uint16(b[quoteV4FragOff:])&0x1fff != 0 {
+			return
+		}
+		src = netip.AddrFrom4([4]byte(b[quoteV4Src : quoteV4Src+4]))
+		dst = netip.AddrFrom4([4]byte(b[quoteV4Dst : quoteV4Dst+4]))
+		tcpHdr = b[ihl:]
+	} else {
+		// We send no extension headers: the TCP header follows at once.
+		if len(b) < wire.IPv6HeaderLen+quoteTCPLen || b[0]>>4 != 6 || b[quoteV6Next] != wire.ProtoTCP {
+			return
+		}
+		src = netip.AddrFrom16([16]byte(b[quoteV6Src : quoteV6Src+16]))
+		dst = netip.AddrFrom16([16]byte(b[quoteV6Dst : quoteV6Dst+16]))
+		tcpHdr = b[wire.IPv6HeaderLen:]
+	}
+	local = netip.AddrPortFrom(src, binary.BigEndian.Uint16(tcpHdr[quoteTCPSrcPort:]))
+	remote = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(tcpHdr[quoteTCPDstPort:]))
+	sq = seq.Value(binary.BigEndian.Uint32(tcpHdr[quoteTCPSeq:]))
+	return local, remote, sq, true
+}
+
+// sendEchoReplyLocked answers an echo request from remote to local with
+// the same identifier and sequence number (rest) and data.
+func (s *Stack) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data []byte) {
+	if remote.IsMulticast() || remote.IsUnspecified() {
+		return
+	}
+	v6 := local.Is6()
+	ipLen := wire.IPv4HeaderLen
+	if v6 {
+		ipLen = wire.IPv6HeaderLen
+	}
+	icmpLen := wire.ICMPHeaderLen + len(data)
+	total := ipLen + icmpLen
+	if total > s.mtu {
+		s.stats.IpOutDiscards++
+		return
+	}
+	if cap(s.outBuf) < total {
+		s.outBuf = make([]byte, max(total, s.mtu))
+	}
+	buf := s.outBuf[:total]
+	body := buf[ipLen+wire.ICMPHeaderLen:]
+	copy(body, data)
+	var err error
+	if v6 {
+		h := wire.ICMP{Type: wire.ICMPv6EchoReply, Rest: rest}
+		if _, err = h.EmitV6(buf[ipLen:], body, local, remote); err == nil {
+			ih := wire.IPv6{NextHeader: wire.ProtoICMPv6, HopLimit: ipTTL, Src: local, Dst: remote}
+			_, err = ih.Emit(buf, icmpLen)
+		}
+	} else {
+		h := wire.ICMP{Type: wire.ICMPv4EchoReply, Rest: rest}
+		if _, err = h.EmitV4(buf[ipLen:], body); err == nil {
+			s.ipID++
+			ih := wire.IPv4{ID: s.ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: local, Dst: remote}
+			_, err = ih.Emit(buf, icmpLen)
+		}
+	}
+	if err != nil {
+		s.stats.IpOutDiscards++
+		return
+	}
+	if v6 {
+		s.stats.Icmp6OutMsgs++
+		s.stats.Icmp6OutEchoReplies++
+	} else {
+		s.stats.IcmpOutMsgs++
+		s.stats.IcmpOutEchoReps++
+	}
+	s.writeLocked(buf)
+}
+
+// writeLocked hands a packet built in s.outBuf to OnPacket and the link.
+func (s *Stack) writeLocked(pkt []byte) {
+	if s.onPacket != nil {
+		s.onPacket("out", pkt)
+	}
+	if s.link.WritePacket(pkt) != nil {
+		s.stats.IpOutDiscards++
+		return
+	}
+	s.stats.IpOutRequests++
+}

@@ -1,0 +1,346 @@
+// Package gvisortest joins a synstack stack and a gVisor netstack stack on
+// one in-memory link, for interoperability tests: gVisor is the TCP/IP
+// stack Go programs use today, so it is the first peer synstack must get
+// along with.
+//
+// Only tests import this package: the library never depends on gVisor.
+//
+//	peer, err := gvisortest.New(1500, netip.MustParsePrefix("10.0.0.2/24"))
+//	s, err := synstack.New(synstack.Config{Link: peer.Link(), Addrs: ...})
+//	c, err := peer.Dial(ctx, netip.MustParseAddrPort("10.0.0.1:80")) // gVisor dials synstack
+//	...
+//	s.Close()     // closes the link
+//	peer.Close()  // stops the gVisor stack
+package gvisortest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/synstack/synstack/link"
+)
+
+// queueLen is the number of packets each direction holds before it drops,
+// as link/pipe's.
+const queueLen = 1024
+
+// nicID is the gVisor NIC the link is.
+const nicID tcpip.NICID = 1
+
+// Peer is a gVisor stack with one NIC, a channel endpoint, whose other end
+// is a link.Endpoint for a synstack stack.
+type Peer struct {
+	// Stack is the gVisor stack, for tests that need more than Dial and
+	// Listen.
+	Stack *stack.Stack
+
+	ch   *channel.Endpoint
+	link *linkEnd
+	once sync.Once
+}
+
+// Options adjust the gVisor stack.
+type Options struct {
+	// TimeWait is how long gVisor's connections stay in TIME_WAIT
+	// (default 1 s, short so that tests see them end).
+	TimeWait time.Duration
+}
+
+// New returns a gVisor stack with the given addresses on a link of the
+// given MTU. The link's synstack end is Link.
+func New(mtu int, addrs ...netip.Prefix) (*Peer, error) {
+	return NewWithOptions(mtu, Options{}, addrs...)
+}
+
+// NewWithOptions is New with options.
+func NewWithOptions(mtu int, opts Options, addrs ...netip.Prefix) (*Peer, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols: []stack.NetworkProtocolFactory{
+			ipv4.NewProtocol,
+			ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0}}),
+		},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	p := &Peer{Stack: s, ch: channel.New(queueLen, uint32(mtu), "")}
+	fail := func(what string, err tcpip.Error) (*Peer, error) {
+		s.Destroy()
+		return nil, fmt.Errorf("gvisortest: %s: %s", what, err)
+	}
+	if err := s.CreateNIC(nicID, p.ch); err != nil {
+		return fail("CreateNIC", err)
+	}
+	for _, a := range addrs {
+		proto := ipv4.ProtocolNumber
+		if a.Addr().Is6() {
+			proto = ipv6.ProtocolNumber
+		}
+		pa := tcpip.ProtocolAddress{
+			Protocol:          proto,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFromSlice(a.Addr().AsSlice()), PrefixLen: a.Bits()},
+		}
+		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+			return fail("AddProtocolAddress", err)
+		}
+	}
+	s.SetRouteTable([]tcpip.Route{
+		{Destination: header.IPv4EmptySubnet, NIC: nicID},
+		{Destination: header.IPv6EmptySubnet, NIC: nicID},
+	})
+	sack := tcpip.TCPSACKEnabled(true)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
+		return fail("SACK", err)
+	}
+	tw := opts.TimeWait
+	if tw <= 0 {
+		tw = time.Second
+	}
+	twOpt := tcpip.TCPTimeWaitTimeoutOption(tw)
+	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &twOpt); err != nil {
+		return fail("TIME_WAIT", err)
+	}
+	p.link = newLinkEnd(p.ch, mtu)
+	return p, nil
+}
+
+// Link returns the synstack end of the link. Closing it (a synstack
+// Stack's Close does) stops its goroutines.
+func (p *Peer) Link() link.Endpoint { return p.link }
+
+// Close stops the gVisor stack and waits for its goroutines, and closes
+// the link if it is still open.
+func (p *Peer) Close() {
+	p.once.Do(func() {
+		p.link.Close()
+		p.Stack.Destroy()
+	})
+}
+
+// Conn is a gVisor TCP connection: gonet's net.Conn over the endpoint,
+// which stays reachable for its state.
+type Conn struct {
+	*gonet.TCPConn
+	EP tcpip.Endpoint
+}
+
+// State returns the endpoint's TCP state, as gVisor names it
+// ("ESTABLISHED", "TIME-WAIT", "CLOSED"...).
+func (c *Conn) State() string { return tcp.EndpointState(c.EP.State()).String() }
+
+// Abort makes the next Close reset the connection (SO_LINGER 0).
+func (c *Conn) Abort() {
+	c.EP.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
+}
+
+func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
+	proto := ipv4.ProtocolNumber
+	if ap.Addr().Is6() {
+		proto = ipv6.ProtocolNumber
+	}
+	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFromSlice(ap.Addr().AsSlice()), Port: ap.Port()}, proto
+}
+
+// Dial connects from the gVisor stack to addr.
+func (p *Peer) Dial(ctx context.Context, addr netip.AddrPort) (*Conn, error) {
+	fa, proto := fullAddr(addr)
+	var wq waiter.Queue
+	ep, terr := p.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	terr = ep.Connect(fa)
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-notify:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("gvisortest: connect %v: %s", addr, terr)
+	}
+	return &Conn{gonet.NewTCPConn(&wq, ep), ep}, nil
+}
+
+// Listener is a gVisor listening endpoint.
+type Listener struct {
+	ep     tcpip.Endpoint
+	wq     waiter.Queue
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Listen listens on addr on the gVisor stack.
+func (p *Peer) Listen(addr netip.AddrPort) (*Listener, error) {
+	fa, proto := fullAddr(addr)
+	l := &Listener{closed: make(chan struct{})}
+	ep, terr := p.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &l.wq)
+	if terr != nil {
+		return nil, errors.New(terr.String())
+	}
+	if terr := ep.Bind(fa); terr != nil {
+		ep.Close()
+		return nil, errors.New(terr.String())
+	}
+	if terr := ep.Listen(16); terr != nil {
+		ep.Close()
+		return nil, errors.New(terr.String())
+	}
+	l.ep = ep
+	return l, nil
+}
+
+// Accept waits for a connection.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
+	l.wq.EventRegister(&entry)
+	defer l.wq.EventUnregister(&entry)
+	for {
+		ep, wq, terr := l.ep.Accept(nil)
+		if terr == nil {
+			return &Conn{gonet.NewTCPConn(wq, ep), ep}, nil
+		}
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return nil, errors.New(terr.String())
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.closed:
+			return nil, errors.New("gvisortest: listener closed")
+		}
+	}
+}
+
+// Close stops listening.
+func (l *Listener) Close() {
+	l.once.Do(func() {
+		close(l.closed)
+		l.ep.Close()
+	})
+}
+
+// linkEnd is the synstack end of the link: packets written to it are
+// injected into the channel endpoint by one goroutine, and packets gVisor
+// writes to the channel are delivered to the dispatcher by another, so
+// that neither stack ever runs inside the other's call.
+type linkEnd struct {
+	ch  *channel.Endpoint
+	mtu int
+
+	in     chan []byte // written by synstack, to inject into gVisor
+	disp   chan link.Dispatcher
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newLinkEnd(ch *channel.Endpoint, mtu int) *linkEnd {
+	e := &linkEnd{ch: ch, mtu: mtu, in: make(chan []byte, queueLen), disp: make(chan link.Dispatcher, 1)}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.wg.Add(2)
+	go e.inject()
+	go e.deliver()
+	return e
+}
+
+func (e *linkEnd) MTU() int { return e.mtu }
+
+func (e *linkEnd) Attach(d link.Dispatcher) {
+	select {
+	case e.disp <- d:
+	default: // attached already
+	}
+}
+
+// WritePacket queues a copy of pkt for gVisor; a full queue drops it.
+func (e *linkEnd) WritePacket(pkt []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("gvisortest: link closed")
+	}
+	if len(pkt) > e.mtu {
+		return nil
+	}
+	select {
+	case e.in <- append([]byte(nil), pkt...):
+	default:
+	}
+	return nil
+}
+
+func (e *linkEnd) inject() {
+	defer e.wg.Done()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case pkt := <-e.in:
+			proto := ipv4.ProtocolNumber
+			if pkt[0]>>4 == 6 {
+				proto = ipv6.ProtocolNumber
+			}
+			pb := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(pkt)})
+			e.ch.InjectInbound(proto, pb)
+			pb.DecRef()
+		}
+	}
+}
+
+func (e *linkEnd) deliver() {
+	defer e.wg.Done()
+	var d link.Dispatcher
+	select {
+	case d = <-e.disp:
+	case <-e.ctx.Done():
+		return
+	}
+	for {
+		pb := e.ch.ReadContext(e.ctx)
+		if pb == nil {
+			return // cancelled, or the channel closed
+		}
+		v := pb.ToView()
+		d.DeliverPacket(v.AsSlice())
+		v.Release()
+		pb.DecRef()
+	}
+}
+
+// Close stops both goroutines and waits for them.
+func (e *linkEnd) Close() error {
+	e.once.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+		e.cancel()
+		e.wg.Wait()
+	})
+	return nil
+}

@@ -1,0 +1,240 @@
+package synstack
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ListenConfig holds options for listening on a Stack, as net.ListenConfig
+// does for the kernel's stack. A ListenConfig with only Stack set is ready
+// to use; Stack.Listen uses such a one.
+type ListenConfig struct {
+	// Stack is the stack to listen on. Required.
+	Stack *Stack
+
+	// Backlog bounds the accept queue (listen's backlog); zero or
+	// negative means Config.SomaxConn, as package net passes somaxconn.
+	Backlog int
+
+	// ReusePort sets SO_REUSEPORT before bind: several listeners that
+	// all set it may share one address and port, and incoming connections
+	// are spread among them by a hash of their addresses. (SO_REUSEADDR
+	// is always set, as package net sets it, so that a server restarts
+	// while its old connections sit in TIME_WAIT.)
+	ReusePort bool
+
+	// KeepAlive is the idle time before the first keepalive probe on
+	// accepted connections, as net.ListenConfig's: zero means 15 s,
+	// negative turns keepalive off. It is ignored if
+	// KeepAliveConfig.Enable is true.
+	KeepAlive time.Duration
+
+	// KeepAliveConfig, if Enable is set, configures keepalive on accepted
+	// connections (see TCPConn.SetKeepAliveConfig).
+	KeepAliveConfig net.KeepAliveConfig
+
+	// Control, if not nil, is called with the new socket's descriptor
+	// after it is created and its default options are set, before it is
+	// bound: the place for any other socket option. network and address
+	// are the arguments of Listen. An error aborts the Listen.
+	Control func(network, address string, s *Sockets, fd int) error
+}
+
+// Listen announces on the local address: network "tcp", "tcp4" or
+// "tcp6"; address "host:port" where host is an IP literal of the stack or
+// empty, and port 0 picks a free port (see Addr). As in package net, "tcp"
+// with an empty or unspecified host takes IPv4 and IPv6 connections (one
+// dual-stack socket), "tcp6" takes IPv6 only. The net.Listener is a
+// *TCPListener.
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	l, err := lc.listen(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*TCPListener, error) {
+	s := lc.Stack
+	if s == nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: errors.New("synstack: ListenConfig.Stack is nil")}
+	}
+	laddr, err := resolveTCP(ctx, network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	fail := func(err error) (*TCPListener, error) {
+		return nil, opError("listen", network, nil, tcpAddr(laddr), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(ctxError(err))
+	}
+	fam, v6only := family(network, laddr.Addr(), laddr.Addr(), true)
+	t := s.sockets
+	fd, err := t.Socket(fam, SOCK_STREAM, 0)
+	if err != nil {
+		return fail(mapErr("listen", err, false))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			t.Close(fd)
+		}
+	}()
+	ka := lc.KeepAliveConfig
+	if !ka.Enable && lc.KeepAlive >= 0 {
+		ka = net.KeepAliveConfig{Enable: true, Idle: lc.KeepAlive}
+	}
+	if err := setupSocket(t, fd, fam, v6only, ka); err != nil {
+		return fail(err)
+	}
+	if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1); err != nil {
+		return fail(mapErr("set", err, false))
+	}
+	if lc.ReusePort {
+		if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT, 1); err != nil {
+			return fail(mapErr("set", err, false))
+		}
+	}
+	if lc.Control != nil {
+		if err := lc.Control(network, address, t, fd); err != nil {
+			return fail(err)
+		}
+	}
+	if err := t.Bind(fd, laddr); err != nil {
+		return fail(bindErr(err))
+	}
+	backlog := lc.Backlog
+	if backlog <= 0 {
+		backlog = -1 // SomaxConn
+	}
+	if err := t.Listen(fd, backlog); err != nil {
+		return fail(mapErr("listen", err, false))
+	}
+	l := &TCPListener{s: s, fd: fd, network: network}
+	s.mu.Lock()
+	l.sk, err = t.getLocked(fd)
+	if err == nil {
+		l.addr = tcpAddr(l.sk.sockAddr(netip.AddrPortFrom(l.sk.bind.addr, l.sk.bind.port)))
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fail(mapErr("listen", err, false))
+	}
+	l.dl.init(s.clock)
+	ok = true
+	return l, nil
+}
+
+// Listen listens on address with a ListenConfig that has only its Stack
+// set (see ListenConfig.Listen). The net.Listener is a *TCPListener.
+func (s *Stack) Listen(network, address string) (net.Listener, error) {
+	return (&ListenConfig{Stack: s}).Listen(context.Background(), network, address)
+}
+
+// ListenTCP listens on laddr (nil: every address, a free port), as
+// net.ListenTCP.
+func (s *Stack) ListenTCP(network string, laddr *net.TCPAddr) (*TCPListener, error) {
+	address := ":0"
+	if laddr != nil {
+		address = laddr.String()
+	}
+	return (&ListenConfig{Stack: s}).listen(context.Background(), network, address)
+}
+
+// TCPListener is a TCP listener of a Stack: a net.Listener with the
+// methods of *net.TCPListener that mean something here. Its errors are
+// made as package net makes them (see TCPConn). All methods may be called
+// from several goroutines at once.
+type TCPListener struct {
+	s       *Stack
+	sk      *socket
+	fd      int
+	network string
+	addr    *net.TCPAddr
+
+	cmu    sync.RWMutex // as TCPConn.cmu
+	closed atomic.Bool
+	dl     deadline
+}
+
+var _ net.Listener = (*TCPListener)(nil)
+
+// Accept waits for the next connection and returns it: a *TCPConn.
+func (l *TCPListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptTCP waits for the next connection and returns it.
+func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	if l.closed.Load() {
+		return nil, l.opErr("accept", net.ErrClosed)
+	}
+	cancel := l.dl.wait()
+	s := l.s
+	s.mu.Lock()
+	var c *TCPConn
+	fd, _, err := s.sockets.acceptLocked(l.sk, false, cancel)
+	if err == nil {
+		c = s.newTCPConnLocked(fd, s.sockets.fds[fd], l.network)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return nil, l.opErr("accept", err)
+	}
+	return c, nil
+}
+
+// Addr returns the listener's address, a *net.TCPAddr (with the port
+// chosen when the address asked for port 0).
+func (l *TCPListener) Addr() net.Addr { return netAddr(l.addr) }
+
+// Close stops listening: a blocked Accept returns net.ErrClosed, and the
+// connections not yet accepted are reset. Connections already accepted
+// are not affected.
+func (l *TCPListener) Close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return l.opErr("close", net.ErrClosed)
+	}
+	l.dl.close()
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	_ = l.s.sockets.Close(l.fd)
+	return nil
+}
+
+// SetDeadline sets the deadline of Accept: an absolute time on the
+// stack's clock after which Accept, even one already blocked, fails with
+// os.ErrDeadlineExceeded. The zero time means none.
+func (l *TCPListener) SetDeadline(t time.Time) error {
+	if l.closed.Load() {
+		return l.opErr("set", net.ErrClosed)
+	}
+	l.dl.set(t)
+	return nil
+}
+
+// Control calls f with the stack's socket layer and the listener's
+// descriptor, which stays open during the call (see TCPConn.Control).
+func (l *TCPListener) Control(f func(s *Sockets, fd int)) error {
+	l.cmu.RLock()
+	defer l.cmu.RUnlock()
+	if l.closed.Load() {
+		return l.opErr("raw-control", net.ErrClosed)
+	}
+	f(l.s.sockets, l.fd)
+	return nil
+}
+
+func (l *TCPListener) opErr(op string, err error) error {
+	return opError(op, l.network, nil, l.addr, mapErr(op, err, l.closed.Load()))
+}

@@ -1,0 +1,331 @@
+package synstack
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// TCPConn is a TCP connection of a Stack: a net.Conn with the methods of
+// *net.TCPConn that mean something here. Dial, DialContext, DialTCP and
+// the Accept of a listener return one.
+//
+// It behaves as package net's: Read returns io.EOF at the end of the
+// stream; every other error is a *net.OpError whose Err is an
+// *os.SyscallError wrapping the syscall.Errno (errors.Is(err,
+// syscall.ECONNRESET) holds), net.ErrClosed after Close (also when the
+// Stack is closed), or os.ErrDeadlineExceeded when a deadline passed.
+// Deadlines are absolute times on the stack's clock and also cut off calls
+// already blocked. All methods may be called from several goroutines at
+// once; concurrent Writes are not interleaved with each other, nor are
+// concurrent Reads.
+//
+// Under it is a descriptor of the stack's socket layer, reachable with
+// Control. As Go does, a new TCPConn has TCP_NODELAY set and, unless its
+// Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
+type TCPConn struct {
+	s            *Stack
+	sk           *socket // the socket: kept, so that a descriptor reused after Close is never touched
+	fd           int
+	network      string
+	laddr, raddr *net.TCPAddr
+
+	rmu, wmu sync.Mutex // one Read at a time, one Write at a time
+	// cmu keeps fd open while it is used by number: Control and the
+	// option setters hold it shared, Close exclusively.
+	cmu    sync.RWMutex
+	closed atomic.Bool
+	rd, wd deadline
+}
+
+var _ net.Conn = (*TCPConn)(nil)
+
+// newTCPConn wraps the connected socket of fd. Called with s.mu held.
+func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
+	c := &TCPConn{s: s, sk: sk, fd: fd, network: network}
+	if sk.ep != nil {
+		c.laddr = tcpAddr(sk.ep.local)
+		c.raddr = tcpAddr(sk.ep.remote)
+	}
+	c.rd.init(s.clock)
+	c.wd.init(s.clock)
+	return c
+}
+
+// Read reads data from the connection. It returns io.EOF at the end of
+// the stream (the peer's FIN, or after CloseRead), and ECONNRESET once
+// after a reset.
+func (c *TCPConn) Read(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, c.opErr("read", net.ErrClosed)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	cancel := c.rd.wait()
+	if len(p) == 0 {
+		// As package net: a zero-byte read returns at once.
+		if isDone(cancel) {
+			return 0, c.opErr("read", errCanceled)
+		}
+		return 0, nil
+	}
+	s := c.s
+	s.mu.Lock()
+	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel)
+	s.mu.Unlock()
+	if err != nil {
+		return n, c.opErr("read", err)
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write writes p to the connection, waiting for room in the send buffer.
+// It returns len(p), or fewer bytes and an error: EPIPE after CloseWrite,
+// ECONNRESET once after a reset, ETIMEDOUT when the peer stopped
+// answering, or a deadline.
+func (c *TCPConn) Write(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, c.opErr("write", net.ErrClosed)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	cancel := c.wd.wait()
+	s := c.s
+	n := 0
+	for {
+		s.mu.Lock()
+		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel)
+		s.mu.Unlock()
+		n += k
+		if err != nil {
+			return n, c.opErr("write", err)
+		}
+		if n == len(p) {
+			return n, nil
+		}
+	}
+}
+
+// Close closes the connection: blocked Reads and Writes return
+// net.ErrClosed, and the connection ends as close(2) ends it (a FIN after
+// the data still queued, or a reset if received data was left unread or
+// SetLinger(0) was called), on its own after Close returns.
+func (c *TCPConn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.rd.close()
+	c.wd.close()
+	c.cmu.Lock()
+	defer c.cmu.Unlock()
+	// EBADF means the stack is closed: the connection is already gone.
+	_ = c.s.sockets.Close(c.fd)
+	return nil
+}
+
+// CloseRead shuts down the reading side (shutdown SHUT_RD): later Reads
+// return io.EOF.
+func (c *TCPConn) CloseRead() error {
+	return c.control("close", func(t *Sockets, fd int) error { return t.Shutdown(fd, SHUT_RD) })
+}
+
+// CloseWrite shuts down the writing side (shutdown SHUT_WR): a FIN follows
+// the data already written, and later Writes fail with EPIPE. Reading goes
+// on: this is TCP's half-close.
+func (c *TCPConn) CloseWrite() error {
+	return c.control("close", func(t *Sockets, fd int) error { return t.Shutdown(fd, SHUT_WR) })
+}
+
+// LocalAddr returns the local address, a *net.TCPAddr.
+func (c *TCPConn) LocalAddr() net.Addr { return netAddr(c.laddr) }
+
+// RemoteAddr returns the peer's address, a *net.TCPAddr.
+func (c *TCPConn) RemoteAddr() net.Addr { return netAddr(c.raddr) }
+
+// SetDeadline sets the read and write deadlines, as net.Conn says: an
+// absolute time (on the stack's clock) after which Read and Write, even
+// those already blocked, fail with os.ErrDeadlineExceeded; the zero time
+// means none.
+func (c *TCPConn) SetDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rd.set(t)
+	c.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline sets the deadline of Read (see SetDeadline).
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rd.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline of Write (see SetDeadline). A Write
+// that times out may have written part of its data.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wd.set(t)
+	return nil
+}
+
+// SetLinger sets what Close does with data not yet sent, as
+// (*net.TCPConn).SetLinger: sec < 0 (the default) sends it, then the FIN,
+// after Close returns; sec == 0 discards it and resets the connection
+// (RST). A positive sec is stored (SO_LINGER) but, unlike Linux, Close does
+// not wait: it behaves as sec < 0.
+func (c *TCPConn) SetLinger(sec int) error {
+	l := syscall.Linger{}
+	if sec >= 0 {
+		l = syscall.Linger{Onoff: 1, Linger: int32(sec)}
+	}
+	return c.control("set", func(t *Sockets, fd int) error { return t.SetsockoptLinger(fd, l) })
+}
+
+// SetNoDelay turns Nagle's algorithm off (true, the default) or on
+// (false): TCP_NODELAY.
+func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return t.SetsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, boolInt(noDelay))
+	})
+}
+
+// SetReadBuffer sets the receive buffer (SO_RCVBUF; doubled, as Linux
+// does), which bounds the window offered to the peer.
+func (c *TCPConn) SetReadBuffer(bytes int) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return t.SetsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, bytes)
+	})
+}
+
+// SetWriteBuffer sets the send buffer (SO_SNDBUF; doubled, as Linux does).
+func (c *TCPConn) SetWriteBuffer(bytes int) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return t.SetsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, bytes)
+	})
+}
+
+// SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
+func (c *TCPConn) SetKeepAlive(keepalive bool) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return t.SetsockoptInt(fd, SOL_SOCKET, SO_KEEPALIVE, boolInt(keepalive))
+	})
+}
+
+// SetKeepAlivePeriod sets how long the connection stays idle before the
+// first keepalive probe (TCP_KEEPIDLE, rounded up to whole seconds; zero
+// means 15 s).
+func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return setKeepIdle(t, fd, d)
+	})
+}
+
+// SetKeepAliveConfig configures keepalive as (*net.TCPConn).SetKeepAliveConfig:
+// Enable turns the probes on; Idle and Interval (rounded up to seconds)
+// and Count take defaults of 15 s, 15 s and 9 when zero and are left
+// unchanged when negative.
+func (c *TCPConn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
+	return c.control("set", func(t *Sockets, fd int) error {
+		return setKeepAliveConfig(t, fd, config)
+	})
+}
+
+// Control calls f with the stack's socket layer and the descriptor under
+// the connection, as syscall.RawConn's Control does: the descriptor stays
+// open during the call. f may use any Sockets call on it (Getsockopt,
+// Setsockopt, GetsockoptTCPInfo...) but must not close it. Control fails
+// with net.ErrClosed once the connection is closed.
+func (c *TCPConn) Control(f func(s *Sockets, fd int)) error {
+	return c.control("raw-control", func(t *Sockets, fd int) error {
+		f(t, fd)
+		return nil
+	})
+}
+
+// control runs f on the descriptor while it is sure to be open.
+func (c *TCPConn) control(op string, f func(t *Sockets, fd int) error) error {
+	c.cmu.RLock()
+	defer c.cmu.RUnlock()
+	if c.closed.Load() {
+		return c.opErr(op, net.ErrClosed)
+	}
+	if err := f(c.s.sockets, c.fd); err != nil {
+		return c.opErr(op, err)
+	}
+	return nil
+}
+
+// opErr wraps an error of op as package net does.
+func (c *TCPConn) opErr(op string, err error) error {
+	return opError(op, c.network, c.laddr, c.raddr, mapErr(op, err, c.closed.Load()))
+}
+
+// Keepalive defaults of package net.
+const (
+	defaultKeepAliveIdle     = 15 * time.Second
+	defaultKeepAliveInterval = 15 * time.Second
+	defaultKeepAliveCount    = 9
+)
+
+// setKeepAliveConfig applies a net.KeepAliveConfig to a socket, as
+// package net does.
+func setKeepAliveConfig(t *Sockets, fd int, cfg net.KeepAliveConfig) error {
+	if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_KEEPALIVE, boolInt(cfg.Enable)); err != nil {
+		return err
+	}
+	if err := setKeepIdle(t, fd, cfg.Idle); err != nil {
+		return err
+	}
+	if cfg.Interval >= 0 {
+		secs := roundSeconds(cfg.Interval, defaultKeepAliveInterval)
+		if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPINTVL, secs); err != nil {
+			return err
+		}
+	}
+	if cfg.Count >= 0 {
+		n := cfg.Count
+		if n == 0 {
+			n = defaultKeepAliveCount
+		}
+		if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPCNT, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setKeepIdle sets TCP_KEEPIDLE from a duration: zero is the default,
+// negative leaves it unchanged.
+func setKeepIdle(t *Sockets, fd int, d time.Duration) error {
+	if d < 0 {
+		return nil
+	}
+	return t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPIDLE, roundSeconds(d, defaultKeepAliveIdle))
+}
+
+// roundSeconds rounds d up to whole seconds, def when d is zero.
+func roundSeconds(d, def time.Duration) int {
+	if d == 0 {
+		d = def
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
