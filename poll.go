@@ -119,7 +119,7 @@ func (s *Stack) pollLocked(sk *socket) int16 {
 		if c.Readable() > 0 || len(sk.peek) > 0 {
 			mask |= POLLIN
 		}
-		if wrShut || c.Writable() > 0 {
+		if wrShut || c.WriteReady() {
 			mask |= POLLOUT
 		}
 	}

@@ -572,6 +572,7 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}) (int, error) {
 	s := t.s
 	written := 0
+	waited := false
 	for {
 		if err := t.usable(sk); err != nil {
 			if written > 0 {
@@ -594,6 +595,12 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 			s.waitLocked(sk, cancel)
 			continue
 		}
+		if waited && !ep.conn.WriteReady() && !ep.conn.WriteClosed() && ep.conn.Err() == 0 {
+			// Linux wakes a blocked writer only when half the queue has
+			// drained (sk_stream_write_space), not for every ACK.
+			s.waitLocked(sk, cancel)
+			continue
+		}
 		n, err := ep.conn.Write(s.clock.Now(), p[written:])
 		s.afterLocked(ep)
 		written += n
@@ -613,6 +620,7 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 			}
 			if err != nil {
 				s.waitLocked(sk, cancel)
+				waited = true
 			}
 		default:
 			if written > 0 {

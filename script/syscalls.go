@@ -632,9 +632,19 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 			copy(buf, a[1].word)
 		}
 		sentN := 0
+		blocked := false
 		return &callOp{
 			try: func() (bool, callResult) {
 				nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
+				if blocked && !nb {
+					// A blocked writer wakes only when poll would say
+					// POLLOUT (Linux's sk_stream_write_space: half the
+					// queue drained), not whenever a byte of room opens.
+					p := []pollFd{{fd: fd, events: linuxPollOut}}
+					if _, err := st.Poll(p); err == nil && p[0].revents&(linuxPollOut|linuxPollErr|linuxPollHup) == 0 {
+						return false, callResult{}
+					}
+				}
 				for {
 					f := int(flags)
 					if !nb {
@@ -646,6 +656,7 @@ func (r *runner) prepare(e *event) (*callOp, error) {
 					}
 					if err != nil {
 						if !nb && isErrno(err, syscall.EAGAIN) {
+							blocked = true
 							return false, callResult{}
 						}
 						if sentN > 0 {

@@ -524,6 +524,15 @@ func (c *Conn) Writable() int {
 	return max(0, c.cfg.SndBuf-len(c.sbuf))
 }
 
+// WriteReady reports whether a writer waiting for room should wake: as
+// Linux's sk_stream_is_writeable, when the free space is at least half of
+// what is queued, so blocked writers resume in large chunks instead of a
+// segment at a time. Poll reports POLLOUT on the same condition.
+func (c *Conn) WriteReady() bool {
+	free := c.Writable()
+	return free > 0 && free >= len(c.sbuf)/2
+}
+
 // WriteClosed reports whether the write side is shut (a Write gets EPIPE).
 func (c *Conn) WriteClosed() bool {
 	switch c.state {
