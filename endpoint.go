@@ -28,6 +28,10 @@ type endpoint struct {
 	hashed  bool // in Stack.conns (and holding bind)
 	orphan  bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
 
+	// retrans and rtos are the connection's retransmissions and timeouts
+	// already added to Stack.stats.
+	retrans, rtos int
+
 	heapIndex int       // position in Stack.timers, -1 when absent
 	deadline  time.Time // deadline as scheduled in Stack.timers
 	notBefore time.Time // guard against a deadline that does not move on Tick
@@ -155,11 +159,17 @@ func (ep *endpoint) finished() bool {
 	return st == tcp.Closed || (ep.passive && st == tcp.Listen)
 }
 
-// afterLocked runs after every call into ep.conn: it removes a finished
+// afterLocked runs after every call into ep.conn: it adds the
+// connection's new retransmissions to the counters, removes a finished
 // connection from the tables, reschedules its timer, moves a child whose
 // handshake completed to its listener's accept queue, and wakes the
 // callers blocked on the socket (or the listener).
 func (s *Stack) afterLocked(ep *endpoint) {
+	if r, t := ep.conn.Retransmissions(); r != ep.retrans || t != ep.rtos {
+		s.stats.TcpRetransSegs += uint64(r - ep.retrans)
+		s.stats.TcpExtTCPTimeouts += uint64(t - ep.rtos)
+		ep.retrans, ep.rtos = r, t
+	}
 	if ep.hashed {
 		if ep.finished() {
 			s.unhashLocked(ep)

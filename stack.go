@@ -171,6 +171,7 @@ type Stats struct {
 	TcpCurrEstab    uint64 // connections now in ESTABLISHED or CLOSE_WAIT (a gauge)
 	TcpInSegs       uint64 // segments received (checksum verified)
 	TcpOutSegs      uint64 // segments sent
+	TcpRetransSegs  uint64 // segments retransmitted (timeouts, fast retransmit, tail loss probes)
 	TcpInErrs       uint64 // segments dropped: bad checksum or malformed header
 	TcpInCsumErrors uint64 // segments dropped: bad checksum
 	TcpOutRsts      uint64 // segments sent with RST
@@ -181,6 +182,7 @@ type Stats struct {
 	TcpExtSyncookiesRecv   uint64 // ACKs that returned a valid cookie: connections opened from it
 	TcpExtSyncookiesFailed uint64 // ACKs at a listener whose cookie did not check out
 	TcpExtTCPAbortOnMemory uint64 // connections reset on close because of MaxOrphans
+	TcpExtTCPTimeouts      uint64 // retransmission timeouts, SYN and SYN,ACK ones included
 
 	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
 

@@ -175,6 +175,7 @@ type Info struct {
 	RcvWnd          int // window we advertise, bytes
 	Unacked         int // segments in flight
 	TotalRetrans    int
+	TotalRTO        int // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
 	BytesAcked      uint64
 	BytesReceived   uint64
 	SegsOut, SegsIn uint64

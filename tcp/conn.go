@@ -130,6 +130,7 @@ type Conn struct {
 	hasRTT       bool
 	backoff      int // consecutive timeouts of the same segment
 	totalRetrans int
+	totalRTO     int       // retransmission timeouts, SYN and SYN,ACK ones included
 	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
 	rttAt        time.Time
 	rttTiming    bool
@@ -510,6 +511,15 @@ func (c *Conn) Passive() bool { return c.passive }
 // Readable returns the number of bytes a Read would return now.
 func (c *Conn) Readable() int { return len(c.rbuf) }
 
+// SendQueued returns the bytes written and not yet acknowledged, sent or
+// not (what ss shows as Send-Q).
+func (c *Conn) SendQueued() int { return len(c.sbuf) }
+
+// Retransmissions returns the segments retransmitted and the
+// retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
+// without building an Info.
+func (c *Conn) Retransmissions() (segs, timeouts int) { return c.totalRetrans, c.totalRTO }
+
 // ReadClosed reports whether a Read would return io.EOF now.
 func (c *Conn) ReadClosed() bool {
 	return len(c.rbuf) == 0 && (c.finRcvd || c.rdShut || c.closedByErr || (c.state == Closed && c.connected))
@@ -659,6 +669,7 @@ func (c *Conn) Info(now time.Time) Info {
 		SndWnd:        int(c.snd.wnd),
 		RcvWnd:        int(c.rcv.wnd),
 		TotalRetrans:  c.totalRetrans,
+		TotalRTO:      c.totalRTO,
 		BytesAcked:    c.stats.bytesAcked,
 		BytesReceived: c.stats.bytesRcvd,
 		SegsOut:       c.stats.segsOut,

@@ -91,8 +91,11 @@ func fuzzPair(t *testing.T, prog []byte) {
 			if c.snd.nxt.LessThan(c.snd.una) || c.snd.max.LessThan(c.snd.nxt) {
 				t.Fatalf("step %d side %d: SND.UNA %d SND.NXT %d SND.MAX %d out of order", step, i, c.snd.una, c.snd.nxt, c.snd.max)
 			}
-			if len(c.rbuf)+c.oooLen > c.cfg.RcvBuf {
-				t.Fatalf("step %d side %d: receive queue %d over its buffer %d", step, i, len(c.rbuf)+c.oooLen, c.cfg.RcvBuf)
+			if len(c.rbuf)+c.oooLen > c.rcvCapacity() {
+				t.Fatalf("step %d side %d: receive queue %d over its capacity %d", step, i, len(c.rbuf)+c.oooLen, c.rcvCapacity())
+			}
+			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
+				t.Fatalf("step %d side %d: window %d beyond the buffer's capacity %d", step, i, w, c.rcvCapacity())
 			}
 			if c.state == Closed && !c.Deadline().IsZero() {
 				t.Fatalf("step %d side %d: timers armed in CLOSED", step, i)

@@ -71,6 +71,8 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 // scale (RFC 7323 2.2: both ends must offer it), SACK-permitted, timestamps.
 func (c *Conn) negotiate(now time.Time, seg *Segment) {
 	o := &seg.Options
+	// The window's right edge starts at RCV.NXT: nothing advertised yet.
+	c.rcv.right = c.rcv.nxt
 	c.peerMSS = defaultPeerMSS
 	if o.MSS != 0 {
 		c.peerMSS = int(o.MSS)
@@ -528,18 +530,53 @@ func (c *Conn) deliver(data []byte) {
 
 // queueOOO keeps an out-of-order segment, sorted, without overlaps kept twice.
 func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
-	cp := append([]byte(nil), data...)
-	i := 0
-	for i < len(c.ooo) && c.ooo[i].seq.LessThan(s) {
-		i++
+	// Keep only what no queued segment holds yet, so that overlapping
+	// retransmissions (cut differently from the originals) are neither
+	// stored nor counted twice: the queue never outgrows the window.
+	end := s.Add(seq.Size(len(data)))
+	var out []oooSeg
+	cursor := s
+	add := func(from, to seq.Value, withFin bool) {
+		if !from.LessThan(to) && !withFin {
+			return
+		}
+		piece := data[from.Sub(s):to.Sub(s)]
+		out = append(out, oooSeg{seq: from, data: append([]byte(nil), piece...), fin: withFin})
+		c.oooLen += len(piece)
 	}
-	if i < len(c.ooo) && c.ooo[i].seq == s && len(c.ooo[i].data) >= len(cp) && (c.ooo[i].fin || !fin) {
-		return // a duplicate
+	for _, x := range c.ooo {
+		xEnd := x.seq.Add(seq.Size(len(x.data)))
+		if cursor.LessThan(end) && x.seq.GreaterThan(cursor) {
+			add(cursor, seq.Min(x.seq, end), fin && !x.seq.LessThan(end))
+			cursor = seq.Min(x.seq, end)
+		}
+		if xEnd.GreaterThan(cursor) && !x.seq.GreaterThan(cursor) {
+			cursor = seq.Max(cursor, seq.Min(xEnd, end))
+		}
+		if fin && xEnd == end {
+			x.fin = true
+		}
+		out = append(out, x)
 	}
-	c.ooo = append(c.ooo, oooSeg{})
-	copy(c.ooo[i+1:], c.ooo[i:])
-	c.ooo[i] = oooSeg{seq: s, data: cp, fin: fin}
-	c.oooLen += len(cp)
+	if cursor.LessThan(end) || (fin && cursor == end && (len(out) == 0 || !out[len(out)-1].fin)) {
+		if cursor.LessThan(end) {
+			add(cursor, end, fin)
+		} else if len(data) == 0 {
+			add(end, end, true)
+		}
+	}
+	sortOOO(out)
+	c.ooo = out
+}
+
+// sortOOO orders out-of-order segments by sequence number (few, nearly
+// sorted: insertion sort).
+func sortOOO(q []oooSeg) {
+	for i := 1; i < len(q); i++ {
+		for j := i; j > 0 && q[j].seq.LessThan(q[j-1].seq); j-- {
+			q[j], q[j-1] = q[j-1], q[j]
+		}
+	}
 }
 
 // drainOOO moves out-of-order data that has become in-order to the queue.

@@ -70,7 +70,7 @@ func (c *Conn) windowToAdvertise() uint32 {
 		mask := uint32(1)<<c.rcvShift - 1
 		space = (cur + mask) &^ mask
 	}
-	return space
+	return min(space, maxWnd)
 }
 
 // fillAck sets the ACK, window and timestamp fields of c.tx.

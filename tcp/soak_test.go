@@ -150,6 +150,12 @@ func soak(t *testing.T, seed uint64) {
 			}
 		}
 		for i, c := range conns {
+			if q := len(c.rbuf) + c.oooLen; q > c.rcvCapacity() {
+				t.Fatalf("seed %d: side %d holds %d bytes, over its capacity %d", seed, i, q, c.rcvCapacity())
+			}
+			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
+				t.Fatalf("seed %d: side %d advertises %d, beyond its capacity %d", seed, i, w, c.rcvCapacity())
+			}
 			p := conns[1-i]
 			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {
 				t.Fatalf("seed %d: side %d received up to %d but side %d only sent up to %d (%s/%s)", seed, 1-i, p.rcv.nxt, i, c.snd.max, p.state, c.state)

@@ -237,6 +237,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		}
 		c.backoff++
 		c.totalRetrans++
+		c.totalRTO++
 		c.sendSYN(now, false)
 		c.armRTO(now)
 		return
@@ -253,6 +254,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		}
 		c.backoff++
 		c.totalRetrans++
+		c.totalRTO++
 		c.sendSYN(now, true)
 		c.armRTO(now)
 		return
@@ -265,6 +267,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 		return
 	}
 	c.backoff++
+	c.totalRTO++
 	c.rtoTSval = c.tsNow(now)
 	c.enterLoss(now)
 	c.armRTO(now)

@@ -1,6 +1,6 @@
 // Command synstack runs the synstack TCP/IP stack's tools.
 //
-//	synstack demo              a connection's whole life between two stacks, as a ladder
+//	synstack demo [SCENARIO]   a TCP scenario between two stacks, as a ladder (--list names them)
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
 package main
 
@@ -12,8 +12,9 @@ import (
 const usage = `usage: synstack <command> [arguments]
 
 commands:
-  demo               open a connection between two stacks, move data both ways, close it,
-                     and print every packet and state transition as a ladder
+  demo [SCENARIO]    run a TCP scenario between two stacks on virtual time and print every
+                     packet and state transition as a ladder (default: a connection's whole
+                     life); --list names the scenarios; --svg FILE, --pcap FILE, --json
   script FILE...     run packet scripts (packetdrill syntax); ends with "N passed, M failed"
 `
 

@@ -6,7 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain fails the package's tests if any goroutine is left running.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // The demo must show a connection passing through every state of an
 // ordinary life, on both sides.

@@ -3,8 +3,9 @@
 // whole network is synchronous and deterministic: the same program gives the
 // same packets at the same instants, whatever the machine.
 //
-// This is the first cut (delay only); loss, reordering, duplication,
-// corruption, bandwidth and partitions come with the simulated-network work.
+// This is the first cut: a fixed delay, and a drop rule per direction
+// (SetDrop) for loss and partitions. Seeded loss, reordering, duplication,
+// corruption and bandwidth come with the simulated-network work.
 package sim
 
 import (
@@ -36,6 +37,7 @@ type Endpoint struct {
 	d      link.Dispatcher
 	closed bool
 	stats  Stats
+	drop   func(pkt []byte) bool
 }
 
 // Stats counts what an endpoint did.
@@ -77,7 +79,7 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 		e.mu.Unlock()
 		return ErrClosed
 	}
-	if len(pkt) > e.opts.MTU {
+	if len(pkt) > e.opts.MTU || e.drop != nil && e.drop(pkt) {
 		e.stats.Dropped++
 		e.mu.Unlock()
 		return nil
@@ -99,6 +101,24 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 		d.DeliverPacket(cp)
 	})
 	return nil
+}
+
+// SetDrop installs a drop rule on the packets this endpoint sends: drop is
+// called (under the endpoint's lock, so it must not call back into the
+// endpoint) with each packet written, and a packet for which it returns
+// true is lost: never delivered, counted in Stats.Dropped, and WritePacket
+// still returns nil, as a real link loses packets silently. A function
+// that returns true for everything is a one-way partition; nil removes the
+// rule. The decision is made at write time, so a rule installed later does
+// not affect packets already in flight.
+//
+// This is the simulated network's one fault hook for now (demos and tests
+// use it for loss, partitions and crashed hosts); seeded loss, reordering
+// and the rest of fault injection are to come as Options.
+func (e *Endpoint) SetDrop(drop func(pkt []byte) bool) {
+	e.mu.Lock()
+	e.drop = drop
+	e.mu.Unlock()
 }
 
 // Close detaches the endpoint; packets in flight to it are dropped.

@@ -41,3 +41,30 @@ func TestDelayOnVirtualClock(t *testing.T) {
 		t.Fatal("delivered to a closed endpoint")
 	}
 }
+
+func TestSetDrop(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	vc := clock.NewVirtual(t0)
+	a, b := Pair(Options{Clock: vc, Delay: time.Millisecond})
+	r := &recorder{clk: vc, t0: t0}
+	b.Attach(r)
+	a.SetDrop(func(pkt []byte) bool { return pkt[0] == 1 })
+	for _, first := range []byte{1, 2, 1, 3} {
+		if err := a.WritePacket([]byte{first}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vc.Advance(time.Second)
+	if len(r.at) != 2 {
+		t.Fatalf("delivered %d packets, want 2", len(r.at))
+	}
+	if s := a.Stats(); s.Sent != 2 || s.Dropped != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+	a.SetDrop(nil)
+	a.WritePacket([]byte{1})
+	vc.Advance(time.Second)
+	if len(r.at) != 3 {
+		t.Fatalf("delivered %d packets after SetDrop(nil), want 3", len(r.at))
+	}
+}
