@@ -25,6 +25,7 @@ import (
 var pyConstants = map[string]float64{
 	"TCPI_OPT_TIMESTAMPS": 1, "TCPI_OPT_SACK": 2, "TCPI_OPT_WSCALE": 4, "TCPI_OPT_ECN": 8,
 	"TCPI_OPT_ECN_SEEN": 16, "TCPI_OPT_SYN_DATA": 32,
+	"TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3, "TCP_CA_Loss": 4,
 	"True": 1, "False": 0,
 }
 
@@ -79,6 +80,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return us(info.RTT), true
 	case "tcpi_rttvar":
 		return us(info.RTTVar), true
+	case "tcpi_ca_state":
+		return float64(info.CAState), true
 	case "tcpi_advmss":
 		return float64(info.AdvMSS), true
 	case "tcpi_snd_mss":

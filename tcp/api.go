@@ -175,7 +175,9 @@ type Info struct {
 	RcvWnd          int // window we advertise, bytes
 	Unacked         int // segments in flight
 	TotalRetrans    int
-	TotalRTO        int // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
+	TotalRTO        int    // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
+	CAState         int    // congestion-control state, as tcpi_ca_state: 0 open, 1 disorder, 3 recovery, 4 loss
+	Congestion      string // the congestion-control algorithm (TCP_CONGESTION)
 	BytesAcked      uint64
 	BytesReceived   uint64
 	SegsOut, SegsIn uint64

@@ -652,6 +652,22 @@ func (c *Conn) SetBuffers(rcv, snd int) {
 	}
 }
 
+// caState is Linux's tcpi_ca_state for the connection's loss recovery:
+// TCP_CA_Open, TCP_CA_Disorder (duplicate ACKs or SACKs seen, no loss
+// decided yet), TCP_CA_Recovery (fast recovery), TCP_CA_Loss (after a
+// timeout).
+func (c *Conn) caState() int {
+	switch {
+	case c.loss == lossRTO:
+		return 4
+	case c.loss == lossRecovery:
+		return 3
+	case c.dupAcks > 0 || len(c.sacked) > 0:
+		return 1
+	}
+	return 0
+}
+
 // Info returns the TCP_INFO view of the connection.
 func (c *Conn) Info(now time.Time) Info {
 	inf := Info{
@@ -670,6 +686,8 @@ func (c *Conn) Info(now time.Time) Info {
 		RcvWnd:        int(c.rcv.wnd),
 		TotalRetrans:  c.totalRetrans,
 		TotalRTO:      c.totalRTO,
+		CAState:       c.caState(),
+		Congestion:    c.cc.name(),
 		BytesAcked:    c.stats.bytesAcked,
 		BytesReceived: c.stats.bytesRcvd,
 		SegsOut:       c.stats.segsOut,
