@@ -25,12 +25,18 @@ func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 				s.listenInputLocked(l, local, remote, seg, now)
 				return
 			}
+			if s.forwardTimeWaitLocked(ep, local, remote, seg) {
+				return
+			}
 		}
 		s.connInputLocked(ep, seg, now)
 		return
 	}
 	if l := s.lookupListenerLocked(local, remote); l != nil {
 		s.listenInputLocked(l, local, remote, seg, now)
+		return
+	}
+	if s.forwardInputLocked(local, remote, seg) {
 		return
 	}
 	s.stats.SynstackNoSocket++
@@ -63,7 +69,7 @@ func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 // equals (a SO_REUSEPORT group) the keyed hash of the 4-tuple chooses.
 func (s *Stack) lookupListenerLocked(local, remote netip.AddrPort) *listener {
 	ls := s.listeners[local.Port()]
-	if len(ls) == 0 {
+	if len(ls) == 0 || s.foreignLocked(local.Addr()) {
 		return nil
 	}
 	score := func(l *listener) int {

@@ -10,9 +10,11 @@ import (
 
 // DeliverPacket processes one received IP packet (the stack is the link's
 // Dispatcher): TCP segments, and ICMP (see icmp.go). Malformed packets,
-// packets for other addresses and segments with a bad checksum are dropped
-// and counted. pkt is not kept.
+// packets for other addresses (unless forwarding takes them, see
+// SetForwarder) and segments with a bad checksum are dropped and counted.
+// pkt is not kept.
 func (s *Stack) DeliverPacket(pkt []byte) {
+	defer s.offerForwards() // after the unlock: new forwarding requests, if any
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -52,7 +54,7 @@ func (s *Stack) DeliverPacket(pkt []byte) {
 	case err != nil:
 		s.stats.IpInHdrErrors++
 		return
-	case !s.isLocalAddr(dst):
+	case !s.isLocalAddr(dst) && !s.forwardsToLocked(dst, proto, payload):
 		s.stats.IpInAddrErrors++
 		return
 	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():

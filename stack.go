@@ -205,6 +205,17 @@ type Stats struct {
 	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
+
+	// Forwarding (Stack.SetForwarder, see forward.go).
+	SynstackForwardRequests     uint64 // SYNs offered to the Forwarder (retransmissions of a pending one are not)
+	SynstackForwarded           uint64 // forwarded connections whose handshake completed (ForwardRequest.Accept)
+	SynstackForwardRefused      uint64 // requests answered with RST (Refuse, or Reject of a refused upstream)
+	SynstackForwardUnreachables uint64 // requests answered with ICMP destination unreachable (timeouts not included)
+	SynstackForwardTimeouts     uint64 // requests rejected because the upstream timed out (answered with ICMP host unreachable)
+	SynstackForwardResets       uint64 // forwarded connections that ended with a RST, sent or received
+	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting
+	IcmpOutDestUnreachs         uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
+	Icmp6OutDestUnreachs        uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
 }
 
 // Stack is a userspace TCP/IP stack attached to one link.
@@ -223,6 +234,9 @@ type Stack struct {
 	maxSynBacklog int
 	synCookies    bool
 	sockets       *Sockets
+
+	// fwd is the forwarding table (forward.go); guarded by mu.
+	fwd forwardState
 
 	// mu guards every field below, the Sockets table, and every socket,
 	// endpoint, listener and binding of the stack, including the tcp.Conn
@@ -380,6 +394,7 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.closed = true
+	s.closeForwardsLocked()
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil

@@ -2,6 +2,7 @@
 //
 //	synstack demo [SCENARIO]   a TCP scenario between two stacks, as a ladder (--list names them)
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
+//	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
 package main
 
 import (
@@ -16,6 +17,15 @@ commands:
                      packet and state transition as a ladder (default: a connection's whole
                      life); --list names the scenarios; --svg FILE, --pcap FILE, --json
   script FILE...     run packet scripts (packetdrill syntax); ends with "N passed, M failed"
+  serve --tun NAME --addr CIDR [--listen :PORT] (--http DIR | --echo | --discard) [--host-addr CIDR]
+                     serve over a TUN device for the kernel's clients (root); --no-offload
+  get --tun NAME --addr CIDR [--host-addr CIDR] URL [-o FILE]
+                     download URL over a TUN device from a server the kernel reaches (root)
+  ss [-a | -l] [--admin ADDR]
+                     the ss -tni table of a running synstack, from its admin endpoint
+  forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT) [--deferred]
+                     terminate every TCP connection routed into a TUN device and relay it
+                     upstream (tun2socks); --route CIDR, --host-addr CIDR, --idle-timeout D (root)
 `
 
 func main() {
@@ -33,6 +43,14 @@ func main() {
 		if err == nil && failed {
 			os.Exit(1)
 		}
+	case "serve":
+		err = runServe(os.Stderr, os.Args[2:])
+	case "get":
+		err = runGet(os.Stdout, os.Stderr, os.Args[2:])
+	case "ss":
+		err = runSS(os.Stdout, os.Stderr, os.Args[2:])
+	case "forward":
+		err = runForward(os.Stderr, os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,173 @@
+package admin_test
+
+import (
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/tcp"
+)
+
+// scrape fetches and parses url's /metrics with the Prometheus text parser.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("/metrics Content-Type %q, want the text format", ct)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the metric name with the labels (name=value
+// pairs), or fails the test.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	t.Helper()
+	f, ok := fams[name]
+	if !ok {
+		t.Fatalf("no metric %s", name)
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch f.GetType() {
+		case dto.MetricType_COUNTER:
+			return m.GetCounter().GetValue()
+		case dto.MetricType_GAUGE:
+			return m.GetGauge().GetValue()
+		}
+		t.Fatalf("%s is a %v", name, f.GetType())
+	}
+	t.Fatalf("no metric %s%v", name, labels)
+	return 0
+}
+
+// TestMetrics opens 5 connections between two stacks, closes 2, and checks
+// both stacks' /metrics: it parses, has every Stats counter under its
+// nstat name, and counts what the test did.
+func TestMetrics(t *testing.T) {
+	p := newPair(t)
+	p.dial(5)
+	p.closeFirst(2)
+	waitStates(t, p.cli, map[tcp.State]int{tcp.Established: 3, tcp.TimeWait: 2})
+	waitStates(t, p.srv, map[tcp.State]int{tcp.Listen: 1, tcp.Established: 3})
+
+	cli := scrape(t, p.cliAdmin.URL)
+	srv := scrape(t, p.srvAdmin.URL)
+
+	// Every Stats field is there, a counter except TcpCurrEstab.
+	st := reflect.TypeFor[synstack.Stats]()
+	for i := range st.NumField() {
+		name := st.Field(i).Name
+		f, ok := cli[name]
+		if !ok {
+			t.Errorf("no metric %s", name)
+			continue
+		}
+		want := dto.MetricType_COUNTER
+		if name == "TcpCurrEstab" {
+			want = dto.MetricType_GAUGE
+		}
+		if f.GetType() != want {
+			t.Errorf("%s is a %v, want %v", name, f.GetType(), want)
+		}
+		if f.GetHelp() == "" {
+			t.Errorf("%s has no help", name)
+		}
+	}
+
+	checks := []struct {
+		fams   map[string]*dto.MetricFamily
+		side   string
+		name   string
+		labels []string
+		want   float64
+	}{
+		{cli, "client", "TcpActiveOpens", nil, 5},
+		{cli, "client", "TcpPassiveOpens", nil, 0},
+		{cli, "client", "TcpCurrEstab", nil, 3},
+		{cli, "client", "TcpAttemptFails", nil, 0},
+		{cli, "client", "TcpEstabResets", nil, 0},
+		{cli, "client", "TcpOutRsts", nil, 0},
+		{cli, "client", "SynstackConnections", []string{"state", "ESTABLISHED"}, 3},
+		{cli, "client", "SynstackConnections", []string{"state", "TIME_WAIT"}, 2},
+		{cli, "client", "SynstackConnections", []string{"state", "LISTEN"}, 0},
+		{srv, "server", "TcpActiveOpens", nil, 0},
+		{srv, "server", "TcpPassiveOpens", nil, 5},
+		{srv, "server", "TcpCurrEstab", nil, 3},
+		{srv, "server", "TcpEstabResets", nil, 0},
+		{srv, "server", "TcpExtListenDrops", nil, 0},
+		{srv, "server", "SynstackConnections", []string{"state", "LISTEN"}, 1},
+		{srv, "server", "SynstackConnections", []string{"state", "ESTABLISHED"}, 3},
+		{srv, "server", "SynstackConnections", []string{"state", "LAST_ACK"}, 0},
+		{srv, "server", "SynstackConnections", []string{"state", "TIME_WAIT"}, 0},
+	}
+	for _, c := range checks {
+		if got := value(t, c.fams, c.name, c.labels...); got != c.want {
+			t.Errorf("%s %s%v = %v, want %v", c.side, c.name, c.labels, got, c.want)
+		}
+	}
+	// Each connection took at least a SYN, an ACK, data and a FIN or
+	// two; the counters move with the packets.
+	if got := value(t, cli, "TcpOutSegs"); got < 5*3 {
+		t.Errorf("client TcpOutSegs = %v, want >= 15", got)
+	}
+	if got := value(t, srv, "TcpInSegs"); got < 5*3 {
+		t.Errorf("server TcpInSegs = %v, want >= 15", got)
+	}
+	// Server: 5 ESTABLISHED, 2 of them on to CLOSE_WAIT, LAST_ACK and
+	// CLOSED; each child also went CLOSED -> LISTEN -> SYN_RCVD.
+	if got := value(t, srv, "SynstackAdminTransitions"); got != 5*3+2*3 {
+		t.Errorf("server SynstackAdminTransitions = %v, want %v", got, 5*3+2*3)
+	}
+	// Client: CLOSED -> SYN_SENT -> ESTABLISHED for 5; FIN_WAIT_1,
+	// FIN_WAIT_2, TIME_WAIT for 2.
+	if got := value(t, cli, "SynstackAdminTransitions"); got != 5*2+2*3 {
+		t.Errorf("client SynstackAdminTransitions = %v, want %v", got, 5*2+2*3)
+	}
+	if _, ok := cli["go_goroutines"]; !ok {
+		t.Error("no Go runtime metrics")
+	}
+
+	// The kernel's names, and the per-state gauge, appear literally.
+	resp, err := http.Get(p.cliAdmin.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nTcpActiveOpens 5\n", "\n# TYPE TcpCurrEstab gauge\n", "\nTcpCurrEstab 3\n",
+		"\nSynstackConnections{state=\"TIME_WAIT\"} 2\n", "\n# TYPE TcpRetransSegs counter\n", "\n# TYPE TcpExtTCPTimeouts counter\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/synstack/synstack"
+)
+
+// get: an HTTP download over synstack on a TUN device, from a server that
+// the kernel reaches (nginx, python3 -m http.server on the kernel side).
+
+const getUsage = `usage: synstack get --tun NAME --addr CIDR [--host-addr CIDR] [--no-offload] [--mtu N]
+                    [--wait D] [-o FILE] [-q] URL
+
+Creates the TUN device NAME (or attaches to it), gives the stack the address
+CIDR, and downloads URL (http:// or https://, the host an IP address: the stack
+resolves no names) over it, to FILE or to standard output. The kernel's side of
+the device is configured with --host-addr, or by hand (get waits for it).
+A progress bar is drawn when standard error is a terminal. Needs root (CAP_NET_ADMIN).
+
+`
+
+func runGet(stdout, stderr io.Writer, args []string) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var tf tunFlags
+	tf.register(fs)
+	out := fs.String("o", "", "write the body to `FILE` instead of standard output")
+	quiet := fs.Bool("q", false, "print nothing but errors")
+	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the kernel's side of the device")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, getUsage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errors.New("get: want one URL")
+	}
+	if err := tf.check(); err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	u, err := url.Parse(pos[0])
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("get: %s: want an http:// or https:// URL", pos[0])
+	}
+	if _, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err != nil {
+		return fmt.Errorf("get: %s: the host must be an IP address (synstack resolves no names)", pos[0])
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logw := stderr
+	if *quiet {
+		logw = io.Discard
+	}
+	ts, err := openTunStack(logw, "get", &tf, synstack.Config{})
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	err = get(ctx, ts, u.String(), *out, *wait, stdout, stderr, *quiet)
+	if cerr := ts.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("get: %w", cerr)
+	}
+	return err
+}
+
+// get waits for the kernel's side, downloads rawURL to out (or stdout)
+// and closes the connection.
+func get(ctx context.Context, ts *tunStack, rawURL, out string, wait time.Duration, stdout, stderr io.Writer, quiet bool) error {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	err := ts.waitKernel(wctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("get: interrupted")
+		}
+		return fmt.Errorf("get: the kernel's side of %s was not configured within %v (%s, or --host-addr)", ts.ep.Name(), wait, ts.hint())
+	}
+	tr := &http.Transport{
+		DialContext:        ts.st.DialContext,
+		DisableCompression: true, // the bytes as they are on the server
+		MaxIdleConns:       1,
+		IdleConnTimeout:    time.Second,
+	}
+	defer func() {
+		tr.CloseIdleConnections()
+		ts.settle(time.Second)
+	}()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	start := time.Now()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("get: interrupted")
+		}
+		return fmt.Errorf("get: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("get: %s: %s", rawURL, resp.Status)
+	}
+	dst := stdout
+	var f *os.File
+	if out != "" {
+		if f, err = os.Create(out); err != nil {
+			return fmt.Errorf("get: %w", err)
+		}
+		dst = f
+	}
+	var bar *progressBar
+	if sf, ok := stderr.(*os.File); ok && !quiet && term.IsTerminal(int(sf.Fd())) {
+		width, _, err := term.GetSize(int(sf.Fd()))
+		if err != nil || width <= 0 {
+			width = 80
+		}
+		bar = startProgress(stderr, resp.ContentLength, width)
+	}
+	var src io.Reader = resp.Body
+	if bar != nil {
+		src = io.TeeReader(resp.Body, bar)
+	}
+	n, err := io.Copy(dst, src)
+	if bar != nil {
+		bar.stop()
+	}
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("got %d bytes of %d", n, resp.ContentLength)
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(out)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("get: interrupted")
+		}
+		return fmt.Errorf("get: %s: %w", rawURL, err)
+	}
+	if !quiet {
+		el := time.Since(start)
+		to := ""
+		if out != "" {
+			to = " to " + out
+		}
+		fmt.Fprintf(stderr, "synstack get: %d bytes%s in %v (%s/s)\n", n, to, el.Round(time.Millisecond), human(float64(n)/el.Seconds()))
+		ls := ts.ep.Stats()
+		ts.logf("link %s: %d packets in (%d large, coalesced by the kernel), %d out in %d writes", ts.ep.Name(), ls.PacketsIn, ls.GSOIn, ls.PacketsOut, ls.WritesOut)
+	}
+	return nil
+}
+
+// progressBar draws a download's progress on a terminal, on one line
+// redrawn a few times a second.
+type progressBar struct {
+	w     io.Writer
+	total int64 // -1: unknown
+	width int
+	start time.Time
+	n     atomic.Int64
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startProgress(w io.Writer, total int64, width int) *progressBar {
+	p := &progressBar{w: w, total: total, width: width, start: time.Now(), done: make(chan struct{})}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-t.C:
+				p.draw()
+			}
+		}
+	}()
+	return p
+}
+
+// Write counts bytes: the bar is the writer side of an io.TeeReader.
+func (p *progressBar) Write(b []byte) (int, error) {
+	p.n.Add(int64(len(b)))
+	return len(b), nil
+}
+
+func (p *progressBar) stop() {
+	close(p.done)
+	p.wg.Wait()
+	p.draw()
+	fmt.Fprintln(p.w)
+}
+
+func (p *progressBar) draw() {
+	fmt.Fprint(p.w, "\r"+progressLine(p.n.Load(), p.total, time.Since(p.start), p.width))
+}
+
+// progressLine is one frame of the bar, at most width columns:
+//
+//	45% [=========>           ]  28.8 MiB / 64.0 MiB  52.3 MiB/s  eta 1s
+func progressLine(n, total int64, el time.Duration, width int) string {
+	rate := 0.0
+	if el > 0 {
+		rate = float64(n) / el.Seconds()
+	}
+	if total < 0 {
+		s := fmt.Sprintf("%s  %s/s", human(float64(n)), human(rate))
+		return s + strings.Repeat(" ", max(0, width-1-len(s)))
+	}
+	frac := 1.0
+	if total > 0 {
+		frac = min(1, float64(n)/float64(total))
+	}
+	eta := "-"
+	if rate > 0 && n < total {
+		eta = time.Duration(float64(total-n) / rate * float64(time.Second)).Round(time.Second).String()
+	} else if n >= total {
+		eta = "0s"
+	}
+	tail := fmt.Sprintf(" %s / %s  %s/s  eta %s", human(float64(n)), human(float64(total)), human(rate), eta)
+	head := fmt.Sprintf("%3.0f%% ", frac*100)
+	barW := width - 1 - len(head) - len(tail) - 2
+	if barW < 5 {
+		s := head + tail
+		return s[:min(len(s), max(width-1, 0))]
+	}
+	fill := int(frac * float64(barW))
+	bar := strings.Repeat("=", fill)
+	if fill < barW {
+		bar += ">" + strings.Repeat(" ", barW-fill-1)
+	}
+	return head + "[" + bar + "]" + tail
+}
+
+// human formats a byte count with a binary unit.
+func human(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f %s", b, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", b, units[i])
+}

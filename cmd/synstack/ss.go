@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/synstack/synstack/admin"
+)
+
+// ss: the ss -tni table of a running synstack, read from its admin
+// endpoint's /debug/sockets.
+
+// defaultAdminAddr is where ss looks for the admin endpoint without
+// --admin or $SYNSTACK_ADMIN.
+const defaultAdminAddr = "127.0.0.1:9180"
+
+const ssUsage = `usage: synstack ss [-a | -l] [--admin ADDR]
+
+Prints the sockets of a running synstack as ss -tni prints the kernel's: one
+line per socket (State, Recv-Q, Send-Q, Local Address:Port, Peer Address:Port)
+and an indented line of TCP_INFO (rto, rtt, mss, cwnd, bytes...). As ss, it
+shows the connected sockets by default, leaving out LISTEN, SYN-RECV and
+TIME-WAIT; -a shows them all, -l the listeners only. ADDR is the admin
+endpoint (host:port or a URL; default $SYNSTACK_ADMIN, else ` + defaultAdminAddr + `).
+-t, -n and -i are accepted and change nothing: the table is always TCP,
+numeric and with the info line.
+`
+
+func runSS(stdout, stderr io.Writer, args []string) error {
+	addr := os.Getenv("SYNSTACK_ADMIN")
+	if addr == "" {
+		addr = defaultAdminAddr
+	}
+	var all, listening bool
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--admin" || a == "-admin":
+			if i+1 == len(args) {
+				return errors.New("ss: --admin needs an address")
+			}
+			i++
+			addr = args[i]
+		case strings.HasPrefix(a, "--admin=") || strings.HasPrefix(a, "-admin="):
+			addr = a[strings.IndexByte(a, '=')+1:]
+		case a == "-h" || a == "--help" || a == "-help":
+			fmt.Fprint(stderr, ssUsage)
+			return nil
+		case len(a) > 1 && a[0] == '-' && a[1] != '-':
+			for _, c := range a[1:] {
+				switch c {
+				case 'a':
+					all = true
+				case 'l':
+					listening = true
+				case 't', 'n', 'i':
+				default:
+					return fmt.Errorf("ss: unknown flag -%c\n\n%s", c, ssUsage)
+				}
+			}
+		default:
+			return fmt.Errorf("ss: unexpected argument %q\n\n%s", a, ssUsage)
+		}
+	}
+	socks, err := fetchSockets(addr)
+	if err != nil {
+		return fmt.Errorf("ss: %w", err)
+	}
+	printSS(stdout, socks, all, listening)
+	return nil
+}
+
+// adminURL turns --admin's value into the URL of path on it.
+func adminURL(addr, path string) string {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return strings.TrimSuffix(addr, "/") + path
+}
+
+// fetchSockets reads /debug/sockets from the admin endpoint at addr.
+func fetchSockets(addr string) ([]admin.Socket, error) {
+	url := adminURL(addr, "/debug/sockets")
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is a synstack serving its admin endpoint there? see --admin)", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var socks []admin.Socket
+	if err := json.NewDecoder(resp.Body).Decode(&socks); err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	return socks, nil
+}
+
+// ssStates are ss's names of the states.
+var ssStates = map[string]string{
+	"CLOSED":      "UNCONN",
+	"LISTEN":      "LISTEN",
+	"SYN_SENT":    "SYN-SENT",
+	"SYN_RCVD":    "SYN-RECV",
+	"ESTABLISHED": "ESTAB",
+	"FIN_WAIT_1":  "FIN-WAIT-1",
+	"FIN_WAIT_2":  "FIN-WAIT-2",
+	"CLOSE_WAIT":  "CLOSE-WAIT",
+	"CLOSING":     "CLOSING",
+	"LAST_ACK":    "LAST-ACK",
+	"TIME_WAIT":   "TIME-WAIT",
+}
+
+// ssShown reports whether ss shows a socket in state: with -l the
+// listeners only; without -a, as ss's default filter, not LISTEN,
+// SYN-RECV, TIME-WAIT or CLOSED.
+func ssShown(state string, all, listening bool) bool {
+	switch {
+	case listening:
+		return state == "LISTEN"
+	case all:
+		return true
+	}
+	switch state {
+	case "LISTEN", "SYN_RCVD", "TIME_WAIT", "CLOSED":
+		return false
+	}
+	return true
+}
+
+// printSS writes the table.
+func printSS(w io.Writer, socks []admin.Socket, all, listening bool) {
+	rows := [][]string{{"State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port"}}
+	var infos []string
+	for _, s := range socks {
+		if !ssShown(s.State, all, listening) {
+			continue
+		}
+		name := ssStates[s.State]
+		if name == "" {
+			name = s.State
+		}
+		peer := s.Remote
+		if s.Listening || peer == "" {
+			peer = "0.0.0.0:*"
+			if strings.HasPrefix(s.Local, "[") {
+				peer = "[::]:*"
+			}
+		}
+		rows = append(rows, []string{name, strconv.Itoa(s.RecvQ), strconv.Itoa(s.SendQ), s.Local, peer})
+		infos = append(infos, ssInfo(s))
+	}
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for i, r := range rows {
+		for j, c := range r {
+			if j == len(r)-1 {
+				b.WriteString(c)
+				break
+			}
+			fmt.Fprintf(&b, "%-*s ", width[j], c)
+		}
+		b.WriteByte('\n')
+		if i > 0 {
+			b.WriteString("\t ")
+			b.WriteString(infos[i-1])
+			b.WriteByte('\n')
+		}
+	}
+	io.WriteString(w, b.String())
+}
+
+// ssInfo is the info line ss -i prints under a socket, in its order and
+// with its names.
+func ssInfo(s admin.Socket) string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	if s.Listening {
+		if s.Congestion != "" {
+			add("%s", s.Congestion)
+		}
+		add("cwnd:%d", 10) // a listener's TCP_INFO shows the initial window, as Linux's
+		return strings.Join(f, " ")
+	}
+	for _, o := range s.Options {
+		if o == "ts" || o == "sack" {
+			add("%s", o)
+		}
+	}
+	if s.Congestion != "" {
+		add("%s", s.Congestion)
+	}
+	for _, o := range s.Options {
+		if o == "wscale" {
+			add("wscale:%d,%d", s.SndWScale, s.RcvWScale)
+		}
+	}
+	if s.RTO > 0 {
+		add("rto:%g", s.RTO)
+	}
+	if s.Backoff > 0 {
+		add("backoff:%d", s.Backoff)
+	}
+	if s.RTT > 0 {
+		add("rtt:%g/%g", s.RTT, s.RTTVar)
+	}
+	add("mss:%d", s.MSS)
+	add("rcvmss:%d", s.RcvMSS)
+	add("advmss:%d", s.AdvMSS)
+	add("cwnd:%d", s.Cwnd)
+	if s.Ssthresh > 0 && s.Ssthresh < 0xffff {
+		add("ssthresh:%d", s.Ssthresh)
+	}
+	if s.BytesAcked > 0 {
+		add("bytes_acked:%d", s.BytesAcked)
+	}
+	if s.BytesReceived > 0 {
+		add("bytes_received:%d", s.BytesReceived)
+	}
+	add("segs_out:%d", s.SegsOut)
+	add("segs_in:%d", s.SegsIn)
+	if s.Unacked > 0 {
+		add("unacked:%d", s.Unacked)
+	}
+	if s.Retransmits > 0 || s.TotalRetrans > 0 {
+		add("retrans:%d/%d", s.Retransmits, s.TotalRetrans)
+	}
+	if s.RcvWnd > 0 {
+		add("rcv_wnd:%d", s.RcvWnd)
+	}
+	add("snd_wnd:%d", s.SndWnd)
+	return strings.Join(f, " ")
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/admin"
+	"github.com/synstack/synstack/link/pipe"
+)
+
+// ssSockets is what a synstack with a listener, one connection each way
+// of a handshake and one in TIME_WAIT shows at /debug/sockets.
+var ssSockets = []admin.Socket{
+	{State: "LISTEN", Local: "0.0.0.0:80", Listening: true, RecvQ: 1, SendQ: 128, Congestion: "cubic"},
+	{State: "LISTEN", Local: "[::]:443", Listening: true, SendQ: 4096, Congestion: "cubic"},
+	{State: "ESTABLISHED", Local: "10.0.0.1:80", Remote: "10.0.0.2:40000", RecvQ: 5, SendQ: 1000,
+		Congestion: "cubic", Options: []string{"ts", "sack", "wscale"}, SndWScale: 7, RcvWScale: 8,
+		RTO: 204, RTT: 0.352, RTTVar: 0.141, MSS: 1448, AdvMSS: 1460, RcvMSS: 536, Cwnd: 10, Ssthresh: 2147483647,
+		SndWnd: 64256, RcvWnd: 65536, Unacked: 1, Retransmits: 1, TotalRetrans: 3, Backoff: 1,
+		BytesAcked: 5273, BytesReceived: 3881, SegsOut: 26, SegsIn: 35},
+	{State: "SYN_RCVD", Local: "10.0.0.1:80", Remote: "10.0.0.3:40001", Congestion: "cubic", MSS: 1448, Cwnd: 10},
+	{State: "TIME_WAIT", Local: "10.0.0.1:80", Remote: "10.0.0.2:39999", Orphan: true, Congestion: "reno", MSS: 1448, Cwnd: 10, SegsOut: 5, SegsIn: 4},
+	{State: "CLOSE_WAIT", Local: "[fd00::1]:22", Remote: "[fd00::2]:50000", Congestion: "cubic", Options: []string{"sack"},
+		RTO: 201, RTT: 1.5, RTTVar: 0.75, MSS: 1428, AdvMSS: 1440, RcvMSS: 1428, Cwnd: 7, Ssthresh: 5, SndWnd: 1000, SegsOut: 9, SegsIn: 9},
+}
+
+func ssServer(t *testing.T, socks []admin.Socket) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/debug/sockets" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(socks)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func runSSOut(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := runSS(&out, &errOut, args); err != nil {
+		t.Fatalf("ss %v: %v", args, err)
+	}
+	return out.String()
+}
+
+// TestSSTable checks ss's table, as ss -tni prints it, against a canned
+// /debug/sockets.
+func TestSSTable(t *testing.T) {
+	srv := ssServer(t, ssSockets)
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	got := runSSOut(t, "-tni", "--admin", host)
+	want := `State      Recv-Q Send-Q Local Address:Port Peer Address:Port
+ESTAB      5      1000   10.0.0.1:80        10.0.0.2:40000
+	 ts sack cubic wscale:7,8 rto:204 backoff:1 rtt:0.352/0.141 mss:1448 rcvmss:536 advmss:1460 cwnd:10 bytes_acked:5273 bytes_received:3881 segs_out:26 segs_in:35 unacked:1 retrans:1/3 rcv_wnd:65536 snd_wnd:64256
+CLOSE-WAIT 0      0      [fd00::1]:22       [fd00::2]:50000
+	 sack cubic rto:201 rtt:1.5/0.75 mss:1428 rcvmss:1428 advmss:1440 cwnd:7 ssthresh:5 segs_out:9 segs_in:9 snd_wnd:1000
+`
+	if got != want {
+		t.Errorf("ss -tni:\n%s\nwant:\n%s", got, want)
+	}
+
+	got = runSSOut(t, "-l", "--admin="+srv.URL)
+	want = `State  Recv-Q Send-Q Local Address:Port Peer Address:Port
+LISTEN 1      128    0.0.0.0:80         0.0.0.0:*
+	 cubic cwnd:10
+LISTEN 0      4096   [::]:443           [::]:*
+	 cubic cwnd:10
+`
+	if got != want {
+		t.Errorf("ss -l:\n%s\nwant:\n%s", got, want)
+	}
+
+	got = runSSOut(t, "-a", "--admin", srv.URL+"/")
+	var states []string
+	for _, l := range strings.Split(got, "\n") {
+		if l != "" && l[0] != '\t' {
+			states = append(states, strings.Fields(l)[0])
+		}
+	}
+	if s := strings.Join(states, " "); s != "State LISTEN LISTEN ESTAB SYN-RECV TIME-WAIT CLOSE-WAIT" {
+		t.Errorf("ss -a shows %s:\n%s", s, got)
+	}
+
+	t.Setenv("SYNSTACK_ADMIN", host)
+	if got := runSSOut(t); !strings.Contains(got, "ESTAB") {
+		t.Errorf("ss with $SYNSTACK_ADMIN:\n%s", got)
+	}
+	for _, args := range [][]string{{"-x"}, {"extra"}, {"--admin"}} {
+		if err := runSS(io.Discard, io.Discard, args); err == nil {
+			t.Errorf("ss %v: no error", args)
+		}
+	}
+	if err := runSS(io.Discard, io.Discard, []string{"--admin", host + "/nothing"}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("ss against no admin endpoint: %v", err)
+	}
+}
+
+// TestSSLive runs ss against the admin endpoint of a real stack with
+// connections open.
+func TestSSLive(t *testing.T) {
+	la, lb := pipe.New(1500)
+	srv, err := synstack.New(synstack.Config{Link: la, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := synstack.New(synstack.Config{Link: lb, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ln, err := srv.Listen("tcp4", "10.0.0.1:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 2 {
+		c, err := cli.DialContext(ctx, "tcp", "10.0.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := httptest.NewServer(admin.Handler(srv))
+	defer hs.Close()
+
+	var got string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got = runSSOut(t, "-tnia", "--admin", hs.URL)
+		if strings.Count(got, "bytes_received:4 ") == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("synstack ss -tnia:\n%s", got)
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[1], "LISTEN ") || !strings.Contains(lines[1], "10.0.0.1:80") ||
+		!strings.HasPrefix(lines[3], "ESTAB ") || !strings.HasPrefix(lines[4], "\t ts sack cubic wscale:8,8 rto:") ||
+		strings.Count(got, "bytes_received:4 ") != 2 || strings.Count(got, "10.0.0.2:") != 2 {
+		t.Errorf("ss -tnia:\n%s", got)
+	}
+}

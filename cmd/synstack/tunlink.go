@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/link/tun"
+)
+
+// What serve and get share: a stack on a TUN device, the flags that
+// describe them, waiting for the kernel's side of the device, and a
+// close that lets connections finish before it removes the device.
+
+// prefixList is a flag taking one or more prefixes (10.99.0.2/24),
+// repeated or separated by commas.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("want an address with its prefix length, as 10.99.0.2/24: %w", err)
+		}
+		*l = append(*l, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+	}
+	return nil
+}
+
+// tunFlags are the flags of a command that runs a stack on a TUN device.
+type tunFlags struct {
+	name      string
+	addrs     prefixList
+	hostAddrs prefixList
+	mtu       int
+	noOffload bool
+}
+
+func (f *tunFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.name, "tun", "", "TUN device `NAME` (created if it does not exist, removed at exit if created)")
+	fs.Var(&f.addrs, "addr", "the stack's address with its prefix, as 10.99.0.2/24 (repeatable)")
+	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, as 10.99.0.1/24 (repeatable; removed at exit)")
+	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "the device's MTU")
+	fs.BoolVar(&f.noOffload, "no-offload", false, "plain TUN device: no virtio header, no large packets, no checksum offload")
+}
+
+func (f *tunFlags) check() error {
+	if len(f.addrs) == 0 {
+		return fmt.Errorf("--addr is required (the stack's address, as 10.99.0.2/24)")
+	}
+	for _, h := range f.hostAddrs {
+		for _, a := range f.addrs {
+			if h.Addr() == a.Addr() {
+				return fmt.Errorf("--host-addr %s is the stack's own address", h)
+			}
+		}
+	}
+	return nil
+}
+
+// tunStack is a stack on a TUN device.
+type tunStack struct {
+	log   io.Writer
+	cmd   string
+	flags *tunFlags
+	ep    *tun.Endpoint
+	st    *synstack.Stack
+}
+
+// openTunStack opens the device and starts a stack on it.
+func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (*tunStack, error) {
+	ep, err := tun.Open(tun.Options{Name: f.name, MTU: f.mtu, NoOffload: f.noOffload, HostAddrs: f.hostAddrs})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Link = ep
+	cfg.Addrs = f.addrs
+	st, err := synstack.New(cfg)
+	if err != nil {
+		ep.Close()
+		return nil, err
+	}
+	how := "attached"
+	if ep.Created() {
+		how = "created"
+	}
+	ts := &tunStack{log: log, cmd: cmd, flags: f, ep: ep, st: st}
+	ts.logf("device %s (%s, mtu %d, offloads: %s), stack %s", ep.Name(), how, ep.MTU(), ep.Offload(), f.addrs.String())
+	if len(f.hostAddrs) > 0 {
+		ts.logf("kernel side of %s: %s", ep.Name(), f.hostAddrs.String())
+	}
+	return ts, nil
+}
+
+func (ts *tunStack) logf(format string, args ...any) {
+	fmt.Fprintf(ts.log, "synstack %s: %s\n", ts.cmd, fmt.Sprintf(format, args...))
+}
+
+// ready reports whether the kernel routes every address of the stack
+// through the device.
+func (ts *tunStack) ready() bool {
+	for _, p := range ts.flags.addrs {
+		if ok, err := ts.ep.KernelReady(p.Addr()); !ok || err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// hint is the command that would configure the kernel's side by hand.
+func (ts *tunStack) hint() string {
+	p := ts.flags.addrs[0]
+	peer := p.Addr().Prev()
+	if !p.Contains(peer) || peer == p.Masked().Addr() {
+		peer = p.Addr().Next()
+	}
+	if p.Bits() == p.Addr().BitLen() {
+		return fmt.Sprintf("ip link set %s up; ip route add %s dev %s", ts.ep.Name(), p, ts.ep.Name())
+	}
+	return fmt.Sprintf("ip addr add %s dev %s; ip link set %s up", netip.PrefixFrom(peer, p.Bits()), ts.ep.Name(), ts.ep.Name())
+}
+
+// waitKernel waits until the kernel routes the stack's addresses through
+// the device, saying once what it waits for. It returns ctx's error if ctx
+// ends first.
+func (ts *tunStack) waitKernel(ctx context.Context) error {
+	if ts.ready() {
+		ts.logf("kernel side of %s is up: the kernel routes %s through it", ts.ep.Name(), ts.flags.addrs.String())
+		return nil
+	}
+	ts.logf("waiting for the kernel side of %s (for example: %s)", ts.ep.Name(), ts.hint())
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if ts.ready() {
+				ts.logf("kernel side of %s is up: the kernel routes %s through it", ts.ep.Name(), ts.flags.addrs.String())
+				return nil
+			}
+		}
+	}
+}
+
+// watchKernel reports changes of the kernel side's readiness until ctx
+// ends: waits for it first, then says when it goes away and comes back.
+func (ts *tunStack) watchKernel(ctx context.Context) {
+	if ts.waitKernel(ctx) != nil {
+		return
+	}
+	up := true
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r := ts.ready()
+			switch {
+			case up && !r:
+				ts.logf("kernel side of %s is down or has lost its route; waiting (%s)", ts.ep.Name(), ts.hint())
+			case !up && r:
+				ts.logf("kernel side of %s is up again", ts.ep.Name())
+			}
+			up = r
+		}
+	}
+}
+
+// settle waits, at most d, until no connection of the stack is
+// ESTABLISHED or in CLOSE_WAIT, then a little more so that the last FINs
+// are acknowledged.
+func (ts *tunStack) settle(d time.Duration) {
+	end := time.Now().Add(d)
+	for ts.st.Stats().TcpCurrEstab > 0 && time.Now().Before(end) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(min(200*time.Millisecond, time.Until(end)))
+}
+
+// close closes the stack (resetting what is still open) and the device.
+func (ts *tunStack) close() error {
+	name, created := ts.ep.Name(), ts.ep.Created()
+	err := ts.st.Close() // closes the link too
+	if err != nil {
+		return err
+	}
+	if created {
+		ts.logf("device %s removed", name)
+	} else if len(ts.flags.hostAddrs) > 0 {
+		ts.logf("device %s left as it was", name)
+	}
+	return nil
+}
+
+// statsLine is what serve prints on SIGUSR1 and at exit: one JSON object
+// on a line.
+type statsLine struct {
+	Stats      synstack.Stats `json:"stats"`
+	Link       tun.Stats      `json:"link"`
+	Conns      int64          `json:"conns"` // connections the server has open
+	HeapInuse  uint64         `json:"heap_inuse"`
+	Goroutines int            `json:"goroutines"`
+}
+
+func (ts *tunStack) printStats(w io.Writer, conns int64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b, _ := json.Marshal(statsLine{
+		Stats:      ts.st.Stats(),
+		Link:       ts.ep.Stats(),
+		Conns:      conns,
+		HeapInuse:  ms.HeapInuse,
+		Goroutines: runtime.NumGoroutine(),
+	})
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// parseInterleaved parses args with fs, allowing flags after the
+// positional arguments, which it returns.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,102 @@
+package synstack
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/synstack/synstack/tcp"
+)
+
+// ConnInfo is one TCP socket of the stack as ss -ti shows it: a connection
+// (SYN_SENT to TIME_WAIT, accepted or not, orphans included) or a listener.
+type ConnInfo struct {
+	// Local and Remote are the 4-tuple. A listener has no Remote (the zero
+	// AddrPort) and, when bound to a wildcard, an unspecified Local address.
+	Local, Remote netip.AddrPort
+	// Listening marks a listening socket.
+	Listening bool
+	// Info is the connection's TCP_INFO; a listener's has only State LISTEN.
+	Info tcp.Info
+	// Congestion is the congestion-control algorithm (TCP_CONGESTION).
+	Congestion string
+	// RecvQ and SendQ are ss's Recv-Q and Send-Q: for a connection, bytes
+	// received and not yet read, and bytes written and not yet
+	// acknowledged; for a listener, the connections waiting in its accept
+	// queue and its backlog.
+	RecvQ, SendQ int
+	// Orphan marks a connection whose last descriptor is closed but that
+	// has not finished yet (FIN_WAIT_1, LAST_ACK, TIME_WAIT...).
+	Orphan bool
+}
+
+// Connections returns every TCP socket of the stack with a connection or
+// listening, listeners first, then by local and remote address. It is a
+// snapshot, taken under the stack's lock.
+func (s *Stack) Connections() []ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	out := make([]ConnInfo, 0, len(s.conns)+len(s.listeners))
+	for _, ls := range s.listeners {
+		for _, l := range ls {
+			cc := l.sock.opts.congestion
+			if cc == "" {
+				cc = tcp.DefaultCongestion
+			}
+			out = append(out, ConnInfo{
+				Local:      netip.AddrPortFrom(l.bind.addr, l.bind.port),
+				Listening:  true,
+				Info:       tcp.Info{State: tcp.Listen},
+				Congestion: cc,
+				RecvQ:      len(l.acceptQ),
+				SendQ:      l.backlog,
+			})
+		}
+	}
+	for _, ep := range s.conns {
+		out = append(out, ConnInfo{
+			Local:      ep.local,
+			Remote:     ep.remote,
+			Info:       ep.conn.Info(now),
+			Congestion: ep.conn.Congestion(),
+			RecvQ:      ep.conn.Readable(),
+			SendQ:      ep.conn.SendQueued(),
+			Orphan:     ep.conn.Orphaned(),
+		})
+	}
+	slices.SortFunc(out, func(a, b ConnInfo) int {
+		if a.Listening != b.Listening {
+			if a.Listening {
+				return -1
+			}
+			return 1
+		}
+		if c := a.Local.Compare(b.Local); c != 0 {
+			return c
+		}
+		return a.Remote.Compare(b.Remote)
+	})
+	return out
+}
+
+// StateCounts holds a number of sockets per state, indexed by tcp.State.
+type StateCounts [tcp.TimeWait + 1]int
+
+// CountStates returns how many of the stack's sockets are in each state:
+// the listeners in LISTEN and every connection in its own (CLOSED stays
+// zero: a connection that reaches it is gone). Cheaper than Connections,
+// it builds no TCP_INFO.
+func (s *Stack) CountStates() StateCounts {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n StateCounts
+	for _, ls := range s.listeners {
+		n[tcp.Listen] += len(ls)
+	}
+	for _, ep := range s.conns {
+		if st := ep.conn.State(); int(st) < len(n) {
+			n[st]++
+		}
+	}
+	return n
+}

@@ -1,0 +1,571 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/link/pipe"
+	"go.uber.org/goleak"
+)
+
+// full runs the many-connections test at the scale: 20,000
+// connections one after another, then 2,000 at once.
+var full = flag.Bool("forward.full", false, "run TestForwardManyConnections with 20000 sequential and 2000 parallel connections")
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// setup joins a client stack and a forwarding stack with link/pipe; fw is
+// the forwarding stack's Forwarder. Cleanup closes the forwarder, then the
+// stacks.
+func setup(t *testing.T, fw *Forwarder, opts synstack.ForwardOptions) (client, fwd *synstack.Stack) {
+	t.Helper()
+	la, lb := pipe.New(1500)
+	var err error
+	client, err = synstack.New(synstack.Config{Link: la, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err = synstack.New(synstack.Config{Link: lb, Addrs: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd.SetForwarder(fw, opts)
+	t.Cleanup(func() {
+		fw.Close()
+		client.Close()
+		fwd.Close()
+	})
+	return client, fwd
+}
+
+// upstream is a kernel listener on 127.0.0.1 running handle for each
+// connection; Cleanup closes it and waits for the handlers.
+func upstream(t *testing.T, handle func(c *net.TCPConn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// echo copies what it reads back, then half-closes when the client does.
+func echo(c *net.TCPConn) {
+	io.Copy(c, c)
+	c.CloseWrite()
+}
+
+// closedPort returns a 127.0.0.1 address nobody listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func modes(t *testing.T, f func(t *testing.T, deferred bool)) {
+	for _, d := range []bool{true, false} {
+		name := "immediate"
+		if d {
+			name = "deferred"
+		}
+		t.Run(name, func(t *testing.T) { f(t, d) })
+	}
+}
+
+// Connections to several addresses of a test subnet (IPv4 and IPv6) reach
+// the upstream through the forwarder, byte-exact both ways.
+func TestForwardSubnet(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		up := upstream(t, echo)
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		fw := &Forwarder{Deferred: deferred, Target: func(req *synstack.ForwardRequest) string {
+			mu.Lock()
+			seen[req.Local.String()] = true
+			mu.Unlock()
+			return up
+		}}
+		client, fwd := setup(t, fw, synstack.ForwardOptions{})
+		dsts := []string{"198.18.0.1:80", "198.18.0.2:8080", "198.18.7.200:443", "[fd99::1]:80", "[fd99::beef]:22"}
+		var wg sync.WaitGroup
+		for _, dst := range dsts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := client.Dial("tcp", dst)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close()
+				data := make([]byte, 1<<20+7)
+				rand.Read(data)
+				go func() {
+					c.Write(data)
+					c.(*synstack.TCPConn).CloseWrite()
+				}()
+				got, err := io.ReadAll(c)
+				if err != nil {
+					t.Errorf("%s: %v", dst, err)
+				}
+				if sha256.Sum256(got) != sha256.Sum256(data) {
+					t.Errorf("%s: %d bytes back, not what was sent (%d bytes)", dst, len(got), len(data))
+				}
+			}()
+		}
+		wg.Wait()
+		for _, dst := range dsts {
+			if !seen[dst] {
+				t.Errorf("no request for %s", dst)
+			}
+		}
+		waitFor(t, func() bool { return fw.Stats().Active == 0 })
+		if st := fw.Stats(); st.Forwarded != uint64(len(dsts)) || st.BytesUp != uint64(len(dsts)*(1<<20+7)) {
+			t.Errorf("forwarder stats %+v", st)
+		}
+		if st := fwd.Stats(); st.SynstackForwarded != uint64(len(dsts)) {
+			t.Errorf("SynstackForwarded %d", st.SynstackForwarded)
+		}
+	})
+}
+
+// An upstream that refuses: deferred, the client's connect fails with
+// ECONNREFUSED within a second; immediate, the client connects and is
+// then reset.
+func TestForwardRefused(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		fw := &Forwarder{Deferred: deferred, Target: To(closedPort(t))}
+		client, fwd := setup(t, fw, synstack.ForwardOptions{})
+		start := time.Now()
+		c, err := client.Dial("tcp", "198.18.0.1:80")
+		if deferred {
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("dial: %v, want ECONNREFUSED", err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("refused after %v", d)
+			}
+			if st := fwd.Stats(); st.SynstackForwardRefused != 1 || st.SynstackForwarded != 0 {
+				t.Errorf("refused %d forwarded %d", st.SynstackForwardRefused, st.SynstackForwarded)
+			}
+			return
+		}
+		// The handshake completes, then the RST comes: connect may return
+		// before it (read gets ECONNRESET) or see it first (connect gets
+		// ECONNRESET, as Linux's connect does), never ECONNREFUSED.
+		if err == nil {
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+		}
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("dial or read: %v, want ECONNRESET", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("reset after %v", d)
+		}
+		if st := fwd.Stats(); st.SynstackForwarded != 1 || st.SynstackForwardResets != 1 {
+			t.Errorf("forwarded %d resets %d", st.SynstackForwarded, st.SynstackForwardResets)
+		}
+		if st := fw.Stats(); st.Refused != 1 {
+			t.Errorf("forwarder refused %d", st.Refused)
+		}
+	})
+}
+
+// Deferred: an upstream that does not answer within DialTimeout draws ICMP
+// host unreachable (EHOSTUNREACH) and counts as a timeout; one that is
+// unreachable draws the matching ICMP.
+func TestForwardUnreachableAndTimeout(t *testing.T) {
+	fw := &Forwarder{Deferred: true, DialTimeout: 100 * time.Millisecond,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr == "198.18.0.66:80" {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ENETUNREACH}
+			}
+			<-ctx.Done() // a black hole
+			return nil, ctx.Err()
+		}}
+	client, fwd := setup(t, fw, synstack.ForwardOptions{})
+	if _, err := client.Dial("tcp", "198.18.0.1:80"); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("dial to a black hole: %v, want EHOSTUNREACH", err)
+	}
+	if _, err := client.Dial("tcp", "198.18.0.66:80"); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Errorf("dial to an unreachable net: %v, want ENETUNREACH", err)
+	}
+	if _, err := client.Dial("tcp", "[fd99::5]:80"); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("IPv6 dial to a black hole: %v, want EHOSTUNREACH", err)
+	}
+	st := fwd.Stats()
+	if st.SynstackForwardTimeouts != 2 || st.SynstackForwardUnreachables != 1 {
+		t.Errorf("timeouts %d unreachables %d", st.SynstackForwardTimeouts, st.SynstackForwardUnreachables)
+	}
+	if fs := fw.Stats(); fs.Timeouts != 2 || fs.Unreachable != 1 {
+		t.Errorf("forwarder stats %+v", fs)
+	}
+}
+
+// The client half-closes after its request: the upstream reads EOF (a
+// half-close, not a close), answers, and the answer reaches the client.
+func TestForwardHalfCloseClientToUpstream(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		up := upstream(t, func(c *net.TCPConn) {
+			req, err := io.ReadAll(c) // until the client's FIN
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond) // the answer comes well after the FIN
+			c.Write(append([]byte("answer to "), req...))
+			c.CloseWrite()
+		})
+		fw := &Forwarder{Deferred: deferred, Target: To(up)}
+		client, _ := setup(t, fw, synstack.ForwardOptions{})
+		c, err := client.Dial("tcp", "198.18.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("question"))
+		if err := c.(*synstack.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "answer to question" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	})
+}
+
+// The upstream half-closes first: the client reads its data and EOF, and
+// can still send, which the upstream reads.
+func TestForwardHalfCloseUpstreamToClient(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		done := make(chan string, 1)
+		up := upstream(t, func(c *net.TCPConn) {
+			c.Write([]byte("banner"))
+			c.CloseWrite()
+			got, _ := io.ReadAll(c)
+			done <- string(got)
+		})
+		fw := &Forwarder{Deferred: deferred, Target: To(up)}
+		client, _ := setup(t, fw, synstack.ForwardOptions{})
+		c, err := client.Dial("tcp", "[fd99::1]:25")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "banner" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		if _, err := c.Write([]byte("still talking")); err != nil {
+			t.Fatal(err)
+		}
+		c.(*synstack.TCPConn).CloseWrite()
+		if s := <-done; s != "still talking" {
+			t.Fatalf("upstream read %q", s)
+		}
+	})
+}
+
+// The client resets: the upstream's read fails with ECONNRESET.
+func TestForwardResetClientToUpstream(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		got := make(chan error, 1)
+		up := upstream(t, func(c *net.TCPConn) {
+			buf := make([]byte, 10)
+			io.ReadFull(c, buf[:5])
+			_, err := c.Read(buf)
+			got <- err
+		})
+		fw := &Forwarder{Deferred: deferred, Target: To(up)}
+		client, fwd := setup(t, fw, synstack.ForwardOptions{})
+		c, err := client.Dial("tcp", "198.18.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("hello"))
+		time.Sleep(20 * time.Millisecond)
+		c.(*synstack.TCPConn).SetLinger(0)
+		c.Close()
+		select {
+		case err := <-got:
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("upstream read: %v, want ECONNRESET", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the upstream was not reset")
+		}
+		waitFor(t, func() bool { return fw.Stats().Resets == 1 })
+		if st := fwd.Stats(); st.SynstackForwardResets != 1 {
+			t.Errorf("SynstackForwardResets %d", st.SynstackForwardResets)
+		}
+	})
+}
+
+// The upstream resets: the client's read fails with ECONNRESET.
+func TestForwardResetUpstreamToClient(t *testing.T) {
+	modes(t, func(t *testing.T, deferred bool) {
+		up := upstream(t, func(c *net.TCPConn) {
+			buf := make([]byte, 5)
+			io.ReadFull(c, buf)
+			c.SetLinger(0)
+			c.Close()
+		})
+		fw := &Forwarder{Deferred: deferred, Target: To(up)}
+		client, fwd := setup(t, fw, synstack.ForwardOptions{})
+		c, err := client.Dial("tcp", "198.18.0.1:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("hello"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("client read: %v, want ECONNRESET", err)
+		}
+		waitFor(t, func() bool { return fw.Stats().Resets == 1 })
+		if st := fwd.Stats(); st.SynstackForwardResets != 1 {
+			t.Errorf("SynstackForwardResets %d", st.SynstackForwardResets)
+		}
+	})
+}
+
+// An idle connection is reset on both sides after IdleTimeout; a busy one
+// is not.
+func TestForwardIdleTimeout(t *testing.T) {
+	upErr := make(chan error, 2)
+	up := upstream(t, func(c *net.TCPConn) {
+		_, err := io.Copy(c, c)
+		upErr <- err
+	})
+	fw := &Forwarder{Target: To(up), Relay: RelayOptions{IdleTimeout: 300 * time.Millisecond}}
+	client, _ := setup(t, fw, synstack.ForwardOptions{})
+	busy, err := client.Dial("tcp", "198.18.0.1:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	idle, err := client.Dial("tcp", "198.18.0.2:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	start := time.Now()
+	buf := make([]byte, 1)
+	for time.Since(start) < 700*time.Millisecond { // the busy one talks every 100 ms
+		busy.Write([]byte("x"))
+		if _, err := io.ReadFull(busy, buf); err != nil {
+			t.Fatalf("busy connection: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("idle connection read: %v, want ECONNRESET", err)
+	}
+	if err := <-upErr; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("upstream of the idle connection: %v, want ECONNRESET", err)
+	}
+	if st := fw.Stats(); st.Idle != 1 {
+		t.Errorf("idle %d, want 1", st.Idle)
+	}
+}
+
+// A slow reader slows the sender: with an upstream that does not read,
+// the client's writes stall after a bounded amount, and every byte arrives
+// once the upstream reads.
+func TestForwardBackpressure(t *testing.T) {
+	release := make(chan struct{})
+	sum := make(chan [32]byte, 1)
+	up := upstream(t, func(c *net.TCPConn) {
+		c.SetReadBuffer(64 << 10)
+		<-release
+		h := sha256.New()
+		io.Copy(h, c)
+		sum <- [32]byte(h.Sum(nil))
+	})
+	fw := &Forwarder{Deferred: true, Target: To(up)}
+	client, _ := setup(t, fw, synstack.ForwardOptions{})
+	c, err := client.Dial("tcp", "198.18.0.1:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := sha256.New()
+	chunk := make([]byte, 64<<10)
+	var written int
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	for {
+		rand.Read(chunk)
+		n, err := c.Write(chunk)
+		h.Write(chunk[:n])
+		written += n
+		if err != nil {
+			break
+		}
+		if written > 64<<20 {
+			t.Fatal("64 MiB written to an upstream that does not read")
+		}
+	}
+	t.Logf("%d bytes in flight before the sender stalled", written)
+	close(release)
+	c.SetWriteDeadline(time.Time{})
+	c.(*synstack.TCPConn).CloseWrite()
+	if got := <-sum; got != [32]byte(h.Sum(nil)) {
+		t.Fatal("the upstream did not get what was written")
+	}
+}
+
+// A SYN flood to a black-hole upstream holds at most MaxPending requests
+// and goroutines; the rest are dropped and counted.
+func TestForwardFloodBlackHole(t *testing.T) {
+	fw := &Forwarder{Deferred: true, DialTimeout: time.Minute,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}
+	client, fwd := setup(t, fw, synstack.ForwardOptions{MaxPending: 64})
+	base := runtime.NumGoroutine()
+	s := client.Sockets()
+	for i := range 1000 {
+		fd, err := s.Socket(synstack.AF_INET, synstack.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b [2]byte
+		binary.BigEndian.PutUint16(b[:], uint16(i))
+		s.Connect(fd, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, b[0], b[1]}), 80))
+	}
+	waitFor(t, func() bool {
+		st := fwd.Stats()
+		return st.SynstackForwardRequests+st.SynstackForwardPendingDrops >= 1000
+	})
+	st := fwd.Stats()
+	if st.SynstackForwardRequests != 64 || fwd.PendingForwards() != 64 {
+		t.Fatalf("requests %d pending %d, want 64", st.SynstackForwardRequests, fwd.PendingForwards())
+	}
+	if st.SynstackForwardPendingDrops < 1000-64 {
+		t.Fatalf("pending drops %d", st.SynstackForwardPendingDrops)
+	}
+	if g := runtime.NumGoroutine() - base; g > 64+8 {
+		t.Errorf("%d more goroutines for 64 pending requests", g)
+	}
+}
+
+// Many connections one after another and many at once leave no goroutine
+// behind and no relay running.
+func TestForwardManyConnections(t *testing.T) {
+	seq, par := 2000, 200
+	switch {
+	case *full:
+		seq, par = 20000, 2000
+	case testing.Short():
+		seq, par = 200, 50
+	}
+	up := upstream(t, echo)
+	fw := &Forwarder{Deferred: true, Target: To(up)}
+	client, fwd := setup(t, fw, synstack.ForwardOptions{})
+	one := func(i int) error {
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 80)
+		c, err := client.Dial("tcp", dst.String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		msg := []byte("hello " + dst.String())
+		c.Write(msg)
+		c.(*synstack.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, msg) {
+			return errors.New("echo mismatch")
+		}
+		return nil
+	}
+	base := runtime.NumGoroutine()
+	files := openFiles()
+	for i := range seq {
+		if err := one(i); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := one(seq + i); err != nil {
+				t.Errorf("parallel connection %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, func() bool {
+		return fw.Stats().Active == 0 && runtime.NumGoroutine() <= base && openFiles() <= files
+	})
+	st := fwd.Stats()
+	if st.SynstackForwarded != uint64(seq+par) || st.TcpCurrEstab != 0 || fwd.PendingForwards() != 0 {
+		t.Errorf("forwarded %d (want %d), established %d, pending %d", st.SynstackForwarded, seq+par,
+			st.TcpCurrEstab, fwd.PendingForwards())
+	}
+}
+
+// openFiles counts the process's open descriptors (0 where /proc is not).
+func openFiles() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("condition not met in 10 s")
+		}
+	}
+}

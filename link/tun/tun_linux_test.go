@@ -1,0 +1,218 @@
+package tun
+
+import (
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/synstack/synstack"
+)
+
+// enterNewNetns moves the test's goroutine, locked to its OS thread, into a
+// network namespace of its own: the devices, addresses and sockets the
+// test makes from this goroutine live there, and so does all its
+// traffic. The thread is never unlocked, so it ends with the test and the
+// namespace with it. Skips without root or TUN devices.
+func enterNewNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root, to create a network namespace and a TUN device in it")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("skipped: no TUN device support: %v", err)
+	}
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("skipped: cannot create a network namespace: %v", err)
+	}
+}
+
+var (
+	stackAddr = netip.MustParsePrefix("10.99.0.2/24")
+	hostAddr  = netip.MustParsePrefix("10.99.0.1/24")
+)
+
+// The kernel's TCP talks to a synstack stack over the device, bulk data
+// both ways, with and without offloads; with them, large packets cross in
+// both directions.
+func TestKernelEcho(t *testing.T) {
+	for _, mode := range []string{"offload", "no-offload", "fallback"} {
+		t.Run(mode, func(t *testing.T) {
+			enterNewNetns(t)
+			offload := mode == "offload"
+			if mode == "fallback" {
+				// A kernel that refuses every offload asked for: the
+				// endpoint falls back to a plain device.
+				saved := offloadTries
+				offloadTries = append(offloadTries[:0:0], offloadTries[0]) // a copy
+				offloadTries[0].flags = 1 << 30
+				defer func() { offloadTries = saved }()
+			}
+			ep, err := Open(Options{Name: "tuntest0", NoOffload: mode == "no-offload", HostAddrs: []netip.Prefix{hostAddr}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: offloads %s", ep.Name(), ep.Offload())
+			if offload == strings.HasPrefix(ep.Offload(), "none") || mode == "fallback" && !strings.Contains(ep.Offload(), "TUNSETOFFLOAD") {
+				t.Errorf("%s, endpoint says %q", mode, ep.Offload())
+			}
+			st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}})
+			if err != nil {
+				ep.Close()
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
+				t.Fatalf("kernel side not ready: %v %v", ok, err)
+			}
+			ln, err := st.Listen("tcp", ":7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			srvDone := make(chan error, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					srvDone <- err
+					return
+				}
+				_, err = io.Copy(c, c)
+				c.Close()
+				srvDone <- err
+			}()
+
+			c, err := net.DialTimeout("tcp", "10.99.0.2:7", 5*time.Second) // a kernel socket, in the namespace
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Minute))
+			const size = 16 << 20
+			data := make([]byte, size)
+			rand.NewChaCha8([32]byte{1}).Read(data)
+			wrote := make(chan error, 1)
+			go func() {
+				_, err := c.Write(data)
+				if err == nil {
+					err = c.(*net.TCPConn).CloseWrite()
+				}
+				wrote <- err
+			}()
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-wrote; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-srvDone; err != nil {
+				t.Fatal(err)
+			}
+			if sha256.Sum256(got) != sha256.Sum256(data) || len(got) != size {
+				t.Fatalf("echo: %d bytes back, not the %d sent", len(got), size)
+			}
+			s := ep.Stats()
+			t.Logf("%+v", s)
+			if offload && (s.GSOIn == 0 || s.GSOOut == 0 || s.CsumIn == 0) {
+				t.Errorf("offloads on, but no large packets both ways: %+v", s)
+			}
+			if !offload && (s.GSOIn != 0 || s.GSOOut != 0 || s.CsumIn != 0) {
+				t.Errorf("offloads off, but large packets: %+v", s)
+			}
+			if s.DropBad != 0 || s.WriteErrors != 0 || s.ReadErrors != 0 {
+				t.Errorf("errors: %+v", s)
+			}
+			if cs := st.Stats(); cs.TcpInCsumErrors != 0 || cs.IpInHdrErrors != 0 {
+				t.Errorf("stack dropped bad packets: %+v", cs)
+			}
+		})
+	}
+}
+
+// A device Open created, Close removes; one that existed, Close leaves as
+// it found it: its MTU, down, without the addresses Open added.
+func TestOpenCloseRestores(t *testing.T) {
+	enterNewNetns(t)
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+
+	ep, err := Open(Options{Name: "tunnew0", MTU: 1400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := nl.LinkByName("tunnew0")
+	if err != nil || l.Attrs().MTU != 1400 || l.Attrs().Flags&net.FlagUp == 0 || !ep.Created() {
+		t.Fatalf("created device: %v, %+v, created %v", err, l, ep.Created())
+	}
+	if ok, _ := ep.KernelReady(stackAddr.Addr()); ok {
+		t.Error("ready with no route to the stack")
+	}
+	ep.Close()
+	if _, err := nl.LinkByName("tunnew0"); err == nil {
+		t.Error("created device still there after Close")
+	}
+	if err := ep.WritePacket([]byte{0x45}); err != ErrClosed {
+		t.Errorf("WritePacket after Close: %v", err)
+	}
+
+	// A persistent device, down, MTU 1500.
+	fd, name, err := createTun("tunkeep0", unix.IFF_TUN|unix.IFF_NO_PI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fd)
+	defer func() {
+		if l, err := nl.LinkByName(name); err == nil {
+			nl.LinkDel(l)
+		}
+	}()
+	ep, err = Open(Options{Name: name, MTU: 9000, HostAddrs: []netip.Prefix{hostAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Created() {
+		t.Error("existing device said to be created")
+	}
+	addrs, err := ep.HostAddrs()
+	if err != nil || !slices.Contains(addrs, hostAddr) {
+		t.Errorf("host addresses %v (%v), want %v among them", addrs, err, hostAddr)
+	}
+	if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
+		t.Errorf("not ready with %v on the device: %v", hostAddr, err)
+	}
+	l, _ = nl.LinkByName(name)
+	if l.Attrs().MTU != 9000 || l.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("attached device: MTU %d, flags %v", l.Attrs().MTU, l.Attrs().Flags)
+	}
+	if err := ep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = nl.LinkByName(name)
+	if err != nil {
+		t.Fatalf("existing device gone after Close: %v", err)
+	}
+	if l.Attrs().MTU != 1500 || l.Attrs().Flags&net.FlagUp != 0 {
+		t.Errorf("after Close: MTU %d, flags %v; want 1500, down", l.Attrs().MTU, l.Attrs().Flags)
+	}
+	if a, _ := nl.AddrList(l, netlink.FAMILY_V4); len(a) != 0 {
+		t.Errorf("addresses left after Close: %v", a)
+	}
+}
