@@ -593,9 +593,10 @@ loop:
 	d := func(f func(s statsLine) uint64) uint64 { return f(st) - f(before) }
 	syn := d(func(s statsLine) uint64 { return s.Stats.TcpExtSyncookiesSent })
 	passive := d(func(s statsLine) uint64 { return s.Stats.TcpPassiveOpens })
-	t.Logf("hping3: %s SYNs in %v; stack: %d SYN cookies sent, %d returned, %d passive opens (SYN queue entries), %d fetches of 1 MiB all byte-exact: %v; heap in use before %d KiB, at most %d KiB",
-		sent[1], floodTime.Round(time.Millisecond), syn, d(func(s statsLine) uint64 { return s.Stats.TcpExtSyncookiesRecv }),
-		passive, fetches, failures == 0, before.HeapInuse>>10, maxHeap>>10)
+	returned := d(func(s statsLine) uint64 { return s.Stats.TcpExtSyncookiesRecv })
+	t.Logf("hping3: %s SYNs in %v; stack: %d SYN cookies sent, %d returned; %d passive opens, %d of them through the SYN queue (backlog %d); %d fetches of 1 MiB, all byte-exact: %v; heap in use before %d KiB, at most %d KiB",
+		sent[1], floodTime.Round(time.Millisecond), syn, returned, passive, passive-returned, backlog,
+		fetches, failures == 0, before.HeapInuse>>10, maxHeap>>10)
 	if n, _ := strconv.Atoi(sent[1]); n < syns {
 		t.Errorf("hping3 sent %d SYNs, want %d", n, syns)
 	}
