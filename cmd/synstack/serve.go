@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/synstack/synstack/admin"
 	"io"
 	"log"
 	"net"
@@ -48,6 +49,7 @@ func runServe(stderr io.Writer, args []string) error {
 	dir := fs.String("http", "", "serve the files of `DIR` over HTTP")
 	echo := fs.Bool("echo", false, "echo what each connection sends")
 	discard := fs.Bool("discard", false, "read and throw away what each connection sends")
+	adminAddr := fs.String("admin", "", "serve /metrics, /debug/sockets and the live state-diagram page on `ADDR` (e.g. 127.0.0.1:9180, what synstack ss reads)")
 	backlog := fs.Int("backlog", 0, "listen backlog (0: the stack's somaxconn, 4096); the SYN queue holds backlog+1 before SYN cookies")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, serveUsage)
@@ -85,9 +87,22 @@ func runServe(stderr io.Writer, args []string) error {
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
 
-	ts, err := openTunStack(stderr, "serve", &tf, synstack.Config{})
+	obs := admin.NewObserver()
+	ts, err := openTunStack(stderr, "serve", &tf, synstack.Config{OnTransition: obs.OnTransition})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if *adminAddr != "" {
+		als, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			ts.close()
+			return fmt.Errorf("serve: admin: %w", err)
+		}
+		hs := &http.Server{Handler: admin.Handler(ts.st, obs), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(als)
+		// Close, not Shutdown: the /events streams never end by themselves.
+		defer hs.Close()
+		ts.logf("admin endpoints on http://%s/ (metrics, /debug/sockets, live page)", als.Addr())
 	}
 	lc := synstack.ListenConfig{Stack: ts.st, Backlog: *backlog}
 	ln, err := lc.Listen(ctx, "tcp", *listen)
