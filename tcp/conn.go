@@ -188,6 +188,11 @@ type Conn struct {
 	rcvRTTSeq  seq.Value // without timestamps: time a window's worth of data
 	rcvRTTAt   time.Time
 
+	// RFC 5961 challenge ACKs and their rate limit.
+	lastOOWAck time.Time
+	challenges int
+	oowSkipped int
+
 	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
 	// the low bits of its TSval.
 	cookieTS   bool

@@ -598,3 +598,33 @@ func TestCork(t *testing.T) {
 		t.Fatalf("cork ceiling: sent %v at %v, want one segment at 200ms", n.a.out, n.now.Sub(t0))
 	}
 }
+
+// A blind attacker flooding in-window RSTs and SYNs neither resets the
+// connection nor makes it answer at the flood's rate: challenge ACKs are
+// limited to one per 500 ms (RFC 5961 7, Linux's tcp_invalid_ratelimit).
+func TestChallengeACKRateLimit(t *testing.T) {
+	n := newNet(t, nil)
+	n.handshake()
+	t0 := n.now
+	for i := 0; i < 200; i++ {
+		n.now = t0.Add(time.Duration(i) * 5 * time.Millisecond) // one second of flood
+		rst := Segment{SEQ: n.b.c.rcv.nxt.Add(seq.Size(1 + i)), Flags: flagRST}
+		syn := Segment{SEQ: n.b.c.rcv.nxt.Add(seq.Size(1000 + i)), Flags: flagSYN}
+		n.b.c.Input(n.now, &rst)
+		n.b.c.Input(n.now, &syn)
+	}
+	if n.b.c.State() != Established {
+		t.Fatalf("blind flood moved B to %s", n.b.c.State())
+	}
+	sent, skipped := n.b.c.Challenges()
+	if len(n.b.out) != 2 || sent != 2 || skipped != 398 {
+		t.Fatalf("%d segments out, %d challenges, %d skipped; want 2 challenge ACKs in one second and 398 skipped", len(n.b.out), sent, skipped)
+	}
+	n.drop(n.b)
+	// The connection still works.
+	n.a.c.Write(n.now, []byte("still here"))
+	n.settle()
+	if got := readAll(t, n, n.b); string(got) != "still here" {
+		t.Fatalf("read %q after the flood", got)
+	}
+}

@@ -225,7 +225,9 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 			if c.state == TimeWait && seg.Flags&flagFIN != 0 {
 				c.closeAt = now.Add(c.cfg.TimeWait)
 			}
-			c.sendAck(now)
+			if c.state == TimeWait || !c.oowLimited(now, seg, false) {
+				c.sendAck(now)
+			}
 		}
 		return
 	}
@@ -237,7 +239,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	// elsewhere in the window draws a challenge ACK.
 	if rst {
 		if seg.SEQ != c.rcv.nxt {
-			c.sendAck(now)
+			c.challengeAck(now, seg)
 			return
 		}
 		switch c.state {
@@ -264,7 +266,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	// Fourth: SYN. RFC 5961 4.2: in a synchronized state any SYN draws a
 	// challenge ACK; the peer, if it really restarted, answers with a RST.
 	if syn {
-		c.sendAck(now)
+		c.challengeAck(now, seg)
 		return
 	}
 
@@ -316,6 +318,40 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 	c.maybeAck(now)
 }
 
+// oowRateLimit is how often a connection answers segments outside its
+// window or sends challenge ACKs (Linux's tcp_invalid_ratelimit, 500 ms).
+const oowRateLimit = 500 * time.Millisecond
+
+// oowLimited reports whether the answer to an out-of-window segment, or a
+// challenge ACK (always, when challenge is set), must be skipped: at most
+// one per oowRateLimit per connection (RFC 5961 7, Linux's
+// tcp_oow_rate_limited), so a blind flood or an ACK loop cannot make us
+// talk at its rate. Segments that carry data are always answered (they are
+// not part of an ACK loop), unless it is a challenge.
+func (c *Conn) oowLimited(now time.Time, seg *Segment, challenge bool) bool {
+	if !challenge && len(seg.Payload) > 0 && seg.Flags&flagSYN == 0 {
+		return false
+	}
+	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) >= 0 && now.Sub(c.lastOOWAck) < oowRateLimit {
+		c.oowSkipped++
+		return true
+	}
+	c.lastOOWAck = now
+	return false
+}
+
+// challengeAck sends RFC 5961's challenge ACK, rate-limited.
+func (c *Conn) challengeAck(now time.Time, seg *Segment) {
+	if !c.oowLimited(now, seg, true) {
+		c.challenges++
+		c.sendAck(now)
+	}
+}
+
+// Challenges returns the challenge ACKs sent and the answers (challenges
+// or duplicate ACKs to out-of-window segments) skipped by the rate limit.
+func (c *Conn) Challenges() (sent, skipped int) { return c.challenges, c.oowSkipped }
+
 // updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering
 // Last.ACK.sent.
 func (c *Conn) updateTSRecent(now time.Time, seg *Segment) {
@@ -340,7 +376,7 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 		return false
 	}
 	if ack.LessThan(c.snd.una.Add(0) - seq.Value(c.snd.maxWnd)) {
-		c.sendAck(now)
+		c.challengeAck(now, seg)
 		return false
 	}
 	if c.state == TimeWait {
