@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"math/rand/v2"
-	"sort"
 	"testing"
 	"time"
 )
@@ -44,35 +43,8 @@ func bulk(t *testing.T, size int, delay time.Duration, mod func(*Config)) (time.
 			}
 			got += n
 		}
-		sort.Slice(net.q, func(i, j int) bool {
-			if net.q[i].at.Equal(net.q[j].at) {
-				return net.q[i].n < net.q[j].n
-			}
-			return net.q[i].at.Before(net.q[j].at)
-		})
-		var next time.Time
-		for _, c := range conns {
-			if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-		if len(net.q) > 0 && (next.IsZero() || !net.q[0].at.After(next)) {
-			f := net.q[0]
-			net.q = net.q[1:]
-			if f.at.After(net.now) {
-				net.now = f.at
-			}
-			conns[f.dst].Input(net.now, &f.seg)
-			continue
-		}
-		if next.IsZero() {
+		if !net.step(conns, nil) {
 			t.Fatalf("nothing to do at %d of %d", got, size)
-		}
-		net.now = next
-		for _, c := range conns {
-			if d := c.Deadline(); !d.IsZero() && !net.now.Before(d) {
-				c.Tick(net.now)
-			}
 		}
 	}
 	return net.now.Sub(start), b.cfg.RcvBuf

@@ -35,6 +35,49 @@ type flight struct {
 	seg Segment
 }
 
+// step moves the simulation on by one event: the next segment in flight is
+// delivered (after onDeliver, if set, has seen it), or, when a timer falls
+// due first, time jumps to it and the connections whose deadline has come
+// tick. It reports false when nothing is left to happen.
+func (n *lossyNet) step(conns [2]*Conn, onDeliver func(f *flight)) bool {
+	sort.Slice(n.q, func(i, j int) bool {
+		if n.q[i].at.Equal(n.q[j].at) {
+			return n.q[i].n < n.q[j].n
+		}
+		return n.q[i].at.Before(n.q[j].at)
+	})
+	var next time.Time
+	for _, c := range conns {
+		if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if len(n.q) > 0 && (next.IsZero() || !n.q[0].at.After(next)) {
+		f := n.q[0]
+		n.q = n.q[1:]
+		if f.at.After(n.now) {
+			n.now = f.at
+		}
+		if onDeliver != nil {
+			onDeliver(&f)
+		}
+		conns[f.dst].Input(n.now, &f.seg)
+		return true
+	}
+	if next.IsZero() {
+		return false
+	}
+	if next.After(n.now) {
+		n.now = next
+	}
+	for _, c := range conns {
+		if d := c.Deadline(); !d.IsZero() && !n.now.Before(d) {
+			c.Tick(n.now)
+		}
+	}
+	return true
+}
+
 func (n *lossyNet) send(dst int, s *Segment) {
 	if n.rng.Float64() < n.loss {
 		return
@@ -167,49 +210,16 @@ func soak(t *testing.T, seed uint64) {
 			break
 		}
 		// The network: deliver the next segment, or fire the next timer.
-		sort.Slice(net.q, func(i, j int) bool {
-			if net.q[i].at.Equal(net.q[j].at) {
-				return net.q[i].n < net.q[j].n
-			}
-			return net.q[i].at.Before(net.q[j].at)
-		})
-		next := time.Time{}
-		for _, c := range conns {
-			if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-		if len(net.q) > 0 && (next.IsZero() || !net.q[0].at.After(next)) {
-			f := net.q[0]
-			net.q = net.q[1:]
-			if f.at.After(net.now) {
-				net.now = f.at
-			}
+		if !net.step(conns, func(f *flight) {
 			if testing.Verbose() && os.Getenv("SOAKLOG") != "" {
 				c := conns[f.dst]
 				t.Logf("%v -> %d: %s %d:%d(%d) ack %d win %d sack %v | dst una %d nxt %d rcvnxt %d wnd %d st %s rto %v srtt %v bo %d", net.now.Sub(time.Unix(10000, 0)), f.dst, f.seg.Flags, f.seg.SEQ, f.seg.SEQ.Add(seq.Size(len(f.seg.Payload))), len(f.seg.Payload), f.seg.ACK, f.seg.WND, f.seg.Options.SACK[:f.seg.Options.NumSACK], c.snd.una, c.snd.nxt, c.rcv.nxt, c.rcvWindowNow(), c.state, c.rto, c.srtt, c.backoff)
 			}
-			conns[f.dst].Input(net.now, &f.seg)
-			continue
-		}
-		if next.IsZero() {
+		}) {
 			if doneA && doneB {
 				break
 			}
 			t.Fatalf("seed %d: stuck with no timer: A %s B %s wrote %v got %v", seed, a.State(), b.State(), written, got)
-		}
-		if next.After(net.now) {
-			net.now = next
-		}
-		for _, c := range conns {
-			if d := c.Deadline(); !d.IsZero() && !net.now.Before(d) {
-				c.Tick(net.now)
-			}
-		}
-	}
-	if testing.Verbose() {
-		for i, c := range conns {
-			t.Logf("side %d: state %s err %v eof %v closed %v wrote %d/%d got %d", i, c.State(), c.Err(), eof[i], closed[i], written[i], len(payload[i]), got[i])
 		}
 	}
 	for i := range conns {
