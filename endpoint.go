@@ -31,6 +31,9 @@ type endpoint struct {
 	// retrans and rtos are the connection's retransmissions and timeouts
 	// already added to Stack.stats.
 	retrans, rtos int
+	// challenges, skippedCh and skippedSeq are its RFC 5961 counts
+	// already added to Stack.stats.
+	challenges, skippedCh, skippedSeq int
 
 	heapIndex int       // position in Stack.timers, -1 when absent
 	deadline  time.Time // deadline as scheduled in Stack.timers
@@ -169,6 +172,12 @@ func (s *Stack) afterLocked(ep *endpoint) {
 		s.stats.TcpRetransSegs += uint64(r - ep.retrans)
 		s.stats.TcpExtTCPTimeouts += uint64(t - ep.rtos)
 		ep.retrans, ep.rtos = r, t
+	}
+	if c, sc, sq := ep.conn.Challenges(); c != ep.challenges || sc != ep.skippedCh || sq != ep.skippedSeq {
+		s.stats.TcpExtTCPChallengeACK += uint64(c - ep.challenges)
+		s.stats.TcpExtTCPACKSkippedChallenge += uint64(sc - ep.skippedCh)
+		s.stats.TcpExtTCPACKSkippedSeq += uint64(sq - ep.skippedSeq)
+		ep.challenges, ep.skippedCh, ep.skippedSeq = c, sc, sq
 	}
 	if ep.hashed {
 		if ep.finished() {

@@ -176,13 +176,16 @@ type Stats struct {
 	TcpInCsumErrors uint64 // segments dropped: bad checksum
 	TcpOutRsts      uint64 // segments sent with RST
 
-	TcpExtListenOverflows  uint64 // SYN or handshake-completing ACK dropped: accept queue full
-	TcpExtListenDrops      uint64 // SYN or ACK dropped at a listener for any reason
-	TcpExtSyncookiesSent   uint64 // SYN,ACKs sent with a SYN cookie (SYN queue full)
-	TcpExtSyncookiesRecv   uint64 // ACKs that returned a valid cookie: connections opened from it
-	TcpExtSyncookiesFailed uint64 // ACKs at a listener whose cookie did not check out
-	TcpExtTCPAbortOnMemory uint64 // connections reset on close because of MaxOrphans
-	TcpExtTCPTimeouts      uint64 // retransmission timeouts, SYN and SYN,ACK ones included
+	TcpExtListenOverflows        uint64 // SYN or handshake-completing ACK dropped: accept queue full
+	TcpExtListenDrops            uint64 // SYN or ACK dropped at a listener for any reason
+	TcpExtSyncookiesSent         uint64 // SYN,ACKs sent with a SYN cookie (SYN queue full)
+	TcpExtSyncookiesRecv         uint64 // ACKs that returned a valid cookie: connections opened from it
+	TcpExtSyncookiesFailed       uint64 // ACKs at a listener whose cookie did not check out
+	TcpExtTCPAbortOnMemory       uint64 // connections reset on close because of MaxOrphans
+	TcpExtTCPTimeouts            uint64 // retransmission timeouts, SYN and SYN,ACK ones included
+	TcpExtTCPChallengeACK        uint64 // RFC 5961 challenge ACKs sent (in-window RST, SYN, implausible ACK)
+	TcpExtTCPACKSkippedChallenge uint64 // challenge ACKs not sent: the per-connection rate limit (500 ms)
+	TcpExtTCPACKSkippedSeq       uint64 // duplicate ACKs to out-of-window segments not sent: the same limit
 
 	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
 

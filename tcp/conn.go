@@ -189,9 +189,10 @@ type Conn struct {
 	rcvRTTAt   time.Time
 
 	// RFC 5961 challenge ACKs and their rate limit.
-	lastOOWAck time.Time
-	challenges int
-	oowSkipped int
+	lastOOWAck        time.Time
+	challenges        int
+	challengesSkipped int
+	oowSkipped        int
 
 	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
 	// the low bits of its TSval.

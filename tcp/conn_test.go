@@ -616,7 +616,7 @@ func TestChallengeACKRateLimit(t *testing.T) {
 	if n.b.c.State() != Established {
 		t.Fatalf("blind flood moved B to %s", n.b.c.State())
 	}
-	sent, skipped := n.b.c.Challenges()
+	sent, skipped, _ := n.b.c.Challenges()
 	if len(n.b.out) != 2 || sent != 2 || skipped != 398 {
 		t.Fatalf("%d segments out, %d challenges, %d skipped; want 2 challenge ACKs in one second and 398 skipped", len(n.b.out), sent, skipped)
 	}

@@ -333,7 +333,11 @@ func (c *Conn) oowLimited(now time.Time, seg *Segment, challenge bool) bool {
 		return false
 	}
 	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) >= 0 && now.Sub(c.lastOOWAck) < oowRateLimit {
-		c.oowSkipped++
+		if challenge {
+			c.challengesSkipped++
+		} else {
+			c.oowSkipped++
+		}
 		return true
 	}
 	c.lastOOWAck = now
@@ -348,9 +352,12 @@ func (c *Conn) challengeAck(now time.Time, seg *Segment) {
 	}
 }
 
-// Challenges returns the challenge ACKs sent and the answers (challenges
-// or duplicate ACKs to out-of-window segments) skipped by the rate limit.
-func (c *Conn) Challenges() (sent, skipped int) { return c.challenges, c.oowSkipped }
+// Challenges returns the challenge ACKs sent, those the rate limit
+// skipped, and the duplicate ACKs to out-of-window segments it skipped
+// (Linux's TCPChallengeACK, TCPACKSkippedChallenge, TCPACKSkippedSeq).
+func (c *Conn) Challenges() (sent, skipped, skippedSeq int) {
+	return c.challenges, c.challengesSkipped, c.oowSkipped
+}
 
 // updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering
 // Last.ACK.sent.
