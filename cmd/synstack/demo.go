@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,9 +40,10 @@ const (
 
 // demoOptions are the outputs of one run.
 type demoOptions struct {
-	json bool      // JSON lines instead of the ladder and explanation
-	pcap io.Writer // capture of the client's link, if not nil
-	svg  io.Writer // SVG drawing, if not nil
+	json   bool      // JSON lines instead of the ladder and explanation
+	kernel bool      // the Linux kernel is the server, over a TUN device
+	pcap   io.Writer // capture of the client's link, if not nil
+	svg    io.Writer // SVG drawing, if not nil
 }
 
 func runDemo(w io.Writer, args []string) error {
@@ -51,8 +53,9 @@ func runDemo(w io.Writer, args []string) error {
 	jsonOut := fs.Bool("json", false, "print the events as JSON lines instead of the ladder")
 	pcapFile := fs.String("pcap", "", "write the packets to `FILE` (pcap, raw IP)")
 	svgFile := fs.String("svg", "", "draw the sequence and state diagrams to `FILE` (SVG)")
+	kernel := fs.Bool("kernel", false, "run the scenario again with the Linux kernel as the server, over a TUN device in a new network namespace (root)")
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: synstack demo [--list] [--json] [--pcap FILE] [--svg FILE] [SCENARIO]\n\n")
+		fmt.Fprintf(w, "usage: synstack demo [--list] [--json] [--kernel] [--pcap FILE] [--svg FILE] [SCENARIO]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nWith no SCENARIO, the tour: a connection's whole life.\n")
 	}
@@ -74,6 +77,10 @@ func runDemo(w io.Writer, args []string) error {
 		for _, sc := range scenarios {
 			fmt.Fprintf(w, "%-18s %s\n", sc.name, sc.summary)
 		}
+		if *kernel {
+			fmt.Fprintln(w)
+			listKernel(w)
+		}
 		return nil
 	}
 	if len(names) > 1 {
@@ -86,6 +93,14 @@ func runDemo(w io.Writer, args []string) error {
 	sc := findScenario(name)
 	if sc == nil {
 		return fmt.Errorf("demo: unknown scenario %q (see synstack demo --list)", name)
+	}
+	if *kernel {
+		if why := noKernel(sc); why != "" {
+			return fmt.Errorf("demo: --kernel is not offered for %s: %s", sc.name, why)
+		}
+		if err := kernelAvailable(); err != nil {
+			return err
+		}
 	}
 	opts := demoOptions{json: *jsonOut}
 	var files []*os.File
@@ -104,6 +119,14 @@ func runDemo(w io.Writer, args []string) error {
 		*f.dst = fh
 	}
 	err := runScenario(w, sc, opts)
+	if err == nil && *kernel {
+		fmt.Fprintln(w)
+		opts.kernel = true
+		// --pcap and --svg are the synstack run's: a second capture in
+		// the same file would not be a pcap file.
+		opts.pcap, opts.svg = nil, nil
+		err = runScenario(w, sc, opts)
+	}
 	for _, fh := range files {
 		if cerr := fh.Close(); err == nil {
 			err = cerr
@@ -114,13 +137,21 @@ func runDemo(w io.Writer, args []string) error {
 
 // runScenario runs one scenario and prints it.
 func runScenario(w io.Writer, sc *scenario, opts demoOptions) error {
+	newLab := newLab
+	if opts.kernel {
+		newLab = newKernelLab
+	}
 	l, err := newLab(w, sc, opts)
 	if err != nil {
 		return err
 	}
 	if !opts.json {
-		fmt.Fprintf(w, "== %s: %s\n\n", sc.name, sc.summary)
-		l.ladder = trace.NewLadder(w, clientName, serverName)
+		if opts.kernel {
+			fmt.Fprintf(w, "== %s, against the Linux kernel: the server is the kernel of a network namespace, over a TUN device, on the real clock\n\n", sc.name)
+		} else {
+			fmt.Fprintf(w, "== %s: %s\n\n", sc.name, sc.summary)
+		}
+		l.ladder = trace.NewLadder(w, l.client.name, l.server.name)
 		l.ladder.Ports = sc.ports
 		l.tr.Subscribe(l.ladder)
 	} else {
@@ -128,7 +159,7 @@ func runScenario(w io.Writer, sc *scenario, opts demoOptions) error {
 	}
 	var svg *trace.SVG
 	if opts.svg != nil {
-		svg = trace.NewSVG("synstack demo "+sc.name+": "+sc.summary, clientName, serverName)
+		svg = trace.NewSVG("synstack demo "+sc.name+": "+sc.summary, l.client.name, l.server.name)
 		svg.Ports = sc.ports
 		l.tr.Subscribe(svg)
 	}
@@ -137,6 +168,11 @@ func runScenario(w io.Writer, sc *scenario, opts demoOptions) error {
 	if l.ladder != nil {
 		l.ladder.Flush()
 	}
+	if l.kern != nil && len(l.failures) > 0 {
+		// The description is synstack's; where the kernel differs, say so.
+		l.facts = append(l.facts, "Where the kernel run differs from the description:\n  "+strings.Join(l.failures, "\n  "))
+		l.failures = nil
+	}
 	if runErr == nil && len(l.failures) > 0 {
 		runErr = fmt.Errorf("demo %s did not go as described:\n  %s", sc.name, strings.Join(l.failures, "\n  "))
 	}
@@ -144,6 +180,8 @@ func runScenario(w io.Writer, sc *scenario, opts demoOptions) error {
 		if sc.explain != "" {
 			l.tr.Emit(trace.Event{Time: l.clk.Now(), Kind: trace.Note, Text: sc.explain})
 		}
+	} else if opts.kernel {
+		l.printKernelSummary(sc)
 	} else {
 		l.printSummary(sc)
 	}
@@ -201,8 +239,12 @@ func (l *lab) printSummary(sc *scenario) {
 // lab is two hosts on one simulated link with a virtual clock.
 type lab struct {
 	out     io.Writer
-	clk     *clock.Virtual
-	t0      time.Time // when the scenario starts
+	clk     clock.Clock
+	vclk    *clock.Virtual // nil against the kernel
+	kern    *kernelPeer    // the kernel plays the server, or nil
+	mu      sync.Mutex     // events come from several goroutines against the kernel
+	stopped bool           // against the kernel: a long wait ended the scenario's waits
+	t0      time.Time      // when the scenario starts
 	tr      *trace.Tracer
 	ladder  *trace.Ladder
 	capture *pcap.Writer
@@ -251,9 +293,12 @@ type host struct {
 	addr netip.Addr
 	cfg  synstack.Config
 	st   *synstack.Stack
-	so   *synstack.Sockets
-	plug *plug
-	sim  *sim.Endpoint
+	so   sockAPI // synstack's Sockets, or the kernel's
+	plug *plug   // nil for the kernel
+	// setDrop makes the host's link lose the packets it sends for which
+	// the function returns true.
+	setDrop func(func(pkt []byte) bool)
+	kernel  bool // the Linux kernel: no stack, no hooks
 
 	path      []string     // the tour's one-line path
 	listeners map[int]bool // descriptors that are listening
@@ -265,7 +310,7 @@ type host struct {
 // link; the client's end is tapped when a capture is asked for.
 func newLab(w io.Writer, sc *scenario, opts demoOptions) (*lab, error) {
 	clk := clock.NewVirtual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	l := &lab{out: w, clk: clk, t0: clk.Now(), tr: trace.NewTracer(clk)}
+	l := &lab{out: w, clk: clk, vclk: clk, t0: clk.Now(), tr: trace.NewTracer(clk)}
 	a, b := sim.Pair(sim.Options{Clock: clk, Delay: linkDelay})
 	var cliLink link.Endpoint = a
 	if opts.pcap != nil {
@@ -277,17 +322,17 @@ func newLab(w io.Writer, sc *scenario, opts demoOptions) (*lab, error) {
 		cliLink = pcap.NewTap(a, pw, clk)
 	}
 	var err error
-	if l.client, err = l.addHost(clientName, clientAddr, cliLink, a, sc.config); err != nil {
+	if l.client, err = l.addHost(clientName, clientAddr, cliLink, a.SetDrop, sc.config); err != nil {
 		return nil, err
 	}
-	if l.server, err = l.addHost(serverName, serverAddr, b, b, sc.config); err != nil {
+	if l.server, err = l.addHost(serverName, serverAddr, b, b.SetDrop, sc.config); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *lab) addHost(name, addr string, ep link.Endpoint, end *sim.Endpoint, tweak func(name string, cfg *synstack.Config)) (*host, error) {
-	h := &host{l: l, name: name, addr: netip.MustParseAddr(addr), sim: end, listeners: map[int]bool{}}
+func (l *lab) addHost(name, addr string, ep link.Endpoint, setDrop func(func([]byte) bool), tweak func(name string, cfg *synstack.Config)) (*host, error) {
+	h := &host{l: l, name: name, addr: netip.MustParseAddr(addr), setDrop: setDrop, listeners: map[int]bool{}}
 	h.plug = &plug{ep: ep, h: h}
 	h.cfg = synstack.Config{
 		Link:         h.plug,
@@ -313,7 +358,7 @@ func (h *host) boot() error {
 	if err != nil {
 		return err
 	}
-	h.st, h.so = st, st.Sockets()
+	h.st, h.so = st, synSockets{st.Sockets()}
 	h.listeners = map[int]bool{}
 	return nil
 }
@@ -323,8 +368,14 @@ func (h *host) boot() error {
 func (l *lab) close() {
 	l.quiet = true
 	for _, h := range l.hosts {
+		if h.kernel {
+			continue
+		}
 		h.plug.setDown(true)
 		h.st.Close()
+	}
+	if l.kern != nil {
+		l.kern.close()
 	}
 }
 
@@ -340,7 +391,15 @@ func (l *lab) runSafely(run func(l *lab)) (err error) {
 }
 
 // run lets d of virtual time pass: packets cross the link, timers fire.
-func (l *lab) run(d time.Duration) { l.clk.Advance(d) }
+func (l *lab) run(d time.Duration) {
+	if l.kern != nil {
+		if !l.stopped {
+			l.runReal(d)
+		}
+		return
+	}
+	l.vclk.Advance(d)
+}
 
 // note prints an explanation between the ladder's lines.
 func (l *lab) note(format string, args ...any) {
@@ -362,24 +421,32 @@ func (l *lab) check(ok bool, format string, args ...any) {
 // emit sends an event to the tracer: at once, or after the running socket
 // call's own line (see call).
 func (l *lab) emit(h *host, ev trace.Event) {
+	l.mu.Lock()
 	if l.quiet || h != nil && h.muted {
+		l.mu.Unlock()
 		return
 	}
-	ev.Time = l.clk.Now()
+	if ev.Time.IsZero() {
+		ev.Time = l.clk.Now()
+	}
 	if h != nil {
 		ev.Host = h.name
 	}
 	if l.inCall {
 		l.pending = append(l.pending, ev)
+		l.mu.Unlock()
 		return
 	}
-	l.send(h, ev, h != nil && !h.plug.delivering)
+	l.mu.Unlock()
+	l.send(h, ev, h != nil && !h.kernel && !h.plug.delivering.Load())
 }
 
 // send hands an event to the tracer. An event of a host outside any socket
 // call and any packet delivery (mayBeTimer) comes from one of its timers:
 // a Timer event saying which goes first.
 func (l *lab) send(h *host, ev trace.Event, mayBeTimer bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var p trace.Packet
 	tag := ""
 	isPacket := ev.Kind == trace.PacketOut
@@ -442,12 +509,17 @@ func (l *lab) whichTimer(ev trace.Event, p *trace.Packet, tag string) string {
 // the call caused (transitions, packets).
 func (h *host) call(f func() string) {
 	l := h.l
+	l.mu.Lock()
 	l.inCall = true
+	l.mu.Unlock()
+	start := l.clk.Now()
 	text := f()
+	l.mu.Lock()
 	l.inCall = false
 	pending := l.pending
 	l.pending = nil
-	l.emit(h, trace.Event{Kind: trace.Call, Text: text})
+	l.mu.Unlock()
+	l.emit(h, trace.Event{Time: start, Kind: trace.Call, Text: text})
 	for _, ev := range pending {
 		l.send(h, ev, false)
 	}
@@ -467,6 +539,8 @@ func (h *host) onTransition(local, remote netip.AddrPort, from, to tcp.State, ca
 
 // record adds a transition to the paths.
 func (h *host) record(local, remote netip.AddrPort, from, to string) {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
 	if h.muted || h.l.quiet {
 		return
 	}
@@ -503,10 +577,10 @@ func (h *host) onPacket(dir string, pkt []byte) {
 // true (nil: none), each shown as lost with why.
 func (h *host) dropWhen(why string, lose func(p *trace.Packet) bool) {
 	if lose == nil {
-		h.sim.SetDrop(nil)
+		h.setDrop(nil)
 		return
 	}
-	h.sim.SetDrop(func(pkt []byte) bool {
+	h.setDrop(func(pkt []byte) bool {
 		p, err := trace.ParsePacket(pkt)
 		if err != nil || !lose(&p) {
 			return false
@@ -568,7 +642,7 @@ type plug struct {
 	d          link.Dispatcher
 	attached   bool
 	down       bool
-	delivering bool
+	delivering atomic.Bool
 }
 
 func (p *plug) MTU() int { return p.ep.MTU() }
@@ -617,9 +691,9 @@ func (p *plug) DeliverPacket(pkt []byte) {
 	if d == nil || down {
 		return
 	}
-	p.delivering = true
+	p.delivering.Store(true)
 	d.DeliverPacket(pkt)
-	p.delivering = false
+	p.delivering.Store(false)
 }
 
 // Socket calls, each printed with its result in the host's column.
@@ -806,12 +880,12 @@ func (h *host) soError(fd int) syscall.Errno {
 func (h *host) tcpInfo(fd int) string {
 	var st string
 	h.call(func() string {
-		info, err := h.so.GetsockoptTCPInfo(fd)
+		var err error
+		st, err = h.so.TCPState(fd)
 		if err != nil {
 			st = err.Error()
 			return fmt.Sprintf("getsockopt(%d, TCP_INFO) = %s", fd, result(-1, err))
 		}
-		st = info.State.String()
 		return fmt.Sprintf("getsockopt(%d, TCP_INFO) = 0, tcpi_state %s", fd, st)
 	})
 	return st
@@ -819,11 +893,11 @@ func (h *host) tcpInfo(fd int) string {
 
 // state returns the TCP state of the socket's connection (TCP_INFO), not printed.
 func (h *host) state(fd int) string {
-	info, err := h.so.GetsockoptTCPInfo(fd)
+	st, err := h.so.TCPState(fd)
 	if err != nil {
 		return err.Error()
 	}
-	return info.State.String()
+	return st
 }
 
 // result formats a call's return: ok on success, else -1 and the errno.

@@ -862,7 +862,7 @@ net.core.somaxconn, which caps it).`,
 				recv.WriteString(data)
 			}
 			l.check(recv.String() == sent.String(), "server read %d bytes, want %d", recv.Len(), sent.Len())
-			l.fact("What synstack did: %s", describeRecovery(l.tagged[mark:], 10+mss))
+			l.fact("What synstack did: %s", describeRecovery(l.tagged[mark:], 10+mss, l.client.name, l.server.name))
 			c.close(cfd)
 			l.run(100 * time.Millisecond)
 			s.close(afd)
@@ -945,16 +945,19 @@ const mss = 1448
 // describeRecovery says how the hole at relative sequence number hole was
 // repaired: fast retransmit (a retransmission of it soon after the third
 // duplicate ACK) or a timeout.
-func describeRecovery(tagged []taggedPacket, hole uint32) string {
+func describeRecovery(tagged []taggedPacket, hole uint32, sender, receiver string) string {
 	var dups []time.Time
 	for _, t := range tagged {
 		switch {
-		case t.tag == trace.TagDupAck && t.host == serverName:
+		case t.tag == trace.TagDupAck && t.host == receiver:
 			dups = append(dups, t.at)
-		case t.tag == trace.TagRetransmission && t.host == clientName && t.seq == hole:
+		case t.tag == trace.TagRetransmission && t.host == sender && t.seq == hole:
 			if len(dups) >= 3 && t.at.Sub(dups[2]) < 50*time.Millisecond {
 				return fmt.Sprintf("fast retransmit: %d duplicate ACKs, then the hole resent %v after the third.",
 					len(dups), t.at.Sub(dups[2]))
+			}
+			if len(dups) == 0 {
+				return "no duplicate ACKs as RFC 5681 counts them (each ACK changed the window), but their SACK blocks showed the hole, and it was resent (RFC 6675)."
 			}
 			return fmt.Sprintf("%d duplicate ACKs did not trigger fast retransmit; the retransmission timer repaired the hole %v after the third.",
 				len(dups), t.at.Sub(dups[min(2, len(dups)-1)]).Round(time.Millisecond))
