@@ -504,25 +504,19 @@ func (s *Stack) sendUnreachableLocked(r *ForwardRequest, code UnreachableCode) {
 		Window:  r.syn.WND,
 		Options: r.syn.Options,
 	}
-	ipLen := wire.IPv4HeaderLen
+	qipLen := wire.IPv4HeaderLen
 	if v6 {
-		ipLen = wire.IPv6HeaderLen
+		qipLen = wire.IPv6HeaderLen
 	}
 	tcpLen := th.HeaderLen()
-	quoteLen := ipLen + tcpLen
-	total := ipLen + wire.ICMPHeaderLen + quoteLen
-	if total > s.mtu {
-		s.stats.IpOutDiscards++
+	buf, ipLen, ok := s.icmpBufLocked(v6, qipLen+tcpLen)
+	if !ok {
 		return
 	}
-	if cap(s.outBuf) < total {
-		s.outBuf = make([]byte, max(total, s.mtu))
-	}
-	buf := s.outBuf[:total]
 	quote := buf[ipLen+wire.ICMPHeaderLen:]
 	var err error
-	if _, err = th.Emit(quote[ipLen:]); err == nil {
-		wire.SetTCPChecksum(quote[ipLen:], dst, src)
+	if _, err = th.Emit(quote[qipLen:]); err == nil {
+		wire.SetTCPChecksum(quote[qipLen:], dst, src)
 		if v6 {
 			qh := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: dst, Dst: src}
 			_, err = qh.Emit(quote, tcpLen)
@@ -531,37 +525,26 @@ func (s *Stack) sendUnreachableLocked(r *ForwardRequest, code UnreachableCode) {
 			_, err = qh.Emit(quote, tcpLen)
 		}
 	}
-	icmpLen := wire.ICMPHeaderLen + quoteLen
-	if err == nil {
-		if v6 {
-			codes := [...]uint8{UnreachNet: wire.ICMPv6NoRoute, UnreachHost: wire.ICMPv6AddrUnreachable,
-				UnreachPort: wire.ICMPv6PortUnreachable, UnreachAdmin: wire.ICMPv6AdminProhibited}
-			h := wire.ICMP{Type: wire.ICMPv6DestUnreachable, Code: codes[min(int(code), len(codes)-1)]}
-			if _, err = h.EmitV6(buf[ipLen:], quote, src, dst); err == nil {
-				ih := wire.IPv6{NextHeader: wire.ProtoICMPv6, HopLimit: ipTTL, Src: src, Dst: dst}
-				_, err = ih.Emit(buf, icmpLen)
-			}
-		} else {
-			codes := [...]uint8{UnreachNet: wire.ICMPv4NetUnreachable, UnreachHost: wire.ICMPv4HostUnreachable,
-				UnreachPort: wire.ICMPv4PortUnreachable, UnreachAdmin: icmpv4AdminProhibited}
-			h := wire.ICMP{Type: wire.ICMPv4DestUnreachable, Code: codes[min(int(code), len(codes)-1)]}
-			if _, err = h.EmitV4(buf[ipLen:], quote); err == nil {
-				s.ipID++
-				ih := wire.IPv4{ID: s.ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: src, Dst: dst}
-				_, err = ih.Emit(buf, icmpLen)
-			}
-		}
-	}
 	if err != nil {
 		s.stats.IpOutDiscards++
 		return
 	}
+	var h wire.ICMP
 	if v6 {
-		s.stats.Icmp6OutMsgs++
+		codes := [...]uint8{UnreachNet: wire.ICMPv6NoRoute, UnreachHost: wire.ICMPv6AddrUnreachable,
+			UnreachPort: wire.ICMPv6PortUnreachable, UnreachAdmin: wire.ICMPv6AdminProhibited}
+		h = wire.ICMP{Type: wire.ICMPv6DestUnreachable, Code: codes[min(int(code), len(codes)-1)]}
+	} else {
+		codes := [...]uint8{UnreachNet: wire.ICMPv4NetUnreachable, UnreachHost: wire.ICMPv4HostUnreachable,
+			UnreachPort: wire.ICMPv4PortUnreachable, UnreachAdmin: icmpv4AdminProhibited}
+		h = wire.ICMP{Type: wire.ICMPv4DestUnreachable, Code: codes[min(int(code), len(codes)-1)]}
+	}
+	if !s.sendICMPLocked(buf, ipLen, h, src, dst) {
+		return
+	}
+	if v6 {
 		s.stats.Icmp6OutDestUnreachs++
 	} else {
-		s.stats.IcmpOutMsgs++
 		s.stats.IcmpOutDestUnreachs++
 	}
-	s.writeLocked(buf)
 }

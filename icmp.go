@@ -234,50 +234,73 @@ func (s *Stack) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data 
 	if remote.IsMulticast() || remote.IsUnspecified() {
 		return
 	}
-	v6 := local.Is6()
+	buf, ipLen, ok := s.icmpBufLocked(local.Is6(), len(data))
+	if !ok {
+		return
+	}
+	copy(buf[ipLen+wire.ICMPHeaderLen:], data)
+	h := wire.ICMP{Type: wire.ICMPv4EchoReply, Rest: rest}
+	if local.Is6() {
+		h.Type = wire.ICMPv6EchoReply
+	}
+	if !s.sendICMPLocked(buf, ipLen, h, local, remote) {
+		return
+	}
+	if local.Is6() {
+		s.stats.Icmp6OutEchoReplies++
+	} else {
+		s.stats.IcmpOutEchoReps++
+	}
+}
+
+// icmpBufLocked returns s.outBuf sized for an ICMP message with a body of
+// bodyLen bytes (IP header, ICMP header, body) and the IP header's length;
+// false, counted as a discard, when it would exceed the MTU.
+func (s *Stack) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 	ipLen := wire.IPv4HeaderLen
 	if v6 {
 		ipLen = wire.IPv6HeaderLen
 	}
-	icmpLen := wire.ICMPHeaderLen + len(data)
-	total := ipLen + icmpLen
+	total := ipLen + wire.ICMPHeaderLen + bodyLen
 	if total > s.mtu {
 		s.stats.IpOutDiscards++
-		return
+		return nil, 0, false
 	}
 	if cap(s.outBuf) < total {
 		s.outBuf = make([]byte, max(total, s.mtu))
 	}
-	buf := s.outBuf[:total]
+	return s.outBuf[:total], ipLen, true
+}
+
+// sendICMPLocked finishes an ICMP or ICMPv6 message from src to dst whose
+// body is already in buf after the IP and ICMP headers: the ICMP header h
+// with its checksum, then the IP header. It sends the packet, counts it,
+// and reports whether it went out (an emit error counts as a discard).
+func (s *Stack) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst netip.Addr) bool {
 	body := buf[ipLen+wire.ICMPHeaderLen:]
-	copy(body, data)
+	icmpLen := len(buf) - ipLen
 	var err error
-	if v6 {
-		h := wire.ICMP{Type: wire.ICMPv6EchoReply, Rest: rest}
-		if _, err = h.EmitV6(buf[ipLen:], body, local, remote); err == nil {
-			ih := wire.IPv6{NextHeader: wire.ProtoICMPv6, HopLimit: ipTTL, Src: local, Dst: remote}
+	if src.Is6() {
+		if _, err = h.EmitV6(buf[ipLen:], body, src, dst); err == nil {
+			ih := wire.IPv6{NextHeader: wire.ProtoICMPv6, HopLimit: ipTTL, Src: src, Dst: dst}
 			_, err = ih.Emit(buf, icmpLen)
 		}
-	} else {
-		h := wire.ICMP{Type: wire.ICMPv4EchoReply, Rest: rest}
-		if _, err = h.EmitV4(buf[ipLen:], body); err == nil {
-			s.ipID++
-			ih := wire.IPv4{ID: s.ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: local, Dst: remote}
-			_, err = ih.Emit(buf, icmpLen)
-		}
+	} else if _, err = h.EmitV4(buf[ipLen:], body); err == nil {
+		s.ipID++
+		ih := wire.IPv4{ID: s.ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: src, Dst: dst}
+		_, err = ih.Emit(buf, icmpLen)
 	}
 	if err != nil {
 		s.stats.IpOutDiscards++
-		return
+		return false
 	}
-	if v6 {
+	if src.Is6() {
 		s.stats.Icmp6OutMsgs++
-		s.stats.Icmp6OutEchoReplies++
 	} else {
 		s.stats.IcmpOutMsgs++
-		s.stats.IcmpOutEchoReps++
 	}
 	s.writeLocked(buf)
+	return true
 }
 
 // writeLocked hands a packet built in s.outBuf to OnPacket and the link.
