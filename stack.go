@@ -333,6 +333,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.tcpDefaults.Output = nil
 	s.tcpDefaults.OnTransition = nil
+	if s.tcpDefaults.Buffers == nil {
+		s.tcpDefaults.Buffers = &buffers
+	}
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)

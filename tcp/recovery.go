@@ -184,7 +184,7 @@ func (c *Conn) nextRetransmit() (s seq.Value, n int, fin bool, ok bool) {
 			break
 		}
 	}
-	n = min(max(0, int(end.Sub(s))), len(c.dataFrom(s)))
+	n = min(max(0, int(end.Sub(s))), c.queuedFrom(s))
 	fin = c.finSent && s.Add(seq.Size(n)) == c.finSeq && c.finSeq.LessThan(lost)
 	if n == 0 && !fin {
 		return 0, 0, false, false
@@ -199,8 +199,7 @@ func (c *Conn) retransmitOne(now time.Time) bool {
 	if !ok {
 		return false
 	}
-	data := c.dataFrom(s)
-	c.sendSegment(now, s, data[:n], fin, c.pushMarked(s, n))
+	c.sendSegment(now, s, n, fin, c.pushMarked(s, n))
 	c.rtxNext = s.Add(seq.Size(n))
 	if fin {
 		c.rtxNext++
