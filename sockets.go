@@ -59,8 +59,12 @@ type socket struct {
 	shutRd, shutWr bool
 	// peek holds data taken from the connection by MSG_PEEK and not yet read.
 	peek []byte
-	// wakeCh, when not nil, is closed at the next event on the socket.
-	wakeCh chan struct{}
+	// waiters are the calls blocked on the socket, each waiting for one
+	// token on its channel at the next event. The channels are kept in
+	// idleWaiters between waits, so blocking does not allocate; they
+	// belong to the socket, not to a pool, because a channel made in a
+	// testing/synctest bubble must stay in it.
+	waiters, idleWaiters []chan struct{}
 }
 
 // getLocked returns the socket of fd, or EBADF.

@@ -76,31 +76,34 @@ func (s *Stack) armLocked() {
 		return
 	}
 	next := s.timers[0].deadline
-	if s.timer != nil && !s.timerAt.After(next) {
+	if s.timerArmed && !s.timerAt.After(next) {
 		return
 	}
-	if s.timer != nil {
-		s.timer.Stop()
+	s.timerArmed, s.timerAt = true, next
+	d := max(next.Sub(s.clock.Now()), 0)
+	if s.timer == nil {
+		s.timer = s.clock.AfterFunc(d, s.onTimer)
+		return
 	}
-	s.timerGen++
-	gen := s.timerGen
-	s.timerAt = next
-	s.timer = s.clock.AfterFunc(max(next.Sub(s.clock.Now()), 0), func() { s.onTimer(gen) })
+	s.timer.Reset(d)
 }
 
 // onTimer ticks every connection whose deadline has come and re-arms.
-func (s *Stack) onTimer(gen uint64) {
+// A call the timer made before a Reset moved it may still come: it finds
+// nothing due, and re-arms.
+func (s *Stack) onTimer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || gen != s.timerGen {
+	if s.closed {
 		return
 	}
-	s.timer = nil
+	s.timerArmed = false
 	now := s.clock.Now()
-	var due []*endpoint
+	due := s.due[:0]
 	for len(s.timers) > 0 && !s.timers[0].deadline.After(now) {
 		due = append(due, heap.Pop(&s.timers).(*endpoint))
 	}
+	defer func() { clear(due); s.due = due[:0] }()
 	for _, ep := range due {
 		if !ep.hashed {
 			continue

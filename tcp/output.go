@@ -437,9 +437,8 @@ func (c *Conn) prunePushMarks() {
 	for i < len(c.pushMarks) && c.pushMarks[i].LessThanEq(c.snd.una) {
 		i++
 	}
-	if i == len(c.pushMarks) {
-		c.pushMarks = c.pushMarks[:0]
-		return
+	if i > 0 {
+		// Copy down rather than reslice, so the array is reused.
+		c.pushMarks = append(c.pushMarks[:0], c.pushMarks[i:]...)
 	}
-	c.pushMarks = c.pushMarks[i:]
 }
