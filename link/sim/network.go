@@ -253,22 +253,16 @@ func (n *Network) Heal(side1, side2 []string) {
 // LinkStats returns the counters of the direction from -> to: what from
 // sent to to and what happened to it (Delivered: what reached to).
 func (n *Network) LinkStats(from, to string) Stats {
-	f, t, p := n.lookupPath(from, to)
+	p := n.lookupPath(from, to)
 	if p == nil {
 		return Stats{}
 	}
-	f.mu.Lock()
-	s := p.stats
-	f.mu.Unlock()
-	t.mu.Lock()
-	s.Delivered = p.stats.Delivered
-	t.mu.Unlock()
-	return s
+	return p.snapshot()
 }
 
-func (n *Network) lookupPath(from, to string) (f, t *Endpoint, p *path) {
+func (n *Network) lookupPath(from, to string) *path {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
-	f, t = n.nodeLocked("LinkStats", from), n.nodeLocked("LinkStats", to)
-	return f, t, n.paths[[2]*Endpoint{f, t}]
+	f, t := n.nodeLocked("LinkStats", from), n.nodeLocked("LinkStats", to)
+	return n.paths[[2]*Endpoint{f, t}]
 }
