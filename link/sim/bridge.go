@@ -63,7 +63,7 @@ func (p *path) snapshot() Stats {
 	s := p.stats
 	p.from.mu.Unlock()
 	p.to.mu.Lock()
-	s.Delivered = p.stats.Delivered
+	s.Delivered = p.delivered
 	p.to.mu.Unlock()
 	return s
 }

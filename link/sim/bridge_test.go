@@ -50,6 +50,19 @@ func TestBridge(t *testing.T) {
 			c.Write(body)
 			c.Close()
 		}()
+		// The counters are read while packets cross.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+					br.Stats()
+				}
+			}
+		}()
 		start := time.Now()
 		c, err := sa.Dial("tcp", "10.0.0.2:80")
 		if err != nil {

@@ -112,14 +112,15 @@ var _ link.Endpoint = (*Endpoint)(nil)
 // made), its faults' generator and bottleneck (guarded by from.mu), and
 // the packets in flight.
 type path struct {
-	from, to *Endpoint
-	dir      string
-	opts     Options
-	rng      *rand.Rand
-	nextFree time.Time // when the bottleneck is free again
-	queued   int       // packets waiting for or on the bottleneck
-	stats    Stats     // this direction's share of from.stats (Delivered: to's lock)
-	cut      *partition
+	from, to  *Endpoint
+	dir       string
+	opts      Options
+	rng       *rand.Rand
+	nextFree  time.Time // when the bottleneck is free again
+	queued    int       // packets waiting for or on the bottleneck
+	stats     Stats     // this direction's share of from.stats (but Delivered)
+	delivered uint64    // packets delivered to to (guarded by to.mu)
+	cut       *partition
 
 	// Packets in flight, delivered in (due, seq) order: each timer
 	// delivers every packet due no later than its own, so packets due at
@@ -414,7 +415,7 @@ func (p *path) deliver(clk clock.Clock, pkt []byte) {
 		return
 	}
 	to.stats.Delivered++
-	p.stats.Delivered++
+	p.delivered++
 	to.mu.Unlock()
 	p.trace(clk.Now(), "delivered", len(pkt))
 	disp.DeliverPacket(pkt)
