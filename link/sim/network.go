@@ -250,6 +250,19 @@ func (n *Network) Heal(side1, side2 []string) {
 	}
 }
 
+// HealAll ends every partition of the network.
+func (n *Network) HealAll() {
+	n.mu.Lock()
+	cs := make([]*partition, 0, len(n.cuts))
+	for _, c := range n.cuts {
+		cs = append(cs, c)
+	}
+	n.mu.Unlock()
+	for _, c := range cs {
+		c.heal()
+	}
+}
+
 // LinkStats returns the counters of the direction from -> to: what from
 // sent to to and what happened to it (Delivered: what reached to).
 func (n *Network) LinkStats(from, to string) Stats {

@@ -287,9 +287,12 @@ func TestNetworkRouting(t *testing.T) {
 	b.WritePacket(ipv4To(1, 0))
 	b.Heal()
 	b.WritePacket(ipv4To(1, 0))
+	n.Partition(0, []string{"x", "y"}, []string{"a", "b", "r"})
+	b.WritePacket(ipv4To(1, 0))
+	n.HealAll()
 	vc.Advance(time.Second)
 	if got["a"] != 3 {
-		t.Fatalf("a got %d packets, want 3 (one cut by y's partition)", got["a"])
+		t.Fatalf("a got %d packets, want 3 (two cut by partitions)", got["a"])
 	}
 	n.SetLink("x", "a", sim.Options{Loss: 1})
 	a.WritePacket(ipv4To(1, 0))

@@ -452,7 +452,8 @@ func (e *Endpoint) clock() clock.Clock {
 
 // Partition cuts the link both ways for d, after which it heals by itself;
 // d <= 0 cuts it until Heal. In a Network it cuts this node from every
-// other node. Packets already in flight still arrive.
+// node the network has now (not from nodes added later). Packets already
+// in flight still arrive.
 func (e *Endpoint) Partition(d time.Duration) {
 	for _, c := range e.cuts() {
 		c.cut(e.clock(), d)
