@@ -6,7 +6,9 @@
 //
 // Pair is one link between two endpoints; Network joins any number of
 // endpoints like a switch, by destination IP address, with options per
-// direction of every pair of nodes and partitions between chosen nodes.
+// direction of every pair of nodes and partitions between chosen nodes;
+// Bridge puts the same faults between two other links (two TUN devices,
+// in synstack impair).
 //
 // Packets cross on a clock.Clock. With a clock.Virtual the whole network is
 // synchronous and deterministic: the same program gives the same packets at
