@@ -26,6 +26,10 @@ commands:
   forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT) [--deferred]
                      terminate every TCP connection routed into a TUN device and relay it
                      upstream (tun2socks); --route CIDR, --host-addr CIDR, --idle-timeout D (root)
+  impair --a NAME --b NAME [--delay D] [--jitter D] [--loss P] [--reorder P] [--duplicate P]
+         [--corrupt P] [--rate R] [--queue N] [--seed N]
+                     carry packets between two TUN devices through link/sim's faults (netem
+                     for kernels without it); --loss-ab, --delay-ba... per direction (root)
 `
 
 func main() {
@@ -51,6 +55,8 @@ func main() {
 		err = runSS(os.Stdout, os.Stderr, os.Args[2:])
 	case "forward":
 		err = runForward(os.Stderr, os.Args[2:])
+	case "impair":
+		err = runImpair(os.Stderr, os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
