@@ -61,7 +61,10 @@ func fwdDst(i int) netip.AddrPort {
 type fwdPath struct {
 	dial   func(ctx context.Context, dst netip.AddrPort) (net.Conn, error)
 	active func() int64 // relays running
-	stops  []func()
+	// timeouts counts retransmission timeouts (SYN ones included) in both
+	// stacks: a figure taken with some is one that loss, not speed, set.
+	timeouts func() uint64
+	stops    []func()
 }
 
 // close tears the path down, forwarder first.
@@ -136,12 +139,21 @@ func newFwdPath(tb testing.TB, client, fwder, up string) *fwdPath {
 		p.close()
 		tb.Fatal(err)
 	}
+	var timeouts []func() uint64
+	p.timeouts = func() uint64 {
+		var n uint64
+		for _, f := range timeouts {
+			n += f()
+		}
+		return n
+	}
 	stack := func(l link.Endpoint, addr netip.Prefix) *synstack.Stack {
 		s, err := synstack.New(synstack.Config{Link: l, Addrs: []netip.Prefix{addr}})
 		if err != nil {
 			fail(err)
 		}
 		p.stops = append(p.stops, func() { s.Close() })
+		timeouts = append(timeouts, func() uint64 { return s.Stats().TcpExtTCPTimeouts })
 		return s
 	}
 	peer := func(addr netip.Prefix) *gvisortest.Peer {
@@ -150,6 +162,7 @@ func newFwdPath(tb testing.TB, client, fwder, up string) *fwdPath {
 			fail(err)
 		}
 		p.stops = append(p.stops, g.Close)
+		timeouts = append(timeouts, g.Stack.Stats().TCP.Timeouts.Value)
 		return g
 	}
 
@@ -401,6 +414,7 @@ func BenchmarkForwardConnect(b *testing.B) {
 					wg.Wait()
 					b.StopTimer()
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conns/s")
+					b.ReportMetric(float64(p.timeouts()), "RTOs")
 					waitIdle(b, p)
 				})
 			}
@@ -433,6 +447,7 @@ func BenchmarkForwardRelay(b *testing.B) {
 						b.Fatal(err)
 					}
 					b.StopTimer()
+					b.ReportMetric(float64(p.timeouts()), "RTOs")
 					waitIdle(b, p)
 				})
 			}
