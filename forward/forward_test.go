@@ -519,6 +519,10 @@ func TestForwardManyConnections(t *testing.T) {
 	// run: a quarter of a tcp.Conn, so that leaking one per connection
 	// fails, with room for the runtime's own noise (spans, GC metadata).
 	const maxGrowth = 320
+	// slack is allowed on top: HeapInuse moves by whole spans (8 KiB and
+	// up), and a few of them come and go between two measurements
+	// whatever the test does (seen: ±57 KiB).
+	const slack = 96 << 10
 	up := upstream(t, echo)
 	fw := &Forwarder{Deferred: true, Target: To(up)}
 	sl := &swapLink{}
@@ -593,9 +597,9 @@ func TestForwardManyConnections(t *testing.T) {
 	growth := int64(after) - int64(heap)
 	t.Logf("%d + %d connections: heap in use %d -> %d bytes (%+d, %+.1f per connection)",
 		seq, par, heap, after, growth, float64(growth)/float64(n))
-	if growth > int64(n)*maxGrowth {
-		t.Errorf("the forwarding side's heap grew by %d bytes over %d connections (%.0f per connection, bound %d)",
-			growth, n, float64(growth)/float64(n), maxGrowth)
+	if growth > int64(n)*maxGrowth+slack {
+		t.Errorf("the forwarding side's heap grew by %d bytes over %d connections (%.0f per connection; bound %d per connection + %d)",
+			growth, n, float64(growth)/float64(n), maxGrowth, slack)
 	}
 	st := fwd.Stats()
 	if st.SynstackForwarded != uint64(next) || st.TcpCurrEstab != 0 || fwd.PendingForwards() != 0 {
