@@ -38,12 +38,14 @@ func newCongestion(name string) (congestionControl, error) {
 		return &cubic{}, nil
 	case CongestionReno:
 		return reno{}, nil
+	case CongestionBBR:
+		return &bbr{}, nil
 	}
 	return nil, syscall.ENOENT // what Linux's setsockopt(TCP_CONGESTION) returns
 }
 
 // SetCongestion selects the congestion-control algorithm (TCP_CONGESTION):
-// "cubic" (the default) or "reno". An unknown name gives ENOENT.
+// "cubic" (the default), "reno" or "bbr". An unknown name gives ENOENT.
 func (c *Conn) SetCongestion(name string) error {
 	cc, err := newCongestion(name)
 	if err != nil {

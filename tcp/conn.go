@@ -152,7 +152,15 @@ type Conn struct {
 	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
 	loss          lossState
 	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
-	rtxNext       seq.Value // retransmission resumes here (HighRxt)
+
+	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
+	// rate.go, pacing.go).
+	txq       txQueue
+	rack      rackState
+	rate      rateState
+	pace      paceState
+	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
+	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
 
 	// ACK policy.
 	quickAcks int       // ACK immediately while positive (Linux's quick-ack mode)
@@ -287,6 +295,8 @@ func (c *Conn) setState(to State, cause Cause) {
 		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.persist = false
 		c.sbuf = nil
+		c.txq.reset()
+		c.rack.at, c.pace.at = time.Time{}, time.Time{}
 		c.ooo, c.oooLen = nil, 0
 	}
 	if c.cfg.OnTransition != nil {
@@ -352,6 +362,7 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 		}
 		return 0, syscall.EAGAIN
 	}
+	c.rateCheckAppLimited()
 	start := c.sndData.Add(seq.Size(len(c.sbuf)))
 	c.sbuf = append(c.sbuf, p[:n]...)
 	c.markPush(start, start.Add(seq.Size(n)))
@@ -698,7 +709,12 @@ func (c *Conn) Info(now time.Time) Info {
 		BytesReceived: c.stats.bytesRcvd,
 		SegsOut:       c.stats.segsOut,
 		SegsIn:        c.stats.segsIn,
+		PacingRate:    c.PacingRate(),
+		DeliveryRate:  c.deliveryRate(),
+		MinRTT:        c.minRTT,
+		DSACKDups:     c.dsackDups,
 	}
+	inf.DeliveryRateAppLimited = c.rate.lastAppLimited
 	if c.state < Established && !c.connected {
 		inf.Cwnd = initialCwndSegs
 	}

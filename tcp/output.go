@@ -264,15 +264,17 @@ func (c *Conn) output(now time.Time) {
 		return
 	}
 	sent := false
+	c.pace.at = time.Time{}
 	for {
 		room := c.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
 		if c.loss != lossNone {
-			if _, n, _, ok := c.nextRetransmit(); ok {
-				if room < max(n, 1) {
+			if n := c.retransmitSize(); n >= 0 {
+				if room < max(n, 1) || !c.paceAllows(now) {
 					break
 				}
 				c.retransmitOne(now)
+				c.paceSent(n)
 				sent = true
 				continue
 			}
@@ -320,8 +322,12 @@ func (c *Conn) output(now time.Time) {
 			}
 			break
 		}
+		if n > 0 && !c.paceAllows(now) {
+			break
+		}
 		fin := finPending && n == len(data)
 		c.transmitNew(now, data[:n], fin, mss)
+		c.paceSent(n)
 		sent = true
 		if fin {
 			break
@@ -341,6 +347,8 @@ func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
 		c.stallSince = now // data is outstanding from here on
 	}
 	c.corkAt = time.Time{}
+	c.txStart(now)
+	c.recordSent(now, c.snd.nxt, n, fin)
 	c.lastSegStart = c.snd.nxt
 	c.sendSegment(now, c.snd.nxt, data, fin, c.pushMarked(c.snd.nxt, n))
 	if !c.rttTiming && !c.tsOK && n > 0 {
