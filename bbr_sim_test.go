@@ -22,6 +22,7 @@ type lossyPathResult struct {
 	goodput      float64 // bits per second of virtual time
 	retrans, rto int
 	info         tcp.Info
+	link         sim.Stats // what the client's packets met
 }
 
 // bulkOverLossyPath moves size bytes from a client using the congestion
@@ -115,6 +116,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 		r.retrans, r.rto = r.info.TotalRetrans, r.info.TotalRTO
 	}
 	cli.mu.Unlock()
+	r.link = la.Stats()
 	return r
 }
 
@@ -133,6 +135,7 @@ func TestGoodputLossyPath(t *testing.T) {
 	b := bulkOverLossyPath(t, "bbr", 1, size)
 	debugLossy = false
 	c := bulkOverLossyPath(t, "cubic", 1, size)
+	t.Logf("bbr link %+v; cubic link %+v", b.link, c.link)
 	t.Logf("over 10 ms + 1%% loss each way, 100 Mbit/s: bbr %.1f Mbit/s (%d retransmitted, %d RTO, pacing %.1f Mbit/s, delivery %.1f Mbit/s), cubic %.1f Mbit/s (%d retransmitted, %d RTO)",
 		b.goodput/1e6, b.retrans, b.rto, float64(b.info.PacingRate)*8/1e6, float64(b.info.DeliveryRate)*8/1e6, c.goodput/1e6, c.retrans, c.rto)
 	if testing.Short() {

@@ -161,6 +161,9 @@ type Conn struct {
 	pace      paceState
 	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
 	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
+	// sackRecent is where the out-of-order segment received last began:
+	// its SACK block goes first (RFC 2018 4).
+	sackRecent seq.Value
 
 	// ACK policy.
 	quickAcks int       // ACK immediately while positive (Linux's quick-ack mode)

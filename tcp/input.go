@@ -522,6 +522,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
 	}
 	if s != c.rcv.nxt {
+		c.sackRecent = s
 		c.queueOOO(s, data, fin)
 		// An out-of-order segment is acknowledged at once (RFC 5681 4.2)
 		// so the sender sees duplicate ACKs.

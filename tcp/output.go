@@ -151,19 +151,11 @@ func (c *Conn) setAckOptions(now time.Time) {
 		o.TSEcr = c.tsRecent
 	}
 	if c.sackOK && len(c.ooo) > 0 {
-		// RFC 2018 4: the most recently received block first would be ideal;
-		// we report blocks in sequence order, at most what fits.
 		limit := 4
 		if c.tsOK {
 			limit = 3
 		}
-		for _, b := range c.oooBlocks() {
-			if int(o.NumSACK) == limit {
-				break
-			}
-			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b[0]), Right: uint32(b[1])}
-			o.NumSACK++
-		}
+		c.putSACKBlocks(o, limit)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
 )
 
 // Loss recovery: the SACK scoreboard and the choice of what to retransmit.
@@ -296,4 +297,34 @@ func (c *Conn) recoveryOnAck(now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// putSACKBlocks writes up to limit SACK blocks for our out-of-order data
+// (RFC 2018 4): first the block holding the segment that arrived last,
+// then the others from the highest down, so that with more holes than
+// blocks the sender still hears of each new block as it grows (its
+// scoreboard keeps what earlier ACKs said), as Linux's receiver does.
+func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
+	blocks := c.oooBlocks()
+	first := -1
+	for i, b := range blocks {
+		if b[0].LessThanEq(c.sackRecent) && c.sackRecent.LessThan(b[1]) {
+			first = i
+			break
+		}
+	}
+	put := func(b [2]seq.Value) {
+		if int(o.NumSACK) < limit {
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b[0]), Right: uint32(b[1])}
+			o.NumSACK++
+		}
+	}
+	if first >= 0 {
+		put(blocks[first])
+	}
+	for i := len(blocks) - 1; i >= 0; i-- {
+		if i != first {
+			put(blocks[i])
+		}
+	}
 }
