@@ -71,7 +71,7 @@ type rateControl interface {
 	// onTxStart is told when sending restarts with nothing in flight.
 	onTxStart(c *Conn, now time.Time)
 	// pacingRate is the pacing rate in bytes per second.
-	pacingRate(c *Conn) float64
+	pacingRate(c *Conn, now time.Time) float64
 }
 
 // maxFilter is Kathleen Nichols' windowed maximum (Linux's lib/minmax.c):
@@ -310,9 +310,14 @@ func (b *bbr) inNetAtEDT(c *Conn, now time.Time, inflight int) int {
 	return at - delivered
 }
 
-func (b *bbr) pacingRate(c *Conn) float64 {
+// pacingRate starts the model once the connection is synchronized (Linux
+// initialises BBR when the handshake completes, with its RTT).
+func (b *bbr) pacingRate(c *Conn, now time.Time) float64 {
 	if !b.inited {
-		return 0
+		if !c.state.Synchronized() {
+			return 0
+		}
+		b.init(c, now)
 	}
 	return b.pacing
 }

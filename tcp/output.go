@@ -266,7 +266,7 @@ func (c *Conn) output(now time.Time) {
 					break
 				}
 				c.retransmitOne(now)
-				c.paceSent(n)
+				c.paceSent(now, n)
 				sent = true
 				continue
 			}
@@ -319,7 +319,7 @@ func (c *Conn) output(now time.Time) {
 		}
 		fin := finPending && n == len(data)
 		c.transmitNew(now, data[:n], fin, mss)
-		c.paceSent(n)
+		c.paceSent(now, n)
 		sent = true
 		if fin {
 			break

@@ -20,9 +20,9 @@ type paceState struct {
 
 // pacingRate is the rate segments leave at, in bytes per second; 0: no
 // pacing.
-func (c *Conn) pacingRate() float64 {
+func (c *Conn) pacingRate(now time.Time) float64 {
 	if rc, ok := c.cc.(rateControl); ok {
-		return rc.pacingRate(c)
+		return rc.pacingRate(c, now)
 	}
 	return 0
 }
@@ -30,7 +30,7 @@ func (c *Conn) pacingRate() float64 {
 // paceAllows reports whether pacing lets a segment leave now; when it does
 // not, it arms the pacing timer.
 func (c *Conn) paceAllows(now time.Time) bool {
-	rate := c.pacingRate()
+	rate := c.pacingRate(now)
 	if rate <= 0 || c.pace.budget > 0 {
 		return true
 	}
@@ -44,8 +44,8 @@ func (c *Conn) paceAllows(now time.Time) bool {
 }
 
 // paceSent charges n bytes sent to the pacing clock.
-func (c *Conn) paceSent(n int) {
-	rate := c.pacingRate()
+func (c *Conn) paceSent(now time.Time, n int) {
+	rate := c.pacingRate(now)
 	if rate <= 0 || n <= 0 {
 		return
 	}
@@ -78,8 +78,8 @@ func (c *Conn) txStart(now time.Time) {
 // BBR's, or for other algorithms what Linux computes for the fq qdisc (twice
 // cwnd per SRTT in slow start, 1.2 times after); 0 before any RTT sample.
 func (c *Conn) PacingRate() uint64 {
-	if r := c.pacingRate(); r > 0 {
-		return uint64(r)
+	if b, ok := c.cc.(*bbr); ok && b.inited {
+		return uint64(b.pacing)
 	}
 	if !c.hasRTT || c.srtt <= 0 {
 		return 0
