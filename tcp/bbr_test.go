@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -191,4 +192,33 @@ func TestBBRPacingSpreadsSegments(t *testing.T) {
 	if instants < len(r.dataSent)/3 {
 		t.Errorf("bbr sent %d segments at only %d instants", len(r.dataSent), instants)
 	}
+}
+
+// checkRecords verifies the transmit records against the connection: they
+// tile SND.UNA..SND.NXT once data has flowed, and the running sums match
+// the flags.
+func checkRecords(c *Conn) error {
+	q := &c.txq
+	var bytes, sacked, lost, recs int
+	for i := 0; i < q.len(); i++ {
+		r := q.at(i)
+		if i > 0 && q.at(i-1).end != r.start {
+			return fmt.Errorf("record %d starts at %d, the one before ends at %d", i, r.start, q.at(i-1).end)
+		}
+		bytes += r.size()
+		switch {
+		case r.has(recSacked):
+			sacked += r.size()
+			recs++
+		case r.has(recLost):
+			lost += r.size()
+		}
+	}
+	if bytes != q.bytes || sacked != q.sacked || lost != q.lost || recs != q.sackedRecs {
+		return fmt.Errorf("sums %d/%d/%d/%d, records say %d/%d/%d/%d", q.bytes, q.sacked, q.lost, q.sackedRecs, bytes, sacked, lost, recs)
+	}
+	if q.len() > 0 && (q.at(0).start != c.snd.una || q.at(q.len()-1).end != c.snd.nxt) {
+		return fmt.Errorf("records cover %d..%d, in flight %d..%d", q.at(0).start, q.at(q.len()-1).end, c.snd.una, c.snd.nxt)
+	}
+	return nil
 }

@@ -78,13 +78,7 @@ func (c *Conn) rackReoWnd() time.Duration {
 		if c.loss != lossNone {
 			return 0
 		}
-		sacked := 0
-		for i := 0; i < c.txq.len() && sacked < dupThresh; i++ {
-			if c.txq.at(i).has(recSacked) {
-				sacked++
-			}
-		}
-		if sacked >= dupThresh {
+		if c.txq.sackedRecs >= dupThresh {
 			return 0
 		}
 	}
@@ -137,7 +131,7 @@ func (c *Conn) rackDetectLoss(now time.Time) (lost int, wait time.Duration) {
 			wait = max(wait, remaining)
 			continue
 		}
-		r.flags = r.flags&^recRetrans | recLost
+		c.txq.setFlags(r, r.flags&^recRetrans|recLost)
 		lost += r.size()
 	}
 	return lost, wait

@@ -122,13 +122,7 @@ func (c *Conn) pipe() int {
 	if c.loss == lossNone && len(c.sacked) == 0 {
 		return c.flight()
 	}
-	total := 0
-	for i := 0; i < c.txq.len(); i++ {
-		if r := c.txq.at(i); !r.has(recSacked | recLost) {
-			total += r.size()
-		}
-	}
-	return total
+	return c.txq.bytes - c.txq.sacked - c.txq.lost
 }
 
 // lostPending reports whether a segment marked lost waits to be sent again.
@@ -143,6 +137,9 @@ func (c *Conn) lostPending() bool {
 // nextLost returns the index of the first record marked lost and not yet
 // sent again.
 func (c *Conn) nextLost() (int, bool) {
+	if c.txq.lost == 0 {
+		return 0, false
+	}
 	for i := 0; i < c.txq.len(); i++ {
 		if r := c.txq.at(i); r.flags&(recLost|recSacked) == recLost {
 			return i, true
@@ -157,7 +154,7 @@ func (c *Conn) markHeadLost() {
 	if c.txq.len() > 0 {
 		r := c.txq.at(0)
 		if !r.has(recSacked) {
-			r.flags = r.flags&^recRetrans | recLost
+			c.txq.setFlags(r, r.flags&^recRetrans|recLost)
 		}
 	}
 }
@@ -261,7 +258,7 @@ func (c *Conn) enterLoss(now time.Time) {
 	c.sacked = nil
 	for i := 0; i < c.txq.len(); i++ {
 		r := c.txq.at(i)
-		r.flags = r.flags&^(recSacked|recRetrans) | recLost
+		c.txq.setFlags(r, r.flags&^(recSacked|recRetrans)|recLost)
 	}
 	c.loss = lossRTO
 	c.recoveryPoint = c.snd.nxt

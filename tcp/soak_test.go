@@ -211,6 +211,9 @@ func soak(t *testing.T, seed uint64) {
 			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
 				t.Fatalf("seed %d: side %d advertises %d, beyond its capacity %d", seed, i, w, c.rcvCapacity())
 			}
+			if err := checkRecords(c); err != nil {
+				t.Fatalf("seed %d: side %d: %v", seed, i, err)
+			}
 			p := conns[1-i]
 			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {
 				t.Fatalf("seed %d: side %d received up to %d but side %d only sent up to %d (%s/%s)", seed, 1-i, p.rcv.nxt, i, c.snd.max, p.state, c.state)

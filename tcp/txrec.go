@@ -44,11 +44,37 @@ type txrec struct {
 func (r *txrec) has(f uint8) bool { return r.flags&f != 0 }
 func (r *txrec) size() int        { return int(r.end.Sub(r.start)) }
 
-// txQueue is a ring of records.
+// txQueue is a ring of records, with running sums so that the pipe
+// estimate costs nothing per segment.
 type txQueue struct {
 	buf  []txrec
 	head int
 	n    int
+
+	bytes      int // sequence space the records cover
+	sacked     int // of it, in records marked SACKed
+	lost       int // in records marked lost and not SACKed
+	sackedRecs int // records marked SACKed
+}
+
+// weigh adds (sign 1) or removes (sign -1) n bytes of a record with flags f
+// from the sums.
+func (q *txQueue) weigh(f uint8, n, sign int) {
+	q.bytes += sign * n
+	switch {
+	case f&recSacked != 0:
+		q.sacked += sign * n
+		q.sackedRecs += sign
+	case f&recLost != 0:
+		q.lost += sign * n
+	}
+}
+
+// setFlags changes the flags of record r, keeping the sums.
+func (q *txQueue) setFlags(r *txrec, f uint8) {
+	q.weigh(r.flags, r.size(), -1)
+	r.flags = f
+	q.weigh(f, r.size(), 1)
 }
 
 func (q *txQueue) len() int { return q.n }
@@ -67,10 +93,13 @@ func (q *txQueue) push(r txrec) {
 	}
 	*q.at(q.n) = r
 	q.n++
+	q.weigh(r.flags, r.size(), 1)
 }
 
 // popFront drops the oldest record.
 func (q *txQueue) popFront() {
+	r := q.at(0)
+	q.weigh(r.flags, r.size(), -1)
 	q.head = (q.head + 1) & (len(q.buf) - 1)
 	q.n--
 	if q.n == 0 {
@@ -82,6 +111,7 @@ func (q *txQueue) popFront() {
 // large, so an idle connection does not keep a burst's worth of records.
 func (q *txQueue) reset() {
 	q.head, q.n = 0, 0
+	q.bytes, q.sacked, q.lost, q.sackedRecs = 0, 0, 0, 0
 	if len(q.buf) > 64 {
 		q.buf = nil
 	}
@@ -122,7 +152,7 @@ func (c *Conn) recordSent(now time.Time, s seq.Value, n int, fin bool) {
 // recordRetransmit notes that the record at i was sent again now.
 func (c *Conn) recordRetransmit(now time.Time, i int) {
 	r := c.txq.at(i)
-	r.flags = r.flags&^recLost | recRetrans | recEverRetrans
+	c.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
 	c.rateOnSend(now, r)
 }
 
@@ -135,7 +165,9 @@ func (c *Conn) pruneRecords(now time.Time) {
 			if r.start.LessThan(c.snd.una) {
 				// Acknowledged in part: the rest stays, as Linux's
 				// tcp_trim_head.
+				c.txq.weigh(r.flags, r.size(), -1)
 				r.start = c.snd.una
+				c.txq.weigh(r.flags, r.size(), 1)
 			}
 			return
 		}
@@ -164,7 +196,7 @@ func (c *Conn) markSackedRecords(now time.Time, l, r seq.Value) {
 		if rec.has(recSacked) || !c.isSacked(rec.start, rec.end) {
 			continue
 		}
-		rec.flags = rec.flags&^(recLost|recRetrans) | recSacked
+		c.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
 		c.onDelivered(now, rec)
 	}
 }
