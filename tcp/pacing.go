@@ -7,16 +7,24 @@ import "time"
 // rate instead of in bursts as ACKs open the window. As Linux's internal
 // pacing with TSO autosizing, a burst of about a millisecond's worth (at
 // least two segments) goes out at once, and the next burst waits until
-// the previous one has been paid for at the rate. The connection exports
+// the previous one has been paid for at the rate; the first ten segments
+// of a connection are not paced. The connection exports
 // the moment it may send again as one of its deadlines, so the owner's
 // timer wakes it; on a virtual clock the spacing is exact.
 
 // paceState is the pacing clock.
 type paceState struct {
-	next   time.Time // earliest start of the next burst (Linux's tcp_wstamp_ns)
-	budget int       // bytes the current burst may still send
-	at     time.Time // the pacing timer: output stopped for pacing; zero: not armed
+	next   time.Time     // earliest start of the next burst (Linux's tcp_wstamp_ns)
+	budget int           // bytes the current burst may still send
+	credit time.Duration // how late the current burst started: partly forgiven
+	segs   int           // data segments sent under pacing (Linux's data_segs_out)
+	at     time.Time     // the pacing timer: output stopped for pacing; zero: not armed
 }
+
+// paceUnpaced is how many data segments go out before pacing starts
+// (Linux's tcp_update_skb_after_send: "original sch_fq does not pace
+// first 10 MSS").
+const paceUnpaced = 10
 
 // pacingRate is the rate segments leave at, in bytes per second; 0: no
 // pacing.
@@ -38,19 +46,33 @@ func (c *Conn) paceAllows(now time.Time) bool {
 		c.pace.at = c.pace.next
 		return false
 	}
+	c.pace.credit = 0
+	if !c.pace.next.IsZero() {
+		c.pace.credit = now.Sub(c.pace.next)
+	}
 	c.pace.next = now
 	c.pace.budget = paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
 	return true
 }
 
-// paceSent charges n bytes sent to the pacing clock.
+// paceSent charges n bytes sent to the pacing clock: the next burst waits
+// n/rate longer, less up to half of that for the lateness of this burst's
+// start (Linux's allowance for OS jitter), so a late timer does not lower
+// the rate.
 func (c *Conn) paceSent(now time.Time, n int) {
 	rate := c.pacingRate(now)
 	if rate <= 0 || n <= 0 {
 		return
 	}
 	c.pace.budget = max(c.pace.budget-n, 0)
-	c.pace.next = c.pace.next.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+	c.pace.segs++
+	if c.pace.segs < paceUnpaced {
+		return
+	}
+	d := time.Duration(float64(n) / rate * float64(time.Second))
+	f := min(d/2, c.pace.credit)
+	c.pace.credit -= f
+	c.pace.next = c.pace.next.Add(d - f)
 }
 
 // afterAck finishes the processing of an ACK: RACK loss detection, the
