@@ -119,6 +119,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return 0, true
 	case "tcpi_min_rtt":
 		return us(info.MinRTT), true
+	case "tcpi_total_rto":
+		return float64(info.TotalRTO), true
 	case "tcpi_dsack_dups":
 		return float64(info.DSACKDups), true
 	}

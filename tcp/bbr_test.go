@@ -222,3 +222,36 @@ func checkRecords(c *Conn) error {
 	}
 	return nil
 }
+
+// The record ring reuses its memory: in a steady state (one record
+// acknowledged for each sent) it does not allocate, and neither do RACK,
+// the rate sampler and BBR on an ACK (design principle 4).
+func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
+	var q txQueue
+	for i := 0; i < 100; i++ {
+		q.push(txrec{start: seq.Value(i * 10), end: seq.Value(i*10 + 10)})
+	}
+	n := 100
+	if a := testing.AllocsPerRun(1000, func() {
+		q.popFront()
+		q.push(txrec{start: seq.Value(n * 10), end: seq.Value(n*10 + 10)})
+		n++
+	}); a != 0 {
+		t.Errorf("record ring: %v allocations per send and ACK", a)
+	}
+
+	r := bulkOver(t, CongestionBBR, 1.25e6, 10*time.Millisecond, 0.01, 1<<20, nil)
+	c := r.a
+	now := r.net.now
+	if a := testing.AllocsPerRun(1000, func() {
+		now = now.Add(time.Millisecond)
+		c.rateBegin()
+		c.lossDetect(now)
+		c.rateEnd(now)
+		c.cc.(rateControl).onAck(c, now, &c.rate.rs)
+		c.paceAllows(now)
+		c.paceSent(now, 1000)
+	}); a != 0 {
+		t.Errorf("RACK, rate sample, BBR and pacing: %v allocations per ACK", a)
+	}
+}
