@@ -15,6 +15,8 @@ import (
 
 var lossyPathMB = flag.Int("synstack.lossymb", 24, "megabytes each transfer of TestGoodputLossyPath moves")
 
+var lossyLog = flag.Bool("synstack.lossylog", false, "TestGoodputLossyPath: log the BBR connection every 50 ms")
+
 var debugLossy = false
 
 // lossyPathResult is what one bulk transfer over the simulated path did.
@@ -23,6 +25,7 @@ type lossyPathResult struct {
 	retrans, rto int
 	info         tcp.Info
 	link         sim.Stats // what the client's packets met
+	dataSegs     int       // data segments the client sent that the link carried
 }
 
 // bulkOverLossyPath moves size bytes from a client using the congestion
@@ -31,8 +34,14 @@ type lossyPathResult struct {
 func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPathResult {
 	t.Helper()
 	vc := clock.NewVirtual(time.Unix(1_800_000_000, 0))
+	big := 0
 	opts := sim.Options{Clock: vc, Seed: seed, Delay: 10 * time.Millisecond, Loss: 0.01,
-		Bandwidth: 100_000_000, QueueLen: 200, MTU: 1500}
+		Bandwidth: 100_000_000, QueueLen: 200, MTU: 1500, Trace: func(e sim.Event) {
+			if e.Dir == "a>b" && e.What == "sent" && e.Len >= 100 {
+				big++
+			}
+		}}
+
 	la, lb := sim.Pair(opts)
 	// The send buffer as Linux autotunes it (tcp_wmem[2], 4 MiB): SO_SNDBUF
 	// would cap it at wmem_max, below this path's bandwidth-delay product
@@ -117,6 +126,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 	}
 	cli.mu.Unlock()
 	r.link = la.Stats()
+	r.dataSegs = big
 	return r
 }
 
@@ -131,13 +141,20 @@ func TestGoodputLossyPath(t *testing.T) {
 	if testing.Short() {
 		size = 4 << 20
 	}
-	debugLossy = true
+	debugLossy = *lossyLog
 	b := bulkOverLossyPath(t, "bbr", 1, size)
 	debugLossy = false
 	c := bulkOverLossyPath(t, "cubic", 1, size)
 	t.Logf("bbr link %+v; cubic link %+v", b.link, c.link)
 	t.Logf("over 10 ms + 1%% loss each way, 100 Mbit/s: bbr %.1f Mbit/s (%d retransmitted, %d RTO, pacing %.1f Mbit/s, delivery %.1f Mbit/s), cubic %.1f Mbit/s (%d retransmitted, %d RTO)",
 		b.goodput/1e6, b.retrans, b.rto, float64(b.info.PacingRate)*8/1e6, float64(b.info.DeliveryRate)*8/1e6, c.goodput/1e6, c.retrans, c.rto)
+	for _, r := range []lossyPathResult{b, c} {
+		// Full segments: the congestion window counts segments, and no
+		// runt is cut to fit its last bytes.
+		if full := (size+1447)/1448 + r.retrans; r.dataSegs > full+int(r.link.Lost+r.link.QueueDrops)/10+20 {
+			t.Errorf("%s: %d data segments carried for %d full ones (%d retransmitted)", r.info.Congestion, r.dataSegs, full, r.retrans)
+		}
+	}
 	if testing.Short() {
 		return
 	}

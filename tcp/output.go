@@ -262,7 +262,7 @@ func (c *Conn) output(now time.Time) {
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
 		if c.loss != lossNone {
 			if n := c.retransmitSize(); n >= 0 {
-				if room < max(n, 1) || !c.paceAllows(now) {
+				if room <= 0 || !c.paceAllows(now) {
 					break
 				}
 				c.retransmitOne(now)
@@ -279,10 +279,13 @@ func (c *Conn) output(now time.Time) {
 		// The usable window: the peer's offer and the congestion window.
 		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
 		usable := int(wndRight.Sub(c.snd.nxt))
-		if len(data) > 0 {
-			// A FIN alone is not held by the congestion window
-			// (Linux's tcp_cwnd_test): it adds nothing to the network.
-			usable = min(usable, room)
+		if len(data) > 0 && room <= 0 {
+			// The congestion window counts segments, as Linux's
+			// tcp_cwnd_test: while the pipe is below cwnd a full segment
+			// may go (never a runt cut to fit the window's last bytes).
+			// A FIN alone is not held by it: it adds nothing to the
+			// network.
+			usable = 0
 		}
 		mss := c.currentMSS()
 		n := min(len(data), mss, max(usable, 0))
