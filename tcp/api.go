@@ -192,4 +192,16 @@ type Info struct {
 	DeliveryRateAppLimited bool
 	MinRTT                 time.Duration // smallest RTT seen (tcpi_min_rtt)
 	DSACKDups              int           // D-SACKs received (tcpi_dsack_dups)
+	// BBR is BBR's model when the connection uses it (what Linux reports
+	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
+	BBR *BBRInfo
+}
+
+// BBRInfo is BBR's model of the path.
+type BBRInfo struct {
+	Mode       string        // STARTUP, DRAIN, PROBE_BW or PROBE_RTT
+	Bandwidth  uint64        // the max-filtered delivery rate, bytes per second (bbr_bw)
+	MinRTT     time.Duration // the windowed minimum RTT (bbr_min_rtt)
+	PacingGain float64       // the current pacing gain (bbr_pacing_gain / 256)
+	CwndGain   float64       // the current cwnd gain (bbr_cwnd_gain / 256)
 }

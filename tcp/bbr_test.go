@@ -81,8 +81,9 @@ func (r *bulkRun) goodput() float64 {
 }
 
 // BBR finds the bottleneck's bandwidth and keeps it under 1 % random loss
-// each way, where a loss-based algorithm backs off at every loss; and its
-// model goes STARTUP -> DRAIN -> PROBE_BW.
+// each way, and its model goes STARTUP -> DRAIN -> PROBE_BW. (CUBIC is
+// logged for comparison only: with this path's unbounded queue it does
+// well too; the root package's TestGoodputLossyPath has a real queue.)
 func TestBBRReachesBottleneckWithLoss(t *testing.T) {
 	const bw = 1.25e6 // 10 Mbit/s
 	size := 6 << 20
@@ -101,14 +102,18 @@ func TestBBRReachesBottleneckWithLoss(t *testing.T) {
 	if len(r.modes) < 3 || r.modes[0] != bbrStartup || r.modes[1] != bbrDrain || r.modes[2] != bbrProbeBW {
 		t.Errorf("modes %v, want STARTUP, DRAIN, PROBE_BW", r.modes)
 	}
+	inf := r.a.Info(r.net.now)
+	if inf.BBR == nil || inf.BBR.Bandwidth != uint64(b.maxBW()) || inf.BBR.MinRTT != b.minRTT || inf.PacingRate != uint64(b.pacing) {
+		t.Errorf("TCP_INFO %+v, BBR %+v: not the model's bandwidth %.0f, min RTT %v, pacing %.0f", inf, inf.BBR, b.maxBW(), b.minRTT, b.pacing)
+	}
+	if inf.MinRTT < 20*time.Millisecond || inf.MinRTT > 21*time.Millisecond || inf.DeliveryRate == 0 {
+		t.Errorf("tcpi_min_rtt %v (path: 20 ms plus serialization), tcpi_delivery_rate %d", inf.MinRTT, inf.DeliveryRate)
+	}
 	if _, rto := r.a.Retransmissions(); rto != 0 {
 		t.Errorf("%d retransmission timeouts: RACK and SACK should repair random loss", rto)
 	}
 	c := bulkOver(t, CongestionCubic, bw, 10*time.Millisecond, 0.01, size/4, nil)
 	t.Logf("10 Mbit/s, 10 ms + 1%% loss each way: bbr %.0f B/s, cubic %.0f B/s (bottleneck %.0f)", r.goodput(), c.goodput(), payloadBW)
-	if c.goodput() > r.goodput() {
-		t.Errorf("cubic %.0f B/s beats bbr %.0f B/s under random loss", c.goodput(), r.goodput())
-	}
 }
 
 // Ten seconds without a new minimum RTT send BBR to PROBE_RTT: four

@@ -46,10 +46,15 @@ func newCongestion(name string) (congestionControl, error) {
 
 // SetCongestion selects the congestion-control algorithm (TCP_CONGESTION):
 // "cubic" (the default), "reno" or "bbr". An unknown name gives ENOENT.
+//
+// Setting the algorithm already in use keeps its state, as Linux does.
 func (c *Conn) SetCongestion(name string) error {
 	cc, err := newCongestion(name)
 	if err != nil {
 		return err
+	}
+	if c.cc != nil && c.cc.name() == cc.name() {
+		return nil
 	}
 	c.cc = cc
 	return nil

@@ -718,6 +718,10 @@ func (c *Conn) Info(now time.Time) Info {
 		DSACKDups:     c.dsackDups,
 	}
 	inf.DeliveryRateAppLimited = c.rate.lastAppLimited
+	if b, ok := c.cc.(*bbr); ok && b.inited {
+		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
+			PacingGain: b.pacingGain, CwndGain: b.cwndGain}
+	}
 	if c.state < Established && !c.connected {
 		inf.Cwnd = initialCwndSegs
 	}
