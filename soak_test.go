@@ -68,6 +68,9 @@ func soakSim(t *testing.T, seed uint64) {
 		opts.Bandwidth = int64(10+rng.IntN(90)) * 1_000_000
 		opts.QueueLen = 20 + rng.IntN(100)
 	}
+	// The congestion control of every connection of the run (the server's
+	// accepted sockets inherit the listener's).
+	cc := []string{"cubic", "reno", "bbr"}[rng.IntN(3)]
 	la, lb := sim.Pair(opts)
 	cli, err := New(Config{Link: la, Clock: vc, Seed: seed, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.2/24")}})
 	if err != nil {
@@ -88,6 +91,9 @@ func soakSim(t *testing.T, seed uint64) {
 	if err := ss.Bind(lfd, addr); err != nil {
 		t.Fatal(err)
 	}
+	if err := ss.SetsockoptString(lfd, IPPROTO_TCP, TCP_CONGESTION, cc); err != nil {
+		t.Fatal(err)
+	}
 	if err := ss.Listen(lfd, 16); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +111,9 @@ func soakSim(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 		c.cfd = fd
+		if err := cs.SetsockoptString(fd, IPPROTO_TCP, TCP_CONGESTION, cc); err != nil {
+			t.Fatal(err)
+		}
 		if err := cs.Connect(fd, addr); !errors.Is(err, syscall.EINPROGRESS) {
 			t.Fatalf("seed %d: connect: %v", seed, err)
 		}
@@ -112,7 +121,7 @@ func soakSim(t *testing.T, seed uint64) {
 	}
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf("seed %d (%+v): %s", seed, opts, fmt.Sprintf(format, args...))
+		t.Fatalf("seed %d (%s, %+v): %s", seed, cc, opts, fmt.Sprintf(format, args...))
 	}
 	buf := make([]byte, 64<<10)
 	// pump moves data for one side of one connection: write what fits,

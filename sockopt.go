@@ -381,7 +381,7 @@ func linger2Duration(v int) time.Duration {
 }
 
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
-// TCP_CONGESTION, "cubic" (the default) or "reno"; an unknown name gives
+// TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
 // ENOENT, as Linux.
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	s := t.s

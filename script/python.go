@@ -108,6 +108,21 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.SegsOut), true
 	case "tcpi_segs_in":
 		return float64(info.SegsIn), true
+	case "tcpi_pacing_rate":
+		return float64(info.PacingRate), true
+	case "tcpi_delivery_rate":
+		return float64(info.DeliveryRate), true
+	case "tcpi_delivery_rate_app_limited":
+		if info.DeliveryRateAppLimited {
+			return 1, true
+		}
+		return 0, true
+	case "tcpi_min_rtt":
+		return us(info.MinRTT), true
+	case "tcpi_total_rto":
+		return float64(info.TotalRTO), true
+	case "tcpi_dsack_dups":
+		return float64(info.DSACKDups), true
 	}
 	return 0, false
 }

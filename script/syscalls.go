@@ -863,6 +863,24 @@ func (r *runner) getsockopt(e *event, fd int) (*callOp, error) {
 		return nil, nil
 	}
 	want := a[3]
+	if want.kind == exString {
+		// TCP_CONGESTION: getsockopt(fd, SOL_TCP, TCP_CONGESTION, "bbr", [4]).
+		ws := want.word
+		var got string
+		return &callOp{
+			try: func() (bool, callResult) {
+				v, err := st.GetsockoptString(fd, int(level), int(name))
+				got = v
+				return true, res(0, err)
+			},
+			finish: func(c callResult) error {
+				if c.err == nil && got != ws {
+					return r.errf(e.line, "expected %s; got %q", e.text, got)
+				}
+				return nil
+			},
+		}, nil
+	}
 	if f, ok := fields(want); ok {
 		wl, err := r.linger(f)
 		if err != nil {

@@ -126,7 +126,8 @@ type Config struct {
 	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
 	NoDelay bool
 	// Congestion names the congestion-control algorithm (TCP_CONGESTION):
-	// "cubic" (default, RFC 9438) or "reno" (RFC 5681 with NewReno).
+	// "cubic" (default, RFC 9438), "reno" (RFC 5681 with NewReno) or "bbr"
+	// (BBR version 1, as Linux's tcp_bbr, with pacing).
 	Congestion string
 	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
 	// per-connection offset; the stack derives it like the ISN).
@@ -186,4 +187,26 @@ type Info struct {
 	BytesAcked      uint64
 	BytesReceived   uint64
 	SegsOut, SegsIn uint64
+	// PacingRate is the rate segments are paced at, bytes per second
+	// (tcpi_pacing_rate); see Conn.PacingRate.
+	PacingRate uint64
+	// DeliveryRate is the last delivery-rate sample that was not
+	// application-limited, bytes per second (tcpi_delivery_rate), and
+	// DeliveryRateAppLimited whether it was (tcpi_delivery_rate_app_limited).
+	DeliveryRate           uint64
+	DeliveryRateAppLimited bool
+	MinRTT                 time.Duration // smallest RTT seen (tcpi_min_rtt)
+	DSACKDups              int           // D-SACKs received (tcpi_dsack_dups)
+	// BBR is BBR's model when the connection uses it (what Linux reports
+	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
+	BBR *BBRInfo
+}
+
+// BBRInfo is BBR's model of the path.
+type BBRInfo struct {
+	Mode       string        // STARTUP, DRAIN, PROBE_BW or PROBE_RTT
+	Bandwidth  uint64        // the max-filtered delivery rate, bytes per second (bbr_bw)
+	MinRTT     time.Duration // the windowed minimum RTT (bbr_min_rtt)
+	PacingGain float64       // the current pacing gain (bbr_pacing_gain / 256)
+	CwndGain   float64       // the current cwnd gain (bbr_cwnd_gain / 256)
 }

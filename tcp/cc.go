@@ -38,16 +38,23 @@ func newCongestion(name string) (congestionControl, error) {
 		return &cubic{}, nil
 	case CongestionReno:
 		return reno{}, nil
+	case CongestionBBR:
+		return &bbr{}, nil
 	}
 	return nil, syscall.ENOENT // what Linux's setsockopt(TCP_CONGESTION) returns
 }
 
 // SetCongestion selects the congestion-control algorithm (TCP_CONGESTION):
-// "cubic" (the default) or "reno". An unknown name gives ENOENT.
+// "cubic" (the default), "reno" or "bbr". An unknown name gives ENOENT.
+//
+// Setting the algorithm already in use keeps its state, as Linux does.
 func (c *Conn) SetCongestion(name string) error {
 	cc, err := newCongestion(name)
 	if err != nil {
 		return err
+	}
+	if c.cc != nil && c.cc.name() == cc.name() {
+		return nil
 	}
 	c.cc = cc
 	return nil

@@ -72,6 +72,13 @@ func TestSetCongestion(t *testing.T) {
 	if err := c.SetCongestion("reno"); err != nil || c.Congestion() != "reno" {
 		t.Fatalf("SetCongestion(reno): %v, now %q", err, c.Congestion())
 	}
+	if err := c.SetCongestion("bbr"); err != nil || c.Congestion() != "bbr" {
+		t.Fatalf("SetCongestion(bbr): %v, now %q", err, c.Congestion())
+	}
+	b := c.cc
+	if err := c.SetCongestion("bbr"); err != nil || c.cc != b {
+		t.Fatal("setting the algorithm in use again must keep its state")
+	}
 	if err := c.SetCongestion("vegas"); err == nil {
 		t.Fatal("an unknown algorithm must be refused (ENOENT)")
 	}

@@ -157,7 +157,18 @@ type Conn struct {
 	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
 	loss          lossState
 	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
-	rtxNext       seq.Value // retransmission resumes here (HighRxt)
+
+	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
+	// rate.go, pacing.go).
+	txq       txQueue
+	rack      rackState
+	rate      rateState
+	pace      paceState
+	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
+	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
+	// sackRecent is where the out-of-order segment received last began:
+	// its SACK block goes first (RFC 2018 4).
+	sackRecent seq.Value
 
 	// ACK policy.
 	quickAcks int       // ACK immediately while positive (Linux's quick-ack mode)
@@ -293,6 +304,8 @@ func (c *Conn) setState(to State, cause Cause) {
 		if c.rdShut {
 			c.dropRcvQueue()
 		}
+		c.txq.reset()
+		c.rack.at, c.pace.at = time.Time{}, time.Time{}
 	}
 	if c.cfg.OnTransition != nil {
 		c.cfg.OnTransition(from, to, cause)
@@ -357,6 +370,7 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 		}
 		return 0, syscall.EAGAIN
 	}
+	c.rateCheckAppLimited()
 	start := c.sndData.Add(seq.Size(c.sq.n))
 	c.sq.ensure(c.cfg.Buffers, c.sq.n+n, c.sq.n)
 	c.sq.writeAt(c.sq.n, p[:n])
@@ -731,6 +745,15 @@ func (c *Conn) Info(now time.Time) Info {
 		BytesReceived: c.stats.bytesRcvd,
 		SegsOut:       c.stats.segsOut,
 		SegsIn:        c.stats.segsIn,
+		PacingRate:    c.PacingRate(),
+		DeliveryRate:  c.deliveryRate(),
+		MinRTT:        c.minRTT,
+		DSACKDups:     c.dsackDups,
+	}
+	inf.DeliveryRateAppLimited = c.rate.lastAppLimited
+	if b, ok := c.cc.(*bbr); ok && b.inited {
+		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
+			PacingGain: b.pacingGain, CwndGain: b.cwndGain}
 	}
 	if c.state < Established && !c.connected {
 		inf.Cwnd = initialCwndSegs

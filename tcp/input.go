@@ -390,17 +390,16 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 		return true
 	}
 	acked := int(ack.Sub(c.snd.una))
+	c.rateBegin()
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
 	}
-	newSACK := c.updateScoreboard(seg)
+	c.updateScoreboard(now, seg)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.sndShift == c.snd.wnd && c.flight() > 0 {
 		c.onDupAck(now)
-	} else if newSACK && c.loss == lossNone && c.lostEnd().GreaterThan(c.snd.una) {
-		// RFC 6675 5: SACKs alone can show the head is lost.
-		c.enterRecovery(now)
 	}
+	c.afterAck(now) // RACK, the rate sample, rate-based congestion control
 	// Window update: SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK.
 	if c.snd.una.LessThanEq(ack) && (c.snd.wl1.LessThan(seg.SEQ) || (c.snd.wl1 == seg.SEQ && c.snd.wl2.LessThanEq(ack))) {
 		c.snd.wnd = uint32(seg.WND) << c.sndShift
@@ -464,7 +463,8 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	c.dupAcks = 0
 	inflight := int(c.snd.nxt.Sub(old))
 	c.pruneScoreboard()
-	if c.recoveryOnAck(now) {
+	c.pruneRecords(now)
+	if c.recoveryOnAck(now) && !c.rateControlled() {
 		c.onAckGrow(now, acked, inflight)
 	}
 	if c.tlpOut && c.snd.una.GreaterThanEq(c.tlpHigh) {
@@ -480,7 +480,9 @@ func (c *Conn) onDupAck(now time.Time) {
 	if c.loss != lossNone {
 		return
 	}
-	if c.dupAcks >= dupThresh || (c.sackOK && c.lostEnd().GreaterThan(c.snd.una)) {
+	// With SACK, RACK decides (rack.go); duplicate ACKs count when the
+	// peer sends no SACK blocks.
+	if c.dupAcks >= dupThresh && len(c.sacked) == 0 {
 		c.enterRecovery(now)
 	}
 }
@@ -520,6 +522,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
 	}
 	if s != c.rcv.nxt {
+		c.sackRecent = s
 		c.queueOOO(s, data, fin)
 		// An out-of-order segment is acknowledged at once (RFC 5681 4.2)
 		// so the sender sees duplicate ACKs.
@@ -756,6 +759,7 @@ func (c *Conn) updateRTO(r time.Duration) {
 		c.rttvar = (3*c.rttvar + d) / 4
 		c.srtt = (7*c.srtt + r) / 8
 	}
+	c.noteMinRTT(r)
 	// Linux's floor: RTTVAR never counts for less than RTOMin.
 	c.rto = min(c.srtt+max(4*c.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
 }

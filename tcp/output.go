@@ -151,13 +151,11 @@ func (c *Conn) setAckOptions(now time.Time) {
 		o.TSEcr = c.tsRecent
 	}
 	if c.sackOK && c.hasOOO() {
-		// RFC 2018 4: the most recently received block first would be ideal;
-		// we report blocks in sequence order, at most what fits.
-		var blocks [4]seqRange
-		for _, b := range blocks[:c.oooBlocks(&blocks)] {
-			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b.l), Right: uint32(b.r)}
-			o.NumSACK++
+		limit := 4
+		if c.tsOK {
+			limit = 3
 		}
+		c.putSACKBlocks(o, limit)
 	}
 }
 
@@ -239,8 +237,12 @@ func (c *Conn) sendSegment(now time.Time, seqno seq.Value, n int, fin, psh bool)
 func (c *Conn) currentMSS() int {
 	mss := c.sndMSS
 	if c.sackOK && c.hasOOO() {
-		var blocks [4]seqRange
-		mss -= 4 + 8*c.oooBlocks(&blocks)
+		limit := 4
+		if c.tsOK {
+			limit = 3
+		}
+		var blocks [maxOOORanges + 1]seqRange
+		mss -= 4 + 8*min(c.oooBlocks(&blocks), limit)
 	}
 	return max(mss, 1)
 }
@@ -269,15 +271,17 @@ func (c *Conn) output(now time.Time) {
 		return
 	}
 	sent := false
+	c.pace.at = time.Time{}
 	for {
 		room := c.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
 		if c.loss != lossNone {
-			if _, n, _, ok := c.nextRetransmit(); ok {
-				if room < max(n, 1) {
+			if n := c.retransmitSize(); n >= 0 {
+				if room <= 0 || !c.paceAllows(now) {
 					break
 				}
 				c.retransmitOne(now)
+				c.paceSent(now, n)
 				sent = true
 				continue
 			}
@@ -290,10 +294,13 @@ func (c *Conn) output(now time.Time) {
 		// The usable window: the peer's offer and the congestion window.
 		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
 		usable := int(wndRight.Sub(c.snd.nxt))
-		if queued > 0 {
-			// A FIN alone is not held by the congestion window
-			// (Linux's tcp_cwnd_test): it adds nothing to the network.
-			usable = min(usable, room)
+		if queued > 0 && room <= 0 {
+			// The congestion window counts segments, as Linux's
+			// tcp_cwnd_test: while the pipe is below cwnd a full segment
+			// may go (never a runt cut to fit the window's last bytes).
+			// A FIN alone is not held by it: it adds nothing to the
+			// network.
+			usable = 0
 		}
 		mss := c.currentMSS()
 		n := min(queued, mss, max(usable, 0))
@@ -325,8 +332,12 @@ func (c *Conn) output(now time.Time) {
 			}
 			break
 		}
+		if n > 0 && !c.paceAllows(now) {
+			break
+		}
 		fin := finPending && n == queued
 		c.transmitNew(now, n, fin, mss)
+		c.paceSent(now, n)
 		sent = true
 		if fin {
 			break
@@ -346,6 +357,8 @@ func (c *Conn) transmitNew(now time.Time, n int, fin bool, mss int) {
 		c.stallSince = now // data is outstanding from here on
 	}
 	c.corkAt = time.Time{}
+	c.txStart(now)
+	c.recordSent(now, c.snd.nxt, n, fin)
 	c.lastSegStart = c.snd.nxt
 	c.sendSegment(now, c.snd.nxt, n, fin, c.pushMarked(c.snd.nxt, n))
 	if !c.rttTiming && !c.tsOK && n > 0 {
@@ -365,25 +378,18 @@ func (c *Conn) transmitNew(now time.Time, n int, fin bool, mss int) {
 	c.snd.max = c.snd.nxt
 }
 
-// oooBlocks fills b with the first SACK blocks the out-of-order data makes,
-// in sequence order, as many as fit beside the other options (3 with
-// timestamps, else 4), and returns how many. A FIN held out of order
-// extends the block it ends, or is a block of its own.
-func (c *Conn) oooBlocks(b *[4]seqRange) int {
-	limit := 4
-	if c.tsOK {
-		limit = 3
-	}
+// oooBlocks fills b with the SACK blocks the out-of-order data makes, in
+// sequence order, and returns how many. A FIN held out of order extends
+// the block it ends, or is a block of its own.
+func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 	n := 0
 	add := func(x seqRange) {
 		if n > 0 && b[n-1].r == x.l {
 			b[n-1].r = x.r
 			return
 		}
-		if n < limit {
-			b[n] = x
-			n++
-		}
+		b[n] = x
+		n++
 	}
 	finDone := !c.oooFin
 	for _, x := range c.ooo {

@@ -4,21 +4,24 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
 )
 
 // Loss recovery: the SACK scoreboard and the choice of what to retransmit.
 //
 // SND.NXT only moves forward: it is the next new octet. What has to be sent
-// again is decided here, RFC 6675 style, from three pieces of state:
+// again is decided here from the transmit records (txrec.go), each marked
+// SACKed, lost or retransmitted, and three pieces of state:
 //
 //	sacked         ranges above SND.UNA the peer holds (RFC 2018)
-//	loss           none, fast recovery (three duplicate ACKs, or SACKs
-//	               showing a hole: RFC 5681 3.2, RFC 6675 5), or the loss
-//	               state after a retransmission timeout (RFC 6298 5.4)
-//	rtxNext        HighRxt: retransmission resumes here
+//	loss           none, fast recovery (losses found by RACK, RFC 8985,
+//	               or three duplicate ACKs without SACK: RFC 5681 3.2,
+//	               RFC 6582), or the loss state after a retransmission
+//	               timeout (RFC 6298 5.4)
+//	recoveryPoint  SND.NXT when recovery began
 //
 // pipe() estimates the octets in the network; output sends while the
-// congestion window exceeds it, holes first, then new data.
+// congestion window exceeds it, lost segments first, then new data.
 
 type lossState uint8
 
@@ -33,10 +36,11 @@ const dupThresh = 3
 
 type seqRange struct{ l, r seq.Value }
 
-// updateScoreboard records the SACK blocks of an ACK (RFC 2018). Blocks
-// outside SND.UNA..SND.NXT, D-SACKs (RFC 2883) among them, are ignored. It
-// reports whether the ACK told something new.
-func (c *Conn) updateScoreboard(seg *Segment) bool {
+// updateScoreboard records the SACK blocks of an ACK (RFC 2018) and marks
+// the records they cover. A D-SACK (RFC 2883) is noted for RACK; blocks
+// outside SND.UNA..SND.NXT are otherwise ignored. It reports whether the
+// ACK told something new.
+func (c *Conn) updateScoreboard(now time.Time, seg *Segment) bool {
 	if !c.sackOK {
 		return false
 	}
@@ -44,11 +48,23 @@ func (c *Conn) updateScoreboard(seg *Segment) bool {
 	o := &seg.Options
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
+		if i == 0 && l.LessThan(r) {
+			dsack := r.LessThanEq(seg.ACK)
+			if o.NumSACK > 1 {
+				l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
+				dsack = dsack || (l2.LessThanEq(l) && r.LessThanEq(r2))
+			}
+			if dsack {
+				c.noteDSACK()
+				continue
+			}
+		}
 		if !l.LessThan(r) || l.LessThanEq(c.snd.una) || r.GreaterThan(c.snd.nxt) {
 			continue
 		}
 		if c.addSacked(l, r) {
 			news = true
+			c.markSackedRecords(now, l, r)
 		}
 	}
 	return news
@@ -95,118 +111,122 @@ func (c *Conn) pruneScoreboard() {
 	}
 }
 
-// lostEnd is the end of the region considered lost: below it every octet
-// not SACKed is lost. In fast recovery that is RFC 6675's IsLost: DupThresh
-// SACKed ranges or more than (DupThresh-1)*SMSS SACKed octets above; after a
-// timeout, everything sent before it.
-func (c *Conn) lostEnd() seq.Value {
-	switch c.loss {
-	case lossRTO:
-		return c.recoveryPoint
-	case lossRecovery:
-		if !c.sackOK || len(c.sacked) == 0 {
-			// NewReno: without SACK only the head is known lost.
-			return seq.Min(c.snd.una.Add(seq.Size(c.sndMSS)), c.snd.nxt)
-		}
-	}
-	above := 0
-	for i := len(c.sacked) - 1; i >= 0; i-- {
-		above += int(c.sacked[i].r.Sub(c.sacked[i].l))
-		if above > (dupThresh-1)*c.sndMSS || len(c.sacked)-i >= dupThresh {
-			return c.sacked[i].l
-		}
-	}
-	return c.snd.una
-}
-
 // pipe is RFC 6675's estimate of the octets in the network: sent, not
-// acknowledged, not SACKed, and either not lost or retransmitted since.
+// acknowledged, not SACKed, and not lost (or lost and sent again). Without
+// SACK, in fast recovery, it is NewReno's: each duplicate ACK says a
+// segment left the network.
 func (c *Conn) pipe() int {
-	if c.loss == lossRecovery && (!c.sackOK || len(c.sacked) == 0) {
-		// NewReno: each duplicate ACK says a segment left the network.
+	if c.loss == lossRecovery && !c.sackOK {
 		return max(0, c.flight()-c.dupAcks*c.sndMSS)
 	}
 	if c.loss == lossNone && len(c.sacked) == 0 {
 		return c.flight()
 	}
-	lost := c.lostEnd()
-	if c.loss == lossNone {
-		lost = c.snd.una
-	}
-	total := 0
-	pos := c.snd.una
-	count := func(a, b seq.Value) {
-		// [a, b) is not SACKed: in the network below rtxNext (sent again)
-		// and from lostEnd on (not yet known lost).
-		if b.LessThanEq(a) {
-			return
-		}
-		n := int(b.Sub(a))
-		// The part in [max(a, rtxNext), min(b, lost)) is lost and not resent.
-		lo, hi := seq.Max(a, c.rtxNext), seq.Min(b, lost)
-		if lo.LessThan(hi) {
-			n -= int(hi.Sub(lo))
-		}
-		total += n
-	}
-	for _, x := range c.sacked {
-		count(pos, x.l)
-		pos = x.r
-	}
-	count(pos, c.snd.nxt)
-	return total
+	return c.txq.bytes - c.txq.sacked - c.txq.lost
 }
 
-// nextRetransmit finds the next lost segment to send again: the first
-// octet at or after rtxNext that is below lostEnd and not SACKed, up to one
-// MSS and not into a SACKed range.
-func (c *Conn) nextRetransmit() (s seq.Value, n int, fin bool, ok bool) {
+// lostPending reports whether a segment marked lost waits to be sent again.
+func (c *Conn) lostPending() bool {
 	if c.loss == lossNone {
-		return 0, 0, false, false
+		return false
 	}
-	lost := seq.Min(c.lostEnd(), c.snd.nxt)
-	s = seq.Max(c.snd.una, c.rtxNext)
-	for _, x := range c.sacked {
-		if s.LessThan(x.l) {
-			break
-		}
-		if s.LessThan(x.r) {
-			s = x.r
-		}
-	}
-	if !s.LessThan(lost) {
-		return 0, 0, false, false
-	}
-	end := seq.Min(lost, s.Add(seq.Size(c.currentMSS())))
-	for _, x := range c.sacked {
-		if s.LessThan(x.l) {
-			end = seq.Min(end, x.l)
-			break
-		}
-	}
-	n = min(max(0, int(end.Sub(s))), c.queuedFrom(s))
-	fin = c.finSent && s.Add(seq.Size(n)) == c.finSeq && c.finSeq.LessThan(lost)
-	if n == 0 && !fin {
-		return 0, 0, false, false
-	}
-	return s, n, fin, true
+	_, ok := c.nextLost()
+	return ok
 }
 
-// retransmitOne sends the next lost segment, if any; it reports whether it
-// sent one. The congestion window is the caller's business.
+// nextLost returns the index of the first record marked lost and not yet
+// sent again.
+func (c *Conn) nextLost() (int, bool) {
+	if c.txq.lost == 0 {
+		return 0, false
+	}
+	for i := 0; i < c.txq.len(); i++ {
+		if r := c.txq.at(i); r.flags&(recLost|recSacked) == recLost {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// markHeadLost marks the oldest unacknowledged segment lost: what three
+// duplicate ACKs, or a partial ACK, say without SACK (RFC 6582).
+func (c *Conn) markHeadLost() {
+	if c.txq.len() > 0 {
+		r := c.txq.at(0)
+		if !r.has(recSacked) {
+			c.txq.setFlags(r, r.flags&^recRetrans|recLost)
+		}
+	}
+}
+
+// retransmitOne sends the next lost segment again, if any: the parts of
+// its record the peer has not SACKed, each within the current MSS. It
+// reports whether it sent one. The congestion window is the caller's
+// business.
 func (c *Conn) retransmitOne(now time.Time) bool {
-	s, n, fin, ok := c.nextRetransmit()
+	i, ok := c.nextLost()
 	if !ok {
 		return false
 	}
-	c.sendSegment(now, s, n, fin, c.pushMarked(s, n))
-	c.rtxNext = s.Add(seq.Size(n))
+	r := c.txq.at(i)
+	dataEnd := r.end
+	fin := c.finSent && r.end == c.finSeq.Add(1)
 	if fin {
-		c.rtxNext++
+		dataEnd = c.finSeq
 	}
-	c.totalRetrans++
+	mss := c.currentMSS()
+	s := r.start
+	for {
+		// Skip what the peer holds.
+		for _, x := range c.sacked {
+			if x.l.LessThanEq(s) && s.LessThan(x.r) {
+				s = x.r
+			}
+		}
+		if !s.LessThan(dataEnd) {
+			break
+		}
+		end := seq.Min(dataEnd, s.Add(seq.Size(mss)))
+		for _, x := range c.sacked {
+			if s.LessThan(x.l) && x.l.LessThan(end) {
+				end = x.l
+			}
+		}
+		n := min(int(end.Sub(s)), c.queuedFrom(s))
+		if n <= 0 {
+			break
+		}
+		last := fin && s.Add(seq.Size(n)) == dataEnd
+		c.sendSegment(now, s, n, last, c.pushMarked(s, n))
+		c.totalRetrans++
+		s = s.Add(seq.Size(n))
+		if last {
+			fin = false
+		}
+	}
+	if fin && !c.isSacked(c.finSeq, c.finSeq.Add(1)) {
+		c.sendSegment(now, c.finSeq, 0, true, false)
+		c.totalRetrans++
+	}
+	c.recordRetransmit(now, i)
 	c.rttTiming = false // Karn: never time a retransmission
 	return true
+}
+
+// retransmitSize is how much retransmitOne would send now, or -1.
+func (c *Conn) retransmitSize() int {
+	i, ok := c.nextLost()
+	if !ok {
+		return -1
+	}
+	return c.txq.at(i).size()
+}
+
+// rateControlled reports whether the congestion control sets cwnd itself
+// on every ACK (BBR): loss recovery then leaves cwnd alone.
+func (c *Conn) rateControlled() bool {
+	_, ok := c.cc.(rateControl)
+	return ok
 }
 
 // enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5): the
@@ -214,10 +234,14 @@ func (c *Conn) retransmitOne(now time.Time) bool {
 // again at once.
 func (c *Conn) enterRecovery(now time.Time) {
 	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
-	c.cwnd = c.ssthresh
+	if !c.rateControlled() {
+		c.cwnd = c.ssthresh
+	}
 	c.loss = lossRecovery
 	c.recoveryPoint = c.snd.nxt
-	c.rtxNext = c.snd.una
+	if !c.sackOK || len(c.sacked) == 0 {
+		c.markHeadLost()
+	}
 	c.retransmitOne(now)
 }
 
@@ -227,39 +251,78 @@ func (c *Conn) enterRecovery(now time.Time) {
 // in slow start from one segment.
 func (c *Conn) enterLoss(now time.Time) {
 	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
+	if rc, ok := c.cc.(rateControl); ok {
+		rc.onLossTimeout(c)
+	}
 	c.cwnd = c.sndMSS
 	c.sacked = nil
+	for i := 0; i < c.txq.len(); i++ {
+		r := c.txq.at(i)
+		c.txq.setFlags(r, r.flags&^(recSacked|recRetrans)|recLost)
+	}
 	c.loss = lossRTO
 	c.recoveryPoint = c.snd.nxt
-	c.rtxNext = c.snd.una
 	c.dupAcks = 0
+	c.rack.at = time.Time{}
 	c.retransmitOne(now)
 }
 
 // recoveryOnAck updates loss recovery for an ACK that advanced SND.UNA; it
 // reports whether the congestion window may grow (not in fast recovery).
 func (c *Conn) recoveryOnAck(now time.Time) bool {
-	if c.rtxNext.LessThan(c.snd.una) {
-		c.rtxNext = c.snd.una
-	}
 	switch c.loss {
 	case lossRecovery:
 		if c.snd.una.GreaterThanEq(c.recoveryPoint) {
 			c.loss = lossNone
-			c.cwnd = c.ssthresh
+			if !c.rateControlled() {
+				c.cwnd = c.ssthresh
+			}
+			c.rackRecoveryEnded()
 			return false
 		}
-		if !c.sackOK || len(c.sacked) == 0 {
+		if !c.sackOK {
 			// NewReno partial ACK (RFC 6582 3.2): the next hole is at
 			// SND.UNA; resend it at once.
-			c.rtxNext = c.snd.una
+			c.markHeadLost()
 			c.retransmitOne(now)
 		}
 		return false
 	case lossRTO:
 		if c.snd.una.GreaterThanEq(c.recoveryPoint) {
 			c.loss = lossNone
+			c.rackRecoveryEnded()
 		}
 	}
 	return true
+}
+
+// putSACKBlocks writes up to limit SACK blocks for our out-of-order data
+// (RFC 2018 4): first the block holding the segment that arrived last,
+// then the others from the highest down, so that with more holes than
+// blocks the sender still hears of each new block as it grows (its
+// scoreboard keeps what earlier ACKs said), as Linux's receiver does.
+func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
+	var blocks [maxOOORanges + 1]seqRange
+	n := c.oooBlocks(&blocks)
+	first := -1
+	for i, b := range blocks[:n] {
+		if b.l.LessThanEq(c.sackRecent) && c.sackRecent.LessThan(b.r) {
+			first = i
+			break
+		}
+	}
+	put := func(b seqRange) {
+		if int(o.NumSACK) < limit {
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b.l), Right: uint32(b.r)}
+			o.NumSACK++
+		}
+	}
+	if first >= 0 {
+		put(blocks[first])
+	}
+	for i := n - 1; i >= 0; i-- {
+		if i != first {
+			put(blocks[i])
+		}
+	}
 }

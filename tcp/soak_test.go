@@ -26,6 +26,10 @@ type lossyNet struct {
 	delay             time.Duration
 	q                 []flight
 	seq               int
+	// bw, when positive, makes each direction a bottleneck of bw bytes per
+	// second: segments (with 40 bytes of headers) leave one after another.
+	bw   float64
+	busy [2]time.Time
 }
 
 type flight struct {
@@ -90,8 +94,16 @@ func (n *lossyNet) send(dst int, s *Segment) {
 		cp := *s
 		cp.Payload = append([]byte(nil), s.Payload...)
 		d := n.delay + time.Duration(n.rng.Float64()*n.jitter*float64(n.delay))
+		at := n.now
+		if n.bw > 0 {
+			if n.busy[dst].After(at) {
+				at = n.busy[dst]
+			}
+			at = at.Add(time.Duration(float64(len(s.Payload)+40) / n.bw * float64(time.Second)))
+			n.busy[dst] = at
+		}
 		n.seq++
-		n.q = append(n.q, flight{at: n.now.Add(d), n: n.seq, dst: dst, seg: cp})
+		n.q = append(n.q, flight{at: at.Add(d), n: n.seq, dst: dst, seg: cp})
 	}
 }
 
@@ -133,7 +145,7 @@ func soak(t *testing.T, seed uint64) {
 		if rng.IntN(4) == 0 {
 			cfg.NoTimestamps = true
 		}
-		cfg.Congestion = []string{CongestionCubic, CongestionReno}[rng.IntN(2)]
+		cfg.Congestion = []string{CongestionCubic, CongestionReno, CongestionBBR}[rng.IntN(3)]
 		if rng.IntN(4) == 0 {
 			cfg.NoSACK = true
 		}
@@ -201,6 +213,9 @@ func soak(t *testing.T, seed uint64) {
 			}
 			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
 				t.Fatalf("seed %d: side %d advertises %d, beyond its capacity %d", seed, i, w, c.rcvCapacity())
+			}
+			if err := checkRecords(c); err != nil {
+				t.Fatalf("seed %d: side %d: %v", seed, i, err)
 			}
 			p := conns[1-i]
 			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {

@@ -8,9 +8,9 @@ import (
 )
 
 // The connection's timers are deadlines, not goroutines: the owner asks
-// Deadline and calls Tick. There are five: retransmission (or persist),
-// the tail loss probe,
-// delayed ACK, keepalive, and the close timer (TIME_WAIT's 2MSL or an orphan's
+// Deadline and calls Tick. There are seven: retransmission (or persist),
+// the tail loss probe, RACK's reordering timer, pacing, delayed ACK,
+// keepalive, and the close timer (TIME_WAIT's 2MSL or an orphan's
 // FIN_WAIT_2 timeout).
 
 // backedOff is the current RTO doubled once per consecutive timeout.
@@ -130,6 +130,7 @@ func (c *Conn) tailLossProbe(now time.Time) {
 			return
 		}
 		c.sendSegment(now, start, k, fin, true)
+		c.recordProbe(now, start)
 		c.totalRetrans++
 		c.rttTiming = false
 	}
@@ -161,7 +162,7 @@ func (c *Conn) armKeepalive(now time.Time) {
 // Deadline is when Tick must next be called; the zero time means never.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt} {
+	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, c.rack.at, c.pace.at} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -173,7 +174,15 @@ func (c *Conn) Deadline() time.Time {
 func (c *Conn) Tick(now time.Time) {
 	if c.state == Closed || c.state == Listen {
 		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rack.at, c.pace.at = time.Time{}, time.Time{}
 		return
+	}
+	if !c.rack.at.IsZero() && !now.Before(c.rack.at) {
+		c.rackTimeout(now)
+	}
+	if !c.pace.at.IsZero() && !now.Before(c.pace.at) {
+		c.pace.at = time.Time{}
+		c.output(now)
 	}
 	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
 		c.corkAt = time.Time{}

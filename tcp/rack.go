@@ -1,0 +1,191 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// RACK-TLP time-based loss detection (RFC 8985, Linux's tcp_recovery.c).
+// A segment is lost when a segment sent after it has been delivered and
+// more than a round trip plus a reordering window has passed since it was
+// sent. The reordering window is a quarter of the minimum RTT, zero while
+// no reordering has been seen and three segments are SACKed (or recovery
+// is under way: the DupThresh-like behaviour), and it widens by a quarter
+// RTT for each round trip in which a D-SACK showed a retransmission was
+// spurious (RFC 8985 6.2 step 4), for sixteen recoveries.
+
+// rackRecoveryThresh is how many recoveries a widened window lasts
+// (Linux's TCP_RACK_RECOVERY_THRESH).
+const rackRecoveryThresh = 16
+
+// timeoutMin is Linux's TCP_TIMEOUT_MIN (2 jiffies at HZ=1000), added to
+// the RACK reordering timer.
+const timeoutMin = 2 * time.Millisecond
+
+// rackState is RFC 8985's RACK variables.
+type rackState struct {
+	xmit   time.Time     // RACK.xmit_ts: send time of the newest segment delivered
+	endSeq seq.Value     // RACK.end_seq: its end
+	order  uint64        // its txrec.order: breaks ties of xmit time
+	rtt    time.Duration // RACK.rtt: its RTT
+	valid  bool          // a segment was delivered since the connection began
+	fack   seq.Value     // RACK.fack: the highest end delivered
+	reord  bool          // RACK.reord: reordering was seen
+
+	steps         int    // RACK.reo_wnd_mult, from 1
+	persist       int    // RACK.reo_wnd_persist
+	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
+	lastDelivered uint64 // delivered when the window last widened
+
+	at time.Time // the reordering timer; zero: not armed
+}
+
+// sentAfter is RFC 8985's RACK_sent_after: record r was sent after the
+// newest delivered one. Ties of time (one instant on a virtual clock) are
+// broken by the order of transmission rather than by sequence number, so
+// that a retransmission counts as sent after originals sent at the same
+// instant.
+func (rk *rackState) sentAfter(r *txrec) bool {
+	return r.xmit.After(rk.xmit) || (r.xmit.Equal(rk.xmit) && r.order > rk.order)
+}
+
+// rackOnDelivered updates RACK for a record delivered now (RFC 8985 6.2
+// steps 2 and 3).
+func (c *Conn) rackOnDelivered(now time.Time, r *txrec) {
+	rk := &c.rack
+	rtt := now.Sub(r.xmit)
+	if !r.has(recEverRetrans) {
+		if rk.valid && r.end.LessThan(rk.fack) {
+			rk.reord = true // delivered below a segment delivered before
+		}
+	} else if rtt < c.minRTT {
+		// Ambiguous: this ACK is for the original, not the retransmission.
+		return
+	}
+	if !rk.valid || r.end.GreaterThan(rk.fack) {
+		rk.fack = r.end
+	}
+	if !rk.valid || rk.sentAfter(r) {
+		rk.xmit, rk.endSeq, rk.order, rk.rtt = r.xmit, r.end, r.order, rtt
+		rk.valid = true
+	}
+}
+
+// rackReoWnd is the reordering window (Linux's tcp_rack_reo_wnd).
+func (c *Conn) rackReoWnd() time.Duration {
+	if !c.rack.reord {
+		if c.loss != lossNone {
+			return 0
+		}
+		if c.txq.sackedRecs >= dupThresh {
+			return 0
+		}
+	}
+	w := c.minRTT / 4 * time.Duration(max(c.rack.steps, 1))
+	if c.hasRTT {
+		w = min(w, c.srtt)
+	}
+	return w
+}
+
+// rackUpdateReoWnd widens the window after a D-SACK, at most once per
+// round trip, and narrows it again when the widening has lasted its
+// recoveries (RFC 8985 6.2 step 4, Linux's tcp_rack_update_reo_wnd).
+func (c *Conn) rackUpdateReoWnd() {
+	rk := &c.rack
+	rs := &c.rate.rs
+	if rs.priorAt.IsZero() {
+		return
+	}
+	if rs.priorDelivered < rk.lastDelivered {
+		rk.dsackSeen = false // within the round trip of the last widening
+	}
+	switch {
+	case rk.dsackSeen:
+		rk.steps = min(max(rk.steps, 1)+1, 255)
+		rk.dsackSeen = false
+		rk.lastDelivered = c.rate.delivered
+		rk.persist = rackRecoveryThresh
+	case rk.persist == 0:
+		rk.steps = 1
+	}
+}
+
+// rackDetectLoss marks lost every segment sent before the newest one
+// delivered, by more than the reordering window, a round trip ago (RFC
+// 8985 6.2 step 5). It returns the bytes it marked and, when some segment
+// may yet be found lost, how long until then.
+func (c *Conn) rackDetectLoss(now time.Time) (lost int, wait time.Duration) {
+	rk := &c.rack
+	if !rk.valid || !c.sackOK {
+		return 0, 0
+	}
+	reo := c.rackReoWnd()
+	for i := 0; i < c.txq.len(); i++ {
+		r := c.txq.at(i)
+		if r.has(recSacked|recLost) || r.order == rk.order || rk.sentAfter(r) {
+			continue
+		}
+		if remaining := r.xmit.Add(rk.rtt + reo).Sub(now); remaining > 0 {
+			wait = max(wait, remaining)
+			continue
+		}
+		c.txq.setFlags(r, r.flags&^recRetrans|recLost)
+		lost += r.size()
+	}
+	return lost, wait
+}
+
+// lossDetect runs RACK after an ACK: it marks losses, enters fast recovery
+// when it found one, and arms the reordering timer for segments that are
+// not yet late enough.
+func (c *Conn) lossDetect(now time.Time) {
+	if !c.sackOK {
+		return
+	}
+	c.rackUpdateReoWnd()
+	lost, wait := c.rackDetectLoss(now)
+	c.rate.rs.losses += lost
+	c.rack.at = time.Time{}
+	if wait > 0 {
+		c.rack.at = now.Add(wait + timeoutMin)
+	}
+	if lost > 0 && c.loss == lossNone {
+		c.enterRecovery(now)
+	}
+}
+
+// rackTimeout is the reordering timer (Linux's tcp_rack_reo_timeout):
+// segments that were waiting out the window are lost now.
+func (c *Conn) rackTimeout(now time.Time) {
+	c.rack.at = time.Time{}
+	lost, wait := c.rackDetectLoss(now)
+	if wait > 0 {
+		c.rack.at = now.Add(wait + timeoutMin)
+	}
+	if lost == 0 {
+		return
+	}
+	if c.loss == lossNone {
+		c.enterRecovery(now)
+	}
+	c.output(now)
+	if c.rtoAt.IsZero() && c.flight() > 0 {
+		c.armRTO(now)
+	}
+}
+
+// noteDSACK takes a D-SACK (RFC 2883): the first SACK block lies below
+// SND.UNA, or inside the second block.
+func (c *Conn) noteDSACK() {
+	c.rack.dsackSeen = true
+	c.dsackDups++
+}
+
+// rackRecoveryEnded counts down the recoveries a widened window lasts.
+func (c *Conn) rackRecoveryEnded() {
+	if c.rack.persist > 0 {
+		c.rack.persist--
+	}
+}

@@ -1,0 +1,148 @@
+package tcp
+
+import "time"
+
+// Delivery-rate estimation (draft-cheng-iccrg-delivery-rate-estimation,
+// Linux's tcp_rate.c). Each record keeps, from when it was sent, how much
+// had been delivered and when; when it is delivered (acknowledged or
+// SACKed) the difference gives the rate over that interval. One sample per
+// ACK: from the most recently sent record it delivered.
+
+// rateState is the connection's side of the estimator.
+type rateState struct {
+	delivered   uint64    // bytes delivered (ACKed or SACKed) so far
+	deliveredAt time.Time // when delivered last grew
+	firstSentAt time.Time // send time of the record most recently delivered
+	appLimited  uint64    // nonzero: application-limited until delivered passes it
+	sends       uint64    // transmissions so far: txrec.order
+
+	// The last sample that was not application-limited, or the fastest
+	// application-limited one: tcpi_delivery_rate.
+	lastDelivered  uint64
+	lastInterval   time.Duration
+	lastAppLimited bool
+
+	rs rateSample // the sample the current ACK builds
+}
+
+// rateSample is what one ACK tells of the delivery rate.
+type rateSample struct {
+	priorDelivered uint64        // delivered when the newest record acked was sent
+	priorAt        time.Time     // deliveredAt then; zero: no record delivered by this ACK
+	lastXmit       time.Time     // send time of the newest record delivered
+	lastOrder      uint64        // its txrec.order
+	sendElapsed    time.Duration // the send phase of the interval
+	appLimited     bool
+	delivered      int64         // bytes delivered over the interval; -1: no sample
+	interval       time.Duration // the interval; <= 0: no sample
+	rtt            time.Duration // RTT of the newest record delivered; -1: none
+	rttXmit        time.Time     // that record's send time
+	ackedSacked    int           // bytes newly delivered by this ACK
+	losses         int           // bytes newly marked lost by this ACK
+	priorInFlight  int           // pipe before the ACK
+}
+
+// rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
+func (c *Conn) rateOnSend(now time.Time, r *txrec) {
+	rt := &c.rate
+	if c.txq.len() == 0 || c.flight() == 0 {
+		// Nothing in flight: the interval starts now.
+		rt.firstSentAt, rt.deliveredAt = now, now
+	}
+	r.xmit = now
+	rt.sends++
+	r.order = rt.sends
+	r.delivered = rt.delivered
+	r.deliveredAt = rt.deliveredAt
+	r.firstSentAt = rt.firstSentAt
+	r.appLimited = rt.appLimited != 0
+}
+
+// rateBegin starts the sample of an arriving ACK.
+func (c *Conn) rateBegin() {
+	c.rate.rs = rateSample{rtt: -1, priorInFlight: c.pipe()}
+}
+
+// onDelivered is called once for every record delivered, by cumulative ACK
+// or by SACK: it moves the delivery counters and feeds the rate sample
+// (tcp_rate_skb_delivered) and RACK (rack.go).
+func (c *Conn) onDelivered(now time.Time, r *txrec) {
+	rt := &c.rate
+	rs := &rt.rs
+	n := r.size()
+	rt.delivered += uint64(n)
+	rt.deliveredAt = now
+	rs.ackedSacked += n
+	if rs.priorAt.IsZero() || r.order > rs.lastOrder {
+		rs.priorDelivered = r.delivered
+		rs.priorAt = r.deliveredAt
+		rs.appLimited = r.appLimited
+		rs.lastXmit = r.xmit
+		rs.lastOrder = r.order
+		rs.sendElapsed = r.xmit.Sub(r.firstSentAt)
+		rt.firstSentAt = r.xmit
+		if rs.priorAt.IsZero() {
+			rs.priorAt = r.xmit // never zero once a record is delivered
+		}
+	}
+	if !r.has(recEverRetrans) && (rs.rtt < 0 || !r.xmit.Before(rs.rttXmit)) {
+		rs.rtt, rs.rttXmit = now.Sub(r.xmit), r.xmit
+	}
+	c.rackOnDelivered(now, r)
+}
+
+// rateEnd completes the sample of the ACK (tcp_rate_gen).
+func (c *Conn) rateEnd(now time.Time) {
+	rt := &c.rate
+	rs := &rt.rs
+	if rt.appLimited != 0 && rt.delivered > rt.appLimited {
+		rt.appLimited = 0
+	}
+	if rs.priorAt.IsZero() {
+		rs.delivered, rs.interval = -1, -1
+		return
+	}
+	rs.delivered = int64(rt.delivered - rs.priorDelivered)
+	ackElapsed := now.Sub(rs.priorAt)
+	rs.interval = max(rs.sendElapsed, ackElapsed)
+	if rs.interval < c.minRTT || rs.interval <= 0 {
+		// Shorter than a round trip: the ACKs were compressed, the rate
+		// is not to be believed.
+		rs.interval = -1
+		return
+	}
+	if !rs.appLimited || uint64(rs.delivered)*uint64(rt.lastInterval) >= rt.lastDelivered*uint64(rs.interval) {
+		rt.lastDelivered = uint64(rs.delivered)
+		rt.lastInterval = rs.interval
+		rt.lastAppLimited = rs.appLimited
+	}
+}
+
+// rateCheckAppLimited marks the flight application-limited when the
+// sender has less than a segment to send, the congestion window is not
+// what holds it back and no loss waits to be repaired
+// (tcp_rate_check_app_limited): samples taken until this flight is
+// delivered do not show what the path can do.
+func (c *Conn) rateCheckAppLimited() {
+	if c.queuedFrom(c.snd.nxt) >= c.sndMSS || c.pipe() >= c.cwnd || c.lostPending() {
+		return
+	}
+	c.rate.appLimited = max(c.rate.delivered+uint64(c.pipe()), 1)
+}
+
+// deliveryRate is tcpi_delivery_rate, in bytes per second.
+func (c *Conn) deliveryRate() uint64 {
+	rt := &c.rate
+	if rt.lastInterval <= 0 {
+		return 0
+	}
+	return uint64(float64(rt.lastDelivered) / rt.lastInterval.Seconds())
+}
+
+// noteMinRTT folds an RTT sample into the minimum (Linux's tcp_min_rtt,
+// without its 5-minute window: paths rarely get slower for good).
+func (c *Conn) noteMinRTT(r time.Duration) {
+	if r > 0 && (c.minRTT == 0 || r < c.minRTT) {
+		c.minRTT = r
+	}
+}

@@ -1,0 +1,222 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
+
+// The transmit record queue: one record per segment sent and not yet
+// acknowledged, in sequence order, covering SND.UNA..SND.NXT without gaps.
+// It is what Linux keeps in its retransmission queue besides the data:
+// when each segment was last sent, whether it was SACKed, marked lost or
+// retransmitted, and the delivery-rate snapshot taken when it was sent
+// (draft-cheng-iccrg-delivery-rate-estimation). RACK (rack.go) and the
+// rate sampler (rate.go) read it; loss recovery (recovery.go) walks it to
+// choose what to send again.
+//
+// The records live in a ring that grows by doubling and is reused: in a
+// steady state sending and acknowledging allocate nothing.
+
+// Record flags.
+const (
+	recSacked      uint8 = 1 << iota // the peer holds all of it (SACK)
+	recLost                          // marked lost, not yet sent again
+	recRetrans                       // the copy in flight is a retransmission
+	recEverRetrans                   // sent more than once (Karn: no RTT from it)
+)
+
+// txrec is one segment sent: [start, end) in sequence space (a FIN counts
+// one), and the state of its delivery.
+type txrec struct {
+	start, end seq.Value
+	xmit       time.Time // last (re)transmission
+	order      uint64    // transmission count then: orders sends at one instant
+	flags      uint8
+
+	// Delivery-rate snapshot at the last transmission.
+	delivered   uint64    // Conn.delivered then
+	deliveredAt time.Time // Conn.deliveredAt then
+	firstSentAt time.Time // Conn.firstSentAt then
+	appLimited  bool      // the sender was application-limited then
+}
+
+func (r *txrec) has(f uint8) bool { return r.flags&f != 0 }
+func (r *txrec) size() int        { return int(r.end.Sub(r.start)) }
+
+// txQueue is a ring of records, with running sums so that the pipe
+// estimate costs nothing per segment.
+type txQueue struct {
+	buf  []txrec
+	head int
+	n    int
+
+	bytes      int // sequence space the records cover
+	sacked     int // of it, in records marked SACKed
+	lost       int // in records marked lost and not SACKed
+	sackedRecs int // records marked SACKed
+}
+
+// weigh adds (sign 1) or removes (sign -1) n bytes of a record with flags f
+// from the sums.
+func (q *txQueue) weigh(f uint8, n, sign int) {
+	q.bytes += sign * n
+	switch {
+	case f&recSacked != 0:
+		q.sacked += sign * n
+		q.sackedRecs += sign
+	case f&recLost != 0:
+		q.lost += sign * n
+	}
+}
+
+// setFlags changes the flags of record r, keeping the sums.
+func (q *txQueue) setFlags(r *txrec, f uint8) {
+	q.weigh(r.flags, r.size(), -1)
+	r.flags = f
+	q.weigh(f, r.size(), 1)
+}
+
+func (q *txQueue) len() int { return q.n }
+
+// at returns the i-th record from the oldest.
+func (q *txQueue) at(i int) *txrec { return &q.buf[(q.head+i)&(len(q.buf)-1)] }
+
+// push appends a record, growing the ring (by doubling) when full.
+func (q *txQueue) push(r txrec) {
+	if q.n == len(q.buf) {
+		nb := make([]txrec, max(16, 2*len(q.buf)))
+		for i := 0; i < q.n; i++ {
+			nb[i] = *q.at(i)
+		}
+		q.buf, q.head = nb, 0
+	}
+	*q.at(q.n) = r
+	q.n++
+	q.weigh(r.flags, r.size(), 1)
+}
+
+// popFront drops the oldest record.
+func (q *txQueue) popFront() {
+	r := q.at(0)
+	q.weigh(r.flags, r.size(), -1)
+	q.head = (q.head + 1) & (len(q.buf) - 1)
+	q.n--
+	if q.n == 0 {
+		q.head = 0
+	}
+}
+
+// reset forgets every record; the ring's memory is released when it grew
+// large, so an idle connection does not keep a burst's worth of records.
+func (q *txQueue) reset() {
+	q.head, q.n = 0, 0
+	q.bytes, q.sacked, q.lost, q.sackedRecs = 0, 0, 0, 0
+	if len(q.buf) > 64 {
+		q.buf = nil
+	}
+}
+
+// find returns the index of the record holding s, or -1.
+func (q *txQueue) find(s seq.Value) int {
+	lo, hi := 0, q.n
+	for lo < hi {
+		m := (lo + hi) / 2
+		if q.at(m).end.LessThanEq(s) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < q.n && q.at(lo).start.LessThanEq(s) {
+		return lo
+	}
+	return -1
+}
+
+// recordSent appends the record of a new segment [s, s+n) (plus the FIN)
+// sent now, with the rate sampler's snapshot.
+func (c *Conn) recordSent(now time.Time, s seq.Value, n int, fin bool) {
+	end := s.Add(seq.Size(n))
+	if fin {
+		end++
+	}
+	if end == s {
+		return
+	}
+	r := txrec{start: s, end: end}
+	c.rateOnSend(now, &r)
+	c.txq.push(r)
+}
+
+// recordRetransmit notes that the record at i was sent again now.
+func (c *Conn) recordRetransmit(now time.Time, i int) {
+	r := c.txq.at(i)
+	c.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
+	c.rateOnSend(now, r)
+}
+
+// pruneRecords drops the records SND.UNA has passed, delivering (rate.go,
+// rack.go) those not SACKed before.
+func (c *Conn) pruneRecords(now time.Time) {
+	for c.txq.len() > 0 {
+		r := c.txq.at(0)
+		if r.end.GreaterThan(c.snd.una) {
+			if r.start.LessThan(c.snd.una) {
+				// Acknowledged in part: the rest stays, as Linux's
+				// tcp_trim_head.
+				c.txq.weigh(r.flags, r.size(), -1)
+				r.start = c.snd.una
+				c.txq.weigh(r.flags, r.size(), 1)
+			}
+			return
+		}
+		if !r.has(recSacked) {
+			c.onDelivered(now, r)
+		}
+		c.txq.popFront()
+	}
+}
+
+// markSackedRecords marks the records [l, r) now fully covers as SACKed
+// and delivers them; c.sacked already holds [l, r).
+func (c *Conn) markSackedRecords(now time.Time, l, r seq.Value) {
+	i := c.txq.find(l)
+	if i < 0 {
+		i = 0
+		for i < c.txq.len() && c.txq.at(i).end.LessThanEq(l) {
+			i++
+		}
+	}
+	for ; i < c.txq.len(); i++ {
+		rec := c.txq.at(i)
+		if !rec.start.LessThan(r) {
+			return
+		}
+		if rec.has(recSacked) || !c.isSacked(rec.start, rec.end) {
+			continue
+		}
+		c.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
+		c.onDelivered(now, rec)
+	}
+}
+
+// isSacked reports whether one SACKed range covers [l, r).
+func (c *Conn) isSacked(l, r seq.Value) bool {
+	for _, x := range c.sacked {
+		if x.l.LessThanEq(l) && r.LessThanEq(x.r) {
+			return true
+		}
+		if l.LessThan(x.l) {
+			return false
+		}
+	}
+	return false
+}
+
+// recordProbe notes a tail loss probe that sent again the segment from s.
+func (c *Conn) recordProbe(now time.Time, s seq.Value) {
+	if i := c.txq.find(s); i >= 0 && !c.txq.at(i).has(recSacked) {
+		c.recordRetransmit(now, i)
+	}
+}
