@@ -497,16 +497,34 @@ var ErrNotApplicable = errors.New("bench: not applicable")
 type HeapResult struct {
 	Kind  Kind
 	Conns int
-	// HeapBefore and HeapAfter are runtime.MemStats.HeapInuse after a
-	// garbage collection, before the connections are made and once they
-	// are all established.
-	HeapBefore, HeapAfter uint64
-	Setup                 time.Duration // the time taken to establish them
+	// Before and After are the heap after a garbage collection, before
+	// the connections are made and once they are all established.
+	Before, After HeapStats
+	Setup         time.Duration // the time taken to establish them
 }
 
-// PerConn is the heap per connection, both of its ends.
+// HeapStats are the runtime.MemStats that IdleHeap reads.
+type HeapStats struct {
+	// Alloc (HeapAlloc) counts the bytes of live objects: the figure.
+	Alloc uint64
+	// Inuse (HeapInuse) counts the bytes of spans holding any live
+	// object. After earlier work in the process, new objects fill holes
+	// in spans already in use, so its growth can be well under what the
+	// connections hold: it is kept for reference only.
+	Inuse uint64
+}
+
+// PerConn is the heap (live bytes) per connection, both of its ends.
 func (r HeapResult) PerConn() float64 {
-	return (float64(r.HeapAfter) - float64(r.HeapBefore)) / float64(r.Conns)
+	return (float64(r.After.Alloc) - float64(r.Before.Alloc)) / float64(r.Conns)
+}
+
+// Total is the heap (live bytes) that the connections hold.
+func (r HeapResult) Total() float64 { return float64(r.After.Alloc) - float64(r.Before.Alloc) }
+
+// InusePerConn is the growth of HeapInuse per connection.
+func (r HeapResult) InusePerConn() float64 {
+	return (float64(r.After.Inuse) - float64(r.Before.Inuse)) / float64(r.Conns)
 }
 
 // PerEndpoint is the heap per endpoint: PerConn / 2.
@@ -541,7 +559,7 @@ func IdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
 	cli := make([]net.Conn, conns)
 	srv := make([]net.Conn, 0, conns)
 
-	res.HeapBefore = heapInuse()
+	res.Before = heapStats()
 	start := time.Now()
 	accepted := make(chan error, 1)
 	go func() {
@@ -603,18 +621,18 @@ func IdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
 		return res, fmt.Errorf("bench: idle %s: accepted %d of %d: %w", k, len(srv), conns, errTimeout)
 	}
 	res.Setup = time.Since(start)
-	res.HeapAfter = heapInuse()
+	res.After = heapStats()
 	runtime.KeepAlive(cli)
 	runtime.KeepAlive(srv)
 	return res, nil
 }
 
-// heapInuse returns HeapInuse after two garbage collections (the second
+// heapStats reads the heap after two garbage collections (the second
 // frees what finalizers of the first released).
-func heapInuse() uint64 {
+func heapStats() HeapStats {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
+	return HeapStats{Alloc: ms.HeapAlloc, Inuse: ms.HeapInuse}
 }

@@ -214,7 +214,7 @@ func (s *suite) progress(format string, args ...any) {
 }
 
 func (s *suite) fail(what string, k Kind, err error) {
-	msg := fmt.Sprintf("%s %s: %v", what, k, err)
+	msg := strings.ReplaceAll(fmt.Sprintf("%s %s: %v", what, k, err), "\n", "; ")
 	s.r.Errors = append(s.r.Errors, msg)
 	s.progress("FAILED %s", msg)
 }
@@ -346,7 +346,7 @@ func (s *suite) idle() {
 		}
 	}
 	conns := max(eps/2, 1)
-	what := fmt.Sprintf("Go heap (HeapInuse after GC) per idle established connection, %d connections, both ends in this process", conns)
+	what := fmt.Sprintf("Go heap (live bytes, HeapAlloc after GC) per idle established connection, %d connections, both ends in this process", conns)
 	pc := s.figure(Figure{Name: "idle_heap_per_conn", Unit: "B/conn", Better: "lower", What: what,
 		Note: "kernel: n/a, its sockets are kernel memory, not Go heap"})
 	pe := s.figure(Figure{Name: "idle_heap_per_endpoint", Unit: "B/endpoint", Better: "lower", What: what + ", divided by 2"})
@@ -367,8 +367,9 @@ func (s *suite) idle() {
 		}
 		pc.set(k, res.PerConn())
 		pe.set(k, res.PerEndpoint())
-		tot.set(k, (float64(res.HeapAfter)-float64(res.HeapBefore))/(1<<20))
-		s.progress("idle %d conns %s: %.0f B/conn, %.0f B/endpoint (set up in %v)", conns, k, res.PerConn(), res.PerEndpoint(), res.Setup.Round(time.Millisecond))
+		tot.set(k, res.Total()/(1<<20))
+		s.progress("idle %d conns %s: %.0f B/conn, %.0f B/endpoint (HeapInuse: %.0f B/conn; set up in %v)",
+			conns, k, res.PerConn(), res.PerEndpoint(), res.InusePerConn(), res.Setup.Round(time.Millisecond))
 		s.r.HeapByConns = append(s.r.HeapByConns, Point{Kind: k, X: float64(conns), Y: res.PerConn()})
 	}
 	if !s.opts.Charts {
@@ -391,7 +392,7 @@ func (s *suite) idle() {
 				s.fail(fmt.Sprintf("idle %d", n), k, err)
 				continue
 			}
-			s.progress("idle %d conns %s: %.0f B/conn", n, k, res.PerConn())
+			s.progress("idle %d conns %s: %.0f B/conn (HeapInuse: %.0f B/conn)", n, k, res.PerConn(), res.InusePerConn())
 			s.r.HeapByConns = append(s.r.HeapByConns, Point{Kind: k, X: float64(n), Y: res.PerConn()})
 		}
 	}
