@@ -29,8 +29,8 @@ type series struct {
 type chart struct {
 	title, xLabel, yLabel string
 	series                []series
-	ref                   *float64 // a horizontal line, the kernel's
-	refLabel              string
+	ref                   *float64 // a horizontal dashed line: the kernel's, or a target
+	refLegend, refLabel   string
 	xTicks                []float64
 	xTick                 func(float64) string
 }
@@ -65,7 +65,8 @@ func BulkChart(r *Report) []byte {
 		if p.Kind == Kernel {
 			g := p.Y * 8 / 1000
 			c.ref = &g
-			c.refLabel = fmt.Sprintf("kernel, lo (MTU %d): %.1f", KernelMTU, g)
+			c.refLegend = "kernel, lo"
+			c.refLabel = fmt.Sprintf("MTU %d: %.1f Gbit/s", KernelMTU, g)
 		}
 	}
 	if len(c.series) == 0 {
@@ -74,22 +75,27 @@ func BulkChart(r *Report) []byte {
 	return c.svg()
 }
 
-// HeapChart draws the Go heap held by idle connections (MiB, both ends)
-// against their number, each point labelled with its bytes per
-// connection. It returns nil when the report has no idle points.
+// HeapChart draws the Go heap per idle connection (both ends) against the
+// number of connections, each point labelled with the total, and the
+// issue's target (1.5 KiB per endpoint) as a reference line. It returns
+// nil when the report has no idle points.
 func HeapChart(r *Report) []byte {
+	target := float64(TargetIdleBytesPerEndpoint * 2)
 	c := chart{
-		title:  "Go heap of idle established connections (both ends)",
-		xLabel: "idle connections (log scale)",
-		yLabel: "MiB",
-		xTick:  func(x float64) string { return fmt.Sprintf("%.0f", x) },
+		title:     "Go heap per idle established connection (both ends)",
+		xLabel:    "idle connections (log scale)",
+		yLabel:    "bytes per connection",
+		xTick:     func(x float64) string { return fmt.Sprintf("%.0f", x) },
+		ref:       &target,
+		refLegend: "target",
+		refLabel:  fmt.Sprintf("1.5 KiB/endpoint: %.0f B", target),
 	}
 	for _, k := range []Kind{Synstack, GVisor} {
 		s := series{kind: k, label: string(k)}
 		for _, p := range r.HeapByConns {
 			if p.Kind == k {
-				s.points = append(s.points, Point{Kind: k, X: p.X, Y: p.X * p.Y / (1 << 20)})
-				s.labels = append(s.labels, fmt.Sprintf("%.0f B/conn", p.Y))
+				s.points = append(s.points, p)
+				s.labels = append(s.labels, fmt.Sprintf("%.0f B (%.0f MiB)", p.Y, p.X*p.Y/(1<<20)))
 				if !slices.Contains(c.xTicks, p.X) {
 					c.xTicks = append(c.xTicks, p.X)
 				}
@@ -104,6 +110,10 @@ func HeapChart(r *Report) []byte {
 	}
 	return c.svg()
 }
+
+// TargetIdleBytesPerEndpoint is issue #8's bound on the heap of an idle
+// established endpoint.
+const TargetIdleBytesPerEndpoint = 1536
 
 func (c *chart) svg() []byte {
 	slices.Sort(c.xTicks)
@@ -175,7 +185,16 @@ func (c *chart) svg() []byte {
 	if c.ref != nil {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2" stroke-dasharray="6 4"/>`+"\n", padL, Y(*c.ref), padL+plotW, Y(*c.ref), kindColor[Kernel])
 	}
-	// The lines, their points and labels.
+	// The lines, their points and labels: a label goes above its point
+	// when the point is the highest at its x, below otherwise.
+	top := map[float64]float64{}
+	for _, s := range c.series {
+		for _, p := range s.points {
+			if y, ok := top[p.X]; !ok || p.Y > y {
+				top[p.X] = p.Y
+			}
+		}
+	}
 	for _, s := range c.series {
 		col := kindColor[s.kind]
 		var pts bytes.Buffer
@@ -185,7 +204,17 @@ func (c *chart) svg() []byte {
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2.5" points="%s"/>`+"\n", col, bytes.TrimSpace(pts.Bytes()))
 		for i, p := range s.points {
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", X(p.X), Y(p.Y), col)
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-size="11" text-anchor="middle">%s</text>`+"\n", X(p.X), Y(p.Y)-8, col, esc(s.labels[i]))
+			dy, anchor := -8.0, "middle"
+			if p.Y < top[p.X] {
+				dy = 16
+			}
+			switch p.X {
+			case xmin:
+				anchor = "start"
+			case xmax:
+				anchor = "end"
+			}
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" font-size="11" text-anchor="%s">%s</text>`+"\n", X(p.X), Y(p.Y)+dy, col, anchor, esc(s.labels[i]))
 		}
 	}
 	// Legend.
@@ -197,7 +226,7 @@ func (c *chart) svg() []byte {
 	}
 	if c.ref != nil {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="6 4"/>`+"\n", lx, legendY, lx+22, legendY, kindColor[Kernel])
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11">kernel, lo</text>`+"\n", lx+28, legendY+4)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%s</text>`+"\n", lx+28, legendY+4, esc(c.refLegend))
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11">%s</text>`+"\n", lx, legendY+22, esc(c.refLabel))
 	}
 	b.WriteString("</svg>\n")
