@@ -357,6 +357,8 @@ func (s *suite) idle() {
 	pe := s.figure(Figure{Name: "idle_heap_per_endpoint", Unit: "B/endpoint", Better: "lower", What: what + ", divided by 2"})
 	tot := s.figure(Figure{Name: "idle_heap_total", Unit: "MiB", Better: "lower",
 		What: fmt.Sprintf("Go heap held by %d idle endpoints (%d connections)", 2*conns, conns)})
+	rate := s.figure(Figure{Name: "idle_setup", Unit: "conns/s", Better: "higher",
+		What: fmt.Sprintf("rate at which the %d idle connections were established (%d dialers, connections kept): how demux and port tables scale", conns, idleDialers)})
 	for _, k := range []Kind{Synstack, GVisor} {
 		if k == GVisor && conns > GVisorIdleMax {
 			pc.Note += fmt.Sprintf("; gvisor: not run above %d connections", GVisorIdleMax)
@@ -373,6 +375,7 @@ func (s *suite) idle() {
 		pc.set(k, res.PerConn())
 		pe.set(k, res.PerEndpoint())
 		tot.set(k, res.Total()/(1<<20))
+		rate.set(k, float64(conns)/res.Setup.Seconds())
 		s.progress("idle %d conns %s: %.0f B/conn, %.0f B/endpoint (HeapInuse: %.0f B/conn; set up in %v)",
 			conns, k, res.PerConn(), res.PerEndpoint(), res.InusePerConn(), res.Setup.Round(time.Millisecond))
 		s.r.HeapByConns = append(s.r.HeapByConns, Point{Kind: k, X: float64(conns), Y: res.PerConn()})
