@@ -189,6 +189,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		s.budget = Budget{Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond}
 	}
 	s.run()
+	// The table in the order of Names, whatever order they ran in.
+	rank := func(f *Figure) int {
+		for i, n := range Names {
+			if strings.HasPrefix(f.Name, n) {
+				return i
+			}
+		}
+		return len(Names)
+	}
+	slices.SortStableFunc(r.Figures, func(a, b *Figure) int { return rank(a) - rank(b) })
 	r.Machine.LoadAfter = loadavg()
 	r.Machine.DurationSec = int(time.Since(start).Seconds() + 0.5)
 	for _, f := range r.Figures {
