@@ -33,8 +33,10 @@ synstack/gVisor and synstack/kernel:
   idle       Go heap per idle established connection, and per endpoint
   allocs     heap allocations per TCP segment in a steady bulk transfer
 
-Progress goes to stderr. The default run takes about a minute on two cores;
---quick a fifth of the time (a check, not figures to quote). --svg DIR also
+Bulk, connsetup and pingpong are the median of 3 rounds, the kinds measured in
+turn in each. Progress goes to stderr. The default run takes about 30 s on two
+cores; --quick, one round of short measurements, a few seconds (a check, not
+figures to quote). --svg DIR also
 sweeps the MTU (1500 to 65535) and the idle connection count (1k, 10k, 50k)
 and draws bulk-mtu.svg and idle-heap.svg in DIR. --idle N sizes the idle
 figure in endpoints (N/2 connections, both ends in this process; default

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -35,6 +36,10 @@ var (
 	ChartConnsQuick = []int{250, 500, 1000}
 )
 
+// Rounds is how many times Run measures each throughput and rate, the
+// kinds interleaved (Quick: once); the figure is the median.
+const Rounds = 3
+
 // Default sizes of the idle-connection figure, in endpoints (two per
 // connection).
 const (
@@ -49,9 +54,9 @@ const GVisorIdleMax = 100000
 
 // Options choose what Run measures.
 type Options struct {
-	// Quick runs every measurement for a fifth of the time and the idle
-	// figure at DefaultIdleEndpointsQuick: a check that all works, not
-	// figures to quote.
+	// Quick runs one round of short measurements (not Rounds of longer
+	// ones) and the idle figure at DefaultIdleEndpointsQuick: a check
+	// that all works, not figures to quote.
 	Quick bool
 	// Only, if not empty, restricts the run to these groups (Names).
 	Only []string
@@ -148,10 +153,13 @@ type Machine struct {
 
 // Report is one run: every figure, the charts' points and the versions.
 type Report struct {
-	Versions Versions  `json:"versions"`
-	Machine  Machine   `json:"machine"`
-	Quick    bool      `json:"quick"`
-	Figures  []*Figure `json:"figures"`
+	Versions Versions `json:"versions"`
+	Machine  Machine  `json:"machine"`
+	Quick    bool     `json:"quick"`
+	// Rounds is how many times each throughput or rate was measured,
+	// the kinds in turn; the figure is the median.
+	Rounds  int       `json:"rounds"`
+	Figures []*Figure `json:"figures"`
 	// BulkByMTU is throughput (MB/s) against MTU; HeapByConns is heap per
 	// connection (B) against idle connections.
 	BulkByMTU   []Point  `json:"bulk_by_mtu,omitempty"`
@@ -184,10 +192,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		LoadBefore: loadavg(), StartedUTC: start.UTC().Format(time.RFC3339),
 	}
-	s := &suite{ctx: ctx, opts: opts, r: r, budget: Budget{Warmup: 250 * time.Millisecond, Duration: time.Second}}
+	s := &suite{ctx: ctx, opts: opts, r: r, rounds: Rounds, budget: Budget{Warmup: 200 * time.Millisecond, Duration: 400 * time.Millisecond}}
 	if opts.Quick {
+		s.rounds = 1
 		s.budget = Budget{Warmup: 50 * time.Millisecond, Duration: 200 * time.Millisecond}
 	}
+	r.Rounds = s.rounds
 	s.run()
 	// The table in the order of Names, whatever order they ran in.
 	rank := func(f *Figure) int {
@@ -212,6 +222,7 @@ type suite struct {
 	opts   Options
 	r      *Report
 	budget Budget
+	rounds int
 }
 
 func (s *suite) want(name string) bool {
@@ -254,52 +265,111 @@ func (s *suite) run() {
 	}
 }
 
+// interleave measures every kind in turn, s.rounds times over (A B C, A
+// B C, ...), so that a change in the machine's load falls on all kinds
+// alike, and returns for each kind the median over the rounds of each
+// value measure returns. A kind that fails once is left out.
+func (s *suite) interleave(what string, kinds []Kind, measure func(k Kind, round string) ([]float64, error)) map[Kind][]float64 {
+	got := map[Kind][][]float64{}
+	failed := map[Kind]bool{}
+	for i := range s.rounds {
+		round := ""
+		if s.rounds > 1 {
+			round = fmt.Sprintf(" [%d/%d]", i+1, s.rounds)
+		}
+		for _, k := range kinds {
+			if s.ctx.Err() != nil || failed[k] {
+				continue
+			}
+			v, err := measure(k, round)
+			if err != nil {
+				s.fail(what, k, err)
+				failed[k] = true
+				continue
+			}
+			got[k] = append(got[k], v)
+		}
+	}
+	out := map[Kind][]float64{}
+	for k, rows := range got {
+		if failed[k] || len(rows) == 0 {
+			continue
+		}
+		med := make([]float64, len(rows[0]))
+		for j := range med {
+			col := make([]float64, len(rows))
+			for i, r := range rows {
+				col[i] = r[j]
+			}
+			med[j] = median(col)
+		}
+		out[k] = med
+	}
+	return out
+}
+
+// median is the middle value (the mean of the two middle ones for an even
+// count).
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
 func (s *suite) bulk() {
 	mtus := []int{1500, 65535}
 	if s.opts.Charts && s.want(NameBulk) {
 		mtus = ChartMTUs
 	}
-	type key struct {
-		k   Kind
-		mtu int
-	}
-	results := map[key]BulkResult{}
-	for _, mtu := range mtus {
-		for _, k := range []Kind{Synstack, GVisor} {
-			if s.ctx.Err() != nil {
-				return
-			}
+	// Per kind and MTU: MB/s, Gbit/s, allocations per segment (NaN where
+	// not counted).
+	results := map[int]map[Kind][]float64{}
+	for i, mtu := range mtus {
+		kinds := []Kind{Synstack, GVisor}
+		if i == 0 {
+			kinds = Kinds // the kernel once, with the first MTU: lo's is fixed
+		}
+		results[mtu] = s.interleave(fmt.Sprintf("bulk mtu %d", mtu), kinds, func(k Kind, round string) ([]float64, error) {
 			res, err := Bulk(s.ctx, k, mtu, s.budget)
 			if err != nil {
-				s.fail(fmt.Sprintf("bulk mtu %d", mtu), k, err)
-				continue
+				return nil, err
 			}
-			results[key{k, mtu}] = res
-			s.progress("bulk mtu %d %s: %.0f MB/s (%.2f Gbit/s)", mtu, k, res.MBps(), res.Gbps())
-			s.r.BulkByMTU = append(s.r.BulkByMTU, Point{Kind: k, X: float64(mtu), Y: res.MBps()})
+			allocs, ok := res.AllocsPerSegment()
+			if !ok {
+				allocs = math.NaN()
+			}
+			s.progress("bulk mtu %d %s%s: %.0f MB/s (%.2f Gbit/s)", res.MTU, k, round, res.MBps(), res.Gbps())
+			return []float64{res.MBps(), res.Gbps(), allocs}, nil
+		})
+		for _, k := range kinds {
+			if v, ok := results[mtu][k]; ok {
+				x := float64(mtu)
+				if k == Kernel {
+					x = KernelMTU
+				}
+				s.r.BulkByMTU = append(s.r.BulkByMTU, Point{Kind: k, X: x, Y: v[0]})
+			}
 		}
 	}
-	kres, kerr := Bulk(s.ctx, Kernel, KernelMTU, s.budget)
-	if kerr != nil {
-		s.fail("bulk", Kernel, kerr)
-	} else {
-		s.progress("bulk kernel lo (mtu %d): %.0f MB/s (%.2f Gbit/s)", KernelMTU, kres.MBps(), kres.Gbps())
-		s.r.BulkByMTU = append(s.r.BulkByMTU, Point{Kind: Kernel, X: KernelMTU, Y: kres.MBps()})
-	}
+	kernel, kernelOK := results[mtus[0]][Kernel]
 	if s.want(NameBulk) {
 		for _, mtu := range []int{1500, 65535} {
 			what := fmt.Sprintf("bulk throughput, one connection one way, link MTU %d (kernel: lo, MTU %d)", mtu, KernelMTU)
 			mb := s.figure(Figure{Name: fmt.Sprintf("bulk_mtu%d", mtu), Unit: "MB/s", Better: "higher", What: what})
 			gb := s.figure(Figure{Name: fmt.Sprintf("bulk_mtu%d_gbit", mtu), Unit: "Gbit/s", Better: "higher", What: what})
 			for _, k := range []Kind{Synstack, GVisor} {
-				if res, ok := results[key{k, mtu}]; ok {
-					mb.set(k, res.MBps())
-					gb.set(k, res.Gbps())
+				if v, ok := results[mtu][k]; ok {
+					mb.set(k, v[0])
+					gb.set(k, v[1])
 				}
 			}
-			if kerr == nil {
-				mb.set(Kernel, kres.MBps())
-				gb.set(Kernel, kres.Gbps())
+			if kernelOK {
+				mb.set(Kernel, kernel[0])
+				gb.set(Kernel, kernel[1])
 			}
 		}
 	}
@@ -308,9 +378,9 @@ func (s *suite) bulk() {
 			What: "heap allocations of the whole process per TCP segment sent (data and ACKs, both stacks), steady bulk transfer at MTU 1500",
 			Note: "kernel: n/a, its segments are not Go's"})
 		for _, k := range []Kind{Synstack, GVisor} {
-			if a, ok := results[key{k, 1500}].AllocsPerSegment(); ok {
-				f.set(k, a)
-				s.progress("allocs per segment %s: %.3f", k, a)
+			if v, ok := results[1500][k]; ok && !math.IsNaN(v[2]) {
+				f.set(k, v[2])
+				s.progress("allocs per segment %s: %.3f", k, v[2])
 			}
 		}
 	}
@@ -320,17 +390,16 @@ func (s *suite) connSetup() {
 	for _, d := range []int{1, 8} {
 		f := s.figure(Figure{Name: fmt.Sprintf("connsetup_%d", d), Unit: "conns/s", Better: "higher",
 			What: fmt.Sprintf("connections opened and closed per second, %d dialer(s): dial, accept, server closes with RST, client closes", d)})
-		for _, k := range Kinds {
-			if s.ctx.Err() != nil {
-				return
-			}
+		got := s.interleave(fmt.Sprintf("connsetup %d", d), Kinds, func(k Kind, round string) ([]float64, error) {
 			res, err := ConnSetup(s.ctx, k, d, s.budget)
 			if err != nil {
-				s.fail(fmt.Sprintf("connsetup %d", d), k, err)
-				continue
+				return nil, err
 			}
-			f.set(k, res.PerSecond())
-			s.progress("connsetup %d dialer(s) %s: %.0f conns/s", d, k, res.PerSecond())
+			s.progress("connsetup %d dialer(s) %s%s: %.0f conns/s", d, k, round, res.PerSecond())
+			return []float64{res.PerSecond()}, nil
+		})
+		for k, v := range got {
+			f.set(k, v[0])
 		}
 	}
 }
@@ -338,17 +407,16 @@ func (s *suite) connSetup() {
 func (s *suite) pingPong() {
 	f := s.figure(Figure{Name: "pingpong", Unit: "round trips/s", Better: "higher",
 		What: "1-byte request/response round trips per second on one connection, TCP_NODELAY"})
-	for _, k := range Kinds {
-		if s.ctx.Err() != nil {
-			return
-		}
+	got := s.interleave("pingpong", Kinds, func(k Kind, round string) ([]float64, error) {
 		res, err := PingPong(s.ctx, k, s.budget)
 		if err != nil {
-			s.fail("pingpong", k, err)
-			continue
+			return nil, err
 		}
-		f.set(k, res.PerSecond())
-		s.progress("pingpong %s: %.0f round trips/s", k, res.PerSecond())
+		s.progress("pingpong %s%s: %.0f round trips/s", k, round, res.PerSecond())
+		return []float64{res.PerSecond()}, nil
+	})
+	for k, v := range got {
+		f.set(k, v[0])
 	}
 }
 
