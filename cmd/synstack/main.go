@@ -3,6 +3,7 @@
 //	synstack demo [SCENARIO]   a TCP scenario between two stacks, as a ladder (--list names them)
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
+//	synstack bench             synstack, gVisor netstack and the kernel measured side by side
 package main
 
 import (
@@ -30,6 +31,9 @@ commands:
          [--corrupt P] [--rate R] [--queue N] [--seed N]
                      carry packets between two TUN devices through link/sim's faults (netem
                      for kernels without it); --loss-ab, --delay-ba... per direction (root)
+  bench [--json FILE] [--quick] [--only NAME,...] [--svg DIR] [--idle N]
+                     measure synstack, gVisor netstack and the kernel side by side (bulk,
+                     connection setup, ping-pong, idle heap, allocations per segment)
 `
 
 func main() {
@@ -57,6 +61,8 @@ func main() {
 		err = runForward(os.Stderr, os.Args[2:])
 	case "impair":
 		err = runImpair(os.Stderr, os.Args[2:])
+	case "bench":
+		err = runBench(os.Stdout, os.Stderr, os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
