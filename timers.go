@@ -17,11 +17,11 @@ func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex, h[j].heapIndex = i, j
+	h[i].heapIndex, h[j].heapIndex = int32(i), int32(j)
 }
 func (h *timerHeap) Push(x any) {
 	ep := x.(*endpoint)
-	ep.heapIndex = len(*h)
+	ep.heapIndex = int32(len(*h))
 	*h = append(*h, ep)
 }
 func (h *timerHeap) Pop() any {
@@ -53,7 +53,7 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 			return
 		}
 		ep.deadline = d
-		heap.Fix(&s.timers, ep.heapIndex)
+		heap.Fix(&s.timers, int(ep.heapIndex))
 	default:
 		ep.deadline = d
 		heap.Push(&s.timers, ep)
@@ -64,7 +64,7 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 // unscheduleLocked takes ep out of the heap.
 func (s *Stack) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
-		heap.Remove(&s.timers, ep.heapIndex)
+		heap.Remove(&s.timers, int(ep.heapIndex))
 	}
 }
 
