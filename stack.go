@@ -224,19 +224,23 @@ type Stats struct {
 // Stack is a userspace TCP/IP stack attached to one link.
 type Stack struct {
 	// Set by New, then read-only.
-	link          link.Endpoint
-	clock         clock.Clock
-	mtu           int
-	addrs         []netip.Prefix
-	key           secret
-	tcpDefaults   tcp.Config
-	onTransition  func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
-	onPacket      func(dir string, pkt []byte)
-	maxOrphans    int
-	somaxconn     int
-	maxSynBacklog int
-	synCookies    bool
-	sockets       *Sockets
+	link link.Endpoint
+	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
+	// (link.ChecksumOffloader), so segments go out without one and come in
+	// unchecked.
+	txCsumOff, rxCsumOff bool
+	clock                clock.Clock
+	mtu                  int
+	addrs                []netip.Prefix
+	key                  secret
+	tcpDefaults          tcp.Config
+	onTransition         func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	onPacket             func(dir string, pkt []byte)
+	maxOrphans           int
+	somaxconn            int
+	maxSynBacklog        int
+	synCookies           bool
+	sockets              *Sockets
 
 	// fwd is the forwarding table (forward.go); guarded by mu.
 	fwd forwardState
@@ -334,6 +338,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.tcpDefaults.Output = nil
 	s.tcpDefaults.OnTransition = nil
+	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
+		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
+	}
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers
 	}
