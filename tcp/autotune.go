@@ -28,7 +28,7 @@ func (c *Conn) rcvRTTSample(r time.Duration) {
 // rcvRTTMeasure takes a receiver-side sample from an arriving data segment:
 // from its echo of our timestamp, or, without timestamps, from the time a
 // window's worth of data took to arrive (Linux's tcp_rcv_rtt_measure).
-func (c *Conn) rcvRTTMeasure(now time.Time, seg *Segment) {
+func (c *Conn) rcvRTTMeasure(now instant, seg *Segment) {
 	if c.cfg.RcvBufLocked {
 		return
 	}
@@ -45,13 +45,13 @@ func (c *Conn) rcvRTTMeasure(now time.Time, seg *Segment) {
 	}
 	if c.rcv.nxt.GreaterThanEq(c.rcvRTTSeq) {
 		c.rcvRTTSample(now.Sub(c.rcvRTTAt))
-		c.rcvRTTAt = time.Time{}
+		c.rcvRTTAt = instant(0)
 	}
 }
 
 // rcvSpaceAdjust counts n octets read and, once per receiver round trip,
 // grows the buffer if the application kept up with more than before.
-func (c *Conn) rcvSpaceAdjust(now time.Time, n int) {
+func (c *Conn) rcvSpaceAdjust(now instant, n int) {
 	if c.cfg.RcvBufLocked || c.rcvRTT == 0 {
 		return
 	}

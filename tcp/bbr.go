@@ -65,13 +65,13 @@ var bbrPacingGains = [bbrCycleLen]float64{5.0 / 4, 3.0 / 4, 1, 1, 1, 1, 1, 1}
 type rateControl interface {
 	congestionControl
 	// onAck runs on every ACK, after loss detection.
-	onAck(c *Conn, now time.Time, rs *rateSample)
+	onAck(c *Conn, now instant, rs *rateSample)
 	// onLossTimeout is told of a retransmission timeout.
 	onLossTimeout(c *Conn)
 	// onTxStart is told when sending restarts with nothing in flight.
-	onTxStart(c *Conn, now time.Time)
+	onTxStart(c *Conn, now instant)
 	// pacingRate is the pacing rate in bytes per second.
-	pacingRate(c *Conn, now time.Time) float64
+	pacingRate(c *Conn, now instant) float64
 }
 
 // maxFilter is Kathleen Nichols' windowed maximum (Linux's lib/minmax.c):
@@ -124,16 +124,16 @@ type bbr struct {
 	mode   bbrMode
 
 	minRTT      time.Duration // 0: none yet
-	minRTTStamp time.Time
-	probeRTTEnd time.Time // zero: PROBE_RTT has not reached its low inflight yet
-	probeRound  bool      // PROBE_RTT spent a round at low inflight
+	minRTTStamp instant
+	probeRTTEnd instant // zero: PROBE_RTT has not reached its low inflight yet
+	probeRound  bool    // PROBE_RTT spent a round at low inflight
 
 	bw               maxFilter // bytes per second
 	rttCnt           uint32    // packet-timed rounds
 	nextRTTDelivered uint64    // delivered at the end of this round
 	roundStart       bool
 
-	cycleStamp time.Time
+	cycleStamp instant
 	cycleIdx   int
 
 	packetConservation bool
@@ -152,7 +152,7 @@ type bbr struct {
 	extraAcked     [2]int // packets
 	extraAckedRTTs int
 	extraAckedIdx  int
-	ackEpochStamp  time.Time
+	ackEpochStamp  instant
 	ackEpochAcked  int // packets
 	rnd            uint32
 }
@@ -164,17 +164,17 @@ func (*bbr) name() string { return CongestionBBR }
 func (*bbr) reset() {}
 
 // avoid is not used: BBR sets cwnd in onAck.
-func (*bbr) avoid(c *Conn, now time.Time, acked int) {}
+func (*bbr) avoid(c *Conn, now instant, acked int) {}
 
 // ssthreshAfterLoss saves cwnd for after recovery and leaves ssthresh
 // alone (bbr_ssthresh).
-func (b *bbr) ssthreshAfterLoss(c *Conn, now time.Time) int {
+func (b *bbr) ssthreshAfterLoss(c *Conn, now instant) int {
 	b.init(c, now)
 	b.saveCwnd(c)
 	return c.ssthresh
 }
 
-func (b *bbr) init(c *Conn, now time.Time) {
+func (b *bbr) init(c *Conn, now instant) {
 	if b.inited {
 		return
 	}
@@ -213,14 +213,14 @@ func (b *bbr) resetStartup() {
 	b.mode = bbrStartup
 }
 
-func (b *bbr) resetProbeBW(c *Conn, now time.Time) {
+func (b *bbr) resetProbeBW(c *Conn, now instant) {
 	b.mode = bbrProbeBW
 	b.rnd = b.rnd*1664525 + 1013904223
 	b.cycleIdx = bbrCycleLen - 1 - int((b.rnd>>16)%bbrCycleRand)
 	b.advanceCycle(c)
 }
 
-func (b *bbr) resetMode(c *Conn, now time.Time) {
+func (b *bbr) resetMode(c *Conn, now instant) {
 	if !b.fullBWReached {
 		b.resetStartup()
 	} else {
@@ -294,7 +294,7 @@ func (b *bbr) inflight(c *Conn, bw, gain float64) int {
 
 // inNetAtEDT is the inflight expected when the next packet leaves
 // (bbr_packets_in_net_at_edt).
-func (b *bbr) inNetAtEDT(c *Conn, now time.Time, inflight int) int {
+func (b *bbr) inNetAtEDT(c *Conn, now instant, inflight int) int {
 	edt := c.pace.next
 	if edt.Before(now) {
 		edt = now
@@ -312,7 +312,7 @@ func (b *bbr) inNetAtEDT(c *Conn, now time.Time, inflight int) int {
 
 // pacingRate starts the model once the connection is synchronized (Linux
 // initialises BBR when the handshake completes, with its RTT).
-func (b *bbr) pacingRate(c *Conn, now time.Time) float64 {
+func (b *bbr) pacingRate(c *Conn, now instant) float64 {
 	if !b.inited {
 		if !c.state.Synchronized() {
 			return 0
@@ -322,7 +322,7 @@ func (b *bbr) pacingRate(c *Conn, now time.Time) float64 {
 	return b.pacing
 }
 
-func (b *bbr) onTxStart(c *Conn, now time.Time) {
+func (b *bbr) onTxStart(c *Conn, now instant) {
 	if c.rate.appLimited == 0 {
 		return
 	}
@@ -344,14 +344,14 @@ func (b *bbr) onLossTimeout(c *Conn) {
 }
 
 // onAck is bbr_main.
-func (b *bbr) onAck(c *Conn, now time.Time, rs *rateSample) {
+func (b *bbr) onAck(c *Conn, now instant, rs *rateSample) {
 	b.init(c, now)
 	b.updateModel(c, now, rs)
 	b.setPacingRate(c, b.maxBW(), b.pacingGain)
 	b.setCwnd(c, now, rs)
 }
 
-func (b *bbr) updateModel(c *Conn, now time.Time, rs *rateSample) {
+func (b *bbr) updateModel(c *Conn, now instant, rs *rateSample) {
 	b.updateBW(c, rs)
 	b.updateAckAggregation(c, rs)
 	b.updateCyclePhase(c, now, rs)
@@ -413,7 +413,7 @@ func (b *bbr) ackAggregationCwnd(c *Conn) int {
 	return min(max(b.extraAcked[0], b.extraAcked[1]), maxAggr)
 }
 
-func (b *bbr) isNextCyclePhase(c *Conn, now time.Time, rs *rateSample) bool {
+func (b *bbr) isNextCyclePhase(c *Conn, now instant, rs *rateSample) bool {
 	full := c.rate.deliveredAt.Sub(b.cycleStamp) > b.minRTT
 	gain := b.pacingGain
 	if gain == 1 {
@@ -432,7 +432,7 @@ func (b *bbr) advanceCycle(c *Conn) {
 	b.cycleStamp = c.rate.deliveredAt
 }
 
-func (b *bbr) updateCyclePhase(c *Conn, now time.Time, rs *rateSample) {
+func (b *bbr) updateCyclePhase(c *Conn, now instant, rs *rateSample) {
 	if b.mode == bbrProbeBW && b.isNextCyclePhase(c, now, rs) {
 		b.advanceCycle(c)
 	}
@@ -451,7 +451,7 @@ func (b *bbr) checkFullBW(rs *rateSample) {
 	b.fullBWReached = b.fullBWCount >= bbrFullBWCount
 }
 
-func (b *bbr) checkDrain(c *Conn, now time.Time) {
+func (b *bbr) checkDrain(c *Conn, now instant) {
 	if b.mode == bbrStartup && b.fullBWReached {
 		b.mode = bbrDrain
 		c.ssthresh = b.inflight(c, b.maxBW(), 1) * b.mss(c)
@@ -461,7 +461,7 @@ func (b *bbr) checkDrain(c *Conn, now time.Time) {
 	}
 }
 
-func (b *bbr) checkProbeRTTDone(c *Conn, now time.Time) {
+func (b *bbr) checkProbeRTTDone(c *Conn, now instant) {
 	if b.probeRTTEnd.IsZero() || !now.After(b.probeRTTEnd) {
 		return
 	}
@@ -470,7 +470,7 @@ func (b *bbr) checkProbeRTTDone(c *Conn, now time.Time) {
 	b.resetMode(c, now)
 }
 
-func (b *bbr) updateMinRTT(c *Conn, now time.Time, rs *rateSample) {
+func (b *bbr) updateMinRTT(c *Conn, now instant, rs *rateSample) {
 	expired := now.Sub(b.minRTTStamp) > bbrMinRTTWindow
 	if rs.rtt >= 0 && (b.minRTT == 0 || rs.rtt < b.minRTT || expired) {
 		b.minRTT = max(rs.rtt, 1)
@@ -479,7 +479,7 @@ func (b *bbr) updateMinRTT(c *Conn, now time.Time, rs *rateSample) {
 	if expired && !b.idleRestart && b.mode != bbrProbeRTT {
 		b.mode = bbrProbeRTT
 		b.saveCwnd(c)
-		b.probeRTTEnd = time.Time{}
+		b.probeRTTEnd = instant(0)
 	}
 	if b.mode == bbrProbeRTT {
 		// Make the rate samples of this phase application-limited.
@@ -539,7 +539,7 @@ func (b *bbr) setCwndToRecoverOrRestore(c *Conn, rs *rateSample, acked int) (int
 	return cwnd, false
 }
 
-func (b *bbr) setCwnd(c *Conn, now time.Time, rs *rateSample) {
+func (b *bbr) setCwnd(c *Conn, now instant, rs *rateSample) {
 	acked := b.pkts(c, rs.ackedSacked)
 	cwnd := b.cwndPkts(c)
 	if acked > 0 {

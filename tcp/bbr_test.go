@@ -247,7 +247,7 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 
 	r := bulkOver(t, CongestionBBR, 1.25e6, 10*time.Millisecond, 0.01, 1<<20, nil)
 	c := r.a
-	now := r.net.now
+	now := c.at(r.net.now)
 	if a := testing.AllocsPerRun(1000, func() {
 		now = now.Add(time.Millisecond)
 		c.rateBegin()

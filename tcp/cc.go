@@ -3,7 +3,6 @@ package tcp
 import (
 	"math"
 	"syscall"
-	"time"
 )
 
 // Congestion control decides how much data may be in flight. Each algorithm
@@ -16,9 +15,9 @@ type congestionControl interface {
 	// name is what TCP_CONGESTION reports.
 	name() string
 	// avoid grows cwnd in congestion avoidance for acked bytes.
-	avoid(c *Conn, now time.Time, acked int)
+	avoid(c *Conn, now instant, acked int)
 	// ssthreshAfterLoss returns ssthresh when a loss is detected.
-	ssthreshAfterLoss(c *Conn, now time.Time) int
+	ssthreshAfterLoss(c *Conn, now instant) int
 	// reset forgets the algorithm's state (after a timeout).
 	reset()
 }
@@ -67,7 +66,7 @@ func (c *Conn) Congestion() string { return c.cc.name() }
 // algorithm's congestion avoidance above. The window grows only while the
 // sender used it (RFC 7661; Linux's tcp_is_cwnd_limited), so an
 // application-limited sender does not earn a window it never tested.
-func (c *Conn) onAckGrow(now time.Time, acked, inflight int) {
+func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 	if c.ssthresh == 0 || c.cwnd < c.ssthresh {
 		if c.cwnd >= 2*inflight {
 			return
@@ -92,7 +91,7 @@ type reno struct{}
 func (reno) name() string { return CongestionReno }
 func (reno) reset()       {}
 
-func (reno) avoid(c *Conn, now time.Time, acked int) {
+func (reno) avoid(c *Conn, now instant, acked int) {
 	c.caAcked += acked
 	if c.caAcked >= c.cwnd {
 		c.caAcked -= c.cwnd
@@ -100,19 +99,19 @@ func (reno) avoid(c *Conn, now time.Time, acked int) {
 	}
 }
 
-func (reno) ssthreshAfterLoss(c *Conn, now time.Time) int {
+func (reno) ssthreshAfterLoss(c *Conn, now instant) int {
 	return max(c.flight()/2, 2*c.sndMSS)
 }
 
 // cubic is RFC 9438. Windows are in segments (float64) inside the
 // algorithm, bytes outside it.
 type cubic struct {
-	wMax       float64   // window before the last reduction
-	k          float64   // seconds from the epoch to reach wMax again
-	epoch      time.Time // start of the current congestion-avoidance epoch
-	cwndEpoch  float64   // cwnd at the epoch's start
-	wEst       float64   // the Reno-friendly estimate (RFC 9438 4.3)
-	ackedCount float64   // fractional segment accounting for wEst
+	wMax       float64 // window before the last reduction
+	k          float64 // seconds from the epoch to reach wMax again
+	epoch      instant // start of the current congestion-avoidance epoch
+	cwndEpoch  float64 // cwnd at the epoch's start
+	wEst       float64 // the Reno-friendly estimate (RFC 9438 4.3)
+	ackedCount float64 // fractional segment accounting for wEst
 }
 
 const (
@@ -124,7 +123,7 @@ func (*cubic) name() string { return CongestionCubic }
 
 func (cu *cubic) reset() { *cu = cubic{} }
 
-func (cu *cubic) avoid(c *Conn, now time.Time, acked int) {
+func (cu *cubic) avoid(c *Conn, now instant, acked int) {
 	mss := float64(max(c.sndMSS, 1))
 	cwnd := float64(c.cwnd) / mss
 	if cu.epoch.IsZero() {
@@ -173,7 +172,7 @@ func (cu *cubic) avoid(c *Conn, now time.Time, acked int) {
 	}
 }
 
-func (cu *cubic) ssthreshAfterLoss(c *Conn, now time.Time) int {
+func (cu *cubic) ssthreshAfterLoss(c *Conn, now instant) int {
 	mss := float64(max(c.sndMSS, 1))
 	cwnd := float64(c.cwnd) / mss
 	// RFC 9438 4.7, fast convergence: give up bandwidth to newer flows.
@@ -182,6 +181,6 @@ func (cu *cubic) ssthreshAfterLoss(c *Conn, now time.Time) int {
 	} else {
 		cu.wMax = cwnd
 	}
-	cu.epoch = time.Time{}
+	cu.epoch = instant(0)
 	return max(int(cwnd*cubicBeta*mss), 2*c.sndMSS)
 }

@@ -92,9 +92,10 @@ type Conn struct {
 
 	// Timestamps (RFC 7323).
 	tsRecent    uint32
-	tsRecentAt  time.Time
+	tsRecentAt  instant
 	lastAckSent seq.Value
-	epoch       time.Time // origin of our timestamp clock
+	epoch       instant   // origin of our timestamp clock
+	base        time.Time // what instants count from (instant.go)
 
 	// Send queue: its first octet is sndData; the FIN, if queued, follows
 	// the last octet.
@@ -137,11 +138,11 @@ type Conn struct {
 	totalRetrans int
 	totalRTO     int       // retransmission timeouts, SYN and SYN,ACK ones included
 	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
-	rttAt        time.Time
+	rttAt        instant
 	rttTiming    bool
 	rtoTSval     uint32    // our timestamp clock at the last timeout
-	rtoAt        time.Time // retransmission or persist deadline; zero: not armed
-	tlpAt        time.Time // tail loss probe deadline (RFC 8985 7); armed instead of rtoAt
+	rtoAt        instant   // retransmission or persist deadline; zero: not armed
+	tlpAt        instant   // tail loss probe deadline (RFC 8985 7); armed instead of rtoAt
 	tlpOut       bool      // a probe was sent and SND.UNA has not passed tlpHigh
 	tlpHigh      seq.Value // SND.NXT when the probe was sent
 	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
@@ -171,23 +172,23 @@ type Conn struct {
 	sackRecent seq.Value
 
 	// ACK policy.
-	quickAcks int       // ACK immediately while positive (Linux's quick-ack mode)
-	pingpong  bool      // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
-	delAckAt  time.Time // delayed-ACK deadline; zero: none
+	quickAcks int     // ACK immediately while positive (Linux's quick-ack mode)
+	pingpong  bool    // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
+	delAckAt  instant // delayed-ACK deadline; zero: none
 
 	// Keepalive.
-	lastRcv    time.Time
-	keepAt     time.Time
+	lastRcv    instant
+	keepAt     instant
 	keepProbes int
 
 	// TIME_WAIT and orphan FIN_WAIT_2 deadline.
-	closeAt time.Time
+	closeAt instant
 
 	// stallSince is when the oldest unacknowledged data (or the wait for
 	// the peer's window) began: TCP_USER_TIMEOUT counts from it.
-	stallSince time.Time
+	stallSince instant
 	// corkAt is when corked data must go out anyway (TCP_CORK's 200 ms).
-	corkAt      time.Time
+	corkAt      instant
 	corkExpired bool
 
 	stats struct {
@@ -199,13 +200,13 @@ type Conn struct {
 	// in any; rcvRTT is the receiver's estimate of the round trip.
 	rcvqSpace  int
 	rcvqCopied int
-	rcvqAt     time.Time
+	rcvqAt     instant
 	rcvRTT     time.Duration
 	rcvRTTSeq  seq.Value // without timestamps: time a window's worth of data
-	rcvRTTAt   time.Time
+	rcvRTTAt   instant
 
 	// RFC 5961 challenge ACKs and their rate limit.
-	lastOOWAck        time.Time
+	lastOOWAck        instant
 	challenges        int
 	challengesSkipped int
 	oowSkipped        int
@@ -297,7 +298,7 @@ func (c *Conn) setState(to State, cause Cause) {
 	case Established:
 		c.connected = true
 	case Closed, TimeWait, Listen:
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = instant(0), instant(0), instant(0), instant(0), instant(0), instant(0)
 		c.persist = false
 		c.dropSendQueue()
 		c.clearOOO()
@@ -305,7 +306,7 @@ func (c *Conn) setState(to State, cause Cause) {
 			c.dropRcvQueue()
 		}
 		c.txq.reset()
-		c.rack.at, c.pace.at = time.Time{}, time.Time{}
+		c.rack.at, c.pace.at = instant(0), instant(0)
 	}
 	if c.cfg.OnTransition != nil {
 		c.cfg.OnTransition(from, to, cause)
@@ -313,7 +314,8 @@ func (c *Conn) setState(to State, cause Cause) {
 }
 
 // Connect is the active OPEN call: CLOSED -> SYN_SENT, sending a SYN.
-func (c *Conn) Connect(now time.Time) error {
+func (c *Conn) Connect(t time.Time) error {
+	now := c.at(t)
 	switch c.state {
 	case Closed:
 	case Listen:
@@ -349,7 +351,8 @@ func (c *Conn) Listen() {
 // Write queues data for sending. It returns syscall.EAGAIN when the send
 // buffer is full (or the connection is not yet established), EPIPE after the
 // write side is shut, and a pending error (ECONNRESET...) once.
-func (c *Conn) Write(now time.Time, p []byte) (int, error) {
+func (c *Conn) Write(t time.Time, p []byte) (int, error) {
+	now := c.at(t)
 	if c.err != 0 {
 		return 0, c.TakeErr()
 	}
@@ -410,7 +413,8 @@ func (c *Conn) releaseRcvQueue() {
 // Read takes received data. It returns io.EOF once the peer's FIN has been
 // read (or after SHUT_RD with the queue drained), syscall.EAGAIN when nothing
 // is ready yet, ENOTCONN when never connected, and a pending error once.
-func (c *Conn) Read(now time.Time, p []byte) (int, error) {
+func (c *Conn) Read(t time.Time, p []byte) (int, error) {
+	now := c.at(t)
 	if c.rq.n > 0 {
 		before := c.rcvWindowNow()
 		n := min(len(p), c.rq.n)
@@ -442,7 +446,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 // afterRead sends a window update when reading opened the window enough to
 // matter: the advertised window was at most half the maximum and would now at
 // least double (Linux's tcp_cleanup_rbuf rule), so a stalled sender restarts.
-func (c *Conn) afterRead(now time.Time, before uint32) {
+func (c *Conn) afterRead(now instant, before uint32) {
 	if !c.state.Synchronized() || c.finRcvd || c.state == TimeWait {
 		return
 	}
@@ -458,7 +462,8 @@ func (c *Conn) afterRead(now time.Time, before uint32) {
 }
 
 // Shutdown is shutdown(2) with ShutRd, ShutWr or ShutRdWr.
-func (c *Conn) Shutdown(now time.Time, how int) error {
+func (c *Conn) Shutdown(t time.Time, how int) error {
+	now := c.at(t)
 	if how != ShutRd && how != ShutWr && how != ShutRdWr {
 		return syscall.EINVAL
 	}
@@ -485,7 +490,7 @@ func (c *Conn) Shutdown(now time.Time, how int) error {
 
 // closeWrite queues our FIN after the data: ESTABLISHED -> FIN_WAIT_1,
 // CLOSE_WAIT -> LAST_ACK, SYN_RCVD -> FIN_WAIT_1 (RFC 9293 3.10.4).
-func (c *Conn) closeWrite(now time.Time, cause Cause) {
+func (c *Conn) closeWrite(now instant, cause Cause) {
 	if c.wrShut {
 		return
 	}
@@ -506,7 +511,8 @@ func (c *Conn) closeWrite(now time.Time, cause Cause) {
 // Close is the user CLOSE of the last reference: with unread data it resets
 // the connection (as Linux does); otherwise it sends FIN after queued data.
 // The connection lives on as an orphan until it reaches CLOSED.
-func (c *Conn) Close(now time.Time) {
+func (c *Conn) Close(t time.Time) {
+	now := c.at(t)
 	if c.orphan {
 		return
 	}
@@ -534,7 +540,8 @@ func (c *Conn) Close(now time.Time) {
 
 // Abort resets the connection (SO_LINGER with a zero timeout, or ABORT):
 // RST if synchronized, then CLOSED.
-func (c *Conn) Abort(now time.Time) {
+func (c *Conn) Abort(t time.Time) {
+	now := c.at(t)
 	c.orphan = true
 	c.rdShut = true
 	switch c.state {
@@ -637,7 +644,8 @@ func (c *Conn) TimeWaitAcceptsSYN(seg *Segment) bool {
 
 // SetNoDelay sets TCP_NODELAY. Turning it on sends at once what Nagle, or
 // a cork, held back (Linux pushes pending frames on TCP_NODELAY).
-func (c *Conn) SetNoDelay(now time.Time, on bool) {
+func (c *Conn) SetNoDelay(t time.Time, on bool) {
+	now := c.at(t)
 	c.cfg.NoDelay = on
 	if on {
 		c.corkExpired = true
@@ -648,7 +656,8 @@ func (c *Conn) SetNoDelay(now time.Time, on bool) {
 
 // SetKeepAlive sets SO_KEEPALIVE and its TCP_KEEPIDLE/INTVL/CNT (zero values
 // keep the current setting).
-func (c *Conn) SetKeepAlive(now time.Time, on bool, idle, intvl time.Duration, cnt int) {
+func (c *Conn) SetKeepAlive(t time.Time, on bool, idle, intvl time.Duration, cnt int) {
+	now := c.at(t)
 	c.cfg.KeepAlive = on
 	if idle > 0 {
 		c.cfg.KeepIdle = idle
@@ -677,7 +686,7 @@ func (c *Conn) SetFinTimeout(d time.Duration) {
 
 // orphanInFinWait2 starts an orphan's FIN_WAIT_2 timeout, or resets the
 // connection at once when TCP_LINGER2 is negative.
-func (c *Conn) orphanInFinWait2(now time.Time) {
+func (c *Conn) orphanInFinWait2(now instant) {
 	if c.cfg.FinTimeout < 0 {
 		c.sendRST(now, c.snd.max, true)
 		c.setState(Closed, "FIN_WAIT_2 with TCP_LINGER2 < 0")
@@ -687,10 +696,11 @@ func (c *Conn) orphanInFinWait2(now time.Time) {
 }
 
 // SetCork sets TCP_CORK. Removing the cork sends what it held back.
-func (c *Conn) SetCork(now time.Time, on bool) {
+func (c *Conn) SetCork(t time.Time, on bool) {
+	now := c.at(t)
 	c.cfg.Cork = on
 	if !on {
-		c.corkAt = time.Time{}
+		c.corkAt = instant(0)
 		c.output(now)
 	}
 }

@@ -51,7 +51,8 @@ func cookieTSBits(o *wire.TCPOptions) uint32 {
 // AnswerWithCookie sends the SYN,ACK for syn without keeping state: the
 // connection must be new (CLOSED) and created with the cookie as its ISS.
 // Nothing of it survives the call; the caller drops it.
-func (c *Conn) AnswerWithCookie(now time.Time, syn *Segment) {
+func (c *Conn) AnswerWithCookie(t time.Time, syn *Segment) {
+	now := c.at(t)
 	c.epoch = now
 	c.passive = true
 	c.state = Listen // no transition: a cookie answer is stateless
@@ -71,7 +72,8 @@ func (c *Conn) AnswerWithCookie(now time.Time, syn *Segment) {
 // cookie, window scale and SACK from the echoed timestamp. The connection
 // passes LISTEN -> SYN_RCVD (the state the cookie held) and then takes the
 // ACK with Input like any child, reaching ESTABLISHED.
-func (c *Conn) OpenFromCookie(now time.Time, ack *Segment, mssIndex int) {
+func (c *Conn) OpenFromCookie(t time.Time, ack *Segment, mssIndex int) {
+	now := c.at(t)
 	syn := Segment{SEQ: ack.SEQ - 1, Flags: flagSYN, WND: ack.WND}
 	syn.Options.MSS = CookieMSS[min(max(mssIndex, 0), len(CookieMSS)-1)]
 	if o := &ack.Options; o.HasTimestamp && !c.cfg.NoTimestamps {

@@ -54,7 +54,8 @@ func (c *Conn) ICMPError(err syscall.Errno, cause Cause) bool {
 // flight went out in segments that are now too big and were lost: it is
 // sent again at once in smaller ones, without a congestion response, as
 // Linux's tcp_simple_retransmit does. It reports whether the MSS changed.
-func (c *Conn) ReduceMSS(now time.Time, mss int) bool {
+func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
+	now := c.at(t)
 	switch c.state {
 	case Closed, Listen, SynSent, TimeWait:
 		return false

@@ -10,7 +10,8 @@ import (
 // Input processes one arriving segment: RFC 9293 section 3.10.7, one handler
 // per group of states, with RFC 5961's defences against blind attacks and
 // RFC 7323's PAWS.
-func (c *Conn) Input(now time.Time, seg *Segment) {
+func (c *Conn) Input(t time.Time, seg *Segment) {
+	now := c.at(t)
 	c.stats.segsIn++
 	switch c.state {
 	case Closed:
@@ -25,7 +26,7 @@ func (c *Conn) Input(now time.Time, seg *Segment) {
 }
 
 // inputClosed: 3.10.7.1. Everything is discarded; anything but a RST gets one.
-func (c *Conn) inputClosed(now time.Time, seg *Segment) {
+func (c *Conn) inputClosed(now instant, seg *Segment) {
 	if seg.Flags&flagRST != 0 {
 		return
 	}
@@ -35,7 +36,7 @@ func (c *Conn) inputClosed(now time.Time, seg *Segment) {
 // replyRST answers a segment that belongs to no connection (RFC 9293 3.10.7.1):
 // if it carried an ACK, <SEQ=SEG.ACK><CTL=RST>; otherwise
 // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-func (c *Conn) replyRST(now time.Time, seg *Segment) {
+func (c *Conn) replyRST(now instant, seg *Segment) {
 	if seg.Flags&flagACK != 0 {
 		c.tx = Segment{SEQ: seg.ACK, Flags: flagRST}
 	} else {
@@ -45,7 +46,7 @@ func (c *Conn) replyRST(now time.Time, seg *Segment) {
 }
 
 // inputListen: 3.10.7.2. A SYN opens the connection: LISTEN -> SYN_RCVD.
-func (c *Conn) inputListen(now time.Time, seg *Segment) {
+func (c *Conn) inputListen(now instant, seg *Segment) {
 	switch {
 	case seg.Flags&flagRST != 0:
 		// An incoming RST is ignored.
@@ -69,7 +70,7 @@ func (c *Conn) inputListen(now time.Time, seg *Segment) {
 
 // negotiate records the options of the peer's SYN (or SYN,ACK): MSS, window
 // scale (RFC 7323 2.2: both ends must offer it), SACK-permitted, timestamps.
-func (c *Conn) negotiate(now time.Time, seg *Segment) {
+func (c *Conn) negotiate(now instant, seg *Segment) {
 	o := &seg.Options
 	// The window's right edge starts at RCV.NXT: nothing advertised yet.
 	c.rcv.right = c.rcv.nxt
@@ -101,7 +102,7 @@ func (c *Conn) negotiate(now time.Time, seg *Segment) {
 }
 
 // inputSynSent: 3.10.7.3.
-func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
+func (c *Conn) inputSynSent(now instant, seg *Segment) {
 	ackOK := false
 	if seg.Flags&flagACK != 0 {
 		// An ACK outside ISS < SEG.ACK =< SND.NXT is not for us.
@@ -133,7 +134,7 @@ func (c *Conn) inputSynSent(now time.Time, seg *Segment) {
 		c.rttSample(now, seg, c.snd.iss)
 		c.handshakeRTOFallback()
 		c.backoff = 0
-		c.rtoAt = time.Time{}
+		c.rtoAt = instant(0)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
@@ -176,7 +177,7 @@ func (c *Conn) acceptable(seg *Segment) bool {
 
 // inputSynchronized handles SYN_RCVD and every later state: 3.10.7.4's
 // "otherwise" branch, in its order: sequence number, RST, SYN, ACK, text, FIN.
-func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
+func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	rst := seg.Flags&flagRST != 0
 	syn := seg.Flags&flagSYN != 0
 
@@ -197,7 +198,7 @@ func (c *Conn) inputSynchronized(now time.Time, seg *Segment) {
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 		c.backoff = 0
-		c.rtoAt = time.Time{}
+		c.rtoAt = instant(0)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		c.output(now)
@@ -328,7 +329,7 @@ const oowRateLimit = 500 * time.Millisecond
 // tcp_oow_rate_limited), so a blind flood or an ACK loop cannot make us
 // talk at its rate. Segments that carry data are always answered (they are
 // not part of an ACK loop), unless it is a challenge.
-func (c *Conn) oowLimited(now time.Time, seg *Segment, challenge bool) bool {
+func (c *Conn) oowLimited(now instant, seg *Segment, challenge bool) bool {
 	if !challenge && len(seg.Payload) > 0 && seg.Flags&flagSYN == 0 {
 		return false
 	}
@@ -345,7 +346,7 @@ func (c *Conn) oowLimited(now time.Time, seg *Segment, challenge bool) bool {
 }
 
 // challengeAck sends RFC 5961's challenge ACK, rate-limited.
-func (c *Conn) challengeAck(now time.Time, seg *Segment) {
+func (c *Conn) challengeAck(now instant, seg *Segment) {
 	if !c.oowLimited(now, seg, true) {
 		c.challenges++
 		c.sendAck(now)
@@ -361,7 +362,7 @@ func (c *Conn) Challenges() (sent, skipped, skippedSeq int) {
 
 // updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering
 // Last.ACK.sent.
-func (c *Conn) updateTSRecent(now time.Time, seg *Segment) {
+func (c *Conn) updateTSRecent(now instant, seg *Segment) {
 	if c.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.lastAckSent) {
 		if int32(seg.Options.TSVal-c.tsRecent) >= 0 || now.Sub(c.tsRecentAt) >= pawsIdle {
 			c.tsRecent = seg.Options.TSVal
@@ -372,7 +373,7 @@ func (c *Conn) updateTSRecent(now time.Time, seg *Segment) {
 
 // processAck applies SEG.ACK (3.10.7.4, fifth step). It reports whether
 // processing of the segment continues.
-func (c *Conn) processAck(now time.Time, seg *Segment) bool {
+func (c *Conn) processAck(now instant, seg *Segment) bool {
 	ack := seg.ACK
 	// RFC 5961 5.2: an ACK for data never sent, or too old to be plausible,
 	// is dropped; the old one draws a challenge ACK.
@@ -407,7 +408,7 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, ack
 		if c.snd.wnd > 0 && c.persist {
 			c.persist = false
-			c.rtoAt = time.Time{}
+			c.rtoAt = instant(0)
 			c.backoff = 0
 		}
 	}
@@ -439,7 +440,7 @@ func (c *Conn) processAck(now time.Time, seg *Segment) bool {
 }
 
 // onNewAck handles an ACK that acknowledges new data (SND.UNA advances).
-func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
+func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 	old := c.snd.una
 	c.snd.una = seg.ACK
 	// Drop acknowledged octets from the send queue (the SYN and FIN occupy
@@ -475,7 +476,7 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 
 // onDupAck counts duplicate ACKs; the third starts fast retransmit and
 // recovery (RFC 5681 3.2; RFC 6675 5 with SACK, RFC 6582 NewReno without).
-func (c *Conn) onDupAck(now time.Time) {
+func (c *Conn) onDupAck(now instant) {
 	c.dupAcks++
 	if c.loss != lossNone {
 		return
@@ -489,7 +490,7 @@ func (c *Conn) onDupAck(now time.Time) {
 
 // processText queues in-order data, keeps out-of-order data for later, and
 // takes the FIN (3.10.7.4, seventh and eighth steps).
-func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte) {
+func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) {
 	fin := seg.Flags&flagFIN != 0
 	// Trim what we already have.
 	if d := int(c.rcv.nxt.Sub(s)); d > 0 {
@@ -638,7 +639,7 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 
 // drainOOO moves out-of-order data that has become contiguous with the
 // queued data into the queue, and takes a FIN that follows it.
-func (c *Conn) drainOOO(now time.Time) {
+func (c *Conn) drainOOO(now instant) {
 	k := 0
 	for k < len(c.ooo) && !c.rcv.nxt.LessThan(c.ooo[k].l) {
 		x := c.ooo[k]
@@ -660,7 +661,7 @@ func (c *Conn) drainOOO(now time.Time) {
 
 // takeFIN consumes the peer's FIN: RCV.NXT moves past it and the state
 // follows the diagram (3.10.7.4, eighth step).
-func (c *Conn) takeFIN(now time.Time) {
+func (c *Conn) takeFIN(now instant) {
 	c.rcv.nxt = c.rcv.nxt.Add(1)
 	c.finRcvd = true
 	c.everRcv = true
@@ -680,19 +681,19 @@ func (c *Conn) takeFIN(now time.Time) {
 }
 
 // enterTimeWait starts the 2MSL wait.
-func (c *Conn) enterTimeWait(now time.Time, cause Cause) {
+func (c *Conn) enterTimeWait(now instant, cause Cause) {
 	c.setState(TimeWait, cause)
 	c.closeAt = now.Add(c.cfg.TimeWait)
 }
 
 // ackNow sends an ACK at once.
-func (c *Conn) ackNow(now time.Time) {
+func (c *Conn) ackNow(now instant) {
 	c.sendAck(now)
 }
 
 // maybeAck is a hook after a segment is processed: nothing is owed when the
 // ACK went out piggybacked on data.
-func (c *Conn) maybeAck(now time.Time) {}
+func (c *Conn) maybeAck(now instant) {}
 
 // fail ends the connection with an error (0 for none): ECONNREFUSED,
 // ECONNRESET, ETIMEDOUT.
@@ -709,7 +710,7 @@ func (c *Conn) fail(err syscall.Errno, cause Cause) {
 // rttSample takes an RTT measurement from an ACK that advanced SND.UNA from
 // old: from the echoed timestamp when timestamps are on (RFC 7323 4), else
 // from the one timed segment, and never from a retransmission (Karn).
-func (c *Conn) rttSample(now time.Time, seg *Segment, old seq.Value) {
+func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 	var r time.Duration
 	switch {
 	case c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0:

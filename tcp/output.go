@@ -2,7 +2,6 @@ package tcp
 
 import (
 	"math/bits"
-	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
 	"github.com/synstack/synstack/wire"
@@ -18,7 +17,7 @@ const (
 )
 
 // tsNow is our timestamp clock: milliseconds, as Linux's TCP timestamps.
-func (c *Conn) tsNow(now time.Time) uint32 {
+func (c *Conn) tsNow(now instant) uint32 {
 	return uint32(now.Sub(c.epoch).Milliseconds()) + c.cfg.TSOffset + 1
 }
 
@@ -74,7 +73,7 @@ func (c *Conn) windowToAdvertise() uint32 {
 }
 
 // fillAck sets the ACK, window and timestamp fields of c.tx.
-func (c *Conn) fillAck(now time.Time, syn bool) {
+func (c *Conn) fillAck(now instant, syn bool) {
 	tx := &c.tx
 	tx.ACK = c.rcv.nxt
 	if syn {
@@ -88,7 +87,7 @@ func (c *Conn) fillAck(now time.Time, syn bool) {
 	}
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.lastAckSent = c.rcv.nxt
-	c.delAckAt = time.Time{}
+	c.delAckAt = instant(0)
 	if c.quickAcks > 0 {
 		c.quickAcks--
 	}
@@ -104,7 +103,7 @@ func (c *Conn) emit() {
 // offers. The SYN,ACK of a passive open echoes only the options the peer's
 // SYN offered; in a simultaneous open it carries what our SYN carried, as
 // Linux's tcp_send_synack does for a full socket.
-func (c *Conn) sendSYN(now time.Time, synAck bool) {
+func (c *Conn) sendSYN(now instant, synAck bool) {
 	tx := &c.tx
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
@@ -143,7 +142,7 @@ func (c *Conn) sendSYN(now time.Time, synAck bool) {
 }
 
 // setAckOptions puts timestamps and SACK blocks on a non-SYN segment.
-func (c *Conn) setAckOptions(now time.Time) {
+func (c *Conn) setAckOptions(now instant) {
 	o := &c.tx.Options
 	if c.tsOK {
 		o.HasTimestamp = true
@@ -164,7 +163,7 @@ func (c *Conn) setAckOptions(now time.Time) {
 // rewinds SND.NXT to resend, the peer may already hold more, and an ACK
 // carrying the rewound number would fall before its window and be dropped
 // unread (Linux's tcp_acceptable_seq likewise never goes back).
-func (c *Conn) sendAck(now time.Time) {
+func (c *Conn) sendAck(now instant) {
 	c.tx = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
@@ -185,7 +184,7 @@ func (c *Conn) acceptableSeq() seq.Value {
 // sendProbe sends a segment the peer must answer with an ACK without it
 // carrying anything new: <SEQ=SND.UNA-1><ACK=RCV.NXT>, as Linux's zero-window
 // and keepalive probes.
-func (c *Conn) sendProbe(now time.Time) {
+func (c *Conn) sendProbe(now instant) {
 	c.tx = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
@@ -193,7 +192,7 @@ func (c *Conn) sendProbe(now time.Time) {
 }
 
 // sendRST sends <SEQ=seqno><CTL=RST>, with ACK=RCV.NXT when withAck.
-func (c *Conn) sendRST(now time.Time, seqno seq.Value, withAck bool) {
+func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
 	c.tx = Segment{SEQ: seqno, Flags: flagRST}
 	if withAck {
 		c.tx.Flags |= flagACK
@@ -205,7 +204,7 @@ func (c *Conn) sendRST(now time.Time, seqno seq.Value, withAck bool) {
 // sendSegment sends n queued octets (and maybe the FIN) starting at seqno.
 // The payload is a view of the send queue; when it wraps around the end of
 // the ring it is gathered into a borrowed buffer for the call.
-func (c *Conn) sendSegment(now time.Time, seqno seq.Value, n int, fin, psh bool) {
+func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	var payload, gathered []byte
 	if n > 0 {
 		off := int(seqno.Sub(c.sndData))
@@ -264,14 +263,14 @@ func (c *Conn) queuedFrom(s seq.Value) int {
 // (RFC 9293 3.10.2 SEND, with Nagle's algorithm of RFC 896 and RFC 9293
 // 3.7.4). It is called after every event that may open a window or queue
 // data.
-func (c *Conn) output(now time.Time) {
+func (c *Conn) output(now instant) {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
 	default:
 		return
 	}
 	sent := false
-	c.pace.at = time.Time{}
+	c.pace.at = instant(0)
 	for {
 		room := c.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
@@ -352,11 +351,11 @@ func (c *Conn) output(now time.Time) {
 
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
 // it.
-func (c *Conn) transmitNew(now time.Time, n int, fin bool, mss int) {
+func (c *Conn) transmitNew(now instant, n int, fin bool, mss int) {
 	if c.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.stallSince = now // data is outstanding from here on
 	}
-	c.corkAt = time.Time{}
+	c.corkAt = instant(0)
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.lastSegStart = c.snd.nxt

@@ -14,11 +14,11 @@ import "time"
 
 // paceState is the pacing clock.
 type paceState struct {
-	next   time.Time     // earliest start of the next burst (Linux's tcp_wstamp_ns)
+	next   instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	budget int           // bytes the current burst may still send
 	credit time.Duration // how late the current burst started: partly forgiven
 	segs   int           // data segments sent under pacing (Linux's data_segs_out)
-	at     time.Time     // the pacing timer: output stopped for pacing; zero: not armed
+	at     instant       // the pacing timer: output stopped for pacing; zero: not armed
 }
 
 // paceUnpaced is how many data segments go out before pacing starts
@@ -28,7 +28,7 @@ const paceUnpaced = 10
 
 // pacingRate is the rate segments leave at, in bytes per second; 0: no
 // pacing.
-func (c *Conn) pacingRate(now time.Time) float64 {
+func (c *Conn) pacingRate(now instant) float64 {
 	if rc, ok := c.cc.(rateControl); ok {
 		return rc.pacingRate(c, now)
 	}
@@ -37,7 +37,7 @@ func (c *Conn) pacingRate(now time.Time) float64 {
 
 // paceAllows reports whether pacing lets a segment leave now; when it does
 // not, it arms the pacing timer.
-func (c *Conn) paceAllows(now time.Time) bool {
+func (c *Conn) paceAllows(now instant) bool {
 	rate := c.pacingRate(now)
 	if rate <= 0 || c.pace.budget > 0 {
 		return true
@@ -59,7 +59,7 @@ func (c *Conn) paceAllows(now time.Time) bool {
 // n/rate longer, less up to half of that for the lateness of this burst's
 // start (Linux's allowance for OS jitter), so a late timer does not lower
 // the rate.
-func (c *Conn) paceSent(now time.Time, n int) {
+func (c *Conn) paceSent(now instant, n int) {
 	rate := c.pacingRate(now)
 	if rate <= 0 || n <= 0 {
 		return
@@ -78,7 +78,7 @@ func (c *Conn) paceSent(now time.Time, n int) {
 // afterAck finishes the processing of an ACK: RACK loss detection, the
 // delivery-rate sample, and a rate-based congestion control (BBR), which
 // sees every ACK (Linux's cong_control).
-func (c *Conn) afterAck(now time.Time) {
+func (c *Conn) afterAck(now instant) {
 	if c.loss != lossNone || len(c.sacked) > 0 || !c.rack.at.IsZero() || c.rack.dsackSeen {
 		c.lossDetect(now)
 	}
@@ -90,7 +90,7 @@ func (c *Conn) afterAck(now time.Time) {
 
 // txStart tells a rate-based congestion control that sending restarts with
 // nothing in flight (Linux's CA_EVENT_TX_START).
-func (c *Conn) txStart(now time.Time) {
+func (c *Conn) txStart(now instant) {
 	if rc, ok := c.cc.(rateControl); ok && c.flight() == 0 {
 		rc.onTxStart(c, now)
 	}

@@ -25,7 +25,7 @@ const timeoutMin = 2 * time.Millisecond
 
 // rackState is RFC 8985's RACK variables.
 type rackState struct {
-	xmit   time.Time     // RACK.xmit_ts: send time of the newest segment delivered
+	xmit   instant       // RACK.xmit_ts: send time of the newest segment delivered
 	endSeq seq.Value     // RACK.end_seq: its end
 	order  uint64        // its txrec.order: breaks ties of xmit time
 	rtt    time.Duration // RACK.rtt: its RTT
@@ -38,7 +38,7 @@ type rackState struct {
 	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
 	lastDelivered uint64 // delivered when the window last widened
 
-	at time.Time // the reordering timer; zero: not armed
+	at instant // the reordering timer; zero: not armed
 }
 
 // sentAfter is RFC 8985's RACK_sent_after: record r was sent after the
@@ -52,7 +52,7 @@ func (rk *rackState) sentAfter(r *txrec) bool {
 
 // rackOnDelivered updates RACK for a record delivered now (RFC 8985 6.2
 // steps 2 and 3).
-func (c *Conn) rackOnDelivered(now time.Time, r *txrec) {
+func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 	rk := &c.rack
 	rtt := now.Sub(r.xmit)
 	if !r.has(recEverRetrans) {
@@ -116,7 +116,7 @@ func (c *Conn) rackUpdateReoWnd() {
 // delivered, by more than the reordering window, a round trip ago (RFC
 // 8985 6.2 step 5). It returns the bytes it marked and, when some segment
 // may yet be found lost, how long until then.
-func (c *Conn) rackDetectLoss(now time.Time) (lost int, wait time.Duration) {
+func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
 	rk := &c.rack
 	if !rk.valid || !c.sackOK {
 		return 0, 0
@@ -140,14 +140,14 @@ func (c *Conn) rackDetectLoss(now time.Time) (lost int, wait time.Duration) {
 // lossDetect runs RACK after an ACK: it marks losses, enters fast recovery
 // when it found one, and arms the reordering timer for segments that are
 // not yet late enough.
-func (c *Conn) lossDetect(now time.Time) {
+func (c *Conn) lossDetect(now instant) {
 	if !c.sackOK {
 		return
 	}
 	c.rackUpdateReoWnd()
 	lost, wait := c.rackDetectLoss(now)
 	c.rate.rs.losses += lost
-	c.rack.at = time.Time{}
+	c.rack.at = instant(0)
 	if wait > 0 {
 		c.rack.at = now.Add(wait + timeoutMin)
 	}
@@ -158,8 +158,8 @@ func (c *Conn) lossDetect(now time.Time) {
 
 // rackTimeout is the reordering timer (Linux's tcp_rack_reo_timeout):
 // segments that were waiting out the window are lost now.
-func (c *Conn) rackTimeout(now time.Time) {
-	c.rack.at = time.Time{}
+func (c *Conn) rackTimeout(now instant) {
+	c.rack.at = instant(0)
 	lost, wait := c.rackDetectLoss(now)
 	if wait > 0 {
 		c.rack.at = now.Add(wait + timeoutMin)

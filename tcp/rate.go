@@ -10,11 +10,11 @@ import "time"
 
 // rateState is the connection's side of the estimator.
 type rateState struct {
-	delivered   uint64    // bytes delivered (ACKed or SACKed) so far
-	deliveredAt time.Time // when delivered last grew
-	firstSentAt time.Time // send time of the record most recently delivered
-	appLimited  uint64    // nonzero: application-limited until delivered passes it
-	sends       uint64    // transmissions so far: txrec.order
+	delivered   uint64  // bytes delivered (ACKed or SACKed) so far
+	deliveredAt instant // when delivered last grew
+	firstSentAt instant // send time of the record most recently delivered
+	appLimited  uint64  // nonzero: application-limited until delivered passes it
+	sends       uint64  // transmissions so far: txrec.order
 
 	// The last sample that was not application-limited, or the fastest
 	// application-limited one: tcpi_delivery_rate.
@@ -28,22 +28,22 @@ type rateState struct {
 // rateSample is what one ACK tells of the delivery rate.
 type rateSample struct {
 	priorDelivered uint64        // delivered when the newest record acked was sent
-	priorAt        time.Time     // deliveredAt then; zero: no record delivered by this ACK
-	lastXmit       time.Time     // send time of the newest record delivered
+	priorAt        instant       // deliveredAt then; zero: no record delivered by this ACK
+	lastXmit       instant       // send time of the newest record delivered
 	lastOrder      uint64        // its txrec.order
 	sendElapsed    time.Duration // the send phase of the interval
 	appLimited     bool
 	delivered      int64         // bytes delivered over the interval; -1: no sample
 	interval       time.Duration // the interval; <= 0: no sample
 	rtt            time.Duration // RTT of the newest record delivered; -1: none
-	rttXmit        time.Time     // that record's send time
+	rttXmit        instant       // that record's send time
 	ackedSacked    int           // bytes newly delivered by this ACK
 	losses         int           // bytes newly marked lost by this ACK
 	priorInFlight  int           // pipe before the ACK
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
-func (c *Conn) rateOnSend(now time.Time, r *txrec) {
+func (c *Conn) rateOnSend(now instant, r *txrec) {
 	rt := &c.rate
 	if c.txq.len() == 0 || c.flight() == 0 {
 		// Nothing in flight: the interval starts now.
@@ -66,7 +66,7 @@ func (c *Conn) rateBegin() {
 // onDelivered is called once for every record delivered, by cumulative ACK
 // or by SACK: it moves the delivery counters and feeds the rate sample
 // (tcp_rate_skb_delivered) and RACK (rack.go).
-func (c *Conn) onDelivered(now time.Time, r *txrec) {
+func (c *Conn) onDelivered(now instant, r *txrec) {
 	rt := &c.rate
 	rs := &rt.rs
 	n := r.size()
@@ -92,7 +92,7 @@ func (c *Conn) onDelivered(now time.Time, r *txrec) {
 }
 
 // rateEnd completes the sample of the ACK (tcp_rate_gen).
-func (c *Conn) rateEnd(now time.Time) {
+func (c *Conn) rateEnd(now instant) {
 	rt := &c.rate
 	rs := &rt.rs
 	if rt.appLimited != 0 && rt.delivered > rt.appLimited {

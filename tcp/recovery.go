@@ -1,8 +1,6 @@
 package tcp
 
 import (
-	"time"
-
 	"github.com/synstack/synstack/tcp/seq"
 	"github.com/synstack/synstack/wire"
 )
@@ -40,7 +38,7 @@ type seqRange struct{ l, r seq.Value }
 // the records they cover. A D-SACK (RFC 2883) is noted for RACK; blocks
 // outside SND.UNA..SND.NXT are otherwise ignored. It reports whether the
 // ACK told something new.
-func (c *Conn) updateScoreboard(now time.Time, seg *Segment) bool {
+func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	if !c.sackOK {
 		return false
 	}
@@ -163,7 +161,7 @@ func (c *Conn) markHeadLost() {
 // its record the peer has not SACKed, each within the current MSS. It
 // reports whether it sent one. The congestion window is the caller's
 // business.
-func (c *Conn) retransmitOne(now time.Time) bool {
+func (c *Conn) retransmitOne(now instant) bool {
 	i, ok := c.nextLost()
 	if !ok {
 		return false
@@ -232,7 +230,7 @@ func (c *Conn) rateControlled() bool {
 // enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5): the
 // congestion window falls to ssthresh, and the first lost segment is sent
 // again at once.
-func (c *Conn) enterRecovery(now time.Time) {
+func (c *Conn) enterRecovery(now instant) {
 	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
 	if !c.rateControlled() {
 		c.cwnd = c.ssthresh
@@ -249,7 +247,7 @@ func (c *Conn) enterRecovery(now time.Time) {
 // SACK information is dropped (RFC 2018 8: the receiver may have reneged),
 // everything outstanding is considered lost, and it is resent from SND.UNA
 // in slow start from one segment.
-func (c *Conn) enterLoss(now time.Time) {
+func (c *Conn) enterLoss(now instant) {
 	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
 	if rc, ok := c.cc.(rateControl); ok {
 		rc.onLossTimeout(c)
@@ -263,13 +261,13 @@ func (c *Conn) enterLoss(now time.Time) {
 	c.loss = lossRTO
 	c.recoveryPoint = c.snd.nxt
 	c.dupAcks = 0
-	c.rack.at = time.Time{}
+	c.rack.at = instant(0)
 	c.retransmitOne(now)
 }
 
 // recoveryOnAck updates loss recovery for an ACK that advanced SND.UNA; it
 // reports whether the congestion window may grow (not in fast recovery).
-func (c *Conn) recoveryOnAck(now time.Time) bool {
+func (c *Conn) recoveryOnAck(now instant) bool {
 	switch c.loss {
 	case lossRecovery:
 		if c.snd.una.GreaterThanEq(c.recoveryPoint) {

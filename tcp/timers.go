@@ -25,14 +25,14 @@ func (c *Conn) backedOff() time.Duration {
 // armRTO (re)starts the retransmission timer (RFC 6298 5.1, 5.3), never
 // past the moment TCP_USER_TIMEOUT runs out (Linux's
 // tcp_clamp_rto_to_user_timeout).
-func (c *Conn) armRTO(now time.Time) {
+func (c *Conn) armRTO(now instant) {
 	c.persist = false
 	c.rtoAt = c.clampToUserTimeout(now, now.Add(c.backedOff()))
 }
 
 // clampToUserTimeout brings a deadline forward to when TCP_USER_TIMEOUT
 // expires, if that is sooner.
-func (c *Conn) clampToUserTimeout(now, t time.Time) time.Time {
+func (c *Conn) clampToUserTimeout(now, t instant) instant {
 	if c.cfg.UserTimeout <= 0 || c.stallSince.IsZero() {
 		return t
 	}
@@ -46,23 +46,23 @@ func (c *Conn) clampToUserTimeout(now, t time.Time) time.Time {
 }
 
 // userTimedOut reports whether TCP_USER_TIMEOUT has run out.
-func (c *Conn) userTimedOut(now time.Time) bool {
+func (c *Conn) userTimedOut(now instant) bool {
 	return c.cfg.UserTimeout > 0 && !c.stallSince.IsZero() && now.Sub(c.stallSince) >= c.cfg.UserTimeout
 }
 
 // armXmitTimer arms what watches data in flight after a send or an ACK:
 // the tail loss probe when it may be used, else the retransmission timer;
 // nothing when nothing is in flight.
-func (c *Conn) armXmitTimer(now time.Time) {
-	c.tlpAt = time.Time{}
+func (c *Conn) armXmitTimer(now instant) {
+	c.tlpAt = instant(0)
 	if c.flight() == 0 {
 		if !c.persist {
-			c.rtoAt = time.Time{}
+			c.rtoAt = instant(0)
 		}
 		return
 	}
 	if pto, ok := c.probeTimeout(); ok {
-		c.rtoAt = time.Time{}
+		c.rtoAt = instant(0)
 		c.persist = false
 		c.tlpAt = now.Add(pto)
 		return
@@ -100,7 +100,7 @@ func (c *Conn) probeTimeout() (time.Duration, bool) {
 // data if the peer's window allows, else the last segment again. Its ACK
 // (with SACK) lets fast recovery repair a lost tail without waiting for the
 // retransmission timeout, which is armed behind it.
-func (c *Conn) tailLossProbe(now time.Time) {
+func (c *Conn) tailLossProbe(now instant) {
 	if c.flight() == 0 {
 		return
 	}
@@ -141,15 +141,15 @@ func (c *Conn) tailLossProbe(now time.Time) {
 
 // armPersist starts the persist timer: the peer's window is zero and we
 // have data (RFC 9293 3.8.6.1).
-func (c *Conn) armPersist(now time.Time) {
+func (c *Conn) armPersist(now instant) {
 	c.persist = true
 	c.rtoAt = now.Add(max(c.backedOff(), c.cfg.RTOMin))
 }
 
 // armKeepalive restarts the keepalive timer from the last segment received.
-func (c *Conn) armKeepalive(now time.Time) {
+func (c *Conn) armKeepalive(now instant) {
 	if !c.cfg.KeepAlive || !(c.state == Established || c.state == CloseWait || c.state == FinWait2) {
-		c.keepAt = time.Time{}
+		c.keepAt = instant(0)
 		return
 	}
 	if c.keepProbes > 0 {
@@ -161,8 +161,13 @@ func (c *Conn) armKeepalive(now time.Time) {
 
 // Deadline is when Tick must next be called; the zero time means never.
 func (c *Conn) Deadline() time.Time {
-	var d time.Time
-	for _, t := range [...]time.Time{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, c.rack.at, c.pace.at} {
+	return c.timeOf(c.deadline())
+}
+
+// deadline is Deadline on the connection's clock.
+func (c *Conn) deadline() instant {
+	var d instant
+	for _, t := range [...]instant{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, c.rack.at, c.pace.at} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -171,30 +176,31 @@ func (c *Conn) Deadline() time.Time {
 }
 
 // Tick runs the timers that are due at now.
-func (c *Conn) Tick(now time.Time) {
+func (c *Conn) Tick(t time.Time) {
+	now := c.at(t)
 	if c.state == Closed || c.state == Listen {
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
-		c.rack.at, c.pace.at = time.Time{}, time.Time{}
+		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = instant(0), instant(0), instant(0), instant(0), instant(0), instant(0)
+		c.rack.at, c.pace.at = instant(0), instant(0)
 		return
 	}
 	if !c.rack.at.IsZero() && !now.Before(c.rack.at) {
 		c.rackTimeout(now)
 	}
 	if !c.pace.at.IsZero() && !now.Before(c.pace.at) {
-		c.pace.at = time.Time{}
+		c.pace.at = instant(0)
 		c.output(now)
 	}
 	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
-		c.corkAt = time.Time{}
+		c.corkAt = instant(0)
 		c.corkExpired = true
 		c.output(now)
 	}
 	if !c.tlpAt.IsZero() && !now.Before(c.tlpAt) {
-		c.tlpAt = time.Time{}
+		c.tlpAt = instant(0)
 		c.tailLossProbe(now)
 	}
 	if !c.closeAt.IsZero() && !now.Before(c.closeAt) {
-		c.closeAt = time.Time{}
+		c.closeAt = instant(0)
 		switch {
 		case c.state == TimeWait:
 			c.setState(Closed, "timer 2MSL")
@@ -205,13 +211,13 @@ func (c *Conn) Tick(now time.Time) {
 		}
 	}
 	if !c.delAckAt.IsZero() && !now.Before(c.delAckAt) {
-		c.delAckAt = time.Time{}
+		c.delAckAt = instant(0)
 		if c.state.Synchronized() && c.state != TimeWait {
 			c.sendAck(now)
 		}
 	}
 	if !c.rtoAt.IsZero() && !now.Before(c.rtoAt) {
-		c.rtoAt = time.Time{}
+		c.rtoAt = instant(0)
 		if c.persist {
 			c.persistTimeout(now)
 		} else {
@@ -222,14 +228,14 @@ func (c *Conn) Tick(now time.Time) {
 		}
 	}
 	if !c.keepAt.IsZero() && !now.Before(c.keepAt) {
-		c.keepAt = time.Time{}
+		c.keepAt = instant(0)
 		c.keepaliveTimeout(now)
 	}
 }
 
 // retransmitTimeout is RFC 6298 5.4-5.7: resend the earliest unacknowledged
 // segment, double the timer, and give up after the retry limit.
-func (c *Conn) retransmitTimeout(now time.Time) {
+func (c *Conn) retransmitTimeout(now instant) {
 	if c.userTimedOut(now) && (c.flight() > 0 || c.state == SynSent || c.state == SynRcvd) {
 		if c.state == SynRcvd && c.passive {
 			c.setState(Closed, "timer user timeout")
@@ -283,7 +289,7 @@ func (c *Conn) retransmitTimeout(now time.Time) {
 }
 
 // persistTimeout sends a zero-window probe and backs off (RFC 9293 3.8.6.1).
-func (c *Conn) persistTimeout(now time.Time) {
+func (c *Conn) persistTimeout(now instant) {
 	c.persist = false
 	if c.snd.wnd > 0 {
 		c.output(now)
@@ -302,7 +308,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 
 // keepaliveTimeout sends a keepalive probe, or gives up after KeepCnt
 // unanswered ones (RFC 1122 4.2.3.6; Linux then resets the connection).
-func (c *Conn) keepaliveTimeout(now time.Time) {
+func (c *Conn) keepaliveTimeout(now instant) {
 	if !c.cfg.KeepAlive {
 		return
 	}

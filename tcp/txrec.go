@@ -1,8 +1,6 @@
 package tcp
 
 import (
-	"time"
-
 	"github.com/synstack/synstack/tcp/seq"
 )
 
@@ -30,15 +28,15 @@ const (
 // one), and the state of its delivery.
 type txrec struct {
 	start, end seq.Value
-	xmit       time.Time // last (re)transmission
-	order      uint64    // transmission count then: orders sends at one instant
+	xmit       instant // last (re)transmission
+	order      uint64  // transmission count then: orders sends at one instant
 	flags      uint8
 
 	// Delivery-rate snapshot at the last transmission.
-	delivered   uint64    // Conn.delivered then
-	deliveredAt time.Time // Conn.deliveredAt then
-	firstSentAt time.Time // Conn.firstSentAt then
-	appLimited  bool      // the sender was application-limited then
+	delivered   uint64  // Conn.delivered then
+	deliveredAt instant // Conn.deliveredAt then
+	firstSentAt instant // Conn.firstSentAt then
+	appLimited  bool    // the sender was application-limited then
 }
 
 func (r *txrec) has(f uint8) bool { return r.flags&f != 0 }
@@ -136,7 +134,7 @@ func (q *txQueue) find(s seq.Value) int {
 
 // recordSent appends the record of a new segment [s, s+n) (plus the FIN)
 // sent now, with the rate sampler's snapshot.
-func (c *Conn) recordSent(now time.Time, s seq.Value, n int, fin bool) {
+func (c *Conn) recordSent(now instant, s seq.Value, n int, fin bool) {
 	end := s.Add(seq.Size(n))
 	if fin {
 		end++
@@ -150,7 +148,7 @@ func (c *Conn) recordSent(now time.Time, s seq.Value, n int, fin bool) {
 }
 
 // recordRetransmit notes that the record at i was sent again now.
-func (c *Conn) recordRetransmit(now time.Time, i int) {
+func (c *Conn) recordRetransmit(now instant, i int) {
 	r := c.txq.at(i)
 	c.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
 	c.rateOnSend(now, r)
@@ -158,7 +156,7 @@ func (c *Conn) recordRetransmit(now time.Time, i int) {
 
 // pruneRecords drops the records SND.UNA has passed, delivering (rate.go,
 // rack.go) those not SACKed before.
-func (c *Conn) pruneRecords(now time.Time) {
+func (c *Conn) pruneRecords(now instant) {
 	for c.txq.len() > 0 {
 		r := c.txq.at(0)
 		if r.end.GreaterThan(c.snd.una) {
@@ -180,7 +178,7 @@ func (c *Conn) pruneRecords(now time.Time) {
 
 // markSackedRecords marks the records [l, r) now fully covers as SACKed
 // and delivers them; c.sacked already holds [l, r).
-func (c *Conn) markSackedRecords(now time.Time, l, r seq.Value) {
+func (c *Conn) markSackedRecords(now instant, l, r seq.Value) {
 	i := c.txq.find(l)
 	if i < 0 {
 		i = 0
@@ -215,7 +213,7 @@ func (c *Conn) isSacked(l, r seq.Value) bool {
 }
 
 // recordProbe notes a tail loss probe that sent again the segment from s.
-func (c *Conn) recordProbe(now time.Time, s seq.Value) {
+func (c *Conn) recordProbe(now instant, s seq.Value) {
 	if i := c.txq.find(s); i >= 0 && !c.txq.at(i).has(recSacked) {
 		c.recordRetransmit(now, i)
 	}
