@@ -344,6 +344,9 @@ func New(cfg Config) (*Stack, error) {
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers
 	}
+	// Every connection is driven under mu, so they can build their
+	// segments in one place.
+	s.tcpDefaults.Scratch = new(tcp.Segment)
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)

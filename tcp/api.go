@@ -97,6 +97,13 @@ type Config struct {
 	// OnTransition, if set, is called on every state change, after it.
 	OnTransition func(from, to State, cause Cause)
 
+	// Scratch is where the connection builds the segments it hands to
+	// Output. Connections whose methods never run at the same time may
+	// share one (the stack shares one among all its connections, which it
+	// drives under one lock): an idle connection then does not carry one.
+	// Nil gives the connection its own.
+	Scratch *Segment
+
 	// Buffers lends the memory of the send and receive queues; nil
 	// allocates with make. The stack passes a pool shared by its
 	// connections.

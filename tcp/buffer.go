@@ -37,21 +37,21 @@ const minRing = 2048
 // whatever lies within the extent it is told to keep.
 type ring struct {
 	buf  []byte
-	head int // index in buf of the first queued octet
-	n    int // octets queued
-	peak int // the most octets the buffer has been asked to hold since borrowed
-	hint int // the size to borrow next time: what the last buffer needed
+	head int    // index in buf of the first queued octet
+	n    int    // octets queued
+	peak uint32 // the most octets the buffer has been asked to hold since borrowed
+	hint uint32 // the size to borrow next time: what the last buffer needed
 }
 
 // ensure makes room for extent octets from head on, keeping the first keep
 // of them: a bigger buffer is borrowed (at least twice the old one) and the
 // old one given back.
 func (r *ring) ensure(b Buffers, extent, keep int) {
-	r.peak = max(r.peak, extent)
+	r.peak = max(r.peak, uint32(extent))
 	if extent <= len(r.buf) {
 		return
 	}
-	size := max(minRing, r.hint, 2*len(r.buf))
+	size := max(minRing, int(r.hint), 2*len(r.buf))
 	for size < extent {
 		size *= 2
 	}

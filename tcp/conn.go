@@ -49,6 +49,28 @@ type Conn struct {
 	passive bool // opened by Listen: RST in SYN_RCVD returns to LISTEN
 	orphan  bool // Close has been called: nobody will read or write again
 
+	// Negotiated options (here, next to the other bytes, so that the
+	// struct packs).
+	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
+	wsOK, tsOK, sackOK bool
+
+	// Flags, kept together so that the struct packs (each says where it
+	// belongs).
+	finQueued   bool // the user closed the write side: FIN after the data
+	finSent     bool // the FIN has been sent at least once (finSeq is valid)
+	wrShut      bool
+	everData    bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
+	connected   bool // reached ESTABLISHED at some point
+	closedByErr bool // reached CLOSED through reset or timeout
+	hasRTT      bool
+	rttTiming   bool
+	tlpOut      bool // a probe was sent and SND.UNA has not passed tlpHigh
+	persist     bool // rtoAt is the persist timer (zero window)
+	loss        lossState
+	pingpong    bool // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
+	corkExpired bool
+	cookieTS    bool
+
 	// Send sequence space (RFC 9293 3.3.1):
 	//
 	//	     1         2          3          4
@@ -83,28 +105,22 @@ type Conn struct {
 		right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
 	}
 
-	// Negotiated options.
-	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
-	wsOK, tsOK, sackOK bool
-	peerMSS            int // MSS option the peer sent
-	sndMSS             int // payload per segment we send (options excluded)
-	rcvMSS             int // estimate of the peer's segment size
+	peerMSS int // MSS option the peer sent
+	sndMSS  int // payload per segment we send (options excluded)
+	rcvMSS  int // estimate of the peer's segment size
 
 	// Timestamps (RFC 7323).
 	tsRecent    uint32
-	tsRecentAt  instant
 	lastAckSent seq.Value
+	tsRecentAt  instant
 	epoch       instant   // origin of our timestamp clock
 	base        time.Time // what instants count from (instant.go)
 
 	// Send queue: its first octet is sndData; the FIN, if queued, follows
 	// the last octet.
-	sq        ring
-	sndData   seq.Value // sequence number of the send queue's first octet
-	finQueued bool      // the user closed the write side: FIN after the data
-	finSent   bool      // the FIN has been sent at least once (finSeq is valid)
-	finSeq    seq.Value // sequence number our FIN occupies
-	wrShut    bool
+	sq      ring
+	sndData seq.Value // sequence number of the send queue's first octet
+	finSeq  seq.Value // sequence number our FIN occupies
 	// PSH marks, as Linux places them: at the end of each write, and
 	// "forced" every half of the peer's largest window within a long write.
 	// A segment covering a mark carries PSH. pushedSeq is the last mark.
@@ -119,34 +135,27 @@ type Conn struct {
 	rq        ring
 	ooo       []seqRange
 	oooLen    int
-	oooFin    bool
 	oooFinSeq seq.Value
+	oooFin    bool
 	finRcvd   bool // the peer's FIN has been received in order (RCV.NXT is past it)
 	rdShut    bool // SHUT_RD or Close: reads return EOF
 	everRcv   bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
-	everData  bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
 
-	err         syscall.Errno // pending error (SO_ERROR)
-	connected   bool          // reached ESTABLISHED at some point
-	closedByErr bool          // reached CLOSED through reset or timeout
+	err syscall.Errno // pending error (SO_ERROR)
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar time.Duration
 	rto          time.Duration
-	hasRTT       bool
 	backoff      int // consecutive timeouts of the same segment
 	totalRetrans int
-	totalRTO     int       // retransmission timeouts, SYN and SYN,ACK ones included
-	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
+	totalRTO     int // retransmission timeouts, SYN and SYN,ACK ones included
 	rttAt        instant
-	rttTiming    bool
+	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
 	rtoTSval     uint32    // our timestamp clock at the last timeout
 	rtoAt        instant   // retransmission or persist deadline; zero: not armed
 	tlpAt        instant   // tail loss probe deadline (RFC 8985 7); armed instead of rtoAt
-	tlpOut       bool      // a probe was sent and SND.UNA has not passed tlpHigh
 	tlpHigh      seq.Value // SND.NXT when the probe was sent
 	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
-	persist      bool      // rtoAt is the persist timer (zero window)
 
 	// Congestion control: Reno until the congestion-control issue lands.
 	cc             congestionControl
@@ -156,8 +165,10 @@ type Conn struct {
 
 	// Loss recovery (recovery.go).
 	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
-	loss          lossState
-	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
+	recoveryPoint seq.Value  // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
+	// sackRecent is where the out-of-order segment received last began:
+	// its SACK block goes first (RFC 2018 4).
+	sackRecent seq.Value
 
 	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
 	// rate.go, pacing.go).
@@ -167,13 +178,9 @@ type Conn struct {
 	pace      paceState
 	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
 	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
-	// sackRecent is where the out-of-order segment received last began:
-	// its SACK block goes first (RFC 2018 4).
-	sackRecent seq.Value
 
 	// ACK policy.
 	quickAcks int     // ACK immediately while positive (Linux's quick-ack mode)
-	pingpong  bool    // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
 	delAckAt  instant // delayed-ACK deadline; zero: none
 
 	// Keepalive.
@@ -188,8 +195,7 @@ type Conn struct {
 	// the peer's window) began: TCP_USER_TIMEOUT counts from it.
 	stallSince instant
 	// corkAt is when corked data must go out anyway (TCP_CORK's 200 ms).
-	corkAt      instant
-	corkExpired bool
+	corkAt instant
 
 	stats struct {
 		segsIn, segsOut, bytesAcked, bytesRcvd uint64
@@ -202,7 +208,6 @@ type Conn struct {
 	rcvqCopied int
 	rcvqAt     instant
 	rcvRTT     time.Duration
-	rcvRTTSeq  seq.Value // without timestamps: time a window's worth of data
 	rcvRTTAt   instant
 
 	// RFC 5961 challenge ACKs and their rate limit.
@@ -213,17 +218,18 @@ type Conn struct {
 
 	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
 	// the low bits of its TSval.
-	cookieTS   bool
 	cookieBits uint32
+	// rcvRTTSeq belongs to receive-buffer autotuning above (here, it packs).
+	rcvRTTSeq seq.Value // without timestamps: time a window's worth of data
 
-	tx Segment // reused for every segment sent: Output must not keep it
+	tx *Segment // Config.Scratch, reused for every segment sent: Output must not keep it
 }
 
 // NewConn returns a connection in CLOSED with the given configuration and
 // initial send sequence number (the stack computes it per RFC 6528).
 func NewConn(cfg Config, iss seq.Value) *Conn {
 	fillDefaults(&cfg)
-	c := &Conn{cfg: cfg}
+	c := &Conn{cfg: cfg, tx: cfg.Scratch}
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
 	c.sndData = iss.Add(1)
@@ -265,6 +271,9 @@ func fillDefaults(cfg *Config) {
 	def(&cfg.SndBuf, defaultSndBuf)
 	if cfg.Buffers == nil {
 		cfg.Buffers = heapBuffers{}
+	}
+	if cfg.Scratch == nil {
+		cfg.Scratch = new(Segment)
 	}
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale

@@ -74,7 +74,7 @@ func (c *Conn) windowToAdvertise() uint32 {
 
 // fillAck sets the ACK, window and timestamp fields of c.tx.
 func (c *Conn) fillAck(now instant, syn bool) {
-	tx := &c.tx
+	tx := c.tx
 	tx.ACK = c.rcv.nxt
 	if syn {
 		// Windows in SYN segments are never scaled (RFC 7323 2.2).
@@ -96,7 +96,7 @@ func (c *Conn) fillAck(now instant, syn bool) {
 // emit hands c.tx to the output and counts it.
 func (c *Conn) emit() {
 	c.stats.segsOut++
-	c.cfg.Output(&c.tx)
+	c.cfg.Output(c.tx)
 }
 
 // sendSYN sends our SYN (synAck false) or SYN,ACK with the options this end
@@ -104,7 +104,7 @@ func (c *Conn) emit() {
 // SYN offered; in a simultaneous open it carries what our SYN carried, as
 // Linux's tcp_send_synack does for a full socket.
 func (c *Conn) sendSYN(now instant, synAck bool) {
-	tx := &c.tx
+	tx := c.tx
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
 	o.MSS = c.cfg.MSS
@@ -164,7 +164,7 @@ func (c *Conn) setAckOptions(now instant) {
 // carrying the rewound number would fall before its window and be dropped
 // unread (Linux's tcp_acceptable_seq likewise never goes back).
 func (c *Conn) sendAck(now instant) {
-	c.tx = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
+	*c.tx = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
@@ -185,7 +185,7 @@ func (c *Conn) acceptableSeq() seq.Value {
 // carrying anything new: <SEQ=SND.UNA-1><ACK=RCV.NXT>, as Linux's zero-window
 // and keepalive probes.
 func (c *Conn) sendProbe(now instant) {
-	c.tx = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
+	*c.tx = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
@@ -193,7 +193,7 @@ func (c *Conn) sendProbe(now instant) {
 
 // sendRST sends <SEQ=seqno><CTL=RST>, with ACK=RCV.NXT when withAck.
 func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
-	c.tx = Segment{SEQ: seqno, Flags: flagRST}
+	*c.tx = Segment{SEQ: seqno, Flags: flagRST}
 	if withAck {
 		c.tx.Flags |= flagACK
 		c.tx.ACK = c.rcv.nxt
@@ -214,7 +214,7 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 			c.sq.copyOut(payload, off)
 		}
 	}
-	c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
+	*c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
 	if fin {
 		c.tx.Flags |= flagFIN
 	}
