@@ -2,7 +2,9 @@ package synstack
 
 import (
 	"net/netip"
+	"time"
 
+	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/tcp"
 	"github.com/synstack/synstack/tcp/seq"
 	"github.com/synstack/synstack/wire"
@@ -20,6 +22,29 @@ func (s *Stack) DeliverPacket(pkt []byte) {
 	if s.closed {
 		return
 	}
+	s.ipInputLocked(pkt, s.clock.Now())
+}
+
+var _ link.BatchDispatcher = (*Stack)(nil)
+
+// DeliverPackets implements link.BatchDispatcher: the packets a link found
+// waiting, processed in order under one lock and one reading of the clock
+// (they had all arrived when the batch began).
+func (s *Stack) DeliverPackets(pkts [][]byte) {
+	defer s.offerForwards()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	now := s.clock.Now()
+	for _, pkt := range pkts {
+		s.ipInputLocked(pkt, now)
+	}
+}
+
+// ipInputLocked processes one received IP packet.
+func (s *Stack) ipInputLocked(pkt []byte, now time.Time) {
 	s.stats.IpInReceives++
 	if s.onPacket != nil {
 		s.onPacket("in", pkt)
@@ -66,12 +91,12 @@ func (s *Stack) DeliverPacket(pkt []byte) {
 		return
 	}
 	s.stats.IpInDelivers++
-	s.tcpInputLocked(src, dst, payload)
+	s.tcpInputLocked(src, dst, payload, now)
 }
 
 // tcpInputLocked verifies and parses one TCP segment and hands it to the
 // demultiplexer.
-func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte) {
+func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte, now time.Time) {
 	if !s.rxCsumOff && !wire.TCPChecksumValid(b, src, dst) {
 		s.stats.TcpInErrs++
 		s.stats.TcpInCsumErrors++
@@ -98,7 +123,7 @@ func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte) {
 		Options: h.Options,
 		Payload: payload,
 	}
-	s.demuxLocked(netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort), &seg)
+	s.demuxLocked(netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort), &seg, now)
 }
 
 // sendSegmentLocked builds the IP packet carrying seg from local to remote

@@ -10,6 +10,15 @@ type Dispatcher interface {
 	DeliverPacket(pkt []byte)
 }
 
+// BatchDispatcher is a Dispatcher that takes several packets at once: a
+// link that finds more than one packet waiting hands them over together,
+// and the stack takes its lock and reads its clock once for all of them.
+// Each packet is only valid during the call.
+type BatchDispatcher interface {
+	Dispatcher
+	DeliverPackets(pkts [][]byte)
+}
+
 // Endpoint is one end of a link.
 type Endpoint interface {
 	// MTU is the largest IP packet the link carries, in bytes.

@@ -99,26 +99,68 @@ func newEndpoint(mtu int, pool *sync.Pool) *Endpoint {
 // pipe was made with Options.ChecksumOffload.
 func (e *Endpoint) ChecksumOffload() (tx, rx bool) { return e.offload, e.offload }
 
-// start runs the goroutine that delivers packets arriving at e.
+// batchMax bounds how many waiting packets one delivery hands over.
+const batchMax = 32
+
+// start runs the goroutine that delivers packets arriving at e: one at a
+// time, or, to a link.BatchDispatcher, all that are waiting (up to
+// batchMax) in one call.
 func (e *Endpoint) start() {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		var bufs [batchMax]*[]byte
+		var pkts [batchMax][]byte
 		for {
 			select {
 			case <-e.done:
 				return
 			case buf := <-e.in:
-				if box := e.disp.Load(); box != nil {
-					box.d.DeliverPacket(*buf)
-					e.delivered.Add(1)
-				} else {
-					e.dropClosed.Add(1)
+				n := 1
+				bufs[0] = buf
+			more:
+				for n < batchMax {
+					select {
+					case b := <-e.in:
+						bufs[n] = b
+						n++
+					default:
+						break more
+					}
 				}
-				e.release(buf)
+				e.deliver(bufs[:n], pkts[:n])
 			}
 		}
 	}()
+}
+
+// deliver hands the packets in bufs to the dispatcher and releases them.
+func (e *Endpoint) deliver(bufs []*[]byte, pkts [][]byte) {
+	box := e.disp.Load()
+	switch {
+	case box == nil:
+		e.dropClosed.Add(uint64(len(bufs)))
+	case len(bufs) > 1:
+		if bd, ok := box.d.(link.BatchDispatcher); ok {
+			for i, b := range bufs {
+				pkts[i] = *b
+			}
+			e.delivered.Add(uint64(len(bufs)))
+			bd.DeliverPackets(pkts)
+			clear(pkts)
+			break
+		}
+		fallthrough
+	default:
+		for _, b := range bufs {
+			e.delivered.Add(1)
+			box.d.DeliverPacket(*b)
+		}
+	}
+	for i, b := range bufs {
+		e.release(b)
+		bufs[i] = nil
+	}
 }
 
 func (e *Endpoint) release(buf *[]byte) {

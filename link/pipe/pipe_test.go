@@ -171,3 +171,54 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("got %d", len(got))
 	}
 }
+
+// batcher is a collector that also takes batches, and counts them.
+type batcher struct {
+	collector
+	batches, inBatches int
+}
+
+func (c *batcher) DeliverPackets(pkts [][]byte) {
+	c.mu.Lock()
+	c.batches++
+	c.inBatches += len(pkts)
+	c.mu.Unlock()
+	for _, p := range pkts {
+		c.DeliverPacket(p)
+	}
+}
+
+// TestBatchDelivery writes packets faster than they are delivered (the
+// receiver is held up) and checks that a BatchDispatcher gets them in
+// batches, each at most batchMax, all of them in order, and that the
+// delivered count covers every packet.
+func TestBatchDelivery(t *testing.T) {
+	a, b := New(100)
+	defer a.Close()
+	defer b.Close()
+	cb := &batcher{collector: *newCollector()}
+	cb.mu.Lock() // hold deliveries up while the queue fills
+	b.Attach(cb)
+	const n = 500
+	for i := 0; i < n; i++ {
+		a.WritePacket([]byte{byte(i), byte(i >> 8)})
+	}
+	cb.mu.Unlock()
+	got := cb.wait(t, n)
+	for i, p := range got {
+		if int(p[0])|int(p[1])<<8 != i {
+			t.Fatalf("packet %d out of order", i)
+		}
+	}
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if cb.batches == 0 || cb.inBatches < n/2 {
+		t.Errorf("%d batches carried %d of %d packets: the queue was not drained in batches", cb.batches, cb.inBatches, n)
+	}
+	if cb.inBatches > cb.batches*batchMax {
+		t.Errorf("%d packets in %d batches: over %d per batch", cb.inBatches, cb.batches, batchMax)
+	}
+	if s := b.Stats(); s.Delivered != n {
+		t.Errorf("delivered %d, want %d", s.Delivered, n)
+	}
+}
