@@ -113,6 +113,11 @@ type Config struct {
 	// unlocked buffer grows to twice what the application reads per
 	// round trip, so the window keeps up with the bandwidth-delay product.
 	RcvBufMax int
+	// SndBufLocked says SO_SNDBUF was set: the send buffer keeps its size.
+	// Otherwise it grows with the congestion window (Linux's
+	// tcp_sndbuf_expand) up to SndBufMax (tcp_wmem[2], 4 MiB).
+	SndBufLocked bool
+	SndBufMax    int
 	// WScale is the window-scale shift this end offers. Default 8
 	// (what Linux picks with packetdrill's default tcp_rmem).
 	WScale uint8

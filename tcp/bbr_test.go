@@ -24,7 +24,7 @@ type bulkRun struct {
 // bulkOver sends size bytes from a connection using cc over a path of the
 // given bottleneck (bytes per second), one-way delay and loss each way,
 // and calls watch after every step.
-func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss float64, size int, watch func(r *bulkRun)) *bulkRun {
+func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss float64, size int, watch func(r *bulkRun), mods ...func(*Config)) *bulkRun {
 	t.Helper()
 	r := &bulkRun{net: &lossyNet{rng: rand.New(rand.NewPCG(1, 2)), now: time.Unix(1000, 0), loss: loss, delay: delay, bw: bw}}
 	var conns [2]*Conn
@@ -41,6 +41,9 @@ func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss flo
 			SndBuf:     4 << 20,
 			RcvBuf:     4 << 20,
 			Congestion: cc,
+		}
+		for _, m := range mods {
+			m(&cfg)
 		}
 		conns[i] = NewConn(cfg, seq.Value(1000*(i+1)))
 	}
@@ -258,5 +261,24 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 		c.paceSent(now, 1000)
 	}); a != 0 {
 		t.Errorf("RACK, rate sample, BBR and pacing: %v allocations per ACK", a)
+	}
+}
+
+// An unlocked send buffer grows with the congestion window (Linux's
+// tcp_sndbuf_expand), so a path's bandwidth-delay product is not capped by
+// the initial 64 KiB; one set with SO_SNDBUF keeps its size.
+func TestSendBufferGrowsWithCwnd(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		r := bulkOver(t, CongestionBBR, 1.25e6, 20*time.Millisecond, 0, 2<<20, nil, func(c *Config) {
+			c.SndBuf, c.SndBufLocked = 0, locked
+		})
+		got := r.a.cfg.SndBuf
+		switch {
+		case locked && got != defaultSndBuf:
+			t.Errorf("locked send buffer changed to %d", got)
+		case !locked && got < 3*r.a.cwnd:
+			t.Errorf("send buffer %d, want at least three BBR windows (%d)", got, 3*r.a.cwnd)
+		}
+		t.Logf("locked %v: send buffer %d, goodput %.0f B/s", locked, got, r.goodput())
 	}
 }

@@ -263,6 +263,7 @@ func fillDefaults(cfg *Config) {
 	def(&cfg.RcvBuf, defaultRcvBuf)
 	def(&cfg.RcvBufMax, max(defaultRcvBufMax, cfg.RcvBuf))
 	def(&cfg.SndBuf, defaultSndBuf)
+	def(&cfg.SndBufMax, max(defaultSndBufMax, cfg.SndBuf))
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale
 	}
@@ -669,6 +670,7 @@ func (c *Conn) SetBuffers(rcv, snd int) {
 	}
 	if snd > 0 {
 		c.cfg.SndBuf = snd
+		c.cfg.SndBufLocked = true
 	}
 }
 

@@ -76,8 +76,8 @@ func (c *Conn) paceSent(now time.Time, n int) {
 }
 
 // afterAck finishes the processing of an ACK: RACK loss detection, the
-// delivery-rate sample, and a rate-based congestion control (BBR), which
-// sees every ACK (Linux's cong_control).
+// delivery-rate sample, a rate-based congestion control (BBR), which sees
+// every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now time.Time) {
 	if c.loss != lossNone || len(c.sacked) > 0 || !c.rack.at.IsZero() || c.rack.dsackSeen {
 		c.lossDetect(now)
@@ -85,6 +85,9 @@ func (c *Conn) afterAck(now time.Time) {
 	c.rateEnd(now)
 	if rc, ok := c.cc.(rateControl); ok {
 		rc.onAck(c, now, &c.rate.rs)
+	}
+	if c.rate.rs.ackedSacked > 0 {
+		c.sndBufExpand()
 	}
 }
 
