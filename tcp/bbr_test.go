@@ -282,3 +282,35 @@ func TestSendBufferGrowsWithCwnd(t *testing.T) {
 		t.Logf("locked %v: send buffer %d, goodput %.0f B/s", locked, got, r.goodput())
 	}
 }
+
+// A D-SACK (RFC 2883) is a first SACK block below the cumulative ACK, or
+// inside the second block; it is counted (tcpi_dsack_dups) and not taken
+// for new SACK information.
+func TestDSACKDetection(t *testing.T) {
+	for _, tc := range []struct {
+		blocks [][2]uint32
+		dsack  bool
+	}{
+		{[][2]uint32{{500, 900}}, true},
+		{[][2]uint32{{900, 1100}}, true},
+		{[][2]uint32{{2000, 3000}, {1500, 3500}}, true},
+		{[][2]uint32{{2000, 3000}}, false},
+		{[][2]uint32{{2000, 3000}, {3500, 4000}}, false},
+	} {
+		c := NewConn(Config{}, 0)
+		c.sackOK = true
+		c.snd.una, c.snd.nxt = 1000, 5000
+		seg := &Segment{ACK: 1000, Flags: flagACK}
+		for i, b := range tc.blocks {
+			seg.Options.SACK[i].Left, seg.Options.SACK[i].Right = b[0], b[1]
+			seg.Options.NumSACK++
+		}
+		c.updateScoreboard(time.Unix(1, 0), seg)
+		if got := c.dsackDups == 1; got != tc.dsack {
+			t.Errorf("blocks %v: D-SACK %v, want %v", tc.blocks, got, tc.dsack)
+		}
+		if tc.dsack && len(tc.blocks) == 2 && (len(c.sacked) != 1 || c.sacked[0] != (seqRange{1500, 3500})) {
+			t.Errorf("blocks %v: scoreboard %v, want the second block alone", tc.blocks, c.sacked)
+		}
+	}
+}

@@ -49,7 +49,7 @@ func (c *Conn) updateScoreboard(now time.Time, seg *Segment) bool {
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
 		if i == 0 && l.LessThan(r) {
-			dsack := r.LessThanEq(seg.ACK)
+			dsack := l.LessThan(seg.ACK) // as Linux's tcp_check_dsack
 			if o.NumSACK > 1 {
 				l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
 				dsack = dsack || (l2.LessThanEq(l) && r.LessThanEq(r2))
