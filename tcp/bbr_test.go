@@ -314,3 +314,50 @@ func TestDSACKDetection(t *testing.T) {
 		}
 	}
 }
+
+// On a coarse clock the pacing timer fires late; the time it missed is
+// made up at the next wake-up (up to a burst more), so the rate holds: a
+// paced sender woken 1 ms late every time still sends at its pacing rate.
+func TestPacingMakesUpLateTimer(t *testing.T) {
+	run := func(lateBy time.Duration) (rate, sent float64) {
+		n := newNet(t, func(c *Config) { c.Congestion = CongestionBBR; c.SndBuf = 8 << 20 })
+		n.handshake()
+		c := n.a.c
+		b := c.cc.(*bbr)
+		c.Write(n.now, make([]byte, 4<<20))
+		c.cwnd = 1 << 30 // window wide open: only pacing holds the sender
+		c.snd.wnd = 1 << 30
+		b.pacing = 5e6 // no ACK comes to change it
+		rate = b.pacing
+		start := n.now
+		bytes := 0
+		for n.now.Sub(start) < 200*time.Millisecond {
+			for _, s := range n.a.out {
+				bytes += len(s.Payload)
+			}
+			n.a.out = nil
+			if c.pace.at.IsZero() {
+				if len(c.dataFrom(c.snd.nxt)) == 0 {
+					t.Fatal("ran out of data")
+				}
+				c.output(n.now)
+				if c.pace.at.IsZero() {
+					t.Fatal("output neither sent nor armed the pacing timer")
+				}
+				continue
+			}
+			n.now = c.pace.at.Add(lateBy)
+			c.Tick(n.now)
+		}
+		return rate, float64(bytes) / n.now.Sub(start).Seconds()
+	}
+	rate, exact := run(0)
+	_, late := run(time.Millisecond)
+	t.Logf("pacing rate %.0f B/s: sent %.0f B/s with an exact timer, %.0f B/s with one 1 ms late", rate, exact, late)
+	if exact < 0.95*rate || exact > 1.1*rate {
+		t.Errorf("exact timer: %.0f B/s for a pacing rate of %.0f", exact, rate)
+	}
+	if late < 0.9*rate {
+		t.Errorf("late timer: %.0f B/s for a pacing rate of %.0f", late, rate)
+	}
+}

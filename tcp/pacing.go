@@ -17,6 +17,7 @@ type paceState struct {
 	next   time.Time     // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	budget int           // bytes the current burst may still send
 	credit time.Duration // how late the current burst started: partly forgiven
+	late   time.Duration // how late the pacing timer fired (during its output)
 	segs   int           // data segments sent under pacing (Linux's data_segs_out)
 	at     time.Time     // the pacing timer: output stopped for pacing; zero: not armed
 }
@@ -50,9 +51,29 @@ func (c *Conn) paceAllows(now time.Time) bool {
 	if !c.pace.next.IsZero() {
 		c.pace.credit = now.Sub(c.pace.next)
 	}
+	quantum := paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
 	c.pace.next = now
-	c.pace.budget = paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
+	c.pace.budget = quantum
+	if c.pace.late > 0 {
+		// The timer fired late (a coarse clock): send what the missed
+		// time would have carried too, up to one more burst, and charge
+		// it from when the timer was due, so the rate holds.
+		late := min(c.pace.late, time.Duration(float64(quantum)/rate*float64(time.Second)))
+		c.pace.budget += int(late.Seconds() * rate)
+		c.pace.next = now.Add(-late)
+		c.pace.credit = 0
+		c.pace.late = 0
+	}
 	return true
+}
+
+// pacingTimeout is the pacing timer: output resumes. On a precise clock it
+// fires when due; the lateness of a coarse one is made up (paceAllows).
+func (c *Conn) pacingTimeout(now time.Time) {
+	c.pace.late = now.Sub(c.pace.at)
+	c.pace.at = time.Time{}
+	c.output(now)
+	c.pace.late = 0
 }
 
 // paceSent charges n bytes sent to the pacing clock: the next burst waits

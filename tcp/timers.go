@@ -181,8 +181,7 @@ func (c *Conn) Tick(now time.Time) {
 		c.rackTimeout(now)
 	}
 	if !c.pace.at.IsZero() && !now.Before(c.pace.at) {
-		c.pace.at = time.Time{}
-		c.output(now)
+		c.pacingTimeout(now)
 	}
 	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
 		c.corkAt = time.Time{}
