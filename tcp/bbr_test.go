@@ -361,3 +361,43 @@ func TestPacingMakesUpLateTimer(t *testing.T) {
 		t.Errorf("late timer: %.0f B/s for a pacing rate of %.0f", late, rate)
 	}
 }
+
+// The SACK scoreboard merges blocks in place: overlapping and touching
+// blocks join, a block inside another adds nothing.
+func TestScoreboardMerge(t *testing.T) {
+	c := &Conn{}
+	add := func(l, r seq.Value, grew bool) {
+		t.Helper()
+		if g := c.addSacked(l, r); g != grew {
+			t.Fatalf("add [%d,%d): grew %v, want %v (now %v)", l, r, g, grew, c.sacked)
+		}
+	}
+	add(100, 200, true)
+	add(300, 400, true)
+	add(500, 600, true)
+	add(150, 180, false)
+	add(200, 300, true) // touches both neighbours
+	if fmt.Sprint(c.sacked) != "[{100 400} {500 600}]" {
+		t.Fatalf("scoreboard %v", c.sacked)
+	}
+	add(50, 700, true)
+	add(10, 20, true)
+	add(800, 900, true)
+	if fmt.Sprint(c.sacked) != "[{10 20} {50 700} {800 900}]" {
+		t.Fatalf("scoreboard %v", c.sacked)
+	}
+	c.snd.una = 60
+	c.pruneScoreboard()
+	if fmt.Sprint(c.sacked) != "[{60 700} {800 900}]" {
+		t.Fatalf("after pruning to 60: %v", c.sacked)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		c.addSacked(1000, 1100)
+		c.addSacked(1100, 1200)
+		c.snd.una = 1300
+		c.pruneScoreboard()
+		c.snd.una = 60
+	}); a != 0 {
+		t.Errorf("%v allocations per SACK update", a)
+	}
+}
