@@ -15,16 +15,20 @@ import (
 type deadline struct {
 	clk clock.Clock
 
-	mu     sync.Mutex
-	timer  clock.Timer   // closes cancel at the deadline; nil when none is pending
-	cancel chan struct{} // closed when the deadline has passed; never nil after init
-	final  bool          // closed for good by the connection's Close
+	mu    sync.Mutex
+	timer clock.Timer // closes cancel at the deadline; nil when none is pending
+	// cancel is closed when the deadline has passed. It is made when a
+	// call first waits or a deadline is first set, so a connection that
+	// never does either holds no channel.
+	cancel chan struct{}
+	final  bool // closed for good by the connection's Close
 }
 
-func (d *deadline) init(clk clock.Clock) {
-	d.clk = clk
-	d.cancel = make(chan struct{})
-}
+func (d *deadline) init(clk clock.Clock) { d.clk = clk }
+
+// expired is a channel closed from the start, for a deadline that passed
+// before anyone waited on it.
+var expired = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // set moves the deadline to t; the zero time means none.
 func (d *deadline) set(t time.Time) {
@@ -37,19 +41,22 @@ func (d *deadline) set(t time.Time) {
 	closed := isDone(d.cancel)
 	if t.IsZero() {
 		if closed {
-			d.cancel = make(chan struct{})
+			d.cancel = nil
 		}
 		return
 	}
 	if dur := t.Sub(d.clk.Now()); dur > 0 {
-		if closed {
+		if closed || d.cancel == nil {
 			d.cancel = make(chan struct{})
 		}
 		ch := d.cancel
 		d.timer = d.clk.AfterFunc(dur, func() { close(ch) })
 		return
 	}
-	if !closed {
+	switch {
+	case d.cancel == nil:
+		d.cancel = expired
+	case !closed:
 		close(d.cancel)
 	}
 }
@@ -73,7 +80,10 @@ func (d *deadline) close() {
 	}
 	d.final = true
 	d.stopLocked()
-	if !isDone(d.cancel) {
+	switch {
+	case d.cancel == nil:
+		d.cancel = expired
+	case !isDone(d.cancel):
 		close(d.cancel)
 	}
 }
@@ -82,5 +92,8 @@ func (d *deadline) close() {
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.cancel == nil {
+		d.cancel = make(chan struct{})
+	}
 	return d.cancel
 }

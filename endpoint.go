@@ -22,7 +22,7 @@ type endpoint struct {
 	// or accept queue (inAccept true) holds the connection.
 	parent   *listener
 	inAccept bool
-	qIndex   int
+	qIndex   int32
 
 	passive bool // created for a SYN at a listener
 	hashed  bool // in Stack.conns (and holding bind)
@@ -30,12 +30,12 @@ type endpoint struct {
 
 	// retrans and rtos are the connection's retransmissions and timeouts
 	// already added to Stack.stats.
-	retrans, rtos int
+	retrans, rtos int32
 	// challenges, skippedCh and skippedSeq are its RFC 5961 counts
 	// already added to Stack.stats.
-	challenges, skippedCh, skippedSeq int
+	challenges, skippedCh, skippedSeq int32
 
-	heapIndex int       // position in Stack.timers, -1 when absent
+	heapIndex int32     // position in Stack.timers, -1 when absent
 	deadline  time.Time // deadline as scheduled in Stack.timers
 	notBefore time.Time // guard against a deadline that does not move on Tick
 }
@@ -169,16 +169,16 @@ func (ep *endpoint) finished() bool {
 // handshake completed to its listener's accept queue, and wakes the
 // callers blocked on the socket (or the listener).
 func (s *Stack) afterLocked(ep *endpoint) {
-	if r, t := ep.conn.Retransmissions(); r != ep.retrans || t != ep.rtos {
-		s.stats.TcpRetransSegs += uint64(r - ep.retrans)
-		s.stats.TcpExtTCPTimeouts += uint64(t - ep.rtos)
-		ep.retrans, ep.rtos = r, t
+	if r, t := ep.conn.Retransmissions(); int32(r) != ep.retrans || int32(t) != ep.rtos {
+		s.stats.TcpRetransSegs += uint64(uint32(int32(r) - ep.retrans))
+		s.stats.TcpExtTCPTimeouts += uint64(uint32(int32(t) - ep.rtos))
+		ep.retrans, ep.rtos = int32(r), int32(t)
 	}
-	if c, sc, sq := ep.conn.Challenges(); c != ep.challenges || sc != ep.skippedCh || sq != ep.skippedSeq {
-		s.stats.TcpExtTCPChallengeACK += uint64(c - ep.challenges)
-		s.stats.TcpExtTCPACKSkippedChallenge += uint64(sc - ep.skippedCh)
-		s.stats.TcpExtTCPACKSkippedSeq += uint64(sq - ep.skippedSeq)
-		ep.challenges, ep.skippedCh, ep.skippedSeq = c, sc, sq
+	if c, sc, sq := ep.conn.Challenges(); int32(c) != ep.challenges || int32(sc) != ep.skippedCh || int32(sq) != ep.skippedSeq {
+		s.stats.TcpExtTCPChallengeACK += uint64(uint32(int32(c) - ep.challenges))
+		s.stats.TcpExtTCPACKSkippedChallenge += uint64(uint32(int32(sc) - ep.skippedCh))
+		s.stats.TcpExtTCPACKSkippedSeq += uint64(uint32(int32(sq) - ep.skippedSeq))
+		ep.challenges, ep.skippedCh, ep.skippedSeq = int32(c), int32(sc), int32(sq)
 	}
 	if ep.hashed {
 		if ep.finished() {

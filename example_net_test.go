@@ -71,8 +71,11 @@ func Example() {
 
 // newPair returns two stacks joined by a pipe, 10.0.0.1 and fd00::1 for
 // the first, 10.0.0.2 and fd00::2 for the second.
-func newPair() (srv, cli *synstack.Stack) {
-	a, b := pipe.New(1500)
+func newPair() (srv, cli *synstack.Stack) { return newPairMTU(1500) }
+
+// newPairMTU is newPair with a link of the given MTU.
+func newPairMTU(mtu int) (srv, cli *synstack.Stack) {
+	a, b := pipe.New(mtu)
 	srv, err := synstack.New(synstack.Config{Link: a, Addrs: []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}})
 	if err != nil {

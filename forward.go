@@ -340,7 +340,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 	fd := t.allocLocked(sk)
 	drop := func() {
 		if t.fds[fd] == sk {
-			t.fds[fd] = nil
+			t.freeLocked(fd)
 			sk.refs--
 			s.releaseSocketLocked(sk)
 		}

@@ -29,13 +29,13 @@ func (l *listener) acceptFull() bool { return len(l.acceptQ) > l.backlog }
 
 // removeSynLocked takes ep out of the SYN queue.
 func (l *listener) removeSynLocked(ep *endpoint) {
-	i := ep.qIndex
+	i := int(ep.qIndex)
 	if i < 0 || i >= len(l.synQ) || l.synQ[i] != ep {
 		return
 	}
 	last := len(l.synQ) - 1
 	l.synQ[i] = l.synQ[last]
-	l.synQ[i].qIndex = i
+	l.synQ[i].qIndex = int32(i)
 	l.synQ[last] = nil
 	l.synQ = l.synQ[:last]
 	ep.qIndex = -1
@@ -98,7 +98,7 @@ func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss se
 	ep := s.newEndpointISSLocked(local, remote, &l.sock.opts, b, iss)
 	ep.passive = true
 	ep.parent = l
-	ep.qIndex = len(l.synQ)
+	ep.qIndex = int32(len(l.synQ))
 	l.synQ = append(l.synQ, ep)
 	return ep
 }

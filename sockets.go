@@ -21,6 +21,10 @@ import (
 type Sockets struct {
 	s   *Stack
 	fds []*socket // by descriptor; nil marks a free one
+	// lowFree: every descriptor from firstFD up to it is in use, so the
+	// search for the lowest free one starts there (no scan of a table of
+	// a million sockets on every accept).
+	lowFree int
 }
 
 // firstFD is the first descriptor handed out (0, 1 and 2 are stdio).
@@ -59,8 +63,12 @@ type socket struct {
 	shutRd, shutWr bool
 	// peek holds data taken from the connection by MSG_PEEK and not yet read.
 	peek []byte
-	// wakeCh, when not nil, is closed at the next event on the socket.
-	wakeCh chan struct{}
+	// waiters are the calls blocked on the socket, each waiting for one
+	// token on its channel at the next event. The channels are kept in
+	// idleWaiters between waits, so blocking does not allocate; they
+	// belong to the socket, not to a pool, because a channel made in a
+	// testing/synctest bubble must stay in it.
+	waiters, idleWaiters []chan struct{}
 }
 
 // getLocked returns the socket of fd, or EBADF.
@@ -73,10 +81,11 @@ func (t *Sockets) getLocked(fd int) (*socket, error) {
 
 // allocLocked gives sk the lowest free descriptor.
 func (t *Sockets) allocLocked(sk *socket) int {
-	for fd := firstFD; fd < len(t.fds); fd++ {
+	sk.refs++
+	for fd := max(t.lowFree, firstFD); fd < len(t.fds); fd++ {
 		if t.fds[fd] == nil {
 			t.fds[fd] = sk
-			sk.refs++
+			t.lowFree = fd + 1
 			return fd
 		}
 	}
@@ -84,8 +93,14 @@ func (t *Sockets) allocLocked(sk *socket) int {
 		t.fds = append(t.fds, nil)
 	}
 	t.fds = append(t.fds, sk)
-	sk.refs++
+	t.lowFree = len(t.fds)
 	return len(t.fds) - 1
+}
+
+// freeLocked makes fd free again.
+func (t *Sockets) freeLocked(fd int) {
+	t.fds[fd] = nil
+	t.lowFree = min(t.lowFree, fd)
 }
 
 // usable returns EBADF if the socket can no longer be used by a call that
@@ -698,7 +713,7 @@ func (t *Sockets) Close(fd int) error {
 	if err != nil {
 		return err
 	}
-	t.fds[fd] = nil
+	t.freeLocked(fd)
 	sk.refs--
 	if sk.refs > 0 {
 		return nil

@@ -224,19 +224,23 @@ type Stats struct {
 // Stack is a userspace TCP/IP stack attached to one link.
 type Stack struct {
 	// Set by New, then read-only.
-	link          link.Endpoint
-	clock         clock.Clock
-	mtu           int
-	addrs         []netip.Prefix
-	key           secret
-	tcpDefaults   tcp.Config
-	onTransition  func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
-	onPacket      func(dir string, pkt []byte)
-	maxOrphans    int
-	somaxconn     int
-	maxSynBacklog int
-	synCookies    bool
-	sockets       *Sockets
+	link link.Endpoint
+	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
+	// (link.ChecksumOffloader), so segments go out without one and come in
+	// unchecked.
+	txCsumOff, rxCsumOff bool
+	clock                clock.Clock
+	mtu                  int
+	addrs                []netip.Prefix
+	key                  secret
+	tcpDefaults          tcp.Config
+	onTransition         func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	onPacket             func(dir string, pkt []byte)
+	maxOrphans           int
+	somaxconn            int
+	maxSynBacklog        int
+	synCookies           bool
+	sockets              *Sockets
 
 	// fwd is the forwarding table (forward.go); guarded by mu.
 	fwd forwardState
@@ -265,12 +269,13 @@ type Stack struct {
 	orphans int
 
 	// timers orders the connections that have a deadline; one clock timer
-	// (timer, armed for timerAt) fires for the earliest. timerGen tells a
-	// stale timer from the current one.
-	timers   timerHeap
-	timer    clock.Timer
-	timerAt  time.Time
-	timerGen uint64
+	// (timer, armed for timerAt when timerArmed) fires for the earliest. It
+	// is created once and reset, never replaced.
+	timers     timerHeap
+	timer      clock.Timer
+	timerAt    time.Time
+	timerArmed bool
+	due        []*endpoint // onTimer's list, reused
 
 	stats Stats
 	// pollCh, when not nil, is closed (and cleared) on any socket event to
@@ -333,6 +338,12 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.tcpDefaults.Output = nil
 	s.tcpDefaults.OnTransition = nil
+	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
+		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
+	}
+	if s.tcpDefaults.Buffers == nil {
+		s.tcpDefaults.Buffers = &buffers
+	}
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)
@@ -400,9 +411,8 @@ func (s *Stack) Close() error {
 	s.closeForwardsLocked()
 	if s.timer != nil {
 		s.timer.Stop()
-		s.timer = nil
+		s.timerArmed = false
 	}
-	s.timerGen++
 	s.timers = nil
 	for _, sk := range s.sockets.fds {
 		if sk != nil {
@@ -444,10 +454,14 @@ func (s *Stack) sourceAddrFor(dst netip.Addr) (netip.Addr, bool) {
 
 // wakeSocketLocked wakes every call blocked on sk, and Poll callers.
 func (s *Stack) wakeSocketLocked(sk *socket) {
-	if sk.wakeCh != nil {
-		close(sk.wakeCh)
-		sk.wakeCh = nil
+	for _, w := range sk.waiters {
+		select {
+		case w <- struct{}{}:
+		default: // already woken
+		}
 	}
+	clear(sk.waiters)
+	sk.waiters = sk.waiters[:0]
 	s.wakePollLocked()
 }
 
@@ -462,14 +476,34 @@ func (s *Stack) wakePollLocked() {
 // closes), or until cancel (if not nil) is closed, then takes mu again. The
 // caller re-checks its condition.
 func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
-	if sk.wakeCh == nil {
-		sk.wakeCh = make(chan struct{})
+	var w chan struct{}
+	if k := len(sk.idleWaiters); k > 0 {
+		w = sk.idleWaiters[k-1]
+		sk.idleWaiters = sk.idleWaiters[:k-1]
+	} else {
+		w = make(chan struct{}, 1)
 	}
-	ch := sk.wakeCh
+	sk.waiters = append(sk.waiters, w)
 	s.mu.Unlock()
 	select {
-	case <-ch:
+	case <-w:
 	case <-cancel:
 	}
 	s.mu.Lock()
+	// Cancelled: leave the list; woken: the waker emptied it. Either way
+	// no token may stay in the channel when it is kept for the next wait.
+	for i, x := range sk.waiters {
+		if x == w {
+			last := len(sk.waiters) - 1
+			sk.waiters[i] = sk.waiters[last]
+			sk.waiters[last] = nil
+			sk.waiters = sk.waiters[:last]
+			break
+		}
+	}
+	select {
+	case <-w:
+	default:
+	}
+	sk.idleWaiters = append(sk.idleWaiters, w)
 }

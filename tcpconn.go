@@ -3,6 +3,7 @@ package synstack
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,11 +28,13 @@ import (
 // Control. As Go does, a new TCPConn has TCP_NODELAY set and, unless its
 // Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
 type TCPConn struct {
-	s            *Stack
-	sk           *socket // the socket: kept, so that a descriptor reused after Close is never touched
-	fd           int
-	network      string
-	laddr, raddr *net.TCPAddr
+	s       *Stack
+	sk      *socket // the socket: kept, so that a descriptor reused after Close is never touched
+	fd      int
+	network string
+	// local and remote are kept as values: a *net.TCPAddr is made when
+	// asked for, so an idle connection does not hold two of them.
+	local, remote netip.AddrPort
 
 	rmu, wmu sync.Mutex // one Read at a time, one Write at a time
 	// cmu keeps fd open while it is used by number: Control and the
@@ -47,8 +50,7 @@ var _ net.Conn = (*TCPConn)(nil)
 func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
 	c := &TCPConn{s: s, sk: sk, fd: fd, network: network}
 	if sk.ep != nil {
-		c.laddr = tcpAddr(sk.ep.local)
-		c.raddr = tcpAddr(sk.ep.remote)
+		c.local, c.remote = sk.ep.local, sk.ep.remote
 	}
 	c.rd.init(s.clock)
 	c.wd.init(s.clock)
@@ -143,10 +145,10 @@ func (c *TCPConn) CloseWrite() error {
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return netAddr(c.laddr) }
+func (c *TCPConn) LocalAddr() net.Addr { return netAddr(tcpAddr(c.local)) }
 
 // RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return netAddr(c.raddr) }
+func (c *TCPConn) RemoteAddr() net.Addr { return netAddr(tcpAddr(c.remote)) }
 
 // SetDeadline sets the read and write deadlines, as net.Conn says: an
 // absolute time (on the stack's clock) after which Read and Write, even
@@ -269,7 +271,7 @@ func (c *TCPConn) control(op string, f func(t *Sockets, fd int) error) error {
 
 // opErr wraps an error of op as package net does.
 func (c *TCPConn) opErr(op string, err error) error {
-	return opError(op, c.network, c.laddr, c.raddr, mapErr(op, err, c.closed.Load()))
+	return opError(op, c.network, tcpAddr(c.local), tcpAddr(c.remote), mapErr(op, err, c.closed.Load()))
 }
 
 // Keepalive defaults of package net.

@@ -17,11 +17,11 @@ func (h timerHeap) Len() int           { return len(h) }
 func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapIndex, h[j].heapIndex = i, j
+	h[i].heapIndex, h[j].heapIndex = int32(i), int32(j)
 }
 func (h *timerHeap) Push(x any) {
 	ep := x.(*endpoint)
-	ep.heapIndex = len(*h)
+	ep.heapIndex = int32(len(*h))
 	*h = append(*h, ep)
 }
 func (h *timerHeap) Pop() any {
@@ -53,7 +53,7 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 			return
 		}
 		ep.deadline = d
-		heap.Fix(&s.timers, ep.heapIndex)
+		heap.Fix(&s.timers, int(ep.heapIndex))
 	default:
 		ep.deadline = d
 		heap.Push(&s.timers, ep)
@@ -64,7 +64,7 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 // unscheduleLocked takes ep out of the heap.
 func (s *Stack) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
-		heap.Remove(&s.timers, ep.heapIndex)
+		heap.Remove(&s.timers, int(ep.heapIndex))
 	}
 }
 
@@ -76,31 +76,34 @@ func (s *Stack) armLocked() {
 		return
 	}
 	next := s.timers[0].deadline
-	if s.timer != nil && !s.timerAt.After(next) {
+	if s.timerArmed && !s.timerAt.After(next) {
 		return
 	}
-	if s.timer != nil {
-		s.timer.Stop()
+	s.timerArmed, s.timerAt = true, next
+	d := max(next.Sub(s.clock.Now()), 0)
+	if s.timer == nil {
+		s.timer = s.clock.AfterFunc(d, s.onTimer)
+		return
 	}
-	s.timerGen++
-	gen := s.timerGen
-	s.timerAt = next
-	s.timer = s.clock.AfterFunc(max(next.Sub(s.clock.Now()), 0), func() { s.onTimer(gen) })
+	s.timer.Reset(d)
 }
 
 // onTimer ticks every connection whose deadline has come and re-arms.
-func (s *Stack) onTimer(gen uint64) {
+// A call the timer made before a Reset moved it may still come: it finds
+// nothing due, and re-arms.
+func (s *Stack) onTimer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || gen != s.timerGen {
+	if s.closed {
 		return
 	}
-	s.timer = nil
+	s.timerArmed = false
 	now := s.clock.Now()
-	var due []*endpoint
+	due := s.due[:0]
 	for len(s.timers) > 0 && !s.timers[0].deadline.After(now) {
 		due = append(due, heap.Pop(&s.timers).(*endpoint))
 	}
+	defer func() { clear(due); s.due = due[:0] }()
 	for _, ep := range due {
 		if !ep.hashed {
 			continue

@@ -22,6 +22,11 @@ type Clock interface {
 type Timer interface {
 	// Stop prevents the call if it has not happened yet and reports whether it did so.
 	Stop() bool
+	// Reset schedules the call again for d from now, whether or not it
+	// has happened (as time.Timer.Reset for an AfterFunc timer), and
+	// reports whether it was still pending. A stack re-arms one timer
+	// this way instead of allocating a new one.
+	Reset(d time.Duration) bool
 }
 
 // Real is the wall clock, through package time (and so also the fake clock of
@@ -115,6 +120,20 @@ func (t *vtimer) Stop() bool {
 	}
 	heap.Remove(&t.clock.timers, t.index)
 	return true
+}
+
+func (t *vtimer) Reset(d time.Duration) bool {
+	v := t.clock
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	pending := t.index >= 0
+	if pending {
+		heap.Remove(&v.timers, t.index)
+	}
+	v.seq++
+	t.when, t.seq = v.now.Add(d), v.seq
+	heap.Push(&v.timers, t)
+	return pending
 }
 
 type timerHeap []*vtimer

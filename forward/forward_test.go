@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/pipe"
 	"go.uber.org/goleak"
 )
@@ -494,8 +495,18 @@ func TestForwardFloodBlackHole(t *testing.T) {
 	}
 }
 
-// Many connections one after another and many at once leave no goroutine
-// behind and no relay running.
+// Many connections one after another and many at once leave nothing
+// behind in the forwarding stack: no goroutine, no descriptor, no relay,
+// no established connection, and no heap growth beyond a bound per
+// connection that a leak of one connection's tcp.Conn (about 1.2 KiB)
+// would exceed.
+//
+// The heap is measured on the forwarding side only: the client stack,
+// whose closed connections sit in TIME_WAIT for 60 s, is closed before
+// each measurement, and the forwarding stack's link is moved to a fresh
+// client stack in between (swapLink). A warm-up of the same shape at a
+// smaller scale comes first, so that pools, maps and the runtime have
+// grown to the peak concurrency before the baseline is taken.
 func TestForwardManyConnections(t *testing.T) {
 	seq, par := 2000, 200
 	switch {
@@ -504,54 +515,164 @@ func TestForwardManyConnections(t *testing.T) {
 	case testing.Short():
 		seq, par = 200, 50
 	}
+	// maxGrowth is the heap growth allowed per connection of the measured
+	// run: a quarter of a tcp.Conn, so that leaking one per connection
+	// fails, with room for the runtime's own noise (spans, GC metadata).
+	const maxGrowth = 320
+	// slack is allowed on top: HeapInuse moves by whole spans (8 KiB and
+	// up), and a few of them come and go between two measurements
+	// whatever the test does (seen: ±57 KiB).
+	const slack = 96 << 10
 	up := upstream(t, echo)
 	fw := &Forwarder{Deferred: true, Target: To(up)}
-	client, fwd := setup(t, fw, synstack.ForwardOptions{})
-	one := func(i int) error {
-		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 80)
-		c, err := client.Dial("tcp", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		msg := []byte("hello " + dst.String())
-		c.Write(msg)
-		c.(*synstack.TCPConn).CloseWrite()
-		got, err := io.ReadAll(c)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(got, msg) {
-			return errors.New("echo mismatch")
-		}
-		return nil
+	sl := &swapLink{}
+	fwd, err := synstack.New(synstack.Config{Link: sl, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	base := runtime.NumGoroutine()
-	files := openFiles()
-	for i := range seq {
-		if err := one(i); err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-	}
-	var wg sync.WaitGroup
-	for i := range par {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := one(seq + i); err != nil {
-				t.Errorf("parallel connection %d: %v", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	waitFor(t, func() bool {
-		return fw.Stats().Active == 0 && runtime.NumGoroutine() <= base && openFiles() <= files
+	fwd.SetForwarder(fw, synstack.ForwardOptions{})
+	t.Cleanup(func() {
+		fw.Close()
+		fwd.Close()
 	})
+
+	// run makes a client stack on a fresh link to the forwarding stack,
+	// connects seq times one after another and par times at once through
+	// the forwarder (each connection echoes a message and both sides
+	// close), waits until no relay runs, and closes the client stack.
+	next := 0
+	run := func(seq, par int) {
+		t.Helper()
+		client, err := synstack.New(synstack.Config{Link: sl.plug(), Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		one := func(i int) error {
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 80)
+			c, err := client.Dial("tcp", dst.String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			msg := []byte("hello " + dst.String())
+			c.Write(msg)
+			c.(*synstack.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, msg) {
+				return errors.New("echo mismatch")
+			}
+			return nil
+		}
+		first := next
+		next += seq + par
+		for i := range seq {
+			if err := one(first + i); err != nil {
+				t.Fatalf("connection %d: %v", first+i, err)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range par {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := one(first + seq + i); err != nil {
+					t.Errorf("parallel connection %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		waitFor(t, func() bool { return fw.Stats().Active == 0 && fwd.Stats().TcpCurrEstab == 0 })
+	}
+
+	run(seq/10, par) // warm-up
+	base, files, heap := runtime.NumGoroutine(), openFiles(), heapInuse()
+	run(seq, par)
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= base && openFiles() <= files })
+	after := heapInuse()
+	n := seq + par
+	growth := int64(after) - int64(heap)
+	t.Logf("%d + %d connections: heap in use %d -> %d bytes (%+d, %+.1f per connection)",
+		seq, par, heap, after, growth, float64(growth)/float64(n))
+	if growth > int64(n)*maxGrowth+slack {
+		t.Errorf("the forwarding side's heap grew by %d bytes over %d connections (%.0f per connection; bound %d per connection + %d)",
+			growth, n, float64(growth)/float64(n), maxGrowth, slack)
+	}
 	st := fwd.Stats()
-	if st.SynstackForwarded != uint64(seq+par) || st.TcpCurrEstab != 0 || fwd.PendingForwards() != 0 {
-		t.Errorf("forwarded %d (want %d), established %d, pending %d", st.SynstackForwarded, seq+par,
+	if st.SynstackForwarded != uint64(next) || st.TcpCurrEstab != 0 || fwd.PendingForwards() != 0 {
+		t.Errorf("forwarded %d (want %d), established %d, pending %d", st.SynstackForwarded, next,
 			st.TcpCurrEstab, fwd.PendingForwards())
 	}
+}
+
+// heapInuse returns the bytes of heap in use after a full collection
+// (twice: sync.Pool keeps what it drops for one more cycle).
+func heapInuse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// swapLink is a stack's link to one client stack at a time: plug joins a
+// fresh client link (link/pipe) to it and closes the previous one, so one
+// forwarding stack can serve several client stacks in turn.
+type swapLink struct {
+	mu   sync.Mutex
+	cur  *pipe.Endpoint // the stack's end
+	disp link.Dispatcher
+}
+
+func (l *swapLink) MTU() int { return 1500 }
+
+func (l *swapLink) Attach(d link.Dispatcher) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.disp = d
+	if l.cur != nil {
+		l.cur.Attach(d)
+	}
+}
+
+func (l *swapLink) WritePacket(pkt []byte) error {
+	l.mu.Lock()
+	cur := l.cur
+	l.mu.Unlock()
+	if cur == nil {
+		return nil // no client: the packet is lost, as on an unplugged cable
+	}
+	return cur.WritePacket(pkt)
+}
+
+func (l *swapLink) Close() error {
+	l.mu.Lock()
+	cur := l.cur
+	l.cur = nil
+	l.mu.Unlock()
+	if cur != nil {
+		return cur.Close()
+	}
+	return nil
+}
+
+// plug returns the client's end of a new link to the stack.
+func (l *swapLink) plug() *pipe.Endpoint {
+	a, b := pipe.New(1500)
+	l.mu.Lock()
+	old := l.cur
+	l.cur = b
+	if l.disp != nil {
+		b.Attach(l.disp)
+	}
+	l.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return a
 }
 
 // openFiles counts the process's open descriptors (0 where /proc is not).

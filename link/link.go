@@ -25,3 +25,15 @@ type Endpoint interface {
 	// its resources. Later writes return an error.
 	Close() error
 }
+
+// ChecksumOffloader is implemented by links that take care of TCP checksums
+// themselves, as the kernel's loopback device does: a link that cannot
+// corrupt a packet and delivers it only to a stack that knows so. A stack
+// on such a link neither computes the checksums of the TCP segments it
+// sends (tx) nor checks those of the segments it receives (rx); IPv4
+// header checksums are still computed and checked. A tap that records
+// packets (link/pcap) does not pass the interface on, so what it records
+// always carries real checksums.
+type ChecksumOffloader interface {
+	ChecksumOffload() (tx, rx bool)
+}

@@ -97,6 +97,11 @@ type Config struct {
 	// OnTransition, if set, is called on every state change, after it.
 	OnTransition func(from, to State, cause Cause)
 
+	// Buffers lends the memory of the send and receive queues; nil
+	// allocates with make. The stack passes a pool shared by its
+	// connections.
+	Buffers Buffers
+
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16

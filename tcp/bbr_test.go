@@ -337,7 +337,7 @@ func TestPacingMakesUpLateTimer(t *testing.T) {
 			}
 			n.a.out = nil
 			if c.pace.at.IsZero() {
-				if len(c.dataFrom(c.snd.nxt)) == 0 {
+				if c.queuedFrom(c.snd.nxt) == 0 {
 					t.Fatal("ran out of data")
 				}
 				c.output(n.now)

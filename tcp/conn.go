@@ -96,10 +96,10 @@ type Conn struct {
 	lastAckSent seq.Value
 	epoch       time.Time // origin of our timestamp clock
 
-	// Send queue: sbuf[0] is the octet at sndData; the FIN, if queued, follows
+	// Send queue: its first octet is sndData; the FIN, if queued, follows
 	// the last octet.
-	sbuf      []byte
-	sndData   seq.Value // sequence number of sbuf[0]
+	sq        ring
+	sndData   seq.Value // sequence number of the send queue's first octet
 	finQueued bool      // the user closed the write side: FIN after the data
 	finSent   bool      // the FIN has been sent at least once (finSeq is valid)
 	finSeq    seq.Value // sequence number our FIN occupies
@@ -111,14 +111,19 @@ type Conn struct {
 	pushedSeq seq.Value
 	sndSml    seq.Value // end of the last small segment sent (Minshall's Nagle)
 
-	// Receive queue: in-order data not yet read, then out-of-order segments.
-	rbuf     []byte
-	ooo      []oooSeg
-	oooLen   int
-	finRcvd  bool // the peer's FIN has been received in order (RCV.NXT is past it)
-	rdShut   bool // SHUT_RD or Close: reads return EOF
-	everRcv  bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
-	everData bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
+	// Receive queue: in-order data not yet read (rq.n octets, the last one
+	// just before RCV.NXT), and beyond it, at their places in the sequence
+	// space, out-of-order data: the ranges ooo (sorted, disjoint, not
+	// adjacent, oooLen octets in all) and the FIN at oooFinSeq if oooFin.
+	rq        ring
+	ooo       []seqRange
+	oooLen    int
+	oooFin    bool
+	oooFinSeq seq.Value
+	finRcvd   bool // the peer's FIN has been received in order (RCV.NXT is past it)
+	rdShut    bool // SHUT_RD or Close: reads return EOF
+	everRcv   bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+	everData  bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
 
 	err         syscall.Errno // pending error (SO_ERROR)
 	connected   bool          // reached ESTABLISHED at some point
@@ -213,12 +218,6 @@ type Conn struct {
 	tx Segment // reused for every segment sent: Output must not keep it
 }
 
-type oooSeg struct {
-	seq  seq.Value
-	data []byte
-	fin  bool
-}
-
 // NewConn returns a connection in CLOSED with the given configuration and
 // initial send sequence number (the stack computes it per RFC 6528).
 func NewConn(cfg Config, iss seq.Value) *Conn {
@@ -264,6 +263,9 @@ func fillDefaults(cfg *Config) {
 	def(&cfg.RcvBufMax, max(defaultRcvBufMax, cfg.RcvBuf))
 	def(&cfg.SndBuf, defaultSndBuf)
 	def(&cfg.SndBufMax, max(defaultSndBufMax, cfg.SndBuf))
+	if cfg.Buffers == nil {
+		cfg.Buffers = heapBuffers{}
+	}
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale
 	}
@@ -298,10 +300,13 @@ func (c *Conn) setState(to State, cause Cause) {
 	case Closed, TimeWait, Listen:
 		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		c.persist = false
-		c.sbuf = nil
+		c.dropSendQueue()
+		c.clearOOO()
+		if c.rdShut {
+			c.dropRcvQueue()
+		}
 		c.txq.reset()
 		c.rack.at, c.pace.at = time.Time{}, time.Time{}
-		c.ooo, c.oooLen = nil, 0
 	}
 	if c.cfg.OnTransition != nil {
 		c.cfg.OnTransition(from, to, cause)
@@ -367,24 +372,52 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	c.rateCheckAppLimited()
-	start := c.sndData.Add(seq.Size(len(c.sbuf)))
-	c.sbuf = append(c.sbuf, p[:n]...)
+	start := c.sndData.Add(seq.Size(c.sq.n))
+	c.sq.ensure(c.cfg.Buffers, c.sq.n+n, c.sq.n)
+	c.sq.writeAt(c.sq.n, p[:n])
+	c.sq.n += n
 	c.markPush(start, start.Add(seq.Size(n)))
 	c.output(now)
 	return n, nil
+}
+
+// dropSendQueue forgets queued data and gives its buffer back.
+func (c *Conn) dropSendQueue() {
+	c.sq.n = 0
+	c.sq.release(c.cfg.Buffers)
+}
+
+// dropRcvQueue forgets unread and out-of-order data.
+func (c *Conn) dropRcvQueue() {
+	c.rq.n = 0
+	c.clearOOO()
+}
+
+// clearOOO forgets out-of-order data.
+func (c *Conn) clearOOO() {
+	c.ooo = c.ooo[:0]
+	c.oooLen = 0
+	c.oooFin = false
+	c.releaseRcvQueue()
+}
+
+// releaseRcvQueue gives the receive buffer back once nothing is in it.
+func (c *Conn) releaseRcvQueue() {
+	if c.rq.n == 0 && c.oooLen == 0 {
+		c.rq.release(c.cfg.Buffers)
+	}
 }
 
 // Read takes received data. It returns io.EOF once the peer's FIN has been
 // read (or after SHUT_RD with the queue drained), syscall.EAGAIN when nothing
 // is ready yet, ENOTCONN when never connected, and a pending error once.
 func (c *Conn) Read(now time.Time, p []byte) (int, error) {
-	if len(c.rbuf) > 0 {
+	if c.rq.n > 0 {
 		before := c.rcvWindowNow()
-		n := copy(p, c.rbuf)
-		c.rbuf = c.rbuf[n:]
-		if len(c.rbuf) == 0 {
-			c.rbuf = nil
-		}
+		n := min(len(p), c.rq.n)
+		c.rq.copyOut(p[:n], 0)
+		c.rq.consume(n)
+		c.releaseRcvQueue()
 		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now, before)
 		return n, nil
@@ -487,7 +520,7 @@ func (c *Conn) Close(now time.Time) {
 		c.setState(Closed, "call CLOSE")
 		return
 	}
-	if len(c.rbuf) > 0 || c.oooLen > 0 {
+	if c.rq.n > 0 || c.oooLen > 0 {
 		// RFC 2525 2.17 and Linux: data the application never read is lost,
 		// so tell the peer with a reset rather than a clean FIN.
 		c.sendRST(now, c.snd.max, true)
@@ -530,11 +563,11 @@ func (c *Conn) State() State { return c.state }
 func (c *Conn) Passive() bool { return c.passive }
 
 // Readable returns the number of bytes a Read would return now.
-func (c *Conn) Readable() int { return len(c.rbuf) }
+func (c *Conn) Readable() int { return c.rq.n }
 
 // SendQueued returns the bytes written and not yet acknowledged, sent or
 // not (what ss shows as Send-Q).
-func (c *Conn) SendQueued() int { return len(c.sbuf) }
+func (c *Conn) SendQueued() int { return c.sq.n }
 
 // Retransmissions returns the segments retransmitted and the
 // retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
@@ -543,7 +576,7 @@ func (c *Conn) Retransmissions() (segs, timeouts int) { return c.totalRetrans, c
 
 // ReadClosed reports whether a Read would return io.EOF now.
 func (c *Conn) ReadClosed() bool {
-	return len(c.rbuf) == 0 && (c.finRcvd || c.rdShut || c.closedByErr || (c.state == Closed && c.connected))
+	return c.rq.n == 0 && (c.finRcvd || c.rdShut || c.closedByErr || (c.state == Closed && c.connected))
 }
 
 // Writable returns the free space in the send buffer (0 when shut or not
@@ -552,7 +585,7 @@ func (c *Conn) Writable() int {
 	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
 		return 0
 	}
-	return max(0, c.cfg.SndBuf-len(c.sbuf))
+	return max(0, c.cfg.SndBuf-c.sq.n)
 }
 
 // WriteReady reports whether a writer waiting for room should wake: as
@@ -561,7 +594,7 @@ func (c *Conn) Writable() int {
 // segment at a time. Poll reports POLLOUT on the same condition.
 func (c *Conn) WriteReady() bool {
 	free := c.Writable()
-	return free > 0 && free >= len(c.sbuf)/2
+	return free > 0 && free >= c.sq.n/2
 }
 
 // WriteClosed reports whether the write side is shut (a Write gets EPIPE).

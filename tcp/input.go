@@ -445,10 +445,10 @@ func (c *Conn) onNewAck(now time.Time, seg *Segment, acked int) {
 	// Drop acknowledged octets from the send queue (the SYN and FIN occupy
 	// sequence space but no buffer).
 	if drop := int(c.snd.una.Sub(c.sndData)); drop > 0 {
-		drop = min(drop, len(c.sbuf))
-		c.sbuf = c.sbuf[drop:]
-		if len(c.sbuf) == 0 {
-			c.sbuf = nil
+		drop = min(drop, c.sq.n)
+		c.sq.consume(drop)
+		if c.sq.n == 0 {
+			c.sq.release(c.cfg.Buffers)
 		}
 		c.sndData = c.sndData.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
@@ -533,7 +533,7 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 	if fin {
 		c.takeFIN(now)
 	}
-	filledGap := len(c.ooo) > 0
+	filledGap := c.hasOOO()
 	c.drainOOO(now)
 	if c.finRcvd && c.state != CloseWait {
 		// A FIN in FIN_WAIT_1 or FIN_WAIT_2 is acknowledged at once.
@@ -557,94 +557,104 @@ func (c *Conn) processText(now time.Time, seg *Segment, s seq.Value, data []byte
 		}
 		return
 	}
-	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || len(c.ooo) > 0 {
+	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || c.hasOOO() {
 		c.ackNow(now)
 	} else if c.delAckAt.IsZero() {
 		c.delAckAt = now.Add(delAckMin)
 	}
 }
 
-// deliver appends in-order data to the receive queue.
+// deliver places in-order data at the end of the receive queue. The data
+// may overlap out-of-order data already placed: drainOOO then takes what
+// has become contiguous.
 func (c *Conn) deliver(data []byte) {
 	if len(data) == 0 {
 		return
 	}
-	c.rbuf = append(c.rbuf, data...)
+	keep := c.rq.n
+	if c.oooLen > 0 {
+		keep += int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
+	}
+	c.rq.ensure(c.cfg.Buffers, max(c.rq.n+len(data), keep), keep)
+	c.rq.writeAt(c.rq.n, data)
+	c.rq.n += len(data)
 	c.rcv.nxt = c.rcv.nxt.Add(seq.Size(len(data)))
 	c.stats.bytesRcvd += uint64(len(data))
 }
 
-// queueOOO keeps an out-of-order segment, sorted, without overlaps kept twice.
+// hasOOO reports whether out-of-order data or a FIN waits beyond RCV.NXT.
+func (c *Conn) hasOOO() bool { return len(c.ooo) > 0 || c.oooFin }
+
+// maxOOORanges bounds the out-of-order ranges a connection keeps: a peer
+// that sends every other octet cannot make the list grow with the window.
+// A segment that would start one more range beyond it is dropped (it is
+// sent again).
+const maxOOORanges = 64
+
+// queueOOO places an out-of-order segment at its place beyond the queued
+// data and records its range (and the FIN after it).
 func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
-	// Keep only what no queued segment holds yet, so that overlapping
-	// retransmissions (cut differently from the originals) are neither
-	// stored nor counted twice: the queue never outgrows the window.
 	end := s.Add(seq.Size(len(data)))
-	var out []oooSeg
-	cursor := s
-	add := func(from, to seq.Value, withFin bool) {
-		if !from.LessThan(to) && !withFin {
-			return
-		}
-		piece := data[from.Sub(s):to.Sub(s)]
-		out = append(out, oooSeg{seq: from, data: append([]byte(nil), piece...), fin: withFin})
-		c.oooLen += len(piece)
+	if fin && (!c.oooFin || end.LessThan(c.oooFinSeq)) {
+		c.oooFin, c.oooFinSeq = true, end
 	}
-	for _, x := range c.ooo {
-		xEnd := x.seq.Add(seq.Size(len(x.data)))
-		if cursor.LessThan(end) && x.seq.GreaterThan(cursor) {
-			add(cursor, seq.Min(x.seq, end), fin && !x.seq.LessThan(end))
-			cursor = seq.Min(x.seq, end)
-		}
-		if xEnd.GreaterThan(cursor) && !x.seq.GreaterThan(cursor) {
-			cursor = seq.Max(cursor, seq.Min(xEnd, end))
-		}
-		if fin && xEnd == end {
-			x.fin = true
-		}
-		out = append(out, x)
+	if len(data) == 0 {
+		return
 	}
-	if cursor.LessThan(end) || (fin && cursor == end && (len(out) == 0 || !out[len(out)-1].fin)) {
-		if cursor.LessThan(end) {
-			add(cursor, end, fin)
-		} else if len(data) == 0 {
-			add(end, end, true)
-		}
+	// Where the new range goes: after every range that ends before it.
+	i := 0
+	for i < len(c.ooo) && c.ooo[i].r.LessThan(s) {
+		i++
 	}
-	sortOOO(out)
-	c.ooo = out
+	j := i // the ranges i..j-1 touch or overlap it and merge with it
+	for j < len(c.ooo) && !end.LessThan(c.ooo[j].l) {
+		j++
+	}
+	if i == j && len(c.ooo) >= maxOOORanges {
+		return
+	}
+	off := int(s.Sub(c.rcv.nxt))
+	keep := c.rq.n
+	if len(c.ooo) > 0 {
+		keep += int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
+	}
+	c.rq.ensure(c.cfg.Buffers, max(keep, c.rq.n+off+len(data)), keep)
+	c.rq.writeAt(c.rq.n+off, data)
+	merged := seqRange{s, end}
+	for _, x := range c.ooo[i:j] {
+		merged.l, merged.r = seq.Min(merged.l, x.l), seq.Max(merged.r, x.r)
+		c.oooLen -= int(x.r.Sub(x.l))
+	}
+	c.oooLen += int(merged.r.Sub(merged.l))
+	switch {
+	case i == j: // a new range at i
+		c.ooo = append(c.ooo, seqRange{})
+		copy(c.ooo[i+1:], c.ooo[i:])
+	case j > i+1: // ranges i..j-1 become one
+		c.ooo = append(c.ooo[:i+1], c.ooo[j:]...)
+	}
+	c.ooo[i] = merged
 }
 
-// sortOOO orders out-of-order segments by sequence number (few, nearly
-// sorted: insertion sort).
-func sortOOO(q []oooSeg) {
-	for i := 1; i < len(q); i++ {
-		for j := i; j > 0 && q[j].seq.LessThan(q[j-1].seq); j-- {
-			q[j], q[j-1] = q[j-1], q[j]
-		}
-	}
-}
-
-// drainOOO moves out-of-order data that has become in-order to the queue.
+// drainOOO moves out-of-order data that has become contiguous with the
+// queued data into the queue, and takes a FIN that follows it.
 func (c *Conn) drainOOO(now time.Time) {
-	for len(c.ooo) > 0 && !c.finRcvd {
-		o := c.ooo[0]
-		d := int(c.rcv.nxt.Sub(o.seq))
-		if d < 0 {
-			break
+	k := 0
+	for k < len(c.ooo) && !c.rcv.nxt.LessThan(c.ooo[k].l) {
+		x := c.ooo[k]
+		c.oooLen -= int(x.r.Sub(x.l))
+		if d := int(x.r.Sub(c.rcv.nxt)); d > 0 {
+			c.rq.n += d
+			c.rcv.nxt = x.r
+			c.stats.bytesRcvd += uint64(d)
 		}
-		c.ooo = c.ooo[1:]
-		c.oooLen -= len(o.data)
-		if d < len(o.data) {
-			c.deliver(o.data[d:])
-		}
-		if o.fin && c.rcv.nxt == o.seq.Add(seq.Size(len(o.data))) {
-			c.takeFIN(now)
-		}
+		k++
 	}
-	if len(c.ooo) == 0 {
-		c.ooo = nil
-		c.oooLen = 0
+	if k > 0 {
+		c.ooo = append(c.ooo[:0], c.ooo[k:]...)
+	}
+	if c.oooFin && !c.finRcvd && c.rcv.nxt == c.oooFinSeq {
+		c.takeFIN(now)
 	}
 }
 
@@ -654,7 +664,7 @@ func (c *Conn) takeFIN(now time.Time) {
 	c.rcv.nxt = c.rcv.nxt.Add(1)
 	c.finRcvd = true
 	c.everRcv = true
-	c.ooo, c.oooLen = nil, 0
+	c.clearOOO()
 	switch c.state {
 	case SynRcvd, Established:
 		c.setState(CloseWait, "rcv FIN")
@@ -692,7 +702,7 @@ func (c *Conn) fail(err syscall.Errno, cause Cause) {
 	}
 	c.closedByErr = true
 	c.rdShut = true
-	c.rbuf = nil
+	c.dropRcvQueue()
 	c.setState(Closed, cause)
 }
 

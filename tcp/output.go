@@ -26,7 +26,7 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 // Linux (tcp_adv_win_scale = 1), half of the buffer holds data and the
 // other half is reserved for the bookkeeping that comes with it.
 func (c *Conn) rcvSpace() int {
-	return max(0, c.rcvCapacity()-len(c.rbuf)-c.oooLen)
+	return max(0, c.rcvCapacity()-c.rq.n-c.oooLen)
 }
 
 // offeredWScale is the window scale our SYN offers: WScale, or, when the
@@ -150,7 +150,7 @@ func (c *Conn) setAckOptions(now time.Time) {
 		o.TSVal = c.tsNow(now)
 		o.TSEcr = c.tsRecent
 	}
-	if c.sackOK && len(c.ooo) > 0 {
+	if c.sackOK && c.hasOOO() {
 		limit := 4
 		if c.tsOK {
 			limit = 3
@@ -202,9 +202,19 @@ func (c *Conn) sendRST(now time.Time, seqno seq.Value, withAck bool) {
 	c.emit()
 }
 
-// sendSegment sends data (and maybe FIN) starting at seqno.
-func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, psh bool) {
-
+// sendSegment sends n queued octets (and maybe the FIN) starting at seqno.
+// The payload is a view of the send queue; when it wraps around the end of
+// the ring it is gathered into a borrowed buffer for the call.
+func (c *Conn) sendSegment(now time.Time, seqno seq.Value, n int, fin, psh bool) {
+	var payload, gathered []byte
+	if n > 0 {
+		off := int(seqno.Sub(c.sndData))
+		if payload = c.sq.view(off, n); payload == nil {
+			gathered = c.cfg.Buffers.Get(n)
+			payload = gathered[:n]
+			c.sq.copyOut(payload, off)
+		}
+	}
 	c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
 	if fin {
 		c.tx.Flags |= flagFIN
@@ -215,6 +225,10 @@ func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, 
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
+	c.tx.Payload = nil
+	if gathered != nil {
+		c.cfg.Buffers.Put(gathered)
+	}
 }
 
 // currentMSS is the payload that fits in a segment sent now: the MSS less
@@ -222,13 +236,13 @@ func (c *Conn) sendSegment(now time.Time, seqno seq.Value, payload []byte, fin, 
 // that a segment never outgrows the path.
 func (c *Conn) currentMSS() int {
 	mss := c.sndMSS
-	if c.sackOK && len(c.ooo) > 0 {
+	if c.sackOK && c.hasOOO() {
 		limit := 4
 		if c.tsOK {
 			limit = 3
 		}
-		blocks := min(len(c.oooBlocks()), limit)
-		mss -= 4 + 8*blocks
+		var blocks [maxOOORanges + 1]seqRange
+		mss -= 4 + 8*min(c.oooBlocks(&blocks), limit)
 	}
 	return max(mss, 1)
 }
@@ -236,13 +250,14 @@ func (c *Conn) currentMSS() int {
 // flight is the number of octets sent and not yet acknowledged.
 func (c *Conn) flight() int { return int(c.snd.nxt.Sub(c.snd.una)) }
 
-// unsentFrom returns the queued data from sequence number s on.
-func (c *Conn) dataFrom(s seq.Value) []byte {
+// queuedFrom returns how many queued octets there are from sequence number
+// s on.
+func (c *Conn) queuedFrom(s seq.Value) int {
 	off := int(s.Sub(c.sndData))
-	if off < 0 || off > len(c.sbuf) {
-		return nil
+	if off < 0 || off > c.sq.n {
+		return 0
 	}
-	return c.sbuf[off:]
+	return c.sq.n - off
 }
 
 // output sends what the windows allow: data from SND.NXT, then the FIN
@@ -271,15 +286,15 @@ func (c *Conn) output(now time.Time) {
 				continue
 			}
 		}
-		data := c.dataFrom(c.snd.nxt)
+		queued := c.queuedFrom(c.snd.nxt)
 		finPending := c.finQueued && !(c.finSent && c.snd.nxt.GreaterThan(c.finSeq))
-		if len(data) == 0 && !finPending {
+		if queued == 0 && !finPending {
 			break
 		}
 		// The usable window: the peer's offer and the congestion window.
 		wndRight := c.snd.una.Add(seq.Size(c.snd.wnd))
 		usable := int(wndRight.Sub(c.snd.nxt))
-		if len(data) > 0 && room <= 0 {
+		if queued > 0 && room <= 0 {
 			// The congestion window counts segments, as Linux's
 			// tcp_cwnd_test: while the pipe is below cwnd a full segment
 			// may go (never a runt cut to fit the window's last bytes).
@@ -288,8 +303,8 @@ func (c *Conn) output(now time.Time) {
 			usable = 0
 		}
 		mss := c.currentMSS()
-		n := min(len(data), mss, max(usable, 0))
-		if len(data) > 0 && n == 0 {
+		n := min(queued, mss, max(usable, 0))
+		if queued > 0 && n == 0 {
 			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
 				c.armPersist(now)
 			}
@@ -298,19 +313,19 @@ func (c *Conn) output(now time.Time) {
 		// Nagle with Minshall's refinement (Linux's tcp_nagle_check): hold
 		// a small segment only while an earlier small segment is still
 		// unacknowledged, and never the last data before the FIN.
-		if n < mss && n == len(data) && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.finQueued &&
+		if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.finQueued &&
 			c.sndSml.GreaterThan(c.snd.una) && c.sndSml.LessThanEq(c.snd.nxt) {
 			break
 		}
 		// TCP_CORK: no partial segment until the cork comes off or its
 		// 200 ms ceiling passes.
-		if c.cfg.Cork && n < mss && n == len(data) && n > 0 && !c.finQueued && !c.corkExpired {
+		if c.cfg.Cork && n < mss && n == queued && n > 0 && !c.finQueued && !c.corkExpired {
 			if c.corkAt.IsZero() {
 				c.corkAt = now.Add(corkCeiling)
 			}
 			break
 		}
-		if len(data) == 0 && usable < 1 {
+		if queued == 0 && usable < 1 {
 			// A FIN alone still needs one octet of the peer's window.
 			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
 				c.armPersist(now)
@@ -320,8 +335,8 @@ func (c *Conn) output(now time.Time) {
 		if n > 0 && !c.paceAllows(now) {
 			break
 		}
-		fin := finPending && n == len(data)
-		c.transmitNew(now, data[:n], fin, mss)
+		fin := finPending && n == queued
+		c.transmitNew(now, n, fin, mss)
 		c.paceSent(now, n)
 		sent = true
 		if fin {
@@ -335,9 +350,9 @@ func (c *Conn) output(now time.Time) {
 	}
 }
 
-// transmitNew sends data (and the FIN) at SND.NXT and advances it.
-func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
-	n := len(data)
+// transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
+// it.
+func (c *Conn) transmitNew(now time.Time, n int, fin bool, mss int) {
 	if c.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.stallSince = now // data is outstanding from here on
 	}
@@ -345,7 +360,7 @@ func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.lastSegStart = c.snd.nxt
-	c.sendSegment(now, c.snd.nxt, data, fin, c.pushMarked(c.snd.nxt, n))
+	c.sendSegment(now, c.snd.nxt, n, fin, c.pushMarked(c.snd.nxt, n))
 	if !c.rttTiming && !c.tsOK && n > 0 {
 		c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
 	}
@@ -363,22 +378,35 @@ func (c *Conn) transmitNew(now time.Time, data []byte, fin bool, mss int) {
 	c.snd.max = c.snd.nxt
 }
 
-// oooBlocks returns the out-of-order data as [left, right) blocks.
-func (c *Conn) oooBlocks() [][2]seq.Value {
-	var out [][2]seq.Value
-	for _, s := range c.ooo {
-		l := s.seq
-		r := s.seq.Add(seq.Size(len(s.data)))
-		if s.fin {
-			r++
+// oooBlocks fills b with the SACK blocks the out-of-order data makes, in
+// sequence order, and returns how many. A FIN held out of order extends
+// the block it ends, or is a block of its own.
+func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
+	n := 0
+	add := func(x seqRange) {
+		if n > 0 && b[n-1].r == x.l {
+			b[n-1].r = x.r
+			return
 		}
-		if n := len(out); n > 0 && out[n-1][1] == l {
-			out[n-1][1] = r
-			continue
-		}
-		out = append(out, [2]seq.Value{l, r})
+		b[n] = x
+		n++
 	}
-	return out
+	finDone := !c.oooFin
+	for _, x := range c.ooo {
+		if !finDone && c.oooFinSeq.LessThan(x.l) {
+			add(seqRange{c.oooFinSeq, c.oooFinSeq + 1})
+			finDone = true
+		}
+		if !finDone && x.r == c.oooFinSeq {
+			x.r++
+			finDone = true
+		}
+		add(x)
+	}
+	if !finDone {
+		add(seqRange{c.oooFinSeq, c.oooFinSeq + 1})
+	}
+	return n
 }
 
 // markPush records the PSH marks of a write of [start, end): Linux fills
@@ -415,9 +443,8 @@ func (c *Conn) prunePushMarks() {
 	for i < len(c.pushMarks) && c.pushMarks[i].LessThanEq(c.snd.una) {
 		i++
 	}
-	if i == len(c.pushMarks) {
-		c.pushMarks = c.pushMarks[:0]
-		return
+	if i > 0 {
+		// Copy down rather than reslice, so the array is reused.
+		c.pushMarks = append(c.pushMarks[:0], c.pushMarks[i:]...)
 	}
-	c.pushMarks = c.pushMarks[i:]
 }

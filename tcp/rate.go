@@ -129,7 +129,7 @@ func (c *Conn) rateEnd(now time.Time) {
 // (tcp_rate_check_app_limited): samples taken until this flight is
 // delivered do not show what the path can do.
 func (c *Conn) rateCheckAppLimited() {
-	if len(c.dataFrom(c.snd.nxt)) >= c.sndMSS || c.pipe() >= c.cwnd || c.lostPending() {
+	if c.queuedFrom(c.snd.nxt) >= c.sndMSS || c.pipe() >= c.cwnd || c.lostPending() {
 		return
 	}
 	c.rate.appLimited = max(c.rate.delivered+uint64(c.pipe()), 1)

@@ -191,12 +191,12 @@ func (c *Conn) retransmitOne(now time.Time) bool {
 				end = x.l
 			}
 		}
-		n := min(int(end.Sub(s)), len(c.dataFrom(s)))
+		n := min(int(end.Sub(s)), c.queuedFrom(s))
 		if n <= 0 {
 			break
 		}
 		last := fin && s.Add(seq.Size(n)) == dataEnd
-		c.sendSegment(now, s, c.dataFrom(s)[:n], last, c.pushMarked(s, n))
+		c.sendSegment(now, s, n, last, c.pushMarked(s, n))
 		c.totalRetrans++
 		s = s.Add(seq.Size(n))
 		if last {
@@ -204,7 +204,7 @@ func (c *Conn) retransmitOne(now time.Time) bool {
 		}
 	}
 	if fin && !c.isSacked(c.finSeq, c.finSeq.Add(1)) {
-		c.sendSegment(now, c.finSeq, nil, true, false)
+		c.sendSegment(now, c.finSeq, 0, true, false)
 		c.totalRetrans++
 	}
 	c.recordRetransmit(now, i)
@@ -301,24 +301,25 @@ func (c *Conn) recoveryOnAck(now time.Time) bool {
 // blocks the sender still hears of each new block as it grows (its
 // scoreboard keeps what earlier ACKs said), as Linux's receiver does.
 func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
-	blocks := c.oooBlocks()
+	var blocks [maxOOORanges + 1]seqRange
+	n := c.oooBlocks(&blocks)
 	first := -1
-	for i, b := range blocks {
-		if b[0].LessThanEq(c.sackRecent) && c.sackRecent.LessThan(b[1]) {
+	for i, b := range blocks[:n] {
+		if b.l.LessThanEq(c.sackRecent) && c.sackRecent.LessThan(b.r) {
 			first = i
 			break
 		}
 	}
-	put := func(b [2]seq.Value) {
+	put := func(b seqRange) {
 		if int(o.NumSACK) < limit {
-			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b[0]), Right: uint32(b[1])}
+			o.SACK[o.NumSACK] = wire.SACKBlock{Left: uint32(b.l), Right: uint32(b.r)}
 			o.NumSACK++
 		}
 	}
 	if first >= 0 {
 		put(blocks[first])
 	}
-	for i := len(blocks) - 1; i >= 0; i-- {
+	for i := n - 1; i >= 0; i-- {
 		if i != first {
 			put(blocks[i])
 		}

@@ -205,7 +205,10 @@ func soak(t *testing.T, seed uint64) {
 			}
 		}
 		for i, c := range conns {
-			if q := len(c.rbuf) + c.oooLen; q > c.rcvCapacity() {
+			if err := c.checkQueues(); err != nil {
+				t.Fatalf("seed %d: side %d: %v", seed, i, err)
+			}
+			if q := c.rq.n + c.oooLen; q > c.rcvCapacity() {
 				t.Fatalf("seed %d: side %d holds %d bytes, over its capacity %d", seed, i, q, c.rcvCapacity())
 			}
 			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {

@@ -105,15 +105,15 @@ func (c *Conn) tailLossProbe(now time.Time) {
 		return
 	}
 	mss := c.currentMSS()
-	data := c.dataFrom(c.snd.nxt)
+	queued := c.queuedFrom(c.snd.nxt)
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
-	if n := min(len(data), mss, room); n > 0 {
-		fin := c.finQueued && !c.finSent && n == len(data)
-		c.transmitNew(now, data[:n], fin, mss)
+	if n := min(queued, mss, room); n > 0 {
+		fin := c.finQueued && !c.finSent && n == queued
+		c.transmitNew(now, n, fin, mss)
 	} else {
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
-		dataEnd := c.sndData.Add(seq.Size(len(c.sbuf)))
+		dataEnd := c.sndData.Add(seq.Size(c.sq.n))
 		if c.finSent {
 			dataEnd = c.finSeq
 		}
@@ -129,7 +129,7 @@ func (c *Conn) tailLossProbe(now time.Time) {
 			c.armRTO(now)
 			return
 		}
-		c.sendSegment(now, start, c.dataFrom(start)[:k], fin, true)
+		c.sendSegment(now, start, k, fin, true)
 		c.recordProbe(now, start)
 		c.totalRetrans++
 		c.rttTiming = false
@@ -305,7 +305,7 @@ func (c *Conn) keepaliveTimeout(now time.Time) {
 	if !c.cfg.KeepAlive {
 		return
 	}
-	if c.flight() > 0 || len(c.sbuf) > 0 {
+	if c.flight() > 0 || c.sq.n > 0 {
 		// Data is outstanding: the retransmission timer watches the peer.
 		c.armKeepalive(now)
 		return

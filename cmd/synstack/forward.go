@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,7 +42,7 @@ into the device (removed at exit); the kernel side may also be configured by
 hand after forward has started. With --direct, the host's dials must not be
 routed back into the device: mark them (--mark N sets SO_MARK) and keep marked
 traffic out of the routes into the device (ip rule add fwmark N lookup main).
-SIGUSR1 prints the counters as JSON lines on stderr; SIGINT or SIGTERM resets
+SIGUSR1 prints the stack's and the forwarder's counters as one JSON line on stderr; SIGINT or SIGTERM resets
 the relays and removes what forward created. Needs root (CAP_NET_ADMIN).
 
 `
@@ -158,11 +157,8 @@ func runForward(stderr io.Writer, args []string) error {
 		ts.watchKernel(watchCtx)
 	}()
 	printStats := func() {
-		ts.printStats(stderr, fw.Stats().Active)
-		b, _ := json.Marshal(struct {
-			Forward forward.Stats `json:"forward"`
-		}{fw.Stats()})
-		fmt.Fprintf(stderr, "%s\n", b)
+		st := fw.Stats()
+		ts.printStats(stderr, st.Active, &st)
 	}
 	for ctx.Err() == nil {
 		select {

@@ -3,6 +3,7 @@
 //	synstack demo [SCENARIO]   a TCP scenario between two stacks, as a ladder (--list names them)
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
+//	synstack bench             synstack, gVisor netstack and the kernel measured side by side
 package main
 
 import (
@@ -26,6 +27,13 @@ commands:
   forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT) [--deferred]
                      terminate every TCP connection routed into a TUN device and relay it
                      upstream (tun2socks); --route CIDR, --host-addr CIDR, --idle-timeout D (root)
+  impair --a NAME --b NAME [--delay D] [--jitter D] [--loss P] [--reorder P] [--duplicate P]
+         [--corrupt P] [--rate R] [--queue N] [--seed N]
+                     carry packets between two TUN devices through link/sim's faults (netem
+                     for kernels without it); --loss-ab, --delay-ba... per direction (root)
+  bench [--json FILE] [--quick] [--only NAME,...] [--svg DIR] [--idle N]
+                     measure synstack, gVisor netstack and the kernel side by side (bulk,
+                     connection setup, ping-pong, idle heap, allocations per segment)
 `
 
 func main() {
@@ -51,6 +59,10 @@ func main() {
 		err = runSS(os.Stdout, os.Stderr, os.Args[2:])
 	case "forward":
 		err = runForward(os.Stderr, os.Args[2:])
+	case "impair":
+		err = runImpair(os.Stderr, os.Args[2:])
+	case "bench":
+		err = runBench(os.Stdout, os.Stderr, os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

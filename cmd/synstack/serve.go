@@ -144,7 +144,7 @@ func runServe(stderr io.Writer, args []string) error {
 		select {
 		case <-ctx.Done():
 		case <-usr1:
-			ts.printStats(stderr, srv.active.Load())
+			ts.printStats(stderr, srv.active.Load(), nil)
 		}
 	}
 	stop() // a second Ctrl-C ends serve at once
@@ -154,7 +154,7 @@ func runServe(stderr io.Writer, args []string) error {
 	ts.logf("closing %d connections", srv.active.Load())
 	srv.shutdown(ln)
 	ts.settle(time.Second)
-	ts.printStats(stderr, srv.active.Load())
+	ts.printStats(stderr, srv.active.Load(), nil)
 	if err := ts.close(); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

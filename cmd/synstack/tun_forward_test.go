@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,34 +30,14 @@ const (
 )
 
 // forwardStats asks a forward process for its counters (SIGUSR1) and
-// returns the forwarder's: the {"forward":...} line it prints after the
-// stack's.
+// returns the forwarder's, the "forward" member of its stats line.
 func (p *proc) forwardStats() forward.Stats {
 	p.t.Helper()
-	const mark = "\n{\"forward\":"
-	before := strings.Count(p.log.String(), mark)
-	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		p.t.Fatalf("SIGUSR1: %v", err)
+	st := p.stats()
+	if st.Forward == nil {
+		p.t.Fatalf("%s printed a stats line without the forwarder's counters:\n%s", p.what, p.log.String())
 	}
-	for end := time.Now().Add(10 * time.Second); ; {
-		s := p.log.String()
-		if strings.Count(s, mark) > before {
-			line, _, complete := strings.Cut(s[strings.LastIndex(s, mark)+1:], "\n")
-			if complete {
-				var fl struct {
-					Forward forward.Stats `json:"forward"`
-				}
-				if err := json.Unmarshal([]byte(line), &fl); err != nil {
-					p.t.Fatalf("forward stats line %q: %v", line, err)
-				}
-				return fl.Forward
-			}
-		}
-		if time.Now().After(end) {
-			p.t.Fatalf("no forward stats from %s:\n%s", p.what, s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return *st.Forward
 }
 
 // Issue 7: with a route for a test subnet into the TUN device, the

@@ -222,7 +222,8 @@ func (p *proc) waitLog(s string, timeout time.Duration) {
 	}
 }
 
-// stats asks a serve process for its counters (SIGUSR1) and returns them.
+// stats asks a serve or forward process for its counters (SIGUSR1) and
+// returns them: the one line it prints for the signal.
 func (p *proc) stats() statsLine {
 	p.t.Helper()
 	before := strings.Count(p.log.String(), "\n{")
@@ -234,12 +235,15 @@ func (p *proc) stats() statsLine {
 		s := p.log.String()
 		if strings.Count(s, "\n{") > before {
 			i := strings.LastIndex(s, "\n{")
-			line, _, _ := strings.Cut(s[i+1:], "\n")
-			var st statsLine
-			if err := json.Unmarshal([]byte(line), &st); err != nil {
-				p.t.Fatalf("stats line %q: %v", line, err)
+			// A line longer than a pipe write may arrive in pieces: wait
+			// for its end.
+			if line, _, complete := strings.Cut(s[i+1:], "\n"); complete {
+				var st statsLine
+				if err := json.Unmarshal([]byte(line), &st); err != nil {
+					p.t.Fatalf("stats line %q: %v", line, err)
+				}
+				return st
 			}
-			return st
 		}
 		if time.Now().After(end) {
 			p.t.Fatalf("no stats from %s:\n%s", p.what, s)

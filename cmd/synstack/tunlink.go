@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/forward"
 	"github.com/synstack/synstack/link/tun"
 )
 
@@ -211,17 +212,22 @@ func (ts *tunStack) close() error {
 	return nil
 }
 
-// statsLine is what serve prints on SIGUSR1 and at exit: one JSON object
-// on a line.
+// statsLine is what serve and forward print on SIGUSR1 and at exit: one
+// JSON object on one line, written in one write, so that a reader never
+// sees half a report or two reports of one signal.
 type statsLine struct {
 	Stats      synstack.Stats `json:"stats"`
 	Link       tun.Stats      `json:"link"`
-	Conns      int64          `json:"conns"` // connections the server has open
+	Conns      int64          `json:"conns"` // connections the server has open (forward: relays running)
 	HeapInuse  uint64         `json:"heap_inuse"`
 	Goroutines int            `json:"goroutines"`
+	// Forward holds the forwarder's counters (forward only).
+	Forward *forward.Stats `json:"forward,omitempty"`
 }
 
-func (ts *tunStack) printStats(w io.Writer, conns int64) {
+// printStats writes the stack's counters, and fw's when it is not nil, as
+// one line in one write.
+func (ts *tunStack) printStats(w io.Writer, conns int64, fw *forward.Stats) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b, _ := json.Marshal(statsLine{
@@ -230,8 +236,9 @@ func (ts *tunStack) printStats(w io.Writer, conns int64) {
 		Conns:      conns,
 		HeapInuse:  ms.HeapInuse,
 		Goroutines: runtime.NumGoroutine(),
+		Forward:    fw,
 	})
-	fmt.Fprintf(w, "%s\n", b)
+	w.Write(append(b, '\n'))
 }
 
 // parseInterleaved parses args with fs, allowing flags after the

@@ -344,3 +344,60 @@ func (e *linkEnd) Close() error {
 	})
 	return nil
 }
+
+// ForwardRequest is a connection request gVisor's TCP forwarder
+// (tcp.NewForwarder) offers: a SYN to any address and port, not yet
+// answered. Exactly one of Accept and Refuse decides it.
+type ForwardRequest struct {
+	// Local is the original destination, Remote the client.
+	Local, Remote netip.AddrPort
+
+	r *tcp.ForwarderRequest
+}
+
+// Accept completes the handshake (gVisor's CreateEndpoint) and returns the
+// connection; if it fails the client is reset.
+func (r *ForwardRequest) Accept() (*Conn, error) {
+	wq := new(waiter.Queue)
+	ep, terr := r.r.CreateEndpoint(wq)
+	if terr != nil {
+		r.r.Complete(true)
+		return nil, fmt.Errorf("gvisortest: forward %v: %s", r.Local, terr)
+	}
+	r.r.Complete(false)
+	return &Conn{gonet.NewTCPConn(wq, ep), ep}, nil
+}
+
+// Refuse answers the SYN with RST.
+func (r *ForwardRequest) Refuse() { r.r.Complete(true) }
+
+// Forward makes the Peer a forwarding stack the way tun2socks-style users
+// of gVisor build one: its NIC promiscuous and spoofing (it takes packets
+// for any address and answers from them), and gVisor's TCP forwarder
+// (tcp.NewForwarder, default receive window) as the TCP protocol handler,
+// which calls handle on a goroutine of its own for every new connection
+// request, at most maxInFlight undecided at once. handle must decide the
+// request. It is the anchor synstack's forwarder is measured against.
+func (p *Peer) Forward(maxInFlight int, handle func(*ForwardRequest)) error {
+	if err := p.Stack.SetPromiscuousMode(nicID, true); err != nil {
+		return fmt.Errorf("gvisortest: promiscuous mode: %s", err)
+	}
+	if err := p.Stack.SetSpoofing(nicID, true); err != nil {
+		return fmt.Errorf("gvisortest: spoofing: %s", err)
+	}
+	fwd := tcp.NewForwarder(p.Stack, 0, maxInFlight, func(r *tcp.ForwarderRequest) {
+		id := r.ID()
+		handle(&ForwardRequest{
+			Local:  addrPort(id.LocalAddress, id.LocalPort),
+			Remote: addrPort(id.RemoteAddress, id.RemotePort),
+			r:      r,
+		})
+	})
+	p.Stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	return nil
+}
+
+func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return netip.AddrPortFrom(ip.Unmap(), port)
+}

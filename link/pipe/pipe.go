@@ -35,9 +35,10 @@ type Stats struct {
 
 // Endpoint is one end of a pipe. It implements link.Endpoint.
 type Endpoint struct {
-	mtu  int
-	peer *Endpoint
-	pool *sync.Pool // shared by both ends: buffers travel from writer to reader
+	mtu     int
+	offload bool // Options.ChecksumOffload
+	peer    *Endpoint
+	pool    *sync.Pool // shared by both ends: buffers travel from writer to reader
 
 	in   chan *[]byte // packets written by the peer, waiting for delivery here
 	done chan struct{}
@@ -57,13 +58,28 @@ var _ link.Endpoint = (*Endpoint)(nil)
 
 // New returns the two ends of an in-memory link carrying IP packets of at
 // most mtu bytes. Each end starts one goroutine, which Close stops.
-func New(mtu int) (a, b *Endpoint) {
+func New(mtu int) (a, b *Endpoint) { return NewWithOptions(Options{MTU: mtu}) }
+
+// Options configure a pipe.
+type Options struct {
+	// MTU is the largest IP packet carried (required).
+	MTU int
+	// ChecksumOffload makes both ends implement link.ChecksumOffloader
+	// (true, true): memory does not flip bits, so the stacks at the ends
+	// skip TCP checksums as the kernel does over its loopback device.
+	ChecksumOffload bool
+}
+
+// NewWithOptions is New with Options.
+func NewWithOptions(o Options) (a, b *Endpoint) {
+	mtu := o.MTU
 	pool := &sync.Pool{New: func() any {
 		buf := make([]byte, mtu)
 		return &buf
 	}}
 	a = newEndpoint(mtu, pool)
 	b = newEndpoint(mtu, pool)
+	a.offload, b.offload = o.ChecksumOffload, o.ChecksumOffload
 	a.peer, b.peer = b, a
 	a.start()
 	b.start()
@@ -78,6 +94,10 @@ func newEndpoint(mtu int, pool *sync.Pool) *Endpoint {
 		done: make(chan struct{}),
 	}
 }
+
+// ChecksumOffload implements link.ChecksumOffloader: both true when the
+// pipe was made with Options.ChecksumOffload.
+func (e *Endpoint) ChecksumOffload() (tx, rx bool) { return e.offload, e.offload }
 
 // start runs the goroutine that delivers packets arriving at e.
 func (e *Endpoint) start() {

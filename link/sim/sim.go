@@ -1,8 +1,14 @@
-// Package sim is a simulated network link with faults: delay and jitter,
-// loss, duplication, reordering, corruption, a bandwidth bottleneck with a
+// Package sim is a simulated network with faults: delay and jitter, loss,
+// duplication, reordering, corruption, a bandwidth bottleneck with a
 // bounded queue, and partitions that heal. Every random decision comes from
-// one generator per direction seeded by Options.Seed, so a run replays
-// exactly from its seed.
+// one generator per direction of each link, seeded from Options.Seed, so a
+// run replays exactly from its seed.
+//
+// Pair is one link between two endpoints; Network joins any number of
+// endpoints like a switch, by destination IP address, with options per
+// direction of every pair of nodes and partitions between chosen nodes;
+// Bridge puts the same faults between two other links (two TUN devices,
+// in synstack impair).
 //
 // Packets cross on a clock.Clock. With a clock.Virtual the whole network is
 // synchronous and deterministic: the same program gives the same packets at
@@ -14,9 +20,14 @@
 //	a, b := sim.Pair(sim.Options{Seed: 7, Delay: 10 * time.Millisecond, Loss: 0.01,
 //		Reorder: 0.02, Duplicate: 0.01, Corrupt: 0.001, MTU: 1500})
 //	srv, err := synstack.New(synstack.Config{Link: a, Addrs: ...})
+//
+// On every clock, packets of one direction that fall due at the same
+// instant arrive in the order they were sent: only Jitter and Reorder
+// reorder them.
 package sim
 
 import (
+	"container/heap"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -28,7 +39,8 @@ import (
 )
 
 // Options describe one direction of a link (Pair uses them for both;
-// PairWith takes one per direction). Zero values mean: the real clock, no
+// PairWith takes one per direction; a Network uses them for every
+// direction SetLink does not set). Zero values mean: the real clock, no
 // delay, no faults, no bandwidth limit, MTU 1500.
 type Options struct {
 	// Clock schedules deliveries. Share one clock.Virtual among every link
@@ -63,13 +75,14 @@ type Options struct {
 // Event is one thing the link did with a packet.
 type Event struct {
 	Time time.Time
-	Dir  string // "a>b" or "b>a"
-	What string // sent, delivered, lost, corrupted, duplicated, reordered, queue-drop, mtu-drop, partitioned, rule-drop, closed-drop
+	Dir  string // "a>b" or "b>a" for a Pair; "from>to" (node names) in a Network, "from>?" for no-route
+	What string // sent, delivered, lost, corrupted, duplicated, reordered, queue-drop, mtu-drop, partitioned, rule-drop, closed-drop, no-route
 	Len  int
 }
 
 // Stats counts what happened to the packets an endpoint sent (Delivered
-// counts those it received).
+// counts those it received, and Dropped also those that arrived after it
+// was closed).
 type Stats struct {
 	Sent, Delivered, Dropped                           uint64
 	Lost, Duplicated, Reordered, Corrupted, QueueDrops uint64
@@ -78,29 +91,90 @@ type Stats struct {
 // ErrClosed is returned by WritePacket after Close.
 var ErrClosed = errors.New("sim: link closed")
 
-// Endpoint is one end of a simulated link.
+// Endpoint is one end of a simulated link, or one node of a Network. It
+// implements link.Endpoint.
 type Endpoint struct {
-	opts Options
-	name string // direction of the packets it sends: "a>b" or "b>a"
-	peer *Endpoint
+	name string
+	mtu  int
+	out  *path    // a Pair's endpoint: the direction it sends on
+	net  *Network // a Network's node: routes by destination address
 
-	mu       sync.Mutex
-	d        link.Dispatcher
-	closed   bool
-	stats    Stats
-	drop     func(pkt []byte) bool
-	rng      *rand.Rand
-	nextFree time.Time // when the bottleneck is free again
-	queued   int       // packets waiting for or on the bottleneck
-	cut      *partition
+	// mu guards the fields below and the sending state (generator,
+	// bottleneck, counters) of every path this endpoint sends on.
+	mu     sync.Mutex
+	d      link.Dispatcher
+	closed bool
+	stats  Stats // what it sent, summed over its paths, and what it received
+	drop   func(pkt []byte) bool
 }
 
-// partition is the state both ends share: a partition cuts both ways.
+var _ link.Endpoint = (*Endpoint)(nil)
+
+// path is one direction between two endpoints: its options (fixed once
+// made), its faults' generator and bottleneck (guarded by from.mu), and
+// the packets in flight.
+type path struct {
+	from, to  *Endpoint
+	dir       string
+	opts      Options
+	rng       *rand.Rand
+	nextFree  time.Time // when the bottleneck is free again
+	queued    int       // packets waiting for or on the bottleneck
+	stats     Stats     // this direction's share of from.stats (but Delivered)
+	delivered uint64    // packets delivered to to (guarded by to.mu)
+	cut       *partition
+
+	// Packets in flight, delivered in (due, seq) order: each timer
+	// delivers every packet due no later than its own, so packets due at
+	// the same instant keep their order even when the real clock's timer
+	// goroutines run out of order. qmu guards q and seq; dmu is held while
+	// delivering, so that deliveries of one direction never overlap.
+	qmu sync.Mutex
+	q   flightHeap
+	seq uint64
+	dmu sync.Mutex
+}
+
+// partition is the state the two directions between two endpoints share:
+// a partition cuts both ways.
 type partition struct {
 	on    atomic.Bool
 	mu    sync.Mutex
 	timer clock.Timer
 	gen   uint64
+}
+
+func (c *partition) cut(clk clock.Clock, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on.Store(true)
+	c.gen++
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if d > 0 {
+		gen := c.gen
+		c.timer = clk.AfterFunc(d, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.gen == gen {
+				c.on.Store(false)
+				c.timer = nil
+			}
+		})
+	}
+}
+
+func (c *partition) heal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on.Store(false)
+	c.gen++
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
 }
 
 // Pair returns the two ends of a link with the same options both ways.
@@ -109,18 +183,20 @@ func Pair(opts Options) (a, b *Endpoint) { return PairWith(opts, opts) }
 // PairWith returns the two ends of a link: ab applies to what a sends, ba
 // to what b sends. Their clocks must be the same one.
 func PairWith(ab, ba Options) (a, b *Endpoint) {
-	a = newEndpoint(ab, "a>b", 1)
-	b = newEndpoint(ba, "b>a", 2)
-	if b.opts.Clock != a.opts.Clock && ba.Clock == nil {
-		b.opts.Clock = a.opts.Clock
+	ab = withDefaults(ab)
+	if ba.Clock == nil {
+		ba.Clock = ab.Clock
 	}
-	a.peer, b.peer = b, a
-	a.cut = &partition{}
-	b.cut = a.cut
+	ba = withDefaults(ba)
+	a = &Endpoint{name: "a", mtu: ab.MTU}
+	b = &Endpoint{name: "b", mtu: ba.MTU}
+	cut := &partition{}
+	a.out = newPath(a, b, ab, 1, cut)
+	b.out = newPath(b, a, ba, 2, cut)
 	return a, b
 }
 
-func newEndpoint(o Options, name string, stream uint64) *Endpoint {
+func withDefaults(o Options) Options {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -130,11 +206,20 @@ func newEndpoint(o Options, name string, stream uint64) *Endpoint {
 	if o.ReorderDelay <= 0 {
 		o.ReorderDelay = max(o.Delay, time.Millisecond)
 	}
-	return &Endpoint{opts: o, name: name, rng: rand.New(rand.NewPCG(o.Seed, o.Seed^(0x9e3779b97f4a7c15*stream)))}
+	return o
+}
+
+func newPath(from, to *Endpoint, o Options, stream uint64, cut *partition) *path {
+	return &path{from: from, to: to, dir: from.name + ">" + to.name, opts: o, cut: cut,
+		rng: rand.New(rand.NewPCG(o.Seed, o.Seed^(0x9e3779b97f4a7c15*stream)))}
 }
 
 // MTU returns the link's MTU.
-func (e *Endpoint) MTU() int { return e.opts.MTU }
+func (e *Endpoint) MTU() int { return e.mtu }
+
+// Name returns the endpoint's name: "a" or "b" for a Pair, the node's name
+// in a Network.
+func (e *Endpoint) Name() string { return e.name }
 
 // Attach starts delivery to d.
 func (e *Endpoint) Attach(d link.Dispatcher) {
@@ -143,124 +228,199 @@ func (e *Endpoint) Attach(d link.Dispatcher) {
 	e.mu.Unlock()
 }
 
-func (e *Endpoint) trace(now time.Time, what string, n int) {
-	if e.opts.Trace != nil {
-		e.opts.Trace(Event{Time: now, Dir: e.name, What: what, Len: n})
+func (p *path) trace(now time.Time, what string, n int) {
+	if p.opts.Trace != nil {
+		p.opts.Trace(Event{Time: now, Dir: p.dir, What: what, Len: n})
 	}
 }
 
-// WritePacket copies pkt and sends it towards the other end through the
-// link's faults. It never blocks and never fails but after Close: a packet
-// the link loses is lost silently, as on a real network.
+// WritePacket copies pkt and sends it towards the other end (in a
+// Network: the node that has its destination address) through the link's
+// faults. It never blocks and never fails but after Close: a packet the
+// link loses is lost silently, as on a real network.
 func (e *Endpoint) WritePacket(pkt []byte) error {
-	o := &e.opts
+	p := e.out
+	if p == nil {
+		p = e.net.route(e, pkt)
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return ErrClosed
 	}
+	if p == nil {
+		e.stats.Dropped++
+		clk, tr := e.net.opts.Clock, e.net.opts.Trace
+		e.mu.Unlock()
+		if tr != nil {
+			tr(Event{Time: clk.Now(), Dir: e.name + ">?", What: "no-route", Len: len(pkt)})
+		}
+		return nil
+	}
+	o := &p.opts
 	now := o.Clock.Now()
 	fate := ""
 	switch {
 	case len(pkt) > o.MTU:
 		fate = "mtu-drop"
-	case e.cut.on.Load():
+	case p.cut.on.Load():
 		fate = "partitioned"
 	case e.drop != nil && e.drop(pkt):
 		fate = "rule-drop"
 	}
 	if fate != "" {
 		e.stats.Dropped++
+		p.stats.Dropped++
 		e.mu.Unlock()
-		e.trace(now, fate, len(pkt))
+		p.trace(now, fate, len(pkt))
 		return nil
 	}
 	e.stats.Sent++
+	p.stats.Sent++
 	// Every packet draws the same numbers in the same order, so a seed
 	// replays a run even when the options differ only in probabilities.
-	rLoss, rDup, rReorder, rCorrupt, rJitter := e.rng.Float64(), e.rng.Float64(), e.rng.Float64(), e.rng.Float64(), e.rng.Float64()
+	rLoss, rDup, rReorder, rCorrupt, rJitter := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64()
 	if rLoss < o.Loss {
 		e.stats.Lost++
+		p.stats.Lost++
 		e.mu.Unlock()
-		e.trace(now, "lost", len(pkt))
+		p.trace(now, "lost", len(pkt))
 		return nil
 	}
 	// The bottleneck: serialize after what is already queued.
 	depart := now
 	if o.Bandwidth > 0 {
-		if o.QueueLen > 0 && e.queued >= o.QueueLen {
+		if o.QueueLen > 0 && p.queued >= o.QueueLen {
 			e.stats.QueueDrops++
+			p.stats.QueueDrops++
 			e.mu.Unlock()
-			e.trace(now, "queue-drop", len(pkt))
+			p.trace(now, "queue-drop", len(pkt))
 			return nil
 		}
 		start := now
-		if e.nextFree.After(start) {
-			start = e.nextFree
+		if p.nextFree.After(start) {
+			start = p.nextFree
 		}
-		e.nextFree = start.Add(time.Duration(int64(len(pkt)) * 8 * int64(time.Second) / o.Bandwidth))
-		depart = e.nextFree
-		e.queued++
+		p.nextFree = start.Add(time.Duration(int64(len(pkt)) * 8 * int64(time.Second) / o.Bandwidth))
+		depart = p.nextFree
+		p.queued++
 	}
 	delay := depart.Sub(now) + o.Delay + time.Duration(rJitter*float64(o.Jitter))
 	reordered := rReorder < o.Reorder
 	if reordered {
 		delay += o.ReorderDelay
 		e.stats.Reordered++
+		p.stats.Reordered++
 	}
 	cp := append([]byte(nil), pkt...)
 	corrupted := rCorrupt < o.Corrupt && len(cp) > 0
 	if corrupted {
-		bit := e.rng.IntN(len(cp) * 8)
+		bit := p.rng.IntN(len(cp) * 8)
 		cp[bit/8] ^= 1 << (bit % 8)
 		e.stats.Corrupted++
+		p.stats.Corrupted++
 	}
 	dup := rDup < o.Duplicate
 	if dup {
 		e.stats.Duplicated++
+		p.stats.Duplicated++
 	}
 	bottleneck := o.Bandwidth > 0
+	clk := o.Clock
 	e.mu.Unlock()
 
 	if reordered {
-		e.trace(now, "reordered", len(cp))
+		p.trace(now, "reordered", len(cp))
 	}
 	if corrupted {
-		e.trace(now, "corrupted", len(cp))
+		p.trace(now, "corrupted", len(cp))
 	}
-	e.trace(now, "sent", len(cp))
+	p.trace(now, "sent", len(cp))
 	if bottleneck {
-		o.Clock.AfterFunc(depart.Sub(now), func() {
+		clk.AfterFunc(depart.Sub(now), func() {
 			e.mu.Lock()
-			e.queued--
+			p.queued--
 			e.mu.Unlock()
 		})
 	}
-	e.schedule(delay, cp)
+	p.schedule(clk, now, delay, cp)
 	if dup {
-		e.trace(now, "duplicated", len(cp))
-		e.schedule(delay+time.Duration(len(cp))*time.Nanosecond+time.Microsecond, append([]byte(nil), cp...))
+		p.trace(now, "duplicated", len(cp))
+		p.schedule(clk, now, delay+time.Duration(len(cp))*time.Nanosecond+time.Microsecond, append([]byte(nil), cp...))
 	}
 	return nil
 }
 
-// schedule delivers pkt to the peer after d.
-func (e *Endpoint) schedule(d time.Duration, pkt []byte) {
-	p := e.peer
-	e.opts.Clock.AfterFunc(d, func() {
-		p.mu.Lock()
-		disp, closed := p.d, p.closed
-		if disp == nil || closed {
-			p.stats.Dropped++
-			p.mu.Unlock()
-			e.trace(e.opts.Clock.Now(), "closed-drop", len(pkt))
+// inFlight is a packet on its way.
+type inFlight struct {
+	due time.Time
+	seq uint64
+	pkt []byte
+}
+
+func (f *inFlight) before(o *inFlight) bool {
+	if f.due.Equal(o.due) {
+		return f.seq < o.seq
+	}
+	return f.due.Before(o.due)
+}
+
+type flightHeap []*inFlight
+
+func (h flightHeap) Len() int           { return len(h) }
+func (h flightHeap) Less(i, j int) bool { return h[i].before(h[j]) }
+func (h flightHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *flightHeap) Push(x any)        { *h = append(*h, x.(*inFlight)) }
+func (h *flightHeap) Pop() any {
+	old := *h
+	f := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return f
+}
+
+// schedule delivers pkt to the far end d after now.
+func (p *path) schedule(clk clock.Clock, now time.Time, d time.Duration, pkt []byte) {
+	p.qmu.Lock()
+	p.seq++
+	f := &inFlight{due: now.Add(d), seq: p.seq, pkt: pkt}
+	heap.Push(&p.q, f)
+	p.qmu.Unlock()
+	clk.AfterFunc(d, func() { p.deliverUpTo(clk, f) })
+}
+
+// deliverUpTo delivers, in order, every packet in flight due no later
+// than last (last itself included, unless an earlier call took it).
+func (p *path) deliverUpTo(clk clock.Clock, last *inFlight) {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	for {
+		p.qmu.Lock()
+		if len(p.q) == 0 || last.before(p.q[0]) {
+			p.qmu.Unlock()
 			return
 		}
-		p.stats.Delivered++
-		p.mu.Unlock()
-		e.trace(e.opts.Clock.Now(), "delivered", len(pkt))
-		disp.DeliverPacket(pkt)
-	})
+		f := heap.Pop(&p.q).(*inFlight)
+		p.qmu.Unlock()
+		p.deliver(clk, f.pkt)
+	}
+}
+
+func (p *path) deliver(clk clock.Clock, pkt []byte) {
+	to := p.to
+	to.mu.Lock()
+	disp, closed := to.d, to.closed
+	if disp == nil || closed {
+		to.stats.Dropped++
+		to.mu.Unlock()
+		p.trace(clk.Now(), "closed-drop", len(pkt))
+		return
+	}
+	to.stats.Delivered++
+	p.delivered++
+	to.mu.Unlock()
+	p.trace(clk.Now(), "delivered", len(pkt))
+	disp.DeliverPacket(pkt)
 }
 
 // SetDrop installs a drop rule on the packets this endpoint sends: drop is
@@ -277,41 +437,36 @@ func (e *Endpoint) SetDrop(drop func(pkt []byte) bool) {
 	e.mu.Unlock()
 }
 
-// Partition cuts the link both ways for d, after which it heals by itself;
-// d <= 0 cuts it until Heal. Packets already in flight still arrive.
-func (e *Endpoint) Partition(d time.Duration) {
-	c := e.cut
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on.Store(true)
-	c.gen++
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
+// cuts returns the partitions of every direction the endpoint is on.
+func (e *Endpoint) cuts() []*partition {
+	if e.out != nil {
+		return []*partition{e.out.cut}
 	}
-	if d > 0 {
-		gen := c.gen
-		c.timer = e.opts.Clock.AfterFunc(d, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if c.gen == gen {
-				c.on.Store(false)
-				c.timer = nil
-			}
-		})
+	return e.net.cutsOf(e)
+}
+
+func (e *Endpoint) clock() clock.Clock {
+	if e.out != nil {
+		return e.out.opts.Clock
+	}
+	return e.net.opts.Clock
+}
+
+// Partition cuts the link both ways for d, after which it heals by itself;
+// d <= 0 cuts it until Heal. In a Network it cuts this node from every
+// node the network has now (not from nodes added later). Packets already
+// in flight still arrive.
+func (e *Endpoint) Partition(d time.Duration) {
+	for _, c := range e.cuts() {
+		c.cut(e.clock(), d)
 	}
 }
 
-// Heal ends a partition.
+// Heal ends a partition (in a Network: every partition between this node
+// and the others).
 func (e *Endpoint) Heal() {
-	c := e.cut
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.on.Store(false)
-	c.gen++
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
+	for _, c := range e.cuts() {
+		c.heal()
 	}
 }
 

@@ -180,3 +180,22 @@ func TestPartitionHeals(t *testing.T) {
 		t.Fatalf("delivered %d (want 1: after the heal), dropped %d", n, a.Stats().Dropped)
 	}
 }
+
+// On the real clock every packet has a timer of its own, and timers due
+// together run in goroutines in any order: the link still delivers the
+// packets of one direction in the order they were sent.
+func TestOrderOnRealClock(t *testing.T) {
+	a, b := Pair(Options{Delay: time.Millisecond})
+	const n = 3000
+	got := make(chan int, n)
+	b.Attach(dispatchFunc(func(p []byte) { got <- int(p[0])<<8 | int(p[1]) }))
+	for i := range n {
+		a.WritePacket([]byte{byte(i >> 8), byte(i)})
+	}
+	for i := range n {
+		if k := <-got; k != i {
+			t.Fatalf("packet %d arrived in place %d", k, i)
+		}
+	}
+	b.Close()
+}

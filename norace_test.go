@@ -1,0 +1,5 @@
+//go:build !race
+
+package synstack_test
+
+const raceEnabled = false

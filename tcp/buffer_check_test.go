@@ -1,0 +1,44 @@
+package tcp
+
+import "fmt"
+
+// checkQueues verifies the queues' invariants: the rings hold what they
+// count within their buffers, an empty queue holds no buffer, and the
+// out-of-order ranges are sorted, disjoint, not adjacent, beyond RCV.NXT,
+// within the buffer, and add up to oooLen.
+func (c *Conn) checkQueues() error {
+	for _, q := range []struct {
+		name string
+		r    *ring
+	}{{"send", &c.sq}, {"receive", &c.rq}} {
+		r := q.r
+		if r.n < 0 || r.n > len(r.buf) || (len(r.buf) > 0 && (r.head < 0 || r.head >= len(r.buf))) {
+			return fmt.Errorf("%s ring: %d octets from %d in a buffer of %d", q.name, r.n, r.head, len(r.buf))
+		}
+	}
+	if c.sq.n == 0 && c.sq.buf != nil {
+		return fmt.Errorf("empty send queue holds a buffer of %d", len(c.sq.buf))
+	}
+	if c.rq.n == 0 && c.oooLen == 0 && c.rq.buf != nil {
+		return fmt.Errorf("empty receive queue holds a buffer of %d", len(c.rq.buf))
+	}
+	sum := 0
+	prev := c.rcv.nxt
+	for i, x := range c.ooo {
+		if !prev.LessThan(x.l) || !x.l.LessThan(x.r) {
+			return fmt.Errorf("out-of-order range %d [%d,%d) after %d", i, x.l, x.r, prev)
+		}
+		if c.rq.n+int(x.r.Sub(c.rcv.nxt)) > len(c.rq.buf) {
+			return fmt.Errorf("out-of-order range %d [%d,%d) beyond the buffer of %d", i, x.l, x.r, len(c.rq.buf))
+		}
+		sum += int(x.r.Sub(x.l))
+		prev = x.r
+	}
+	if sum != c.oooLen {
+		return fmt.Errorf("out-of-order ranges hold %d octets, oooLen says %d", sum, c.oooLen)
+	}
+	if len(c.ooo) > maxOOORanges {
+		return fmt.Errorf("%d out-of-order ranges, over %d", len(c.ooo), maxOOORanges)
+	}
+	return nil
+}
