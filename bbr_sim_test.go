@@ -43,11 +43,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 		}}
 
 	la, lb := sim.Pair(opts)
-	// The send buffer as Linux autotunes it (tcp_wmem[2], 4 MiB): SO_SNDBUF
-	// would cap it at wmem_max, below this path's bandwidth-delay product
-	// with a full queue.
-	cli, err := New(Config{Link: la, Clock: vc, Seed: seed, TCP: tcp.Config{SndBuf: 4 << 20},
-		Addrs: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/24")}})
+	cli, err := New(Config{Link: la, Clock: vc, Seed: seed, Addrs: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/24")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,7 @@ func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config
 	}
 	if o.sndBuf > 0 {
 		cfg.SndBuf = o.sndBuf
+		cfg.SndBufLocked = true // SO_SNDBUF was set: no autotuning
 	}
 	cfg.NoDelay = o.noDelay
 	cfg.KeepAlive = o.keepAlive

@@ -25,7 +25,7 @@ type Socket struct {
 	RecvQ int `json:"recv_q"`
 	SendQ int `json:"send_q"`
 
-	Congestion string   `json:"congestion,omitempty"` // cubic, reno
+	Congestion string   `json:"congestion,omitempty"` // cubic, reno, bbr
 	Options    []string `json:"options,omitempty"`    // negotiated: "ts", "sack", "wscale"
 	SndWScale  int      `json:"snd_wscale,omitempty"`
 	RcvWScale  int      `json:"rcv_wscale,omitempty"`
@@ -52,6 +52,20 @@ type Socket struct {
 	BytesReceived uint64 `json:"bytes_received"`
 	SegsOut       uint64 `json:"segs_out"`
 	SegsIn        uint64 `json:"segs_in"`
+
+	PacingRate   uint64  `json:"pacing_rate,omitempty"`   // bytes per second (tcpi_pacing_rate)
+	DeliveryRate uint64  `json:"delivery_rate,omitempty"` // bytes per second (tcpi_delivery_rate)
+	MinRTT       float64 `json:"minrtt_ms,omitempty"`     // smallest RTT seen (tcpi_min_rtt)
+	BBR          *BBR    `json:"bbr,omitempty"`           // BBR's model, when the connection uses BBR
+}
+
+// BBR is BBR's model of the path, as ss -ti shows it (bbr:(...)).
+type BBR struct {
+	Mode       string  `json:"mode"`        // STARTUP, DRAIN, PROBE_BW, PROBE_RTT
+	Bandwidth  uint64  `json:"bw"`          // bytes per second
+	MinRTT     float64 `json:"mrtt_ms"`     // BBR's windowed minimum RTT
+	PacingGain float64 `json:"pacing_gain"` // current gains
+	CwndGain   float64 `json:"cwnd_gain"`
 }
 
 // ms turns a duration into milliseconds.
@@ -88,6 +102,10 @@ func NewSocket(c synstack.ConnInfo) Socket {
 	s.Cwnd, s.Ssthresh, s.SndWnd, s.RcvWnd = i.Cwnd, i.Ssthresh, i.SndWnd, i.RcvWnd
 	s.Unacked, s.Retransmits, s.TotalRetrans, s.TotalRTO, s.Backoff = i.Unacked, i.Retransmits, i.TotalRetrans, i.TotalRTO, i.Backoff
 	s.BytesAcked, s.BytesReceived, s.SegsOut, s.SegsIn = i.BytesAcked, i.BytesReceived, i.SegsOut, i.SegsIn
+	s.PacingRate, s.DeliveryRate, s.MinRTT = i.PacingRate, i.DeliveryRate, ms(i.MinRTT)
+	if b := i.BBR; b != nil {
+		s.BBR = &BBR{Mode: b.Mode, Bandwidth: b.Bandwidth, MinRTT: ms(b.MinRTT), PacingGain: b.PacingGain, CwndGain: b.CwndGain}
+	}
 	return s
 }
 

@@ -94,6 +94,7 @@ type Config struct {
 	// Output is called synchronously for every segment the connection sends.
 	// The segment and its payload are only valid during the call. Required.
 	Output func(seg *Segment)
+
 	// OnTransition, if set, is called on every state change, after it.
 	OnTransition func(from, to State, cause Cause)
 
@@ -112,37 +113,61 @@ type Config struct {
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16
+
+	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
+	// follows the buffer (Linux's tcp_select_initial_window with a locked
+	// buffer) instead of WScale, and the buffer is not tuned.
+	RcvBufLocked bool
+
+	// SndBufLocked says SO_SNDBUF was set: the send buffer keeps its size.
+	// Otherwise it grows with the congestion window (Linux's
+	// tcp_sndbuf_expand) up to SndBufMax (tcp_wmem[2], 4 MiB).
+	SndBufLocked bool
+
+	// WScale is the window-scale shift this end offers. Default 8
+	// (what Linux picks with packetdrill's default tcp_rmem).
+	WScale uint8
+
+	// NoTimestamps, NoSACK, NoWindowScale turn off offering those options.
+	NoTimestamps, NoSACK, NoWindowScale bool
+
 	// RcvBuf and SndBuf are the receive and send buffer sizes in bytes, as
 	// Linux counts them (SO_RCVBUF and SO_SNDBUF report them, twice what
 	// was set). Defaults 131072 (tcp_rmem[1]) and 65536. As in Linux, half of
 	// the receive buffer holds data: the initial window is 64 KiB.
 	RcvBuf, SndBuf int
-	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
-	// follows the buffer (Linux's tcp_select_initial_window with a locked
-	// buffer) instead of WScale, and the buffer is not tuned.
-	RcvBufLocked bool
+
 	// RcvBufMax bounds receive-buffer autotuning (tcp_rmem[2], 6 MiB): an
 	// unlocked buffer grows to twice what the application reads per
 	// round trip, so the window keeps up with the bandwidth-delay product.
 	RcvBufMax int
-	// WScale is the window-scale shift this end offers. Default 8
-	// (what Linux picks with packetdrill's default tcp_rmem).
-	WScale uint8
-	// NoTimestamps, NoSACK, NoWindowScale turn off offering those options.
-	NoTimestamps, NoSACK, NoWindowScale bool
+
+	// SndBufMax bounds send-buffer growth (tcp_wmem[2], 4 MiB); see
+	// SndBufLocked.
+	SndBufMax int
+
 	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
 	NoDelay bool
-	// Congestion names the congestion-control algorithm (TCP_CONGESTION):
-	// "cubic" (default, RFC 9438), "reno" (RFC 5681 with NewReno) or "bbr"
-	// (BBR version 1, as Linux's tcp_bbr, with pacing).
-	Congestion string
-	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
-	// per-connection offset; the stack derives it like the ISN).
-	TSOffset uint32
 
 	// KeepAlive enables keepalive probes (SO_KEEPALIVE) after KeepIdle of
 	// silence (default 2 h), every KeepIntvl (75 s), KeepCnt (9) times.
 	KeepAlive bool
+
+	// Cork holds back segments smaller than the MSS until the data fills
+	// one, the cork is removed, or 200 ms pass (TCP_CORK).
+	Cork bool
+
+	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
+	// per-connection offset; the stack derives it like the ISN).
+	TSOffset uint32
+
+	// Congestion names the congestion-control algorithm (TCP_CONGESTION):
+	// "cubic" (default, RFC 9438), "reno" (RFC 5681 with NewReno) or "bbr"
+	// (BBR version 1, as Linux's tcp_bbr, with pacing).
+	Congestion string
+
+	// KeepIdle, KeepIntvl and KeepCnt time the keepalive probes: see
+	// KeepAlive.
 	KeepIdle  time.Duration
 	KeepIntvl time.Duration
 	KeepCnt   int
@@ -151,19 +176,20 @@ type Config struct {
 	// SynAckRetries bounds SYN,ACK retransmissions (tcp_synack_retries, 5);
 	// Retries2 bounds retransmissions of data and FIN (tcp_retries2, 15).
 	SynRetries, SynAckRetries, Retries2 int
+
 	// RTOInitial (1 s), RTOMin (200 ms) and RTOMax (120 s) bound the
 	// retransmission timer (RFC 6298, Linux's floor and ceiling).
 	RTOInitial, RTOMin, RTOMax time.Duration
+
 	// UserTimeout, when positive, is how long sent data may stay
 	// unacknowledged (or the peer's window closed, or keepalive probes
 	// unanswered) before the connection is dropped with ETIMEDOUT
 	// (TCP_USER_TIMEOUT, RFC 5482); zero leaves it to the retry limits.
 	UserTimeout time.Duration
-	// Cork holds back segments smaller than the MSS until the data fills
-	// one, the cork is removed, or 200 ms pass (TCP_CORK).
-	Cork bool
+
 	// TimeWait is how long TIME_WAIT lasts (2MSL; Linux's 60 s).
 	TimeWait time.Duration
+
 	// FinTimeout is how long an orphaned connection may sit in FIN_WAIT_2
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration

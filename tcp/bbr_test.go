@@ -24,7 +24,7 @@ type bulkRun struct {
 // bulkOver sends size bytes from a connection using cc over a path of the
 // given bottleneck (bytes per second), one-way delay and loss each way,
 // and calls watch after every step.
-func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss float64, size int, watch func(r *bulkRun)) *bulkRun {
+func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss float64, size int, watch func(r *bulkRun), mods ...func(*Config)) *bulkRun {
 	t.Helper()
 	r := &bulkRun{net: &lossyNet{rng: rand.New(rand.NewPCG(1, 2)), now: time.Unix(1000, 0), loss: loss, delay: delay, bw: bw}}
 	var conns [2]*Conn
@@ -41,6 +41,9 @@ func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss flo
 			SndBuf:     4 << 20,
 			RcvBuf:     4 << 20,
 			Congestion: cc,
+		}
+		for _, m := range mods {
+			m(&cfg)
 		}
 		conns[i] = NewConn(cfg, seq.Value(1000*(i+1)))
 	}
@@ -258,5 +261,143 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 		c.paceSent(now, 1000)
 	}); a != 0 {
 		t.Errorf("RACK, rate sample, BBR and pacing: %v allocations per ACK", a)
+	}
+}
+
+// An unlocked send buffer grows with the congestion window (Linux's
+// tcp_sndbuf_expand), so a path's bandwidth-delay product is not capped by
+// the initial 64 KiB; one set with SO_SNDBUF keeps its size.
+func TestSendBufferGrowsWithCwnd(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		r := bulkOver(t, CongestionBBR, 1.25e6, 20*time.Millisecond, 0, 2<<20, nil, func(c *Config) {
+			c.SndBuf, c.SndBufLocked = 0, locked
+		})
+		got := r.a.cfg.SndBuf
+		switch {
+		case locked && got != defaultSndBuf:
+			t.Errorf("locked send buffer changed to %d", got)
+		case !locked && got < 3*r.a.cwnd:
+			t.Errorf("send buffer %d, want at least three BBR windows (%d)", got, 3*r.a.cwnd)
+		}
+		t.Logf("locked %v: send buffer %d, goodput %.0f B/s", locked, got, r.goodput())
+	}
+}
+
+// A D-SACK (RFC 2883) is a first SACK block below the cumulative ACK, or
+// inside the second block; it is counted (tcpi_dsack_dups) and not taken
+// for new SACK information.
+func TestDSACKDetection(t *testing.T) {
+	for _, tc := range []struct {
+		blocks [][2]uint32
+		dsack  bool
+	}{
+		{[][2]uint32{{500, 900}}, true},
+		{[][2]uint32{{900, 1100}}, true},
+		{[][2]uint32{{2000, 3000}, {1500, 3500}}, true},
+		{[][2]uint32{{2000, 3000}}, false},
+		{[][2]uint32{{2000, 3000}, {3500, 4000}}, false},
+	} {
+		c := NewConn(Config{}, 0)
+		c.sackOK = true
+		c.snd.una, c.snd.nxt = 1000, 5000
+		seg := &Segment{ACK: 1000, Flags: flagACK}
+		for i, b := range tc.blocks {
+			seg.Options.SACK[i].Left, seg.Options.SACK[i].Right = b[0], b[1]
+			seg.Options.NumSACK++
+		}
+		c.updateScoreboard(c.at(time.Unix(1, 0)), seg)
+		if got := c.dsackDups == 1; got != tc.dsack {
+			t.Errorf("blocks %v: D-SACK %v, want %v", tc.blocks, got, tc.dsack)
+		}
+		if tc.dsack && len(tc.blocks) == 2 && (len(c.sacked) != 1 || c.sacked[0] != (seqRange{1500, 3500})) {
+			t.Errorf("blocks %v: scoreboard %v, want the second block alone", tc.blocks, c.sacked)
+		}
+	}
+}
+
+// On a coarse clock the pacing timer fires late; the time it missed is
+// made up at the next wake-up (up to a burst more), so the rate holds: a
+// paced sender woken 1 ms late every time still sends at its pacing rate.
+func TestPacingMakesUpLateTimer(t *testing.T) {
+	run := func(lateBy time.Duration) (rate, sent float64) {
+		n := newNet(t, func(c *Config) { c.Congestion = CongestionBBR; c.SndBuf = 8 << 20 })
+		n.handshake()
+		c := n.a.c
+		b := c.cc.(*bbr)
+		c.Write(n.now, make([]byte, 4<<20))
+		c.cwnd = 1 << 30 // window wide open: only pacing holds the sender
+		c.snd.wnd = 1 << 30
+		b.pacing = 5e6 // no ACK comes to change it
+		rate = b.pacing
+		start := n.now
+		bytes := 0
+		for n.now.Sub(start) < 200*time.Millisecond {
+			for _, s := range n.a.out {
+				bytes += len(s.Payload)
+			}
+			n.a.out = nil
+			if c.pace.at.IsZero() {
+				if c.queuedFrom(c.snd.nxt) == 0 {
+					t.Fatal("ran out of data")
+				}
+				c.output(c.at(n.now))
+				if c.pace.at.IsZero() {
+					t.Fatal("output neither sent nor armed the pacing timer")
+				}
+				continue
+			}
+			n.now = c.timeOf(c.pace.at.Add(lateBy))
+			c.Tick(n.now)
+		}
+		return rate, float64(bytes) / n.now.Sub(start).Seconds()
+	}
+	rate, exact := run(0)
+	_, late := run(time.Millisecond)
+	t.Logf("pacing rate %.0f B/s: sent %.0f B/s with an exact timer, %.0f B/s with one 1 ms late", rate, exact, late)
+	if exact < 0.95*rate || exact > 1.1*rate {
+		t.Errorf("exact timer: %.0f B/s for a pacing rate of %.0f", exact, rate)
+	}
+	if late < 0.9*rate {
+		t.Errorf("late timer: %.0f B/s for a pacing rate of %.0f", late, rate)
+	}
+}
+
+// The SACK scoreboard merges blocks in place: overlapping and touching
+// blocks join, a block inside another adds nothing.
+func TestScoreboardMerge(t *testing.T) {
+	c := &Conn{}
+	add := func(l, r seq.Value, grew bool) {
+		t.Helper()
+		if g := c.addSacked(l, r); g != grew {
+			t.Fatalf("add [%d,%d): grew %v, want %v (now %v)", l, r, g, grew, c.sacked)
+		}
+	}
+	add(100, 200, true)
+	add(300, 400, true)
+	add(500, 600, true)
+	add(150, 180, false)
+	add(200, 300, true) // touches both neighbours
+	if fmt.Sprint(c.sacked) != "[{100 400} {500 600}]" {
+		t.Fatalf("scoreboard %v", c.sacked)
+	}
+	add(50, 700, true)
+	add(10, 20, true)
+	add(800, 900, true)
+	if fmt.Sprint(c.sacked) != "[{10 20} {50 700} {800 900}]" {
+		t.Fatalf("scoreboard %v", c.sacked)
+	}
+	c.snd.una = 60
+	c.pruneScoreboard()
+	if fmt.Sprint(c.sacked) != "[{60 700} {800 900}]" {
+		t.Fatalf("after pruning to 60: %v", c.sacked)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		c.addSacked(1000, 1100)
+		c.addSacked(1100, 1200)
+		c.snd.una = 1300
+		c.pruneScoreboard()
+		c.snd.una = 60
+	}); a != 0 {
+		t.Errorf("%v allocations per SACK update", a)
 	}
 }

@@ -269,6 +269,7 @@ func fillDefaults(cfg *Config) {
 	def(&cfg.RcvBuf, defaultRcvBuf)
 	def(&cfg.RcvBufMax, max(defaultRcvBufMax, cfg.RcvBuf))
 	def(&cfg.SndBuf, defaultSndBuf)
+	def(&cfg.SndBufMax, max(defaultSndBufMax, cfg.SndBuf))
 	if cfg.Buffers == nil {
 		cfg.Buffers = heapBuffers{}
 	}
@@ -721,6 +722,7 @@ func (c *Conn) SetBuffers(rcv, snd int) {
 	}
 	if snd > 0 {
 		c.cfg.SndBuf = snd
+		c.cfg.SndBufLocked = true
 	}
 }
 

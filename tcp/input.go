@@ -760,7 +760,9 @@ func (c *Conn) updateRTO(r time.Duration) {
 		c.rttvar = (3*c.rttvar + d) / 4
 		c.srtt = (7*c.srtt + r) / 8
 	}
-	c.noteMinRTT(r)
+	if c.minRTT == 0 {
+		c.noteMinRTT(r) // the first sample; precise ones follow (rate.go)
+	}
 	// Linux's floor: RTTVAR never counts for less than RTOMin.
 	c.rto = min(c.srtt+max(4*c.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
 }

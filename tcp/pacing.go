@@ -17,6 +17,7 @@ type paceState struct {
 	next   instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	budget int           // bytes the current burst may still send
 	credit time.Duration // how late the current burst started: partly forgiven
+	late   time.Duration // how late the pacing timer fired (during its output)
 	segs   int           // data segments sent under pacing (Linux's data_segs_out)
 	at     instant       // the pacing timer: output stopped for pacing; zero: not armed
 }
@@ -50,9 +51,29 @@ func (c *Conn) paceAllows(now instant) bool {
 	if !c.pace.next.IsZero() {
 		c.pace.credit = now.Sub(c.pace.next)
 	}
+	quantum := paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
 	c.pace.next = now
-	c.pace.budget = paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
+	c.pace.budget = quantum
+	if c.pace.late > 0 {
+		// The timer fired late (a coarse clock): send what the missed
+		// time would have carried too, up to one more burst, and charge
+		// it from when the timer was due, so the rate holds.
+		late := min(c.pace.late, time.Duration(float64(quantum)/rate*float64(time.Second)))
+		c.pace.budget += int(late.Seconds() * rate)
+		c.pace.next = now.Add(-late)
+		c.pace.credit = 0
+		c.pace.late = 0
+	}
 	return true
+}
+
+// pacingTimeout is the pacing timer: output resumes. On a precise clock it
+// fires when due; the lateness of a coarse one is made up (paceAllows).
+func (c *Conn) pacingTimeout(now instant) {
+	c.pace.late = now.Sub(c.pace.at)
+	c.pace.at = instant(0)
+	c.output(now)
+	c.pace.late = 0
 }
 
 // paceSent charges n bytes sent to the pacing clock: the next burst waits
@@ -76,8 +97,8 @@ func (c *Conn) paceSent(now instant, n int) {
 }
 
 // afterAck finishes the processing of an ACK: RACK loss detection, the
-// delivery-rate sample, and a rate-based congestion control (BBR), which
-// sees every ACK (Linux's cong_control).
+// delivery-rate sample, a rate-based congestion control (BBR), which sees
+// every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now instant) {
 	if c.loss != lossNone || len(c.sacked) > 0 || !c.rack.at.IsZero() || c.rack.dsackSeen {
 		c.lossDetect(now)
@@ -85,6 +106,9 @@ func (c *Conn) afterAck(now instant) {
 	c.rateEnd(now)
 	if rc, ok := c.cc.(rateControl); ok {
 		rc.onAck(c, now, &c.rate.rs)
+	}
+	if c.rate.rs.ackedSacked > 0 {
+		c.sndBufExpand()
 	}
 }
 

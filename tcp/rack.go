@@ -124,7 +124,16 @@ func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
 	reo := c.rackReoWnd()
 	for i := 0; i < c.txq.len(); i++ {
 		r := c.txq.at(i)
-		if r.has(recSacked|recLost) || r.order == rk.order || rk.sentAfter(r) {
+		if r.order == rk.order || rk.sentAfter(r) {
+			if !r.has(recEverRetrans) {
+				// Sent once, after the newest delivered: so was every
+				// record above it (originals go out in sequence order,
+				// and a retransmission is later than its original).
+				break
+			}
+			continue
+		}
+		if r.has(recSacked | recLost) {
 			continue
 		}
 		if remaining := r.xmit.Add(rk.rtt + reo).Sub(now); remaining > 0 {

@@ -102,6 +102,11 @@ func (c *Conn) rateEnd(now instant) {
 		rs.delivered, rs.interval = -1, -1
 		return
 	}
+	if rs.rtt > 0 {
+		// The minimum RTT from send times, to the nanosecond (timestamps
+		// count milliseconds), as Linux's tcp_min_rtt from its skb stamps.
+		c.noteMinRTT(rs.rtt)
+	}
 	rs.delivered = int64(rt.delivered - rs.priorDelivered)
 	ackElapsed := now.Sub(rs.priorAt)
 	rs.interval = max(rs.sendElapsed, ackElapsed)
@@ -140,7 +145,7 @@ func (c *Conn) deliveryRate() uint64 {
 }
 
 // noteMinRTT folds an RTT sample into the minimum (Linux's tcp_min_rtt,
-// without its 5-minute window: paths rarely get slower for good).
+// without its 5-minute window).
 func (c *Conn) noteMinRTT(r time.Duration) {
 	if r > 0 && (c.minRTT == 0 || r < c.minRTT) {
 		c.minRTT = r

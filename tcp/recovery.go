@@ -47,7 +47,7 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
 		if i == 0 && l.LessThan(r) {
-			dsack := r.LessThanEq(seg.ACK)
+			dsack := l.LessThan(seg.ACK) // as Linux's tcp_check_dsack
 			if o.NumSACK > 1 {
 				l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
 				dsack = dsack || (l2.LessThanEq(l) && r.LessThanEq(r2))
@@ -68,44 +68,43 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	return news
 }
 
-// addSacked merges [l, r) into the scoreboard; it reports whether it grew.
+// addSacked merges [l, r) into the scoreboard, in place (no allocation
+// once the scoreboard has grown); it reports whether it grew.
 func (c *Conn) addSacked(l, r seq.Value) bool {
-	out := c.sacked[:0:0]
-	grew := true
-	for _, x := range c.sacked {
-		switch {
-		case x.r.LessThan(l) || r.LessThan(x.l):
-			out = append(out, x)
-		default:
-			if x.l.LessThanEq(l) && r.LessThanEq(x.r) {
-				grew = false
-			}
-			l, r = seq.Min(l, x.l), seq.Max(r, x.r)
-		}
-	}
+	sk := c.sacked
 	i := 0
-	for i < len(out) && out[i].l.LessThan(l) {
+	for i < len(sk) && sk[i].r.LessThan(l) {
 		i++
 	}
-	out = append(out, seqRange{})
-	copy(out[i+1:], out[i:])
-	out[i] = seqRange{l, r}
-	c.sacked = out
-	return grew
+	j := i // sk[i:j] overlap or touch [l, r)
+	for j < len(sk) && !r.LessThan(sk[j].l) {
+		j++
+	}
+	if j-i == 1 && sk[i].l.LessThanEq(l) && r.LessThanEq(sk[i].r) {
+		return false
+	}
+	if j > i {
+		l, r = seq.Min(l, sk[i].l), seq.Max(r, sk[j-1].r)
+		sk[i] = seqRange{l, r}
+		sk = append(sk[:i+1], sk[j:]...)
+	} else {
+		sk = append(sk, seqRange{})
+		copy(sk[i+1:], sk[i:])
+		sk[i] = seqRange{l, r}
+	}
+	c.sacked = sk
+	return true
 }
 
-// pruneScoreboard forgets what SND.UNA has passed.
+// pruneScoreboard forgets what SND.UNA has passed, keeping the memory.
 func (c *Conn) pruneScoreboard() {
 	i := 0
 	for i < len(c.sacked) && c.sacked[i].r.LessThanEq(c.snd.una) {
 		i++
 	}
-	c.sacked = c.sacked[i:]
+	c.sacked = c.sacked[:copy(c.sacked, c.sacked[i:])]
 	if len(c.sacked) > 0 && c.sacked[0].l.LessThan(c.snd.una) {
 		c.sacked[0].l = c.snd.una
-	}
-	if len(c.sacked) == 0 {
-		c.sacked = nil
 	}
 }
 

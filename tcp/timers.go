@@ -187,8 +187,7 @@ func (c *Conn) Tick(t time.Time) {
 		c.rackTimeout(now)
 	}
 	if !c.pace.at.IsZero() && !now.Before(c.pace.at) {
-		c.pace.at = instant(0)
-		c.output(now)
+		c.pacingTimeout(now)
 	}
 	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
 		c.corkAt = instant(0)

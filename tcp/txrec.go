@@ -102,17 +102,22 @@ func (q *txQueue) popFront() {
 	q.n--
 	if q.n == 0 {
 		q.head = 0
+		if len(q.buf) > txQueueKeep {
+			// All acknowledged: a large ring goes, so that an idle
+			// connection does not keep a bulk transfer's records.
+			q.buf = nil
+		}
 	}
 }
 
-// reset forgets every record; the ring's memory is released when it grew
-// large, so an idle connection does not keep a burst's worth of records.
+// txQueueKeep is the most records an empty ring keeps (about 100 KiB).
+const txQueueKeep = 1024
+
+// reset forgets every record and releases the ring.
 func (q *txQueue) reset() {
 	q.head, q.n = 0, 0
 	q.bytes, q.sacked, q.lost, q.sackedRecs = 0, 0, 0, 0
-	if len(q.buf) > 64 {
-		q.buf = nil
-	}
+	q.buf = nil
 }
 
 // find returns the index of the record holding s, or -1.

@@ -232,6 +232,15 @@ func ssInfo(s admin.Socket) string {
 	}
 	add("segs_out:%d", s.SegsOut)
 	add("segs_in:%d", s.SegsIn)
+	if b := s.BBR; b != nil {
+		add("bbr:(bw:%s,mrtt:%g,pacing_gain:%g,cwnd_gain:%g)", ssRate(b.Bandwidth), b.MinRTT, b.PacingGain, b.CwndGain)
+	}
+	if s.PacingRate > 0 {
+		add("pacing_rate %s", ssRate(s.PacingRate))
+	}
+	if s.DeliveryRate > 0 {
+		add("delivery_rate %s", ssRate(s.DeliveryRate))
+	}
 	if s.Unacked > 0 {
 		add("unacked:%d", s.Unacked)
 	}
@@ -241,6 +250,23 @@ func ssInfo(s admin.Socket) string {
 	if s.RcvWnd > 0 {
 		add("rcv_wnd:%d", s.RcvWnd)
 	}
+	if s.MinRTT > 0 {
+		add("minrtt:%g", s.MinRTT)
+	}
 	add("snd_wnd:%d", s.SndWnd)
 	return strings.Join(f, " ")
+}
+
+// ssRate prints a rate given in bytes per second in bits, as ss's sprint_bw.
+func ssRate(bytesPerSec uint64) string {
+	bw := float64(bytesPerSec) * 8
+	switch {
+	case bw > 1e9:
+		return fmt.Sprintf("%.1fGbps", bw/1e9)
+	case bw > 1e6:
+		return fmt.Sprintf("%.1fMbps", bw/1e6)
+	case bw > 1e3:
+		return fmt.Sprintf("%.1fKbps", bw/1e3)
+	}
+	return fmt.Sprintf("%gbps", bw)
 }

@@ -31,6 +31,10 @@ var ssSockets = []admin.Socket{
 	{State: "TIME_WAIT", Local: "10.0.0.1:80", Remote: "10.0.0.2:39999", Orphan: true, Congestion: "reno", MSS: 1448, Cwnd: 10, SegsOut: 5, SegsIn: 4},
 	{State: "CLOSE_WAIT", Local: "[fd00::1]:22", Remote: "[fd00::2]:50000", Congestion: "cubic", Options: []string{"sack"},
 		RTO: 201, RTT: 1.5, RTTVar: 0.75, MSS: 1428, AdvMSS: 1440, RcvMSS: 1428, Cwnd: 7, Ssthresh: 5, SndWnd: 1000, SegsOut: 9, SegsIn: 9},
+	{State: "ESTABLISHED", Local: "10.0.0.1:80", Remote: "10.0.0.4:40002", Congestion: "bbr", Options: []string{"ts", "sack"},
+		RTO: 220, RTT: 20.5, RTTVar: 0.5, MSS: 1448, AdvMSS: 1460, RcvMSS: 536, Cwnd: 340, SndWnd: 3000000, SegsOut: 90000, SegsIn: 45000,
+		PacingRate: 11950000, DeliveryRate: 11500000, MinRTT: 20.1,
+		BBR: &admin.BBR{Mode: "PROBE_BW", Bandwidth: 12070000, MinRTT: 20.1, PacingGain: 1.25, CwndGain: 2}},
 }
 
 func ssServer(t *testing.T, socks []admin.Socket) *httptest.Server {
@@ -67,6 +71,8 @@ ESTAB      5      1000   10.0.0.1:80        10.0.0.2:40000
 	 ts sack cubic wscale:7,8 rto:204 backoff:1 rtt:0.352/0.141 mss:1448 rcvmss:536 advmss:1460 cwnd:10 bytes_acked:5273 bytes_received:3881 segs_out:26 segs_in:35 unacked:1 retrans:1/3 rcv_wnd:65536 snd_wnd:64256
 CLOSE-WAIT 0      0      [fd00::1]:22       [fd00::2]:50000
 	 sack cubic rto:201 rtt:1.5/0.75 mss:1428 rcvmss:1428 advmss:1440 cwnd:7 ssthresh:5 segs_out:9 segs_in:9 snd_wnd:1000
+ESTAB      0      0      10.0.0.1:80        10.0.0.4:40002
+	 ts sack bbr rto:220 rtt:20.5/0.5 mss:1448 rcvmss:536 advmss:1460 cwnd:340 segs_out:90000 segs_in:45000 bbr:(bw:96.6Mbps,mrtt:20.1,pacing_gain:1.25,cwnd_gain:2) pacing_rate 95.6Mbps delivery_rate 92.0Mbps minrtt:20.1 snd_wnd:3000000
 `
 	if got != want {
 		t.Errorf("ss -tni:\n%s\nwant:\n%s", got, want)
@@ -90,7 +96,7 @@ LISTEN 0      4096   [::]:443           [::]:*
 			states = append(states, strings.Fields(l)[0])
 		}
 	}
-	if s := strings.Join(states, " "); s != "State LISTEN LISTEN ESTAB SYN-RECV TIME-WAIT CLOSE-WAIT" {
+	if s := strings.Join(states, " "); s != "State LISTEN LISTEN ESTAB SYN-RECV TIME-WAIT CLOSE-WAIT ESTAB" {
 		t.Errorf("ss -a shows %s:\n%s", s, got)
 	}
 
