@@ -1,6 +1,10 @@
 package tcp
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/synstack/synstack/tcp/seq"
+)
 
 // checkQueues verifies the queues' invariants: the rings hold what they
 // count within their buffers, an empty queue holds no buffer, and the
@@ -41,4 +45,26 @@ func (c *Conn) checkQueues() error {
 		return fmt.Errorf("%d out-of-order ranges, over %d", len(c.ooo), maxOOORanges)
 	}
 	return nil
+}
+
+// holdsOOO reports whether the receiver holds [l, r): the part above
+// RCV.NXT inside one out-of-order range (they are merged, so a stretch
+// held is one range), its last octet possibly the FIN held after it. A
+// sender's SACK scoreboard must never claim more: this receiver does not
+// renege on out-of-order data while the connection lives.
+func (c *Conn) holdsOOO(l, r seq.Value) bool {
+	if !c.rcv.nxt.LessThan(r) {
+		return true
+	}
+	l = seq.Max(l, c.rcv.nxt)
+	for _, x := range c.ooo {
+		end := x.r
+		if c.oooFin && c.oooFinSeq == x.r {
+			end++
+		}
+		if x.l.LessThanEq(l) && r.LessThanEq(end) {
+			return true
+		}
+	}
+	return c.oooFin && l == c.oooFinSeq && r == l+1
 }

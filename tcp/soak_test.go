@@ -221,6 +221,14 @@ func soak(t *testing.T, seed uint64) {
 			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {
 				t.Fatalf("seed %d: side %d received up to %d but side %d only sent up to %d (%s/%s)", seed, 1-i, p.rcv.nxt, i, c.snd.max, p.state, c.state)
 			}
+			if p.state.Synchronized() && c.state.Synchronized() && !p.finRcvd {
+				for _, x := range c.sacked {
+					if !p.holdsOOO(x.l, x.r) {
+						t.Fatalf("seed %d: side %d's scoreboard says [%d,%d) is SACKed, but side %d holds %v beyond RCV.NXT %d (FIN %v at %d)",
+							seed, i, x.l, x.r, 1-i, p.ooo, p.rcv.nxt, p.oooFin, p.oooFinSeq)
+					}
+				}
+			}
 		}
 		doneA := a.State() == Closed || a.State() == TimeWait
 		doneB := b.State() == Closed || b.State() == TimeWait
