@@ -221,6 +221,7 @@ func soakSim(t *testing.T, seed uint64) {
 				s.SetsockoptLinger(fd, syscall.Linger{Onoff: 1, Linger: 0})
 				s.Close(fd)
 				c.aborted = true
+				done = false // the survivor has yet to learn of it and close
 				continue
 			}
 			// Half-close once everything is written; close once the
@@ -270,7 +271,13 @@ func soakSim(t *testing.T, seed uint64) {
 		left, orphans := len(st.conns), st.orphans
 		st.mu.Unlock()
 		if left != 0 || orphans != 0 {
-			fail("%s still holds %d connections (%d orphans) after every close and TIME_WAIT", name, left, orphans)
+			st.mu.Lock()
+			var which []string
+			for k, ep := range st.conns {
+				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", k.local, k.remote, ep.conn.State(), ep.conn.Deadline(), ep.sock != nil))
+			}
+			st.mu.Unlock()
+			fail("%s still holds %d connections (%d orphans) after every close and TIME_WAIT: %v", name, left, orphans, which)
 		}
 	}
 }

@@ -70,6 +70,9 @@ type Conn struct {
 	pingpong    bool // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
 	corkExpired bool
 	cookieTS    bool
+	// dsackPending: the next segment reports dsack, a duplicate that
+	// arrived (RFC 2883), as its first SACK block.
+	dsackPending bool
 
 	// Send sequence space (RFC 9293 3.3.1):
 	//
@@ -169,6 +172,7 @@ type Conn struct {
 	// sackRecent is where the out-of-order segment received last began:
 	// its SACK block goes first (RFC 2018 4).
 	sackRecent seq.Value
+	dsack      seqRange // the duplicate to report (dsackPending)
 
 	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
 	// rate.go, pacing.go).

@@ -220,6 +220,11 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 		// Last.ACK.sent), so our ACK echoes the retransmission that caused
 		// it and the sender does not measure its timeout as RTT.
 		c.updateTSRecent(now, seg)
+		if !rst && len(seg.Payload) > 0 && seg.SEQ.LessThan(c.rcv.nxt) {
+			// An old duplicate: report it (RFC 2883), as Linux's
+			// tcp_send_dupack.
+			c.setDSACK(seg.SEQ, seg.SEQ.Add(seg.Len()))
+		}
 		if !rst {
 			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. In TIME_WAIT a
 			// retransmitted FIN also restarts the 2MSL timer.
@@ -492,8 +497,11 @@ func (c *Conn) onDupAck(now instant) {
 // takes the FIN (3.10.7.4, seventh and eighth steps).
 func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) {
 	fin := seg.Flags&flagFIN != 0
-	// Trim what we already have.
+	// Trim what we already have, and report it (RFC 2883).
 	if d := int(c.rcv.nxt.Sub(s)); d > 0 {
+		if len(data) > 0 {
+			c.setDSACK(s, s.Add(seq.Size(min(d, len(data)))))
+		}
 		if d > len(data) {
 			if fin && d == len(data)+1 {
 				// Only a retransmitted FIN is left: acknowledge it again.
@@ -558,7 +566,7 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		}
 		return
 	}
-	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || c.hasOOO() {
+	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || c.hasOOO() || c.dsackPending {
 		c.ackNow(now)
 	} else if c.delAckAt.IsZero() {
 		c.delAckAt = now.Add(delAckMin)
@@ -581,6 +589,19 @@ func (c *Conn) deliver(data []byte) {
 	c.rq.n += len(data)
 	c.rcv.nxt = c.rcv.nxt.Add(seq.Size(len(data)))
 	c.stats.bytesRcvd += uint64(len(data))
+}
+
+// setDSACK records a duplicate [l, r) for the next segment to report
+// (RFC 2883), merged with one already waiting when they touch, as Linux's
+// tcp_dsack_extend; only with SACK.
+func (c *Conn) setDSACK(l, r seq.Value) {
+	if !c.sackOK || !l.LessThan(r) {
+		return
+	}
+	if c.dsackPending && !r.LessThan(c.dsack.l) && !c.dsack.r.LessThan(l) {
+		l, r = seq.Min(l, c.dsack.l), seq.Max(r, c.dsack.r)
+	}
+	c.dsack, c.dsackPending = seqRange{l, r}, true
 }
 
 // hasOOO reports whether out-of-order data or a FIN waits beyond RCV.NXT.
@@ -613,6 +634,14 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 	}
 	if i == j && len(c.ooo) >= maxOOORanges {
 		return
+	}
+	// A part already held is a duplicate: report the first (RFC 2883, as
+	// Linux's tcp_data_queue_ofo).
+	for _, x := range c.ooo[i:j] {
+		if l, r := seq.Max(s, x.l), seq.Min(end, x.r); l.LessThan(r) {
+			c.setDSACK(l, r)
+			break
+		}
 	}
 	off := int(s.Sub(c.rcv.nxt))
 	keep := c.rq.n

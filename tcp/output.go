@@ -149,10 +149,16 @@ func (c *Conn) setAckOptions(now instant) {
 		o.TSVal = c.tsNow(now)
 		o.TSEcr = c.tsRecent
 	}
-	if c.sackOK && c.hasOOO() {
+	if c.sackOK && (c.dsackPending || c.hasOOO()) {
 		limit := 4
 		if c.tsOK {
 			limit = 3
+		}
+		if c.dsackPending {
+			// RFC 2883: the duplicate first, once.
+			o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsack.l), Right: uint32(c.dsack.r)}
+			o.NumSACK = 1
+			c.dsackPending = false
 		}
 		c.putSACKBlocks(o, limit)
 	}
@@ -235,13 +241,17 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 // that a segment never outgrows the path.
 func (c *Conn) currentMSS() int {
 	mss := c.sndMSS
-	if c.sackOK && c.hasOOO() {
+	if c.sackOK && (c.dsackPending || c.hasOOO()) {
 		limit := 4
 		if c.tsOK {
 			limit = 3
 		}
 		var blocks [maxOOORanges + 1]seqRange
-		mss -= 4 + 8*min(c.oooBlocks(&blocks), limit)
+		n := c.oooBlocks(&blocks)
+		if c.dsackPending {
+			n++
+		}
+		mss -= 4 + 8*min(n, limit)
 	}
 	return max(mss, 1)
 }
