@@ -13,8 +13,6 @@ import (
 // deadline also cuts off calls already blocked, and a deadline moved while a
 // call waits takes effect at once.
 type deadline struct {
-	clk clock.Clock
-
 	mu    sync.Mutex
 	timer clock.Timer // closes cancel at the deadline; nil when none is pending
 	// cancel is closed when the deadline has passed. It is made when a
@@ -24,14 +22,12 @@ type deadline struct {
 	final  bool // closed for good by the connection's Close
 }
 
-func (d *deadline) init(clk clock.Clock) { d.clk = clk }
-
 // expired is a channel closed from the start, for a deadline that passed
 // before anyone waited on it.
 var expired = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // set moves the deadline to t; the zero time means none.
-func (d *deadline) set(t time.Time) {
+func (d *deadline) set(clk clock.Clock, t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.final {
@@ -45,12 +41,12 @@ func (d *deadline) set(t time.Time) {
 		}
 		return
 	}
-	if dur := t.Sub(d.clk.Now()); dur > 0 {
+	if dur := t.Sub(clk.Now()); dur > 0 {
 		if closed || d.cancel == nil {
 			d.cancel = make(chan struct{})
 		}
 		ch := d.cancel
-		d.timer = d.clk.AfterFunc(dur, func() { close(ch) })
+		d.timer = clk.AfterFunc(dur, func() { close(ch) })
 		return
 	}
 	switch {

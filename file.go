@@ -49,7 +49,6 @@ func (s *Stack) FileListener(fd int) (net.Listener, error) {
 	if sk.l != nil {
 		l = &TCPListener{s: s, sk: sk, fd: nfd, network: "tcp",
 			addr: tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))}
-		l.dl.init(s.clock)
 	}
 	s.mu.Unlock()
 	if l == nil {

@@ -332,8 +332,8 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 		fam = AF_INET6
 	}
 	sk := &socket{family: fam, state: ssConnecting, opts: s.defaultOpts()}
-	sk.opts.noDelay = true
-	ep := s.newForwardEndpointLocked(r.Local, r.Remote, &sk.opts)
+	s.setOptsLocked(sk, func(o *sockOpts) { o.noDelay = true })
+	ep := s.newForwardEndpointLocked(r.Local, r.Remote, sk.opts)
 	ep.sock = sk
 	sk.ep = ep
 	t := s.sockets
@@ -355,7 +355,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 			return nil, r.opErr(net.ErrClosed)
 		}
 		if err := ctx.Err(); err != nil {
-			sk.opts.linger.Onoff, sk.opts.linger.Linger = 1, 0
+			s.setOptsLocked(sk, func(o *sockOpts) { o.linger.Onoff, o.linger.Linger = 1, 0 })
 			drop()
 			return nil, r.opErr(ctxError(err))
 		}

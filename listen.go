@@ -126,7 +126,6 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 	if err != nil {
 		return fail(mapErr("listen", err, false))
 	}
-	l.dl.init(s.clock)
 	ok = true
 	return l, nil
 }
@@ -219,7 +218,7 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l.closed.Load() {
 		return l.opErr("set", net.ErrClosed)
 	}
-	l.dl.set(t)
+	l.dl.set(l.s.clock, t)
 	return nil
 }
 

@@ -95,7 +95,7 @@ func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss se
 		explicit:  true,
 	}
 	s.addBindingLocked(b)
-	ep := s.newEndpointISSLocked(local, remote, &l.sock.opts, b, iss)
+	ep := s.newEndpointISSLocked(local, remote, l.sock.opts, b, iss)
 	ep.passive = true
 	ep.parent = l
 	ep.qIndex = int32(len(l.synQ))

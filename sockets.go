@@ -56,7 +56,7 @@ type socket struct {
 
 	ep   *endpoint // the connection, if any
 	l    *listener // the listener, while listening
-	opts sockOpts
+	opts *sockOpts // shared with every socket that has the same (Stack.internOptsLocked): never changed in place
 
 	// shutRd, shutWr record shutdown on a socket without a connection
 	// (Linux sets sk_shutdown even when it returns ENOTCONN).
@@ -403,7 +403,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 		b = sk.newBinding(src, port, false)
 		s.addBindingLocked(b)
 	}
-	ep := s.newEndpointLocked(netip.AddrPortFrom(src, b.port), remote, &sk.opts, b)
+	ep := s.newEndpointLocked(netip.AddrPortFrom(src, b.port), remote, sk.opts, b)
 	ep.sock = sk
 	sk.ep = ep
 	sk.state = ssConnecting

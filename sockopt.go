@@ -46,15 +46,44 @@ const (
 )
 
 // defaultOpts are the options of a new socket, from the stack's tcp defaults.
-func (s *Stack) defaultOpts() sockOpts {
+// internOptsLocked returns the stack's one copy of the option set o, so
+// that the sockets that have the same options (most of them: a stack's
+// defaults, or Go's for a net.Conn) share one. A socket's options are
+// never changed in place (setOptsLocked). Past maxInternedOpts distinct
+// sets a new one is not shared.
+func (s *Stack) internOptsLocked(o sockOpts) *sockOpts {
+	if p, ok := s.opts[o]; ok {
+		return p
+	}
+	p := &o
+	if len(s.opts) < maxInternedOpts {
+		if s.opts == nil {
+			s.opts = make(map[sockOpts]*sockOpts)
+		}
+		s.opts[o] = p
+	}
+	return p
+}
+
+// maxInternedOpts bounds the option sets a stack keeps to share.
+const maxInternedOpts = 256
+
+// setOptsLocked changes sk's options through f, on a copy.
+func (s *Stack) setOptsLocked(sk *socket, f func(o *sockOpts)) {
+	own := *sk.opts
+	f(&own)
+	sk.opts = s.internOptsLocked(own)
+}
+
+func (s *Stack) defaultOpts() *sockOpts {
 	d := &s.tcpDefaults
-	return sockOpts{
+	return s.internOptsLocked(sockOpts{
 		noDelay:   d.NoDelay,
 		keepAlive: d.KeepAlive,
 		keepIdle:  d.KeepIdle,
 		keepIntvl: d.KeepIntvl,
 		keepCnt:   d.KeepCnt,
-	}
+	})
 }
 
 // SetsockoptInt sets an integer option. SOL_SOCKET: SO_REUSEADDR,
@@ -75,7 +104,8 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	if err != nil {
 		return err
 	}
-	o := &sk.opts
+	own := *sk.opts // options are shared: change a copy, then intern it
+	o := &own
 	var conn *tcp.Conn
 	if sk.ep != nil {
 		conn = sk.ep.conn
@@ -181,6 +211,7 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	if conn != nil && (level == SOL_SOCKET && opt == SO_KEEPALIVE || level == IPPROTO_TCP && opt >= TCP_KEEPIDLE && opt <= TCP_KEEPCNT) {
 		conn.SetKeepAlive(s.clock.Now(), o.keepAlive, o.keepIdle, o.keepIntvl, o.keepCnt)
 	}
+	sk.opts = s.internOptsLocked(own)
 	if sk.ep != nil {
 		s.afterLocked(sk.ep)
 	}
@@ -210,7 +241,7 @@ func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	o := &sk.opts
+	o := sk.opts
 	b2i := func(b bool) int {
 		if b {
 			return 1
@@ -330,7 +361,7 @@ func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
 	if l.Linger < 0 {
 		l.Linger = 0
 	}
-	sk.opts.linger = l
+	s.setOptsLocked(sk, func(o *sockOpts) { o.linger = l })
 	return nil
 }
 
@@ -398,7 +429,7 @@ func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	if err := probe.SetCongestion(value); err != nil {
 		return err
 	}
-	sk.opts.congestion = value
+	s.setOptsLocked(sk, func(o *sockOpts) { o.congestion = value })
 	if sk.ep != nil {
 		sk.ep.conn.SetCongestion(value)
 	}

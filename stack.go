@@ -275,7 +275,9 @@ type Stack struct {
 	timer      clock.Timer
 	timerAt    time.Time
 	timerArmed bool
-	due        []*endpoint // onTimer's list, reused
+	// opts holds the option sets sockets share (internOptsLocked).
+	opts map[sockOpts]*sockOpts
+	due  []*endpoint // onTimer's list, reused
 
 	stats Stats
 	// pollCh, when not nil, is closed (and cleared) on any socket event to

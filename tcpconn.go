@@ -52,8 +52,6 @@ func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
 	if sk.ep != nil {
 		c.local, c.remote = sk.ep.local, sk.ep.remote
 	}
-	c.rd.init(s.clock)
-	c.wd.init(s.clock)
 	return c
 }
 
@@ -158,8 +156,8 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(t)
-	c.wd.set(t)
+	c.rd.set(c.s.clock, t)
+	c.wd.set(c.s.clock, t)
 	return nil
 }
 
@@ -168,7 +166,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(t)
+	c.rd.set(c.s.clock, t)
 	return nil
 }
 
@@ -178,7 +176,7 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wd.set(t)
+	c.wd.set(c.s.clock, t)
 	return nil
 }
 
