@@ -348,7 +348,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	// Every connection is driven under mu, so they can build their
 	// segments in one place.
-	s.tcpDefaults.Scratch = new(tcp.Segment)
+	s.tcpDefaults.Scratch = new(tcp.Scratch)
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)

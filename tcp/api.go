@@ -98,12 +98,13 @@ type Config struct {
 	// OnTransition, if set, is called on every state change, after it.
 	OnTransition func(from, to State, cause Cause)
 
-	// Scratch is where the connection builds the segments it hands to
-	// Output. Connections whose methods never run at the same time may
-	// share one (the stack shares one among all its connections, which it
-	// drives under one lock): an idle connection then does not carry one.
-	// Nil gives the connection its own.
-	Scratch *Segment
+	// Scratch is working memory a connection uses only during one of its
+	// calls: the segment it builds for Output, the rate sample of the ACK
+	// it processes. Connections whose methods never run at the same time
+	// may share one (the stack shares one among all its connections, which
+	// it drives under one lock): an idle connection then does not carry
+	// one. Nil gives the connection its own.
+	Scratch *Scratch
 
 	// Buffers lends the memory of the send and receive queues; nil
 	// allocates with make. The stack passes a pool shared by its
@@ -193,6 +194,13 @@ type Config struct {
 	// FinTimeout is how long an orphaned connection may sit in FIN_WAIT_2
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration
+}
+
+// Scratch is a connection's working memory for the length of a call; see
+// Config.Scratch.
+type Scratch struct {
+	seg Segment
+	rs  rateSample
 }
 
 // Info is what TCP_INFO reports.

@@ -256,7 +256,7 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 		c.rateBegin()
 		c.lossDetect(now)
 		c.rateEnd(now)
-		c.cc.(rateControl).onAck(c, now, &c.rate.rs)
+		c.cc.(rateControl).onAck(c, now, c.rs)
 		c.paceAllows(now)
 		c.paceSent(now, 1000)
 	}); a != 0 {

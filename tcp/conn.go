@@ -188,9 +188,8 @@ type Conn struct {
 	delAckAt  instant // delayed-ACK deadline; zero: none
 
 	// Keepalive.
-	lastRcv    instant
-	keepAt     instant
-	keepProbes int
+	lastRcv instant
+	keepAt  instant
 
 	// TIME_WAIT and orphan FIN_WAIT_2 deadline.
 	closeAt instant
@@ -216,9 +215,12 @@ type Conn struct {
 
 	// RFC 5961 challenge ACKs and their rate limit.
 	lastOOWAck        instant
-	challenges        int
-	challengesSkipped int
-	oowSkipped        int
+	challenges        int32
+	challengesSkipped int32
+	oowSkipped        int32
+	// keepProbes belongs to keepalive above (here, it packs): probes sent
+	// without an answer.
+	keepProbes int32
 
 	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
 	// the low bits of its TSval.
@@ -226,14 +228,15 @@ type Conn struct {
 	// rcvRTTSeq belongs to receive-buffer autotuning above (here, it packs).
 	rcvRTTSeq seq.Value // without timestamps: time a window's worth of data
 
-	tx *Segment // Config.Scratch, reused for every segment sent: Output must not keep it
+	tx *Segment    // in Config.Scratch, reused for every segment sent: Output must not keep it
+	rs *rateSample // in Config.Scratch: the sample the ACK being processed builds (rate.go)
 }
 
 // NewConn returns a connection in CLOSED with the given configuration and
 // initial send sequence number (the stack computes it per RFC 6528).
 func NewConn(cfg Config, iss seq.Value) *Conn {
 	fillDefaults(&cfg)
-	c := &Conn{cfg: cfg, tx: cfg.Scratch}
+	c := &Conn{cfg: cfg, tx: &cfg.Scratch.seg, rs: &cfg.Scratch.rs}
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
 	c.sndData = iss.Add(1)
@@ -278,7 +281,7 @@ func fillDefaults(cfg *Config) {
 		cfg.Buffers = heapBuffers{}
 	}
 	if cfg.Scratch == nil {
-		cfg.Scratch = new(Segment)
+		cfg.Scratch = new(Scratch)
 	}
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale

@@ -362,7 +362,7 @@ func (c *Conn) challengeAck(now instant, seg *Segment) {
 // skipped, and the duplicate ACKs to out-of-window segments it skipped
 // (Linux's TCPChallengeACK, TCPACKSkippedChallenge, TCPACKSkippedSeq).
 func (c *Conn) Challenges() (sent, skipped, skippedSeq int) {
-	return c.challenges, c.challengesSkipped, c.oowSkipped
+	return int(c.challenges), int(c.challengesSkipped), int(c.oowSkipped)
 }
 
 // updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering

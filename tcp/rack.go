@@ -26,16 +26,16 @@ const timeoutMin = 2 * time.Millisecond
 // rackState is RFC 8985's RACK variables.
 type rackState struct {
 	xmit   instant       // RACK.xmit_ts: send time of the newest segment delivered
-	endSeq seq.Value     // RACK.end_seq: its end
 	order  uint64        // its txrec.order: breaks ties of xmit time
 	rtt    time.Duration // RACK.rtt: its RTT
-	valid  bool          // a segment was delivered since the connection began
+	endSeq seq.Value     // RACK.end_seq: its end
 	fack   seq.Value     // RACK.fack: the highest end delivered
+	valid  bool          // a segment was delivered since the connection began
 	reord  bool          // RACK.reord: reordering was seen
 
+	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
 	steps         int    // RACK.reo_wnd_mult, from 1
 	persist       int    // RACK.reo_wnd_persist
-	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
 	lastDelivered uint64 // delivered when the window last widened
 
 	at instant // the reordering timer; zero: not armed
@@ -94,7 +94,7 @@ func (c *Conn) rackReoWnd() time.Duration {
 // recoveries (RFC 8985 6.2 step 4, Linux's tcp_rack_update_reo_wnd).
 func (c *Conn) rackUpdateReoWnd() {
 	rk := &c.rack
-	rs := &c.rate.rs
+	rs := c.rs
 	if rs.priorAt.IsZero() {
 		return
 	}
@@ -155,7 +155,7 @@ func (c *Conn) lossDetect(now instant) {
 	}
 	c.rackUpdateReoWnd()
 	lost, wait := c.rackDetectLoss(now)
-	c.rate.rs.losses += lost
+	c.rs.losses += lost
 	c.rack.at = instant(0)
 	if wait > 0 {
 		c.rack.at = now.Add(wait + timeoutMin)

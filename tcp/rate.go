@@ -21,8 +21,6 @@ type rateState struct {
 	lastDelivered  uint64
 	lastInterval   time.Duration
 	lastAppLimited bool
-
-	rs rateSample // the sample the current ACK builds
 }
 
 // rateSample is what one ACK tells of the delivery rate.
@@ -60,7 +58,7 @@ func (c *Conn) rateOnSend(now instant, r *txrec) {
 
 // rateBegin starts the sample of an arriving ACK.
 func (c *Conn) rateBegin() {
-	c.rate.rs = rateSample{rtt: -1, priorInFlight: c.pipe()}
+	*c.rs = rateSample{rtt: -1, priorInFlight: c.pipe()}
 }
 
 // onDelivered is called once for every record delivered, by cumulative ACK
@@ -68,7 +66,7 @@ func (c *Conn) rateBegin() {
 // (tcp_rate_skb_delivered) and RACK (rack.go).
 func (c *Conn) onDelivered(now instant, r *txrec) {
 	rt := &c.rate
-	rs := &rt.rs
+	rs := c.rs
 	n := r.size()
 	rt.delivered += uint64(n)
 	rt.deliveredAt = now
@@ -94,7 +92,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 // rateEnd completes the sample of the ACK (tcp_rate_gen).
 func (c *Conn) rateEnd(now instant) {
 	rt := &c.rate
-	rs := &rt.rs
+	rs := c.rs
 	if rt.appLimited != 0 && rt.delivered > rt.appLimited {
 		rt.appLimited = 0
 	}
