@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/internal/kernelnet"
 	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/pipe"
 	"go.uber.org/goleak"
@@ -58,41 +59,6 @@ func setup(t *testing.T, fw *Forwarder, opts synstack.ForwardOptions) (client, f
 	return client, fwd
 }
 
-// upstream is a kernel listener on 127.0.0.1 running handle for each
-// connection; Cleanup closes it and waits for the handlers.
-func upstream(t *testing.T, handle func(c *net.TCPConn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
-// echo copies what it reads back, then half-closes when the client does.
-func echo(c *net.TCPConn) {
-	io.Copy(c, c)
-	c.CloseWrite()
-}
-
 // closedPort returns a 127.0.0.1 address nobody listens on.
 func closedPort(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -118,7 +84,7 @@ func modes(t *testing.T, f func(t *testing.T, deferred bool)) {
 // the upstream through the forwarder, byte-exact both ways.
 func TestForwardSubnet(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
-		up := upstream(t, echo)
+		up := kernelnet.Serve(t, kernelnet.Echo)
 		var mu sync.Mutex
 		seen := map[string]bool{}
 		fw := &Forwarder{Deferred: deferred, Target: func(req *synstack.ForwardRequest) string {
@@ -250,7 +216,7 @@ func TestForwardUnreachableAndTimeout(t *testing.T) {
 // half-close, not a close), answers, and the answer reaches the client.
 func TestForwardHalfCloseClientToUpstream(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
-		up := upstream(t, func(c *net.TCPConn) {
+		up := kernelnet.Serve(t, func(c *net.TCPConn) {
 			req, err := io.ReadAll(c) // until the client's FIN
 			if err != nil {
 				t.Error(err)
@@ -283,7 +249,7 @@ func TestForwardHalfCloseClientToUpstream(t *testing.T) {
 func TestForwardHalfCloseUpstreamToClient(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
 		done := make(chan string, 1)
-		up := upstream(t, func(c *net.TCPConn) {
+		up := kernelnet.Serve(t, func(c *net.TCPConn) {
 			c.Write([]byte("banner"))
 			c.CloseWrite()
 			got, _ := io.ReadAll(c)
@@ -314,7 +280,7 @@ func TestForwardHalfCloseUpstreamToClient(t *testing.T) {
 func TestForwardResetClientToUpstream(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
 		got := make(chan error, 1)
-		up := upstream(t, func(c *net.TCPConn) {
+		up := kernelnet.Serve(t, func(c *net.TCPConn) {
 			buf := make([]byte, 10)
 			io.ReadFull(c, buf[:5])
 			_, err := c.Read(buf)
@@ -348,7 +314,7 @@ func TestForwardResetClientToUpstream(t *testing.T) {
 // The upstream resets: the client's read fails with ECONNRESET.
 func TestForwardResetUpstreamToClient(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
-		up := upstream(t, func(c *net.TCPConn) {
+		up := kernelnet.Serve(t, func(c *net.TCPConn) {
 			buf := make([]byte, 5)
 			io.ReadFull(c, buf)
 			c.SetLinger(0)
@@ -377,7 +343,7 @@ func TestForwardResetUpstreamToClient(t *testing.T) {
 // is not.
 func TestForwardIdleTimeout(t *testing.T) {
 	upErr := make(chan error, 2)
-	up := upstream(t, func(c *net.TCPConn) {
+	up := kernelnet.Serve(t, func(c *net.TCPConn) {
 		_, err := io.Copy(c, c)
 		upErr <- err
 	})
@@ -420,7 +386,7 @@ func TestForwardIdleTimeout(t *testing.T) {
 func TestForwardBackpressure(t *testing.T) {
 	release := make(chan struct{})
 	sum := make(chan [32]byte, 1)
-	up := upstream(t, func(c *net.TCPConn) {
+	up := kernelnet.Serve(t, func(c *net.TCPConn) {
 		c.SetReadBuffer(64 << 10)
 		<-release
 		h := sha256.New()
@@ -523,7 +489,7 @@ func TestForwardManyConnections(t *testing.T) {
 	// up), and a few of them come and go between two measurements
 	// whatever the test does (seen: ±57 KiB).
 	const slack = 96 << 10
-	up := upstream(t, echo)
+	up := kernelnet.Serve(t, kernelnet.Echo)
 	fw := &Forwarder{Deferred: true, Target: To(up)}
 	sl := &swapLink{}
 	fwd, err := synstack.New(synstack.Config{Link: sl, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/internal/kernelnet"
 )
 
 // socksServer is a minimal SOCKS5 server (no authentication, CONNECT to an
@@ -70,7 +71,7 @@ func socksServer(t *testing.T, target string, asked chan<- string) string {
 // client (deferred).
 func TestForwardSOCKS5(t *testing.T) {
 	asked := make(chan string, 2)
-	up := upstream(t, echo)
+	up := kernelnet.Serve(t, kernelnet.Echo)
 	fw := &Forwarder{Deferred: true, Dial: SOCKS5(socksServer(t, up, asked), nil, nil)}
 	client, _ := setup(t, fw, synstack.ForwardOptions{})
 	c, err := client.Dial("tcp", "198.18.0.9:8080")

@@ -35,6 +35,7 @@ import (
 	"github.com/synstack/synstack"
 	sfwd "github.com/synstack/synstack/forward"
 	"github.com/synstack/synstack/internal/gvisortest"
+	"github.com/synstack/synstack/internal/kernelnet"
 	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/pipe"
 )
@@ -218,42 +219,6 @@ func newFwdPath(tb testing.TB, client, fwder, up string) *fwdPath {
 	return p
 }
 
-// kernelUpstream is a listener on the kernel's 127.0.0.1 running handle
-// for every connection; Cleanup closes it and waits for the handlers.
-func kernelUpstream(tb testing.TB, handle func(c *net.TCPConn)) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
-
-// echoUpstream copies what it reads back and half-closes after the
-// client's FIN.
-func echoUpstream(c *net.TCPConn) {
-	io.Copy(c, c)
-	c.CloseWrite()
-}
-
 // sinkUpstream reads to the end of the stream, then answers with the
 // number of bytes it read (8 bytes, big-endian).
 func sinkUpstream(c *net.TCPConn) {
@@ -383,7 +348,7 @@ func BenchmarkForwardConnect(b *testing.B) {
 			for _, fwder := range fwdStacks {
 				name := fmt.Sprintf("clients=%d/client=%s/forwarder=%s", workers, client, fwder)
 				b.Run(name, func(b *testing.B) {
-					up := kernelUpstream(b, echoUpstream)
+					up := kernelnet.Serve(b, kernelnet.Echo)
 					p := newFwdPath(b, client, fwder, up)
 					defer p.close()
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -435,7 +400,7 @@ func BenchmarkForwardRelay(b *testing.B) {
 					if dir == "down" {
 						handle, move = sourceUpstream, relayDown
 					}
-					up := kernelUpstream(b, handle)
+					up := kernelnet.Serve(b, handle)
 					p := newFwdPath(b, client, fwder, up)
 					defer p.close()
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -469,7 +434,7 @@ func TestForwardBenchPaths(t *testing.T) {
 					handle func(*net.TCPConn)
 					run    func(p *fwdPath) error
 				}{
-					{echoUpstream, func(p *fwdPath) error {
+					{kernelnet.Echo, func(p *fwdPath) error {
 						for i := range 5 {
 							if err := connectOnce(ctx, p, i); err != nil {
 								return err
@@ -480,7 +445,7 @@ func TestForwardBenchPaths(t *testing.T) {
 					{sinkUpstream, func(p *fwdPath) error { return relayUp(ctx, p, 1<<20, buf) }},
 					{sourceUpstream, func(p *fwdPath) error { return relayDown(ctx, p, 1<<20, buf) }},
 				} {
-					p := newFwdPath(t, client, fwder, kernelUpstream(t, c.handle))
+					p := newFwdPath(t, client, fwder, kernelnet.Serve(t, c.handle))
 					err := c.run(p)
 					if err == nil {
 						waitIdle(t, p)

@@ -1,0 +1,48 @@
+// Package kernelnet gives tests and benchmarks servers on the kernel's
+// loopback: the upstream a forwarder dials, a SOCKS5 proxy's target. It is
+// for tests only; nothing in the library imports it.
+package kernelnet
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Serve listens on 127.0.0.1 (a port the kernel picks) and runs handle
+// for every connection, in a goroutine of its own, closing the connection
+// when handle returns. Cleanup closes the listener and waits for every
+// handler. It returns the listener's address.
+func Serve(tb testing.TB, handle func(c *net.TCPConn)) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	tb.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// Echo copies what it reads back, then half-closes when the client does.
+func Echo(c *net.TCPConn) {
+	io.Copy(c, c)
+	c.CloseWrite()
+}
