@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -18,52 +17,32 @@ import (
 // answers refuse when target is empty.
 func socksServer(t *testing.T, target string, asked chan<- string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				b := make([]byte, 262)
-				if _, err := io.ReadFull(c, b[:2]); err != nil {
-					return
-				}
-				io.ReadFull(c, b[:b[1]])
-				c.Write([]byte{5, 0})
-				if _, err := io.ReadFull(c, b[:10]); err != nil || b[3] != 1 {
-					return
-				}
-				asked <- net.IP(b[4:8]).String() + ":" + strconv.Itoa(int(b[8])<<8|int(b[9]))
-				if target == "" {
-					c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}) // connection refused
-					return
-				}
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Write([]byte{5, 1, 0, 1, 0, 0, 0, 0, 0, 0})
-					return
-				}
-				defer up.Close()
-				c.Write([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 0})
-				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, up)
-				c.(*net.TCPConn).CloseWrite()
-			}()
+	return kernelnet.Serve(t, func(c *net.TCPConn) {
+		b := make([]byte, 262)
+		if _, err := io.ReadFull(c, b[:2]); err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+		io.ReadFull(c, b[:b[1]])
+		c.Write([]byte{5, 0})
+		if _, err := io.ReadFull(c, b[:10]); err != nil || b[3] != 1 {
+			return
+		}
+		asked <- net.IP(b[4:8]).String() + ":" + strconv.Itoa(int(b[8])<<8|int(b[9]))
+		if target == "" {
+			c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}) // connection refused
+			return
+		}
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Write([]byte{5, 1, 0, 1, 0, 0, 0, 0, 0, 0})
+			return
+		}
+		defer up.Close()
+		c.Write([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 0})
+		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, up)
+		c.CloseWrite()
+	})
 }
 
 // Through a SOCKS5 proxy: the proxy is asked for the original
