@@ -321,15 +321,39 @@ func (e *linkEnd) deliver() {
 	case <-e.ctx.Done():
 		return
 	}
+	// Hand the stack what is waiting in one call when it takes batches
+	// (link.BatchDispatcher), as link/pipe does.
+	bd, _ := d.(link.BatchDispatcher)
+	var pbs [32]*stack.PacketBuffer
+	var views [32]*buffer.View
+	var pkts [32][]byte
 	for {
 		pb := e.ch.ReadContext(e.ctx)
 		if pb == nil {
 			return // cancelled, or the channel closed
 		}
-		v := pb.ToView()
-		d.DeliverPacket(v.AsSlice())
-		v.Release()
-		pb.DecRef()
+		n := 1
+		pbs[0] = pb
+		for bd != nil && n < len(pbs) {
+			if pbs[n] = e.ch.Read(); pbs[n] == nil {
+				break
+			}
+			n++
+		}
+		for i := range n {
+			views[i] = pbs[i].ToView()
+			pkts[i] = views[i].AsSlice()
+		}
+		if n > 1 {
+			bd.DeliverPackets(pkts[:n])
+		} else {
+			d.DeliverPacket(pkts[0])
+		}
+		for i := range n {
+			views[i].Release()
+			pbs[i].DecRef()
+			pbs[i], views[i], pkts[i] = nil, nil, nil
+		}
 	}
 }
 
