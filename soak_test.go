@@ -131,7 +131,7 @@ func soakSim(t *testing.T, seed uint64) {
 			n, err := s.Send(fd, out[*wrote:], MSG_DONTWAIT)
 			*wrote += n
 			if err != nil && !errors.Is(err, syscall.EAGAIN) {
-				*errp = err
+				*errp = fmt.Errorf("send: %w", err)
 			}
 		}
 		for !*eof && *errp == nil {
@@ -143,7 +143,7 @@ func soakSim(t *testing.T, seed uint64) {
 			case errors.Is(err, syscall.EAGAIN):
 				return
 			case err != nil:
-				*errp = err
+				*errp = fmt.Errorf("recv after %d bytes: %w", len(*in), err)
 			}
 		}
 	}
@@ -226,7 +226,10 @@ func soakSim(t *testing.T, seed uint64) {
 			}
 			// Half-close once everything is written; close once the
 			// other side's stream has ended.
-			if c.wroteC == len(c.toSrv) && !c.closedC {
+			// (Not before the server has accepted, so not in SYN_SENT: a
+			// shutdown there ends the attempt, as Linux's tcp_shutdown,
+			// and a stream with nothing to send would never connect.)
+			if c.wroteC == len(c.toSrv) && !c.closedC && c.sfd >= 0 {
 				cs.Shutdown(c.cfd, SHUT_WR)
 				if c.eofC {
 					cs.Close(c.cfd)
