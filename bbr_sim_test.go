@@ -42,17 +42,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 			}
 		}}
 
-	la, lb := sim.Pair(opts)
-	cli, err := New(Config{Link: la, Clock: vc, Seed: seed, Addrs: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	srv, err := New(Config{Link: lb, Clock: vc, Seed: seed + 1, Addrs: []netip.Prefix{netip.MustParsePrefix("10.7.0.1/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	cli, srv, la, _ := simStacks(t, opts, vc, seed, "10.7.0")
 	cs, ss := cli.Sockets(), srv.Sockets()
 	addr := netip.MustParseAddrPort("10.7.0.1:5001")
 	lfd, _ := ss.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0)

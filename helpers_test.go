@@ -11,6 +11,7 @@ import (
 	"github.com/synstack/synstack/clock"
 	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/pipe"
+	"github.com/synstack/synstack/link/sim"
 )
 
 var (
@@ -182,6 +183,21 @@ func (n *vnet) connect(addr netip.AddrPort, lfd int) (cfd, sfd int) {
 	sfd, _, err = n.b.Sockets().Accept(lfd)
 	must(t, err)
 	return cfd, sfd
+}
+
+// simStacks joins a client (net.2) and a server (net.1) on a sim.Pair with
+// opts, both on vc and seeded from seed, for the soak and the simulation
+// tests, and returns their links too; Cleanup closes them.
+func simStacks(t *testing.T, opts sim.Options, vc *clock.Virtual, seed uint64, net string) (cli, srv *Stack, la, lb *sim.Endpoint) {
+	t.Helper()
+	la, lb = sim.Pair(opts)
+	var err error
+	cli, err = New(Config{Link: la, Clock: vc, Seed: seed, Addrs: []netip.Prefix{netip.MustParsePrefix(net + ".2/24")}})
+	must(t, err)
+	srv, err = New(Config{Link: lb, Clock: vc, Seed: seed + 1, Addrs: []netip.Prefix{netip.MustParsePrefix(net + ".1/24")}})
+	must(t, err)
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	return cli, srv, la, lb
 }
 
 // pipeStacks joins two stacks on the real clock with link/pipe.

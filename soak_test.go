@@ -71,17 +71,7 @@ func soakSim(t *testing.T, seed uint64) {
 	// The congestion control of every connection of the run (the server's
 	// accepted sockets inherit the listener's).
 	cc := []string{"cubic", "reno", "bbr"}[rng.IntN(3)]
-	la, lb := sim.Pair(opts)
-	cli, err := New(Config{Link: la, Clock: vc, Seed: seed, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.2/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	srv, err := New(Config{Link: lb, Clock: vc, Seed: seed + 1, Addrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	cli, srv, _, _ := simStacks(t, opts, vc, seed, "10.9.0")
 	cs, ss := cli.Sockets(), srv.Sockets()
 	addr := netip.MustParseAddrPort("10.9.0.1:7000")
 	lfd, err := ss.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0)
