@@ -580,10 +580,7 @@ func (c *Conn) deliver(data []byte) {
 	if len(data) == 0 {
 		return
 	}
-	keep := c.rq.n
-	if c.oooLen > 0 {
-		keep += int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
-	}
+	keep := c.rqExtent()
 	c.rq.ensure(c.cfg.Buffers, max(c.rq.n+len(data), keep), keep)
 	c.rq.writeAt(c.rq.n, data)
 	c.rq.n += len(data)
@@ -602,6 +599,15 @@ func (c *Conn) setDSACK(l, r seq.Value) {
 		l, r = seq.Min(l, c.dsack.l), seq.Max(r, c.dsack.r)
 	}
 	c.dsack, c.dsackPending = seqRange{l, r}, true
+}
+
+// rqExtent is how far the receive ring's contents reach from its head: the
+// queued octets, and the out-of-order data beyond them.
+func (c *Conn) rqExtent() int {
+	if len(c.ooo) == 0 {
+		return c.rq.n
+	}
+	return c.rq.n + int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
 }
 
 // hasOOO reports whether out-of-order data or a FIN waits beyond RCV.NXT.
@@ -644,10 +650,7 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 		}
 	}
 	off := int(s.Sub(c.rcv.nxt))
-	keep := c.rq.n
-	if len(c.ooo) > 0 {
-		keep += int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
-	}
+	keep := c.rqExtent()
 	c.rq.ensure(c.cfg.Buffers, max(keep, c.rq.n+off+len(data)), keep)
 	c.rq.writeAt(c.rq.n+off, data)
 	merged := seqRange{s, end}
