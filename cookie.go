@@ -58,7 +58,8 @@ func (s *Stack) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, n
 // the cookie, built by a connection that is then forgotten.
 func (s *Stack) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
 	idx := tcp.CookieMSSIndex(syn.Options.MSS)
-	cfg := s.connConfig(l.sock.opts, local, remote)
+	cfg := s.connConfig(l.sock.opts, local)
+	cfg.TSOffset = s.tsOffset(local, remote)
 	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(local, remote, seg) }
 	c := tcp.NewConn(cfg, s.synCookie(local, remote, syn.SEQ, idx, now))
 	c.AnswerWithCookie(now, syn)

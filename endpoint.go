@@ -11,7 +11,8 @@ import (
 // endpoint is one connection of the stack: a tcp.Conn with its 4-tuple and
 // its places in the stack's tables. All fields are guarded by Stack.mu.
 type endpoint struct {
-	conn          *tcp.Conn
+	conn          tcp.Conn // its Host is the endpoint
+	s             *Stack
 	local, remote netip.AddrPort // unmapped addresses
 	bind          *binding       // the claim on the local port this connection holds while hashed
 
@@ -24,9 +25,10 @@ type endpoint struct {
 	inAccept bool
 	qIndex   int32
 
-	passive bool // created for a SYN at a listener
-	hashed  bool // in Stack.conns (and holding bind)
-	orphan  bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
+	passive   bool // created for a SYN at a listener
+	forwarded bool // made by the forwarder: its resets are counted
+	hashed    bool // in Stack.conns (and holding bind)
+	orphan    bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
 
 	// retrans and rtos are the connection's retransmissions and timeouts
 	// already added to Stack.stats.
@@ -50,22 +52,60 @@ func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *
 // newEndpointISSLocked is newEndpointLocked with a given initial sequence
 // number (a SYN cookie).
 func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
-	ep := &endpoint{local: local, remote: remote, bind: b, heapIndex: -1}
-	cfg := s.connConfig(o, local, remote)
-	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(ep.local, ep.remote, seg) }
-	cfg.OnTransition = func(from, to tcp.State, cause tcp.Cause) {
-		s.transitionLocked(ep, from, to, cause)
-	}
-	ep.conn = tcp.NewConn(cfg, iss)
+	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
+	ep.conn.Init(s.sharedConfigLocked(o, local), ep, iss, s.tsOffset(local, remote))
 	s.conns[connKey{local, remote}] = ep
 	ep.hashed = true
 	b.refs++
 	return ep
 }
 
+// Send implements tcp.Host: the connection's segments go out from its
+// addresses.
+func (ep *endpoint) Send(seg *tcp.Segment) { ep.s.sendSegmentLocked(ep.local, ep.remote, seg) }
+
+// Transition implements tcp.Host.
+func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
+	if ep.forwarded && to == tcp.Closed && from.Synchronized() && isResetCause(cause) {
+		ep.s.stats.SynstackForwardResets++
+	}
+	ep.s.transitionLocked(ep, from, to, cause)
+}
+
+// sharedConfigLocked returns the tcp.Config of a connection with options o
+// from local: one per option set and MSS, shared by every connection that
+// has them (most have the stack's defaults), so that a connection does not
+// carry its own. Past maxSharedConfigs a new one is not kept.
+func (s *Stack) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Config {
+	cfg := s.connConfig(o, local)
+	k := sharedConfigKey{o, cfg.MSS}
+	if p, ok := s.connCfgs[k]; ok {
+		return p
+	}
+	p := tcp.PrepareConfig(cfg)
+	if len(s.connCfgs) < maxSharedConfigs {
+		if s.connCfgs == nil {
+			s.connCfgs = make(map[sharedConfigKey]*tcp.Config)
+		}
+		s.connCfgs[k] = p
+	}
+	return p
+}
+
+// sharedConfigKey names a shared tcp.Config: socket options (interned, so
+// the pointer names the set) and the MSS, which also depends on the
+// address family.
+type sharedConfigKey struct {
+	o   *sockOpts
+	mss uint16
+}
+
+// maxSharedConfigs bounds the configurations a stack keeps to share.
+const maxSharedConfigs = 1024
+
 // connConfig builds the tcp.Config of a new connection from the stack's
 // defaults and the socket's options.
-func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config {
+func (s *Stack) connConfig(o *sockOpts, local netip.AddrPort) tcp.Config {
 	cfg := s.tcpDefaults
 	mss := s.mtu - 40
 	if !local.Addr().Is4() {
@@ -107,7 +147,6 @@ func (s *Stack) connConfig(o *sockOpts, local, remote netip.AddrPort) tcp.Config
 	if o.congestion != "" {
 		cfg.Congestion = o.congestion
 	}
-	cfg.TSOffset = s.tsOffset(local, remote)
 	return cfg
 }
 

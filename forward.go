@@ -383,16 +383,8 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 // newEndpointLocked does a passive one, but without a claim on the local
 // port (the address is usually not the stack's) and counting its resets.
 func (s *Stack) newForwardEndpointLocked(local, remote netip.AddrPort, o *sockOpts) *endpoint {
-	ep := &endpoint{local: local, remote: remote, heapIndex: -1, passive: true}
-	cfg := s.connConfig(o, local, remote)
-	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(ep.local, ep.remote, seg) }
-	cfg.OnTransition = func(from, to tcp.State, cause tcp.Cause) {
-		if to == tcp.Closed && from.Synchronized() && isResetCause(cause) {
-			s.stats.SynstackForwardResets++
-		}
-		s.transitionLocked(ep, from, to, cause)
-	}
-	ep.conn = tcp.NewConn(cfg, s.isn(local, remote))
+	ep := &endpoint{s: s, local: local, remote: remote, heapIndex: -1, passive: true, forwarded: true}
+	ep.conn.Init(s.sharedConfigLocked(o, local), ep, s.isn(local, remote), s.tsOffset(local, remote))
 	s.conns[connKey{local, remote}] = ep
 	ep.hashed = true
 	return ep

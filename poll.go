@@ -102,7 +102,7 @@ func (s *Stack) pollLocked(sk *socket) int16 {
 		}
 		return mask
 	}
-	c := ep.conn
+	c := &ep.conn
 	st := c.State()
 	closed := st == tcp.Closed
 	rdShut := closed || c.ReadClosed() || finReceived(st)

@@ -108,7 +108,7 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	o := &own
 	var conn *tcp.Conn
 	if sk.ep != nil {
-		conn = sk.ep.conn
+		conn = &sk.ep.conn
 	}
 	on := value != 0
 	switch level {

@@ -277,7 +277,10 @@ type Stack struct {
 	timerArmed bool
 	// opts holds the option sets sockets share (internOptsLocked).
 	opts map[sockOpts]*sockOpts
-	due  []*endpoint // onTimer's list, reused
+	// connCfgs are the connections' shared configurations
+	// (sharedConfigLocked).
+	connCfgs map[sharedConfigKey]*tcp.Config
+	due      []*endpoint // onTimer's list, reused
 
 	stats Stats
 	// pollCh, when not nil, is closed (and cleared) on any socket event to

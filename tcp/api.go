@@ -92,10 +92,12 @@ const (
 // defaults documented on each field (Linux's defaults).
 type Config struct {
 	// Output is called synchronously for every segment the connection sends.
-	// The segment and its payload are only valid during the call. Required.
+	// The segment and its payload are only valid during the call. Required
+	// by NewConn; a connection set up by Conn.Init sends to its Host.
 	Output func(seg *Segment)
 
-	// OnTransition, if set, is called on every state change, after it.
+	// OnTransition, if set, is called on every state change, after it
+	// (NewConn; Conn.Init's connections tell their Host).
 	OnTransition func(from, to State, cause Cause)
 
 	// Scratch is working memory a connection uses only during one of its
@@ -159,7 +161,8 @@ type Config struct {
 	Cork bool
 
 	// TSOffset is added to the timestamp clock (RFC 7323 suggests a random
-	// per-connection offset; the stack derives it like the ISN).
+	// per-connection offset; the stack derives it like the ISN). Conn.Init
+	// takes it as an argument instead, the Config being shared.
 	TSOffset uint32
 
 	// Congestion names the congestion-control algorithm (TCP_CONGESTION):
@@ -194,13 +197,28 @@ type Config struct {
 	// FinTimeout is how long an orphaned connection may sit in FIN_WAIT_2
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration
+
+	// prepared: the defaults are filled in (PrepareConfig).
+	prepared bool
 }
 
 // Scratch is a connection's working memory for the length of a call; see
 // Config.Scratch.
 type Scratch struct {
-	seg Segment
-	rs  rateSample
+	seg  Segment    // the segment being built: Host.Send must not keep it
+	rs   rateSample // the sample the ACK being processed builds (rate.go)
+	base time.Time  // what the connections' instants count from (instant.go)
+}
+
+// Host carries a connection (see Conn.Init): it takes the segments the
+// connection sends and hears of its state changes. Both are called
+// synchronously, during the connection's own calls.
+type Host interface {
+	// Send is called for every segment the connection sends. The segment
+	// and its payload are only valid during the call.
+	Send(seg *Segment)
+	// Transition is called on every state change, after it.
+	Transition(from, to State, cause Cause)
 }
 
 // Info is what TCP_INFO reports.

@@ -79,7 +79,7 @@ func (c *Conn) rcvSpaceAdjust(now instant, n int) {
 		rcvwin += rcvwin * grow / c.rcvqSpace
 	}
 	c.rcvqSpace = copied
-	if buf := min(2*rcvwin, c.cfg.RcvBufMax); buf > c.cfg.RcvBuf {
-		c.cfg.RcvBuf = buf
+	if buf := min(2*rcvwin, c.cfg.RcvBufMax); buf > c.rcvBuf {
+		c.rcvBuf = buf
 	}
 }

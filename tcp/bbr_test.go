@@ -256,7 +256,7 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 		c.rateBegin()
 		c.lossDetect(now)
 		c.rateEnd(now)
-		c.cc.(rateControl).onAck(c, now, c.rs)
+		c.cc.(rateControl).onAck(c, now, &c.sc.rs)
 		c.paceAllows(now)
 		c.paceSent(now, 1000)
 	}); a != 0 {
@@ -272,7 +272,7 @@ func TestSendBufferGrowsWithCwnd(t *testing.T) {
 		r := bulkOver(t, CongestionBBR, 1.25e6, 20*time.Millisecond, 0, 2<<20, nil, func(c *Config) {
 			c.SndBuf, c.SndBufLocked = 0, locked
 		})
-		got := r.a.cfg.SndBuf
+		got := r.a.sndBuf
 		switch {
 		case locked && got != defaultSndBuf:
 			t.Errorf("locked send buffer changed to %d", got)

@@ -12,7 +12,8 @@ import (
 // RTT a full window is acknowledged, one segment per ACK.
 func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.Duration) []float64 {
 	c := &Conn{cc: cc, sndMSS: 1000, cwnd: cwndSegs * 1000, srtt: rtt}
-	c.cfg.RTOMin = 200 * time.Millisecond
+	c.cfg = PrepareConfig(Config{RTOMin: 200 * time.Millisecond})
+	c.sc = c.cfg.Scratch
 	now := c.at(time.Unix(0, 0))
 	c.snd.una = 0
 	c.snd.nxt = c.snd.una.Add(seq.Size(c.cwnd)) // a full window in flight

@@ -44,10 +44,16 @@ const (
 // says when Tick must next be called. A Conn is not safe for concurrent use;
 // its owner serialises calls.
 type Conn struct {
-	cfg     Config
-	state   State
-	passive bool // opened by Listen: RST in SYN_RCVD returns to LISTEN
-	orphan  bool // Close has been called: nobody will read or write again
+	// cfg is shared with other connections (Init) and never changed
+	// through c unless cfgOwned: a setter first copies it (ownConfig).
+	cfg  *Config
+	host Host
+	sc   *Scratch // cfg.Scratch: the segment being built, the ACK's rate sample, the clock's origin
+
+	state    State
+	cfgOwned bool // cfg is c's own copy
+	passive  bool // opened by Listen: RST in SYN_RCVD returns to LISTEN
+	orphan   bool // Close has been called: nobody will read or write again
 
 	// Negotiated options (here, next to the other bytes, so that the
 	// struct packs).
@@ -116,8 +122,12 @@ type Conn struct {
 	tsRecent    uint32
 	lastAckSent seq.Value
 	tsRecentAt  instant
-	epoch       instant   // origin of our timestamp clock
-	base        time.Time // what instants count from (instant.go)
+	epoch       instant // origin of our timestamp clock
+	tsOffset    uint32  // added to our timestamp clock (Init)
+
+	// rcvBuf and sndBuf are the buffer sizes: the configuration's at
+	// first, then as tuned (autotune.go, sndbuf.go) or set (SetBuffers).
+	rcvBuf, sndBuf int
 
 	// Send queue: its first octet is sndData; the FIN, if queued, follows
 	// the last octet.
@@ -227,16 +237,45 @@ type Conn struct {
 	cookieBits uint32
 	// rcvRTTSeq belongs to receive-buffer autotuning above (here, it packs).
 	rcvRTTSeq seq.Value // without timestamps: time a window's worth of data
-
-	tx *Segment    // in Config.Scratch, reused for every segment sent: Output must not keep it
-	rs *rateSample // in Config.Scratch: the sample the ACK being processed builds (rate.go)
 }
 
 // NewConn returns a connection in CLOSED with the given configuration and
-// initial send sequence number (the stack computes it per RFC 6528).
+// initial send sequence number (the stack computes it per RFC 6528). The
+// connection keeps its own copy of cfg; segments go to cfg.Output and
+// transitions to cfg.OnTransition.
 func NewConn(cfg Config, iss seq.Value) *Conn {
-	fillDefaults(&cfg)
-	c := &Conn{cfg: cfg, tx: &cfg.Scratch.seg, rs: &cfg.Scratch.rs}
+	own := new(Config)
+	*own = cfg
+	fillDefaults(own)
+	c := new(Conn)
+	c.Init(own, (*configHost)(own), iss, cfg.TSOffset)
+	c.cfgOwned = true
+	return c
+}
+
+// PrepareConfig returns a copy of cfg with its defaults filled in, ready to
+// be shared by the connections Init sets up: many connections with the
+// same tunables then hold one Config between them.
+func PrepareConfig(cfg Config) *Config {
+	own := new(Config)
+	*own = cfg
+	fillDefaults(own)
+	return own
+}
+
+// Init sets up c, a zero Conn (one embedded in the caller's own structure,
+// say), as a connection in CLOSED that sends through h, with initial send
+// sequence number iss and tsOffset added to its timestamp clock (RFC 7323
+// suggests a random one per connection). cfg, from PrepareConfig, may be
+// shared by any number of connections and must not change while one uses
+// it; cfg.Output, cfg.OnTransition and cfg.TSOffset are not used.
+func (c *Conn) Init(cfg *Config, h Host, iss seq.Value, tsOffset uint32) {
+	if !cfg.prepared {
+		cfg = PrepareConfig(*cfg)
+	}
+	c.cfg, c.host, c.sc = cfg, h, cfg.Scratch
+	c.tsOffset = tsOffset
+	c.rcvBuf, c.sndBuf = cfg.RcvBuf, cfg.SndBuf
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
 	c.sndData = iss.Add(1)
@@ -250,7 +289,30 @@ func NewConn(cfg Config, iss seq.Value) *Conn {
 	}
 	c.sndMSS = defaultPeerMSS
 	c.rcvMSS = defaultPeerMSS
-	return c
+}
+
+// ownConfig gives c its own copy of its configuration before a setter
+// changes it: the one it was given may be shared.
+func (c *Conn) ownConfig() *Config {
+	if !c.cfgOwned {
+		own := new(Config)
+		*own = *c.cfg
+		c.cfg = own
+		c.cfgOwned = true
+	}
+	return c.cfg
+}
+
+// configHost is the Host of a connection made by NewConn: its
+// configuration's Output and OnTransition.
+type configHost Config
+
+func (h *configHost) Send(seg *Segment) { h.Output(seg) }
+
+func (h *configHost) Transition(from, to State, cause Cause) {
+	if h.OnTransition != nil {
+		h.OnTransition(from, to, cause)
+	}
 }
 
 func fillDefaults(cfg *Config) {
@@ -283,6 +345,7 @@ func fillDefaults(cfg *Config) {
 	if cfg.Scratch == nil {
 		cfg.Scratch = new(Scratch)
 	}
+	cfg.prepared = true
 	if cfg.WScale == 0 {
 		cfg.WScale = defaultWScale
 	}
@@ -325,9 +388,7 @@ func (c *Conn) setState(to State, cause Cause) {
 		c.txq.reset()
 		c.rack.at, c.pace.at = instant(0), instant(0)
 	}
-	if c.cfg.OnTransition != nil {
-		c.cfg.OnTransition(from, to, cause)
-	}
+	c.host.Transition(from, to, cause)
 }
 
 // Connect is the active OPEN call: CLOSED -> SYN_SENT, sending a SYN.
@@ -608,7 +669,7 @@ func (c *Conn) Writable() int {
 	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
 		return 0
 	}
-	return max(0, c.cfg.SndBuf-c.sq.n)
+	return max(0, c.sndBuf-c.sq.n)
 }
 
 // WriteReady reports whether a writer waiting for room should wake: as
@@ -663,7 +724,7 @@ func (c *Conn) TimeWaitAcceptsSYN(seg *Segment) bool {
 // a cork, held back (Linux pushes pending frames on TCP_NODELAY).
 func (c *Conn) SetNoDelay(t time.Time, on bool) {
 	now := c.at(t)
-	c.cfg.NoDelay = on
+	c.ownConfig().NoDelay = on
 	if on {
 		c.corkExpired = true
 		c.output(now)
@@ -675,21 +736,22 @@ func (c *Conn) SetNoDelay(t time.Time, on bool) {
 // keep the current setting).
 func (c *Conn) SetKeepAlive(t time.Time, on bool, idle, intvl time.Duration, cnt int) {
 	now := c.at(t)
-	c.cfg.KeepAlive = on
+	cfg := c.ownConfig()
+	cfg.KeepAlive = on
 	if idle > 0 {
-		c.cfg.KeepIdle = idle
+		cfg.KeepIdle = idle
 	}
 	if intvl > 0 {
-		c.cfg.KeepIntvl = intvl
+		cfg.KeepIntvl = intvl
 	}
 	if cnt > 0 {
-		c.cfg.KeepCnt = cnt
+		cfg.KeepCnt = cnt
 	}
 	c.armKeepalive(now)
 }
 
 // SetUserTimeout sets TCP_USER_TIMEOUT (zero turns it off).
-func (c *Conn) SetUserTimeout(d time.Duration) { c.cfg.UserTimeout = max(d, 0) }
+func (c *Conn) SetUserTimeout(d time.Duration) { c.ownConfig().UserTimeout = max(d, 0) }
 
 // SetFinTimeout sets how long an orphan may stay in FIN_WAIT_2
 // (TCP_LINGER2); zero restores the default, and a negative value makes an
@@ -698,7 +760,7 @@ func (c *Conn) SetFinTimeout(d time.Duration) {
 	if d == 0 {
 		d = defaultFinTimeout
 	}
-	c.cfg.FinTimeout = d
+	c.ownConfig().FinTimeout = d
 }
 
 // orphanInFinWait2 starts an orphan's FIN_WAIT_2 timeout, or resets the
@@ -715,7 +777,7 @@ func (c *Conn) orphanInFinWait2(now instant) {
 // SetCork sets TCP_CORK. Removing the cork sends what it held back.
 func (c *Conn) SetCork(t time.Time, on bool) {
 	now := c.at(t)
-	c.cfg.Cork = on
+	c.ownConfig().Cork = on
 	if !on {
 		c.corkAt = instant(0)
 		c.output(now)
@@ -725,11 +787,11 @@ func (c *Conn) SetCork(t time.Time, on bool) {
 // SetBuffers sets SO_RCVBUF and SO_SNDBUF (bytes; 0 leaves one unchanged).
 func (c *Conn) SetBuffers(rcv, snd int) {
 	if rcv > 0 {
-		c.cfg.RcvBuf = rcv
+		c.rcvBuf = rcv
 	}
 	if snd > 0 {
-		c.cfg.SndBuf = snd
-		c.cfg.SndBufLocked = true
+		c.sndBuf = snd
+		c.ownConfig().SndBufLocked = true
 	}
 }
 

@@ -38,9 +38,9 @@ func (c *Conn) inputClosed(now instant, seg *Segment) {
 // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
 func (c *Conn) replyRST(now instant, seg *Segment) {
 	if seg.Flags&flagACK != 0 {
-		*c.tx = Segment{SEQ: seg.ACK, Flags: flagRST}
+		c.sc.seg = Segment{SEQ: seg.ACK, Flags: flagRST}
 	} else {
-		*c.tx = Segment{SEQ: 0, ACK: seg.SEQ.Add(seg.Len()), Flags: flagRST | flagACK}
+		c.sc.seg = Segment{SEQ: 0, ACK: seg.SEQ.Add(seg.Len()), Flags: flagRST | flagACK}
 	}
 	c.emit()
 }

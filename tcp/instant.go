@@ -3,8 +3,9 @@ package tcp
 import "time"
 
 // instant is a point in time on a connection's clock: nanoseconds since
-// the connection's base (Conn.base, set by the first call that brings the
-// time, an hour before it so that no instant the connection sees is zero).
+// the base its Scratch holds (shared by the connections that share the
+// scratch, set by the first call that brings the time, an hour before it
+// so that no instant a connection sees is zero).
 // Zero means "not set", as the zero time.Time did. It takes 8 bytes where
 // a time.Time takes 24, and a connection holds a few dozen of them (its
 // timers, RACK's and the rate sampler's send times, BBR's stamps, each
@@ -37,10 +38,10 @@ const baseMargin = time.Hour
 
 // at converts a time the caller brings to the connection's clock.
 func (c *Conn) at(t time.Time) instant {
-	if c.base.IsZero() {
-		c.base = t.Add(-baseMargin)
+	if c.sc.base.IsZero() {
+		c.sc.base = t.Add(-baseMargin)
 	}
-	return instant(t.Sub(c.base))
+	return instant(t.Sub(c.sc.base))
 }
 
 // timeOf converts an instant back; the zero instant is the zero time.
@@ -48,5 +49,5 @@ func (c *Conn) timeOf(i instant) time.Time {
 	if i == 0 {
 		return time.Time{}
 	}
-	return c.base.Add(time.Duration(i))
+	return c.sc.base.Add(time.Duration(i))
 }

@@ -18,7 +18,7 @@ const (
 
 // tsNow is our timestamp clock: milliseconds, as Linux's TCP timestamps.
 func (c *Conn) tsNow(now instant) uint32 {
-	return uint32(now.Sub(c.epoch).Milliseconds()) + c.cfg.TSOffset + 1
+	return uint32(now.Sub(c.epoch).Milliseconds()) + c.tsOffset + 1
 }
 
 // rcvSpace is how many more octets the receive buffer can take. Like
@@ -39,7 +39,7 @@ func (c *Conn) offeredWScale() uint8 {
 }
 
 // rcvCapacity is the most data the receive buffer holds: half of it.
-func (c *Conn) rcvCapacity() int { return c.cfg.RcvBuf / 2 }
+func (c *Conn) rcvCapacity() int { return c.rcvBuf / 2 }
 
 // rcvWindowNow is what is left of the window last advertised.
 func (c *Conn) rcvWindowNow() uint32 {
@@ -72,9 +72,9 @@ func (c *Conn) windowToAdvertise() uint32 {
 	return min(space, maxWnd)
 }
 
-// fillAck sets the ACK, window and timestamp fields of c.tx.
+// fillAck sets the ACK, window and timestamp fields of c.sc.seg.
 func (c *Conn) fillAck(now instant, syn bool) {
-	tx := c.tx
+	tx := &c.sc.seg
 	tx.ACK = c.rcv.nxt
 	if syn {
 		// Windows in SYN segments are never scaled (RFC 7323 2.2).
@@ -93,10 +93,10 @@ func (c *Conn) fillAck(now instant, syn bool) {
 	}
 }
 
-// emit hands c.tx to the output and counts it.
+// emit hands c.sc.seg to the output and counts it.
 func (c *Conn) emit() {
 	c.stats.segsOut++
-	c.cfg.Output(c.tx)
+	c.host.Send(&c.sc.seg)
 }
 
 // sendSYN sends our SYN (synAck false) or SYN,ACK with the options this end
@@ -104,7 +104,7 @@ func (c *Conn) emit() {
 // SYN offered; in a simultaneous open it carries what our SYN carried, as
 // Linux's tcp_send_synack does for a full socket.
 func (c *Conn) sendSYN(now instant, synAck bool) {
-	tx := c.tx
+	tx := &c.sc.seg
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
 	o.MSS = c.cfg.MSS
@@ -143,7 +143,7 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 
 // setAckOptions puts timestamps and SACK blocks on a non-SYN segment.
 func (c *Conn) setAckOptions(now instant) {
-	o := &c.tx.Options
+	o := &c.sc.seg.Options
 	if c.tsOK {
 		o.HasTimestamp = true
 		o.TSVal = c.tsNow(now)
@@ -170,7 +170,7 @@ func (c *Conn) setAckOptions(now instant) {
 // carrying the rewound number would fall before its window and be dropped
 // unread (Linux's tcp_acceptable_seq likewise never goes back).
 func (c *Conn) sendAck(now instant) {
-	*c.tx = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
+	c.sc.seg = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
@@ -191,7 +191,7 @@ func (c *Conn) acceptableSeq() seq.Value {
 // carrying anything new: <SEQ=SND.UNA-1><ACK=RCV.NXT>, as Linux's zero-window
 // and keepalive probes.
 func (c *Conn) sendProbe(now instant) {
-	*c.tx = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
+	c.sc.seg = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
@@ -199,10 +199,10 @@ func (c *Conn) sendProbe(now instant) {
 
 // sendRST sends <SEQ=seqno><CTL=RST>, with ACK=RCV.NXT when withAck.
 func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
-	*c.tx = Segment{SEQ: seqno, Flags: flagRST}
+	c.sc.seg = Segment{SEQ: seqno, Flags: flagRST}
 	if withAck {
-		c.tx.Flags |= flagACK
-		c.tx.ACK = c.rcv.nxt
+		c.sc.seg.Flags |= flagACK
+		c.sc.seg.ACK = c.rcv.nxt
 	}
 	c.emit()
 }
@@ -220,17 +220,17 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 			c.sq.copyOut(payload, off)
 		}
 	}
-	*c.tx = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
+	c.sc.seg = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
 	if fin {
-		c.tx.Flags |= flagFIN
+		c.sc.seg.Flags |= flagFIN
 	}
 	if psh && len(payload) > 0 {
-		c.tx.Flags |= flagPSH
+		c.sc.seg.Flags |= flagPSH
 	}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
-	c.tx.Payload = nil
+	c.sc.seg.Payload = nil
 	if gathered != nil {
 		c.cfg.Buffers.Put(gathered)
 	}

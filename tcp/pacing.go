@@ -105,9 +105,9 @@ func (c *Conn) afterAck(now instant) {
 	}
 	c.rateEnd(now)
 	if rc, ok := c.cc.(rateControl); ok {
-		rc.onAck(c, now, c.rs)
+		rc.onAck(c, now, &c.sc.rs)
 	}
-	if c.rs.ackedSacked > 0 {
+	if c.sc.rs.ackedSacked > 0 {
 		c.sndBufExpand()
 	}
 }

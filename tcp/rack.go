@@ -94,7 +94,7 @@ func (c *Conn) rackReoWnd() time.Duration {
 // recoveries (RFC 8985 6.2 step 4, Linux's tcp_rack_update_reo_wnd).
 func (c *Conn) rackUpdateReoWnd() {
 	rk := &c.rack
-	rs := c.rs
+	rs := &c.sc.rs
 	if rs.priorAt.IsZero() {
 		return
 	}
@@ -155,7 +155,7 @@ func (c *Conn) lossDetect(now instant) {
 	}
 	c.rackUpdateReoWnd()
 	lost, wait := c.rackDetectLoss(now)
-	c.rs.losses += lost
+	c.sc.rs.losses += lost
 	c.rack.at = instant(0)
 	if wait > 0 {
 		c.rack.at = now.Add(wait + timeoutMin)

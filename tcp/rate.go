@@ -58,7 +58,7 @@ func (c *Conn) rateOnSend(now instant, r *txrec) {
 
 // rateBegin starts the sample of an arriving ACK.
 func (c *Conn) rateBegin() {
-	*c.rs = rateSample{rtt: -1, priorInFlight: c.pipe()}
+	c.sc.rs = rateSample{rtt: -1, priorInFlight: c.pipe()}
 }
 
 // onDelivered is called once for every record delivered, by cumulative ACK
@@ -66,7 +66,7 @@ func (c *Conn) rateBegin() {
 // (tcp_rate_skb_delivered) and RACK (rack.go).
 func (c *Conn) onDelivered(now instant, r *txrec) {
 	rt := &c.rate
-	rs := c.rs
+	rs := &c.sc.rs
 	n := r.size()
 	rt.delivered += uint64(n)
 	rt.deliveredAt = now
@@ -92,7 +92,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 // rateEnd completes the sample of the ACK (tcp_rate_gen).
 func (c *Conn) rateEnd(now instant) {
 	rt := &c.rate
-	rs := c.rs
+	rs := &c.sc.rs
 	if rt.appLimited != 0 && rt.delivered > rt.appLimited {
 		rt.appLimited = 0
 	}
