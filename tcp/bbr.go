@@ -295,7 +295,7 @@ func (b *bbr) inflight(c *Conn, bw, gain float64) int {
 // inNetAtEDT is the inflight expected when the next packet leaves
 // (bbr_packets_in_net_at_edt).
 func (b *bbr) inNetAtEDT(c *Conn, now instant, inflight int) int {
-	edt := c.pace.next
+	edt := c.paceNext
 	if edt.Before(now) {
 		edt = now
 	}

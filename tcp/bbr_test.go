@@ -206,7 +206,13 @@ func TestBBRPacingSpreadsSegments(t *testing.T) {
 // tile SND.UNA..SND.NXT once data has flowed, and the running sums match
 // the flags.
 func checkRecords(c *Conn) error {
-	q := &c.txq
+	if c.fl == nil {
+		return nil
+	}
+	if c.fl.txq.n == 0 && c.loss == lossNone && c.fl.rack.at.IsZero() && c.fl.pace.at.IsZero() {
+		return fmt.Errorf("nothing in flight, no timer, and the flight state is still held")
+	}
+	q := &c.fl.txq
 	var bytes, sacked, lost, recs int
 	for i := 0; i < q.len(); i++ {
 		r := q.at(i)
@@ -336,17 +342,17 @@ func TestPacingMakesUpLateTimer(t *testing.T) {
 				bytes += len(s.Payload)
 			}
 			n.a.out = nil
-			if c.pace.at.IsZero() {
+			if c.fl == nil || c.fl.pace.at.IsZero() {
 				if c.queuedFrom(c.snd.nxt) == 0 {
 					t.Fatal("ran out of data")
 				}
 				c.output(c.at(n.now))
-				if c.pace.at.IsZero() {
+				if c.fl == nil || c.fl.pace.at.IsZero() {
 					t.Fatal("output neither sent nor armed the pacing timer")
 				}
 				continue
 			}
-			n.now = c.timeOf(c.pace.at.Add(lateBy))
+			n.now = c.timeOf(c.fl.pace.at.Add(lateBy))
 			c.Tick(n.now)
 		}
 		return rate, float64(bytes) / n.now.Sub(start).Seconds()

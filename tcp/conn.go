@@ -186,10 +186,11 @@ type Conn struct {
 
 	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
 	// rate.go, pacing.go).
-	txq       txQueue
-	rack      rackState
+	fl        *flightState // nil when nothing is in flight (flight.go)
+	reo       reoState
 	rate      rateState
-	pace      paceState
+	paceSegs  int           // data segments sent under pacing (Linux's data_segs_out)
+	paceNext  instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
 	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
 
@@ -385,8 +386,12 @@ func (c *Conn) setState(to State, cause Cause) {
 		if c.rdShut {
 			c.dropRcvQueue()
 		}
-		c.txq.reset()
-		c.rack.at, c.pace.at = instant(0), instant(0)
+		if c.fl != nil {
+			// Given back at the end of the call (returnFlight): a
+			// caller up the stack may be holding it.
+			c.fl.txq.reset()
+			c.fl.rack.at, c.fl.pace.at = instant(0), instant(0)
+		}
 	}
 	c.host.Transition(from, to, cause)
 }

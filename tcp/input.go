@@ -13,6 +13,7 @@ import (
 func (c *Conn) Input(t time.Time, seg *Segment) {
 	now := c.at(t)
 	c.stats.segsIn++
+	defer c.returnFlight(now)
 	switch c.state {
 	case Closed:
 		c.inputClosed(now, seg)

@@ -280,7 +280,9 @@ func (c *Conn) output(now instant) {
 		return
 	}
 	sent := false
-	c.pace.at = instant(0)
+	if c.fl != nil {
+		c.fl.pace.at = instant(0)
+	}
 	for {
 		room := c.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.

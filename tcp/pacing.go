@@ -14,11 +14,9 @@ import "time"
 
 // paceState is the pacing clock.
 type paceState struct {
-	next   instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	budget int           // bytes the current burst may still send
 	credit time.Duration // how late the current burst started: partly forgiven
 	late   time.Duration // how late the pacing timer fired (during its output)
-	segs   int           // data segments sent under pacing (Linux's data_segs_out)
 	at     instant       // the pacing timer: output stopped for pacing; zero: not armed
 }
 
@@ -40,29 +38,33 @@ func (c *Conn) pacingRate(now instant) float64 {
 // not, it arms the pacing timer.
 func (c *Conn) paceAllows(now instant) bool {
 	rate := c.pacingRate(now)
-	if rate <= 0 || c.pace.budget > 0 {
+	if rate <= 0 {
 		return true
 	}
-	if now.Before(c.pace.next) {
-		c.pace.at = c.pace.next
+	p := &c.borrowFlight().pace
+	if p.budget > 0 {
+		return true
+	}
+	if now.Before(c.paceNext) {
+		p.at = c.paceNext
 		return false
 	}
-	c.pace.credit = 0
-	if !c.pace.next.IsZero() {
-		c.pace.credit = now.Sub(c.pace.next)
+	p.credit = 0
+	if !c.paceNext.IsZero() {
+		p.credit = now.Sub(c.paceNext)
 	}
 	quantum := paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
-	c.pace.next = now
-	c.pace.budget = quantum
-	if c.pace.late > 0 {
+	c.paceNext = now
+	p.budget = quantum
+	if p.late > 0 {
 		// The timer fired late (a coarse clock): send what the missed
 		// time would have carried too, up to one more burst, and charge
 		// it from when the timer was due, so the rate holds.
-		late := min(c.pace.late, time.Duration(float64(quantum)/rate*float64(time.Second)))
-		c.pace.budget += int(late.Seconds() * rate)
-		c.pace.next = now.Add(-late)
-		c.pace.credit = 0
-		c.pace.late = 0
+		late := min(p.late, time.Duration(float64(quantum)/rate*float64(time.Second)))
+		p.budget += int(late.Seconds() * rate)
+		c.paceNext = now.Add(-late)
+		p.credit = 0
+		p.late = 0
 	}
 	return true
 }
@@ -70,10 +72,11 @@ func (c *Conn) paceAllows(now instant) bool {
 // pacingTimeout is the pacing timer: output resumes. On a precise clock it
 // fires when due; the lateness of a coarse one is made up (paceAllows).
 func (c *Conn) pacingTimeout(now instant) {
-	c.pace.late = now.Sub(c.pace.at)
-	c.pace.at = instant(0)
+	p := &c.fl.pace // armed: the flight is there, and stays until Tick returns
+	p.late = now.Sub(p.at)
+	p.at = instant(0)
 	c.output(now)
-	c.pace.late = 0
+	p.late = 0
 }
 
 // paceSent charges n bytes sent to the pacing clock: the next burst waits
@@ -85,22 +88,23 @@ func (c *Conn) paceSent(now instant, n int) {
 	if rate <= 0 || n <= 0 {
 		return
 	}
-	c.pace.budget = max(c.pace.budget-n, 0)
-	c.pace.segs++
-	if c.pace.segs < paceUnpaced {
+	p := &c.borrowFlight().pace
+	p.budget = max(p.budget-n, 0)
+	c.paceSegs++
+	if c.paceSegs < paceUnpaced {
 		return
 	}
 	d := time.Duration(float64(n) / rate * float64(time.Second))
-	f := min(d/2, c.pace.credit)
-	c.pace.credit -= f
-	c.pace.next = c.pace.next.Add(d - f)
+	f := min(d/2, p.credit)
+	p.credit -= f
+	c.paceNext = c.paceNext.Add(d - f)
 }
 
 // afterAck finishes the processing of an ACK: RACK loss detection, the
 // delivery-rate sample, a rate-based congestion control (BBR), which sees
 // every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now instant) {
-	if c.loss != lossNone || len(c.sacked) > 0 || !c.rack.at.IsZero() || c.rack.dsackSeen {
+	if c.loss != lossNone || len(c.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.reo.dsackSeen {
 		c.lossDetect(now)
 	}
 	c.rateEnd(now)

@@ -30,15 +30,18 @@ type rackState struct {
 	rtt    time.Duration // RACK.rtt: its RTT
 	endSeq seq.Value     // RACK.end_seq: its end
 	fack   seq.Value     // RACK.fack: the highest end delivered
-	valid  bool          // a segment was delivered since the connection began
-	reord  bool          // RACK.reord: reordering was seen
-
-	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
-	steps         int    // RACK.reo_wnd_mult, from 1
-	persist       int    // RACK.reo_wnd_persist
-	lastDelivered uint64 // delivered when the window last widened
+	valid  bool          // a segment was delivered in this flight (flight.go)
 
 	at instant // the reordering timer; zero: not armed
+}
+
+// reoState is RACK's reordering window, which outlasts a flight.
+type reoState struct {
+	reord         bool   // RACK.reord: reordering was seen
+	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
+	steps         uint8  // RACK.reo_wnd_mult, from 1
+	persist       int32  // RACK.reo_wnd_persist
+	lastDelivered uint64 // delivered when the window last widened
 }
 
 // sentAfter is RFC 8985's RACK_sent_after: record r was sent after the
@@ -53,11 +56,11 @@ func (rk *rackState) sentAfter(r *txrec) bool {
 // rackOnDelivered updates RACK for a record delivered now (RFC 8985 6.2
 // steps 2 and 3).
 func (c *Conn) rackOnDelivered(now instant, r *txrec) {
-	rk := &c.rack
+	rk := &c.fl.rack
 	rtt := now.Sub(r.xmit)
 	if !r.has(recEverRetrans) {
 		if rk.valid && r.end.LessThan(rk.fack) {
-			rk.reord = true // delivered below a segment delivered before
+			c.reo.reord = true // delivered below a segment delivered before
 		}
 	} else if rtt < c.minRTT {
 		// Ambiguous: this ACK is for the original, not the retransmission.
@@ -74,15 +77,15 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 
 // rackReoWnd is the reordering window (Linux's tcp_rack_reo_wnd).
 func (c *Conn) rackReoWnd() time.Duration {
-	if !c.rack.reord {
+	if !c.reo.reord {
 		if c.loss != lossNone {
 			return 0
 		}
-		if c.txq.sackedRecs >= dupThresh {
+		if c.fl != nil && c.fl.txq.sackedRecs >= dupThresh {
 			return 0
 		}
 	}
-	w := c.minRTT / 4 * time.Duration(max(c.rack.steps, 1))
+	w := c.minRTT / 4 * time.Duration(max(c.reo.steps, 1))
 	if c.hasRTT {
 		w = min(w, c.srtt)
 	}
@@ -93,22 +96,21 @@ func (c *Conn) rackReoWnd() time.Duration {
 // round trip, and narrows it again when the widening has lasted its
 // recoveries (RFC 8985 6.2 step 4, Linux's tcp_rack_update_reo_wnd).
 func (c *Conn) rackUpdateReoWnd() {
-	rk := &c.rack
 	rs := &c.sc.rs
 	if rs.priorAt.IsZero() {
 		return
 	}
-	if rs.priorDelivered < rk.lastDelivered {
-		rk.dsackSeen = false // within the round trip of the last widening
+	if rs.priorDelivered < c.reo.lastDelivered {
+		c.reo.dsackSeen = false // within the round trip of the last widening
 	}
 	switch {
-	case rk.dsackSeen:
-		rk.steps = min(max(rk.steps, 1)+1, 255)
-		rk.dsackSeen = false
-		rk.lastDelivered = c.rate.delivered
-		rk.persist = rackRecoveryThresh
-	case rk.persist == 0:
-		rk.steps = 1
+	case c.reo.dsackSeen:
+		c.reo.steps = uint8(min(int(max(c.reo.steps, 1))+1, 255))
+		c.reo.dsackSeen = false
+		c.reo.lastDelivered = c.rate.delivered
+		c.reo.persist = rackRecoveryThresh
+	case c.reo.persist == 0:
+		c.reo.steps = 1
 	}
 }
 
@@ -117,13 +119,13 @@ func (c *Conn) rackUpdateReoWnd() {
 // 8985 6.2 step 5). It returns the bytes it marked and, when some segment
 // may yet be found lost, how long until then.
 func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
-	rk := &c.rack
-	if !rk.valid || !c.sackOK {
+	if c.fl == nil || !c.fl.rack.valid || !c.sackOK {
 		return 0, 0
 	}
+	rk := &c.fl.rack
 	reo := c.rackReoWnd()
-	for i := 0; i < c.txq.len(); i++ {
-		r := c.txq.at(i)
+	for i := 0; i < c.fl.txq.len(); i++ {
+		r := c.fl.txq.at(i)
 		if r.order == rk.order || rk.sentAfter(r) {
 			if !r.has(recEverRetrans) {
 				// Sent once, after the newest delivered: so was every
@@ -140,7 +142,7 @@ func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
 			wait = max(wait, remaining)
 			continue
 		}
-		c.txq.setFlags(r, r.flags&^recRetrans|recLost)
+		c.fl.txq.setFlags(r, r.flags&^recRetrans|recLost)
 		lost += r.size()
 	}
 	return lost, wait
@@ -156,9 +158,11 @@ func (c *Conn) lossDetect(now instant) {
 	c.rackUpdateReoWnd()
 	lost, wait := c.rackDetectLoss(now)
 	c.sc.rs.losses += lost
-	c.rack.at = instant(0)
-	if wait > 0 {
-		c.rack.at = now.Add(wait + timeoutMin)
+	if c.fl != nil {
+		c.fl.rack.at = instant(0)
+		if wait > 0 {
+			c.fl.rack.at = now.Add(wait + timeoutMin)
+		}
 	}
 	if lost > 0 && c.loss == lossNone {
 		c.enterRecovery(now)
@@ -168,10 +172,10 @@ func (c *Conn) lossDetect(now instant) {
 // rackTimeout is the reordering timer (Linux's tcp_rack_reo_timeout):
 // segments that were waiting out the window are lost now.
 func (c *Conn) rackTimeout(now instant) {
-	c.rack.at = instant(0)
+	c.fl.rack.at = instant(0)
 	lost, wait := c.rackDetectLoss(now)
 	if wait > 0 {
-		c.rack.at = now.Add(wait + timeoutMin)
+		c.fl.rack.at = now.Add(wait + timeoutMin)
 	}
 	if lost == 0 {
 		return
@@ -188,13 +192,13 @@ func (c *Conn) rackTimeout(now instant) {
 // noteDSACK takes a D-SACK (RFC 2883): the first SACK block lies below
 // SND.UNA, or inside the second block.
 func (c *Conn) noteDSACK() {
-	c.rack.dsackSeen = true
+	c.reo.dsackSeen = true
 	c.dsackDups++
 }
 
 // rackRecoveryEnded counts down the recoveries a widened window lasts.
 func (c *Conn) rackRecoveryEnded() {
-	if c.rack.persist > 0 {
-		c.rack.persist--
+	if c.reo.persist > 0 {
+		c.reo.persist--
 	}
 }

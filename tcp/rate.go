@@ -43,7 +43,7 @@ type rateSample struct {
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
 func (c *Conn) rateOnSend(now instant, r *txrec) {
 	rt := &c.rate
-	if c.txq.len() == 0 || c.flight() == 0 {
+	if c.recs() == 0 || c.flight() == 0 {
 		// Nothing in flight: the interval starts now.
 		rt.firstSentAt, rt.deliveredAt = now, now
 	}

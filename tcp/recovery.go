@@ -116,10 +116,10 @@ func (c *Conn) pipe() int {
 	if c.loss == lossRecovery && !c.sackOK {
 		return max(0, c.flight()-c.dupAcks*c.sndMSS)
 	}
-	if c.loss == lossNone && len(c.sacked) == 0 {
+	if c.fl == nil || c.loss == lossNone && len(c.sacked) == 0 {
 		return c.flight()
 	}
-	return c.txq.bytes - c.txq.sacked - c.txq.lost
+	return c.fl.txq.bytes - c.fl.txq.sacked - c.fl.txq.lost
 }
 
 // lostPending reports whether a segment marked lost waits to be sent again.
@@ -134,11 +134,11 @@ func (c *Conn) lostPending() bool {
 // nextLost returns the index of the first record marked lost and not yet
 // sent again.
 func (c *Conn) nextLost() (int, bool) {
-	if c.txq.lost == 0 {
+	if c.fl == nil || c.fl.txq.lost == 0 {
 		return 0, false
 	}
-	for i := 0; i < c.txq.len(); i++ {
-		if r := c.txq.at(i); r.flags&(recLost|recSacked) == recLost {
+	for i := 0; i < c.fl.txq.len(); i++ {
+		if r := c.fl.txq.at(i); r.flags&(recLost|recSacked) == recLost {
 			return i, true
 		}
 	}
@@ -148,10 +148,10 @@ func (c *Conn) nextLost() (int, bool) {
 // markHeadLost marks the oldest unacknowledged segment lost: what three
 // duplicate ACKs, or a partial ACK, say without SACK (RFC 6582).
 func (c *Conn) markHeadLost() {
-	if c.txq.len() > 0 {
-		r := c.txq.at(0)
+	if c.recs() > 0 {
+		r := c.fl.txq.at(0)
 		if !r.has(recSacked) {
-			c.txq.setFlags(r, r.flags&^recRetrans|recLost)
+			c.fl.txq.setFlags(r, r.flags&^recRetrans|recLost)
 		}
 	}
 }
@@ -165,7 +165,7 @@ func (c *Conn) retransmitOne(now instant) bool {
 	if !ok {
 		return false
 	}
-	r := c.txq.at(i)
+	r := c.fl.txq.at(i)
 	dataEnd := r.end
 	fin := c.finSent && r.end == c.finSeq.Add(1)
 	if fin {
@@ -216,7 +216,7 @@ func (c *Conn) retransmitSize() int {
 	if !ok {
 		return -1
 	}
-	return c.txq.at(i).size()
+	return c.fl.txq.at(i).size()
 }
 
 // rateControlled reports whether the congestion control sets cwnd itself
@@ -253,14 +253,16 @@ func (c *Conn) enterLoss(now instant) {
 	}
 	c.cwnd = c.sndMSS
 	c.sacked = nil
-	for i := 0; i < c.txq.len(); i++ {
-		r := c.txq.at(i)
-		c.txq.setFlags(r, r.flags&^(recSacked|recRetrans)|recLost)
+	for i := 0; i < c.recs(); i++ {
+		r := c.fl.txq.at(i)
+		c.fl.txq.setFlags(r, r.flags&^(recSacked|recRetrans)|recLost)
 	}
 	c.loss = lossRTO
 	c.recoveryPoint = c.snd.nxt
 	c.dupAcks = 0
-	c.rack.at = instant(0)
+	if c.fl != nil {
+		c.fl.rack.at = instant(0)
+	}
 	c.retransmitOne(now)
 }
 

@@ -167,7 +167,11 @@ func (c *Conn) Deadline() time.Time {
 // deadline is Deadline on the connection's clock.
 func (c *Conn) deadline() instant {
 	var d instant
-	for _, t := range [...]instant{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, c.rack.at, c.pace.at} {
+	var rackAt, paceAt instant
+	if c.fl != nil {
+		rackAt, paceAt = c.fl.rack.at, c.fl.pace.at
+	}
+	for _, t := range [...]instant{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, rackAt, paceAt} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -180,13 +184,14 @@ func (c *Conn) Tick(t time.Time) {
 	now := c.at(t)
 	if c.state == Closed || c.state == Listen {
 		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = instant(0), instant(0), instant(0), instant(0), instant(0), instant(0)
-		c.rack.at, c.pace.at = instant(0), instant(0)
+		c.returnFlight(now)
 		return
 	}
-	if !c.rack.at.IsZero() && !now.Before(c.rack.at) {
+	defer c.returnFlight(now)
+	if c.fl != nil && !c.fl.rack.at.IsZero() && !now.Before(c.fl.rack.at) {
 		c.rackTimeout(now)
 	}
-	if !c.pace.at.IsZero() && !now.Before(c.pace.at) {
+	if c.fl != nil && !c.fl.pace.at.IsZero() && !now.Before(c.fl.pace.at) {
 		c.pacingTimeout(now)
 	}
 	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {

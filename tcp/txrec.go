@@ -147,59 +147,63 @@ func (c *Conn) recordSent(now instant, s seq.Value, n int, fin bool) {
 	if end == s {
 		return
 	}
+	fl := c.borrowFlight()
 	r := txrec{start: s, end: end}
 	c.rateOnSend(now, &r)
-	c.txq.push(r)
+	fl.txq.push(r)
 }
 
 // recordRetransmit notes that the record at i was sent again now.
 func (c *Conn) recordRetransmit(now instant, i int) {
-	r := c.txq.at(i)
-	c.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
+	r := c.fl.txq.at(i)
+	c.fl.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
 	c.rateOnSend(now, r)
 }
 
 // pruneRecords drops the records SND.UNA has passed, delivering (rate.go,
 // rack.go) those not SACKed before.
 func (c *Conn) pruneRecords(now instant) {
-	for c.txq.len() > 0 {
-		r := c.txq.at(0)
+	for c.recs() > 0 {
+		r := c.fl.txq.at(0)
 		if r.end.GreaterThan(c.snd.una) {
 			if r.start.LessThan(c.snd.una) {
 				// Acknowledged in part: the rest stays, as Linux's
 				// tcp_trim_head.
-				c.txq.weigh(r.flags, r.size(), -1)
+				c.fl.txq.weigh(r.flags, r.size(), -1)
 				r.start = c.snd.una
-				c.txq.weigh(r.flags, r.size(), 1)
+				c.fl.txq.weigh(r.flags, r.size(), 1)
 			}
 			return
 		}
 		if !r.has(recSacked) {
 			c.onDelivered(now, r)
 		}
-		c.txq.popFront()
+		c.fl.txq.popFront()
 	}
 }
 
 // markSackedRecords marks the records [l, r) now fully covers as SACKed
 // and delivers them; c.sacked already holds [l, r).
 func (c *Conn) markSackedRecords(now instant, l, r seq.Value) {
-	i := c.txq.find(l)
+	if c.fl == nil {
+		return
+	}
+	i := c.fl.txq.find(l)
 	if i < 0 {
 		i = 0
-		for i < c.txq.len() && c.txq.at(i).end.LessThanEq(l) {
+		for i < c.fl.txq.len() && c.fl.txq.at(i).end.LessThanEq(l) {
 			i++
 		}
 	}
-	for ; i < c.txq.len(); i++ {
-		rec := c.txq.at(i)
+	for ; i < c.fl.txq.len(); i++ {
+		rec := c.fl.txq.at(i)
 		if !rec.start.LessThan(r) {
 			return
 		}
 		if rec.has(recSacked) || !c.isSacked(rec.start, rec.end) {
 			continue
 		}
-		c.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
+		c.fl.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
 		c.onDelivered(now, rec)
 	}
 }
@@ -219,7 +223,10 @@ func (c *Conn) isSacked(l, r seq.Value) bool {
 
 // recordProbe notes a tail loss probe that sent again the segment from s.
 func (c *Conn) recordProbe(now instant, s seq.Value) {
-	if i := c.txq.find(s); i >= 0 && !c.txq.at(i).has(recSacked) {
+	if c.fl == nil {
+		return
+	}
+	if i := c.fl.txq.find(s); i >= 0 && !c.fl.txq.at(i).has(recSacked) {
 		c.recordRetransmit(now, i)
 	}
 }
