@@ -2,7 +2,6 @@ package synstack
 
 import (
 	"net/netip"
-	"time"
 
 	"github.com/synstack/synstack/tcp"
 	"github.com/synstack/synstack/tcp/seq"
@@ -37,9 +36,12 @@ type endpoint struct {
 	// already added to Stack.stats.
 	challenges, skippedCh, skippedSeq int32
 
-	heapIndex int32     // position in Stack.timers, -1 when absent
-	deadline  time.Time // deadline as scheduled in Stack.timers
-	notBefore time.Time // guard against a deadline that does not move on Tick
+	heapIndex int32 // position in Stack.timers, -1 when absent
+	// deadline is the deadline as scheduled in Stack.timers, and
+	// notBefore a guard against one that does not move on Tick: both in
+	// nanoseconds from Stack.timerEpoch (timers.go), notBefore 0 when
+	// unset.
+	deadline, notBefore int64
 }
 
 // newEndpointLocked creates the connection for local-remote with the

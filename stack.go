@@ -275,6 +275,8 @@ type Stack struct {
 	timer      clock.Timer
 	timerAt    time.Time
 	timerArmed bool
+	// timerEpoch is what the heap's deadlines count from (timers.go).
+	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked).
 	opts map[sockOpts]*sockOpts
 	// connCfgs are the connections' shared configurations
@@ -332,6 +334,7 @@ func New(cfg Config) (*Stack, error) {
 	if s.clock == nil {
 		s.clock = clock.Real{}
 	}
+	s.timerEpoch = s.clock.Now()
 	if s.maxOrphans <= 0 {
 		s.maxOrphans = DefaultMaxOrphans
 	}

@@ -14,7 +14,7 @@ import (
 type timerHeap []*endpoint
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h timerHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].heapIndex, h[j].heapIndex = int32(i), int32(j)
@@ -33,23 +33,28 @@ func (h *timerHeap) Pop() any {
 	return ep
 }
 
+// timerNanos is t in nanoseconds from the stack's timer epoch: the heap
+// holds 8-byte deadlines rather than 24-byte times.
+func (s *Stack) timerNanos(t time.Time) int64 { return int64(t.Sub(s.timerEpoch)) }
+
 // scheduleLocked re-reads ep's deadline and updates the heap and the
 // clock timer.
 func (s *Stack) scheduleLocked(ep *endpoint) {
 	if s.closed {
 		return
 	}
-	d := ep.conn.Deadline()
-	switch {
-	case d.IsZero():
+	t := ep.conn.Deadline()
+	if t.IsZero() {
 		s.unscheduleLocked(ep)
 		return
-	case d.Before(ep.notBefore):
+	}
+	d := s.timerNanos(t)
+	if ep.notBefore != 0 && d < ep.notBefore {
 		d = ep.notBefore
 	}
 	switch {
 	case ep.heapIndex >= 0:
-		if d.Equal(ep.deadline) {
+		if d == ep.deadline {
 			return
 		}
 		ep.deadline = d
@@ -75,7 +80,7 @@ func (s *Stack) armLocked() {
 	if s.closed || len(s.timers) == 0 {
 		return
 	}
-	next := s.timers[0].deadline
+	next := s.timerEpoch.Add(time.Duration(s.timers[0].deadline))
 	if s.timerArmed && !s.timerAt.After(next) {
 		return
 	}
@@ -99,8 +104,9 @@ func (s *Stack) onTimer() {
 	}
 	s.timerArmed = false
 	now := s.clock.Now()
+	nowNs := s.timerNanos(now)
 	due := s.due[:0]
-	for len(s.timers) > 0 && !s.timers[0].deadline.After(now) {
+	for len(s.timers) > 0 && s.timers[0].deadline <= nowNs {
 		due = append(due, heap.Pop(&s.timers).(*endpoint))
 	}
 	defer func() { clear(due); s.due = due[:0] }()
@@ -112,7 +118,7 @@ func (s *Stack) onTimer() {
 		if d := ep.conn.Deadline(); !d.IsZero() && !d.After(now) {
 			// A connection must move its deadline past now when
 			// ticked; never spin on one that does not.
-			ep.notBefore = now.Add(time.Millisecond)
+			ep.notBefore = nowNs + int64(time.Millisecond)
 		}
 		s.afterLocked(ep)
 	}

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math"
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
@@ -55,31 +56,31 @@ func (c *Conn) rcvSpaceAdjust(now instant, n int) {
 	if c.cfg.RcvBufLocked || c.rcvRTT == 0 {
 		return
 	}
-	c.rcvqCopied += n
+	c.rcvqCopied = int32(min(int(c.rcvqCopied)+n, math.MaxInt32))
 	if c.rcvqAt.IsZero() {
 		c.rcvqAt = now
 		if c.rcvqSpace == 0 {
-			c.rcvqSpace = min(c.rcvCapacity(), initialCwndSegs*c.rcvMSS)
+			c.rcvqSpace = int32(min(c.rcvCapacity(), initialCwndSegs*int(c.rcvMSS)))
 		}
 		return
 	}
 	if now.Sub(c.rcvqAt) < c.rcvRTT {
 		return
 	}
-	copied := c.rcvqCopied
+	copied, space := int(c.rcvqCopied), int(c.rcvqSpace)
 	c.rcvqCopied, c.rcvqAt = 0, now
-	if copied <= c.rcvqSpace {
+	if copied <= space {
 		return
 	}
 	// Linux: rcvwin = 2 * copied + 16 * advmss, and the buffer holds twice
 	// the window (half of it is bookkeeping); grow more when the amount
 	// read is itself growing fast.
-	rcvwin := 2*copied + 16*c.rcvMSS
-	if grow := copied - c.rcvqSpace; grow > 0 {
-		rcvwin += rcvwin * grow / c.rcvqSpace
+	rcvwin := 2*copied + 16*int(c.rcvMSS)
+	if grow := copied - space; grow > 0 {
+		rcvwin += rcvwin * grow / space
 	}
-	c.rcvqSpace = copied
-	if buf := min(2*rcvwin, c.cfg.RcvBufMax); buf > c.rcvBuf {
-		c.rcvBuf = buf
+	c.rcvqSpace = int32(copied)
+	if buf := min(2*rcvwin, c.cfg.RcvBufMax); buf > int(c.rcvBuf) {
+		c.rcvBuf = int32(buf)
 	}
 }

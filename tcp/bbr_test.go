@@ -278,7 +278,7 @@ func TestSendBufferGrowsWithCwnd(t *testing.T) {
 		r := bulkOver(t, CongestionBBR, 1.25e6, 20*time.Millisecond, 0, 2<<20, nil, func(c *Config) {
 			c.SndBuf, c.SndBufLocked = 0, locked
 		})
-		got := r.a.sndBuf
+		got := int(r.a.sndBuf)
 		switch {
 		case locked && got != defaultSndBuf:
 			t.Errorf("locked send buffer changed to %d", got)

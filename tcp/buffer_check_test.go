@@ -38,7 +38,7 @@ func (c *Conn) checkQueues() error {
 		sum += int(x.r.Sub(x.l))
 		prev = x.r
 	}
-	if sum != c.oooLen {
+	if sum != int(c.oooLen) {
 		return fmt.Errorf("out-of-order ranges hold %d octets, oooLen says %d", sum, c.oooLen)
 	}
 	if len(c.ooo) > maxOOORanges {

@@ -92,9 +92,9 @@ func (reno) name() string { return CongestionReno }
 func (reno) reset()       {}
 
 func (reno) avoid(c *Conn, now instant, acked int) {
-	c.caAcked += acked
-	if c.caAcked >= c.cwnd {
-		c.caAcked -= c.cwnd
+	c.caAcked += int32(acked)
+	if int(c.caAcked) >= c.cwnd {
+		c.caAcked -= int32(c.cwnd)
 		c.cwnd += c.sndMSS
 	}
 }

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"io"
+	"math"
 	"syscall"
 	"time"
 
@@ -79,6 +80,12 @@ type Conn struct {
 	// dsackPending: the next segment reports dsack, a duplicate that
 	// arrived (RFC 2883), as its first SACK block.
 	dsackPending bool
+	// rateAppLimited belongs to rateState.lastRate (here, it packs).
+	rateAppLimited bool
+	// quickAcks belongs to the ACK policy (here, it packs): ACK
+	// immediately while positive (Linux's quick-ack mode, at most
+	// maxQuickAcks).
+	quickAcks uint8
 
 	// Send sequence space (RFC 9293 3.3.1):
 	//
@@ -114,20 +121,20 @@ type Conn struct {
 		right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
 	}
 
-	peerMSS int // MSS option the peer sent
-	sndMSS  int // payload per segment we send (options excluded)
-	rcvMSS  int // estimate of the peer's segment size
+	peerMSS int32 // MSS option the peer sent
+	sndMSS  int   // payload per segment we send (options excluded)
+	rcvMSS  int32 // estimate of the peer's segment size
 
 	// Timestamps (RFC 7323).
 	tsRecent    uint32
 	lastAckSent seq.Value
+	tsOffset    uint32 // added to our timestamp clock (Init)
 	tsRecentAt  instant
 	epoch       instant // origin of our timestamp clock
-	tsOffset    uint32  // added to our timestamp clock (Init)
 
 	// rcvBuf and sndBuf are the buffer sizes: the configuration's at
 	// first, then as tuned (autotune.go, sndbuf.go) or set (SetBuffers).
-	rcvBuf, sndBuf int
+	rcvBuf, sndBuf int32
 
 	// Send queue: its first octet is sndData; the FIN, if queued, follows
 	// the last octet.
@@ -147,21 +154,22 @@ type Conn struct {
 	// adjacent, oooLen octets in all) and the FIN at oooFinSeq if oooFin.
 	rq        ring
 	ooo       []seqRange
-	oooLen    int
+	oooLen    int32
 	oooFinSeq seq.Value
 	oooFin    bool
 	finRcvd   bool // the peer's FIN has been received in order (RCV.NXT is past it)
 	rdShut    bool // SHUT_RD or Close: reads return EOF
 	everRcv   bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+	// totalRTO belongs to retransmission below (here, it packs).
+	totalRTO int32 // retransmission timeouts, SYN and SYN,ACK ones included
 
 	err syscall.Errno // pending error (SO_ERROR)
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar time.Duration
 	rto          time.Duration
-	backoff      int // consecutive timeouts of the same segment
-	totalRetrans int
-	totalRTO     int // retransmission timeouts, SYN and SYN,ACK ones included
+	backoff      int32 // consecutive timeouts of the same segment
+	totalRetrans int32
 	rttAt        instant
 	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
 	rtoTSval     uint32    // our timestamp clock at the last timeout
@@ -172,9 +180,9 @@ type Conn struct {
 
 	// Congestion control: Reno until the congestion-control issue lands.
 	cc             congestionControl
-	cwnd, ssthresh int // bytes; ssthresh 0 means not yet set (infinite)
-	caAcked        int // bytes acked towards Reno's next increase
-	dupAcks        int
+	cwnd, ssthresh int   // bytes; ssthresh 0 means not yet set (infinite)
+	caAcked        int32 // bytes acked towards Reno's next increase
+	dupAcks        int32
 
 	// Loss recovery (recovery.go).
 	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
@@ -189,14 +197,13 @@ type Conn struct {
 	fl        *flightState // nil when nothing is in flight (flight.go)
 	reo       reoState
 	rate      rateState
-	paceSegs  int           // data segments sent under pacing (Linux's data_segs_out)
+	paceSegs  int32         // data segments sent under pacing (Linux's data_segs_out)
+	dsackDups int32         // D-SACKs received (tcpi_dsack_dups)
 	paceNext  instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
 	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
-	dsackDups int           // D-SACKs received (tcpi_dsack_dups)
 
 	// ACK policy.
-	quickAcks int     // ACK immediately while positive (Linux's quick-ack mode)
-	delAckAt  instant // delayed-ACK deadline; zero: none
+	delAckAt instant // delayed-ACK deadline; zero: none
 
 	// Keepalive.
 	lastRcv instant
@@ -218,8 +225,8 @@ type Conn struct {
 	// Receive-buffer autotuning (Linux's dynamic right-sizing): what the
 	// application read in the current round trip, against the most it read
 	// in any; rcvRTT is the receiver's estimate of the round trip.
-	rcvqSpace  int
-	rcvqCopied int
+	rcvqSpace  int32
+	rcvqCopied int32
 	rcvqAt     instant
 	rcvRTT     time.Duration
 	rcvRTTAt   instant
@@ -276,7 +283,7 @@ func (c *Conn) Init(cfg *Config, h Host, iss seq.Value, tsOffset uint32) {
 	}
 	c.cfg, c.host, c.sc = cfg, h, cfg.Scratch
 	c.tsOffset = tsOffset
-	c.rcvBuf, c.sndBuf = cfg.RcvBuf, cfg.SndBuf
+	c.rcvBuf, c.sndBuf = int32(cfg.RcvBuf), int32(cfg.SndBuf)
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
 	c.sndData = iss.Add(1)
@@ -661,7 +668,7 @@ func (c *Conn) SendQueued() int { return c.sq.n }
 // Retransmissions returns the segments retransmitted and the
 // retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
 // without building an Info.
-func (c *Conn) Retransmissions() (segs, timeouts int) { return c.totalRetrans, c.totalRTO }
+func (c *Conn) Retransmissions() (segs, timeouts int) { return int(c.totalRetrans), int(c.totalRTO) }
 
 // ReadClosed reports whether a Read would return io.EOF now.
 func (c *Conn) ReadClosed() bool {
@@ -674,7 +681,7 @@ func (c *Conn) Writable() int {
 	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
 		return 0
 	}
-	return max(0, c.sndBuf-c.sq.n)
+	return max(0, int(c.sndBuf)-c.sq.n)
 }
 
 // WriteReady reports whether a writer waiting for room should wake: as
@@ -792,10 +799,10 @@ func (c *Conn) SetCork(t time.Time, on bool) {
 // SetBuffers sets SO_RCVBUF and SO_SNDBUF (bytes; 0 leaves one unchanged).
 func (c *Conn) SetBuffers(rcv, snd int) {
 	if rcv > 0 {
-		c.rcvBuf = rcv
+		c.rcvBuf = int32(min(rcv, math.MaxInt32))
 	}
 	if snd > 0 {
-		c.sndBuf = snd
+		c.sndBuf = int32(min(snd, math.MaxInt32))
 		c.ownConfig().SndBufLocked = true
 	}
 }
@@ -820,20 +827,20 @@ func (c *Conn) caState() int {
 func (c *Conn) Info(now time.Time) Info {
 	inf := Info{
 		State:         c.state,
-		Retransmits:   c.backoff,
-		Backoff:       c.backoff,
+		Retransmits:   int(c.backoff),
+		Backoff:       int(c.backoff),
 		RTO:           c.rto,
 		RTT:           c.srtt,
 		RTTVar:        c.rttvar,
 		SndMSS:        c.sndMSS,
 		AdvMSS:        int(c.cfg.MSS),
-		RcvMSS:        c.rcvMSS,
+		RcvMSS:        int(c.rcvMSS),
 		Cwnd:          c.cwnd / max(c.sndMSS, 1),
 		Ssthresh:      c.ssthresh / max(c.sndMSS, 1),
 		SndWnd:        int(c.snd.wnd),
 		RcvWnd:        int(c.rcv.wnd),
-		TotalRetrans:  c.totalRetrans,
-		TotalRTO:      c.totalRTO,
+		TotalRetrans:  int(c.totalRetrans),
+		TotalRTO:      int(c.totalRTO),
 		CAState:       c.caState(),
 		Congestion:    c.cc.name(),
 		BytesAcked:    c.stats.bytesAcked,
@@ -843,9 +850,9 @@ func (c *Conn) Info(now time.Time) Info {
 		PacingRate:    c.PacingRate(),
 		DeliveryRate:  c.deliveryRate(),
 		MinRTT:        c.minRTT,
-		DSACKDups:     c.dsackDups,
+		DSACKDups:     int(c.dsackDups),
 	}
-	inf.DeliveryRateAppLimited = c.rate.lastAppLimited
+	inf.DeliveryRateAppLimited = c.rateAppLimited
 	if b, ok := c.cc.(*bbr); ok && b.inited {
 		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
 			PacingGain: b.pacingGain, CwndGain: b.cwndGain}

@@ -91,8 +91,8 @@ func fuzzPair(t *testing.T, prog []byte) {
 			if c.snd.nxt.LessThan(c.snd.una) || c.snd.max.LessThan(c.snd.nxt) {
 				t.Fatalf("step %d side %d: SND.UNA %d SND.NXT %d SND.MAX %d out of order", step, i, c.snd.una, c.snd.nxt, c.snd.max)
 			}
-			if c.rq.n+c.oooLen > c.rcvCapacity() {
-				t.Fatalf("step %d side %d: receive queue %d over its capacity %d", step, i, c.rq.n+c.oooLen, c.rcvCapacity())
+			if c.rq.n+int(c.oooLen) > c.rcvCapacity() {
+				t.Fatalf("step %d side %d: receive queue %d over its capacity %d", step, i, c.rq.n+int(c.oooLen), c.rcvCapacity())
 			}
 			if err := c.checkQueues(); err != nil {
 				t.Fatalf("step %d side %d: %v", step, i, err)

@@ -60,7 +60,7 @@ func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 	case Closed, Listen, SynSent, TimeWait:
 		return false
 	}
-	mss = max(min(mss, c.peerMSS, int(c.cfg.MSS)), minMSS)
+	mss = max(min(mss, int(c.peerMSS), int(c.cfg.MSS)), minMSS)
 	if c.tsOK {
 		mss -= tsOptionLen
 	}

@@ -77,7 +77,7 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 	c.rcv.right = c.rcv.nxt
 	c.peerMSS = defaultPeerMSS
 	if o.MSS != 0 {
-		c.peerMSS = int(o.MSS)
+		c.peerMSS = int32(o.MSS)
 	}
 	if o.HasWScale && !c.cfg.NoWindowScale {
 		c.wsOK = true
@@ -90,12 +90,12 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.tsRecent = o.TSVal
 		c.tsRecentAt = now
 	}
-	c.sndMSS = max(min(c.peerMSS, int(c.cfg.MSS)), minMSS)
+	c.sndMSS = max(min(int(c.peerMSS), int(c.cfg.MSS)), minMSS)
 	if c.tsOK {
 		c.sndMSS -= tsOptionLen
 	}
 	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
-	c.rcvMSS = max(min(int(c.cfg.MSS), c.sndMSS, defaultPeerMSS), minMSS)
+	c.rcvMSS = int32(max(min(int(c.cfg.MSS), c.sndMSS, defaultPeerMSS), minMSS))
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
 	c.snd.maxWnd = c.snd.wnd
 	c.cwnd = initialCwndSegs * c.sndMSS
@@ -529,7 +529,7 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		c.everRcv = true
 		c.everData = true
 		c.rcvRTTMeasure(now, seg)
-		c.rcvMSS = max(c.rcvMSS, min(len(data), int(c.cfg.MSS)))
+		c.rcvMSS = max(c.rcvMSS, int32(min(len(data), int(c.cfg.MSS))))
 	}
 	if s != c.rcv.nxt {
 		c.sackRecent = s
@@ -553,7 +553,7 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	// Linux's __tcp_ack_snd_check: ACK at once when more than one full
 	// segment is unacknowledged, in quick-ACK mode, or when a segment filled
 	// a hole (RFC 5681 4.2); otherwise delay.
-	moreThanOne := int(c.rcv.nxt.Sub(c.lastAckSent)) > c.rcvMSS
+	moreThanOne := int(c.rcv.nxt.Sub(c.lastAckSent)) > int(c.rcvMSS)
 	if c.state == CloseWait {
 		// Linux enters pingpong mode on a FIN in ESTABLISHED and delays its
 		// ACK, so that the application's own FIN can carry it. Before any
@@ -657,9 +657,9 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 	merged := seqRange{s, end}
 	for _, x := range c.ooo[i:j] {
 		merged.l, merged.r = seq.Min(merged.l, x.l), seq.Max(merged.r, x.r)
-		c.oooLen -= int(x.r.Sub(x.l))
+		c.oooLen -= int32(x.r.Sub(x.l))
 	}
-	c.oooLen += int(merged.r.Sub(merged.l))
+	c.oooLen += int32(merged.r.Sub(merged.l))
 	switch {
 	case i == j: // a new range at i
 		c.ooo = append(c.ooo, seqRange{})
@@ -676,7 +676,7 @@ func (c *Conn) drainOOO(now instant) {
 	k := 0
 	for k < len(c.ooo) && !c.rcv.nxt.LessThan(c.ooo[k].l) {
 		x := c.ooo[k]
-		c.oooLen -= int(x.r.Sub(x.l))
+		c.oooLen -= int32(x.r.Sub(x.l))
 		if d := int(x.r.Sub(c.rcv.nxt)); d > 0 {
 			c.rq.n += d
 			c.rcv.nxt = x.r

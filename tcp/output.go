@@ -25,7 +25,7 @@ func (c *Conn) tsNow(now instant) uint32 {
 // Linux (tcp_adv_win_scale = 1), half of the buffer holds data and the
 // other half is reserved for the bookkeeping that comes with it.
 func (c *Conn) rcvSpace() int {
-	return max(0, c.rcvCapacity()-c.rq.n-c.oooLen)
+	return max(0, c.rcvCapacity()-c.rq.n-int(c.oooLen))
 }
 
 // offeredWScale is the window scale our SYN offers: WScale, or, when the
@@ -39,7 +39,7 @@ func (c *Conn) offeredWScale() uint8 {
 }
 
 // rcvCapacity is the most data the receive buffer holds: half of it.
-func (c *Conn) rcvCapacity() int { return c.rcvBuf / 2 }
+func (c *Conn) rcvCapacity() int { return int(c.rcvBuf) / 2 }
 
 // rcvWindowNow is what is left of the window last advertised.
 func (c *Conn) rcvWindowNow() uint32 {
@@ -60,7 +60,7 @@ func (c *Conn) windowToAdvertise() uint32 {
 	// Receiver silly-window avoidance (RFC 9293 3.8.6.2.2): do not open the
 	// window in small steps.
 	cur := c.rcvWindowNow()
-	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, c.rcvMSS)) && cur > 0 {
+	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, int(c.rcvMSS))) && cur > 0 {
 		space = cur
 	}
 	if space <= cur {

@@ -16,11 +16,10 @@ type rateState struct {
 	appLimited  uint64  // nonzero: application-limited until delivered passes it
 	sends       uint64  // transmissions so far: txrec.order
 
-	// The last sample that was not application-limited, or the fastest
-	// application-limited one: tcpi_delivery_rate.
-	lastDelivered  uint64
-	lastInterval   time.Duration
-	lastAppLimited bool
+	// lastRate is the rate (bytes per second) of the last sample that was
+	// not application-limited, or of the fastest application-limited one:
+	// tcpi_delivery_rate. Conn.rateAppLimited says which.
+	lastRate uint64
 }
 
 // rateSample is what one ACK tells of the delivery rate.
@@ -114,10 +113,9 @@ func (c *Conn) rateEnd(now instant) {
 		rs.interval = -1
 		return
 	}
-	if !rs.appLimited || uint64(rs.delivered)*uint64(rt.lastInterval) >= rt.lastDelivered*uint64(rs.interval) {
-		rt.lastDelivered = uint64(rs.delivered)
-		rt.lastInterval = rs.interval
-		rt.lastAppLimited = rs.appLimited
+	if r := uint64(float64(rs.delivered) / rs.interval.Seconds()); !rs.appLimited || r >= rt.lastRate {
+		rt.lastRate = r
+		c.rateAppLimited = rs.appLimited
 	}
 }
 
@@ -135,11 +133,7 @@ func (c *Conn) rateCheckAppLimited() {
 
 // deliveryRate is tcpi_delivery_rate, in bytes per second.
 func (c *Conn) deliveryRate() uint64 {
-	rt := &c.rate
-	if rt.lastInterval <= 0 {
-		return 0
-	}
-	return uint64(float64(rt.lastDelivered) / rt.lastInterval.Seconds())
+	return c.rate.lastRate
 }
 
 // noteMinRTT folds an RTT sample into the minimum (Linux's tcp_min_rtt,

@@ -114,7 +114,7 @@ func (c *Conn) pruneScoreboard() {
 // segment left the network.
 func (c *Conn) pipe() int {
 	if c.loss == lossRecovery && !c.sackOK {
-		return max(0, c.flight()-c.dupAcks*c.sndMSS)
+		return max(0, c.flight()-int(c.dupAcks)*c.sndMSS)
 	}
 	if c.fl == nil || c.loss == lossNone && len(c.sacked) == 0 {
 		return c.flight()

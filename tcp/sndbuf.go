@@ -13,7 +13,7 @@ const defaultSndBufMax = 4 << 20
 
 // sndBufExpand grows the send buffer with cwnd.
 func (c *Conn) sndBufExpand() {
-	if c.cfg.SndBufLocked || c.sndBuf >= c.cfg.SndBufMax || c.pipe() >= c.cwnd {
+	if c.cfg.SndBufLocked || int(c.sndBuf) >= c.cfg.SndBufMax || c.pipe() >= c.cwnd {
 		return
 	}
 	factor := 2
@@ -21,7 +21,7 @@ func (c *Conn) sndBufExpand() {
 		factor = 3
 	}
 	want := min(factor*max(c.cwnd, initialCwndSegs*c.sndMSS), c.cfg.SndBufMax)
-	if want > c.sndBuf {
-		c.sndBuf = want
+	if want > int(c.sndBuf) {
+		c.sndBuf = int32(want)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // backedOff is the current RTO doubled once per consecutive timeout.
 func (c *Conn) backedOff() time.Duration {
 	d := c.rto
-	for i := 0; i < c.backoff && d < c.cfg.RTOMax; i++ {
+	for i := int32(0); i < c.backoff && d < c.cfg.RTOMax; i++ {
 		d *= 2
 	}
 	return min(d, c.cfg.RTOMax)
@@ -250,7 +250,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 	}
 	switch c.state {
 	case SynSent:
-		if c.backoff >= c.cfg.SynRetries {
+		if int(c.backoff) >= c.cfg.SynRetries {
 			c.fail(syscall.ETIMEDOUT, "timer SYN retries")
 			return
 		}
@@ -261,7 +261,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 		c.armRTO(now)
 		return
 	case SynRcvd:
-		if c.backoff >= c.cfg.SynAckRetries {
+		if int(c.backoff) >= c.cfg.SynAckRetries {
 			// Linux drops the request silently; a simultaneous open
 			// times out like a connect.
 			if c.passive {
@@ -281,7 +281,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 	if c.flight() == 0 {
 		return
 	}
-	if c.backoff >= c.cfg.Retries2 {
+	if int(c.backoff) >= c.cfg.Retries2 {
 		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
 		return
 	}
@@ -299,7 +299,7 @@ func (c *Conn) persistTimeout(now instant) {
 		c.output(now)
 		return
 	}
-	if (c.backoff >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
+	if (int(c.backoff) >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
 		c.fail(syscall.ETIMEDOUT, "timer persist limit")
 		return
 	}
