@@ -95,7 +95,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 		vc.Advance(time.Millisecond)
 		if debugLossy && vc.Now().Sub(start)%(50*time.Millisecond) == 0 {
 			cli.mu.Lock()
-			for _, ep := range cli.conns {
+			for ep := range cli.conns.all() {
 				in := ep.conn.Info(vc.Now())
 				t.Logf("%v sndwnd %d got %d cwnd %d unacked %d ca %d pacing %.1f delivery %.1f minrtt %v rtt %v retr %d", vc.Now().Sub(start), in.SndWnd, got, in.Cwnd, in.Unacked, in.CAState, float64(in.PacingRate)*8/1e6, float64(in.DeliveryRate)*8/1e6, in.MinRTT, in.RTT, in.TotalRetrans)
 			}
@@ -106,7 +106,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 	var r lossyPathResult
 	r.goodput = float64(size) * 8 / el.Seconds()
 	cli.mu.Lock()
-	for _, ep := range cli.conns {
+	for ep := range cli.conns.all() {
 		r.info = ep.conn.Info(vc.Now())
 		r.retrans, r.rto = r.info.TotalRetrans, r.info.TotalRTO
 	}

@@ -365,10 +365,10 @@ func TestReuseAddrTimeWait(t *testing.T) {
 	must(t, ca.Close(cfd))
 	n.pump()
 	must(t, sb.Close(lfd))
-	if len(n.b.conns) != 1 {
-		t.Fatalf("server connections: %d, want the TIME_WAIT one", len(n.b.conns))
+	if n.b.conns.len() != 1 {
+		t.Fatalf("server connections: %d, want the TIME_WAIT one", n.b.conns.len())
 	}
-	for _, ep := range n.b.conns {
+	for ep := range n.b.conns.all() {
 		if ep.conn.State() != tcp.TimeWait {
 			t.Fatalf("state %v", ep.conn.State())
 		}
@@ -383,7 +383,7 @@ func TestReuseAddrTimeWait(t *testing.T) {
 	must(t, sb.Close(lfd))
 	// Once TIME_WAIT is over the port is free for anyone.
 	n.advance(61 * time.Second)
-	if len(n.b.conns) != 0 {
+	if n.b.conns.len() != 0 {
 		t.Fatalf("TIME_WAIT still there")
 	}
 	_, err = listenReuse(false)
@@ -585,8 +585,8 @@ func TestListenerCloseResetsChildren(t *testing.T) {
 		_, err := readAll(t, n, ca, fd)
 		wantErr(t, "client of an un-accepted child", err, syscall.ECONNRESET)
 	}
-	if len(n.b.conns) != 0 || len(n.b.ports) != 0 {
-		t.Errorf("server tables not empty: %d conns, %d ports", len(n.b.conns), len(n.b.ports))
+	if n.b.conns.len() != 0 || len(n.b.ports) != 0 {
+		t.Errorf("server tables not empty: %d conns, %d ports", n.b.conns.len(), len(n.b.ports))
 	}
 }
 
@@ -649,8 +649,8 @@ func TestOrphanLimit(t *testing.T) {
 	}
 	// The orphan in FIN_WAIT_2 goes after tcp_fin_timeout.
 	n.advance(61 * time.Second)
-	if n.b.orphans != 0 || len(n.b.conns) != 0 {
-		t.Errorf("orphans %d, conns %d", n.b.orphans, len(n.b.conns))
+	if n.b.orphans != 0 || n.b.conns.len() != 0 {
+		t.Errorf("orphans %d, conns %d", n.b.orphans, n.b.conns.len())
 	}
 }
 

@@ -36,7 +36,7 @@ func (s *Stack) Connections() []ConnInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	out := make([]ConnInfo, 0, len(s.conns)+len(s.listeners))
+	out := make([]ConnInfo, 0, s.conns.len()+len(s.listeners))
 	for _, ls := range s.listeners {
 		for _, l := range ls {
 			cc := l.sock.opts.congestion
@@ -53,7 +53,7 @@ func (s *Stack) Connections() []ConnInfo {
 			})
 		}
 	}
-	for _, ep := range s.conns {
+	for ep := range s.conns.all() {
 		out = append(out, ConnInfo{
 			Local:      ep.local,
 			Remote:     ep.remote,
@@ -93,7 +93,7 @@ func (s *Stack) CountStates() StateCounts {
 	for _, ls := range s.listeners {
 		n[tcp.Listen] += len(ls)
 	}
-	for _, ep := range s.conns {
+	for ep := range s.conns.all() {
 		if st := ep.conn.State(); int(st) < len(n) {
 			n[st]++
 		}

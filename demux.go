@@ -11,7 +11,7 @@ import (
 // demuxLocked hands a segment to its connection (4-tuple table first), else
 // to a listener, else answers with RST.
 func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
-	if ep := s.conns[connKey{local, remote}]; ep != nil {
+	if ep := s.conns.get(local, remote); ep != nil {
 		if ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) && ep.conn.TimeWaitAcceptsSYN(seg) {
 			// A new incarnation (RFC 9293 section 3.10.7.4, RFC 6191):
 			// the TIME_WAIT connection goes and a listener takes the SYN.

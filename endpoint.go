@@ -14,6 +14,7 @@ type endpoint struct {
 	s             *Stack
 	local, remote netip.AddrPort // unmapped addresses
 	bind          *binding       // the claim on the local port this connection holds while hashed
+	next          *endpoint      // the next in its chain of Stack.conns (connTable)
 
 	// sock is the socket open on the connection; nil before accept and
 	// once the last descriptor is closed (an orphan).
@@ -28,13 +29,6 @@ type endpoint struct {
 	forwarded bool // made by the forwarder: its resets are counted
 	hashed    bool // in Stack.conns (and holding bind)
 	orphan    bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
-
-	// retrans and rtos are the connection's retransmissions and timeouts
-	// already added to Stack.stats.
-	retrans, rtos int32
-	// challenges, skippedCh and skippedSeq are its RFC 5961 counts
-	// already added to Stack.stats.
-	challenges, skippedCh, skippedSeq int32
 
 	heapIndex int32 // position in Stack.timers, -1 when absent
 	// deadline is the deadline as scheduled in Stack.timers, and
@@ -56,7 +50,7 @@ func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *
 func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
 	ep.conn.Init(s.sharedConfigLocked(o, local), ep, iss, s.tsOffset(local, remote))
-	s.conns[connKey{local, remote}] = ep
+	s.conns.add(ep)
 	ep.hashed = true
 	b.refs++
 	return ep
@@ -210,17 +204,6 @@ func (ep *endpoint) finished() bool {
 // handshake completed to its listener's accept queue, and wakes the
 // callers blocked on the socket (or the listener).
 func (s *Stack) afterLocked(ep *endpoint) {
-	if r, t := ep.conn.Retransmissions(); int32(r) != ep.retrans || int32(t) != ep.rtos {
-		s.stats.TcpRetransSegs += uint64(uint32(int32(r) - ep.retrans))
-		s.stats.TcpExtTCPTimeouts += uint64(uint32(int32(t) - ep.rtos))
-		ep.retrans, ep.rtos = int32(r), int32(t)
-	}
-	if c, sc, sq := ep.conn.Challenges(); int32(c) != ep.challenges || int32(sc) != ep.skippedCh || int32(sq) != ep.skippedSeq {
-		s.stats.TcpExtTCPChallengeACK += uint64(uint32(int32(c) - ep.challenges))
-		s.stats.TcpExtTCPACKSkippedChallenge += uint64(uint32(int32(sc) - ep.skippedCh))
-		s.stats.TcpExtTCPACKSkippedSeq += uint64(uint32(int32(sq) - ep.skippedSeq))
-		ep.challenges, ep.skippedCh, ep.skippedSeq = int32(c), int32(sc), int32(sq)
-	}
 	if ep.hashed {
 		if ep.finished() {
 			s.unhashLocked(ep)
@@ -259,7 +242,7 @@ func (s *Stack) unhashLocked(ep *endpoint) {
 		return
 	}
 	ep.hashed = false
-	delete(s.conns, connKey{ep.local, ep.remote})
+	s.conns.remove(ep)
 	s.unscheduleLocked(ep)
 	s.releaseBindingLocked(ep.bind)
 	if ep.orphan {

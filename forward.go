@@ -324,7 +324,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 	if err := r.decideLocked(); err != nil {
 		return nil, r.opErr(err)
 	}
-	if _, used := s.conns[connKey{r.Local, r.Remote}]; used {
+	if s.conns.has(r.Local, r.Remote) {
 		return nil, r.opErr(syscall.EADDRINUSE)
 	}
 	fam := AF_INET
@@ -385,7 +385,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 func (s *Stack) newForwardEndpointLocked(local, remote netip.AddrPort, o *sockOpts) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, heapIndex: -1, passive: true, forwarded: true}
 	ep.conn.Init(s.sharedConfigLocked(o, local), ep, s.isn(local, remote), s.tsOffset(local, remote))
-	s.conns[connKey{local, remote}] = ep
+	s.conns.add(ep)
 	ep.hashed = true
 	return ep
 }

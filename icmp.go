@@ -168,7 +168,7 @@ func (s *Stack) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu 
 		s.icmpInErrorLocked(v6)
 		return
 	}
-	ep := s.conns[connKey{local, remote}]
+	ep := s.conns.get(local, remote)
 	if ep == nil {
 		s.icmpInErrorLocked(v6)
 		return

@@ -162,6 +162,6 @@ func (s *Stack) connectPortFreeLocked(local, remote netip.AddrPort) bool {
 			return false
 		}
 	}
-	_, used := s.conns[connKey{local, remote}]
+	used := s.conns.has(local, remote)
 	return !used
 }

@@ -146,9 +146,9 @@ func soakSim(t *testing.T, seed uint64) {
 			}
 			for name, st := range map[string]*Stack{"client": cli, "server": srv} {
 				st.mu.Lock()
-				for k, ep := range st.conns {
+				for ep := range st.conns.all() {
 					inf := ep.conn.Info(vc.Now())
-					t.Logf("%s %v: %s retrans %d backoff %d rto %v sndwnd %d unacked %d orphan %v", name, k, inf.State, inf.TotalRetrans, inf.Backoff, inf.RTO, inf.SndWnd, inf.Unacked, ep.orphan)
+					t.Logf("%s %v: %s retrans %d backoff %d rto %v sndwnd %d unacked %d orphan %v", name, connKey{ep.local, ep.remote}, inf.State, inf.TotalRetrans, inf.Backoff, inf.RTO, inf.SndWnd, inf.Unacked, ep.orphan)
 				}
 				st.mu.Unlock()
 			}
@@ -261,13 +261,13 @@ func soakSim(t *testing.T, seed uint64) {
 	vc.Advance(5 * time.Minute)
 	for name, st := range map[string]*Stack{"client": cli, "server": srv} {
 		st.mu.Lock()
-		left, orphans := len(st.conns), st.orphans
+		left, orphans := st.conns.len(), st.orphans
 		st.mu.Unlock()
 		if left != 0 || orphans != 0 {
 			st.mu.Lock()
 			var which []string
-			for k, ep := range st.conns {
-				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", k.local, k.remote, ep.conn.State(), ep.conn.Deadline(), ep.sock != nil))
+			for ep := range st.conns.all() {
+				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", ep.local, ep.remote, ep.conn.State(), ep.conn.Deadline(), ep.sock != nil))
 			}
 			st.mu.Unlock()
 			fail("%s still holds %d connections (%d orphans) after every close and TIME_WAIT: %v", name, left, orphans, which)

@@ -388,7 +388,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 	var b *binding
 	if sk.bind != nil {
 		b = sk.bind
-		if _, used := s.conns[connKey{netip.AddrPortFrom(src, b.port), remote}]; used {
+		if s.conns.has(netip.AddrPortFrom(src, b.port), remote) {
 			return syscall.EADDRNOTAVAIL
 		}
 		if b.addr.IsUnspecified() {

@@ -257,7 +257,7 @@ type Stack struct {
 	closed bool
 	// conns holds every connection with a 4-tuple (SYN_SENT onwards,
 	// accepted or not, orphans included) until it finishes.
-	conns map[connKey]*endpoint
+	conns connTable
 	// listeners holds the listening sockets by local port.
 	listeners map[uint16][]*listener
 	// ports holds every claim on a local port (bound sockets, listeners,
@@ -318,7 +318,7 @@ func New(cfg Config) (*Stack, error) {
 		somaxconn:     cfg.SomaxConn,
 		maxSynBacklog: cfg.MaxSynBacklog,
 		synCookies:    !cfg.NoSynCookies,
-		conns:         make(map[connKey]*endpoint),
+		conns:         newConnTable(),
 		listeners:     make(map[uint16][]*listener),
 		ports:         make(map[uint16][]*binding),
 	}
@@ -355,6 +355,8 @@ func New(cfg Config) (*Stack, error) {
 	// Every connection is driven under mu, so they can build their
 	// segments in one place.
 	s.tcpDefaults.Scratch = new(tcp.Scratch)
+	// and count into one set of counters (Stats reads them).
+	s.tcpDefaults.Counters = new(tcp.Counters)
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)
@@ -385,7 +387,14 @@ func (s *Stack) Clock() clock.Clock { return s.clock }
 func (s *Stack) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	c := s.tcpDefaults.Counters
+	st.TcpRetransSegs = c.RetransSegs
+	st.TcpExtTCPTimeouts = c.Timeouts
+	st.TcpExtTCPChallengeACK = c.ChallengeACKs
+	st.TcpExtTCPACKSkippedChallenge = c.SkippedChallenge
+	st.TcpExtTCPACKSkippedSeq = c.SkippedSeq
+	return st
 }
 
 // Close aborts every connection (sending RST where the state calls for it),
@@ -402,8 +411,8 @@ func (s *Stack) Close() error {
 	}
 	now := s.clock.Now()
 	// Abort in a fixed order so that the RSTs go out deterministically.
-	eps := make([]*endpoint, 0, len(s.conns))
-	for _, ep := range s.conns {
+	eps := make([]*endpoint, 0, s.conns.len())
+	for ep := range s.conns.all() {
 		eps = append(eps, ep)
 	}
 	slices.SortFunc(eps, func(a, b *endpoint) int {

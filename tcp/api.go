@@ -108,6 +108,10 @@ type Config struct {
 	// one. Nil gives the connection its own.
 	Scratch *Scratch
 
+	// Counters, if set, is added to by the connection (and shared by
+	// those that share it); nil gives the connection its own.
+	Counters *Counters
+
 	// Buffers lends the memory of the send and receive queues; nil
 	// allocates with make. The stack passes a pool shared by its
 	// connections.
@@ -208,6 +212,17 @@ type Scratch struct {
 	seg  Segment    // the segment being built: Host.Send must not keep it
 	rs   rateSample // the sample the ACK being processed builds (rate.go)
 	base time.Time  // what the connections' instants count from (instant.go)
+}
+
+// Counters are MIB counters (named as nstat names them) that connections
+// add to as they go: a stack gives its connections one to share
+// (Config.Counters), as Linux keeps one per network namespace.
+type Counters struct {
+	RetransSegs      uint64 // TcpRetransSegs: segments sent again
+	Timeouts         uint64 // TcpExtTCPTimeouts: retransmission timeouts, SYN and SYN,ACK ones included
+	ChallengeACKs    uint64 // TcpExtTCPChallengeACK: RFC 5961 challenge ACKs sent
+	SkippedChallenge uint64 // TcpExtTCPACKSkippedChallenge: challenge ACKs the rate limit held back
+	SkippedSeq       uint64 // TcpExtTCPACKSkippedSeq: out-of-window ACKs the rate limit held back
 }
 
 // Host carries a connection (see Conn.Init): it takes the segments the

@@ -299,6 +299,18 @@ func (c *Conn) Init(cfg *Config, h Host, iss seq.Value, tsOffset uint32) {
 	c.rcvMSS = defaultPeerMSS
 }
 
+// countRetrans counts a segment sent again.
+func (c *Conn) countRetrans() {
+	c.totalRetrans++
+	c.cfg.Counters.RetransSegs++
+}
+
+// countTimeout counts a retransmission timeout.
+func (c *Conn) countTimeout() {
+	c.totalRTO++
+	c.cfg.Counters.Timeouts++
+}
+
 // ownConfig gives c its own copy of its configuration before a setter
 // changes it: the one it was given may be shared.
 func (c *Conn) ownConfig() *Config {
@@ -352,6 +364,9 @@ func fillDefaults(cfg *Config) {
 	}
 	if cfg.Scratch == nil {
 		cfg.Scratch = new(Scratch)
+	}
+	if cfg.Counters == nil {
+		cfg.Counters = new(Counters)
 	}
 	cfg.prepared = true
 	if cfg.WScale == 0 {

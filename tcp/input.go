@@ -342,8 +342,10 @@ func (c *Conn) oowLimited(now instant, seg *Segment, challenge bool) bool {
 	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) >= 0 && now.Sub(c.lastOOWAck) < oowRateLimit {
 		if challenge {
 			c.challengesSkipped++
+			c.cfg.Counters.SkippedChallenge++
 		} else {
 			c.oowSkipped++
+			c.cfg.Counters.SkippedSeq++
 		}
 		return true
 	}
@@ -355,6 +357,7 @@ func (c *Conn) oowLimited(now instant, seg *Segment, challenge bool) bool {
 func (c *Conn) challengeAck(now instant, seg *Segment) {
 	if !c.oowLimited(now, seg, true) {
 		c.challenges++
+		c.cfg.Counters.ChallengeACKs++
 		c.sendAck(now)
 	}
 }

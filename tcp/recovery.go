@@ -195,7 +195,7 @@ func (c *Conn) retransmitOne(now instant) bool {
 		}
 		last := fin && s.Add(seq.Size(n)) == dataEnd
 		c.sendSegment(now, s, n, last, c.pushMarked(s, n))
-		c.totalRetrans++
+		c.countRetrans()
 		s = s.Add(seq.Size(n))
 		if last {
 			fin = false
@@ -203,7 +203,7 @@ func (c *Conn) retransmitOne(now instant) bool {
 	}
 	if fin && !c.isSacked(c.finSeq, c.finSeq.Add(1)) {
 		c.sendSegment(now, c.finSeq, 0, true, false)
-		c.totalRetrans++
+		c.countRetrans()
 	}
 	c.recordRetransmit(now, i)
 	c.rttTiming = false // Karn: never time a retransmission

@@ -131,7 +131,7 @@ func (c *Conn) tailLossProbe(now instant) {
 		}
 		c.sendSegment(now, start, k, fin, true)
 		c.recordProbe(now, start)
-		c.totalRetrans++
+		c.countRetrans()
 		c.rttTiming = false
 	}
 	c.tlpOut = true
@@ -255,8 +255,8 @@ func (c *Conn) retransmitTimeout(now instant) {
 			return
 		}
 		c.backoff++
-		c.totalRetrans++
-		c.totalRTO++
+		c.countRetrans()
+		c.countTimeout()
 		c.sendSYN(now, false)
 		c.armRTO(now)
 		return
@@ -272,8 +272,8 @@ func (c *Conn) retransmitTimeout(now instant) {
 			return
 		}
 		c.backoff++
-		c.totalRetrans++
-		c.totalRTO++
+		c.countRetrans()
+		c.countTimeout()
 		c.sendSYN(now, true)
 		c.armRTO(now)
 		return
@@ -286,7 +286,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 		return
 	}
 	c.backoff++
-	c.totalRTO++
+	c.countTimeout()
 	c.rtoTSval = c.tsNow(now)
 	c.enterLoss(now)
 	c.armRTO(now)
