@@ -327,7 +327,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 	if s.conns.has(r.Local, r.Remote) {
 		return nil, r.opErr(syscall.EADDRINUSE)
 	}
-	fam := AF_INET
+	fam := uint8(AF_INET)
 	if r.Local.Addr().Is6() {
 		fam = AF_INET6
 	}

@@ -42,10 +42,10 @@ const (
 
 // socket is an open socket: what its descriptors refer to.
 type socket struct {
-	family   int
-	refs     int  // descriptors referring to the socket
-	closed   bool // the last descriptor is closed
-	nonblock bool // O_NONBLOCK (shared by all descriptors, as a file status flag)
+	refs     int32 // descriptors referring to the socket
+	family   uint8 // AF_INET or AF_INET6
+	closed   bool  // the last descriptor is closed
+	nonblock bool  // O_NONBLOCK (shared by all descriptors, as a file status flag)
 	state    sockState
 
 	// bind is the claim on a local port the socket holds itself (one
@@ -64,11 +64,9 @@ type socket struct {
 	// peek holds data taken from the connection by MSG_PEEK and not yet read.
 	peek []byte
 	// waiters are the calls blocked on the socket, each waiting for one
-	// token on its channel at the next event. The channels are kept in
-	// idleWaiters between waits, so blocking does not allocate; they
-	// belong to the socket, not to a pool, because a channel made in a
-	// testing/synctest bubble must stay in it.
-	waiters, idleWaiters []chan struct{}
+	// token on its channel at the next event. The channels come from the
+	// stack's idle ones (Stack.idleWaiters) and go back after the wait.
+	waiters []chan struct{}
 }
 
 // getLocked returns the socket of fd, or EBADF.
@@ -137,7 +135,7 @@ func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if proto != IPPROTO_IP && proto != IPPROTO_TCP {
 		return -1, syscall.EPROTONOSUPPORT
 	}
-	sk := &socket{family: domain, nonblock: flags&SOCK_NONBLOCK != 0, opts: s.defaultOpts()}
+	sk := &socket{family: uint8(domain), nonblock: flags&SOCK_NONBLOCK != 0, opts: s.defaultOpts()}
 	return t.allocLocked(sk), nil
 }
 

@@ -278,7 +278,7 @@ func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 		case SO_TYPE:
 			return SOCK_STREAM, nil
 		case SO_DOMAIN:
-			return sk.family, nil
+			return int(sk.family), nil
 		case SO_PROTOCOL:
 			return IPPROTO_TCP, nil
 		case SO_ACCEPTCONN:

@@ -279,6 +279,11 @@ type Stack struct {
 	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked).
 	opts map[sockOpts]*sockOpts
+	// idleWaiters are wake-up channels between waits (waitLocked), so
+	// that blocking does not allocate: as many as calls have been blocked
+	// at once. They belong to the stack rather than to a global pool
+	// because a channel made in a testing/synctest bubble must stay in it.
+	idleWaiters []chan struct{}
 	// connCfgs are the connections' shared configurations
 	// (sharedConfigLocked).
 	connCfgs map[sharedConfigKey]*tcp.Config
@@ -497,9 +502,10 @@ func (s *Stack) wakePollLocked() {
 // caller re-checks its condition.
 func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
 	var w chan struct{}
-	if k := len(sk.idleWaiters); k > 0 {
-		w = sk.idleWaiters[k-1]
-		sk.idleWaiters = sk.idleWaiters[:k-1]
+	if k := len(s.idleWaiters); k > 0 {
+		w = s.idleWaiters[k-1]
+		s.idleWaiters[k-1] = nil
+		s.idleWaiters = s.idleWaiters[:k-1]
 	} else {
 		w = make(chan struct{}, 1)
 	}
@@ -525,5 +531,5 @@ func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
 	case <-w:
 	default:
 	}
-	sk.idleWaiters = append(sk.idleWaiters, w)
+	s.idleWaiters = append(s.idleWaiters, w)
 }

@@ -28,31 +28,59 @@ import (
 // Control. As Go does, a new TCPConn has TCP_NODELAY set and, unless its
 // Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
 type TCPConn struct {
-	s       *Stack
-	sk      *socket // the socket: kept, so that a descriptor reused after Close is never touched
-	fd      int
-	network string
-	// local and remote are kept as values: a *net.TCPAddr is made when
-	// asked for, so an idle connection does not hold two of them.
-	local, remote netip.AddrPort
+	s  *Stack
+	sk *socket // the socket: kept, so that a descriptor reused after Close is never touched
+	// ep is the connection when the TCPConn was made, for its addresses
+	// (which never change, so they are read without the stack's lock); a
+	// *net.TCPAddr is made only when asked for. Nil: none.
+	ep      *endpoint
+	fd      int32
+	closed  atomic.Bool
+	network network
 
 	rmu, wmu sync.Mutex // one Read at a time, one Write at a time
 	// cmu keeps fd open while it is used by number: Control and the
 	// option setters hold it shared, Close exclusively.
 	cmu    sync.RWMutex
-	closed atomic.Bool
 	rd, wd deadline
+}
+
+// network is "tcp", "tcp4" or "tcp6", in a byte.
+type network uint8
+
+const (
+	netTCP network = iota
+	netTCP4
+	netTCP6
+)
+
+func (n network) String() string { return [...]string{"tcp", "tcp4", "tcp6"}[n] }
+
+// networkOf returns the network named s, one of the three.
+func networkOf(s string) network {
+	switch s {
+	case "tcp4":
+		return netTCP4
+	case "tcp6":
+		return netTCP6
+	}
+	return netTCP
+}
+
+// addrs returns the connection's local and remote addresses (zero when it
+// had none).
+func (c *TCPConn) addrs() (local, remote netip.AddrPort) {
+	if c.ep == nil {
+		return
+	}
+	return c.ep.local, c.ep.remote
 }
 
 var _ net.Conn = (*TCPConn)(nil)
 
 // newTCPConn wraps the connected socket of fd. Called with s.mu held.
 func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
-	c := &TCPConn{s: s, sk: sk, fd: fd, network: network}
-	if sk.ep != nil {
-		c.local, c.remote = sk.ep.local, sk.ep.remote
-	}
-	return c
+	return &TCPConn{s: s, sk: sk, ep: sk.ep, fd: int32(fd), network: networkOf(network)}
 }
 
 // Read reads data from the connection. It returns io.EOF at the end of
@@ -125,7 +153,7 @@ func (c *TCPConn) Close() error {
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
-	_ = c.s.sockets.Close(c.fd)
+	_ = c.s.sockets.Close(int(c.fd))
 	return nil
 }
 
@@ -143,10 +171,16 @@ func (c *TCPConn) CloseWrite() error {
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return netAddr(tcpAddr(c.local)) }
+func (c *TCPConn) LocalAddr() net.Addr {
+	l, _ := c.addrs()
+	return netAddr(tcpAddr(l))
+}
 
 // RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return netAddr(tcpAddr(c.remote)) }
+func (c *TCPConn) RemoteAddr() net.Addr {
+	_, r := c.addrs()
+	return netAddr(tcpAddr(r))
+}
 
 // SetDeadline sets the read and write deadlines, as net.Conn says: an
 // absolute time (on the stack's clock) after which Read and Write, even
@@ -261,7 +295,7 @@ func (c *TCPConn) control(op string, f func(t *Sockets, fd int) error) error {
 	if c.closed.Load() {
 		return c.opErr(op, net.ErrClosed)
 	}
-	if err := f(c.s.sockets, c.fd); err != nil {
+	if err := f(c.s.sockets, int(c.fd)); err != nil {
 		return c.opErr(op, err)
 	}
 	return nil
@@ -269,7 +303,8 @@ func (c *TCPConn) control(op string, f func(t *Sockets, fd int) error) error {
 
 // opErr wraps an error of op as package net does.
 func (c *TCPConn) opErr(op string, err error) error {
-	return opError(op, c.network, tcpAddr(c.local), tcpAddr(c.remote), mapErr(op, err, c.closed.Load()))
+	l, r := c.addrs()
+	return opError(op, c.network.String(), tcpAddr(l), tcpAddr(r), mapErr(op, err, c.closed.Load()))
 }
 
 // Keepalive defaults of package net.
