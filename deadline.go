@@ -15,9 +15,9 @@ import (
 type deadline struct {
 	mu    sync.Mutex
 	timer clock.Timer // closes cancel at the deadline; nil when none is pending
-	// cancel is closed when the deadline has passed. It is made when a
-	// call first waits or a deadline is first set, so a connection that
-	// never does either holds no channel.
+	// cancel is closed when the deadline has passed. A call borrows one
+	// for its length (acquire, release) unless a deadline is pending, so
+	// an idle connection with no deadline holds no channel.
 	cancel chan struct{}
 	final  bool // closed for good by the connection's Close
 }
@@ -43,7 +43,7 @@ func (d *deadline) set(clk clock.Clock, t time.Time) {
 	}
 	if dur := t.Sub(clk.Now()); dur > 0 {
 		if closed || d.cancel == nil {
-			d.cancel = make(chan struct{})
+			d.cancel = make(chan struct{}, 1) // as chanPool's: it may go there (release)
 		}
 		ch := d.cancel
 		d.timer = clk.AfterFunc(dur, func() { close(ch) })
@@ -84,12 +84,68 @@ func (d *deadline) close() {
 	}
 }
 
+// acquire returns the channel that closes when the deadline passes, for
+// one call: from p when there is none yet. The call gives it back with
+// release.
+func (d *deadline) acquire(p *chanPool) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel == nil {
+		d.cancel = p.get()
+	}
+	return d.cancel
+}
+
+// release gives the channel back to p once the call that acquired it is
+// done, unless a deadline still needs it: a timer is pending, it has
+// closed, or the connection is closed for good. Calls that use d must not
+// overlap (the net.Conn serialises its Reads, and its Writes).
+func (d *deadline) release(p *chanPool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cancel == nil || d.timer != nil || d.final || isDone(d.cancel) {
+		return
+	}
+	p.put(d.cancel)
+	d.cancel = nil
+}
+
 // wait returns the channel that closes when the deadline passes.
 func (d *deadline) wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cancel == nil {
-		d.cancel = make(chan struct{})
+		d.cancel = make(chan struct{}, 1)
 	}
 	return d.cancel
+}
+
+// chanPool keeps open channels between uses, so that a call that needs one
+// (to wait for a wake-up, or for a deadline) does not allocate: it holds
+// as many as were ever in use at once. A stack has its own rather than
+// sharing a global one, because a channel made in a testing/synctest
+// bubble must stay in it.
+type chanPool struct {
+	mu   sync.Mutex
+	free []chan struct{}
+}
+
+// get returns an open channel with room for one token and none in it.
+func (p *chanPool) get() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := len(p.free); k > 0 {
+		ch := p.free[k-1]
+		p.free[k-1] = nil
+		p.free = p.free[:k-1]
+		return ch
+	}
+	return make(chan struct{}, 1)
+}
+
+// put keeps ch, which must be open and hold no token, for a later get.
+func (p *chanPool) put(ch chan struct{}) {
+	p.mu.Lock()
+	p.free = append(p.free, ch)
+	p.mu.Unlock()
 }

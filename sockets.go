@@ -65,7 +65,7 @@ type socket struct {
 	peek []byte
 	// waiters are the calls blocked on the socket, each waiting for one
 	// token on its channel at the next event. The channels come from the
-	// stack's idle ones (Stack.idleWaiters) and go back after the wait.
+	// stack's pool (Stack.chans) and go back after the wait.
 	waiters []chan struct{}
 }
 

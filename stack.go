@@ -279,11 +279,9 @@ type Stack struct {
 	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked).
 	opts map[sockOpts]*sockOpts
-	// idleWaiters are wake-up channels between waits (waitLocked), so
-	// that blocking does not allocate: as many as calls have been blocked
-	// at once. They belong to the stack rather than to a global pool
-	// because a channel made in a testing/synctest bubble must stay in it.
-	idleWaiters []chan struct{}
+	// chans holds the channels of waits (waitLocked) and deadlines
+	// between uses.
+	chans chanPool
 	// connCfgs are the connections' shared configurations
 	// (sharedConfigLocked).
 	connCfgs map[sharedConfigKey]*tcp.Config
@@ -501,14 +499,7 @@ func (s *Stack) wakePollLocked() {
 // closes), or until cancel (if not nil) is closed, then takes mu again. The
 // caller re-checks its condition.
 func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
-	var w chan struct{}
-	if k := len(s.idleWaiters); k > 0 {
-		w = s.idleWaiters[k-1]
-		s.idleWaiters[k-1] = nil
-		s.idleWaiters = s.idleWaiters[:k-1]
-	} else {
-		w = make(chan struct{}, 1)
-	}
+	w := s.chans.get()
 	sk.waiters = append(sk.waiters, w)
 	s.mu.Unlock()
 	select {
@@ -531,5 +522,5 @@ func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
 	case <-w:
 	default:
 	}
-	s.idleWaiters = append(s.idleWaiters, w)
+	s.chans.put(w)
 }

@@ -92,7 +92,8 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	cancel := c.rd.wait()
+	cancel := c.rd.acquire(&c.s.chans)
+	defer c.rd.release(&c.s.chans)
 	if len(p) == 0 {
 		// As package net: a zero-byte read returns at once.
 		if isDone(cancel) {
@@ -123,7 +124,8 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	cancel := c.wd.wait()
+	cancel := c.wd.acquire(&c.s.chans)
+	defer c.wd.release(&c.s.chans)
 	s := c.s
 	n := 0
 	for {

@@ -69,12 +69,18 @@ func BenchmarkPingPong(b *testing.B) {
 
 // BenchmarkIdleHeap holds -bench.idle idle connections per iteration and
 // reports the mean heap per connection and per endpoint.
-func BenchmarkIdleHeap(b *testing.B) {
+func BenchmarkIdleHeap(b *testing.B) { benchIdleHeap(b, IdleHeap) }
+
+// BenchmarkUsedIdleHeap is BenchmarkIdleHeap for connections that each
+// carried one exchange before going idle (UsedIdleHeap).
+func BenchmarkUsedIdleHeap(b *testing.B) { benchIdleHeap(b, UsedIdleHeap) }
+
+func benchIdleHeap(b *testing.B, f func(context.Context, Kind, int) (HeapResult, error)) {
 	for _, k := range []Kind{Synstack, GVisor} {
 		b.Run(string(k), func(b *testing.B) {
 			var sum float64
 			for range b.N {
-				r, err := IdleHeap(context.Background(), k, *benchIdle)
+				r, err := f(context.Background(), k, *benchIdle)
 				if err != nil {
 					b.Fatal(err)
 				}

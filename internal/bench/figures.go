@@ -538,6 +538,20 @@ const idleDialers = 8
 // Nothing is sent on them. The kernel's sockets are not in the Go heap:
 // for Kernel it returns ErrNotApplicable.
 func IdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
+	return idleHeap(ctx, k, conns, false)
+}
+
+// UsedIdleHeap is IdleHeap for connections that have each carried one
+// exchange before going idle, as a kept-alive HTTP connection between
+// requests: the client sends one byte, the server reads it and answers
+// with one, the client reads it. The heap is measured once every
+// exchange is done and acknowledged (the connections have been idle for
+// a few of their round trips).
+func UsedIdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
+	return idleHeap(ctx, k, conns, true)
+}
+
+func idleHeap(ctx context.Context, k Kind, conns int, exchange bool) (HeapResult, error) {
 	res := HeapResult{Kind: k, Conns: conns}
 	if k == Kernel {
 		return res, ErrNotApplicable
@@ -621,10 +635,63 @@ func IdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
 		return res, fmt.Errorf("bench: idle %s: accepted %d of %d: %w", k, len(srv), conns, errTimeout)
 	}
 	res.Setup = time.Since(start)
+	if exchange {
+		if err := exchangeOne(cli, srv); err != nil {
+			return res, fmt.Errorf("bench: idle %s: %w", k, err)
+		}
+	}
 	res.After = heapStats()
 	runtime.KeepAlive(cli)
 	runtime.KeepAlive(srv)
 	return res, nil
+}
+
+// exchangeOne makes every connection carry one byte each way: every
+// client writes, then every server reads and answers, then every client
+// reads. Nothing sets a deadline (that would leave timers behind): a
+// watchdog closes every connection if the whole takes over stepTimeout.
+func exchangeOne(cli, srv []net.Conn) error {
+	var stuck atomic.Bool
+	watchdog := time.AfterFunc(stepTimeout, func() {
+		stuck.Store(true)
+		for _, c := range cli {
+			c.Close()
+		}
+		for _, c := range srv {
+			c.Close()
+		}
+	})
+	defer watchdog.Stop()
+	b := []byte{'x'}
+	step := func(what string, cs []net.Conn, write bool) error {
+		for i, c := range cs {
+			var err error
+			if write {
+				_, err = c.Write(b)
+			} else {
+				_, err = io.ReadFull(c, b)
+			}
+			if err != nil {
+				if stuck.Load() {
+					err = errTimeout
+				}
+				return fmt.Errorf("exchange: %s %d: %w", what, i, err)
+			}
+		}
+		return nil
+	}
+	if err := step("request", cli, true); err != nil {
+		return err
+	}
+	for i, c := range srv {
+		if err := step("read request", srv[i:i+1], false); err != nil {
+			return err
+		}
+		if err := step("answer", []net.Conn{c}, true); err != nil {
+			return err
+		}
+	}
+	return step("read answer", cli, false)
 }
 
 // heapStats reads the heap once it has settled: after garbage

@@ -435,19 +435,28 @@ func (s *suite) idle() {
 	pe := s.figure(Figure{Name: "idle_heap_per_endpoint", Unit: "B/endpoint", Better: "lower", What: what + ", divided by 2"})
 	tot := s.figure(Figure{Name: "idle_heap_total", Unit: "MiB", Better: "lower",
 		What: fmt.Sprintf("Go heap held by %d idle endpoints (%d connections)", 2*conns, conns)})
+	used := s.figure(Figure{Name: "idle_used_heap_per_endpoint", Unit: "B/endpoint", Better: "lower",
+		What: fmt.Sprintf("Go heap per endpoint of %d connections that each carried one byte each way before going idle (a kept-alive connection between requests), divided by 2", conns)})
 	rate := s.figure(Figure{Name: "idle_setup", Unit: "conns/s", Better: "higher",
 		What: fmt.Sprintf("rate at which the %d idle connections were established (%d dialers, connections kept): how demux and port tables scale", conns, idleDialers)})
+	measure := func(what string, f func(context.Context, Kind, int) (HeapResult, error), k Kind) (HeapResult, bool) {
+		if s.ctx.Err() != nil {
+			return HeapResult{}, false
+		}
+		res, err := f(s.ctx, k, conns)
+		if err != nil {
+			s.fail(what, k, err)
+			return res, false
+		}
+		return res, true
+	}
 	for _, k := range []Kind{Synstack, GVisor} {
 		if k == GVisor && conns > GVisorIdleMax {
 			pc.Note += fmt.Sprintf("; gvisor: not run above %d connections", GVisorIdleMax)
 			continue
 		}
-		if s.ctx.Err() != nil {
-			return
-		}
-		res, err := IdleHeap(s.ctx, k, conns)
-		if err != nil {
-			s.fail("idle", k, err)
+		res, ok := measure("idle", IdleHeap, k)
+		if !ok {
 			continue
 		}
 		pc.set(k, res.PerConn())
@@ -457,6 +466,12 @@ func (s *suite) idle() {
 		s.progress("idle %d conns %s: %.0f B/conn, %.0f B/endpoint (HeapInuse: %.0f B/conn; set up in %v)",
 			conns, k, res.PerConn(), res.PerEndpoint(), res.InusePerConn(), res.Setup.Round(time.Millisecond))
 		s.r.HeapByConns = append(s.r.HeapByConns, Point{Kind: k, X: float64(conns), Y: res.PerConn()})
+		ures, ok := measure("idle used", UsedIdleHeap, k)
+		if !ok {
+			continue
+		}
+		used.set(k, ures.PerEndpoint())
+		s.progress("idle %d conns %s, after one exchange each: %.0f B/endpoint", conns, k, ures.PerEndpoint())
 	}
 	if !s.opts.Charts {
 		return
