@@ -51,8 +51,7 @@ type socket struct {
 	// bind is the claim on a local port the socket holds itself (one
 	// reference): made by bind (userBound) or by listen's automatic bind.
 	// A connection holds its own reference to its claim.
-	bind      *binding
-	userBound bool
+	bind *binding
 
 	ep   *endpoint // the connection, if any
 	l    *listener // the listener, while listening
@@ -61,6 +60,7 @@ type socket struct {
 	// shutRd, shutWr record shutdown on a socket without a connection
 	// (Linux sets sk_shutdown even when it returns ENOTCONN).
 	shutRd, shutWr bool
+	userBound      bool // bind came from a bind call
 	// peek holds data taken from the connection by MSG_PEEK and not yet read.
 	peek []byte
 	// waiters are the calls blocked on the socket, each waiting for one

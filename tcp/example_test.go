@@ -73,3 +73,54 @@ func Example() {
 	// B: LAST_ACK -> CLOSED (rcv ACK of FIN)
 	// A: TIME_WAIT -> CLOSED (timer 2MSL)
 }
+
+// host carries connections as a stack does: it embeds each Conn and is
+// its Host, so a connection costs one allocation and no closure.
+type host struct {
+	name string
+	conn tcp.Conn
+	out  *[]tcp.Segment
+}
+
+func (h *host) Send(s *tcp.Segment) {
+	cp := *s
+	cp.Payload = append([]byte(nil), s.Payload...)
+	*h.out = append(*h.out, cp)
+}
+
+func (h *host) Transition(from, to tcp.State, cause tcp.Cause) {
+	fmt.Printf("%s: %s -> %s (%s)\n", h.name, from, to, cause)
+}
+
+// Connections set up in place, sharing one configuration: a thousand
+// connections with the same tunables hold one Config between them.
+func ExampleConn_Init() {
+	now := time.Unix(0, 0)
+	cfg := tcp.PrepareConfig(tcp.Config{MSS: 1460})
+	var toB, toA []tcp.Segment
+	a := &host{name: "A", out: &toB}
+	b := &host{name: "B", out: &toA}
+	a.conn.Init(cfg, a, 1000, 0)
+	b.conn.Init(cfg, b, 9000, 0)
+
+	b.conn.Listen()
+	a.conn.Connect(now)
+	for len(toA)+len(toB) > 0 {
+		for len(toB) > 0 {
+			s := toB[0]
+			toB = toB[1:]
+			b.conn.Input(now, &s)
+		}
+		for len(toA) > 0 {
+			s := toA[0]
+			toA = toA[1:]
+			a.conn.Input(now, &s)
+		}
+	}
+	// Output:
+	// B: CLOSED -> LISTEN (call LISTEN)
+	// A: CLOSED -> SYN_SENT (call CONNECT)
+	// B: LISTEN -> SYN_RCVD (rcv SYN)
+	// A: SYN_SENT -> ESTABLISHED (rcv SYN,ACK)
+	// B: SYN_RCVD -> ESTABLISHED (rcv ACK of SYN)
+}
