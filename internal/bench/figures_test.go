@@ -106,6 +106,9 @@ func TestMultiBulkSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", k, r)
 		}
 	}
+	if r, err := MultiBulkChecksums(context.Background(), 1500, 4, Budget{Count: 2}); err != nil || r.Bytes != 2<<20 {
+		t.Fatalf("with checksums: %+v, %v", r, err)
+	}
 	r, err := MultiBulk(context.Background(), Synstack, 1500, 2, Budget{Warmup: 10 * time.Millisecond, Duration: 30 * time.Millisecond})
 	if err != nil || r.Bytes <= 0 {
 		t.Fatalf("by duration: %+v, %v", r, err)

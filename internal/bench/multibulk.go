@@ -20,6 +20,16 @@ import (
 // Budget.Count, Count MiB are moved in all, split evenly over the
 // streams (each gets at least one bulkChunk).
 func MultiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget) (BulkResult, error) {
+	return multiBulk(ctx, k, mtu, conns, b, true)
+}
+
+// MultiBulkChecksums is MultiBulk for synstack with checksum offload off:
+// both stacks compute and verify every TCP checksum.
+func MultiBulkChecksums(ctx context.Context, mtu, conns int, b Budget) (BulkResult, error) {
+	return multiBulk(ctx, Synstack, mtu, conns, b, false)
+}
+
+func multiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget, offload bool) (BulkResult, error) {
 	if err := b.check(); err != nil {
 		return BulkResult{}, err
 	}
@@ -30,7 +40,13 @@ func MultiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget) (BulkResul
 	if k == Kernel {
 		res.MTU = KernelMTU
 	}
-	n, err := newNetwork(k, mtu, 1)
+	var n network
+	var err error
+	if k == Synstack && !offload {
+		n, err = newSynNetOffload(mtu, 1, false)
+	} else {
+		n, err = newNetwork(k, mtu, 1)
+	}
 	if err != nil {
 		return res, err
 	}
