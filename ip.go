@@ -15,71 +15,163 @@ import (
 // packets for other addresses (unless forwarding takes them, see
 // SetForwarder) and segments with a bad checksum are dropped and counted.
 // pkt is not kept.
+//
+// What needs no state of the stack (parsing the IP and TCP headers,
+// verifying the TCP checksum) is done before the stack's lock is taken;
+// only the counters, the OnPacket hook, the demultiplexing and the
+// connection's state machine run under it.
 func (s *Stack) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
+	var p rxPacket
+	s.prepare(&p, pkt)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	s.ipInputLocked(pkt, s.clock.Now())
+	s.ipInputLocked(&p, s.clock.Now())
 }
 
 var _ link.BatchDispatcher = (*Stack)(nil)
 
+// rxBatch is how many packets DeliverPackets prepares before it takes
+// the lock (link/pipe hands over at most 32 at a time).
+const rxBatch = 32
+
 // DeliverPackets implements link.BatchDispatcher: the packets a link found
-// waiting, processed in order under one lock and one reading of the clock
-// (they had all arrived when the batch began).
+// waiting, processed in order. Each run of up to rxBatch packets is
+// prepared (headers parsed, checksums verified) without the lock, then
+// processed under one lock and one reading of the clock (they had all
+// arrived when the batch began).
 func (s *Stack) DeliverPackets(pkts [][]byte) {
 	defer s.offerForwards()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	now := s.clock.Now()
-	for _, pkt := range pkts {
-		s.ipInputLocked(pkt, now)
+	var batch [rxBatch]rxPacket
+	for len(pkts) > 0 {
+		n := min(len(pkts), rxBatch)
+		for i, pkt := range pkts[:n] {
+			s.prepare(&batch[i], pkt)
+		}
+		if !s.inputBatch(batch[:n]) {
+			return
+		}
+		pkts = pkts[n:]
 	}
 }
 
-// ipInputLocked processes one received IP packet.
-func (s *Stack) ipInputLocked(pkt []byte, now time.Time) {
-	s.stats.IpInReceives++
-	if s.onPacket != nil {
-		s.onPacket("in", pkt)
+// inputBatch processes prepared packets under the lock. It reports false
+// if the stack is closed.
+func (s *Stack) inputBatch(batch []rxPacket) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
 	}
+	now := s.clock.Now()
+	for i := range batch {
+		s.ipInputLocked(&batch[i], now)
+	}
+	return true
+}
+
+// rxPacket is a received packet as far as it can be read without the
+// stack's lock: prepare fills it from the bytes and the stack's read-only
+// configuration (its addresses, checksum offload); ipInputLocked then
+// counts and acts on it, in the same order of checks as if it had all
+// been done under the lock.
+type rxPacket struct {
+	pkt      []byte
+	ip       rxVerdict
+	src, dst netip.Addr
+	proto    uint8
+	local    bool   // dst is one of the stack's addresses
+	payload  []byte // the IP payload
+	// For TCP (tcp != rxUnchecked): the parsed header and the segment's
+	// data.
+	tcp  rxVerdict
+	th   wire.TCP
+	data []byte
+}
+
+// rxVerdict is what preparing a packet found of one of its headers.
+type rxVerdict uint8
+
+const (
+	rxUnchecked rxVerdict = iota // not looked at (yet)
+	rxOK
+	rxBadHeader   // malformed (IP: bad header checksum included)
+	rxFragment    // an IP fragment (no reassembly)
+	rxBadChecksum // TCP checksum wrong
+)
+
+// prepare reads pkt into p without the lock: the IP header, and for TCP
+// to one of the stack's addresses the checksum and the TCP header.
+// Packets that are not for the stack's addresses are left for
+// ipInputLocked, which asks the forwarding table (under the lock).
+func (s *Stack) prepare(p *rxPacket, pkt []byte) {
+	*p = rxPacket{pkt: pkt, ip: rxBadHeader}
 	if len(pkt) == 0 {
-		s.stats.IpInHdrErrors++
 		return
 	}
-	var (
-		src, dst netip.Addr
-		proto    uint8
-		payload  []byte
-		err      error
-	)
+	var err error
 	switch pkt[0] >> 4 {
 	case 4:
 		var h wire.IPv4
-		h, payload, err = wire.ParseIPv4(pkt)
-		src, dst, proto = h.Src, h.Dst, h.Protocol
+		h, p.payload, err = wire.ParseIPv4(pkt)
+		p.src, p.dst, p.proto = h.Src, h.Dst, h.Protocol
 	case 6:
 		var h wire.IPv6
-		h, payload, err = wire.ParseIPv6(pkt)
-		src, dst, proto = h.Src, h.Dst, h.NextHeader
+		h, p.payload, err = wire.ParseIPv6(pkt)
+		p.src, p.dst, p.proto = h.Src, h.Dst, h.NextHeader
 	default:
-		s.stats.IpInHdrErrors++
 		return
 	}
 	switch {
 	case err == wire.ErrFragment:
-		s.stats.IpReasmFails++
+		p.ip = rxFragment
 		return
 	case err != nil:
+		return
+	}
+	p.ip = rxOK
+	p.local = s.isLocalAddr(p.dst)
+	if p.local && p.proto == wire.ProtoTCP {
+		s.prepareTCP(p)
+	}
+}
+
+// prepareTCP verifies the checksum of p's TCP segment and parses its
+// header. It uses nothing the lock guards.
+func (s *Stack) prepareTCP(p *rxPacket) {
+	if !s.rxCsumOff && !wire.TCPChecksumValid(p.payload, p.src, p.dst) {
+		p.tcp = rxBadChecksum
+		return
+	}
+	var err error
+	p.th, p.data, err = wire.ParseTCP(p.payload)
+	if err != nil {
+		p.tcp = rxBadHeader
+		return
+	}
+	p.tcp = rxOK
+}
+
+// ipInputLocked processes one received IP packet, prepared.
+func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
+	s.stats.IpInReceives++
+	if s.onPacket != nil {
+		s.onPacket("in", p.pkt)
+	}
+	switch p.ip {
+	case rxFragment:
+		s.stats.IpReasmFails++
+		return
+	case rxBadHeader:
 		s.stats.IpInHdrErrors++
 		return
-	case !s.isLocalAddr(dst) && !s.forwardsToLocked(dst, proto, payload):
+	}
+	src, dst, proto, payload := p.src, p.dst, p.proto, p.payload
+	switch {
+	case !p.local && !s.forwardsToLocked(dst, proto, payload):
 		s.stats.IpInAddrErrors++
 		return
 	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():
@@ -91,23 +183,26 @@ func (s *Stack) ipInputLocked(pkt []byte, now time.Time) {
 		return
 	}
 	s.stats.IpInDelivers++
-	s.tcpInputLocked(src, dst, payload, now)
+	if p.tcp == rxUnchecked {
+		s.prepareTCP(p) // forwarded: not prepared without the lock
+	}
+	s.tcpInputLocked(p, now)
 }
 
-// tcpInputLocked verifies and parses one TCP segment and hands it to the
+// tcpInputLocked counts one prepared TCP segment and hands it to the
 // demultiplexer.
-func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte, now time.Time) {
-	if !s.rxCsumOff && !wire.TCPChecksumValid(b, src, dst) {
+func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
+	switch p.tcp {
+	case rxBadChecksum:
 		s.stats.TcpInErrs++
 		s.stats.TcpInCsumErrors++
 		return
-	}
-	h, payload, err := wire.ParseTCP(b)
-	if err != nil {
+	case rxBadHeader:
 		s.stats.TcpInErrs++
 		return
 	}
 	s.stats.TcpInSegs++
+	h, src, dst := &p.th, p.src, p.dst
 	if h.SrcPort == 0 || h.DstPort == 0 || src.IsMulticast() || src.IsUnspecified() ||
 		src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		// No connection has port 0, and nothing may answer a
@@ -121,7 +216,7 @@ func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte, now time.Time) {
 		Flags:   h.Flags,
 		WND:     h.Window,
 		Options: h.Options,
-		Payload: payload,
+		Payload: p.data,
 	}
 	s.demuxLocked(netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort), &seg, now)
 }
