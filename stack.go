@@ -71,7 +71,9 @@
 //
 // Concurrency: a Stack has a single mutex (Stack.mu). Packet delivery from
 // the link, timer expiry and every socket call take it; blocking socket calls
-// release it while they wait. With a clock.Virtual everything happens on the
+// release it while they wait. Packet delivery parses and verifies packets
+// before it takes the lock, and writes the packets it made the stack send
+// after it releases it. With a clock.Virtual everything happens on the
 // caller's goroutine: timers run inside Advance, and packets are processed
 // inside DeliverPacket, so a test or a packet script is fully deterministic.
 // A Stack starts no goroutine of its own: only its link's and its clock's
