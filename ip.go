@@ -15,71 +15,172 @@ import (
 // packets for other addresses (unless forwarding takes them, see
 // SetForwarder) and segments with a bad checksum are dropped and counted.
 // pkt is not kept.
+//
+// What needs no state of the stack (parsing the IP and TCP headers,
+// verifying the TCP checksum) is done before the stack's lock is taken;
+// only the counters, the OnPacket hook, the demultiplexing and the
+// connection's state machine run under it. The packets the connections
+// send in reply are written to the link after it is released (tx.go).
 func (s *Stack) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.ipInputLocked(pkt, s.clock.Now())
+	var batch [1]rxPacket
+	s.prepare(&batch[0], pkt)
+	s.inputBatch(batch[:])
 }
 
 var _ link.BatchDispatcher = (*Stack)(nil)
 
+// rxBatch is how many packets DeliverPackets prepares before it takes
+// the lock (link/pipe hands over at most 32 at a time).
+const rxBatch = 32
+
 // DeliverPackets implements link.BatchDispatcher: the packets a link found
-// waiting, processed in order under one lock and one reading of the clock
-// (they had all arrived when the batch began).
+// waiting, processed in order. Each run of up to rxBatch packets is
+// prepared (headers parsed, checksums verified) without the lock, then
+// processed under one lock and one reading of the clock (they had all
+// arrived when the batch began).
 func (s *Stack) DeliverPackets(pkts [][]byte) {
 	defer s.offerForwards()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	now := s.clock.Now()
-	for _, pkt := range pkts {
-		s.ipInputLocked(pkt, now)
+	var batch [rxBatch]rxPacket
+	for len(pkts) > 0 {
+		n := min(len(pkts), rxBatch)
+		for i, pkt := range pkts[:n] {
+			s.prepare(&batch[i], pkt)
+		}
+		if !s.inputBatch(batch[:n]) {
+			return
+		}
+		pkts = pkts[n:]
 	}
 }
 
-// ipInputLocked processes one received IP packet.
-func (s *Stack) ipInputLocked(pkt []byte, now time.Time) {
-	s.stats.IpInReceives++
-	if s.onPacket != nil {
-		s.onPacket("in", pkt)
+// inputBatch processes prepared packets under the lock, then writes what
+// they made the stack send. It reports false if the stack is closed.
+func (s *Stack) inputBatch(batch []rxPacket) bool {
+	q, ok := s.inputBatchLocked(batch)
+	if q != nil {
+		s.writeTx(q)
 	}
+	return ok
+}
+
+// inputBatchLocked takes the lock, processes the packets with txDefer set
+// and returns the packets queued meanwhile, with txMu taken (see
+// takeTxLocked).
+func (s *Stack) inputBatchLocked(batch []rxPacket) (q []txPacket, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	now := s.clock.Now()
+	s.txDefer = true
+	defer func() { s.txDefer = false }() // even if a packet panics: later sends must not wait in txq
+	for i := range batch {
+		s.ipInputLocked(&batch[i], now)
+	}
+	return s.takeTxLocked(), true
+}
+
+// rxPacket is a received packet as far as it can be read without the
+// stack's lock: prepare fills it from the bytes and the stack's read-only
+// configuration (its addresses, checksum offload); ipInputLocked then
+// counts and acts on it, in the same order of checks as if it had all
+// been done under the lock.
+type rxPacket struct {
+	pkt      []byte
+	ip       rxVerdict
+	src, dst netip.Addr
+	proto    uint8
+	local    bool   // dst is one of the stack's addresses
+	payload  []byte // the IP payload
+	// For TCP (tcp != rxUnchecked): the parsed header and the segment's
+	// data.
+	tcp  rxVerdict
+	th   wire.TCP
+	data []byte
+}
+
+// rxVerdict is what preparing a packet found of one of its headers.
+type rxVerdict uint8
+
+const (
+	rxUnchecked rxVerdict = iota // not looked at (yet)
+	rxOK
+	rxBadHeader   // malformed (IP: bad header checksum included)
+	rxFragment    // an IP fragment (no reassembly)
+	rxBadChecksum // TCP checksum wrong
+)
+
+// prepare reads pkt into p without the lock: the IP header, and for TCP
+// to one of the stack's addresses the checksum and the TCP header.
+// Packets that are not for the stack's addresses are left for
+// ipInputLocked, which asks the forwarding table (under the lock).
+func (s *Stack) prepare(p *rxPacket, pkt []byte) {
+	*p = rxPacket{pkt: pkt, ip: rxBadHeader}
 	if len(pkt) == 0 {
-		s.stats.IpInHdrErrors++
 		return
 	}
-	var (
-		src, dst netip.Addr
-		proto    uint8
-		payload  []byte
-		err      error
-	)
+	var err error
 	switch pkt[0] >> 4 {
 	case 4:
 		var h wire.IPv4
-		h, payload, err = wire.ParseIPv4(pkt)
-		src, dst, proto = h.Src, h.Dst, h.Protocol
+		h, p.payload, err = wire.ParseIPv4(pkt)
+		p.src, p.dst, p.proto = h.Src, h.Dst, h.Protocol
 	case 6:
 		var h wire.IPv6
-		h, payload, err = wire.ParseIPv6(pkt)
-		src, dst, proto = h.Src, h.Dst, h.NextHeader
+		h, p.payload, err = wire.ParseIPv6(pkt)
+		p.src, p.dst, p.proto = h.Src, h.Dst, h.NextHeader
 	default:
-		s.stats.IpInHdrErrors++
 		return
 	}
 	switch {
 	case err == wire.ErrFragment:
-		s.stats.IpReasmFails++
+		p.ip = rxFragment
 		return
 	case err != nil:
+		return
+	}
+	p.ip = rxOK
+	p.local = s.isLocalAddr(p.dst)
+	if p.local && p.proto == wire.ProtoTCP {
+		s.prepareTCP(p)
+	}
+}
+
+// prepareTCP verifies the checksum of p's TCP segment and parses its
+// header. It uses nothing the lock guards.
+func (s *Stack) prepareTCP(p *rxPacket) {
+	if !s.rxCsumOff && !wire.TCPChecksumValid(p.payload, p.src, p.dst) {
+		p.tcp = rxBadChecksum
+		return
+	}
+	var err error
+	p.th, p.data, err = wire.ParseTCP(p.payload)
+	if err != nil {
+		p.tcp = rxBadHeader
+		return
+	}
+	p.tcp = rxOK
+}
+
+// ipInputLocked processes one received IP packet, prepared.
+func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
+	s.stats.IpInReceives++
+	if s.onPacket != nil {
+		s.onPacket("in", p.pkt)
+	}
+	switch p.ip {
+	case rxFragment:
+		s.stats.IpReasmFails++
+		return
+	case rxBadHeader:
 		s.stats.IpInHdrErrors++
 		return
-	case !s.isLocalAddr(dst) && !s.forwardsToLocked(dst, proto, payload):
+	}
+	src, dst, proto, payload := p.src, p.dst, p.proto, p.payload
+	switch {
+	case !p.local && !s.forwardsToLocked(dst, proto, payload):
 		s.stats.IpInAddrErrors++
 		return
 	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():
@@ -91,23 +192,26 @@ func (s *Stack) ipInputLocked(pkt []byte, now time.Time) {
 		return
 	}
 	s.stats.IpInDelivers++
-	s.tcpInputLocked(src, dst, payload, now)
+	if p.tcp == rxUnchecked {
+		s.prepareTCP(p) // forwarded: not prepared without the lock
+	}
+	s.tcpInputLocked(p, now)
 }
 
-// tcpInputLocked verifies and parses one TCP segment and hands it to the
+// tcpInputLocked counts one prepared TCP segment and hands it to the
 // demultiplexer.
-func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte, now time.Time) {
-	if !s.rxCsumOff && !wire.TCPChecksumValid(b, src, dst) {
+func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
+	switch p.tcp {
+	case rxBadChecksum:
 		s.stats.TcpInErrs++
 		s.stats.TcpInCsumErrors++
 		return
-	}
-	h, payload, err := wire.ParseTCP(b)
-	if err != nil {
+	case rxBadHeader:
 		s.stats.TcpInErrs++
 		return
 	}
 	s.stats.TcpInSegs++
+	h, src, dst := &p.th, p.src, p.dst
 	if h.SrcPort == 0 || h.DstPort == 0 || src.IsMulticast() || src.IsUnspecified() ||
 		src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		// No connection has port 0, and nothing may answer a
@@ -121,15 +225,16 @@ func (s *Stack) tcpInputLocked(src, dst netip.Addr, b []byte, now time.Time) {
 		Flags:   h.Flags,
 		WND:     h.Window,
 		Options: h.Options,
-		Payload: payload,
+		Payload: p.data,
 	}
 	s.demuxLocked(netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort), &seg, now)
 }
 
 // sendSegmentLocked builds the IP packet carrying seg from local to remote
-// and writes it to the link: IPv4 with DF and TTL 64, or IPv6 with hop limit
-// 64, as Linux sends. A packet larger than the link MTU is not sent
-// (IpOutDiscards).
+// and writes it to the link (during packet delivery, queues it to be
+// written once the lock is released: tx.go): IPv4 with DF and TTL 64, or
+// IPv6 with hop limit 64, as Linux sends. A packet larger than the link
+// MTU is not sent (IpOutDiscards).
 func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
@@ -153,18 +258,32 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		s.stats.IpOutDiscards++
 		return
 	}
-	if cap(s.outBuf) < total {
-		s.outBuf = make([]byte, max(total, s.mtu))
+	var (
+		bp  *[]byte // during packet delivery: the buffer the packet is queued in
+		buf []byte
+	)
+	if s.txDefer {
+		bp = s.txGet(total)
+		buf = *bp
+	} else {
+		if cap(s.outBuf) < total {
+			s.outBuf = make([]byte, max(total, s.mtu))
+		}
+		buf = s.outBuf[:total]
 	}
-	buf := s.outBuf[:total]
 	n, err := th.Emit(buf[ipLen:])
 	if err != nil {
-		s.stats.IpOutDiscards++
+		s.discardLocked(bp)
 		return
 	}
 	copy(buf[ipLen+n:], seg.Payload)
+	csumAt := 0
 	if !s.txCsumOff {
-		wire.SetTCPChecksum(buf[ipLen:], src, dst)
+		if bp != nil && s.onPacket == nil {
+			csumAt = ipLen // when the queue is written, outside the lock
+		} else {
+			wire.SetTCPChecksum(buf[ipLen:], src, dst)
+		}
 	}
 	if src.Is4() {
 		s.ipID++
@@ -175,21 +294,27 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		_, err = ih.Emit(buf, tcpLen)
 	}
 	if err != nil {
-		s.stats.IpOutDiscards++
+		s.discardLocked(bp)
 		return
 	}
 	s.stats.TcpOutSegs++
 	if seg.Flags&wire.FlagRST != 0 {
 		s.stats.TcpOutRsts++
 	}
-	if s.onPacket != nil {
-		s.onPacket("out", buf)
-	}
-	if s.link.WritePacket(buf) != nil {
-		s.stats.IpOutDiscards++
+	if bp != nil {
+		s.queueLocked(txPacket{buf: bp, csumAt: csumAt, src: src, dst: dst})
 		return
 	}
-	s.stats.IpOutRequests++
+	s.writeLocked(buf)
+}
+
+// discardLocked counts a packet that could not be built and returns its
+// buffer, if it had one from txGet.
+func (s *Stack) discardLocked(bp *[]byte) {
+	s.stats.IpOutDiscards++
+	if bp != nil {
+		s.txPut(bp)
+	}
 }
 
 // sendResetLocked answers a segment that found no connection (RFC 9293

@@ -95,3 +95,22 @@ func TestIdleHeapManyAddrs(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiBulkSmoke(t *testing.T) {
+	for _, k := range Kinds {
+		r, err := MultiBulk(context.Background(), k, 1500, 4, Budget{Count: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if r.Bytes != 2<<20 || r.Elapsed <= 0 || r.MBps() <= 0 {
+			t.Errorf("%s: %+v", k, r)
+		}
+	}
+	if r, err := MultiBulkChecksums(context.Background(), 1500, 4, Budget{Count: 2}); err != nil || r.Bytes != 2<<20 {
+		t.Fatalf("with checksums: %+v, %v", r, err)
+	}
+	r, err := MultiBulk(context.Background(), Synstack, 1500, 2, Budget{Warmup: 10 * time.Millisecond, Duration: 30 * time.Millisecond})
+	if err != nil || r.Bytes <= 0 {
+		t.Fatalf("by duration: %+v, %v", r, err)
+	}
+}
