@@ -75,7 +75,6 @@ func (s *Stack) inputBatchLocked(batch []rxPacket) (q []txPacket, ok bool) {
 	}
 	now := s.clock.Now()
 	s.txDefer = true
-	defer func() { s.txDefer = false }() // even if a packet panics: later sends must not wait in txq
 	for i := range batch {
 		s.ipInputLocked(&batch[i], now)
 	}
