@@ -302,3 +302,15 @@ func (s *Stack) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst neti
 	s.writeLocked(buf)
 	return true
 }
+
+// writeLocked hands a packet built in s.outBuf to OnPacket and the link.
+func (s *Stack) writeLocked(pkt []byte) {
+	if s.onPacket != nil {
+		s.onPacket("out", pkt)
+	}
+	if s.link.WritePacket(pkt) != nil {
+		s.stats.IpOutDiscards++
+		return
+	}
+	s.stats.IpOutRequests++
+}

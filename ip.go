@@ -19,13 +19,17 @@ import (
 // What needs no state of the stack (parsing the IP and TCP headers,
 // verifying the TCP checksum) is done before the stack's lock is taken;
 // only the counters, the OnPacket hook, the demultiplexing and the
-// connection's state machine run under it. The packets the connections
-// send in reply are written to the link after it is released (tx.go).
+// connection's state machine run under it.
 func (s *Stack) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
-	var batch [1]rxPacket
-	s.prepare(&batch[0], pkt)
-	s.inputBatch(batch[:])
+	var p rxPacket
+	s.prepare(&p, pkt)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.ipInputLocked(&p, s.clock.Now())
 }
 
 var _ link.BatchDispatcher = (*Stack)(nil)
@@ -54,31 +58,19 @@ func (s *Stack) DeliverPackets(pkts [][]byte) {
 	}
 }
 
-// inputBatch processes prepared packets under the lock, then writes what
-// they made the stack send. It reports false if the stack is closed.
+// inputBatch processes prepared packets under the lock. It reports false
+// if the stack is closed.
 func (s *Stack) inputBatch(batch []rxPacket) bool {
-	q, ok := s.inputBatchLocked(batch)
-	if q != nil {
-		s.writeTx(q)
-	}
-	return ok
-}
-
-// inputBatchLocked takes the lock, processes the packets with txDefer set
-// and returns the packets queued meanwhile, with txMu taken (see
-// takeTxLocked).
-func (s *Stack) inputBatchLocked(batch []rxPacket) (q []txPacket, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false
+		return false
 	}
 	now := s.clock.Now()
-	s.txDefer = true
 	for i := range batch {
 		s.ipInputLocked(&batch[i], now)
 	}
-	return s.takeTxLocked(), true
+	return true
 }
 
 // rxPacket is a received packet as far as it can be read without the
@@ -230,10 +222,9 @@ func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
 }
 
 // sendSegmentLocked builds the IP packet carrying seg from local to remote
-// and writes it to the link (during packet delivery, queues it to be
-// written once the lock is released: tx.go): IPv4 with DF and TTL 64, or
-// IPv6 with hop limit 64, as Linux sends. A packet larger than the link
-// MTU is not sent (IpOutDiscards).
+// and writes it to the link: IPv4 with DF and TTL 64, or IPv6 with hop limit
+// 64, as Linux sends. A packet larger than the link MTU is not sent
+// (IpOutDiscards).
 func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
@@ -257,32 +248,18 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		s.stats.IpOutDiscards++
 		return
 	}
-	var (
-		bp  *[]byte // during packet delivery: the buffer the packet is queued in
-		buf []byte
-	)
-	if s.txDefer {
-		bp = s.txGet(total)
-		buf = *bp
-	} else {
-		if cap(s.outBuf) < total {
-			s.outBuf = make([]byte, max(total, s.mtu))
-		}
-		buf = s.outBuf[:total]
+	if cap(s.outBuf) < total {
+		s.outBuf = make([]byte, max(total, s.mtu))
 	}
+	buf := s.outBuf[:total]
 	n, err := th.Emit(buf[ipLen:])
 	if err != nil {
-		s.discardLocked(bp)
+		s.stats.IpOutDiscards++
 		return
 	}
 	copy(buf[ipLen+n:], seg.Payload)
-	csumAt := 0
 	if !s.txCsumOff {
-		if bp != nil && s.onPacket == nil {
-			csumAt = ipLen // when the queue is written, outside the lock
-		} else {
-			wire.SetTCPChecksum(buf[ipLen:], src, dst)
-		}
+		wire.SetTCPChecksum(buf[ipLen:], src, dst)
 	}
 	if src.Is4() {
 		s.ipID++
@@ -293,27 +270,21 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		_, err = ih.Emit(buf, tcpLen)
 	}
 	if err != nil {
-		s.discardLocked(bp)
+		s.stats.IpOutDiscards++
 		return
 	}
 	s.stats.TcpOutSegs++
 	if seg.Flags&wire.FlagRST != 0 {
 		s.stats.TcpOutRsts++
 	}
-	if bp != nil {
-		s.queueLocked(txPacket{buf: bp, csumAt: csumAt, src: src, dst: dst})
+	if s.onPacket != nil {
+		s.onPacket("out", buf)
+	}
+	if s.link.WritePacket(buf) != nil {
+		s.stats.IpOutDiscards++
 		return
 	}
-	s.writeLocked(buf)
-}
-
-// discardLocked counts a packet that could not be built and returns its
-// buffer, if it had one from txGet.
-func (s *Stack) discardLocked(bp *[]byte) {
-	s.stats.IpOutDiscards++
-	if bp != nil {
-		s.txPut(bp)
-	}
+	s.stats.IpOutRequests++
 }
 
 // sendResetLocked answers a segment that found no connection (RFC 9293

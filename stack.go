@@ -247,15 +247,13 @@ type Stack struct {
 	// fwd is the forwarding table (forward.go); guarded by mu.
 	fwd forwardState
 
-	// mu guards every field below (but the tx fields at the end, which say
-	// what guards them), the Sockets table, and every socket, endpoint,
-	// listener and binding of the stack, including the tcp.Conn inside
-	// each endpoint (tcp.Conn is not safe for concurrent use). It is held
-	// while a tcp.Conn runs, hence while packets are built, during the
+	// mu guards every field below, the Sockets table, and every socket,
+	// endpoint, listener and binding of the stack, including the tcp.Conn
+	// inside each endpoint (tcp.Conn is not safe for concurrent use). It is
+	// held while a tcp.Conn runs, hence during link.WritePacket and the
 	// OnTransition and OnPacket callbacks, none of which may call back into
-	// the stack, and during link.WritePacket except in packet delivery
-	// (tx.go). Methods that must be called with mu held end in Locked.
-	// The only other lock, txMu (below), is taken after mu.
+	// the stack. Methods that must be called with mu held end in Locked.
+	// mu is the only lock of the package: there is no lock order to keep.
 	mu sync.Mutex
 
 	closed bool
@@ -302,19 +300,6 @@ type Stack struct {
 	// to a single counter; bindNext does the same for bind(port 0).
 	portNext uint32
 	bindNext uint32
-
-	// The transmit queue (tx.go). While txDefer is set (packet delivery,
-	// under mu), packets are built in pooled buffers and queued in txq
-	// instead of being written; the deliverer writes them once mu is
-	// released. txMu orders every write to the link: it is held while
-	// writing and is taken with mu held (the lock order is mu, then txMu;
-	// nothing takes mu while holding txMu), so packets reach the link in
-	// the order they were built.
-	txDefer bool       // guarded by mu
-	txq     []txPacket // guarded by mu
-	txMu    sync.Mutex
-	txSpare []txPacket // guarded by txMu: txq's other array
-	txPool  sync.Pool  // *[]byte of mtu bytes
 }
 
 // connKey is a connection's 4-tuple, with unmapped addresses.
