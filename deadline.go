@@ -1,7 +1,6 @@
 package synstack
 
 import (
-	"sync"
 	"time"
 
 	"github.com/synstack/synstack/clock"
@@ -11,12 +10,12 @@ import (
 // them: a timer on the stack's clock closes a channel when the deadline
 // passes. A blocked call waits on that channel along with its socket, so a
 // deadline also cuts off calls already blocked, and a deadline moved while a
-// call waits takes effect at once.
+// call waits takes effect at once. Its fields are guarded by the stack's
+// mu: every method is called with it held.
 type deadline struct {
-	mu    sync.Mutex
 	timer clock.Timer // closes cancel at the deadline; nil when none is pending
 	// cancel is closed when the deadline has passed. A call borrows one
-	// for its length (acquire, release) unless a deadline is pending, so
+	// for its length (acquireLocked, releaseLocked) unless a deadline is pending, so
 	// an idle connection with no deadline holds no channel.
 	cancel chan struct{}
 	final  bool // closed for good by the connection's Close
@@ -26,10 +25,8 @@ type deadline struct {
 // before anyone waited on it.
 var expired = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
-// set moves the deadline to t; the zero time means none.
-func (d *deadline) set(clk clock.Clock, t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// setLocked moves the deadline to t; the zero time means none.
+func (d *deadline) setLocked(clk clock.Clock, t time.Time) {
 	if d.final {
 		return
 	}
@@ -58,7 +55,8 @@ func (d *deadline) set(clk clock.Clock, t time.Time) {
 }
 
 // stopLocked stops the pending timer; if it has already fired, it waits
-// for its function to close the channel.
+// for its function to close the channel (which takes no lock: the wait is
+// short, even with the stack's mu held).
 func (d *deadline) stopLocked() {
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel
@@ -66,11 +64,9 @@ func (d *deadline) stopLocked() {
 	d.timer = nil
 }
 
-// close expires the deadline for good: the connection is closed, and every
+// closeLocked expires the deadline for good: the connection is closed, and every
 // call waiting on the channel must return.
-func (d *deadline) close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *deadline) closeLocked() {
 	if d.final {
 		return
 	}
@@ -84,25 +80,21 @@ func (d *deadline) close() {
 	}
 }
 
-// acquire returns the channel that closes when the deadline passes, for
-// one call: from p when there is none yet. The call gives it back with
-// release.
-func (d *deadline) acquire(p *chanPool) <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// acquireLocked returns the channel that closes when the deadline passes,
+// for one call: from p when there is none yet. The call gives it back
+// with releaseLocked.
+func (d *deadline) acquireLocked(p *chanPool) <-chan struct{} {
 	if d.cancel == nil {
 		d.cancel = p.get()
 	}
 	return d.cancel
 }
 
-// release gives the channel back to p once the call that acquired it is
-// done, unless a deadline still needs it: a timer is pending, it has
-// closed, or the connection is closed for good. Calls that use d must not
-// overlap (the net.Conn serialises its Reads, and its Writes).
-func (d *deadline) release(p *chanPool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// releaseLocked gives the channel back to p once the call that acquired
+// it is done, unless a deadline still needs it: a timer is pending, it
+// has closed, or the connection is closed for good. Calls that use d must
+// not overlap (the net.Conn serialises its Reads, and its Writes).
+func (d *deadline) releaseLocked(p *chanPool) {
 	if d.cancel == nil || d.timer != nil || d.final || isDone(d.cancel) {
 		return
 	}
@@ -110,10 +102,14 @@ func (d *deadline) release(p *chanPool) {
 	d.cancel = nil
 }
 
-// wait returns the channel that closes when the deadline passes.
-func (d *deadline) wait() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// passedLocked reports whether the deadline has passed (or the connection is
+// closed for good).
+func (d *deadline) passedLocked() bool {
+	return d.cancel != nil && isDone(d.cancel)
+}
+
+// waitLocked returns the channel that closes when the deadline passes.
+func (d *deadline) waitLocked() <-chan struct{} {
 	if d.cancel == nil {
 		d.cancel = make(chan struct{}, 1)
 	}
@@ -122,18 +118,15 @@ func (d *deadline) wait() <-chan struct{} {
 
 // chanPool keeps open channels between uses, so that a call that needs one
 // (to wait for a wake-up, or for a deadline) does not allocate: it holds
-// as many as were ever in use at once. A stack has its own rather than
-// sharing a global one, because a channel made in a testing/synctest
-// bubble must stay in it.
+// as many as were ever in use at once. A stack has its own, guarded by its
+// mu, rather than sharing a global one, because a channel made in a
+// testing/synctest bubble must stay in it.
 type chanPool struct {
-	mu   sync.Mutex
 	free []chan struct{}
 }
 
 // get returns an open channel with room for one token and none in it.
 func (p *chanPool) get() chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if k := len(p.free); k > 0 {
 		ch := p.free[k-1]
 		p.free[k-1] = nil
@@ -145,7 +138,5 @@ func (p *chanPool) get() chan struct{} {
 
 // put keeps ch, which must be open and hold no token, for a later get.
 func (p *chanPool) put(ch chan struct{}) {
-	p.mu.Lock()
 	p.free = append(p.free, ch)
-	p.mu.Unlock()
 }

@@ -34,10 +34,8 @@ func TestDeadlineChannelsAreBorrowed(t *testing.T) {
 	defer srv.Close()
 
 	held := func(c *TCPConn) (rd, wd bool) {
-		c.rd.mu.Lock()
-		c.wd.mu.Lock()
-		defer c.rd.mu.Unlock()
-		defer c.wd.mu.Unlock()
+		c.s.mu.Lock()
+		defer c.s.mu.Unlock()
 		return c.rd.cancel != nil, c.wd.cancel != nil
 	}
 	// A blocked Read, then one exchange.

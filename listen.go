@@ -178,9 +178,9 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	if l.closed.Load() {
 		return nil, l.opErr("accept", net.ErrClosed)
 	}
-	cancel := l.dl.wait()
 	s := l.s
 	s.mu.Lock()
+	cancel := l.dl.waitLocked()
 	var c *TCPConn
 	fd, _, err := s.sockets.acceptLocked(l.sk, false, cancel)
 	if err == nil {
@@ -204,7 +204,9 @@ func (l *TCPListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return l.opErr("close", net.ErrClosed)
 	}
-	l.dl.close()
+	l.s.mu.Lock()
+	l.dl.closeLocked()
+	l.s.mu.Unlock()
 	l.cmu.Lock()
 	defer l.cmu.Unlock()
 	_ = l.s.sockets.Close(l.fd)
@@ -218,7 +220,9 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l.closed.Load() {
 		return l.opErr("set", net.ErrClosed)
 	}
-	l.dl.set(l.s.clock, t)
+	l.s.mu.Lock()
+	l.dl.setLocked(l.s.clock, t)
+	l.s.mu.Unlock()
 	return nil
 }
 

@@ -21,7 +21,7 @@ func TestIdleStructureSizes(t *testing.T) {
 	}{
 		{"endpoint (with its tcp.Conn)", unsafe.Sizeof(endpoint{}), 888},
 		{"socket", unsafe.Sizeof(socket{}), 96},
-		{"TCPConn", unsafe.Sizeof(TCPConn{}), 160},
+		{"TCPConn", unsafe.Sizeof(TCPConn{}), 144},
 	} {
 		if c.size > c.max {
 			t.Errorf("%s is %d bytes, over its bound of %d: every idle connection pays the next size class", c.what, c.size, c.max)

@@ -92,18 +92,21 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	cancel := c.rd.acquire(&c.s.chans)
-	defer c.rd.release(&c.s.chans)
 	if len(p) == 0 {
 		// As package net: a zero-byte read returns at once.
-		if isDone(cancel) {
+		c.s.mu.Lock()
+		passed := c.rd.passedLocked()
+		c.s.mu.Unlock()
+		if passed {
 			return 0, c.opErr("read", errCanceled)
 		}
 		return 0, nil
 	}
 	s := c.s
 	s.mu.Lock()
+	cancel := c.rd.acquireLocked(&s.chans)
 	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel)
+	c.rd.releaseLocked(&s.chans)
 	s.mu.Unlock()
 	if err != nil {
 		return n, c.opErr("read", err)
@@ -124,21 +127,24 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	cancel := c.wd.acquire(&c.s.chans)
-	defer c.wd.release(&c.s.chans)
 	s := c.s
 	n := 0
+	s.mu.Lock()
+	cancel := c.wd.acquireLocked(&s.chans)
 	for {
-		s.mu.Lock()
 		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel)
-		s.mu.Unlock()
 		n += k
-		if err != nil {
-			return n, c.opErr("write", err)
-		}
-		if n == len(p) {
+		if err != nil || n == len(p) {
+			c.wd.releaseLocked(&s.chans)
+			s.mu.Unlock()
+			if err != nil {
+				return n, c.opErr("write", err)
+			}
 			return n, nil
 		}
+		// Let other calls in between the pieces of a long write.
+		s.mu.Unlock()
+		s.mu.Lock()
 	}
 }
 
@@ -150,8 +156,10 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.rd.close()
-	c.wd.close()
+	c.s.mu.Lock()
+	c.rd.closeLocked()
+	c.wd.closeLocked()
+	c.s.mu.Unlock()
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
@@ -192,8 +200,10 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(c.s.clock, t)
-	c.wd.set(c.s.clock, t)
+	c.s.mu.Lock()
+	c.rd.setLocked(c.s.clock, t)
+	c.wd.setLocked(c.s.clock, t)
+	c.s.mu.Unlock()
 	return nil
 }
 
@@ -202,7 +212,9 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rd.set(c.s.clock, t)
+	c.s.mu.Lock()
+	c.rd.setLocked(c.s.clock, t)
+	c.s.mu.Unlock()
 	return nil
 }
 
@@ -212,7 +224,9 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wd.set(c.s.clock, t)
+	c.s.mu.Lock()
+	c.wd.setLocked(c.s.clock, t)
+	c.s.mu.Unlock()
 	return nil
 }
 
