@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
 )
@@ -120,5 +121,47 @@ func TestSendQueueWrapsAndEmpties(t *testing.T) {
 	}
 	if n.a.c.sq.n != 0 || n.a.c.sq.buf != nil {
 		t.Fatalf("acknowledged send queue holds %d octets and a buffer of %d", n.a.c.sq.n, len(n.a.c.sq.buf))
+	}
+}
+
+// TestIdleAfterExchangesHoldsNothing runs request/response exchanges (a
+// kept-alive connection's life) and checks that once the delayed ACKs are
+// out, neither end holds a queue buffer, out-of-order ranges or a flight
+// state: between requests a connection is as small as one that never
+// carried data.
+func TestIdleAfterExchangesHoldsNothing(t *testing.T) {
+	for _, size := range []int{1, 1000, 100_000} {
+		n := newNet(t, nil)
+		n.handshake()
+		req := bytes.Repeat([]byte{'q'}, size)
+		buf := make([]byte, size)
+		for round := range 20 {
+			for _, pair := range [][2]*end{{n.a, n.b}, {n.b, n.a}} {
+				from, to := pair[0], pair[1]
+				for sent, got := 0, 0; got < size; {
+					if sent < size {
+						k, err := from.c.Write(n.now, req[sent:])
+						if err != nil {
+							t.Fatal(err)
+						}
+						sent += k
+					}
+					n.settle()
+					k, _ := to.c.Read(n.now, buf[got:])
+					got += k
+					if k == 0 && sent == size {
+						n.wait(10 * time.Millisecond)
+					}
+				}
+			}
+			n.wait(time.Second) // delayed ACKs, and no timer left to fire
+			for _, e := range []*end{n.a, n.b} {
+				c := e.c
+				if c.sq.buf != nil || c.rq.buf != nil || c.fl != nil || len(c.ooo) != 0 || len(c.pushMarks) != 0 {
+					t.Fatalf("%d-byte exchanges, round %d: idle %v holds send buffer %d, receive buffer %d, flight %v, %d ranges, %d marks",
+						size, round, c.state, len(c.sq.buf), len(c.rq.buf), c.fl != nil, len(c.ooo), len(c.pushMarks))
+				}
+			}
+		}
 	}
 }

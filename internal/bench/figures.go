@@ -545,8 +545,7 @@ func IdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
 // exchange before going idle, as a kept-alive HTTP connection between
 // requests: the client sends one byte, the server reads it and answers
 // with one, the client reads it. The heap is measured once every
-// exchange is done and acknowledged (the connections have been idle for
-// a few of their round trips).
+// exchange is done and acknowledged: quietAfterExchange after the last.
 func UsedIdleHeap(ctx context.Context, k Kind, conns int) (HeapResult, error) {
 	return idleHeap(ctx, k, conns, true)
 }
@@ -639,6 +638,11 @@ func idleHeap(ctx context.Context, k Kind, conns int, exchange bool) (HeapResult
 		if err := exchangeOne(cli, srv); err != nil {
 			return res, fmt.Errorf("bench: idle %s: %w", k, err)
 		}
+		// Idle means after the delayed ACKs of the answers (40 ms in
+		// synstack and Linux, up to 200 ms in Linux's interactive mode):
+		// until the server's answer is acknowledged it still holds the
+		// byte and what tracks it in flight.
+		time.Sleep(quietAfterExchange)
 	}
 	res.After = heapStats()
 	runtime.KeepAlive(cli)
@@ -646,10 +650,16 @@ func idleHeap(ctx context.Context, k Kind, conns int, exchange bool) (HeapResult
 	return res, nil
 }
 
-// exchangeOne makes every connection carry one byte each way: every
-// client writes, then every server reads and answers, then every client
-// reads. Nothing sets a deadline (that would leave timers behind): a
-// watchdog closes every connection if the whole takes over stepTimeout.
+// quietAfterExchange is how long UsedIdleHeap leaves the connections
+// alone before measuring.
+const quietAfterExchange = 300 * time.Millisecond
+
+// exchangeOne makes every connection carry one byte each way, one
+// connection at a time (so that no link queue overflows and nothing waits
+// for a retransmission): the client writes, the server reads and answers,
+// the client reads. Nothing sets a deadline (that would leave timers
+// behind): a watchdog closes every connection if the whole takes over
+// stepTimeout.
 func exchangeOne(cli, srv []net.Conn) error {
 	var stuck atomic.Bool
 	watchdog := time.AfterFunc(stepTimeout, func() {
@@ -662,36 +672,34 @@ func exchangeOne(cli, srv []net.Conn) error {
 		}
 	})
 	defer watchdog.Stop()
+	peer := make(map[string]net.Conn, len(srv))
+	for _, c := range srv {
+		peer[c.RemoteAddr().String()] = c
+	}
 	b := []byte{'x'}
-	step := func(what string, cs []net.Conn, write bool) error {
-		for i, c := range cs {
-			var err error
-			if write {
-				_, err = c.Write(b)
-			} else {
-				_, err = io.ReadFull(c, b)
+	for i, c := range cli {
+		s := peer[c.LocalAddr().String()]
+		if s == nil {
+			return fmt.Errorf("exchange: connection %d (%v): no server end", i, c.LocalAddr())
+		}
+		_, err := c.Write(b)
+		if err == nil {
+			_, err = io.ReadFull(s, b)
+		}
+		if err == nil {
+			_, err = s.Write(b)
+		}
+		if err == nil {
+			_, err = io.ReadFull(c, b)
+		}
+		if err != nil {
+			if stuck.Load() {
+				err = errTimeout
 			}
-			if err != nil {
-				if stuck.Load() {
-					err = errTimeout
-				}
-				return fmt.Errorf("exchange: %s %d: %w", what, i, err)
-			}
-		}
-		return nil
-	}
-	if err := step("request", cli, true); err != nil {
-		return err
-	}
-	for i, c := range srv {
-		if err := step("read request", srv[i:i+1], false); err != nil {
-			return err
-		}
-		if err := step("answer", []net.Conn{c}, true); err != nil {
-			return err
+			return fmt.Errorf("exchange: connection %d: %w", i, err)
 		}
 	}
-	return step("read answer", cli, false)
+	return nil
 }
 
 // heapStats reads the heap once it has settled: after garbage
