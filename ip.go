@@ -248,6 +248,11 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		s.stats.IpOutDiscards++
 		return
 	}
+	// A link that takes a packet in pieces gets the headers built here
+	// and the payload where it lies, in the send queue: copied once, by
+	// the link. Otherwise (or when OnPacket must see the whole packet)
+	// the packet is built whole in outBuf.
+	gather := s.gather != nil && s.onPacket == nil && len(seg.Payload) > 0
 	if cap(s.outBuf) < total {
 		s.outBuf = make([]byte, max(total, s.mtu))
 	}
@@ -257,9 +262,16 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		s.stats.IpOutDiscards++
 		return
 	}
-	copy(buf[ipLen+n:], seg.Payload)
-	if !s.txCsumOff {
-		wire.SetTCPChecksum(buf[ipLen:], src, dst)
+	if gather {
+		buf = buf[:ipLen+n]
+		if !s.txCsumOff {
+			wire.SetTCPChecksumSplit(buf[ipLen:], seg.Payload, src, dst)
+		}
+	} else {
+		copy(buf[ipLen+n:], seg.Payload)
+		if !s.txCsumOff {
+			wire.SetTCPChecksum(buf[ipLen:], src, dst)
+		}
 	}
 	if src.Is4() {
 		s.ipID++
@@ -280,7 +292,12 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 	if s.onPacket != nil {
 		s.onPacket("out", buf)
 	}
-	if s.link.WritePacket(buf) != nil {
+	if gather {
+		err = s.gather.WritePacketGather(buf, seg.Payload)
+	} else {
+		err = s.link.WritePacket(buf)
+	}
+	if err != nil {
 		s.stats.IpOutDiscards++
 		return
 	}

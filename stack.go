@@ -293,8 +293,11 @@ type Stack struct {
 	// pollCh, when not nil, is closed (and cleared) on any socket event to
 	// wake Poll callers.
 	pollCh chan struct{}
-	// outBuf is the scratch buffer packets are built in.
+	// outBuf is the scratch buffer packets are built in (their headers
+	// only, when the link is a gather writer).
 	outBuf []byte
+	// gather is the link, when it takes packets in pieces.
+	gather link.GatherWriter
 	ipID   uint16
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
@@ -351,6 +354,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.tcpDefaults.Output = nil
 	s.tcpDefaults.OnTransition = nil
+	s.gather, _ = cfg.Link.(link.GatherWriter)
 	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
 		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
 	}

@@ -35,6 +35,18 @@ type Endpoint interface {
 	Close() error
 }
 
+// GatherWriter is implemented by links that can send a packet given in
+// two pieces: the headers the stack built, and the payload where it lies
+// (in the connection's send queue). Such a link copies both straight into
+// the buffer it queues (link/pipe, link/tun), so the payload is not first
+// copied into a buffer of the stack's: one copy less per segment sent.
+type GatherWriter interface {
+	// WritePacketGather sends the IP packet hdr followed by payload, as
+	// WritePacket would send their concatenation. Neither is kept after
+	// the call.
+	WritePacketGather(hdr, payload []byte) error
+}
+
 // ChecksumOffloader is implemented by links that take care of TCP checksums
 // themselves, as the kernel's loopback device does: a link that cannot
 // corrupt a packet and delivers it only to a stack that knows so. A stack

@@ -220,6 +220,20 @@ func SetTCPChecksum(segment []byte, src, dst netip.Addr) {
 	binary.BigEndian.PutUint16(segment[tcpChecksum:], FoldChecksum(sum))
 }
 
+// SetTCPChecksumSplit is SetTCPChecksum for a segment whose header (of
+// even length, as every TCP header is) and payload lie apart: a segment
+// that goes to a link in two pieces (link.GatherWriter). The checksum is
+// stored in the header.
+func SetTCPChecksumSplit(header, payload []byte, src, dst netip.Addr) {
+	if len(header) < TCPHeaderLen || len(header)%2 != 0 {
+		return
+	}
+	binary.BigEndian.PutUint16(header[tcpChecksum:], 0)
+	sum := Checksum(header, PseudoHeaderSum(src, dst, ProtoTCP, len(header)+len(payload)))
+	sum = Checksum(payload, sum)
+	binary.BigEndian.PutUint16(header[tcpChecksum:], FoldChecksum(sum))
+}
+
 // TCPChecksumValid reports whether the checksum of the received segment
 // verifies with the pseudo-header built from src and dst.
 func TCPChecksumValid(segment []byte, src, dst netip.Addr) bool {

@@ -184,16 +184,19 @@ func (e *Endpoint) Attach(d link.Dispatcher) {
 // WritePacket copies pkt into the peer's queue. A packet larger than the MTU,
 // one the drop function selects, or one that finds the queue full is dropped
 // and counted; none of these is an error. It returns ErrClosed after Close.
-func (e *Endpoint) WritePacket(pkt []byte) error {
+func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pkt, nil) }
+
+var _ link.GatherWriter = (*Endpoint)(nil)
+
+// WritePacketGather implements link.GatherWriter: WritePacket of hdr
+// followed by payload, copied once, straight into the queued buffer.
+func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	if len(pkt) > e.mtu {
+	n := len(hdr) + len(payload)
+	if n > e.mtu {
 		e.dropMTU.Add(1)
-		return nil
-	}
-	if f := e.drop.Load(); f != nil && (*f)(pkt) {
-		e.dropFunc.Add(1)
 		return nil
 	}
 	p := e.peer
@@ -202,8 +205,13 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 		return nil
 	}
 	buf := e.pool.Get().(*[]byte)
-	*buf = (*buf)[:len(pkt)]
-	copy(*buf, pkt)
+	*buf = (*buf)[:n]
+	copy((*buf)[copy(*buf, hdr):], payload)
+	if f := e.drop.Load(); f != nil && (*f)(*buf) {
+		e.release(buf)
+		e.dropFunc.Add(1)
+		return nil
+	}
 	select {
 	case p.in <- buf:
 		e.sent.Add(1)

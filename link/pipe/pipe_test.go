@@ -106,6 +106,33 @@ func TestDropMTUAndFunc(t *testing.T) {
 	}
 }
 
+// A packet written in two pieces arrives whole, and the drop function
+// sees it whole.
+func TestWritePacketGather(t *testing.T) {
+	a, b := New(20)
+	defer a.Close()
+	defer b.Close()
+	cb := newCollector()
+	b.Attach(cb)
+	var seen []byte
+	a.SetDropFunc(func(p []byte) bool { seen = bytes.Clone(p); return false })
+	hdr, payload := []byte("head:"), []byte("the body")
+	if err := a.WritePacketGather(hdr, payload); err != nil {
+		t.Fatal(err)
+	}
+	hdr[0], payload[0] = 'X', 'X' // the pipe must have copied both
+	if got := cb.wait(t, 1); string(got[0]) != "head:the body" {
+		t.Errorf("delivered %q", got[0])
+	}
+	if string(seen) != "head:the body" {
+		t.Errorf("drop function saw %q", seen)
+	}
+	a.WritePacketGather(make([]byte, 10), make([]byte, 11)) // 21 > MTU
+	if s := a.Stats(); s.DropMTU != 1 || s.Sent != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 type blocker struct{ release chan struct{} }
 
 func (b *blocker) DeliverPacket([]byte) { <-b.release }

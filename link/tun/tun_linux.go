@@ -262,23 +262,30 @@ func (e *Endpoint) Attach(d link.Dispatcher) {
 // the MTU goes as a GSO packet the kernel cuts (with offloads) or is cut
 // here; any other packet larger than the MTU is dropped (DropBad). It
 // returns ErrClosed after Close.
-func (e *Endpoint) WritePacket(pkt []byte) error {
+func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pkt, nil) }
+
+var _ link.GatherWriter = (*Endpoint)(nil)
+
+// WritePacketGather implements link.GatherWriter: WritePacket of hdr
+// followed by payload, copied once, straight into the queued buffer.
+func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	if len(pkt) == 0 || len(pkt) > maxIPPacket {
+	n := len(hdr) + len(payload)
+	if n == 0 || n > maxIPPacket {
 		e.dropBad.Add(1)
 		return nil
 	}
 	var buf *[]byte
-	if len(pkt) <= e.mtu {
+	if n <= e.mtu {
 		buf = e.pool.Get().(*[]byte)
 	} else {
-		b := make([]byte, vnetHdrLen+len(pkt)) // rare: the stack sends MTU-sized packets
+		b := make([]byte, vnetHdrLen+n) // rare: the stack sends MTU-sized packets
 		buf = &b
 	}
-	*buf = (*buf)[:vnetHdrLen+len(pkt)]
-	copy((*buf)[vnetHdrLen:], pkt)
+	*buf = (*buf)[:vnetHdrLen+n]
+	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
 	select {
 	case e.out <- buf:
 	default:
