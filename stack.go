@@ -109,8 +109,9 @@ type Config struct {
 	// crypto/rand.
 	Seed uint64
 	// TCP holds the default tunables of new connections (every tcp.Config
-	// field except Output and OnTransition; zero values take tcp's
-	// defaults). MSS defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
+	// field except Output, OnTransition, Scratch, Counters and TSOffset,
+	// which the stack sets itself; zero values take tcp's defaults). MSS
+	// defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
 	TCP tcp.Config
 	// OnTransition, if set, is called for every state change of every
 	// connection. It runs under the stack's lock and must not call back
