@@ -177,15 +177,21 @@ func Bulk(ctx context.Context, k Kind, mtu int, b Budget) (BulkResult, error) {
 			return res, fmt.Errorf("bench: bulk %s: %w", k, err)
 		}
 	}
-	res.Bytes = s1.bytes - s0.bytes
-	res.Elapsed = s1.at.Sub(s0.at)
-	res.Mallocs = s1.mallocs - s0.mallocs
-	res.Segments = s1.segments - s0.segments
-	_, res.Counted = n.segments()
-	if res.Bytes <= 0 {
-		return res, fmt.Errorf("bench: bulk %s: no data arrived", k)
+	return res, res.window(n, s0, s1, "bulk")
+}
+
+// window fills r with what happened between the snapshots s0 and s1 on
+// n; it is an error if no data arrived in between.
+func (r *BulkResult) window(n network, s0, s1 snapshot, what string) error {
+	r.Bytes = s1.bytes - s0.bytes
+	r.Elapsed = s1.at.Sub(s0.at)
+	r.Mallocs = s1.mallocs - s0.mallocs
+	r.Segments = s1.segments - s0.segments
+	_, r.Counted = n.segments()
+	if r.Bytes <= 0 {
+		return fmt.Errorf("bench: %s %s: no data arrived", what, r.Kind)
 	}
-	return res, nil
+	return nil
 }
 
 // sleep waits d, or until ctx is done, or until early says something

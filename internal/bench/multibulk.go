@@ -171,15 +171,7 @@ func multiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget, offload bo
 			return res, fmt.Errorf("bench: multibulk %s: %w", k, err)
 		}
 	}
-	res.Bytes = s1.bytes - s0.bytes
-	res.Elapsed = s1.at.Sub(s0.at)
-	res.Mallocs = s1.mallocs - s0.mallocs
-	res.Segments = s1.segments - s0.segments
-	_, res.Counted = n.segments()
-	if res.Bytes <= 0 {
-		return res, fmt.Errorf("bench: multibulk %s: no data arrived", k)
-	}
-	return res, nil
+	return res, res.window(n, s0, s1, "multibulk")
 }
 
 // connectN makes conns connections on n and returns their client and
