@@ -212,6 +212,11 @@ type Scratch struct {
 	seg  Segment    // the segment being built: Host.Send must not keep it
 	rs   rateSample // the sample the ACK being processed builds (rate.go)
 	base time.Time  // what the connections' instants count from (instant.go)
+	// flights are idle flight states, kept for the connections that
+	// share the scratch to borrow (flight.go): at most maxSpareFlights,
+	// their record rings spareRecs records in all.
+	flights   []*flightState
+	spareRecs int
 }
 
 // Counters are MIB counters (named as nstat names them) that connections

@@ -1,11 +1,9 @@
 package tcp
 
-import "sync"
-
 // flightState is what a connection needs only while it has data in
 // flight: the transmit records (txrec.go), RACK's newest delivered segment
 // and its reordering timer (rack.go), and the pacing of the current burst
-// (pacing.go). A connection borrows one from flightPool when it sends data
+// (pacing.go). A connection borrows one from its Scratch when it sends data
 // and gives it back once everything it sent is acknowledged and its timers
 // are idle (returnFlight), so an idle connection carries none, as it
 // carries no queue buffer. What must outlast a flight lives in the Conn:
@@ -18,14 +16,28 @@ type flightState struct {
 	pace paceState
 }
 
-// flightPool holds idle flightStates, each keeping its record ring's
-// memory for the next flight.
-var flightPool = sync.Pool{New: func() any { return new(flightState) }}
+// maxSpareFlights bounds the idle flight states a Scratch keeps, and
+// maxSpareRecs the records of their rings in all (512 KiB): enough that
+// connections taking turns at exchanges, short or of a few hundred
+// segments, reuse them without allocating, while a scratch never holds
+// much for connections that no longer need it. (The package keeps no pool
+// of its own: the memory it reuses lives in what the caller gives it.)
+const (
+	maxSpareFlights = 64
+	maxSpareRecs    = 8192
+)
 
 // borrowFlight returns c's flight state, borrowing one if it has none.
 func (c *Conn) borrowFlight() *flightState {
 	if c.fl == nil {
-		c.fl = flightPool.Get().(*flightState)
+		if k := len(c.sc.flights); k > 0 {
+			c.fl = c.sc.flights[k-1]
+			c.sc.flights[k-1] = nil
+			c.sc.flights = c.sc.flights[:k-1]
+			c.sc.spareRecs -= len(c.fl.txq.buf)
+		} else {
+			c.fl = new(flightState)
+		}
 	}
 	return c.fl
 }
@@ -50,13 +62,17 @@ func (c *Conn) returnFlight(now instant) {
 		}
 	}
 	c.fl = nil
+	if len(c.sc.flights) >= maxSpareFlights {
+		return
+	}
 	buf := fl.txq.buf
-	if len(buf) > txQueueKeep {
+	if len(buf) > txQueueKeep || c.sc.spareRecs+len(buf) > maxSpareRecs {
 		buf = nil
 	}
 	*fl = flightState{}
 	fl.txq.buf = buf
-	flightPool.Put(fl)
+	c.sc.spareRecs += len(buf)
+	c.sc.flights = append(c.sc.flights, fl)
 }
 
 // recs is the number of transmit records: segments in flight.
