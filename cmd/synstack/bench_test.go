@@ -21,7 +21,7 @@ func TestBenchQuickJSON(t *testing.T) {
 	file := filepath.Join(dir, "bench.json")
 	var out, errOut bytes.Buffer
 	if err := runBench(&out, &errOut, []string{"--quick", "--idle", "400", "--json", file, "--svg", dir}); err != nil {
-		t.Fatalf("%v\nstderr:\n%s", err, errOut.String())
+		t.Fatalf("%v\nstdout (the failed measurements are listed under the table):\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -32,11 +32,11 @@ func TestBenchQuickJSON(t *testing.T) {
 		t.Fatalf("%v\n%s", err, b)
 	}
 	// The kernel has no Go heap per connection and no Go segments.
-	noKernel := map[string]bool{"allocs_per_segment": true, "idle_heap_per_conn": true, "idle_heap_per_endpoint": true, "idle_heap_total": true, "idle_setup": true}
+	noKernel := map[string]bool{"allocs_per_segment": true, "idle_heap_per_conn": true, "idle_heap_per_endpoint": true, "idle_used_heap_per_endpoint": true, "idle_heap_total": true, "idle_setup": true}
 	for _, name := range []string{
 		"bulk_mtu1500", "bulk_mtu1500_gbit", "bulk_mtu65535", "bulk_mtu65535_gbit",
 		"connsetup_1", "connsetup_8", "pingpong",
-		"idle_heap_per_conn", "idle_heap_per_endpoint", "idle_heap_total", "idle_setup", "allocs_per_segment",
+		"idle_heap_per_conn", "idle_heap_per_endpoint", "idle_used_heap_per_endpoint", "idle_heap_total", "idle_setup", "allocs_per_segment",
 	} {
 		f := r.Figure(name)
 		if f == nil {
