@@ -73,12 +73,11 @@ func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
 // has them (most have the stack's defaults), so that a connection does not
 // carry its own. Past maxSharedConfigs a new one is not kept.
 func (s *Stack) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Config {
-	cfg := s.connConfig(o, local)
-	k := sharedConfigKey{o, cfg.MSS}
+	k := sharedConfigKey{o, s.connMSS(o, local)}
 	if p, ok := s.connCfgs[k]; ok {
 		return p
 	}
-	p := tcp.PrepareConfig(cfg)
+	p := tcp.PrepareConfig(s.connConfig(o, local))
 	if len(s.connCfgs) < maxSharedConfigs {
 		if s.connCfgs == nil {
 			s.connCfgs = make(map[sharedConfigKey]*tcp.Config)
@@ -99,21 +98,28 @@ type sharedConfigKey struct {
 // maxSharedConfigs bounds the configurations a stack keeps to share.
 const maxSharedConfigs = 1024
 
-// connConfig builds the tcp.Config of a new connection from the stack's
-// defaults and the socket's options.
-func (s *Stack) connConfig(o *sockOpts, local netip.AddrPort) tcp.Config {
-	cfg := s.tcpDefaults
+// connMSS is the MSS a connection from local with options o advertises:
+// the link MTU less the headers, capped by the stack's default and by
+// TCP_MAXSEG.
+func (s *Stack) connMSS(o *sockOpts, local netip.AddrPort) uint16 {
 	mss := s.mtu - 40
 	if !local.Addr().Is4() {
 		mss = s.mtu - 60
 	}
-	if cfg.MSS != 0 && int(cfg.MSS) < mss {
-		mss = int(cfg.MSS)
+	if d := s.tcpDefaults.MSS; d != 0 && int(d) < mss {
+		mss = int(d)
 	}
 	if o.maxSeg > 0 && o.maxSeg < mss {
 		mss = o.maxSeg
 	}
-	cfg.MSS = uint16(min(mss, 65535))
+	return uint16(min(mss, 65535))
+}
+
+// connConfig builds the tcp.Config of a new connection from the stack's
+// defaults and the socket's options.
+func (s *Stack) connConfig(o *sockOpts, local netip.AddrPort) tcp.Config {
+	cfg := s.tcpDefaults
+	cfg.MSS = s.connMSS(o, local)
 	if o.rcvBuf > 0 {
 		cfg.RcvBuf = o.rcvBuf
 		cfg.RcvBufLocked = true // SO_RCVBUF was set: it picks the window scale
