@@ -252,9 +252,7 @@ type Conn struct {
 // connection keeps its own copy of cfg; segments go to cfg.Output and
 // transitions to cfg.OnTransition.
 func NewConn(cfg Config, iss seq.Value) *Conn {
-	own := new(Config)
-	*own = cfg
-	fillDefaults(own)
+	own := PrepareConfig(cfg)
 	c := new(Conn)
 	c.Init(own, (*configHost)(own), iss, cfg.TSOffset)
 	c.cfgOwned = true
