@@ -22,14 +22,9 @@ import (
 // connection's state machine run under it.
 func (s *Stack) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
-	var p rxPacket
-	s.prepare(&p, pkt)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	s.ipInputLocked(&p, s.clock.Now())
+	var batch [1]rxPacket
+	s.prepare(&batch[0], pkt)
+	s.inputBatch(batch[:])
 }
 
 var _ link.BatchDispatcher = (*Stack)(nil)
