@@ -365,10 +365,10 @@ func TestReuseAddrTimeWait(t *testing.T) {
 	must(t, ca.Close(cfd))
 	n.pump()
 	must(t, sb.Close(lfd))
-	if n.b.conns.len() != 1 {
-		t.Fatalf("server connections: %d, want the TIME_WAIT one", n.b.conns.len())
+	if n.b.connCount() != 1 {
+		t.Fatalf("server connections: %d, want the TIME_WAIT one", n.b.connCount())
 	}
-	for ep := range n.b.conns.all() {
+	for ep := range n.b.allConns() {
 		if ep.conn.State() != tcp.TimeWait {
 			t.Fatalf("state %v", ep.conn.State())
 		}
@@ -383,7 +383,7 @@ func TestReuseAddrTimeWait(t *testing.T) {
 	must(t, sb.Close(lfd))
 	// Once TIME_WAIT is over the port is free for anyone.
 	n.advance(61 * time.Second)
-	if n.b.conns.len() != 0 {
+	if n.b.connCount() != 0 {
 		t.Fatalf("TIME_WAIT still there")
 	}
 	_, err = listenReuse(false)
@@ -585,8 +585,8 @@ func TestListenerCloseResetsChildren(t *testing.T) {
 		_, err := readAll(t, n, ca, fd)
 		wantErr(t, "client of an un-accepted child", err, syscall.ECONNRESET)
 	}
-	if n.b.conns.len() != 0 || len(n.b.ports) != 0 {
-		t.Errorf("server tables not empty: %d conns, %d ports", n.b.conns.len(), len(n.b.ports))
+	if n.b.connCount() != 0 || len(n.b.ports) != 0 {
+		t.Errorf("server tables not empty: %d conns, %d ports", n.b.connCount(), len(n.b.ports))
 	}
 }
 
@@ -644,13 +644,13 @@ func TestOrphanLimit(t *testing.T) {
 	// client was in CLOSE_WAIT and a RST there gives EPIPE.
 	_, err := readAll(t, n, ca, c2)
 	wantErr(t, "second client", err, syscall.EPIPE)
-	if n.b.orphans != 1 {
-		t.Errorf("orphans %d", n.b.orphans)
+	if n.b.orphansLocked() != 1 {
+		t.Errorf("orphans %d", n.b.orphansLocked())
 	}
 	// The orphan in FIN_WAIT_2 goes after tcp_fin_timeout.
 	n.advance(61 * time.Second)
-	if n.b.orphans != 0 || n.b.conns.len() != 0 {
-		t.Errorf("orphans %d, conns %d", n.b.orphans, n.b.conns.len())
+	if n.b.orphansLocked() != 0 || n.b.connCount() != 0 {
+		t.Errorf("orphans %d, conns %d", n.b.orphansLocked(), n.b.connCount())
 	}
 }
 

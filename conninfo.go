@@ -33,10 +33,10 @@ type ConnInfo struct {
 // listening, listeners first, then by local and remote address. It is a
 // snapshot, taken under the stack's lock.
 func (s *Stack) Connections() []ConnInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	now := s.clock.Now()
-	out := make([]ConnInfo, 0, s.conns.len()+len(s.listeners))
+	out := make([]ConnInfo, 0, s.connCount()+len(s.listeners))
 	for _, ls := range s.listeners {
 		for _, l := range ls {
 			cc := l.sock.opts.congestion
@@ -53,7 +53,7 @@ func (s *Stack) Connections() []ConnInfo {
 			})
 		}
 	}
-	for ep := range s.conns.all() {
+	for ep := range s.allConns() {
 		out = append(out, ConnInfo{
 			Local:      ep.local,
 			Remote:     ep.remote,
@@ -87,13 +87,13 @@ type StateCounts [tcp.TimeWait + 1]int
 // zero: a connection that reaches it is gone). Cheaper than Connections,
 // it builds no TCP_INFO.
 func (s *Stack) CountStates() StateCounts {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	var n StateCounts
 	for _, ls := range s.listeners {
 		n[tcp.Listen] += len(ls)
 	}
-	for ep := range s.conns.all() {
+	for ep := range s.allConns() {
 		if st := ep.conn.State(); int(st) < len(n) {
 			n[st]++
 		}

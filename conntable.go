@@ -6,8 +6,8 @@ import (
 	"net/netip"
 )
 
-// connTable is the stack's table of connections by 4-tuple (Linux's
-// ehash). A Go map keyed by the tuple would spend 64 bytes of key on every
+// connTable is a shard's table of connections by 4-tuple (its part of
+// Linux's ehash). A Go map keyed by the tuple would spend 64 bytes of key on every
 // entry; this one keys its map by a 64-bit hash of the tuple, with a seed
 // of its own so that a peer cannot choose tuples that collide, and chains
 // the rare endpoints whose hashes are equal through endpoint.next. An entry
@@ -35,9 +35,6 @@ func (t *connTable) get(local, remote netip.AddrPort) *endpoint {
 	}
 	return nil
 }
-
-// has reports whether the table holds a connection local-remote.
-func (t *connTable) has(local, remote netip.AddrPort) bool { return t.get(local, remote) != nil }
 
 // add enters ep, whose tuple the table must not hold yet.
 func (t *connTable) add(ep *endpoint) {

@@ -60,11 +60,13 @@ func (s *Stack) answerWithCookieLocked(l *listener, local, remote netip.AddrPort
 	idx := tcp.CookieMSSIndex(syn.Options.MSS)
 	cfg := s.connConfig(l.sock.opts, local)
 	cfg.TSOffset = s.tsOffset(local, remote)
-	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(local, remote, seg) }
+	g := s.g()
+	cfg.Scratch, cfg.Counters = &g.scratch, &g.counters
+	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(g, local, remote, seg) }
 	c := tcp.NewConn(cfg, s.synCookie(local, remote, syn.SEQ, idx, now))
 	c.AnswerWithCookie(now, syn)
 	l.lastCookie = now
-	s.stats.TcpExtSyncookiesSent++
+	s.g().stats.TcpExtSyncookiesSent++
 }
 
 // acceptCookieLocked opens the connection an ACK with a valid cookie asks
@@ -76,16 +78,16 @@ func (s *Stack) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ac
 	}
 	idx, ok := s.checkSynCookie(local, remote, ack, now)
 	if !ok {
-		s.stats.TcpExtSyncookiesFailed++
+		s.g().stats.TcpExtSyncookiesFailed++
 		return false
 	}
 	if l.acceptFull() {
 		// Linux drops it too: the client will retransmit, or time out.
-		s.stats.TcpExtListenOverflows++
-		s.stats.TcpExtListenDrops++
+		s.g().stats.TcpExtListenOverflows++
+		s.g().stats.TcpExtListenDrops++
 		return true
 	}
-	s.stats.TcpExtSyncookiesRecv++
+	s.g().stats.TcpExtSyncookiesRecv++
 	ep := s.newChildLocked(l, local, remote, ack.ACK-1)
 	ep.conn.OpenFromCookie(now, ack, idx)
 	ep.conn.Input(now, ack)

@@ -10,8 +10,9 @@ import (
 // them: a timer on the stack's clock closes a channel when the deadline
 // passes. A blocked call waits on that channel along with its socket, so a
 // deadline also cuts off calls already blocked, and a deadline moved while a
-// call waits takes effect at once. Its fields are guarded by the stack's
-// mu: every method is called with it held.
+// call waits takes effect at once. Its fields are guarded by the lock of
+// what it belongs to: a TCPConn's by its connection's (TCPConn.lock), a
+// TCPListener's by Stack.lock. Every method is called with it held.
 type deadline struct {
 	timer clock.Timer // closes cancel at the deadline; nil when none is pending
 	// cancel is closed when the deadline has passed. A call borrows one
@@ -56,7 +57,7 @@ func (d *deadline) setLocked(clk clock.Clock, t time.Time) {
 
 // stopLocked stops the pending timer; if it has already fired, it waits
 // for its function to close the channel (which takes no lock: the wait is
-// short, even with the stack's mu held).
+// short, even with a lock of the stack held).
 func (d *deadline) stopLocked() {
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel
@@ -118,9 +119,9 @@ func (d *deadline) waitLocked() <-chan struct{} {
 
 // chanPool keeps open channels between uses, so that a call that needs one
 // (to wait for a wake-up, or for a deadline) does not allocate: it holds
-// as many as were ever in use at once. A stack has its own, guarded by its
-// mu, rather than sharing a global one, because a channel made in a
-// testing/synctest bubble must stay in it.
+// as many as were ever in use at once. Each shard of a stack has its own,
+// guarded by its lock, rather than sharing a global one, because a channel
+// made in a testing/synctest bubble must stay in it.
 type chanPool struct {
 	free []chan struct{}
 }

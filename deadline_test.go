@@ -39,8 +39,8 @@ func TestDeadlineChannelsAreBorrowed(t *testing.T) {
 	defer watchdog.Stop()
 
 	held := func(c *TCPConn) (rd, wd bool) {
-		c.s.mu.Lock()
-		defer c.s.mu.Unlock()
+		c.s.lock()
+		defer c.s.unlock()
 		return c.rd.cancel != nil, c.wd.cancel != nil
 	}
 	// A blocked Read, then one exchange.

@@ -11,7 +11,7 @@ import (
 // demuxLocked hands a segment to its connection (4-tuple table first), else
 // to a listener, else answers with RST.
 func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
-	if ep := s.conns.get(local, remote); ep != nil {
+	if ep := s.connGet(local, remote); ep != nil {
 		if ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) && ep.conn.TimeWaitAcceptsSYN(seg) {
 			// A new incarnation (RFC 9293 section 3.10.7.4, RFC 6191):
 			// the TIME_WAIT connection goes and a listener takes the SYN.
@@ -38,7 +38,7 @@ func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now 
 	if s.forwardInputLocked(local, remote, seg) {
 		return
 	}
-	s.stats.SynstackNoSocket++
+	s.g().stats.SynstackNoSocket++
 	s.sendResetLocked(local, remote, seg)
 }
 
@@ -55,12 +55,28 @@ func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 		// full. As Linux with tcp_abort_on_overflow=0, ignore it: the
 		// child stays in SYN_RCVD, its SYN,ACK is retransmitted and the
 		// peer ACKs again, perhaps when there is room.
-		s.stats.TcpExtListenOverflows++
-		s.stats.TcpExtListenDrops++
+		st := &s.g().stats
+		st.TcpExtListenOverflows++
+		st.TcpExtListenDrops++
 		return
 	}
 	ep.conn.Input(now, seg)
 	s.afterLocked(ep)
+}
+
+// shardInput hands a segment to its connection under its shard's lock
+// alone, if it can: the connection exists, is not a child in its
+// listener's SYN queue, and the segment is not a SYN that could replace
+// a TIME_WAIT connection. It reports false when the segment needs the
+// control plane (demuxLocked under Stack.lock).
+func (s *Stack) shardInput(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) bool {
+	ep := sh.conns.get(local, remote)
+	if ep == nil || ep.embryonic() || ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) {
+		return false
+	}
+	ep.conn.Input(now, seg)
+	s.afterLocked(ep)
+	return true
 }
 
 // lookupListenerLocked finds the listener for a segment to local from

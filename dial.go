@@ -142,7 +142,7 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	s.mu.Lock()
+	s.lock()
 	sk, err := t.getLocked(fd)
 	if err == nil {
 		err = t.connectLocked(sk, raddr, false, ctx.Done())
@@ -151,7 +151,7 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 	if err == nil {
 		c = s.newTCPConnLocked(fd, sk, network)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	switch {
 	case err == errCanceled:
 		return fail(ctxError(ctx.Err()))

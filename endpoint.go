@@ -8,10 +8,13 @@ import (
 )
 
 // endpoint is one connection of the stack: a tcp.Conn with its 4-tuple and
-// its places in the stack's tables. All fields are guarded by Stack.mu.
+// its places in the stack's tables. Its fields are guarded by its shard's
+// lock (and so by Stack.lock); those that tie it to the control plane
+// (sock, parent, inAccept) are written only under Stack.lock.
 type endpoint struct {
 	conn          tcp.Conn // its Host is the endpoint
 	s             *Stack
+	sh            *shard         // the shard of its 4-tuple, for life
 	local, remote netip.AddrPort // unmapped addresses
 	bind          *binding       // the claim on the local port this connection holds while hashed
 	next          *endpoint      // the next in its chain of Stack.conns (connTable)
@@ -27,11 +30,11 @@ type endpoint struct {
 
 	passive   bool // created for a SYN at a listener
 	forwarded bool // made by the forwarder: its resets are counted
-	hashed    bool // in Stack.conns (and holding bind)
-	orphan    bool // counted in Stack.orphans (closed, not finished, not in TIME_WAIT)
+	hashed    bool // in its shard's conns (and holding bind)
+	orphan    bool // counted in its shard's orphans (closed, not finished, not in TIME_WAIT)
 
-	heapIndex int32 // position in Stack.timers, -1 when absent
-	// deadline is the deadline as scheduled in Stack.timers, and
+	heapIndex int32 // position in shard.timers, -1 when absent
+	// deadline is the deadline as scheduled in shard.timers, and
 	// notBefore a guard against one that does not move on Tick: both in
 	// nanoseconds from Stack.timerEpoch (timers.go), notBefore 0 when
 	// unset.
@@ -49,40 +52,57 @@ func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *
 // number (a SYN cookie).
 func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
-	ep.conn.Init(s.sharedConfigLocked(o, local), ep, iss, s.tsOffset(local, remote))
-	s.conns.add(ep)
-	ep.hashed = true
+	s.hashLocked(ep, o, iss)
 	b.refs++
 	return ep
 }
 
+// hashLocked gives ep its shard and its tcp.Conn (options o, initial
+// sequence number iss) and enters it in its shard's connection table.
+func (s *Stack) hashLocked(ep *endpoint, o *sockOpts, iss seq.Value) {
+	ep.sh = s.shardOf(ep.local, ep.remote)
+	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote))
+	ep.sh.conns.add(ep)
+	ep.hashed = true
+}
+
+// embryonic reports whether ep is a child still in its listener's SYN
+// queue: what happens to it changes the listener's queues, so it is
+// processed under Stack.lock, never under its shard's lock alone.
+func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
+
 // Send implements tcp.Host: the connection's segments go out from its
 // addresses.
-func (ep *endpoint) Send(seg *tcp.Segment) { ep.s.sendSegmentLocked(ep.local, ep.remote, seg) }
+func (ep *endpoint) Send(seg *tcp.Segment) { ep.s.sendSegmentLocked(ep.sh, ep.local, ep.remote, seg) }
 
 // Transition implements tcp.Host.
 func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
 	if ep.forwarded && to == tcp.Closed && from.Synchronized() && isResetCause(cause) {
-		ep.s.stats.SynstackForwardResets++
+		ep.sh.stats.SynstackForwardResets++
 	}
 	ep.s.transitionLocked(ep, from, to, cause)
 }
 
-// sharedConfigLocked returns the tcp.Config of a connection with options o
-// from local: one per option set and MSS, shared by every connection that
-// has them (most have the stack's defaults), so that a connection does not
-// carry its own. Past maxSharedConfigs a new one is not kept.
-func (s *Stack) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Config {
+// sharedConfigLocked returns the tcp.Config of a connection of the shard
+// with options o from local: one per option set and MSS, shared by every
+// connection of the shard that has them (most have the stack's defaults),
+// so that a connection does not carry its own. Past maxSharedConfigs a
+// new one is not kept.
+func (sh *shard) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Config {
+	s := sh.s
 	k := sharedConfigKey{o, s.connMSS(o, local)}
-	if p, ok := s.connCfgs[k]; ok {
+	if p, ok := sh.connCfgs[k]; ok {
 		return p
 	}
-	p := tcp.PrepareConfig(s.connConfig(o, local))
-	if len(s.connCfgs) < maxSharedConfigs {
-		if s.connCfgs == nil {
-			s.connCfgs = make(map[sharedConfigKey]*tcp.Config)
+	cfg := s.connConfig(o, local)
+	cfg.Scratch = &sh.scratch
+	cfg.Counters = &sh.counters
+	p := tcp.PrepareConfig(cfg)
+	if len(sh.connCfgs) < maxSharedConfigs {
+		if sh.connCfgs == nil {
+			sh.connCfgs = make(map[sharedConfigKey]*tcp.Config)
 		}
-		s.connCfgs[k] = p
+		sh.connCfgs[k] = p
 	}
 	return p
 }
@@ -95,7 +115,7 @@ type sharedConfigKey struct {
 	mss uint16
 }
 
-// maxSharedConfigs bounds the configurations a stack keeps to share.
+// maxSharedConfigs bounds the configurations a shard keeps to share.
 const maxSharedConfigs = 1024
 
 // connMSS is the MSS a connection from local with options o advertises:
@@ -172,28 +192,33 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 }
 
 // transitionLocked is every connection's tcp.Config.OnTransition: it keeps
-// the counters and calls Config.OnTransition.
+// the counters (its shard's: a connection stays in one, so the
+// TcpCurrEstab gauge of each shard is exact) and calls
+// Config.OnTransition.
 func (s *Stack) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Cause) {
+	st := &ep.sh.stats
 	switch {
 	case from == tcp.Closed && to == tcp.SynSent:
-		s.stats.TcpActiveOpens++
+		st.TcpActiveOpens++
 	case from == tcp.Listen && to == tcp.SynRcvd:
-		s.stats.TcpPassiveOpens++
+		st.TcpPassiveOpens++
 	case (from == tcp.SynSent || from == tcp.SynRcvd) && to == tcp.Closed,
 		from == tcp.SynRcvd && to == tcp.Listen:
-		s.stats.TcpAttemptFails++
+		st.TcpAttemptFails++
 	case (from == tcp.Established || from == tcp.CloseWait) && to == tcp.Closed:
-		s.stats.TcpEstabResets++
+		st.TcpEstabResets++
 	}
 	wasEstab := from == tcp.Established || from == tcp.CloseWait
 	isEstab := to == tcp.Established || to == tcp.CloseWait
 	if isEstab && !wasEstab {
-		s.stats.TcpCurrEstab++
-	} else if wasEstab && !isEstab && s.stats.TcpCurrEstab > 0 {
-		s.stats.TcpCurrEstab--
+		st.TcpCurrEstab++
+	} else if wasEstab && !isEstab && st.TcpCurrEstab > 0 {
+		st.TcpCurrEstab--
 	}
 	if s.onTransition != nil {
+		s.hookMu.Lock()
 		s.onTransition(ep.local, ep.remote, from, to, cause)
+		s.hookMu.Unlock()
 	}
 }
 
@@ -204,11 +229,11 @@ func (ep *endpoint) finished() bool {
 	return st == tcp.Closed || (ep.passive && st == tcp.Listen)
 }
 
-// afterLocked runs after every call into ep.conn: it adds the
-// connection's new retransmissions to the counters, removes a finished
+// afterLocked runs after every call into ep.conn: it removes a finished
 // connection from the tables, reschedules its timer, moves a child whose
 // handshake completed to its listener's accept queue, and wakes the
-// callers blocked on the socket (or the listener).
+// callers blocked on the socket (or the listener). It needs ep's shard's
+// lock, and Stack.lock for an embryonic child.
 func (s *Stack) afterLocked(ep *endpoint) {
 	if ep.hashed {
 		if ep.finished() {
@@ -221,7 +246,7 @@ func (s *Stack) afterLocked(ep *endpoint) {
 		// As Linux, a connection in TIME_WAIT no longer counts as an
 		// orphan (it is a timewait socket, bounded by its 2MSL timer).
 		ep.orphan = false
-		s.orphans--
+		ep.sh.orphans--
 	}
 	if l := ep.parent; l != nil && !ep.inAccept {
 		switch {
@@ -242,17 +267,18 @@ func (s *Stack) afterLocked(ep *endpoint) {
 }
 
 // unhashLocked removes a finished connection from the connection table and
-// the timer heap and releases its claim on the port.
+// the timer heap and releases its claim on the port. It needs ep's
+// shard's lock.
 func (s *Stack) unhashLocked(ep *endpoint) {
 	if !ep.hashed {
 		return
 	}
 	ep.hashed = false
-	s.conns.remove(ep)
+	ep.sh.conns.remove(ep)
 	s.unscheduleLocked(ep)
 	s.releaseBindingLocked(ep.bind)
 	if ep.orphan {
 		ep.orphan = false
-		s.orphans--
+		ep.sh.orphans--
 	}
 }

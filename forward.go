@@ -121,18 +121,18 @@ type ForwardRequest struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	// Guarded by Stack.mu.
+	// Guarded by Stack.lock.
 	decided bool
 	err     error // why the request was withdrawn (client reset, stack closed), if it was
 }
 
-// forwardState is the stack's forwarding table. Guarded by Stack.mu except
-// queued.
+// forwardState is the stack's forwarding table. Guarded by Stack.lock
+// except queued.
 type forwardState struct {
 	f          Forwarder
 	maxPending int
 	pending    map[connKey]*ForwardRequest
-	// offers are the new requests to hand to f once mu is released;
+	// offers are the new requests to hand to f once lock is released;
 	// queued says there are some (read without the lock by DeliverPacket).
 	offers []*ForwardRequest
 	queued atomic.Bool
@@ -143,8 +143,8 @@ type forwardState struct {
 // accepts TCP packets, and ICMP errors, for any unicast destination.
 // Turning it off leaves requests already offered to be decided.
 func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	s.fwd.f = f
 	s.fwd.maxPending = opts.MaxPending
 	if s.fwd.maxPending <= 0 {
@@ -158,8 +158,8 @@ func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
 // PendingForwards returns the number of requests offered and not yet
 // decided.
 func (s *Stack) PendingForwards() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	return len(s.fwd.pending)
 }
 
@@ -211,7 +211,7 @@ func (s *Stack) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segmen
 		return false
 	}
 	if len(s.fwd.pending) >= s.fwd.maxPending {
-		s.stats.SynstackForwardPendingDrops++
+		s.g().stats.SynstackForwardPendingDrops++
 		return true
 	}
 	req := &ForwardRequest{Local: local, Remote: remote, s: s, syn: *seg}
@@ -222,7 +222,7 @@ func (s *Stack) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segmen
 	s.fwd.pending[key] = req
 	s.fwd.offers = append(s.fwd.offers, req)
 	s.fwd.queued.Store(true)
-	s.stats.SynstackForwardRequests++
+	s.g().stats.SynstackForwardRequests++
 	return true
 }
 
@@ -246,11 +246,11 @@ func (s *Stack) offerForwards() {
 	if !s.fwd.queued.Load() {
 		return
 	}
-	s.mu.Lock()
+	s.lock()
 	offers, f := s.fwd.offers, s.fwd.f
 	s.fwd.offers = nil
 	s.fwd.queued.Store(false)
-	s.mu.Unlock()
+	s.unlock()
 	for _, req := range offers {
 		if f == nil {
 			_ = req.Drop()
@@ -319,12 +319,12 @@ func (r *ForwardRequest) Accept() (*TCPConn, error) {
 // completes, the connection is reset and the error wraps ctx's.
 func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	if err := r.decideLocked(); err != nil {
 		return nil, r.opErr(err)
 	}
-	if s.conns.has(r.Local, r.Remote) {
+	if s.connGet(r.Local, r.Remote) != nil {
 		return nil, r.opErr(syscall.EADDRINUSE)
 	}
 	fam := uint8(AF_INET)
@@ -361,7 +361,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 		}
 		st := ep.conn.State()
 		if st == tcp.SynRcvd {
-			s.waitLocked(sk, ctx.Done())
+			s.waitLocked(sk, ctx.Done(), nil)
 			continue
 		}
 		if st == tcp.Closed || ep.finished() {
@@ -375,7 +375,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 		break
 	}
 	sk.state = ssConnected
-	s.stats.SynstackForwarded++
+	s.g().stats.SynstackForwarded++
 	return s.newTCPConnLocked(fd, sk, "tcp"), nil
 }
 
@@ -384,9 +384,7 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 // port (the address is usually not the stack's) and counting its resets.
 func (s *Stack) newForwardEndpointLocked(local, remote netip.AddrPort, o *sockOpts) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, heapIndex: -1, passive: true, forwarded: true}
-	ep.conn.Init(s.sharedConfigLocked(o, local), ep, s.isn(local, remote), s.tsOffset(local, remote))
-	s.conns.add(ep)
-	ep.hashed = true
+	s.hashLocked(ep, o, s.isn(local, remote))
 	return ep
 }
 
@@ -404,12 +402,12 @@ func isResetCause(c tcp.Cause) bool {
 // ECONNREFUSED at once.
 func (r *ForwardRequest) Refuse() error {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	if err := r.decideLocked(); err != nil {
 		return err
 	}
-	s.stats.SynstackForwardRefused++
+	s.g().stats.SynstackForwardRefused++
 	s.sendResetLocked(r.Local, r.Remote, &r.syn)
 	return nil
 }
@@ -418,8 +416,8 @@ func (r *ForwardRequest) Refuse() error {
 // SYN, which is then offered as a new request.
 func (r *ForwardRequest) Drop() error {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	return r.decideLocked()
 }
 
@@ -432,15 +430,15 @@ func (r *ForwardRequest) Unreachable(code UnreachableCode) error {
 
 func (r *ForwardRequest) unreachable(code UnreachableCode, timeout bool) error {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	if err := r.decideLocked(); err != nil {
 		return err
 	}
 	if timeout {
-		s.stats.SynstackForwardTimeouts++
+		s.g().stats.SynstackForwardTimeouts++
 	} else {
-		s.stats.SynstackForwardUnreachables++
+		s.g().stats.SynstackForwardUnreachables++
 	}
 	s.sendUnreachableLocked(r, code)
 	return nil
@@ -518,7 +516,7 @@ func (s *Stack) sendUnreachableLocked(r *ForwardRequest, code UnreachableCode) {
 		}
 	}
 	if err != nil {
-		s.stats.IpOutDiscards++
+		s.g().stats.IpOutDiscards++
 		return
 	}
 	var h wire.ICMP
@@ -535,8 +533,8 @@ func (s *Stack) sendUnreachableLocked(r *ForwardRequest, code UnreachableCode) {
 		return
 	}
 	if v6 {
-		s.stats.Icmp6OutDestUnreachs++
+		s.g().stats.Icmp6OutDestUnreachs++
 	} else {
-		s.stats.IcmpOutDestUnreachs++
+		s.g().stats.IcmpOutDestUnreachs++
 	}
 }

@@ -95,10 +95,10 @@ func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
 		err  error
 	)
 	if v6 {
-		s.stats.Icmp6InMsgs++
+		s.g().stats.Icmp6InMsgs++
 		h, body, err = wire.ParseICMPv6(b, src, dst)
 	} else {
-		s.stats.IcmpInMsgs++
+		s.g().stats.IcmpInMsgs++
 		h, body, err = wire.ParseICMPv4(b)
 	}
 	if err != nil {
@@ -107,13 +107,13 @@ func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
 	}
 	switch {
 	case !v6 && h.Type == wire.ICMPv4EchoRequest:
-		s.stats.IcmpInEchos++
+		s.g().stats.IcmpInEchos++
 		s.sendEchoReplyLocked(dst, src, h.Rest, body)
 	case v6 && h.Type == wire.ICMPv6EchoRequest:
-		s.stats.Icmp6InEchos++
+		s.g().stats.Icmp6InEchos++
 		s.sendEchoReplyLocked(dst, src, h.Rest, body)
 	case !v6 && h.Type == wire.ICMPv4DestUnreachable:
-		s.stats.IcmpInDestUnreachs++
+		s.g().stats.IcmpInDestUnreachs++
 		switch {
 		case h.Code == wire.ICMPv4FragNeeded:
 			mtu := max(int(uint16(h.Rest)), minPathMTU4)
@@ -122,26 +122,26 @@ func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
 			s.icmpErrorLocked(false, body, icmp4UnreachErrno[h.Code], 0)
 		}
 	case !v6 && h.Type == wire.ICMPv4TimeExceeded:
-		s.stats.IcmpInTimeExcds++
+		s.g().stats.IcmpInTimeExcds++
 		s.icmpErrorLocked(false, body, syscall.EHOSTUNREACH, 0)
 	case !v6 && h.Type == icmpv4ParamProblem:
-		s.stats.IcmpInParmProbs++
+		s.g().stats.IcmpInParmProbs++
 		s.icmpErrorLocked(false, body, syscall.EPROTO, 0)
 	case v6 && h.Type == wire.ICMPv6DestUnreachable:
-		s.stats.Icmp6InDestUnreachs++
+		s.g().stats.Icmp6InDestUnreachs++
 		if int(h.Code) < len(icmp6UnreachErrno) {
 			s.icmpErrorLocked(true, body, icmp6UnreachErrno[h.Code], 0)
 		}
 	case v6 && h.Type == wire.ICMPv6PacketTooBig:
-		s.stats.Icmp6InPktTooBigs++
+		s.g().stats.Icmp6InPktTooBigs++
 		if h.Rest >= minPathMTU6 {
 			s.icmpErrorLocked(true, body, 0, int(min(h.Rest, 1<<16-1)))
 		}
 	case v6 && h.Type == wire.ICMPv6TimeExceeded:
-		s.stats.Icmp6InTimeExcds++
+		s.g().stats.Icmp6InTimeExcds++
 		s.icmpErrorLocked(true, body, syscall.EHOSTUNREACH, 0)
 	case v6 && h.Type == wire.ICMPv6ParamProblem:
-		s.stats.Icmp6InParmProblems++
+		s.g().stats.Icmp6InParmProblems++
 		s.icmpErrorLocked(true, body, syscall.EPROTO, 0)
 	}
 }
@@ -151,9 +151,9 @@ const icmpv4ParamProblem = 12
 
 func (s *Stack) icmpInErrorLocked(v6 bool) {
 	if v6 {
-		s.stats.Icmp6InErrors++
+		s.g().stats.Icmp6InErrors++
 	} else {
-		s.stats.IcmpInErrors++
+		s.g().stats.IcmpInErrors++
 	}
 }
 
@@ -168,14 +168,14 @@ func (s *Stack) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu 
 		s.icmpInErrorLocked(v6)
 		return
 	}
-	ep := s.conns.get(local, remote)
+	ep := s.connGet(local, remote)
 	if ep == nil {
 		s.icmpInErrorLocked(v6)
 		return
 	}
 	if !ep.conn.ICMPSeqOK(sq) {
 		// RFC 5927 section 4.1: not a segment in flight; forged or stale.
-		s.stats.TcpExtOutOfWindowIcmps++
+		s.g().stats.TcpExtOutOfWindowIcmps++
 		return
 	}
 	now := s.clock.Now()
@@ -247,13 +247,13 @@ func (s *Stack) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data 
 		return
 	}
 	if local.Is6() {
-		s.stats.Icmp6OutEchoReplies++
+		s.g().stats.Icmp6OutEchoReplies++
 	} else {
-		s.stats.IcmpOutEchoReps++
+		s.g().stats.IcmpOutEchoReps++
 	}
 }
 
-// icmpBufLocked returns s.outBuf sized for an ICMP message with a body of
+// icmpBufLocked returns s.g().outBuf sized for an ICMP message with a body of
 // bodyLen bytes (IP header, ICMP header, body) and the IP header's length;
 // false, counted as a discard, when it would exceed the MTU.
 func (s *Stack) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
@@ -263,13 +263,13 @@ func (s *Stack) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 	}
 	total := ipLen + wire.ICMPHeaderLen + bodyLen
 	if total > s.mtu {
-		s.stats.IpOutDiscards++
+		s.g().stats.IpOutDiscards++
 		return nil, 0, false
 	}
-	if cap(s.outBuf) < total {
-		s.outBuf = make([]byte, max(total, s.mtu))
+	if cap(s.g().outBuf) < total {
+		s.g().outBuf = make([]byte, max(total, s.mtu))
 	}
-	return s.outBuf[:total], ipLen, true
+	return s.g().outBuf[:total], ipLen, true
 }
 
 // sendICMPLocked finishes an ICMP or ICMPv6 message from src to dst whose
@@ -286,31 +286,29 @@ func (s *Stack) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst neti
 			_, err = ih.Emit(buf, icmpLen)
 		}
 	} else if _, err = h.EmitV4(buf[ipLen:], body); err == nil {
-		s.ipID++
-		ih := wire.IPv4{ID: s.ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: src, Dst: dst}
+		s.g().ipID++
+		ih := wire.IPv4{ID: s.g().ipID, TTL: ipTTL, Protocol: wire.ProtoICMP, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, icmpLen)
 	}
 	if err != nil {
-		s.stats.IpOutDiscards++
+		s.g().stats.IpOutDiscards++
 		return false
 	}
 	if src.Is6() {
-		s.stats.Icmp6OutMsgs++
+		s.g().stats.Icmp6OutMsgs++
 	} else {
-		s.stats.IcmpOutMsgs++
+		s.g().stats.IcmpOutMsgs++
 	}
 	s.writeLocked(buf)
 	return true
 }
 
-// writeLocked hands a packet built in s.outBuf to OnPacket and the link.
+// writeLocked hands a packet built in s.g().outBuf to OnPacket and the link.
 func (s *Stack) writeLocked(pkt []byte) {
-	if s.onPacket != nil {
-		s.onPacket("out", pkt)
-	}
+	s.packetHook("out", pkt)
 	if s.link.WritePacket(pkt) != nil {
-		s.stats.IpOutDiscards++
+		s.g().stats.IpOutDiscards++
 		return
 	}
-	s.stats.IpOutRequests++
+	s.g().stats.IpOutRequests++
 }

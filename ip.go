@@ -17,9 +17,9 @@ import (
 // pkt is not kept.
 //
 // What needs no state of the stack (parsing the IP and TCP headers,
-// verifying the TCP checksum) is done before the stack's lock is taken;
-// only the counters, the OnPacket hook, the demultiplexing and the
-// connection's state machine run under it.
+// verifying the TCP checksum) is done before any lock is taken; a segment
+// for a connection is then processed under its shard's lock alone, and
+// anything else under Stack.lock (see shard.go).
 func (s *Stack) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
 	var batch [1]rxPacket
@@ -53,19 +53,107 @@ func (s *Stack) DeliverPackets(pkts [][]byte) {
 	}
 }
 
-// inputBatch processes prepared packets under the lock. It reports false
-// if the stack is closed.
+// inputBatch processes prepared packets in order. It reports false if
+// the stack is closed. A TCP segment for a connection is processed under
+// its shard's lock alone (held across a run of packets for one shard);
+// anything else (a segment for a listener, ICMP, a malformed packet...)
+// under Stack.lock.
 func (s *Stack) inputBatch(batch []rxPacket) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	now := s.clock.Now()
+	now := s.clock.Now() // they had all arrived when the batch began
+	var held *shard
+	defer func() {
+		if held != nil {
+			held.mu.Unlock()
+		}
+	}()
 	for i := range batch {
-		s.ipInputLocked(&batch[i], now)
+		p := &batch[i]
+		var (
+			local, remote netip.AddrPort
+			seg           tcp.Segment
+			counted       bool // a segment for the demultiplexer, counted
+		)
+		if sh := s.shardForPacket(p); sh != nil {
+			if held != sh {
+				if held != nil {
+					held.mu.Unlock()
+				}
+				sh.mu.Lock()
+				held = sh
+			}
+			if s.closed {
+				return false
+			}
+			st := &sh.stats
+			st.IpInReceives++
+			s.packetHook("in", p.pkt)
+			st.IpInDelivers++
+			st.TcpInSegs++
+			local, remote, seg = p.segment()
+			if s.shardInput(sh, local, remote, &seg, now) {
+				continue
+			}
+			counted = true
+		}
+		if held != nil {
+			held.mu.Unlock()
+			held = nil
+		}
+		s.lock()
+		if s.closed {
+			s.unlock()
+			return false
+		}
+		if counted {
+			s.demuxLocked(local, remote, &seg, now)
+		} else {
+			s.ipInputLocked(p, now)
+		}
+		s.unlock()
 	}
 	return true
+}
+
+// shardForPacket returns the shard of a well-formed TCP segment to one of
+// the stack's addresses, one that ipInputLocked would hand to the
+// demultiplexer; nil for any other packet.
+func (s *Stack) shardForPacket(p *rxPacket) *shard {
+	if p.ip != rxOK || !p.local || p.proto != wire.ProtoTCP || p.tcp != rxOK || !p.tcpAcceptable() {
+		return nil
+	}
+	return s.shardOf(netip.AddrPortFrom(p.dst, p.th.DstPort), netip.AddrPortFrom(p.src, p.th.SrcPort))
+}
+
+// tcpAcceptable reports whether a parsed segment may be processed: no
+// connection has port 0, and nothing may answer a multicast, broadcast or
+// unspecified source.
+func (p *rxPacket) tcpAcceptable() bool {
+	src := p.src
+	return p.th.SrcPort != 0 && p.th.DstPort != 0 && !src.IsMulticast() && !src.IsUnspecified() &&
+		src != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// segment returns the parsed segment of p and its local and remote ends.
+func (p *rxPacket) segment() (local, remote netip.AddrPort, seg tcp.Segment) {
+	h := &p.th
+	seg = tcp.Segment{
+		SEQ:     seq.Value(h.Seq),
+		ACK:     seq.Value(h.Ack),
+		Flags:   h.Flags,
+		WND:     h.Window,
+		Options: h.Options,
+		Payload: p.data,
+	}
+	return netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort), seg
+}
+
+// packetHook calls OnPacket, if set, under hookMu.
+func (s *Stack) packetHook(dir string, pkt []byte) {
+	if s.onPacket != nil {
+		s.hookMu.Lock()
+		s.onPacket(dir, pkt)
+		s.hookMu.Unlock()
+	}
 }
 
 // rxPacket is a received packet as far as it can be read without the
@@ -152,32 +240,31 @@ func (s *Stack) prepareTCP(p *rxPacket) {
 
 // ipInputLocked processes one received IP packet, prepared.
 func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
-	s.stats.IpInReceives++
-	if s.onPacket != nil {
-		s.onPacket("in", p.pkt)
-	}
+	st := &s.g().stats
+	st.IpInReceives++
+	s.packetHook("in", p.pkt)
 	switch p.ip {
 	case rxFragment:
-		s.stats.IpReasmFails++
+		st.IpReasmFails++
 		return
 	case rxBadHeader:
-		s.stats.IpInHdrErrors++
+		st.IpInHdrErrors++
 		return
 	}
 	src, dst, proto, payload := p.src, p.dst, p.proto, p.payload
 	switch {
 	case !p.local && !s.forwardsToLocked(dst, proto, payload):
-		s.stats.IpInAddrErrors++
+		st.IpInAddrErrors++
 		return
 	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():
-		s.stats.IpInDelivers++
+		st.IpInDelivers++
 		s.icmpInputLocked(src, dst, payload)
 		return
 	case proto != wire.ProtoTCP:
-		s.stats.IpInUnknownProtos++
+		st.IpInUnknownProtos++
 		return
 	}
-	s.stats.IpInDelivers++
+	st.IpInDelivers++
 	if p.tcp == rxUnchecked {
 		s.prepareTCP(p) // forwarded: not prepared without the lock
 	}
@@ -187,40 +274,30 @@ func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
 // tcpInputLocked counts one prepared TCP segment and hands it to the
 // demultiplexer.
 func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
+	st := &s.g().stats
 	switch p.tcp {
 	case rxBadChecksum:
-		s.stats.TcpInErrs++
-		s.stats.TcpInCsumErrors++
+		st.TcpInErrs++
+		st.TcpInCsumErrors++
 		return
 	case rxBadHeader:
-		s.stats.TcpInErrs++
+		st.TcpInErrs++
 		return
 	}
-	s.stats.TcpInSegs++
-	h, src, dst := &p.th, p.src, p.dst
-	if h.SrcPort == 0 || h.DstPort == 0 || src.IsMulticast() || src.IsUnspecified() ||
-		src == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		// No connection has port 0, and nothing may answer a
-		// multicast, broadcast or unspecified source.
-		s.stats.TcpInErrs++
+	st.TcpInSegs++
+	if !p.tcpAcceptable() {
+		st.TcpInErrs++
 		return
 	}
-	seg := tcp.Segment{
-		SEQ:     seq.Value(h.Seq),
-		ACK:     seq.Value(h.Ack),
-		Flags:   h.Flags,
-		WND:     h.Window,
-		Options: h.Options,
-		Payload: p.data,
-	}
-	s.demuxLocked(netip.AddrPortFrom(dst, h.DstPort), netip.AddrPortFrom(src, h.SrcPort), &seg, now)
+	local, remote, seg := p.segment()
+	s.demuxLocked(local, remote, &seg, now)
 }
 
 // sendSegmentLocked builds the IP packet carrying seg from local to remote
-// and writes it to the link: IPv4 with DF and TTL 64, or IPv6 with hop limit
-// 64, as Linux sends. A packet larger than the link MTU is not sent
-// (IpOutDiscards).
-func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
+// in sh's buffer and writes it to the link: IPv4 with DF and TTL 64, or
+// IPv6 with hop limit 64, as Linux sends. A packet larger than the link
+// MTU is not sent (IpOutDiscards). It needs sh's lock.
+func (s *Stack) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
 		DstPort: remote.Port(),
@@ -240,7 +317,7 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 	if total > s.mtu {
 		// The link would drop it: count it here (tcp sizes segments by
 		// the MSS, options included, so this means a bug above).
-		s.stats.IpOutDiscards++
+		sh.stats.IpOutDiscards++
 		return
 	}
 	// A link that takes a packet in pieces gets the headers built here
@@ -248,13 +325,13 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 	// the link. Otherwise (or when OnPacket must see the whole packet)
 	// the packet is built whole in outBuf.
 	gather := s.gather != nil && s.onPacket == nil && len(seg.Payload) > 0
-	if cap(s.outBuf) < total {
-		s.outBuf = make([]byte, max(total, s.mtu))
+	if cap(sh.outBuf) < total {
+		sh.outBuf = make([]byte, max(total, s.mtu))
 	}
-	buf := s.outBuf[:total]
+	buf := sh.outBuf[:total]
 	n, err := th.Emit(buf[ipLen:])
 	if err != nil {
-		s.stats.IpOutDiscards++
+		sh.stats.IpOutDiscards++
 		return
 	}
 	if gather {
@@ -269,34 +346,32 @@ func (s *Stack) sendSegmentLocked(local, remote netip.AddrPort, seg *tcp.Segment
 		}
 	}
 	if src.Is4() {
-		s.ipID++
-		ih := wire.IPv4{ID: s.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		sh.ipID++
+		ih := wire.IPv4{ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, tcpLen)
 	} else {
 		ih := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, tcpLen)
 	}
 	if err != nil {
-		s.stats.IpOutDiscards++
+		sh.stats.IpOutDiscards++
 		return
 	}
-	s.stats.TcpOutSegs++
+	sh.stats.TcpOutSegs++
 	if seg.Flags&wire.FlagRST != 0 {
-		s.stats.TcpOutRsts++
+		sh.stats.TcpOutRsts++
 	}
-	if s.onPacket != nil {
-		s.onPacket("out", buf)
-	}
+	s.packetHook("out", buf)
 	if gather {
 		err = s.gather.WritePacketGather(buf, seg.Payload)
 	} else {
 		err = s.link.WritePacket(buf)
 	}
 	if err != nil {
-		s.stats.IpOutDiscards++
+		sh.stats.IpOutDiscards++
 		return
 	}
-	s.stats.IpOutRequests++
+	sh.stats.IpOutRequests++
 }
 
 // sendResetLocked answers a segment that found no connection (RFC 9293
@@ -314,5 +389,5 @@ func (s *Stack) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) 
 		r.ACK = seg.SEQ.Add(seg.Len())
 		r.Flags = wire.FlagRST | wire.FlagACK
 	}
-	s.sendSegmentLocked(local, remote, &r)
+	s.sendSegmentLocked(s.g(), local, remote, &r)
 }

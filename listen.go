@@ -117,12 +117,12 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		return fail(mapErr("listen", err, false))
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
-	s.mu.Lock()
+	s.lock()
 	l.sk, err = t.getLocked(fd)
 	if err == nil {
 		l.addr = tcpAddr(l.sk.sockAddr(netip.AddrPortFrom(l.sk.bind.addr, l.sk.bind.port)))
 	}
-	s.mu.Unlock()
+	s.unlock()
 	if err != nil {
 		return fail(mapErr("listen", err, false))
 	}
@@ -179,14 +179,14 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		return nil, l.opErr("accept", net.ErrClosed)
 	}
 	s := l.s
-	s.mu.Lock()
+	s.lock()
 	cancel := l.dl.waitLocked()
 	var c *TCPConn
 	fd, _, err := s.sockets.acceptLocked(l.sk, false, cancel)
 	if err == nil {
 		c = s.newTCPConnLocked(fd, s.sockets.fds[fd], l.network)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	if err != nil {
 		return nil, l.opErr("accept", err)
 	}
@@ -204,9 +204,9 @@ func (l *TCPListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return l.opErr("close", net.ErrClosed)
 	}
-	l.s.mu.Lock()
+	l.s.lock()
 	l.dl.closeLocked()
-	l.s.mu.Unlock()
+	l.s.unlock()
 	l.cmu.Lock()
 	defer l.cmu.Unlock()
 	_ = l.s.sockets.Close(l.fd)
@@ -220,9 +220,9 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l.closed.Load() {
 		return l.opErr("set", net.ErrClosed)
 	}
-	l.s.mu.Lock()
+	l.s.lock()
 	l.dl.setLocked(l.s.clock, t)
-	l.s.mu.Unlock()
+	l.s.unlock()
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 // listener is the listening side of a socket: its SYN queue (children in
 // SYN_RCVD) and its accept queue (children whose handshake completed, not
-// yet accepted). Guarded by Stack.mu.
+// yet accepted). Guarded by Stack.lock.
 type listener struct {
 	sock    *socket
 	bind    *binding
@@ -66,8 +66,8 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 		return
 	}
 	if l.acceptFull() {
-		s.stats.TcpExtListenOverflows++
-		s.stats.TcpExtListenDrops++
+		s.g().stats.TcpExtListenOverflows++
+		s.g().stats.TcpExtListenDrops++
 		return
 	}
 	if len(l.synQ) >= s.maxSynBacklog || len(l.synQ) > l.backlog && s.synCookies {
@@ -75,7 +75,7 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 			s.answerWithCookieLocked(l, local, remote, seg, now)
 			return
 		}
-		s.stats.TcpExtListenDrops++
+		s.g().stats.TcpExtListenDrops++
 		return
 	}
 	ep := s.newChildLocked(l, local, remote, s.isn(local, remote))
@@ -146,7 +146,7 @@ func (s *Stack) stopListeningLocked(l *listener) {
 		// A child that somehow did not finish is left to itself as an orphan.
 		if ep.hashed && !ep.orphan {
 			ep.orphan = true
-			s.orphans++
+			ep.sh.orphans++
 		}
 	}
 	s.wakeSocketLocked(l.sock)

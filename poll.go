@@ -28,8 +28,8 @@ type PollFd struct {
 //   - POLLNVAL: not an open descriptor.
 func (t *Sockets) Poll(fds []PollFd, timeout time.Duration) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	var (
 		expired chan struct{}
 		timer   clock.Timer
@@ -71,16 +71,18 @@ func (t *Sockets) Poll(fds []PollFd, timeout time.Duration) (int, error) {
 			expired = ch
 			timer = s.clock.AfterFunc(timeout, func() { close(ch) })
 		}
-		if s.pollCh == nil {
-			s.pollCh = make(chan struct{})
+		wake := s.pollCh.Load()
+		if wake == nil {
+			ch := make(chan struct{})
+			wake = &ch
+			s.pollCh.Store(wake)
 		}
-		wake := s.pollCh
-		s.mu.Unlock()
+		s.unlock()
 		select {
-		case <-wake:
+		case <-*wake:
 		case <-expired:
 		}
-		s.mu.Lock()
+		s.lock()
 	}
 }
 

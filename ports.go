@@ -8,7 +8,9 @@ import (
 // binding is one claim on a local port: a bound or listening socket, or a
 // connection (which keeps its claim until it finishes, TIME_WAIT included,
 // like Linux's bind buckets). Claims are what bind and listen check for
-// conflicts (Linux's inet_csk_bind_conflict). Guarded by Stack.mu.
+// conflicts (Linux's inet_csk_bind_conflict). Guarded by Stack.lock; refs
+// (and the port table) also by Stack.portsMu, under which a connection
+// finishing under its shard's lock alone releases its claim.
 type binding struct {
 	addr   netip.Addr // unmapped; the unspecified address of its family for a wildcard
 	port   uint16
@@ -92,11 +94,13 @@ func (s *Stack) addBindingLocked(b *binding) {
 }
 
 // releaseBindingLocked drops one reference to b, removing it from the
-// port table with the last.
+// port table with the last. It needs Stack.lock or a shard's lock.
 func (s *Stack) releaseBindingLocked(b *binding) {
 	if b == nil {
 		return
 	}
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
 	b.refs--
 	if b.refs > 0 {
 		return
@@ -162,6 +166,5 @@ func (s *Stack) connectPortFreeLocked(local, remote netip.AddrPort) bool {
 			return false
 		}
 	}
-	used := s.conns.has(local, remote)
-	return !used
+	return s.connGet(local, remote) == nil
 }

@@ -145,12 +145,12 @@ func soakSim(t *testing.T, seed uint64) {
 					c.wroteC, len(c.toSrv), c.wroteS, len(c.toCli), len(c.gotS), len(c.gotC), c.eofC, c.eofS, c.errC, c.errS)
 			}
 			for name, st := range map[string]*Stack{"client": cli, "server": srv} {
-				st.mu.Lock()
-				for ep := range st.conns.all() {
+				st.lock()
+				for ep := range st.allConns() {
 					inf := ep.conn.Info(vc.Now())
 					t.Logf("%s %v: %s retrans %d backoff %d rto %v sndwnd %d unacked %d orphan %v", name, connKey{ep.local, ep.remote}, inf.State, inf.TotalRetrans, inf.Backoff, inf.RTO, inf.SndWnd, inf.Unacked, ep.orphan)
 				}
-				st.mu.Unlock()
+				st.unlock()
 			}
 			fail("connections did not finish in 30 minutes")
 		}
@@ -260,16 +260,16 @@ func soakSim(t *testing.T, seed uint64) {
 	ss.Close(lfd)
 	vc.Advance(5 * time.Minute)
 	for name, st := range map[string]*Stack{"client": cli, "server": srv} {
-		st.mu.Lock()
-		left, orphans := st.conns.len(), st.orphans
-		st.mu.Unlock()
+		st.lock()
+		left, orphans := st.connCount(), st.orphansLocked()
+		st.unlock()
 		if left != 0 || orphans != 0 {
-			st.mu.Lock()
+			st.lock()
 			var which []string
-			for ep := range st.conns.all() {
+			for ep := range st.allConns() {
 				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", ep.local, ep.remote, ep.conn.State(), ep.conn.Deadline(), ep.sock != nil))
 			}
-			st.mu.Unlock()
+			st.unlock()
 			fail("%s still holds %d connections (%d orphans) after every close and TIME_WAIT: %v", name, left, orphans, which)
 		}
 	}

@@ -17,7 +17,9 @@ import (
 // until the socket changes; they return EBADF when the stack is closed or
 // the socket's last descriptor is closed under them.
 //
-// All state is guarded by the stack's mutex.
+// All state is guarded by the stack's lock (Stack.lock); the socket of a
+// connection also by its shard's lock, under which a net.Conn's Read and
+// Write run (see shard.go).
 type Sockets struct {
 	s   *Stack
 	fds []*socket // by descriptor; nil marks a free one
@@ -65,7 +67,8 @@ type socket struct {
 	peek []byte
 	// waiters are the calls blocked on the socket, each waiting for one
 	// token on its channel at the next event. The channels come from the
-	// stack's pool (Stack.chans) and go back after the wait.
+	// pool of the shard of the lock held (Stack.chansFor) and go back
+	// after the wait.
 	waiters []chan struct{}
 }
 
@@ -116,8 +119,8 @@ func (t *Sockets) usable(sk *socket) error {
 // or IPPROTO_TCP (else EPROTONOSUPPORT). It returns the new descriptor.
 func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	if s.closed {
 		return -1, syscall.EBADF
 	}
@@ -203,8 +206,8 @@ func (sk *socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // IPV6_V6ONLY).
 func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -244,8 +247,8 @@ func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 // backlog.
 func (t *Sockets) Listen(fd, backlog int) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -284,8 +287,8 @@ func (t *Sockets) Listen(fd, backlog int) error {
 // Accept), EAGAIN if non-blocking and the queue is empty.
 func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, netip.AddrPort{}, err
@@ -321,7 +324,7 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 		if nonblock {
 			return -1, netip.AddrPort{}, syscall.EAGAIN
 		}
-		s.waitLocked(sk, cancel)
+		s.waitLocked(sk, cancel, nil)
 	}
 }
 
@@ -336,8 +339,8 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 // that family.
 func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -386,7 +389,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 	var b *binding
 	if sk.bind != nil {
 		b = sk.bind
-		if s.conns.has(netip.AddrPortFrom(src, b.port), remote) {
+		if s.connGet(netip.AddrPortFrom(src, b.port), remote) != nil {
 			return syscall.EADDRNOTAVAIL
 		}
 		if b.addr.IsUnspecified() {
@@ -439,7 +442,7 @@ func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}) error {
 				s.disconnectLocked(sk)
 				return errCanceled
 			}
-			s.waitLocked(sk, cancel)
+			s.waitLocked(sk, cancel, nil)
 			continue
 		case tcp.Closed:
 			err := sk.ep.conn.TakeErr()
@@ -488,18 +491,20 @@ func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0)
 // MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
 func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return 0, err
 	}
-	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil)
+	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, nil)
 }
 
 // recvLocked is Recv on a socket; it also returns errCanceled when cancel
-// is closed, checked before reading (as a deadline in the past is).
-func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, cancel <-chan struct{}) (int, error) {
+// is closed, checked before reading (as a deadline in the past is). It
+// runs under lockFor(sh): the lock of the socket's connection's shard
+// alone (sh not nil), or Stack.lock.
+func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, cancel <-chan struct{}, sh *shard) (int, error) {
 	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
@@ -517,7 +522,7 @@ func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, can
 		n, err := s.readLocked(sk, p, flags&MSG_PEEK != 0)
 		switch {
 		case err == syscall.EAGAIN && !nonblock:
-			s.waitLocked(sk, cancel)
+			s.waitLocked(sk, cancel, sh)
 			continue
 		case err == io.EOF:
 			return 0, nil
@@ -570,19 +575,19 @@ func (s *Stack) readLocked(sk *socket, p []byte, peek bool) (int, error) {
 // (there are no signals).
 func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return 0, err
 	}
-	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil)
+	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, nil)
 }
 
 // sendLocked is Send on a socket. When cancel closes it returns what it
 // has written with errCanceled (checked before writing, as a deadline in
-// the past is).
-func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}) (int, error) {
+// the past is). It runs under lockFor(sh), as recvLocked.
+func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}, sh *shard) (int, error) {
 	s := t.s
 	written := 0
 	waited := false
@@ -605,13 +610,13 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 			if nonblock {
 				return 0, syscall.EAGAIN
 			}
-			s.waitLocked(sk, cancel)
+			s.waitLocked(sk, cancel, sh)
 			continue
 		}
 		if waited && !ep.conn.WriteReady() && !ep.conn.WriteClosed() && ep.conn.Err() == 0 {
 			// Linux wakes a blocked writer only when half the queue has
 			// drained (sk_stream_write_space), not for every ACK.
-			s.waitLocked(sk, cancel)
+			s.waitLocked(sk, cancel, sh)
 			continue
 		}
 		n, err := ep.conn.Write(s.clock.Now(), p[written:])
@@ -632,7 +637,7 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 				return 0, syscall.EAGAIN
 			}
 			if err != nil {
-				s.waitLocked(sk, cancel)
+				s.waitLocked(sk, cancel, sh)
 				waited = true
 			}
 		default:
@@ -653,8 +658,8 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 // connection attempt.
 func (t *Sockets) Shutdown(fd, how int) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -705,8 +710,8 @@ func (s *Stack) stopListenLocked(sk *socket) {
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -738,15 +743,15 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 			}
 			s.afterLocked(ep)
 			if ep.hashed && ep.conn.State() != tcp.TimeWait {
-				if s.orphans >= s.maxOrphans {
+				if s.orphansLocked() >= s.maxOrphans {
 					// Linux's "too many orphaned sockets".
-					s.stats.TcpExtTCPAbortOnMemory++
+					s.g().stats.TcpExtTCPAbortOnMemory++
 					ep.conn.Abort(now)
 					s.afterLocked(ep)
 					s.unhashLocked(ep)
 				} else {
 					ep.orphan = true
-					s.orphans++
+					ep.sh.orphans++
 				}
 			}
 		}
@@ -762,8 +767,8 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 // Dup returns a new descriptor (the lowest free) for the same socket.
 func (t *Sockets) Dup(fd int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, err
@@ -778,8 +783,8 @@ func (t *Sockets) Dup(fd int) (int, error) {
 // flag shared by dup'ed descriptors. Other commands get EINVAL.
 func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, err
@@ -805,8 +810,8 @@ func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
 // addresses of an AF_INET6 socket are v4-mapped.
 func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -824,8 +829,8 @@ func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
 // is past SYN_SENT and not closed.
 func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return netip.AddrPort{}, err

@@ -98,8 +98,8 @@ func (s *Stack) defaultOpts() *sockOpts {
 // short optlen).
 func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -235,8 +235,8 @@ func bufSize(v, maxv, minv int) int {
 // GetsockoptLinger (EINVAL here). Unknown options get ENOPROTOOPT.
 func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, err
@@ -349,8 +349,8 @@ func (s *Stack) takeErrLocked(sk *socket) syscall.Errno {
 // stored and reported but Close does not wait for it.
 func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -368,8 +368,8 @@ func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
 // GetsockoptLinger reads SO_LINGER.
 func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return syscall.Linger{}, err
@@ -381,8 +381,8 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 // socket without connection just its state (CLOSED or LISTEN).
 func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return tcp.Info{}, err
@@ -416,8 +416,8 @@ func linger2Duration(v int) time.Duration {
 // ENOENT, as Linux.
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -439,8 +439,8 @@ func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 // GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
 func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
 	s := t.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock()
+	defer s.unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return "", err

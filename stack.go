@@ -69,11 +69,16 @@
 // implements the socket calls with Linux's semantics and errno values; the
 // net.Conn layer sits on the socket layer.
 //
-// Concurrency: a Stack has a single mutex (Stack.mu). Packet delivery from
-// the link, timer expiry and every socket call take it; blocking socket calls
-// release it while they wait. Packet delivery parses and verifies packets
-// before it takes the lock, and writes the packets it made the stack send
-// after it releases it. With a clock.Virtual everything happens on the
+// Concurrency: a Stack splits its connections among shards (Config.Shards)
+// by a keyed hash of their 4-tuple, each with its own mutex, timer heap,
+// scratch space and counters. A segment for an established connection, its
+// timers, and the Read, Write and deadlines of its net.Conn take only its
+// shard's mutex, so connections of different shards are processed in
+// parallel. Connection setup, listeners, ICMP, the socket calls by
+// descriptor and the stack's tables take every shard's mutex (shard.go
+// says how the two meet). Blocking calls release the lock while they
+// wait. Packet delivery parses and verifies packets before it takes any
+// lock. With a clock.Virtual everything happens on the
 // caller's goroutine: timers run inside Advance, and packets are processed
 // inside DeliverPacket, so a test or a packet script is fully deterministic.
 // A Stack starts no goroutine of its own: only its link's and its clock's
@@ -88,6 +93,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synstack/synstack/clock"
@@ -114,13 +120,15 @@ type Config struct {
 	// defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
 	TCP tcp.Config
 	// OnTransition, if set, is called for every state change of every
-	// connection. It runs under the stack's lock and must not call back
-	// into the stack.
+	// connection. It runs under the lock of the connection's shard, one
+	// call at a time (the stack serializes its hooks), and must not call
+	// back into the stack.
 	OnTransition func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
 	// OnPacket, if set, sees every IP packet sent (dir "out") and received
 	// (dir "in"): a received packet before it is processed, a sent one
 	// before it goes to the link. pkt is valid only during the call, which
-	// runs under the stack's lock.
+	// runs under a lock of the stack, one call at a time (with
+	// OnTransition's).
 	OnPacket func(dir string, pkt []byte)
 	// MaxOrphans bounds the closed-but-unfinished connections kept
 	// (tcp_max_orphans); beyond it a newly closed connection is reset.
@@ -131,6 +139,12 @@ type Config struct {
 	// MaxSynBacklog bounds each listener's SYN queue (tcp_max_syn_backlog).
 	// Default 1024.
 	MaxSynBacklog int
+	// Shards is the number of locks the stack's connections are split
+	// among (rounded up to a power of two, at most 256): connections in
+	// different shards are processed in parallel (see the package
+	// documentation). Default: four per GOMAXPROCS, between 4 and 64. One
+	// makes the stack run under a single lock.
+	Shards int
 	// NoSynCookies turns SYN cookies off (Linux's tcp_syncookies=0): a
 	// listener whose SYN queue is full then drops new SYNs. By default, as
 	// Linux's tcp_syncookies=1, it answers them statelessly instead
@@ -245,61 +259,42 @@ type Stack struct {
 	synCookies           bool
 	sockets              *Sockets
 
-	// fwd is the forwarding table (forward.go); guarded by mu.
+	// fwd is the forwarding table (forward.go); guarded by lock.
 	fwd forwardState
 
-	// mu guards every field below, the Sockets table, and every socket,
-	// endpoint, listener and binding of the stack, including the tcp.Conn
-	// inside each endpoint (tcp.Conn is not safe for concurrent use). It is
-	// held while a tcp.Conn runs, hence during link.WritePacket and the
-	// OnTransition and OnPacket callbacks, none of which may call back into
-	// the stack. Methods that must be called with mu held end in Locked.
-	// mu is the only lock of the package: there is no lock order to keep.
-	mu sync.Mutex
+	// shards hold the connections (shard.go); shardShift turns a tuple's
+	// hash into a shard index. Set by New.
+	shards     []*shard
+	shardShift uint8
+
+	// The fields below, the Sockets table, and every socket without a
+	// connection, listener and binding of the stack are the control
+	// plane's, guarded by lock (every shard's mutex: see shard.go).
+	// Methods that must be called with a lock held end in Locked; unless
+	// they say otherwise, they need lock.
 
 	closed bool
-	// conns holds every connection with a 4-tuple (SYN_SENT onwards,
-	// accepted or not, orphans included) until it finishes.
-	conns connTable
 	// listeners holds the listening sockets by local port.
 	listeners map[uint16][]*listener
 	// ports holds every claim on a local port (bound sockets, listeners,
-	// connections) for bind conflict checks.
-	ports map[uint16][]*binding
-	// orphans counts connections whose last descriptor is closed but that
-	// have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK...).
-	// As in Linux, TIME_WAIT connections are not counted.
-	orphans int
+	// connections) for bind conflict checks. Under lock it needs nothing
+	// more; a connection finishing under its shard's lock alone releases
+	// its claim under portsMu.
+	ports   map[uint16][]*binding
+	portsMu sync.Mutex
+	// hookMu serializes the OnTransition and OnPacket hooks.
+	hookMu sync.Mutex
 
-	// timers orders the connections that have a deadline; one clock timer
-	// (timer, armed for timerAt when timerArmed) fires for the earliest. It
-	// is created once and reset, never replaced.
-	timers     timerHeap
-	timer      clock.Timer
-	timerAt    time.Time
-	timerArmed bool
-	// timerEpoch is what the heap's deadlines count from (timers.go).
+	// timerEpoch is what the heaps' deadlines count from (timers.go).
 	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked).
 	opts map[sockOpts]*sockOpts
-	// chans holds the channels of waits (waitLocked) and deadlines
-	// between uses.
-	chans chanPool
-	// connCfgs are the connections' shared configurations
-	// (sharedConfigLocked).
-	connCfgs map[sharedConfigKey]*tcp.Config
-	due      []*endpoint // onTimer's list, reused
 
-	stats Stats
-	// pollCh, when not nil, is closed (and cleared) on any socket event to
-	// wake Poll callers.
-	pollCh chan struct{}
-	// outBuf is the scratch buffer packets are built in (their headers
-	// only, when the link is a gather writer).
-	outBuf []byte
+	// pollCh, when it holds a channel, has it closed (and cleared) on any
+	// socket event to wake Poll callers.
+	pollCh atomic.Pointer[chan struct{}]
 	// gather is the link, when it takes packets in pieces.
 	gather link.GatherWriter
-	ipID   uint16
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
 	portNext uint32
@@ -327,7 +322,6 @@ func New(cfg Config) (*Stack, error) {
 		somaxconn:     cfg.SomaxConn,
 		maxSynBacklog: cfg.MaxSynBacklog,
 		synCookies:    !cfg.NoSynCookies,
-		conns:         newConnTable(),
 		listeners:     make(map[uint16][]*listener),
 		ports:         make(map[uint16][]*binding),
 	}
@@ -362,11 +356,10 @@ func New(cfg Config) (*Stack, error) {
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers
 	}
-	// Every connection is driven under mu, so they can build their
-	// segments in one place.
-	s.tcpDefaults.Scratch = new(tcp.Scratch)
-	// and count into one set of counters (Stats reads them).
-	s.tcpDefaults.Counters = new(tcp.Counters)
+	// Each shard gives its connections their Scratch and Counters
+	// (sharedConfigLocked).
+	s.tcpDefaults.Scratch = nil
+	s.tcpDefaults.Counters = nil
 	if cfg.Seed != 0 {
 		s.key.k0 = splitmix64(cfg.Seed)
 		s.key.k1 = splitmix64(s.key.k0)
@@ -378,7 +371,11 @@ func New(cfg Config) (*Stack, error) {
 		s.key.k0 = binary.LittleEndian.Uint64(b[:8])
 		s.key.k1 = binary.LittleEndian.Uint64(b[8:])
 	}
-	s.ipID = uint16(s.key.k0)
+	shards := cfg.Shards
+	if shards <= 0 {
+		shards = defaultShards()
+	}
+	s.initShards(shards)
 	s.portNext = uint32(s.key.k1)
 	s.bindNext = uint32(s.key.k1 >> 32)
 	s.sockets = &Sockets{s: s}
@@ -395,15 +392,18 @@ func (s *Stack) Clock() clock.Clock { return s.clock }
 
 // Stats returns a copy of the stack's counters.
 func (s *Stack) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	c := s.tcpDefaults.Counters
-	st.TcpRetransSegs = c.RetransSegs
-	st.TcpExtTCPTimeouts = c.Timeouts
-	st.TcpExtTCPChallengeACK = c.ChallengeACKs
-	st.TcpExtTCPACKSkippedChallenge = c.SkippedChallenge
-	st.TcpExtTCPACKSkippedSeq = c.SkippedSeq
+	s.lock()
+	defer s.unlock()
+	var st Stats
+	for _, sh := range s.shards {
+		addStats(&st, &sh.stats)
+		c := &sh.counters
+		st.TcpRetransSegs += c.RetransSegs
+		st.TcpExtTCPTimeouts += c.Timeouts
+		st.TcpExtTCPChallengeACK += c.ChallengeACKs
+		st.TcpExtTCPACKSkippedChallenge += c.SkippedChallenge
+		st.TcpExtTCPACKSkippedSeq += c.SkippedSeq
+	}
 	return st
 }
 
@@ -414,16 +414,18 @@ func (s *Stack) Stats() Stats {
 // The stack starts no goroutine of its own beyond clock timers, which Close
 // stops; a timer callback already running returns at once.
 func (s *Stack) Close() error {
-	s.mu.Lock()
+	s.lock()
 	if s.closed {
-		s.mu.Unlock()
+		s.unlock()
 		return nil
 	}
 	now := s.clock.Now()
 	// Abort in a fixed order so that the RSTs go out deterministically.
-	eps := make([]*endpoint, 0, s.conns.len())
-	for ep := range s.conns.all() {
-		eps = append(eps, ep)
+	eps := make([]*endpoint, 0, s.connCount())
+	for _, sh := range s.shards {
+		for ep := range sh.conns.all() {
+			eps = append(eps, ep)
+		}
 	}
 	slices.SortFunc(eps, func(a, b *endpoint) int {
 		if c := strings.Compare(a.local.String(), b.local.String()); c != 0 {
@@ -439,18 +441,20 @@ func (s *Stack) Close() error {
 	}
 	s.closed = true
 	s.closeForwardsLocked()
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timerArmed = false
+	for _, sh := range s.shards {
+		if sh.timer != nil {
+			sh.timer.Stop()
+			sh.timerArmed = false
+		}
+		sh.timers = nil
 	}
-	s.timers = nil
 	for _, sk := range s.sockets.fds {
 		if sk != nil {
 			s.wakeSocketLocked(sk)
 		}
 	}
 	s.wakePollLocked()
-	s.mu.Unlock()
+	s.unlock()
 	return s.link.Close()
 }
 
@@ -482,7 +486,8 @@ func (s *Stack) sourceAddrFor(dst netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// wakeSocketLocked wakes every call blocked on sk, and Poll callers.
+// wakeSocketLocked wakes every call blocked on sk, and Poll callers. It
+// needs the lock that guards sk: its connection's shard's, or lock.
 func (s *Stack) wakeSocketLocked(sk *socket) {
 	for _, w := range sk.waiters {
 		select {
@@ -495,25 +500,31 @@ func (s *Stack) wakeSocketLocked(sk *socket) {
 	s.wakePollLocked()
 }
 
+// wakePollLocked wakes Poll callers. It needs no lock of its own: the
+// channel is swapped out atomically, and only when a Poll is waiting.
 func (s *Stack) wakePollLocked() {
-	if s.pollCh != nil {
-		close(s.pollCh)
-		s.pollCh = nil
+	if s.pollCh.Load() == nil {
+		return
+	}
+	if ch := s.pollCh.Swap(nil); ch != nil {
+		close(*ch)
 	}
 }
 
-// waitLocked releases mu until something happens to sk (or the stack
-// closes), or until cancel (if not nil) is closed, then takes mu again. The
-// caller re-checks its condition.
-func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
-	w := s.chans.get()
+// waitLocked releases the lock held (sh's, or lock when sh is nil: see
+// lockFor) until something happens to sk (or the stack closes), or until
+// cancel (if not nil) is closed, then takes it again. The caller re-checks
+// its condition.
+func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}, sh *shard) {
+	pool := s.chansFor(sh)
+	w := pool.get()
 	sk.waiters = append(sk.waiters, w)
-	s.mu.Unlock()
+	s.unlockFor(sh)
 	select {
 	case <-w:
 	case <-cancel:
 	}
-	s.mu.Lock()
+	s.lockFor(sh)
 	// Cancelled: leave the list; woken: the waker emptied it. Either way
 	// no token may stay in the channel when it is kept for the next wait.
 	for i, x := range sk.waiters {
@@ -529,5 +540,5 @@ func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}) {
 	case <-w:
 	default:
 	}
-	s.chans.put(w)
+	pool.put(w)
 }

@@ -30,9 +30,9 @@ import (
 type TCPConn struct {
 	s  *Stack
 	sk *socket // the socket: kept, so that a descriptor reused after Close is never touched
-	// ep is the connection when the TCPConn was made, for its addresses
-	// (which never change, so they are read without the stack's lock); a
-	// *net.TCPAddr is made only when asked for. Nil: none.
+	// ep is the connection of the socket (never nil): for its addresses
+	// (which never change, so they are read without a lock; a
+	// *net.TCPAddr is made only when asked for) and its shard's lock.
 	ep      *endpoint
 	fd      int32
 	closed  atomic.Bool
@@ -67,18 +67,12 @@ func networkOf(s string) network {
 	return netTCP
 }
 
-// addrs returns the connection's local and remote addresses (zero when it
-// had none).
-func (c *TCPConn) addrs() (local, remote netip.AddrPort) {
-	if c.ep == nil {
-		return
-	}
-	return c.ep.local, c.ep.remote
-}
+// addrs returns the connection's local and remote addresses.
+func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.ep.local, c.ep.remote }
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConn wraps the connected socket of fd. Called with s.mu held.
+// newTCPConnLocked wraps the connected socket of fd. Called under lock.
 func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
 	return &TCPConn{s: s, sk: sk, ep: sk.ep, fd: int32(fd), network: networkOf(network)}
 }
@@ -92,22 +86,22 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	s := c.s
 	if len(p) == 0 {
 		// As package net: a zero-byte read returns at once.
-		c.s.mu.Lock()
+		sh := c.lock()
 		passed := c.rd.passedLocked()
-		c.s.mu.Unlock()
+		s.unlockFor(sh)
 		if passed {
 			return 0, c.opErr("read", errCanceled)
 		}
 		return 0, nil
 	}
-	s := c.s
-	s.mu.Lock()
-	cancel := c.rd.acquireLocked(&s.chans)
-	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel)
-	c.rd.releaseLocked(&s.chans)
-	s.mu.Unlock()
+	sh := c.lock()
+	cancel := c.rd.acquireLocked(s.chansFor(sh))
+	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel, sh)
+	c.rd.releaseLocked(s.chansFor(sh))
+	s.unlockFor(sh)
 	if err != nil {
 		return n, c.opErr("read", err)
 	}
@@ -129,23 +123,34 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	s := c.s
 	n := 0
-	s.mu.Lock()
-	cancel := c.wd.acquireLocked(&s.chans)
+	sh := c.lock()
+	cancel := c.wd.acquireLocked(s.chansFor(sh))
 	for {
-		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel)
+		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel, sh)
 		n += k
 		if err != nil || n == len(p) {
-			c.wd.releaseLocked(&s.chans)
-			s.mu.Unlock()
+			c.wd.releaseLocked(s.chansFor(sh))
+			s.unlockFor(sh)
 			if err != nil {
 				return n, c.opErr("write", err)
 			}
 			return n, nil
 		}
 		// Let other calls in between the pieces of a long write.
-		s.mu.Unlock()
-		s.mu.Lock()
+		s.unlockFor(sh)
+		s.lockFor(sh)
 	}
+}
+
+// lock takes the lock that guards the connection, its socket and the
+// TCPConn's deadlines: its shard's (see shard.go). It returns the shard,
+// for Stack.unlockFor. The socket under a TCPConn is connected for life
+// (connect on it fails with EISCONN, even after a reset), so its
+// connection stays c.ep, or none once the socket is closed.
+func (c *TCPConn) lock() *shard {
+	sh := c.ep.sh
+	sh.mu.Lock()
+	return sh
 }
 
 // Close closes the connection: blocked Reads and Writes return
@@ -156,10 +161,10 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	sh := c.lock()
 	c.rd.closeLocked()
 	c.wd.closeLocked()
-	c.s.mu.Unlock()
+	c.s.unlockFor(sh)
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
@@ -200,10 +205,10 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	sh := c.lock()
 	c.rd.setLocked(c.s.clock, t)
 	c.wd.setLocked(c.s.clock, t)
-	c.s.mu.Unlock()
+	c.s.unlockFor(sh)
 	return nil
 }
 
@@ -212,9 +217,9 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	sh := c.lock()
 	c.rd.setLocked(c.s.clock, t)
-	c.s.mu.Unlock()
+	c.s.unlockFor(sh)
 	return nil
 }
 
@@ -224,9 +229,9 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.s.mu.Lock()
+	sh := c.lock()
 	c.wd.setLocked(c.s.clock, t)
-	c.s.mu.Unlock()
+	c.s.unlockFor(sh)
 	return nil
 }
 

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// The stack drives every connection's timers with a single clock timer:
-// connections with a deadline sit in a min-heap, and one clock.AfterFunc is
-// armed for the earliest. When it fires, every due connection is ticked and
-// the timer re-armed. With a clock.Virtual this all runs inside Advance.
+// Each shard drives its connections' timers with a single clock timer:
+// connections with a deadline sit in the shard's min-heap, and one
+// clock.AfterFunc is armed for the earliest. When it fires, every due
+// connection is ticked and the timer re-armed. With a clock.Virtual this
+// all runs inside Advance.
 
 // timerHeap is a min-heap of connections by deadline.
 type timerHeap []*endpoint
@@ -37,9 +38,10 @@ func (h *timerHeap) Pop() any {
 // holds 8-byte deadlines rather than 24-byte times.
 func (s *Stack) timerNanos(t time.Time) int64 { return int64(t.Sub(s.timerEpoch)) }
 
-// scheduleLocked re-reads ep's deadline and updates the heap and the
-// clock timer.
+// scheduleLocked re-reads ep's deadline and updates its shard's heap and
+// clock timer. It needs ep's shard's lock.
 func (s *Stack) scheduleLocked(ep *endpoint) {
+	sh := ep.sh
 	if s.closed {
 		return
 	}
@@ -58,69 +60,106 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 			return
 		}
 		ep.deadline = d
-		heap.Fix(&s.timers, int(ep.heapIndex))
+		heap.Fix(&sh.timers, int(ep.heapIndex))
 	default:
 		ep.deadline = d
-		heap.Push(&s.timers, ep)
+		heap.Push(&sh.timers, ep)
 	}
-	s.armLocked()
+	sh.armLocked()
 }
 
-// unscheduleLocked takes ep out of the heap.
+// unscheduleLocked takes ep out of its shard's heap.
 func (s *Stack) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
-		heap.Remove(&s.timers, int(ep.heapIndex))
+		heap.Remove(&ep.sh.timers, int(ep.heapIndex))
 	}
 }
 
 // armLocked makes sure the clock timer fires no later than the earliest
 // deadline. A timer armed for a later time is replaced; one armed earlier
 // is kept (it re-arms when it fires).
-func (s *Stack) armLocked() {
-	if s.closed || len(s.timers) == 0 {
+func (sh *shard) armLocked() {
+	s := sh.s
+	if s.closed || len(sh.timers) == 0 {
 		return
 	}
-	next := s.timerEpoch.Add(time.Duration(s.timers[0].deadline))
-	if s.timerArmed && !s.timerAt.After(next) {
+	next := s.timerEpoch.Add(time.Duration(sh.timers[0].deadline))
+	if sh.timerArmed && !sh.timerAt.After(next) {
 		return
 	}
-	s.timerArmed, s.timerAt = true, next
+	sh.timerArmed, sh.timerAt = true, next
 	d := max(next.Sub(s.clock.Now()), 0)
-	if s.timer == nil {
-		s.timer = s.clock.AfterFunc(d, s.onTimer)
+	if sh.timer == nil {
+		sh.timer = s.clock.AfterFunc(d, sh.onTimer)
 		return
 	}
-	s.timer.Reset(d)
+	sh.timer.Reset(d)
 }
 
-// onTimer ticks every connection whose deadline has come and re-arms.
-// A call the timer made before a Reset moved it may still come: it finds
-// nothing due, and re-arms.
-func (s *Stack) onTimer() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// onTimer ticks every connection of the shard whose deadline has come
+// and re-arms. A call the timer made before a Reset moved it may still
+// come: it finds nothing due, and re-arms. A child connection still in
+// its listener's SYN queue is ticked under the control plane's lock
+// (afterwards), since what happens to it changes the listener's queues.
+func (sh *shard) onTimer() {
+	s := sh.s
+	sh.mu.Lock()
 	if s.closed {
+		sh.mu.Unlock()
 		return
 	}
-	s.timerArmed = false
+	sh.timerArmed = false
 	now := s.clock.Now()
 	nowNs := s.timerNanos(now)
-	due := s.due[:0]
-	for len(s.timers) > 0 && s.timers[0].deadline <= nowNs {
-		due = append(due, heap.Pop(&s.timers).(*endpoint))
+	due := sh.due[:0]
+	for len(sh.timers) > 0 && sh.timers[0].deadline <= nowNs {
+		due = append(due, heap.Pop(&sh.timers).(*endpoint))
 	}
-	defer func() { clear(due); s.due = due[:0] }()
+	embryos := 0
 	for _, ep := range due {
 		if !ep.hashed {
 			continue
 		}
-		ep.conn.Tick(now)
-		if d := ep.conn.Deadline(); !d.IsZero() && !d.After(now) {
-			// A connection must move its deadline past now when
-			// ticked; never spin on one that does not.
-			ep.notBefore = nowNs + int64(time.Millisecond)
+		if ep.embryonic() {
+			due[embryos] = ep
+			embryos++
+			continue
 		}
-		s.afterLocked(ep)
+		s.tickLocked(ep, now, nowNs)
 	}
-	s.armLocked()
+	sh.armLocked()
+	if embryos == 0 {
+		clear(due)
+		sh.due = due[:0]
+		sh.mu.Unlock()
+		return
+	}
+	// Take the embryonic ones out of sh.due: another onTimer may run as
+	// soon as the lock is released.
+	sh.due = nil
+	sh.mu.Unlock()
+	s.lock()
+	if !s.closed {
+		for _, ep := range due[:embryos] {
+			if ep.hashed {
+				s.tickLocked(ep, now, nowNs)
+			}
+		}
+	}
+	clear(due)
+	if sh.due == nil {
+		sh.due = due[:0]
+	}
+	s.unlock()
+}
+
+// tickLocked ticks ep at now (nowNs from the timer epoch).
+func (s *Stack) tickLocked(ep *endpoint, now time.Time, nowNs int64) {
+	ep.conn.Tick(now)
+	if d := ep.conn.Deadline(); !d.IsZero() && !d.After(now) {
+		// A connection must move its deadline past now when
+		// ticked; never spin on one that does not.
+		ep.notBefore = nowNs + int64(time.Millisecond)
+	}
+	s.afterLocked(ep)
 }
