@@ -1,0 +1,231 @@
+package synstack
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack/link/pipe"
+	"github.com/synstack/synstack/tcp"
+)
+
+// shardedPair joins two stacks of the given shard count on link/pipe and
+// opens n connections between them (client ends first, server ends in
+// the same order). cliMod and srvMod, if set, change the stacks' configs.
+func shardedPair(t *testing.T, shards, n int, cliMod, srvMod func(*Config)) (cli, srv *Stack, cs, ss []*TCPConn) {
+	t.Helper()
+	la, lb := pipe.New(1500)
+	cc := Config{Link: lb, Shards: shards, Addrs: []netip.Prefix{netip.PrefixFrom(addrB, 24)}}
+	sc := Config{Link: la, Shards: shards, Addrs: []netip.Prefix{netip.PrefixFrom(addrA, 24)}}
+	for _, m := range []struct {
+		mod func(*Config)
+		c   *Config
+	}{{cliMod, &cc}, {srvMod, &sc}} {
+		if m.mod != nil {
+			m.mod(m.c)
+		}
+	}
+	var err error
+	srv, err = New(sc)
+	must(t, err)
+	cli, err = New(cc)
+	must(t, err)
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	ln, err := srv.Listen("tcp", "10.0.0.1:80")
+	must(t, err)
+	defer ln.Close()
+	for range n {
+		c, err := cli.DialContext(context.Background(), "tcp", "10.0.0.1:80")
+		must(t, err)
+		a, err := ln.Accept()
+		must(t, err)
+		cs = append(cs, c.(*TCPConn))
+		ss = append(ss, a.(*TCPConn))
+	}
+	return cli, srv, cs, ss
+}
+
+func TestShardCount(t *testing.T) {
+	shards := func(ask int) int {
+		a, b := pipe.New(1500)
+		defer b.Close()
+		s, err := New(Config{Link: a, Shards: ask})
+		must(t, err)
+		defer s.Close()
+		return len(s.shards)
+	}
+	for _, c := range []struct{ ask, want int }{{1, 1}, {2, 2}, {5, 8}, {64, 64}, {1000, maxShards}} {
+		if got := shards(c.ask); got != c.want {
+			t.Errorf("Shards %d: %d shards, want %d", c.ask, got, c.want)
+		}
+	}
+	if n := shards(0); n < 4 || n > 64 || n&(n-1) != 0 {
+		t.Errorf("default: %d shards, want a power of two in [4, 64]", n)
+	}
+}
+
+// TestShardsSpreadConnections checks that connections are spread over
+// the shards, that each is in the shard its tuple names, and that the
+// counters summed over the shards are the stack's.
+func TestShardsSpreadConnections(t *testing.T) {
+	const n = 32
+	cli, srv, cs, _ := shardedPair(t, 8, n, nil, nil)
+	used := map[*shard]bool{}
+	cli.lock()
+	for _, c := range cs {
+		if c.ep.sh != cli.shardOf(c.ep.local, c.ep.remote) || c.ep.sh.conns.get(c.ep.local, c.ep.remote) != c.ep {
+			t.Errorf("%v: not in the shard of its tuple", c.ep.local)
+		}
+		used[c.ep.sh] = true
+	}
+	total := cli.connCount()
+	cli.unlock()
+	if len(used) < 2 {
+		t.Errorf("%d connections in %d shard(s) of 8", n, len(used))
+	}
+	if total != n {
+		t.Errorf("client holds %d connections, want %d", total, n)
+	}
+	for _, st := range []*Stack{cli, srv} {
+		if got := st.Stats().TcpCurrEstab; got != n {
+			t.Errorf("TcpCurrEstab %d, want %d", got, n)
+		}
+	}
+}
+
+// TestShardLockDoesNotStopOtherShards holds the lock of one connection's
+// shard and checks that a connection of another shard of the same stack
+// still carries data both ways: with one lock per stack this would hang.
+func TestShardLockDoesNotStopOtherShards(t *testing.T) {
+	cli, _, cs, ss := shardedPair(t, 8, 16, nil, nil)
+	held := cs[0].ep.sh
+	other := -1
+	for i, c := range cs {
+		if c.ep.sh != held {
+			other = i
+			break
+		}
+	}
+	if other < 0 {
+		t.Fatal("all 16 connections in one shard")
+	}
+	held.mu.Lock()
+	done := make(chan error, 1)
+	go func() {
+		c, s := cs[other], ss[other]
+		msg := []byte("through another shard")
+		if _, err := c.Write(msg); err != nil {
+			done <- err
+			return
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(s, buf); err != nil {
+			done <- err
+			return
+		}
+		if _, err := s.Write(buf); err != nil {
+			done <- err
+			return
+		}
+		_, err := io.ReadFull(c, buf)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		must(t, err)
+	case <-time.After(30 * time.Second): // a hang, not a timing
+		held.mu.Unlock()
+		t.Fatal("a round trip on another shard did not complete while one shard's lock was held")
+	}
+	// The held shard's connection waits for its lock, then goes on.
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := cs[0].Write([]byte("x"))
+		wrote <- err
+	}()
+	held.mu.Unlock()
+	must(t, <-wrote)
+	buf := make([]byte, 1)
+	_, err := io.ReadFull(ss[0], buf)
+	must(t, err)
+	_ = cli
+}
+
+// TestHooksNeverRunConcurrently moves data on connections of several
+// shards at once, between two stacks whose hooks keep unsynchronized
+// state: the race detector sees any two calls of one stack's hooks that
+// overlap (sends from Write run beside receives on the link's goroutine).
+func TestHooksNeverRunConcurrently(t *testing.T) {
+	type counts struct{ in, out, transitions int } // no lock: each stack serializes its hooks
+	var cliN, srvN counts
+	hooks := func(n *counts) func(*Config) {
+		return func(c *Config) {
+			c.OnPacket = func(dir string, pkt []byte) {
+				if dir == "in" {
+					n.in++
+				} else {
+					n.out++
+				}
+			}
+			c.OnTransition = func(_, _ netip.AddrPort, _, _ tcp.State, _ tcp.Cause) { n.transitions++ }
+		}
+	}
+	const n = 8
+	cli, srv, cs, ss := shardedPair(t, 8, n, hooks(&cliN), hooks(&srvN))
+	var wg sync.WaitGroup
+	buf := make([]byte, 64<<10)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range 16 {
+				if _, err := cs[i].Write(buf); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			cs[i].Close()
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := io.Copy(io.Discard, ss[i]); err != nil {
+				t.Error(err)
+			}
+			ss[i].Close()
+		}()
+	}
+	wg.Wait()
+	cli.lock()
+	srv.lock()
+	c, s := cliN, srvN
+	srv.unlock()
+	cli.unlock()
+	// A client goes SYN_SENT, ESTABLISHED, FIN_WAIT_1 at least; a server
+	// SYN_RCVD, ESTABLISHED, CLOSE_WAIT, LAST_ACK.
+	if c.transitions < 3*n || s.transitions < 4*n {
+		t.Errorf("%d and %d transitions seen, want at least %d and %d", c.transitions, s.transitions, 3*n, 4*n)
+	}
+	if c.out == 0 || s.in == 0 {
+		t.Errorf("packets seen: client %+v, server %+v", c, s)
+	}
+}
+
+// TestOneShardStack runs a stack on a single lock (Shards: 1), the
+// behaviour before shards.
+func TestOneShardStack(t *testing.T) {
+	_, _, cs, ss := shardedPair(t, 1, 4, nil, nil)
+	for i := range cs {
+		if _, err := cs[i].Write([]byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 3)
+		if _, err := io.ReadFull(ss[i], buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var _ net.Conn = cs[0]
+}
