@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,17 +35,43 @@ func (b Budget) check() error {
 
 // snapshot is what the measuring window is cut from.
 type snapshot struct {
-	at       time.Time
-	bytes    int64
-	mallocs  uint64
-	segments uint64
+	at        time.Time
+	bytes     int64
+	mallocs   uint64
+	segments  uint64
+	cpu       time.Duration // the process's CPU time, user and system
+	mutexWait time.Duration // the Go runtime's total wait on sync mutexes
 }
 
 func take(n network, bytes *atomic.Int64) snapshot {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	segs, _ := n.segments()
-	return snapshot{at: time.Now(), bytes: bytes.Load(), mallocs: ms.Mallocs, segments: segs}
+	return snapshot{at: time.Now(), bytes: bytes.Load(), mallocs: ms.Mallocs, segments: segs,
+		cpu: processCPU(), mutexWait: mutexWait()}
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// mutexWaitMetric is the Go runtime's count of the time goroutines have
+// spent blocked on a sync.Mutex or sync.RWMutex (and runtime locks).
+const mutexWaitMetric = "/sync/mutex/wait/total:seconds"
+
+// mutexWait reads mutexWaitMetric.
+func mutexWait() time.Duration {
+	s := []metrics.Sample{{Name: mutexWaitMetric}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
 
 // BulkResult is one bulk transfer's measured window.
@@ -60,7 +87,23 @@ type BulkResult struct {
 	Mallocs  uint64
 	Segments uint64
 	Counted  bool
+	// CPU is the CPU time the whole process used in the window (user
+	// and system: for the kernel, the loopback's work done in the
+	// process's system calls), and MutexWait the time its goroutines
+	// spent blocked on Go mutexes (mutexWaitMetric), summed over
+	// goroutines: how much of the run was spent waiting for locks.
+	CPU       time.Duration
+	MutexWait time.Duration
 }
+
+// Cores is the CPU used per second of the window: how many cores the
+// run kept busy.
+func (r BulkResult) Cores() float64 { return r.CPU.Seconds() / r.Elapsed.Seconds() }
+
+// MutexWaitRatio is the mutex wait per second of the window (seconds
+// of goroutine blocking per second: above 1, several goroutines wait at
+// once).
+func (r BulkResult) MutexWaitRatio() float64 { return r.MutexWait.Seconds() / r.Elapsed.Seconds() }
 
 // MBps is the throughput in MB/s (10^6 bytes a second).
 func (r BulkResult) MBps() float64 { return float64(r.Bytes) / r.Elapsed.Seconds() / 1e6 }
@@ -187,6 +230,8 @@ func (r *BulkResult) window(n network, s0, s1 snapshot, what string) error {
 	r.Elapsed = s1.at.Sub(s0.at)
 	r.Mallocs = s1.mallocs - s0.mallocs
 	r.Segments = s1.segments - s0.segments
+	r.CPU = s1.cpu - s0.cpu
+	r.MutexWait = s1.mutexWait - s0.mutexWait
 	_, r.Counted = n.segments()
 	if r.Bytes <= 0 {
 		return fmt.Errorf("bench: %s %s: no data arrived", what, r.Kind)

@@ -109,7 +109,7 @@ func TestMultiBulkSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", k, r)
 		}
 	}
-	if r, err := MultiBulkChecksums(context.Background(), 1500, 4, Budget{Count: 2}); err != nil || r.Bytes != 2<<20 {
+	if r, err := MultiBulkSynstack(context.Background(), 1500, 4, Budget{Count: 2}, SynOptions{NoOffload: true}); err != nil || r.Bytes != 2<<20 {
 		t.Fatalf("with checksums: %+v, %v", r, err)
 	}
 	r, err := MultiBulk(context.Background(), Synstack, 1500, 2, Budget{Warmup: 10 * time.Millisecond, Duration: 30 * time.Millisecond})

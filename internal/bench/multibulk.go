@@ -20,16 +20,17 @@ import (
 // Budget.Count, Count MiB are moved in all, split evenly over the
 // streams (each gets at least one bulkChunk).
 func MultiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget) (BulkResult, error) {
-	return multiBulk(ctx, k, mtu, conns, b, true)
+	return multiBulk(ctx, k, mtu, conns, b, nil)
 }
 
-// MultiBulkChecksums is MultiBulk for synstack with checksum offload off:
-// both stacks compute and verify every TCP checksum.
-func MultiBulkChecksums(ctx context.Context, mtu, conns int, b Budget) (BulkResult, error) {
-	return multiBulk(ctx, Synstack, mtu, conns, b, false)
+// MultiBulkSynstack is MultiBulk for synstack with options: checksum
+// offload off (both stacks compute and verify every TCP checksum), or a
+// given number of shards (one: a single lock per stack).
+func MultiBulkSynstack(ctx context.Context, mtu, conns int, b Budget, o SynOptions) (BulkResult, error) {
+	return multiBulk(ctx, Synstack, mtu, conns, b, &o)
 }
 
-func multiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget, offload bool) (BulkResult, error) {
+func multiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget, o *SynOptions) (BulkResult, error) {
 	if err := b.check(); err != nil {
 		return BulkResult{}, err
 	}
@@ -42,8 +43,8 @@ func multiBulk(ctx context.Context, k Kind, mtu, conns int, b Budget, offload bo
 	}
 	var n network
 	var err error
-	if k == Synstack && !offload {
-		n, err = newSynNetOffload(mtu, 1, false)
+	if o != nil {
+		n, err = newSynNetWith(mtu, 1, *o)
 	} else {
 		n, err = newNetwork(k, mtu, 1)
 	}

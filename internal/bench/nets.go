@@ -121,23 +121,32 @@ type synNet struct {
 }
 
 func newSynNet(mtu, clients int) (*synNet, error) {
-	// Checksum offload, as gVisor's link here and the kernel's lo: memory
-	// does not corrupt packets.
-	return newSynNetOffload(mtu, clients, true)
+	return newSynNetWith(mtu, clients, SynOptions{})
 }
 
-// newSynNetOffload is newSynNet with checksum offload on or off: off, the
-// stacks compute and verify every TCP checksum, as over a link without
-// offload (link/sim, a TUN device without virtio-net headers).
-func newSynNetOffload(mtu, clients int, offload bool) (*synNet, error) {
-	a, b := pipe.NewWithOptions(pipe.Options{MTU: mtu, ChecksumOffload: offload})
-	srv, err := synstack.New(synstack.Config{Link: a, Addrs: []netip.Prefix{netip.PrefixFrom(serverAddr, 16)}})
+// SynOptions vary the synstack network of a measurement.
+type SynOptions struct {
+	// NoOffload turns checksum offload off on the pipe: the stacks
+	// compute and verify every TCP checksum, as over a link without
+	// offload (link/sim, a TUN device without virtio-net headers). By
+	// default it is on, as on gVisor's link here and the kernel's lo:
+	// memory does not corrupt packets.
+	NoOffload bool
+	// Shards is both stacks' Config.Shards (0: the default; 1: a single
+	// lock per stack).
+	Shards int
+}
+
+// newSynNetWith is newSynNet with options.
+func newSynNetWith(mtu, clients int, o SynOptions) (*synNet, error) {
+	a, b := pipe.NewWithOptions(pipe.Options{MTU: mtu, ChecksumOffload: !o.NoOffload})
+	srv, err := synstack.New(synstack.Config{Link: a, Shards: o.Shards, Addrs: []netip.Prefix{netip.PrefixFrom(serverAddr, 16)}})
 	if err != nil {
 		a.Close()
 		b.Close()
 		return nil, err
 	}
-	cli, err := synstack.New(synstack.Config{Link: b, Addrs: clientPrefixes(clients)})
+	cli, err := synstack.New(synstack.Config{Link: b, Shards: o.Shards, Addrs: clientPrefixes(clients)})
 	if err != nil {
 		srv.Close()
 		b.Close()

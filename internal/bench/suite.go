@@ -16,6 +16,7 @@ import (
 // Names of the groups of figures, for Options.Only.
 const (
 	NameBulk      = "bulk"
+	NameMulti     = "multibulk"
 	NameConnSetup = "connsetup"
 	NamePingPong  = "pingpong"
 	NameIdle      = "idle"
@@ -24,7 +25,7 @@ const (
 
 // Names lists the groups (Run runs idle first, then the others in this
 // order, allocs with bulk).
-var Names = []string{NameBulk, NameConnSetup, NamePingPong, NameIdle, NameAllocs}
+var Names = []string{NameBulk, NameMulti, NameConnSetup, NamePingPong, NameIdle, NameAllocs}
 
 // ChartMTUs are the MTUs of the throughput chart.
 var ChartMTUs = []int{1500, 4000, 9000, 16384, 32768, 65535}
@@ -75,7 +76,8 @@ type Figure struct {
 	Name string `json:"name"`
 	Unit string `json:"unit"`
 	What string `json:"what"`
-	// Better is "higher" or "lower".
+	// Better is "higher" or "lower", or empty for a figure that describes
+	// rather than ranks (the cores a run kept busy).
 	Better   string   `json:"better"`
 	Synstack *float64 `json:"synstack"`
 	GVisor   *float64 `json:"gvisor"`
@@ -257,6 +259,9 @@ func (s *suite) run() {
 	if s.ctx.Err() == nil && (s.want(NameBulk) || s.want(NameAllocs)) {
 		s.bulk()
 	}
+	if s.ctx.Err() == nil && s.want(NameMulti) {
+		s.multiBulk()
+	}
 	if s.ctx.Err() == nil && s.want(NameConnSetup) {
 		s.connSetup()
 	}
@@ -381,6 +386,66 @@ func (s *suite) bulk() {
 			if v, ok := results[1500][k]; ok && !math.IsNaN(v[2]) {
 				f.set(k, v[2])
 				s.progress("allocs per segment %s: %.3f", k, v[2])
+			}
+		}
+	}
+}
+
+// MultiConns is the number of connections of the multibulk figures.
+const MultiConns = 8
+
+// synstackOneShard names, within the multibulk figures only, synstack
+// with a single lock per stack (Config.Shards 1).
+const synstackOneShard Kind = "synstack-1shard"
+
+// multiBulk measures the multibulk figures: aggregate throughput of
+// MultiConns connections each carrying data both ways at once through
+// one pair of hosts, with the cores the process kept busy and the time
+// its goroutines waited for mutexes. synstack runs twice, with its
+// default shards and on a single lock per stack, so that the table shows
+// what the shards change.
+func (s *suite) multiBulk() {
+	kinds := []Kind{Synstack, synstackOneShard, GVisor, Kernel}
+	got := s.interleave(fmt.Sprintf("multibulk %d conns", MultiConns), kinds, func(k Kind, round string) ([]float64, error) {
+		var res BulkResult
+		var err error
+		if k == synstackOneShard {
+			res, err = MultiBulkSynstack(s.ctx, 1500, MultiConns, s.budget, SynOptions{Shards: 1})
+		} else {
+			res, err = MultiBulk(s.ctx, k, 1500, MultiConns, s.budget)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.progress("multibulk %d conns %s%s: %.0f MB/s, %.2f cores, mutex wait %.2f s/s",
+			MultiConns, k, round, res.MBps(), res.Cores(), res.MutexWaitRatio())
+		return []float64{res.MBps(), res.Cores(), res.MutexWaitRatio()}, nil
+	})
+	what := fmt.Sprintf("%d connections between one pair of hosts, each carrying data both ways at once (%d streams), link MTU 1500 (kernel: lo)", MultiConns, 2*MultiConns)
+	one := "the same with Config.Shards 1 (a single lock per stack, as before shards)"
+	rows := []struct {
+		name, unit, better, what string
+		col                      int
+		kinds                    []Kind
+	}{
+		{"multibulk", "MB/s", "higher", "aggregate throughput, " + what, 0, []Kind{Synstack, GVisor, Kernel}},
+		{"multibulk_one_shard", "MB/s", "higher", "aggregate throughput, " + one, 0, nil},
+		{"multibulk_cores", "cores", "", "CPU time of the process (user and system) per second, " + what, 1, []Kind{Synstack, GVisor, Kernel}},
+		{"multibulk_one_shard_cores", "cores", "", "CPU time per second, " + one, 1, nil},
+		{"multibulk_mutex_wait", "s/s", "lower", "time goroutines spent blocked on Go mutexes (runtime/metrics " + mutexWaitMetric + ") per second, " + what, 2, []Kind{Synstack, GVisor}},
+		{"multibulk_one_shard_mutex_wait", "s/s", "lower", "mutex wait per second, " + one, 2, nil},
+	}
+	for _, r := range rows {
+		f := s.figure(Figure{Name: r.name, Unit: r.unit, Better: r.better, What: r.what})
+		if r.kinds == nil {
+			if v, ok := got[synstackOneShard]; ok {
+				f.set(Synstack, v[r.col])
+			}
+			continue
+		}
+		for _, k := range r.kinds {
+			if v, ok := got[k]; ok {
+				f.set(k, v[r.col])
 			}
 		}
 	}
