@@ -61,7 +61,7 @@ func TestQueuesOption(t *testing.T) {
 }
 
 // seqChecker is a BatchDispatcher, safe for concurrent delivery, that
-// checks each flow's packets arrive in increasing sequence order.
+// checks each flow's packets arrive in sequence, none missing.
 type seqChecker struct {
 	mu   sync.Mutex
 	last map[int]int
@@ -73,10 +73,12 @@ func (c *seqChecker) DeliverPacket(pkt []byte) {
 	f, seq := flowOf(pkt)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if last, ok := c.last[f]; ok && seq <= last {
-		if len(c.errs) < 10 {
-			c.errs = append(c.errs, fmt.Sprintf("flow %d: %d after %d", f, seq, last))
-		}
+	last, ok := c.last[f]
+	if !ok {
+		last = -1
+	}
+	if seq != last+1 && len(c.errs) < 10 {
+		c.errs = append(c.errs, fmt.Sprintf("flow %d: packet %d after %d", f, seq, last))
 	}
 	c.last[f] = seq
 	c.n++
@@ -90,53 +92,65 @@ func (c *seqChecker) DeliverPackets(pkts [][]byte) {
 
 // TestMultiQueueFlowOrder writes several flows at once from several
 // goroutines through a four-queue pipe and checks that each flow's packets
-// arrive in the order written, and that every packet written is either
-// delivered or counted as dropped.
+// all arrive, in the order written. The writers go in rounds, each of
+// fewer packets than one queue holds, so that nothing is dropped however
+// the goroutines are scheduled, and every sequence number must arrive.
 func TestMultiQueueFlowOrder(t *testing.T) {
 	a, b := NewWithOptions(Options{MTU: 1500, Queues: 4})
 	defer a.Close()
 	defer b.Close()
 	c := &seqChecker{last: map[int]int{}}
 	b.Attach(c)
-	const writers, flowsPerWriter, perFlow = 4, 3, 400
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Interleave this writer's flows packet by packet.
-			for seq := range perFlow {
-				for i := range flowsPerWriter {
-					if err := a.WritePacket(flowPacket(w*flowsPerWriter+i, seq)); err != nil {
-						t.Error(err)
-						return
+	const writers, flowsPerWriter, perRound, rounds = 4, 3, 80, 6
+	const flows = writers * flowsPerWriter
+	if flows*perRound > QueueLen {
+		t.Fatal("a round could overflow a queue")
+	}
+	delivered := func() int {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.n
+	}
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Interleave this writer's flows packet by packet.
+				for i := range perRound {
+					for j := range flowsPerWriter {
+						if err := a.WritePacket(flowPacket(w*flowsPerWriter+j, r*perRound+i)); err != nil {
+							t.Error(err)
+							return
+						}
 					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
+		waitFor(t, "delivery of every packet written", func() bool { return delivered() == (r+1)*flows*perRound })
 	}
-	wg.Wait()
-	s := a.Stats()
-	if total := uint64(writers * flowsPerWriter * perFlow); s.Sent+s.DropFull != total {
-		t.Errorf("sent %d + dropped %d != written %d", s.Sent, s.DropFull, total)
+	if s := a.Stats(); s.Sent != flows*perRound*rounds || s.DropFull != 0 {
+		t.Errorf("stats %+v", s)
 	}
-	waitFor(t, "delivery of every packet sent", func() bool { return b.Stats().Delivered == s.Sent })
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if uint64(c.n) != s.Sent {
-		t.Errorf("dispatcher saw %d packets, %d sent", c.n, s.Sent)
-	}
-	if len(c.last) != writers*flowsPerWriter {
-		t.Errorf("%d flows delivered, want %d", len(c.last), writers*flowsPerWriter)
-	}
 	for _, e := range c.errs {
-		t.Error("out of order: " + e)
+		t.Error(e)
+	}
+	for f := range flows {
+		if last, ok := c.last[f]; !ok || last != perRound*rounds-1 {
+			t.Errorf("flow %d: last packet %d (seen %v), want %d", f, last, ok, perRound*rounds-1)
+		}
 	}
 	queues := map[int]bool{}
-	for f := range writers * flowsPerWriter {
+	for f := range flows {
 		queues[queueOf(flowPacket(f, 0), 4)] = true
 	}
-	t.Logf("%d flows over %d queues; %d packets delivered, %d dropped", writers*flowsPerWriter, len(queues), c.n, s.DropFull)
+	if len(queues) < 2 {
+		t.Errorf("%d flows all on one queue: the test checks nothing", flows)
+	}
 }
 
 // twoQueueFlows returns two test flows that a four-queue pipe steers to
