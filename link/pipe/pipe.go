@@ -205,6 +205,20 @@ func (e *Endpoint) release(buf *[]byte) {
 	e.pool.Put(buf)
 }
 
+// drain discards the packets waiting in e's queue in, counting them as
+// dropped on close and putting their buffers back.
+func (e *Endpoint) drain(in chan *[]byte) {
+	for {
+		select {
+		case buf := <-in:
+			e.dropClosed.Add(1)
+			e.release(buf)
+		default:
+			return
+		}
+	}
+}
+
 // MTU returns the largest packet the pipe carries.
 func (e *Endpoint) MTU() int { return e.mtu }
 
@@ -251,9 +265,17 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 		e.dropFunc.Add(1)
 		return nil
 	}
+	in := p.in[queueOf(*buf, len(p.in))]
 	select {
-	case p.in[queueOf(*buf, len(p.in))] <- buf:
+	case in <- buf:
 		e.sent.Add(1)
+		// If the peer closed since the check above, its Close may have
+		// drained this queue already: drain it again, or buf would be
+		// stranded there, counted as sent but never delivered or dropped.
+		// Close sets closed before draining, so one of the two finds it.
+		if p.closed.Load() {
+			p.drain(in)
+		}
 	default:
 		e.release(buf)
 		e.dropFull.Add(1)
@@ -298,16 +320,7 @@ func (e *Endpoint) Close() error {
 		e.disp.Store(nil)
 		// Drain what is left so the buffers go back to the pool.
 		for _, in := range e.in {
-		drain:
-			for {
-				select {
-				case buf := <-in:
-					e.dropClosed.Add(1)
-					e.release(buf)
-				default:
-					break drain
-				}
-			}
+			e.drain(in)
 		}
 	})
 	return nil

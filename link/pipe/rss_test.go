@@ -353,3 +353,30 @@ func TestMultiQueueUnparsableInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseDuringWrite closes the receiving end at the worst moment of a
+// write: after the writer has found it open, before it queues the packet
+// (the drop function runs in between). The packet must not be stranded
+// in the closed end's queue: it is counted as dropped on close and its
+// buffer put back.
+func TestCloseDuringWrite(t *testing.T) {
+	for _, queues := range []int{1, 4} {
+		a, b := NewWithOptions(Options{MTU: 1500, Queues: queues})
+		b.Attach(newCollector())
+		a.SetDropFunc(func([]byte) bool {
+			b.Close()
+			return false
+		})
+		a.WritePacket(flowPacket(0, 0))
+		for i, in := range b.in {
+			if len(in) != 0 {
+				t.Errorf("queues %d: queue %d holds %d packets after Close", queues, i, len(in))
+			}
+		}
+		sa, sb := a.Stats(), b.Stats()
+		if sa.Sent != sb.Delivered+sb.DropClosed {
+			t.Errorf("queues %d: sent %d != delivered %d + dropped on close %d", queues, sa.Sent, sb.Delivered, sb.DropClosed)
+		}
+		a.Close()
+	}
+}
