@@ -380,3 +380,39 @@ func TestCloseDuringWrite(t *testing.T) {
 		a.Close()
 	}
 }
+
+// TestCloseWhileWriting closes an end while the peer writes to it from
+// several goroutines, and checks that every packet sent is accounted for,
+// delivered or dropped on close, none left in a queue. It rarely hits the
+// window TestCloseDuringWrite opens on purpose; it checks the accounting
+// under real concurrency, with the race detector watching.
+func TestCloseWhileWriting(t *testing.T) {
+	for _, queues := range []int{1, 4} {
+		for range 50 {
+			a, b := NewWithOptions(Options{MTU: 1500, Queues: queues})
+			b.Attach(&seqChecker{last: map[int]int{}})
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 300 {
+						a.WritePacket(flowPacket(w, i))
+					}
+				}()
+			}
+			b.Close()
+			wg.Wait()
+			for i, in := range b.in {
+				if len(in) != 0 {
+					t.Fatalf("queues %d: queue %d holds %d packets after Close", queues, i, len(in))
+				}
+			}
+			sa, sb := a.Stats(), b.Stats()
+			if sa.Sent != sb.Delivered+sb.DropClosed {
+				t.Fatalf("queues %d: sent %d != delivered %d + dropped on close %d", queues, sa.Sent, sb.Delivered, sb.DropClosed)
+			}
+			a.Close()
+		}
+	}
+}
