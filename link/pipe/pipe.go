@@ -309,9 +309,9 @@ func (e *Endpoint) Stats() Stats {
 
 // Close detaches the dispatcher, stops this end's delivery goroutines and
 // waits for them to finish; packets still queued towards this end are
-// discarded (counted in DropClosed). Writes on this end then fail and writes from the peer are
-// dropped. Close must not be called from inside this end's Dispatcher.
-// Closing twice is harmless.
+// discarded (counted in DropClosed). Writes on this end then fail and
+// writes from the peer are dropped. Close must not be called from inside
+// this end's Dispatcher. Closing twice is harmless.
 func (e *Endpoint) Close() error {
 	e.once.Do(func() {
 		e.closed.Store(true)
