@@ -6,6 +6,15 @@
 // packets to the receiving endpoint's Dispatcher, so a writer never runs the
 // receiver's code and never blocks: when the queue is full the packet is
 // dropped and counted, like a full NIC ring.
+//
+// With Options.Queues greater than one, each direction has that many
+// queues, each with its own delivery goroutine, as a multi-queue NIC with
+// receive-side scaling has: a packet is steered to a queue by a hash of its
+// flow (addresses, protocol and ports), so the packets of one flow keep
+// their order while different flows are delivered in parallel. A
+// Dispatcher attached to a multi-queue pipe must be safe for concurrent
+// delivery: its DeliverPacket and DeliverPackets are called from up to
+// Queues goroutines at once.
 package pipe
 
 import (
@@ -16,7 +25,9 @@ import (
 	"github.com/synstack/synstack/link"
 )
 
-// QueueLen is the number of packets each direction holds before it drops.
+// QueueLen is the number of packets each receive queue holds before it
+// drops. A direction with several queues (Options.Queues) holds QueueLen
+// packets in each, as each ring of a multi-queue NIC has its own size.
 const QueueLen = 1024
 
 // ErrClosed is returned by WritePacket after Close.
@@ -27,7 +38,7 @@ var ErrClosed = errors.New("pipe: endpoint closed")
 type Stats struct {
 	Sent       uint64 // packets written and queued towards the peer
 	Delivered  uint64 // packets handed to this endpoint's Dispatcher
-	DropFull   uint64 // written packets dropped because the peer's queue was full
+	DropFull   uint64 // written packets dropped because the peer's receive queue for them was full
 	DropMTU    uint64 // written packets dropped for being larger than the MTU
 	DropFunc   uint64 // written packets dropped by the drop function
 	DropClosed uint64 // packets lost because the peer, or this end, was closed or detached
@@ -40,7 +51,7 @@ type Endpoint struct {
 	peer    *Endpoint
 	pool    *sync.Pool // shared by both ends: buffers travel from writer to reader
 
-	in   chan *[]byte // packets written by the peer, waiting for delivery here
+	in   []chan *[]byte // receive queues: packets written by the peer, waiting for delivery here
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -57,7 +68,8 @@ type dispatcherBox struct{ d link.Dispatcher }
 var _ link.Endpoint = (*Endpoint)(nil)
 
 // New returns the two ends of an in-memory link carrying IP packets of at
-// most mtu bytes. Each end starts one goroutine, which Close stops.
+// most mtu bytes, with one receive queue each. Each end starts one
+// goroutine, which Close stops.
 func New(mtu int) (a, b *Endpoint) { return NewWithOptions(Options{MTU: mtu}) }
 
 // Options configure a pipe.
@@ -68,6 +80,21 @@ type Options struct {
 	// (true, true): memory does not flip bits, so the stacks at the ends
 	// skip TCP checksums as the kernel does over its loopback device.
 	ChecksumOffload bool
+	// Queues is the number of receive queues, and of delivery goroutines,
+	// of each end; 0 means 1. With one queue every packet is delivered in
+	// the order written, from one goroutine. With more, a packet is
+	// steered to a queue by a hash of its flow: for a TCP or UDP packet
+	// over IPv4 or IPv6 that is not a fragment, its addresses, protocol
+	// and ports; for any other IP packet (fragments, other protocols,
+	// IPv6 extension headers, which are not walked), its two addresses;
+	// anything else goes to the first queue. The packets of one flow thus
+	// keep their order, but packets of different flows may be delivered
+	// in another order than written, and at the same time: the attached
+	// Dispatcher's DeliverPacket and DeliverPackets are then called from
+	// up to Queues goroutines at once and must be safe for that. Each
+	// queue holds QueueLen packets and drops (Stats.DropFull) when full,
+	// even if the others have room.
+	Queues int
 }
 
 // NewWithOptions is New with Options.
@@ -77,8 +104,8 @@ func NewWithOptions(o Options) (a, b *Endpoint) {
 		buf := make([]byte, mtu)
 		return &buf
 	}}
-	a = newEndpoint(mtu, pool)
-	b = newEndpoint(mtu, pool)
+	a = newEndpoint(mtu, o.Queues, pool)
+	b = newEndpoint(mtu, o.Queues, pool)
 	a.offload, b.offload = o.ChecksumOffload, o.ChecksumOffload
 	a.peer, b.peer = b, a
 	a.start()
@@ -86,13 +113,17 @@ func NewWithOptions(o Options) (a, b *Endpoint) {
 	return a, b
 }
 
-func newEndpoint(mtu int, pool *sync.Pool) *Endpoint {
-	return &Endpoint{
+func newEndpoint(mtu, queues int, pool *sync.Pool) *Endpoint {
+	e := &Endpoint{
 		mtu:  mtu,
 		pool: pool,
-		in:   make(chan *[]byte, QueueLen),
+		in:   make([]chan *[]byte, max(queues, 1)),
 		done: make(chan struct{}),
 	}
+	for i := range e.in {
+		e.in[i] = make(chan *[]byte, QueueLen)
+	}
+	return e
 }
 
 // ChecksumOffload implements link.ChecksumOffloader: both true when the
@@ -102,36 +133,42 @@ func (e *Endpoint) ChecksumOffload() (tx, rx bool) { return e.offload, e.offload
 // batchMax bounds how many waiting packets one delivery hands over.
 const batchMax = 32
 
-// start runs the goroutine that delivers packets arriving at e: one at a
+// start runs the goroutines, one per receive queue, that deliver packets
+// arriving at e.
+func (e *Endpoint) start() {
+	e.wg.Add(len(e.in))
+	for _, in := range e.in {
+		go e.run(in)
+	}
+}
+
+// run delivers the packets arriving in queue in until Close: one at a
 // time, or, to a link.BatchDispatcher, all that are waiting (up to
 // batchMax) in one call.
-func (e *Endpoint) start() {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		var bufs [batchMax]*[]byte
-		var pkts [batchMax][]byte
-		for {
-			select {
-			case <-e.done:
-				return
-			case buf := <-e.in:
-				n := 1
-				bufs[0] = buf
-			more:
-				for n < batchMax {
-					select {
-					case b := <-e.in:
-						bufs[n] = b
-						n++
-					default:
-						break more
-					}
+func (e *Endpoint) run(in <-chan *[]byte) {
+	defer e.wg.Done()
+	var bufs [batchMax]*[]byte
+	var pkts [batchMax][]byte
+	for {
+		select {
+		case <-e.done:
+			return
+		case buf := <-in:
+			n := 1
+			bufs[0] = buf
+		more:
+			for n < batchMax {
+				select {
+				case b := <-in:
+					bufs[n] = b
+					n++
+				default:
+					break more
 				}
-				e.deliver(bufs[:n], pkts[:n])
 			}
+			e.deliver(bufs[:n], pkts[:n])
 		}
-	}()
+	}
 }
 
 // deliver hands the packets in bufs to the dispatcher and releases them.
@@ -168,6 +205,20 @@ func (e *Endpoint) release(buf *[]byte) {
 	e.pool.Put(buf)
 }
 
+// drain discards the packets waiting in e's queue in, counting them as
+// dropped on close and putting their buffers back.
+func (e *Endpoint) drain(in chan *[]byte) {
+	for {
+		select {
+		case buf := <-in:
+			e.dropClosed.Add(1)
+			e.release(buf)
+		default:
+			return
+		}
+	}
+}
+
 // MTU returns the largest packet the pipe carries.
 func (e *Endpoint) MTU() int { return e.mtu }
 
@@ -189,7 +240,9 @@ func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pk
 var _ link.GatherWriter = (*Endpoint)(nil)
 
 // WritePacketGather implements link.GatherWriter: WritePacket of hdr
-// followed by payload, copied once, straight into the queued buffer.
+// followed by payload, copied once, straight into the queued buffer. With
+// several queues, the buffer goes to the queue its flow hashes to
+// (Options.Queues).
 func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -212,9 +265,17 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 		e.dropFunc.Add(1)
 		return nil
 	}
+	in := p.in[queueOf(*buf, len(p.in))]
 	select {
-	case p.in <- buf:
+	case in <- buf:
 		e.sent.Add(1)
+		// If the peer closed since the check above, its Close may have
+		// drained this queue already: drain it again, or buf would be
+		// stranded there, counted as sent but never delivered or dropped.
+		// Close sets closed before draining, so one of the two finds it.
+		if p.closed.Load() {
+			p.drain(in)
+		}
 	default:
 		e.release(buf)
 		e.dropFull.Add(1)
@@ -246,11 +307,11 @@ func (e *Endpoint) Stats() Stats {
 	}
 }
 
-// Close detaches the dispatcher, stops this end's delivery goroutine and
-// waits for it to finish; packets still queued towards this end are
-// discarded. Writes on this end then fail and writes from the peer are
-// dropped. Close must not be called from inside this end's Dispatcher.
-// Closing twice is harmless.
+// Close detaches the dispatcher, stops this end's delivery goroutines and
+// waits for them to finish; packets still queued towards this end are
+// discarded (counted in DropClosed). Writes on this end then fail and
+// writes from the peer are dropped. Close must not be called from inside
+// this end's Dispatcher. Closing twice is harmless.
 func (e *Endpoint) Close() error {
 	e.once.Do(func() {
 		e.closed.Store(true)
@@ -258,14 +319,8 @@ func (e *Endpoint) Close() error {
 		e.wg.Wait()
 		e.disp.Store(nil)
 		// Drain what is left so the buffers go back to the pool.
-		for {
-			select {
-			case buf := <-e.in:
-				e.dropClosed.Add(1)
-				e.release(buf)
-			default:
-				return
-			}
+		for _, in := range e.in {
+			e.drain(in)
 		}
 	})
 	return nil
