@@ -119,9 +119,9 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 	}
 	fam, v6only := family(network, laddr.Addr(), raddr.Addr(), false)
 	t := s.sockets
-	fd, err := t.Socket(fam, SOCK_STREAM, 0)
+	fd, err := t.netSocket("dial", fam, v6only, ka)
 	if err != nil {
-		return fail(mapErr("dial", err, false))
+		return fail(err)
 	}
 	ok := false
 	defer func() {
@@ -129,9 +129,6 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			t.Close(fd)
 		}
 	}()
-	if err := setupSocket(t, fd, fam, v6only, ka); err != nil {
-		return fail(err)
-	}
 	if control != nil {
 		if err := control(network, address, t, fd); err != nil {
 			return fail(err)
@@ -162,25 +159,37 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 	return c, nil
 }
 
-// setupSocket gives a new socket of the net.Conn layer package net's
+// netSocket creates a socket of the net.Conn layer with package net's
 // options: IPV6_V6ONLY for "tcp6", TCP_NODELAY, and keepalive as ka says.
-func setupSocket(t *Sockets, fd, fam int, v6only bool, ka net.KeepAliveConfig) error {
-	wrap := func(err error) error {
-		if err == nil {
-			return nil
-		}
-		return mapErr("set", err, false)
+// It takes the stack's lock once for all of it (each socket call by
+// descriptor takes every shard's lock). Errors are mapped as package
+// net's: op's for the socket, "set" for an option.
+func (t *Sockets) netSocket(op string, fam int, v6only bool, ka net.KeepAliveConfig) (int, error) {
+	t.s.lock()
+	defer t.s.unlock()
+	fd, err := t.socketLocked(fam, SOCK_STREAM, 0)
+	if err != nil {
+		return -1, mapErr(op, err, false)
 	}
+	if err := t.setupSocketLocked(fd, fam, v6only, ka); err != nil {
+		t.closeLocked(fd)
+		return -1, mapErr("set", err, false)
+	}
+	return fd, nil
+}
+
+// setupSocketLocked gives the socket of fd the options of netSocket.
+func (t *Sockets) setupSocketLocked(fd, fam int, v6only bool, ka net.KeepAliveConfig) error {
 	if fam == AF_INET6 && v6only {
-		if err := t.SetsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); err != nil {
-			return wrap(err)
+		if err := t.setsockoptIntLocked(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); err != nil {
+			return err
 		}
 	}
-	if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1); err != nil {
-		return wrap(err)
+	if err := t.setsockoptIntLocked(fd, IPPROTO_TCP, TCP_NODELAY, 1); err != nil {
+		return err
 	}
 	if ka.Enable {
-		return wrap(setKeepAliveConfig(t, fd, ka))
+		return setKeepAliveConfig(t.setsockoptIntLocked, fd, ka)
 	}
 	return nil
 }

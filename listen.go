@@ -76,9 +76,13 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 	}
 	fam, v6only := family(network, laddr.Addr(), laddr.Addr(), true)
 	t := s.sockets
-	fd, err := t.Socket(fam, SOCK_STREAM, 0)
+	ka := lc.KeepAliveConfig
+	if !ka.Enable && lc.KeepAlive >= 0 {
+		ka = net.KeepAliveConfig{Enable: true, Idle: lc.KeepAlive}
+	}
+	fd, err := t.netSocket("listen", fam, v6only, ka)
 	if err != nil {
-		return fail(mapErr("listen", err, false))
+		return fail(err)
 	}
 	ok := false
 	defer func() {
@@ -86,13 +90,6 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 			t.Close(fd)
 		}
 	}()
-	ka := lc.KeepAliveConfig
-	if !ka.Enable && lc.KeepAlive >= 0 {
-		ka = net.KeepAliveConfig{Enable: true, Idle: lc.KeepAlive}
-	}
-	if err := setupSocket(t, fd, fam, v6only, ka); err != nil {
-		return fail(err)
-	}
 	if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1); err != nil {
 		return fail(mapErr("set", err, false))
 	}

@@ -17,7 +17,9 @@ import (
 // both configs. The stacks close when the test ends.
 func stackPair(t testing.TB, mtu int, mod func(c *synstack.Config)) (srv, cli *synstack.Stack) {
 	t.Helper()
-	a, b := pipe.New(mtu)
+	// Two receive queues: packets of different connections reach a
+	// stack from two goroutines at once.
+	a, b := pipe.NewWithOptions(pipe.Options{MTU: mtu, Queues: 2})
 	ca := synstack.Config{Link: a, Addrs: []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.1/24"), netip.MustParsePrefix("fd00::1/64")}}
 	cb := synstack.Config{Link: b, Addrs: []netip.Prefix{

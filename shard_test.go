@@ -16,9 +16,11 @@ import (
 // shardedPair joins two stacks of the given shard count on link/pipe and
 // opens n connections between them (client ends first, server ends in
 // the same order). cliMod and srvMod, if set, change the stacks' configs.
+// The pipe has 4 receive queues: each stack is handed packets of
+// different connections from 4 goroutines at once.
 func shardedPair(t *testing.T, shards, n int, cliMod, srvMod func(*Config)) (cli, srv *Stack, cs, ss []*TCPConn) {
 	t.Helper()
-	la, lb := pipe.New(1500)
+	la, lb := pipe.NewWithOptions(pipe.Options{MTU: 1500, Queues: 4})
 	cc := Config{Link: lb, Shards: shards, Addrs: []netip.Prefix{netip.PrefixFrom(addrB, 24)}}
 	sc := Config{Link: la, Shards: shards, Addrs: []netip.Prefix{netip.PrefixFrom(addrA, 24)}}
 	for _, m := range []struct {

@@ -118,9 +118,14 @@ func (t *Sockets) usable(sk *socket) error {
 // SOCK_CLOEXEC (other flags EINVAL, other types ESOCKTNOSUPPORT), protocol 0
 // or IPPROTO_TCP (else EPROTONOSUPPORT). It returns the new descriptor.
 func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
+	t.s.lock()
+	defer t.s.unlock()
+	return t.socketLocked(domain, typ, proto)
+}
+
+// socketLocked is Socket under the stack's lock.
+func (t *Sockets) socketLocked(domain, typ, proto int) (int, error) {
 	s := t.s
-	s.lock()
-	defer s.unlock()
 	if s.closed {
 		return -1, syscall.EBADF
 	}
@@ -709,9 +714,13 @@ func (s *Stack) stopListenLocked(sk *socket) {
 // MaxOrphans orphans it is reset instead. SO_LINGER with a non-zero
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
-	s := t.s
-	s.lock()
-	defer s.unlock()
+	t.s.lock()
+	defer t.s.unlock()
+	return t.closeLocked(fd)
+}
+
+// closeLocked is Close under the stack's lock.
+func (t *Sockets) closeLocked(fd int) error {
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -721,7 +730,7 @@ func (t *Sockets) Close(fd int) error {
 	if sk.refs > 0 {
 		return nil
 	}
-	s.releaseSocketLocked(sk)
+	t.s.releaseSocketLocked(sk)
 	return nil
 }
 

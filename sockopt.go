@@ -100,6 +100,12 @@ func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
 	s := t.s
 	s.lock()
 	defer s.unlock()
+	return t.setsockoptIntLocked(fd, level, opt, value)
+}
+
+// setsockoptIntLocked is SetsockoptInt under the stack's lock.
+func (t *Sockets) setsockoptIntLocked(fd, level, opt, value int) error {
+	s := t.s
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err

@@ -283,7 +283,7 @@ func (c *TCPConn) SetKeepAlive(keepalive bool) error {
 // means 15 s).
 func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 	return c.control("set", func(t *Sockets, fd int) error {
-		return setKeepIdle(t, fd, d)
+		return setKeepIdle(t.SetsockoptInt, fd, d)
 	})
 }
 
@@ -293,7 +293,7 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 // unchanged when negative.
 func (c *TCPConn) SetKeepAliveConfig(config net.KeepAliveConfig) error {
 	return c.control("set", func(t *Sockets, fd int) error {
-		return setKeepAliveConfig(t, fd, config)
+		return setKeepAliveConfig(t.SetsockoptInt, fd, config)
 	})
 }
 
@@ -335,18 +335,21 @@ const (
 	defaultKeepAliveCount    = 9
 )
 
-// setKeepAliveConfig applies a net.KeepAliveConfig to a socket, as
+// setsockoptInt is Sockets.SetsockoptInt, or its Locked form.
+type setsockoptInt func(fd, level, opt, value int) error
+
+// setKeepAliveConfig applies a net.KeepAliveConfig to a socket with set, as
 // package net does.
-func setKeepAliveConfig(t *Sockets, fd int, cfg net.KeepAliveConfig) error {
-	if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_KEEPALIVE, boolInt(cfg.Enable)); err != nil {
+func setKeepAliveConfig(set setsockoptInt, fd int, cfg net.KeepAliveConfig) error {
+	if err := set(fd, SOL_SOCKET, SO_KEEPALIVE, boolInt(cfg.Enable)); err != nil {
 		return err
 	}
-	if err := setKeepIdle(t, fd, cfg.Idle); err != nil {
+	if err := setKeepIdle(set, fd, cfg.Idle); err != nil {
 		return err
 	}
 	if cfg.Interval >= 0 {
 		secs := roundSeconds(cfg.Interval, defaultKeepAliveInterval)
-		if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPINTVL, secs); err != nil {
+		if err := set(fd, IPPROTO_TCP, TCP_KEEPINTVL, secs); err != nil {
 			return err
 		}
 	}
@@ -355,7 +358,7 @@ func setKeepAliveConfig(t *Sockets, fd int, cfg net.KeepAliveConfig) error {
 		if n == 0 {
 			n = defaultKeepAliveCount
 		}
-		if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPCNT, n); err != nil {
+		if err := set(fd, IPPROTO_TCP, TCP_KEEPCNT, n); err != nil {
 			return err
 		}
 	}
@@ -364,11 +367,11 @@ func setKeepAliveConfig(t *Sockets, fd int, cfg net.KeepAliveConfig) error {
 
 // setKeepIdle sets TCP_KEEPIDLE from a duration: zero is the default,
 // negative leaves it unchanged.
-func setKeepIdle(t *Sockets, fd int, d time.Duration) error {
+func setKeepIdle(set setsockoptInt, fd int, d time.Duration) error {
 	if d < 0 {
 		return nil
 	}
-	return t.SetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPIDLE, roundSeconds(d, defaultKeepAliveIdle))
+	return set(fd, IPPROTO_TCP, TCP_KEEPIDLE, roundSeconds(d, defaultKeepAliveIdle))
 }
 
 // roundSeconds rounds d up to whole seconds, def when d is zero.
