@@ -58,7 +58,7 @@ func BenchmarkMultiBulk(b *testing.B) {
 			b.ReportMetric(a, "allocs/seg")
 		}
 	}
-	for name, o := range map[string]SynOptions{"synstack-csum": {NoOffload: true}, "synstack-1shard": {Shards: 1}} {
+	for name, o := range map[string]SynOptions{"synstack-csum": {NoOffload: true}, "synstack-1shard": {Shards: 1}, "synstack-2queues": {Queues: 2}} {
 		b.Run(name+"/conns8", func(b *testing.B) {
 			r, err := MultiBulkSynstack(context.Background(), 1500, 8, Budget{Count: b.N}, o)
 			if err != nil {
