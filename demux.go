@@ -9,7 +9,8 @@ import (
 )
 
 // demuxLocked hands a segment to its connection (4-tuple table first), else
-// to a listener, else answers with RST.
+// to a listener, else answers with RST. It needs ctl and the tuple's
+// shard's lock.
 func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
 	if ep := s.connGet(local, remote); ep != nil {
 		if ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) && ep.conn.TimeWaitAcceptsSYN(seg) {

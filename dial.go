@@ -139,16 +139,18 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	s.lock()
+	l := locks{ctl: true}
+	s.ctl.Lock()
 	sk, err := t.getLocked(fd)
 	if err == nil {
-		err = t.connectLocked(sk, raddr, false, ctx.Done())
+		s.lockSocket(sk, &l)
+		err = t.connectLocked(sk, raddr, false, ctx.Done(), &l)
 	}
 	var c *TCPConn
 	if err == nil {
 		c = s.newTCPConnLocked(fd, sk, network)
 	}
-	s.unlock()
+	s.release(&l)
 	switch {
 	case err == errCanceled:
 		return fail(ctxError(ctx.Err()))
@@ -161,12 +163,11 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 
 // netSocket creates a socket of the net.Conn layer with package net's
 // options: IPV6_V6ONLY for "tcp6", TCP_NODELAY, and keepalive as ka says.
-// It takes the stack's lock once for all of it (each socket call by
-// descriptor takes every shard's lock). Errors are mapped as package
+// It takes ctl once for all of it. Errors are mapped as package
 // net's: op's for the socket, "set" for an option.
 func (t *Sockets) netSocket(op string, fam int, v6only bool, ka net.KeepAliveConfig) (int, error) {
-	t.s.lock()
-	defer t.s.unlock()
+	t.s.ctl.Lock()
+	defer t.s.ctl.Unlock()
 	fd, err := t.socketLocked(fam, SOCK_STREAM, 0)
 	if err != nil {
 		return -1, mapErr(op, err, false)

@@ -43,7 +43,7 @@ type endpoint struct {
 
 // newEndpointLocked creates the connection for local-remote with the
 // socket options o, enters it in the connection table and gives it b's
-// claim on the port.
+// claim on the port. It needs ctl and the tuple's shard's lock.
 func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *binding) *endpoint {
 	return s.newEndpointISSLocked(local, remote, o, b, s.isn(local, remote))
 }
@@ -53,12 +53,13 @@ func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *
 func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
 	s.hashLocked(ep, o, iss)
-	b.refs++
+	s.retainBinding(b)
 	return ep
 }
 
 // hashLocked gives ep its shard and its tcp.Conn (options o, initial
-// sequence number iss) and enters it in its shard's connection table.
+// sequence number iss) and enters it in its shard's connection table. It
+// needs the tuple's shard's lock.
 func (s *Stack) hashLocked(ep *endpoint, o *sockOpts, iss seq.Value) {
 	ep.sh = s.shardOf(ep.local, ep.remote)
 	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote))
@@ -246,7 +247,7 @@ func (s *Stack) afterLocked(ep *endpoint) {
 		// As Linux, a connection in TIME_WAIT no longer counts as an
 		// orphan (it is a timewait socket, bounded by its 2MSL timer).
 		ep.orphan = false
-		ep.sh.orphans--
+		s.orphans.Add(-1)
 	}
 	if l := ep.parent; l != nil && !ep.inAccept {
 		switch {
@@ -279,6 +280,6 @@ func (s *Stack) unhashLocked(ep *endpoint) {
 	s.releaseBindingLocked(ep.bind)
 	if ep.orphan {
 		ep.orphan = false
-		ep.sh.orphans--
+		s.orphans.Add(-1)
 	}
 }

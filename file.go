@@ -18,13 +18,13 @@ func (s *Stack) FileConn(fd int) (net.Conn, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.lock()
+	s.ctl.Lock()
 	sk := t.fds[nfd]
 	var c *TCPConn
 	if sk.ep != nil && sk.state == ssConnected {
 		c = s.newTCPConnLocked(nfd, sk, "tcp")
 	}
-	s.unlock()
+	s.ctl.Unlock()
 	if c == nil {
 		t.Close(nfd)
 		return fail(syscall.ENOTCONN)
@@ -43,14 +43,14 @@ func (s *Stack) FileListener(fd int) (net.Listener, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.lock()
+	s.ctl.Lock()
 	sk := t.fds[nfd]
 	var l *TCPListener
 	if sk.l != nil {
 		l = &TCPListener{s: s, sk: sk, fd: nfd, network: "tcp",
 			addr: tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))}
 	}
-	s.unlock()
+	s.ctl.Unlock()
 	if l == nil {
 		t.Close(nfd)
 		return fail(syscall.EINVAL)

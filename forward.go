@@ -361,7 +361,8 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 		}
 		st := ep.conn.State()
 		if st == tcp.SynRcvd {
-			s.waitLocked(sk, ctx.Done(), nil)
+			l := everything
+			s.waitLocked(sk, ctx.Done(), &l)
 			continue
 		}
 		if st == tcp.Closed || ep.finished() {

@@ -55,9 +55,9 @@ func (s *Stack) DeliverPackets(pkts [][]byte) {
 
 // inputBatch processes prepared packets in order. It reports false if
 // the stack is closed. A TCP segment for a connection is processed under
-// its shard's lock alone (held across a run of packets for one shard);
-// anything else (a segment for a listener, ICMP, a malformed packet...)
-// under Stack.lock.
+// its shard's lock alone (held across a run of packets for one shard); a
+// segment for a listener or a child in its SYN queue under ctl and the
+// shard; anything else (ICMP, a malformed packet...) under Stack.lock.
 func (s *Stack) inputBatch(batch []rxPacket) bool {
 	now := s.clock.Now() // they had all arrived when the batch began
 	var held *shard
@@ -95,13 +95,20 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 			}
 			counted = true
 		}
+		// Escalate: a segment the connection's shard cannot take
+		// alone goes on under ctl and that shard, anything else under
+		// the whole stack's lock.
+		l := everything
+		if counted {
+			l = locks{ctl: true, sh: held}
+		}
 		if held != nil {
 			held.mu.Unlock()
 			held = nil
 		}
-		s.lock()
+		s.acquire(&l)
 		if s.closed {
-			s.unlock()
+			s.release(&l)
 			return false
 		}
 		if counted {
@@ -109,7 +116,7 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 		} else {
 			s.ipInputLocked(p, now)
 		}
-		s.unlock()
+		s.release(&l)
 	}
 	return true
 }

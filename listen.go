@@ -114,12 +114,12 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		return fail(mapErr("listen", err, false))
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
-	s.lock()
+	s.ctl.Lock()
 	l.sk, err = t.getLocked(fd)
 	if err == nil {
 		l.addr = tcpAddr(l.sk.sockAddr(netip.AddrPortFrom(l.sk.bind.addr, l.sk.bind.port)))
 	}
-	s.unlock()
+	s.ctl.Unlock()
 	if err != nil {
 		return fail(mapErr("listen", err, false))
 	}
@@ -176,14 +176,14 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		return nil, l.opErr("accept", net.ErrClosed)
 	}
 	s := l.s
-	s.lock()
+	s.ctl.Lock()
 	cancel := l.dl.waitLocked()
 	var c *TCPConn
 	fd, _, err := s.sockets.acceptLocked(l.sk, false, cancel)
 	if err == nil {
 		c = s.newTCPConnLocked(fd, s.sockets.fds[fd], l.network)
 	}
-	s.unlock()
+	s.ctl.Unlock()
 	if err != nil {
 		return nil, l.opErr("accept", err)
 	}
@@ -201,9 +201,9 @@ func (l *TCPListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return l.opErr("close", net.ErrClosed)
 	}
-	l.s.lock()
+	l.s.ctl.Lock()
 	l.dl.closeLocked()
-	l.s.unlock()
+	l.s.ctl.Unlock()
 	l.cmu.Lock()
 	defer l.cmu.Unlock()
 	_ = l.s.sockets.Close(l.fd)
@@ -217,9 +217,9 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l.closed.Load() {
 		return l.opErr("set", net.ErrClosed)
 	}
-	l.s.lock()
+	l.s.ctl.Lock()
 	l.dl.setLocked(l.s.clock, t)
-	l.s.unlock()
+	l.s.ctl.Unlock()
 	return nil
 }
 

@@ -146,7 +146,7 @@ func (s *Stack) stopListeningLocked(l *listener) {
 		// A child that somehow did not finish is left to itself as an orphan.
 		if ep.hashed && !ep.orphan {
 			ep.orphan = true
-			ep.sh.orphans++
+			s.orphans.Add(1)
 		}
 	}
 	s.wakeSocketLocked(l.sock)

@@ -77,8 +77,10 @@ func conflicts(a, b *binding) bool {
 }
 
 // conflictLocked reports whether claim b conflicts with any other claim on
-// its port.
+// its port. It needs ctl.
 func (s *Stack) conflictLocked(b *binding) bool {
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
 	for _, o := range s.ports[b.port] {
 		if conflicts(b, o) {
 			return true
@@ -88,9 +90,18 @@ func (s *Stack) conflictLocked(b *binding) bool {
 }
 
 // addBindingLocked enters b (port already chosen) in the port table. The
-// caller takes the first reference.
+// caller takes the first reference. It needs ctl.
 func (s *Stack) addBindingLocked(b *binding) {
+	s.portsMu.Lock()
 	s.ports[b.port] = append(s.ports[b.port], b)
+	s.portsMu.Unlock()
+}
+
+// retainBinding takes a reference to b.
+func (s *Stack) retainBinding(b *binding) {
+	s.portsMu.Lock()
+	b.refs++
+	s.portsMu.Unlock()
 }
 
 // releaseBindingLocked drops one reference to b, removing it from the
@@ -120,10 +131,13 @@ const numEphemeral = EphemeralPortLast - EphemeralPortFirst + 1
 
 // pickBindPortLocked chooses a port for bind with port 0 (or listen on an
 // unbound socket): a port of the ephemeral range where no claim overlaps b,
-// scanning from a keyed-hash offset. It returns 0 when none is free.
+// scanning from a keyed-hash offset. It returns 0 when none is free. It
+// needs ctl.
 func (s *Stack) pickBindPortLocked(b *binding) uint16 {
 	off := uint32(s.key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 0), netip.AddrPort{}, uint64(s.bindNext)))
 	s.bindNext++
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
 	for i := uint32(0); i < numEphemeral; i++ {
 		port := uint16(EphemeralPortFirst + (off+i)%numEphemeral)
 		free := true
@@ -145,26 +159,31 @@ func (s *Stack) pickBindPortLocked(b *binding) uint16 {
 // keyed hash of the 3-tuple is the starting offset and a counter (RFC
 // 6056's table of increments, simplified to one counter) moves on at every
 // attempt. A port is suitable when no bind or listen claims it and the
-// 4-tuple is unused. It returns 0 when none is.
-func (s *Stack) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort) uint16 {
+// 4-tuple is unused. It returns 0 when none is. It needs l, which names
+// ctl and no shard or every shard. A port it finds free stays free while
+// ctl is held: only the control plane claims ports and makes
+// connections.
+func (s *Stack) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort, l *locks) uint16 {
 	off := uint32(s.key.hashAddrs(domainPort, netip.AddrPortFrom(local, 0), remote, 0))
 	for range numEphemeral {
 		port := uint16(EphemeralPortFirst + (off+s.portNext)%numEphemeral)
 		s.portNext++
-		if s.connectPortFreeLocked(netip.AddrPortFrom(local, port), remote) {
+		if !s.explicitlyClaimed(port) && !s.connInUse(netip.AddrPortFrom(local, port), remote, l) {
 			return port
 		}
 	}
 	return 0
 }
 
-// connectPortFreeLocked reports whether an automatic connect may use
-// local's port towards remote.
-func (s *Stack) connectPortFreeLocked(local, remote netip.AddrPort) bool {
-	for _, o := range s.ports[local.Port()] {
+// explicitlyClaimed reports whether a bind or listen claims port:
+// connect never picks such a port.
+func (s *Stack) explicitlyClaimed(port uint16) bool {
+	s.portsMu.Lock()
+	defer s.portsMu.Unlock()
+	for _, o := range s.ports[port] {
 		if o.explicit {
-			return false
+			return true
 		}
 	}
-	return s.connGet(local, remote) == nil
+	return false
 }

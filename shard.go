@@ -22,24 +22,31 @@ import (
 // timer, a Read or a Write of its net.Conn) takes only its shard's lock,
 // so connections in different shards run on different cores at once.
 //
-// Everything else (the descriptor table, listeners and their queues, the
-// port table, the forwarder, ICMP, connection setup) is the stack's
-// control plane: a call that touches it takes every shard's lock, in
-// order (Stack.lock), so it sees the whole stack still, as when the stack
-// had one mutex. The rules:
+// Everything else (the descriptor table, sockets without a connection,
+// listeners and their queues, the forwarder) is the stack's control
+// plane, guarded by Stack.ctl. A call on it takes ctl, then the lock of
+// the one shard whose connection it touches, if any (a connect, an
+// accept, a close, a setsockopt on a connection), or every shard's (what
+// touches many connections: a listener's close, ICMP, Stack.Close,
+// Stats). The rules:
 //
-//   - Stack.lock takes the shards' locks in index order; a goroutine holding
-//     one shard's lock never takes another's, so there is no cycle. Work
-//     that finds it needs the control plane (a segment for a listener, a
-//     child connection still in its listener's SYN queue, an ICMP error)
-//     releases its shard's lock and takes Stack.lock (escalates).
-//   - Fields written only under Stack.lock (a socket's state, ep.sock,
-//     ep.parent, Stack.closed...) may be read under any one shard's lock.
-//   - What work under one shard's lock shares with another shard has a
-//     lock of its own, taken last: portsMu (the port table, when a
-//     finished connection releases its claim) and hookMu (the OnPacket and
+//   - Locks are taken in this order: ctl, then shards in index order,
+//     then the leaves portsMu and hookMu. A goroutine holding one shard's
+//     lock never takes another's or ctl: work that finds it needs the
+//     control plane (a segment for a listener, a child connection still
+//     in its listener's SYN queue, TIME_WAIT reuse) releases its shard's
+//     lock and takes ctl, then the shard again (escalates).
+//   - What a connection's work reads of the control plane (a socket's
+//     fields, ep.sock, ep.parent, Stack.closed...) is written under ctl
+//     and the connection's shard's lock, so either suffices to read it.
+//   - What work under one shard's lock shares with another shard or with
+//     ctl alone has a lock of its own, taken last: portsMu (the port
+//     table and the claims' reference counts) and hookMu (the OnPacket and
 //     OnTransition hooks, which thus never run concurrently). Stack.pollCh
-//     is atomic.
+//     and Stack.orphans are atomic.
+//
+// The control plane counts and builds its packets in a shard of its own
+// (Stack.g), guarded by ctl.
 //
 // A shard is allocated alone and padded, so that two shards' locks and
 // counters do not share a cache line.
@@ -76,13 +83,7 @@ type shard struct {
 	// only, when the link is a gather writer).
 	outBuf []byte
 	ipID   uint16
-	// orphans counts the shard's connections whose last descriptor is
-	// closed but that have not finished (FIN_WAIT_1, FIN_WAIT_2,
-	// CLOSING, LAST_ACK...). As in Linux, TIME_WAIT connections are not
-	// counted. Stack.orphansLocked sums them.
-	orphans int
-
-	_ [64]byte
+	_      [64]byte
 }
 
 // defaultShards is the number of shards of a stack whose Config does not
@@ -107,6 +108,7 @@ func (s *Stack) initShards(n int) {
 		sh.ipID = uint16(s.key.k0) + uint16(i)*0x1000
 		s.shards[i] = sh
 	}
+	s.ctlShard = &shard{s: s, ipID: uint16(s.key.k0) + 0x0800}
 }
 
 // shardOf returns the shard of the connection local-remote: a keyed mix
@@ -136,62 +138,112 @@ func fold16(a [16]byte) uint64 {
 	return lo ^ hi*0x94d049bb133111eb
 }
 
-// g is the shard the control plane counts in and builds its packets in
-// (it holds every shard's lock, so any would do).
-func (s *Stack) g() *shard { return s.shards[0] }
+// g is the control plane's shard: its counters, packet buffer, scratch
+// and channel pool, guarded by ctl. It holds no connection.
+func (s *Stack) g() *shard { return s.ctlShard }
 
-// lock takes every shard's lock, in order: the control plane's lock.
-func (s *Stack) lock() {
-	for _, sh := range s.shards {
-		sh.mu.Lock()
+// locks names the locks a piece of work holds, so that a wait
+// (waitLocked) can release and retake them.
+type locks struct {
+	ctl bool   // Stack.ctl
+	all bool   // every shard's lock (with ctl)
+	sh  *shard // one shard's lock, when not all
+}
+
+// everything is what lock takes.
+var everything = locks{ctl: true, all: true}
+
+// acquire takes the locks l names, in order.
+func (s *Stack) acquire(l *locks) {
+	if l.ctl {
+		s.ctl.Lock()
+	}
+	switch {
+	case l.all:
+		for _, sh := range s.shards {
+			sh.mu.Lock()
+		}
+	case l.sh != nil:
+		l.sh.mu.Lock()
 	}
 }
+
+// release releases the locks l names.
+func (s *Stack) release(l *locks) {
+	switch {
+	case l.all:
+		for i := len(s.shards) - 1; i >= 0; i-- {
+			s.shards[i].mu.Unlock()
+		}
+	case l.sh != nil:
+		l.sh.mu.Unlock()
+	}
+	if l.ctl {
+		s.ctl.Unlock()
+	}
+}
+
+// lock takes ctl and every shard's lock: the whole stack, as its one
+// mutex was before shards.
+func (s *Stack) lock() { s.acquire(&everything) }
 
 // unlock releases what lock took.
-func (s *Stack) unlock() {
-	for i := len(s.shards) - 1; i >= 0; i-- {
-		s.shards[i].mu.Unlock()
+func (s *Stack) unlock() { s.release(&everything) }
+
+// lockSocket takes, with ctl held, the shard locks a call on sk needs:
+// its connection's shard's, or every shard's for a listener (whose
+// children may be in any); l (which names ctl) then names them too.
+func (s *Stack) lockSocket(sk *socket, l *locks) {
+	switch {
+	case l.all:
+	case sk.l != nil:
+		l.all = true
+		for _, sh := range s.shards {
+			sh.mu.Lock()
+		}
+	case sk.ep != nil:
+		l.sh = sk.ep.sh
+		l.sh.mu.Lock()
 	}
 }
 
-// lockFor takes sh's lock, or every shard's when sh is nil: the lock a
-// piece of work holds is named by the shard it is confined to, nil for
-// the control plane.
-func (s *Stack) lockFor(sh *shard) {
-	if sh == nil {
-		s.lock()
-		return
+// lockFD takes ctl and the shard locks a call on fd's socket needs
+// (lockSocket), naming them in l for Stack.release, and returns the
+// socket (or EBADF, with ctl alone held).
+func (t *Sockets) lockFD(fd int, l *locks) (*socket, error) {
+	*l = locks{ctl: true}
+	t.s.ctl.Lock()
+	sk, err := t.getLocked(fd)
+	if err == nil {
+		t.s.lockSocket(sk, l)
 	}
-	sh.mu.Lock()
+	return sk, err
 }
 
-// unlockFor releases what lockFor took.
-func (s *Stack) unlockFor(sh *shard) {
-	if sh == nil {
-		s.unlock()
-		return
-	}
-	sh.mu.Unlock()
-}
-
-// chansFor is the channel pool of work under lockFor(sh).
-func (s *Stack) chansFor(sh *shard) *chanPool {
-	if sh == nil {
+// chansFor is the channel pool of work holding l.
+func (s *Stack) chansFor(l *locks) *chanPool {
+	if l.ctl {
 		return &s.g().chans
 	}
-	return &sh.chans
+	return &l.sh.chans
 }
 
-// orphansLocked is the number of orphaned connections. Called under lock.
-func (s *Stack) orphansLocked() int {
-	n := 0
-	for _, sh := range s.shards {
-		n += sh.orphans
+// connInUse reports whether the stack has a connection local-remote, with
+// l held: under ctl alone it takes the tuple's shard's lock for the look.
+func (s *Stack) connInUse(local, remote netip.AddrPort, l *locks) bool {
+	sh := s.shardOf(local, remote)
+	if !l.all {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
 	}
-	return n
+	return sh.conns.get(local, remote) != nil
 }
 
-// connGet returns the connection local-remote, or nil. Called under lock.
+// orphansLocked is the number of orphaned connections.
+func (s *Stack) orphansLocked() int { return int(s.orphans.Load()) }
+
+// connGet returns the connection local-remote, or nil. It needs the
+// tuple's shard's lock.
 func (s *Stack) connGet(local, remote netip.AddrPort) *endpoint {
 	return s.shardOf(local, remote).conns.get(local, remote)
 }

@@ -118,12 +118,12 @@ func (t *Sockets) usable(sk *socket) error {
 // SOCK_CLOEXEC (other flags EINVAL, other types ESOCKTNOSUPPORT), protocol 0
 // or IPPROTO_TCP (else EPROTONOSUPPORT). It returns the new descriptor.
 func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
-	t.s.lock()
-	defer t.s.unlock()
+	t.s.ctl.Lock()
+	defer t.s.ctl.Unlock()
 	return t.socketLocked(domain, typ, proto)
 }
 
-// socketLocked is Socket under the stack's lock.
+// socketLocked is Socket under ctl.
 func (t *Sockets) socketLocked(domain, typ, proto int) (int, error) {
 	s := t.s
 	if s.closed {
@@ -211,8 +211,8 @@ func (sk *socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // IPV6_V6ONLY).
 func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 	s := t.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -236,7 +236,7 @@ func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 		return syscall.EADDRINUSE
 	}
 	s.addBindingLocked(b)
-	b.refs++
+	s.retainBinding(b)
 	sk.bind = b
 	sk.userBound = true
 	return nil
@@ -252,8 +252,8 @@ func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 // backlog.
 func (t *Sockets) Listen(fd, backlog int) error {
 	s := t.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
@@ -275,7 +275,7 @@ func (t *Sockets) Listen(fd, backlog int) error {
 			return syscall.EADDRINUSE
 		}
 		s.addBindingLocked(b)
-		b.refs++
+		s.retainBinding(b)
 		sk.bind = b
 	} else if s.conflictLocked(sk.bind) {
 		return syscall.EADDRINUSE
@@ -292,8 +292,8 @@ func (t *Sockets) Listen(fd, backlog int) error {
 // Accept), EAGAIN if non-blocking and the queue is empty.
 func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
 	s := t.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, netip.AddrPort{}, err
@@ -301,10 +301,11 @@ func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
 	return t.acceptLocked(sk, sk.nonblock, nil)
 }
 
-// acceptLocked is Accept on a socket; it also returns errCanceled when
-// cancel closes while it waits.
+// acceptLocked is Accept on a socket, under ctl (and no shard's lock); it
+// also returns errCanceled when cancel closes while it waits.
 func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}) (int, netip.AddrPort, error) {
 	s := t.s
+	l := locks{ctl: true}
 	for {
 		if err := t.usable(sk); err != nil {
 			return -1, netip.AddrPort{}, err
@@ -312,24 +313,26 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 		if isDone(cancel) {
 			return -1, netip.AddrPort{}, errCanceled
 		}
-		l := sk.l
-		if l == nil {
+		ln := sk.l
+		if ln == nil {
 			return -1, netip.AddrPort{}, syscall.EINVAL
 		}
-		if len(l.acceptQ) > 0 {
-			ep := l.acceptQ[0]
-			l.acceptQ[0] = nil
-			l.acceptQ = l.acceptQ[1:]
+		if q := ln.acceptQ; len(q) > 0 {
+			ep := q[0]
+			q[0] = nil
+			ln.acceptQ = q[1:]
+			nsk := &socket{family: sk.family, state: ssConnected, opts: sk.opts, ep: ep}
+			ep.sh.mu.Lock() // the connection's work reads these
 			ep.parent = nil
 			ep.inAccept = false
-			nsk := &socket{family: sk.family, state: ssConnected, opts: sk.opts, ep: ep}
 			ep.sock = nsk
+			ep.sh.mu.Unlock()
 			return t.allocLocked(nsk), nsk.sockAddr(ep.remote), nil
 		}
 		if nonblock {
 			return -1, netip.AddrPort{}, syscall.EAGAIN
 		}
-		s.waitLocked(sk, cancel, nil)
+		s.waitLocked(sk, cancel, &l)
 	}
 }
 
@@ -343,20 +346,20 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 // taken or no port is free, ENETUNREACH when the stack has no address of
 // that family.
 func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
+	var l locks
+	sk, err := t.lockFD(fd, &l)
+	defer t.s.release(&l)
 	if err != nil {
 		return err
 	}
-	return t.connectLocked(sk, addr, sk.nonblock, nil)
+	return t.connectLocked(sk, addr, sk.nonblock, nil, &l)
 }
 
-// connectLocked is Connect on a socket. A blocking connect that is waiting
-// when cancel closes abandons the attempt (as shutdown in SYN_SENT does)
-// and returns errCanceled.
-func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, cancel <-chan struct{}) error {
+// connectLocked is Connect on a socket, under l (ctl and sk's shard, see
+// Stack.lockSocket), which then names the shard of the new connection. A
+// blocking connect that is waiting when cancel closes abandons the
+// attempt (as shutdown in SYN_SENT does) and returns errCanceled.
+func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) error {
 	s := t.s
 	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
 	if err != nil {
@@ -371,7 +374,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 		if st := sk.ep.conn.State(); (st == tcp.SynSent || st == tcp.SynRcvd) && nonblock {
 			return syscall.EALREADY
 		}
-		return t.waitConnectLocked(sk, cancel)
+		return t.waitConnectLocked(sk, cancel, l)
 	}
 	if dst.IsUnspecified() || dst.IsMulticast() {
 		return syscall.ENETUNREACH
@@ -394,7 +397,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 	var b *binding
 	if sk.bind != nil {
 		b = sk.bind
-		if s.connGet(netip.AddrPortFrom(src, b.port), remote) != nil {
+		if s.connInUse(netip.AddrPortFrom(src, b.port), remote, l) {
 			return syscall.EADDRNOTAVAIL
 		}
 		if b.addr.IsUnspecified() {
@@ -402,14 +405,21 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 			b.v6only = false
 		}
 	} else {
-		port := s.pickConnectPortLocked(src, remote)
+		port := s.pickConnectPortLocked(src, remote, l)
 		if port == 0 {
 			return syscall.EADDRNOTAVAIL
 		}
 		b = sk.newBinding(src, port, false)
 		s.addBindingLocked(b)
 	}
-	ep := s.newEndpointLocked(netip.AddrPortFrom(src, b.port), remote, sk.opts, b)
+	local := netip.AddrPortFrom(src, b.port)
+	if !l.all {
+		// sk has no connection (sk.state is ssUnconnected), so l names
+		// no shard yet: take the new connection's.
+		l.sh = s.shardOf(local, remote)
+		l.sh.mu.Lock()
+	}
+	ep := s.newEndpointLocked(local, remote, sk.opts, b)
 	ep.sock = sk
 	sk.ep = ep
 	sk.state = ssConnecting
@@ -424,15 +434,16 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 	if nonblock {
 		return syscall.EINPROGRESS
 	}
-	return t.waitConnectLocked(sk, cancel)
+	return t.waitConnectLocked(sk, cancel, l)
 }
 
 // waitConnectLocked waits for the handshake of a connecting socket to end
 // and reports it as connect does: nil once established, else the
 // connection's error (or ECONNABORTED if it was already taken by
 // SO_ERROR), after which the socket is unconnected and may connect again.
-// If cancel closes first, the attempt is abandoned: errCanceled.
-func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}) error {
+// If cancel closes first, the attempt is abandoned: errCanceled. It runs
+// under l, ctl and sk's connection's shard (see waitLocked).
+func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}, l *locks) error {
 	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
@@ -447,7 +458,7 @@ func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}) error {
 				s.disconnectLocked(sk)
 				return errCanceled
 			}
-			s.waitLocked(sk, cancel, nil)
+			s.waitLocked(sk, cancel, l)
 			continue
 		case tcp.Closed:
 			err := sk.ep.conn.TakeErr()
@@ -465,7 +476,7 @@ func (t *Sockets) waitConnectLocked(sk *socket, cancel <-chan struct{}) error {
 // disconnectLocked detaches a socket from its connection (Linux's
 // tcp_disconnect after a failed connect, or shutdown in SYN_SENT): a live
 // connection is aborted (no RST in SYN_SENT), and the socket is
-// unconnected again.
+// unconnected again. It needs ctl and the connection's shard's lock.
 func (s *Stack) disconnectLocked(sk *socket) {
 	ep := sk.ep
 	if ep == nil {
@@ -495,21 +506,20 @@ func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0)
 // MSG_DONTWAIT) and nothing is ready. A blocking Recv waits for data. With
 // MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
 func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
+	var l locks
+	sk, err := t.lockFD(fd, &l)
+	defer t.s.release(&l)
 	if err != nil {
 		return 0, err
 	}
-	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, nil)
+	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, &l)
 }
 
 // recvLocked is Recv on a socket; it also returns errCanceled when cancel
 // is closed, checked before reading (as a deadline in the past is). It
-// runs under lockFor(sh): the lock of the socket's connection's shard
-// alone (sh not nil), or Stack.lock.
-func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, cancel <-chan struct{}, sh *shard) (int, error) {
+// runs under l: the lock of the socket's connection's shard alone (a
+// net.Conn's Read), or ctl with it (Recv).
+func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, cancel <-chan struct{}, l *locks) (int, error) {
 	s := t.s
 	for {
 		if err := t.usable(sk); err != nil {
@@ -527,7 +537,7 @@ func (t *Sockets) recvLocked(sk *socket, p []byte, flags int, nonblock bool, can
 		n, err := s.readLocked(sk, p, flags&MSG_PEEK != 0)
 		switch {
 		case err == syscall.EAGAIN && !nonblock:
-			s.waitLocked(sk, cancel, sh)
+			s.waitLocked(sk, cancel, l)
 			continue
 		case err == io.EOF:
 			return 0, nil
@@ -579,20 +589,19 @@ func (s *Stack) readLocked(sk *socket, p []byte, peek bool) (int, error) {
 // a reset once ECONNRESET has been returned. MSG_NOSIGNAL is accepted
 // (there are no signals).
 func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
+	var l locks
+	sk, err := t.lockFD(fd, &l)
+	defer t.s.release(&l)
 	if err != nil {
 		return 0, err
 	}
-	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, nil)
+	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, &l)
 }
 
 // sendLocked is Send on a socket. When cancel closes it returns what it
 // has written with errCanceled (checked before writing, as a deadline in
-// the past is). It runs under lockFor(sh), as recvLocked.
-func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}, sh *shard) (int, error) {
+// the past is). It runs under l, as recvLocked.
+func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan struct{}, l *locks) (int, error) {
 	s := t.s
 	written := 0
 	waited := false
@@ -615,13 +624,13 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 			if nonblock {
 				return 0, syscall.EAGAIN
 			}
-			s.waitLocked(sk, cancel, sh)
+			s.waitLocked(sk, cancel, l)
 			continue
 		}
 		if waited && !ep.conn.WriteReady() && !ep.conn.WriteClosed() && ep.conn.Err() == 0 {
 			// Linux wakes a blocked writer only when half the queue has
 			// drained (sk_stream_write_space), not for every ACK.
-			s.waitLocked(sk, cancel, sh)
+			s.waitLocked(sk, cancel, l)
 			continue
 		}
 		n, err := ep.conn.Write(s.clock.Now(), p[written:])
@@ -642,7 +651,7 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 				return 0, syscall.EAGAIN
 			}
 			if err != nil {
-				s.waitLocked(sk, cancel, sh)
+				s.waitLocked(sk, cancel, l)
 				waited = true
 			}
 		default:
@@ -714,12 +723,13 @@ func (s *Stack) stopListenLocked(sk *socket) {
 // MaxOrphans orphans it is reset instead. SO_LINGER with a non-zero
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
-	t.s.lock()
-	defer t.s.unlock()
+	var l locks
+	t.lockFD(fd, &l)
+	defer t.s.release(&l)
 	return t.closeLocked(fd)
 }
 
-// closeLocked is Close under the stack's lock.
+// closeLocked is Close under ctl and the socket's shards (lockSocket).
 func (t *Sockets) closeLocked(fd int) error {
 	sk, err := t.getLocked(fd)
 	if err != nil {
@@ -760,7 +770,7 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 					s.unhashLocked(ep)
 				} else {
 					ep.orphan = true
-					ep.sh.orphans++
+					s.orphans.Add(1)
 				}
 			}
 		}

@@ -97,13 +97,14 @@ func (s *Stack) defaultOpts() *sockOpts {
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
 func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
-	s := t.s
-	s.lock()
-	defer s.unlock()
+	var l locks
+	t.lockFD(fd, &l)
+	defer t.s.release(&l)
 	return t.setsockoptIntLocked(fd, level, opt, value)
 }
 
-// setsockoptIntLocked is SetsockoptInt under the stack's lock.
+// setsockoptIntLocked is SetsockoptInt under ctl and the socket's shards
+// (Stack.lockSocket).
 func (t *Sockets) setsockoptIntLocked(fd, level, opt, value int) error {
 	s := t.s
 	sk, err := t.getLocked(fd)
@@ -355,9 +356,9 @@ func (s *Stack) takeErrLocked(sk *socket) syscall.Errno {
 // stored and reported but Close does not wait for it.
 func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
 	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
+	var lk locks
+	sk, err := t.lockFD(fd, &lk)
+	defer s.release(&lk)
 	if err != nil {
 		return err
 	}

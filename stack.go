@@ -74,11 +74,12 @@
 // scratch space and counters. A segment for an established connection, its
 // timers, and the Read, Write and deadlines of its net.Conn take only its
 // shard's mutex, so connections of different shards are processed in
-// parallel. Connection setup, listeners, ICMP, the socket calls by
-// descriptor and the stack's tables take every shard's mutex (shard.go
-// says how the two meet). Blocking calls release the lock while they
-// wait. Packet delivery parses and verifies packets before it takes any
-// lock. With a clock.Virtual everything happens on the
+// parallel. The control plane (descriptors, listeners, ports, connection
+// setup) has a mutex of its own, taken before the one shard a call
+// touches, or before every shard for what spans many (a listener's close,
+// ICMP, Stats, Close); shard.go says how the two meet. Blocking calls
+// release their locks while they wait. Packet delivery parses and
+// verifies packets before it takes any lock. With a clock.Virtual everything happens on the
 // caller's goroutine: timers run inside Advance, and packets are processed
 // inside DeliverPacket, so a test or a packet script is fully deterministic.
 // A Stack starts no goroutine of its own: only its link's and its clock's
@@ -267,13 +268,19 @@ type Stack struct {
 	shards     []*shard
 	shardShift uint8
 
-	// The fields below, the Sockets table, and every socket without a
-	// connection, listener and binding of the stack are the control
-	// plane's, guarded by lock (every shard's mutex: see shard.go).
-	// Methods that must be called with a lock held end in Locked; unless
-	// they say otherwise, they need lock.
+	// ctl guards the fields below, the Sockets table, and every socket
+	// without a connection, listener and binding of the stack: the
+	// control plane (shard.go). ctlShard is its shard (g). Methods that
+	// must be called with a lock held end in Locked; they say which.
+	ctl      sync.Mutex
+	ctlShard *shard
 
+	// closed is written under lock (ctl and every shard).
 	closed bool
+	// orphans counts the connections whose last descriptor is closed but
+	// that have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING,
+	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
+	orphans atomic.Int64
 	// listeners holds the listening sockets by local port.
 	listeners map[uint16][]*listener
 	// ports holds every claim on a local port (bound sockets, listeners,
@@ -395,7 +402,7 @@ func (s *Stack) Stats() Stats {
 	s.lock()
 	defer s.unlock()
 	var st Stats
-	for _, sh := range s.shards {
+	for _, sh := range append([]*shard{s.g()}, s.shards...) {
 		addStats(&st, &sh.stats)
 		c := &sh.counters
 		st.TcpRetransSegs += c.RetransSegs
@@ -511,20 +518,32 @@ func (s *Stack) wakePollLocked() {
 	}
 }
 
-// waitLocked releases the lock held (sh's, or lock when sh is nil: see
-// lockFor) until something happens to sk (or the stack closes), or until
-// cancel (if not nil) is closed, then takes it again. The caller re-checks
-// its condition.
-func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}, sh *shard) {
-	pool := s.chansFor(sh)
+// waitLocked releases the locks l names until something happens to sk (or
+// the stack closes), or until cancel (if not nil) is closed, then takes
+// them again: with ctl, sk's connection's shard's lock, which may not be
+// the one l named before (l then names the new one). The caller
+// re-checks its condition.
+func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}, l *locks) {
+	pool := s.chansFor(l)
 	w := pool.get()
 	sk.waiters = append(sk.waiters, w)
-	s.unlockFor(sh)
+	s.release(l)
 	select {
 	case <-w:
 	case <-cancel:
 	}
-	s.lockFor(sh)
+	if l.ctl && !l.all {
+		s.ctl.Lock()
+		l.ctl = false
+		l.sh = nil
+		if sk.ep != nil {
+			l.sh = sk.ep.sh
+		}
+		s.acquire(l)
+		l.ctl = true
+	} else {
+		s.acquire(l)
+	}
 	// Cancelled: leave the list; woken: the waker emptied it. Either way
 	// no token may stay in the channel when it is kept for the next wait.
 	for i, x := range sk.waiters {

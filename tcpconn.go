@@ -89,19 +89,19 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	s := c.s
 	if len(p) == 0 {
 		// As package net: a zero-byte read returns at once.
-		sh := c.lock()
+		l := c.lock()
 		passed := c.rd.passedLocked()
-		s.unlockFor(sh)
+		s.release(&l)
 		if passed {
 			return 0, c.opErr("read", errCanceled)
 		}
 		return 0, nil
 	}
-	sh := c.lock()
-	cancel := c.rd.acquireLocked(s.chansFor(sh))
-	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel, sh)
-	c.rd.releaseLocked(s.chansFor(sh))
-	s.unlockFor(sh)
+	l := c.lock()
+	cancel := c.rd.acquireLocked(s.chansFor(&l))
+	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel, &l)
+	c.rd.releaseLocked(s.chansFor(&l))
+	s.release(&l)
 	if err != nil {
 		return n, c.opErr("read", err)
 	}
@@ -123,34 +123,34 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	defer c.wmu.Unlock()
 	s := c.s
 	n := 0
-	sh := c.lock()
-	cancel := c.wd.acquireLocked(s.chansFor(sh))
+	l := c.lock()
+	cancel := c.wd.acquireLocked(s.chansFor(&l))
 	for {
-		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel, sh)
+		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel, &l)
 		n += k
 		if err != nil || n == len(p) {
-			c.wd.releaseLocked(s.chansFor(sh))
-			s.unlockFor(sh)
+			c.wd.releaseLocked(s.chansFor(&l))
+			s.release(&l)
 			if err != nil {
 				return n, c.opErr("write", err)
 			}
 			return n, nil
 		}
 		// Let other calls in between the pieces of a long write.
-		s.unlockFor(sh)
-		s.lockFor(sh)
+		s.release(&l)
+		s.acquire(&l)
 	}
 }
 
 // lock takes the lock that guards the connection, its socket and the
-// TCPConn's deadlines: its shard's (see shard.go). It returns the shard,
-// for Stack.unlockFor. The socket under a TCPConn is connected for life
+// TCPConn's deadlines: its shard's (see shard.go), and returns it for
+// Stack.release. The socket under a TCPConn is connected for life
 // (connect on it fails with EISCONN, even after a reset), so its
 // connection stays c.ep, or none once the socket is closed.
-func (c *TCPConn) lock() *shard {
-	sh := c.ep.sh
-	sh.mu.Lock()
-	return sh
+func (c *TCPConn) lock() locks {
+	l := locks{sh: c.ep.sh}
+	c.s.acquire(&l)
+	return l
 }
 
 // Close closes the connection: blocked Reads and Writes return
@@ -161,10 +161,10 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	sh := c.lock()
+	l := c.lock()
 	c.rd.closeLocked()
 	c.wd.closeLocked()
-	c.s.unlockFor(sh)
+	c.s.release(&l)
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
@@ -205,10 +205,10 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	sh := c.lock()
+	l := c.lock()
 	c.rd.setLocked(c.s.clock, t)
 	c.wd.setLocked(c.s.clock, t)
-	c.s.unlockFor(sh)
+	c.s.release(&l)
 	return nil
 }
 
@@ -217,9 +217,9 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	sh := c.lock()
+	l := c.lock()
 	c.rd.setLocked(c.s.clock, t)
-	c.s.unlockFor(sh)
+	c.s.release(&l)
 	return nil
 }
 
@@ -229,9 +229,9 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	sh := c.lock()
+	l := c.lock()
 	c.wd.setLocked(c.s.clock, t)
-	c.s.unlockFor(sh)
+	c.s.release(&l)
 	return nil
 }
 

@@ -99,8 +99,8 @@ func (sh *shard) armLocked() {
 // onTimer ticks every connection of the shard whose deadline has come
 // and re-arms. A call the timer made before a Reset moved it may still
 // come: it finds nothing due, and re-arms. A child connection still in
-// its listener's SYN queue is ticked under the control plane's lock
-// (afterwards), since what happens to it changes the listener's queues.
+// its listener's SYN queue is ticked afterwards under ctl too, since what
+// happens to it changes the listener's queues.
 func (sh *shard) onTimer() {
 	s := sh.s
 	sh.mu.Lock()
@@ -135,10 +135,11 @@ func (sh *shard) onTimer() {
 		return
 	}
 	// Take the embryonic ones out of sh.due: another onTimer may run as
-	// soon as the lock is released.
+	// soon as the lock is released. They are ticked under ctl (and sh).
 	sh.due = nil
 	sh.mu.Unlock()
-	s.lock()
+	l := locks{ctl: true, sh: sh}
+	s.acquire(&l)
 	if !s.closed {
 		for _, ep := range due[:embryos] {
 			if ep.hashed {
@@ -150,7 +151,7 @@ func (sh *shard) onTimer() {
 	if sh.due == nil {
 		sh.due = due[:0]
 	}
-	s.unlock()
+	s.release(&l)
 }
 
 // tickLocked ticks ep at now (nowNs from the timer epoch).
