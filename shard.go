@@ -248,7 +248,7 @@ func (s *Stack) connGet(local, remote netip.AddrPort) *endpoint {
 	return s.shardOf(local, remote).conns.get(local, remote)
 }
 
-// connCount is the number of connections. Called under lock.
+// connCount is the number of connections. Called under Stack.lock.
 func (s *Stack) connCount() int {
 	n := 0
 	for _, sh := range s.shards {
@@ -267,7 +267,7 @@ func addStats(a *Stats, b *Stats) {
 }
 
 // allConns yields every connection of every shard, in no particular order.
-// Called under lock; the tables must not change while it runs.
+// Called under Stack.lock; the tables must not change while it runs.
 func (s *Stack) allConns() iter.Seq[*endpoint] {
 	return func(yield func(*endpoint) bool) {
 		for _, sh := range s.shards {

@@ -17,9 +17,10 @@ import (
 // until the socket changes; they return EBADF when the stack is closed or
 // the socket's last descriptor is closed under them.
 //
-// All state is guarded by the stack's lock (Stack.lock); the socket of a
-// connection also by its shard's lock, under which a net.Conn's Read and
-// Write run (see shard.go).
+// The table and sockets without a connection are guarded by the stack's
+// control-plane lock (Stack.ctl); the socket of a connection also by its
+// shard's lock, under which a net.Conn's Read and Write run (see
+// shard.go).
 type Sockets struct {
 	s   *Stack
 	fds []*socket // by descriptor; nil marks a free one

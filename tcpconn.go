@@ -72,7 +72,7 @@ func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.ep.local, c.
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConnLocked wraps the connected socket of fd. Called under lock.
+// newTCPConnLocked wraps the connected socket of fd. Called under ctl.
 func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
 	return &TCPConn{s: s, sk: sk, ep: sk.ep, fd: int32(fd), network: networkOf(network)}
 }
