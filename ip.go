@@ -29,15 +29,18 @@ func (s *Stack) DeliverPacket(pkt []byte) {
 
 var _ link.BatchDispatcher = (*Stack)(nil)
 
-// rxBatch is how many packets DeliverPackets prepares before it takes
-// the lock (link/pipe hands over at most 32 at a time).
+// rxBatch is how many packets DeliverPackets prepares before it takes a
+// lock (link/pipe hands over at most 32 at a time).
 const rxBatch = 32
 
 // DeliverPackets implements link.BatchDispatcher: the packets a link found
 // waiting, processed in order. Each run of up to rxBatch packets is
-// prepared (headers parsed, checksums verified) without the lock, then
-// processed under one lock and one reading of the clock (they had all
-// arrived when the batch began).
+// prepared (headers parsed, checksums verified) without a lock, then
+// processed with one reading of the clock (they had all arrived when the
+// batch began), consecutive segments for one shard under one taking of
+// its lock. It may be called from several goroutines at once (a link
+// with several receive queues): segments of connections in different
+// shards are then processed in parallel.
 func (s *Stack) DeliverPackets(pkts [][]byte) {
 	defer s.offerForwards()
 	var batch [rxBatch]rxPacket

@@ -3,7 +3,9 @@
 // sub-packages (pipe, and later sim, tun, pcap).
 package link
 
-// Dispatcher receives packets from a link. A stack is a Dispatcher.
+// Dispatcher receives packets from a link. A stack is a Dispatcher, and
+// takes deliveries from several goroutines at once (a link with several
+// receive queues).
 type Dispatcher interface {
 	// DeliverPacket hands one IP packet (IPv4 or IPv6, no link header) to the
 	// stack. pkt is only valid during the call: the stack copies what it keeps.
@@ -12,8 +14,9 @@ type Dispatcher interface {
 
 // BatchDispatcher is a Dispatcher that takes several packets at once: a
 // link that finds more than one packet waiting hands them over together,
-// and the stack takes its lock and reads its clock once for all of them.
-// Each packet is only valid during the call.
+// and the stack reads its clock once for all of them and takes the lock
+// of a run of packets for one connection once. Each packet is only valid
+// during the call.
 type BatchDispatcher interface {
 	Dispatcher
 	DeliverPackets(pkts [][]byte)
@@ -24,11 +27,14 @@ type Endpoint interface {
 	// MTU is the largest IP packet the link carries, in bytes.
 	MTU() int
 	// Attach starts delivery of received packets to d. Packets are delivered
-	// from a goroutine the link owns (or, for a synchronous test link, from the
-	// goroutine that injects them), never from inside WritePacket.
+	// from goroutines the link owns (one per receive queue; or, for a
+	// synchronous test link, from the goroutine that injects them), never
+	// from inside WritePacket.
 	Attach(d Dispatcher)
 	// WritePacket sends one IP packet. pkt is only valid during the call.
-	// It must not block on the peer: a full queue drops the packet.
+	// It must not block on the peer: a full queue drops the packet. A
+	// stack calls it from several goroutines at once (one per shard of
+	// connections at most), so it must be safe for that.
 	WritePacket(pkt []byte) error
 	// Close detaches the dispatcher, stops the link's goroutines and releases
 	// its resources. Later writes return an error.
