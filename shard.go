@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"encoding/binary"
 	"iter"
 	"math/bits"
 	"net/netip"
@@ -118,24 +119,23 @@ func (s *Stack) shardOf(local, remote netip.AddrPort) *shard {
 	if len(s.shards) == 1 {
 		return s.shards[0]
 	}
-	la, ra := local.Addr().As16(), remote.Addr().As16()
 	h := s.key.k1 ^ uint64(local.Port())<<16 ^ uint64(remote.Port())
-	h ^= fold16(ra) * 0x9e3779b97f4a7c15
-	h ^= fold16(la) * 0xc2b2ae3d27d4eb4f
+	h ^= foldAddr(remote.Addr()) * 0x9e3779b97f4a7c15
+	h ^= foldAddr(local.Addr()) * 0xc2b2ae3d27d4eb4f
 	h ^= h >> 31
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 29
 	return s.shards[h>>s.shardShift]
 }
 
-// fold16 folds an address's 16 bytes into 64 bits.
-func fold16(a [16]byte) uint64 {
-	var lo, hi uint64
-	for i := range 8 {
-		hi = hi<<8 | uint64(a[i])
-		lo = lo<<8 | uint64(a[8+i])
+// foldAddr folds an address into 64 bits.
+func foldAddr(a netip.Addr) uint64 {
+	if a.Is4() {
+		b := a.As4()
+		return uint64(binary.BigEndian.Uint32(b[:]))
 	}
-	return lo ^ hi*0x94d049bb133111eb
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[8:]) ^ binary.BigEndian.Uint64(b[:8])*0x94d049bb133111eb
 }
 
 // g is the control plane's shard: its counters, packet buffer, scratch

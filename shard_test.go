@@ -362,3 +362,19 @@ func TestShardedSetupUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkShardOf(b *testing.B) {
+	a, _ := pipe.New(1500)
+	s, err := New(Config{Link: a, Shards: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l := netip.MustParseAddrPort("10.0.0.1:80")
+	r := netip.MustParseAddrPort("10.0.0.2:40000")
+	var sink *shard
+	for b.Loop() {
+		sink = s.shardOf(l, r)
+	}
+	_ = sink
+}
