@@ -58,9 +58,12 @@ func BenchmarkMultiBulk(b *testing.B) {
 			b.ReportMetric(a, "allocs/seg")
 		}
 	}
-	for name, o := range map[string]SynOptions{"synstack-csum": {NoOffload: true}, "synstack-1shard": {Shards: 1}, "synstack-2queues": {Queues: 2}} {
-		b.Run(name+"/conns8", func(b *testing.B) {
-			r, err := MultiBulkSynstack(context.Background(), 1500, 8, Budget{Count: b.N}, o)
+	for _, v := range []struct {
+		name string
+		o    SynOptions
+	}{{"synstack-csum", SynOptions{NoOffload: true}}, {"synstack-1shard", SynOptions{Shards: 1}}, {"synstack-2queues", SynOptions{Queues: 2}}} {
+		b.Run(v.name+"/conns8", func(b *testing.B) {
+			r, err := MultiBulkSynstack(context.Background(), 1500, 8, Budget{Count: b.N}, v.o)
 			if err != nil {
 				b.Fatal(err)
 			}
