@@ -194,7 +194,7 @@ func (e *Endpoint) openDevice(opts Options) error {
 	for i := 1; i < opts.Queues; i++ {
 		fd, _, err := openQueue(e.name, flags, offFlags)
 		if err != nil {
-			return fmt.Errorf("tun: %s: queue %d of %d: %w", e.name, i+1, opts.Queues, err)
+			return fmt.Errorf("%w (queue %d of %d)", err, i+1, opts.Queues)
 		}
 		if err := e.addQueue(fd); err != nil {
 			return err
