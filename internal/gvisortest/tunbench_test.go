@@ -6,9 +6,9 @@ package gvisortest_test
 //
 //	go test -run TestTunBench -synstack.tunbench -v ./internal/gvisortest/
 //
-// With -synstack.tunbench.only=queues, only the multi-queue run: synstack
-// on a device of one queue and of two (tun.Options.Queues), downloads by
-// benchWorkers concurrent curls.
+// Then synstack alone, on a device of one queue and of two
+// (tun.Options.Queues), downloads by benchWorkers concurrent curls;
+// -synstack.tunbench.only=queues runs only that part.
 //
 // The test makes a network namespace (ip netns add) and re-runs this test
 // binary inside it (ip netns exec), where the whole benchmark runs in one
@@ -468,6 +468,7 @@ func runTunBench(t *testing.T) {
 			r.mode, benchWorkers, benchConns, r.syn.conc, r.gv.conc, r.syn.conc/r.gv.conc, k.conc)
 	}
 	fmt.Print(b.String())
+	runQueuesBench(t, h)
 }
 
 // parallelDownload runs benchWorkers curl downloads of /big at once and
