@@ -6,6 +6,10 @@ package gvisortest_test
 //
 //	go test -run TestTunBench -synstack.tunbench -v ./internal/gvisortest/
 //
+// Then synstack alone, on a device of one queue and of two
+// (tun.Options.Queues), downloads by benchWorkers concurrent curls;
+// -synstack.tunbench.only=queues runs only that part.
+//
 // The test makes a network namespace (ip netns add) and re-runs this test
 // binary inside it (ip netns exec), where the whole benchmark runs in one
 // process: both stacks, both TUN devices, the kernel-side HTTP server and
@@ -47,7 +51,10 @@ import (
 	"github.com/synstack/synstack/link/tun"
 )
 
-var tunBench = flag.Bool("synstack.tunbench", false, "run TestTunBench: synstack and gVisor over TUN, side by side (root)")
+var (
+	tunBench     = flag.Bool("synstack.tunbench", false, "run TestTunBench: synstack and gVisor over TUN, side by side (root)")
+	tunBenchOnly = flag.String("synstack.tunbench.only", "", `with -synstack.tunbench: "queues" runs only the multi-queue comparison`)
+)
 
 // tunBenchChild marks the copy of the test binary that runs inside the
 // namespace.
@@ -96,7 +103,8 @@ func TestTunBench(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe, "-test.run", "^TestTunBench$", "-test.v", "-test.timeout", "15m")
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, exe, "-test.run", "^TestTunBench$", "-test.v", "-test.timeout", "15m",
+		"-synstack.tunbench.only="+*tunBenchOnly)
 	cmd.Env = append(os.Environ(), tunBenchChild+"=1")
 	var out bytes.Buffer
 	cmd.Stdout = io.MultiWriter(os.Stdout, &out)
@@ -143,8 +151,8 @@ var (
 	gvStack   = netip.MustParsePrefix("10.99.2.2/24")
 )
 
-func startSynstack(t *testing.T, h http.Handler, offload bool) *benchTarget {
-	ep, err := tun.Open(tun.Options{Name: "bsyn0", MTU: benchMTU, NoOffload: !offload, HostAddrs: []netip.Prefix{synKernel}})
+func startSynstack(t *testing.T, h http.Handler, offload bool, queues int) *benchTarget {
+	ep, err := tun.Open(tun.Options{Name: "bsyn0", MTU: benchMTU, NoOffload: !offload, Queues: queues, HostAddrs: []netip.Prefix{synKernel}})
 	if err != nil {
 		t.Fatalf("synstack: tun: %v", err)
 	}
@@ -160,7 +168,7 @@ func startSynstack(t *testing.T, h http.Handler, offload bool) *benchTarget {
 		t.Fatalf("synstack: listen: %v", err)
 	}
 	stop := serveHTTP(ln, h)
-	t.Logf("synstack: device %s, offloads: %s", ep.Name(), ep.Offload())
+	t.Logf("synstack: device %s, %d queue(s), offloads: %s", ep.Name(), len(ep.QueueStats()), ep.Offload())
 	return &benchTarget{
 		name: "synstack",
 		addr: net.JoinHostPort(synStack.Addr().String(), strconv.Itoa(benchPort)),
@@ -417,6 +425,10 @@ func runTunBench(t *testing.T) {
 		body[i] = byte(i*7 + i>>12)
 	}
 	h := benchHandler(body)
+	if *tunBenchOnly == "queues" {
+		runQueuesBench(t, h)
+		return
+	}
 
 	type row struct {
 		mode    string
@@ -428,7 +440,7 @@ func runTunBench(t *testing.T) {
 		if !offload {
 			mode = "off"
 		}
-		syn := startSynstack(t, h, offload)
+		syn := startSynstack(t, h, offload, 0)
 		gv := startGvisor(t, h, offload)
 		waitUp(t, syn)
 		waitUp(t, gv)
@@ -454,6 +466,72 @@ func runTunBench(t *testing.T) {
 			r.mode, benchConns, r.syn.seq, r.gv.seq, r.syn.seq/r.gv.seq, k.seq)
 		fmt.Fprintf(&b, "| %s | new conns/s, %d workers (%d) | %.0f | %.0f | %.2f | %.0f |\n",
 			r.mode, benchWorkers, benchConns, r.syn.conc, r.gv.conc, r.syn.conc/r.gv.conc, k.conc)
+	}
+	fmt.Print(b.String())
+	runQueuesBench(t, h)
+}
+
+// parallelDownload runs benchWorkers curl downloads of /big at once and
+// returns their aggregate MiB/s (all bytes over the wall time of the
+// whole run) and how many cores this process kept busy meanwhile.
+func parallelDownload(addr string) (mibs, cores float64, err error) {
+	ctx := context.Background()
+	errs := make(chan error, benchWorkers)
+	cpu0, wall0 := procCPU(), time.Now()
+	for range benchWorkers {
+		go func() {
+			_, err := download(ctx, addr)
+			errs <- err
+		}()
+	}
+	for range benchWorkers {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	el := time.Since(wall0)
+	cores = (procCPU() - cpu0).Seconds() / el.Seconds()
+	return float64(benchWorkers*benchBody) / (1 << 20) / el.Seconds(), cores, err
+}
+
+// runQueuesBench compares synstack on a one-queue device with synstack on
+// a two-queue one (stack shards as by default), offloads on and off:
+// aggregate download rate of benchWorkers concurrent curls, best of
+// benchTrials, and this process's CPU (cores busy) in that best run.
+func runQueuesBench(t *testing.T, h http.Handler) {
+	type fig struct{ mibs, cores float64 }
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n| offloads | figure | synstack, 1 queue | synstack, 2 queues | 2/1 |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|\n")
+	for _, offload := range []bool{true, false} {
+		mode := "on"
+		if !offload {
+			mode = "off"
+		}
+		var res [2]fig
+		for i, queues := range []int{1, 2} {
+			syn := startSynstack(t, h, offload, queues)
+			waitUp(t, syn)
+			for trial := range benchTrials {
+				v, cores, err := parallelDownload(syn.addr)
+				if err != nil {
+					syn.close()
+					t.Fatalf("synstack, %d queues: %v", queues, err)
+				}
+				t.Logf("synstack, offloads %s, %d queue(s): %d concurrent downloads %d: %.0f MiB/s in all, this process %.2f cores",
+					mode, queues, benchWorkers, trial+1, v, cores)
+				if v > res[i].mibs {
+					res[i] = fig{v, cores}
+				}
+			}
+			syn.close()
+		}
+		fmt.Fprintf(&b, "| %s | download, MiB/s in all, %d curls at once (best of %d × %d × 256 MiB) | %.0f | %.0f | %.2f |\n",
+			mode, benchWorkers, benchTrials, benchWorkers, res[0].mibs, res[1].mibs, res[1].mibs/res[0].mibs)
+		fmt.Fprintf(&b, "| %s | this process's CPU, cores (in that run) | %.2f | %.2f | %.2f |\n",
+			mode, res[0].cores, res[1].cores, res[1].cores/res[0].cores)
+		e0, e1 := res[0].mibs/res[0].cores, res[1].mibs/res[1].cores
+		fmt.Fprintf(&b, "| %s | MiB per CPU-second of this process | %.0f | %.0f | %.2f |\n", mode, e0, e1, e1/e0)
 	}
 	fmt.Print(b.String())
 }

@@ -18,6 +18,14 @@
 // offloads, or with Options.NoOffload, the device is a plain IFF_TUN one:
 // one packet per read or write, MTU-sized.
 //
+// With Options.Queues above 1, the device is a multi-queue one
+// (IFF_MULTI_QUEUE): it is opened that many times, and each of its queues
+// has a reader and a writer of its own. The kernel spreads the flows it
+// sends over the queues; the endpoint sends each flow's packets through
+// one queue, chosen by a hash of its addresses and ports. The Dispatcher
+// is then called from as many goroutines at once as there are queues, as
+// a stack that shards its connections can take (synstack.Stack does).
+//
 // Opening a TUN device and configuring links needs CAP_NET_ADMIN (root).
 //
 //	ep, err := tun.Open(tun.Options{Name: "syn0", HostAddrs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/24")}})
@@ -57,6 +65,32 @@ type Options struct {
 	// QueueLen is how many packets written by the stack may wait for the
 	// device before more are dropped. Default DefaultQueueLen.
 	QueueLen int
+	// Queues is how many queues the device has. 0 or 1: one, a plain
+	// device read and written by one goroutine each. Above 1 (at most
+	// MaxQueues): a multi-queue device (IFF_MULTI_QUEUE), opened Queues
+	// times, each queue with a reader and a writer of its own; an
+	// existing device must then be a multi-queue one too. The Dispatcher
+	// is then called from up to Queues goroutines at once, so it must be
+	// safe for concurrent DeliverPacket calls (synstack.Stack is). The
+	// kernel picks the queue of each packet it sends; the endpoint sends
+	// each flow's packets (same addresses, protocol and ports) through
+	// one queue, so they stay in order and coalesce as with one queue.
+	// QueueLen applies to each queue. Open fails if the kernel refuses a
+	// multi-queue device.
+	Queues int
+}
+
+// MaxQueues bounds Options.Queues: the kernel's limit on a TUN device's
+// queues (MAX_TAP_QUEUES).
+const MaxQueues = 256
+
+// QueueStats count what one queue of an endpoint did; they add up to the
+// corresponding Stats.
+type QueueStats struct {
+	PacketsIn     uint64 // packets read from this queue and delivered
+	PacketsOut    uint64 // packets written to this queue
+	WritesOut     uint64 // writes to this queue
+	DropQueueFull uint64 // packets dropped because this queue's writer was behind
 }
 
 // Stats count what an endpoint did.

@@ -37,11 +37,12 @@ var offloadTries = []struct {
 // the most segments one coalesced packet can gather.
 const maxBatch = 64
 
-// Endpoint is an open TUN device. It implements link.Endpoint: one
-// goroutine reads the device and delivers to the attached Dispatcher,
-// another writes what the stack queues with WritePacket. Close stops both.
+// Endpoint is an open TUN device. It implements link.Endpoint: for each
+// of the device's queues (one unless Options.Queues), one goroutine reads
+// it and delivers to the attached Dispatcher, another writes what the
+// stack queues with WritePacket. Close stops them all.
 type Endpoint struct {
-	f       *os.File
+	queues  []*queue
 	name    string
 	index   int
 	mtu     int
@@ -57,15 +58,22 @@ type Endpoint struct {
 	addedAddrs []netlink.Addr // host addresses Open added
 
 	disp   atomic.Pointer[dispatcherBox]
-	out    chan *[]byte // packets waiting for the writer, each with vnetHdrLen bytes of headroom
 	pool   sync.Pool
 	done   chan struct{}
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	once   sync.Once
 
-	packetsIn, packetsOut, writesOut, gsoIn, gsoOut, csumIn atomic.Uint64
-	dropNoDisp, dropBad, dropFull, writeErrs, readErrs      atomic.Uint64
+	gsoIn, gsoOut, csumIn                    atomic.Uint64
+	dropNoDisp, dropBad, writeErrs, readErrs atomic.Uint64
+}
+
+// queue is one of the device's queues: its own fd, reader and writer.
+type queue struct {
+	f   *os.File
+	out chan *[]byte // packets waiting for the writer, each with vnetHdrLen bytes of headroom
+
+	packetsIn, packetsOut, writesOut, dropFull atomic.Uint64
 }
 
 type dispatcherBox struct{ d link.Dispatcher }
@@ -86,11 +94,14 @@ func Open(opts Options) (*Endpoint, error) {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = DefaultQueueLen
 	}
+	if opts.Queues < 0 || opts.Queues > MaxQueues {
+		return nil, fmt.Errorf("tun: %d queues, out of range [0, %d]", opts.Queues, MaxQueues)
+	}
 	nl, err := netlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("tun: netlink: %w", err)
 	}
-	e := &Endpoint{nl: nl, mtu: opts.MTU, done: make(chan struct{}), out: make(chan *[]byte, opts.QueueLen)}
+	e := &Endpoint{nl: nl, mtu: opts.MTU, done: make(chan struct{})}
 	e.pool.New = func() any {
 		b := make([]byte, vnetHdrLen+e.mtu)
 		return &b
@@ -141,19 +152,27 @@ func Open(opts Options) (*Endpoint, error) {
 		}
 		e.addedAddrs = append(e.addedAddrs, *a)
 	}
-	e.wg.Add(2)
-	go e.readLoop()
-	go e.writeLoop()
+	for _, q := range e.queues {
+		q.out = make(chan *[]byte, opts.QueueLen)
+	}
+	for _, q := range e.queues {
+		e.wg.Add(2)
+		go e.readLoop(q)
+		go e.writeLoop(q)
+	}
 	ok = true
 	return e, nil
 }
 
 // openDevice opens /dev/net/tun on the device, with offloads if asked and
 // available: IFF_VNET_HDR and TUNSETOFFLOAD with checksums and TSO, else
-// checksums alone, else a plain device.
+// checksums alone, else a plain device. With several queues, the first
+// open negotiates and the others (IFF_MULTI_QUEUE, same name) ask for what
+// the first got.
 func (e *Endpoint) openDevice(opts Options) error {
 	var feats uint32
-	if !opts.NoOffload {
+	multi := opts.Queues > 1
+	if !opts.NoOffload || multi {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("tun: %w", err)
@@ -161,35 +180,94 @@ func (e *Endpoint) openDevice(opts Options) error {
 		feats, _ = unix.IoctlGetUint32(fd, unix.TUNGETFEATURES)
 		unix.Close(fd)
 	}
+	var mq uint16
+	if multi {
+		if feats&unix.IFF_MULTI_QUEUE == 0 {
+			return fmt.Errorf("tun: %d queues: the kernel has no multi-queue TUN devices (IFF_MULTI_QUEUE)", opts.Queues)
+		}
+		mq = unix.IFF_MULTI_QUEUE
+	}
+	flags, offFlags, err := e.openFirst(opts, feats, mq)
+	if err != nil {
+		return err
+	}
+	for i := 1; i < opts.Queues; i++ {
+		fd, _, err := openQueue(e.name, flags, offFlags)
+		if err != nil {
+			return fmt.Errorf("%w (queue %d of %d)", err, i+1, opts.Queues)
+		}
+		if err := e.addQueue(fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openFirst opens the device's first queue, negotiating offloads, and
+// returns the TUNSETIFF and TUNSETOFFLOAD flags it got (offFlags -1: no
+// TUNSETOFFLOAD).
+func (e *Endpoint) openFirst(opts Options, feats uint32, mq uint16) (flags uint16, offFlags int, err error) {
 	reason := "turned off"
 	if !opts.NoOffload && feats&unix.IFF_VNET_HDR == 0 {
 		reason = "the kernel has no IFF_VNET_HDR"
 	}
 	if !opts.NoOffload && feats&unix.IFF_VNET_HDR != 0 {
+		flags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR | mq
 		for _, off := range offloadTries {
-			fd, name, err := createTun(opts.Name, unix.IFF_TUN|unix.IFF_NO_PI|unix.IFF_VNET_HDR)
-			if err != nil {
+			fd, name, err := openQueue(opts.Name, flags, off.flags)
+			if err == nil {
+				e.vnet, e.tso, e.offload = true, off.flags&tunFTSO4 != 0, off.name
+				e.name = name
+				return flags, off.flags, e.addQueue(fd)
+			}
+			var oe offloadError
+			if !errors.As(err, &oe) {
+				if mq != 0 {
+					return 0, 0, err // refused IFF_MULTI_QUEUE: fail, not fall back
+				}
 				reason = err.Error()
 				break
 			}
-			err = unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen)
-			if err == nil {
-				err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, off.flags)
-			}
-			if err == nil {
-				e.vnet, e.tso, e.offload = true, off.flags&tunFTSO4 != 0, off.name
-				return e.setFile(fd, name)
-			}
-			reason = "TUNSETOFFLOAD: " + err.Error()
-			unix.Close(fd)
+			reason = err.Error()
 		}
 	}
-	fd, name, err := createTun(opts.Name, unix.IFF_TUN|unix.IFF_NO_PI)
+	flags = unix.IFF_TUN | unix.IFF_NO_PI | mq
+	fd, name, err := openQueue(opts.Name, flags, -1)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	e.offload = "none (" + reason + ")"
-	return e.setFile(fd, name)
+	e.name = name
+	return flags, -1, e.addQueue(fd)
+}
+
+// offloadError is an error of openQueue's offload negotiation, after the
+// device was opened.
+type offloadError struct{ err error }
+
+func (o offloadError) Error() string { return o.err.Error() }
+func (o offloadError) Unwrap() error { return o.err }
+
+// openQueue opens the TUN device name with the given flags and, if they
+// have IFF_VNET_HDR, sets the virtio header's size and the offloads
+// offFlags.
+func openQueue(name string, flags uint16, offFlags int) (int, string, error) {
+	fd, name, err := createTun(name, flags)
+	if err != nil {
+		return -1, "", err
+	}
+	if flags&unix.IFF_VNET_HDR == 0 {
+		return fd, name, nil
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+		unix.Close(fd)
+		return -1, "", offloadError{fmt.Errorf("TUNSETVNETHDRSZ: %w", err)}
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offFlags); err != nil {
+		unix.Close(fd)
+		return -1, "", offloadError{fmt.Errorf("TUNSETOFFLOAD: %w", err)}
+	}
+	return fd, name, nil
 }
 
 // createTun opens a TUN device with the given flags.
@@ -206,20 +284,23 @@ func createTun(name string, flags uint16) (int, string, error) {
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
+		if flags&unix.IFF_MULTI_QUEUE != 0 && errors.Is(err, unix.EINVAL) {
+			return -1, "", fmt.Errorf("tun: TUNSETIFF %q with IFF_MULTI_QUEUE refused (an existing device that is not multi-queue, or other flags than its own?): %w", name, err)
+		}
 		return -1, "", fmt.Errorf("tun: TUNSETIFF %q: %w", name, err)
 	}
 	return fd, ifr.Name(), nil
 }
 
-// setFile makes fd non-blocking and wraps it in an *os.File, so that reads
-// wait in the runtime's poller and Close interrupts them.
-func (e *Endpoint) setFile(fd int, name string) error {
+// addQueue makes fd non-blocking and wraps it in an *os.File, so that reads
+// wait in the runtime's poller and Close interrupts them, as a new queue.
+func (e *Endpoint) addQueue(fd int) error {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return fmt.Errorf("tun: %w", err)
 	}
-	e.f = os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
-	e.name = name
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("/dev/net/tun:%s:%d", e.name, len(e.queues)))
+	e.queues = append(e.queues, &queue{f: f})
 	return nil
 }
 
@@ -267,7 +348,8 @@ func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pk
 var _ link.GatherWriter = (*Endpoint)(nil)
 
 // WritePacketGather implements link.GatherWriter: WritePacket of hdr
-// followed by payload, copied once, straight into the queued buffer.
+// followed by payload, copied once, straight into the queued buffer. With
+// several queues, the packet goes to the one its flow hashes to (queueOf).
 func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -286,11 +368,15 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	}
 	*buf = (*buf)[:vnetHdrLen+n]
 	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
+	q := e.queues[0]
+	if len(e.queues) > 1 {
+		q = e.queues[queueOf((*buf)[vnetHdrLen:], len(e.queues))]
+	}
 	select {
-	case e.out <- buf:
+	case q.out <- buf:
 	default:
 		e.release(buf)
-		e.dropFull.Add(1)
+		q.dropFull.Add(1)
 	}
 	return nil
 }
@@ -302,12 +388,13 @@ func (e *Endpoint) release(buf *[]byte) {
 	}
 }
 
-// readLoop reads the device until Close and delivers each packet.
-func (e *Endpoint) readLoop() {
+// readLoop reads one of the device's queues until Close and delivers each
+// packet.
+func (e *Endpoint) readLoop(q *queue) {
 	defer e.wg.Done()
 	buf := make([]byte, vnetHdrLen+maxIPPacket+1)
 	for {
-		n, err := e.f.Read(buf)
+		n, err := q.f.Read(buf)
 		if err != nil {
 			if e.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return
@@ -345,14 +432,14 @@ func (e *Endpoint) readLoop() {
 			continue
 		}
 		box.d.DeliverPacket(pkt)
-		e.packetsIn.Add(1)
+		q.packetsIn.Add(1)
 	}
 }
 
-// writeLoop writes what WritePacket queues, a batch at a time: whatever
-// gathered while the last write ran. With offloads, the segments of a
-// batch that continue each other are coalesced.
-func (e *Endpoint) writeLoop() {
+// writeLoop writes what WritePacket queues for q, a batch at a time:
+// whatever gathered while the last write ran. With offloads, the segments
+// of a batch that continue each other are coalesced.
+func (e *Endpoint) writeLoop(q *queue) {
 	defer e.wg.Done()
 	var (
 		batch   = make([]*[]byte, 0, maxBatch)
@@ -364,13 +451,13 @@ func (e *Endpoint) writeLoop() {
 		select {
 		case <-e.done:
 			return
-		case b := <-e.out:
+		case b := <-q.out:
 			batch = append(batch, b)
 		}
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case b := <-e.out:
+			case b := <-q.out:
 				batch = append(batch, b)
 			default:
 				break drain
@@ -380,10 +467,10 @@ func (e *Endpoint) writeLoop() {
 			for _, b := range batch {
 				pkts = append(pkts, (*b)[vnetHdrLen:])
 			}
-			e.writeOffload(&plan, pkts, batch, scratch)
+			e.writeOffload(q, &plan, pkts, batch, scratch)
 		} else {
 			for _, b := range batch {
-				e.writePlain((*b)[vnetHdrLen:], scratch)
+				e.writePlain(q, (*b)[vnetHdrLen:], scratch)
 			}
 		}
 		for i, b := range batch {
@@ -400,7 +487,7 @@ func (e *Endpoint) writeLoop() {
 // writeOffload writes a batch through the virtio header: coalesced
 // segments as GSO packets, single TCP packets with a partial checksum,
 // other packets as they are.
-func (e *Endpoint) writeOffload(plan *gsoBatch, pkts [][]byte, bufs []*[]byte, scratch []byte) {
+func (e *Endpoint) writeOffload(q *queue, plan *gsoBatch, pkts [][]byte, bufs []*[]byte, scratch []byte) {
 	maxSize := e.mtu
 	if e.tso {
 		maxSize = maxIPPacket
@@ -409,7 +496,7 @@ func (e *Endpoint) writeOffload(plan *gsoBatch, pkts [][]byte, bufs []*[]byte, s
 	for i := range items {
 		it := &items[i]
 		if it.n > 1 {
-			e.write(plan.build(scratch, pkts, it), it.n)
+			e.write(q, plan.build(scratch, pkts, it), it.n)
 			e.gsoOut.Add(1)
 			continue
 		}
@@ -419,7 +506,7 @@ func (e *Endpoint) writeOffload(plan *gsoBatch, pkts [][]byte, bufs []*[]byte, s
 		if t, ok := parseTCPPacket(p); ok {
 			if len(p) > e.mtu {
 				if !e.tso {
-					e.splitWrite(p, t, scratch)
+					e.splitWrite(q, p, t, scratch)
 					continue
 				}
 				h.gsoType = vnetGSOTCPv4
@@ -436,15 +523,15 @@ func (e *Endpoint) writeOffload(plan *gsoBatch, pkts [][]byte, bufs []*[]byte, s
 			continue
 		}
 		h.encode(full)
-		e.write(full, 1)
+		e.write(q, full, 1)
 	}
 }
 
 // writePlain writes one packet to a device without offloads, cutting a TCP
 // packet larger than the MTU.
-func (e *Endpoint) writePlain(p, scratch []byte) {
+func (e *Endpoint) writePlain(q *queue, p, scratch []byte) {
 	if len(p) <= e.mtu {
-		e.write(p, 1)
+		e.write(q, p, 1)
 		return
 	}
 	t, ok := parseTCPPacket(p)
@@ -452,12 +539,12 @@ func (e *Endpoint) writePlain(p, scratch []byte) {
 		e.dropBad.Add(1)
 		return
 	}
-	e.splitWrite(p, t, scratch)
+	e.splitWrite(q, p, t, scratch)
 }
 
 // splitWrite cuts a large TCP packet into MTU-sized segments and writes
 // each.
-func (e *Endpoint) splitWrite(p []byte, t tcpPkt, scratch []byte) {
+func (e *Endpoint) splitWrite(q *queue, p []byte, t tcpPkt, scratch []byte) {
 	mss := e.mtu - t.ipLen - t.tcpLen
 	if mss <= 0 {
 		e.dropBad.Add(1)
@@ -468,35 +555,48 @@ func (e *Endpoint) splitWrite(p []byte, t tcpPkt, scratch []byte) {
 		clear(scratch[:vnetHdrLen])
 		off = vnetHdrLen
 	}
-	splitTCP(p, t, mss, scratch[off:], func(s []byte) { e.write(scratch[:off+len(s)], 1) })
+	splitTCP(p, t, mss, scratch[off:], func(s []byte) { e.write(q, scratch[:off+len(s)], 1) })
 }
 
 // write writes one buffer (a packet, with its virtio header if offloads
-// are on) standing for n of the stack's packets.
-func (e *Endpoint) write(b []byte, n int) {
-	if _, err := e.f.Write(b); err != nil {
+// are on) standing for n of the stack's packets to q.
+func (e *Endpoint) write(q *queue, b []byte, n int) {
+	if _, err := q.f.Write(b); err != nil {
 		e.writeErrs.Add(1)
 		return
 	}
-	e.writesOut.Add(1)
-	e.packetsOut.Add(uint64(n))
+	q.writesOut.Add(1)
+	q.packetsOut.Add(uint64(n))
 }
 
-// Stats returns the endpoint's counters.
+// Stats returns the endpoint's counters, all queues together.
 func (e *Endpoint) Stats() Stats {
-	return Stats{
-		PacketsIn:        e.packetsIn.Load(),
-		PacketsOut:       e.packetsOut.Load(),
-		WritesOut:        e.writesOut.Load(),
-		GSOIn:            e.gsoIn.Load(),
-		GSOOut:           e.gsoOut.Load(),
-		CsumIn:           e.csumIn.Load(),
-		DropNoDispatcher: e.dropNoDisp.Load(),
-		DropBad:          e.dropBad.Load(),
-		DropQueueFull:    e.dropFull.Load(),
-		WriteErrors:      e.writeErrs.Load(),
-		ReadErrors:       e.readErrs.Load(),
+	var s Stats
+	for _, q := range e.queues {
+		s.PacketsIn += q.packetsIn.Load()
+		s.PacketsOut += q.packetsOut.Load()
+		s.WritesOut += q.writesOut.Load()
+		s.DropQueueFull += q.dropFull.Load()
 	}
+	s.GSOIn, s.GSOOut, s.CsumIn = e.gsoIn.Load(), e.gsoOut.Load(), e.csumIn.Load()
+	s.DropNoDispatcher, s.DropBad = e.dropNoDisp.Load(), e.dropBad.Load()
+	s.WriteErrors, s.ReadErrors = e.writeErrs.Load(), e.readErrs.Load()
+	return s
+}
+
+// QueueStats returns the counters of each of the device's queues, in
+// order: one element unless Options.Queues is above 1.
+func (e *Endpoint) QueueStats() []QueueStats {
+	qs := make([]QueueStats, len(e.queues))
+	for i, q := range e.queues {
+		qs[i] = QueueStats{
+			PacketsIn:     q.packetsIn.Load(),
+			PacketsOut:    q.packetsOut.Load(),
+			WritesOut:     q.writesOut.Load(),
+			DropQueueFull: q.dropFull.Load(),
+		}
+	}
+	return qs
 }
 
 // KernelReady reports whether the kernel's side of the device is ready to
@@ -562,12 +662,15 @@ func (e *Endpoint) Close() error {
 		close(e.done)
 		err = e.teardown()
 		e.wg.Wait()
-		for {
-			select {
-			case b := <-e.out:
-				e.release(b)
-			default:
-				return
+		for _, q := range e.queues {
+		drain:
+			for {
+				select {
+				case b := <-q.out:
+					e.release(b)
+				default:
+					break drain
+				}
 			}
 		}
 	})
@@ -577,10 +680,11 @@ func (e *Endpoint) Close() error {
 // teardown undoes what Open did: a failed Open's or Close's.
 func (e *Endpoint) teardown() error {
 	var errs []error
-	if e.f != nil {
+	for _, q := range e.queues {
 		// Closing the file wakes the reader; the writer may still be
-		// finishing a write, which then fails with os.ErrClosed.
-		errs = append(errs, e.f.Close())
+		// finishing a write, which then fails with os.ErrClosed. The
+		// last queue's closing removes a device Open created.
+		errs = append(errs, q.f.Close())
 	}
 	if e.nl != nil {
 		if !e.created && e.index != 0 {

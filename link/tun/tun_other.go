@@ -45,6 +45,9 @@ func (e *Endpoint) WritePacket(pkt []byte) error { return errNotLinux }
 // Stats returns the endpoint's counters.
 func (e *Endpoint) Stats() Stats { return Stats{} }
 
+// QueueStats returns the counters of each of the device's queues: none.
+func (e *Endpoint) QueueStats() []QueueStats { return nil }
+
 // KernelReady fails: there is no device.
 func (e *Endpoint) KernelReady(addr netip.Addr) (bool, error) { return false, errNotLinux }
 
