@@ -477,14 +477,18 @@ func TestTunGet(t *testing.T) {
 	}
 }
 
-// wrk with Connection: close, every request a new connection: no socket
-// errors, and no connection left open afterwards.
+// wrk with Connection: close, every request a new connection, on a
+// two-queue device: no socket errors, and no connection left open
+// afterwards.
 func TestTunWrkConnectionClose(t *testing.T) {
 	ns := newNetns(t, "wrk")
 	dir := t.TempDir()
 	testFile(t, filepath.Join(dir, "4k.bin"), 4096)
+	// Two queues: the kernel spreads wrk's connections over them and the
+	// stack takes them from two goroutines at once, into its shards.
 	srv := ns.start("main", "serve", "--tun", nsDev, "--addr", nsStack+"/24", "--host-addr", nsKernel+"/24",
-		"--listen", ":"+nsPort, "--http", dir)
+		"--listen", ":"+nsPort, "--http", dir, "--queues", "2")
+	srv.waitLog("queues: 2", 10*time.Second)
 	srv.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
 	before := srv.stats()
 

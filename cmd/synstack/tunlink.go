@@ -50,6 +50,7 @@ type tunFlags struct {
 	hostAddrs prefixList
 	mtu       int
 	noOffload bool
+	queues    int
 }
 
 func (f *tunFlags) register(fs *flag.FlagSet) {
@@ -58,6 +59,7 @@ func (f *tunFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, as 10.99.0.1/24 (repeatable; removed at exit)")
 	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "the device's MTU")
 	fs.BoolVar(&f.noOffload, "no-offload", false, "plain TUN device: no virtio header, no large packets, no checksum offload")
+	fs.IntVar(&f.queues, "queues", 1, "`N` queues (IFF_MULTI_QUEUE): the kernel spreads flows over them and the stack takes them on N goroutines")
 }
 
 func (f *tunFlags) check() error {
@@ -85,7 +87,7 @@ type tunStack struct {
 
 // openTunStack opens the device and starts a stack on it.
 func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (*tunStack, error) {
-	ep, err := tun.Open(tun.Options{Name: f.name, MTU: f.mtu, NoOffload: f.noOffload, HostAddrs: f.hostAddrs})
+	ep, err := tun.Open(tun.Options{Name: f.name, MTU: f.mtu, NoOffload: f.noOffload, HostAddrs: f.hostAddrs, Queues: f.queues})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +103,7 @@ func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (
 		how = "created"
 	}
 	ts := &tunStack{log: log, cmd: cmd, flags: f, ep: ep, st: st}
-	ts.logf("device %s (%s, mtu %d, offloads: %s), stack %s", ep.Name(), how, ep.MTU(), ep.Offload(), f.addrs.String())
+	ts.logf("device %s (%s, mtu %d, offloads: %s, queues: %d), stack %s", ep.Name(), how, ep.MTU(), ep.Offload(), max(f.queues, 1), f.addrs.String())
 	if len(f.hostAddrs) > 0 {
 		ts.logf("kernel side of %s: %s", ep.Name(), f.hostAddrs.String())
 	}
