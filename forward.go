@@ -158,8 +158,8 @@ func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
 // PendingForwards returns the number of requests offered and not yet
 // decided.
 func (s *Stack) PendingForwards() int {
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	return len(s.fwd.pending)
 }
 
@@ -246,11 +246,11 @@ func (s *Stack) offerForwards() {
 	if !s.fwd.queued.Load() {
 		return
 	}
-	s.lock()
+	s.ctl.Lock()
 	offers, f := s.fwd.offers, s.fwd.f
 	s.fwd.offers = nil
 	s.fwd.queued.Store(false)
-	s.unlock()
+	s.ctl.Unlock()
 	for _, req := range offers {
 		if f == nil {
 			_ = req.Drop()
@@ -319,12 +319,15 @@ func (r *ForwardRequest) Accept() (*TCPConn, error) {
 // completes, the connection is reset and the error wraps ctx's.
 func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 	s := r.s
-	s.lock()
-	defer s.unlock()
+	// ctl and the shard of the connection to be (waitLocked may change
+	// l, which the deferred release reads when it runs).
+	l := locks{ctl: true, sh: s.shardOf(r.Local, r.Remote)}
+	s.acquire(&l)
+	defer s.release(&l)
 	if err := r.decideLocked(); err != nil {
 		return nil, r.opErr(err)
 	}
-	if s.connGet(r.Local, r.Remote) != nil {
+	if l.sh.conns.get(r.Local, r.Remote) != nil {
 		return nil, r.opErr(syscall.EADDRINUSE)
 	}
 	fam := uint8(AF_INET)
@@ -361,7 +364,6 @@ func (r *ForwardRequest) AcceptContext(ctx context.Context) (*TCPConn, error) {
 		}
 		st := ep.conn.State()
 		if st == tcp.SynRcvd {
-			l := everything
 			s.waitLocked(sk, ctx.Done(), &l)
 			continue
 		}
@@ -403,8 +405,8 @@ func isResetCause(c tcp.Cause) bool {
 // ECONNREFUSED at once.
 func (r *ForwardRequest) Refuse() error {
 	s := r.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	if err := r.decideLocked(); err != nil {
 		return err
 	}
@@ -417,8 +419,8 @@ func (r *ForwardRequest) Refuse() error {
 // SYN, which is then offered as a new request.
 func (r *ForwardRequest) Drop() error {
 	s := r.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	return r.decideLocked()
 }
 
@@ -431,8 +433,8 @@ func (r *ForwardRequest) Unreachable(code UnreachableCode) error {
 
 func (r *ForwardRequest) unreachable(code UnreachableCode, timeout bool) error {
 	s := r.s
-	s.lock()
-	defer s.unlock()
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
 	if err := r.decideLocked(); err != nil {
 		return err
 	}

@@ -87,16 +87,21 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 			if s.closed {
 				return false
 			}
-			st := &sh.stats
-			st.IpInReceives++
-			s.packetHook("in", p.pkt)
-			st.IpInDelivers++
-			st.TcpInSegs++
-			local, remote, seg = p.segment()
-			if s.shardInput(sh, local, remote, &seg, now) {
-				continue
+			// To another address than the stack's, only if the
+			// forwarder takes it: else it is dropped, and counted,
+			// below.
+			if p.local || s.forwardsToLocked(p.dst, p.proto, p.payload) {
+				st := &sh.stats
+				st.IpInReceives++
+				s.packetHook("in", p.pkt)
+				st.IpInDelivers++
+				st.TcpInSegs++
+				local, remote, seg = p.segment()
+				if s.shardInput(sh, local, remote, &seg, now) {
+					continue
+				}
+				counted = true
 			}
-			counted = true
 		}
 		// Escalate: a segment the connection's shard cannot take
 		// alone goes on under ctl and that shard, anything else under
@@ -124,11 +129,12 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 	return true
 }
 
-// shardForPacket returns the shard of a well-formed TCP segment to one of
-// the stack's addresses, one that ipInputLocked would hand to the
-// demultiplexer; nil for any other packet.
+// shardForPacket returns the shard of a well-formed TCP segment, one that
+// ipInputLocked would hand to the demultiplexer if it is to one of the
+// stack's addresses or the forwarder takes it (forwardsToLocked, which
+// the caller asks under the shard's lock); nil for any other packet.
 func (s *Stack) shardForPacket(p *rxPacket) *shard {
-	if p.ip != rxOK || !p.local || p.proto != wire.ProtoTCP || p.tcp != rxOK || !p.tcpAcceptable() {
+	if p.ip != rxOK || p.proto != wire.ProtoTCP || p.tcp != rxOK || !p.tcpAcceptable() {
 		return nil
 	}
 	return s.shardOf(netip.AddrPortFrom(p.dst, p.th.DstPort), netip.AddrPortFrom(p.src, p.th.SrcPort))
@@ -196,10 +202,9 @@ const (
 	rxBadChecksum // TCP checksum wrong
 )
 
-// prepare reads pkt into p without the lock: the IP header, and for TCP
-// to one of the stack's addresses the checksum and the TCP header.
-// Packets that are not for the stack's addresses are left for
-// ipInputLocked, which asks the forwarding table (under the lock).
+// prepare reads pkt into p without a lock: the IP header, and for TCP the
+// checksum and the TCP header. Whether a packet to another address than
+// the stack's is taken (by the forwarder) is for later, under a lock.
 func (s *Stack) prepare(p *rxPacket, pkt []byte) {
 	*p = rxPacket{pkt: pkt, ip: rxBadHeader}
 	if len(pkt) == 0 {
@@ -227,7 +232,9 @@ func (s *Stack) prepare(p *rxPacket, pkt []byte) {
 	}
 	p.ip = rxOK
 	p.local = s.isLocalAddr(p.dst)
-	if p.local && p.proto == wire.ProtoTCP {
+	if p.proto == wire.ProtoTCP {
+		// Also for another address: a forwarded connection's segment
+		// (dropped later unless the forwarder takes the address).
 		s.prepareTCP(p)
 	}
 }
