@@ -1,11 +1,15 @@
 package synstack
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -377,4 +381,139 @@ func BenchmarkShardOf(b *testing.B) {
 		sink = s.shardOf(l, r)
 	}
 	_ = sink
+}
+
+// TestShardedChaos mixes, from many goroutines at once, every kind of
+// call that takes a different set of locks: connections made and used
+// (ctl and a shard; a shard), socket options set on live connections
+// (ctl and a shard), half-closes and resets, a listener closed and
+// opened again under load (ctl and every shard, resetting its queued
+// children), and Stats, Connections and CountStates (every lock). Every
+// echoed byte is checked; the race detector watches the rest.
+func TestShardedChaos(t *testing.T) {
+	const clients, rounds = 6, 100
+	cli, srv, _, _ := shardedPair(t, 8, 0, nil, nil)
+	var echoed, refused, reset, relistened atomic.Int64
+	var lmu sync.Mutex
+	var ln net.Listener
+	serve := func() {
+		l, err := srv.Listen("tcp", "10.0.0.1:90")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		lmu.Lock()
+		ln = l
+		lmu.Unlock()
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() { // echo until EOF, then close
+					defer c.Close()
+					io.Copy(c, c)
+				}()
+			}
+		}()
+	}
+	serve()
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { // the listener goes and comes back
+		defer bg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			lmu.Lock()
+			l := ln
+			lmu.Unlock()
+			l.Close()
+			serve()
+			relistened.Add(1)
+		}
+	}()
+	go func() { // whole-stack readers
+		defer bg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			for _, st := range []*Stack{cli, srv} {
+				st.Stats()
+				st.Connections()
+				st.CountStates()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				c, err := cli.Dial("tcp", "10.0.0.1:90")
+				if err != nil {
+					if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.ECONNRESET) {
+						t.Errorf("client %d round %d: %v", g, r, err)
+					}
+					refused.Add(1) // the listener was away
+					continue
+				}
+				tc := c.(*TCPConn)
+				tc.SetDeadline(time.Now().Add(20 * time.Second)) // a hang fails, not a timing
+				msg := make([]byte, 1+(g*rounds+r)*997%20000)
+				for i := range msg {
+					msg[i] = byte(g + r + i)
+				}
+				switch r % 4 {
+				case 1:
+					tc.SetNoDelay(false)
+				case 2:
+					tc.SetReadBuffer(8192)
+				}
+				// At most 20,000 bytes: written at once, the echo fits in
+				// the receive buffer meanwhile. One call sees a reset.
+				got := make([]byte, len(msg))
+				if _, err = tc.Write(msg); err == nil {
+					_, err = io.ReadFull(tc, got)
+				}
+				switch {
+				case err == nil && !bytes.Equal(got, msg):
+					t.Errorf("client %d round %d: echo differs", g, r)
+				case err == nil:
+					echoed.Add(1)
+				case errors.Is(err, syscall.ECONNRESET):
+					reset.Add(1) // its listener closed before accepting it
+				default:
+					t.Errorf("client %d round %d: %v", g, r, err)
+				}
+				switch r % 3 {
+				case 0:
+					tc.CloseWrite()
+					io.Copy(io.Discard, tc)
+				case 1:
+					tc.SetLinger(0)
+				}
+				tc.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	lmu.Lock()
+	ln.Close()
+	lmu.Unlock()
+	t.Logf("%d echoed, %d refused, %d reset; the listener reopened %d times", echoed.Load(), refused.Load(), reset.Load(), relistened.Load())
+	if echoed.Load() == 0 {
+		t.Error("no connection carried its echo")
+	}
 }
