@@ -65,19 +65,17 @@ func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 	s.afterLocked(ep)
 }
 
-// shardInput hands a segment to its connection under its shard's lock
-// alone, if it can: the connection exists, is not a child in its
-// listener's SYN queue, and the segment is not a SYN that could replace
-// a TIME_WAIT connection. It reports false when the segment needs the
-// control plane (demuxLocked under Stack.lock).
-func (s *Stack) shardInput(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) bool {
+// shardConn returns the connection that can take a segment under its
+// shard's lock alone: it exists, is not a child in its listener's SYN
+// queue, and the segment is not a SYN that could replace a TIME_WAIT
+// connection. It returns nil when the segment needs the control plane
+// (demuxLocked, under ctl).
+func (s *Stack) shardConn(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) *endpoint {
 	ep := sh.conns.get(local, remote)
 	if ep == nil || ep.embryonic() || ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) {
-		return false
+		return nil
 	}
-	ep.conn.Input(now, seg)
-	s.afterLocked(ep)
-	return true
+	return ep
 }
 
 // lookupListenerLocked finds the listener for a segment to local from

@@ -61,11 +61,26 @@ func (s *Stack) DeliverPackets(pkts [][]byte) {
 // its shard's lock alone (held across a run of packets for one shard); a
 // segment for a listener or a child in its SYN queue under ctl and the
 // shard; anything else (ICMP, a malformed packet...) under Stack.lock.
+//
+// Consecutive in-order segments of one connection in a batch get one ACK
+// for the run (tcp.Conn.HoldACK), as Linux acknowledges a GRO aggregate
+// once.
 func (s *Stack) inputBatch(batch []rxPacket) bool {
 	now := s.clock.Now() // they had all arrived when the batch began
 	var held *shard
+	// run is the connection whose ACK waits for the rest of its run of
+	// segments (the next packet is one of them); flushRun sends it.
+	var run *endpoint
+	flushRun := func() {
+		if run != nil {
+			run.conn.FlushACK(now)
+			s.afterLocked(run)
+			run = nil
+		}
+	}
 	defer func() {
 		if held != nil {
+			flushRun()
 			held.mu.Unlock()
 		}
 	}()
@@ -79,6 +94,7 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 		if sh := s.shardForPacket(p); sh != nil {
 			if held != sh {
 				if held != nil {
+					flushRun()
 					held.mu.Unlock()
 				}
 				sh.mu.Lock()
@@ -97,7 +113,20 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 				st.IpInDelivers++
 				st.TcpInSegs++
 				local, remote, seg = p.segment()
-				if s.shardInput(sh, local, remote, &seg, now) {
+				if ep := s.shardConn(sh, local, remote, &seg); ep != nil {
+					if run != ep {
+						flushRun()
+					}
+					hold := i+1 < len(batch) && sameFlow(p, &batch[i+1])
+					ep.conn.HoldACK(hold)
+					ep.conn.Input(now, &seg)
+					if hold {
+						run = ep
+					} else {
+						ep.conn.FlushACK(now)
+						run = nil
+					}
+					s.afterLocked(ep)
 					continue
 				}
 				counted = true
@@ -111,6 +140,7 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 			l = locks{ctl: true, sh: held}
 		}
 		if held != nil {
+			flushRun()
 			held.mu.Unlock()
 			held = nil
 		}
@@ -127,6 +157,13 @@ func (s *Stack) inputBatch(batch []rxPacket) bool {
 		s.release(&l)
 	}
 	return true
+}
+
+// sameFlow reports whether b is a well-formed TCP segment of the same
+// connection as a.
+func sameFlow(a, b *rxPacket) bool {
+	return b.ip == rxOK && b.proto == wire.ProtoTCP && b.tcp == rxOK &&
+		a.th.SrcPort == b.th.SrcPort && a.th.DstPort == b.th.DstPort && a.src == b.src && a.dst == b.dst
 }
 
 // shardForPacket returns the shard of a well-formed TCP segment, one that

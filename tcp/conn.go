@@ -82,6 +82,11 @@ type Conn struct {
 	dsackPending bool
 	// rateAppLimited belongs to rateState.lastRate (here, it packs).
 	rateAppLimited bool
+	// holdAck and ackHeld are HoldACK's: the host holds more in-order
+	// segments of this connection; an ACK owed only because more than
+	// one full segment is unacknowledged (or in quick-ACK mode) waits
+	// for FlushACK.
+	holdAck, ackHeld bool
 	// quickAcks belongs to the ACK policy (here, it packs): ACK
 	// immediately while positive (Linux's quick-ack mode, at most
 	// maxQuickAcks).

@@ -570,11 +570,50 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		}
 		return
 	}
-	if (c.quickAcks > 0 && !c.pingpong) || moreThanOne || filledGap || c.hasOOO() || c.dsackPending {
+	due := (c.quickAcks > 0 && !c.pingpong) || moreThanOne
+	switch {
+	case filledGap || c.hasOOO() || c.dsackPending:
 		c.ackNow(now)
-	} else if c.delAckAt.IsZero() {
+	case due && c.holdAck:
+		// More of this run of segments is on its way (HoldACK): one
+		// ACK for the run, as Linux sends one for a GRO aggregate. The
+		// delayed-ACK timer is a backstop should FlushACK not come.
+		c.ackHeld = true
+		if c.delAckAt.IsZero() {
+			c.delAckAt = now.Add(delAckMin)
+		}
+	case due:
+		c.ackNow(now)
+	case c.delAckAt.IsZero():
 		c.delAckAt = now.Add(delAckMin)
 	}
+}
+
+// HoldACK tells the connection whether the host holds more in-order
+// segments of it, already received, that it will pass to Input at once
+// (a run of them in one batch from the link). While hold is true, an ACK
+// that Input would send only because more than one full segment is
+// unacknowledged, or in quick-ACK mode, waits for FlushACK: a run of
+// segments gets one ACK, as Linux acknowledges one GRO aggregate once.
+// Out-of-order segments, filled holes and duplicates are still
+// acknowledged at once.
+func (c *Conn) HoldACK(hold bool) { c.holdAck = hold }
+
+// FlushACK ends a run of segments passed to Input under HoldACK: it
+// stops holding ACKs and sends the one held, if anything is still
+// unacknowledged.
+func (c *Conn) FlushACK(t time.Time) {
+	c.holdAck = false
+	if !c.ackHeld {
+		return
+	}
+	c.ackHeld = false
+	if !c.state.Synchronized() || c.rcv.nxt == c.lastAckSent {
+		return
+	}
+	now := c.at(t)
+	defer c.returnFlight(now)
+	c.ackNow(now)
 }
 
 // deliver places in-order data at the end of the receive queue. The data
