@@ -265,7 +265,7 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 		e.dropFunc.Add(1)
 		return nil
 	}
-	in := p.in[queueOf(*buf, len(p.in))]
+	in := p.in[link.FlowQueue(*buf, len(p.in))]
 	select {
 	case in <- buf:
 		e.sent.Add(1)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/synstack/synstack/link"
 )
 
 // flowPacket is packet seq of test flow f: TCP over IPv4 for even f, UDP
@@ -146,7 +148,7 @@ func TestMultiQueueFlowOrder(t *testing.T) {
 	}
 	queues := map[int]bool{}
 	for f := range flows {
-		queues[queueOf(flowPacket(f, 0), 4)] = true
+		queues[link.FlowQueue(flowPacket(f, 0), 4)] = true
 	}
 	if len(queues) < 2 {
 		t.Errorf("%d flows all on one queue: the test checks nothing", flows)
@@ -157,9 +159,9 @@ func TestMultiQueueFlowOrder(t *testing.T) {
 // different queues.
 func twoQueueFlows(t *testing.T) (f1, f2 int) {
 	t.Helper()
-	q0 := queueOf(flowPacket(0, 0), 4)
+	q0 := link.FlowQueue(flowPacket(0, 0), 4)
 	for f := 1; f < 100; f++ {
-		if queueOf(flowPacket(f, 0), 4) != q0 {
+		if link.FlowQueue(flowPacket(f, 0), 4) != q0 {
 			return 0, f
 		}
 	}
@@ -245,7 +247,7 @@ func TestMultiQueueSpread(t *testing.T) {
 	b.Attach(d)
 	used := map[int]bool{}
 	for f := range flows {
-		used[queueOf(flowPacket(f, 0), queues)] = true
+		used[link.FlowQueue(flowPacket(f, 0), queues)] = true
 		a.WritePacket(flowPacket(f, 0))
 	}
 	if len(used) != queues {

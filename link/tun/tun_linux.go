@@ -349,7 +349,7 @@ var _ link.GatherWriter = (*Endpoint)(nil)
 
 // WritePacketGather implements link.GatherWriter: WritePacket of hdr
 // followed by payload, copied once, straight into the queued buffer. With
-// several queues, the packet goes to the one its flow hashes to (queueOf).
+// several queues, the packet goes to the one its flow hashes to (link.FlowQueue).
 func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	if e.closed.Load() {
 		return ErrClosed
@@ -370,7 +370,7 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
 	q := e.queues[0]
 	if len(e.queues) > 1 {
-		q = e.queues[queueOf((*buf)[vnetHdrLen:], len(e.queues))]
+		q = e.queues[link.FlowQueue((*buf)[vnetHdrLen:], len(e.queues))]
 	}
 	select {
 	case q.out <- buf:

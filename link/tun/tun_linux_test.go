@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/link"
 )
 
 // enterNewNetns moves the test's goroutine, locked to its OS thread, into a
@@ -272,8 +273,8 @@ func TestMultiQueueEcho(t *testing.T) {
 			// choice of ports would have been.
 			var ports []int
 			for p, want := 40000, 0; len(ports) < conns; p++ {
-				pkt := flowPacket(stackAddr.Addr(), hostAddr.Addr(), 6, 7, uint16(p), 0)
-				if queueOf(pkt, queues) == want {
+				pkt := tcp4Packet(stackAddr.Addr(), hostAddr.Addr(), 7, uint16(p))
+				if link.FlowQueue(pkt, queues) == want {
 					ports = append(ports, p)
 					want = (want + 1) % queues
 				}
@@ -332,7 +333,7 @@ func TestMultiQueueEcho(t *testing.T) {
 			if _, err := netlink.LinkByName("tunmq0"); err == nil {
 				t.Error("device still there after Close")
 			}
-			if err := ep.WritePacket(flowPacket(stackAddr.Addr(), hostAddr.Addr(), 6, 7, 1, 0)); err != ErrClosed {
+			if err := ep.WritePacket(tcp4Packet(stackAddr.Addr(), hostAddr.Addr(), 7, 1)); err != ErrClosed {
 				t.Errorf("WritePacket after Close: %v", err)
 			}
 		})

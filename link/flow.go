@@ -1,4 +1,4 @@
-package pipe
+package link
 
 import (
 	"encoding/binary"
@@ -12,16 +12,18 @@ const (
 	protoUDP = 17
 )
 
-// queueOf returns the receive queue, in [0, n), that pkt is steered to:
-// the flow hash of pkt reduced to n. Every packet of one flow gets the same
-// queue, so a flow's packets stay in order. A packet that is not IPv4 or
-// IPv6, or is too short for its addresses, goes to queue 0. With n <= 1 the
-// packet is not looked at.
-func queueOf(pkt []byte, n int) int {
+// FlowQueue returns the queue, in [0, n), that a link with n queues
+// steers the IP packet pkt to: its FlowHash reduced to n, as a NIC's
+// receive-side scaling does. Every packet of one flow gets the same
+// queue, so a flow's packets stay in order (and a writer sees a flow's
+// whole burst). A packet that is not IPv4 or IPv6, or is too short for
+// its addresses, goes to queue 0. With n <= 1 the packet is not looked
+// at. link/pipe and link/tun steer their queues with it.
+func FlowQueue(pkt []byte, n int) int {
 	if n <= 1 {
 		return 0
 	}
-	h, ok := flowHash(pkt)
+	h, ok := FlowHash(pkt)
 	if !ok {
 		return 0
 	}
@@ -29,7 +31,7 @@ func queueOf(pkt []byte, n int) int {
 	return int((h >> 32) * uint64(n) >> 32)
 }
 
-// flowHash hashes the flow pkt belongs to, read straight from the packet
+// FlowHash hashes the flow pkt belongs to, read straight from the packet
 // bytes: source and destination address, protocol and ports for a TCP or
 // UDP packet that is not a fragment and is long enough to hold the ports;
 // the two addresses alone for any other IPv4 or IPv6 packet (so that every
@@ -39,9 +41,10 @@ func queueOf(pkt []byte, n int) int {
 // is too short for its addresses.
 //
 // The hash is not symmetric: the two directions of a connection usually
-// hash differently. Each end of a pipe only receives one direction, so it
-// does not need to be.
-func flowHash(pkt []byte) (h uint64, ok bool) {
+// hash differently. A queue steers one direction (a pipe's end receives
+// one, a TUN device's queue is written one), so it does not need to be.
+// It is fixed: a flow's queue is the same in every run.
+func FlowHash(pkt []byte) (h uint64, ok bool) {
 	if len(pkt) == 0 {
 		return 0, false
 	}
@@ -91,7 +94,7 @@ func mix(h, w uint64) uint64 {
 	return hi ^ lo
 }
 
-// fold finishes a hash so that its high bits, which queueOf uses, depend
+// fold finishes a hash so that its high bits, which FlowQueue uses, depend
 // on every input bit.
 func fold(h uint64) uint64 {
 	h ^= h >> 33
