@@ -625,18 +625,7 @@ func idleHeap(ctx context.Context, k Kind, conns int, exchange bool) (HeapResult
 
 	res.Before = heapStats()
 	start := time.Now()
-	accepted := make(chan error, 1)
-	go func() {
-		for len(srv) < conns {
-			c, err := ln.Accept()
-			if err != nil {
-				accepted <- err
-				return
-			}
-			srv = append(srv, c)
-		}
-		accepted <- nil
-	}()
+	accepted := acceptAll(ln, conns, &srv)
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup

@@ -187,18 +187,7 @@ func connectN(ctx context.Context, n network, conns int) (cli, srv []net.Conn, e
 		return nil, nil, err
 	}
 	defer ln.Close()
-	accepted := make(chan error, 1)
-	go func() {
-		for len(srv) < conns {
-			c, err := ln.Accept()
-			if err != nil {
-				accepted <- err
-				return
-			}
-			srv = append(srv, c)
-		}
-		accepted <- nil
-	}()
+	accepted := acceptAll(ln, conns, &srv)
 	for range conns {
 		c, err := n.dial(ctx, -1, ap)
 		if err != nil {
@@ -219,4 +208,23 @@ func connectN(ctx context.Context, n network, conns int) (cli, srv []net.Conn, e
 		return cli, srv, fmt.Errorf("bench: accepted %d of %d: %w", len(srv), conns, errTimeout)
 	}
 	return cli, srv, nil
+}
+
+// acceptAll accepts conns connections on ln into *srv, on a goroutine of
+// its own, and says on the channel it returns when it is done (nil) or
+// failed. Closing ln ends it; *srv may be read once it has said.
+func acceptAll(ln listener, conns int, srv *[]net.Conn) <-chan error {
+	accepted := make(chan error, 1)
+	go func() {
+		for len(*srv) < conns {
+			c, err := ln.Accept()
+			if err != nil {
+				accepted <- err
+				return
+			}
+			*srv = append(*srv, c)
+		}
+		accepted <- nil
+	}()
+	return accepted
 }
