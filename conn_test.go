@@ -644,13 +644,13 @@ func TestOrphanLimit(t *testing.T) {
 	// client was in CLOSE_WAIT and a RST there gives EPIPE.
 	_, err := readAll(t, n, ca, c2)
 	wantErr(t, "second client", err, syscall.EPIPE)
-	if n.b.orphansLocked() != 1 {
-		t.Errorf("orphans %d", n.b.orphansLocked())
+	if n.b.orphanCount() != 1 {
+		t.Errorf("orphans %d", n.b.orphanCount())
 	}
 	// The orphan in FIN_WAIT_2 goes after tcp_fin_timeout.
 	n.advance(61 * time.Second)
-	if n.b.orphansLocked() != 0 || n.b.connCount() != 0 {
-		t.Errorf("orphans %d, conns %d", n.b.orphansLocked(), n.b.connCount())
+	if n.b.orphanCount() != 0 || n.b.connCount() != 0 {
+		t.Errorf("orphans %d, conns %d", n.b.orphanCount(), n.b.connCount())
 	}
 }
 

@@ -239,8 +239,9 @@ func (s *Stack) connInUse(local, remote netip.AddrPort, l *locks) bool {
 	return sh.conns.get(local, remote) != nil
 }
 
-// orphansLocked is the number of orphaned connections.
-func (s *Stack) orphansLocked() int { return int(s.orphans.Load()) }
+// orphanCount is the number of orphaned connections (an atomic count:
+// it needs no lock).
+func (s *Stack) orphanCount() int { return int(s.orphans.Load()) }
 
 // connGet returns the connection local-remote, or nil. It needs the
 // tuple's shard's lock.

@@ -261,7 +261,7 @@ func soakSim(t *testing.T, seed uint64) {
 	vc.Advance(5 * time.Minute)
 	for name, st := range map[string]*Stack{"client": cli, "server": srv} {
 		st.lock()
-		left, orphans := st.connCount(), st.orphansLocked()
+		left, orphans := st.connCount(), st.orphanCount()
 		st.unlock()
 		if left != 0 || orphans != 0 {
 			st.lock()

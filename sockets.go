@@ -763,7 +763,7 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 			}
 			s.afterLocked(ep)
 			if ep.hashed && ep.conn.State() != tcp.TimeWait {
-				if s.orphansLocked() >= s.maxOrphans {
+				if s.orphanCount() >= s.maxOrphans {
 					// Linux's "too many orphaned sockets".
 					s.g().stats.TcpExtTCPAbortOnMemory++
 					ep.conn.Abort(now)

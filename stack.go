@@ -429,10 +429,8 @@ func (s *Stack) Close() error {
 	now := s.clock.Now()
 	// Abort in a fixed order so that the RSTs go out deterministically.
 	eps := make([]*endpoint, 0, s.connCount())
-	for _, sh := range s.shards {
-		for ep := range sh.conns.all() {
-			eps = append(eps, ep)
-		}
+	for ep := range s.allConns() {
+		eps = append(eps, ep)
 	}
 	slices.SortFunc(eps, func(a, b *endpoint) int {
 		if c := strings.Compare(a.local.String(), b.local.String()); c != 0 {
@@ -533,14 +531,13 @@ func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}, l *locks) {
 	case <-cancel:
 	}
 	if l.ctl && !l.all {
+		// ctl first: then sk.ep stays put while its shard is taken.
 		s.ctl.Lock()
-		l.ctl = false
 		l.sh = nil
 		if sk.ep != nil {
 			l.sh = sk.ep.sh
+			l.sh.mu.Lock()
 		}
-		s.acquire(l)
-		l.ctl = true
 	} else {
 		s.acquire(l)
 	}
