@@ -116,7 +116,7 @@ type Config struct {
 	// crypto/rand.
 	Seed uint64
 	// TCP holds the default tunables of new connections (every tcp.Config
-	// field except Output, OnTransition, Scratch, Counters and TSOffset,
+	// field except Output, OnTransition, Scratch, Counters, Memory and TSOffset,
 	// which the stack sets itself; zero values take tcp's defaults). MSS
 	// defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
 	TCP tcp.Config
@@ -146,6 +146,17 @@ type Config struct {
 	// documentation). Default: four per GOMAXPROCS, between 4 and 64. One
 	// makes the stack run under a single lock.
 	Shards int
+	// TCPMem is the budget for the memory all of the stack's connections'
+	// send and receive queues hold together (Linux's tcp_mem, in bytes):
+	// above Pressure buffers stop growing and windows open by four
+	// segments at most; High is the hard limit, past which arriving data
+	// is dropped (counted in TcpExtTCPRcvQDrop) and writers wait, each
+	// connection keeping one 2 KiB buffer so that it still makes progress.
+	// Zero fields are sized as Linux sizes tcp_mem from the memory it has:
+	// Low 3/64, Pressure 1/16 and High 3/32 of the machine's memory, or of
+	// the Go runtime's memory limit (GOMEMLIMIT) when that is lower. See
+	// tcp.Memory.
+	TCPMem tcp.MemoryLimits
 	// NoSynCookies turns SYN cookies off (Linux's tcp_syncookies=0): a
 	// listener whose SYN queue is full then drops new SYNs. By default, as
 	// Linux's tcp_syncookies=1, it answers them statelessly instead
@@ -207,6 +218,15 @@ type Stats struct {
 
 	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
 
+	// Memory (Config.TCPMem, tcp.Memory).
+	TcpExtPruneCalled        uint64 // arrivals a receive queue had no room for: over its buffer, or the budget's High
+	TcpExtRcvPruned          uint64 // of those, ones that still had no room after out-of-order data was pruned
+	TcpExtOfoPruned          uint64 // times a connection gave back its out-of-order data to make room
+	TcpExtTCPRcvQDrop        uint64 // in-order segments (or their ends) dropped for want of room
+	TcpExtTCPOFODrop         uint64 // out-of-order segments (or their ends) dropped for want of room
+	TcpExtTCPMemoryPressures uint64 // times the stack's budget went above its Pressure mark
+	SynstackTCPMemBytes      uint64 // bytes the connections' queues hold now, charged to the budget (a gauge; /proc/net/sockstat's "mem", in bytes)
+
 	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
 	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
 	IcmpInEchos         uint64 // ICMPv4 echo requests
@@ -252,13 +272,16 @@ type Stack struct {
 	addrs                []netip.Prefix
 	key                  secret
 	tcpDefaults          tcp.Config
-	onTransition         func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
-	onPacket             func(dir string, pkt []byte)
-	maxOrphans           int
-	somaxconn            int
-	maxSynBacklog        int
-	synCookies           bool
-	sockets              *Sockets
+	// mem is the budget every connection's queues are charged to
+	// (Config.TCPMem); tcpDefaults.Memory points at it.
+	mem           *tcp.Memory
+	onTransition  func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	onPacket      func(dir string, pkt []byte)
+	maxOrphans    int
+	somaxconn     int
+	maxSynBacklog int
+	synCookies    bool
+	sockets       *Sockets
 
 	// fwd is the forwarding table (forward.go); guarded by lock.
 	fwd forwardState
@@ -363,6 +386,8 @@ func New(cfg Config) (*Stack, error) {
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers
 	}
+	s.mem = tcp.NewMemory(memoryLimits(cfg.TCPMem))
+	s.tcpDefaults.Memory = s.mem
 	// Each shard gives its connections their Scratch and Counters
 	// (sharedConfigLocked).
 	s.tcpDefaults.Scratch = nil
@@ -410,7 +435,14 @@ func (s *Stack) Stats() Stats {
 		st.TcpExtTCPChallengeACK += c.ChallengeACKs
 		st.TcpExtTCPACKSkippedChallenge += c.SkippedChallenge
 		st.TcpExtTCPACKSkippedSeq += c.SkippedSeq
+		st.TcpExtPruneCalled += c.PruneCalled
+		st.TcpExtRcvPruned += c.RcvPruned
+		st.TcpExtOfoPruned += c.OfoPruned
+		st.TcpExtTCPRcvQDrop += c.RcvQDrop
+		st.TcpExtTCPOFODrop += c.OFODrop
 	}
+	st.TcpExtTCPMemoryPressures = s.mem.Pressures()
+	st.SynstackTCPMemBytes = uint64(max(s.mem.Used(), 0))
 	return st
 }
 

@@ -117,6 +117,11 @@ type Config struct {
 	// connections.
 	Buffers Buffers
 
+	// Memory, if set, is the budget the connection's queues are charged
+	// to (memory.go), shared by the connections of a stack as Linux's
+	// tcp_mem is by a host's; nil is no budget beyond the buffer sizes.
+	Memory *Memory
+
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16
@@ -228,6 +233,11 @@ type Counters struct {
 	ChallengeACKs    uint64 // TcpExtTCPChallengeACK: RFC 5961 challenge ACKs sent
 	SkippedChallenge uint64 // TcpExtTCPACKSkippedChallenge: challenge ACKs the rate limit held back
 	SkippedSeq       uint64 // TcpExtTCPACKSkippedSeq: out-of-window ACKs the rate limit held back
+	PruneCalled      uint64 // TcpExtPruneCalled: arrivals the receive queue had no room for (memory.go)
+	RcvPruned        uint64 // TcpExtRcvPruned: of those, ones that still had no room after pruning
+	OfoPruned        uint64 // TcpExtOfoPruned: times out-of-order data was given back to make room
+	RcvQDrop         uint64 // TcpExtTCPRcvQDrop: in-order segments (or parts) dropped for want of room
+	OFODrop          uint64 // TcpExtTCPOFODrop: out-of-order segments (or parts) dropped for want of room
 }
 
 // Host carries a connection (see Conn.Init): it takes the segments the

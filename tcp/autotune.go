@@ -56,6 +56,10 @@ func (c *Conn) rcvSpaceAdjust(now instant, n int) {
 	if c.cfg.RcvBufLocked || c.rcvRTT == 0 {
 		return
 	}
+	if c.cfg.Memory.UnderPressure() {
+		// Linux's tcp_rcv_space_adjust grows nothing under pressure either.
+		return
+	}
 	c.rcvqCopied = int32(min(int(c.rcvqCopied)+n, math.MaxInt32))
 	if c.rcvqAt.IsZero() {
 		c.rcvqAt = now

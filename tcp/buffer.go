@@ -43,19 +43,40 @@ type ring struct {
 	hint uint32 // the size to borrow next time: what the last buffer needed
 }
 
+// sizeFor is the size of the buffer ensure borrows for extent octets: at
+// least twice the one held, and, with hint, at least what the last buffer
+// needed; a power of two times minRing.
+func (r *ring) sizeFor(extent int, hint bool) int {
+	size := max(minRing, 2*len(r.buf))
+	if hint {
+		size = max(size, int(r.hint))
+	}
+	for size < extent {
+		size *= 2
+	}
+	return size
+}
+
 // ensure makes room for extent octets from head on, keeping the first keep
-// of them: a bigger buffer is borrowed (at least twice the old one) and the
-// old one given back.
-func (r *ring) ensure(b Buffers, extent, keep int) {
+// of them: a bigger buffer is borrowed (sizeFor) and the old one given
+// back, and m is charged the difference.
+func (r *ring) ensure(b Buffers, m *Memory, extent, keep int) {
 	r.peak = max(r.peak, uint32(extent))
 	if extent <= len(r.buf) {
 		return
 	}
-	size := max(minRing, int(r.hint), 2*len(r.buf))
-	for size < extent {
-		size *= 2
+	size, _ := ringMayHold(r, m, extent)
+	if size < extent {
+		size = r.sizeFor(extent, false)
 	}
+	r.resize(b, m, size, keep)
+}
+
+// resize moves the first keep octets into a buffer of size octets and
+// gives the old one back, charging m the difference.
+func (r *ring) resize(b Buffers, m *Memory, size, keep int) {
 	nb := b.Get(size)
+	m.charge(int64(len(nb) - len(r.buf)))
 	if r.buf != nil {
 		r.copyOut(nb[:keep], 0)
 		b.Put(r.buf)
@@ -63,9 +84,21 @@ func (r *ring) ensure(b Buffers, extent, keep int) {
 	r.buf, r.head = nb, 0
 }
 
+// shrink moves the first extent octets into the smallest buffer that holds
+// them, when that gives at least half of the buffer back.
+func (r *ring) shrink(b Buffers, m *Memory, extent int) {
+	size := minRing
+	for size < extent {
+		size *= 2
+	}
+	if size <= len(r.buf)/2 {
+		r.resize(b, m, size, extent)
+	}
+}
+
 // release returns the buffer when the queue is empty and nothing beyond it
-// is kept, remembering how much it needed.
-func (r *ring) release(b Buffers) {
+// is kept, remembering how much it needed, and gives its charge back to m.
+func (r *ring) release(b Buffers, m *Memory) {
 	if r.buf == nil {
 		return
 	}
@@ -73,6 +106,7 @@ func (r *ring) release(b Buffers) {
 	for r.hint < r.peak {
 		r.hint *= 2
 	}
+	m.charge(-int64(len(r.buf)))
 	b.Put(r.buf)
 	r.buf, r.head, r.n, r.peak = nil, 0, 0, 0
 }

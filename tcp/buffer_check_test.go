@@ -41,10 +41,34 @@ func (c *Conn) checkQueues() error {
 	if sum != int(c.oooLen) {
 		return fmt.Errorf("out-of-order ranges hold %d octets, oooLen says %d", sum, c.oooLen)
 	}
+	// The bounds of memory.go: whatever the window said, the receive
+	// ring's contents reach no further than rcvBuf octets, and neither ring
+	// borrows more than the power of two that holds its bound.
+	if e := c.rqExtent(); e > int(c.rcvBuf) {
+		return fmt.Errorf("receive queue reaches %d octets, over its bound %d", e, c.rcvBuf)
+	}
+	if c.sq.n > int(c.sndBuf) {
+		return fmt.Errorf("send queue holds %d octets, over its bound %d", c.sq.n, c.sndBuf)
+	}
+	if b := ringBound(int(c.rcvBuf)); len(c.rq.buf) > b {
+		return fmt.Errorf("receive ring of %d bytes, over %d", len(c.rq.buf), b)
+	}
+	if b := ringBound(int(c.sndBuf)); len(c.sq.buf) > b {
+		return fmt.Errorf("send ring of %d bytes, over %d", len(c.sq.buf), b)
+	}
 	if len(c.ooo) > maxOOORanges {
 		return fmt.Errorf("%d out-of-order ranges, over %d", len(c.ooo), maxOOORanges)
 	}
 	return nil
+}
+
+// ringBound is the largest buffer a ring bounded to n octets borrows.
+func ringBound(n int) int {
+	b := minRing
+	for b < n {
+		b *= 2
+	}
+	return b
 }
 
 // holdsOOO reports whether the receiver holds [l, r): the part above

@@ -483,7 +483,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	}
 	c.rateCheckAppLimited()
 	start := c.sndData.Add(seq.Size(c.sq.n))
-	c.sq.ensure(c.cfg.Buffers, c.sq.n+n, c.sq.n)
+	c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, c.sq.n+n, c.sq.n)
 	c.sq.writeAt(c.sq.n, p[:n])
 	c.sq.n += n
 	c.markPush(start, start.Add(seq.Size(n)))
@@ -494,7 +494,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 // dropSendQueue forgets queued data and gives its buffer back.
 func (c *Conn) dropSendQueue() {
 	c.sq.n = 0
-	c.sq.release(c.cfg.Buffers)
+	c.sq.release(c.cfg.Buffers, c.cfg.Memory)
 }
 
 // dropRcvQueue forgets unread and out-of-order data.
@@ -514,7 +514,7 @@ func (c *Conn) clearOOO() {
 // releaseRcvQueue gives the receive buffer back once nothing is in it.
 func (c *Conn) releaseRcvQueue() {
 	if c.rq.n == 0 && c.oooLen == 0 {
-		c.rq.release(c.cfg.Buffers)
+		c.rq.release(c.cfg.Buffers, c.cfg.Memory)
 	}
 }
 
@@ -529,6 +529,11 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 		c.rq.copyOut(p[:n], 0)
 		c.rq.consume(n)
 		c.releaseRcvQueue()
+		if c.rq.buf != nil && c.cfg.Memory.UnderPressure() {
+			// Under pressure a ring left mostly empty gives half of
+			// itself (or more) back (memory.go).
+			c.rq.shrink(c.cfg.Buffers, c.cfg.Memory, c.rqExtent())
+		}
 		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now, before)
 		return n, nil
@@ -628,6 +633,7 @@ func (c *Conn) Close(t time.Time) {
 	c.rdShut = true
 	switch c.state {
 	case Closed:
+		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
 		return
 	case Listen, SynSent:
 		c.setState(Closed, "call CLOSE")
@@ -654,6 +660,7 @@ func (c *Conn) Abort(t time.Time) {
 	c.rdShut = true
 	switch c.state {
 	case Closed:
+		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
 		return
 	case SynRcvd, Established, FinWait1, FinWait2, CloseWait:
 		c.sendRST(now, c.snd.max, true)
@@ -668,6 +675,7 @@ func (c *Conn) Discard(cause Cause) {
 	c.orphan = true
 	c.rdShut = true
 	c.setState(Closed, cause)
+	c.dropRcvQueue()
 }
 
 // State returns the current state.
@@ -699,7 +707,14 @@ func (c *Conn) Writable() int {
 	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
 		return 0
 	}
-	return max(0, int(c.sndBuf)-c.sq.n)
+	room := max(0, int(c.sndBuf)-c.sq.n)
+	if c.sq.n+room > len(c.sq.buf) {
+		// The ring must grow: as far as the budget lets it (memory.go).
+		if _, ok := ringMayHold(&c.sq, c.cfg.Memory, c.sq.n+room); !ok {
+			room = min(room, max(len(c.sq.buf), minRing)-c.sq.n)
+		}
+	}
+	return max(0, room)
 }
 
 // WriteReady reports whether a writer waiting for room should wake: as

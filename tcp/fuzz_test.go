@@ -40,11 +40,18 @@ func fuzzPair(t *testing.T, prog []byte) {
 	}
 	var s [2]*side
 	var badArrow string
+	// Both sides charge one budget (memory.go): a roomy one, or, when the
+	// program's first byte says so, one so tight that the pair lives under
+	// pressure and past the high mark.
+	mem := NewMemory(MemoryLimits{Low: 1 << 20, Pressure: 2 << 20, High: 4 << 20})
+	if len(prog) > 0 && prog[0]&2 != 0 {
+		mem = NewMemory(MemoryLimits{Low: 2048, Pressure: 4096, High: 6144})
+	}
 	for i := range s {
 		i := i
 		s[i] = &side{}
 		cfg := Config{
-			RcvBuf: 2048, SndBuf: 4096, MSS: 100,
+			RcvBuf: 2048, SndBuf: 4096, MSS: 100, Memory: mem,
 			Output: func(seg *Segment) {
 				if c := s[i].c; c != nil && badArrow == "" {
 					end := seg.SEQ.Add(seq.Size(len(seg.Payload)))
@@ -86,13 +93,22 @@ func fuzzPair(t *testing.T, prog []byte) {
 		if badArrow != "" {
 			t.Fatalf("step %d: transition off the diagram: %s", step, badArrow)
 		}
+		held := 0
+		for _, x := range s {
+			held += len(x.c.rq.buf) + len(x.c.sq.buf)
+		}
+		if int64(held) != mem.Used() {
+			t.Fatalf("step %d: the rings hold %d bytes, the budget says %d", step, held, mem.Used())
+		}
+		// Past High, each of the four rings may hold only one forced buffer
+		// of minRing more.
+		if lim := mem.Limits().High + 4*minRing; mem.Used() > lim {
+			t.Fatalf("step %d: %d bytes charged, over the budget's %d", step, mem.Used(), lim)
+		}
 		for i, x := range s {
 			c := x.c
 			if c.snd.nxt.LessThan(c.snd.una) || c.snd.max.LessThan(c.snd.nxt) {
 				t.Fatalf("step %d side %d: SND.UNA %d SND.NXT %d SND.MAX %d out of order", step, i, c.snd.una, c.snd.nxt, c.snd.max)
-			}
-			if c.rq.n+int(c.oooLen) > c.rcvCapacity() {
-				t.Fatalf("step %d side %d: receive queue %d over its capacity %d", step, i, c.rq.n+int(c.oooLen), c.rcvCapacity())
 			}
 			if err := c.checkQueues(); err != nil {
 				t.Fatalf("step %d side %d: %v", step, i, err)

@@ -458,7 +458,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		drop = min(drop, c.sq.n)
 		c.sq.consume(drop)
 		if c.sq.n == 0 {
-			c.sq.release(c.cfg.Buffers)
+			c.sq.release(c.cfg.Buffers, c.cfg.Memory)
 		}
 		c.sndData = c.sndData.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
@@ -526,6 +526,13 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		fin = false
 	}
 	if len(data) == 0 && !fin {
+		return
+	}
+	// Trim what the receive buffer may not hold, whatever the window said
+	// (memory.go). A segment dropped for want of room is not acknowledged,
+	// as in Linux: the peer sends it again.
+	var ok bool
+	if data, fin, ok = c.rcvAdmit(s, data, fin); !ok {
 		return
 	}
 	if len(data) > 0 {
@@ -624,7 +631,7 @@ func (c *Conn) deliver(data []byte) {
 		return
 	}
 	keep := c.rqExtent()
-	c.rq.ensure(c.cfg.Buffers, max(c.rq.n+len(data), keep), keep)
+	c.rq.ensure(c.cfg.Buffers, c.cfg.Memory, max(c.rq.n+len(data), keep), keep)
 	c.rq.writeAt(c.rq.n, data)
 	c.rq.n += len(data)
 	c.rcv.nxt = c.rcv.nxt.Add(seq.Size(len(data)))
@@ -694,7 +701,7 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 	}
 	off := int(s.Sub(c.rcv.nxt))
 	keep := c.rqExtent()
-	c.rq.ensure(c.cfg.Buffers, max(keep, c.rq.n+off+len(data)), keep)
+	c.rq.ensure(c.cfg.Buffers, c.cfg.Memory, max(keep, c.rq.n+off+len(data)), keep)
 	c.rq.writeAt(c.rq.n+off, data)
 	merged := seqRange{s, end}
 	for _, x := range c.ooo[i:j] {

@@ -54,6 +54,11 @@ func (c *Conn) rcvWindowNow() uint32 {
 // left (RFC 9293 3.8.6.2.2: do not shrink the window).
 func (c *Conn) windowToAdvertise() uint32 {
 	space := uint32(c.rcvSpace())
+	if c.cfg.Memory.UnderPressure() {
+		// Under memory pressure the window opens by at most four segments
+		// (Linux clamps rcv_ssthresh to 4 * advmss).
+		space = min(space, 4*uint32(c.rcvMSS))
+	}
 	maxWnd := uint32(65535) << c.rcvShift
 	space = min(space, maxWnd)
 	space &^= (1 << c.rcvShift) - 1

@@ -13,7 +13,7 @@ const defaultSndBufMax = 4 << 20
 
 // sndBufExpand grows the send buffer with cwnd.
 func (c *Conn) sndBufExpand() {
-	if c.cfg.SndBufLocked || int(c.sndBuf) >= c.cfg.SndBufMax || c.pipe() >= c.cwnd {
+	if c.cfg.SndBufLocked || int(c.sndBuf) >= c.cfg.SndBufMax || c.pipe() >= c.cwnd || c.cfg.Memory.UnderPressure() {
 		return
 	}
 	factor := 2
