@@ -5,8 +5,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/synstack/synstack/wire"
 )
 
 // JSON prints events as JSON lines, one object per event (see Record). It
@@ -106,20 +104,7 @@ func (j *JSON) packet(ev Event) *PacketRecord {
 	if ev.Kind == PacketOut {
 		seqBase, ackBase, tag = j.flows.Observe(&p)
 	} else {
-		// A received packet was observed when sent (if the sender is
-		// traced too); only read the bases.
-		k := FlowKey{p.Src, p.Dst}
-		if p.TCP.Flags&wire.FlagSYN != 0 && ev.Kind == PacketIn {
-			if fl := j.flows.get(k); !fl.haveISN {
-				fl.isn, fl.haveISN = p.TCP.Seq, true
-			}
-		}
-		if fl := j.flows.m[k]; fl != nil && fl.haveISN {
-			seqBase = fl.isn
-		}
-		if fl := j.flows.m[k.Reverse()]; fl != nil && fl.haveISN {
-			ackBase = fl.isn
-		}
+		seqBase, ackBase = j.flows.bases(&p, ev.Kind == PacketIn)
 	}
 	return &PacketRecord{
 		Src:     p.Src.String(),

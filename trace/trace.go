@@ -342,6 +342,26 @@ func (f *Flows) Observe(p *Packet) (seqBase, ackBase uint32, tag string) {
 	return seqBase, ackBase, tag
 }
 
+// bases returns the bases of the relative numbers of a packet that is not
+// being sent (one received, or reported lost) without recording it: the
+// packet was observed when sent, if its sender is traced. learnSYN takes
+// the ISN of a SYN whose sending was not seen.
+func (f *Flows) bases(p *Packet, learnSYN bool) (seqBase, ackBase uint32) {
+	k := FlowKey{p.Src, p.Dst}
+	if learnSYN && p.TCP.Flags&wire.FlagSYN != 0 {
+		if fl := f.get(k); !fl.haveISN {
+			fl.isn, fl.haveISN = p.TCP.Seq, true
+		}
+	}
+	if fl := f.m[k]; fl != nil && fl.haveISN {
+		seqBase = fl.isn
+	}
+	if fl := f.m[k.Reverse()]; fl != nil && fl.haveISN {
+		ackBase = fl.isn
+	}
+	return seqBase, ackBase
+}
+
 // Peer returns what p's receiver last acknowledged in the other direction:
 // the ACK number and the window field of its latest ACK, if it sent one.
 func (f *Flows) Peer(p *Packet) (ack uint32, win uint16, ok bool) {
