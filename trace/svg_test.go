@@ -2,6 +2,7 @@ package trace_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"strconv"
@@ -185,5 +186,36 @@ func TestSVGPairing(t *testing.T) {
 	}
 	if received.class != "packet received" || received.flags != "S" || received.from != "left" || received.x2 != 630 {
 		t.Errorf("packet whose sending was not seen: %+v", received)
+	}
+}
+
+// A listening socket has no remote address: the JSON record leaves the
+// field out instead of printing "invalid AddrPort".
+func TestJSONListenerHasNoRemote(t *testing.T) {
+	var out bytes.Buffer
+	j := trace.NewJSON(&out)
+	j.Event(trace.Event{Time: t0, Host: "server", Kind: trace.Transition, From: "CLOSED", To: "LISTEN", Cause: "call LISTEN", Local: srv})
+	j.Event(trace.Event{Time: t0, Host: "server", Kind: trace.Transition, From: "LISTEN", To: "SYN_RCVD", Cause: "rcv SYN", Local: srv, Remote: cli})
+	j.Event(trace.Event{Time: t0, Host: "server", Kind: trace.Note, Text: "no connection"})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines:\n%s", len(lines), out.String())
+	}
+	for i, want := range []map[string]string{
+		{"local": "10.0.0.1:80"},
+		{"local": "10.0.0.1:80", "remote": "10.0.0.2:40000"},
+		{},
+	} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"local", "remote"} {
+			got, ok := m[k]
+			w, present := want[k]
+			if ok != present || ok && got != w {
+				t.Errorf("line %d: %s = %v (present %v), want %q: %s", i, k, got, ok, w, lines[i])
+			}
+		}
 	}
 }

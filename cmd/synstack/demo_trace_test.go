@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +66,40 @@ func TestDemoSVGArrowsCross(t *testing.T) {
 				t.Logf("the %s arrows cross at (%.0f, %.0f)", c.flags, l[0]+s*dlx, l[1]+s*dly)
 			}
 		})
+	}
+}
+
+// A listening socket has no peer: its transitions carry a local address
+// and no remote field, never "invalid AddrPort".
+func TestDemoJSONListenerRemote(t *testing.T) {
+	var out bytes.Buffer
+	if err := runDemo(&out, []string{"--json", "simultaneous-close"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "invalid") {
+		t.Errorf("an invalid address in the JSON lines:\n%s", out.String())
+	}
+	listeners := 0
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		if m["kind"] != "transition" {
+			continue
+		}
+		_, hasRemote := m["remote"]
+		switch {
+		case m["to"] == "LISTEN" && m["from"] == "CLOSED":
+			listeners++
+			if hasRemote || m["local"] != "10.0.0.1:80" {
+				t.Errorf("listener's transition: %s", line)
+			}
+		case !hasRemote:
+			t.Errorf("a connection's transition without its remote address: %s", line)
+		}
+	}
+	if listeners != 1 {
+		t.Errorf("%d CLOSED -> LISTEN transitions, want 1", listeners)
 	}
 }
