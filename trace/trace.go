@@ -63,8 +63,8 @@ type Event struct {
 	To     string
 	Cause  string         // for Transition: "rcv SYN", "call CLOSE", "timer 2MSL"...
 	Local  netip.AddrPort // the connection, for Transition (when known)
-	Remote netip.AddrPort
-	Text   string // for Call, Note, Timer and Drop
+	Remote netip.AddrPort // the zero AddrPort for a listening socket
+	Text   string         // for Call, Note, Timer and Drop
 }
 
 // Packet is the parsed headers of an IP packet carrying TCP.
