@@ -3,10 +3,9 @@ package trace
 import (
 	"encoding/json"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/synstack/synstack/wire"
 )
 
 // JSON prints events as JSON lines, one object per event (see Record). It
@@ -37,9 +36,9 @@ type Record struct {
 	From   string        `json:"from,omitempty"` // transition
 	To     string        `json:"to,omitempty"`
 	Cause  string        `json:"cause,omitempty"`
-	Local  string        `json:"local,omitempty"`
-	Remote string        `json:"remote,omitempty"`
-	Text   string        `json:"text,omitempty"` // call, note, timer, drop
+	Local  string        `json:"local,omitempty"`  // address:port, left out when unknown
+	Remote string        `json:"remote,omitempty"` // left out for a listening socket
+	Text   string        `json:"text,omitempty"`   // call, note, timer, drop
 }
 
 // PacketRecord is the parsed headers of a packet event.
@@ -74,19 +73,29 @@ func (j *JSON) Event(ev Event) {
 		Host: ev.Host,
 		Kind: ev.Kind.String(),
 		Text: ev.Text,
+		// Any event may name its connection (a transition does, and
+		// so do the notes of package forward).
+		Local:  addrPort(ev.Local),
+		Remote: addrPort(ev.Remote),
 	}
 	switch ev.Kind {
 	case PacketOut, PacketIn, Drop:
 		r.Packet = j.packet(ev)
 	case Transition:
 		r.From, r.To, r.Cause = ev.From, ev.To, ev.Cause
-		if ev.Local.IsValid() {
-			r.Local, r.Remote = ev.Local.String(), ev.Remote.String()
-		}
 	}
 	if err := j.enc.Encode(&r); err != nil && j.err == nil {
 		j.err = err
 	}
+}
+
+// addrPort is a in a record: "" (the field left out) when a is not valid,
+// as the remote address of a listening socket.
+func addrPort(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // Err returns the first write error.
@@ -106,20 +115,7 @@ func (j *JSON) packet(ev Event) *PacketRecord {
 	if ev.Kind == PacketOut {
 		seqBase, ackBase, tag = j.flows.Observe(&p)
 	} else {
-		// A received packet was observed when sent (if the sender is
-		// traced too); only read the bases.
-		k := FlowKey{p.Src, p.Dst}
-		if p.TCP.Flags&wire.FlagSYN != 0 && ev.Kind == PacketIn {
-			if fl := j.flows.get(k); !fl.haveISN {
-				fl.isn, fl.haveISN = p.TCP.Seq, true
-			}
-		}
-		if fl := j.flows.m[k]; fl != nil && fl.haveISN {
-			seqBase = fl.isn
-		}
-		if fl := j.flows.m[k.Reverse()]; fl != nil && fl.haveISN {
-			ackBase = fl.isn
-		}
+		seqBase, ackBase = j.flows.bases(&p, ev.Kind == PacketIn)
 	}
 	return &PacketRecord{
 		Src:     p.Src.String(),

@@ -12,14 +12,28 @@ import (
 )
 
 // SVG records events and draws them as one SVG image: the sequence diagram
-// of the two hosts (packets as slanted arrows, states as boxes on each
-// host's lifeline, socket calls and timers beside them), then the RFC 9293
-// state diagram with every state and arrow each host went through lit, in
-// that host's color. It is a Subscriber; call WriteTo once the events are
-// in. Elements carry ids and classes for tests and style sheets: each state
-// box is id "state-NAME" ("state-CLOSED-end" for the final CLOSED), each
-// arrow "edge-FROM-TO", and lit ones have class "lit" plus "left" and/or
-// "right" for the host that took them.
+// of the two hosts, then the RFC 9293 state diagram with every state and
+// arrow each host went through lit, in that host's color. It is a
+// Subscriber; call WriteTo once the events are in.
+//
+// In the sequence diagram each packet is an arrow from the row where it
+// was sent, on the sender's lifeline, to the row where it arrived, on the
+// receiver's, so packets in flight at the same time cross (simultaneous
+// open, simultaneous close, a retransmission overtaken by an ACK). A
+// packet sent is paired with its arrival by its headers (see segmentKey),
+// first in, first out. A packet the link lost ends half-way in an X; one
+// whose arrival was not seen (its receiver is not traced, or was down) is
+// drawn to the other lifeline one row down, dashed. States are boxes on
+// each host's lifeline, socket calls and timers written beside them.
+//
+// Elements carry ids, classes and data attributes for tests and style
+// sheets: each packet is a line of class "packet" ("packet lost",
+// "packet unseen" when its arrival was not seen) with data-flags (as
+// packet scripts write them: "S", "F.") and data-from ("left" or
+// "right"); each state box of the state diagram is id "state-NAME"
+// ("state-CLOSED-end" for the final CLOSED), each arrow "edge-FROM-TO",
+// and lit ones have class "lit" plus "left" and/or "right" for the host
+// that took them.
 type SVG struct {
 	// Title is drawn at the top.
 	Title string
@@ -37,12 +51,8 @@ func NewSVG(title, left, right string) *SVG {
 	return &SVG{Title: title, left: left, right: right}
 }
 
-// Event records one event (received packets are skipped: each packet is
-// drawn once, when sent).
+// Event records one event.
 func (s *SVG) Event(ev Event) {
-	if ev.Kind == PacketIn {
-		return
-	}
 	s.mu.Lock()
 	s.events = append(s.events, ev)
 	s.mu.Unlock()
@@ -52,18 +62,24 @@ func (s *SVG) Event(ev Event) {
 const (
 	colorLeft      = "#1f6fd1"
 	colorLeftPale  = "#dbe8fb"
+	colorLeftText  = "#17549f" // packet labels: the host's color, darker
 	colorRight     = "#e8710a"
 	colorRightPale = "#fde5cf"
+	colorRightText = "#a34d00"
 )
 
 // Layout of the sequence diagram.
 const (
-	svgWidth  = 900
-	seqTop    = 80  // first row
-	seqRow    = 26  // row height
-	seqLeftX  = 270 // left lifeline
-	seqRightX = 630 // right lifeline
-	seqNoteW  = 120 // characters per note line
+	svgWidth   = 900
+	seqTop     = 80  // top of the first row
+	seqRow     = 26  // row height
+	seqLanding = 12  // height of the row where a packet arrives
+	seqLeftX   = 270 // left lifeline
+	seqRightX  = 630 // right lifeline
+	seqNoteW   = 120 // characters per note line
+	// halo draws text over a white outline, so that it stays legible
+	// where an arrow passes under it.
+	halo = `stroke="white" stroke-width="3" stroke-linejoin="round" paint-order="stroke"`
 )
 
 // svgWriter accumulates the document.
@@ -80,10 +96,14 @@ func esc(s string) string {
 
 // row is one line of the sequence diagram.
 type row struct {
-	ev   Event
-	text string // packet label, or note line
-	lost bool   // a packet the link lost
-	ts   string // time label, empty when unchanged
+	ev      Event
+	text    string // packet label, or note line
+	lost    bool   // a packet the link lost
+	ts      string // time label, empty when unchanged
+	landing bool   // where the packet of row from arrives: no text
+	from    int    // for a landing: the row of its packet
+	to      int    // for a packet sent: the row of its landing, -1 if none was seen
+	y       int    // the row's middle, set by layout
 }
 
 // WriteTo writes the SVG document to w.
@@ -92,7 +112,7 @@ func (s *SVG) WriteTo(w io.Writer) (int64, error) {
 	defer s.mu.Unlock()
 	rows := s.rows()
 	var sw svgWriter
-	seqH := seqTop + len(rows)*seqRow + 30
+	seqH := layout(rows) + 30
 	stateTop := seqH + 40
 	height := stateTop + stateDiagramH + 40 + 16*len(s.paths())
 	sw.f(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
@@ -117,31 +137,40 @@ func (s *SVG) WriteTo(w io.Writer) (int64, error) {
 	return int64(n), err
 }
 
-// rows lays the events out, one per row: a lost packet is one row with its
-// drop, a note takes one row per line.
+// rows lays the events out, one per row: a packet sent is one row with its
+// label, its arrival a landing row (a lost packet has none), a note one row
+// per line.
 func (s *SVG) rows() []row {
 	var flows Flows
+	var way pairing
 	var rows []row
 	var start time.Time
 	lastTS := ""
-	for i := 0; i < len(s.events); i++ {
-		ev := s.events[i]
+	for i, ev := range s.events {
 		if i == 0 {
 			start = ev.Time
 		}
-		r := row{ev: ev}
+		r := row{ev: ev, to: -1}
 		switch ev.Kind {
-		case PacketOut, Drop:
-			r.text = describeWith(&flows, ev.Packet, s.Ports, ev.Kind == PacketOut)
-			r.lost = ev.Kind == Drop
-			if ev.Kind == PacketOut && i+1 < len(s.events) && s.events[i+1].Kind == Drop &&
-				bytes.Equal(s.events[i+1].Packet, ev.Packet) {
-				r.lost = true
-				i++
+		case PacketOut:
+			r.text = describeWith(&flows, ev.Packet, s.Ports, true)
+			way.sent(keyOf(ev.Packet), len(rows))
+		case Drop:
+			if j, ok := way.lost(keyOf(ev.Packet)); ok {
+				rows[j].lost = true
+				continue
 			}
+			r.text, r.lost = describeWith(&flows, ev.Packet, s.Ports, false), true
+		case PacketIn:
+			if j, ok := way.arrived(keyOf(ev.Packet)); ok {
+				rows[j].to = len(rows)
+				rows = append(rows, row{ev: ev, landing: true, from: j, to: -1})
+				continue
+			}
+			r.text = describeWith(&flows, ev.Packet, s.Ports, false)
 		case Note:
 			for _, line := range Wrap(ev.Text, seqNoteW) {
-				rows = append(rows, row{ev: ev, text: line})
+				rows = append(rows, row{ev: ev, text: line, to: -1})
 			}
 			continue
 		}
@@ -153,6 +182,20 @@ func (s *SVG) rows() []row {
 	return rows
 }
 
+// layout sets each row's y and returns the bottom of the last.
+func layout(rows []row) int {
+	y := seqTop
+	for i := range rows {
+		h := seqRow
+		if rows[i].landing {
+			h = seqLanding
+		}
+		rows[i].y = y + h/2
+		y += h
+	}
+	return y
+}
+
 // describeWith is the label of a packet, numbered by flows (observed only
 // for packets sent).
 func describeWith(flows *Flows, pkt []byte, ports, observe bool) string {
@@ -160,10 +203,38 @@ func describeWith(flows *Flows, pkt []byte, ports, observe bool) string {
 	if err != nil {
 		return describeBad(pkt, err)
 	}
-	if !observe {
-		return format(&p, 0, 0, OptionsSYN)
+	if observe {
+		return Label(flows, &p, OptionsSYN, ports)
 	}
-	return Label(flows, &p, OptionsSYN, ports)
+	seqBase, ackBase := flows.bases(&p, true)
+	label := format(&p, seqBase, ackBase, OptionsSYN)
+	if ports {
+		label = fmt.Sprintf("%d>%d %s", p.Src.Port(), p.Dst.Port(), label)
+	}
+	return label
+}
+
+// side is where a host's lifeline is drawn.
+type side struct {
+	x, other    int    // its lifeline and the other one
+	name        string // "left" or "right"
+	color, pale string
+	text        string // color of its packet labels
+}
+
+func (s *SVG) sideOf(host string) side {
+	if host == s.left {
+		return side{seqLeftX, seqRightX, "left", colorLeft, colorLeftPale, colorLeftText}
+	}
+	return side{seqRightX, seqLeftX, "right", colorRight, colorRightPale, colorRightText}
+}
+
+// otherSide is the side of the host a host's packets go to.
+func (s *SVG) otherSide(host string) side {
+	if host == s.left {
+		return s.sideOf(s.right)
+	}
+	return s.sideOf(s.left)
 }
 
 func (s *SVG) drawSequence(sw *svgWriter, rows []row, bottom int) {
@@ -178,42 +249,43 @@ func (s *SVG) drawSequence(sw *svgWriter, rows []row, bottom int) {
 		sw.f(`<text x="%d" y="56" text-anchor="middle" fill="white" font-weight="bold">%s</text>`+"\n", h.x, esc(h.name))
 		sw.f(`<line x1="%d" y1="64" x2="%d" y2="%d" stroke="#bbb" stroke-width="2"/>`+"\n", h.x, h.x, bottom)
 	}
-	mid := (seqLeftX + seqRightX) / 2
-	for i, r := range rows {
-		y := seqTop + i*seqRow + seqRow/2
-		onLeft := r.ev.Host == s.left
-		x, other, color, head := seqRightX, seqLeftX, colorRight, "head-right"
-		if onLeft {
-			x, other, color, head = seqLeftX, seqRightX, colorLeft, "head-left"
+	// The arrows first, so that every text is drawn over them.
+	for _, r := range rows {
+		if r.ev.Kind == PacketOut || r.ev.Kind == Drop || r.ev.Kind == PacketIn && !r.landing {
+			s.drawPacket(sw, rows, r)
 		}
+	}
+	for _, r := range rows {
+		y := r.y
+		sd := s.sideOf(r.ev.Host)
+		x := sd.x
 		if r.ts != "" {
 			sw.f(`<text x="8" y="%d" fill="#888">%s</text>`+"\n", y+4, r.ts)
 		}
 		switch r.ev.Kind {
-		case PacketOut, Drop:
-			x2, y2 := other, y+8
-			if r.lost {
-				x2, y2 = mid+(other-x)/8, y+2
+		case PacketOut, Drop, PacketIn:
+			if r.landing {
+				continue
 			}
-			if r.lost {
-				sw.f(`<line class="packet lost" x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="5,3"/>`+"\n", x, y-6, x2, y2, color)
-				sw.f(`<text x="%d" y="%d" fill="#d00" font-size="16" font-weight="bold" text-anchor="middle">✕</text>`+"\n", x2, y2+6)
-			} else {
-				sw.f(`<line class="packet" x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5" marker-end="url(#%s)"/>`+"\n", x, y-6, x2, y2, color, head)
+			// The label sits over the arrow's start, on the sender's
+			// side: where arrows cross, each keeps its own label.
+			text, from := r.text, sd
+			if r.ev.Kind == PacketIn {
+				text, from = text+" (received)", s.otherSide(r.ev.Host)
 			}
-			sw.f(`<text x="%d" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n", mid, y-6, esc(r.text))
+			lx, anchor := from.x+10, "start"
+			if from.name == "right" {
+				lx, anchor = from.x-10, "end"
+			}
+			sw.f(`<text x="%d" y="%d" text-anchor="%s" font-size="10" fill="%s" %s>%s</text>`+"\n", lx, y-3, anchor, from.text, halo, esc(text))
 		case Transition:
 			cause := r.ev.Cause
 			if s.Ports {
 				cause = connTag(r.ev) + cause
 			}
-			pale := colorRightPale
-			if onLeft {
-				pale = colorLeftPale
-			}
-			sw.f(`<rect class="state" x="%d" y="%d" width="110" height="20" rx="9" fill="%s" stroke="%s"/>`+"\n", x-55, y-10, pale, color)
+			sw.f(`<rect class="state" x="%d" y="%d" width="110" height="20" rx="9" fill="%s" stroke="%s"/>`+"\n", x-55, y-10, sd.pale, sd.color)
 			sw.f(`<text x="%d" y="%d" text-anchor="middle" font-weight="bold">%s</text>`+"\n", x, y+4, esc(r.ev.To))
-			if onLeft {
+			if x == seqLeftX {
 				sw.f(`<text x="%d" y="%d" text-anchor="end" fill="#555" font-size="10">%s</text>`+"\n", x-60, y+4, esc(cause))
 			} else {
 				sw.f(`<text x="%d" y="%d" fill="#555" font-size="10">%s</text>`+"\n", x+60, y+4, esc(cause))
@@ -223,16 +295,52 @@ func (s *SVG) drawSequence(sw *svgWriter, rows []row, bottom int) {
 			if r.ev.Kind == Timer {
 				text, style = "(timer) "+text, `fill="#7a3db8" font-style="italic"`
 			}
-			if onLeft {
-				sw.f(`<text x="%d" y="%d" %s>%s</text>`+"\n", x+8, y+4, style, esc(text))
+			if x == seqLeftX {
+				sw.f(`<text x="%d" y="%d" %s %s>%s</text>`+"\n", x+8, y+4, style, halo, esc(text))
 			} else {
-				sw.f(`<text x="%d" y="%d" text-anchor="end" %s>%s</text>`+"\n", x-8, y+4, style, esc(text))
+				sw.f(`<text x="%d" y="%d" text-anchor="end" %s %s>%s</text>`+"\n", x-8, y+4, style, halo, esc(text))
 			}
 		case Note:
-			sw.f(`<text x="%d" y="%d" text-anchor="middle" fill="#666" font-style="italic">%s</text>`+"\n", svgWidth/2, y+4, esc(r.text))
+			sw.f(`<text x="%d" y="%d" text-anchor="middle" fill="#666" font-style="italic" %s>%s</text>`+"\n", svgWidth/2, y+4, halo, esc(r.text))
 		}
 	}
 	sw.f("</g>\n")
+}
+
+// drawPacket draws the arrow of a packet: from its row on the sender's
+// lifeline to its landing row on the receiver's, or half-way to an X if
+// the link lost it, or one row down, dashed, if its arrival was not seen.
+// A packet whose sending was not seen comes from the other lifeline one
+// row up.
+func (s *SVG) drawPacket(sw *svgWriter, rows []row, r row) {
+	sd := s.sideOf(r.ev.Host)
+	flags := ""
+	if p, err := ParsePacket(r.ev.Packet); err == nil {
+		flags = p.TCP.Flags.String()
+	}
+	x1, y1, x2, y2 := sd.x, r.y+1, sd.other, r.y+1+seqLanding
+	class, from, dash, head := "packet", sd.name, "", ` marker-end="url(#head-`+sd.name+`)"`
+	switch {
+	case r.ev.Kind == PacketIn:
+		// Received, sent by a host not traced: the sender is the
+		// other side.
+		o := s.otherSide(r.ev.Host)
+		x1, y1, x2, y2 = sd.other, r.y+1-seqLanding, sd.x, r.y+1
+		class, from, head = "packet received", o.name, ` marker-end="url(#head-`+o.name+`)"`
+		sd.color = o.color
+	case r.lost:
+		x2 = (seqLeftX+seqRightX)/2 + (sd.other-sd.x)/8
+		class, dash, head = "packet lost", ` stroke-dasharray="5,3"`, ""
+	case r.to >= 0:
+		y2 = rows[r.to].y
+	default:
+		class, dash = "packet unseen", ` stroke-dasharray="2,3"`
+	}
+	sw.f(`<line class="%s" data-flags="%s" data-from="%s" x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="1.5"%s%s/>`+"\n",
+		class, esc(flags), from, x1, y1, x2, y2, sd.color, dash, head)
+	if r.lost {
+		sw.f(`<text x="%d" y="%d" fill="#d00" font-size="16" font-weight="bold" text-anchor="middle">✕</text>`+"\n", x2, y2+6)
+	}
 }
 
 // The state diagram: box centers (relative to the diagram's origin), as

@@ -63,8 +63,8 @@ type Event struct {
 	To     string
 	Cause  string         // for Transition: "rcv SYN", "call CLOSE", "timer 2MSL"...
 	Local  netip.AddrPort // the connection, for Transition (when known)
-	Remote netip.AddrPort
-	Text   string // for Call, Note, Timer and Drop
+	Remote netip.AddrPort // the zero AddrPort for a listening socket
+	Text   string         // for Call, Note, Timer and Drop
 }
 
 // Packet is the parsed headers of an IP packet carrying TCP.
@@ -340,6 +340,26 @@ func (f *Flows) Observe(p *Packet) (seqBase, ackBase uint32, tag string) {
 		ackBase = rev.isn
 	}
 	return seqBase, ackBase, tag
+}
+
+// bases returns the bases of the relative numbers of a packet that is not
+// being sent (one received, or reported lost) without recording it: the
+// packet was observed when sent, if its sender is traced. learnSYN takes
+// the ISN of a SYN whose sending was not seen.
+func (f *Flows) bases(p *Packet, learnSYN bool) (seqBase, ackBase uint32) {
+	k := FlowKey{p.Src, p.Dst}
+	if learnSYN && p.TCP.Flags&wire.FlagSYN != 0 {
+		if fl := f.get(k); !fl.haveISN {
+			fl.isn, fl.haveISN = p.TCP.Seq, true
+		}
+	}
+	if fl := f.m[k]; fl != nil && fl.haveISN {
+		seqBase = fl.isn
+	}
+	if fl := f.m[k.Reverse()]; fl != nil && fl.haveISN {
+		ackBase = fl.isn
+	}
+	return seqBase, ackBase
 }
 
 // Peer returns what p's receiver last acknowledged in the other direction:

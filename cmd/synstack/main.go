@@ -1,9 +1,18 @@
 // Command synstack runs the synstack TCP/IP stack's tools.
 //
-//	synstack demo [SCENARIO]   a TCP scenario between two stacks, as a ladder (--list names them)
+//	synstack demo [SCENARIO]   a TCP scenario between two stacks on virtual time, as a ladder
+//	                           (--list names them; --svg, --pcap, --json)
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
+//	synstack serve             serve HTTP, echo or discard over a TUN device (root)
+//	synstack get URL           download a URL over a TUN device (root)
+//	synstack forward           terminate the TCP connections routed into a TUN device and
+//	                           relay each upstream, tun2socks-style (root)
+//	synstack impair            carry packets between two TUN devices through link/sim's
+//	                           delay, loss, reordering and rate (root)
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
 //	synstack bench             synstack, gVisor netstack and the kernel measured side by side
+//
+// "synstack help" prints every command with its flags.
 package main
 
 import (
