@@ -237,6 +237,8 @@ const (
 	rxBadHeader   // malformed (IP: bad header checksum included)
 	rxFragment    // an IP fragment (no reassembly)
 	rxBadChecksum // TCP checksum wrong
+	rxMartianSrc  // from an address no packet on a link comes from (martian.go)
+	rxMartianDst  // to an address no packet on a link goes to
 )
 
 // prepare reads pkt into p without a lock: the IP header, and for TCP the
@@ -265,6 +267,14 @@ func (s *Stack) prepare(p *rxPacket, pkt []byte) {
 		p.ip = rxFragment
 		return
 	case err != nil:
+		return
+	}
+	switch {
+	case s.martianSource(p.src):
+		p.ip = rxMartianSrc
+		return
+	case s.martianDestination(p.dst):
+		p.ip = rxMartianDst
 		return
 	}
 	p.ip = rxOK
@@ -303,6 +313,12 @@ func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
 		return
 	case rxBadHeader:
 		st.IpInHdrErrors++
+		return
+	case rxMartianSrc:
+		st.SynstackInMartianSources++
+		return
+	case rxMartianDst:
+		st.SynstackInMartianDestinations++
 		return
 	}
 	src, dst, proto, payload := p.src, p.dst, p.proto, p.payload

@@ -247,6 +247,10 @@ type Stats struct {
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 
+	// Martians (martian.go), dropped unanswered; Linux logs them (log_martians).
+	SynstackInMartianSources      uint64 // packets from a broadcast, multicast, loopback, unspecified, IPv4-mapped or own address
+	SynstackInMartianDestinations uint64 // packets to a broadcast, multicast, loopback, unspecified or IPv4-mapped address
+
 	// Forwarding (Stack.SetForwarder, see forward.go).
 	SynstackForwardRequests     uint64 // SYNs offered to the Forwarder (retransmissions of a pending one are not)
 	SynstackForwarded           uint64 // forwarded connections whose handshake completed (ForwardRequest.Accept)
@@ -254,7 +258,8 @@ type Stats struct {
 	SynstackForwardUnreachables uint64 // requests answered with ICMP destination unreachable (timeouts not included)
 	SynstackForwardTimeouts     uint64 // requests rejected because the upstream timed out (answered with ICMP host unreachable)
 	SynstackForwardResets       uint64 // forwarded connections that ended with a RST, sent or received
-	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting
+	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting, or MaxPendingPerSource from the client's address
+	SynstackForwardSourceDrops  uint64 // of those, SYNs dropped for MaxPendingPerSource
 	IcmpOutDestUnreachs         uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
 	Icmp6OutDestUnreachs        uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
 }
@@ -272,6 +277,9 @@ type Stack struct {
 	addrs                []netip.Prefix
 	key                  secret
 	tcpDefaults          tcp.Config
+	// loopback: one of addrs is a loopback address, so loopback sources
+	// and destinations are not martians (martian.go).
+	loopback bool
 	// mem is the budget every connection's queues are charged to
 	// (Config.TCPMem); tcpDefaults.Memory points at it.
 	mem           *tcp.Memory
@@ -363,6 +371,7 @@ func New(cfg Config) (*Stack, error) {
 			return nil, errors.New("synstack: invalid address " + p.String())
 		}
 		s.addrs = append(s.addrs, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+		s.loopback = s.loopback || p.Addr().IsLoopback()
 	}
 	if s.clock == nil {
 		s.clock = clock.Real{}
