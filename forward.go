@@ -40,9 +40,12 @@ import (
 // slot is held until it does, until the client resets, or until the stack
 // closes).
 //
-// Listeners keep the stack's own addresses: a SYN to one of them with a
-// listener goes to the listener; a SYN to any other address is forwarded,
-// whatever the listeners. Package forward has a Forwarder that dials
+// Listeners keep the stack's own addresses: a SYN to one of them goes to
+// its listener, or is answered with RST when none listens, and is never
+// forwarded (dialled from the host, it could be routed back into the same
+// device and forwarded again, without end); a SYN to any other address is
+// forwarded, whatever the listeners. Requests from one client address are
+// bounded too (ForwardOptions.MaxPendingPerSource). Package forward has a Forwarder that dials
 // upstream and relays.
 
 // Forwarder is offered the connection requests the stack forwards (see
@@ -65,10 +68,18 @@ type ForwardOptions struct {
 	// MaxPending bounds the requests offered and not yet decided.
 	// Default DefaultMaxPendingForwards.
 	MaxPending int
+	// MaxPendingPerSource bounds the requests from one client address
+	// among them, so that one client whose destinations never answer
+	// cannot fill the table for everybody else. Default
+	// DefaultMaxPendingForwardsPerSource (never more than MaxPending).
+	MaxPendingPerSource int
 }
 
-// DefaultMaxPendingForwards is the default of ForwardOptions.MaxPending.
-const DefaultMaxPendingForwards = 1024
+// Defaults of ForwardOptions.
+const (
+	DefaultMaxPendingForwards          = 1024
+	DefaultMaxPendingForwardsPerSource = 128
+)
 
 // UnreachableCode says which ICMP destination unreachable a request is
 // answered with (ForwardRequest.Unreachable).
@@ -131,7 +142,10 @@ type ForwardRequest struct {
 type forwardState struct {
 	f          Forwarder
 	maxPending int
+	maxPerSrc  int
 	pending    map[connKey]*ForwardRequest
+	// perSrc counts the pending requests of each client address.
+	perSrc map[netip.Addr]int
 	// offers are the new requests to hand to f once lock is released;
 	// queued says there are some (read without the lock by DeliverPacket).
 	offers []*ForwardRequest
@@ -150,8 +164,14 @@ func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
 	if s.fwd.maxPending <= 0 {
 		s.fwd.maxPending = DefaultMaxPendingForwards
 	}
+	s.fwd.maxPerSrc = opts.MaxPendingPerSource
+	if s.fwd.maxPerSrc <= 0 {
+		s.fwd.maxPerSrc = DefaultMaxPendingForwardsPerSource
+	}
+	s.fwd.maxPerSrc = min(s.fwd.maxPerSrc, s.fwd.maxPending)
 	if s.fwd.pending == nil {
 		s.fwd.pending = make(map[connKey]*ForwardRequest)
+		s.fwd.perSrc = make(map[netip.Addr]int)
 	}
 }
 
@@ -195,7 +215,11 @@ func (s *Stack) foreignLocked(local netip.Addr) bool {
 // listener while forwarding is on. It reports whether it took the segment;
 // if not, the caller answers it as before (RST).
 func (s *Stack) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segment) bool {
-	if s.fwd.f == nil {
+	if s.fwd.f == nil || s.isLocalAddr(local.Addr()) {
+		// The stack's own addresses are never forwarded: a port with no
+		// listener is answered with RST, as without forwarding. Dialled
+		// upstream from the host, such a connection could come back into
+		// the same device and be forwarded again, without end.
 		return false
 	}
 	key := connKey{local, remote}
@@ -214,12 +238,18 @@ func (s *Stack) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segmen
 		s.g().stats.SynstackForwardPendingDrops++
 		return true
 	}
+	if s.fwd.perSrc[remote.Addr()] >= s.fwd.maxPerSrc {
+		s.g().stats.SynstackForwardPendingDrops++
+		s.g().stats.SynstackForwardSourceDrops++
+		return true
+	}
 	req := &ForwardRequest{Local: local, Remote: remote, s: s, syn: *seg}
 	if len(seg.Payload) > 0 {
 		req.syn.Payload = append([]byte(nil), seg.Payload...)
 	}
 	req.ctx, req.cancel = context.WithCancelCause(context.Background())
 	s.fwd.pending[key] = req
+	s.fwd.perSrc[remote.Addr()]++
 	s.fwd.offers = append(s.fwd.offers, req)
 	s.fwd.queued.Store(true)
 	s.g().stats.SynstackForwardRequests++
@@ -262,10 +292,19 @@ func (s *Stack) offerForwards() {
 
 // withdrawForwardLocked ends a pending request that was not decided.
 func (s *Stack) withdrawForwardLocked(req *ForwardRequest, err error) {
-	delete(s.fwd.pending, connKey{req.Local, req.Remote})
+	s.unpendLocked(req)
 	req.decided = true
 	req.err = err
 	req.cancel(err)
+}
+
+// unpendLocked takes a request out of the pending table.
+func (s *Stack) unpendLocked(req *ForwardRequest) {
+	delete(s.fwd.pending, connKey{req.Local, req.Remote})
+	src := req.Remote.Addr()
+	if s.fwd.perSrc[src]--; s.fwd.perSrc[src] <= 0 {
+		delete(s.fwd.perSrc, src)
+	}
 }
 
 // closeForwardsLocked withdraws every pending request (Stack.Close).
@@ -299,7 +338,7 @@ func (r *ForwardRequest) decideLocked() error {
 		return net.ErrClosed
 	}
 	r.decided = true
-	delete(s.fwd.pending, connKey{r.Local, r.Remote})
+	s.unpendLocked(r)
 	r.cancel(ErrForwardDecided)
 	return nil
 }

@@ -174,11 +174,14 @@ func TestForwardListenersAndAddresses(t *testing.T) {
 	fw.take(t, 0)
 	_, _ = cfd, sfd
 	connectNB(t, n.a, netip.MustParseAddrPort("198.18.0.7:80")) // foreign: forwarded despite the wildcard listener
-	connectNB(t, n.a, netip.AddrPortFrom(addrB, 81))            // own address, no listener: forwarded
+	own := connectNB(t, n.a, netip.AddrPortFrom(addrB, 81))     // own address, no listener: refused, never forwarded
 	n.pump()
-	reqs := fw.take(t, 2)
-	if reqs[0].Local.String() != "198.18.0.7:80" || reqs[1].Local != netip.AddrPortFrom(addrB, 81) {
-		t.Errorf("requests for %v and %v", reqs[0].Local, reqs[1].Local)
+	reqs := fw.take(t, 1)
+	if reqs[0].Local.String() != "198.18.0.7:80" {
+		t.Errorf("request for %v", reqs[0].Local)
+	}
+	if e := connectResult(t, n.a, own); e != syscall.ECONNREFUSED {
+		t.Errorf("connect to the stack's own address with no listener: %v, want ECONNREFUSED", e)
 	}
 	// ICMP echo to a foreign address is not answered.
 	if st := n.b.Stats(); st.IcmpOutMsgs != 0 {
@@ -207,7 +210,7 @@ func TestForwardPendingBound(t *testing.T) {
 	n.b.SetForwarder(ForwarderFunc(func(*ForwardRequest) { offered++ }), ForwardOptions{MaxPending: 256})
 	flood := func(from, count int) {
 		for i := from; i < from+count; i++ {
-			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 16), byte(i >> 8)}), uint16(1024+i%50000))
+			src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), uint16(1024+i%50000))
 			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 80)
 			n.b.DeliverPacket(synPacket(src, dst, uint32(i), wire.FlagSYN))
 		}
@@ -234,6 +237,33 @@ func TestForwardPendingBound(t *testing.T) {
 	}
 	if st.TcpOutSegs != 0 {
 		t.Errorf("%d segments sent to a flood that was never answered", st.TcpOutSegs)
+	}
+}
+
+// One client whose destinations never answer holds at most
+// MaxPendingPerSource requests: the others' SYNs are still offered.
+func TestForwardPendingPerSource(t *testing.T) {
+	n := newVnet(t, nil)
+	var offered []*ForwardRequest
+	n.b.SetForwarder(ForwarderFunc(func(r *ForwardRequest) { offered = append(offered, r) }), ForwardOptions{MaxPending: 64, MaxPendingPerSource: 8})
+	greedy := netip.MustParseAddr("172.16.0.1")
+	for i := range 100 {
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}), 80)
+		n.b.DeliverPacket(synPacket(netip.AddrPortFrom(greedy, uint16(2000+i)), dst, uint32(i), wire.FlagSYN))
+	}
+	for i := range 20 {
+		src := netip.AddrPortFrom(netip.AddrFrom4([4]byte{172, 16, 1, byte(i)}), 3000)
+		n.b.DeliverPacket(synPacket(src, netip.MustParseAddrPort("198.18.1.1:80"), 1, wire.FlagSYN))
+	}
+	st := n.b.Stats()
+	if len(offered) != 28 || st.SynstackForwardSourceDrops != 92 || st.SynstackForwardPendingDrops != 92 {
+		t.Fatalf("offered %d, source drops %d, pending drops %d: want 8 + 20 offered, 92 dropped", len(offered), st.SynstackForwardSourceDrops, st.SynstackForwardPendingDrops)
+	}
+	// A decision frees the client's slot.
+	must(t, offered[0].Drop())
+	n.b.DeliverPacket(synPacket(netip.AddrPortFrom(greedy, 5000), netip.MustParseAddrPort("198.18.2.1:80"), 1, wire.FlagSYN))
+	if len(offered) != 29 {
+		t.Fatalf("after one decision: %d offered, want 29", len(offered))
 	}
 }
 
