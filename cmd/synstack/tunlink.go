@@ -57,8 +57,8 @@ type tunFlags struct {
 
 func (f *tunFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.name, "tun", "", "TUN device `NAME` (created if it does not exist, removed at exit if created)")
-	fs.Var(&f.addrs, "addr", "the stack's address with its prefix, as 10.99.0.2/24 (repeatable)")
-	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, as 10.99.0.1/24 (repeatable; removed at exit)")
+	fs.Var(&f.addrs, "addr", "the stack's address with its prefix, `CIDR` as 10.99.0.2/24 (repeatable)")
+	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, `CIDR` as 10.99.0.1/24 (repeatable; removed at exit)")
 	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "the device's MTU")
 	fs.BoolVar(&f.noOffload, "no-offload", false, "plain TUN device: no virtio header, no large packets, no checksum offload")
 	fs.IntVar(&f.queues, "queues", 1, "`N` queues (IFF_MULTI_QUEUE): the kernel spreads flows over them and the stack takes them on N goroutines")
