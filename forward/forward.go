@@ -16,12 +16,20 @@
 // synstack.ForwardRequest.Reject); the client only sees a connection when
 // the upstream has one. In immediate mode the handshake completes first and
 // a failed dial resets the connection the client already has.
+//
+// A Forwarder is bounded: MaxRelays and MaxRelaysPerSource cap the
+// requests it handles at once (dial and relay), and Check can refuse a
+// request before anything is dialed or accepted, as a forwarding loop
+// must be (a destination whose upstream dial would come back into the
+// stack's own device). A refused request is answered at once, RST or ICMP,
+// and counted; no relay is made.
 package forward
 
 import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +41,17 @@ import (
 
 // DefaultDialTimeout is the default of Forwarder.DialTimeout.
 const DefaultDialTimeout = 10 * time.Second
+
+// DefaultMaxRelays is the default of Forwarder.MaxRelays. A relay holds two
+// goroutines and two buffers of RelayOptions.BufSize (64 KiB by default)
+// besides the stack's connection: 4096 relays hold about 256 MiB of relay
+// buffers at most.
+const DefaultMaxRelays = 4096
+
+// ErrLoop is what a Check says of a request whose upstream dial would come
+// back into the forwarding stack (its own address, or a route into its own
+// device): wrap it so that the refusal counts in Stats.Loops.
+var ErrLoop = errors.New("forwarding loop")
 
 // DialFunc dials an upstream: net.Dialer.DialContext and
 // proxy.ContextDialer.DialContext have its signature.
@@ -55,6 +74,25 @@ type Forwarder struct {
 	// Relay configures the relay of every connection (buffer size, idle
 	// timeout).
 	Relay RelayOptions
+	// MaxRelays bounds the requests handled at once: each holds a slot
+	// from the moment it is offered (dial included) until its relay ends.
+	// A request beyond the bound is refused at once (RST) and counted in
+	// Stats.LimitRefused. Default DefaultMaxRelays; negative: no bound.
+	MaxRelays int
+	// MaxRelaysPerSource, if positive, bounds the slots one client address
+	// (req.Remote's address) holds; beyond it requests are refused (RST)
+	// and counted in Stats.SourceLimitRefused. Zero: no bound but
+	// MaxRelays (on a tun2socks host every connection comes from the
+	// host's own address).
+	MaxRelaysPerSource int
+	// Check, if set, is asked about every request before anything is
+	// dialed or accepted, with the address that would be dialed (Target's
+	// answer). A non-nil error refuses the request at once as Reject
+	// answers it (RST, or ICMP unreachable for an unreachable errno), with
+	// no relay: an error wrapping ErrLoop counts in Stats.Loops, any other
+	// in Stats.Denied. It runs on the request's goroutine, so it may take
+	// the time of a route lookup.
+	Check func(req *synstack.ForwardRequest, target string) error
 	// Tracer, if set, receives a trace.Note event for each connection's
 	// outcome: "forward: forwarded", "refused", "unreachable", "timeout",
 	// "reset", "idle", "closed". Host names the stack in them.
@@ -67,11 +105,14 @@ type Forwarder struct {
 	closed bool
 	wg     sync.WaitGroup
 	stats  statCounters
+	// Guarded by mu: slots held, in all and per client address.
+	slots     int
+	perSource map[netip.Addr]int
 }
 
 // Stats are a Forwarder's counters.
 type Stats struct {
-	Requests    uint64 // requests handled
+	Requests    uint64 // requests offered, refused ones included
 	Forwarded   uint64 // connections relayed (upstream dialed, client accepted)
 	Refused     uint64 // upstream refused: client refused (deferred) or reset (immediate)
 	Unreachable uint64 // upstream unreachable: ICMP to the client (deferred) or reset (immediate)
@@ -82,11 +123,21 @@ type Stats struct {
 	Active      int64  // relays running now
 	BytesUp     uint64 // bytes from clients to upstreams
 	BytesDown   uint64 // bytes from upstreams to clients
+	// LimitRefused counts requests refused because MaxRelays were
+	// handled already, SourceLimitRefused those refused because their
+	// client address held MaxRelaysPerSource.
+	LimitRefused       uint64
+	SourceLimitRefused uint64
+	// Loops counts requests Check refused as forwarding loops (ErrLoop),
+	// Denied those it refused for another reason.
+	Loops  uint64
+	Denied uint64
 }
 
 type statCounters struct {
 	requests, forwarded, refused, unreachable, timeouts, acceptFails,
-	resets, idle, bytesUp, bytesDown atomic.Uint64
+	resets, idle, bytesUp, bytesDown, limitRefused, sourceLimitRefused,
+	loops, denied atomic.Uint64
 	active atomic.Int64
 }
 
@@ -98,6 +149,8 @@ func (f *Forwarder) Stats() Stats {
 		Unreachable: c.unreachable.Load(), Timeouts: c.timeouts.Load(), AcceptFails: c.acceptFails.Load(),
 		Resets: c.resets.Load(), Idle: c.idle.Load(), Active: c.active.Load(),
 		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
+		LimitRefused: c.limitRefused.Load(), SourceLimitRefused: c.sourceLimitRefused.Load(),
+		Loops: c.loops.Load(), Denied: c.denied.Load(),
 	}
 }
 
@@ -109,18 +162,52 @@ func To(addr string) func(*synstack.ForwardRequest) string {
 // Direct is the Target that dials the original destination.
 func Direct(req *synstack.ForwardRequest) string { return req.Local.String() }
 
-// start registers one goroutine of the forwarder; false once closed.
-func (f *Forwarder) start() (context.Context, bool) {
+// Why start refuses a request.
+var (
+	errClosed      = errors.New("forwarder closed")
+	errLimit       = errors.New("MaxRelays reached")
+	errSourceLimit = errors.New("MaxRelaysPerSource reached")
+)
+
+// start registers one request's goroutine and takes its slots, or says
+// why not: the forwarder is closed or a bound is reached.
+func (f *Forwarder) start(src netip.Addr) (context.Context, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		return nil, false
+		return nil, errClosed
+	}
+	limit := f.MaxRelays
+	if limit == 0 {
+		limit = DefaultMaxRelays
+	}
+	if limit > 0 && f.slots >= limit {
+		return nil, errLimit
+	}
+	if f.MaxRelaysPerSource > 0 && f.perSource[src] >= f.MaxRelaysPerSource {
+		return nil, errSourceLimit
 	}
 	if f.ctx == nil {
 		f.ctx, f.cancel = context.WithCancel(context.Background())
 	}
+	if f.perSource == nil {
+		f.perSource = map[netip.Addr]int{}
+	}
+	f.slots++
+	f.perSource[src]++
 	f.wg.Add(1)
-	return f.ctx, true
+	return f.ctx, nil
+}
+
+// done gives back the slots start took.
+func (f *Forwarder) done(src netip.Addr) {
+	f.mu.Lock()
+	f.slots--
+	if f.perSource[src]--; f.perSource[src] <= 0 {
+		delete(f.perSource, src)
+	}
+	f.mu.Unlock()
+	f.wg.Done()
 }
 
 // Close stops the forwarder: dials in progress are abandoned, relays are
@@ -140,21 +227,50 @@ func (f *Forwarder) Close() error {
 // Forward handles one request on a goroutine of its own (it is the
 // synstack.Forwarder method).
 func (f *Forwarder) Forward(req *synstack.ForwardRequest) {
-	ctx, ok := f.start()
-	if !ok {
+	f.stats.requests.Add(1)
+	src := req.Remote.Addr()
+	ctx, err := f.start(src)
+	if err != nil {
+		switch err {
+		case errLimit:
+			f.stats.limitRefused.Add(1)
+		case errSourceLimit:
+			f.stats.sourceLimitRefused.Add(1)
+		}
+		f.note(req, "refused: "+err.Error())
 		_ = req.Refuse()
 		return
 	}
-	f.stats.requests.Add(1)
 	go func() {
-		defer f.wg.Done()
+		defer f.done(src)
 		f.handle(ctx, req)
 	}()
 }
 
+// target is the address to dial for req.
+func (f *Forwarder) target(req *synstack.ForwardRequest) string {
+	if f.Target != nil {
+		return f.Target(req)
+	}
+	return Direct(req)
+}
+
 func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
+	target := f.target(req)
+	if f.Check != nil {
+		if err := f.Check(req, target); err != nil {
+			if errors.Is(err, ErrLoop) {
+				f.stats.loops.Add(1)
+			} else {
+				f.stats.denied.Add(1)
+			}
+			f.note(req, "denied: "+err.Error())
+			_ = req.Reject(err)
+			return
+		}
+	}
 	if f.Deferred {
-		up, err := f.dial(ctx, req, req.Context())
+		up, err := f.dial(ctx, target, req.Context())
 		switch {
 		case err != nil && req.Context().Err() != nil:
 			// The client reset the request, or the stack closed.
@@ -184,7 +300,7 @@ func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
 		f.note(req, "accept failed: "+err.Error())
 		return
 	}
-	up, err := f.dial(ctx, req, ctx)
+	up, err := f.dial(ctx, target, ctx)
 	if err != nil {
 		f.dialFailed(req, err)
 		Reset(c)
@@ -193,8 +309,8 @@ func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
 	f.relay(ctx, req, c, up)
 }
 
-// dial dials the request's upstream within both contexts and the timeout.
-func (f *Forwarder) dial(ctx context.Context, req *synstack.ForwardRequest, reqCtx context.Context) (net.Conn, error) {
+// dial dials target within both contexts and the timeout.
+func (f *Forwarder) dial(ctx context.Context, target string, reqCtx context.Context) (net.Conn, error) {
 	timeout := f.DialTimeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
@@ -203,15 +319,11 @@ func (f *Forwarder) dial(ctx context.Context, req *synstack.ForwardRequest, reqC
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
-	target := Direct
-	if f.Target != nil {
-		target = f.Target
-	}
 	dial := f.Dial
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	return dial(dctx, "tcp", target(req))
+	return dial(dctx, "tcp", target)
 }
 
 // dialFailed counts and traces a failed dial.

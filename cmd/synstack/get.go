@@ -32,8 +32,10 @@ Creates the TUN device NAME (or attaches to it), gives the stack the address
 CIDR, and downloads URL (http:// or https://, the host an IP address: the stack
 resolves no names) over it, to FILE or to standard output. The kernel's side of
 the device is configured with --host-addr, or by hand (get waits for it).
-A progress bar is drawn when standard error is a terminal. Needs root (CAP_NET_ADMIN).
+A progress bar is drawn when standard error is a terminal. Needs root or
+CAP_NET_ADMIN: sudo "$(go env GOPATH)/bin/synstack" get ...
 
+flags:
 `
 
 func runGet(stdout, stderr io.Writer, args []string) error {
@@ -44,17 +46,16 @@ func runGet(stdout, stderr io.Writer, args []string) error {
 	out := fs.String("o", "", "write the body to `FILE` instead of standard output")
 	quiet := fs.Bool("q", false, "print nothing but errors")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the kernel's side of the device")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, getUsage)
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(stderr, fs, getUsage)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("get: want one URL")
+		return fmt.Errorf("get: want one URL, got %d arguments (see synstack get --help)", len(pos))
+	}
+	if *wait <= 0 {
+		return fmt.Errorf("get: --wait %v: want a positive duration, as 30s", *wait)
 	}
 	if err := tf.check(); err != nil {
 		return fmt.Errorf("get: %w", err)

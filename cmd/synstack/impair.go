@@ -38,8 +38,10 @@ packet MTU-sized, so that each is lost or delayed alone). Give each device's
 kernel side its address, or move each device into a network namespace of its
 own (ip link set NAME netns NS), at any time after impair has started.
 SIGUSR1 prints the counters as a JSON line on stderr, as does the exit;
-SIGINT or SIGTERM removes the devices impair created. Needs root.
+SIGINT or SIGTERM removes the devices impair created. Needs root or
+CAP_NET_ADMIN: sudo "$(go env GOPATH)/bin/synstack" impair ...
 
+flags:
 `
 
 // impairOpts are the option flags, each in three forms: both directions,
@@ -86,10 +88,7 @@ func parseImpair(stderr io.Writer, args []string) (*impairConfig, error) {
 		fs.StringVar(&vals[i][1], o.name+"-ab", "", "--"+o.name+" for the packets from --a to --b only")
 		fs.StringVar(&vals[i][2], o.name+"-ba", "", "--"+o.name+" for the packets from --b to --a only")
 	}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, impairUsage)
-		fs.PrintDefaults()
-	}
+	fs.Usage = usageFunc(stderr, fs, impairUsage)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,7 +96,10 @@ func parseImpair(stderr io.Writer, args []string) (*impairConfig, error) {
 		return nil, fmt.Errorf("impair: unexpected argument %q", fs.Arg(0))
 	}
 	if c.a == "" || c.b == "" || c.a == c.b {
-		return nil, errors.New("impair: --a NAME and --b NAME are required, and different")
+		return nil, errors.New("impair: --a NAME and --b NAME are required, and different (the two TUN devices, as --a imp0 --b imp1)")
+	}
+	if c.mtu < 576 || c.mtu > 65535 {
+		return nil, fmt.Errorf("impair: --mtu %d: want 576 to 65535", c.mtu)
 	}
 	c.ab = sim.Options{Seed: *seed, MTU: c.mtu}
 	c.ba = c.ab
@@ -205,14 +207,14 @@ type impairer struct {
 }
 
 func openImpair(c *impairConfig) (*impairer, error) {
-	a, err := tun.Open(tun.Options{Name: c.a, MTU: c.mtu, NoOffload: true})
+	a, err := openTun(tun.Options{Name: c.a, MTU: c.mtu, NoOffload: true})
 	if err != nil {
-		return nil, err
+		return nil, errNotRoot("impair", err)
 	}
-	b, err := tun.Open(tun.Options{Name: c.b, MTU: c.mtu, NoOffload: true})
+	b, err := openTun(tun.Options{Name: c.b, MTU: c.mtu, NoOffload: true})
 	if err != nil {
 		a.Close()
-		return nil, err
+		return nil, errNotRoot("impair", err)
 	}
 	return &impairer{a: a, b: b, br: sim.NewBridge(a, b, c.ab, c.ba)}, nil
 }

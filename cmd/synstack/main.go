@@ -12,30 +12,43 @@
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
 //	synstack bench             synstack, gVisor netstack and the kernel measured side by side
 //
-// "synstack help" prints every command with its flags.
+// "synstack help" prints every command with its flags; every command takes
+// --help. Install with
+//
+//	go install github.com/synstack/synstack/cmd/synstack@latest
+//
+// and run the commands that make TUN devices as root:
+// sudo "$(go env GOPATH)/bin/synstack" serve ...
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
 
 const usage = `usage: synstack <command> [arguments]
 
+Each command takes --help. The commands marked (root) need root or CAP_NET_ADMIN:
+sudo "$(go env GOPATH)/bin/synstack" COMMAND ...
+
 commands:
   demo [SCENARIO]    run a TCP scenario between two stacks on virtual time and print every
                      packet and state transition as a ladder (default: a connection's whole
                      life); --list names the scenarios; --svg FILE, --pcap FILE, --json
   script FILE...     run packet scripts (packetdrill syntax); ends with "N passed, M failed"
-  serve --tun NAME --addr CIDR [--listen :PORT] (--http DIR | --echo | --discard) [--host-addr CIDR]
-                     serve over a TUN device for the kernel's clients (root); --no-offload
+  serve --tun NAME --addr CIDR (--http DIR | --echo | --discard) [--listen :PORT] [--host-addr CIDR]
+                     serve over a TUN device for the kernel's clients (root); --max-conns N,
+                     --idle-timeout D, --admin :PORT, --no-offload
   get --tun NAME --addr CIDR [--host-addr CIDR] URL [-o FILE]
                      download URL over a TUN device from a server the kernel reaches (root)
   ss [-a | -l] [--admin ADDR]
                      the ss -tni table of a running synstack, from its admin endpoint
   forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT) [--deferred]
                      terminate every TCP connection routed into a TUN device and relay it
-                     upstream (tun2socks); --route CIDR, --host-addr CIDR, --idle-timeout D (root)
+                     upstream (tun2socks), never back into itself; --route CIDR, --host-addr CIDR,
+                     --idle-timeout D, --max-relays N, --admin :PORT (root)
   impair --a NAME --b NAME [--delay D] [--jitter D] [--loss P] [--reorder P] [--duplicate P]
          [--corrupt P] [--rate R] [--queue N] [--seed N]
                      carry packets between two TUN devices through link/sim's faults (netem
@@ -78,6 +91,9 @@ func main() {
 	default:
 		fmt.Fprintf(os.Stderr, "synstack: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help printed the command's usage
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "synstack:", err)

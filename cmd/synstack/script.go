@@ -11,8 +11,19 @@ import (
 
 // runScripts runs each packet script and prints one line per file, then
 // "N passed, M failed". It reports whether any failed.
+const scriptUsage = `usage: synstack script [--skip-unknown] [--strict] [-v] FILE...
+
+Runs each packet script (packetdrill syntax) against a synstack on a virtual
+clock and prints one line per file ("ok" or "FAIL" with the line that
+failed), then "N passed, M failed". Exits 1 if any failed.
+
+flags:
+`
+
 func runScripts(w io.Writer, args []string) (bool, error) {
 	fs := flag.NewFlagSet("script", flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = usageFunc(w, fs, scriptUsage)
 	skip := fs.Bool("skip-unknown", false, "skip shell and python lines the runner has no equivalent for, with a warning")
 	strict := fs.Bool("strict", false, "fail on any packet no outbound line expects, even after the last one (packetdrill ignores those)")
 	verbose := fs.Bool("v", false, "print every event and packet as the scripts run")
@@ -21,7 +32,7 @@ func runScripts(w io.Writer, args []string) (bool, error) {
 	}
 	files := fs.Args()
 	if len(files) == 0 {
-		return false, fmt.Errorf("script: no files given")
+		return false, fmt.Errorf("script: no files given: synstack script FILE.pkt... (see synstack script --help)")
 	}
 	opts := script.Options{SkipUnknown: *skip, Strict: *strict}
 	if *verbose {

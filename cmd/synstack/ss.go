@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -77,8 +78,12 @@ func runSS(stdout, stderr io.Writer, args []string) error {
 	return nil
 }
 
-// adminURL turns --admin's value into the URL of path on it.
+// adminURL turns --admin's value into the URL of path on it; only a port
+// (":9180") is loopback, as serve's --admin takes it.
 func adminURL(addr, path string) string {
+	if strings.HasPrefix(addr, ":") {
+		addr = "127.0.0.1" + addr
+	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
@@ -209,13 +214,13 @@ func ssInfo(s admin.Socket) string {
 		}
 	}
 	if s.RTO > 0 {
-		add("rto:%g", s.RTO)
+		add("rto:%.6g", math.Round(s.RTO)) // whole milliseconds, as Linux's (jiffies)
 	}
 	if s.Backoff > 0 {
 		add("backoff:%d", s.Backoff)
 	}
 	if s.RTT > 0 {
-		add("rtt:%g/%g", s.RTT, s.RTTVar)
+		add("rtt:%.6g/%.6g", ssMillis(s.RTT), ssMillis(s.RTTVar))
 	}
 	add("mss:%d", s.MSS)
 	add("rcvmss:%d", s.RcvMSS)
@@ -233,7 +238,7 @@ func ssInfo(s admin.Socket) string {
 	add("segs_out:%d", s.SegsOut)
 	add("segs_in:%d", s.SegsIn)
 	if b := s.BBR; b != nil {
-		add("bbr:(bw:%s,mrtt:%g,pacing_gain:%g,cwnd_gain:%g)", ssRate(b.Bandwidth), b.MinRTT, b.PacingGain, b.CwndGain)
+		add("bbr:(bw:%s,mrtt:%.6g,pacing_gain:%.6g,cwnd_gain:%.6g)", ssRate(b.Bandwidth), ssMillis(b.MinRTT), b.PacingGain, b.CwndGain)
 	}
 	if s.PacingRate > 0 {
 		add("pacing_rate %s", ssRate(s.PacingRate))
@@ -251,11 +256,16 @@ func ssInfo(s admin.Socket) string {
 		add("rcv_wnd:%d", s.RcvWnd)
 	}
 	if s.MinRTT > 0 {
-		add("minrtt:%g", s.MinRTT)
+		add("minrtt:%.6g", ssMillis(s.MinRTT))
 	}
 	add("snd_wnd:%d", s.SndWnd)
 	return strings.Join(f, " ")
 }
+
+// ssMillis rounds a time in milliseconds to the microsecond, the unit of
+// TCP_INFO's times; %.6g then prints it as ss's C %g does (0.123, 12.5,
+// 1234.57: six significant digits at most).
+func ssMillis(ms float64) float64 { return math.Round(ms*1000) / 1000 }
 
 // ssRate prints a rate given in bytes per second in bits, as ss's sprint_bw.
 func ssRate(bytesPerSec uint64) string {

@@ -169,3 +169,17 @@ func TestSSLive(t *testing.T) {
 		t.Errorf("ss -tnia:\n%s", got)
 	}
 }
+
+// Times print as ss prints them: rto in whole milliseconds, rtt and the
+// like to the microsecond, with %g (ss's "rto:208 rtt:0.123/0.05").
+func TestSSTimesAsSS(t *testing.T) {
+	s := admin.Socket{State: "ESTABLISHED", Local: "10.0.0.1:80", Remote: "10.0.0.2:40000",
+		RTO: 207.711373, RTT: 0.1234567, RTTVar: 0.0500004, MinRTT: 1234.56789, MSS: 1448, Cwnd: 10,
+		BBR: &admin.BBR{MinRTT: 0.0219999, PacingGain: 1, CwndGain: 2}}
+	got := ssInfo(s)
+	for _, want := range []string{"rto:208 ", "rtt:0.123/0.05 ", "minrtt:1234.57 ", "mrtt:0.022,"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("info line lacks %q:\n%s", want, got)
+		}
+	}
+}

@@ -12,12 +12,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,4 +171,137 @@ func TestTunForwardCurl(t *testing.T) {
 	if last.Stats.SynstackForwardRequests != 3 || last.Stats.SynstackForwarded != 3 {
 		t.Errorf("stack counted %d forward requests, %d forwarded; want 3 and 3", last.Stats.SynstackForwardRequests, last.Stats.SynstackForwarded)
 	}
+}
+
+// Issue 14: forward never makes a loop. With a route for a test subnet
+// into the device, a client connecting to the stack's own address (a port
+// without a listener) and to an address the kernel routes back into the
+// device is refused at once (RST: the connect fails with ECONNREFUSED, in
+// immediate mode too, so no handshake was completed), counted as a loop,
+// and no relay is made: with --direct and --direct --deferred, and with
+// --to pointing back into the device. Beside them, a destination the
+// host's dial reaches elsewhere is relayed: --to an upstream on the
+// namespace's loopback, and --direct with --mark 7 and a policy rule that
+// sends marked dials over a veth to a second namespace, where the
+// destination lives (the loop check asks the routing with the mark).
+func TestTunForwardNoLoop(t *testing.T) {
+	own := nsStack + ":1234"
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		loops []string // destinations that must be refused as loops
+		good  string   // a destination that must be relayed (empty: none)
+		mark  bool
+	}{
+		{"direct", []string{"--direct"}, []string{own, "198.18.0.5:80"}, "", false},
+		{"direct-deferred", []string{"--direct", "--deferred"}, []string{own, "198.18.0.5:80"}, "", false},
+		{"to-loop", []string{"--to", "198.18.0.50:80"}, []string{own, "198.18.0.5:80"}, "", false},
+		{"to-loop-deferred", []string{"--to", "198.18.0.50:80", "--deferred"}, []string{own, "198.18.0.5:80"}, "", false},
+		{"to-loopback", []string{"--to", fwdUpstream}, nil, "198.18.0.7:80", false},
+		{"direct-marked", []string{"--direct", "--mark", "7"}, []string{own}, "198.18.0.7:8080", true},
+		{"direct-marked-deferred", []string{"--direct", "--deferred", "--mark", "7"}, []string{own}, "198.18.0.7:8080", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNetns(t)
+			if tc.mark {
+				// Marked dials to the test subnet leave by a veth for a
+				// second namespace that has 198.18.0.7.
+				far := newNetns(t)
+				ns.run("ip", "link", "add", "vfwd0", "type", "veth", "peer", "name", "vfwd1", "netns", far.name)
+				ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "vfwd0")
+				ns.run("ip", "link", "set", "vfwd0", "up")
+				far.run("ip", "addr", "add", "192.0.2.2/24", "dev", "vfwd1")
+				far.run("ip", "addr", "add", "198.18.0.7/32", "dev", "lo")
+				far.run("ip", "link", "set", "vfwd1", "up")
+				ns.run("ip", "rule", "add", "fwmark", "7", "lookup", "100")
+				ns.run("ip", "route", "add", fwdSubnet, "via", "192.0.2.2", "dev", "vfwd0", "table", "100")
+				upstreamEcho(t, far)
+			} else {
+				upstreamEcho(t, ns)
+			}
+			args := append([]string{"forward", "--tun", nsDev, "--addr", nsStack + "/24", "--host-addr", nsKernel + "/24",
+				"--route", fwdSubnet}, tc.args...)
+			fwd := ns.start("main", args...)
+			fwd.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
+			fwd.waitLog("route "+fwdSubnet+" into "+nsDev, 10*time.Second)
+
+			for _, dst := range tc.loops {
+				var c net.Conn
+				err := ns.in(func() (err error) {
+					c, err = net.DialTimeout("tcp", dst, 10*time.Second)
+					return err
+				})
+				if err == nil {
+					c.Close()
+				}
+				if !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Errorf("connect to %s: %v, want ECONNREFUSED at once\n%s", dst, err, fwd.log.String())
+				}
+			}
+			want := uint64(0)
+			if tc.good != "" {
+				want = 1
+				var c net.Conn
+				if err := ns.in(func() (err error) {
+					c, err = net.DialTimeout("tcp", tc.good, 10*time.Second)
+					return err
+				}); err != nil {
+					t.Fatalf("connect to %s: %v\n%s", tc.good, err, fwd.log.String())
+				}
+				echoCheck(t, c, 100000)
+				c.Close()
+			}
+			st := fwd.forwardStats()
+			t.Logf("forward stats: %+v", st)
+			// The stack itself may refuse a SYN to its own address before
+			// the forwarder sees it; what the forwarder sees of the loops,
+			// it refuses as loops, and it relays nothing else.
+			if (len(tc.loops) > 0 && st.Loops < uint64(len(tc.loops)-1)) || st.Loops != st.Requests-want ||
+				st.Forwarded != want || st.Refused+st.Unreachable+st.Timeouts != 0 {
+				t.Errorf("forwarder: %d requests, %d loops, %d forwarded; want every request but %d a loop, %d forwarded",
+					st.Requests, st.Loops, st.Forwarded, want, want)
+			}
+			if s := fwd.stats().Stats; s.SynstackForwarded != want {
+				t.Errorf("the stack completed %d forwarded handshakes, want %d", s.SynstackForwarded, want)
+			}
+			fwd.stop()
+			if log := fwd.log.String(); (st.Loops > 0) != strings.Contains(log, "connections that would have looped") {
+				t.Errorf("forward's exit line about loops (%d loops):\n%s", st.Loops, log)
+			}
+		})
+	}
+}
+
+// upstreamEcho runs an echo server on every address of the namespace,
+// port 8080 (fwdUpstream among them), until the test ends.
+func upstreamEcho(t *testing.T, ns *netns) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.in(func() (err error) {
+		ln, err = net.Listen("tcp", ":8080")
+		return err
+	}); err != nil {
+		t.Fatalf("upstream listen in the namespace: %v", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/synstack/synstack"
@@ -55,25 +57,73 @@ type tunFlags struct {
 
 func (f *tunFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.name, "tun", "", "TUN device `NAME` (created if it does not exist, removed at exit if created)")
-	fs.Var(&f.addrs, "addr", "the stack's address with its prefix, as 10.99.0.2/24 (repeatable)")
-	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, as 10.99.0.1/24 (repeatable; removed at exit)")
+	fs.Var(&f.addrs, "addr", "the stack's address with its prefix, `CIDR` as 10.99.0.2/24 (repeatable)")
+	fs.Var(&f.hostAddrs, "host-addr", "give the kernel's side of the device this address, `CIDR` as 10.99.0.1/24 (repeatable; removed at exit)")
 	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "the device's MTU")
 	fs.BoolVar(&f.noOffload, "no-offload", false, "plain TUN device: no virtio header, no large packets, no checksum offload")
 	fs.IntVar(&f.queues, "queues", 1, "`N` queues (IFF_MULTI_QUEUE): the kernel spreads flows over them and the stack takes them on N goroutines")
 }
 
+// check checks the flags against each other, before anything is created:
+// the device is named, the stack has an address, and the kernel's
+// addresses, if given, are on the stack's subnets, so that the kernel
+// routes the stack's addresses through the device.
 func (f *tunFlags) check() error {
+	if f.name == "" {
+		return errors.New("--tun NAME is required: the TUN device to create or attach to, as --tun syn0 (never a default: tun0 is often a VPN's)")
+	}
 	if len(f.addrs) == 0 {
-		return fmt.Errorf("--addr is required (the stack's address, as 10.99.0.2/24)")
+		return errors.New("--addr is required (the stack's address, as 10.99.0.2/24)")
+	}
+	if f.mtu < 576 || f.mtu > 65535 {
+		return fmt.Errorf("--mtu %d: want 576 to 65535 (IPv6 needs 1280)", f.mtu)
+	}
+	if f.queues < 1 || f.queues > 256 {
+		return fmt.Errorf("--queues %d: want 1 to 256", f.queues)
 	}
 	for _, h := range f.hostAddrs {
 		for _, a := range f.addrs {
 			if h.Addr() == a.Addr() {
-				return fmt.Errorf("--host-addr %s is the stack's own address", h)
+				return fmt.Errorf("--host-addr %s is the stack's own address (--addr %s): give the kernel another address of the subnet, as %s", h, a, f.hint(a))
 			}
 		}
 	}
+	if len(f.hostAddrs) == 0 {
+		return nil
+	}
+	for _, a := range f.addrs {
+		routed := false
+		for _, h := range f.hostAddrs {
+			routed = routed || h.Masked().Contains(a.Addr())
+		}
+		if !routed {
+			return fmt.Errorf("--addr %s is outside every --host-addr's subnet (%s): the kernel would not route it through the device; give the kernel an address in %s, as --host-addr %s",
+				a, f.hostAddrs.String(), a.Masked(), f.hint(a))
+		}
+	}
 	return nil
+}
+
+// hint is an address of a's subnet other than a, with a's prefix length,
+// for the kernel's side.
+func (f *tunFlags) hint(a netip.Prefix) netip.Prefix {
+	peer := a.Addr().Prev()
+	if !a.Contains(peer) || peer == a.Masked().Addr() {
+		peer = a.Addr().Next()
+	}
+	return netip.PrefixFrom(peer, a.Bits())
+}
+
+// openTun opens the TUN device (a variable so that tests can see that no
+// device is opened before the arguments are checked).
+var openTun = tun.Open
+
+// errNotRoot explains a refusal to create a TUN device.
+func errNotRoot(cmd string, err error) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("needs root or CAP_NET_ADMIN to create a TUN device (run it as sudo \"$(go env GOPATH)/bin/synstack\" %s ...): %w", cmd, err)
+	}
+	return err
 }
 
 // tunStack is a stack on a TUN device.
@@ -87,9 +137,9 @@ type tunStack struct {
 
 // openTunStack opens the device and starts a stack on it.
 func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (*tunStack, error) {
-	ep, err := tun.Open(tun.Options{Name: f.name, MTU: f.mtu, NoOffload: f.noOffload, HostAddrs: f.hostAddrs, Queues: f.queues})
+	ep, err := openTun(tun.Options{Name: f.name, MTU: f.mtu, NoOffload: f.noOffload, HostAddrs: f.hostAddrs, Queues: f.queues})
 	if err != nil {
-		return nil, err
+		return nil, errNotRoot(cmd, err)
 	}
 	cfg.Link = ep
 	cfg.Addrs = f.addrs
@@ -128,14 +178,10 @@ func (ts *tunStack) ready() bool {
 // hint is the command that would configure the kernel's side by hand.
 func (ts *tunStack) hint() string {
 	p := ts.flags.addrs[0]
-	peer := p.Addr().Prev()
-	if !p.Contains(peer) || peer == p.Masked().Addr() {
-		peer = p.Addr().Next()
-	}
 	if p.Bits() == p.Addr().BitLen() {
 		return fmt.Sprintf("ip link set %s up; ip route add %s dev %s", ts.ep.Name(), p, ts.ep.Name())
 	}
-	return fmt.Sprintf("ip addr add %s dev %s; ip link set %s up", netip.PrefixFrom(peer, p.Bits()), ts.ep.Name(), ts.ep.Name())
+	return fmt.Sprintf("ip addr add %s dev %s; ip link set %s up", ts.flags.hint(p), ts.ep.Name(), ts.ep.Name())
 }
 
 // waitKernel waits until the kernel routes the stack's addresses through
@@ -218,28 +264,38 @@ func (ts *tunStack) close() error {
 // JSON object on one line, written in one write, so that a reader never
 // sees half a report or two reports of one signal.
 type statsLine struct {
-	Stats      synstack.Stats `json:"stats"`
-	Link       tun.Stats      `json:"link"`
-	Conns      int64          `json:"conns"` // connections the server has open (forward: relays running)
-	HeapInuse  uint64         `json:"heap_inuse"`
-	Goroutines int            `json:"goroutines"`
+	Stats synstack.Stats `json:"stats"`
+	Link  tun.Stats      `json:"link"`
+	Conns int64          `json:"conns"` // connections the server has open (forward: relays running)
+	// ConnsRefused counts the connections serve refused (RST) beyond
+	// --max-conns, IdleClosed those it reset after --idle-timeout of
+	// silence (echo and discard).
+	ConnsRefused uint64 `json:"conns_refused"`
+	IdleClosed   uint64 `json:"idle_closed"`
+	HeapInuse    uint64 `json:"heap_inuse"`
+	Goroutines   int    `json:"goroutines"`
 	// Forward holds the forwarder's counters (forward only).
 	Forward *forward.Stats `json:"forward,omitempty"`
 }
 
 // printStats writes the stack's counters, and fw's when it is not nil, as
 // one line in one write.
-func (ts *tunStack) printStats(w io.Writer, conns int64, fw *forward.Stats) {
+func (ts *tunStack) printStats(w io.Writer, conns int64, srv *server, fw *forward.Stats) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	b, _ := json.Marshal(statsLine{
+	line := statsLine{
 		Stats:      ts.st.Stats(),
 		Link:       ts.ep.Stats(),
 		Conns:      conns,
 		HeapInuse:  ms.HeapInuse,
 		Goroutines: runtime.NumGoroutine(),
 		Forward:    fw,
-	})
+	}
+	if srv != nil {
+		line.ConnsRefused = srv.refused.Load()
+		line.IdleClosed = srv.idleClosed.Load()
+	}
+	b, _ := json.Marshal(line)
 	w.Write(append(b, '\n'))
 }
 

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/admin"
+)
+
+// What the commands share besides the TUN device: usage text that lists
+// every flag with its default, the checks of addresses and ports made
+// before anything is created, and the admin endpoint.
+
+// usageFunc returns a flag.FlagSet's Usage: text, then every flag with its
+// default (flag.PrintDefaults leaves out zero defaults; an operator wants
+// to see them all).
+func usageFunc(w io.Writer, fs *flag.FlagSet, text string) func() {
+	return func() {
+		fmt.Fprint(w, text)
+		printFlags(w, fs)
+	}
+}
+
+// printFlags lists fs's flags, one per entry, each with its default.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if name != "" {
+			b.WriteString(" " + name)
+		}
+		def := f.DefValue
+		switch {
+		case def == "":
+			def = "none"
+		case name == "string" || strings.ContainsAny(def, " \t"):
+			def = strconv.Quote(def)
+		}
+		fmt.Fprintf(&b, "\n    \t%s (default %s)\n", strings.ReplaceAll(usage, "\n", "\n    \t"), def)
+	})
+	io.WriteString(w, b.String())
+}
+
+// checkPort parses a port number given to flag.
+func checkPort(flagName, value, port string) (uint16, error) {
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("--%s %s: the port must be a number from 1 to 65535", flagName, value)
+	}
+	return uint16(n), nil
+}
+
+// checkListen checks --listen's value against the stack's addresses: a
+// port from 1 to 65535, and a host that is empty (every address of the
+// stack) or one of the stack's addresses.
+func checkListen(value string, addrs prefixList) error {
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		return fmt.Errorf("--listen %s: want :PORT or ADDR:PORT, as :8080: %v", value, err)
+	}
+	if _, err := checkPort("listen", value, port); err != nil {
+		return err
+	}
+	if host == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return fmt.Errorf("--listen %s: the host must be an IP address of the stack (it resolves no names), or empty: :%s", value, port)
+	}
+	a = a.Unmap()
+	if a.IsUnspecified() {
+		return nil
+	}
+	for _, p := range addrs {
+		if p.Addr() == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("--listen %s: %s is not an address of the stack (--addr %s); listen on :%s or on one of them", value, a, addrs.String(), port)
+}
+
+// adminListenAddr is the address --admin's value means: only a port
+// (":9180") is loopback, 127.0.0.1:9180. It reports whether the address
+// is reachable from beyond the machine (not loopback).
+func adminListenAddr(value string) (addr string, public bool, err error) {
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		return "", false, fmt.Errorf("--admin %s: want :PORT (loopback) or HOST:PORT, as :9180: %v", value, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", false, fmt.Errorf("--admin %s: the port must be a number from 0 (any free port) to 65535", value)
+	}
+	switch {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port), false, nil
+	case host == "localhost":
+		return value, false, nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Unmap().IsLoopback() {
+		return value, false, nil
+	}
+	return value, true, nil
+}
+
+// listenAdmin listens for --admin before anything else is created, so that
+// a busy port or a bad address fails the command at once. A non-loopback
+// address works, with a warning on log.
+func listenAdmin(log io.Writer, cmd, value string) (net.Listener, error) {
+	addr, public, err := adminListenAddr(value)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		hint := "give another port, or stop what listens there"
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			hint = "give an address of this machine, or only :PORT for loopback"
+		}
+		return nil, fmt.Errorf("--admin %s: %w (%s)", value, err, hint)
+	}
+	if public {
+		fmt.Fprintf(log, "synstack %s: %s\n", cmd, adminWarning(value))
+	}
+	return ln, nil
+}
+
+// adminWarning is what a command says when --admin listens beyond
+// loopback.
+func adminWarning(value string) string {
+	return fmt.Sprintf("warning: --admin %s listens beyond loopback: whoever reaches it reads every connection and the counters; give only :PORT to keep it on 127.0.0.1", value)
+}
+
+// serveAdmin serves the admin endpoints of st on ln and returns the
+// function that stops them.
+func serveAdmin(ts *tunStack, ln net.Listener, obs *admin.Observer) func() {
+	hs := &http.Server{Handler: admin.Handler(ts.st, obs), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	ts.logf("admin endpoints on http://%s/ (metrics, /debug/sockets, live page)", ln.Addr())
+	// Close, not Shutdown: the /events streams never end by themselves.
+	return func() { hs.Close() }
+}
+
+// adminFlag registers --admin on fs.
+func adminFlag(fs *flag.FlagSet) *string {
+	return fs.String("admin", "", "serve /metrics, /debug/sockets and the live state-diagram page on `ADDR`: :PORT is 127.0.0.1:PORT (what synstack ss reads); another host warns")
+}
+
+// adminConfig returns the observer for the admin endpoints and a stack
+// Config that feeds it, or nil and an empty Config without --admin.
+func adminConfig(on bool) (*admin.Observer, synstack.Config) {
+	if !on {
+		return nil, synstack.Config{}
+	}
+	obs := admin.NewObserver()
+	return obs, synstack.Config{OnTransition: obs.OnTransition}
+}
