@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/synstack/synstack"
 	"github.com/synstack/synstack/forward"
 	"github.com/synstack/synstack/link/tun"
+	"github.com/synstack/synstack/tcp"
 )
 
 // What serve and get share: a stack on a TUN device, the flags that
@@ -53,6 +56,7 @@ type tunFlags struct {
 	mtu       int
 	noOffload bool
 	queues    int
+	tcpMem    byteSize
 }
 
 func (f *tunFlags) register(fs *flag.FlagSet) {
@@ -62,6 +66,48 @@ func (f *tunFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "the device's MTU")
 	fs.BoolVar(&f.noOffload, "no-offload", false, "plain TUN device: no virtio header, no large packets, no checksum offload")
 	fs.IntVar(&f.queues, "queues", 1, "`N` queues (IFF_MULTI_QUEUE): the kernel spreads flows over them and the stack takes them on N goroutines")
+	fs.Var(&f.tcpMem, "tcp-mem", "the most the connections' send and receive queues hold together, `SIZE` as 64M (tcp_mem's high mark; pressure at 2/3 of it, low at 1/2; default: sized from the machine's memory as Linux sizes tcp_mem)")
+}
+
+// byteSize is a flag of bytes, with an optional K, M or G (powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	if *b == 0 {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	mult := int64(1)
+	switch strings.ToUpper(s[len(s)-min(1, len(s)):]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return errors.New("want a number of bytes, with K, M or G after it if you like (64M)")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+// memoryLimits are the stack's Config.TCPMem from --tcp-mem: zero (the
+// stack's default) when it is not given.
+func (f *tunFlags) memoryLimits() tcp.MemoryLimits {
+	high := int64(f.tcpMem)
+	if high == 0 {
+		return tcp.MemoryLimits{}
+	}
+	return tcp.MemoryLimits{Low: high / 2, Pressure: high / 3 * 2, High: high}
 }
 
 // check checks the flags against each other, before anything is created:
@@ -143,6 +189,7 @@ func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (
 	}
 	cfg.Link = ep
 	cfg.Addrs = f.addrs
+	cfg.TCPMem = f.memoryLimits()
 	st, err := synstack.New(cfg)
 	if err != nil {
 		ep.Close()
