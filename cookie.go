@@ -87,6 +87,10 @@ func (s *Stack) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ac
 		s.g().stats.TcpExtListenDrops++
 		return true
 	}
+	if s.connLimitLocked(l) {
+		s.g().stats.TcpExtListenDrops++
+		return true
+	}
 	s.g().stats.TcpExtSyncookiesRecv++
 	ep := s.newChildLocked(l, local, remote, ack.ACK-1)
 	ep.conn.OpenFromCookie(now, ack, idx)

@@ -65,6 +65,7 @@ func (s *Stack) hashLocked(ep *endpoint, o *sockOpts, iss seq.Value) {
 	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote))
 	ep.sh.conns.add(ep)
 	ep.hashed = true
+	s.conns.Add(1)
 }
 
 // embryonic reports whether ep is a child still in its listener's SYN
@@ -276,6 +277,10 @@ func (s *Stack) unhashLocked(ep *endpoint) {
 	}
 	ep.hashed = false
 	ep.sh.conns.remove(ep)
+	s.conns.Add(-1)
+	if b := ep.bind; b != nil && b.owner != nil {
+		b.owner.live.Add(-1) // a listener's child (forwarded ones have no claim)
+	}
 	s.unscheduleLocked(ep)
 	s.releaseBindingLocked(ep.bind)
 	if ep.orphan {

@@ -234,6 +234,9 @@ func (s *Stack) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segmen
 	if !isPlainSYN(seg) {
 		return false
 	}
+	if s.connLimitLocked(nil) {
+		return true
+	}
 	if len(s.fwd.pending) >= s.fwd.maxPending {
 		s.g().stats.SynstackForwardPendingDrops++
 		return true

@@ -38,6 +38,14 @@ type ListenConfig struct {
 	// connections (see TCPConn.SetKeepAliveConfig).
 	KeepAliveConfig net.KeepAliveConfig
 
+	// MaxConns, if positive, bounds the listener's connections alive,
+	// from the SYN to the end, accepted or not (beyond the backlog, which
+	// bounds only those waiting for Accept): a SYN beyond it is dropped
+	// and counted in Stats.SynstackConnLimitDrops, and the client's
+	// retransmission gets in once a connection has ended. See
+	// Sockets.SetMaxConns.
+	MaxConns int
+
 	// Control, if not nil, is called with the new socket's descriptor
 	// after it is created and its default options are set, before it is
 	// bound: the place for any other socket option. network and address
@@ -112,6 +120,11 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 	}
 	if err := t.Listen(fd, backlog); err != nil {
 		return fail(mapErr("listen", err, false))
+	}
+	if lc.MaxConns > 0 {
+		if err := t.SetMaxConns(fd, lc.MaxConns); err != nil {
+			return fail(mapErr("listen", err, false))
+		}
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
 	s.ctl.Lock()

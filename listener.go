@@ -3,6 +3,7 @@ package synstack
 import (
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/synstack/synstack/tcp"
@@ -21,7 +22,15 @@ type listener struct {
 	acceptQ []*endpoint
 	// lastCookie is when the listener last answered with a SYN cookie.
 	lastCookie time.Time
+	// maxConns bounds its children alive, from SYN_RCVD to the end,
+	// accepted or not (0: no bound but the stack's); live counts them
+	// (atomic: a child leaves the table under its shard's lock alone).
+	maxConns int
+	live     atomic.Int32
 }
+
+// full reports whether the listener has MaxConns children alive.
+func (l *listener) full() bool { return l.maxConns > 0 && int(l.live.Load()) >= l.maxConns }
 
 // acceptFull reports whether the accept queue is full. As Linux's
 // sk_acceptq_is_full, it admits backlog+1 connections.
@@ -70,6 +79,12 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 		s.g().stats.TcpExtListenDrops++
 		return
 	}
+	if s.connLimitLocked(l) {
+		// As a full accept queue: the client retransmits its SYN, and
+		// gets in once a connection has ended.
+		s.g().stats.TcpExtListenDrops++
+		return
+	}
 	if len(l.synQ) >= s.maxSynBacklog || len(l.synQ) > l.backlog && s.synCookies {
 		if s.synCookies {
 			s.answerWithCookieLocked(l, local, remote, seg, now)
@@ -95,6 +110,8 @@ func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss se
 		explicit:  true,
 	}
 	s.addBindingLocked(b)
+	b.owner = l
+	l.live.Add(1)
 	ep := s.newEndpointISSLocked(local, remote, l.sock.opts, b, iss)
 	ep.passive = true
 	ep.parent = l
@@ -150,4 +167,14 @@ func (s *Stack) stopListeningLocked(l *listener) {
 		}
 	}
 	s.wakeSocketLocked(l.sock)
+}
+
+// connLimitLocked reports whether a new connection, for listener l if not
+// nil, would pass Config.MaxConns or l's MaxConns, and counts the refusal.
+func (s *Stack) connLimitLocked(l *listener) bool {
+	if s.conns.Load() < int64(s.maxConns) && (l == nil || !l.full()) {
+		return false
+	}
+	s.g().stats.SynstackConnLimitDrops++
+	return true
 }

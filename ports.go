@@ -25,6 +25,10 @@ type binding struct {
 	// whose bind bucket was made by bind).
 	explicit bool
 	refs     int // holders: a socket, a connection
+	// owner is the listener a passive connection's claim was made for:
+	// the connection counts in its live children (ListenConfig.MaxConns)
+	// until it leaves the table.
+	owner *listener
 }
 
 // covers reports whether b's address includes a (unmapped).

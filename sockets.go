@@ -286,6 +286,28 @@ func (t *Sockets) Listen(fd, backlog int) error {
 	return nil
 }
 
+// SetMaxConns bounds the connections the listening socket fd has alive,
+// from SYN_RCVD to the end, accepted or not; n <= 0 removes the bound. A
+// SYN beyond it is dropped and counted (Stats.SynstackConnLimitDrops), as
+// one beyond a full accept queue, so the client's retransmission gets in
+// once a connection has ended. Linux has no such option (a server bounds
+// itself after accept, which costs a handshake per refusal); the stack as
+// a whole is bounded by Config.MaxConns. EINVAL if fd is not listening.
+func (t *Sockets) SetMaxConns(fd, n int) error {
+	s := t.s
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	sk, err := t.getLocked(fd)
+	if err != nil {
+		return err
+	}
+	if sk.l == nil {
+		return syscall.EINVAL
+	}
+	sk.l.maxConns = max(n, 0)
+	return nil
+}
+
 // Accept takes the first connection of the listener's accept queue and
 // returns a new descriptor for it (blocking, whatever the listener's
 // flags, as Linux's accept) and the peer's address. EINVAL if the socket is
@@ -394,6 +416,10 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 		if src, ok = s.sourceAddrFor(dst); !ok {
 			return syscall.ENETUNREACH
 		}
+	}
+	if s.conns.Load() >= int64(s.maxConns) {
+		s.g().stats.SynstackConnLimitDrops++
+		return syscall.ENOBUFS
 	}
 	var b *binding
 	if sk.bind != nil {

@@ -137,6 +137,13 @@ type Config struct {
 	MaxOrphans int
 	// SomaxConn caps the backlog of listen (net.core.somaxconn). Default 4096.
 	SomaxConn int
+	// MaxConns bounds the stack's connections, in every state from
+	// SYN_SENT or SYN_RCVD to TIME_WAIT's end: beyond it a SYN at a
+	// listener or for the forwarder is dropped (counted in
+	// SynstackConnLimitDrops; the client retransmits) and connect fails
+	// with ENOBUFS. Default DefaultMaxConns. A listener may have a bound
+	// of its own (ListenConfig.MaxConns).
+	MaxConns int
 	// MaxSynBacklog bounds each listener's SYN queue (tcp_max_syn_backlog).
 	// Default 1024.
 	MaxSynBacklog int
@@ -169,6 +176,7 @@ const (
 	DefaultMaxOrphans    = 4096
 	DefaultSomaxConn     = 4096
 	DefaultMaxSynBacklog = 1024
+	DefaultMaxConns      = 1 << 21
 )
 
 // Linux's ephemeral port range (net.ipv4.ip_local_port_range).
@@ -247,6 +255,8 @@ type Stats struct {
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 
+	SynstackConnLimitDrops uint64 // SYNs dropped and connects failed (ENOBUFS): Config.MaxConns or a listener's MaxConns reached
+
 	// Martians (martian.go), dropped unanswered; Linux logs them (log_martians).
 	SynstackInMartianSources      uint64 // packets from a broadcast, multicast, loopback, unspecified, IPv4-mapped or own address
 	SynstackInMartianDestinations uint64 // packets to a broadcast, multicast, loopback, unspecified or IPv4-mapped address
@@ -288,6 +298,7 @@ type Stack struct {
 	maxOrphans    int
 	somaxconn     int
 	maxSynBacklog int
+	maxConns      int
 	synCookies    bool
 	sockets       *Sockets
 
@@ -308,6 +319,8 @@ type Stack struct {
 
 	// closed is written under lock (ctl and every shard).
 	closed bool
+	// conns counts the connections in the shards' tables (MaxConns).
+	conns atomic.Int64
 	// orphans counts the connections whose last descriptor is closed but
 	// that have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING,
 	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
@@ -359,6 +372,7 @@ func New(cfg Config) (*Stack, error) {
 		maxOrphans:    cfg.MaxOrphans,
 		somaxconn:     cfg.SomaxConn,
 		maxSynBacklog: cfg.MaxSynBacklog,
+		maxConns:      cfg.MaxConns,
 		synCookies:    !cfg.NoSynCookies,
 		listeners:     make(map[uint16][]*listener),
 		ports:         make(map[uint16][]*binding),
@@ -385,6 +399,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if s.maxSynBacklog <= 0 {
 		s.maxSynBacklog = DefaultMaxSynBacklog
+	}
+	if s.maxConns <= 0 {
+		s.maxConns = DefaultMaxConns
 	}
 	s.tcpDefaults.Output = nil
 	s.tcpDefaults.OnTransition = nil
