@@ -2,9 +2,10 @@
 // over HTTP:
 //
 //	/metrics         the stack's counters in Prometheus text format, named as
-//	                 the kernel's nstat names them (TcpActiveOpens,
-//	                 TcpCurrEstab, TcpExtListenDrops...), plus
-//	                 SynstackConnections{state="..."}: sockets per state
+//	                 node_exporter names the kernel's netstat counters
+//	                 (synstack_netstat_Tcp_ActiveOpens,
+//	                 synstack_netstat_TcpExt_ListenDrops...), plus
+//	                 synstack_sockets{state="..."}: sockets per state
 //	/debug/sockets   every connection and listener as JSON, with what
 //	                 ss -ti shows (rto, rtt, cwnd, bytes acked...)
 //	/events          a server-sent event stream: each state transition as it
