@@ -143,16 +143,21 @@ var (
 	eventsDesc = prometheus.NewDesc("synstack_admin_transitions_total",
 		"State transitions the admin Observer has seen.", nil, nil)
 	droppedDesc = prometheus.NewDesc("synstack_admin_events_dropped_total",
-		"Transitions not delivered to an /events client (the Observer's queue was full, or the client was too slow and was dropped).", nil, nil)
+		"Transitions no /events client received: the Observer's queue was full.", nil, nil)
 	clientsDesc = prometheus.NewDesc("synstack_admin_event_clients",
 		"Clients connected to /events.", nil, nil)
+	evictedDesc = prometheus.NewDesc("synstack_admin_event_clients_dropped_total",
+		"/events clients dropped because they fell behind: their queue of transitions was full.", nil, nil)
+	refusedDesc = prometheus.NewDesc("synstack_admin_event_clients_refused_total",
+		"/events requests refused with 503: MaxEventClients streams already.", nil, nil)
 )
 
 // collector is the Prometheus view of a stack: it reads Stack.Stats and
 // Stack.CountStates when scraped.
 type collector struct {
-	st  *synstack.Stack
-	obs *Observer
+	st     *synstack.Stack
+	obs    *Observer
+	events *eventsHandler // Handler's /events, or nil
 }
 
 // NewCollector returns a prometheus.Collector of st's counters, named as
@@ -174,7 +179,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.obs != nil {
 		ch <- eventsDesc
 		ch <- droppedDesc
+		ch <- evictedDesc
+	}
+	if c.obs != nil || c.events != nil {
 		ch <- clientsDesc
+	}
+	if c.events != nil {
+		ch <- refusedDesc
 	}
 }
 
@@ -192,6 +203,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.obs != nil {
 		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(c.obs.Seen()))
 		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(c.obs.Dropped()))
+		ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(c.obs.Evicted()))
+	}
+	switch {
+	case c.events != nil:
+		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, float64(c.events.active.Load()))
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.events.refused.Load()))
+	case c.obs != nil:
 		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, float64(c.obs.Subscribers()))
 	}
 }
