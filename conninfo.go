@@ -32,13 +32,33 @@ type ConnInfo struct {
 // Connections returns every TCP socket of the stack with a connection or
 // listening, listeners first, then by local and remote address. It is a
 // snapshot, taken under the stack's lock.
-func (s *Stack) Connections() []ConnInfo {
+func (s *Stack) Connections() []ConnInfo { return s.ConnectionsLimit(-1, nil) }
+
+// ConnectionsLimit is Connections bounded: it returns at most limit
+// sockets (all of them if limit < 0) whose state keep accepts (all if keep
+// is nil), listeners first, sorted as Connections sorts them. It stops at
+// the limit-th socket kept: which ones it returns, beyond the listeners,
+// is unspecified, and its cost grows with the sockets it visits (limit,
+// when keep is nil), not with the stack's. keep runs under the stack's
+// lock and must not call the stack.
+func (s *Stack) ConnectionsLimit(limit int, keep func(tcp.State) bool) []ConnInfo {
 	s.lock()
 	defer s.unlock()
 	now := s.clock.Now()
-	out := make([]ConnInfo, 0, s.connCount()+len(s.listeners))
+	n := s.connCount() + len(s.listeners)
+	if limit >= 0 {
+		n = min(n, limit)
+	}
+	out := make([]ConnInfo, 0, n)
+	full := func() bool { return limit >= 0 && len(out) >= limit }
 	for _, ls := range s.listeners {
 		for _, l := range ls {
+			if full() {
+				break
+			}
+			if keep != nil && !keep(tcp.Listen) {
+				continue
+			}
 			cc := l.sock.opts.congestion
 			if cc == "" {
 				cc = tcp.DefaultCongestion
@@ -54,6 +74,12 @@ func (s *Stack) Connections() []ConnInfo {
 		}
 	}
 	for ep := range s.allConns() {
+		if full() {
+			break
+		}
+		if keep != nil && !keep(ep.conn.State()) {
+			continue
+		}
 		out = append(out, ConnInfo{
 			Local:      ep.local,
 			Remote:     ep.remote,

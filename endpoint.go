@@ -217,6 +217,13 @@ func (s *Stack) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Cau
 	} else if wasEstab && !isEstab && st.TcpCurrEstab > 0 {
 		st.TcpCurrEstab--
 	}
+	if from == tcp.Closed && to == tcp.Listen {
+		// The stack opens one passive tcp.Conn per SYN at a listener
+		// (tcp.Conn.Listen); no listen() happened for it. Like Linux's
+		// child socket, it starts as its listener's clone, so its first
+		// transition the world sees is LISTEN -> SYN_RCVD.
+		return
+	}
 	if s.onTransition != nil {
 		s.hookMu.Lock()
 		s.onTransition(ep.local, ep.remote, from, to, cause)

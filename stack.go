@@ -121,7 +121,8 @@ type Config struct {
 	// defaults to the link MTU less 40 (IPv4) or 60 (IPv6).
 	TCP tcp.Config
 	// OnTransition, if set, is called for every state change of every
-	// connection. It runs under the lock of the connection's shard, one
+	// connection. A passive connection's first is LISTEN -> SYN_RCVD (it
+	// starts as its listener's clone, as in Linux). It runs under the lock of the connection's shard, one
 	// call at a time (the stack serializes its hooks), and must not call
 	// back into the stack.
 	OnTransition func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)

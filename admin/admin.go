@@ -2,9 +2,10 @@
 // over HTTP:
 //
 //	/metrics         the stack's counters in Prometheus text format, named as
-//	                 the kernel's nstat names them (TcpActiveOpens,
-//	                 TcpCurrEstab, TcpExtListenDrops...), plus
-//	                 SynstackConnections{state="..."}: sockets per state
+//	                 node_exporter names the kernel's netstat counters
+//	                 (synstack_netstat_Tcp_ActiveOpens,
+//	                 synstack_netstat_TcpExt_ListenDrops...), plus
+//	                 synstack_sockets{state="..."}: sockets per state
 //	/debug/sockets   every connection and listener as JSON, with what
 //	                 ss -ti shows (rto, rtt, cwnd, bytes acked...)
 //	/events          a server-sent event stream: each state transition as it
@@ -44,9 +45,11 @@ type Option interface {
 }
 
 type config struct {
-	obs      *Observer
-	interval time.Duration
-	runtime  bool
+	obs       *Observer
+	interval  time.Duration
+	runtime   bool
+	maxEvents int // /events streams at once
+	queue     int // transitions each /events stream queues
 }
 
 type optionFunc func(*config)
@@ -70,6 +73,30 @@ func CountsInterval(d time.Duration) Option {
 	})
 }
 
+// MaxEventClients sets how many /events streams are served at once
+// (default DefaultMaxEventClients); beyond it a request gets 503 Service
+// Unavailable, counted in synstack_admin_event_clients_refused_total.
+// Each stream costs a goroutine, its queue and a 16 KiB write buffer.
+func MaxEventClients(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxEvents = n
+		}
+	})
+}
+
+// EventQueue sets how many transitions each /events stream queues
+// (default DefaultEventQueue). A stream whose queue fills up, because its
+// client reads too slowly for the transitions coming, is ended with a
+// "dropped" event and counted in synstack_admin_event_clients_dropped_total.
+func EventQueue(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.queue = n
+		}
+	})
+}
+
 // WithoutRuntimeMetrics leaves the Go runtime's and the process's metrics
 // (go_*, process_*) out of /metrics, which by default has them.
 func WithoutRuntimeMetrics() Option {
@@ -80,21 +107,22 @@ func WithoutRuntimeMetrics() Option {
 // /events and the live page at /. It serves any method but GET and HEAD
 // with 405.
 func Handler(st *synstack.Stack, opts ...Option) http.Handler {
-	cfg := config{interval: DefaultCountsInterval, runtime: true}
+	cfg := config{interval: DefaultCountsInterval, runtime: true, maxEvents: DefaultMaxEventClients, queue: DefaultEventQueue}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
 		}
 	}
+	events := &eventsHandler{st: st, obs: cfg.obs, interval: cfg.interval, max: cfg.maxEvents, queue: cfg.queue}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(st, cfg.obs))
+	reg.MustRegister(&collector{st: st, obs: cfg.obs, events: events})
 	if cfg.runtime {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /debug/sockets", socketsHandler{st})
-	mux.Handle("GET /events", &eventsHandler{st: st, obs: cfg.obs, interval: cfg.interval})
+	mux.Handle("GET /events", events)
 	mux.HandleFunc("GET /{$}", servePage)
 	return mux
 }

@@ -2,7 +2,10 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,9 +36,13 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium and returns a tab's context.
+// browser starts a headless Chromium and returns a tab's context. It
+// skips the test with -short.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
 		chromedp.NoSandbox, // CI runs as root
@@ -134,9 +141,6 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // page, in a second tab, shows its listener and connections, a reset (an
 // arrow outside the figure), and the passive close of the rest.
 func TestLivePage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a browser")
-	}
 	ctx := browser(t)
 	p := newPair(t, admin.CountsInterval(250*time.Millisecond))
 
@@ -214,5 +218,94 @@ func TestLivePage(t *testing.T) {
 
 	if st := eval[string](t, ctx, `document.getElementById("status").textContent`); st != "live" {
 		t.Errorf("the client's page says %q, want live", st)
+	}
+}
+
+// TestLivePageLog opens the server's page while connections are accepted
+// and closed: its log shows, for each connection, the transitions that
+// happened, each with its cause, in an unbroken path from LISTEN (no
+// CLOSED -> LISTEN: no listen() happened for an accepted connection).
+func TestLivePageLog(t *testing.T) {
+	ctx := browser(t)
+	p := newPair(t, admin.CountsInterval(250*time.Millisecond))
+	do(t, ctx, "open the page", chromedp.Navigate(p.srvAdmin.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#status.live")))
+	waitPage(t, ctx, "the listener", `c.LISTEN === "1"`)
+
+	const conns = 3
+	p.dial(conns)
+	p.closeFirst(conns)
+	waitStates(t, p.srv, map[tcp.State]int{tcp.Listen: 1})
+	waitPage(t, ctx, "the passive closes", `f["LAST_ACK-CLOSED"] === 3`)
+
+	// The log, oldest first: [remote, from, to, cause] per line.
+	lines := eval[[][]string](t, ctx, `[...document.querySelectorAll("#log > div")].reverse().map(d => [
+		d.querySelector(".addr").textContent.split(" ⇄ ")[1],
+		...d.querySelector(".st").textContent.split(" → "),
+		d.querySelector(".cause").textContent.replace(/^ \((.*)\)$/, "$1")])`)
+	want := []string{"LISTEN", "SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"}
+	paths := map[string][]string{}
+	for _, l := range lines {
+		if len(l) != 4 {
+			t.Fatalf("log line %q", l)
+		}
+		remote, from, to, cause := l[0], l[1], l[2], l[3]
+		path := paths[remote]
+		if len(path) == 0 {
+			path = []string{from}
+		}
+		if path[len(path)-1] != from {
+			t.Errorf("%s: %s → %s logged, but the connection was in %s", remote, from, to, path[len(path)-1])
+		}
+		if cause == "" {
+			t.Errorf("%s: %s → %s logged without a cause", remote, from, to)
+		}
+		paths[remote] = append(path, to)
+	}
+	if len(paths) != conns {
+		t.Errorf("the log has %d connections, want %d: %v", len(paths), conns, paths)
+	}
+	for remote, path := range paths {
+		if strings.Join(path, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: the log shows %v, want %v", remote, path, want)
+		}
+	}
+}
+
+// TestLivePageBadges feeds the page counts of 4, 5 and 6 digits (a
+// stand-in /events) and checks that each number is written in full up to 5
+// digits and fits inside its badge.
+func TestLivePageBadges(t *testing.T) {
+	ctx := browser(t)
+	p := newPair(t)
+	counts := admin.CountsEvent{Observed: true, States: map[string]int{
+		"ESTABLISHED": 1234, "TIME_WAIT": 12345, "SYN_RCVD": 123456, "LISTEN": 1, "CLOSE_WAIT": 99999}}
+	data, err := json.Marshal(counts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", admin.Handler(p.srv))
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "retry: 1000\n\nevent: counts\ndata: %s\n\n", data)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer hs.CloseClientConnections()
+
+	do(t, ctx, "open the page", chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#status.live")))
+	waitPage(t, ctx, "the counts", `c.ESTABLISHED === "1234" && c.TIME_WAIT === "12345" && c.CLOSE_WAIT === "99999" && c.SYN_RCVD === "123k"`)
+	screenshot(t, ctx, "badges.png")
+	overflow := eval[[]string](t, ctx, `[...document.querySelectorAll("#states .state")].filter(g => g.querySelector(".count")).flatMap(g => {
+		const b = g.querySelector(".badge").getBBox(), c = g.querySelector(".count").getBBox();
+		const inside = c.x >= b.x + 2 && c.x + c.width <= b.x + b.width - 2 && c.y >= b.y && c.y + c.height <= b.y + b.height;
+		const box = r => "x " + r.x.toFixed(1) + " width " + r.width.toFixed(1);
+		return inside ? [] : [g.dataset.state + ": text at " + box(c) + ", badge at " + box(b)];
+	})`)
+	for _, o := range overflow {
+		t.Errorf("a count overflows its badge: %s", o)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/synstack/synstack"
@@ -27,34 +29,68 @@ type CountsEvent struct {
 	States      map[string]int `json:"states"`
 	Stats       synstack.Stats `json:"stats"`
 	Transitions uint64         `json:"transitions"` // transitions the Observer has seen (0 without one)
-	Dropped     uint64         `json:"dropped"`     // transitions this stream missed
+	Dropped     uint64         `json:"dropped"`     // transitions this stream missed: the Observer's queue was full
 	Observed    bool           `json:"observed"`    // an Observer feeds the stream transitions
 }
 
-// eventBuffer is how many transitions an /events stream holds before it
-// drops; maxBatch is how many it writes before flushing.
+// DroppedEvent is the data of the "dropped" event that ends an /events
+// stream which fell behind: its queue of transitions filled up. The
+// client may reconnect (the stream's retry is 1 s).
+type DroppedEvent struct {
+	Time  int64 `json:"t"`     // Unix milliseconds
+	Queue int   `json:"queue"` // the stream's queue, in transitions
+}
+
 const (
-	eventBuffer = 4096
-	maxBatch    = 256
+	// DefaultMaxEventClients is how many /events streams are served at
+	// once unless MaxEventClients says otherwise.
+	DefaultMaxEventClients = 64
+	// DefaultEventQueue is how many transitions an /events stream queues
+	// unless EventQueue says otherwise.
+	DefaultEventQueue = 1024
+	// maxBatch is how many transitions a stream writes before flushing.
+	maxBatch = 256
 	// countsDelay is how soon the counts follow a transition.
 	countsDelay = 100 * time.Millisecond
+	// eventWriteTimeout bounds each write of a stream: a client that
+	// reads nothing for that long is cut off.
+	eventWriteTimeout = 10 * time.Second
 )
 
 // eventsHandler serves /events, a text/event-stream of "transition" events
 // (TransitionEvent) as they happen and "counts" events (CountsEvent) at
-// the start, shortly after transitions, and every interval.
+// the start, shortly after transitions, and every interval. It serves max
+// streams at once and refuses more with 503; each stream queues queue
+// transitions and is ended (a "dropped" event) when they fill up.
 type eventsHandler struct {
 	st       *synstack.Stack
 	obs      *Observer
 	interval time.Duration
+	max      int
+	queue    int
+
+	active  atomic.Int64  // streams being served
+	refused atomic.Uint64 // requests refused: max streams already
 }
 
 func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.active.Add(1) > int64(h.max) {
+		h.active.Add(-1)
+		h.refused.Add(1)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "503 too many /events clients: "+strconv.Itoa(h.max)+
+			" streams already (admin.MaxEventClients); try again later", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.active.Add(-1)
 	rc := http.NewResponseController(w)
+	defer rc.SetWriteDeadline(time.Time{})
 	var sub *Subscription
 	var transitions <-chan Transition
+	var dropped0 uint64
 	if h.obs != nil {
-		sub = h.obs.Subscribe(eventBuffer)
+		dropped0 = h.obs.Dropped()
+		sub = h.obs.Subscribe(h.queue)
 		defer sub.Close()
 		transitions = sub.C()
 	}
@@ -85,11 +121,12 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if sub != nil {
 			c.Transitions = h.obs.Seen()
-			c.Dropped = sub.Dropped()
+			c.Dropped = h.obs.Dropped() - dropped0
 		}
 		send("counts", c)
 	}
 	flush := func() bool {
+		rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)) // unsupported: no bound
 		if bw.Flush() != nil {
 			return false
 		}
@@ -112,7 +149,13 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case ev := <-transitions:
+		case ev, ok := <-transitions:
+			if !ok {
+				// Dropped: this stream fell behind.
+				send("dropped", DroppedEvent{Time: time.Now().UnixMilli(), Queue: h.queue})
+				flush()
+				return
+			}
 			// Write what is queued in one batch, then one flush.
 			for n := 0; ; n++ {
 				send("transition", TransitionEvent{

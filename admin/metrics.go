@@ -2,6 +2,7 @@ package admin
 
 import (
 	"reflect"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -9,61 +10,99 @@ import (
 	"github.com/synstack/synstack/tcp"
 )
 
-// gauges lists the synstack.Stats fields that are levels, not counters.
-var gauges = map[string]bool{"TcpCurrEstab": true}
+// stat describes one field of synstack.Stats on /metrics: its HELP text
+// and whether it is a level (a gauge) rather than a counter.
+type stat struct {
+	help  string
+	gauge bool
+}
 
-// help is the HELP text of each Stats field; a field missing here (a
-// counter added to the stack since) gets a generic one.
-var help = map[string]string{
-	"IpInReceives":      "IP packets received.",
-	"IpInHdrErrors":     "IP packets dropped: malformed header or bad header checksum.",
-	"IpInAddrErrors":    "IP packets dropped: the destination is not one of the stack's addresses.",
-	"IpInUnknownProtos": "IP packets dropped: neither TCP nor ICMP.",
-	"IpReasmFails":      "IP fragments dropped (no reassembly).",
-	"IpInDelivers":      "IP packets handed to TCP or ICMP.",
-	"IpOutRequests":     "IP packets sent.",
-	"IpOutDiscards":     "IP packets that could not be built or written.",
+// stats is the one table of synstack.Stats fields on /metrics, by field
+// name (the nstat name). Every uint64 field of Stats is exported, found by
+// reflection; a field missing here (a counter added to the stack since) is
+// a counter with a generic HELP: to document it, or to make it a gauge,
+// add its row.
+var stats = map[string]stat{
+	"IpInReceives":      {help: "IP packets received."},
+	"IpInHdrErrors":     {help: "IP packets dropped: malformed header or bad header checksum."},
+	"IpInAddrErrors":    {help: "IP packets dropped: the destination is not one of the stack's addresses."},
+	"IpInUnknownProtos": {help: "IP packets dropped: neither TCP nor ICMP."},
+	"IpReasmFails":      {help: "IP fragments dropped (no reassembly)."},
+	"IpInDelivers":      {help: "IP packets handed to TCP or ICMP."},
+	"IpOutRequests":     {help: "IP packets sent."},
+	"IpOutDiscards":     {help: "IP packets that could not be built or written."},
 
-	"TcpActiveOpens":  "Transitions CLOSED -> SYN_SENT (connect).",
-	"TcpPassiveOpens": "Transitions LISTEN -> SYN_RCVD (a SYN at a listener).",
-	"TcpAttemptFails": "Transitions SYN_SENT/SYN_RCVD -> CLOSED and SYN_RCVD -> LISTEN.",
-	"TcpEstabResets":  "Transitions ESTABLISHED/CLOSE_WAIT -> CLOSED.",
-	"TcpCurrEstab":    "Connections now in ESTABLISHED or CLOSE_WAIT.",
-	"TcpInSegs":       "TCP segments received.",
-	"TcpOutSegs":      "TCP segments sent.",
-	"TcpRetransSegs":  "TCP segments retransmitted.",
-	"TcpInErrs":       "TCP segments dropped: bad checksum or malformed header.",
-	"TcpInCsumErrors": "TCP segments dropped: bad checksum.",
-	"TcpOutRsts":      "TCP segments sent with RST.",
+	"TcpActiveOpens":  {help: "Transitions CLOSED -> SYN_SENT (connect)."},
+	"TcpPassiveOpens": {help: "Transitions LISTEN -> SYN_RCVD (a SYN at a listener)."},
+	"TcpAttemptFails": {help: "Transitions SYN_SENT/SYN_RCVD -> CLOSED and SYN_RCVD -> LISTEN."},
+	"TcpEstabResets":  {help: "Transitions ESTABLISHED/CLOSE_WAIT -> CLOSED."},
+	"TcpCurrEstab":    {help: "Connections now in ESTABLISHED or CLOSE_WAIT.", gauge: true},
+	"TcpInSegs":       {help: "TCP segments received."},
+	"TcpOutSegs":      {help: "TCP segments sent."},
+	"TcpRetransSegs":  {help: "TCP segments retransmitted."},
+	"TcpInErrs":       {help: "TCP segments dropped: bad checksum or malformed header."},
+	"TcpInCsumErrors": {help: "TCP segments dropped: bad checksum."},
+	"TcpOutRsts":      {help: "TCP segments sent with RST."},
 
-	"TcpExtListenOverflows":  "SYNs or handshake-completing ACKs dropped: accept queue full.",
-	"TcpExtListenDrops":      "SYNs or ACKs dropped at a listener for any reason.",
-	"TcpExtSyncookiesSent":   "SYN,ACKs sent with a SYN cookie.",
-	"TcpExtSyncookiesRecv":   "ACKs that returned a valid SYN cookie.",
-	"TcpExtSyncookiesFailed": "ACKs at a listener whose SYN cookie did not check out.",
-	"TcpExtTCPAbortOnMemory": "Connections reset on close because of too many orphans.",
-	"TcpExtTCPTimeouts":      "Retransmission timeouts, SYN and SYN,ACK ones included.",
-	"TcpExtOutOfWindowIcmps": "ICMP errors dropped: the quoted sequence number is not in flight.",
+	"TcpExtListenOverflows":        {help: "SYNs or handshake-completing ACKs dropped: accept queue full."},
+	"TcpExtListenDrops":            {help: "SYNs or ACKs dropped at a listener for any reason."},
+	"TcpExtSyncookiesSent":         {help: "SYN,ACKs sent with a SYN cookie."},
+	"TcpExtSyncookiesRecv":         {help: "ACKs that returned a valid SYN cookie."},
+	"TcpExtSyncookiesFailed":       {help: "ACKs at a listener whose SYN cookie did not check out."},
+	"TcpExtTCPAbortOnMemory":       {help: "Connections reset on close because of too many orphans."},
+	"TcpExtTCPTimeouts":            {help: "Retransmission timeouts, SYN and SYN,ACK ones included."},
+	"TcpExtTCPChallengeACK":        {help: "RFC 5961 challenge ACKs sent."},
+	"TcpExtTCPACKSkippedChallenge": {help: "Challenge ACKs not sent: the per-connection rate limit."},
+	"TcpExtTCPACKSkippedSeq":       {help: "ACKs to out-of-window segments not sent: the per-connection rate limit."},
+	"TcpExtOutOfWindowIcmps":       {help: "ICMP errors dropped: the quoted sequence number is not in flight."},
 
-	"IcmpInMsgs":          "ICMPv4 messages received.",
-	"IcmpInErrors":        "ICMPv4 messages dropped: bad checksum, or an error quoting no connection.",
-	"IcmpInEchos":         "ICMPv4 echo requests received.",
-	"IcmpInDestUnreachs":  "ICMPv4 destination unreachable received.",
-	"IcmpInTimeExcds":     "ICMPv4 time exceeded received.",
-	"IcmpInParmProbs":     "ICMPv4 parameter problem received.",
-	"IcmpOutMsgs":         "ICMPv4 messages sent.",
-	"IcmpOutEchoReps":     "ICMPv4 echo replies sent.",
-	"Icmp6InMsgs":         "ICMPv6 messages received.",
-	"Icmp6InErrors":       "ICMPv6 messages dropped: bad checksum, or an error quoting no connection.",
-	"Icmp6InEchos":        "ICMPv6 echo requests received.",
-	"Icmp6InDestUnreachs": "ICMPv6 destination unreachable received.",
-	"Icmp6InPktTooBigs":   "ICMPv6 packet too big received.",
-	"Icmp6InTimeExcds":    "ICMPv6 time exceeded received.",
-	"Icmp6InParmProblems": "ICMPv6 parameter problem received.",
-	"Icmp6OutMsgs":        "ICMPv6 messages sent.",
-	"Icmp6OutEchoReplies": "ICMPv6 echo replies sent.",
+	"IcmpInMsgs":           {help: "ICMPv4 messages received."},
+	"IcmpInErrors":         {help: "ICMPv4 messages dropped: bad checksum, or an error quoting no connection."},
+	"IcmpInEchos":          {help: "ICMPv4 echo requests received."},
+	"IcmpInDestUnreachs":   {help: "ICMPv4 destination unreachable received."},
+	"IcmpInTimeExcds":      {help: "ICMPv4 time exceeded received."},
+	"IcmpInParmProbs":      {help: "ICMPv4 parameter problem received."},
+	"IcmpOutMsgs":          {help: "ICMPv4 messages sent."},
+	"IcmpOutEchoReps":      {help: "ICMPv4 echo replies sent."},
+	"IcmpOutDestUnreachs":  {help: "ICMPv4 destination unreachable sent."},
+	"Icmp6InMsgs":          {help: "ICMPv6 messages received."},
+	"Icmp6InErrors":        {help: "ICMPv6 messages dropped: bad checksum, or an error quoting no connection."},
+	"Icmp6InEchos":         {help: "ICMPv6 echo requests received."},
+	"Icmp6InDestUnreachs":  {help: "ICMPv6 destination unreachable received."},
+	"Icmp6InPktTooBigs":    {help: "ICMPv6 packet too big received."},
+	"Icmp6InTimeExcds":     {help: "ICMPv6 time exceeded received."},
+	"Icmp6InParmProblems":  {help: "ICMPv6 parameter problem received."},
+	"Icmp6OutMsgs":         {help: "ICMPv6 messages sent."},
+	"Icmp6OutEchoReplies":  {help: "ICMPv6 echo replies sent."},
+	"Icmp6OutDestUnreachs": {help: "ICMPv6 destination unreachable sent."},
 
-	"SynstackNoSocket": "TCP segments that matched no connection or listener.",
+	"SynstackNoSocket":            {help: "TCP segments that matched no connection or listener."},
+	"SynstackForwardRequests":     {help: "SYNs offered to the Forwarder."},
+	"SynstackForwarded":           {help: "Forwarded connections whose handshake completed."},
+	"SynstackForwardRefused":      {help: "Forward requests answered with RST."},
+	"SynstackForwardUnreachables": {help: "Forward requests answered with ICMP destination unreachable."},
+	"SynstackForwardTimeouts":     {help: "Forward requests rejected because the upstream timed out."},
+	"SynstackForwardResets":       {help: "Forwarded connections that ended with a RST."},
+	"SynstackForwardPendingDrops": {help: "SYNs dropped: too many forward requests already waiting."},
+}
+
+// groups are the nstat groups a Stats field name starts with, longer ones
+// first where one prefixes another. Synstack is the stack's own group.
+var groups = []string{"TcpExt", "Tcp", "IpExt", "Ip6", "Ip", "Icmp6", "Icmp", "UdpLite", "Udp6", "Udp", "Synstack"}
+
+// MetricName returns the /metrics name of a synstack.Stats field, as
+// node_exporter names the kernel's netstat counters: the nstat name split
+// after its group, under the synstack_netstat_ prefix. TcpActiveOpens is
+// synstack_netstat_Tcp_ActiveOpens, TcpExtListenDrops
+// synstack_netstat_TcpExt_ListenDrops, SynstackNoSocket
+// synstack_netstat_Synstack_NoSocket.
+func MetricName(field string) string {
+	for _, g := range groups {
+		if rest, ok := strings.CutPrefix(field, g); ok && rest != "" && rest[0] >= 'A' && rest[0] <= 'Z' {
+			return "synstack_netstat_" + g + "_" + rest
+		}
+	}
+	return "synstack_netstat_" + field
 }
 
 // statField is one metric made from a field of synstack.Stats.
@@ -75,6 +114,7 @@ type statField struct {
 
 // statFields are every uint64 field of synstack.Stats, found by reflection
 // so that a counter added to the stack is exported with no change here.
+// Each HELP starts with the nstat name.
 var statFields = func() []statField {
 	var out []statField
 	t := reflect.TypeFor[synstack.Stats]()
@@ -83,43 +123,48 @@ var statFields = func() []statField {
 		if !f.IsExported() || f.Type.Kind() != reflect.Uint64 {
 			continue
 		}
-		h := help[f.Name]
-		if h == "" {
-			h = "synstack counter " + f.Name + " (see synstack.Stats)."
+		d := stats[f.Name]
+		if d.help == "" {
+			d.help = "synstack counter (see synstack.Stats)."
 		}
 		typ := prometheus.CounterValue
-		if gauges[f.Name] {
+		if d.gauge {
 			typ = prometheus.GaugeValue
 		}
-		out = append(out, statField{i, prometheus.NewDesc(f.Name, h, nil, nil), typ})
+		out = append(out, statField{i, prometheus.NewDesc(MetricName(f.Name), f.Name+": "+d.help, nil, nil), typ})
 	}
 	return out
 }()
 
 // The metrics that are not Stats fields.
 var (
-	connectionsDesc = prometheus.NewDesc("SynstackConnections",
+	socketsDesc = prometheus.NewDesc("synstack_sockets",
 		"TCP sockets in each state of the RFC 9293 diagram (listeners in LISTEN).", []string{"state"}, nil)
-	eventsDesc = prometheus.NewDesc("SynstackAdminTransitions",
+	eventsDesc = prometheus.NewDesc("synstack_admin_transitions_total",
 		"State transitions the admin Observer has seen.", nil, nil)
-	droppedDesc = prometheus.NewDesc("SynstackAdminEventsDropped",
-		"Transitions not delivered to a slow /events client.", nil, nil)
-	clientsDesc = prometheus.NewDesc("SynstackAdminEventClients",
+	droppedDesc = prometheus.NewDesc("synstack_admin_events_dropped_total",
+		"Transitions no /events client received: the Observer's queue was full.", nil, nil)
+	clientsDesc = prometheus.NewDesc("synstack_admin_event_clients",
 		"Clients connected to /events.", nil, nil)
+	evictedDesc = prometheus.NewDesc("synstack_admin_event_clients_dropped_total",
+		"/events clients dropped because they fell behind: their queue of transitions was full.", nil, nil)
+	refusedDesc = prometheus.NewDesc("synstack_admin_event_clients_refused_total",
+		"/events requests refused with 503: MaxEventClients streams already.", nil, nil)
 )
 
 // collector is the Prometheus view of a stack: it reads Stack.Stats and
 // Stack.CountStates when scraped.
 type collector struct {
-	st  *synstack.Stack
-	obs *Observer
+	st     *synstack.Stack
+	obs    *Observer
+	events *eventsHandler // Handler's /events, or nil
 }
 
-// NewCollector returns a prometheus.Collector of st's counters, with the
-// nstat names as metric names, and the sockets per state as
-// SynstackConnections{state}. With obs (which may be nil) it also reports
-// the Observer's own counts (SynstackAdminTransitions,
-// SynstackAdminEventsDropped, SynstackAdminEventClients). Handler uses it;
+// NewCollector returns a prometheus.Collector of st's counters, named as
+// node_exporter names the kernel's (MetricName: synstack_netstat_Tcp_ActiveOpens,
+// with the nstat name TcpActiveOpens in its HELP), and the sockets per
+// state as synstack_sockets{state}. With obs (which may be nil) it also
+// reports the Observer's own counts (synstack_admin_*). Handler uses it;
 // it is exported to register the stack's metrics in another registry.
 func NewCollector(st *synstack.Stack, obs *Observer) prometheus.Collector {
 	return &collector{st: st, obs: obs}
@@ -130,11 +175,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, f := range statFields {
 		ch <- f.desc
 	}
-	ch <- connectionsDesc
+	ch <- socketsDesc
 	if c.obs != nil {
 		ch <- eventsDesc
 		ch <- droppedDesc
+		ch <- evictedDesc
+	}
+	if c.obs != nil || c.events != nil {
 		ch <- clientsDesc
+	}
+	if c.events != nil {
+		ch <- refusedDesc
 	}
 }
 
@@ -147,11 +198,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counts := c.st.CountStates()
 	for s, n := range counts {
-		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(n), tcp.State(s).String())
+		ch <- prometheus.MustNewConstMetric(socketsDesc, prometheus.GaugeValue, float64(n), tcp.State(s).String())
 	}
 	if c.obs != nil {
 		ch <- prometheus.MustNewConstMetric(eventsDesc, prometheus.CounterValue, float64(c.obs.Seen()))
 		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(c.obs.Dropped()))
+		ch <- prometheus.MustNewConstMetric(evictedDesc, prometheus.CounterValue, float64(c.obs.Evicted()))
+	}
+	switch {
+	case c.events != nil:
+		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, float64(c.events.active.Load()))
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.events.refused.Load()))
+	case c.obs != nil:
 		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, float64(c.obs.Subscribers()))
 	}
 }

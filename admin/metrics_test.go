@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/admin"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -72,7 +73,7 @@ next:
 
 // TestMetrics opens 5 connections between two stacks, closes 2, and checks
 // both stacks' /metrics: it parses, has every Stats counter under its
-// nstat name, and counts what the test did.
+// node_exporter-style name, and counts what the test did.
 func TestMetrics(t *testing.T) {
 	p := newPair(t)
 	p.dial(5)
@@ -83,24 +84,26 @@ func TestMetrics(t *testing.T) {
 	cli := scrape(t, p.cliAdmin.URL)
 	srv := scrape(t, p.srvAdmin.URL)
 
-	// Every Stats field is there, a counter except TcpCurrEstab.
+	// Every Stats field is there under its node_exporter-style name, a
+	// counter except TcpCurrEstab, with its nstat name in its HELP.
 	st := reflect.TypeFor[synstack.Stats]()
 	for i := range st.NumField() {
-		name := st.Field(i).Name
+		field := st.Field(i).Name
+		name := admin.MetricName(field)
 		f, ok := cli[name]
 		if !ok {
-			t.Errorf("no metric %s", name)
+			t.Errorf("no metric %s (Stats.%s)", name, field)
 			continue
 		}
 		want := dto.MetricType_COUNTER
-		if name == "TcpCurrEstab" {
+		if field == "TcpCurrEstab" {
 			want = dto.MetricType_GAUGE
 		}
 		if f.GetType() != want {
 			t.Errorf("%s is a %v, want %v", name, f.GetType(), want)
 		}
-		if f.GetHelp() == "" {
-			t.Errorf("%s has no help", name)
+		if !strings.HasPrefix(f.GetHelp(), field+": ") || len(f.GetHelp()) < len(field)+10 {
+			t.Errorf("%s HELP %q, want the nstat name %s and a sentence", name, f.GetHelp(), field)
 		}
 	}
 
@@ -111,24 +114,24 @@ func TestMetrics(t *testing.T) {
 		labels []string
 		want   float64
 	}{
-		{cli, "client", "TcpActiveOpens", nil, 5},
-		{cli, "client", "TcpPassiveOpens", nil, 0},
-		{cli, "client", "TcpCurrEstab", nil, 3},
-		{cli, "client", "TcpAttemptFails", nil, 0},
-		{cli, "client", "TcpEstabResets", nil, 0},
-		{cli, "client", "TcpOutRsts", nil, 0},
-		{cli, "client", "SynstackConnections", []string{"state", "ESTABLISHED"}, 3},
-		{cli, "client", "SynstackConnections", []string{"state", "TIME_WAIT"}, 2},
-		{cli, "client", "SynstackConnections", []string{"state", "LISTEN"}, 0},
-		{srv, "server", "TcpActiveOpens", nil, 0},
-		{srv, "server", "TcpPassiveOpens", nil, 5},
-		{srv, "server", "TcpCurrEstab", nil, 3},
-		{srv, "server", "TcpEstabResets", nil, 0},
-		{srv, "server", "TcpExtListenDrops", nil, 0},
-		{srv, "server", "SynstackConnections", []string{"state", "LISTEN"}, 1},
-		{srv, "server", "SynstackConnections", []string{"state", "ESTABLISHED"}, 3},
-		{srv, "server", "SynstackConnections", []string{"state", "LAST_ACK"}, 0},
-		{srv, "server", "SynstackConnections", []string{"state", "TIME_WAIT"}, 0},
+		{cli, "client", "synstack_netstat_Tcp_ActiveOpens", nil, 5},
+		{cli, "client", "synstack_netstat_Tcp_PassiveOpens", nil, 0},
+		{cli, "client", "synstack_netstat_Tcp_CurrEstab", nil, 3},
+		{cli, "client", "synstack_netstat_Tcp_AttemptFails", nil, 0},
+		{cli, "client", "synstack_netstat_Tcp_EstabResets", nil, 0},
+		{cli, "client", "synstack_netstat_Tcp_OutRsts", nil, 0},
+		{cli, "client", "synstack_sockets", []string{"state", "ESTABLISHED"}, 3},
+		{cli, "client", "synstack_sockets", []string{"state", "TIME_WAIT"}, 2},
+		{cli, "client", "synstack_sockets", []string{"state", "LISTEN"}, 0},
+		{srv, "server", "synstack_netstat_Tcp_ActiveOpens", nil, 0},
+		{srv, "server", "synstack_netstat_Tcp_PassiveOpens", nil, 5},
+		{srv, "server", "synstack_netstat_Tcp_CurrEstab", nil, 3},
+		{srv, "server", "synstack_netstat_Tcp_EstabResets", nil, 0},
+		{srv, "server", "synstack_netstat_TcpExt_ListenDrops", nil, 0},
+		{srv, "server", "synstack_sockets", []string{"state", "LISTEN"}, 1},
+		{srv, "server", "synstack_sockets", []string{"state", "ESTABLISHED"}, 3},
+		{srv, "server", "synstack_sockets", []string{"state", "LAST_ACK"}, 0},
+		{srv, "server", "synstack_sockets", []string{"state", "TIME_WAIT"}, 0},
 	}
 	for _, c := range checks {
 		if got := value(t, c.fams, c.name, c.labels...); got != c.want {
@@ -137,21 +140,22 @@ func TestMetrics(t *testing.T) {
 	}
 	// Each connection took at least a SYN, an ACK, data and a FIN or
 	// two; the counters move with the packets.
-	if got := value(t, cli, "TcpOutSegs"); got < 5*3 {
-		t.Errorf("client TcpOutSegs = %v, want >= 15", got)
+	if got := value(t, cli, "synstack_netstat_Tcp_OutSegs"); got < 5*3 {
+		t.Errorf("client synstack_netstat_Tcp_OutSegs = %v, want >= 15", got)
 	}
-	if got := value(t, srv, "TcpInSegs"); got < 5*3 {
-		t.Errorf("server TcpInSegs = %v, want >= 15", got)
+	if got := value(t, srv, "synstack_netstat_Tcp_InSegs"); got < 5*3 {
+		t.Errorf("server synstack_netstat_Tcp_InSegs = %v, want >= 15", got)
 	}
 	// Server: 5 ESTABLISHED, 2 of them on to CLOSE_WAIT, LAST_ACK and
-	// CLOSED; each child also went CLOSED -> LISTEN -> SYN_RCVD.
-	if got := value(t, srv, "SynstackAdminTransitions"); got != 5*3+2*3 {
-		t.Errorf("server SynstackAdminTransitions = %v, want %v", got, 5*3+2*3)
+	// CLOSED; each child also went LISTEN -> SYN_RCVD (and no CLOSED ->
+	// LISTEN: no listen() happened for it).
+	if got := value(t, srv, "synstack_admin_transitions_total"); got != 5*2+2*3 {
+		t.Errorf("server synstack_admin_transitions_total = %v, want %v", got, 5*2+2*3)
 	}
 	// Client: CLOSED -> SYN_SENT -> ESTABLISHED for 5; FIN_WAIT_1,
 	// FIN_WAIT_2, TIME_WAIT for 2.
-	if got := value(t, cli, "SynstackAdminTransitions"); got != 5*2+2*3 {
-		t.Errorf("client SynstackAdminTransitions = %v, want %v", got, 5*2+2*3)
+	if got := value(t, cli, "synstack_admin_transitions_total"); got != 5*2+2*3 {
+		t.Errorf("client synstack_admin_transitions_total = %v, want %v", got, 5*2+2*3)
 	}
 	if _, ok := cli["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
@@ -164,10 +168,36 @@ func TestMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"\nTcpActiveOpens 5\n", "\n# TYPE TcpCurrEstab gauge\n", "\nTcpCurrEstab 3\n",
-		"\nSynstackConnections{state=\"TIME_WAIT\"} 2\n", "\n# TYPE TcpRetransSegs counter\n", "\n# TYPE TcpExtTCPTimeouts counter\n"} {
+	for _, want := range []string{"\nsynstack_netstat_Tcp_ActiveOpens 5\n", "\n# TYPE synstack_netstat_Tcp_CurrEstab gauge\n",
+		"\n# HELP synstack_netstat_Tcp_CurrEstab TcpCurrEstab: Connections now in ESTABLISHED or CLOSE_WAIT.\n",
+		"\nsynstack_netstat_Tcp_CurrEstab 3\n", "\nsynstack_sockets{state=\"TIME_WAIT\"} 2\n",
+		"\n# TYPE synstack_netstat_Tcp_RetransSegs counter\n", "\n# TYPE synstack_netstat_TcpExt_TCPTimeouts counter\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestMetricName checks the node_exporter-style names: the nstat group,
+// an underscore, the rest; a field of a group not listed keeps its name.
+func TestMetricName(t *testing.T) {
+	for field, want := range map[string]string{
+		"TcpActiveOpens":           "synstack_netstat_Tcp_ActiveOpens",
+		"TcpExtListenDrops":        "synstack_netstat_TcpExt_ListenDrops",
+		"TcpExtTCPMemoryPressures": "synstack_netstat_TcpExt_TCPMemoryPressures",
+		"IpInReceives":             "synstack_netstat_Ip_InReceives",
+		"IcmpInMsgs":               "synstack_netstat_Icmp_InMsgs",
+		"Icmp6InMsgs":              "synstack_netstat_Icmp6_InMsgs",
+		"SynstackNoSocket":         "synstack_netstat_Synstack_NoSocket",
+		"Tcp":                      "synstack_netstat_Tcp",
+		"Tcpish":                   "synstack_netstat_Tcpish",
+	} {
+		got := admin.MetricName(field)
+		if got != want {
+			t.Errorf("MetricName(%s) = %s, want %s", field, got, want)
+		}
+		if !model.LegacyValidation.IsValidMetricName(got) {
+			t.Errorf("%s is not a valid metric name", got)
 		}
 	}
 }

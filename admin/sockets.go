@@ -110,8 +110,10 @@ func NewSocket(c synstack.ConnInfo) Socket {
 }
 
 // socketsHandler serves /debug/sockets: a JSON array of Socket, listeners
-// first. Query parameters: state=ESTABLISHED,TIME_WAIT keeps those states
-// only; limit=N keeps the first N.
+// first, then by address. Query parameters: state=ESTABLISHED,TIME_WAIT
+// keeps those states only; limit=N returns at most N, for a cost that grows
+// with N, not with the stack's connections (Stack.ConnectionsLimit): with
+// a limit, which N connections come is unspecified.
 type socketsHandler struct{ st *synstack.Stack }
 
 func (h socketsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -137,15 +139,14 @@ func (h socketsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			want[st] = true
 		}
 	}
-	out := []Socket{}
-	for _, c := range h.st.Connections() {
-		if limit >= 0 && len(out) >= limit {
-			break
-		}
-		if want != nil && !want[c.Info.State] {
-			continue
-		}
-		out = append(out, NewSocket(c))
+	var keep func(tcp.State) bool
+	if want != nil {
+		keep = func(s tcp.State) bool { return want[s] }
+	}
+	conns := h.st.ConnectionsLimit(limit, keep)
+	out := make([]Socket, len(conns))
+	for i, c := range conns {
+		out[i] = NewSocket(c)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
