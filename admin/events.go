@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,7 @@ import (
 type TransitionEvent struct {
 	Time   int64  `json:"t"` // Unix milliseconds
 	Local  string `json:"local"`
-	Remote string `json:"remote"`
+	Remote string `json:"remote,omitempty"` // empty for a listener's own transitions
 	From   string `json:"from"`
 	To     string `json:"to"`
 	Cause  string `json:"cause"`
@@ -161,7 +162,7 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				send("transition", TransitionEvent{
 					Time:   ev.Time.UnixMilli(),
 					Local:  ev.Local.String(),
-					Remote: ev.Remote.String(),
+					Remote: addrString(ev.Remote),
 					From:   ev.From.String(),
 					To:     ev.To.String(),
 					Cause:  string(ev.Cause),
@@ -194,4 +195,13 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// addrString is a's address:port, or "" for the zero AddrPort (a
+// listener's peer), never "invalid AddrPort".
+func addrString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

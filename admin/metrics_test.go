@@ -96,7 +96,7 @@ func TestMetrics(t *testing.T) {
 			continue
 		}
 		want := dto.MetricType_COUNTER
-		if field == "TcpCurrEstab" {
+		if field == "TcpCurrEstab" || field == "SynstackTCPMemBytes" {
 			want = dto.MetricType_GAUGE
 		}
 		if f.GetType() != want {

@@ -527,11 +527,6 @@ func (h *host) call(f func() string) {
 
 // onTransition is the stack's transition hook.
 func (h *host) onTransition(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause) {
-	if to == tcp.Listen && from == tcp.Closed {
-		// The stack opens one passive connection per SYN; the listening
-		// socket's own CLOSED -> LISTEN is shown at listen().
-		return
-	}
 	h.record(local, remote, from.String(), to.String())
 	h.l.emit(h, trace.Event{Kind: trace.Transition, From: from.String(), To: to.String(),
 		Cause: string(cause), Local: local, Remote: remote})
