@@ -46,14 +46,45 @@ func init() {
 	if err == nil {
 		_, err = c.Write([]byte("unread\n"))
 	}
+	if err == nil {
+		err = waitQueued(c.(*net.TCPConn), len("unread\n"))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "holdclient: error:", err)
 		os.Exit(1)
 	}
-	time.Sleep(300 * time.Millisecond) // the echo arrives and stays unread
 	fmt.Fprintln(os.Stderr, "holdclient: ready")
 	time.Sleep(time.Minute)
 	os.Exit(0)
+}
+
+// waitQueued waits until n bytes wait unread in c's receive queue: it
+// peeks (MSG_PEEK), so they stay there.
+func waitQueued(c *net.TCPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang, not a timing
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, n)
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		k, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == nil && k > 0 && k < n:
+			return false // wait for more to arrive
+		case err == nil && k == 0:
+			perr = io.ErrUnexpectedEOF
+		default:
+			perr = err
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return perr
 }
 
 // in runs f on a thread that has entered the namespace: sockets f opens
@@ -147,13 +178,13 @@ func echoCheck(t *testing.T, c net.Conn, n int) {
 // established, and returns its counters then.
 func waitNoConns(t *testing.T, srv *proc) statsLine {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); ; {
+	for end := time.Now().Add(time.Minute); ; { // a hang guard, not a timing
 		st := srv.stats()
 		if st.Conns == 0 && st.Stats.TcpCurrEstab == 0 {
 			return st
 		}
 		if time.Now().After(end) {
-			t.Fatalf("connection left: serve has %d open, TcpCurrEstab %d", st.Conns, st.Stats.TcpCurrEstab)
+			t.Fatalf("connection left after a minute: serve has %d open, TcpCurrEstab %d", st.Conns, st.Stats.TcpCurrEstab)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -554,7 +585,7 @@ func TestTunClose(t *testing.T) {
 		before := srv.stats()
 		i0 := cp.len()
 		p := ns.start("holdclient", nsStack+":7")
-		p.waitLog("holdclient: ready", 10*time.Second)
+		p.waitLog("holdclient: ready", time.Minute)
 		if st := srv.stats(); st.Conns != 1 {
 			t.Fatalf("serve has %d connections open, want 1", st.Conns)
 		}
