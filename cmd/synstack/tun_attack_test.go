@@ -636,17 +636,28 @@ func TestTunClose(t *testing.T) {
 		for i := range msg {
 			msg[i] = byte(i * 7)
 		}
-		c.SetWriteDeadline(time.Now().Add(15 * time.Second))
+		c.SetWriteDeadline(time.Now().Add(time.Minute)) // a hang guard, not a timing
 		werr := make(chan error, 1)
 		go func() { _, err := c.Write(msg); werr <- err }()
-		time.Sleep(time.Second) // both ways fill up
-		select {
-		case err := <-werr:
-			t.Fatalf("16 MiB written without the kernel reading (%v): nothing stalled", err)
-		default:
+		// Both ways fill up: the stack's zero window says its receive
+		// buffer is full of data the echo server has not read.
+		zeroWindow := func() bool {
+			for _, p := range cp.since(i0, port) {
+				if !p.toStack && p.tcp.Window == 0 && p.tcp.Flags&wire.FlagRST == 0 {
+					return true
+				}
+			}
+			return false
+		}
+		for !zeroWindow() {
+			select {
+			case err := <-werr:
+				t.Fatalf("16 MiB written without the kernel reading (%v): nothing stalled", err)
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		srv.stop()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang guard, not a timing
 		got, err := io.ReadAll(c)
 		werrv := <-werr
 		t.Logf("kernel after synstack closed: read %d bytes (a prefix of what it sent: %v), then %v; its write: %v",
