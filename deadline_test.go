@@ -35,7 +35,7 @@ func TestDeadlineChannelsAreBorrowed(t *testing.T) {
 	// The test sets no deadline where it checks that none is held: if
 	// data stops flowing, this closes the connections instead of letting
 	// a read wait for ever.
-	watchdog := time.AfterFunc(10*time.Second, func() { cli.Close(); srv.Close() })
+	watchdog := time.AfterFunc(time.Minute, func() { cli.Close(); srv.Close() })
 	defer watchdog.Stop()
 
 	held := func(c *TCPConn) (rd, wd bool) {

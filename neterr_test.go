@@ -130,12 +130,10 @@ func TestDialContextCancel(t *testing.T) {
 	// Cancelled while waiting for the SYN,ACK.
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	start := time.Now()
+	// Not cancelled, the dial would end in ETIMEDOUT after the SYN retries:
+	// the error says which ended it, without timing it.
 	_, err = cli.DialContext(ctx, "tcp", "10.0.0.1:80")
 	checkOpErr(t, "cancelled dial", err, "dial", context.Canceled)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("cancelled dial took %v", d)
-	}
 
 	// A context deadline, and a Dialer timeout.
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -17,7 +17,7 @@ import (
 	"github.com/synstack/synstack/link/sim"
 )
 
-var soakSeeds = flag.Int("synstack.soak", 1000, "seeds for TestSoakSim (the long soak: -synstack.soak=100000)")
+var soakSeeds = flag.Int("synstack.soak", 0, "seeds for TestSoakSim (default 1000, 100 under -race, 30 with -short; the long soak: -synstack.soak=100000)")
 
 // soakConn is one connection of a soak run, seen from both ends.
 type soakConn struct {
@@ -41,9 +41,17 @@ type soakConn struct {
 // TIME_WAIT both stacks must hold no connection at all. A failure names its
 // seed; go test -run 'TestSoakSim/seed=N' replays it exactly.
 func TestSoakSim(t *testing.T) {
-	n := *soakSeeds
-	if testing.Short() {
+	// Under -race a seed costs about ten times as much: the default there
+	// keeps the package well inside go test's 10-minute timeout on a
+	// loaded two-core machine; -synstack.soak asks for any count.
+	n := 1000
+	switch {
+	case *soakSeeds > 0:
+		n = *soakSeeds
+	case testing.Short():
 		n = 30
+	case soakRace:
+		n = 100
 	}
 	for seed := uint64(1); seed <= uint64(n); seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { soakSim(t, seed) })

@@ -134,10 +134,10 @@ func fmtCounts(c synstack.StateCounts) string {
 	return "[" + s + "]"
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor polls cond for up to a minute (a hang guard, not a timing).
 func waitFor(t *testing.T, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out: " + what())

@@ -138,20 +138,16 @@ func TestForwardSubnet(t *testing.T) {
 }
 
 // An upstream that refuses: deferred, the client's connect fails with
-// ECONNREFUSED within a second; immediate, the client connects and is
+// ECONNREFUSED (not a timeout); immediate, the client connects and is
 // then reset.
 func TestForwardRefused(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
 		fw := &Forwarder{Deferred: deferred, Target: To(closedPort(t))}
 		client, fwd := setup(t, fw, synstack.ForwardOptions{})
-		start := time.Now()
 		c, err := client.Dial("tcp", "198.18.0.1:80")
 		if deferred {
 			if !errors.Is(err, syscall.ECONNREFUSED) {
 				t.Fatalf("dial: %v, want ECONNREFUSED", err)
-			}
-			if d := time.Since(start); d > time.Second {
-				t.Errorf("refused after %v", d)
 			}
 			if st := fwd.Stats(); st.SynstackForwardRefused != 1 || st.SynstackForwarded != 0 {
 				t.Errorf("refused %d forwarded %d", st.SynstackForwardRefused, st.SynstackForwarded)
@@ -168,9 +164,6 @@ func TestForwardRefused(t *testing.T) {
 		}
 		if !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("dial or read: %v, want ECONNRESET", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("reset after %v", d)
 		}
 		if st := fwd.Stats(); st.SynstackForwarded != 1 || st.SynstackForwardResets != 1 {
 			t.Errorf("forwarded %d resets %d", st.SynstackForwarded, st.SynstackForwardResets)
@@ -279,11 +272,13 @@ func TestForwardHalfCloseUpstreamToClient(t *testing.T) {
 // The client resets: the upstream's read fails with ECONNRESET.
 func TestForwardResetClientToUpstream(t *testing.T) {
 	modes(t, func(t *testing.T, deferred bool) {
+		hello := make(chan error, 1)
 		got := make(chan error, 1)
 		up := kernelnet.Serve(t, func(c *net.TCPConn) {
 			buf := make([]byte, 10)
-			io.ReadFull(c, buf[:5])
-			_, err := c.Read(buf)
+			_, err := io.ReadFull(c, buf[:5])
+			hello <- err
+			_, err = c.Read(buf)
 			got <- err
 		})
 		fw := &Forwarder{Deferred: deferred, Target: To(up)}
@@ -293,7 +288,18 @@ func TestForwardResetClientToUpstream(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Write([]byte("hello"))
-		time.Sleep(20 * time.Millisecond)
+		// Reset only once the upstream holds the data: a RST that overtakes
+		// it in the relay is another test (synstack drops unread data on a
+		// RST, so the upstream would see the reset on its first read and
+		// EOF on its second).
+		select {
+		case err := <-hello:
+			if err != nil {
+				t.Fatalf("upstream read of the data: %v", err)
+			}
+		case <-time.After(time.Minute): // a hang, not a timing
+			t.Fatal("the data never reached the upstream")
+		}
 		c.(*synstack.TCPConn).SetLinger(0)
 		c.Close()
 		select {
@@ -301,7 +307,7 @@ func TestForwardResetClientToUpstream(t *testing.T) {
 			if !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("upstream read: %v, want ECONNRESET", err)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute): // a hang, not a timing
 			t.Fatal("the upstream was not reset")
 		}
 		waitFor(t, func() bool { return fw.Stats().Resets == 1 })
@@ -347,7 +353,11 @@ func TestForwardIdleTimeout(t *testing.T) {
 		_, err := io.Copy(c, c)
 		upErr <- err
 	})
-	fw := &Forwarder{Target: To(up), Relay: RelayOptions{IdleTimeout: 300 * time.Millisecond}}
+	// The relay's idle clock is the real one: the busy connection talks
+	// every 20 ms, far inside IdleTimeout, until the idle one has been
+	// reset, so only a stall of the whole process for a second could make
+	// it look idle.
+	fw := &Forwarder{Target: To(up), Relay: RelayOptions{IdleTimeout: time.Second}}
 	client, _ := setup(t, fw, synstack.ForwardOptions{})
 	busy, err := client.Dial("tcp", "198.18.0.1:80")
 	if err != nil {
@@ -359,19 +369,32 @@ func TestForwardIdleTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	start := time.Now()
+	idleErr := make(chan error, 1)
+	go func() {
+		idle.SetReadDeadline(time.Now().Add(time.Minute)) // a hang, not a timing
+		_, err := idle.Read(make([]byte, 1))
+		idleErr <- err
+	}()
 	buf := make([]byte, 1)
-	for time.Since(start) < 700*time.Millisecond { // the busy one talks every 100 ms
+	ping := func() {
+		t.Helper()
 		busy.Write([]byte("x"))
 		if _, err := io.ReadFull(busy, buf); err != nil {
 			t.Fatalf("busy connection: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := idle.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("idle connection read: %v, want ECONNRESET", err)
+	for done := false; !done; {
+		ping()
+		select {
+		case err := <-idleErr:
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("idle connection read: %v, want ECONNRESET", err)
+			}
+			done = true
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+	ping() // the busy one lives on
 	if err := <-upErr; !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("upstream of the idle connection: %v, want ECONNRESET", err)
 	}
@@ -647,12 +670,12 @@ func openFiles() int {
 	return len(ents)
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor polls cond for up to a minute (a hang guard, not a timing).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("condition not met in 10 s")
+		if time.Since(start) > time.Minute {
+			t.Fatal("condition not met in a minute")
 		}
 	}
 }

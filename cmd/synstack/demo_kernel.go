@@ -105,12 +105,17 @@ func listKernel(w io.Writer) {
 // scenarios' timers are scaled down to this.
 const kernelWait = 1500 * time.Millisecond
 
+// kernelWaitScale stretches every real-time wait of runReal. Tests set it
+// (a test-only hook): on a loaded machine a 100 ms step may not be long
+// enough for the packets and the /proc poll to happen.
+var kernelWaitScale time.Duration = 1
+
 // runReal lets d pass on the real clock, at most kernelWait. A wait for
 // TIME_WAIT (a minute) is cut short: the kernel's cannot be shortened, so
 // the namespace's sockets are shown instead.
 func (l *lab) runReal(d time.Duration) {
 	if d >= 30*time.Second {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond * kernelWaitScale)
 		l.note("The scenario waits %v here; on the real clock the demo stops waiting. The kernel's sockets now (ss -tano in the namespace):", d)
 		for _, line := range strings.Split(l.kern.ss(), "\n") {
 			l.note("  %s", line)
@@ -119,7 +124,7 @@ func (l *lab) runReal(d time.Duration) {
 		l.stopped = true
 		return
 	}
-	time.Sleep(min(d, kernelWait))
+	time.Sleep(min(d, kernelWait) * kernelWaitScale)
 }
 
 // newKernelLab builds the lab of --kernel: the synstack client on the

@@ -56,20 +56,17 @@ var issueKeyStates = map[string][]string{
 	"syn-flood":          {"SYN_RCVD"},
 }
 
-// Every scenario runs, succeeds, is quick, and shows its key states on
-// the ladder, in the paths taken, and lit in the state diagram; its
-// capture parses, and its drawing is well-formed XML.
+// Every scenario runs, succeeds, and shows its key states on the ladder, in
+// the paths taken, and lit in the state diagram; its capture parses, and its
+// drawing is well-formed XML. Nothing here times the run: the lab's clock is
+// virtual, and how fast the machine is says nothing about the scenario.
 func TestDemoScenarios(t *testing.T) {
 	all := append([]*scenario{tour}, scenarios...)
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			var out, svg, capture bytes.Buffer
-			start := time.Now()
 			err := runScenario(&out, sc, demoOptions{svg: &svg, pcap: &capture})
-			if elapsed := time.Since(start); elapsed > 2*time.Second {
-				t.Errorf("took %v of real time", elapsed)
-			}
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,14 +47,45 @@ func init() {
 	if err == nil {
 		_, err = c.Write([]byte("unread\n"))
 	}
+	if err == nil {
+		err = waitQueued(c.(*net.TCPConn), len("unread\n"))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "holdclient: error:", err)
 		os.Exit(1)
 	}
-	time.Sleep(300 * time.Millisecond) // the echo arrives and stays unread
 	fmt.Fprintln(os.Stderr, "holdclient: ready")
 	time.Sleep(time.Minute)
 	os.Exit(0)
+}
+
+// waitQueued waits until n bytes wait unread in c's receive queue: it
+// peeks (MSG_PEEK), so they stay there.
+func waitQueued(c *net.TCPConn, n int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang, not a timing
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, n)
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		k, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == nil && k > 0 && k < n:
+			return false // wait for more to arrive
+		case err == nil && k == 0:
+			perr = io.ErrUnexpectedEOF
+		default:
+			perr = err
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	return perr
 }
 
 // in runs f on a thread that has entered the namespace: sockets f opens
@@ -147,13 +179,13 @@ func echoCheck(t *testing.T, c net.Conn, n int) {
 // established, and returns its counters then.
 func waitNoConns(t *testing.T, srv *proc) statsLine {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); ; {
+	for end := time.Now().Add(time.Minute); ; { // a hang guard, not a timing
 		st := srv.stats()
 		if st.Conns == 0 && st.Stats.TcpCurrEstab == 0 {
 			return st
 		}
 		if time.Now().After(end) {
-			t.Fatalf("connection left: serve has %d open, TcpCurrEstab %d", st.Conns, st.Stats.TcpCurrEstab)
+			t.Fatalf("connection left after a minute: serve has %d open, TcpCurrEstab %d", st.Conns, st.Stats.TcpCurrEstab)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -352,17 +384,28 @@ func TestTunAttackBlindInjection(t *testing.T) {
 	c := ns.dial(t)
 	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
 	echoCheck(t, c, 3000)
-	time.Sleep(300 * time.Millisecond) // the last ACKs cross
 
-	// RCV.NXT and SND.NXT of the stack, from its last segment.
+	// RCV.NXT and SND.NXT of the stack, from its last segment, once the
+	// kernel has acknowledged all of it (the last ACKs have crossed).
 	var last *pkt
-	for _, p := range cp.since(0, port) {
-		if !p.toStack {
-			last = &p
+	for end := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) { // a hang guard, not a timing
+		last = nil
+		acked := false
+		for _, p := range cp.since(0, port) {
+			switch {
+			case !p.toStack:
+				last = &p
+				acked = acked && p.n == 0 // a bare ACK leaves SND.NXT where it was
+			case last != nil && p.tcp.Flags&wire.FlagACK != 0 && p.tcp.Ack == last.tcp.Seq+uint32(last.n):
+				acked = true
+			}
 		}
-	}
-	if last == nil {
-		t.Fatalf("nothing captured from the stack on %s", nsDev)
+		if acked {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the kernel did not acknowledge the stack's last segment (%v) in a minute", last)
+		}
 	}
 	rcvNxt, sndNxt := last.tcp.Ack, last.tcp.Seq+uint32(last.n)
 	t.Logf("connection 10.99.0.1:%d <-> %s:7: stack RCV.NXT %d, SND.NXT %d", port, nsStack, rcvNxt, sndNxt)
@@ -399,6 +442,12 @@ func TestTunAttackBlindInjection(t *testing.T) {
 		i := cp.len()
 		inj.send(t, a.h, a.data)
 		time.Sleep(attackGap)
+		if a.reply == "dupack" {
+			// The one answer that must come: a loaded machine may be late.
+			for end := time.Now().Add(time.Minute); time.Now().Before(end) && !slices.ContainsFunc(cp.since(i, port), func(p pkt) bool { return !p.toStack }); {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		var acks []pkt
 		trace = append(trace, "--- "+a.name)
 		for _, p := range cp.since(i, port) {
@@ -554,7 +603,7 @@ func TestTunClose(t *testing.T) {
 		before := srv.stats()
 		i0 := cp.len()
 		p := ns.start("holdclient", nsStack+":7")
-		p.waitLog("holdclient: ready", 10*time.Second)
+		p.waitLog("holdclient: ready", time.Minute)
 		if st := srv.stats(); st.Conns != 1 {
 			t.Fatalf("serve has %d connections open, want 1", st.Conns)
 		}
@@ -587,17 +636,28 @@ func TestTunClose(t *testing.T) {
 		for i := range msg {
 			msg[i] = byte(i * 7)
 		}
-		c.SetWriteDeadline(time.Now().Add(15 * time.Second))
+		c.SetWriteDeadline(time.Now().Add(time.Minute)) // a hang guard, not a timing
 		werr := make(chan error, 1)
 		go func() { _, err := c.Write(msg); werr <- err }()
-		time.Sleep(time.Second) // both ways fill up
-		select {
-		case err := <-werr:
-			t.Fatalf("16 MiB written without the kernel reading (%v): nothing stalled", err)
-		default:
+		// Both ways fill up: the stack's zero window says its receive
+		// buffer is full of data the echo server has not read.
+		zeroWindow := func() bool {
+			for _, p := range cp.since(i0, port) {
+				if !p.toStack && p.tcp.Window == 0 && p.tcp.Flags&wire.FlagRST == 0 {
+					return true
+				}
+			}
+			return false
+		}
+		for !zeroWindow() {
+			select {
+			case err := <-werr:
+				t.Fatalf("16 MiB written without the kernel reading (%v): nothing stalled", err)
+			case <-time.After(10 * time.Millisecond):
+			}
 		}
 		srv.stop()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang guard, not a timing
 		got, err := io.ReadAll(c)
 		werrv := <-werr
 		t.Logf("kernel after synstack closed: read %d bytes (a prefix of what it sent: %v), then %v; its write: %v",

@@ -31,12 +31,12 @@ func flowOf(pkt []byte) (f, seq int) {
 	return int(binary.BigEndian.Uint32(p[0:4])), int(binary.BigEndian.Uint32(p[4:8]))
 }
 
-// waitFor polls cond until it holds, failing the test after five seconds.
+// waitFor polls cond until it holds, failing the test after a minute.
 // The bound only turns a hang into a failure: no test result depends on
 // how fast anything runs.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

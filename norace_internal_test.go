@@ -1,0 +1,5 @@
+//go:build !race
+
+package synstack
+
+const soakRace = false
