@@ -154,6 +154,10 @@ func (s *Stack) stopListeningLocked(l *listener) {
 		ep.inAccept = false
 		switch {
 		case ep.conn.State() == tcp.Closed:
+			// Reset while it waited: nothing is sent, and what it
+			// still holds (data that came before the RST, kept for a
+			// read) goes back.
+			ep.conn.Abort(now)
 		case i < len(synQ) && ep.conn.State() == tcp.SynRcvd:
 			ep.conn.Discard("listener closed")
 		default:

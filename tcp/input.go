@@ -783,9 +783,11 @@ func (c *Conn) fail(err syscall.Errno, cause Cause) {
 	if err != 0 {
 		c.err = err
 	}
+	// Data that arrived before the end stays readable, then the error,
+	// then EOF, as in Linux (tcp_reset keeps the receive queue): a relay
+	// passes on the bytes that came just before a reset. An orphan's
+	// (rdShut) go with CLOSED; the rest go at Close.
 	c.closedByErr = true
-	c.rdShut = true
-	c.dropRcvQueue()
 	c.setState(Closed, cause)
 }
 
