@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,35 @@ func (p *proc) rss(t *testing.T) int64 {
 	}
 	t.Fatalf("no VmRSS in /proc/%d/status", p.pid(t))
 	return 0
+}
+
+// raceBuild reports whether this binary, and so serve (the same binary),
+// was built with -race. The race detector's runtime keeps shadow memory
+// and history that grow with the memory accesses a program makes (5 to 10
+// times the memory, says its documentation), outside the Go heap: its RSS
+// measures the detector, not the stack. The tests then hold the Go heap
+// (HeapInuse) to the bounds they hold RSS to in a plain build.
+func raceBuild() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// memory returns what the tests bound of serve's memory: its RSS, or
+// under -race its Go heap in use (see raceBuild), and the name of it.
+func (p *proc) memory(t *testing.T, st statsLine) (int64, string) {
+	t.Helper()
+	if raceBuild() {
+		return int64(st.HeapInuse), "HeapInuse (-race: RSS is the detector's)"
+	}
+	return p.rss(t), "RSS"
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -323,13 +353,15 @@ func TestTunAttackForcedACK(t *testing.T) {
 	}()
 
 	// Warm-up: the echo stalls, the queue fills to its buffer, the
-	// process reaches its working size.
-	warm := time.Now().Add(2 * time.Second)
+	// process reaches its working size (a plain build's RSS grows for
+	// the first few seconds, then stays).
+	warm := time.Now().Add(5 * time.Second)
 	for time.Now().Before(warm) {
 		echoCheck(t, c, 16<<10)
 	}
 	before := srv.stats()
 	rss0 := srv.rss(t)
+	mem0, memName := srv.memory(t, before)
 	var maxMem uint64
 	var series []string // RSS every 5 s
 	echoes := 0
@@ -353,6 +385,7 @@ func TestTunAttackForcedACK(t *testing.T) {
 	}
 	after := srv.stats()
 	rss1 := srv.rss(t)
+	mem1, _ := srv.memory(t, after)
 	maxMem = max(maxMem, after.Stats.SynstackTCPMemBytes)
 	d := func(f func(s statsLine) uint64) uint64 { return f(after) - f(before) }
 	t.Logf("forced-ACK attack for %v: %d segments sent by the attacker (250-byte ones and 1-byte duplicates), %d segments from the stack to it; %d echoes of 16 KiB byte-exact meanwhile",
@@ -370,8 +403,8 @@ func TestTunAttackForcedACK(t *testing.T) {
 		d(func(s statsLine) uint64 { return s.Stats.TcpExtOfoPruned }),
 		mib(int64(before.HeapInuse)), mib(int64(after.HeapInuse)))
 
-	if rss1-rss0 >= 2<<20 {
-		t.Errorf("serve's RSS grew by %d KiB over the attack (%s -> %s), want under 2 MiB", (rss1-rss0)>>10, mib(rss0), mib(rss1))
+	if mem1-mem0 >= 2<<20 {
+		t.Errorf("serve's %s grew by %d KiB over the attack (%s -> %s), want under 2 MiB", memName, (mem1-mem0)>>10, mib(mem0), mib(mem1))
 	}
 	// The attacked connection's receive buffer (131072) and its send
 	// queue, and the client's rings: within two buffers and a margin.
@@ -510,22 +543,21 @@ func TestTunAttackManyConns(t *testing.T) {
 	c := ns.dial(t)
 	echoCheck(t, c, 4096)
 	c.Close()
-	waitNoConns(t, srv)
-	idleRSS := srv.rss(t)
+	idleRSS, memName := srv.memory(t, waitNoConns(t, srv))
 
 	fds := ns.kernelConns(t, n, nsStack+":7", 4096)
 	total := fillConns(t, fds, 64<<10)
 	time.Sleep(time.Second) // the last segments land
 	st := srv.stats()
-	rss := srv.rss(t)
+	rss, _ := srv.memory(t, st)
 	// Per connection, beyond its queues: serve's 16 KiB echo buffer, its
 	// goroutine (an 8 KiB stack), the stack's endpoint and net.Conn (1.3
 	// KiB idle, a few KiB busy: docs/performance.md), rounded up to 32 KiB.
 	const perConn = 32 << 10
 	limitRSS := idleRSS + 2*(budget+int64(n)*perConn)
 	t.Logf("%d connections wrote %s and read nothing; serve: %d open, TcpCurrEstab %d", n, mib(total), st.Conns, st.Stats.TcpCurrEstab)
-	t.Logf("serve RSS idle %s, loaded %s (limit %s); HeapInuse %s; queue memory %s (limit %s); TcpExtTCPMemoryPressures %d, TcpExtPruneCalled %d, TcpExtTCPRcvQDrop %d",
-		mib(idleRSS), mib(rss), mib(limitRSS), mib(int64(st.HeapInuse)), mib(int64(st.Stats.SynstackTCPMemBytes)),
+	t.Logf("serve %s idle %s, loaded %s (limit %s); RSS %s, HeapInuse %s; queue memory %s (limit %s); TcpExtTCPMemoryPressures %d, TcpExtPruneCalled %d, TcpExtTCPRcvQDrop %d",
+		memName, mib(idleRSS), mib(rss), mib(limitRSS), mib(srv.rss(t)), mib(int64(st.HeapInuse)), mib(int64(st.Stats.SynstackTCPMemBytes)),
 		mib(budget+int64(n)*4096), st.Stats.TcpExtTCPMemoryPressures, st.Stats.TcpExtPruneCalled, st.Stats.TcpExtTCPRcvQDrop)
 	if st.Conns != int64(n) || st.Stats.TcpCurrEstab != uint64(n) {
 		t.Errorf("serve has %d connections, TcpCurrEstab %d; want %d", st.Conns, st.Stats.TcpCurrEstab, n)
@@ -540,7 +572,7 @@ func TestTunAttackManyConns(t *testing.T) {
 		t.Errorf("the budget never went under pressure")
 	}
 	if rss > limitRSS {
-		t.Errorf("serve's RSS %s, over %s", mib(rss), mib(limitRSS))
+		t.Errorf("serve's %s %s, over %s", memName, mib(rss), mib(limitRSS))
 	}
 
 	for _, fd := range fds {
@@ -724,11 +756,182 @@ func TestTunAttackMartians(t *testing.T) {
 	srv.stop()
 }
 
-var (
-	_ = bufio.NewReader
-	_ = io.EOF
-	_ = http.ReadResponse
-	_ = filepath.Join
-	_ = sync.Mutex{}
-	_ = syscall.ECONNRESET
-)
+// dialN opens n kernel connections to addr from inside the namespace,
+// each with a receive buffer of rcvbuf bytes (0: the default), closed when
+// the test ends.
+func (ns *netns) dialN(t *testing.T, n int, addr string, rcvbuf int) []net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf) })
+		}
+	}
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	err := ns.in(func() error {
+		for range n {
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", len(conns), err)
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("opening %d connections to %s: %v", n, addr, err)
+	}
+	return conns
+}
+
+// closedByPeer reads c until it ends and reports how many bytes it read
+// and whether it ended as a peer's close does (EOF or a reset); a read
+// still blocked at the deadline is no close.
+func closedByPeer(c net.Conn, deadline time.Time) (int64, bool, error) {
+	c.SetReadDeadline(deadline)
+	n, err := io.Copy(io.Discard, c)
+	return n, err == nil || errors.Is(err, syscall.ECONNRESET), err
+}
+
+// eachConn runs f on every connection, 32 at a time.
+func eachConn(conns []net.Conn, f func(i int, c net.Conn)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i, c := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i, c)
+		}()
+	}
+	wg.Wait()
+}
+
+// serve --http's limits against clients that hold connections: with every
+// --max-conns place taken, further connections are refused (reset) and
+// counted; keep-alive connections left idle are closed by --idle-timeout,
+// and clients that ask for a large file and never read are closed by
+// --write-timeout. Every close is seen from the kernel's side: its reads
+// end (EOF or reset), the slow readers short of the file.
+func TestTunServeTimeouts(t *testing.T) {
+	idleN, slowN, extra := attackSize(300, 3000), attackSize(100, 1000), 20
+	maxConns := idleN + slowN
+	raiseNoFile(t, uint64(maxConns+extra+1024))
+	ns := newNetns(t)
+	dir := t.TempDir()
+	testFile(t, filepath.Join(dir, "small.txt"), 100)
+	const bigSize = 32 << 20
+	testFile(t, filepath.Join(dir, "big.bin"), bigSize)
+	srv := ns.start("main", "serve", "--tun", nsDev, "--addr", nsStack+"/24", "--host-addr", nsKernel+"/24",
+		"--listen", ":"+nsPort, "--http", dir, "--tcp-mem", "64M", "--max-conns", strconv.Itoa(maxConns),
+		"--idle-timeout", "2s", "--write-timeout", "3s", "--read-header-timeout", "60s")
+	srv.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
+	addr := nsStack + ":" + nsPort
+
+	// Every place taken by a connection that has sent nothing yet (the
+	// 60 s header timeout holds it): the next ones are refused.
+	holders := ns.dialN(t, maxConns, addr, 0)
+	for guard := time.Now().Add(30 * time.Second); srv.stats().Conns != int64(maxConns); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(guard) {
+			t.Fatalf("serve holds %d connections, want %d", srv.stats().Conns, maxConns)
+		}
+	}
+	refused := 0
+	ns.in(func() error {
+		for range extra {
+			// The reset may come before connect returns.
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err == nil {
+				_, closed, rerr := closedByPeer(c, time.Now().Add(10*time.Second))
+				c.Close()
+				if closed {
+					err = syscall.ECONNRESET
+				} else {
+					err = rerr
+				}
+			}
+			if errors.Is(err, syscall.ECONNRESET) {
+				refused++
+			} else {
+				t.Errorf("a connection beyond --max-conns: %v", err)
+			}
+		}
+		return nil
+	})
+	st := srv.stats()
+	t.Logf("--max-conns %d full: %d of %d more connections ended by serve; conns_refused %d", maxConns, refused, extra, st.ConnsRefused)
+	if refused != extra || st.ConnsRefused != uint64(extra) {
+		t.Errorf("%d of %d connections beyond --max-conns ended, %d counted refused; want all", refused, extra, st.ConnsRefused)
+	}
+	if !strings.Contains(srv.log.String(), "--max-conns "+strconv.Itoa(maxConns)+" reached") {
+		t.Errorf("serve's log does not name the refusals:\n%s", srv.log.String())
+	}
+	for _, c := range holders {
+		c.Close()
+	}
+	waitNoConns(t, srv)
+
+	// Idle keep-alive connections, and clients that never read.
+	idle := ns.dialN(t, idleN, addr, 0)
+	eachConn(idle, func(i int, c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "GET /small.txt HTTP/1.1\r\nHost: %s\r\n\r\n", nsStack)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil || resp.StatusCode != 200 || resp.Close {
+			t.Errorf("idle connection %d: its request: %v", i, err)
+		}
+		c.SetDeadline(time.Time{})
+	})
+	slow := ns.dialN(t, slowN, addr, 4096)
+	for _, c := range slow {
+		fmt.Fprintf(c, "GET /big.bin HTTP/1.1\r\nHost: %s\r\n\r\n", nsStack)
+	}
+	loaded := srv.stats()
+	var end statsLine
+	for guard := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if end = srv.stats(); end.Conns == 0 {
+			break
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("serve still holds %d connections a minute after the idle and write timeouts", end.Conns)
+		}
+	}
+	var idleClosed, slowClosed atomic.Int64
+	var slowMax atomic.Int64
+	readBy := time.Now().Add(30 * time.Second)
+	eachConn(idle, func(i int, c net.Conn) {
+		if _, closed, err := closedByPeer(c, readBy); closed {
+			idleClosed.Add(1)
+		} else {
+			t.Errorf("idle connection %d: %v", i, err)
+		}
+	})
+	eachConn(slow, func(i int, c net.Conn) {
+		n, closed, err := closedByPeer(c, readBy)
+		for m := slowMax.Load(); n > m && !slowMax.CompareAndSwap(m, n); m = slowMax.Load() {
+		}
+		if closed && n < bigSize {
+			slowClosed.Add(1)
+		} else {
+			t.Errorf("slow connection %d: read %d bytes, then %v", i, n, err)
+		}
+	})
+	t.Logf("loaded: serve %d open, TcpCurrEstab %d, queue memory %s, HeapInuse %s", loaded.Conns, loaded.Stats.TcpCurrEstab,
+		mib(int64(loaded.Stats.SynstackTCPMemBytes)), mib(int64(loaded.HeapInuse)))
+	t.Logf("closed by serve: %d of %d idle keep-alive connections (EOF or reset), %d of %d non-reading clients of a %d MiB file (they read at most %d bytes once closed); then TcpCurrEstab %d",
+		idleClosed.Load(), idleN, slowClosed.Load(), slowN, bigSize>>20, slowMax.Load(), end.Stats.TcpCurrEstab)
+	if idleClosed.Load() != int64(idleN) || slowClosed.Load() != int64(slowN) {
+		t.Errorf("not every connection was closed by the timeouts")
+	}
+	srv.stop()
+}
