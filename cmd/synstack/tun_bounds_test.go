@@ -461,16 +461,21 @@ func raiseNoFile(t *testing.T, n uint64) {
 
 // kernelConns opens n kernel TCP connections to addr from inside the
 // namespace, each with a receive buffer of rcvbuf bytes (0: the
-// default), as bare descriptors, closed when the test ends.
-func (ns *netns) kernelConns(t *testing.T, n int, addr string, rcvbuf int) []int {
+// default), as bare descriptors, and a function that closes them all
+// (once; it also runs when the test ends).
+func (ns *netns) kernelConns(t *testing.T, n int, addr string, rcvbuf int) ([]int, func()) {
 	t.Helper()
 	ap := netip.MustParseAddrPort(addr)
 	fds := make([]int, 0, n)
-	t.Cleanup(func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	})
+	var once sync.Once
+	closeAll := func() {
+		once.Do(func() {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+		})
+	}
+	t.Cleanup(closeAll)
 	err := ns.in(func() error {
 		for range n {
 			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -484,7 +489,17 @@ func (ns *netns) kernelConns(t *testing.T, n int, addr string, rcvbuf int) []int
 			tv := unix.Timeval{Sec: 10} // bounds the blocking connect
 			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-			if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+			sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+			err = unix.Connect(fd, sa)
+			// A signal (the Go runtime's preemption) interrupts the
+			// blocking connect, which goes on: ask again until it is done.
+			for end := time.Now().Add(10 * time.Second); (err == unix.EINTR || err == unix.EALREADY) && time.Now().Before(end); {
+				time.Sleep(time.Millisecond)
+				if err = unix.Connect(fd, sa); err == unix.EISCONN {
+					err = nil
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("connection %d: %w", len(fds), err)
 			}
 		}
@@ -493,7 +508,7 @@ func (ns *netns) kernelConns(t *testing.T, n int, addr string, rcvbuf int) []int
 	if err != nil {
 		t.Fatalf("opening %d connections to %s: %v", n, addr, err)
 	}
-	return fds
+	return fds, closeAll
 }
 
 // fillConns writes to every descriptor, never blocking, until each has
@@ -555,7 +570,7 @@ func TestTunAttackManyConns(t *testing.T) {
 	c.Close()
 	idleRSS, memName := srv.memory(t, waitNoConns(t, srv))
 
-	fds := ns.kernelConns(t, n, nsStack+":7", 4096)
+	fds, closeAll := ns.kernelConns(t, n, nsStack+":7", 4096)
 	total := fillConns(t, fds, 64<<10)
 	time.Sleep(time.Second) // the last segments land
 	st := srv.stats()
@@ -585,10 +600,7 @@ func TestTunAttackManyConns(t *testing.T) {
 		t.Errorf("serve's %s %s, over %s", memName, mib(rss), mib(limitRSS))
 	}
 
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-	fds = fds[:0]
+	closeAll()
 	var end statsLine
 	for guard := time.Now().Add(30 * time.Second); ; {
 		end = srv.stats()
