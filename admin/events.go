@@ -79,6 +79,9 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.active.Add(-1)
 		h.refused.Add(1)
 		w.Header().Set("Retry-After", "10")
+		// And the connection goes: a client refused holds nothing of
+		// the server's while it waits to try again.
+		w.Header().Set("Connection", "close")
 		http.Error(w, "503 too many /events clients: "+strconv.Itoa(h.max)+
 			" streams already (admin.MaxEventClients); try again later", http.StatusServiceUnavailable)
 		return

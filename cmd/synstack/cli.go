@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/synstack/synstack"
 	"github.com/synstack/synstack/admin"
 )
@@ -142,11 +144,22 @@ func adminWarning(value string) string {
 	return fmt.Sprintf("warning: --admin %s listens beyond loopback: whoever reaches it reads every connection and the counters; give only :PORT to keep it on 127.0.0.1", value)
 }
 
+// maxAdminConns bounds the admin endpoint's connections at once: more wait
+// in the kernel's accept queue, costing the process nothing.
+const maxAdminConns = 256
+
 // serveAdmin serves the admin endpoints of st on ln and returns the
-// function that stops them.
+// function that stops them. Clients that hold connections cannot drown
+// it: at most maxAdminConns are served at once, /events streams are
+// capped by the admin handler, idle and slow clients are timed out.
 func serveAdmin(ts *tunStack, ln net.Listener, obs *admin.Observer) func() {
-	hs := &http.Server{Handler: admin.Handler(ts.st, obs), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
+	hs := &http.Server{
+		Handler:           admin.Handler(ts.st, obs),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go hs.Serve(netutil.LimitListener(ln, maxAdminConns))
 	ts.logf("admin endpoints on http://%s/ (metrics, /debug/sockets, live page)", ln.Addr())
 	// Close, not Shutdown: the /events streams never end by themselves.
 	return func() { hs.Close() }
