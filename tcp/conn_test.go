@@ -166,7 +166,7 @@ func TestThreeWayHandshake(t *testing.T) {
 	n.handshake()
 	n.wantPath(n.a, Closed, SynSent, Established)
 	n.wantPath(n.b, Closed, Listen, SynRcvd, Established)
-	if !n.a.c.tsOK || !n.a.c.sackOK || !n.a.c.wsOK || !n.b.c.tsOK {
+	if !n.a.c.opt.tsOK || !n.a.c.opt.sackOK || !n.a.c.opt.wsOK || !n.b.c.opt.tsOK {
 		t.Fatal("options not negotiated")
 	}
 	if got := n.a.c.Info(n.now).SndMSS; got != 1460-12 {
@@ -549,8 +549,8 @@ func TestFastRetransmitRepairsOneLoss(t *testing.T) {
 			if inf.TotalRetrans != len(tc.lost) {
 				t.Fatalf("%d retransmissions, want exactly the %d lost segments", inf.TotalRetrans, len(tc.lost))
 			}
-			if n.a.c.loss != lossNone || n.a.c.backoff != 0 {
-				t.Fatalf("still recovering (%d) or backed off (%d)", n.a.c.loss, n.a.c.backoff)
+			if n.a.c.cc.loss != lossNone || n.a.c.rtx.backoff != 0 {
+				t.Fatalf("still recovering (%d) or backed off (%d)", n.a.c.cc.loss, n.a.c.rtx.backoff)
 			}
 		})
 	}
