@@ -47,7 +47,7 @@ func bulk(t *testing.T, size int, delay time.Duration, mod func(*Config)) (time.
 			t.Fatalf("nothing to do at %d of %d", got, size)
 		}
 	}
-	return net.now.Sub(start), int(b.rcvBuf)
+	return net.now.Sub(start), int(b.rq.bufSize)
 }
 
 // Autotuning lets the window outgrow the initial 64 KiB on a long path:

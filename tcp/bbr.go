@@ -171,7 +171,7 @@ func (*bbr) avoid(c *Conn, now instant, acked int) {}
 func (b *bbr) ssthreshAfterLoss(c *Conn, now instant) int {
 	b.init(c, now)
 	b.saveCwnd(c)
-	return c.ssthresh
+	return c.cc.ssthresh
 }
 
 func (b *bbr) init(c *Conn, now instant) {
@@ -179,9 +179,9 @@ func (b *bbr) init(c *Conn, now instant) {
 		return
 	}
 	b.inited = true
-	b.nextRTTDelivered = c.rate.delivered
+	b.nextRTTDelivered = c.cc.rate.delivered
 	b.prevCAState = 0
-	b.minRTT = c.minRTT
+	b.minRTT = c.rtx.minRTT
 	b.minRTTStamp = now
 	b.bw.reset(0, 0)
 	b.rnd = uint32(c.snd.iss) | 1
@@ -190,14 +190,14 @@ func (b *bbr) init(c *Conn, now instant) {
 	b.ackEpochStamp = now
 }
 
-func (b *bbr) mss(c *Conn) int { return max(c.sndMSS, 1) }
+func (b *bbr) mss(c *Conn) int { return max(c.opt.sndMSS, 1) }
 
 // pkts is bytes in packets, rounded up.
 func (b *bbr) pkts(c *Conn, bytes int) int { return (bytes + b.mss(c) - 1) / b.mss(c) }
 
-func (b *bbr) cwndPkts(c *Conn) int { return c.cwnd / b.mss(c) }
+func (b *bbr) cwndPkts(c *Conn) int { return c.cc.cwnd / b.mss(c) }
 
-func (b *bbr) setCwndPkts(c *Conn, p int) { c.cwnd = max(p, 1) * b.mss(c) }
+func (b *bbr) setCwndPkts(c *Conn, p int) { c.cc.cwnd = max(p, 1) * b.mss(c) }
 
 func (b *bbr) inflightPkts(c *Conn) int { return b.pkts(c, c.pipe()) }
 
@@ -235,17 +235,17 @@ func (b *bbr) rateWithGain(bw, gain float64) float64 { return bw * gain * bbrPac
 
 func (b *bbr) initPacingFromRTT(c *Conn) {
 	rtt := time.Millisecond
-	if c.hasRTT && c.srtt > 0 {
-		rtt = c.srtt
+	if c.rtx.hasRTT && c.rtx.srtt > 0 {
+		rtt = c.rtx.srtt
 		b.hasSeenRTT = true
 	}
-	bw := float64(c.cwnd) / rtt.Seconds()
+	bw := float64(c.cc.cwnd) / rtt.Seconds()
 	b.pacing = b.rateWithGain(bw, bbrHighGain)
 }
 
 func (b *bbr) setPacingRate(c *Conn, bw, gain float64) {
 	rate := b.rateWithGain(bw, gain)
-	if !b.hasSeenRTT && c.hasRTT {
+	if !b.hasSeenRTT && c.rtx.hasRTT {
 		b.initPacingFromRTT(c)
 	}
 	if b.fullBWReached || rate > b.pacing {
@@ -295,7 +295,7 @@ func (b *bbr) inflight(c *Conn, bw, gain float64) int {
 // inNetAtEDT is the inflight expected when the next packet leaves
 // (bbr_packets_in_net_at_edt).
 func (b *bbr) inNetAtEDT(c *Conn, now instant, inflight int) int {
-	edt := c.paceNext
+	edt := c.cc.paceNext
 	if edt.Before(now) {
 		edt = now
 	}
@@ -323,7 +323,7 @@ func (b *bbr) pacingRate(c *Conn, now instant) float64 {
 }
 
 func (b *bbr) onTxStart(c *Conn, now instant) {
-	if c.rate.appLimited == 0 {
+	if c.cc.rate.appLimited == 0 {
 		return
 	}
 	b.idleRestart = true
@@ -367,7 +367,7 @@ func (b *bbr) updateBW(c *Conn, rs *rateSample) {
 		return
 	}
 	if rs.priorDelivered >= b.nextRTTDelivered {
-		b.nextRTTDelivered = c.rate.delivered
+		b.nextRTTDelivered = c.cc.rate.delivered
 		b.rttCnt++
 		b.roundStart = true
 		b.packetConservation = false
@@ -390,7 +390,7 @@ func (b *bbr) updateAckAggregation(c *Conn, rs *rateSample) {
 			b.extraAcked[b.extraAckedIdx] = 0
 		}
 	}
-	at := c.rate.deliveredAt
+	at := c.cc.rate.deliveredAt
 	expected := int(b.maxBW() * at.Sub(b.ackEpochStamp).Seconds() / float64(b.mss(c)))
 	acked := b.pkts(c, rs.ackedSacked)
 	if b.ackEpochAcked <= expected || b.ackEpochAcked+acked >= bbrAckEpochResetAt {
@@ -414,7 +414,7 @@ func (b *bbr) ackAggregationCwnd(c *Conn) int {
 }
 
 func (b *bbr) isNextCyclePhase(c *Conn, now instant, rs *rateSample) bool {
-	full := c.rate.deliveredAt.Sub(b.cycleStamp) > b.minRTT
+	full := c.cc.rate.deliveredAt.Sub(b.cycleStamp) > b.minRTT
 	gain := b.pacingGain
 	if gain == 1 {
 		return full
@@ -429,7 +429,7 @@ func (b *bbr) isNextCyclePhase(c *Conn, now instant, rs *rateSample) bool {
 
 func (b *bbr) advanceCycle(c *Conn) {
 	b.cycleIdx = (b.cycleIdx + 1) % bbrCycleLen
-	b.cycleStamp = c.rate.deliveredAt
+	b.cycleStamp = c.cc.rate.deliveredAt
 }
 
 func (b *bbr) updateCyclePhase(c *Conn, now instant, rs *rateSample) {
@@ -454,7 +454,7 @@ func (b *bbr) checkFullBW(rs *rateSample) {
 func (b *bbr) checkDrain(c *Conn, now instant) {
 	if b.mode == bbrStartup && b.fullBWReached {
 		b.mode = bbrDrain
-		c.ssthresh = b.inflight(c, b.maxBW(), 1) * b.mss(c)
+		c.cc.ssthresh = b.inflight(c, b.maxBW(), 1) * b.mss(c)
 	}
 	if b.mode == bbrDrain && b.inNetAtEDT(c, now, b.inflightPkts(c)) <= b.inflight(c, b.maxBW(), 1) {
 		b.resetProbeBW(c, now)
@@ -483,11 +483,11 @@ func (b *bbr) updateMinRTT(c *Conn, now instant, rs *rateSample) {
 	}
 	if b.mode == bbrProbeRTT {
 		// Make the rate samples of this phase application-limited.
-		c.rate.appLimited = max(c.rate.delivered+uint64(c.pipe()), 1)
+		c.cc.rate.appLimited = max(c.cc.rate.delivered+uint64(c.pipe()), 1)
 		if b.probeRTTEnd.IsZero() && b.inflightPkts(c) <= bbrCwndMinTarget {
 			b.probeRTTEnd = now.Add(bbrProbeRTTTime)
 			b.probeRound = false
-			b.nextRTTDelivered = c.rate.delivered
+			b.nextRTTDelivered = c.cc.rate.delivered
 		} else if !b.probeRTTEnd.IsZero() {
 			if b.roundStart {
 				b.probeRound = true
@@ -526,7 +526,7 @@ func (b *bbr) setCwndToRecoverOrRestore(c *Conn, rs *rateSample, acked int) (int
 	inflight := b.inflightPkts(c)
 	if state == 3 && prev != 3 {
 		b.packetConservation = true
-		b.nextRTTDelivered = c.rate.delivered
+		b.nextRTTDelivered = c.cc.rate.delivered
 		cwnd = inflight + acked
 	} else if prev >= 3 && state < 3 {
 		cwnd = max(cwnd, b.priorCwnd)
@@ -553,7 +553,7 @@ func (b *bbr) setCwnd(c *Conn, now instant, rs *rateSample) {
 			switch {
 			case b.fullBWReached:
 				cwnd = min(cwnd+acked, target)
-			case cwnd < target || c.rate.delivered < uint64(initialCwndSegs*b.mss(c)):
+			case cwnd < target || c.cc.rate.delivered < uint64(initialCwndSegs*b.mss(c)):
 				cwnd += acked
 			}
 			cwnd = max(cwnd, bbrCwndMinTarget)

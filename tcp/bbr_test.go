@@ -66,7 +66,7 @@ func bulkOver(t *testing.T, cc string, bw float64, delay time.Duration, loss flo
 		}
 		n, _ := r.b.Read(r.net.now, buf)
 		r.got += n
-		if b, ok := r.a.cc.(*bbr); ok && b.inited && (len(r.modes) == 0 || r.modes[len(r.modes)-1] != b.mode) {
+		if b, ok := r.a.cc.algo.(*bbr); ok && b.inited && (len(r.modes) == 0 || r.modes[len(r.modes)-1] != b.mode) {
 			r.modes = append(r.modes, b.mode)
 		}
 		if watch != nil {
@@ -94,7 +94,7 @@ func TestBBRReachesBottleneckWithLoss(t *testing.T) {
 		size = 2 << 20
 	}
 	r := bulkOver(t, CongestionBBR, bw, 10*time.Millisecond, 0.01, size, nil)
-	b := r.a.cc.(*bbr)
+	b := r.a.cc.algo.(*bbr)
 	payloadBW := bw * 1448 / 1488 // what the bottleneck carries of data
 	if est := b.maxBW(); est < 0.9*payloadBW || est > 1.1*payloadBW {
 		t.Errorf("bandwidth estimate %.0f B/s, bottleneck carries %.0f", est, payloadBW)
@@ -126,7 +126,7 @@ func TestBBRProbeRTTAfter10s(t *testing.T) {
 	var entered, left time.Time
 	minCwnd := 1 << 30
 	r := bulkOver(t, CongestionBBR, bw, 20*time.Millisecond, 0, 8<<20, func(r *bulkRun) {
-		b, ok := r.a.cc.(*bbr)
+		b, ok := r.a.cc.algo.(*bbr)
 		if !ok || !b.inited {
 			return
 		}
@@ -135,7 +135,7 @@ func TestBBRProbeRTTAfter10s(t *testing.T) {
 			if entered.IsZero() {
 				entered = now
 			}
-			minCwnd = min(minCwnd, r.a.cwnd/r.a.sndMSS)
+			minCwnd = min(minCwnd, r.a.cc.cwnd/r.a.opt.sndMSS)
 		} else if !entered.IsZero() && left.IsZero() {
 			left = now
 		}
@@ -209,7 +209,7 @@ func checkRecords(c *Conn) error {
 	if c.fl == nil {
 		return nil
 	}
-	if c.fl.txq.n == 0 && c.loss == lossNone && c.fl.rack.at.IsZero() && c.fl.pace.at.IsZero() {
+	if c.fl.txq.n == 0 && c.cc.loss == lossNone && c.fl.rack.at.IsZero() && c.fl.pace.at.IsZero() {
 		return fmt.Errorf("nothing in flight, no timer, and the flight state is still held")
 	}
 	q := &c.fl.txq
@@ -262,7 +262,7 @@ func TestRecordsAndBBRDoNotAllocate(t *testing.T) {
 		c.rateBegin()
 		c.lossDetect(now)
 		c.rateEnd(now)
-		c.cc.(rateControl).onAck(c, now, &c.sc.rs)
+		c.cc.algo.(rateControl).onAck(c, now, &c.sc.rs)
 		c.paceAllows(now)
 		c.paceSent(now, 1000)
 	}); a != 0 {
@@ -278,12 +278,12 @@ func TestSendBufferGrowsWithCwnd(t *testing.T) {
 		r := bulkOver(t, CongestionBBR, 1.25e6, 20*time.Millisecond, 0, 2<<20, nil, func(c *Config) {
 			c.SndBuf, c.SndBufLocked = 0, locked
 		})
-		got := int(r.a.sndBuf)
+		got := int(r.a.sq.bufSize)
 		switch {
 		case locked && got != defaultSndBuf:
 			t.Errorf("locked send buffer changed to %d", got)
-		case !locked && got < 3*r.a.cwnd:
-			t.Errorf("send buffer %d, want at least three BBR windows (%d)", got, 3*r.a.cwnd)
+		case !locked && got < 3*r.a.cc.cwnd:
+			t.Errorf("send buffer %d, want at least three BBR windows (%d)", got, 3*r.a.cc.cwnd)
 		}
 		t.Logf("locked %v: send buffer %d, goodput %.0f B/s", locked, got, r.goodput())
 	}
@@ -304,7 +304,7 @@ func TestDSACKDetection(t *testing.T) {
 		{[][2]uint32{{2000, 3000}, {3500, 4000}}, false},
 	} {
 		c := NewConn(Config{}, 0)
-		c.sackOK = true
+		c.opt.sackOK = true
 		c.snd.una, c.snd.nxt = 1000, 5000
 		seg := &Segment{ACK: 1000, Flags: flagACK}
 		for i, b := range tc.blocks {
@@ -312,11 +312,11 @@ func TestDSACKDetection(t *testing.T) {
 			seg.Options.NumSACK++
 		}
 		c.updateScoreboard(c.at(time.Unix(1, 0)), seg)
-		if got := c.dsackDups == 1; got != tc.dsack {
+		if got := c.stats.dsackDups == 1; got != tc.dsack {
 			t.Errorf("blocks %v: D-SACK %v, want %v", tc.blocks, got, tc.dsack)
 		}
-		if tc.dsack && len(tc.blocks) == 2 && (len(c.sacked) != 1 || c.sacked[0] != (seqRange{1500, 3500})) {
-			t.Errorf("blocks %v: scoreboard %v, want the second block alone", tc.blocks, c.sacked)
+		if tc.dsack && len(tc.blocks) == 2 && (len(c.cc.sacked) != 1 || c.cc.sacked[0] != (seqRange{1500, 3500})) {
+			t.Errorf("blocks %v: scoreboard %v, want the second block alone", tc.blocks, c.cc.sacked)
 		}
 	}
 }
@@ -329,9 +329,9 @@ func TestPacingMakesUpLateTimer(t *testing.T) {
 		n := newNet(t, func(c *Config) { c.Congestion = CongestionBBR; c.SndBuf = 8 << 20 })
 		n.handshake()
 		c := n.a.c
-		b := c.cc.(*bbr)
+		b := c.cc.algo.(*bbr)
 		c.Write(n.now, make([]byte, 4<<20))
-		c.cwnd = 1 << 30 // window wide open: only pacing holds the sender
+		c.cc.cwnd = 1 << 30 // window wide open: only pacing holds the sender
 		c.snd.wnd = 1 << 30
 		b.pacing = 5e6 // no ACK comes to change it
 		rate = b.pacing
@@ -375,7 +375,7 @@ func TestScoreboardMerge(t *testing.T) {
 	add := func(l, r seq.Value, grew bool) {
 		t.Helper()
 		if g := c.addSacked(l, r); g != grew {
-			t.Fatalf("add [%d,%d): grew %v, want %v (now %v)", l, r, g, grew, c.sacked)
+			t.Fatalf("add [%d,%d): grew %v, want %v (now %v)", l, r, g, grew, c.cc.sacked)
 		}
 	}
 	add(100, 200, true)
@@ -383,19 +383,19 @@ func TestScoreboardMerge(t *testing.T) {
 	add(500, 600, true)
 	add(150, 180, false)
 	add(200, 300, true) // touches both neighbours
-	if fmt.Sprint(c.sacked) != "[{100 400} {500 600}]" {
-		t.Fatalf("scoreboard %v", c.sacked)
+	if fmt.Sprint(c.cc.sacked) != "[{100 400} {500 600}]" {
+		t.Fatalf("scoreboard %v", c.cc.sacked)
 	}
 	add(50, 700, true)
 	add(10, 20, true)
 	add(800, 900, true)
-	if fmt.Sprint(c.sacked) != "[{10 20} {50 700} {800 900}]" {
-		t.Fatalf("scoreboard %v", c.sacked)
+	if fmt.Sprint(c.cc.sacked) != "[{10 20} {50 700} {800 900}]" {
+		t.Fatalf("scoreboard %v", c.cc.sacked)
 	}
 	c.snd.una = 60
 	c.pruneScoreboard()
-	if fmt.Sprint(c.sacked) != "[{60 700} {800 900}]" {
-		t.Fatalf("after pruning to 60: %v", c.sacked)
+	if fmt.Sprint(c.cc.sacked) != "[{60 700} {800 900}]" {
+		t.Fatalf("after pruning to 60: %v", c.cc.sacked)
 	}
 	if a := testing.AllocsPerRun(100, func() {
 		c.addSacked(1000, 1100)

@@ -14,7 +14,7 @@ func (c *Conn) checkQueues() error {
 	for _, q := range []struct {
 		name string
 		r    *ring
-	}{{"send", &c.sq}, {"receive", &c.rq}} {
+	}{{"send", &c.sq.ring}, {"receive", &c.rq.ring}} {
 		r := q.r
 		if r.n < 0 || r.n > len(r.buf) || (len(r.buf) > 0 && (r.head < 0 || r.head >= len(r.buf))) {
 			return fmt.Errorf("%s ring: %d octets from %d in a buffer of %d", q.name, r.n, r.head, len(r.buf))
@@ -23,12 +23,12 @@ func (c *Conn) checkQueues() error {
 	if c.sq.n == 0 && c.sq.buf != nil {
 		return fmt.Errorf("empty send queue holds a buffer of %d", len(c.sq.buf))
 	}
-	if c.rq.n == 0 && c.oooLen == 0 && c.rq.buf != nil {
+	if c.rq.n == 0 && c.rq.oooLen == 0 && c.rq.buf != nil {
 		return fmt.Errorf("empty receive queue holds a buffer of %d", len(c.rq.buf))
 	}
 	sum := 0
 	prev := c.rcv.nxt
-	for i, x := range c.ooo {
+	for i, x := range c.rq.ooo {
 		if !prev.LessThan(x.l) || !x.l.LessThan(x.r) {
 			return fmt.Errorf("out-of-order range %d [%d,%d) after %d", i, x.l, x.r, prev)
 		}
@@ -38,26 +38,26 @@ func (c *Conn) checkQueues() error {
 		sum += int(x.r.Sub(x.l))
 		prev = x.r
 	}
-	if sum != int(c.oooLen) {
-		return fmt.Errorf("out-of-order ranges hold %d octets, oooLen says %d", sum, c.oooLen)
+	if sum != int(c.rq.oooLen) {
+		return fmt.Errorf("out-of-order ranges hold %d octets, oooLen says %d", sum, c.rq.oooLen)
 	}
 	// The bounds of memory.go: whatever the window said, the receive
-	// ring's contents reach no further than rcvBuf octets, and neither ring
+	// ring's contents reach no further than rq.bufSize octets, and neither ring
 	// borrows more than the power of two that holds its bound.
-	if e := c.rqExtent(); e > int(c.rcvBuf) {
-		return fmt.Errorf("receive queue reaches %d octets, over its bound %d", e, c.rcvBuf)
+	if e := c.rqExtent(); e > int(c.rq.bufSize) {
+		return fmt.Errorf("receive queue reaches %d octets, over its bound %d", e, c.rq.bufSize)
 	}
-	if c.sq.n > int(c.sndBuf) {
-		return fmt.Errorf("send queue holds %d octets, over its bound %d", c.sq.n, c.sndBuf)
+	if c.sq.n > int(c.sq.bufSize) {
+		return fmt.Errorf("send queue holds %d octets, over its bound %d", c.sq.n, c.sq.bufSize)
 	}
-	if b := ringBound(int(c.rcvBuf)); len(c.rq.buf) > b {
+	if b := ringBound(int(c.rq.bufSize)); len(c.rq.buf) > b {
 		return fmt.Errorf("receive ring of %d bytes, over %d", len(c.rq.buf), b)
 	}
-	if b := ringBound(int(c.sndBuf)); len(c.sq.buf) > b {
+	if b := ringBound(int(c.sq.bufSize)); len(c.sq.buf) > b {
 		return fmt.Errorf("send ring of %d bytes, over %d", len(c.sq.buf), b)
 	}
-	if len(c.ooo) > maxOOORanges {
-		return fmt.Errorf("%d out-of-order ranges, over %d", len(c.ooo), maxOOORanges)
+	if len(c.rq.ooo) > maxOOORanges {
+		return fmt.Errorf("%d out-of-order ranges, over %d", len(c.rq.ooo), maxOOORanges)
 	}
 	return nil
 }
@@ -81,14 +81,14 @@ func (c *Conn) holdsOOO(l, r seq.Value) bool {
 		return true
 	}
 	l = seq.Max(l, c.rcv.nxt)
-	for _, x := range c.ooo {
+	for _, x := range c.rq.ooo {
 		end := x.r
-		if c.oooFin && c.oooFinSeq == x.r {
+		if c.rq.oooFin && c.rq.oooFinSeq == x.r {
 			end++
 		}
 		if x.l.LessThanEq(l) && r.LessThanEq(end) {
 			return true
 		}
 	}
-	return c.oooFin && l == c.oooFinSeq && r == l+1
+	return c.rq.oooFin && l == c.rq.oooFinSeq && r == l+1
 }

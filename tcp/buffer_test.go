@@ -60,7 +60,7 @@ func TestReassemblyInPlace(t *testing.T) {
 				if err := b.checkQueues(); err != nil {
 					t.Fatalf("seed %d: %v", seed, err)
 				}
-				maxRanges = max(maxRanges, len(b.ooo))
+				maxRanges = max(maxRanges, len(b.rq.ooo))
 				fed++
 				if rng.IntN(4) == 0 {
 					read()
@@ -72,8 +72,8 @@ func TestReassemblyInPlace(t *testing.T) {
 		if !bytes.Equal(got, stream) {
 			t.Fatalf("seed %d: the stream read differs from the stream sent (%d and %d octets)", seed, len(got), len(stream))
 		}
-		if b.rq.buf != nil || len(b.ooo) != 0 {
-			t.Fatalf("seed %d: drained receive queue still holds a buffer of %d and %d ranges", seed, len(b.rq.buf), len(b.ooo))
+		if b.rq.buf != nil || len(b.rq.ooo) != 0 {
+			t.Fatalf("seed %d: drained receive queue still holds a buffer of %d and %d ranges", seed, len(b.rq.buf), len(b.rq.ooo))
 		}
 	}
 	// The test is only worth something if it made the receiver hold many
@@ -157,9 +157,9 @@ func TestIdleAfterExchangesHoldsNothing(t *testing.T) {
 			n.wait(time.Second) // delayed ACKs, and no timer left to fire
 			for _, e := range []*end{n.a, n.b} {
 				c := e.c
-				if c.sq.buf != nil || c.rq.buf != nil || c.fl != nil || len(c.ooo) != 0 || len(c.pushMarks) != 0 {
+				if c.sq.buf != nil || c.rq.buf != nil || c.fl != nil || len(c.rq.ooo) != 0 || len(c.sq.pushMarks) != 0 {
 					t.Fatalf("%d-byte exchanges, round %d: idle %v holds send buffer %d, receive buffer %d, flight %v, %d ranges, %d marks",
-						size, round, c.state, len(c.sq.buf), len(c.rq.buf), c.fl != nil, len(c.ooo), len(c.pushMarks))
+						size, round, c.state, len(c.sq.buf), len(c.rq.buf), c.fl != nil, len(c.rq.ooo), len(c.sq.pushMarks))
 				}
 			}
 		}

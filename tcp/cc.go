@@ -52,36 +52,36 @@ func (c *Conn) SetCongestion(name string) error {
 	if err != nil {
 		return err
 	}
-	if c.cc != nil && c.cc.name() == cc.name() {
+	if c.cc.algo != nil && c.cc.algo.name() == cc.name() {
 		return nil
 	}
-	c.cc = cc
+	c.cc.algo = cc
 	return nil
 }
 
 // Congestion returns the name of the connection's congestion control.
-func (c *Conn) Congestion() string { return c.cc.name() }
+func (c *Conn) Congestion() string { return c.cc.algo.name() }
 
 // onAckGrow grows cwnd for acked new bytes: slow start below ssthresh, the
 // algorithm's congestion avoidance above. The window grows only while the
 // sender used it (RFC 7661; Linux's tcp_is_cwnd_limited), so an
 // application-limited sender does not earn a window it never tested.
 func (c *Conn) onAckGrow(now instant, acked, inflight int) {
-	if c.ssthresh == 0 || c.cwnd < c.ssthresh {
-		if c.cwnd >= 2*inflight {
+	if c.cc.ssthresh == 0 || c.cc.cwnd < c.cc.ssthresh {
+		if c.cc.cwnd >= 2*inflight {
 			return
 		}
-		c.cwnd += acked
-		if c.ssthresh == 0 || c.cwnd <= c.ssthresh {
+		c.cc.cwnd += acked
+		if c.cc.ssthresh == 0 || c.cc.cwnd <= c.cc.ssthresh {
 			return
 		}
-		acked = c.cwnd - c.ssthresh
-		c.cwnd = c.ssthresh
+		acked = c.cc.cwnd - c.cc.ssthresh
+		c.cc.cwnd = c.cc.ssthresh
 	}
-	if inflight+c.sndMSS < c.cwnd {
+	if inflight+c.opt.sndMSS < c.cc.cwnd {
 		return
 	}
-	c.cc.avoid(c, now, acked)
+	c.cc.algo.avoid(c, now, acked)
 }
 
 // reno is RFC 5681's congestion avoidance: one segment per window of ACKs,
@@ -92,15 +92,15 @@ func (reno) name() string { return CongestionReno }
 func (reno) reset()       {}
 
 func (reno) avoid(c *Conn, now instant, acked int) {
-	c.caAcked += int32(acked)
-	if int(c.caAcked) >= c.cwnd {
-		c.caAcked -= int32(c.cwnd)
-		c.cwnd += c.sndMSS
+	c.cc.caAcked += int32(acked)
+	if int(c.cc.caAcked) >= c.cc.cwnd {
+		c.cc.caAcked -= int32(c.cc.cwnd)
+		c.cc.cwnd += c.opt.sndMSS
 	}
 }
 
 func (reno) ssthreshAfterLoss(c *Conn, now instant) int {
-	return max(c.flight()/2, 2*c.sndMSS)
+	return max(c.flight()/2, 2*c.opt.sndMSS)
 }
 
 // cubic is RFC 9438. Windows are in segments (float64) inside the
@@ -124,8 +124,8 @@ func (*cubic) name() string { return CongestionCubic }
 func (cu *cubic) reset() { *cu = cubic{} }
 
 func (cu *cubic) avoid(c *Conn, now instant, acked int) {
-	mss := float64(max(c.sndMSS, 1))
-	cwnd := float64(c.cwnd) / mss
+	mss := float64(max(c.opt.sndMSS, 1))
+	cwnd := float64(c.cc.cwnd) / mss
 	if cu.epoch.IsZero() {
 		cu.epoch = now
 		cu.cwndEpoch = cwnd
@@ -138,7 +138,7 @@ func (cu *cubic) avoid(c *Conn, now instant, acked int) {
 		}
 		cu.wEst = cwnd
 	}
-	rtt := c.srtt
+	rtt := c.rtx.srtt
 	if rtt == 0 {
 		rtt = c.cfg.RTOMin
 	}
@@ -168,13 +168,13 @@ func (cu *cubic) avoid(c *Conn, now instant, acked int) {
 	if cu.ackedCount >= 1 {
 		grow := int(cu.ackedCount)
 		cu.ackedCount -= float64(grow)
-		c.cwnd += grow
+		c.cc.cwnd += grow
 	}
 }
 
 func (cu *cubic) ssthreshAfterLoss(c *Conn, now instant) int {
-	mss := float64(max(c.sndMSS, 1))
-	cwnd := float64(c.cwnd) / mss
+	mss := float64(max(c.opt.sndMSS, 1))
+	cwnd := float64(c.cc.cwnd) / mss
 	// RFC 9438 4.7, fast convergence: give up bandwidth to newer flows.
 	if cwnd < cu.wMax {
 		cu.wMax = cwnd * (1 + cubicBeta) / 2
@@ -182,5 +182,5 @@ func (cu *cubic) ssthreshAfterLoss(c *Conn, now instant) int {
 		cu.wMax = cwnd
 	}
 	cu.epoch = instant(0)
-	return max(int(cwnd*cubicBeta*mss), 2*c.sndMSS)
+	return max(int(cwnd*cubicBeta*mss), 2*c.opt.sndMSS)
 }

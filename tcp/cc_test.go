@@ -11,23 +11,23 @@ import (
 // ccConn is a connection in congestion avoidance with a fixed RTT: every
 // RTT a full window is acknowledged, one segment per ACK.
 func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.Duration) []float64 {
-	c := &Conn{cc: cc, sndMSS: 1000, cwnd: cwndSegs * 1000, srtt: rtt}
+	c := &Conn{opt: options{sndMSS: 1000}, rtx: rtxState{srtt: rtt}, cc: congestion{algo: cc, cwnd: cwndSegs * 1000}}
 	c.cfg = PrepareConfig(Config{RTOMin: 200 * time.Millisecond})
 	c.sc = c.cfg.Scratch
 	now := c.at(time.Unix(0, 0))
 	c.snd.una = 0
-	c.snd.nxt = c.snd.una.Add(seq.Size(c.cwnd)) // a full window in flight
-	c.ssthresh = cc.ssthreshAfterLoss(c, now)   // a loss at this window
-	c.cwnd = c.ssthresh
+	c.snd.nxt = c.snd.una.Add(seq.Size(c.cc.cwnd)) // a full window in flight
+	c.cc.ssthresh = cc.ssthreshAfterLoss(c, now)   // a loss at this window
+	c.cc.cwnd = c.cc.ssthresh
 	var out []float64
 	for r := 0; r < rtts; r++ {
-		segs := c.cwnd / c.sndMSS
+		segs := c.cc.cwnd / c.opt.sndMSS
 		for i := 0; i < segs; i++ {
 			now = now.Add(rtt / time.Duration(segs))
-			c.snd.nxt = c.snd.una.Add(seq.Size(c.cwnd)) // cwnd-limited
-			c.onAckGrow(now, c.sndMSS, c.cwnd)
+			c.snd.nxt = c.snd.una.Add(seq.Size(c.cc.cwnd)) // cwnd-limited
+			c.onAckGrow(now, c.opt.sndMSS, c.cc.cwnd)
 		}
-		out = append(out, float64(c.cwnd)/1000)
+		out = append(out, float64(c.cc.cwnd)/1000)
 	}
 	return out
 }
@@ -76,8 +76,8 @@ func TestSetCongestion(t *testing.T) {
 	if err := c.SetCongestion("bbr"); err != nil || c.Congestion() != "bbr" {
 		t.Fatalf("SetCongestion(bbr): %v, now %q", err, c.Congestion())
 	}
-	b := c.cc
-	if err := c.SetCongestion("bbr"); err != nil || c.cc != b {
+	b := c.cc.algo
+	if err := c.SetCongestion("bbr"); err != nil || c.cc.algo != b {
 		t.Fatal("setting the algorithm in use again must keep its state")
 	}
 	if err := c.SetCongestion("vegas"); err == nil {

@@ -49,207 +49,87 @@ type Conn struct {
 	// through c unless cfgOwned: a setter first copies it (ownConfig).
 	cfg  *Config
 	host Host
-	sc   *Scratch // cfg.Scratch: the segment being built, the ACK's rate sample, the clock's origin
+	sc   *Scratch     // cfg.Scratch: the segment being built, the ACK's rate sample, the clock's origin
+	fl   *flightState // nil when nothing is in flight (flight.go)
 
+	// The groups of the TCB, as RFC 9293 section 3.3.1 draws it and then
+	// what later RFCs added. Each is declared, with its fields' meaning,
+	// in the file that uses it most. Their fields are ordered so that each
+	// group packs (no padding), and so that the Conn does: the groups
+	// aligned to 8 bytes first, then those aligned to 4, then the bytes
+	// (TestConnSize keeps the size).
+	opt   options    // options negotiated: MSS, window scale, SACK, timestamps (input.go)
+	rtx   rtxState   // RTT estimation and retransmission (RFC 6298), tail loss probe (input.go)
+	timer timerSet   // the deadlines (timers.go)
+	cc    congestion // congestion control and loss recovery (recovery.go)
+	ack   ackState   // when to acknowledge, and what the ACK reports (input.go)
+	sq    sendQueue  // data written and not yet acknowledged, then the FIN (conn.go)
+	rq    recvQueue  // data received and not yet read, in order and out of order (input.go)
+	tune  rcvTune    // receive-buffer autotuning (autotune.go)
+	stats connStats  // counts for Info (conn.go)
+
+	// Keepalive (RFC 1122 4.2.3.6): idle time counts from lastRcv, when
+	// a segment last arrived; keepProbes probes have gone unanswered.
+	lastRcv instant
+
+	snd        sendSpace // send sequence space (input.go)
+	rcv        recvSpace // receive sequence space (input.go)
+	keepProbes int32
+
+	err      errno // pending error (SO_ERROR)
 	state    State
 	cfgOwned bool // cfg is c's own copy
 	passive  bool // opened by Listen: RST in SYN_RCVD returns to LISTEN
 	orphan   bool // Close has been called: nobody will read or write again
+	// connected: reached ESTABLISHED at some point; closedByErr: reached
+	// CLOSED through reset or timeout.
+	connected, closedByErr bool
+}
 
-	// Negotiated options (here, next to the other bytes, so that the
-	// struct packs).
-	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
-	wsOK, tsOK, sackOK bool
+// errno is a pending error: a syscall.Errno in two bytes (every errno
+// Linux defines fits) rather than eight.
+type errno uint16
 
-	// Flags, kept together so that the struct packs (each says where it
-	// belongs).
-	finQueued   bool // the user closed the write side: FIN after the data
-	finSent     bool // the FIN has been sent at least once (finSeq is valid)
-	wrShut      bool
-	everData    bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
-	connected   bool // reached ESTABLISHED at some point
-	closedByErr bool // reached CLOSED through reset or timeout
-	hasRTT      bool
-	rttTiming   bool
-	tlpOut      bool // a probe was sent and SND.UNA has not passed tlpHigh
-	persist     bool // rtoAt is the persist timer (zero window)
-	loss        lossState
-	pingpong    bool // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
-	corkExpired bool
-	cookieTS    bool
-	// dsackPending: the next segment reports dsack, a duplicate that
-	// arrived (RFC 2883), as its first SACK block.
-	dsackPending bool
-	// rateAppLimited belongs to rateState.lastRate (here, it packs).
-	rateAppLimited bool
-	// holdAck and ackHeld are HoldACK's: the host holds more in-order
-	// segments of this connection; an ACK owed only because more than
-	// one full segment is unacknowledged (or in quick-ACK mode) waits
-	// for FlushACK.
-	holdAck, ackHeld bool
-	// quickAcks belongs to the ACK policy (here, it packs): ACK
-	// immediately while positive (Linux's quick-ack mode, at most
-	// maxQuickAcks).
-	quickAcks uint8
+// connStats counts what Info reports.
+type connStats struct {
+	segsIn, segsOut, bytesAcked, bytesRcvd uint64
 
-	// Send sequence space (RFC 9293 3.3.1):
-	//
-	//	     1         2          3          4
-	//	----------|----------|----------|----------
-	//	       SND.UNA    SND.NXT    SND.UNA
-	//	                            +SND.WND
-	//	1 - old sequence numbers that have been acknowledged
-	//	2 - sequence numbers of unacknowledged data
-	//	3 - sequence numbers allowed for new data transmission
-	//	4 - future sequence numbers that are not yet allowed
-	snd struct {
-		una, nxt seq.Value
-		wnd      uint32    // peer's window, scaled, in bytes
-		wl1, wl2 seq.Value // SEG.SEQ and SEG.ACK of the last window update
-		iss      seq.Value
-		maxWnd   uint32    // largest window the peer has offered (RFC 5961 ACK check)
-		max      seq.Value // highest SND.NXT ever: SND.NXT rewinds on a timeout
-	}
-	// Receive sequence space:
-	//
-	//	    1          2          3
-	//	----------|----------|----------
-	//	       RCV.NXT    RCV.NXT
-	//	                 +RCV.WND
-	//	1 - old sequence numbers that have been acknowledged
-	//	2 - sequence numbers allowed for new reception
-	//	3 - future sequence numbers that are not yet allowed
-	rcv struct {
-		nxt   seq.Value
-		wnd   uint32 // window last advertised, bytes
-		irs   seq.Value
-		right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
-	}
+	retrans   int32 // segments sent again (tcpi_total_retrans)
+	timeouts  int32 // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
+	dsackDups int32 // D-SACKs received (tcpi_dsack_dups)
+	// paceSegs: data segments sent (Linux's data_segs_out); pacing
+	// leaves the first ones unpaced (pacing.go).
+	paceSegs int32
+}
 
-	peerMSS int32 // MSS option the peer sent
-	sndMSS  int   // payload per segment we send (options excluded)
-	rcvMSS  int32 // estimate of the peer's segment size
-
-	// Timestamps (RFC 7323).
-	tsRecent    uint32
-	lastAckSent seq.Value
-	tsOffset    uint32 // added to our timestamp clock (Init)
-	tsRecentAt  instant
-	epoch       instant // origin of our timestamp clock
-
-	// rcvBuf and sndBuf are the buffer sizes: the configuration's at
-	// first, then as tuned (autotune.go, sndbuf.go) or set (SetBuffers).
-	rcvBuf, sndBuf int32
-
-	// Send queue: its first octet is sndData; the FIN, if queued, follows
-	// the last octet.
-	sq      ring
-	sndData seq.Value // sequence number of the send queue's first octet
-	finSeq  seq.Value // sequence number our FIN occupies
+// sendQueue holds what the user wrote: the ring's first octet has sequence
+// number start, the ring's n octets follow, and the FIN, once queued,
+// takes the number after the last one (finSeq, once sent).
+//
+//	    start                   start+n  (finSeq)
+//	------|-------------------------|------|------
+//	      |  written, not yet acked | FIN  |
+//
+// Part of it is in flight (SND.UNA to SND.NXT), part waits for the window.
+type sendQueue struct {
+	ring
 	// PSH marks, as Linux places them: at the end of each write, and
-	// "forced" every half of the peer's largest window within a long write.
-	// A segment covering a mark carries PSH. pushedSeq is the last mark.
+	// "forced" every half of the peer's largest window within a long
+	// write. A segment covering a mark carries PSH. pushed is the last
+	// mark.
 	pushMarks []seq.Value
-	pushedSeq seq.Value
-	sndSml    seq.Value // end of the last small segment sent (Minshall's Nagle)
+	start     seq.Value // sequence number of the ring's first octet
+	finSeq    seq.Value // sequence number our FIN occupies (valid once finSent)
+	pushed    seq.Value
+	sml       seq.Value // end of the last small segment sent (Minshall's Nagle)
+	// bufSize is SO_SNDBUF: the configuration's at first, then as tuned
+	// (sndbuf.go) or set (SetBuffers).
+	bufSize int32
 
-	// Receive queue: in-order data not yet read (rq.n octets, the last one
-	// just before RCV.NXT), and beyond it, at their places in the sequence
-	// space, out-of-order data: the ranges ooo (sorted, disjoint, not
-	// adjacent, oooLen octets in all) and the FIN at oooFinSeq if oooFin.
-	rq        ring
-	ooo       []seqRange
-	oooLen    int32
-	oooFinSeq seq.Value
-	oooFin    bool
-	finRcvd   bool // the peer's FIN has been received in order (RCV.NXT is past it)
-	rdShut    bool // SHUT_RD or Close: reads return EOF
-	everRcv   bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
-	// totalRTO belongs to retransmission below (here, it packs).
-	totalRTO int32 // retransmission timeouts, SYN and SYN,ACK ones included
-
-	err syscall.Errno // pending error (SO_ERROR)
-
-	// Retransmission (RFC 6298).
-	srtt, rttvar time.Duration
-	rto          time.Duration
-	backoff      int32 // consecutive timeouts of the same segment
-	totalRetrans int32
-	rttAt        instant
-	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
-	rtoTSval     uint32    // our timestamp clock at the last timeout
-	rtoAt        instant   // retransmission or persist deadline; zero: not armed
-	tlpAt        instant   // tail loss probe deadline (RFC 8985 7); armed instead of rtoAt
-	tlpHigh      seq.Value // SND.NXT when the probe was sent
-	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
-
-	// Congestion control: Reno until the congestion-control issue lands.
-	cc             congestionControl
-	cwnd, ssthresh int   // bytes; ssthresh 0 means not yet set (infinite)
-	caAcked        int32 // bytes acked towards Reno's next increase
-	dupAcks        int32
-
-	// Loss recovery (recovery.go).
-	sacked        []seqRange // SACKed ranges above SND.UNA, sorted
-	recoveryPoint seq.Value  // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
-	// sackRecent is where the out-of-order segment received last began:
-	// its SACK block goes first (RFC 2018 4).
-	sackRecent seq.Value
-	dsack      seqRange // the duplicate to report (dsackPending)
-
-	// Transmit records, RACK, delivery rate, pacing (txrec.go, rack.go,
-	// rate.go, pacing.go).
-	fl        *flightState // nil when nothing is in flight (flight.go)
-	reo       reoState
-	rate      rateState
-	paceSegs  int32         // data segments sent under pacing (Linux's data_segs_out)
-	dsackDups int32         // D-SACKs received (tcpi_dsack_dups)
-	paceNext  instant       // earliest start of the next burst (Linux's tcp_wstamp_ns)
-	minRTT    time.Duration // smallest RTT seen (tcpi_min_rtt)
-
-	// ACK policy.
-	delAckAt instant // delayed-ACK deadline; zero: none
-
-	// Keepalive.
-	lastRcv instant
-	keepAt  instant
-
-	// TIME_WAIT and orphan FIN_WAIT_2 deadline.
-	closeAt instant
-
-	// stallSince is when the oldest unacknowledged data (or the wait for
-	// the peer's window) began: TCP_USER_TIMEOUT counts from it.
-	stallSince instant
-	// corkAt is when corked data must go out anyway (TCP_CORK's 200 ms).
-	corkAt instant
-
-	stats struct {
-		segsIn, segsOut, bytesAcked, bytesRcvd uint64
-	}
-
-	// Receive-buffer autotuning (Linux's dynamic right-sizing): what the
-	// application read in the current round trip, against the most it read
-	// in any; rcvRTT is the receiver's estimate of the round trip.
-	rcvqSpace  int32
-	rcvqCopied int32
-	rcvqAt     instant
-	rcvRTT     time.Duration
-	rcvRTTAt   instant
-
-	// RFC 5961 challenge ACKs and their rate limit.
-	lastOOWAck        instant
-	challenges        int32
-	challengesSkipped int32
-	oowSkipped        int32
-	// keepProbes belongs to keepalive above (here, it packs): probes sent
-	// without an answer.
-	keepProbes int32
-
-	// A stateless SYN,ACK (AnswerWithCookie) hides the peer's options in
-	// the low bits of its TSval.
-	cookieBits uint32
-	// rcvRTTSeq belongs to receive-buffer autotuning above (here, it packs).
-	rcvRTTSeq seq.Value // without timestamps: time a window's worth of data
+	finQueued   bool // the user closed the write side: FIN after the data
+	finSent     bool // the FIN has been sent at least once
+	wrShut      bool // SHUT_WR or Close: writes fail with EPIPE
+	corkExpired bool // TCP_CORK's hold ran out (or the cork went): send the partial segment
 }
 
 // NewConn returns a connection in CLOSED with the given configuration and
@@ -285,32 +165,32 @@ func (c *Conn) Init(cfg *Config, h Host, iss seq.Value, tsOffset uint32) {
 		cfg = PrepareConfig(*cfg)
 	}
 	c.cfg, c.host, c.sc = cfg, h, cfg.Scratch
-	c.tsOffset = tsOffset
-	c.rcvBuf, c.sndBuf = int32(cfg.RcvBuf), int32(cfg.SndBuf)
+	c.opt.tsOffset = tsOffset
+	c.rq.bufSize, c.sq.bufSize = int32(cfg.RcvBuf), int32(cfg.SndBuf)
 	c.snd.iss = iss
 	c.snd.una, c.snd.nxt, c.snd.max = iss, iss, iss
-	c.sndData = iss.Add(1)
-	c.pushedSeq = iss.Add(1)
-	c.sndSml = iss
-	c.rto = cfg.RTOInitial
+	c.sq.start = iss.Add(1)
+	c.sq.pushed = iss.Add(1)
+	c.sq.sml = iss
+	c.rtx.rto = cfg.RTOInitial
 	if cc, err := newCongestion(cfg.Congestion); err == nil {
-		c.cc = cc
+		c.cc.algo = cc
 	} else {
-		c.cc, _ = newCongestion(DefaultCongestion)
+		c.cc.algo, _ = newCongestion(DefaultCongestion)
 	}
-	c.sndMSS = defaultPeerMSS
-	c.rcvMSS = defaultPeerMSS
+	c.opt.sndMSS = defaultPeerMSS
+	c.opt.rcvMSS = defaultPeerMSS
 }
 
 // countRetrans counts a segment sent again.
 func (c *Conn) countRetrans() {
-	c.totalRetrans++
+	c.stats.retrans++
 	c.cfg.Counters.RetransSegs++
 }
 
 // countTimeout counts a retransmission timeout.
 func (c *Conn) countTimeout() {
-	c.totalRTO++
+	c.stats.timeouts++
 	c.cfg.Counters.Timeouts++
 }
 
@@ -404,11 +284,11 @@ func (c *Conn) setState(to State, cause Cause) {
 	case Established:
 		c.connected = true
 	case Closed, TimeWait, Listen:
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = instant(0), instant(0), instant(0), instant(0), instant(0), instant(0)
-		c.persist = false
+		c.timer.stopAll()
+		c.rtx.persist = false
 		c.dropSendQueue()
 		c.clearOOO()
-		if c.rdShut {
+		if c.rq.rdShut {
 			c.dropRcvQueue()
 		}
 		if c.fl != nil {
@@ -434,11 +314,11 @@ func (c *Conn) Connect(t time.Time) error {
 	default:
 		return syscall.EISCONN
 	}
-	c.epoch = now
+	c.opt.epoch = now
 	c.lastRcv = now
 	c.setState(SynSent, "call CONNECT")
-	c.rttAt = now
-	c.stallSince = now
+	c.rtx.rttAt = now
+	c.rtx.stallSince = now
 	c.sendSYN(now, false)
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
@@ -464,7 +344,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	if c.err != 0 {
 		return 0, c.TakeErr()
 	}
-	if c.wrShut || c.orphan {
+	if c.sq.wrShut || c.orphan {
 		return 0, syscall.EPIPE
 	}
 	switch c.state {
@@ -482,7 +362,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 		return 0, syscall.EAGAIN
 	}
 	c.rateCheckAppLimited()
-	start := c.sndData.Add(seq.Size(c.sq.n))
+	start := c.sq.start.Add(seq.Size(c.sq.n))
 	c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, c.sq.n+n, c.sq.n)
 	c.sq.writeAt(c.sq.n, p[:n])
 	c.sq.n += n
@@ -505,15 +385,15 @@ func (c *Conn) dropRcvQueue() {
 
 // clearOOO forgets out-of-order data.
 func (c *Conn) clearOOO() {
-	c.ooo = c.ooo[:0]
-	c.oooLen = 0
-	c.oooFin = false
+	c.rq.ooo = c.rq.ooo[:0]
+	c.rq.oooLen = 0
+	c.rq.oooFin = false
 	c.releaseRcvQueue()
 }
 
 // releaseRcvQueue gives the receive buffer back once nothing is in it.
 func (c *Conn) releaseRcvQueue() {
-	if c.rq.n == 0 && c.oooLen == 0 {
+	if c.rq.n == 0 && c.rq.oooLen == 0 {
 		c.rq.release(c.cfg.Buffers, c.cfg.Memory)
 	}
 }
@@ -541,7 +421,7 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 	if c.err != 0 {
 		return 0, c.TakeErr()
 	}
-	if c.finRcvd || c.rdShut || c.closedByErr {
+	if c.rq.finRcvd || c.rq.rdShut || c.closedByErr {
 		return 0, io.EOF
 	}
 	switch c.state {
@@ -560,15 +440,15 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 // matter: the advertised window was at most half the maximum and would now at
 // least double (Linux's tcp_cleanup_rbuf rule), so a stalled sender restarts.
 func (c *Conn) afterRead(now instant, before uint32) {
-	if !c.state.Synchronized() || c.finRcvd || c.state == TimeWait {
+	if !c.state.Synchronized() || c.rq.finRcvd || c.state == TimeWait {
 		return
 	}
 	wnd := c.rcvWindowNow()
-	maxWnd := uint32(min(c.rcvCapacity(), 65535<<c.rcvShift))
+	maxWnd := uint32(min(c.rcvCapacity(), 65535<<c.opt.rcvShift))
 	if 2*wnd > maxWnd {
 		return
 	}
-	if nw := c.windowToAdvertise(); nw >= 2*wnd && nw >= uint32(c.rcvMSS) {
+	if nw := c.windowToAdvertise(); nw >= 2*wnd && nw >= uint32(c.opt.rcvMSS) {
 		c.sendAck(now)
 	}
 	_ = before
@@ -587,13 +467,13 @@ func (c *Conn) Shutdown(t time.Time, how int) error {
 		}
 	case SynSent:
 		// Linux disconnects a connecting socket on shutdown (no RST).
-		c.err = syscall.ECONNRESET
+		c.err = errno(syscall.ECONNRESET)
 		c.closedByErr = true
 		c.setState(Closed, "call SHUTDOWN")
 		return nil
 	}
 	if how == ShutRd || how == ShutRdWr {
-		c.rdShut = true
+		c.rq.rdShut = true
 	}
 	if how == ShutWr || how == ShutRdWr {
 		c.closeWrite(now, "call SHUTDOWN")
@@ -604,18 +484,18 @@ func (c *Conn) Shutdown(t time.Time, how int) error {
 // closeWrite queues our FIN after the data: ESTABLISHED -> FIN_WAIT_1,
 // CLOSE_WAIT -> LAST_ACK, SYN_RCVD -> FIN_WAIT_1 (RFC 9293 3.10.4).
 func (c *Conn) closeWrite(now instant, cause Cause) {
-	if c.wrShut {
+	if c.sq.wrShut {
 		return
 	}
 	switch c.state {
 	case SynRcvd, Established:
-		c.wrShut, c.finQueued = true, true
+		c.sq.wrShut, c.sq.finQueued = true, true
 		c.setState(FinWait1, cause)
 	case CloseWait:
-		c.wrShut, c.finQueued = true, true
+		c.sq.wrShut, c.sq.finQueued = true, true
 		c.setState(LastAck, cause)
 	default:
-		c.wrShut = true
+		c.sq.wrShut = true
 		return
 	}
 	c.output(now)
@@ -630,7 +510,7 @@ func (c *Conn) Close(t time.Time) {
 		return
 	}
 	c.orphan = true
-	c.rdShut = true
+	c.rq.rdShut = true
 	switch c.state {
 	case Closed:
 		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
@@ -639,7 +519,7 @@ func (c *Conn) Close(t time.Time) {
 		c.setState(Closed, "call CLOSE")
 		return
 	}
-	if c.rq.n > 0 || c.oooLen > 0 {
+	if c.rq.n > 0 || c.rq.oooLen > 0 {
 		// RFC 2525 2.17 and Linux: data the application never read is lost,
 		// so tell the peer with a reset rather than a clean FIN.
 		c.sendRST(now, c.snd.max, true)
@@ -657,7 +537,7 @@ func (c *Conn) Close(t time.Time) {
 func (c *Conn) Abort(t time.Time) {
 	now := c.at(t)
 	c.orphan = true
-	c.rdShut = true
+	c.rq.rdShut = true
 	switch c.state {
 	case Closed:
 		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
@@ -673,7 +553,7 @@ func (c *Conn) Abort(t time.Time) {
 // request silently; its peer's next segment finds no socket and gets a RST).
 func (c *Conn) Discard(cause Cause) {
 	c.orphan = true
-	c.rdShut = true
+	c.rq.rdShut = true
 	c.setState(Closed, cause)
 	c.dropRcvQueue()
 }
@@ -694,23 +574,25 @@ func (c *Conn) SendQueued() int { return c.sq.n }
 // Retransmissions returns the segments retransmitted and the
 // retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
 // without building an Info.
-func (c *Conn) Retransmissions() (segs, timeouts int) { return int(c.totalRetrans), int(c.totalRTO) }
+func (c *Conn) Retransmissions() (segs, timeouts int) {
+	return int(c.stats.retrans), int(c.stats.timeouts)
+}
 
 // ReadClosed reports whether a Read would return io.EOF now.
 func (c *Conn) ReadClosed() bool {
-	return c.rq.n == 0 && (c.finRcvd || c.rdShut || c.closedByErr || (c.state == Closed && c.connected))
+	return c.rq.n == 0 && (c.rq.finRcvd || c.rq.rdShut || c.closedByErr || (c.state == Closed && c.connected))
 }
 
 // Writable returns the free space in the send buffer (0 when shut or not
 // in a state that sends).
 func (c *Conn) Writable() int {
-	if c.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
+	if c.sq.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
 		return 0
 	}
-	room := max(0, int(c.sndBuf)-c.sq.n)
+	room := max(0, int(c.sq.bufSize)-c.sq.n)
 	if c.sq.n+room > len(c.sq.buf) {
 		// The ring must grow: as far as the budget lets it (memory.go).
-		if _, ok := ringMayHold(&c.sq, c.cfg.Memory, c.sq.n+room); !ok {
+		if _, ok := ringMayHold(&c.sq.ring, c.cfg.Memory, c.sq.n+room); !ok {
 			room = min(room, max(len(c.sq.buf), minRing)-c.sq.n)
 		}
 	}
@@ -732,15 +614,15 @@ func (c *Conn) WriteClosed() bool {
 	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
 		return true
 	}
-	return c.wrShut || c.orphan || (c.state == Closed && c.connected) || c.closedByErr
+	return c.sq.wrShut || c.orphan || (c.state == Closed && c.connected) || c.closedByErr
 }
 
 // Err returns the pending error without clearing it (0 when none).
-func (c *Conn) Err() syscall.Errno { return c.err }
+func (c *Conn) Err() syscall.Errno { return syscall.Errno(c.err) }
 
 // TakeErr returns the pending error and clears it, as SO_ERROR does.
 func (c *Conn) TakeErr() syscall.Errno {
-	e := c.err
+	e := syscall.Errno(c.err)
 	c.err = 0
 	return e
 }
@@ -759,8 +641,8 @@ func (c *Conn) TimeWaitAcceptsSYN(seg *Segment) bool {
 	if c.state != TimeWait || seg.Flags&flagsSynAckRst != flagSYN {
 		return false
 	}
-	if c.tsOK && seg.Options.HasTimestamp {
-		return int32(seg.Options.TSVal-c.tsRecent) > 0
+	if c.opt.tsOK && seg.Options.HasTimestamp {
+		return int32(seg.Options.TSVal-c.opt.tsRecent) > 0
 	}
 	return seg.SEQ.GreaterThan(c.rcv.nxt)
 }
@@ -771,9 +653,9 @@ func (c *Conn) SetNoDelay(t time.Time, on bool) {
 	now := c.at(t)
 	c.ownConfig().NoDelay = on
 	if on {
-		c.corkExpired = true
+		c.sq.corkExpired = true
 		c.output(now)
-		c.corkExpired = false
+		c.sq.corkExpired = false
 	}
 }
 
@@ -816,7 +698,7 @@ func (c *Conn) orphanInFinWait2(now instant) {
 		c.setState(Closed, "FIN_WAIT_2 with TCP_LINGER2 < 0")
 		return
 	}
-	c.closeAt = now.Add(c.cfg.FinTimeout)
+	c.timer.close = now.Add(c.cfg.FinTimeout)
 }
 
 // SetCork sets TCP_CORK. Removing the cork sends what it held back.
@@ -824,7 +706,7 @@ func (c *Conn) SetCork(t time.Time, on bool) {
 	now := c.at(t)
 	c.ownConfig().Cork = on
 	if !on {
-		c.corkAt = instant(0)
+		c.timer.cork = instant(0)
 		c.output(now)
 	}
 }
@@ -832,10 +714,10 @@ func (c *Conn) SetCork(t time.Time, on bool) {
 // SetBuffers sets SO_RCVBUF and SO_SNDBUF (bytes; 0 leaves one unchanged).
 func (c *Conn) SetBuffers(rcv, snd int) {
 	if rcv > 0 {
-		c.rcvBuf = int32(min(rcv, math.MaxInt32))
+		c.rq.bufSize = int32(min(rcv, math.MaxInt32))
 	}
 	if snd > 0 {
-		c.sndBuf = int32(min(snd, math.MaxInt32))
+		c.sq.bufSize = int32(min(snd, math.MaxInt32))
 		c.ownConfig().SndBufLocked = true
 	}
 }
@@ -846,11 +728,11 @@ func (c *Conn) SetBuffers(rcv, snd int) {
 // timeout).
 func (c *Conn) caState() int {
 	switch {
-	case c.loss == lossRTO:
+	case c.cc.loss == lossRTO:
 		return 4
-	case c.loss == lossRecovery:
+	case c.cc.loss == lossRecovery:
 		return 3
-	case c.dupAcks > 0 || len(c.sacked) > 0:
+	case c.cc.dupAcks > 0 || len(c.cc.sacked) > 0:
 		return 1
 	}
 	return 0
@@ -860,54 +742,54 @@ func (c *Conn) caState() int {
 func (c *Conn) Info(now time.Time) Info {
 	inf := Info{
 		State:         c.state,
-		Retransmits:   int(c.backoff),
-		Backoff:       int(c.backoff),
-		RTO:           c.rto,
-		RTT:           c.srtt,
-		RTTVar:        c.rttvar,
-		SndMSS:        c.sndMSS,
+		Retransmits:   int(c.rtx.backoff),
+		Backoff:       int(c.rtx.backoff),
+		RTO:           c.rtx.rto,
+		RTT:           c.rtx.srtt,
+		RTTVar:        c.rtx.rttvar,
+		SndMSS:        c.opt.sndMSS,
 		AdvMSS:        int(c.cfg.MSS),
-		RcvMSS:        int(c.rcvMSS),
-		Cwnd:          c.cwnd / max(c.sndMSS, 1),
-		Ssthresh:      c.ssthresh / max(c.sndMSS, 1),
+		RcvMSS:        int(c.opt.rcvMSS),
+		Cwnd:          c.cc.cwnd / max(c.opt.sndMSS, 1),
+		Ssthresh:      c.cc.ssthresh / max(c.opt.sndMSS, 1),
 		SndWnd:        int(c.snd.wnd),
 		RcvWnd:        int(c.rcv.wnd),
-		TotalRetrans:  int(c.totalRetrans),
-		TotalRTO:      int(c.totalRTO),
+		TotalRetrans:  int(c.stats.retrans),
+		TotalRTO:      int(c.stats.timeouts),
 		CAState:       c.caState(),
-		Congestion:    c.cc.name(),
+		Congestion:    c.cc.algo.name(),
 		BytesAcked:    c.stats.bytesAcked,
 		BytesReceived: c.stats.bytesRcvd,
 		SegsOut:       c.stats.segsOut,
 		SegsIn:        c.stats.segsIn,
 		PacingRate:    c.PacingRate(),
 		DeliveryRate:  c.deliveryRate(),
-		MinRTT:        c.minRTT,
-		DSACKDups:     int(c.dsackDups),
+		MinRTT:        c.rtx.minRTT,
+		DSACKDups:     int(c.stats.dsackDups),
 	}
-	inf.DeliveryRateAppLimited = c.rateAppLimited
-	if b, ok := c.cc.(*bbr); ok && b.inited {
+	inf.DeliveryRateAppLimited = c.cc.rateAppLimited
+	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
 		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
 			PacingGain: b.pacingGain, CwndGain: b.cwndGain}
 	}
 	if c.state < Established && !c.connected {
 		inf.Cwnd = initialCwndSegs
 	}
-	if c.ssthresh == 0 {
+	if c.cc.ssthresh == 0 {
 		inf.Ssthresh = 0x7fffffff // TCP_INFINITE_SSTHRESH
 	}
-	if inflight := int(c.snd.nxt.Sub(c.snd.una)); inflight > 0 && c.sndMSS > 0 {
-		inf.Unacked = (inflight + c.sndMSS - 1) / c.sndMSS
+	if inflight := int(c.snd.nxt.Sub(c.snd.una)); inflight > 0 && c.opt.sndMSS > 0 {
+		inf.Unacked = (inflight + c.opt.sndMSS - 1) / c.opt.sndMSS
 	}
-	if c.tsOK {
+	if c.opt.tsOK {
 		inf.Options |= 1
 	}
-	if c.sackOK {
+	if c.opt.sackOK {
 		inf.Options |= 2
 	}
-	if c.wsOK {
+	if c.opt.wsOK {
 		inf.Options |= 4
-		inf.SndWScale, inf.RcvWScale = c.sndShift, c.rcvShift
+		inf.SndWScale, inf.RcvWScale = c.opt.sndShift, c.opt.rcvShift
 	}
 	return inf
 }

@@ -161,19 +161,6 @@ func readAll(t *testing.T, n *testNet, e *end) []byte {
 	}
 }
 
-func TestThreeWayHandshake(t *testing.T) {
-	n := newNet(t, nil)
-	n.handshake()
-	n.wantPath(n.a, Closed, SynSent, Established)
-	n.wantPath(n.b, Closed, Listen, SynRcvd, Established)
-	if !n.a.c.tsOK || !n.a.c.sackOK || !n.a.c.wsOK || !n.b.c.tsOK {
-		t.Fatal("options not negotiated")
-	}
-	if got := n.a.c.Info(n.now).SndMSS; got != 1460-12 {
-		t.Fatalf("snd MSS with timestamps = %d, want 1448", got)
-	}
-}
-
 func TestDataBothWaysAndFourWayClose(t *testing.T) {
 	n := newNet(t, nil)
 	n.handshake()
@@ -219,51 +206,6 @@ func TestDataBothWaysAndFourWayClose(t *testing.T) {
 	_ = start
 }
 
-func TestTimeWaitLastsTwoMSLAndReAcksFIN(t *testing.T) {
-	n := newNet(t, nil)
-	n.handshake()
-	n.a.c.Close(n.now)
-	n.settle()
-	n.b.c.Close(n.now)
-	fin := n.b.out
-	n.settle()
-	if n.a.c.State() != TimeWait {
-		t.Fatalf("A in %s", n.a.c.State())
-	}
-	t0 := n.now
-	// 30 s later the FIN comes again (our ACK was lost): re-ACK, restart 2MSL.
-	n.now = t0.Add(30 * time.Second)
-	n.a.c.Tick(n.now)
-	n.b.c.state = LastAck // B never got the ACK in this story
-	for i := range fin {
-		n.a.c.Input(n.now, &fin[i])
-	}
-	if len(n.a.out) != 1 || n.a.out[0].Flags != flagACK {
-		t.Fatalf("TIME_WAIT answered a retransmitted FIN with %v", n.a.out)
-	}
-	n.drop(n.a)
-	if d := n.a.c.Deadline(); !d.Equal(n.now.Add(60 * time.Second)) {
-		t.Fatalf("2MSL not restarted: deadline %v after FIN at %v", d.Sub(t0), n.now.Sub(t0))
-	}
-	n.a.c.Tick(t0.Add(60 * time.Second))
-	if n.a.c.State() != TimeWait {
-		t.Fatal("TIME_WAIT ended at the old deadline")
-	}
-	n.a.c.Tick(t0.Add(90 * time.Second))
-	if n.a.c.State() != Closed {
-		t.Fatalf("TIME_WAIT still %s after restarted 2MSL", n.a.c.State())
-	}
-}
-
-func TestSimultaneousOpen(t *testing.T) {
-	n := newNet(t, nil)
-	n.a.c.Connect(n.now)
-	n.b.c.Connect(n.now)
-	n.settle()
-	n.wantPath(n.a, Closed, SynSent, SynRcvd, Established)
-	n.wantPath(n.b, Closed, SynSent, SynRcvd, Established)
-}
-
 func TestSimultaneousClose(t *testing.T) {
 	n := newNet(t, nil)
 	n.handshake()
@@ -285,33 +227,6 @@ func TestConnectRefused(t *testing.T) {
 	n.wantPath(n.a, Closed, SynSent, Closed)
 	if err := n.a.c.TakeErr(); err != syscall.ECONNREFUSED {
 		t.Fatalf("error %v, want ECONNREFUSED", err)
-	}
-}
-
-func TestConnectTimeoutBacksOff(t *testing.T) {
-	n := newNet(t, nil)
-	start := n.now
-	n.a.c.Connect(n.now)
-	n.drop(n.a) // the first SYN
-	var at []time.Duration
-	for n.advance(start.Add(10 * time.Minute)) {
-		for range n.a.out {
-			at = append(at, n.now.Sub(start))
-		}
-		n.drop(n.a)
-	}
-	want := []time.Duration{1, 3, 7, 15, 31, 63} // seconds
-	if len(at) != len(want) {
-		t.Fatalf("SYN retransmissions at %v, want at %v s", at, want)
-	}
-	for i := range want {
-		if at[i] != want[i]*time.Second {
-			t.Fatalf("SYN retransmissions at %v, want at %v s", at, want)
-		}
-	}
-	n.wantPath(n.a, Closed, SynSent, Closed)
-	if err := n.a.c.Err(); err != syscall.ETIMEDOUT {
-		t.Fatalf("error %v, want ETIMEDOUT", err)
 	}
 }
 
@@ -549,8 +464,8 @@ func TestFastRetransmitRepairsOneLoss(t *testing.T) {
 			if inf.TotalRetrans != len(tc.lost) {
 				t.Fatalf("%d retransmissions, want exactly the %d lost segments", inf.TotalRetrans, len(tc.lost))
 			}
-			if n.a.c.loss != lossNone || n.a.c.backoff != 0 {
-				t.Fatalf("still recovering (%d) or backed off (%d)", n.a.c.loss, n.a.c.backoff)
+			if n.a.c.cc.loss != lossNone || n.a.c.rtx.backoff != 0 {
+				t.Fatalf("still recovering (%d) or backed off (%d)", n.a.c.cc.loss, n.a.c.rtx.backoff)
 			}
 		})
 	}

@@ -53,15 +53,15 @@ func cookieTSBits(o *wire.TCPOptions) uint32 {
 // Nothing of it survives the call; the caller drops it.
 func (c *Conn) AnswerWithCookie(t time.Time, syn *Segment) {
 	now := c.at(t)
-	c.epoch = now
+	c.opt.epoch = now
 	c.passive = true
 	c.state = Listen // no transition: a cookie answer is stateless
 	c.rcv.irs = syn.SEQ
 	c.rcv.nxt = syn.SEQ.Add(1)
 	c.negotiate(now, syn)
-	if c.tsOK {
-		c.cookieTS = true
-		c.cookieBits = cookieTSBits(&syn.Options)
+	if c.opt.tsOK {
+		c.opt.cookieTS = true
+		c.opt.cookieBits = cookieTSBits(&syn.Options)
 	}
 	c.sendSYN(now, true)
 	c.state = Closed
@@ -87,7 +87,7 @@ func (c *Conn) OpenFromCookie(t time.Time, ack *Segment, mssIndex int) {
 		syn.Options.SACKPermitted = bits&(1<<4) != 0
 	}
 	c.Listen()
-	c.epoch = now
+	c.opt.epoch = now
 	c.lastRcv = now
 	c.rcv.irs = syn.SEQ
 	c.rcv.nxt = syn.SEQ.Add(1)
@@ -95,7 +95,7 @@ func (c *Conn) OpenFromCookie(t time.Time, ack *Segment, mssIndex int) {
 	// The SYN,ACK that carried the cookie advertised 64 KiB at most, unscaled.
 	c.rcv.wnd = uint32(min(c.rcvSpace(), 65535))
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
-	c.lastAckSent = c.rcv.nxt
+	c.opt.lastAckSent = c.rcv.nxt
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
 	c.setState(SynRcvd, "rcv ACK with a valid SYN cookie")

@@ -25,5 +25,18 @@
 // are borrowed while data is in flight and given back once it is all
 // acknowledged; the segment being built and the ACK's rate sample live in a
 // Scratch shared by the connections that never run at once. An idle
-// established Conn is 736 bytes.
+// established Conn is 736 bytes (TestConnSize keeps it so).
+//
+// The Conn is the TCB in the parts RFC 9293 section 3.3.1 names, each a
+// type with its meaning in its doc comment: the send and receive sequence
+// spaces (sendSpace, recvSpace), the options negotiated (options), the
+// round-trip estimate and retransmission (rtxState), the timers as one set
+// of deadlines (timerSet), congestion control and loss recovery
+// (congestion), the ACK policy (ackState), the queues (sendQueue,
+// recvQueue), receive-buffer autotuning (rcvTune) and statistics
+// (connStats).
+//
+// Package tcptest drives one Conn as a trace, for unit tests that read
+// like packet scripts: c.In("S 0:0(0) <mss 1460>"), c.Out("S. 0:0(0) ack 1"),
+// c.Advance(d).
 package tcp

@@ -56,7 +56,7 @@ func (c *Conn) returnFlight(now instant) {
 	switch c.state {
 	case Closed, TimeWait, Listen:
 	default:
-		if fl.txq.n > 0 || c.loss != lossNone || !fl.rack.at.IsZero() ||
+		if fl.txq.n > 0 || c.cc.loss != lossNone || !fl.rack.at.IsZero() ||
 			!fl.pace.at.IsZero() {
 			return
 		}

@@ -113,7 +113,7 @@ func fuzzPair(t *testing.T, prog []byte) {
 			if err := c.checkQueues(); err != nil {
 				t.Fatalf("step %d side %d: %v", step, i, err)
 			}
-			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
+			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.opt.rcvShift) {
 				t.Fatalf("step %d side %d: window %d beyond the buffer's capacity %d", step, i, w, c.rcvCapacity())
 			}
 			if c.state == Closed && !c.Deadline().IsZero() {

@@ -10,7 +10,7 @@ import (
 // sendRun has A write n full segments and returns them, undelivered.
 func sendRun(t *testing.T, n *testNet, segs int) []Segment {
 	t.Helper()
-	mss := int(n.a.c.sndMSS)
+	mss := int(n.a.c.opt.sndMSS)
 	if _, err := n.a.c.Write(n.now, make([]byte, segs*mss)); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestHoldACKOneACKPerRun(t *testing.T) {
 		t.Fatalf("FlushACK twice: %d ACKs, want 1", got)
 	}
 	n.settle()
-	if got := readAll(t, n, n.b); len(got) != 21*int(n.a.c.sndMSS) {
+	if got := readAll(t, n, n.b); len(got) != 21*int(n.a.c.opt.sndMSS) {
 		t.Fatalf("B read %d bytes", len(got))
 	}
 }

@@ -60,17 +60,17 @@ func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 	case Closed, Listen, SynSent, TimeWait:
 		return false
 	}
-	mss = max(min(mss, int(c.peerMSS), int(c.cfg.MSS)), minMSS)
-	if c.tsOK {
+	mss = max(min(mss, int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)
+	if c.opt.tsOK {
 		mss -= tsOptionLen
 	}
-	if mss >= c.sndMSS {
+	if mss >= c.opt.sndMSS {
 		return false
 	}
-	c.sndMSS = mss
+	c.opt.sndMSS = mss
 	if c.state.Synchronized() && c.flight() > 0 {
 		c.snd.nxt = c.snd.una
-		c.rttTiming = false
+		c.rtx.rttTiming = false
 		c.output(now)
 	}
 	return true

@@ -7,6 +7,158 @@ import (
 	"github.com/synstack/synstack/tcp/seq"
 )
 
+// sendSpace is the send sequence space of RFC 9293 section 3.3.1:
+//
+//	     1         2          3          4
+//	----------|----------|----------|----------
+//	       SND.UNA    SND.NXT    SND.UNA
+//	                            +SND.WND
+//
+//	1 - old sequence numbers that have been acknowledged
+//	2 - sequence numbers of unacknowledged data
+//	3 - sequence numbers allowed for new data transmission
+//	4 - future sequence numbers that are not yet allowed
+//
+// SND.UP is absent (no urgent data); max and maxWnd are Linux's
+// additions.
+type sendSpace struct {
+	una, nxt seq.Value // SND.UNA, SND.NXT
+	wnd      uint32    // SND.WND: the peer's window, scaled, in bytes
+	wl1, wl2 seq.Value // SND.WL1, SND.WL2: SEG.SEQ and SEG.ACK of the last window update
+	iss      seq.Value // ISS
+	maxWnd   uint32    // largest window the peer has offered (RFC 5961 ACK check)
+	max      seq.Value // highest SND.NXT ever: SND.NXT rewinds on a timeout
+}
+
+// recvSpace is the receive sequence space of RFC 9293 section 3.3.1:
+//
+//	    1          2          3
+//	----------|----------|----------
+//	       RCV.NXT    RCV.NXT
+//	                 +RCV.WND
+//
+//	1 - old sequence numbers that have been acknowledged
+//	2 - sequence numbers allowed for new reception
+//	3 - future sequence numbers that are not yet allowed
+//
+// RCV.UP is absent (no urgent data).
+type recvSpace struct {
+	nxt   seq.Value // RCV.NXT
+	wnd   uint32    // RCV.WND as last advertised, bytes
+	irs   seq.Value // IRS
+	right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
+	// rttSeq is where receive-buffer autotuning, without timestamps,
+	// ends the window of data it times (autotune.go).
+	rttSeq seq.Value
+}
+
+// options is what the SYN exchange settled (RFC 9293 3.7.1's MSS, RFC
+// 7323's window scale and timestamps, RFC 2018's SACK) and the state
+// they carry.
+type options struct {
+	sndMSS int // payload per segment we send (options excluded)
+
+	// Timestamps (RFC 7323): TS.Recent, when it was taken (PAWS forgets
+	// it after 24 idle days), Last.ACK.sent, and our timestamp clock,
+	// which starts at epoch plus tsOffset (Init).
+	tsRecentAt  instant
+	epoch       instant
+	tsRecent    uint32
+	lastAckSent seq.Value
+	tsOffset    uint32
+
+	peerMSS int32 // the MSS option the peer sent
+	rcvMSS  int32 // estimate of the peer's segment size (Linux's rcv_mss)
+	// cookieBits: a stateless SYN,ACK (AnswerWithCookie) hides the
+	// peer's options in the low bits of its TSval; cookieTS says the
+	// connection began that way.
+	cookieBits uint32
+
+	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
+	wsOK, tsOK, sackOK bool  // window scale, timestamps, SACK negotiated
+	cookieTS           bool
+}
+
+// rtxState is RFC 6298's round-trip estimate and the retransmission
+// timer's state (its deadline is timerSet.rto), with the tail loss probe
+// of RFC 8985 section 7.
+type rtxState struct {
+	srtt, rttvar time.Duration // SRTT, RTTVAR
+	rto          time.Duration // RTO, before backoff
+	minRTT       time.Duration // smallest RTT seen (tcpi_min_rtt)
+	rttAt        instant       // when the segment being timed (Karn) was sent
+	// stallSince is when the oldest unacknowledged data (or the wait for
+	// the peer's window) began: TCP_USER_TIMEOUT counts from it.
+	stallSince instant
+
+	backoff      int32     // consecutive timeouts of the same segment
+	rttSeq       seq.Value // Karn timing of one segment when timestamps are off
+	rtoTSval     uint32    // our timestamp clock at the last timeout
+	tlpHigh      seq.Value // SND.NXT when the probe was sent
+	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
+
+	hasRTT    bool // srtt and rttvar hold a sample
+	rttTiming bool // a segment is being timed (rttAt, rttSeq)
+	tlpOut    bool // a probe was sent and SND.UNA has not passed tlpHigh
+	persist   bool // timerSet.rto is the persist timer (zero window)
+}
+
+// ackState is the ACK policy, as Linux's: delayed ACKs (RFC 1122
+// 4.2.3.2, the deadline is timerSet.delAck), quick ACKs, pingpong mode and
+// HoldACK; what the SACK option reports (RFC 2018, D-SACK of RFC 2883);
+// and RFC 5961's challenge ACKs with their rate limit.
+type ackState struct {
+	lastOOWAck instant // when the last ACK to an out-of-window segment went
+
+	// sackRecent is where the out-of-order segment received last began:
+	// its SACK block goes first (RFC 2018 4).
+	sackRecent seq.Value
+	// dsack is the duplicate that arrived, to report (RFC 2883) as the
+	// next segment's first SACK block when dsackPending.
+	dsack                                     seqRange
+	challenges, challengesSkipped, oowSkipped int32
+
+	everData bool // data ever arrived: Linux's delayed-ACK engine (ato) is running
+	pingpong bool // interactive: ACKs wait to ride on replies (Linux's pingpong mode)
+	// holdAck and ackHeld are HoldACK's: the host holds more in-order
+	// segments of this connection; an ACK owed only because more than
+	// one full segment is unacknowledged (or in quick-ACK mode) waits
+	// for FlushACK.
+	holdAck, ackHeld bool
+	dsackPending     bool
+	// quickAcks: ACK immediately while positive (Linux's quick-ack mode,
+	// at most maxQuickAcks).
+	quickAcks uint8
+}
+
+// recvQueue holds what arrived: in order and not yet read (the ring's n
+// octets, the last one just before RCV.NXT), and beyond it, at their
+// places in the sequence space, out-of-order data: the ranges ooo
+// (sorted, disjoint, not adjacent, oooLen octets in all) and the FIN at
+// oooFinSeq if oooFin.
+//
+//	       head             RCV.NXT
+//	--------|================|------|######|------|####|---|F|---
+//	        |  in order,     |  gap  ooo[0]   gap  ooo[1]    oooFinSeq
+//	        |  not yet read  |
+//
+// All of it lives in one ring: the out-of-order ranges sit at their
+// offsets from head, the gaps unused.
+type recvQueue struct {
+	ring
+	ooo       []seqRange
+	oooLen    int32
+	oooFinSeq seq.Value
+	// bufSize is SO_RCVBUF: the configuration's at first, then as tuned
+	// (autotune.go) or set (SetBuffers).
+	bufSize int32
+
+	oooFin  bool
+	finRcvd bool // the peer's FIN has been received in order (RCV.NXT is past it)
+	rdShut  bool // SHUT_RD or Close: reads return EOF
+	everRcv bool // data or FIN ever arrived (a read on a new connection is EAGAIN, not ENOTCONN)
+}
+
 // Input processes one arriving segment: RFC 9293 section 3.10.7, one handler
 // per group of states, with RFC 5961's defences against blind attacks and
 // RFC 7323's PAWS.
@@ -55,13 +207,13 @@ func (c *Conn) inputListen(now instant, seg *Segment) {
 		// Any acknowledgment is bad: <SEQ=SEG.ACK><CTL=RST>.
 		c.replyRST(now, seg)
 	case seg.Flags&flagSYN != 0:
-		c.epoch = now
+		c.opt.epoch = now
 		c.lastRcv = now
 		c.rcv.irs = seg.SEQ
 		c.rcv.nxt = seg.SEQ.Add(1)
 		c.negotiate(now, seg)
 		c.setState(SynRcvd, "rcv SYN")
-		c.rttAt = now
+		c.rtx.rttAt = now
 		c.sendSYN(now, true)
 		c.snd.nxt = c.snd.iss.Add(1)
 		c.snd.max = c.snd.nxt
@@ -75,31 +227,31 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 	o := &seg.Options
 	// The window's right edge starts at RCV.NXT: nothing advertised yet.
 	c.rcv.right = c.rcv.nxt
-	c.peerMSS = defaultPeerMSS
+	c.opt.peerMSS = defaultPeerMSS
 	if o.MSS != 0 {
-		c.peerMSS = int32(o.MSS)
+		c.opt.peerMSS = int32(o.MSS)
 	}
 	if o.HasWScale && !c.cfg.NoWindowScale {
-		c.wsOK = true
-		c.sndShift = min(o.WScale, maxWScale)
-		c.rcvShift = c.offeredWScale()
+		c.opt.wsOK = true
+		c.opt.sndShift = min(o.WScale, maxWScale)
+		c.opt.rcvShift = c.offeredWScale()
 	}
-	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.opt.sackOK = o.SACKPermitted && !c.cfg.NoSACK
 	if o.HasTimestamp && !c.cfg.NoTimestamps {
-		c.tsOK = true
-		c.tsRecent = o.TSVal
-		c.tsRecentAt = now
+		c.opt.tsOK = true
+		c.opt.tsRecent = o.TSVal
+		c.opt.tsRecentAt = now
 	}
-	c.sndMSS = max(min(int(c.peerMSS), int(c.cfg.MSS)), minMSS)
-	if c.tsOK {
-		c.sndMSS -= tsOptionLen
+	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)
+	if c.opt.tsOK {
+		c.opt.sndMSS -= tsOptionLen
 	}
 	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
-	c.rcvMSS = int32(max(min(int(c.cfg.MSS), c.sndMSS, defaultPeerMSS), minMSS))
+	c.opt.rcvMSS = int32(max(min(int(c.cfg.MSS), c.opt.sndMSS, defaultPeerMSS), minMSS))
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
 	c.snd.maxWnd = c.snd.wnd
-	c.cwnd = initialCwndSegs * c.sndMSS
-	c.quickAcks = maxQuickAcks
+	c.cc.cwnd = initialCwndSegs * c.opt.sndMSS
+	c.ack.quickAcks = maxQuickAcks
 }
 
 // inputSynSent: 3.10.7.3.
@@ -134,8 +286,8 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 		c.rttSample(now, seg, c.snd.iss)
 		c.handshakeRTOFallback()
-		c.backoff = 0
-		c.rtoAt = instant(0)
+		c.rtx.backoff = 0
+		c.timer.rto = instant(0)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
@@ -195,11 +347,11 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	if c.state == SynRcvd && !c.passive && syn && !rst && seg.Flags&flagACK != 0 &&
 		seg.SEQ == c.rcv.irs && seg.ACK.GreaterThan(c.snd.una) && seg.ACK.LessThanEq(c.snd.nxt) {
 		c.snd.una = seg.ACK
-		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
-		c.backoff = 0
-		c.rtoAt = instant(0)
+		c.rtx.backoff = 0
+		c.timer.rto = instant(0)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		c.output(now)
@@ -208,8 +360,8 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 
 	// RFC 7323 5.3 PAWS: a segment whose timestamp is older than TS.Recent is
 	// an old duplicate. Linux accepts segments without a timestamp.
-	if c.tsOK && seg.Options.HasTimestamp && !rst && c.state != SynRcvd {
-		if int32(seg.Options.TSVal-c.tsRecent) < 0 && now.Sub(c.tsRecentAt) < pawsIdle {
+	if c.opt.tsOK && seg.Options.HasTimestamp && !rst && c.state != SynRcvd {
+		if int32(seg.Options.TSVal-c.opt.tsRecent) < 0 && now.Sub(c.opt.tsRecentAt) < pawsIdle {
 			c.sendAck(now)
 			return
 		}
@@ -230,7 +382,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. In TIME_WAIT a
 			// retransmitted FIN also restarts the 2MSL timer.
 			if c.state == TimeWait && seg.Flags&flagFIN != 0 {
-				c.closeAt = now.Add(c.cfg.TimeWait)
+				c.timer.close = now.Add(c.cfg.TimeWait)
 			}
 			if c.state == TimeWait || !c.oowLimited(now, seg, false) {
 				c.sendAck(now)
@@ -287,7 +439,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 			c.replyRST(now, seg)
 			return
 		}
-		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 		c.setState(Established, "rcv ACK of SYN")
@@ -302,7 +454,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	// Sixth and seventh: the text, and the FIN.
 	switch c.state {
 	case Established, FinWait1, FinWait2:
-		if c.rdShut && (c.state == FinWait1 || c.state == FinWait2) && len(seg.Payload) > 0 &&
+		if c.rq.rdShut && (c.state == FinWait1 || c.state == FinWait2) && len(seg.Payload) > 0 &&
 			seg.SEQ.Add(seq.Size(len(seg.Payload))).GreaterThan(c.rcv.nxt) {
 			// RFC 1122 4.2.2.13 and Linux: new data for a socket that will
 			// never read it again is answered with a reset.
@@ -316,7 +468,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 		// acknowledged again, anything else is ignored.
 		if seg.Flags&flagFIN != 0 {
 			if c.state == TimeWait {
-				c.closeAt = now.Add(c.cfg.TimeWait)
+				c.timer.close = now.Add(c.cfg.TimeWait)
 			}
 			c.sendAck(now)
 		}
@@ -339,24 +491,24 @@ func (c *Conn) oowLimited(now instant, seg *Segment, challenge bool) bool {
 	if !challenge && len(seg.Payload) > 0 && seg.Flags&flagSYN == 0 {
 		return false
 	}
-	if !c.lastOOWAck.IsZero() && now.Sub(c.lastOOWAck) >= 0 && now.Sub(c.lastOOWAck) < oowRateLimit {
+	if !c.ack.lastOOWAck.IsZero() && now.Sub(c.ack.lastOOWAck) >= 0 && now.Sub(c.ack.lastOOWAck) < oowRateLimit {
 		if challenge {
-			c.challengesSkipped++
+			c.ack.challengesSkipped++
 			c.cfg.Counters.SkippedChallenge++
 		} else {
-			c.oowSkipped++
+			c.ack.oowSkipped++
 			c.cfg.Counters.SkippedSeq++
 		}
 		return true
 	}
-	c.lastOOWAck = now
+	c.ack.lastOOWAck = now
 	return false
 }
 
 // challengeAck sends RFC 5961's challenge ACK, rate-limited.
 func (c *Conn) challengeAck(now instant, seg *Segment) {
 	if !c.oowLimited(now, seg, true) {
-		c.challenges++
+		c.ack.challenges++
 		c.cfg.Counters.ChallengeACKs++
 		c.sendAck(now)
 	}
@@ -366,16 +518,16 @@ func (c *Conn) challengeAck(now instant, seg *Segment) {
 // skipped, and the duplicate ACKs to out-of-window segments it skipped
 // (Linux's TCPChallengeACK, TCPACKSkippedChallenge, TCPACKSkippedSeq).
 func (c *Conn) Challenges() (sent, skipped, skippedSeq int) {
-	return int(c.challenges), int(c.challengesSkipped), int(c.oowSkipped)
+	return int(c.ack.challenges), int(c.ack.challengesSkipped), int(c.ack.oowSkipped)
 }
 
 // updateTSRecent is RFC 7323 4.3: TS.Recent follows the segment covering
 // Last.ACK.sent.
 func (c *Conn) updateTSRecent(now instant, seg *Segment) {
-	if c.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.lastAckSent) {
-		if int32(seg.Options.TSVal-c.tsRecent) >= 0 || now.Sub(c.tsRecentAt) >= pawsIdle {
-			c.tsRecent = seg.Options.TSVal
-			c.tsRecentAt = now
+	if c.opt.tsOK && seg.Options.HasTimestamp && seg.SEQ.LessThanEq(c.opt.lastAckSent) {
+		if int32(seg.Options.TSVal-c.opt.tsRecent) >= 0 || now.Sub(c.opt.tsRecentAt) >= pawsIdle {
+			c.opt.tsRecent = seg.Options.TSVal
+			c.opt.tsRecentAt = now
 		}
 	}
 }
@@ -406,23 +558,23 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	}
 	c.updateScoreboard(now, seg)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
-		uint32(seg.WND)<<c.sndShift == c.snd.wnd && c.flight() > 0 {
+		uint32(seg.WND)<<c.opt.sndShift == c.snd.wnd && c.flight() > 0 {
 		c.onDupAck(now)
 	}
 	c.afterAck(now) // RACK, the rate sample, rate-based congestion control
 	// Window update: SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK.
 	if c.snd.una.LessThanEq(ack) && (c.snd.wl1.LessThan(seg.SEQ) || (c.snd.wl1 == seg.SEQ && c.snd.wl2.LessThanEq(ack))) {
-		c.snd.wnd = uint32(seg.WND) << c.sndShift
+		c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 		c.snd.wl1, c.snd.wl2 = seg.SEQ, ack
-		if c.snd.wnd > 0 && c.persist {
-			c.persist = false
-			c.rtoAt = instant(0)
-			c.backoff = 0
+		if c.snd.wnd > 0 && c.rtx.persist {
+			c.rtx.persist = false
+			c.timer.rto = instant(0)
+			c.rtx.backoff = 0
 		}
 	}
 
-	finAcked := c.finSent && ack.GreaterThan(c.finSeq)
+	finAcked := c.sq.finSent && ack.GreaterThan(c.sq.finSeq)
 	switch c.state {
 	case FinWait1:
 		if finAcked {
@@ -454,31 +606,31 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 	c.snd.una = seg.ACK
 	// Drop acknowledged octets from the send queue (the SYN and FIN occupy
 	// sequence space but no buffer).
-	if drop := int(c.snd.una.Sub(c.sndData)); drop > 0 {
+	if drop := int(c.snd.una.Sub(c.sq.start)); drop > 0 {
 		drop = min(drop, c.sq.n)
 		c.sq.consume(drop)
 		if c.sq.n == 0 {
 			c.sq.release(c.cfg.Buffers, c.cfg.Memory)
 		}
-		c.sndData = c.sndData.Add(seq.Size(drop))
+		c.sq.start = c.sq.start.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
 	}
 	c.prunePushMarks()
-	c.stallSince = now // progress: TCP_USER_TIMEOUT counts again from here
+	c.rtx.stallSince = now // progress: TCP_USER_TIMEOUT counts again from here
 	c.rttSample(now, seg, old)
 	if old == c.snd.iss {
 		c.handshakeRTOFallback()
 	}
-	c.backoff = 0
-	c.dupAcks = 0
+	c.rtx.backoff = 0
+	c.cc.dupAcks = 0
 	inflight := int(c.snd.nxt.Sub(old))
 	c.pruneScoreboard()
 	c.pruneRecords(now)
 	if c.recoveryOnAck(now) && !c.rateControlled() {
 		c.onAckGrow(now, acked, inflight)
 	}
-	if c.tlpOut && c.snd.una.GreaterThanEq(c.tlpHigh) {
-		c.tlpOut = false // the probe's episode is over
+	if c.rtx.tlpOut && c.snd.una.GreaterThanEq(c.rtx.tlpHigh) {
+		c.rtx.tlpOut = false // the probe's episode is over
 	}
 	c.armXmitTimer(now)
 }
@@ -486,13 +638,13 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 // onDupAck counts duplicate ACKs; the third starts fast retransmit and
 // recovery (RFC 5681 3.2; RFC 6675 5 with SACK, RFC 6582 NewReno without).
 func (c *Conn) onDupAck(now instant) {
-	c.dupAcks++
-	if c.loss != lossNone {
+	c.cc.dupAcks++
+	if c.cc.loss != lossNone {
 		return
 	}
 	// With SACK, RACK decides (rack.go); duplicate ACKs count when the
 	// peer sends no SACK blocks.
-	if c.dupAcks >= dupThresh && len(c.sacked) == 0 {
+	if c.cc.dupAcks >= dupThresh && len(c.cc.sacked) == 0 {
 		c.enterRecovery(now)
 	}
 }
@@ -536,13 +688,13 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		return
 	}
 	if len(data) > 0 {
-		c.everRcv = true
-		c.everData = true
+		c.rq.everRcv = true
+		c.ack.everData = true
 		c.rcvRTTMeasure(now, seg)
-		c.rcvMSS = max(c.rcvMSS, int32(min(len(data), int(c.cfg.MSS))))
+		c.opt.rcvMSS = max(c.opt.rcvMSS, int32(min(len(data), int(c.cfg.MSS))))
 	}
 	if s != c.rcv.nxt {
-		c.sackRecent = s
+		c.ack.sackRecent = s
 		c.queueOOO(s, data, fin)
 		// An out-of-order segment is acknowledged at once (RFC 5681 4.2)
 		// so the sender sees duplicate ACKs.
@@ -555,7 +707,7 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	}
 	filledGap := c.hasOOO()
 	c.drainOOO(now)
-	if c.finRcvd && c.state != CloseWait {
+	if c.rq.finRcvd && c.state != CloseWait {
 		// A FIN in FIN_WAIT_1 or FIN_WAIT_2 is acknowledged at once.
 		c.ackNow(now)
 		return
@@ -563,36 +715,36 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	// Linux's __tcp_ack_snd_check: ACK at once when more than one full
 	// segment is unacknowledged, in quick-ACK mode, or when a segment filled
 	// a hole (RFC 5681 4.2); otherwise delay.
-	moreThanOne := int(c.rcv.nxt.Sub(c.lastAckSent)) > int(c.rcvMSS)
+	moreThanOne := int(c.rcv.nxt.Sub(c.opt.lastAckSent)) > int(c.opt.rcvMSS)
 	if c.state == CloseWait {
 		// Linux enters pingpong mode on a FIN in ESTABLISHED and delays its
 		// ACK, so that the application's own FIN can carry it. Before any
 		// data has arrived its delayed-ACK timeout (ato) is still zero, so
 		// the ACK goes out at once.
-		c.pingpong = true
-		if !c.everData || moreThanOne || filledGap {
+		c.ack.pingpong = true
+		if !c.ack.everData || moreThanOne || filledGap {
 			c.ackNow(now)
-		} else if c.delAckAt.IsZero() {
-			c.delAckAt = now.Add(delAckMin)
+		} else if c.timer.delAck.IsZero() {
+			c.timer.delAck = now.Add(delAckMin)
 		}
 		return
 	}
-	due := (c.quickAcks > 0 && !c.pingpong) || moreThanOne
+	due := (c.ack.quickAcks > 0 && !c.ack.pingpong) || moreThanOne
 	switch {
-	case filledGap || c.hasOOO() || c.dsackPending:
+	case filledGap || c.hasOOO() || c.ack.dsackPending:
 		c.ackNow(now)
-	case due && c.holdAck:
+	case due && c.ack.holdAck:
 		// More of this run of segments is on its way (HoldACK): one
 		// ACK for the run, as Linux sends one for a GRO aggregate. The
 		// delayed-ACK timer is a backstop should FlushACK not come.
-		c.ackHeld = true
-		if c.delAckAt.IsZero() {
-			c.delAckAt = now.Add(delAckMin)
+		c.ack.ackHeld = true
+		if c.timer.delAck.IsZero() {
+			c.timer.delAck = now.Add(delAckMin)
 		}
 	case due:
 		c.ackNow(now)
-	case c.delAckAt.IsZero():
-		c.delAckAt = now.Add(delAckMin)
+	case c.timer.delAck.IsZero():
+		c.timer.delAck = now.Add(delAckMin)
 	}
 }
 
@@ -604,18 +756,18 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 // segments gets one ACK, as Linux acknowledges one GRO aggregate once.
 // Out-of-order segments, filled holes and duplicates are still
 // acknowledged at once.
-func (c *Conn) HoldACK(hold bool) { c.holdAck = hold }
+func (c *Conn) HoldACK(hold bool) { c.ack.holdAck = hold }
 
 // FlushACK ends a run of segments passed to Input under HoldACK: it
 // stops holding ACKs and sends the one held, if anything is still
 // unacknowledged.
 func (c *Conn) FlushACK(t time.Time) {
-	c.holdAck = false
-	if !c.ackHeld {
+	c.ack.holdAck = false
+	if !c.ack.ackHeld {
 		return
 	}
-	c.ackHeld = false
-	if !c.state.Synchronized() || c.rcv.nxt == c.lastAckSent {
+	c.ack.ackHeld = false
+	if !c.state.Synchronized() || c.rcv.nxt == c.opt.lastAckSent {
 		return
 	}
 	now := c.at(t)
@@ -642,26 +794,26 @@ func (c *Conn) deliver(data []byte) {
 // (RFC 2883), merged with one already waiting when they touch, as Linux's
 // tcp_dsack_extend; only with SACK.
 func (c *Conn) setDSACK(l, r seq.Value) {
-	if !c.sackOK || !l.LessThan(r) {
+	if !c.opt.sackOK || !l.LessThan(r) {
 		return
 	}
-	if c.dsackPending && !r.LessThan(c.dsack.l) && !c.dsack.r.LessThan(l) {
-		l, r = seq.Min(l, c.dsack.l), seq.Max(r, c.dsack.r)
+	if c.ack.dsackPending && !r.LessThan(c.ack.dsack.l) && !c.ack.dsack.r.LessThan(l) {
+		l, r = seq.Min(l, c.ack.dsack.l), seq.Max(r, c.ack.dsack.r)
 	}
-	c.dsack, c.dsackPending = seqRange{l, r}, true
+	c.ack.dsack, c.ack.dsackPending = seqRange{l, r}, true
 }
 
 // rqExtent is how far the receive ring's contents reach from its head: the
 // queued octets, and the out-of-order data beyond them.
 func (c *Conn) rqExtent() int {
-	if len(c.ooo) == 0 {
+	if len(c.rq.ooo) == 0 {
 		return c.rq.n
 	}
-	return c.rq.n + int(c.ooo[len(c.ooo)-1].r.Sub(c.rcv.nxt))
+	return c.rq.n + int(c.rq.ooo[len(c.rq.ooo)-1].r.Sub(c.rcv.nxt))
 }
 
 // hasOOO reports whether out-of-order data or a FIN waits beyond RCV.NXT.
-func (c *Conn) hasOOO() bool { return len(c.ooo) > 0 || c.oooFin }
+func (c *Conn) hasOOO() bool { return len(c.rq.ooo) > 0 || c.rq.oooFin }
 
 // maxOOORanges bounds the out-of-order ranges a connection keeps: a peer
 // that sends every other octet cannot make the list grow with the window.
@@ -673,27 +825,27 @@ const maxOOORanges = 64
 // data and records its range (and the FIN after it).
 func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 	end := s.Add(seq.Size(len(data)))
-	if fin && (!c.oooFin || end.LessThan(c.oooFinSeq)) {
-		c.oooFin, c.oooFinSeq = true, end
+	if fin && (!c.rq.oooFin || end.LessThan(c.rq.oooFinSeq)) {
+		c.rq.oooFin, c.rq.oooFinSeq = true, end
 	}
 	if len(data) == 0 {
 		return
 	}
 	// Where the new range goes: after every range that ends before it.
 	i := 0
-	for i < len(c.ooo) && c.ooo[i].r.LessThan(s) {
+	for i < len(c.rq.ooo) && c.rq.ooo[i].r.LessThan(s) {
 		i++
 	}
 	j := i // the ranges i..j-1 touch or overlap it and merge with it
-	for j < len(c.ooo) && !end.LessThan(c.ooo[j].l) {
+	for j < len(c.rq.ooo) && !end.LessThan(c.rq.ooo[j].l) {
 		j++
 	}
-	if i == j && len(c.ooo) >= maxOOORanges {
+	if i == j && len(c.rq.ooo) >= maxOOORanges {
 		return
 	}
 	// A part already held is a duplicate: report the first (RFC 2883, as
 	// Linux's tcp_data_queue_ofo).
-	for _, x := range c.ooo[i:j] {
+	for _, x := range c.rq.ooo[i:j] {
 		if l, r := seq.Max(s, x.l), seq.Min(end, x.r); l.LessThan(r) {
 			c.setDSACK(l, r)
 			break
@@ -704,28 +856,28 @@ func (c *Conn) queueOOO(s seq.Value, data []byte, fin bool) {
 	c.rq.ensure(c.cfg.Buffers, c.cfg.Memory, max(keep, c.rq.n+off+len(data)), keep)
 	c.rq.writeAt(c.rq.n+off, data)
 	merged := seqRange{s, end}
-	for _, x := range c.ooo[i:j] {
+	for _, x := range c.rq.ooo[i:j] {
 		merged.l, merged.r = seq.Min(merged.l, x.l), seq.Max(merged.r, x.r)
-		c.oooLen -= int32(x.r.Sub(x.l))
+		c.rq.oooLen -= int32(x.r.Sub(x.l))
 	}
-	c.oooLen += int32(merged.r.Sub(merged.l))
+	c.rq.oooLen += int32(merged.r.Sub(merged.l))
 	switch {
 	case i == j: // a new range at i
-		c.ooo = append(c.ooo, seqRange{})
-		copy(c.ooo[i+1:], c.ooo[i:])
+		c.rq.ooo = append(c.rq.ooo, seqRange{})
+		copy(c.rq.ooo[i+1:], c.rq.ooo[i:])
 	case j > i+1: // ranges i..j-1 become one
-		c.ooo = append(c.ooo[:i+1], c.ooo[j:]...)
+		c.rq.ooo = append(c.rq.ooo[:i+1], c.rq.ooo[j:]...)
 	}
-	c.ooo[i] = merged
+	c.rq.ooo[i] = merged
 }
 
 // drainOOO moves out-of-order data that has become contiguous with the
 // queued data into the queue, and takes a FIN that follows it.
 func (c *Conn) drainOOO(now instant) {
 	k := 0
-	for k < len(c.ooo) && !c.rcv.nxt.LessThan(c.ooo[k].l) {
-		x := c.ooo[k]
-		c.oooLen -= int32(x.r.Sub(x.l))
+	for k < len(c.rq.ooo) && !c.rcv.nxt.LessThan(c.rq.ooo[k].l) {
+		x := c.rq.ooo[k]
+		c.rq.oooLen -= int32(x.r.Sub(x.l))
 		if d := int(x.r.Sub(c.rcv.nxt)); d > 0 {
 			c.rq.n += d
 			c.rcv.nxt = x.r
@@ -734,9 +886,9 @@ func (c *Conn) drainOOO(now instant) {
 		k++
 	}
 	if k > 0 {
-		c.ooo = append(c.ooo[:0], c.ooo[k:]...)
+		c.rq.ooo = append(c.rq.ooo[:0], c.rq.ooo[k:]...)
 	}
-	if c.oooFin && !c.finRcvd && c.rcv.nxt == c.oooFinSeq {
+	if c.rq.oooFin && !c.rq.finRcvd && c.rcv.nxt == c.rq.oooFinSeq {
 		c.takeFIN(now)
 	}
 }
@@ -745,14 +897,14 @@ func (c *Conn) drainOOO(now instant) {
 // follows the diagram (3.10.7.4, eighth step).
 func (c *Conn) takeFIN(now instant) {
 	c.rcv.nxt = c.rcv.nxt.Add(1)
-	c.finRcvd = true
-	c.everRcv = true
+	c.rq.finRcvd = true
+	c.rq.everRcv = true
 	c.clearOOO()
 	switch c.state {
 	case SynRcvd, Established:
 		c.setState(CloseWait, "rcv FIN")
 	case FinWait1:
-		if c.finSent && c.snd.una.GreaterThan(c.finSeq) {
+		if c.sq.finSent && c.snd.una.GreaterThan(c.sq.finSeq) {
 			c.enterTimeWait(now, "rcv FIN")
 		} else {
 			c.setState(Closing, "rcv FIN")
@@ -765,7 +917,7 @@ func (c *Conn) takeFIN(now instant) {
 // enterTimeWait starts the 2MSL wait.
 func (c *Conn) enterTimeWait(now instant, cause Cause) {
 	c.setState(TimeWait, cause)
-	c.closeAt = now.Add(c.cfg.TimeWait)
+	c.timer.close = now.Add(c.cfg.TimeWait)
 }
 
 // ackNow sends an ACK at once.
@@ -781,7 +933,7 @@ func (c *Conn) maybeAck(now instant) {}
 // ECONNRESET, ETIMEDOUT.
 func (c *Conn) fail(err syscall.Errno, cause Cause) {
 	if err != 0 {
-		c.err = err
+		c.err = errno(err)
 	}
 	// Data that arrived before the end stays readable, then the error,
 	// then EOF, as in Linux (tcp_reset keeps the receive queue): a relay
@@ -797,8 +949,8 @@ func (c *Conn) fail(err syscall.Errno, cause Cause) {
 func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 	var r time.Duration
 	switch {
-	case c.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0:
-		if c.backoff > 0 && int32(seg.Options.TSEcr-c.rtoTSval) < 0 {
+	case c.opt.tsOK && seg.Options.HasTimestamp && seg.Options.TSEcr != 0:
+		if c.rtx.backoff > 0 && int32(seg.Options.TSEcr-c.rtx.rtoTSval) < 0 {
 			// The echo predates our last timeout: it times the wait for
 			// the timer, not the path (Karn's rule, with timestamps).
 			return
@@ -808,15 +960,15 @@ func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 			return
 		}
 		r = time.Duration(ms) * time.Millisecond
-	case c.rttTiming && seg.ACK.GreaterThan(c.rttSeq):
-		r = now.Sub(c.rttAt)
-		c.rttTiming = false
-	case c.backoff == 0 && old == c.snd.iss && !c.rttAt.IsZero():
-		r = now.Sub(c.rttAt)
+	case c.rtx.rttTiming && seg.ACK.GreaterThan(c.rtx.rttSeq):
+		r = now.Sub(c.rtx.rttAt)
+		c.rtx.rttTiming = false
+	case c.rtx.backoff == 0 && old == c.snd.iss && !c.rtx.rttAt.IsZero():
+		r = now.Sub(c.rtx.rttAt)
 	default:
 		return
 	}
-	if c.backoff > 0 && !(c.tsOK && seg.Options.HasTimestamp) {
+	if c.rtx.backoff > 0 && !(c.opt.tsOK && seg.Options.HasTimestamp) {
 		return
 	}
 	c.updateRTO(r)
@@ -825,28 +977,28 @@ func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 // handshakeRTOFallback applies RFC 6298 5.7: when the handshake gave no RTT
 // sample (its SYN or SYN,ACK was retransmitted), data starts with a 3 s RTO.
 func (c *Conn) handshakeRTOFallback() {
-	if !c.hasRTT {
-		c.rto = max(rtoFallback, c.cfg.RTOMin)
+	if !c.rtx.hasRTT {
+		c.rtx.rto = max(rtoFallback, c.cfg.RTOMin)
 	}
 }
 
 // updateRTO folds one sample into SRTT and RTTVAR (RFC 6298 2).
 func (c *Conn) updateRTO(r time.Duration) {
-	if !c.hasRTT {
-		c.srtt = r
-		c.rttvar = r / 2
-		c.hasRTT = true
+	if !c.rtx.hasRTT {
+		c.rtx.srtt = r
+		c.rtx.rttvar = r / 2
+		c.rtx.hasRTT = true
 	} else {
-		d := c.srtt - r
+		d := c.rtx.srtt - r
 		if d < 0 {
 			d = -d
 		}
-		c.rttvar = (3*c.rttvar + d) / 4
-		c.srtt = (7*c.srtt + r) / 8
+		c.rtx.rttvar = (3*c.rtx.rttvar + d) / 4
+		c.rtx.srtt = (7*c.rtx.srtt + r) / 8
 	}
-	if c.minRTT == 0 {
+	if c.rtx.minRTT == 0 {
 		c.noteMinRTT(r) // the first sample; precise ones follow (rate.go)
 	}
 	// Linux's floor: RTTVAR never counts for less than RTOMin.
-	c.rto = min(c.srtt+max(4*c.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
+	c.rtx.rto = min(c.rtx.srtt+max(4*c.rtx.rttvar, c.cfg.RTOMin), c.cfg.RTOMax)
 }

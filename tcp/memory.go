@@ -20,13 +20,13 @@ import (
 //
 //   - Per connection: the receive ring's contents (the queued octets, and
 //     the out-of-order data beyond them, gaps included) reach at most
-//     rcvBuf octets from its head, whatever window was advertised. The
+//     rq.bufSize octets from its head, whatever window was advertised. The
 //     window promises half of that (rcvCapacity), but it is rounded up to
 //     the window scale, and a peer that forces an ACK after every few
 //     octets can creep the right edge forward by up to one scale unit per
 //     ACK without the application reading (issue 14's forced-ACK attack):
-//     data past rcvBuf is dropped and counted (TCPRcvQDrop, TCPOFODrop).
-//     The send ring holds at most sndBuf octets (Writable).
+//     data past rq.bufSize is dropped and counted (TCPRcvQDrop, TCPOFODrop).
+//     The send ring holds at most sq.bufSize octets (Writable).
 //   - Per stack: a Memory budget that every connection of the stack
 //     charges for the buffers it borrows. Above its Pressure mark buffers
 //     stop growing (autotuning backs off) and the advertised window is held
@@ -140,14 +140,14 @@ func ringMayHold(r *ring, m *Memory, extent int) (int, bool) {
 }
 
 // rcvLimit is how far from its head the receive ring's contents may reach
-// for data that would reach end: rcvBuf octets, and no more than the ring
+// for data that would reach end: rq.bufSize octets, and no more than the ring
 // holds when the budget will not let it grow to end.
 func (c *Conn) rcvLimit(end int) int {
-	limit := int(c.rcvBuf)
+	limit := int(c.rq.bufSize)
 	if end <= len(c.rq.buf) {
 		return limit
 	}
-	if _, ok := ringMayHold(&c.rq, c.cfg.Memory, min(end, limit)); ok {
+	if _, ok := ringMayHold(&c.rq.ring, c.cfg.Memory, min(end, limit)); ok {
 		return limit
 	}
 	return min(limit, max(len(c.rq.buf), minRing))
@@ -165,7 +165,7 @@ func (c *Conn) rcvAdmit(s seq.Value, data []byte, fin bool) ([]byte, bool, bool)
 	}
 	cnt := c.cfg.Counters
 	cnt.PruneCalled++
-	if limit < int(c.rcvBuf) && c.pruneOOO(s) {
+	if limit < int(c.rq.bufSize) && c.pruneOOO(s) {
 		// The budget is what stopped it: what the out-of-order data held
 		// went back to it, and the ring may grow now.
 		cnt.OfoPruned++
@@ -191,23 +191,23 @@ func (c *Conn) rcvAdmit(s seq.Value, data []byte, fin bool) ([]byte, bool, bool)
 // when s is RCV.NXT): the ranges are forgotten, to be sent again, and the
 // ring shrinks to the queued data. It reports whether anything was pruned.
 func (c *Conn) pruneOOO(s seq.Value) bool {
-	if len(c.ooo) == 0 && !c.oooFin {
+	if len(c.rq.ooo) == 0 && !c.rq.oooFin {
 		return false
 	}
-	k := len(c.ooo)
-	for k > 0 && s.LessThan(c.ooo[k-1].r) {
+	k := len(c.rq.ooo)
+	for k > 0 && s.LessThan(c.rq.ooo[k-1].r) {
 		k--
-		c.oooLen -= int32(c.ooo[k].r.Sub(c.ooo[k].l))
+		c.rq.oooLen -= int32(c.rq.ooo[k].r.Sub(c.rq.ooo[k].l))
 	}
-	if k == len(c.ooo) && !c.oooFin {
+	if k == len(c.rq.ooo) && !c.rq.oooFin {
 		return false
 	}
 	// A FIN lies beyond all the data: it goes too. The peer learns of
 	// the reneging from the SACK blocks that no longer cover the ranges
 	// (RFC 2018 8), and sends them again.
-	c.ooo = c.ooo[:k]
-	c.oooFin = false
-	if c.rq.n == 0 && c.oooLen == 0 {
+	c.rq.ooo = c.rq.ooo[:k]
+	c.rq.oooFin = false
+	if c.rq.n == 0 && c.rq.oooLen == 0 {
 		c.rq.release(c.cfg.Buffers, c.cfg.Memory)
 	} else {
 		c.rq.shrink(c.cfg.Buffers, c.cfg.Memory, c.rqExtent())

@@ -30,7 +30,7 @@ func pattern(iss seq.Value, s seq.Value, k int) []byte {
 // ACK, to an application that reads nothing. Every forced ACK rounds the
 // window's right edge up to the window scale, so the window never closes;
 // without a bound on what the queue holds it grew to 20 MB. Here it stops at
-// rcvBuf, the drops are counted, and what the application then reads is
+// rq.bufSize, the drops are counted, and what the application then reads is
 // exactly the stream, in order.
 func TestForcedACKAttackBounded(t *testing.T) {
 	n := newNet(t, func(c *Config) { c.NoTimestamps = true; c.NoSACK = true })
@@ -38,7 +38,7 @@ func TestForcedACKAttackBounded(t *testing.T) {
 	n.a.out, n.b.out = nil, nil
 	b := n.b.c
 	iss := n.a.c.snd.iss
-	if b.rcvShift == 0 {
+	if b.opt.rcvShift == 0 {
 		t.Fatal("no window scale: the attack needs one")
 	}
 	maxExtent := 0
@@ -53,8 +53,8 @@ func TestForcedACKAttackBounded(t *testing.T) {
 			t.Fatalf("round %d: %v", round, err)
 		}
 	}
-	if maxExtent > int(b.rcvBuf) {
-		t.Fatalf("the receive queue reached %d octets, over its buffer %d", maxExtent, b.rcvBuf)
+	if maxExtent > int(b.rq.bufSize) {
+		t.Fatalf("the receive queue reached %d octets, over its buffer %d", maxExtent, b.rq.bufSize)
 	}
 	if maxExtent <= b.rcvCapacity() {
 		t.Fatalf("the queue never passed the window's %d octets (%d): the attack did not creep the window, so this test shows nothing", b.rcvCapacity(), maxExtent)
@@ -114,7 +114,7 @@ func TestMemoryBudget(t *testing.T) {
 	}
 	got = got[:k]
 	b.ackNow(b.at(n.now))
-	if w, lim := b.rcvWindowNow(), max(cur, 4*uint32(b.rcvMSS))+1<<b.rcvShift; w > lim {
+	if w, lim := b.rcvWindowNow(), max(cur, 4*uint32(b.opt.rcvMSS))+1<<b.opt.rcvShift; w > lim {
 		t.Fatalf("under pressure B advertises %d after a read, over %d", w, lim)
 	}
 
@@ -165,8 +165,8 @@ func TestBudgetPrunesOutOfOrder(t *testing.T) {
 	iss := n.a.c.snd.iss
 	far := b.rcv.nxt.Add(1000)
 	forge(n, far, pattern(iss, far, 100))
-	if len(b.ooo) != 1 || len(b.rq.buf) != minRing {
-		t.Fatalf("out-of-order ranges %v in a ring of %d", b.ooo, len(b.rq.buf))
+	if len(b.rq.ooo) != 1 || len(b.rq.buf) != minRing {
+		t.Fatalf("out-of-order ranges %v in a ring of %d", b.rq.ooo, len(b.rq.buf))
 	}
 	// Growing the ring to 4096 would pass the budget by one byte.
 	mem.limits.High = mem.Used() + minRing - 1
@@ -176,8 +176,8 @@ func TestBudgetPrunesOutOfOrder(t *testing.T) {
 	if cnt.PruneCalled != 1 || cnt.OfoPruned != 1 || cnt.RcvPruned != 1 || cnt.RcvQDrop != 1 {
 		t.Fatalf("counters %+v: want one prune of out-of-order data, then one drop", *cnt)
 	}
-	if len(b.ooo) != 0 {
-		t.Fatalf("out-of-order ranges %v still held", b.ooo)
+	if len(b.rq.ooo) != 0 {
+		t.Fatalf("out-of-order ranges %v still held", b.rq.ooo)
 	}
 	if err := b.checkQueues(); err != nil {
 		t.Fatal(err)

@@ -18,14 +18,14 @@ const (
 
 // tsNow is our timestamp clock: milliseconds, as Linux's TCP timestamps.
 func (c *Conn) tsNow(now instant) uint32 {
-	return uint32(now.Sub(c.epoch).Milliseconds()) + c.tsOffset + 1
+	return uint32(now.Sub(c.opt.epoch).Milliseconds()) + c.opt.tsOffset + 1
 }
 
 // rcvSpace is how many more octets the receive buffer can take. Like
 // Linux (tcp_adv_win_scale = 1), half of the buffer holds data and the
 // other half is reserved for the bookkeeping that comes with it.
 func (c *Conn) rcvSpace() int {
-	return max(0, c.rcvCapacity()-c.rq.n-int(c.oooLen))
+	return max(0, c.rcvCapacity()-c.rq.n-int(c.rq.oooLen))
 }
 
 // offeredWScale is the window scale our SYN offers: WScale, or, when the
@@ -39,7 +39,7 @@ func (c *Conn) offeredWScale() uint8 {
 }
 
 // rcvCapacity is the most data the receive buffer holds: half of it.
-func (c *Conn) rcvCapacity() int { return int(c.rcvBuf) / 2 }
+func (c *Conn) rcvCapacity() int { return int(c.rq.bufSize) / 2 }
 
 // rcvWindowNow is what is left of the window last advertised.
 func (c *Conn) rcvWindowNow() uint32 {
@@ -57,21 +57,21 @@ func (c *Conn) windowToAdvertise() uint32 {
 	if c.cfg.Memory.UnderPressure() {
 		// Under memory pressure the window opens by at most four segments
 		// (Linux clamps rcv_ssthresh to 4 * advmss).
-		space = min(space, 4*uint32(c.rcvMSS))
+		space = min(space, 4*uint32(c.opt.rcvMSS))
 	}
-	maxWnd := uint32(65535) << c.rcvShift
+	maxWnd := uint32(65535) << c.opt.rcvShift
 	space = min(space, maxWnd)
-	space &^= (1 << c.rcvShift) - 1
+	space &^= (1 << c.opt.rcvShift) - 1
 	// Receiver silly-window avoidance (RFC 9293 3.8.6.2.2): do not open the
 	// window in small steps.
 	cur := c.rcvWindowNow()
-	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, int(c.rcvMSS))) && cur > 0 {
+	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, int(c.opt.rcvMSS))) && cur > 0 {
 		space = cur
 	}
 	if space <= cur {
 		// Keep the right edge where it was, rounded up to the scale so the
 		// scaled field does not pull it back (Linux's tcp_select_window).
-		mask := uint32(1)<<c.rcvShift - 1
+		mask := uint32(1)<<c.opt.rcvShift - 1
 		space = (cur + mask) &^ mask
 	}
 	return min(space, maxWnd)
@@ -87,14 +87,14 @@ func (c *Conn) fillAck(now instant, syn bool) {
 		c.rcv.wnd = uint32(tx.WND)
 	} else {
 		w := c.windowToAdvertise()
-		tx.WND = uint16(w >> c.rcvShift)
-		c.rcv.wnd = uint32(tx.WND) << c.rcvShift
+		tx.WND = uint16(w >> c.opt.rcvShift)
+		c.rcv.wnd = uint32(tx.WND) << c.opt.rcvShift
 	}
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
-	c.lastAckSent = c.rcv.nxt
-	c.delAckAt = instant(0)
-	if c.quickAcks > 0 {
-		c.quickAcks--
+	c.opt.lastAckSent = c.rcv.nxt
+	c.timer.delAck = instant(0)
+	if c.ack.quickAcks > 0 {
+		c.ack.quickAcks--
 	}
 }
 
@@ -114,27 +114,27 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 	o := &tx.Options
 	o.MSS = c.cfg.MSS
 	echo := synAck && c.passive
-	if !c.cfg.NoWindowScale && (!echo || c.wsOK) {
+	if !c.cfg.NoWindowScale && (!echo || c.opt.wsOK) {
 		o.HasWScale = true
 		o.WScale = c.offeredWScale()
 	}
-	if !c.cfg.NoSACK && (!echo || c.sackOK) {
+	if !c.cfg.NoSACK && (!echo || c.opt.sackOK) {
 		o.SACKPermitted = true
 	}
-	if !c.cfg.NoTimestamps && (!echo || c.tsOK) {
+	if !c.cfg.NoTimestamps && (!echo || c.opt.tsOK) {
 		o.HasTimestamp = true
 		o.TSVal = c.tsNow(now)
-		if c.cookieTS {
+		if c.opt.cookieTS {
 			// Linux's cookie_init_timestamp: options in the low bits,
 			// never a value ahead of the clock.
-			ts := o.TSVal&^cookieTSMask | c.cookieBits
+			ts := o.TSVal&^cookieTSMask | c.opt.cookieBits
 			if int32(ts-o.TSVal) > 0 {
 				ts -= cookieTSMask + 1
 			}
 			o.TSVal = ts
 		}
 		if synAck {
-			o.TSEcr = c.tsRecent
+			o.TSEcr = c.opt.tsRecent
 		}
 	}
 	if synAck {
@@ -149,21 +149,21 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 // setAckOptions puts timestamps and SACK blocks on a non-SYN segment.
 func (c *Conn) setAckOptions(now instant) {
 	o := &c.sc.seg.Options
-	if c.tsOK {
+	if c.opt.tsOK {
 		o.HasTimestamp = true
 		o.TSVal = c.tsNow(now)
-		o.TSEcr = c.tsRecent
+		o.TSEcr = c.opt.tsRecent
 	}
-	if c.sackOK && (c.dsackPending || c.hasOOO()) {
+	if c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
 		limit := 4
-		if c.tsOK {
+		if c.opt.tsOK {
 			limit = 3
 		}
-		if c.dsackPending {
+		if c.ack.dsackPending {
 			// RFC 2883: the duplicate first, once.
-			o.SACK[0] = wire.SACKBlock{Left: uint32(c.dsack.l), Right: uint32(c.dsack.r)}
+			o.SACK[0] = wire.SACKBlock{Left: uint32(c.ack.dsack.l), Right: uint32(c.ack.dsack.r)}
 			o.NumSACK = 1
-			c.dsackPending = false
+			c.ack.dsackPending = false
 		}
 		c.putSACKBlocks(o, limit)
 	}
@@ -218,7 +218,7 @@ func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
 func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	var payload, gathered []byte
 	if n > 0 {
-		off := int(seqno.Sub(c.sndData))
+		off := int(seqno.Sub(c.sq.start))
 		if payload = c.sq.view(off, n); payload == nil {
 			gathered = c.cfg.Buffers.Get(n)
 			payload = gathered[:n]
@@ -245,15 +245,15 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 // the room SACK blocks take on this segment (Linux's tcp_current_mss), so
 // that a segment never outgrows the path.
 func (c *Conn) currentMSS() int {
-	mss := c.sndMSS
-	if c.sackOK && (c.dsackPending || c.hasOOO()) {
+	mss := c.opt.sndMSS
+	if c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
 		limit := 4
-		if c.tsOK {
+		if c.opt.tsOK {
 			limit = 3
 		}
 		var blocks [maxOOORanges + 1]seqRange
 		n := c.oooBlocks(&blocks)
-		if c.dsackPending {
+		if c.ack.dsackPending {
 			n++
 		}
 		mss -= 4 + 8*min(n, limit)
@@ -267,7 +267,7 @@ func (c *Conn) flight() int { return int(c.snd.nxt.Sub(c.snd.una)) }
 // queuedFrom returns how many queued octets there are from sequence number
 // s on.
 func (c *Conn) queuedFrom(s seq.Value) int {
-	off := int(s.Sub(c.sndData))
+	off := int(s.Sub(c.sq.start))
 	if off < 0 || off > c.sq.n {
 		return 0
 	}
@@ -289,9 +289,9 @@ func (c *Conn) output(now instant) {
 		c.fl.pace.at = instant(0)
 	}
 	for {
-		room := c.cwnd - c.pipe()
+		room := c.cc.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
-		if c.loss != lossNone {
+		if c.cc.loss != lossNone {
 			if n := c.retransmitSize(); n >= 0 {
 				if room <= 0 || !c.paceAllows(now) {
 					break
@@ -303,7 +303,7 @@ func (c *Conn) output(now instant) {
 			}
 		}
 		queued := c.queuedFrom(c.snd.nxt)
-		finPending := c.finQueued && !(c.finSent && c.snd.nxt.GreaterThan(c.finSeq))
+		finPending := c.sq.finQueued && !(c.sq.finSent && c.snd.nxt.GreaterThan(c.sq.finSeq))
 		if queued == 0 && !finPending {
 			break
 		}
@@ -321,7 +321,7 @@ func (c *Conn) output(now instant) {
 		mss := c.currentMSS()
 		n := min(queued, mss, max(usable, 0))
 		if queued > 0 && n == 0 {
-			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
+			if c.snd.wnd == 0 && c.flight() == 0 && c.timer.rto.IsZero() {
 				c.armPersist(now)
 			}
 			break
@@ -329,21 +329,21 @@ func (c *Conn) output(now instant) {
 		// Nagle with Minshall's refinement (Linux's tcp_nagle_check): hold
 		// a small segment only while an earlier small segment is still
 		// unacknowledged, and never the last data before the FIN.
-		if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.finQueued &&
-			c.sndSml.GreaterThan(c.snd.una) && c.sndSml.LessThanEq(c.snd.nxt) {
+		if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.sq.finQueued &&
+			c.sq.sml.GreaterThan(c.snd.una) && c.sq.sml.LessThanEq(c.snd.nxt) {
 			break
 		}
 		// TCP_CORK: no partial segment until the cork comes off or its
 		// 200 ms ceiling passes.
-		if c.cfg.Cork && n < mss && n == queued && n > 0 && !c.finQueued && !c.corkExpired {
-			if c.corkAt.IsZero() {
-				c.corkAt = now.Add(corkCeiling)
+		if c.cfg.Cork && n < mss && n == queued && n > 0 && !c.sq.finQueued && !c.sq.corkExpired {
+			if c.timer.cork.IsZero() {
+				c.timer.cork = now.Add(corkCeiling)
 			}
 			break
 		}
 		if queued == 0 && usable < 1 {
 			// A FIN alone still needs one octet of the peer's window.
-			if c.snd.wnd == 0 && c.flight() == 0 && c.rtoAt.IsZero() {
+			if c.snd.wnd == 0 && c.flight() == 0 && c.timer.rto.IsZero() {
 				c.armPersist(now)
 			}
 			break
@@ -359,9 +359,9 @@ func (c *Conn) output(now instant) {
 			break
 		}
 	}
-	c.corkExpired = false
-	if sent && (c.rtoAt.IsZero() || c.persist || !c.tlpAt.IsZero()) {
-		c.persist = false
+	c.sq.corkExpired = false
+	if sent && (c.timer.rto.IsZero() || c.rtx.persist || !c.timer.tlp.IsZero()) {
+		c.rtx.persist = false
 		c.armXmitTimer(now)
 	}
 }
@@ -369,24 +369,24 @@ func (c *Conn) output(now instant) {
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
 // it.
 func (c *Conn) transmitNew(now instant, n int, fin bool, mss int) {
-	if c.stallSince.IsZero() || c.snd.nxt == c.snd.una {
-		c.stallSince = now // data is outstanding from here on
+	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
+		c.rtx.stallSince = now // data is outstanding from here on
 	}
-	c.corkAt = instant(0)
+	c.timer.cork = instant(0)
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
-	c.lastSegStart = c.snd.nxt
+	c.rtx.lastSegStart = c.snd.nxt
 	c.sendSegment(now, c.snd.nxt, n, fin, c.pushMarked(c.snd.nxt, n))
-	if !c.rttTiming && !c.tsOK && n > 0 {
-		c.rttTiming, c.rttSeq, c.rttAt = true, c.snd.nxt, now
+	if !c.rtx.rttTiming && !c.opt.tsOK && n > 0 {
+		c.rtx.rttTiming, c.rtx.rttSeq, c.rtx.rttAt = true, c.snd.nxt, now
 	}
 	if fin {
-		c.finSent = true
-		c.finSeq = c.snd.nxt.Add(seq.Size(n))
+		c.sq.finSent = true
+		c.sq.finSeq = c.snd.nxt.Add(seq.Size(n))
 	}
 	c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
 	if n < mss && n > 0 {
-		c.sndSml = c.snd.nxt
+		c.sq.sml = c.snd.nxt
 	}
 	if fin {
 		c.snd.nxt = c.snd.nxt.Add(1)
@@ -407,20 +407,20 @@ func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 		b[n] = x
 		n++
 	}
-	finDone := !c.oooFin
-	for _, x := range c.ooo {
-		if !finDone && c.oooFinSeq.LessThan(x.l) {
-			add(seqRange{c.oooFinSeq, c.oooFinSeq + 1})
+	finDone := !c.rq.oooFin
+	for _, x := range c.rq.ooo {
+		if !finDone && c.rq.oooFinSeq.LessThan(x.l) {
+			add(seqRange{c.rq.oooFinSeq, c.rq.oooFinSeq + 1})
 			finDone = true
 		}
-		if !finDone && x.r == c.oooFinSeq {
+		if !finDone && x.r == c.rq.oooFinSeq {
 			x.r++
 			finDone = true
 		}
 		add(x)
 	}
 	if !finDone {
-		add(seqRange{c.oooFinSeq, c.oooFinSeq + 1})
+		add(seqRange{c.rq.oooFinSeq, c.rq.oooFinSeq + 1})
 	}
 	return n
 }
@@ -430,22 +430,22 @@ func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 // last mark exceeds half the peer's largest window (forced_push), and marks
 // the last buffer of every write (tcp_push).
 func (c *Conn) markPush(start, end seq.Value) {
-	mss := seq.Size(max(c.sndMSS, 1))
+	mss := seq.Size(max(c.opt.sndMSS, 1))
 	half := int32(c.snd.maxWnd / 2)
 	for b := start.Add(mss); b.LessThan(end); b = b.Add(mss) {
-		if b.Sub(c.pushedSeq) > half {
-			c.pushMarks = append(c.pushMarks, b)
-			c.pushedSeq = b
+		if b.Sub(c.sq.pushed) > half {
+			c.sq.pushMarks = append(c.sq.pushMarks, b)
+			c.sq.pushed = b
 		}
 	}
-	c.pushMarks = append(c.pushMarks, end)
-	c.pushedSeq = end
+	c.sq.pushMarks = append(c.sq.pushMarks, end)
+	c.sq.pushed = end
 }
 
 // pushMarked reports whether a segment of n octets at s covers a PSH mark.
 func (c *Conn) pushMarked(s seq.Value, n int) bool {
 	end := s.Add(seq.Size(n))
-	for _, m := range c.pushMarks {
+	for _, m := range c.sq.pushMarks {
 		if m.GreaterThan(s) && m.LessThanEq(end) {
 			return true
 		}
@@ -456,11 +456,11 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // prunePushMarks forgets marks for data the peer has acknowledged.
 func (c *Conn) prunePushMarks() {
 	i := 0
-	for i < len(c.pushMarks) && c.pushMarks[i].LessThanEq(c.snd.una) {
+	for i < len(c.sq.pushMarks) && c.sq.pushMarks[i].LessThanEq(c.snd.una) {
 		i++
 	}
 	if i > 0 {
 		// Copy down rather than reslice, so the array is reused.
-		c.pushMarks = append(c.pushMarks[:0], c.pushMarks[i:]...)
+		c.sq.pushMarks = append(c.sq.pushMarks[:0], c.sq.pushMarks[i:]...)
 	}
 }

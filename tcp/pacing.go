@@ -28,7 +28,7 @@ const paceUnpaced = 10
 // pacingRate is the rate segments leave at, in bytes per second; 0: no
 // pacing.
 func (c *Conn) pacingRate(now instant) float64 {
-	if rc, ok := c.cc.(rateControl); ok {
+	if rc, ok := c.cc.algo.(rateControl); ok {
 		return rc.pacingRate(c, now)
 	}
 	return 0
@@ -45,16 +45,16 @@ func (c *Conn) paceAllows(now instant) bool {
 	if p.budget > 0 {
 		return true
 	}
-	if now.Before(c.paceNext) {
-		p.at = c.paceNext
+	if now.Before(c.cc.paceNext) {
+		p.at = c.cc.paceNext
 		return false
 	}
 	p.credit = 0
-	if !c.paceNext.IsZero() {
-		p.credit = now.Sub(c.paceNext)
+	if !c.cc.paceNext.IsZero() {
+		p.credit = now.Sub(c.cc.paceNext)
 	}
-	quantum := paceQuantum(rate, c.sndMSS) * max(c.sndMSS, 1)
-	c.paceNext = now
+	quantum := paceQuantum(rate, c.opt.sndMSS) * max(c.opt.sndMSS, 1)
+	c.cc.paceNext = now
 	p.budget = quantum
 	if p.late > 0 {
 		// The timer fired late (a coarse clock): send what the missed
@@ -62,7 +62,7 @@ func (c *Conn) paceAllows(now instant) bool {
 		// it from when the timer was due, so the rate holds.
 		late := min(p.late, time.Duration(float64(quantum)/rate*float64(time.Second)))
 		p.budget += int(late.Seconds() * rate)
-		c.paceNext = now.Add(-late)
+		c.cc.paceNext = now.Add(-late)
 		p.credit = 0
 		p.late = 0
 	}
@@ -90,25 +90,25 @@ func (c *Conn) paceSent(now instant, n int) {
 	}
 	p := &c.borrowFlight().pace
 	p.budget = max(p.budget-n, 0)
-	c.paceSegs++
-	if c.paceSegs < paceUnpaced {
+	c.stats.paceSegs++
+	if c.stats.paceSegs < paceUnpaced {
 		return
 	}
 	d := time.Duration(float64(n) / rate * float64(time.Second))
 	f := min(d/2, p.credit)
 	p.credit -= f
-	c.paceNext = c.paceNext.Add(d - f)
+	c.cc.paceNext = c.cc.paceNext.Add(d - f)
 }
 
 // afterAck finishes the processing of an ACK: RACK loss detection, the
 // delivery-rate sample, a rate-based congestion control (BBR), which sees
 // every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now instant) {
-	if c.loss != lossNone || len(c.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.reo.dsackSeen {
+	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
 	c.rateEnd(now)
-	if rc, ok := c.cc.(rateControl); ok {
+	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onAck(c, now, &c.sc.rs)
 	}
 	if c.sc.rs.ackedSacked > 0 {
@@ -119,7 +119,7 @@ func (c *Conn) afterAck(now instant) {
 // txStart tells a rate-based congestion control that sending restarts with
 // nothing in flight (Linux's CA_EVENT_TX_START).
 func (c *Conn) txStart(now instant) {
-	if rc, ok := c.cc.(rateControl); ok && c.flight() == 0 {
+	if rc, ok := c.cc.algo.(rateControl); ok && c.flight() == 0 {
 		rc.onTxStart(c, now)
 	}
 }
@@ -128,15 +128,15 @@ func (c *Conn) txStart(now instant) {
 // BBR's, or for other algorithms what Linux computes for the fq qdisc (twice
 // cwnd per SRTT in slow start, 1.2 times after); 0 before any RTT sample.
 func (c *Conn) PacingRate() uint64 {
-	if b, ok := c.cc.(*bbr); ok && b.inited {
+	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
 		return uint64(b.pacing)
 	}
-	if !c.hasRTT || c.srtt <= 0 {
+	if !c.rtx.hasRTT || c.rtx.srtt <= 0 {
 		return 0
 	}
 	ratio := 1.2
-	if c.ssthresh == 0 || c.cwnd < c.ssthresh/2 {
+	if c.cc.ssthresh == 0 || c.cc.cwnd < c.cc.ssthresh/2 {
 		ratio = 2
 	}
-	return uint64(ratio * float64(max(c.cwnd, c.flight())) / c.srtt.Seconds())
+	return uint64(ratio * float64(max(c.cc.cwnd, c.flight())) / c.rtx.srtt.Seconds())
 }

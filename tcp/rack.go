@@ -60,9 +60,9 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 	rtt := now.Sub(r.xmit)
 	if !r.has(recEverRetrans) {
 		if rk.valid && r.end.LessThan(rk.fack) {
-			c.reo.reord = true // delivered below a segment delivered before
+			c.cc.reo.reord = true // delivered below a segment delivered before
 		}
-	} else if rtt < c.minRTT {
+	} else if rtt < c.rtx.minRTT {
 		// Ambiguous: this ACK is for the original, not the retransmission.
 		return
 	}
@@ -77,17 +77,17 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 
 // rackReoWnd is the reordering window (Linux's tcp_rack_reo_wnd).
 func (c *Conn) rackReoWnd() time.Duration {
-	if !c.reo.reord {
-		if c.loss != lossNone {
+	if !c.cc.reo.reord {
+		if c.cc.loss != lossNone {
 			return 0
 		}
 		if c.fl != nil && c.fl.txq.sackedRecs >= dupThresh {
 			return 0
 		}
 	}
-	w := c.minRTT / 4 * time.Duration(max(c.reo.steps, 1))
-	if c.hasRTT {
-		w = min(w, c.srtt)
+	w := c.rtx.minRTT / 4 * time.Duration(max(c.cc.reo.steps, 1))
+	if c.rtx.hasRTT {
+		w = min(w, c.rtx.srtt)
 	}
 	return w
 }
@@ -100,17 +100,17 @@ func (c *Conn) rackUpdateReoWnd() {
 	if rs.priorAt.IsZero() {
 		return
 	}
-	if rs.priorDelivered < c.reo.lastDelivered {
-		c.reo.dsackSeen = false // within the round trip of the last widening
+	if rs.priorDelivered < c.cc.reo.lastDelivered {
+		c.cc.reo.dsackSeen = false // within the round trip of the last widening
 	}
 	switch {
-	case c.reo.dsackSeen:
-		c.reo.steps = uint8(min(int(max(c.reo.steps, 1))+1, 255))
-		c.reo.dsackSeen = false
-		c.reo.lastDelivered = c.rate.delivered
-		c.reo.persist = rackRecoveryThresh
-	case c.reo.persist == 0:
-		c.reo.steps = 1
+	case c.cc.reo.dsackSeen:
+		c.cc.reo.steps = uint8(min(int(max(c.cc.reo.steps, 1))+1, 255))
+		c.cc.reo.dsackSeen = false
+		c.cc.reo.lastDelivered = c.cc.rate.delivered
+		c.cc.reo.persist = rackRecoveryThresh
+	case c.cc.reo.persist == 0:
+		c.cc.reo.steps = 1
 	}
 }
 
@@ -119,7 +119,7 @@ func (c *Conn) rackUpdateReoWnd() {
 // 8985 6.2 step 5). It returns the bytes it marked and, when some segment
 // may yet be found lost, how long until then.
 func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
-	if c.fl == nil || !c.fl.rack.valid || !c.sackOK {
+	if c.fl == nil || !c.fl.rack.valid || !c.opt.sackOK {
 		return 0, 0
 	}
 	rk := &c.fl.rack
@@ -152,7 +152,7 @@ func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
 // when it found one, and arms the reordering timer for segments that are
 // not yet late enough.
 func (c *Conn) lossDetect(now instant) {
-	if !c.sackOK {
+	if !c.opt.sackOK {
 		return
 	}
 	c.rackUpdateReoWnd()
@@ -164,7 +164,7 @@ func (c *Conn) lossDetect(now instant) {
 			c.fl.rack.at = now.Add(wait + timeoutMin)
 		}
 	}
-	if lost > 0 && c.loss == lossNone {
+	if lost > 0 && c.cc.loss == lossNone {
 		c.enterRecovery(now)
 	}
 }
@@ -180,11 +180,11 @@ func (c *Conn) rackTimeout(now instant) {
 	if lost == 0 {
 		return
 	}
-	if c.loss == lossNone {
+	if c.cc.loss == lossNone {
 		c.enterRecovery(now)
 	}
 	c.output(now)
-	if c.rtoAt.IsZero() && c.flight() > 0 {
+	if c.timer.rto.IsZero() && c.flight() > 0 {
 		c.armRTO(now)
 	}
 }
@@ -192,13 +192,13 @@ func (c *Conn) rackTimeout(now instant) {
 // noteDSACK takes a D-SACK (RFC 2883): the first SACK block lies below
 // SND.UNA, or inside the second block.
 func (c *Conn) noteDSACK() {
-	c.reo.dsackSeen = true
-	c.dsackDups++
+	c.cc.reo.dsackSeen = true
+	c.stats.dsackDups++
 }
 
 // rackRecoveryEnded counts down the recoveries a widened window lasts.
 func (c *Conn) rackRecoveryEnded() {
-	if c.reo.persist > 0 {
-		c.reo.persist--
+	if c.cc.reo.persist > 0 {
+		c.cc.reo.persist--
 	}
 }

@@ -18,7 +18,7 @@ type rateState struct {
 
 	// lastRate is the rate (bytes per second) of the last sample that was
 	// not application-limited, or of the fastest application-limited one:
-	// tcpi_delivery_rate. Conn.rateAppLimited says which.
+	// tcpi_delivery_rate. congestion.rateAppLimited says which.
 	lastRate uint64
 }
 
@@ -41,7 +41,7 @@ type rateSample struct {
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
 func (c *Conn) rateOnSend(now instant, r *txrec) {
-	rt := &c.rate
+	rt := &c.cc.rate
 	if c.recs() == 0 || c.flight() == 0 {
 		// Nothing in flight: the interval starts now.
 		rt.firstSentAt, rt.deliveredAt = now, now
@@ -64,7 +64,7 @@ func (c *Conn) rateBegin() {
 // or by SACK: it moves the delivery counters and feeds the rate sample
 // (tcp_rate_skb_delivered) and RACK (rack.go).
 func (c *Conn) onDelivered(now instant, r *txrec) {
-	rt := &c.rate
+	rt := &c.cc.rate
 	rs := &c.sc.rs
 	n := r.size()
 	rt.delivered += uint64(n)
@@ -90,7 +90,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 
 // rateEnd completes the sample of the ACK (tcp_rate_gen).
 func (c *Conn) rateEnd(now instant) {
-	rt := &c.rate
+	rt := &c.cc.rate
 	rs := &c.sc.rs
 	if rt.appLimited != 0 && rt.delivered > rt.appLimited {
 		rt.appLimited = 0
@@ -107,7 +107,7 @@ func (c *Conn) rateEnd(now instant) {
 	rs.delivered = int64(rt.delivered - rs.priorDelivered)
 	ackElapsed := now.Sub(rs.priorAt)
 	rs.interval = max(rs.sendElapsed, ackElapsed)
-	if rs.interval < c.minRTT || rs.interval <= 0 {
+	if rs.interval < c.rtx.minRTT || rs.interval <= 0 {
 		// Shorter than a round trip: the ACKs were compressed, the rate
 		// is not to be believed.
 		rs.interval = -1
@@ -115,7 +115,7 @@ func (c *Conn) rateEnd(now instant) {
 	}
 	if r := uint64(float64(rs.delivered) / rs.interval.Seconds()); !rs.appLimited || r >= rt.lastRate {
 		rt.lastRate = r
-		c.rateAppLimited = rs.appLimited
+		c.cc.rateAppLimited = rs.appLimited
 	}
 }
 
@@ -125,21 +125,21 @@ func (c *Conn) rateEnd(now instant) {
 // (tcp_rate_check_app_limited): samples taken until this flight is
 // delivered do not show what the path can do.
 func (c *Conn) rateCheckAppLimited() {
-	if c.queuedFrom(c.snd.nxt) >= c.sndMSS || c.pipe() >= c.cwnd || c.lostPending() {
+	if c.queuedFrom(c.snd.nxt) >= c.opt.sndMSS || c.pipe() >= c.cc.cwnd || c.lostPending() {
 		return
 	}
-	c.rate.appLimited = max(c.rate.delivered+uint64(c.pipe()), 1)
+	c.cc.rate.appLimited = max(c.cc.rate.delivered+uint64(c.pipe()), 1)
 }
 
 // deliveryRate is tcpi_delivery_rate, in bytes per second.
 func (c *Conn) deliveryRate() uint64 {
-	return c.rate.lastRate
+	return c.cc.rate.lastRate
 }
 
 // noteMinRTT folds an RTT sample into the minimum (Linux's tcp_min_rtt,
 // without its 5-minute window).
 func (c *Conn) noteMinRTT(r time.Duration) {
-	if r > 0 && (c.minRTT == 0 || r < c.minRTT) {
-		c.minRTT = r
+	if r > 0 && (c.rtx.minRTT == 0 || r < c.rtx.minRTT) {
+		c.rtx.minRTT = r
 	}
 }

@@ -21,6 +21,29 @@ import (
 // pipe() estimates the octets in the network; output sends while the
 // congestion window exceeds it, lost segments first, then new data.
 
+// congestion is congestion control (RFC 5681's cwnd and ssthresh, the
+// algorithm's own state behind algo) and loss recovery (above), with what
+// they learn from RACK (rack.go), the delivery rate (rate.go) and pacing
+// (pacing.go) that outlasts a flight.
+type congestion struct {
+	algo     congestionControl // cubic, reno or bbr (cc.go)
+	cwnd     int               // bytes
+	ssthresh int               // bytes; 0 means not yet set (infinite)
+	sacked   []seqRange        // SACKed ranges above SND.UNA, sorted
+	reo      reoState
+	rate     rateState
+	paceNext instant // earliest start of the next burst (Linux's tcp_wstamp_ns)
+
+	caAcked       int32     // bytes acked towards Reno's next increase
+	dupAcks       int32     // duplicate ACKs in a row (RFC 5681 3.2)
+	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
+
+	loss lossState
+	// rateAppLimited says whether rate.lastRate came from an
+	// application-limited sample.
+	rateAppLimited bool
+}
+
 type lossState uint8
 
 const (
@@ -39,7 +62,7 @@ type seqRange struct{ l, r seq.Value }
 // outside SND.UNA..SND.NXT are otherwise ignored. It reports whether the
 // ACK told something new.
 func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
-	if !c.sackOK {
+	if !c.opt.sackOK {
 		return false
 	}
 	news := false
@@ -71,7 +94,7 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 // addSacked merges [l, r) into the scoreboard, in place (no allocation
 // once the scoreboard has grown); it reports whether it grew.
 func (c *Conn) addSacked(l, r seq.Value) bool {
-	sk := c.sacked
+	sk := c.cc.sacked
 	i := 0
 	for i < len(sk) && sk[i].r.LessThan(l) {
 		i++
@@ -92,19 +115,19 @@ func (c *Conn) addSacked(l, r seq.Value) bool {
 		copy(sk[i+1:], sk[i:])
 		sk[i] = seqRange{l, r}
 	}
-	c.sacked = sk
+	c.cc.sacked = sk
 	return true
 }
 
 // pruneScoreboard forgets what SND.UNA has passed, keeping the memory.
 func (c *Conn) pruneScoreboard() {
 	i := 0
-	for i < len(c.sacked) && c.sacked[i].r.LessThanEq(c.snd.una) {
+	for i < len(c.cc.sacked) && c.cc.sacked[i].r.LessThanEq(c.snd.una) {
 		i++
 	}
-	c.sacked = c.sacked[:copy(c.sacked, c.sacked[i:])]
-	if len(c.sacked) > 0 && c.sacked[0].l.LessThan(c.snd.una) {
-		c.sacked[0].l = c.snd.una
+	c.cc.sacked = c.cc.sacked[:copy(c.cc.sacked, c.cc.sacked[i:])]
+	if len(c.cc.sacked) > 0 && c.cc.sacked[0].l.LessThan(c.snd.una) {
+		c.cc.sacked[0].l = c.snd.una
 	}
 }
 
@@ -113,10 +136,10 @@ func (c *Conn) pruneScoreboard() {
 // SACK, in fast recovery, it is NewReno's: each duplicate ACK says a
 // segment left the network.
 func (c *Conn) pipe() int {
-	if c.loss == lossRecovery && !c.sackOK {
-		return max(0, c.flight()-int(c.dupAcks)*c.sndMSS)
+	if c.cc.loss == lossRecovery && !c.opt.sackOK {
+		return max(0, c.flight()-int(c.cc.dupAcks)*c.opt.sndMSS)
 	}
-	if c.fl == nil || c.loss == lossNone && len(c.sacked) == 0 {
+	if c.fl == nil || c.cc.loss == lossNone && len(c.cc.sacked) == 0 {
 		return c.flight()
 	}
 	return c.fl.txq.bytes - c.fl.txq.sacked - c.fl.txq.lost
@@ -124,7 +147,7 @@ func (c *Conn) pipe() int {
 
 // lostPending reports whether a segment marked lost waits to be sent again.
 func (c *Conn) lostPending() bool {
-	if c.loss == lossNone {
+	if c.cc.loss == lossNone {
 		return false
 	}
 	_, ok := c.nextLost()
@@ -167,15 +190,15 @@ func (c *Conn) retransmitOne(now instant) bool {
 	}
 	r := c.fl.txq.at(i)
 	dataEnd := r.end
-	fin := c.finSent && r.end == c.finSeq.Add(1)
+	fin := c.sq.finSent && r.end == c.sq.finSeq.Add(1)
 	if fin {
-		dataEnd = c.finSeq
+		dataEnd = c.sq.finSeq
 	}
 	mss := c.currentMSS()
 	s := r.start
 	for {
 		// Skip what the peer holds.
-		for _, x := range c.sacked {
+		for _, x := range c.cc.sacked {
 			if x.l.LessThanEq(s) && s.LessThan(x.r) {
 				s = x.r
 			}
@@ -184,7 +207,7 @@ func (c *Conn) retransmitOne(now instant) bool {
 			break
 		}
 		end := seq.Min(dataEnd, s.Add(seq.Size(mss)))
-		for _, x := range c.sacked {
+		for _, x := range c.cc.sacked {
 			if s.LessThan(x.l) && x.l.LessThan(end) {
 				end = x.l
 			}
@@ -201,12 +224,12 @@ func (c *Conn) retransmitOne(now instant) bool {
 			fin = false
 		}
 	}
-	if fin && !c.isSacked(c.finSeq, c.finSeq.Add(1)) {
-		c.sendSegment(now, c.finSeq, 0, true, false)
+	if fin && !c.isSacked(c.sq.finSeq, c.sq.finSeq.Add(1)) {
+		c.sendSegment(now, c.sq.finSeq, 0, true, false)
 		c.countRetrans()
 	}
 	c.recordRetransmit(now, i)
-	c.rttTiming = false // Karn: never time a retransmission
+	c.rtx.rttTiming = false // Karn: never time a retransmission
 	return true
 }
 
@@ -222,7 +245,7 @@ func (c *Conn) retransmitSize() int {
 // rateControlled reports whether the congestion control sets cwnd itself
 // on every ACK (BBR): loss recovery then leaves cwnd alone.
 func (c *Conn) rateControlled() bool {
-	_, ok := c.cc.(rateControl)
+	_, ok := c.cc.algo.(rateControl)
 	return ok
 }
 
@@ -230,13 +253,13 @@ func (c *Conn) rateControlled() bool {
 // congestion window falls to ssthresh, and the first lost segment is sent
 // again at once.
 func (c *Conn) enterRecovery(now instant) {
-	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
+	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
 	if !c.rateControlled() {
-		c.cwnd = c.ssthresh
+		c.cc.cwnd = c.cc.ssthresh
 	}
-	c.loss = lossRecovery
-	c.recoveryPoint = c.snd.nxt
-	if !c.sackOK || len(c.sacked) == 0 {
+	c.cc.loss = lossRecovery
+	c.cc.recoveryPoint = c.snd.nxt
+	if !c.opt.sackOK || len(c.cc.sacked) == 0 {
 		c.markHeadLost()
 	}
 	c.retransmitOne(now)
@@ -247,19 +270,19 @@ func (c *Conn) enterRecovery(now instant) {
 // everything outstanding is considered lost, and it is resent from SND.UNA
 // in slow start from one segment.
 func (c *Conn) enterLoss(now instant) {
-	c.ssthresh = c.cc.ssthreshAfterLoss(c, now)
-	if rc, ok := c.cc.(rateControl); ok {
+	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}
-	c.cwnd = c.sndMSS
-	c.sacked = nil
+	c.cc.cwnd = c.opt.sndMSS
+	c.cc.sacked = nil
 	for i := 0; i < c.recs(); i++ {
 		r := c.fl.txq.at(i)
 		c.fl.txq.setFlags(r, r.flags&^(recSacked|recRetrans)|recLost)
 	}
-	c.loss = lossRTO
-	c.recoveryPoint = c.snd.nxt
-	c.dupAcks = 0
+	c.cc.loss = lossRTO
+	c.cc.recoveryPoint = c.snd.nxt
+	c.cc.dupAcks = 0
 	if c.fl != nil {
 		c.fl.rack.at = instant(0)
 	}
@@ -269,17 +292,17 @@ func (c *Conn) enterLoss(now instant) {
 // recoveryOnAck updates loss recovery for an ACK that advanced SND.UNA; it
 // reports whether the congestion window may grow (not in fast recovery).
 func (c *Conn) recoveryOnAck(now instant) bool {
-	switch c.loss {
+	switch c.cc.loss {
 	case lossRecovery:
-		if c.snd.una.GreaterThanEq(c.recoveryPoint) {
-			c.loss = lossNone
+		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
+			c.cc.loss = lossNone
 			if !c.rateControlled() {
-				c.cwnd = c.ssthresh
+				c.cc.cwnd = c.cc.ssthresh
 			}
 			c.rackRecoveryEnded()
 			return false
 		}
-		if !c.sackOK {
+		if !c.opt.sackOK {
 			// NewReno partial ACK (RFC 6582 3.2): the next hole is at
 			// SND.UNA; resend it at once.
 			c.markHeadLost()
@@ -287,8 +310,8 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 		}
 		return false
 	case lossRTO:
-		if c.snd.una.GreaterThanEq(c.recoveryPoint) {
-			c.loss = lossNone
+		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
+			c.cc.loss = lossNone
 			c.rackRecoveryEnded()
 		}
 	}
@@ -305,7 +328,7 @@ func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
 	n := c.oooBlocks(&blocks)
 	first := -1
 	for i, b := range blocks[:n] {
-		if b.l.LessThanEq(c.sackRecent) && c.sackRecent.LessThan(b.r) {
+		if b.l.LessThanEq(c.ack.sackRecent) && c.ack.sackRecent.LessThan(b.r) {
 			first = i
 			break
 		}

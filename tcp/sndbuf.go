@@ -13,15 +13,15 @@ const defaultSndBufMax = 4 << 20
 
 // sndBufExpand grows the send buffer with cwnd.
 func (c *Conn) sndBufExpand() {
-	if c.cfg.SndBufLocked || int(c.sndBuf) >= c.cfg.SndBufMax || c.pipe() >= c.cwnd || c.cfg.Memory.UnderPressure() {
+	if c.cfg.SndBufLocked || int(c.sq.bufSize) >= c.cfg.SndBufMax || c.pipe() >= c.cc.cwnd || c.cfg.Memory.UnderPressure() {
 		return
 	}
 	factor := 2
 	if c.rateControlled() {
 		factor = 3
 	}
-	want := min(factor*max(c.cwnd, initialCwndSegs*c.sndMSS), c.cfg.SndBufMax)
-	if want > int(c.sndBuf) {
-		c.sndBuf = int32(want)
+	want := min(factor*max(c.cc.cwnd, initialCwndSegs*c.opt.sndMSS), c.cfg.SndBufMax)
+	if want > int(c.sq.bufSize) {
+		c.sq.bufSize = int32(want)
 	}
 }

@@ -208,7 +208,7 @@ func soak(t *testing.T, seed uint64) {
 			if err := c.checkQueues(); err != nil {
 				t.Fatalf("seed %d: side %d: %v", seed, i, err)
 			}
-			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.rcvShift) {
+			if w := c.rcvWindowNow(); c.state.Synchronized() && int(w) > c.rcvCapacity()+(1<<c.opt.rcvShift) {
 				t.Fatalf("seed %d: side %d advertises %d, beyond its capacity %d", seed, i, w, c.rcvCapacity())
 			}
 			if err := checkRecords(c); err != nil {
@@ -218,11 +218,11 @@ func soak(t *testing.T, seed uint64) {
 			if p.state.Synchronized() && c.state.Synchronized() && p.rcv.nxt.GreaterThan(c.snd.max) {
 				t.Fatalf("seed %d: side %d received up to %d but side %d only sent up to %d (%s/%s)", seed, 1-i, p.rcv.nxt, i, c.snd.max, p.state, c.state)
 			}
-			if p.state.Synchronized() && c.state.Synchronized() && !p.finRcvd {
-				for _, x := range c.sacked {
+			if p.state.Synchronized() && c.state.Synchronized() && !p.rq.finRcvd {
+				for _, x := range c.cc.sacked {
 					if !p.holdsOOO(x.l, x.r) {
 						t.Fatalf("seed %d: side %d's scoreboard says [%d,%d) is SACKed, but side %d holds %v beyond RCV.NXT %d (FIN %v at %d)",
-							seed, i, x.l, x.r, 1-i, p.ooo, p.rcv.nxt, p.oooFin, p.oooFinSeq)
+							seed, i, x.l, x.r, 1-i, p.rq.ooo, p.rcv.nxt, p.rq.oooFin, p.rq.oooFinSeq)
 					}
 				}
 			}
@@ -236,7 +236,7 @@ func soak(t *testing.T, seed uint64) {
 		if !net.step(conns, func(f *flight) {
 			if testing.Verbose() && os.Getenv("SOAKLOG") != "" {
 				c := conns[f.dst]
-				t.Logf("%v -> %d: %s %d:%d(%d) ack %d win %d sack %v | dst una %d nxt %d rcvnxt %d wnd %d st %s rto %v srtt %v bo %d", net.now.Sub(time.Unix(10000, 0)), f.dst, f.seg.Flags, f.seg.SEQ, f.seg.SEQ.Add(seq.Size(len(f.seg.Payload))), len(f.seg.Payload), f.seg.ACK, f.seg.WND, f.seg.Options.SACK[:f.seg.Options.NumSACK], c.snd.una, c.snd.nxt, c.rcv.nxt, c.rcvWindowNow(), c.state, c.rto, c.srtt, c.backoff)
+				t.Logf("%v -> %d: %s %d:%d(%d) ack %d win %d sack %v | dst una %d nxt %d rcvnxt %d wnd %d st %s rto %v srtt %v bo %d", net.now.Sub(time.Unix(10000, 0)), f.dst, f.seg.Flags, f.seg.SEQ, f.seg.SEQ.Add(seq.Size(len(f.seg.Payload))), len(f.seg.Payload), f.seg.ACK, f.seg.WND, f.seg.Options.SACK[:f.seg.Options.NumSACK], c.snd.una, c.snd.nxt, c.rcv.nxt, c.rcvWindowNow(), c.state, c.rtx.rto, c.rtx.srtt, c.rtx.backoff)
 			}
 		}) {
 			if doneA && doneB {

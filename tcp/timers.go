@@ -8,15 +8,41 @@ import (
 )
 
 // The connection's timers are deadlines, not goroutines: the owner asks
-// Deadline and calls Tick. There are seven: retransmission (or persist),
-// the tail loss probe, RACK's reordering timer, pacing, delayed ACK,
-// keepalive, and the close timer (TIME_WAIT's 2MSL or an orphan's
-// FIN_WAIT_2 timeout).
+// Deadline and calls Tick. There are eight: the six of timerSet, and
+// RACK's reordering timer and the pacing timer, which live in the flight
+// state (flight.go) because they run only while data is in flight.
+
+// timerSet is the connection's deadlines, one per timer; the zero instant
+// is a timer not armed.
+type timerSet struct {
+	rto    instant // retransmission (RFC 6298), or persist when rtxState.persist
+	tlp    instant // tail loss probe (RFC 8985 7); armed instead of rto
+	delAck instant // delayed ACK
+	keep   instant // keepalive
+	close  instant // TIME_WAIT's 2MSL, or an orphan's FIN_WAIT_2 timeout
+	cork   instant // when corked data must go out anyway (TCP_CORK's 200 ms)
+}
+
+// earliest is the soonest armed deadline; zero when none is.
+func (t *timerSet) earliest() instant {
+	return earlier(earlier(earlier(t.rto, t.tlp), earlier(t.delAck, t.keep)), earlier(t.close, t.cork))
+}
+
+// stopAll disarms every timer.
+func (t *timerSet) stopAll() { *t = timerSet{} }
+
+// earlier is the sooner of two deadlines, a zero one being never.
+func earlier(a, b instant) instant {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
 
 // backedOff is the current RTO doubled once per consecutive timeout.
 func (c *Conn) backedOff() time.Duration {
-	d := c.rto
-	for i := int32(0); i < c.backoff && d < c.cfg.RTOMax; i++ {
+	d := c.rtx.rto
+	for i := int32(0); i < c.rtx.backoff && d < c.cfg.RTOMax; i++ {
 		d *= 2
 	}
 	return min(d, c.cfg.RTOMax)
@@ -26,17 +52,17 @@ func (c *Conn) backedOff() time.Duration {
 // past the moment TCP_USER_TIMEOUT runs out (Linux's
 // tcp_clamp_rto_to_user_timeout).
 func (c *Conn) armRTO(now instant) {
-	c.persist = false
-	c.rtoAt = c.clampToUserTimeout(now, now.Add(c.backedOff()))
+	c.rtx.persist = false
+	c.timer.rto = c.clampToUserTimeout(now, now.Add(c.backedOff()))
 }
 
 // clampToUserTimeout brings a deadline forward to when TCP_USER_TIMEOUT
 // expires, if that is sooner.
 func (c *Conn) clampToUserTimeout(now, t instant) instant {
-	if c.cfg.UserTimeout <= 0 || c.stallSince.IsZero() {
+	if c.cfg.UserTimeout <= 0 || c.rtx.stallSince.IsZero() {
 		return t
 	}
-	if limit := c.stallSince.Add(c.cfg.UserTimeout); limit.Before(t) {
+	if limit := c.rtx.stallSince.Add(c.cfg.UserTimeout); limit.Before(t) {
 		if limit.Before(now) {
 			return now
 		}
@@ -47,24 +73,24 @@ func (c *Conn) clampToUserTimeout(now, t instant) instant {
 
 // userTimedOut reports whether TCP_USER_TIMEOUT has run out.
 func (c *Conn) userTimedOut(now instant) bool {
-	return c.cfg.UserTimeout > 0 && !c.stallSince.IsZero() && now.Sub(c.stallSince) >= c.cfg.UserTimeout
+	return c.cfg.UserTimeout > 0 && !c.rtx.stallSince.IsZero() && now.Sub(c.rtx.stallSince) >= c.cfg.UserTimeout
 }
 
 // armXmitTimer arms what watches data in flight after a send or an ACK:
 // the tail loss probe when it may be used, else the retransmission timer;
 // nothing when nothing is in flight.
 func (c *Conn) armXmitTimer(now instant) {
-	c.tlpAt = instant(0)
+	c.timer.tlp = instant(0)
 	if c.flight() == 0 {
-		if !c.persist {
-			c.rtoAt = instant(0)
+		if !c.rtx.persist {
+			c.timer.rto = instant(0)
 		}
 		return
 	}
 	if pto, ok := c.probeTimeout(); ok {
-		c.rtoAt = instant(0)
-		c.persist = false
-		c.tlpAt = now.Add(pto)
+		c.timer.rto = instant(0)
+		c.rtx.persist = false
+		c.timer.tlp = now.Add(pto)
 		return
 	}
 	c.armRTO(now)
@@ -76,7 +102,7 @@ func (c *Conn) armXmitTimer(now instant) {
 // Probing needs SACK, so that the probe's ACK can show what is missing,
 // and is off during recovery and while a probe is out.
 func (c *Conn) probeTimeout() (time.Duration, bool) {
-	if !c.sackOK || c.loss != lossNone || c.tlpOut || c.backoff > 0 {
+	if !c.opt.sackOK || c.cc.loss != lossNone || c.rtx.tlpOut || c.rtx.backoff > 0 {
 		return 0, false
 	}
 	switch c.state {
@@ -85,9 +111,9 @@ func (c *Conn) probeTimeout() (time.Duration, bool) {
 		return 0, false
 	}
 	pto := rtoFallback / 3 // TCP_TIMEOUT_INIT, 1 s, before any RTT sample
-	if c.hasRTT {
-		pto = 2 * c.srtt
-		if c.flight() <= c.sndMSS {
+	if c.rtx.hasRTT {
+		pto = 2 * c.rtx.srtt
+		if c.flight() <= c.opt.sndMSS {
 			pto += c.cfg.RTOMin
 		} else {
 			pto += 2 * time.Millisecond
@@ -108,23 +134,23 @@ func (c *Conn) tailLossProbe(now instant) {
 	queued := c.queuedFrom(c.snd.nxt)
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
 	if n := min(queued, mss, room); n > 0 {
-		fin := c.finQueued && !c.finSent && n == queued
+		fin := c.sq.finQueued && !c.sq.finSent && n == queued
 		c.transmitNew(now, n, fin, mss)
 	} else {
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
-		dataEnd := c.sndData.Add(seq.Size(c.sq.n))
-		if c.finSent {
-			dataEnd = c.finSeq
+		dataEnd := c.sq.start.Add(seq.Size(c.sq.n))
+		if c.sq.finSent {
+			dataEnd = c.sq.finSeq
 		}
 		// Only what was sent: data beyond SND.NXT waits for the window.
 		dataEnd = seq.Min(dataEnd, c.snd.nxt)
-		start := seq.Max(c.snd.una, seq.Max(c.lastSegStart, dataEnd-seq.Value(mss)))
+		start := seq.Max(c.snd.una, seq.Max(c.rtx.lastSegStart, dataEnd-seq.Value(mss)))
 		if start.GreaterThan(dataEnd) {
 			start = dataEnd
 		}
 		k := int(dataEnd.Sub(start))
-		fin := c.finSent && c.finSeq == dataEnd
+		fin := c.sq.finSent && c.sq.finSeq == dataEnd
 		if k == 0 && !fin {
 			c.armRTO(now)
 			return
@@ -132,31 +158,31 @@ func (c *Conn) tailLossProbe(now instant) {
 		c.sendSegment(now, start, k, fin, true)
 		c.recordProbe(now, start)
 		c.countRetrans()
-		c.rttTiming = false
+		c.rtx.rttTiming = false
 	}
-	c.tlpOut = true
-	c.tlpHigh = c.snd.nxt
+	c.rtx.tlpOut = true
+	c.rtx.tlpHigh = c.snd.nxt
 	c.armRTO(now)
 }
 
 // armPersist starts the persist timer: the peer's window is zero and we
 // have data (RFC 9293 3.8.6.1).
 func (c *Conn) armPersist(now instant) {
-	c.persist = true
-	c.rtoAt = now.Add(max(c.backedOff(), c.cfg.RTOMin))
+	c.rtx.persist = true
+	c.timer.rto = now.Add(max(c.backedOff(), c.cfg.RTOMin))
 }
 
 // armKeepalive restarts the keepalive timer from the last segment received.
 func (c *Conn) armKeepalive(now instant) {
 	if !c.cfg.KeepAlive || !(c.state == Established || c.state == CloseWait || c.state == FinWait2) {
-		c.keepAt = instant(0)
+		c.timer.keep = instant(0)
 		return
 	}
 	if c.keepProbes > 0 {
-		c.keepAt = now.Add(c.cfg.KeepIntvl)
+		c.timer.keep = now.Add(c.cfg.KeepIntvl)
 		return
 	}
-	c.keepAt = c.lastRcv.Add(c.cfg.KeepIdle)
+	c.timer.keep = c.lastRcv.Add(c.cfg.KeepIdle)
 }
 
 // Deadline is when Tick must next be called; the zero time means never.
@@ -166,15 +192,9 @@ func (c *Conn) Deadline() time.Time {
 
 // deadline is Deadline on the connection's clock.
 func (c *Conn) deadline() instant {
-	var d instant
-	var rackAt, paceAt instant
+	d := c.timer.earliest()
 	if c.fl != nil {
-		rackAt, paceAt = c.fl.rack.at, c.fl.pace.at
-	}
-	for _, t := range [...]instant{c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt, rackAt, paceAt} {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
+		d = earlier(d, earlier(c.fl.rack.at, c.fl.pace.at))
 	}
 	return d
 }
@@ -183,7 +203,7 @@ func (c *Conn) deadline() instant {
 func (c *Conn) Tick(t time.Time) {
 	now := c.at(t)
 	if c.state == Closed || c.state == Listen {
-		c.rtoAt, c.delAckAt, c.keepAt, c.closeAt, c.tlpAt, c.corkAt = instant(0), instant(0), instant(0), instant(0), instant(0), instant(0)
+		c.timer.stopAll()
 		c.returnFlight(now)
 		return
 	}
@@ -194,17 +214,17 @@ func (c *Conn) Tick(t time.Time) {
 	if c.fl != nil && !c.fl.pace.at.IsZero() && !now.Before(c.fl.pace.at) {
 		c.pacingTimeout(now)
 	}
-	if !c.corkAt.IsZero() && !now.Before(c.corkAt) {
-		c.corkAt = instant(0)
-		c.corkExpired = true
+	if !c.timer.cork.IsZero() && !now.Before(c.timer.cork) {
+		c.timer.cork = instant(0)
+		c.sq.corkExpired = true
 		c.output(now)
 	}
-	if !c.tlpAt.IsZero() && !now.Before(c.tlpAt) {
-		c.tlpAt = instant(0)
+	if !c.timer.tlp.IsZero() && !now.Before(c.timer.tlp) {
+		c.timer.tlp = instant(0)
 		c.tailLossProbe(now)
 	}
-	if !c.closeAt.IsZero() && !now.Before(c.closeAt) {
-		c.closeAt = instant(0)
+	if !c.timer.close.IsZero() && !now.Before(c.timer.close) {
+		c.timer.close = instant(0)
 		switch {
 		case c.state == TimeWait:
 			c.setState(Closed, "timer 2MSL")
@@ -214,15 +234,15 @@ func (c *Conn) Tick(t time.Time) {
 			return
 		}
 	}
-	if !c.delAckAt.IsZero() && !now.Before(c.delAckAt) {
-		c.delAckAt = instant(0)
+	if !c.timer.delAck.IsZero() && !now.Before(c.timer.delAck) {
+		c.timer.delAck = instant(0)
 		if c.state.Synchronized() && c.state != TimeWait {
 			c.sendAck(now)
 		}
 	}
-	if !c.rtoAt.IsZero() && !now.Before(c.rtoAt) {
-		c.rtoAt = instant(0)
-		if c.persist {
+	if !c.timer.rto.IsZero() && !now.Before(c.timer.rto) {
+		c.timer.rto = instant(0)
+		if c.rtx.persist {
 			c.persistTimeout(now)
 		} else {
 			c.retransmitTimeout(now)
@@ -231,8 +251,8 @@ func (c *Conn) Tick(t time.Time) {
 			return
 		}
 	}
-	if !c.keepAt.IsZero() && !now.Before(c.keepAt) {
-		c.keepAt = instant(0)
+	if !c.timer.keep.IsZero() && !now.Before(c.timer.keep) {
+		c.timer.keep = instant(0)
 		c.keepaliveTimeout(now)
 	}
 }
@@ -250,18 +270,18 @@ func (c *Conn) retransmitTimeout(now instant) {
 	}
 	switch c.state {
 	case SynSent:
-		if int(c.backoff) >= c.cfg.SynRetries {
+		if int(c.rtx.backoff) >= c.cfg.SynRetries {
 			c.fail(syscall.ETIMEDOUT, "timer SYN retries")
 			return
 		}
-		c.backoff++
+		c.rtx.backoff++
 		c.countRetrans()
 		c.countTimeout()
 		c.sendSYN(now, false)
 		c.armRTO(now)
 		return
 	case SynRcvd:
-		if int(c.backoff) >= c.cfg.SynAckRetries {
+		if int(c.rtx.backoff) >= c.cfg.SynAckRetries {
 			// Linux drops the request silently; a simultaneous open
 			// times out like a connect.
 			if c.passive {
@@ -271,7 +291,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 			}
 			return
 		}
-		c.backoff++
+		c.rtx.backoff++
 		c.countRetrans()
 		c.countTimeout()
 		c.sendSYN(now, true)
@@ -281,31 +301,31 @@ func (c *Conn) retransmitTimeout(now instant) {
 	if c.flight() == 0 {
 		return
 	}
-	if int(c.backoff) >= c.cfg.Retries2 {
+	if int(c.rtx.backoff) >= c.cfg.Retries2 {
 		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
 		return
 	}
-	c.backoff++
+	c.rtx.backoff++
 	c.countTimeout()
-	c.rtoTSval = c.tsNow(now)
+	c.rtx.rtoTSval = c.tsNow(now)
 	c.enterLoss(now)
 	c.armRTO(now)
 }
 
 // persistTimeout sends a zero-window probe and backs off (RFC 9293 3.8.6.1).
 func (c *Conn) persistTimeout(now instant) {
-	c.persist = false
+	c.rtx.persist = false
 	if c.snd.wnd > 0 {
 		c.output(now)
 		return
 	}
-	if (int(c.backoff) >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
+	if (int(c.rtx.backoff) >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
 		c.fail(syscall.ETIMEDOUT, "timer persist limit")
 		return
 	}
 	c.sendProbe(now)
-	if c.backoff < 30 {
-		c.backoff++
+	if c.rtx.backoff < 30 {
+		c.rtx.backoff++
 	}
 	c.armPersist(now)
 }
@@ -329,5 +349,5 @@ func (c *Conn) keepaliveTimeout(now instant) {
 	}
 	c.keepProbes++
 	c.sendProbe(now)
-	c.keepAt = now.Add(c.cfg.KeepIntvl)
+	c.timer.keep = now.Add(c.cfg.KeepIntvl)
 }

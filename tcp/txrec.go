@@ -210,7 +210,7 @@ func (c *Conn) markSackedRecords(now instant, l, r seq.Value) {
 
 // isSacked reports whether one SACKed range covers [l, r).
 func (c *Conn) isSacked(l, r seq.Value) bool {
-	for _, x := range c.sacked {
+	for _, x := range c.cc.sacked {
 		if x.l.LessThanEq(l) && r.LessThanEq(x.r) {
 			return true
 		}
