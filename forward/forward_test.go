@@ -398,6 +398,9 @@ func TestForwardIdleTimeout(t *testing.T) {
 	if err := <-upErr; !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("upstream of the idle connection: %v, want ECONNRESET", err)
 	}
+	// The relay counts once both of its copies have ended, which may be
+	// after the two ends have seen their resets.
+	waitFor(t, func() bool { return fw.Stats().Idle >= 1 })
 	if st := fw.Stats(); st.Idle != 1 {
 		t.Errorf("idle %d, want 1", st.Idle)
 	}
