@@ -139,18 +139,12 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	l := locks{ctl: true}
-	s.ctl.Lock()
-	sk, err := t.getLocked(fd)
-	if err == nil {
-		s.lockSocket(sk, &l)
-		err = t.connectLocked(sk, raddr, false, ctx.Done(), &l)
-	}
-	var c *TCPConn
-	if err == nil {
-		c = s.newTCPConnLocked(fd, sk, network)
-	}
-	s.release(&l)
+	c, err := withFD(t, fd, sockLocks, nil, func(sk *socket, l *locks) (*TCPConn, error) {
+		if err := t.connectLocked(sk, raddr, false, ctx.Done(), l); err != nil {
+			return nil, err
+		}
+		return s.newTCPConnLocked(fd, sk, network), nil
+	})
 	switch {
 	case err == errCanceled:
 		return fail(ctxError(ctx.Err()))
