@@ -72,14 +72,19 @@ func checkAbsent(t *testing.T, ss *Sockets, fd, level, name int) {
 	wantErr(t, "get string", err, syscall.ENOPROTOOPT)
 }
 
-// walkIntOpt checks an optInt or optBool row.
-func walkIntOpt(t *testing.T, ss *Sockets, fd int, p *sockopt) {
-	get := func() int {
+// getter turns get into a call that fails the test on an error.
+func getter[T any](t *testing.T, get func() (T, error)) func() T {
+	return func() T {
 		t.Helper()
-		v, err := ss.GetsockoptInt(fd, p.level, p.name)
+		v, err := get()
 		must(t, err)
 		return v
 	}
+}
+
+// walkIntOpt checks an optInt or optBool row.
+func walkIntOpt(t *testing.T, ss *Sockets, fd int, p *sockopt) {
+	get := getter(t, func() (int, error) { return ss.GetsockoptInt(fd, p.level, p.name) })
 	wantErr(t, "set as a string", ss.SetsockoptString(fd, p.level, p.name, "1"), syscall.ENOPROTOOPT)
 	_, err := ss.GetsockoptString(fd, p.level, p.name)
 	wantErr(t, "get as a string", err, syscall.ENOPROTOOPT)
@@ -167,12 +172,7 @@ func walkLingerOpt(t *testing.T, ss *Sockets, fd int, p *sockopt) {
 // walkStringOpt checks an optString row: each of its choices reads back,
 // "" reads the default, and a name not among them is refused.
 func walkStringOpt(t *testing.T, ss *Sockets, fd int, p *sockopt) {
-	get := func() string {
-		t.Helper()
-		v, err := ss.GetsockoptString(fd, p.level, p.name)
-		must(t, err)
-		return v
-	}
+	get := getter(t, func() (string, error) { return ss.GetsockoptString(fd, p.level, p.name) })
 	def := get()
 	if len(p.choices) == 0 {
 		t.Fatalf("no choices")
