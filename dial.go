@@ -139,12 +139,16 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	c, err := withFD(t, fd, sockLocks, nil, func(sk *socket, l *locks) (*TCPConn, error) {
-		if err := t.connectLocked(sk, raddr, false, ctx.Done(), l); err != nil {
-			return nil, err
-		}
-		return s.newTCPConnLocked(fd, sk, network), nil
-	})
+	var l locks
+	sk, err := t.lockFD(fd, sockLocks, &l)
+	if err == nil {
+		err = t.connectLocked(sk, raddr, false, ctx.Done(), &l)
+	}
+	var c *TCPConn
+	if err == nil {
+		c = s.newTCPConnLocked(fd, sk, network)
+	}
+	s.release(&l)
 	switch {
 	case err == errCanceled:
 		return fail(ctxError(ctx.Err()))

@@ -127,7 +127,7 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		}
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
-	l.sk, err = withFD(t, fd, ctlOnly, nil, func(sk *socket, _ *locks) (*socket, error) {
+	l.sk, err = withFD(t, fd, ctlOnly, nil, func(sk *socket) (*socket, error) {
 		l.addr = tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))
 		return sk, nil
 	})

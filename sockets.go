@@ -99,30 +99,38 @@ const (
 	allLocks
 )
 
-// withFD runs f on fd's socket under the locks how names, which l names
-// to f, so that f may wait (waitLocked, which releases and retakes them)
-// or take more (connectLocked takes the new connection's shard); what l
-// names when f returns is released. If fd names no socket it returns
-// fail and EBADF.
-func withFD[T any](t *Sockets, fd int, how fdLocks, fail T, f func(sk *socket, l *locks) (T, error)) (T, error) {
+// lockFD takes the locks how names, and names them in l for
+// Stack.release (which the caller calls, whatever the result), and
+// returns fd's socket, or EBADF. A call that waits on the socket
+// (waitLocked releases and retakes l) or takes more locks (connectLocked
+// takes the new connection's shard) uses it; the others use withFD.
+func (t *Sockets) lockFD(fd int, how fdLocks, l *locks) (*socket, error) {
 	s := t.s
-	l := locks{ctl: true, all: how == allLocks}
-	s.acquire(&l)
-	defer s.release(&l)
+	*l = locks{ctl: true, all: how == allLocks}
+	s.acquire(l)
 	sk, err := t.getLocked(fd)
+	if err == nil && how == sockLocks {
+		s.lockSocket(sk, l)
+	}
+	return sk, err
+}
+
+// withFD runs f on fd's socket under the locks how names, or returns
+// fail and EBADF if fd names no socket.
+func withFD[T any](t *Sockets, fd int, how fdLocks, fail T, f func(sk *socket) (T, error)) (T, error) {
+	var l locks
+	sk, err := t.lockFD(fd, how, &l)
+	defer t.s.release(&l)
 	if err != nil {
 		return fail, err
 	}
-	if how == sockLocks {
-		s.lockSocket(sk, &l)
-	}
-	return f(sk, &l)
+	return f(sk)
 }
 
 // onFD is withFD for a call that returns only an error.
-func (t *Sockets) onFD(fd int, how fdLocks, f func(sk *socket, l *locks) error) error {
-	_, err := withFD(t, fd, how, struct{}{}, func(sk *socket, l *locks) (struct{}, error) {
-		return struct{}{}, f(sk, l)
+func (t *Sockets) onFD(fd int, how fdLocks, f func(sk *socket) error) error {
+	_, err := withFD(t, fd, how, struct{}{}, func(sk *socket) (struct{}, error) {
+		return struct{}{}, f(sk)
 	})
 	return err
 }
@@ -257,7 +265,7 @@ func (sk *socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // address of the family (and IPv4 too for an AF_INET6 socket without
 // IPV6_V6ONLY).
 func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
-	return t.onFD(fd, ctlOnly, func(sk *socket, _ *locks) error { return t.bindLocked(sk, addr) })
+	return t.onFD(fd, ctlOnly, func(sk *socket) error { return t.bindLocked(sk, addr) })
 }
 
 // bindLocked is Bind on a socket, under ctl.
@@ -297,7 +305,7 @@ func (t *Sockets) bindLocked(sk *socket, addr netip.AddrPort) error {
 // connected or connecting socket. Listen on a listening socket changes its
 // backlog.
 func (t *Sockets) Listen(fd, backlog int) error {
-	return t.onFD(fd, ctlOnly, func(sk *socket, _ *locks) error { return t.listenLocked(sk, backlog) })
+	return t.onFD(fd, ctlOnly, func(sk *socket) error { return t.listenLocked(sk, backlog) })
 }
 
 // listenLocked is Listen on a socket, under ctl.
@@ -338,7 +346,7 @@ func (t *Sockets) listenLocked(sk *socket, backlog int) error {
 // itself after accept, which costs a handshake per refusal); the stack as
 // a whole is bounded by Config.MaxConns. EINVAL if fd is not listening.
 func (t *Sockets) SetMaxConns(fd, n int) error {
-	return t.onFD(fd, ctlOnly, func(sk *socket, _ *locks) error {
+	return t.onFD(fd, ctlOnly, func(sk *socket) error {
 		if sk.l == nil {
 			return syscall.EINVAL
 		}
@@ -353,7 +361,7 @@ func (t *Sockets) SetMaxConns(fd, n int) error {
 // not listening (also when a listener is shut down under a blocked
 // Accept), EAGAIN if non-blocking and the queue is empty.
 func (t *Sockets) Accept(fd int) (nfd int, peer netip.AddrPort, err error) {
-	nfd, err = withFD(t, fd, ctlOnly, -1, func(sk *socket, _ *locks) (int, error) {
+	nfd, err = withFD(t, fd, ctlOnly, -1, func(sk *socket) (int, error) {
 		var err error
 		nfd, peer, err = t.acceptLocked(sk, sk.nonblock, nil)
 		return nfd, err
@@ -406,9 +414,13 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 // taken or no port is free, ENETUNREACH when the stack has no address of
 // that family.
 func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
-	return t.onFD(fd, sockLocks, func(sk *socket, l *locks) error {
-		return t.connectLocked(sk, addr, sk.nonblock, nil, l)
-	})
+	var l locks
+	sk, err := t.lockFD(fd, sockLocks, &l)
+	defer t.s.release(&l)
+	if err != nil {
+		return err
+	}
+	return t.connectLocked(sk, addr, sk.nonblock, nil, &l)
 }
 
 // connectLocked is Connect on a socket, under l (ctl and sk's shard, see
@@ -566,9 +578,13 @@ func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0)
 // MSG_DONTWAIT) and nothing is ready. A blocking Recv waits for data. With
 // MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
 func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
-	return withFD(t, fd, sockLocks, 0, func(sk *socket, l *locks) (int, error) {
-		return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, l)
-	})
+	var l locks
+	sk, err := t.lockFD(fd, sockLocks, &l)
+	defer t.s.release(&l)
+	if err != nil {
+		return 0, err
+	}
+	return t.recvLocked(sk, p, flags, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, &l)
 }
 
 // recvLocked is Recv on a socket; it also returns errCanceled when cancel
@@ -645,9 +661,13 @@ func (s *Stack) readLocked(sk *socket, p []byte, peek bool) (int, error) {
 // a reset once ECONNRESET has been returned. MSG_NOSIGNAL is accepted
 // (there are no signals).
 func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
-	return withFD(t, fd, sockLocks, 0, func(sk *socket, l *locks) (int, error) {
-		return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, l)
-	})
+	var l locks
+	sk, err := t.lockFD(fd, sockLocks, &l)
+	defer t.s.release(&l)
+	if err != nil {
+		return 0, err
+	}
+	return t.sendLocked(sk, p, sk.nonblock || flags&MSG_DONTWAIT != 0, nil, &l)
 }
 
 // sendLocked is Send on a socket. When cancel closes it returns what it
@@ -723,7 +743,7 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 // returns EINVAL); SHUT_WR does nothing. In SYN_SENT it abandons the
 // connection attempt.
 func (t *Sockets) Shutdown(fd, how int) error {
-	return t.onFD(fd, allLocks, func(sk *socket, _ *locks) error { return t.shutdownLocked(sk, how) })
+	return t.onFD(fd, allLocks, func(sk *socket) error { return t.shutdownLocked(sk, how) })
 }
 
 // shutdownLocked is Shutdown on a socket, under Stack.lock.
@@ -774,7 +794,7 @@ func (s *Stack) stopListenLocked(sk *socket) {
 // MaxOrphans orphans it is reset instead. SO_LINGER with a non-zero
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
-	return t.onFD(fd, sockLocks, func(sk *socket, _ *locks) error {
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
 		t.closeFDLocked(fd, sk)
 		return nil
 	})
@@ -840,7 +860,7 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 
 // Dup returns a new descriptor (the lowest free) for the same socket.
 func (t *Sockets) Dup(fd int) (int, error) {
-	return withFD(t, fd, allLocks, -1, func(sk *socket, _ *locks) (int, error) {
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
 		return t.allocLocked(sk), nil
 	})
 }
@@ -851,7 +871,7 @@ func (t *Sockets) Dup(fd int) (int, error) {
 // belongs to the socket and so to all its descriptors, as a file status
 // flag shared by dup'ed descriptors. Other commands get EINVAL.
 func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
-	return withFD(t, fd, allLocks, -1, func(sk *socket, _ *locks) (int, error) {
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
 		switch cmd {
 		case F_GETFL:
 			fl := O_RDWR
@@ -873,7 +893,7 @@ func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
 // bound one, or the unspecified address and port 0 when unbound. IPv4
 // addresses of an AF_INET6 socket are v4-mapped.
 func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
-	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket, _ *locks) (netip.AddrPort, error) {
+	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket) (netip.AddrPort, error) {
 		switch {
 		case sk.ep != nil:
 			return sk.sockAddr(sk.ep.local), nil
@@ -887,7 +907,7 @@ func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
 // Getpeername returns the peer's address; ENOTCONN unless the connection
 // is past SYN_SENT and not closed.
 func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
-	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket, _ *locks) (netip.AddrPort, error) {
+	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket) (netip.AddrPort, error) {
 		if sk.ep == nil {
 			return netip.AddrPort{}, syscall.ENOTCONN
 		}

@@ -56,7 +56,8 @@ func (s *Stack) internOptsLocked(o sockOpts) *sockOpts {
 	if p, ok := s.opts[o]; ok {
 		return p
 	}
-	p := &o
+	p := new(sockOpts) // not &o: o would then be on the heap from the start, hit or miss
+	*p = o
 	if len(s.opts) < maxInternedOpts {
 		if s.opts == nil {
 			s.opts = make(map[sockOpts]*sockOpts)
@@ -261,7 +262,7 @@ func (t *Sockets) setOptLocked(sk *socket, level, name int, typ optType, v optVa
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
 func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
-	return t.onFD(fd, sockLocks, func(sk *socket, _ *locks) error {
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
 		return t.setIntLocked(sk, level, opt, value)
 	})
 }
@@ -294,7 +295,7 @@ func (t *Sockets) setIntLocked(sk *socket, level, opt, value int) error {
 // Linux's defaults (7200, 75, 9) until set. SO_LINGER needs
 // GetsockoptLinger (EINVAL here). Unknown options get ENOPROTOOPT.
 func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
-	return withFD(t, fd, allLocks, -1, func(sk *socket, _ *locks) (int, error) {
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
 		v, err := t.getOptLocked(sk, level, opt, optInt)
 		if err != nil {
 			return -1, err
@@ -307,14 +308,14 @@ func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
 // the last descriptor resets the connection. A non-zero linger time is
 // stored and reported but Close does not wait for it.
 func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
-	return t.onFD(fd, sockLocks, func(sk *socket, _ *locks) error {
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
 		return t.setOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger, optValue{linger: l})
 	})
 }
 
 // GetsockoptLinger reads SO_LINGER.
 func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
-	return withFD(t, fd, allLocks, syscall.Linger{}, func(sk *socket, _ *locks) (syscall.Linger, error) {
+	return withFD(t, fd, allLocks, syscall.Linger{}, func(sk *socket) (syscall.Linger, error) {
 		v, err := t.getOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger)
 		return v.linger, err
 	})
@@ -324,14 +325,14 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
 // ENOENT, as Linux.
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
-	return t.onFD(fd, allLocks, func(sk *socket, _ *locks) error {
+	return t.onFD(fd, allLocks, func(sk *socket) error {
 		return t.setOptLocked(sk, level, opt, optString, optValue{str: value})
 	})
 }
 
 // GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
 func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
-	return withFD(t, fd, allLocks, "", func(sk *socket, _ *locks) (string, error) {
+	return withFD(t, fd, allLocks, "", func(sk *socket) (string, error) {
 		v, err := t.getOptLocked(sk, level, opt, optString)
 		return v.str, err
 	})
@@ -340,7 +341,7 @@ func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
 // GetsockoptTCPInfo returns TCP_INFO: the connection's tcp.Info, or for a
 // socket without connection just its state (CLOSED or LISTEN).
 func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
-	return withFD(t, fd, allLocks, tcp.Info{}, func(sk *socket, _ *locks) (tcp.Info, error) {
+	return withFD(t, fd, allLocks, tcp.Info{}, func(sk *socket) (tcp.Info, error) {
 		switch {
 		case sk.ep != nil:
 			return sk.ep.conn.Info(t.s.clock.Now()), nil

@@ -203,3 +203,34 @@ func walkStringOpt(t *testing.T, ss *Sockets, fd int, p *sockopt) {
 	_, err := ss.GetsockoptInt(fd, p.level, p.name)
 	wantErr(t, "get as an int", err, syscall.ENOPROTOOPT)
 }
+
+// TestDescriptorCallsDoNotAllocate counts the allocations of the calls
+// that go through withFD and lockFD: the helper must keep its locks on
+// the stack (a callback that took them would move them to the heap), and
+// a set of options already interned must not copy them to the heap.
+func TestDescriptorCallsDoNotAllocate(t *testing.T) {
+	if soakRace {
+		t.Skip("allocation counts need a build without -race")
+	}
+	n := newVnet(t, nil)
+	ss := n.a.Sockets()
+	fd := mustFD(t)(ss.Socket(AF_INET, SOCK_STREAM, 0))
+	buf := make([]byte, 1)
+	for _, c := range []struct {
+		name string
+		call func()
+	}{
+		{"GetsockoptInt", func() { _, _ = ss.GetsockoptInt(fd, IPPROTO_TCP, TCP_KEEPIDLE) }},
+		{"GetsockoptString", func() { _, _ = ss.GetsockoptString(fd, IPPROTO_TCP, TCP_CONGESTION) }},
+		{"SetsockoptInt", func() { _ = ss.SetsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1) }},
+		{"SetsockoptLinger", func() { _ = ss.SetsockoptLinger(fd, syscall.Linger{}) }},
+		{"Fcntl", func() { _, _ = ss.Fcntl(fd, F_GETFL, 0) }},
+		{"Getsockname", func() { _, _ = ss.Getsockname(fd) }},
+		{"Recv", func() { _, _ = ss.Recv(fd, buf, 0) }},
+		{"Send", func() { _, _ = ss.Send(fd, buf, 0) }},
+	} {
+		if a := testing.AllocsPerRun(100, c.call); a != 0 {
+			t.Errorf("%s: %.1f allocations, want 0", c.name, a)
+		}
+	}
+}
