@@ -139,11 +139,9 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	l := locks{ctl: true}
-	s.ctl.Lock()
-	sk, err := t.getLocked(fd)
+	var l locks
+	sk, err := t.lockFD(fd, sockLocks, &l)
 	if err == nil {
-		s.lockSocket(sk, &l)
 		err = t.connectLocked(sk, raddr, false, ctx.Done(), &l)
 	}
 	var c *TCPConn

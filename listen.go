@@ -127,12 +127,10 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		}
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
-	s.ctl.Lock()
-	l.sk, err = t.getLocked(fd)
-	if err == nil {
-		l.addr = tcpAddr(l.sk.sockAddr(netip.AddrPortFrom(l.sk.bind.addr, l.sk.bind.port)))
-	}
-	s.ctl.Unlock()
+	l.sk, err = withFD(t, fd, ctlOnly, nil, func(sk *socket) (*socket, error) {
+		l.addr = tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))
+		return sk, nil
+	})
 	if err != nil {
 		return fail(mapErr("listen", err, false))
 	}

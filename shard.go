@@ -207,19 +207,6 @@ func (s *Stack) lockSocket(sk *socket, l *locks) {
 	}
 }
 
-// lockFD takes ctl and the shard locks a call on fd's socket needs
-// (lockSocket), naming them in l for Stack.release, and returns the
-// socket (or EBADF, with ctl alone held).
-func (t *Sockets) lockFD(fd int, l *locks) (*socket, error) {
-	*l = locks{ctl: true}
-	t.s.ctl.Lock()
-	sk, err := t.getLocked(fd)
-	if err == nil {
-		t.s.lockSocket(sk, l)
-	}
-	return sk, err
-}
-
 // chansFor is the channel pool of work holding l.
 func (s *Stack) chansFor(l *locks) *chanPool {
 	if l.ctl {

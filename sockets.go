@@ -28,6 +28,9 @@ type Sockets struct {
 	// search for the lowest free one starts there (no scan of a table of
 	// a million sockets on every accept).
 	lowFree int
+	// optScratch is the copy of a socket's options a setsockopt changes
+	// (Sockets.setOptLocked), under ctl.
+	optScratch sockOpts
 }
 
 // firstFD is the first descriptor handed out (0, 1 and 2 are stdio).
@@ -79,6 +82,57 @@ func (t *Sockets) getLocked(fd int) (*socket, error) {
 		return nil, syscall.EBADF
 	}
 	return t.fds[fd], nil
+}
+
+// fdLocks names the locks a call on a descriptor takes (see shard.go).
+type fdLocks uint8
+
+const (
+	// ctlOnly is Stack.ctl: the descriptor table and the sockets without
+	// a connection (bind, listen, accept).
+	ctlOnly fdLocks = iota
+	// sockLocks is ctl and the shard locks of the socket
+	// (Stack.lockSocket): its connection's shard's, or every shard's for
+	// a listener; ctl alone if fd names no socket.
+	sockLocks
+	// allLocks is ctl and every shard's lock (Stack.lock).
+	allLocks
+)
+
+// lockFD takes the locks how names, and names them in l for
+// Stack.release (which the caller calls, whatever the result), and
+// returns fd's socket, or EBADF. A call that waits on the socket
+// (waitLocked releases and retakes l) or takes more locks (connectLocked
+// takes the new connection's shard) uses it; the others use withFD.
+func (t *Sockets) lockFD(fd int, how fdLocks, l *locks) (*socket, error) {
+	s := t.s
+	*l = locks{ctl: true, all: how == allLocks}
+	s.acquire(l)
+	sk, err := t.getLocked(fd)
+	if err == nil && how == sockLocks {
+		s.lockSocket(sk, l)
+	}
+	return sk, err
+}
+
+// withFD runs f on fd's socket under the locks how names, or returns
+// fail and EBADF if fd names no socket.
+func withFD[T any](t *Sockets, fd int, how fdLocks, fail T, f func(sk *socket) (T, error)) (T, error) {
+	var l locks
+	sk, err := t.lockFD(fd, how, &l)
+	defer t.s.release(&l)
+	if err != nil {
+		return fail, err
+	}
+	return f(sk)
+}
+
+// onFD is withFD for a call that returns only an error.
+func (t *Sockets) onFD(fd int, how fdLocks, f func(sk *socket) error) error {
+	_, err := withFD(t, fd, how, struct{}{}, func(sk *socket) (struct{}, error) {
+		return struct{}{}, f(sk)
+	})
+	return err
 }
 
 // allocLocked gives sk the lowest free descriptor.
@@ -211,13 +265,12 @@ func (sk *socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // address of the family (and IPv4 too for an AF_INET6 socket without
 // IPV6_V6ONLY).
 func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
+	return t.onFD(fd, ctlOnly, func(sk *socket) error { return t.bindLocked(sk, addr) })
+}
+
+// bindLocked is Bind on a socket, under ctl.
+func (t *Sockets) bindLocked(sk *socket, addr netip.AddrPort) error {
 	s := t.s
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
 	a, err := sk.localAddr(addr.Addr(), syscall.EINVAL)
 	if err != nil {
 		return err
@@ -252,13 +305,12 @@ func (t *Sockets) Bind(fd int, addr netip.AddrPort) error {
 // connected or connecting socket. Listen on a listening socket changes its
 // backlog.
 func (t *Sockets) Listen(fd, backlog int) error {
+	return t.onFD(fd, ctlOnly, func(sk *socket) error { return t.listenLocked(sk, backlog) })
+}
+
+// listenLocked is Listen on a socket, under ctl.
+func (t *Sockets) listenLocked(sk *socket, backlog int) error {
 	s := t.s
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
 	if sk.ep != nil || sk.state != ssUnconnected {
 		return syscall.EINVAL
 	}
@@ -294,18 +346,13 @@ func (t *Sockets) Listen(fd, backlog int) error {
 // itself after accept, which costs a handshake per refusal); the stack as
 // a whole is bounded by Config.MaxConns. EINVAL if fd is not listening.
 func (t *Sockets) SetMaxConns(fd, n int) error {
-	s := t.s
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
-	if sk.l == nil {
-		return syscall.EINVAL
-	}
-	sk.l.maxConns = max(n, 0)
-	return nil
+	return t.onFD(fd, ctlOnly, func(sk *socket) error {
+		if sk.l == nil {
+			return syscall.EINVAL
+		}
+		sk.l.maxConns = max(n, 0)
+		return nil
+	})
 }
 
 // Accept takes the first connection of the listener's accept queue and
@@ -313,15 +360,13 @@ func (t *Sockets) SetMaxConns(fd, n int) error {
 // flags, as Linux's accept) and the peer's address. EINVAL if the socket is
 // not listening (also when a listener is shut down under a blocked
 // Accept), EAGAIN if non-blocking and the queue is empty.
-func (t *Sockets) Accept(fd int) (int, netip.AddrPort, error) {
-	s := t.s
-	s.ctl.Lock()
-	defer s.ctl.Unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return -1, netip.AddrPort{}, err
-	}
-	return t.acceptLocked(sk, sk.nonblock, nil)
+func (t *Sockets) Accept(fd int) (nfd int, peer netip.AddrPort, err error) {
+	nfd, err = withFD(t, fd, ctlOnly, -1, func(sk *socket) (int, error) {
+		var err error
+		nfd, peer, err = t.acceptLocked(sk, sk.nonblock, nil)
+		return nfd, err
+	})
+	return nfd, peer, err
 }
 
 // acceptLocked is Accept on a socket, under ctl (and no shard's lock); it
@@ -370,7 +415,7 @@ func (t *Sockets) acceptLocked(sk *socket, nonblock bool, cancel <-chan struct{}
 // that family.
 func (t *Sockets) Connect(fd int, addr netip.AddrPort) error {
 	var l locks
-	sk, err := t.lockFD(fd, &l)
+	sk, err := t.lockFD(fd, sockLocks, &l)
 	defer t.s.release(&l)
 	if err != nil {
 		return err
@@ -534,7 +579,7 @@ func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0)
 // MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
 func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 	var l locks
-	sk, err := t.lockFD(fd, &l)
+	sk, err := t.lockFD(fd, sockLocks, &l)
 	defer t.s.release(&l)
 	if err != nil {
 		return 0, err
@@ -617,7 +662,7 @@ func (s *Stack) readLocked(sk *socket, p []byte, peek bool) (int, error) {
 // (there are no signals).
 func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 	var l locks
-	sk, err := t.lockFD(fd, &l)
+	sk, err := t.lockFD(fd, sockLocks, &l)
 	defer t.s.release(&l)
 	if err != nil {
 		return 0, err
@@ -698,13 +743,12 @@ func (t *Sockets) sendLocked(sk *socket, p []byte, nonblock bool, cancel <-chan 
 // returns EINVAL); SHUT_WR does nothing. In SYN_SENT it abandons the
 // connection attempt.
 func (t *Sockets) Shutdown(fd, how int) error {
+	return t.onFD(fd, allLocks, func(sk *socket) error { return t.shutdownLocked(sk, how) })
+}
+
+// shutdownLocked is Shutdown on a socket, under Stack.lock.
+func (t *Sockets) shutdownLocked(sk *socket, how int) error {
 	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
 	if how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR {
 		return syscall.EINVAL
 	}
@@ -726,7 +770,7 @@ func (t *Sockets) Shutdown(fd, how int) error {
 		s.disconnectLocked(sk)
 		return nil
 	}
-	err = ep.conn.Shutdown(s.clock.Now(), how)
+	err := ep.conn.Shutdown(s.clock.Now(), how)
 	s.afterLocked(ep)
 	return errnoOf(err)
 }
@@ -750,10 +794,10 @@ func (s *Stack) stopListenLocked(sk *socket) {
 // MaxOrphans orphans it is reset instead. SO_LINGER with a non-zero
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
-	var l locks
-	t.lockFD(fd, &l)
-	defer t.s.release(&l)
-	return t.closeLocked(fd)
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
+		t.closeFDLocked(fd, sk)
+		return nil
+	})
 }
 
 // closeLocked is Close under ctl and the socket's shards (lockSocket).
@@ -762,13 +806,17 @@ func (t *Sockets) closeLocked(fd int) error {
 	if err != nil {
 		return err
 	}
+	t.closeFDLocked(fd, sk)
+	return nil
+}
+
+// closeFDLocked closes fd, which names sk, under ctl and sk's shards.
+func (t *Sockets) closeFDLocked(fd int, sk *socket) {
 	t.freeLocked(fd)
 	sk.refs--
-	if sk.refs > 0 {
-		return nil
+	if sk.refs == 0 {
+		t.s.releaseSocketLocked(sk)
 	}
-	t.s.releaseSocketLocked(sk)
-	return nil
 }
 
 // releaseSocketLocked closes a socket whose last descriptor went.
@@ -812,14 +860,9 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 
 // Dup returns a new descriptor (the lowest free) for the same socket.
 func (t *Sockets) Dup(fd int) (int, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return -1, err
-	}
-	return t.allocLocked(sk), nil
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
+		return t.allocLocked(sk), nil
+	})
 }
 
 // Fcntl supports F_GETFL (O_RDWR, plus O_NONBLOCK when set), F_SETFL
@@ -828,66 +871,51 @@ func (t *Sockets) Dup(fd int) (int, error) {
 // belongs to the socket and so to all its descriptors, as a file status
 // flag shared by dup'ed descriptors. Other commands get EINVAL.
 func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return -1, err
-	}
-	switch cmd {
-	case F_GETFL:
-		fl := O_RDWR
-		if sk.nonblock {
-			fl |= O_NONBLOCK
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
+		switch cmd {
+		case F_GETFL:
+			fl := O_RDWR
+			if sk.nonblock {
+				fl |= O_NONBLOCK
+			}
+			return fl, nil
+		case F_SETFL:
+			sk.nonblock = arg&O_NONBLOCK != 0
+			return 0, nil
+		case F_GETFD, F_SETFD:
+			return 0, nil
 		}
-		return fl, nil
-	case F_SETFL:
-		sk.nonblock = arg&O_NONBLOCK != 0
-		return 0, nil
-	case F_GETFD, F_SETFD:
-		return 0, nil
-	}
-	return -1, syscall.EINVAL
+		return -1, syscall.EINVAL
+	})
 }
 
 // Getsockname returns the socket's local address: the connection's, the
 // bound one, or the unspecified address and port 0 when unbound. IPv4
 // addresses of an AF_INET6 socket are v4-mapped.
 func (t *Sockets) Getsockname(fd int) (netip.AddrPort, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	switch {
-	case sk.ep != nil:
-		return sk.sockAddr(sk.ep.local), nil
-	case sk.bind != nil:
-		return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
-	}
-	return netip.AddrPortFrom(sk.wildcard(), 0), nil
+	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket) (netip.AddrPort, error) {
+		switch {
+		case sk.ep != nil:
+			return sk.sockAddr(sk.ep.local), nil
+		case sk.bind != nil:
+			return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
+		}
+		return netip.AddrPortFrom(sk.wildcard(), 0), nil
+	})
 }
 
 // Getpeername returns the peer's address; ENOTCONN unless the connection
 // is past SYN_SENT and not closed.
 func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	if sk.ep == nil {
-		return netip.AddrPort{}, syscall.ENOTCONN
-	}
-	if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
-		return netip.AddrPort{}, syscall.ENOTCONN
-	}
-	return sk.sockAddr(sk.ep.remote), nil
+	return withFD(t, fd, allLocks, netip.AddrPort{}, func(sk *socket) (netip.AddrPort, error) {
+		if sk.ep == nil {
+			return netip.AddrPort{}, syscall.ENOTCONN
+		}
+		if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
+			return netip.AddrPort{}, syscall.ENOTCONN
+		}
+		return sk.sockAddr(sk.ep.remote), nil
+	})
 }
 
 // errCanceled is what the blocking calls' Locked forms return when their

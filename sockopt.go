@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"math"
 	"syscall"
 	"time"
 
@@ -55,7 +56,8 @@ func (s *Stack) internOptsLocked(o sockOpts) *sockOpts {
 	if p, ok := s.opts[o]; ok {
 		return p
 	}
-	p := &o
+	p := new(sockOpts) // not &o: o would then be on the heap from the start, hit or miss
+	*p = o
 	if len(s.opts) < maxInternedOpts {
 		if s.opts == nil {
 			s.opts = make(map[sockOpts]*sockOpts)
@@ -86,141 +88,444 @@ func (s *Stack) defaultOpts() *sockOpts {
 	})
 }
 
+// The options are one table, sockopts: a row per option with its level,
+// name, value type, the values a set takes, and how to read and set it.
+// The calls below (SetsockoptInt...) find the row and check the value;
+// what an option means lives in its row alone, so a new option is a new
+// row.
+
+// optType is the type of an option's value, which says the calls that
+// reach it.
+type optType uint8
+
+const (
+	optInt    optType = iota // an int: SetsockoptInt, GetsockoptInt
+	optBool                  // an int read as on (non-zero) or off; reads 0 or 1
+	optLinger                // a syscall.Linger: SetsockoptLinger, GetsockoptLinger
+	optString                // a string: SetsockoptString, GetsockoptString
+)
+
+// optValue is an option's value, of any type.
+type optValue struct {
+	n      int // optInt; optBool as 0 or 1
+	str    string
+	linger syscall.Linger
+}
+
+// on is the value of an optBool option.
+func (v optValue) on() bool { return v.n != 0 }
+
+// optCtx is what an option's getter or setter works on.
+type optCtx struct {
+	s  *Stack
+	sk *socket
+	// o are the socket's options; for a setter, a copy that becomes
+	// sk.opts afterwards (options are shared: never changed in place).
+	o    *sockOpts
+	conn *tcp.Conn // the socket's connection, nil if none
+}
+
+// now is the stack's time, for the setters that act on the connection.
+func (c optCtx) now() time.Time { return c.s.clock.Now() }
+
+// sockopt is one option: a row of sockopts.
+type sockopt struct {
+	level, name int
+	linux       string // Linux's name, for messages
+	typ         optType
+	// v6 marks an IPPROTO_IPV6 option: on an AF_INET socket it does not
+	// exist (ENOPROTOOPT).
+	v6 bool
+	// lo..hi are the values an optInt set takes, else EINVAL; 0 as well
+	// when zeroOK (back to the default). lo == hi == 0: any value.
+	lo, hi int
+	zeroOK bool
+	// norm maps an optInt value as set to the value kept (Linux doubles
+	// SO_SNDBUF, caps TCP_LINGER2); nil keeps it as is. A kept 0 is "not
+	// set": get reads the default.
+	norm func(v int) int
+	// choices are the values an optString option takes (besides "", the
+	// default), for the documentation and the table's test; the setter
+	// checks.
+	choices []string
+	get     func(c optCtx) optValue
+	// set stores a checked, normalized value in c.o and applies it to
+	// c.conn; nil for a read-only option (ENOPROTOOPT).
+	set func(c optCtx, v optValue) error
+}
+
+// takes reports whether an optInt set takes v.
+func (p *sockopt) takes(v int) bool {
+	if p.lo == 0 && p.hi == 0 || v == 0 && p.zeroOK {
+		return true
+	}
+	return v >= p.lo && v <= p.hi
+}
+
+// findOpt returns the row of option (level, name) as seen from a socket
+// of family fam, or nil if there is none (ENOPROTOOPT).
+func findOpt(fam uint8, level, name int) *sockopt {
+	for i := range sockopts {
+		p := &sockopts[i]
+		if p.level == level && p.name == name {
+			if p.v6 && fam != AF_INET6 {
+				return nil
+			}
+			return p
+		}
+	}
+	return nil
+}
+
+// wrongType is the error of a call that reaches option p with a value of
+// type typ: EINVAL for SO_LINGER read or set as an int (Linux's optlen is
+// short for a struct linger), ENOPROTOOPT otherwise.
+func (p *sockopt) wrongType(typ optType) error {
+	if p.typ == optLinger && typ != optString {
+		return syscall.EINVAL
+	}
+	return syscall.ENOPROTOOPT
+}
+
+// lookupOpt returns the row of (level, name) on sk if its value is of
+// type typ, else the call's error.
+func lookupOpt(sk *socket, level, name int, typ optType) (*sockopt, error) {
+	p := findOpt(sk.family, level, name)
+	switch {
+	case p == nil:
+		return nil, syscall.ENOPROTOOPT
+	case p.typ == typ || p.typ == optBool && typ == optInt:
+		return p, nil
+	}
+	return nil, p.wrongType(typ)
+}
+
+// optCtxOf is the context of a call on sk's options o.
+func (s *Stack) optCtxOf(sk *socket, o *sockOpts) optCtx {
+	c := optCtx{s: s, sk: sk, o: o}
+	if sk.ep != nil {
+		c.conn = &sk.ep.conn
+	}
+	return c
+}
+
+// getOptLocked reads option (level, name) of type typ on sk.
+func (t *Sockets) getOptLocked(sk *socket, level, name int, typ optType) (optValue, error) {
+	p, err := lookupOpt(sk, level, name, typ)
+	if err != nil {
+		return optValue{}, err
+	}
+	return p.get(t.s.optCtxOf(sk, sk.opts)), nil
+}
+
+// setOptLocked checks v and sets option (level, name) of type typ on sk,
+// under ctl.
+func (t *Sockets) setOptLocked(sk *socket, level, name int, typ optType, v optValue) error {
+	p, err := lookupOpt(sk, level, name, typ)
+	if err != nil {
+		return err
+	}
+	if p.set == nil {
+		return syscall.ENOPROTOOPT
+	}
+	switch p.typ {
+	case optBool:
+		v.n = boolInt(v.on())
+	case optInt:
+		if !p.takes(v.n) {
+			return syscall.EINVAL
+		}
+		if p.norm != nil {
+			v.n = p.norm(v.n)
+		}
+	}
+	// Options are shared: change a copy, then intern it. The copy is
+	// the table's scratch, so that a set does not allocate.
+	own := &t.optScratch
+	*own = *sk.opts
+	if err := p.set(t.s.optCtxOf(sk, own), v); err != nil {
+		return err
+	}
+	sk.opts = t.s.internOptsLocked(*own)
+	return nil
+}
+
 // SetsockoptInt sets an integer option. SOL_SOCKET: SO_REUSEADDR,
 // SO_REUSEPORT (both take effect at the next bind or listen), SO_KEEPALIVE,
 // SO_RCVBUF and SO_SNDBUF (doubled as Linux, capped at rmem_max/wmem_max
 // before doubling, floors 2304 and 4608). IPPROTO_TCP: TCP_NODELAY,
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
-// TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127).
+// TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
+// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms).
 // IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). Read-only
 // options (SO_ERROR, SO_TYPE, SO_ACCEPTCONN...) and unknown ones get
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
 func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
-	var l locks
-	t.lockFD(fd, &l)
-	defer t.s.release(&l)
-	return t.setsockoptIntLocked(fd, level, opt, value)
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
+		return t.setIntLocked(sk, level, opt, value)
+	})
 }
 
 // setsockoptIntLocked is SetsockoptInt under ctl and the socket's shards
 // (Stack.lockSocket).
 func (t *Sockets) setsockoptIntLocked(fd, level, opt, value int) error {
-	s := t.s
 	sk, err := t.getLocked(fd)
 	if err != nil {
 		return err
 	}
-	own := *sk.opts // options are shared: change a copy, then intern it
-	o := &own
-	var conn *tcp.Conn
+	return t.setIntLocked(sk, level, opt, value)
+}
+
+// setIntLocked is SetsockoptInt on a socket.
+func (t *Sockets) setIntLocked(sk *socket, level, opt, value int) error {
+	if err := t.setOptLocked(sk, level, opt, optInt, optValue{n: value}); err != nil {
+		return err
+	}
 	if sk.ep != nil {
-		conn = &sk.ep.conn
+		t.s.afterLocked(sk.ep)
 	}
-	on := value != 0
-	switch level {
-	case SOL_SOCKET:
-		switch opt {
-		case SO_REUSEADDR:
-			o.reuseAddr = on
-		case SO_REUSEPORT:
-			o.reusePort = on
-		case SO_KEEPALIVE:
-			o.keepAlive = on
-		case SO_SNDBUF:
-			o.sndBuf = bufSize(value, sysctlWmemMax, sockMinSndBuf)
-			if conn != nil {
-				conn.SetBuffers(0, o.sndBuf)
-			}
-		case SO_RCVBUF:
-			o.rcvBuf = bufSize(value, sysctlRmemMax, sockMinRcvBuf)
-			if conn != nil {
-				conn.SetBuffers(o.rcvBuf, 0)
-			}
-		case SO_LINGER:
-			return syscall.EINVAL
-		default:
-			return syscall.ENOPROTOOPT
+	return nil
+}
+
+// GetsockoptInt reads an integer option: those SetsockoptInt sets, plus
+// SO_ERROR (the pending error, cleared by the read; 0 when none), SO_TYPE,
+// SO_DOMAIN, SO_PROTOCOL and SO_ACCEPTCONN. TCP_MAXSEG reports the MSS in
+// use once connected, the value set before, else 536; TCP_KEEP* report
+// Linux's defaults (7200, 75, 9) until set. SO_LINGER needs
+// GetsockoptLinger (EINVAL here). Unknown options get ENOPROTOOPT.
+func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
+	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
+		v, err := t.getOptLocked(sk, level, opt, optInt)
+		if err != nil {
+			return -1, err
 		}
-	case IPPROTO_TCP:
-		switch opt {
-		case TCP_NODELAY:
-			o.noDelay = on
-			if conn != nil {
-				conn.SetNoDelay(s.clock.Now(), on)
-			}
-		case TCP_MAXSEG:
-			if value != 0 && (value < tcpMinMSS || value > maxTCPWindow) {
-				return syscall.EINVAL
-			}
-			o.maxSeg = value
-		case TCP_KEEPIDLE:
-			if value < 1 || value > maxTCPKeepIdle {
-				return syscall.EINVAL
-			}
-			o.keepIdle = time.Duration(value) * time.Second
-		case TCP_KEEPINTVL:
-			if value < 1 || value > maxTCPKeepIntvl {
-				return syscall.EINVAL
-			}
-			o.keepIntvl = time.Duration(value) * time.Second
-		case TCP_KEEPCNT:
-			if value < 1 || value > maxTCPKeepCnt {
-				return syscall.EINVAL
-			}
-			o.keepCnt = value
-		case TCP_CORK:
-			o.cork = on
-			if conn != nil {
-				conn.SetCork(s.clock.Now(), on)
-			}
-		case TCP_LINGER2:
-			// Linux: negative means reset instead of waiting, zero the
-			// default, larger values are capped at TCP_FIN_TIMEOUT_MAX.
-			switch {
-			case value < 0:
-				o.linger2 = -1
-			case value > finTimeoutMax:
-				o.linger2 = finTimeoutMax
-			default:
-				o.linger2 = value
-			}
-			if conn != nil {
-				conn.SetFinTimeout(linger2Duration(o.linger2))
-			}
-		case TCP_USER_TIMEOUT:
-			if value < 0 {
-				return syscall.EINVAL
-			}
-			o.userTimeout = time.Duration(value) * time.Millisecond
-			if conn != nil {
-				conn.SetUserTimeout(o.userTimeout)
-			}
-		default:
-			return syscall.ENOPROTOOPT
+		return v.n, nil
+	})
+}
+
+// SetsockoptLinger sets SO_LINGER. With Onoff set and Linger 0, closing
+// the last descriptor resets the connection. A non-zero linger time is
+// stored and reported but Close does not wait for it.
+func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
+	return t.onFD(fd, sockLocks, func(sk *socket) error {
+		return t.setOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger, optValue{linger: l})
+	})
+}
+
+// GetsockoptLinger reads SO_LINGER.
+func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
+	return withFD(t, fd, allLocks, syscall.Linger{}, func(sk *socket) (syscall.Linger, error) {
+		v, err := t.getOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger)
+		return v.linger, err
+	})
+}
+
+// SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
+// TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
+// ENOENT, as Linux.
+func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
+	return t.onFD(fd, allLocks, func(sk *socket) error {
+		return t.setOptLocked(sk, level, opt, optString, optValue{str: value})
+	})
+}
+
+// GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
+func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
+	return withFD(t, fd, allLocks, "", func(sk *socket) (string, error) {
+		v, err := t.getOptLocked(sk, level, opt, optString)
+		return v.str, err
+	})
+}
+
+// GetsockoptTCPInfo returns TCP_INFO: the connection's tcp.Info, or for a
+// socket without connection just its state (CLOSED or LISTEN).
+func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
+	return withFD(t, fd, allLocks, tcp.Info{}, func(sk *socket) (tcp.Info, error) {
+		switch {
+		case sk.ep != nil:
+			return sk.ep.conn.Info(t.s.clock.Now()), nil
+		case sk.l != nil:
+			return tcp.Info{State: tcp.Listen}, nil
 		}
-	case IPPROTO_IPV6:
-		if sk.family != AF_INET6 {
-			return syscall.ENOPROTOOPT
-		}
-		switch opt {
-		case IPV6_V6ONLY:
-			if sk.bind != nil || sk.ep != nil {
+		return tcp.Info{State: tcp.Closed}, nil
+	})
+}
+
+// sockopts are the options, one row each (see sockopt).
+var sockopts = []sockopt{
+	{level: SOL_SOCKET, name: SO_REUSEADDR, linux: "SO_REUSEADDR", typ: optBool,
+		get: getBool(func(o *sockOpts) bool { return o.reuseAddr }),
+		set: setBool(func(o *sockOpts, on bool) { o.reuseAddr = on }, nil)},
+	{level: SOL_SOCKET, name: SO_REUSEPORT, linux: "SO_REUSEPORT", typ: optBool,
+		get: getBool(func(o *sockOpts) bool { return o.reusePort }),
+		set: setBool(func(o *sockOpts, on bool) { o.reusePort = on }, nil)},
+	{level: SOL_SOCKET, name: SO_KEEPALIVE, linux: "SO_KEEPALIVE", typ: optBool,
+		get: getBool(func(o *sockOpts) bool { return o.keepAlive }),
+		set: setBool(func(o *sockOpts, on bool) { o.keepAlive = on }, applyKeepAlive)},
+	{level: SOL_SOCKET, name: SO_SNDBUF, linux: "SO_SNDBUF", typ: optInt,
+		norm: func(v int) int { return bufSize(v, sysctlWmemMax, sockMinSndBuf) },
+		get:  func(c optCtx) optValue { return intOr(c.o.sndBuf, c.s.tcpDefaults.SndBuf, defaultSndBuf) },
+		set: setInt(func(o *sockOpts, v int) { o.sndBuf = v },
+			func(c optCtx) { c.conn.SetBuffers(0, c.o.sndBuf) })},
+	{level: SOL_SOCKET, name: SO_RCVBUF, linux: "SO_RCVBUF", typ: optInt,
+		norm: func(v int) int { return bufSize(v, sysctlRmemMax, sockMinRcvBuf) },
+		get:  func(c optCtx) optValue { return intOr(c.o.rcvBuf, c.s.tcpDefaults.RcvBuf, defaultRcvBuf) },
+		set: setInt(func(o *sockOpts, v int) { o.rcvBuf = v },
+			func(c optCtx) { c.conn.SetBuffers(c.o.rcvBuf, 0) })},
+	{level: SOL_SOCKET, name: SO_LINGER, linux: "SO_LINGER", typ: optLinger,
+		get: func(c optCtx) optValue { return optValue{linger: c.o.linger} },
+		set: func(c optCtx, v optValue) error {
+			l := v.linger
+			l.Onoff = int32(boolInt(l.Onoff != 0))
+			l.Linger = max(l.Linger, 0)
+			c.o.linger = l
+			return nil
+		}},
+	{level: SOL_SOCKET, name: SO_ERROR, linux: "SO_ERROR", typ: optInt,
+		get: func(c optCtx) optValue { return optValue{n: int(c.s.takeErrLocked(c.sk))} }},
+	{level: SOL_SOCKET, name: SO_TYPE, linux: "SO_TYPE", typ: optInt,
+		get: func(optCtx) optValue { return optValue{n: SOCK_STREAM} }},
+	{level: SOL_SOCKET, name: SO_DOMAIN, linux: "SO_DOMAIN", typ: optInt,
+		get: func(c optCtx) optValue { return optValue{n: int(c.sk.family)} }},
+	{level: SOL_SOCKET, name: SO_PROTOCOL, linux: "SO_PROTOCOL", typ: optInt,
+		get: func(optCtx) optValue { return optValue{n: IPPROTO_TCP} }},
+	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
+		get: func(c optCtx) optValue { return optValue{n: boolInt(c.sk.l != nil)} }},
+
+	{level: IPPROTO_TCP, name: TCP_NODELAY, linux: "TCP_NODELAY", typ: optBool,
+		get: getBool(func(o *sockOpts) bool { return o.noDelay }),
+		set: setBool(func(o *sockOpts, on bool) { o.noDelay = on },
+			func(c optCtx) { c.conn.SetNoDelay(c.now(), c.o.noDelay) })},
+	{level: IPPROTO_TCP, name: TCP_MAXSEG, linux: "TCP_MAXSEG", typ: optInt,
+		lo: tcpMinMSS, hi: maxTCPWindow, zeroOK: true,
+		get: getMaxSeg,
+		set: setInt(func(o *sockOpts, v int) { o.maxSeg = v }, nil)},
+	{level: IPPROTO_TCP, name: TCP_KEEPIDLE, linux: "TCP_KEEPIDLE", typ: optInt,
+		lo: 1, hi: maxTCPKeepIdle,
+		get: func(c optCtx) optValue { return optValue{n: durOr(c.o.keepIdle, defaultKeepIdle)} },
+		set: setInt(func(o *sockOpts, v int) { o.keepIdle = time.Duration(v) * time.Second }, applyKeepAlive)},
+	{level: IPPROTO_TCP, name: TCP_KEEPINTVL, linux: "TCP_KEEPINTVL", typ: optInt,
+		lo: 1, hi: maxTCPKeepIntvl,
+		get: func(c optCtx) optValue { return optValue{n: durOr(c.o.keepIntvl, defaultKeepIntvl)} },
+		set: setInt(func(o *sockOpts, v int) { o.keepIntvl = time.Duration(v) * time.Second }, applyKeepAlive)},
+	{level: IPPROTO_TCP, name: TCP_KEEPCNT, linux: "TCP_KEEPCNT", typ: optInt,
+		lo: 1, hi: maxTCPKeepCnt,
+		get: func(c optCtx) optValue { return intOr(c.o.keepCnt, defaultKeepCnt) },
+		set: setInt(func(o *sockOpts, v int) { o.keepCnt = v }, applyKeepAlive)},
+	{level: IPPROTO_TCP, name: TCP_CORK, linux: "TCP_CORK", typ: optBool,
+		get: getBool(func(o *sockOpts) bool { return o.cork }),
+		set: setBool(func(o *sockOpts, on bool) { o.cork = on },
+			func(c optCtx) { c.conn.SetCork(c.now(), c.o.cork) })},
+	{level: IPPROTO_TCP, name: TCP_LINGER2, linux: "TCP_LINGER2", typ: optInt,
+		// Linux: negative means reset instead of waiting, zero the
+		// default, larger values are capped at TCP_FIN_TIMEOUT_MAX.
+		norm: func(v int) int { return min(max(v, -1), finTimeoutMax) },
+		get: func(c optCtx) optValue {
+			if c.o.linger2 == 0 {
+				return optValue{n: int(defaultFinTimeout / time.Second)}
+			}
+			return optValue{n: c.o.linger2}
+		},
+		set: setInt(func(o *sockOpts, v int) { o.linger2 = v },
+			func(c optCtx) { c.conn.SetFinTimeout(linger2Duration(c.o.linger2)) })},
+	{level: IPPROTO_TCP, name: TCP_USER_TIMEOUT, linux: "TCP_USER_TIMEOUT", typ: optInt,
+		lo: 0, hi: math.MaxInt,
+		get: func(c optCtx) optValue { return optValue{n: int(c.o.userTimeout / time.Millisecond)} },
+		set: setInt(func(o *sockOpts, v int) { o.userTimeout = time.Duration(v) * time.Millisecond },
+			func(c optCtx) { c.conn.SetUserTimeout(c.o.userTimeout) })},
+	{level: IPPROTO_TCP, name: TCP_CONGESTION, linux: "TCP_CONGESTION", typ: optString,
+		choices: []string{tcp.CongestionCubic, tcp.CongestionReno, tcp.CongestionBBR},
+		get:     getCongestion,
+		set:     setCongestion},
+
+	{level: IPPROTO_IPV6, name: IPV6_V6ONLY, linux: "IPV6_V6ONLY", typ: optBool, v6: true,
+		get: getBool(func(o *sockOpts) bool { return o.v6only }),
+		set: func(c optCtx, v optValue) error {
+			if c.sk.bind != nil || c.sk.ep != nil {
 				return syscall.EINVAL
 			}
-			o.v6only = on
-		default:
-			return syscall.ENOPROTOOPT
+			c.o.v6only = v.on()
+			return nil
+		}},
+}
+
+// getBool reads an optBool option from its field.
+func getBool(field func(o *sockOpts) bool) func(c optCtx) optValue {
+	return func(c optCtx) optValue { return optValue{n: boolInt(field(c.o))} }
+}
+
+// setBool is the setter of an optBool option kept in a field.
+func setBool(field func(o *sockOpts, on bool), apply func(c optCtx)) func(c optCtx, v optValue) error {
+	return setField(func(o *sockOpts, v optValue) { field(o, v.on()) }, apply)
+}
+
+// setInt is the setter of an optInt option kept in a field.
+func setInt(field func(o *sockOpts, v int), apply func(c optCtx)) func(c optCtx, v optValue) error {
+	return setField(func(o *sockOpts, v optValue) { field(o, v.n) }, apply)
+}
+
+// setField returns a setter that stores the value with store and then,
+// on a connection, calls apply (if any) to give it the new options.
+func setField(store func(o *sockOpts, v optValue), apply func(c optCtx)) func(c optCtx, v optValue) error {
+	return func(c optCtx, v optValue) error {
+		store(c.o, v)
+		if apply != nil && c.conn != nil {
+			apply(c)
 		}
-	default:
-		return syscall.ENOPROTOOPT
+		return nil
 	}
-	if conn != nil && (level == SOL_SOCKET && opt == SO_KEEPALIVE || level == IPPROTO_TCP && opt >= TCP_KEEPIDLE && opt <= TCP_KEEPCNT) {
-		conn.SetKeepAlive(s.clock.Now(), o.keepAlive, o.keepIdle, o.keepIntvl, o.keepCnt)
+}
+
+// applyKeepAlive gives the connection the socket's keepalive options.
+func applyKeepAlive(c optCtx) {
+	o := c.o
+	c.conn.SetKeepAlive(c.now(), o.keepAlive, o.keepIdle, o.keepIntvl, o.keepCnt)
+}
+
+// intOr is the first positive of vs, or the last.
+func intOr(vs ...int) optValue {
+	for _, v := range vs {
+		if v > 0 {
+			return optValue{n: v}
+		}
 	}
-	sk.opts = s.internOptsLocked(own)
-	if sk.ep != nil {
-		s.afterLocked(sk.ep)
+	return optValue{n: vs[len(vs)-1]}
+}
+
+// getMaxSeg reads TCP_MAXSEG: the MSS in use once connected, the value
+// set before, else TCP_MSS_DEFAULT.
+func getMaxSeg(c optCtx) optValue {
+	if c.conn != nil {
+		if st := c.conn.State(); st != tcp.Closed && st != tcp.Listen {
+			return optValue{n: c.conn.Info(c.now()).SndMSS}
+		}
+	}
+	return intOr(c.o.maxSeg, tcpMSSDefault)
+}
+
+// getCongestion reads TCP_CONGESTION: the connection's algorithm, else
+// the one set, else tcp's default.
+func getCongestion(c optCtx) optValue {
+	switch {
+	case c.conn != nil:
+		return optValue{str: c.conn.Congestion()}
+	case c.o.congestion != "":
+		return optValue{str: c.o.congestion}
+	}
+	return optValue{str: tcp.DefaultCongestion}
+}
+
+// setCongestion sets TCP_CONGESTION; tcp refuses an unknown name
+// (ENOENT, as Linux).
+func setCongestion(c optCtx, v optValue) error {
+	probe := tcp.NewConn(tcp.Config{}, 0)
+	if err := probe.SetCongestion(v.str); err != nil {
+		return err
+	}
+	c.o.congestion = v.str
+	if c.conn != nil {
+		c.conn.SetCongestion(v.str)
 	}
 	return nil
 }
@@ -232,106 +537,6 @@ func bufSize(v, maxv, minv int) int {
 		v = maxv
 	}
 	return max(2*v, minv)
-}
-
-// GetsockoptInt reads an integer option: those SetsockoptInt sets, plus
-// SO_ERROR (the pending error, cleared by the read; 0 when none), SO_TYPE,
-// SO_DOMAIN, SO_PROTOCOL and SO_ACCEPTCONN. TCP_MAXSEG reports the MSS in
-// use once connected, the value set before, else 536; TCP_KEEP* report
-// Linux's defaults (7200, 75, 9) until set. SO_LINGER needs
-// GetsockoptLinger (EINVAL here). Unknown options get ENOPROTOOPT.
-func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return -1, err
-	}
-	o := sk.opts
-	b2i := func(b bool) int {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	switch level {
-	case SOL_SOCKET:
-		switch opt {
-		case SO_REUSEADDR:
-			return b2i(o.reuseAddr), nil
-		case SO_REUSEPORT:
-			return b2i(o.reusePort), nil
-		case SO_KEEPALIVE:
-			return b2i(o.keepAlive), nil
-		case SO_SNDBUF:
-			if o.sndBuf > 0 {
-				return o.sndBuf, nil
-			}
-			if s.tcpDefaults.SndBuf > 0 {
-				return s.tcpDefaults.SndBuf, nil
-			}
-			return defaultSndBuf, nil
-		case SO_RCVBUF:
-			if o.rcvBuf > 0 {
-				return o.rcvBuf, nil
-			}
-			if s.tcpDefaults.RcvBuf > 0 {
-				return s.tcpDefaults.RcvBuf, nil
-			}
-			return defaultRcvBuf, nil
-		case SO_ERROR:
-			return int(s.takeErrLocked(sk)), nil
-		case SO_TYPE:
-			return SOCK_STREAM, nil
-		case SO_DOMAIN:
-			return int(sk.family), nil
-		case SO_PROTOCOL:
-			return IPPROTO_TCP, nil
-		case SO_ACCEPTCONN:
-			return b2i(sk.l != nil), nil
-		case SO_LINGER:
-			return -1, syscall.EINVAL
-		}
-	case IPPROTO_TCP:
-		switch opt {
-		case TCP_NODELAY:
-			return b2i(o.noDelay), nil
-		case TCP_MAXSEG:
-			if sk.ep != nil {
-				if st := sk.ep.conn.State(); st != tcp.Closed && st != tcp.Listen {
-					return sk.ep.conn.Info(s.clock.Now()).SndMSS, nil
-				}
-			}
-			if o.maxSeg != 0 {
-				return o.maxSeg, nil
-			}
-			return tcpMSSDefault, nil
-		case TCP_KEEPIDLE:
-			return durOr(o.keepIdle, defaultKeepIdle), nil
-		case TCP_KEEPINTVL:
-			return durOr(o.keepIntvl, defaultKeepIntvl), nil
-		case TCP_KEEPCNT:
-			if o.keepCnt > 0 {
-				return o.keepCnt, nil
-			}
-			return defaultKeepCnt, nil
-		case TCP_CORK:
-			return b2i(o.cork), nil
-		case TCP_LINGER2:
-			if o.linger2 == 0 {
-				return int(defaultFinTimeout / time.Second), nil
-			}
-			return o.linger2, nil
-		case TCP_USER_TIMEOUT:
-			return int(o.userTimeout / time.Millisecond), nil
-		}
-	case IPPROTO_IPV6:
-		if sk.family == AF_INET6 && opt == IPV6_V6ONLY {
-			return b2i(o.v6only), nil
-		}
-	}
-	return -1, syscall.ENOPROTOOPT
 }
 
 func durOr(d, def time.Duration) int {
@@ -351,58 +556,6 @@ func (s *Stack) takeErrLocked(sk *socket) syscall.Errno {
 	return e
 }
 
-// SetsockoptLinger sets SO_LINGER. With Onoff set and Linger 0, closing
-// the last descriptor resets the connection. A non-zero linger time is
-// stored and reported but Close does not wait for it.
-func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
-	s := t.s
-	var lk locks
-	sk, err := t.lockFD(fd, &lk)
-	defer s.release(&lk)
-	if err != nil {
-		return err
-	}
-	if l.Onoff != 0 {
-		l.Onoff = 1
-	}
-	if l.Linger < 0 {
-		l.Linger = 0
-	}
-	s.setOptsLocked(sk, func(o *sockOpts) { o.linger = l })
-	return nil
-}
-
-// GetsockoptLinger reads SO_LINGER.
-func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return syscall.Linger{}, err
-	}
-	return sk.opts.linger, nil
-}
-
-// GetsockoptTCPInfo returns TCP_INFO: the connection's tcp.Info, or for a
-// socket without connection just its state (CLOSED or LISTEN).
-func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return tcp.Info{}, err
-	}
-	switch {
-	case sk.ep != nil:
-		return sk.ep.conn.Info(s.clock.Now()), nil
-	case sk.l != nil:
-		return tcp.Info{State: tcp.Listen}, nil
-	}
-	return tcp.Info{State: tcp.Closed}, nil
-}
-
 // finTimeoutMax caps TCP_LINGER2 (Linux's TCP_FIN_TIMEOUT_MAX, seconds).
 const finTimeoutMax = 120
 
@@ -416,50 +569,4 @@ func linger2Duration(v int) time.Duration {
 		return -1
 	}
 	return time.Duration(v) * time.Second
-}
-
-// SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
-// TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
-// ENOENT, as Linux.
-func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
-	if level != IPPROTO_TCP || opt != TCP_CONGESTION {
-		return syscall.ENOPROTOOPT
-	}
-	probe := tcp.NewConn(tcp.Config{}, 0)
-	if err := probe.SetCongestion(value); err != nil {
-		return err
-	}
-	s.setOptsLocked(sk, func(o *sockOpts) { o.congestion = value })
-	if sk.ep != nil {
-		sk.ep.conn.SetCongestion(value)
-	}
-	return nil
-}
-
-// GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
-func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
-	s := t.s
-	s.lock()
-	defer s.unlock()
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return "", err
-	}
-	if level != IPPROTO_TCP || opt != TCP_CONGESTION {
-		return "", syscall.ENOPROTOOPT
-	}
-	if sk.ep != nil {
-		return sk.ep.conn.Congestion(), nil
-	}
-	if sk.opts.congestion != "" {
-		return sk.opts.congestion, nil
-	}
-	return tcp.DefaultCongestion, nil
 }

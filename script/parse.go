@@ -305,18 +305,40 @@ func (p *parser) packet() *packetSpec {
 	ps := &packetSpec{inbound: p.tok.is('<'), win: -1}
 	line := p.tok.line
 	p.next()
+	if !p.tcpOnly() || !p.packetFlags(ps) || !p.packetSeq(ps) || !p.packetOptions(ps) {
+		return ps
+	}
+	if p.tok.is('{') {
+		p.failf(p.tok.line, "unsupported: packet fuzzing ({mut ...})")
+		return ps
+	}
+	if ps.inbound && ps.win < 0 {
+		p.failf(line, "semantic error: window must be specified for inbound packets")
+	}
+	return ps
+}
+
+// tcpOnly refuses, with a clear message, what may follow a packet's
+// direction that the runner does not check: IP fields, other protocols,
+// ports.
+func (p *parser) tcpOnly() bool {
 	switch {
 	case p.tok.is('[') || p.tok.is('('):
 		p.failf(p.tok.line, "unsupported: IP ECN/TOS/flow label/TTL checks ([ect0], (tos 0x1)...)")
-		return ps
+		return false
 	case p.tok.isWord("udp") || p.tok.isWord("icmp") || p.tok.isWord("gre") ||
 		p.tok.isWord("mpls") || p.tok.isWord("ipv4") || p.tok.isWord("ipv6") || p.tok.isWord("sctp"):
 		p.failf(p.tok.line, "unsupported: %s packets (synstack scripts are TCP only)", p.tok.text)
-		return ps
+		return false
 	case p.tok.kind == tInt:
 		p.failf(p.tok.line, "unsupported: explicit ports (SRC>DST) on a packet")
-		return ps
+		return false
 	}
+	return true
+}
+
+// packetFlags parses a packet's TCP flags.
+func (p *parser) packetFlags(ps *packetSpec) bool {
 	// Flags: a word with an optional '.', a lone '.', or '-'.
 	flagLine := p.tok.line
 	var letters string
@@ -335,14 +357,14 @@ func (p *parser) packet() *packetSpec {
 		}
 	case p.tok.kind == tFloat:
 		p.failf(flagLine, "unsupported: AccECN ACE flags (%s)", p.tok.text)
-		return ps
+		return false
 	default:
 		p.unexpected("TCP flags (S, S., ., F., P., R, -...)")
-		return ps
+		return false
 	}
 	if p.tok.kind == tFloat {
 		p.failf(flagLine, "unsupported: AccECN ACE flags (%s%s)", letters, p.tok.text)
-		return ps
+		return false
 	}
 	for i := 0; i < len(letters); i++ {
 		c := letters[i]
@@ -353,34 +375,39 @@ func (p *parser) packet() *packetSpec {
 			} else {
 				p.failf(flagLine, "semantic error: Invalid TCP flag: '%c'", c)
 			}
-			return ps
+			return false
 		}
 		ps.flags |= bit
 	}
+	return true
+}
+
+// packetSeq parses START:END(LEN) and the ack, win and urg that may follow.
+func (p *parser) packetSeq(ps *packetSpec) bool {
 	// seq = START:END(LEN)
 	seqLine := p.tok.line
 	start, ok := p.expectUint("TCP start sequence number", 1<<32-1)
 	if !ok || !p.expectPunct(':') {
-		return ps
+		return false
 	}
 	end, ok := p.expectUint("TCP end sequence number", 1<<32-1)
 	if !ok || !p.expectPunct('(') {
-		return ps
+		return false
 	}
 	n, ok := p.expectUint("TCP payload size", 1<<16-1)
 	if !ok || !p.expectPunct(')') {
-		return ps
+		return false
 	}
 	if uint32(end) != uint32(start+n) {
 		p.failf(seqLine, "semantic error: inconsistent TCP sequence numbers and payload size")
-		return ps
+		return false
 	}
 	ps.seq, ps.end, ps.length = uint32(start), uint32(end), int(n)
 	if p.tok.isWord("ack") {
 		p.next()
 		v, ok := p.expectUint("TCP ack sequence number", 1<<32-1)
 		if !ok {
-			return ps
+			return false
 		}
 		ps.ack = uint32(v)
 	}
@@ -388,7 +415,7 @@ func (p *parser) packet() *packetSpec {
 		p.next()
 		v, ok := p.expectUint("TCP window value", 1<<16-1)
 		if !ok {
-			return ps
+			return false
 		}
 		ps.win = int(v)
 	}
@@ -396,58 +423,57 @@ func (p *parser) packet() *packetSpec {
 		p.next()
 		v, ok := p.expectUint("urg_ptr value", 1<<16-1)
 		if !ok {
-			return ps
+			return false
 		}
 		ps.urg = int(v)
 	}
-	if p.tok.is('<') {
-		optLine := p.tok.line
+	return true
+}
+
+// packetOptions parses the TCP options, <...> or <opt, opt...>, if any.
+func (p *parser) packetOptions(ps *packetSpec) bool {
+	if !p.tok.is('<') {
+		return true
+	}
+	optLine := p.tok.line
+	p.next()
+	if p.tok.kind == tEllipsis {
 		p.next()
-		if p.tok.kind == tEllipsis {
-			p.next()
+		if !p.expectPunct('>') {
+			return false
+		}
+		ps.anyOptions = true
+		if ps.inbound {
+			p.failf(optLine, "semantic error: <...> for TCP options can only be used with outbound packets")
+			return false
+		}
+	} else {
+		for {
+			o, ok := p.tcpOption()
+			if !ok {
+				return false
+			}
+			ps.options = append(ps.options, o)
+			if p.tok.is(',') {
+				p.next()
+				continue
+			}
 			if !p.expectPunct('>') {
-				return ps
+				return false
 			}
-			ps.anyOptions = true
-			if ps.inbound {
-				p.failf(optLine, "semantic error: <...> for TCP options can only be used with outbound packets")
-				return ps
-			}
-		} else {
-			for {
-				o, ok := p.tcpOption()
-				if !ok {
-					return ps
-				}
-				ps.options = append(ps.options, o)
-				if p.tok.is(',') {
-					p.next()
-					continue
-				}
-				if !p.expectPunct('>') {
-					return ps
-				}
-				break
-			}
-			n := optionsLen(ps.options)
-			if n%4 != 0 {
-				p.failf(optLine, "semantic error: TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4)
-				return ps
-			}
-			if n > wire.TCPMaxOptionsLen {
-				p.failf(optLine, "semantic error: TCP option list too long")
-				return ps
-			}
+			break
+		}
+		n := optionsLen(ps.options)
+		if n%4 != 0 {
+			p.failf(optLine, "semantic error: TCP options are not padded correctly to ensure TCP header is a multiple of 4 bytes: %d excess bytes", n%4)
+			return false
+		}
+		if n > wire.TCPMaxOptionsLen {
+			p.failf(optLine, "semantic error: TCP option list too long")
+			return false
 		}
 	}
-	if p.tok.is('{') {
-		p.failf(p.tok.line, "unsupported: packet fuzzing ({mut ...})")
-		return ps
-	}
-	if ps.inbound && ps.win < 0 {
-		p.failf(line, "semantic error: window must be specified for inbound packets")
-	}
-	return ps
+	return true
 }
 
 // tcpOption parses one option of a <...> list.

@@ -3,7 +3,6 @@ package script
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -379,379 +378,6 @@ func (r *runner) args(e *event, min, max int) error {
 	return nil
 }
 
-// prepare builds the call of a system call line. It returns nil, nil for a
-// call skipped under SkipUnknown.
-func (r *runner) prepare(e *event) (*callOp, error) {
-	sc := e.syscall
-	a := sc.args
-	bad := func(err error) (*callOp, error) { return r.callError(e, err) }
-	var fd int
-	if len(a) > 0 && sc.name != "socket" && sc.name != "poll" {
-		var err error
-		if fd, err = r.fd(a[0]); err != nil {
-			return bad(err)
-		}
-		r.lastFd = fd
-	}
-	st := r.st
-	switch sc.name {
-	case "socket":
-		if err := r.args(e, 3, 3); err != nil {
-			return nil, err
-		}
-		domain := int64(r.domain)
-		if a[0].kind != exEllipsis {
-			v, err := r.evalInt(a[0])
-			if err != nil {
-				return bad(err)
-			}
-			domain = v
-		}
-		typ, err := r.evalInt(a[1])
-		if err != nil {
-			return bad(err)
-		}
-		proto, err := r.evalInt(a[2])
-		if err != nil {
-			return bad(err)
-		}
-		return &callOp{fdResult: true,
-			try: func() (bool, callResult) {
-				nfd, err := st.Socket(int(domain), int(typ), int(proto))
-				return true, res(nfd, err)
-			},
-			finish: func(res callResult) error { r.newFd(sc, res); return nil },
-		}, nil
-
-	case "bind":
-		if err := r.args(e, 3, 3); err != nil {
-			return nil, err
-		}
-		addr, err := r.sockaddr(a[1], netip.AddrPortFrom(r.bindAddr, r.bindPort))
-		if err != nil {
-			return bad(err)
-		}
-		return &callOp{
-			try: func() (bool, callResult) { return true, res(0, st.Bind(fd, addr)) },
-			finish: func(res callResult) error {
-				if res.err == nil {
-					r.bound[fd] = addr.Port()
-				}
-				return nil
-			},
-		}, nil
-
-	case "listen":
-		if err := r.args(e, 2, 2); err != nil {
-			return nil, err
-		}
-		backlog, err := r.evalInt(a[1])
-		if err != nil {
-			return bad(err)
-		}
-		return &callOp{
-			try: func() (bool, callResult) { return true, res(0, st.Listen(fd, int(backlog))) },
-			finish: func(res callResult) error {
-				if res.err == nil {
-					port, ok := r.bound[fd]
-					if !ok {
-						port = r.bindPort
-					}
-					r.sut = &sockUnderTest{listening: true, fd: fd,
-						local: netip.AddrPortFrom(r.localIP, port), localKnown: true}
-				}
-				return nil
-			},
-		}, nil
-
-	case "accept", "accept4":
-		if err := r.args(e, 3, 4); err != nil {
-			return nil, err
-		}
-		return &callOp{fdResult: true,
-			try: func() (bool, callResult) {
-				var nfd int
-				var err error
-				if r.nonblocking(fd) {
-					nfd, _, err = st.Accept(fd)
-					return true, res(nfd, err)
-				}
-				r.withNonblock(fd, func() { nfd, _, err = st.Accept(fd) })
-				if isErrno(err, syscall.EAGAIN) {
-					return false, callResult{}
-				}
-				return true, res(nfd, err)
-			},
-			finish: func(res callResult) error {
-				r.newFd(sc, res)
-				if res.err == nil && r.sut != nil && !r.sut.listening && r.sut.fd < 0 {
-					r.sut.fd = int(res.val)
-				}
-				return nil
-			},
-		}, nil
-
-	case "connect":
-		if err := r.args(e, 3, 3); err != nil {
-			return nil, err
-		}
-		addr, err := r.sockaddr(a[1], netip.AddrPortFrom(r.connectAddr, r.connectPort))
-		if err != nil {
-			return bad(err)
-		}
-		started := false
-		return &callOp{
-			try: func() (bool, callResult) {
-				if !started {
-					started = true
-					// Only a connect that starts a handshake makes a new
-					// socket under test; one that fails at once (EALREADY,
-					// EISCONN...) leaves the current one, as packetdrill.
-					prev := r.sut
-					r.sut = &sockUnderTest{connecting: true, fd: fd,
-						remote: netip.AddrPortFrom(r.remoteIP, addr.Port())}
-					r.sut.rLive = remoteISNOffset
-					var err error
-					if r.nonblocking(fd) {
-						err = st.Connect(fd, addr)
-					} else {
-						r.withNonblock(fd, func() { err = st.Connect(fd, addr) })
-					}
-					if !isErrno(err, syscall.EINPROGRESS) {
-						r.sut = prev
-						return true, res(0, err)
-					}
-					if r.nonblocking(fd) {
-						return true, res(0, err)
-					}
-					return false, callResult{}
-				}
-				// A blocking connect returns once the socket is
-				// writable, with the error SO_ERROR holds.
-				p := []pollFd{{fd: fd, events: linuxPollOut}}
-				if _, err := st.Poll(p); err != nil {
-					return true, res(0, err)
-				}
-				if p[0].revents&(linuxPollOut|linuxPollErr|linuxPollHup) == 0 {
-					return false, callResult{}
-				}
-				v, err := st.GetsockoptInt(fd, linuxSolSocket, linuxSoError)
-				if err == nil && v != 0 {
-					err = syscall.Errno(v)
-				}
-				return true, res(0, err)
-			},
-		}, nil
-
-	case "read", "recv", "recvfrom":
-		max := 3
-		if sc.name == "recv" {
-			max = 4
-		} else if sc.name == "recvfrom" {
-			max = 6
-		}
-		if err := r.args(e, 3, max); err != nil {
-			return nil, err
-		}
-		count, err := r.evalInt(a[2])
-		if err != nil {
-			return bad(err)
-		}
-		if count < 0 || count > 1<<26 {
-			return bad(fmt.Errorf("bad count %d", count))
-		}
-		flags := int64(0)
-		if len(a) > 3 {
-			if flags, err = r.evalInt(a[3]); err != nil {
-				return bad(err)
-			}
-		}
-		if isNull(a[1]) && count > 0 {
-			return r.nullBuffer(fd), nil
-		}
-		buf := make([]byte, count)
-		got := 0
-		return &callOp{
-			try: func() (bool, callResult) {
-				nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
-				waitAll := flags&0x100 != 0 && !nb
-				for {
-					f := int(flags)
-					if !nb {
-						f |= linuxMsgDontwait
-					}
-					n, err := st.Recv(fd, buf[got:], f)
-					if errors.Is(err, io.EOF) {
-						n, err = 0, nil
-					}
-					if err != nil {
-						if !nb && isErrno(err, syscall.EAGAIN) {
-							return false, callResult{}
-						}
-						if got > 0 {
-							return true, res(got, nil)
-						}
-						return true, res(n, err)
-					}
-					got += n
-					if !waitAll || n == 0 || got == len(buf) {
-						return true, res(got, nil)
-					}
-				}
-			},
-		}, nil
-
-	case "write", "send", "sendto":
-		max := 3
-		if sc.name == "send" {
-			max = 4
-		} else if sc.name == "sendto" {
-			max = 6
-		}
-		if err := r.args(e, 3, max); err != nil {
-			return nil, err
-		}
-		count, err := r.evalInt(a[2])
-		if err != nil {
-			return bad(err)
-		}
-		if count < 0 || count > 1<<26 {
-			return bad(fmt.Errorf("bad count %d", count))
-		}
-		flags := int64(0)
-		if len(a) > 3 {
-			if flags, err = r.evalInt(a[3]); err != nil {
-				return bad(err)
-			}
-		}
-		if isNull(a[1]) && count > 0 {
-			return r.nullBuffer(fd), nil
-		}
-		buf := make([]byte, count)
-		if a[1].kind == exString {
-			copy(buf, a[1].word)
-		}
-		sentN := 0
-		blocked := false
-		return &callOp{
-			try: func() (bool, callResult) {
-				nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
-				if blocked && !nb {
-					// A blocked writer wakes only when poll would say
-					// POLLOUT (Linux's sk_stream_write_space: half the
-					// queue drained), not whenever a byte of room opens.
-					p := []pollFd{{fd: fd, events: linuxPollOut}}
-					if _, err := st.Poll(p); err == nil && p[0].revents&(linuxPollOut|linuxPollErr|linuxPollHup) == 0 {
-						return false, callResult{}
-					}
-				}
-				for {
-					f := int(flags)
-					if !nb {
-						f |= linuxMsgDontwait
-					}
-					n, err := st.Send(fd, buf[sentN:], f)
-					if n > 0 {
-						sentN += n
-					}
-					if err != nil {
-						if !nb && isErrno(err, syscall.EAGAIN) {
-							blocked = true
-							return false, callResult{}
-						}
-						if sentN > 0 {
-							return true, res(sentN, nil)
-						}
-						return true, res(0, err)
-					}
-					if nb || sentN >= len(buf) {
-						return true, res(sentN, nil)
-					}
-				}
-			},
-		}, nil
-
-	case "close":
-		if err := r.args(e, 1, 1); err != nil {
-			return nil, err
-		}
-		script := -1
-		if v, err := r.evalInt(a[0]); err == nil {
-			script = int(v)
-		}
-		return &callOp{
-			try: func() (bool, callResult) { return true, res(0, st.Close(fd)) },
-			finish: func(res callResult) error {
-				if res.err == nil {
-					delete(r.fds, script)
-				}
-				return nil
-			},
-		}, nil
-
-	case "shutdown":
-		if err := r.args(e, 2, 2); err != nil {
-			return nil, err
-		}
-		how, err := r.evalInt(a[1])
-		if err != nil {
-			return bad(err)
-		}
-		return &callOp{try: func() (bool, callResult) { return true, res(0, st.Shutdown(fd, int(how))) }}, nil
-
-	case "fcntl":
-		if err := r.args(e, 2, 3); err != nil {
-			return nil, err
-		}
-		cmd, err := r.evalInt(a[1])
-		if err != nil {
-			return bad(err)
-		}
-		arg := int64(0)
-		if len(a) > 2 {
-			if arg, err = r.evalInt(a[2]); err != nil {
-				return bad(err)
-			}
-		}
-		return &callOp{try: func() (bool, callResult) {
-			v, err := st.Fcntl(fd, int(cmd), int(arg))
-			return true, res(v, err)
-		}}, nil
-
-	case "dup":
-		if err := r.args(e, 1, 1); err != nil {
-			return nil, err
-		}
-		return &callOp{fdResult: true,
-			try: func() (bool, callResult) {
-				nfd, err := st.Dup(fd)
-				return true, res(nfd, err)
-			},
-			finish: func(res callResult) error { r.newFd(sc, res); return nil },
-		}, nil
-
-	case "ioctl":
-		what := "ioctl"
-		if len(a) > 1 {
-			what += " " + describeExpr(a[1])
-		}
-		if err := r.unsupported(e.line, "%s (synstack's socket layer has no ioctls: no count of queued bytes without reading them)", what); err != nil {
-			return nil, err
-		}
-		return nil, nil
-	case "setsockopt":
-		return r.setsockopt(e, fd)
-	case "getsockopt":
-		return r.getsockopt(e, fd)
-	case "poll":
-		return r.poll(e)
-	}
-	if err := r.unsupported(e.line, "system call %s", sc.name); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
 // isNull reports whether a buffer argument is the NULL pointer.
 func isNull(x *expr) bool {
 	return (x.kind == exWord && x.word == "NULL") || (x.kind == exInt && x.ival == 0)
@@ -782,13 +408,11 @@ func (r *runner) newFd(sc *syscallSpec, res callResult) {
 	r.lastFd = int(res.val)
 }
 
-func (r *runner) setsockopt(e *event, fd int) (*callOp, error) {
-	if err := r.args(e, 4, 5); err != nil {
-		return nil, err
-	}
-	a := e.syscall.args
-	st := r.st
-	bad := func(err error) (*callOp, error) { return r.callError(e, err) }
+// setsockopt(FD, LEVEL, NAME, VALUE, LEN): VALUE an int, a string or
+// a struct linger.
+func (r *runner) setsockopt(c *callArgs) (*callOp, error) {
+	a, fd, st := c.a, c.fd, r.st
+	bad := func(err error) (*callOp, error) { return r.bad(c, err) }
 	level, err := r.evalInt(a[1])
 	if err != nil {
 		return bad(err)
@@ -841,101 +465,107 @@ func (r *runner) linger(f map[string]*expr) (syscall.Linger, error) {
 	return l, nil
 }
 
-func (r *runner) getsockopt(e *event, fd int) (*callOp, error) {
-	if err := r.args(e, 4, 5); err != nil {
-		return nil, err
-	}
-	a := e.syscall.args
-	st := r.st
-	bad := func(err error) (*callOp, error) { return r.callError(e, err) }
-	level, err := r.evalInt(a[1])
+// getsockopt(FD, LEVEL, NAME, VALUE, LEN) checks the value read against
+// VALUE: an int (or ... for any), a string or a struct linger.
+func (r *runner) getsockopt(c *callArgs) (*callOp, error) {
+	level, err := r.evalInt(c.a[1])
 	if err != nil {
-		return bad(err)
+		return r.bad(c, err)
 	}
-	name, err := r.evalInt(a[2])
+	name, err := r.evalInt(c.a[2])
 	if err != nil {
-		return bad(err)
+		return r.bad(c, err)
 	}
 	if level == linuxSolTCP && name == linuxTCPInfo {
-		if err := r.unsupported(e.line, "getsockopt TCP_INFO (use a %%{ assert tcpi_... }%% block)"); err != nil {
-			return nil, err
-		}
-		return nil, nil
+		return nil, r.unsupported(c.e.line, "getsockopt TCP_INFO (use a %%{ assert tcpi_... }%% block)")
 	}
-	want := a[3]
+	want := c.a[3]
 	if want.kind == exString {
 		// TCP_CONGESTION: getsockopt(fd, SOL_TCP, TCP_CONGESTION, "bbr", [4]).
-		ws := want.word
-		var got string
-		return &callOp{
-			try: func() (bool, callResult) {
-				v, err := st.GetsockoptString(fd, int(level), int(name))
-				got = v
-				return true, res(0, err)
-			},
-			finish: func(c callResult) error {
-				if c.err == nil && got != ws {
-					return r.errf(e.line, "expected %s; got %q", e.text, got)
-				}
-				return nil
-			},
-		}, nil
+		return r.getsockoptString(c, int(level), int(name), want.word), nil
 	}
 	if f, ok := fields(want); ok {
 		wl, err := r.linger(f)
 		if err != nil {
-			return bad(err)
+			return r.bad(c, err)
 		}
-		return &callOp{
-			try: func() (bool, callResult) {
-				l, err := st.GetsockoptLinger(fd)
-				c := res(0, err)
-				c.linger = l
-				return true, c
-			},
-			finish: func(c callResult) error {
-				if c.err == nil && ((c.linger.Onoff != 0) != (wl.Onoff != 0) || c.linger.Linger != wl.Linger) {
-					return r.errf(e.line, "expected %s; got {onoff=%d, linger=%d}", e.text, c.linger.Onoff, c.linger.Linger)
-				}
-				return nil
-			},
-		}, nil
+		return r.getsockoptLinger(c, wl), nil
 	}
 	var wantV int64
 	check := want.kind != exEllipsis
 	if check {
 		if wantV, err = r.evalInt(want); err != nil {
-			return bad(err)
+			return r.bad(c, err)
 		}
 	}
+	return r.getsockoptInt(c, int(level), int(name), check, wantV), nil
+}
+
+// getsockoptString reads a string option and expects ws.
+func (r *runner) getsockoptString(c *callArgs, level, name int, ws string) *callOp {
+	fd, st := c.fd, r.st
+	var got string
 	return &callOp{
 		try: func() (bool, callResult) {
-			v, err := st.GetsockoptInt(fd, int(level), int(name))
-			c := res(0, err)
-			c.intVal = v
-			return true, c
+			v, err := st.GetsockoptString(fd, level, name)
+			got = v
+			return true, res(0, err)
 		},
-		finish: func(c callResult) error {
-			if c.err == nil && check && int64(c.intVal) != wantV {
-				got := strconv.Itoa(c.intVal)
-				if level == linuxSolSocket && name == linuxSoError && c.intVal != 0 {
-					got = errnoName(syscall.Errno(c.intVal))
-				}
-				return r.errf(e.line, "expected %s; got value [%s]", e.text, got)
+		finish: func(res callResult) error {
+			if res.err == nil && got != ws {
+				return r.errf(c.e.line, "expected %s; got %q", c.e.text, got)
 			}
 			return nil
 		},
-	}, nil
+	}
+}
+
+// getsockoptLinger reads SO_LINGER and expects wl.
+func (r *runner) getsockoptLinger(c *callArgs, wl syscall.Linger) *callOp {
+	fd, st := c.fd, r.st
+	return &callOp{
+		try: func() (bool, callResult) {
+			l, err := st.GetsockoptLinger(fd)
+			out := res(0, err)
+			out.linger = l
+			return true, out
+		},
+		finish: func(res callResult) error {
+			if res.err == nil && ((res.linger.Onoff != 0) != (wl.Onoff != 0) || res.linger.Linger != wl.Linger) {
+				return r.errf(c.e.line, "expected %s; got {onoff=%d, linger=%d}", c.e.text, res.linger.Onoff, res.linger.Linger)
+			}
+			return nil
+		},
+	}
+}
+
+// getsockoptInt reads an int option and, if check, expects wantV.
+func (r *runner) getsockoptInt(c *callArgs, level, name int, check bool, wantV int64) *callOp {
+	fd, st := c.fd, r.st
+	return &callOp{
+		try: func() (bool, callResult) {
+			v, err := st.GetsockoptInt(fd, level, name)
+			out := res(0, err)
+			out.intVal = v
+			return true, out
+		},
+		finish: func(res callResult) error {
+			if res.err == nil && check && int64(res.intVal) != wantV {
+				got := strconv.Itoa(res.intVal)
+				if level == linuxSolSocket && name == linuxSoError && res.intVal != 0 {
+					got = errnoName(syscall.Errno(res.intVal))
+				}
+				return r.errf(c.e.line, "expected %s; got value [%s]", c.e.text, got)
+			}
+			return nil
+		},
+	}
 }
 
 // poll([{fd=F, events=E, revents=R}, ...], N, TIMEOUT_MS)
-func (r *runner) poll(e *event) (*callOp, error) {
-	if err := r.args(e, 3, 3); err != nil {
-		return nil, err
-	}
-	a := e.syscall.args
-	st := r.st
-	bad := func(err error) (*callOp, error) { return r.callError(e, err) }
+func (r *runner) poll(c *callArgs) (*callOp, error) {
+	e, a, st := c.e, c.a, r.st
+	bad := func(err error) (*callOp, error) { return r.bad(c, err) }
 	if a[0].kind != exList {
 		return bad(fmt.Errorf("expected a list of {fd=..., events=..., revents=...}"))
 	}
