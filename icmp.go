@@ -65,7 +65,7 @@ var (
 		syscall.EOPNOTSUPP,   // 5 source route failed
 		syscall.ENETUNREACH,  // 6 net unknown
 		syscall.EHOSTDOWN,    // 7 host unknown
-		syscall.ENONET,       // 8 host isolated
+		errnoHostIsolated,    // 8 host isolated (ENONET on Linux: errno_linux.go)
 		syscall.ENETUNREACH,  // 9 net administratively prohibited
 		syscall.EHOSTUNREACH, // 10 host administratively prohibited
 		syscall.ENETUNREACH,  // 11 net unreachable for TOS

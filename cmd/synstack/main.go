@@ -10,7 +10,9 @@
 //	synstack impair            carry packets between two TUN devices through link/sim's
 //	                           delay, loss, reordering and rate (root)
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
-//	synstack bench             synstack, gVisor netstack and the kernel measured side by side
+//
+// The benchmark beside gVisor and the kernel is cmd/synstack-bench: this
+// command links no gVisor.
 //
 // "synstack help" prints every command with its flags; every command takes
 // --help. Install with
@@ -53,9 +55,8 @@ commands:
          [--corrupt P] [--rate R] [--queue N] [--seed N]
                      carry packets between two TUN devices through link/sim's faults (netem
                      for kernels without it); --loss-ab, --delay-ba... per direction (root)
-  bench [--json FILE] [--quick] [--only NAME,...] [--svg DIR] [--idle N]
-                     measure synstack, gVisor netstack and the kernel side by side (bulk,
-                     connection setup, ping-pong, idle heap, allocations per segment)
+
+synstack, gVisor netstack and the kernel measured side by side: go run ./cmd/synstack-bench
 `
 
 func main() {

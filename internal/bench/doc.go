@@ -1,6 +1,6 @@
 // Package bench measures synstack side by side with its anchors, gVisor
 // netstack and the Linux kernel, in one process and one run: the figures
-// of `synstack bench` and of this package's Go benchmarks.
+// of cmd/synstack-bench and of this package's Go benchmarks.
 //
 // Each figure has one function, which runs one kind (Synstack, GVisor or
 // Kernel) at a time on a network of its own:

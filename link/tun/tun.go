@@ -1,6 +1,18 @@
-// Package tun is a link over a Linux TUN device: the stack's packets go to
-// the kernel, which routes them to its own sockets (or anywhere else), and
-// the packets the kernel routes to the device come to the stack.
+// Package tun is a link over a TUN device: the stack's packets go to the
+// kernel, which routes them to its own sockets (or anywhere else), and the
+// packets the kernel routes to the device come to the stack.
+//
+// On Linux, Open creates or attaches to a device itself (below). On any
+// Unix system (Linux, Android, macOS, iOS, the BSDs), FromFD and FromFile
+// wrap a device that someone else opened and configured: the descriptor
+// Android's VpnService gives, a utun on macOS or iOS (with
+// FileOptions.AFHeader), a descriptor a privileged helper passed over a
+// Unix socket, with or without the virtio-net header
+// (FileOptions.VnetHdr). Elsewhere than on Linux, Open returns an error
+// wrapping errors.ErrUnsupported; the package builds everywhere.
+//
+//	// fd: ParcelFileDescriptor.detachFd() of VpnService.Builder.establish()
+//	ep, err := tun.FromFD(fd, tun.FileOptions{MTU: 1500})
 //
 // Open creates the device, or attaches to an existing one by name, sets its
 // MTU and brings it up (netlink, no shell commands); it can also give the
@@ -26,7 +38,8 @@
 // is then called from as many goroutines at once as there are queues, as
 // a stack that shards its connections can take (synstack.Stack does).
 //
-// Opening a TUN device and configuring links needs CAP_NET_ADMIN (root).
+// Opening a TUN device and configuring links needs CAP_NET_ADMIN (root);
+// FromFD needs no privilege of its own.
 //
 //	ep, err := tun.Open(tun.Options{Name: "syn0", HostAddrs: []netip.Prefix{netip.MustParsePrefix("10.99.0.1/24")}})
 //	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{netip.MustParsePrefix("10.99.0.2/24")}})

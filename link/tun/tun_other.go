@@ -4,55 +4,46 @@ package tun
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
-
-	"github.com/synstack/synstack/link"
+	"runtime"
 )
 
-// errNotLinux is what every call returns where there is no TUN device.
-var errNotLinux = errors.New("tun: TUN devices are a Linux feature")
+// Open fails with an error wrapping errors.ErrUnsupported: it creates
+// Linux TUN devices. Elsewhere, the system opens the device (a utun on
+// macOS and iOS, a tun on FreeBSD) and FromFD or FromFile wraps it.
+func Open(opts Options) (*Endpoint, error) {
+	return nil, fmt.Errorf("tun: Open: %w on %s: it creates Linux TUN devices; FromFD or FromFile takes a device opened by the system", errors.ErrUnsupported, runtime.GOOS)
+}
 
-// Endpoint is an open TUN device; elsewhere than on Linux, none can be
-// opened.
-type Endpoint struct{}
+// KernelReady fails with an error wrapping errors.ErrUnsupported: only an
+// endpoint of Open (Linux) knows the kernel's routes.
+func (e *Endpoint) KernelReady(addr netip.Addr) (bool, error) {
+	if e.closed.Load() {
+		return false, ErrClosed
+	}
+	return false, fmt.Errorf("tun: KernelReady: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+}
 
-var _ link.Endpoint = (*Endpoint)(nil)
+// HostAddrs fails with an error wrapping errors.ErrUnsupported: only an
+// endpoint of Open (Linux) knows the kernel's addresses on the device.
+func (e *Endpoint) HostAddrs() ([]netip.Prefix, error) {
+	return nil, fmt.Errorf("tun: HostAddrs: %w on %s", errors.ErrUnsupported, runtime.GOOS)
+}
 
-// Open fails: TUN devices are a Linux feature.
-func Open(opts Options) (*Endpoint, error) { return nil, errNotLinux }
+// fdInfo learns nothing of the device here: the options say what it is.
+func fdInfo(fd int, opts FileOptions) (fdDevice, error) { return fdDevice{}, nil }
 
-// Name returns the device's name.
-func (e *Endpoint) Name() string { return "" }
+// sysState: no endpoint creates or changes a device here.
+type sysState struct {
+	created bool // always false
+}
 
-// Index returns the device's interface index.
-func (e *Endpoint) Index() int { return 0 }
+// undo has nothing to undo.
+func (e *Endpoint) undo() error { return nil }
 
-// Offload describes the offloads in use.
-func (e *Endpoint) Offload() string { return "none" }
-
-// Created reports whether Open created the device.
-func (e *Endpoint) Created() bool { return false }
-
-// MTU returns the device's MTU.
-func (e *Endpoint) MTU() int { return DefaultMTU }
-
-// Attach sets the Dispatcher that receives the packets read from the device.
-func (e *Endpoint) Attach(d link.Dispatcher) {}
-
-// WritePacket fails: there is no device.
-func (e *Endpoint) WritePacket(pkt []byte) error { return errNotLinux }
-
-// Stats returns the endpoint's counters.
-func (e *Endpoint) Stats() Stats { return Stats{} }
-
-// QueueStats returns the counters of each of the device's queues: none.
-func (e *Endpoint) QueueStats() []QueueStats { return nil }
-
-// KernelReady fails: there is no device.
-func (e *Endpoint) KernelReady(addr netip.Addr) (bool, error) { return false, errNotLinux }
-
-// HostAddrs fails: there is no device.
-func (e *Endpoint) HostAddrs() ([]netip.Prefix, error) { return nil, errNotLinux }
-
-// Close does nothing.
-func (e *Endpoint) Close() error { return nil }
+// deviceGone reports whether a read's error means that nothing more will
+// come: here, every error does. The runtime's poller absorbs EAGAIN and
+// EINTR; what errors a device of another system gives once it is gone is
+// not known here, and a reader that retried a lasting one would spin.
+func deviceGone(err error) bool { return true }

@@ -1,0 +1,433 @@
+package tun
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/synstack/synstack/link"
+)
+
+// The endpoint itself, the same on every OS: a reader and a writer per
+// queue, over an *os.File that Open (Linux) or FromFD/FromFile gave it.
+
+// maxBatch is how many queued packets the writer takes at once, and so
+// the most segments one coalesced packet can gather.
+const maxBatch = 64
+
+// Endpoint is an open TUN device. It implements link.Endpoint: for each
+// of the device's queues (one unless Options.Queues; one for FromFD), one
+// goroutine reads it and delivers to the attached Dispatcher, another
+// writes what the stack queues with WritePacket. Close stops them all.
+type Endpoint struct {
+	queues  []*queue
+	name    string
+	index   int
+	mtu     int
+	vnet    bool   // IFF_VNET_HDR: a virtio header precedes every packet
+	tso     bool   // the kernel may send large TCP packets (TSO4/6 on)
+	af      bool   // a 4-byte address family precedes every packet (FileOptions.AFHeader)
+	offload string // what was negotiated, for people
+	sys     sysState
+
+	disp   atomic.Pointer[dispatcherBox]
+	pool   sync.Pool
+	done   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	once   sync.Once
+
+	gsoIn, gsoOut, csumIn                    atomic.Uint64
+	dropNoDisp, dropBad, writeErrs, readErrs atomic.Uint64
+}
+
+// queue is one of the device's queues: its own file, reader and writer.
+type queue struct {
+	f   *os.File
+	out chan *[]byte // packets waiting for the writer, each with vnetHdrLen bytes of headroom
+
+	packetsIn, packetsOut, writesOut, dropFull atomic.Uint64
+}
+
+type dispatcherBox struct{ d link.Dispatcher }
+
+// newEndpoint returns an endpoint of MTU mtu, with no queue yet.
+func newEndpoint(mtu int) *Endpoint {
+	e := &Endpoint{mtu: mtu, done: make(chan struct{})}
+	e.pool.New = func() any {
+		b := make([]byte, vnetHdrLen+e.mtu)
+		return &b
+	}
+	return e
+}
+
+// addFile adds f, open on the device, as a new queue.
+func (e *Endpoint) addFile(f *os.File) {
+	e.queues = append(e.queues, &queue{f: f})
+}
+
+// start gives every queue its reader and writer, each queue holding up to
+// queueLen packets for the writer.
+func (e *Endpoint) start(queueLen int) {
+	for _, q := range e.queues {
+		q.out = make(chan *[]byte, queueLen)
+	}
+	for _, q := range e.queues {
+		e.wg.Add(2)
+		go e.readLoop(q)
+		go e.writeLoop(q)
+	}
+}
+
+var _ link.Endpoint = (*Endpoint)(nil)
+
+// Name returns the device's name.
+func (e *Endpoint) Name() string { return e.name }
+
+// Index returns the device's interface index.
+func (e *Endpoint) Index() int { return e.index }
+
+// Offload describes the offloads in use: "none (why)", or which of
+// checksum and TSO the kernel agreed to.
+func (e *Endpoint) Offload() string { return e.offload }
+
+// Created reports whether Open created the device (and Close removes it).
+func (e *Endpoint) Created() bool { return e.sys.created }
+
+// MTU returns the device's MTU: the largest packet the stack sends.
+func (e *Endpoint) MTU() int { return e.mtu }
+
+// Attach sets the Dispatcher that receives the packets read from the
+// device; nil detaches it.
+func (e *Endpoint) Attach(d link.Dispatcher) {
+	if d == nil {
+		e.disp.Store(nil)
+		return
+	}
+	e.disp.Store(&dispatcherBox{d})
+}
+
+// WritePacket queues a copy of pkt for the device and returns at once; a
+// full queue drops it (counted in DropQueueFull). A TCP packet larger than
+// the MTU goes as a GSO packet the kernel cuts (with offloads) or is cut
+// here; any other packet larger than the MTU is dropped (DropBad). It
+// returns ErrClosed after Close.
+func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pkt, nil) }
+
+var _ link.GatherWriter = (*Endpoint)(nil)
+
+// WritePacketGather implements link.GatherWriter: WritePacket of hdr
+// followed by payload, copied once, straight into the queued buffer. With
+// several queues, the packet goes to the one its flow hashes to (link.FlowQueue).
+func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	n := len(hdr) + len(payload)
+	if n == 0 || n > maxIPPacket {
+		e.dropBad.Add(1)
+		return nil
+	}
+	var buf *[]byte
+	if n <= e.mtu {
+		buf = e.pool.Get().(*[]byte)
+	} else {
+		b := make([]byte, vnetHdrLen+n) // rare: the stack sends MTU-sized packets
+		buf = &b
+	}
+	*buf = (*buf)[:vnetHdrLen+n]
+	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
+	q := e.queues[0]
+	if len(e.queues) > 1 {
+		q = e.queues[link.FlowQueue((*buf)[vnetHdrLen:], len(e.queues))]
+	}
+	select {
+	case q.out <- buf:
+	default:
+		e.release(buf)
+		q.dropFull.Add(1)
+	}
+	return nil
+}
+
+func (e *Endpoint) release(buf *[]byte) {
+	if cap(*buf) == vnetHdrLen+e.mtu {
+		*buf = (*buf)[:cap(*buf)]
+		e.pool.Put(buf)
+	}
+}
+
+// readLoop reads one of the device's queues until Close and delivers each
+// packet.
+func (e *Endpoint) readLoop(q *queue) {
+	defer e.wg.Done()
+	buf := make([]byte, vnetHdrLen+maxIPPacket+1)
+	for {
+		n, err := q.f.Read(buf)
+		if err != nil {
+			if e.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+				return
+			}
+			e.readErrs.Add(1)
+			if deviceGone(err) {
+				return // the device is gone: nothing more will come
+			}
+			continue
+		}
+		pkt := buf[:n]
+		if e.vnet {
+			if n < vnetHdrLen {
+				e.dropBad.Add(1)
+				continue
+			}
+			var h vnetHdr
+			h.decode(buf)
+			pkt = buf[vnetHdrLen:n]
+			ok, gso := fixIncoming(pkt, &h)
+			if !ok {
+				e.dropBad.Add(1)
+				continue
+			}
+			if gso {
+				e.gsoIn.Add(1)
+			}
+			if h.flags&vnetFlagNeedsCsum != 0 {
+				e.csumIn.Add(1)
+			}
+		} else if e.af {
+			if n < afHdrLen {
+				e.dropBad.Add(1)
+				continue
+			}
+			pkt = buf[afHdrLen:n] // the IP header's version says the family
+		}
+		box := e.disp.Load()
+		if box == nil {
+			e.dropNoDisp.Add(1)
+			continue
+		}
+		box.d.DeliverPacket(pkt)
+		q.packetsIn.Add(1)
+	}
+}
+
+// writeLoop writes what WritePacket queues for q, a batch at a time:
+// whatever gathered while the last write ran. With offloads, the segments
+// of a batch that continue each other are coalesced.
+func (e *Endpoint) writeLoop(q *queue) {
+	defer e.wg.Done()
+	var (
+		batch   = make([]*[]byte, 0, maxBatch)
+		pkts    = make([][]byte, 0, maxBatch)
+		plan    gsoBatch
+		scratch = make([]byte, vnetHdrLen+maxIPPacket)
+	)
+	for {
+		select {
+		case <-e.done:
+			return
+		case b := <-q.out:
+			batch = append(batch, b)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case b := <-q.out:
+				batch = append(batch, b)
+			default:
+				break drain
+			}
+		}
+		if e.vnet {
+			for _, b := range batch {
+				pkts = append(pkts, (*b)[vnetHdrLen:])
+			}
+			e.writeOffload(q, &plan, pkts, batch, scratch)
+		} else {
+			for _, b := range batch {
+				e.writePlain(q, *b, scratch)
+			}
+		}
+		for i, b := range batch {
+			e.release(b)
+			batch[i] = nil
+			if i < len(pkts) {
+				pkts[i] = nil
+			}
+		}
+		batch, pkts = batch[:0], pkts[:0]
+	}
+}
+
+// writeOffload writes a batch through the virtio header: coalesced
+// segments as GSO packets, single TCP packets with a partial checksum,
+// other packets as they are.
+func (e *Endpoint) writeOffload(q *queue, plan *gsoBatch, pkts [][]byte, bufs []*[]byte, scratch []byte) {
+	maxSize := e.mtu
+	if e.tso {
+		maxSize = maxIPPacket
+	}
+	items := plan.plan(pkts, maxSize)
+	for i := range items {
+		it := &items[i]
+		if it.n > 1 {
+			e.write(q, plan.build(scratch, pkts, it), it.n)
+			e.gsoOut.Add(1)
+			continue
+		}
+		p := pkts[it.head]
+		full := *bufs[it.head]
+		var h vnetHdr
+		if t, ok := parseTCPPacket(p); ok {
+			if len(p) > e.mtu {
+				if !e.tso {
+					e.splitWrite(q, p, t, scratch)
+					continue
+				}
+				h.gsoType = vnetGSOTCPv4
+				if t.v6 {
+					h.gsoType = vnetGSOTCPv6
+				}
+				h.hdrLen = uint16(t.ipLen + t.tcpLen)
+				h.gsoSize = uint16(e.mtu - t.ipLen - t.tcpLen)
+				e.gsoOut.Add(1)
+			}
+			t.setPartialChecksum(p, &h)
+		} else if len(p) > e.mtu {
+			e.dropBad.Add(1)
+			continue
+		}
+		h.encode(full)
+		e.write(q, full, 1)
+	}
+}
+
+// writePlain writes one packet, after the vnetHdrLen bytes of headroom in
+// buf, to a device without offloads, cutting a TCP packet larger than the
+// MTU. With an address family header, it goes in the headroom.
+func (e *Endpoint) writePlain(q *queue, buf, scratch []byte) {
+	p := buf[vnetHdrLen:]
+	if len(p) <= e.mtu {
+		if e.af {
+			p = buf[vnetHdrLen-afHdrLen:]
+			putAFHeader(p)
+		}
+		e.write(q, p, 1)
+		return
+	}
+	t, ok := parseTCPPacket(p)
+	if !ok {
+		e.dropBad.Add(1)
+		return
+	}
+	e.splitWrite(q, p, t, scratch)
+}
+
+// splitWrite cuts a large TCP packet into MTU-sized segments and writes
+// each.
+func (e *Endpoint) splitWrite(q *queue, p []byte, t tcpPkt, scratch []byte) {
+	mss := e.mtu - t.ipLen - t.tcpLen
+	if mss <= 0 {
+		e.dropBad.Add(1)
+		return
+	}
+	off := 0
+	if e.vnet {
+		clear(scratch[:vnetHdrLen])
+		off = vnetHdrLen
+	} else if e.af {
+		off = afHdrLen
+	}
+	splitTCP(p, t, mss, scratch[off:], func(s []byte) {
+		if e.af {
+			putAFHeader(scratch[:afHdrLen+len(s)])
+		}
+		e.write(q, scratch[:off+len(s)], 1)
+	})
+}
+
+// write writes one buffer (a packet, with its virtio header if offloads
+// are on) standing for n of the stack's packets to q.
+func (e *Endpoint) write(q *queue, b []byte, n int) {
+	if _, err := q.f.Write(b); err != nil {
+		e.writeErrs.Add(1)
+		return
+	}
+	q.writesOut.Add(1)
+	q.packetsOut.Add(uint64(n))
+}
+
+// Stats returns the endpoint's counters, all queues together.
+func (e *Endpoint) Stats() Stats {
+	var s Stats
+	for _, q := range e.queues {
+		s.PacketsIn += q.packetsIn.Load()
+		s.PacketsOut += q.packetsOut.Load()
+		s.WritesOut += q.writesOut.Load()
+		s.DropQueueFull += q.dropFull.Load()
+	}
+	s.GSOIn, s.GSOOut, s.CsumIn = e.gsoIn.Load(), e.gsoOut.Load(), e.csumIn.Load()
+	s.DropNoDispatcher, s.DropBad = e.dropNoDisp.Load(), e.dropBad.Load()
+	s.WriteErrors, s.ReadErrors = e.writeErrs.Load(), e.readErrs.Load()
+	return s
+}
+
+// QueueStats returns the counters of each of the device's queues, in
+// order: one element unless Options.Queues is above 1.
+func (e *Endpoint) QueueStats() []QueueStats {
+	qs := make([]QueueStats, len(e.queues))
+	for i, q := range e.queues {
+		qs[i] = QueueStats{
+			PacketsIn:     q.packetsIn.Load(),
+			PacketsOut:    q.packetsOut.Load(),
+			WritesOut:     q.writesOut.Load(),
+			DropQueueFull: q.dropFull.Load(),
+		}
+	}
+	return qs
+}
+
+// Close stops the endpoint's goroutines and closes the device (the
+// descriptor FromFD or FromFile was given, too); queued packets are
+// dropped. A device Open created disappears with it; on a device that
+// existed, the addresses Open added are removed and the MTU and down state
+// it had are restored. Close must not be called from inside the
+// Dispatcher. Closing twice is harmless.
+func (e *Endpoint) Close() error {
+	var err error
+	e.once.Do(func() {
+		e.closed.Store(true)
+		e.disp.Store(nil)
+		close(e.done)
+		err = e.teardown()
+		e.wg.Wait()
+		for _, q := range e.queues {
+		drain:
+			for {
+				select {
+				case b := <-q.out:
+					e.release(b)
+				default:
+					break drain
+				}
+			}
+		}
+	})
+	return err
+}
+
+// teardown closes the device's files and undoes what Open did to the
+// device: a failed Open's or Close's.
+func (e *Endpoint) teardown() error {
+	var errs []error
+	for _, q := range e.queues {
+		// Closing the file wakes the reader; the writer may still be
+		// finishing a write, which then fails with os.ErrClosed. The
+		// last queue's closing removes a device Open created.
+		errs = append(errs, q.f.Close())
+	}
+	errs = append(errs, e.undo())
+	return errors.Join(errs...)
+}
