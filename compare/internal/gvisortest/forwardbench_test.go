@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/compare/internal/gvisortest"
 	sfwd "github.com/synstack/synstack/forward"
-	"github.com/synstack/synstack/internal/gvisortest"
 	"github.com/synstack/synstack/internal/kernelnet"
 	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/pipe"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/synstack/synstack/internal/bench"
+	"github.com/synstack/synstack/compare/internal/bench"
 )
 
 // synstack-bench --quick --json F runs, and F has every figure with its

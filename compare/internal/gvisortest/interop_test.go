@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack"
-	"github.com/synstack/synstack/internal/gvisortest"
+	"github.com/synstack/synstack/compare/internal/gvisortest"
 	"github.com/synstack/synstack/tcp"
 )
 

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/synstack/synstack/internal/bench"
+	"github.com/synstack/synstack/compare/internal/bench"
 )
 
 func main() {
