@@ -44,17 +44,32 @@ func (s *Stack) martianAddr(a netip.Addr) bool {
 	case a.IsLoopback():
 		return !s.loopback
 	case a.Is4():
-		b := a.As4()
-		if b[0] == 0 || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		if a.As4()[0] == 0 || a == limitedBroadcast {
 			return true
 		}
-		for _, p := range s.addrs {
-			if p.Addr().Is4() && p.Bits() <= 30 && p.Contains(a) && a == broadcastOf(p) {
+		for _, b := range s.broadcasts {
+			if a == b {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// limitedBroadcast is 255.255.255.255.
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// subnetBroadcasts returns the subnet broadcast addresses of the IPv4
+// prefixes among addrs that have one (/30 and wider), for martianAddr to
+// compare with, packet after packet, without working them out again.
+func subnetBroadcasts(addrs []netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range addrs {
+		if p.Addr().Is4() && p.Bits() <= 30 {
+			out = append(out, broadcastOf(p))
+		}
+	}
+	return out
 }
 
 // broadcastOf is the subnet broadcast address of an IPv4 prefix: every

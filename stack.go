@@ -291,6 +291,8 @@ type Stack struct {
 	// loopback: one of addrs is a loopback address, so loopback sources
 	// and destinations are not martians (martian.go).
 	loopback bool
+	// broadcasts are the subnet broadcasts of addrs (martian.go).
+	broadcasts []netip.Addr
 	// mem is the budget every connection's queues are charged to
 	// (Config.TCPMem); tcpDefaults.Memory points at it.
 	mem           *tcp.Memory
@@ -388,6 +390,7 @@ func New(cfg Config) (*Stack, error) {
 		s.addrs = append(s.addrs, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
 		s.loopback = s.loopback || p.Addr().IsLoopback()
 	}
+	s.broadcasts = subnetBroadcasts(s.addrs)
 	if s.clock == nil {
 		s.clock = clock.Real{}
 	}
