@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,5 +201,29 @@ func TestMemoryLimitsDefaults(t *testing.T) {
 	}
 	if got := memoryLimits(tcp.MemoryLimits{Low: 1, Pressure: 2, High: 3}); got != (tcp.MemoryLimits{Low: 1, Pressure: 2, High: 3}) {
 		t.Fatalf("set marks changed: %+v", got)
+	}
+}
+
+// TestResetUnreadDataGoesBack: a connection reset by its peer keeps the
+// data that came before the RST for a read (as Linux); when the
+// application closes its socket without reading it, the buffer goes back
+// to the budget, though the connection had already left the table.
+func TestResetUnreadDataGoesBack(t *testing.T) {
+	n := newVnet(t, nil)
+	lfd := listenOn(t, n.b, srvAddr, 4, true)
+	cfd, sfd := n.connect(srvAddr, lfd)
+	_, err := n.a.Sockets().Send(cfd, []byte("never read"), MSG_DONTWAIT)
+	must(t, err)
+	n.pump()
+	must(t, n.a.Sockets().SetsockoptLinger(cfd, syscall.Linger{Onoff: 1, Linger: 0}))
+	must(t, n.a.Sockets().Close(cfd)) // RST
+	n.pump()
+	if b := n.b.Stats().SynstackTCPMemBytes; b == 0 {
+		t.Fatal("the unread data holds no buffer: the test shows nothing")
+	}
+	must(t, n.b.Sockets().Close(sfd))
+	must(t, n.b.Sockets().Close(lfd))
+	if b := n.b.Stats().SynstackTCPMemBytes; b != 0 {
+		t.Fatalf("after the socket closed, the budget still holds %d bytes", b)
 	}
 }

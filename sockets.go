@@ -828,6 +828,12 @@ func (s *Stack) releaseSocketLocked(sk *socket) {
 	if ep := sk.ep; ep != nil {
 		ep.sock = nil
 		sk.ep = nil
+		if !ep.hashed {
+			// Over already (a reset, a timeout): what it still holds,
+			// data that came before the end and was never read, goes
+			// back. Nothing is sent.
+			ep.conn.Close(s.clock.Now())
+		}
 		if ep.hashed {
 			now := s.clock.Now()
 			if sk.opts.linger.Onoff != 0 && sk.opts.linger.Linger == 0 {

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,6 +285,7 @@ type server struct {
 	refused    atomic.Uint64 // connections refused beyond maxConns
 	idleClosed atomic.Uint64 // connections reset by the idle timeout
 	lastLog    atomic.Int64  // when a refusal was last logged, UnixNano
+	peak       atomic.Int64  // the most connections open at once since memory was last given back
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -314,7 +317,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		s.active.Add(1)
+		if n := s.active.Add(1); n > s.peak.Load() {
+			s.peak.Store(n) // one Accept at a time: no race with itself
+		}
 		return &countedConn{Conn: c, srv: s}, nil
 	}
 }
@@ -329,8 +334,35 @@ type countedConn struct {
 // Close closes the connection.
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.srv.active.Add(-1) })
+	c.once.Do(func() {
+		if c.srv.active.Add(-1) == 0 {
+			c.srv.lastGone()
+		}
+	})
 	return err
+}
+
+// freeAfterPeak is how many connections open at once make the last one's
+// close give memory back to the system.
+const freeAfterPeak = 256
+
+// lastGone runs when the last connection closes. After a burst of many,
+// the memory they used (the stack's pooled buffers, their goroutines'
+// stacks) is given back to the system at once: the Go runtime would
+// otherwise keep it for minutes, and an operator watching RSS after a load
+// spike or an attack expects it back.
+func (s *server) lastGone() {
+	if s.peak.Load() < freeAfterPeak {
+		return
+	}
+	s.peak.Store(0)
+	go func() {
+		// Two collections: the first moves the pooled buffers to the
+		// pools' victim caches, the second frees them, and then the
+		// memory goes back to the system.
+		runtime.GC()
+		debug.FreeOSMemory()
+	}()
 }
 
 // SetLinger passes on to the connection, so that forward.Reset resets.

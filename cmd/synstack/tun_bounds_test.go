@@ -612,7 +612,21 @@ func TestTunAttackManyConns(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("closed: queue memory %d, TcpCurrEstab %d, serve RSS %s, HeapInuse %s", end.Stats.SynstackTCPMemBytes, end.Stats.TcpCurrEstab, mib(srv.rss(t)), mib(int64(end.HeapInuse)))
+	// And the process's memory: serve gives it back to the system when
+	// the last connection of a burst closes.
+	var after int64
+	for guard := time.Now().Add(30 * time.Second); ; {
+		after, _ = srv.memory(t, srv.stats())
+		if after <= idleRSS+(rss-idleRSS)/4 {
+			break
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("30 s after closing: serve's %s %s, idle %s, loaded %s: not given back", memName, mib(after), mib(idleRSS), mib(rss))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("closed: queue memory %d, TcpCurrEstab %d; serve's %s %s (idle %s, loaded %s); RSS %s, HeapInuse %s",
+		end.Stats.SynstackTCPMemBytes, end.Stats.TcpCurrEstab, memName, mib(after), mib(idleRSS), mib(rss), mib(srv.rss(t)), mib(int64(end.HeapInuse)))
 	srv.stop()
 }
 
