@@ -413,8 +413,17 @@ func TestTunAttackForcedACK(t *testing.T) {
 		d(func(s statsLine) uint64 { return s.Stats.TcpExtOfoPruned }),
 		mib(int64(before.HeapInuse)), mib(int64(after.HeapInuse)))
 
-	if mem1-mem0 >= 2<<20 {
-		t.Errorf("serve's %s grew by %d KiB over the attack (%s -> %s), want under 2 MiB", memName, (mem1-mem0)>>10, mib(mem0), mib(mem1))
+	// The bound is on RSS, asserted in a plain build. Under -race
+	// the Go heap stands in, and a heap read without a collection swings
+	// by the collector's timing (2.4 -> 4.4 MiB in one loaded run whose
+	// RSS grew 552 KiB): it only catches gross growth there, and the queue
+	// memory below is the exact bound.
+	growLimit := int64(2 << 20)
+	if raceBuild() {
+		growLimit = 8 << 20
+	}
+	if mem1-mem0 >= growLimit {
+		t.Errorf("serve's %s grew by %d KiB over the attack (%s -> %s), want under %s", memName, (mem1-mem0)>>10, mib(mem0), mib(mem1), mib(growLimit))
 	}
 	// The attacked connection's receive buffer (131072) and its send
 	// queue, and the client's rings: within two buffers and a margin.
