@@ -86,9 +86,39 @@ type Conn struct {
 	connected, closedByErr bool
 }
 
-// errno is a pending error: a syscall.Errno in two bytes (every errno
-// Linux defines fits) rather than eight.
+// errno is a pending error: a syscall.Errno in two bytes rather than
+// eight. Every errno of Linux and the BSDs, and Windows' own error codes,
+// fit as they are; Windows' invented ones (syscall.ECONNRESET there is
+// 1<<29 plus a small number) keep that small number under the top bit.
 type errno uint16
+
+// errnoInvented is where Windows' invented errnos start (APPLICATION_ERROR).
+const errnoInvented = 1 << 29
+
+// errnoUnknown stands for an errno that fits neither way: it reads as EIO.
+const errnoUnknown errno = 0x7fff
+
+// packErrno returns e in two bytes.
+func packErrno(e syscall.Errno) errno {
+	switch {
+	case e < 0x7fff:
+		return errno(e)
+	case e >= errnoInvented && e-errnoInvented < 0x7fff:
+		return errno(0x8000 | (e - errnoInvented))
+	}
+	return errnoUnknown
+}
+
+// unpack returns the syscall.Errno e holds.
+func (e errno) unpack() syscall.Errno {
+	switch {
+	case e == errnoUnknown:
+		return syscall.EIO
+	case e&0x8000 != 0:
+		return errnoInvented + syscall.Errno(e&0x7fff)
+	}
+	return syscall.Errno(e)
+}
 
 // connStats counts what Info reports.
 type connStats struct {
@@ -467,7 +497,7 @@ func (c *Conn) Shutdown(t time.Time, how int) error {
 		}
 	case SynSent:
 		// Linux disconnects a connecting socket on shutdown (no RST).
-		c.err = errno(syscall.ECONNRESET)
+		c.err = packErrno(syscall.ECONNRESET)
 		c.closedByErr = true
 		c.setState(Closed, "call SHUTDOWN")
 		return nil
@@ -618,11 +648,11 @@ func (c *Conn) WriteClosed() bool {
 }
 
 // Err returns the pending error without clearing it (0 when none).
-func (c *Conn) Err() syscall.Errno { return syscall.Errno(c.err) }
+func (c *Conn) Err() syscall.Errno { return c.err.unpack() }
 
 // TakeErr returns the pending error and clears it, as SO_ERROR does.
 func (c *Conn) TakeErr() syscall.Errno {
-	e := syscall.Errno(c.err)
+	e := c.err.unpack()
 	c.err = 0
 	return e
 }

@@ -933,7 +933,7 @@ func (c *Conn) maybeAck(now instant) {}
 // ECONNRESET, ETIMEDOUT.
 func (c *Conn) fail(err syscall.Errno, cause Cause) {
 	if err != 0 {
-		c.err = errno(err)
+		c.err = packErrno(err)
 	}
 	// Data that arrived before the end stays readable, then the error,
 	// then EOF, as in Linux (tcp_reset keeps the receive queue): a relay
