@@ -321,7 +321,14 @@ func (c *Conn) acceptable(seg *Segment) bool {
 		// as long as its data stays lost.
 		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd)+1)
 	case wnd == 0:
-		return false
+		// RFC 9293 3.10.7.4: with a zero window no segment is
+		// acceptable, "but special allowance should be made to accept
+		// valid ACKs". Linux (tcp_sequence) takes one that starts at
+		// RCV.NXT for its ACK and drops its data. Refusing it whole
+		// deadlocked two stacks that each held the other's data
+		// unacknowledged behind a zero window: each one's ACKs rode on
+		// retransmissions the other refused.
+		return seg.SEQ == c.rcv.nxt
 	default:
 		last := seg.SEQ.Add(n - 1)
 		return seg.SEQ.InWindow(c.rcv.nxt, seq.Size(wnd)) || last.InWindow(c.rcv.nxt, seq.Size(wnd))
@@ -672,6 +679,12 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	room := int(c.rcv.right.Sub(s))
 	if room < 0 {
 		room = 0
+	}
+	if room == 0 && (len(data) > 0 || fin) {
+		// The window is closed: data and FIN are dropped and the peer
+		// told so at once (Linux's out_of_window, TCPZeroWindowDrop).
+		c.ackNow(now)
+		return
 	}
 	if len(data) > room {
 		data = data[:room]
