@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/forward"
+	"github.com/synstack/synstack/internal/kernelnet"
 )
 
 const (
@@ -283,25 +283,5 @@ func upstreamEcho(t *testing.T, ns *netns) {
 	}); err != nil {
 		t.Fatalf("upstream listen in the namespace: %v", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
+	kernelnet.ServeListener(t, ln, kernelnet.Echo)
 }

@@ -20,6 +20,14 @@ func Serve(tb testing.TB, handle func(c *net.TCPConn)) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ServeListener(tb, ln, handle)
+	return ln.Addr().String()
+}
+
+// ServeListener is Serve on a listener the caller made (one opened in a
+// network namespace, say): it runs handle for every connection ln
+// accepts until the test ends, then closes ln and waits for every handler.
+func ServeListener(tb testing.TB, ln net.Listener, handle func(c *net.TCPConn)) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -38,7 +46,6 @@ func Serve(tb testing.TB, handle func(c *net.TCPConn)) string {
 		}
 	}()
 	tb.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
 }
 
 // Echo copies what it reads back, then half-closes when the client does.
