@@ -18,15 +18,9 @@ import "net/netip"
 // unspecified, multicast, limited- or subnet-broadcast, 0.0.0.0/8,
 // loopback, IPv4-mapped IPv6, or the stack's own address.
 func (s *Stack) martianSource(src netip.Addr) bool {
-	if s.martianAddr(src) {
-		return true
-	}
-	for _, p := range s.addrs {
-		if p.Addr() == src {
-			return true // a packet from ourselves, looped back or forged (a LAND attack)
-		}
-	}
-	return false
+	// From one of our own addresses: looped back, or forged (a LAND
+	// attack).
+	return s.martianAddr(src) || s.isLocalAddr(src)
 }
 
 // martianDestination reports whether a packet to dst must be dropped: the

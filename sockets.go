@@ -462,8 +462,7 @@ func (t *Sockets) connectLocked(sk *socket, addr netip.AddrPort, nonblock bool, 
 			return syscall.ENETUNREACH
 		}
 	}
-	if s.conns.Load() >= int64(s.maxConns) {
-		s.g().stats.SynstackConnLimitDrops++
+	if s.connLimitLocked(nil) {
 		return syscall.ENOBUFS
 	}
 	var b *binding

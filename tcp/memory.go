@@ -179,11 +179,8 @@ func (c *Conn) rcvAdmit(s seq.Value, data []byte, fin bool) ([]byte, bool, bool)
 	} else {
 		cnt.OFODrop++
 	}
-	keep := max(0, limit-c.rq.n-off)
-	if keep >= len(data) {
-		return data, fin, true
-	}
-	data = data[:keep]
+	// end > limit: some of the data goes, and the FIN after it.
+	data = data[:max(0, limit-c.rq.n-off)]
 	return data, false, len(data) > 0
 }
 
