@@ -309,7 +309,12 @@ func TestTunAttackStalledPeers(t *testing.T) {
 			werrs <- err
 		}()
 	}
+	// serve counts a connection once it has accepted it, which may come
+	// after the kernel's connect returned: wait for that, then look.
 	loaded := srv.stats()
+	for guard := time.Now().Add(10 * time.Second); loaded.Conns < int64(2*k) && time.Now().Before(guard); time.Sleep(20 * time.Millisecond) {
+		loaded = srv.stats()
+	}
 	var end statsLine
 	for guard := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		end = srv.stats()
