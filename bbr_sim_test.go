@@ -96,7 +96,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 		if debugLossy && vc.Now().Sub(start)%(50*time.Millisecond) == 0 {
 			cli.lock()
 			for ep := range cli.allConns() {
-				in := ep.conn.Info(vc.Now())
+				in := ep.Conn.Info(vc.Now())
 				t.Logf("%v sndwnd %d got %d cwnd %d unacked %d ca %d pacing %.1f delivery %.1f minrtt %v rtt %v retr %d", vc.Now().Sub(start), in.SndWnd, got, in.Cwnd, in.Unacked, in.CAState, float64(in.PacingRate)*8/1e6, float64(in.DeliveryRate)*8/1e6, in.MinRTT, in.RTT, in.TotalRetrans)
 			}
 			cli.unlock()
@@ -107,7 +107,7 @@ func bulkOverLossyPath(t *testing.T, cc string, seed uint64, size int) lossyPath
 	r.goodput = float64(size) * 8 / el.Seconds()
 	cli.lock()
 	for ep := range cli.allConns() {
-		r.info = ep.conn.Info(vc.Now())
+		r.info = ep.Conn.Info(vc.Now())
 		r.retrans, r.rto = r.info.TotalRetrans, r.info.TotalRTO
 	}
 	cli.unlock()

@@ -369,8 +369,8 @@ func TestReuseAddrTimeWait(t *testing.T) {
 		t.Fatalf("server connections: %d, want the TIME_WAIT one", n.b.connCount())
 	}
 	for ep := range n.b.allConns() {
-		if ep.conn.State() != tcp.TimeWait {
-			t.Fatalf("state %v", ep.conn.State())
+		if ep.Conn.State() != tcp.TimeWait {
+			t.Fatalf("state %v", ep.Conn.State())
 		}
 	}
 	_, err = listenReuse(false)
@@ -526,9 +526,9 @@ func TestAcceptQueueOverflow(t *testing.T) {
 	if st.TcpExtListenOverflows != 1 || st.TcpExtListenDrops != 1 {
 		t.Errorf("after ACK overflow: %+v", st)
 	}
-	l := n.b.sockets.fds[lfd].l
-	if len(l.acceptQ) != 1 || len(l.synQ) != 1 {
-		t.Fatalf("queues: accept %d syn %d", len(l.acceptQ), len(l.synQ))
+	synQ, acceptQ := n.b.queues(lfd)
+	if acceptQ != 1 || synQ != 1 {
+		t.Fatalf("queues: accept %d syn %d", acceptQ, synQ)
 	}
 	// A third SYN is dropped while the queue is full.
 	c3 := mustFD(t)(ca.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0))
@@ -585,8 +585,8 @@ func TestListenerCloseResetsChildren(t *testing.T) {
 		_, err := readAll(t, n, ca, fd)
 		wantErr(t, "client of an un-accepted child", err, syscall.ECONNRESET)
 	}
-	if n.b.connCount() != 0 || len(n.b.ports) != 0 {
-		t.Errorf("server tables not empty: %d conns, %d ports", n.b.connCount(), len(n.b.ports))
+	if n.b.connCount() != 0 || n.b.portCount() != 0 {
+		t.Errorf("server tables not empty: %d conns, %d ports", n.b.connCount(), n.b.portCount())
 	}
 }
 

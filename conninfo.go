@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/synstack/synstack/internal/engine"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -42,54 +43,29 @@ func (s *Stack) Connections() []ConnInfo { return s.ConnectionsLimit(-1, nil) }
 // when keep is nil), not with the stack's. keep runs under the stack's
 // lock and must not call the stack.
 func (s *Stack) ConnectionsLimit(limit int, keep func(tcp.State) bool) []ConnInfo {
-	s.lock()
-	defer s.unlock()
 	now := s.clock.Now()
-	n := s.connCount() + len(s.listeners)
-	if limit >= 0 {
-		n = min(n, limit)
-	}
-	out := make([]ConnInfo, 0, n)
-	full := func() bool { return limit >= 0 && len(out) >= limit }
-	for _, ls := range s.listeners {
-		for _, l := range ls {
-			if full() {
-				break
+	var out []ConnInfo
+	s.h.Walk(func(hint int, e *engine.Entry) bool {
+		if out == nil {
+			if limit >= 0 {
+				hint = min(hint, limit)
 			}
-			if keep != nil && !keep(tcp.Listen) {
-				continue
+			out = make([]ConnInfo, 0, hint)
+		}
+		if limit >= 0 && len(out) >= limit {
+			return false
+		}
+		if c := e.Conn; c == nil {
+			if keep == nil || keep(tcp.Listen) {
+				out = append(out, ConnInfo{Local: e.Local, Listening: true, Info: tcp.Info{State: tcp.Listen},
+					Congestion: e.Congestion, RecvQ: e.AcceptQ, SendQ: e.Backlog})
 			}
-			cc := l.sock.opts.congestion
-			if cc == "" {
-				cc = tcp.DefaultCongestion
-			}
-			out = append(out, ConnInfo{
-				Local:      netip.AddrPortFrom(l.bind.addr, l.bind.port),
-				Listening:  true,
-				Info:       tcp.Info{State: tcp.Listen},
-				Congestion: cc,
-				RecvQ:      len(l.acceptQ),
-				SendQ:      l.backlog,
-			})
+		} else if keep == nil || keep(c.State()) {
+			out = append(out, ConnInfo{Local: e.Local, Remote: e.Remote, Info: c.Info(now),
+				Congestion: c.Congestion(), RecvQ: c.Readable(), SendQ: c.SendQueued(), Orphan: c.Orphaned()})
 		}
-	}
-	for ep := range s.allConns() {
-		if full() {
-			break
-		}
-		if keep != nil && !keep(ep.conn.State()) {
-			continue
-		}
-		out = append(out, ConnInfo{
-			Local:      ep.local,
-			Remote:     ep.remote,
-			Info:       ep.conn.Info(now),
-			Congestion: ep.conn.Congestion(),
-			RecvQ:      ep.conn.Readable(),
-			SendQ:      ep.conn.SendQueued(),
-			Orphan:     ep.conn.Orphaned(),
-		})
-	}
+		return true
+	})
 	slices.SortFunc(out, func(a, b ConnInfo) int {
 		if a.Listening != b.Listening {
 			if a.Listening {
@@ -113,16 +89,16 @@ type StateCounts [tcp.TimeWait + 1]int
 // zero: a connection that reaches it is gone). Cheaper than Connections,
 // it builds no TCP_INFO.
 func (s *Stack) CountStates() StateCounts {
-	s.lock()
-	defer s.unlock()
 	var n StateCounts
-	for _, ls := range s.listeners {
-		n[tcp.Listen] += len(ls)
-	}
-	for ep := range s.allConns() {
-		if st := ep.conn.State(); int(st) < len(n) {
+	s.h.Walk(func(_ int, e *engine.Entry) bool {
+		st := tcp.Listen
+		if e.Conn != nil {
+			st = e.Conn.State()
+		}
+		if int(st) < len(n) {
 			n[st]++
 		}
-	}
+		return true
+	})
 	return n
 }

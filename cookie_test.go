@@ -30,11 +30,11 @@ func TestSynFloodCookies(t *testing.T) {
 		n.b.DeliverPacket(packet(t, src, srvAddr, syn, nil))
 	}
 	n.pump()
-	l := n.b.sockets.fds[lfd].l
+	synQ, _ := n.b.queues(lfd)
 	st := n.b.Stats()
-	if len(l.synQ) != 5 || st.TcpExtSyncookiesSent != flood-5 {
+	if synQ != 5 || st.TcpExtSyncookiesSent != flood-5 {
 		t.Fatalf("after %d SYNs: %d half-open children (want backlog+1 = 5), %d cookies sent (want %d)",
-			flood, len(l.synQ), st.TcpExtSyncookiesSent, flood-5)
+			flood, synQ, st.TcpExtSyncookiesSent, flood-5)
 	}
 	// A real client, during the flood.
 	ca := n.a.Sockets()
@@ -87,7 +87,7 @@ func TestSynCookieValidation(t *testing.T) {
 		t.Fatalf("forged cookie answered with %+v, want a RST", *out)
 	}
 	// The right cookie, too late.
-	cookie := n.b.synCookie(srvAddr, netip.AddrPortFrom(addrA, 40001), 1000, 0, n.clk.Now())
+	cookie := n.b.h.SynCookie(srvAddr, netip.AddrPortFrom(addrA, 40001), 1000, 0, n.clk.Now())
 	n.clk.Advance(4 * time.Minute)
 	late := wire.TCP{Seq: 1001, Ack: uint32(cookie) + 1, Flags: wire.FlagACK, Window: 65535}
 	n.b.DeliverPacket(packet(t, netip.AddrPortFrom(addrA, 40001), srvAddr, late, nil))

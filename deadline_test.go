@@ -39,9 +39,7 @@ func TestDeadlineChannelsAreBorrowed(t *testing.T) {
 	defer watchdog.Stop()
 
 	held := func(c *TCPConn) (rd, wd bool) {
-		c.s.lock()
-		defer c.s.unlock()
-		return c.rd.cancel != nil, c.wd.cancel != nil
+		return c.sk.Pending(&c.rd), c.sk.Pending(&c.wd)
 	}
 	// A blocked Read, then one exchange.
 	got := make(chan error, 1)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/synstack/synstack/internal/engine"
 )
 
 // Dialer holds options for connecting to an address on a Stack, as
@@ -139,18 +141,16 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 			return fail(bindErr(err))
 		}
 	}
-	var l locks
-	sk, err := t.lockFD(fd, sockLocks, &l)
+	sk, _, err := t.get(fd)
 	if err == nil {
-		err = t.connectLocked(sk, raddr, false, ctx.Done(), &l)
+		err = sk.Connect(raddr, false, ctx.Done())
 	}
 	var c *TCPConn
 	if err == nil {
-		c = s.newTCPConnLocked(fd, sk, network)
+		c, err = s.connOnFD(fd, sk, network)
 	}
-	s.release(&l)
 	switch {
-	case err == errCanceled:
+	case err == engine.ErrCanceled:
 		return fail(ctxError(ctx.Err()))
 	case err != nil:
 		return fail(mapErr("dial", err, false))
@@ -161,34 +161,33 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 
 // netSocket creates a socket of the net.Conn layer with package net's
 // options: IPV6_V6ONLY for "tcp6", TCP_NODELAY, and keepalive as ka says.
-// It takes ctl once for all of it. Errors are mapped as package
+// Errors are mapped as package
 // net's: op's for the socket, "set" for an option.
 func (t *Sockets) netSocket(op string, fam int, v6only bool, ka net.KeepAliveConfig) (int, error) {
-	t.s.ctl.Lock()
-	defer t.s.ctl.Unlock()
-	fd, err := t.socketLocked(fam, SOCK_STREAM, 0)
+	fd, err := t.Socket(fam, SOCK_STREAM, 0)
 	if err != nil {
 		return -1, mapErr(op, err, false)
 	}
-	if err := t.setupSocketLocked(fd, fam, v6only, ka); err != nil {
-		t.closeLocked(fd)
+	if err := t.setupSocket(fd, fam, v6only, ka); err != nil {
+		t.Close(fd)
 		return -1, mapErr("set", err, false)
 	}
 	return fd, nil
 }
 
-// setupSocketLocked gives the socket of fd the options of netSocket.
-func (t *Sockets) setupSocketLocked(fd, fam int, v6only bool, ka net.KeepAliveConfig) error {
+// setupSocket gives a new socket package net's options: IPV6_V6ONLY for
+// "tcp6", TCP_NODELAY, and keepalive as ka says.
+func (t *Sockets) setupSocket(fd, fam int, v6only bool, ka net.KeepAliveConfig) error {
 	if fam == AF_INET6 && v6only {
-		if err := t.setsockoptIntLocked(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); err != nil {
+		if err := t.SetsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); err != nil {
 			return err
 		}
 	}
-	if err := t.setsockoptIntLocked(fd, IPPROTO_TCP, TCP_NODELAY, 1); err != nil {
+	if err := t.SetsockoptInt(fd, IPPROTO_TCP, TCP_NODELAY, 1); err != nil {
 		return err
 	}
 	if ka.Enable {
-		return setKeepAliveConfig(t.setsockoptIntLocked, fd, ka)
+		return setKeepAliveConfig(t.SetsockoptInt, fd, ka)
 	}
 	return nil
 }

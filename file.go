@@ -18,16 +18,14 @@ func (s *Stack) FileConn(fd int) (net.Conn, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.ctl.Lock()
-	sk := t.fds[nfd]
+	sk, _, err := t.get(nfd)
 	var c *TCPConn
-	if sk.ep != nil && sk.state == ssConnected {
-		c = s.newTCPConnLocked(nfd, sk, "tcp")
+	if err == nil {
+		c, err = s.connOnFD(nfd, sk, "tcp")
 	}
-	s.ctl.Unlock()
-	if c == nil {
+	if err != nil {
 		t.Close(nfd)
-		return fail(syscall.ENOTCONN)
+		return fail(err)
 	}
 	return c, nil
 }
@@ -43,19 +41,20 @@ func (s *Stack) FileListener(fd int) (net.Listener, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s.ctl.Lock()
-	sk := t.fds[nfd]
-	var l *TCPListener
-	if sk.l != nil {
-		l = &TCPListener{s: s, sk: sk, fd: nfd, network: "tcp",
-			addr: tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))}
+	sk, _, err := t.get(nfd)
+	var addr netip.AddrPort
+	switch {
+	case err != nil:
+	case !sk.Listening():
+		err = syscall.EINVAL
+	default:
+		addr, err = sk.LocalAddr()
 	}
-	s.ctl.Unlock()
-	if l == nil {
+	if err != nil {
 		t.Close(nfd)
-		return fail(syscall.EINVAL)
+		return fail(err)
 	}
-	return l, nil
+	return &TCPListener{s: s, sk: sk, fd: nfd, network: "tcp", addr: tcpAddr(addr)}, nil
 }
 
 // fileErr is the error of FileConn and FileListener: the errno of the

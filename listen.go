@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/synstack/synstack/internal/engine"
 )
 
 // ListenConfig holds options for listening on a Stack, as net.ListenConfig
@@ -127,10 +129,12 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		}
 	}
 	l := &TCPListener{s: s, fd: fd, network: network}
-	l.sk, err = withFD(t, fd, ctlOnly, nil, func(sk *socket) (*socket, error) {
-		l.addr = tcpAddr(sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)))
-		return sk, nil
-	})
+	l.sk, _, err = t.get(fd)
+	var addr netip.AddrPort
+	if err == nil {
+		addr, err = l.sk.LocalAddr()
+		l.addr = tcpAddr(addr)
+	}
 	if err != nil {
 		return fail(mapErr("listen", err, false))
 	}
@@ -160,14 +164,14 @@ func (s *Stack) ListenTCP(network string, laddr *net.TCPAddr) (*TCPListener, err
 // from several goroutines at once.
 type TCPListener struct {
 	s       *Stack
-	sk      *socket
+	sk      *engine.Socket
 	fd      int
 	network string
 	addr    *net.TCPAddr
 
 	cmu    sync.RWMutex // as TCPConn.cmu
 	closed atomic.Bool
-	dl     deadline
+	dl     engine.Deadline // Accept's
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -186,15 +190,11 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	if l.closed.Load() {
 		return nil, l.opErr("accept", net.ErrClosed)
 	}
-	s := l.s
-	s.ctl.Lock()
-	cancel := l.dl.waitLocked()
-	var c *TCPConn
-	fd, _, err := s.sockets.acceptLocked(l.sk, false, cancel)
-	if err == nil {
-		c = s.newTCPConnLocked(fd, s.sockets.fds[fd], l.network)
+	sk, err := l.sk.AcceptConn(&l.dl)
+	if err != nil {
+		return nil, l.opErr("accept", err)
 	}
-	s.ctl.Unlock()
+	c, err := l.s.newTCPConn(sk, l.network)
 	if err != nil {
 		return nil, l.opErr("accept", err)
 	}
@@ -212,9 +212,7 @@ func (l *TCPListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return l.opErr("close", net.ErrClosed)
 	}
-	l.s.ctl.Lock()
-	l.dl.closeLocked()
-	l.s.ctl.Unlock()
+	l.sk.CloseAcceptDeadline(&l.dl)
 	l.cmu.Lock()
 	defer l.cmu.Unlock()
 	_ = l.s.sockets.Close(l.fd)
@@ -228,9 +226,7 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l.closed.Load() {
 		return l.opErr("set", net.ErrClosed)
 	}
-	l.s.ctl.Lock()
-	l.dl.setLocked(l.s.clock, t)
-	l.s.ctl.Unlock()
+	l.sk.SetAcceptDeadline(&l.dl, t)
 	return nil
 }
 

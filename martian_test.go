@@ -122,11 +122,3 @@ func TestLoopbackStackTakesLoopback(t *testing.T) {
 		t.Fatalf("%d loopback sources taken for martians", st.SynstackInMartianSources)
 	}
 }
-
-func TestBroadcastOf(t *testing.T) {
-	for p, want := range map[string]string{"10.0.0.2/24": "10.0.0.255", "192.168.7.9/30": "192.168.7.11", "10.99.0.2/16": "10.99.255.255"} {
-		if got := broadcastOf(netip.MustParsePrefix(p)); got.String() != want {
-			t.Errorf("broadcastOf(%s) = %v, want %s", p, got, want)
-		}
-	}
-}

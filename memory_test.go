@@ -190,20 +190,6 @@ func TestStackMemoryBudget(t *testing.T) {
 	}
 }
 
-// TestMemoryLimitsDefaults: zero marks are sized as Linux sizes tcp_mem.
-func TestMemoryLimitsDefaults(t *testing.T) {
-	l := memoryLimits(tcp.MemoryLimits{})
-	if l.Low <= 0 || l.Low >= l.Pressure || l.Pressure >= l.High || l.High != l.Low*2 {
-		t.Fatalf("default marks %+v: want Low = 3/4 Pressure, High = 2 Low", l)
-	}
-	if got := memoryLimits(tcp.MemoryLimits{High: 1 << 20}); got.High != 1<<20 || got.Pressure > got.High || got.Low > got.Pressure {
-		t.Fatalf("with High set: %+v", got)
-	}
-	if got := memoryLimits(tcp.MemoryLimits{Low: 1, Pressure: 2, High: 3}); got != (tcp.MemoryLimits{Low: 1, Pressure: 2, High: 3}) {
-		t.Fatalf("set marks changed: %+v", got)
-	}
-}
-
 // TestResetUnreadDataGoesBack: a connection reset by its peer keeps the
 // data that came before the RST for a read (as Linux); when the
 // application closes its socket without reading it, the buffer goes back

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+
+	"github.com/synstack/synstack/internal/engine"
 )
 
 // This file holds what the net.Conn layer shares: the networks it takes,
@@ -138,7 +140,7 @@ func mapErr(op string, err error, closed bool) error {
 	switch {
 	case closed || err == syscall.EBADF:
 		return net.ErrClosed
-	case err == errCanceled:
+	case err == engine.ErrCanceled:
 		return os.ErrDeadlineExceeded
 	}
 	var errno syscall.Errno

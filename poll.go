@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
-	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/internal/engine"
 )
 
 // PollFd is one entry of Poll's array, as struct pollfd.
@@ -28,8 +28,6 @@ type PollFd struct {
 //   - POLLNVAL: not an open descriptor.
 func (t *Sockets) Poll(fds []PollFd, timeout time.Duration) (int, error) {
 	s := t.s
-	s.lock()
-	defer s.unlock()
 	var (
 		expired chan struct{}
 		timer   clock.Timer
@@ -40,6 +38,9 @@ func (t *Sockets) Poll(fds []PollFd, timeout time.Duration) (int, error) {
 		}
 	}()
 	for {
+		// Taken before the sockets are looked at: an event after the look
+		// closes it.
+		wake := s.h.PollNotify()
 		n := 0
 		for i := range fds {
 			f := &fds[i]
@@ -47,95 +48,31 @@ func (t *Sockets) Poll(fds []PollFd, timeout time.Duration) (int, error) {
 			if f.Fd < 0 {
 				continue
 			}
-			sk, err := t.getLocked(f.Fd)
-			if err != nil {
+			if sk, _, err := t.get(f.Fd); err != nil {
 				f.Revents = POLLNVAL
 			} else {
-				f.Revents = s.pollLocked(sk) & (f.Events | POLLERR | POLLHUP)
+				f.Revents = int16(sk.Events()) & (f.Events | POLLERR | POLLHUP)
 			}
 			if f.Revents != 0 {
 				n++
 			}
 		}
-		if n > 0 || timeout == 0 || s.closed {
+		if n > 0 || timeout == 0 || s.h.Closed() {
 			return n, nil
 		}
-		if expired != nil {
-			select {
-			case <-expired:
-				return 0, nil
-			default:
-			}
-		} else if timeout > 0 {
+		if expired == nil && timeout > 0 {
 			ch := make(chan struct{})
 			expired = ch
 			timer = s.clock.AfterFunc(timeout, func() { close(ch) })
 		}
-		wake := s.pollCh.Load()
-		if wake == nil {
-			ch := make(chan struct{})
-			wake = &ch
-			s.pollCh.Store(wake)
-		}
-		s.unlock()
 		select {
-		case <-*wake:
+		case <-wake:
 		case <-expired:
+			return 0, nil
 		}
-		s.lock()
 	}
 }
 
-// pollLocked returns the events of a socket, as Linux's tcp_poll.
-func (s *Stack) pollLocked(sk *socket) int16 {
-	if l := sk.l; l != nil {
-		if len(l.acceptQ) > 0 {
-			return POLLIN
-		}
-		return 0
-	}
-	var mask int16
-	ep := sk.ep
-	if ep == nil {
-		// TCP_CLOSE: hang-up, and "writable" since not connecting.
-		mask = POLLHUP | POLLOUT
-		if sk.shutRd {
-			mask |= POLLIN | POLLRDHUP
-		}
-		return mask
-	}
-	c := &ep.conn
-	st := c.State()
-	closed := st == tcp.Closed
-	rdShut := closed || c.ReadClosed() || finReceived(st)
-	// In CLOSE_WAIT the writing side is open whatever WriteClosed says
-	// (shutting it moves the connection to LAST_ACK).
-	wrShut := closed || c.WriteClosed() && st != tcp.CloseWait
-	if closed || rdShut && wrShut {
-		mask |= POLLHUP
-	}
-	if rdShut {
-		mask |= POLLIN | POLLRDHUP
-	}
-	if st != tcp.SynSent && st != tcp.SynRcvd {
-		if c.Readable() > 0 || len(sk.peek) > 0 {
-			mask |= POLLIN
-		}
-		if wrShut || c.WriteReady() {
-			mask |= POLLOUT
-		}
-	}
-	if c.Err() != 0 {
-		mask |= POLLERR
-	}
-	return mask
-}
-
-// finReceived reports whether the state implies the peer's FIN arrived.
-func finReceived(st tcp.State) bool {
-	switch st {
-	case tcp.CloseWait, tcp.Closing, tcp.LastAck, tcp.TimeWait:
-		return true
-	}
-	return false
-}
+// The engine's event bits are poll's.
+var _ = [1]struct{}{}[engine.EventIn^POLLIN|engine.EventOut^POLLOUT|engine.EventErr^POLLERR|
+	engine.EventHup^POLLHUP|engine.EventRdHup^POLLRDHUP]

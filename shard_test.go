@@ -62,9 +62,9 @@ func TestShardCount(t *testing.T) {
 		s, err := New(Config{Link: a, Shards: ask})
 		must(t, err)
 		defer s.Close()
-		return len(s.shards)
+		return s.h.ShardCount()
 	}
-	for _, c := range []struct{ ask, want int }{{1, 1}, {2, 2}, {5, 8}, {64, 64}, {1000, maxShards}} {
+	for _, c := range []struct{ ask, want int }{{1, 1}, {2, 2}, {5, 8}, {64, 64}, {1000, 256}} {
 		if got := shards(c.ask); got != c.want {
 			t.Errorf("Shards %d: %d shards, want %d", c.ask, got, c.want)
 		}
@@ -80,13 +80,15 @@ func TestShardCount(t *testing.T) {
 func TestShardsSpreadConnections(t *testing.T) {
 	const n = 32
 	cli, srv, cs, _ := shardedPair(t, 8, n, nil, nil)
-	used := map[*shard]bool{}
+	used := map[int]bool{}
 	cli.lock()
-	for _, c := range cs {
-		if c.ep.sh != cli.shardOf(c.ep.local, c.ep.remote) || c.ep.sh.conns.get(c.ep.local, c.ep.remote) != c.ep {
-			t.Errorf("%v: not in the shard of its tuple", c.ep.local)
+	for ep := range cli.allConns() {
+		if ep.Shard != cli.h.ShardIndex(ep.Local, ep.Remote) || !ep.InShard {
+			t.Errorf("%v: not in the shard of its tuple", ep.Local)
 		}
-		used[c.ep.sh] = true
+	}
+	for _, c := range cs {
+		used[c.sk.ConnShard()] = true
 	}
 	total := cli.connCount()
 	cli.unlock()
@@ -108,10 +110,10 @@ func TestShardsSpreadConnections(t *testing.T) {
 // still carries data both ways: with one lock per stack this would hang.
 func TestShardLockDoesNotStopOtherShards(t *testing.T) {
 	cli, _, cs, ss := shardedPair(t, 8, 16, nil, nil)
-	held := cs[0].ep.sh
+	held := cs[0].sk.ConnShard()
 	other := -1
 	for i, c := range cs {
-		if c.ep.sh != held {
+		if c.sk.ConnShard() != held {
 			other = i
 			break
 		}
@@ -119,14 +121,14 @@ func TestShardLockDoesNotStopOtherShards(t *testing.T) {
 	if other < 0 {
 		t.Fatal("all 16 connections in one shard")
 	}
-	held.mu.Lock()
+	cli.h.FreezeShard(held)
 	done := make(chan error, 1)
 	go func() { done <- roundTrip(cs[other], ss[other], []byte("through another shard")) }()
 	select {
 	case err := <-done:
 		must(t, err)
 	case <-time.After(30 * time.Second): // a hang, not a timing
-		held.mu.Unlock()
+		cli.h.ThawShard(held)
 		t.Fatal("a round trip on another shard did not complete while one shard's lock was held")
 	}
 	// The held shard's connection waits for its lock, then goes on.
@@ -135,7 +137,7 @@ func TestShardLockDoesNotStopOtherShards(t *testing.T) {
 		_, err := cs[0].Write([]byte("x"))
 		wrote <- err
 	}()
-	held.mu.Unlock()
+	cli.h.ThawShard(held)
 	must(t, <-wrote)
 	buf := make([]byte, 1)
 	_, err := io.ReadFull(ss[0], buf)
@@ -148,8 +150,8 @@ func TestShardLockDoesNotStopOtherShards(t *testing.T) {
 // checks that an established connection still carries data both ways.
 func TestControlPlaneDoesNotStopConnections(t *testing.T) {
 	cli, srv, cs, ss := shardedPair(t, 8, 2, nil, nil)
-	cli.ctl.Lock()
-	srv.ctl.Lock()
+	cli.h.FreezeControl()
+	srv.h.FreezeControl()
 	done := make(chan error, 1)
 	go func() { done <- roundTrip(cs[1], ss[1], []byte("while ctl is held")) }()
 	select {
@@ -158,8 +160,8 @@ func TestControlPlaneDoesNotStopConnections(t *testing.T) {
 	case <-time.After(30 * time.Second): // a hang, not a timing
 		t.Error("a round trip did not complete while the control plane's lock was held")
 	}
-	srv.ctl.Unlock()
-	cli.ctl.Unlock()
+	srv.h.ThawControl()
+	cli.h.ThawControl()
 }
 
 // roundTrip sends msg from c to s and back.
@@ -365,22 +367,6 @@ func TestShardedSetupUnderLoad(t *testing.T) {
 			}
 		}
 	}
-}
-
-func BenchmarkShardOf(b *testing.B) {
-	a, _ := pipe.New(1500)
-	s, err := New(Config{Link: a, Shards: 8})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	l := netip.MustParseAddrPort("10.0.0.1:80")
-	r := netip.MustParseAddrPort("10.0.0.2:40000")
-	var sink *shard
-	for b.Loop() {
-		sink = s.shardOf(l, r)
-	}
-	_ = sink
 }
 
 // TestShardedChaos mixes, from many goroutines at once, every kind of

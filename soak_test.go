@@ -155,8 +155,8 @@ func soakSim(t *testing.T, seed uint64) {
 			for name, st := range map[string]*Stack{"client": cli, "server": srv} {
 				st.lock()
 				for ep := range st.allConns() {
-					inf := ep.conn.Info(vc.Now())
-					t.Logf("%s %v: %s retrans %d backoff %d rto %v sndwnd %d unacked %d orphan %v", name, connKey{ep.local, ep.remote}, inf.State, inf.TotalRetrans, inf.Backoff, inf.RTO, inf.SndWnd, inf.Unacked, ep.orphan)
+					inf := ep.Conn.Info(vc.Now())
+					t.Logf("%s %v: %s retrans %d backoff %d rto %v sndwnd %d unacked %d orphan %v", name, connKey{ep.Local, ep.Remote}, inf.State, inf.TotalRetrans, inf.Backoff, inf.RTO, inf.SndWnd, inf.Unacked, ep.Orphan)
 				}
 				st.unlock()
 			}
@@ -275,7 +275,7 @@ func soakSim(t *testing.T, seed uint64) {
 			st.lock()
 			var which []string
 			for ep := range st.allConns() {
-				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", ep.local, ep.remote, ep.conn.State(), ep.conn.Deadline(), ep.sock != nil))
+				which = append(which, fmt.Sprintf("%v-%v %s deadline %v sock %v", ep.Local, ep.Remote, ep.Conn.State(), ep.Conn.Deadline(), ep.Socket))
 			}
 			st.unlock()
 			fail("%s still holds %d connections (%d orphans) after every close and TIME_WAIT: %v", name, left, orphans, which)

@@ -5,27 +5,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synstack/synstack/internal/engine"
 	"github.com/synstack/synstack/tcp"
 )
-
-// sockOpts are a socket's options. Those a connection uses are carried into
-// its tcp.Config when it is created (connect, or a SYN at a listener, whose
-// children inherit the listener's options) and applied to it when set later.
-type sockOpts struct {
-	reuseAddr, reusePort bool
-	v6only               bool
-	linger               syscall.Linger
-	keepAlive            bool
-	keepIdle, keepIntvl  time.Duration // 0: tcp's default
-	keepCnt              int           // 0: tcp's default
-	rcvBuf, sndBuf       int           // as set (already doubled); 0: default
-	noDelay              bool
-	maxSeg               int // TCP_MAXSEG; 0: none
-	cork                 bool
-	linger2              int           // TCP_LINGER2 seconds; 0: default; -1: reset in FIN_WAIT_2
-	userTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
-	congestion           string        // TCP_CONGESTION; "": tcp's default
-}
 
 // Linux's limits and defaults for the options.
 const (
@@ -45,48 +27,6 @@ const (
 	defaultKeepIntvl = 75 * time.Second
 	defaultKeepCnt   = 9
 )
-
-// defaultOpts are the options of a new socket, from the stack's tcp defaults.
-// internOptsLocked returns the stack's one copy of the option set o, so
-// that the sockets that have the same options (most of them: a stack's
-// defaults, or Go's for a net.Conn) share one. A socket's options are
-// never changed in place (setOptsLocked). Past maxInternedOpts distinct
-// sets a new one is not shared.
-func (s *Stack) internOptsLocked(o sockOpts) *sockOpts {
-	if p, ok := s.opts[o]; ok {
-		return p
-	}
-	p := new(sockOpts) // not &o: o would then be on the heap from the start, hit or miss
-	*p = o
-	if len(s.opts) < maxInternedOpts {
-		if s.opts == nil {
-			s.opts = make(map[sockOpts]*sockOpts)
-		}
-		s.opts[o] = p
-	}
-	return p
-}
-
-// maxInternedOpts bounds the option sets a stack keeps to share.
-const maxInternedOpts = 256
-
-// setOptsLocked changes sk's options through f, on a copy.
-func (s *Stack) setOptsLocked(sk *socket, f func(o *sockOpts)) {
-	own := *sk.opts
-	f(&own)
-	sk.opts = s.internOptsLocked(own)
-}
-
-func (s *Stack) defaultOpts() *sockOpts {
-	d := &s.tcpDefaults
-	return s.internOptsLocked(sockOpts{
-		noDelay:   d.NoDelay,
-		keepAlive: d.KeepAlive,
-		keepIdle:  d.KeepIdle,
-		keepIntvl: d.KeepIntvl,
-		keepCnt:   d.KeepCnt,
-	})
-}
 
 // The options are one table, sockopts: a row per option with its level,
 // name, value type, the values a set takes, and how to read and set it.
@@ -115,19 +55,6 @@ type optValue struct {
 // on is the value of an optBool option.
 func (v optValue) on() bool { return v.n != 0 }
 
-// optCtx is what an option's getter or setter works on.
-type optCtx struct {
-	s  *Stack
-	sk *socket
-	// o are the socket's options; for a setter, a copy that becomes
-	// sk.opts afterwards (options are shared: never changed in place).
-	o    *sockOpts
-	conn *tcp.Conn // the socket's connection, nil if none
-}
-
-// now is the stack's time, for the setters that act on the connection.
-func (c optCtx) now() time.Time { return c.s.clock.Now() }
-
 // sockopt is one option: a row of sockopts.
 type sockopt struct {
 	level, name int
@@ -149,10 +76,14 @@ type sockopt struct {
 	// checks.
 	choices []string
 	get     func(c optCtx) optValue
-	// set stores a checked, normalized value in c.o and applies it to
-	// c.conn; nil for a read-only option (ENOPROTOOPT).
+	// set stores a checked, normalized value in c.O and applies it to
+	// c.Conn; nil for a read-only option (ENOPROTOOPT).
 	set func(c optCtx, v optValue) error
 }
+
+// optCtx is what an option's getter or setter works on (the engine's
+// view of the socket, under its locks).
+type optCtx = engine.OptCtx
 
 // takes reports whether an optInt set takes v.
 func (p *sockopt) takes(v int) bool {
@@ -164,7 +95,7 @@ func (p *sockopt) takes(v int) bool {
 
 // findOpt returns the row of option (level, name) as seen from a socket
 // of family fam, or nil if there is none (ENOPROTOOPT).
-func findOpt(fam uint8, level, name int) *sockopt {
+func findOpt(fam int, level, name int) *sockopt {
 	for i := range sockopts {
 		p := &sockopts[i]
 		if p.level == level && p.name == name {
@@ -189,8 +120,8 @@ func (p *sockopt) wrongType(typ optType) error {
 
 // lookupOpt returns the row of (level, name) on sk if its value is of
 // type typ, else the call's error.
-func lookupOpt(sk *socket, level, name int, typ optType) (*sockopt, error) {
-	p := findOpt(sk.family, level, name)
+func lookupOpt(sk *engine.Socket, level, name int, typ optType) (*sockopt, error) {
+	p := findOpt(sk.Family(), level, name)
 	switch {
 	case p == nil:
 		return nil, syscall.ENOPROTOOPT
@@ -200,27 +131,26 @@ func lookupOpt(sk *socket, level, name int, typ optType) (*sockopt, error) {
 	return nil, p.wrongType(typ)
 }
 
-// optCtxOf is the context of a call on sk's options o.
-func (s *Stack) optCtxOf(sk *socket, o *sockOpts) optCtx {
-	c := optCtx{s: s, sk: sk, o: o}
-	if sk.ep != nil {
-		c.conn = &sk.ep.conn
+// getOpt reads option (level, name) of type typ on fd's socket.
+func (t *Sockets) getOpt(fd, level, name int, typ optType) (optValue, error) {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return optValue{}, err
 	}
-	return c
-}
-
-// getOptLocked reads option (level, name) of type typ on sk.
-func (t *Sockets) getOptLocked(sk *socket, level, name int, typ optType) (optValue, error) {
 	p, err := lookupOpt(sk, level, name, typ)
 	if err != nil {
 		return optValue{}, err
 	}
-	return p.get(t.s.optCtxOf(sk, sk.opts)), nil
+	return engine.GetOption(sk, p.get)
 }
 
-// setOptLocked checks v and sets option (level, name) of type typ on sk,
-// under ctl.
-func (t *Sockets) setOptLocked(sk *socket, level, name int, typ optType, v optValue) error {
+// setOpt checks v and sets option (level, name) of type typ on fd's
+// socket.
+func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return err
+	}
 	p, err := lookupOpt(sk, level, name, typ)
 	if err != nil {
 		return err
@@ -239,15 +169,7 @@ func (t *Sockets) setOptLocked(sk *socket, level, name int, typ optType, v optVa
 			v.n = p.norm(v.n)
 		}
 	}
-	// Options are shared: change a copy, then intern it. The copy is
-	// the table's scratch, so that a set does not allocate.
-	own := &t.optScratch
-	*own = *sk.opts
-	if err := p.set(t.s.optCtxOf(sk, own), v); err != nil {
-		return err
-	}
-	sk.opts = t.s.internOptsLocked(*own)
-	return nil
+	return sk.SetOption(func(c optCtx) error { return p.set(c, v) })
 }
 
 // SetsockoptInt sets an integer option. SOL_SOCKET: SO_REUSEADDR,
@@ -262,30 +184,7 @@ func (t *Sockets) setOptLocked(sk *socket, level, name int, typ optType, v optVa
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
 func (t *Sockets) SetsockoptInt(fd, level, opt, value int) error {
-	return t.onFD(fd, sockLocks, func(sk *socket) error {
-		return t.setIntLocked(sk, level, opt, value)
-	})
-}
-
-// setsockoptIntLocked is SetsockoptInt under ctl and the socket's shards
-// (Stack.lockSocket).
-func (t *Sockets) setsockoptIntLocked(fd, level, opt, value int) error {
-	sk, err := t.getLocked(fd)
-	if err != nil {
-		return err
-	}
-	return t.setIntLocked(sk, level, opt, value)
-}
-
-// setIntLocked is SetsockoptInt on a socket.
-func (t *Sockets) setIntLocked(sk *socket, level, opt, value int) error {
-	if err := t.setOptLocked(sk, level, opt, optInt, optValue{n: value}); err != nil {
-		return err
-	}
-	if sk.ep != nil {
-		t.s.afterLocked(sk.ep)
-	}
-	return nil
+	return t.setOpt(fd, level, opt, optInt, optValue{n: value})
 }
 
 // GetsockoptInt reads an integer option: those SetsockoptInt sets, plus
@@ -295,182 +194,168 @@ func (t *Sockets) setIntLocked(sk *socket, level, opt, value int) error {
 // Linux's defaults (7200, 75, 9) until set. SO_LINGER needs
 // GetsockoptLinger (EINVAL here). Unknown options get ENOPROTOOPT.
 func (t *Sockets) GetsockoptInt(fd, level, opt int) (int, error) {
-	return withFD(t, fd, allLocks, -1, func(sk *socket) (int, error) {
-		v, err := t.getOptLocked(sk, level, opt, optInt)
-		if err != nil {
-			return -1, err
-		}
-		return v.n, nil
-	})
+	v, err := t.getOpt(fd, level, opt, optInt)
+	if err != nil {
+		return -1, err
+	}
+	return v.n, nil
 }
 
 // SetsockoptLinger sets SO_LINGER. With Onoff set and Linger 0, closing
 // the last descriptor resets the connection. A non-zero linger time is
 // stored and reported but Close does not wait for it.
 func (t *Sockets) SetsockoptLinger(fd int, l syscall.Linger) error {
-	return t.onFD(fd, sockLocks, func(sk *socket) error {
-		return t.setOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger, optValue{linger: l})
-	})
+	return t.setOpt(fd, SOL_SOCKET, SO_LINGER, optLinger, optValue{linger: l})
 }
 
 // GetsockoptLinger reads SO_LINGER.
 func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
-	return withFD(t, fd, allLocks, syscall.Linger{}, func(sk *socket) (syscall.Linger, error) {
-		v, err := t.getOptLocked(sk, SOL_SOCKET, SO_LINGER, optLinger)
-		return v.linger, err
-	})
+	v, err := t.getOpt(fd, SOL_SOCKET, SO_LINGER, optLinger)
+	return v.linger, err
 }
 
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
 // ENOENT, as Linux.
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
-	return t.onFD(fd, allLocks, func(sk *socket) error {
-		return t.setOptLocked(sk, level, opt, optString, optValue{str: value})
-	})
+	return t.setOpt(fd, level, opt, optString, optValue{str: value})
 }
 
 // GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
 func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
-	return withFD(t, fd, allLocks, "", func(sk *socket) (string, error) {
-		v, err := t.getOptLocked(sk, level, opt, optString)
-		return v.str, err
-	})
+	v, err := t.getOpt(fd, level, opt, optString)
+	return v.str, err
 }
 
 // GetsockoptTCPInfo returns TCP_INFO: the connection's tcp.Info, or for a
 // socket without connection just its state (CLOSED or LISTEN).
 func (t *Sockets) GetsockoptTCPInfo(fd int) (tcp.Info, error) {
-	return withFD(t, fd, allLocks, tcp.Info{}, func(sk *socket) (tcp.Info, error) {
-		switch {
-		case sk.ep != nil:
-			return sk.ep.conn.Info(t.s.clock.Now()), nil
-		case sk.l != nil:
-			return tcp.Info{State: tcp.Listen}, nil
-		}
-		return tcp.Info{State: tcp.Closed}, nil
-	})
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return tcp.Info{}, err
+	}
+	return sk.TCPInfo()
 }
 
 // sockopts are the options, one row each (see sockopt).
 var sockopts = []sockopt{
 	{level: SOL_SOCKET, name: SO_REUSEADDR, linux: "SO_REUSEADDR", typ: optBool,
-		get: getBool(func(o *sockOpts) bool { return o.reuseAddr }),
-		set: setBool(func(o *sockOpts, on bool) { o.reuseAddr = on }, nil)},
+		get: getBool(func(o *engine.Options) bool { return o.ReuseAddr }),
+		set: setBool(func(o *engine.Options, on bool) { o.ReuseAddr = on }, nil)},
 	{level: SOL_SOCKET, name: SO_REUSEPORT, linux: "SO_REUSEPORT", typ: optBool,
-		get: getBool(func(o *sockOpts) bool { return o.reusePort }),
-		set: setBool(func(o *sockOpts, on bool) { o.reusePort = on }, nil)},
+		get: getBool(func(o *engine.Options) bool { return o.ReusePort }),
+		set: setBool(func(o *engine.Options, on bool) { o.ReusePort = on }, nil)},
 	{level: SOL_SOCKET, name: SO_KEEPALIVE, linux: "SO_KEEPALIVE", typ: optBool,
-		get: getBool(func(o *sockOpts) bool { return o.keepAlive }),
-		set: setBool(func(o *sockOpts, on bool) { o.keepAlive = on }, applyKeepAlive)},
+		get: getBool(func(o *engine.Options) bool { return o.KeepAlive }),
+		set: setBool(func(o *engine.Options, on bool) { o.KeepAlive = on }, applyKeepAlive)},
 	{level: SOL_SOCKET, name: SO_SNDBUF, linux: "SO_SNDBUF", typ: optInt,
 		norm: func(v int) int { return bufSize(v, sysctlWmemMax, sockMinSndBuf) },
-		get:  func(c optCtx) optValue { return intOr(c.o.sndBuf, c.s.tcpDefaults.SndBuf, defaultSndBuf) },
-		set: setInt(func(o *sockOpts, v int) { o.sndBuf = v },
-			func(c optCtx) { c.conn.SetBuffers(0, c.o.sndBuf) })},
+		get:  func(c optCtx) optValue { return intOr(c.O.SndBuf, c.Defaults.SndBuf, defaultSndBuf) },
+		set: setInt(func(o *engine.Options, v int) { o.SndBuf = v },
+			func(c optCtx) { c.Conn.SetBuffers(0, c.O.SndBuf) })},
 	{level: SOL_SOCKET, name: SO_RCVBUF, linux: "SO_RCVBUF", typ: optInt,
 		norm: func(v int) int { return bufSize(v, sysctlRmemMax, sockMinRcvBuf) },
-		get:  func(c optCtx) optValue { return intOr(c.o.rcvBuf, c.s.tcpDefaults.RcvBuf, defaultRcvBuf) },
-		set: setInt(func(o *sockOpts, v int) { o.rcvBuf = v },
-			func(c optCtx) { c.conn.SetBuffers(c.o.rcvBuf, 0) })},
+		get:  func(c optCtx) optValue { return intOr(c.O.RcvBuf, c.Defaults.RcvBuf, defaultRcvBuf) },
+		set: setInt(func(o *engine.Options, v int) { o.RcvBuf = v },
+			func(c optCtx) { c.Conn.SetBuffers(c.O.RcvBuf, 0) })},
 	{level: SOL_SOCKET, name: SO_LINGER, linux: "SO_LINGER", typ: optLinger,
-		get: func(c optCtx) optValue { return optValue{linger: c.o.linger} },
+		get: func(c optCtx) optValue { return optValue{linger: c.O.Linger} },
 		set: func(c optCtx, v optValue) error {
 			l := v.linger
 			l.Onoff = int32(boolInt(l.Onoff != 0))
 			l.Linger = max(l.Linger, 0)
-			c.o.linger = l
+			c.O.Linger = l
 			return nil
 		}},
 	{level: SOL_SOCKET, name: SO_ERROR, linux: "SO_ERROR", typ: optInt,
-		get: func(c optCtx) optValue { return optValue{n: int(c.s.takeErrLocked(c.sk))} }},
+		get: func(c optCtx) optValue { return optValue{n: int(c.TakeErr())} }},
 	{level: SOL_SOCKET, name: SO_TYPE, linux: "SO_TYPE", typ: optInt,
 		get: func(optCtx) optValue { return optValue{n: SOCK_STREAM} }},
 	{level: SOL_SOCKET, name: SO_DOMAIN, linux: "SO_DOMAIN", typ: optInt,
-		get: func(c optCtx) optValue { return optValue{n: int(c.sk.family)} }},
+		get: func(c optCtx) optValue { return optValue{n: c.Family} }},
 	{level: SOL_SOCKET, name: SO_PROTOCOL, linux: "SO_PROTOCOL", typ: optInt,
 		get: func(optCtx) optValue { return optValue{n: IPPROTO_TCP} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
-		get: func(c optCtx) optValue { return optValue{n: boolInt(c.sk.l != nil)} }},
+		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
 
 	{level: IPPROTO_TCP, name: TCP_NODELAY, linux: "TCP_NODELAY", typ: optBool,
-		get: getBool(func(o *sockOpts) bool { return o.noDelay }),
-		set: setBool(func(o *sockOpts, on bool) { o.noDelay = on },
-			func(c optCtx) { c.conn.SetNoDelay(c.now(), c.o.noDelay) })},
+		get: getBool(func(o *engine.Options) bool { return o.NoDelay }),
+		set: setBool(func(o *engine.Options, on bool) { o.NoDelay = on },
+			func(c optCtx) { c.Conn.SetNoDelay(c.Now, c.O.NoDelay) })},
 	{level: IPPROTO_TCP, name: TCP_MAXSEG, linux: "TCP_MAXSEG", typ: optInt,
 		lo: tcpMinMSS, hi: maxTCPWindow, zeroOK: true,
 		get: getMaxSeg,
-		set: setInt(func(o *sockOpts, v int) { o.maxSeg = v }, nil)},
+		set: setInt(func(o *engine.Options, v int) { o.MaxSeg = v }, nil)},
 	{level: IPPROTO_TCP, name: TCP_KEEPIDLE, linux: "TCP_KEEPIDLE", typ: optInt,
 		lo: 1, hi: maxTCPKeepIdle,
-		get: func(c optCtx) optValue { return optValue{n: durOr(c.o.keepIdle, defaultKeepIdle)} },
-		set: setInt(func(o *sockOpts, v int) { o.keepIdle = time.Duration(v) * time.Second }, applyKeepAlive)},
+		get: func(c optCtx) optValue { return optValue{n: durOr(c.O.KeepIdle, defaultKeepIdle)} },
+		set: setInt(func(o *engine.Options, v int) { o.KeepIdle = time.Duration(v) * time.Second }, applyKeepAlive)},
 	{level: IPPROTO_TCP, name: TCP_KEEPINTVL, linux: "TCP_KEEPINTVL", typ: optInt,
 		lo: 1, hi: maxTCPKeepIntvl,
-		get: func(c optCtx) optValue { return optValue{n: durOr(c.o.keepIntvl, defaultKeepIntvl)} },
-		set: setInt(func(o *sockOpts, v int) { o.keepIntvl = time.Duration(v) * time.Second }, applyKeepAlive)},
+		get: func(c optCtx) optValue { return optValue{n: durOr(c.O.KeepIntvl, defaultKeepIntvl)} },
+		set: setInt(func(o *engine.Options, v int) { o.KeepIntvl = time.Duration(v) * time.Second }, applyKeepAlive)},
 	{level: IPPROTO_TCP, name: TCP_KEEPCNT, linux: "TCP_KEEPCNT", typ: optInt,
 		lo: 1, hi: maxTCPKeepCnt,
-		get: func(c optCtx) optValue { return intOr(c.o.keepCnt, defaultKeepCnt) },
-		set: setInt(func(o *sockOpts, v int) { o.keepCnt = v }, applyKeepAlive)},
+		get: func(c optCtx) optValue { return intOr(c.O.KeepCnt, defaultKeepCnt) },
+		set: setInt(func(o *engine.Options, v int) { o.KeepCnt = v }, applyKeepAlive)},
 	{level: IPPROTO_TCP, name: TCP_CORK, linux: "TCP_CORK", typ: optBool,
-		get: getBool(func(o *sockOpts) bool { return o.cork }),
-		set: setBool(func(o *sockOpts, on bool) { o.cork = on },
-			func(c optCtx) { c.conn.SetCork(c.now(), c.o.cork) })},
+		get: getBool(func(o *engine.Options) bool { return o.Cork }),
+		set: setBool(func(o *engine.Options, on bool) { o.Cork = on },
+			func(c optCtx) { c.Conn.SetCork(c.Now, c.O.Cork) })},
 	{level: IPPROTO_TCP, name: TCP_LINGER2, linux: "TCP_LINGER2", typ: optInt,
 		// Linux: negative means reset instead of waiting, zero the
 		// default, larger values are capped at TCP_FIN_TIMEOUT_MAX.
 		norm: func(v int) int { return min(max(v, -1), finTimeoutMax) },
 		get: func(c optCtx) optValue {
-			if c.o.linger2 == 0 {
+			if c.O.Linger2 == 0 {
 				return optValue{n: int(defaultFinTimeout / time.Second)}
 			}
-			return optValue{n: c.o.linger2}
+			return optValue{n: c.O.Linger2}
 		},
-		set: setInt(func(o *sockOpts, v int) { o.linger2 = v },
-			func(c optCtx) { c.conn.SetFinTimeout(linger2Duration(c.o.linger2)) })},
+		set: setInt(func(o *engine.Options, v int) { o.Linger2 = v },
+			func(c optCtx) { c.Conn.SetFinTimeout(engine.Linger2Duration(c.O.Linger2)) })},
 	{level: IPPROTO_TCP, name: TCP_USER_TIMEOUT, linux: "TCP_USER_TIMEOUT", typ: optInt,
 		lo: 0, hi: math.MaxInt,
-		get: func(c optCtx) optValue { return optValue{n: int(c.o.userTimeout / time.Millisecond)} },
-		set: setInt(func(o *sockOpts, v int) { o.userTimeout = time.Duration(v) * time.Millisecond },
-			func(c optCtx) { c.conn.SetUserTimeout(c.o.userTimeout) })},
+		get: func(c optCtx) optValue { return optValue{n: int(c.O.UserTimeout / time.Millisecond)} },
+		set: setInt(func(o *engine.Options, v int) { o.UserTimeout = time.Duration(v) * time.Millisecond },
+			func(c optCtx) { c.Conn.SetUserTimeout(c.O.UserTimeout) })},
 	{level: IPPROTO_TCP, name: TCP_CONGESTION, linux: "TCP_CONGESTION", typ: optString,
 		choices: []string{tcp.CongestionCubic, tcp.CongestionReno, tcp.CongestionBBR},
 		get:     getCongestion,
 		set:     setCongestion},
 
 	{level: IPPROTO_IPV6, name: IPV6_V6ONLY, linux: "IPV6_V6ONLY", typ: optBool, v6: true,
-		get: getBool(func(o *sockOpts) bool { return o.v6only }),
+		get: getBool(func(o *engine.Options) bool { return o.V6Only }),
 		set: func(c optCtx, v optValue) error {
-			if c.sk.bind != nil || c.sk.ep != nil {
+			if c.Bound {
 				return syscall.EINVAL
 			}
-			c.o.v6only = v.on()
+			c.O.V6Only = v.on()
 			return nil
 		}},
 }
 
 // getBool reads an optBool option from its field.
-func getBool(field func(o *sockOpts) bool) func(c optCtx) optValue {
-	return func(c optCtx) optValue { return optValue{n: boolInt(field(c.o))} }
+func getBool(field func(o *engine.Options) bool) func(c optCtx) optValue {
+	return func(c optCtx) optValue { return optValue{n: boolInt(field(c.O))} }
 }
 
 // setBool is the setter of an optBool option kept in a field.
-func setBool(field func(o *sockOpts, on bool), apply func(c optCtx)) func(c optCtx, v optValue) error {
-	return setField(func(o *sockOpts, v optValue) { field(o, v.on()) }, apply)
+func setBool(field func(o *engine.Options, on bool), apply func(c optCtx)) func(c optCtx, v optValue) error {
+	return setField(func(o *engine.Options, v optValue) { field(o, v.on()) }, apply)
 }
 
 // setInt is the setter of an optInt option kept in a field.
-func setInt(field func(o *sockOpts, v int), apply func(c optCtx)) func(c optCtx, v optValue) error {
-	return setField(func(o *sockOpts, v optValue) { field(o, v.n) }, apply)
+func setInt(field func(o *engine.Options, v int), apply func(c optCtx)) func(c optCtx, v optValue) error {
+	return setField(func(o *engine.Options, v optValue) { field(o, v.n) }, apply)
 }
 
 // setField returns a setter that stores the value with store and then,
 // on a connection, calls apply (if any) to give it the new options.
-func setField(store func(o *sockOpts, v optValue), apply func(c optCtx)) func(c optCtx, v optValue) error {
+func setField(store func(o *engine.Options, v optValue), apply func(c optCtx)) func(c optCtx, v optValue) error {
 	return func(c optCtx, v optValue) error {
-		store(c.o, v)
-		if apply != nil && c.conn != nil {
+		store(c.O, v)
+		if apply != nil && c.Conn != nil {
 			apply(c)
 		}
 		return nil
@@ -479,8 +364,8 @@ func setField(store func(o *sockOpts, v optValue), apply func(c optCtx)) func(c 
 
 // applyKeepAlive gives the connection the socket's keepalive options.
 func applyKeepAlive(c optCtx) {
-	o := c.o
-	c.conn.SetKeepAlive(c.now(), o.keepAlive, o.keepIdle, o.keepIntvl, o.keepCnt)
+	o := c.O
+	c.Conn.SetKeepAlive(c.Now, o.KeepAlive, o.KeepIdle, o.KeepIntvl, o.KeepCnt)
 }
 
 // intOr is the first positive of vs, or the last.
@@ -496,22 +381,22 @@ func intOr(vs ...int) optValue {
 // getMaxSeg reads TCP_MAXSEG: the MSS in use once connected, the value
 // set before, else TCP_MSS_DEFAULT.
 func getMaxSeg(c optCtx) optValue {
-	if c.conn != nil {
-		if st := c.conn.State(); st != tcp.Closed && st != tcp.Listen {
-			return optValue{n: c.conn.Info(c.now()).SndMSS}
+	if c.Conn != nil {
+		if st := c.Conn.State(); st != tcp.Closed && st != tcp.Listen {
+			return optValue{n: c.Conn.Info(c.Now).SndMSS}
 		}
 	}
-	return intOr(c.o.maxSeg, tcpMSSDefault)
+	return intOr(c.O.MaxSeg, tcpMSSDefault)
 }
 
 // getCongestion reads TCP_CONGESTION: the connection's algorithm, else
 // the one set, else tcp's default.
 func getCongestion(c optCtx) optValue {
 	switch {
-	case c.conn != nil:
-		return optValue{str: c.conn.Congestion()}
-	case c.o.congestion != "":
-		return optValue{str: c.o.congestion}
+	case c.Conn != nil:
+		return optValue{str: c.Conn.Congestion()}
+	case c.O.Congestion != "":
+		return optValue{str: c.O.Congestion}
 	}
 	return optValue{str: tcp.DefaultCongestion}
 }
@@ -523,9 +408,9 @@ func setCongestion(c optCtx, v optValue) error {
 	if err := probe.SetCongestion(v.str); err != nil {
 		return err
 	}
-	c.o.congestion = v.str
-	if c.conn != nil {
-		c.conn.SetCongestion(v.str)
+	c.O.Congestion = v.str
+	if c.Conn != nil {
+		c.Conn.SetCongestion(v.str)
 	}
 	return nil
 }
@@ -546,27 +431,8 @@ func durOr(d, def time.Duration) int {
 	return int(d / time.Second)
 }
 
-// takeErrLocked returns and clears the socket's pending error.
-func (s *Stack) takeErrLocked(sk *socket) syscall.Errno {
-	if sk.ep == nil {
-		return 0
-	}
-	e := sk.ep.conn.TakeErr()
-	s.afterLocked(sk.ep)
-	return e
-}
-
 // finTimeoutMax caps TCP_LINGER2 (Linux's TCP_FIN_TIMEOUT_MAX, seconds).
 const finTimeoutMax = 120
 
 // defaultFinTimeout is tcp_fin_timeout, what TCP_LINGER2 reads before a set.
 const defaultFinTimeout = 60 * time.Second
-
-// linger2Duration turns a TCP_LINGER2 value into tcp.Config.FinTimeout:
-// zero keeps the default, -1 becomes a negative timeout (reset at once).
-func linger2Duration(v int) time.Duration {
-	if v < 0 {
-		return -1
-	}
-	return time.Duration(v) * time.Second
-}

@@ -62,43 +62,38 @@
 //
 // # Inside
 //
-// The protocol itself lives in package tcp, a sans-IO state machine. This
-// package is its runtime: it parses and emits IP packets (with package wire),
-// demultiplexes segments to connections and listeners, owns the port and
-// address tables, drives every connection's timers from one clock timer, and
-// implements the socket calls with Linux's semantics and errno values; the
-// net.Conn layer sits on the socket layer.
+// The protocol itself lives in package tcp, a sans-IO state machine. Its
+// runtime, the engine (internal/engine), parses and emits IP packets
+// (with package wire), demultiplexes segments to connections and
+// listeners, owns the port and address tables and drives every
+// connection's timers. This package is the faces on it: Config and
+// Stack, the socket layer with its descriptors and Linux's errno values,
+// and the net.Conn layer on that.
 //
 // Concurrency: a Stack splits its connections among shards (Config.Shards)
 // by a keyed hash of their 4-tuple, each with its own mutex, timer heap,
 // scratch space and counters. A segment for an established connection, its
 // timers, and the Read, Write and deadlines of its net.Conn take only its
 // shard's mutex, so connections of different shards are processed in
-// parallel. The control plane (descriptors, listeners, ports, connection
-// setup) has a mutex of its own, taken before the one shard a call
-// touches, or before every shard for what spans many (a listener's close,
-// ICMP, Stats, Close); shard.go says how the two meet. Blocking calls
-// release their locks while they wait. Packet delivery parses and
-// verifies packets before it takes any lock. With a clock.Virtual everything happens on the
-// caller's goroutine: timers run inside Advance, and packets are processed
-// inside DeliverPacket, so a test or a packet script is fully deterministic.
+// parallel. The control plane (listeners, ports, connection setup) has a
+// mutex of its own, taken before the one shard a call touches, or before
+// every shard for what spans many (a listener's close, ICMP, Stats,
+// Close). Blocking calls release their locks while they wait. Packet
+// delivery parses and verifies packets before it takes any lock. With a
+// clock.Virtual everything happens on the caller's goroutine: timers run
+// inside Advance, and packets are processed inside DeliverPacket, so a
+// test or a packet script is fully deterministic.
 // A Stack starts no goroutine of its own: only its link's and its clock's
 // timers, which Close stops.
 package synstack
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"net/netip"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/internal/engine"
 	"github.com/synstack/synstack/link"
+	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -182,267 +177,60 @@ const (
 
 // Linux's ephemeral port range (net.ipv4.ip_local_port_range).
 const (
-	EphemeralPortFirst = 32768
-	EphemeralPortLast  = 60999
+	EphemeralPortFirst = engine.EphemeralPortFirst
+	EphemeralPortLast  = engine.EphemeralPortLast
 )
 
-// ipTTL is the TTL (IPv4) and hop limit (IPv6) of every packet sent, Linux's default.
-const ipTTL = 64
-
 // Stats are the stack's counters, named as Linux's nstat names them
-// (IpInReceives, TcpInSegs, TcpExtListenDrops...). Counters Linux does not
-// have are prefixed with Synstack.
-type Stats struct {
-	IpInReceives      uint64 // IP packets received
-	IpInHdrErrors     uint64 // dropped: malformed IP header, bad header checksum
-	IpInAddrErrors    uint64 // dropped: destination is not one of the stack's addresses
-	IpInUnknownProtos uint64 // dropped: neither TCP nor ICMP
-	IpReasmFails      uint64 // dropped: fragments (no reassembly)
-	IpInDelivers      uint64 // IP packets handed to TCP or ICMP
-	IpOutRequests     uint64 // IP packets sent
-	IpOutDiscards     uint64 // packets that could not be built or written
+// (IpInReceives, TcpInSegs, TcpExtListenDrops...); see package nstat for
+// each field. Counters Linux does not have are prefixed with Synstack.
+type Stats = nstat.Counters
 
-	TcpActiveOpens  uint64 // CLOSED -> SYN_SENT
-	TcpPassiveOpens uint64 // LISTEN -> SYN_RCVD
-	TcpAttemptFails uint64 // SYN_SENT/SYN_RCVD -> CLOSED, SYN_RCVD -> LISTEN
-	TcpEstabResets  uint64 // ESTABLISHED/CLOSE_WAIT -> CLOSED
-	TcpCurrEstab    uint64 // connections now in ESTABLISHED or CLOSE_WAIT (a gauge)
-	TcpInSegs       uint64 // segments received (checksum verified)
-	TcpOutSegs      uint64 // segments sent
-	TcpRetransSegs  uint64 // segments retransmitted (timeouts, fast retransmit, tail loss probes)
-	TcpInErrs       uint64 // segments dropped: bad checksum or malformed header
-	TcpInCsumErrors uint64 // segments dropped: bad checksum
-	TcpOutRsts      uint64 // segments sent with RST
-
-	TcpExtListenOverflows        uint64 // SYN or handshake-completing ACK dropped: accept queue full
-	TcpExtListenDrops            uint64 // SYN or ACK dropped at a listener for any reason
-	TcpExtSyncookiesSent         uint64 // SYN,ACKs sent with a SYN cookie (SYN queue full)
-	TcpExtSyncookiesRecv         uint64 // ACKs that returned a valid cookie: connections opened from it
-	TcpExtSyncookiesFailed       uint64 // ACKs at a listener whose cookie did not check out
-	TcpExtTCPAbortOnMemory       uint64 // connections reset on close because of MaxOrphans
-	TcpExtTCPTimeouts            uint64 // retransmission timeouts, SYN and SYN,ACK ones included
-	TcpExtTCPChallengeACK        uint64 // RFC 5961 challenge ACKs sent (in-window RST, SYN, implausible ACK)
-	TcpExtTCPACKSkippedChallenge uint64 // challenge ACKs not sent: the per-connection rate limit (500 ms)
-	TcpExtTCPACKSkippedSeq       uint64 // duplicate ACKs to out-of-window segments not sent: the same limit
-
-	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
-
-	// Memory (Config.TCPMem, tcp.Memory).
-	TcpExtPruneCalled        uint64 // arrivals a receive queue had no room for: over its buffer, or the budget's High
-	TcpExtRcvPruned          uint64 // of those, ones that still had no room after out-of-order data was pruned
-	TcpExtOfoPruned          uint64 // times a connection gave back its out-of-order data to make room
-	TcpExtTCPRcvQDrop        uint64 // in-order segments (or their ends) dropped for want of room
-	TcpExtTCPOFODrop         uint64 // out-of-order segments (or their ends) dropped for want of room
-	TcpExtTCPMemoryPressures uint64 // times the stack's budget went above its Pressure mark
-	SynstackTCPMemBytes      uint64 // bytes the connections' queues hold now, charged to the budget (a gauge; /proc/net/sockstat's "mem", in bytes)
-
-	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
-	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
-	IcmpInEchos         uint64 // ICMPv4 echo requests
-	IcmpInDestUnreachs  uint64 // ICMPv4 destination unreachable (fragmentation needed included)
-	IcmpInTimeExcds     uint64 // ICMPv4 time exceeded
-	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
-	IcmpOutMsgs         uint64 // ICMPv4 messages sent
-	IcmpOutEchoReps     uint64 // ICMPv4 echo replies sent
-	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
-	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
-	Icmp6InEchos        uint64 // ICMPv6 echo requests
-	Icmp6InDestUnreachs uint64 // ICMPv6 destination unreachable
-	Icmp6InPktTooBigs   uint64 // ICMPv6 packet too big
-	Icmp6InTimeExcds    uint64 // ICMPv6 time exceeded
-	Icmp6InParmProblems uint64 // ICMPv6 parameter problem
-	Icmp6OutMsgs        uint64 // ICMPv6 messages sent
-	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
-
-	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
-
-	SynstackConnLimitDrops uint64 // SYNs dropped and connects failed (ENOBUFS): Config.MaxConns or a listener's MaxConns reached
-
-	// Martians (martian.go), dropped unanswered; Linux logs them (log_martians).
-	SynstackInMartianSources      uint64 // packets from a broadcast, multicast, loopback, unspecified, IPv4-mapped or own address
-	SynstackInMartianDestinations uint64 // packets to a broadcast, multicast, loopback, unspecified or IPv4-mapped address
-
-	// Forwarding (Stack.SetForwarder, see forward.go).
-	SynstackForwardRequests     uint64 // SYNs offered to the Forwarder (retransmissions of a pending one are not)
-	SynstackForwarded           uint64 // forwarded connections whose handshake completed (ForwardRequest.Accept)
-	SynstackForwardRefused      uint64 // requests answered with RST (Refuse, or Reject of a refused upstream)
-	SynstackForwardUnreachables uint64 // requests answered with ICMP destination unreachable (timeouts not included)
-	SynstackForwardTimeouts     uint64 // requests rejected because the upstream timed out (answered with ICMP host unreachable)
-	SynstackForwardResets       uint64 // forwarded connections that ended with a RST, sent or received
-	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting, or MaxPendingPerSource from the client's address
-	SynstackForwardSourceDrops  uint64 // of those, SYNs dropped for MaxPendingPerSource
-	IcmpOutDestUnreachs         uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
-	Icmp6OutDestUnreachs        uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
-}
-
-// Stack is a userspace TCP/IP stack attached to one link.
+// Stack is a userspace TCP/IP stack attached to one link: the public face
+// of an engine host (internal/engine), with its socket layer.
 type Stack struct {
-	// Set by New, then read-only.
-	link link.Endpoint
-	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
-	// (link.ChecksumOffloader), so segments go out without one and come in
-	// unchecked.
-	txCsumOff, rxCsumOff bool
-	clock                clock.Clock
-	mtu                  int
-	addrs                []netip.Prefix
-	key                  secret
-	tcpDefaults          tcp.Config
-	// loopback: one of addrs is a loopback address, so loopback sources
-	// and destinations are not martians (martian.go).
-	loopback bool
-	// broadcasts are the subnet broadcasts of addrs (martian.go).
-	broadcasts []netip.Addr
-	// mem is the budget every connection's queues are charged to
-	// (Config.TCPMem); tcpDefaults.Memory points at it.
-	mem           *tcp.Memory
-	onTransition  func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
-	onPacket      func(dir string, pkt []byte)
-	maxOrphans    int
-	somaxconn     int
-	maxSynBacklog int
-	maxConns      int
-	synCookies    bool
-	sockets       *Sockets
-
-	// fwd is the forwarding table (forward.go); guarded by lock.
-	fwd forwardState
-
-	// shards hold the connections (shard.go); shardShift turns a tuple's
-	// hash into a shard index. Set by New.
-	shards     []*shard
-	shardShift uint8
-
-	// ctl guards the fields below, the Sockets table, and every socket
-	// without a connection, listener and binding of the stack: the
-	// control plane (shard.go). ctlShard is its shard (g). Methods that
-	// must be called with a lock held end in Locked; they say which.
-	ctl      sync.Mutex
-	ctlShard *shard
-
-	// closed is written under lock (ctl and every shard).
-	closed bool
-	// conns counts the connections in the shards' tables (MaxConns).
-	conns atomic.Int64
-	// orphans counts the connections whose last descriptor is closed but
-	// that have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING,
-	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
-	orphans atomic.Int64
-	// listeners holds the listening sockets by local port.
-	listeners map[uint16][]*listener
-	// ports holds every claim on a local port (bound sockets, listeners,
-	// connections) for bind conflict checks. Under lock it needs nothing
-	// more; a connection finishing under its shard's lock alone releases
-	// its claim under portsMu.
-	ports   map[uint16][]*binding
-	portsMu sync.Mutex
-	// hookMu serializes the OnTransition and OnPacket hooks.
-	hookMu sync.Mutex
-
-	// timerEpoch is what the heaps' deadlines count from (timers.go).
-	timerEpoch time.Time
-	// opts holds the option sets sockets share (internOptsLocked).
-	opts map[sockOpts]*sockOpts
-
-	// pollCh, when it holds a channel, has it closed (and cleared) on any
-	// socket event to wake Poll callers.
-	pollCh atomic.Pointer[chan struct{}]
-	// gather is the link, when it takes packets in pieces.
-	gather link.GatherWriter
-	// portNext is RFC 6056 algorithm 3's table of increments, simplified
-	// to a single counter; bindNext does the same for bind(port 0).
-	portNext uint32
-	bindNext uint32
-}
-
-// connKey is a connection's 4-tuple, with unmapped addresses.
-type connKey struct {
-	local, remote netip.AddrPort
+	h       *engine.Host
+	clock   clock.Clock
+	sockets *Sockets
 }
 
 // New returns a stack attached to cfg.Link.
 func New(cfg Config) (*Stack, error) {
-	if cfg.Link == nil {
-		return nil, errors.New("synstack: Config.Link is required")
+	ec := engine.Config{
+		Link:   cfg.Link,
+		Addrs:  cfg.Addrs,
+		Clock:  cfg.Clock,
+		Seed:   cfg.Seed,
+		TCP:    cfg.TCP,
+		Hooks:  engine.Hooks{OnTransition: cfg.OnTransition, OnPacket: cfg.OnPacket},
+		Shards: cfg.Shards,
+		TCPMem: cfg.TCPMem,
+		Limits: engine.Limits{
+			MaxOrphans:    orDefault(cfg.MaxOrphans, DefaultMaxOrphans),
+			SomaxConn:     orDefault(cfg.SomaxConn, DefaultSomaxConn),
+			MaxSynBacklog: orDefault(cfg.MaxSynBacklog, DefaultMaxSynBacklog),
+			MaxConns:      orDefault(cfg.MaxConns, DefaultMaxConns),
+		},
+		SynCookies: !cfg.NoSynCookies,
 	}
-	s := &Stack{
-		link:          cfg.Link,
-		clock:         cfg.Clock,
-		mtu:           cfg.Link.MTU(),
-		tcpDefaults:   cfg.TCP,
-		onTransition:  cfg.OnTransition,
-		onPacket:      cfg.OnPacket,
-		maxOrphans:    cfg.MaxOrphans,
-		somaxconn:     cfg.SomaxConn,
-		maxSynBacklog: cfg.MaxSynBacklog,
-		maxConns:      cfg.MaxConns,
-		synCookies:    !cfg.NoSynCookies,
-		listeners:     make(map[uint16][]*listener),
-		ports:         make(map[uint16][]*binding),
+	if ec.Clock == nil {
+		ec.Clock = clock.Real{}
 	}
-	if s.mtu < 68 {
-		return nil, errors.New("synstack: link MTU too small")
+	h, err := engine.New(ec)
+	if err != nil {
+		return nil, err
 	}
-	for _, p := range cfg.Addrs {
-		if !p.IsValid() {
-			return nil, errors.New("synstack: invalid address " + p.String())
-		}
-		s.addrs = append(s.addrs, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
-		s.loopback = s.loopback || p.Addr().IsLoopback()
-	}
-	s.broadcasts = subnetBroadcasts(s.addrs)
-	if s.clock == nil {
-		s.clock = clock.Real{}
-	}
-	s.timerEpoch = s.clock.Now()
-	if s.maxOrphans <= 0 {
-		s.maxOrphans = DefaultMaxOrphans
-	}
-	if s.somaxconn <= 0 {
-		s.somaxconn = DefaultSomaxConn
-	}
-	if s.maxSynBacklog <= 0 {
-		s.maxSynBacklog = DefaultMaxSynBacklog
-	}
-	if s.maxConns <= 0 {
-		s.maxConns = DefaultMaxConns
-	}
-	s.tcpDefaults.Output = nil
-	s.tcpDefaults.OnTransition = nil
-	s.gather, _ = cfg.Link.(link.GatherWriter)
-	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
-		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
-	}
-	if s.tcpDefaults.Buffers == nil {
-		s.tcpDefaults.Buffers = &buffers
-	}
-	s.mem = tcp.NewMemory(memoryLimits(cfg.TCPMem))
-	s.tcpDefaults.Memory = s.mem
-	// Each shard gives its connections their Scratch and Counters
-	// (sharedConfigLocked).
-	s.tcpDefaults.Scratch = nil
-	s.tcpDefaults.Counters = nil
-	if cfg.Seed != 0 {
-		s.key.k0 = splitmix64(cfg.Seed)
-		s.key.k1 = splitmix64(s.key.k0)
-	} else {
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, err
-		}
-		s.key.k0 = binary.LittleEndian.Uint64(b[:8])
-		s.key.k1 = binary.LittleEndian.Uint64(b[8:])
-	}
-	shards := cfg.Shards
-	if shards <= 0 {
-		shards = defaultShards()
-	}
-	s.initShards(shards)
-	s.portNext = uint32(s.key.k1)
-	s.bindNext = uint32(s.key.k1 >> 32)
+	s := &Stack{h: h, clock: ec.Clock}
 	s.sockets = &Sockets{s: s}
-	s.link.Attach(s)
 	return s, nil
+}
+
+// orDefault is v, or def when v is not positive.
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Sockets returns the stack's file-descriptor table: one per stack, as one
@@ -453,28 +241,7 @@ func (s *Stack) Sockets() *Sockets { return s.sockets }
 func (s *Stack) Clock() clock.Clock { return s.clock }
 
 // Stats returns a copy of the stack's counters.
-func (s *Stack) Stats() Stats {
-	s.lock()
-	defer s.unlock()
-	var st Stats
-	for _, sh := range append([]*shard{s.g()}, s.shards...) {
-		addStats(&st, &sh.stats)
-		c := &sh.counters
-		st.TcpRetransSegs += c.RetransSegs
-		st.TcpExtTCPTimeouts += c.Timeouts
-		st.TcpExtTCPChallengeACK += c.ChallengeACKs
-		st.TcpExtTCPACKSkippedChallenge += c.SkippedChallenge
-		st.TcpExtTCPACKSkippedSeq += c.SkippedSeq
-		st.TcpExtPruneCalled += c.PruneCalled
-		st.TcpExtRcvPruned += c.RcvPruned
-		st.TcpExtOfoPruned += c.OfoPruned
-		st.TcpExtTCPRcvQDrop += c.RcvQDrop
-		st.TcpExtTCPOFODrop += c.OFODrop
-	}
-	st.TcpExtTCPMemoryPressures = s.mem.Pressures()
-	st.SynstackTCPMemBytes = uint64(max(s.mem.Used(), 0))
-	return st
-}
+func (s *Stack) Stats() Stats { return s.h.Stats() }
 
 // Close aborts every connection (sending RST where the state calls for it),
 // stops the stack's timer, wakes every blocked socket call (which then fails
@@ -483,140 +250,14 @@ func (s *Stack) Stats() Stats {
 // The stack starts no goroutine of its own beyond clock timers, which Close
 // stops; a timer callback already running returns at once.
 func (s *Stack) Close() error {
-	s.lock()
-	if s.closed {
-		s.unlock()
-		return nil
-	}
-	now := s.clock.Now()
-	// Abort in a fixed order so that the RSTs go out deterministically.
-	eps := make([]*endpoint, 0, s.connCount())
-	for ep := range s.allConns() {
-		eps = append(eps, ep)
-	}
-	slices.SortFunc(eps, func(a, b *endpoint) int {
-		if c := strings.Compare(a.local.String(), b.local.String()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.remote.String(), b.remote.String())
-	})
-	for _, ep := range eps {
-		if ep.hashed {
-			ep.conn.Abort(now)
-			s.afterLocked(ep)
-		}
-	}
-	s.closed = true
-	s.closeForwardsLocked()
-	for _, sh := range s.shards {
-		if sh.timer != nil {
-			sh.timer.Stop()
-			sh.timerArmed = false
-		}
-		sh.timers = nil
-	}
-	for _, sk := range s.sockets.fds {
-		if sk != nil {
-			s.wakeSocketLocked(sk)
-		}
-	}
-	s.wakePollLocked()
-	s.unlock()
-	return s.link.Close()
+	s.sockets.markClosed()
+	return s.h.Close()
 }
 
-// isLocalAddr reports whether a is one of the stack's addresses.
-func (s *Stack) isLocalAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range s.addrs {
-		if p.Addr() == a {
-			return true
-		}
-	}
-	return false
-}
+// DeliverPacket processes one received IP packet (link.Dispatcher): the
+// link calls it; a test or a packet script may too.
+func (s *Stack) DeliverPacket(pkt []byte) { s.h.DeliverPacket(pkt) }
 
-// sourceAddrFor picks the local address for a connection to dst: the first
-// of the stack's addresses whose prefix contains dst, else the first of the
-// same family.
-func (s *Stack) sourceAddrFor(dst netip.Addr) (netip.Addr, bool) {
-	for _, p := range s.addrs {
-		if p.Addr().Is4() == dst.Is4() && p.Contains(dst) {
-			return p.Addr(), true
-		}
-	}
-	for _, p := range s.addrs {
-		if p.Addr().Is4() == dst.Is4() {
-			return p.Addr(), true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-// wakeSocketLocked wakes every call blocked on sk, and Poll callers. It
-// needs the lock that guards sk: its connection's shard's, or lock.
-func (s *Stack) wakeSocketLocked(sk *socket) {
-	for _, w := range sk.waiters {
-		select {
-		case w <- struct{}{}:
-		default: // already woken
-		}
-	}
-	clear(sk.waiters)
-	sk.waiters = sk.waiters[:0]
-	s.wakePollLocked()
-}
-
-// wakePollLocked wakes Poll callers. It needs no lock of its own: the
-// channel is swapped out atomically, and only when a Poll is waiting.
-func (s *Stack) wakePollLocked() {
-	if s.pollCh.Load() == nil {
-		return
-	}
-	if ch := s.pollCh.Swap(nil); ch != nil {
-		close(*ch)
-	}
-}
-
-// waitLocked releases the locks l names until something happens to sk (or
-// the stack closes), or until cancel (if not nil) is closed, then takes
-// them again: with ctl, sk's connection's shard's lock, which may not be
-// the one l named before (l then names the new one). The caller
-// re-checks its condition.
-func (s *Stack) waitLocked(sk *socket, cancel <-chan struct{}, l *locks) {
-	pool := s.chansFor(l)
-	w := pool.get()
-	sk.waiters = append(sk.waiters, w)
-	s.release(l)
-	select {
-	case <-w:
-	case <-cancel:
-	}
-	if l.ctl && !l.all {
-		// ctl first: then sk.ep stays put while its shard is taken.
-		s.ctl.Lock()
-		l.sh = nil
-		if sk.ep != nil {
-			l.sh = sk.ep.sh
-			l.sh.mu.Lock()
-		}
-	} else {
-		s.acquire(l)
-	}
-	// Cancelled: leave the list; woken: the waker emptied it. Either way
-	// no token may stay in the channel when it is kept for the next wait.
-	for i, x := range sk.waiters {
-		if x == w {
-			last := len(sk.waiters) - 1
-			sk.waiters[i] = sk.waiters[last]
-			sk.waiters[last] = nil
-			sk.waiters = sk.waiters[:last]
-			break
-		}
-	}
-	select {
-	case <-w:
-	default:
-	}
-	pool.put(w)
-}
+// DeliverPackets processes a batch of received IP packets
+// (link.BatchDispatcher).
+func (s *Stack) DeliverPackets(pkts [][]byte) { s.h.DeliverPackets(pkts) }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/synstack/synstack/internal/engine"
 )
 
 // TCPConn is a TCP connection of a Stack: a net.Conn with the methods of
@@ -28,12 +30,8 @@ import (
 // Control. As Go does, a new TCPConn has TCP_NODELAY set and, unless its
 // Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
 type TCPConn struct {
-	s  *Stack
-	sk *socket // the socket: kept, so that a descriptor reused after Close is never touched
-	// ep is the connection of the socket (never nil): for its addresses
-	// (which never change, so they are read without a lock; a
-	// *net.TCPAddr is made only when asked for) and its shard's lock.
-	ep      *endpoint
+	s       *Stack
+	sk      *engine.Socket // the socket: kept, so that a descriptor reused after Close is never touched
 	fd      int32
 	closed  atomic.Bool
 	network network
@@ -42,7 +40,7 @@ type TCPConn struct {
 	// cmu keeps fd open while it is used by number: Control and the
 	// option setters hold it shared, Close exclusively.
 	cmu    sync.RWMutex
-	rd, wd deadline
+	rd, wd engine.Deadline
 }
 
 // network is "tcp", "tcp4" or "tcp6", in a byte.
@@ -68,13 +66,30 @@ func networkOf(s string) network {
 }
 
 // addrs returns the connection's local and remote addresses.
-func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.ep.local, c.ep.remote }
+func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.sk.ConnAddrs() }
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// newTCPConnLocked wraps the connected socket of fd. Called under ctl.
-func (s *Stack) newTCPConnLocked(fd int, sk *socket, network string) *TCPConn {
-	return &TCPConn{s: s, sk: sk, ep: sk.ep, fd: int32(fd), network: networkOf(network)}
+// connOnFD makes the TCPConn of fd, whose socket sk is connected.
+func (s *Stack) connOnFD(fd int, sk *engine.Socket, network string) (*TCPConn, error) {
+	if _, _, err := sk.Hold(); err != nil {
+		return nil, err
+	}
+	return &TCPConn{s: s, sk: sk, fd: int32(fd), network: networkOf(network)}, nil
+}
+
+// newTCPConn gives the connected socket sk a descriptor and makes its
+// TCPConn.
+func (s *Stack) newTCPConn(sk *engine.Socket, network string) (*TCPConn, error) {
+	fd, err := s.sockets.open(sk, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.connOnFD(fd, sk, network)
+	if err != nil {
+		s.sockets.Close(fd)
+	}
+	return c, err
 }
 
 // Read reads data from the connection. It returns io.EOF at the end of
@@ -86,26 +101,11 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	s := c.s
-	if len(p) == 0 {
-		// As package net: a zero-byte read returns at once.
-		l := c.lock()
-		passed := c.rd.passedLocked()
-		s.release(&l)
-		if passed {
-			return 0, c.opErr("read", errCanceled)
-		}
-		return 0, nil
-	}
-	l := c.lock()
-	cancel := c.rd.acquireLocked(s.chansFor(&l))
-	n, err := s.sockets.recvLocked(c.sk, p, 0, false, cancel, &l)
-	c.rd.releaseLocked(s.chansFor(&l))
-	s.release(&l)
-	if err != nil {
+	n, err := c.sk.ReadConn(p, &c.rd)
+	switch {
+	case err != nil:
 		return n, c.opErr("read", err)
-	}
-	if n == 0 {
+	case n == 0 && len(p) > 0:
 		return 0, io.EOF
 	}
 	return n, nil
@@ -121,36 +121,11 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	s := c.s
-	n := 0
-	l := c.lock()
-	cancel := c.wd.acquireLocked(s.chansFor(&l))
-	for {
-		k, err := s.sockets.sendLocked(c.sk, p[n:], false, cancel, &l)
-		n += k
-		if err != nil || n == len(p) {
-			c.wd.releaseLocked(s.chansFor(&l))
-			s.release(&l)
-			if err != nil {
-				return n, c.opErr("write", err)
-			}
-			return n, nil
-		}
-		// Let other calls in between the pieces of a long write.
-		s.release(&l)
-		s.acquire(&l)
+	n, err := c.sk.WriteConn(p, &c.wd)
+	if err != nil {
+		return n, c.opErr("write", err)
 	}
-}
-
-// lock takes the lock that guards the connection, its socket and the
-// TCPConn's deadlines: its shard's (see shard.go), and returns it for
-// Stack.release. The socket under a TCPConn is connected for life
-// (connect on it fails with EISCONN, even after a reset), so its
-// connection stays c.ep, or none once the socket is closed.
-func (c *TCPConn) lock() locks {
-	l := locks{sh: c.ep.sh}
-	c.s.acquire(&l)
-	return l
+	return n, nil
 }
 
 // Close closes the connection: blocked Reads and Writes return
@@ -161,10 +136,7 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	l := c.lock()
-	c.rd.closeLocked()
-	c.wd.closeLocked()
-	c.s.release(&l)
+	c.sk.CloseDeadline(&c.rd, &c.wd)
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
@@ -205,10 +177,7 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	l := c.lock()
-	c.rd.setLocked(c.s.clock, t)
-	c.wd.setLocked(c.s.clock, t)
-	c.s.release(&l)
+	c.sk.SetDeadline(t, &c.rd, &c.wd)
 	return nil
 }
 
@@ -217,9 +186,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	l := c.lock()
-	c.rd.setLocked(c.s.clock, t)
-	c.s.release(&l)
+	c.sk.SetDeadline(t, &c.rd)
 	return nil
 }
 
@@ -229,9 +196,7 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	l := c.lock()
-	c.wd.setLocked(c.s.clock, t)
-	c.s.release(&l)
+	c.sk.SetDeadline(t, &c.wd)
 	return nil
 }
 

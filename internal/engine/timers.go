@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"container/heap"
@@ -36,11 +36,11 @@ func (h *timerHeap) Pop() any {
 
 // timerNanos is t in nanoseconds from the stack's timer epoch: the heap
 // holds 8-byte deadlines rather than 24-byte times.
-func (s *Stack) timerNanos(t time.Time) int64 { return int64(t.Sub(s.timerEpoch)) }
+func (s *Host) timerNanos(t time.Time) int64 { return int64(t.Sub(s.timerEpoch)) }
 
 // scheduleLocked re-reads ep's deadline and updates its shard's heap and
 // clock timer. It needs ep's shard's lock.
-func (s *Stack) scheduleLocked(ep *endpoint) {
+func (s *Host) scheduleLocked(ep *endpoint) {
 	sh := ep.sh
 	if s.closed {
 		return
@@ -69,7 +69,7 @@ func (s *Stack) scheduleLocked(ep *endpoint) {
 }
 
 // unscheduleLocked takes ep out of its shard's heap.
-func (s *Stack) unscheduleLocked(ep *endpoint) {
+func (s *Host) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
 		heap.Remove(&ep.sh.timers, int(ep.heapIndex))
 	}
@@ -155,7 +155,7 @@ func (sh *shard) onTimer() {
 }
 
 // tickLocked ticks ep at now (nowNs from the timer epoch).
-func (s *Stack) tickLocked(ep *endpoint, now time.Time, nowNs int64) {
+func (s *Host) tickLocked(ep *endpoint, now time.Time, nowNs int64) {
 	ep.conn.Tick(now)
 	if d := ep.conn.Deadline(); !d.IsZero() && !d.After(now) {
 		// A connection must move its deadline past now when

@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -8,8 +8,8 @@ import (
 // binding is one claim on a local port: a bound or listening socket, or a
 // connection (which keeps its claim until it finishes, TIME_WAIT included,
 // like Linux's bind buckets). Claims are what bind and listen check for
-// conflicts (Linux's inet_csk_bind_conflict). Guarded by Stack.lock; refs
-// (and the port table) also by Stack.portsMu, under which a connection
+// conflicts (Linux's inet_csk_bind_conflict). Guarded by Host.lock; refs
+// (and the port table) also by Host.portsMu, under which a connection
 // finishing under its shard's lock alone releases its claim.
 type binding struct {
 	addr   netip.Addr // unmapped; the unspecified address of its family for a wildcard
@@ -82,7 +82,7 @@ func conflicts(a, b *binding) bool {
 
 // conflictLocked reports whether claim b conflicts with any other claim on
 // its port. It needs ctl.
-func (s *Stack) conflictLocked(b *binding) bool {
+func (s *Host) conflictLocked(b *binding) bool {
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
 	for _, o := range s.ports[b.port] {
@@ -95,22 +95,22 @@ func (s *Stack) conflictLocked(b *binding) bool {
 
 // addBindingLocked enters b (port already chosen) in the port table. The
 // caller takes the first reference. It needs ctl.
-func (s *Stack) addBindingLocked(b *binding) {
+func (s *Host) addBindingLocked(b *binding) {
 	s.portsMu.Lock()
 	s.ports[b.port] = append(s.ports[b.port], b)
 	s.portsMu.Unlock()
 }
 
 // retainBinding takes a reference to b.
-func (s *Stack) retainBinding(b *binding) {
+func (s *Host) retainBinding(b *binding) {
 	s.portsMu.Lock()
 	b.refs++
 	s.portsMu.Unlock()
 }
 
 // releaseBindingLocked drops one reference to b, removing it from the
-// port table with the last. It needs Stack.lock or a shard's lock.
-func (s *Stack) releaseBindingLocked(b *binding) {
+// port table with the last. It needs Host.lock or a shard's lock.
+func (s *Host) releaseBindingLocked(b *binding) {
 	if b == nil {
 		return
 	}
@@ -137,7 +137,7 @@ const numEphemeral = EphemeralPortLast - EphemeralPortFirst + 1
 // unbound socket): a port of the ephemeral range where no claim overlaps b,
 // scanning from a keyed-hash offset. It returns 0 when none is free. It
 // needs ctl.
-func (s *Stack) pickBindPortLocked(b *binding) uint16 {
+func (s *Host) pickBindPortLocked(b *binding) uint16 {
 	off := uint32(s.key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 0), netip.AddrPort{}, uint64(s.bindNext)))
 	s.bindNext++
 	s.portsMu.Lock()
@@ -167,7 +167,7 @@ func (s *Stack) pickBindPortLocked(b *binding) uint16 {
 // ctl and no shard or every shard. A port it finds free stays free while
 // ctl is held: only the control plane claims ports and makes
 // connections.
-func (s *Stack) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort, l *locks) uint16 {
+func (s *Host) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort, l *locks) uint16 {
 	off := uint32(s.key.hashAddrs(domainPort, netip.AddrPortFrom(local, 0), remote, 0))
 	for range numEphemeral {
 		port := uint16(EphemeralPortFirst + (off+s.portNext)%numEphemeral)
@@ -181,7 +181,7 @@ func (s *Stack) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort, l
 
 // explicitlyClaimed reports whether a bind or listen claims port:
 // connect never picks such a port.
-func (s *Stack) explicitlyClaimed(port uint16) bool {
+func (s *Host) explicitlyClaimed(port uint16) bool {
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
 	for _, o := range s.ports[port] {

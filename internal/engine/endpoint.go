@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -9,19 +9,19 @@ import (
 
 // endpoint is one connection of the stack: a tcp.Conn with its 4-tuple and
 // its places in the stack's tables. Its fields are guarded by its shard's
-// lock (and so by Stack.lock); those that tie it to the control plane
-// (sock, parent, inAccept) are written only under Stack.lock.
+// lock (and so by Host.lock); those that tie it to the control plane
+// (sock, parent, inAccept) are written only under Host.lock.
 type endpoint struct {
 	conn          tcp.Conn // its Host is the endpoint
-	s             *Stack
+	s             *Host
 	sh            *shard         // the shard of its 4-tuple, for life
 	local, remote netip.AddrPort // unmapped addresses
 	bind          *binding       // the claim on the local port this connection holds while hashed
-	next          *endpoint      // the next in its chain of Stack.conns (connTable)
+	next          *endpoint      // the next in its chain of Host.conns (connTable)
 
 	// sock is the socket open on the connection; nil before accept and
 	// once the last descriptor is closed (an orphan).
-	sock *socket
+	sock *Socket
 	// parent is the listener whose SYN queue (inAccept false, at qIndex)
 	// or accept queue (inAccept true) holds the connection.
 	parent   *listener
@@ -36,7 +36,7 @@ type endpoint struct {
 	heapIndex int32 // position in shard.timers, -1 when absent
 	// deadline is the deadline as scheduled in shard.timers, and
 	// notBefore a guard against one that does not move on Tick: both in
-	// nanoseconds from Stack.timerEpoch (timers.go), notBefore 0 when
+	// nanoseconds from Host.timerEpoch (timers.go), notBefore 0 when
 	// unset.
 	deadline, notBefore int64
 }
@@ -44,13 +44,13 @@ type endpoint struct {
 // newEndpointLocked creates the connection for local-remote with the
 // socket options o, enters it in the connection table and gives it b's
 // claim on the port. It needs ctl and the tuple's shard's lock.
-func (s *Stack) newEndpointLocked(local, remote netip.AddrPort, o *sockOpts, b *binding) *endpoint {
+func (s *Host) newEndpointLocked(local, remote netip.AddrPort, o *Options, b *binding) *endpoint {
 	return s.newEndpointISSLocked(local, remote, o, b, s.isn(local, remote))
 }
 
 // newEndpointISSLocked is newEndpointLocked with a given initial sequence
 // number (a SYN cookie).
-func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, b *binding, iss seq.Value) *endpoint {
+func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
 	s.hashLocked(ep, o, iss)
 	s.retainBinding(b)
@@ -60,7 +60,7 @@ func (s *Stack) newEndpointISSLocked(local, remote netip.AddrPort, o *sockOpts, 
 // hashLocked gives ep its shard and its tcp.Conn (options o, initial
 // sequence number iss) and enters it in its shard's connection table. It
 // needs the tuple's shard's lock.
-func (s *Stack) hashLocked(ep *endpoint, o *sockOpts, iss seq.Value) {
+func (s *Host) hashLocked(ep *endpoint, o *Options, iss seq.Value) {
 	ep.sh = s.shardOf(ep.local, ep.remote)
 	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote))
 	ep.sh.conns.add(ep)
@@ -70,7 +70,7 @@ func (s *Stack) hashLocked(ep *endpoint, o *sockOpts, iss seq.Value) {
 
 // embryonic reports whether ep is a child still in its listener's SYN
 // queue: what happens to it changes the listener's queues, so it is
-// processed under Stack.lock, never under its shard's lock alone.
+// processed under Host.lock, never under its shard's lock alone.
 func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
 
 // Send implements tcp.Host: the connection's segments go out from its
@@ -90,7 +90,7 @@ func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
 // connection of the shard that has them (most have the stack's defaults),
 // so that a connection does not carry its own. Past maxSharedConfigs a
 // new one is not kept.
-func (sh *shard) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Config {
+func (sh *shard) sharedConfigLocked(o *Options, local netip.AddrPort) *tcp.Config {
 	s := sh.s
 	k := sharedConfigKey{o, s.connMSS(o, local)}
 	if p, ok := sh.connCfgs[k]; ok {
@@ -113,7 +113,7 @@ func (sh *shard) sharedConfigLocked(o *sockOpts, local netip.AddrPort) *tcp.Conf
 // the pointer names the set) and the MSS, which also depends on the
 // address family.
 type sharedConfigKey struct {
-	o   *sockOpts
+	o   *Options
 	mss uint16
 }
 
@@ -123,7 +123,7 @@ const maxSharedConfigs = 1024
 // connMSS is the MSS a connection from local with options o advertises:
 // the link MTU less the headers, capped by the stack's default and by
 // TCP_MAXSEG.
-func (s *Stack) connMSS(o *sockOpts, local netip.AddrPort) uint16 {
+func (s *Host) connMSS(o *Options, local netip.AddrPort) uint16 {
 	mss := s.mtu - 40
 	if !local.Addr().Is4() {
 		mss = s.mtu - 60
@@ -131,52 +131,52 @@ func (s *Stack) connMSS(o *sockOpts, local netip.AddrPort) uint16 {
 	if d := s.tcpDefaults.MSS; d != 0 && int(d) < mss {
 		mss = int(d)
 	}
-	if o.maxSeg > 0 && o.maxSeg < mss {
-		mss = o.maxSeg
+	if o.MaxSeg > 0 && o.MaxSeg < mss {
+		mss = o.MaxSeg
 	}
 	return uint16(min(mss, 65535))
 }
 
 // connConfig builds the tcp.Config of a new connection from the stack's
 // defaults and the socket's options.
-func (s *Stack) connConfig(o *sockOpts, local netip.AddrPort) tcp.Config {
+func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 	cfg := s.tcpDefaults
 	cfg.MSS = s.connMSS(o, local)
-	if o.rcvBuf > 0 {
-		cfg.RcvBuf = o.rcvBuf
+	if o.RcvBuf > 0 {
+		cfg.RcvBuf = o.RcvBuf
 		cfg.RcvBufLocked = true // SO_RCVBUF was set: it picks the window scale
 	}
-	if o.sndBuf > 0 {
-		cfg.SndBuf = o.sndBuf
+	if o.SndBuf > 0 {
+		cfg.SndBuf = o.SndBuf
 		cfg.SndBufLocked = true // SO_SNDBUF was set: no autotuning
 	}
-	cfg.NoDelay = o.noDelay
-	cfg.KeepAlive = o.keepAlive
-	if o.keepIdle > 0 {
-		cfg.KeepIdle = o.keepIdle
+	cfg.NoDelay = o.NoDelay
+	cfg.KeepAlive = o.KeepAlive
+	if o.KeepIdle > 0 {
+		cfg.KeepIdle = o.KeepIdle
 	}
-	if o.keepIntvl > 0 {
-		cfg.KeepIntvl = o.keepIntvl
+	if o.KeepIntvl > 0 {
+		cfg.KeepIntvl = o.KeepIntvl
 	}
-	if o.keepCnt > 0 {
-		cfg.KeepCnt = o.keepCnt
+	if o.KeepCnt > 0 {
+		cfg.KeepCnt = o.KeepCnt
 	}
-	cfg.Cork = o.cork
-	if o.linger2 != 0 {
-		cfg.FinTimeout = linger2Duration(o.linger2)
+	cfg.Cork = o.Cork
+	if o.Linger2 != 0 {
+		cfg.FinTimeout = Linger2Duration(o.Linger2)
 	}
-	if o.userTimeout > 0 {
-		cfg.UserTimeout = o.userTimeout
+	if o.UserTimeout > 0 {
+		cfg.UserTimeout = o.UserTimeout
 	}
-	if o.congestion != "" {
-		cfg.Congestion = o.congestion
+	if o.Congestion != "" {
+		cfg.Congestion = o.Congestion
 	}
 	return cfg
 }
 
 // isn is RFC 6528's initial sequence number: ISN = M + F(localip,
 // localport, remoteip, remoteport, secretkey), M a clock ticking every 4 µs.
-func (s *Stack) isn(local, remote netip.AddrPort) seq.Value {
+func (s *Host) isn(local, remote netip.AddrPort) seq.Value {
 	m := uint32(s.clock.Now().UnixNano() / 4000)
 	return seq.Value(m + uint32(s.key.hashAddrs(domainISN, local, remote, 0)))
 }
@@ -187,7 +187,7 @@ func (s *Stack) isn(local, remote netip.AddrPort) seq.Value {
 // Linux's (tcp_clock_ms plus a per-address-pair random offset, RFC 7323
 // section 5.4), so that a new incarnation's SYN is newer than the old
 // connection's timestamps (RFC 6191 TIME_WAIT reuse).
-func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
+func (s *Host) tsOffset(local, remote netip.AddrPort) uint32 {
 	off := uint32(s.key.hashAddrs(domainTSOffset,
 		netip.AddrPortFrom(local.Addr(), 0), netip.AddrPortFrom(remote.Addr(), 0), 0))
 	return off + uint32(s.clock.Now().UnixMilli())
@@ -197,7 +197,7 @@ func (s *Stack) tsOffset(local, remote netip.AddrPort) uint32 {
 // the counters (its shard's: a connection stays in one, so the
 // TcpCurrEstab gauge of each shard is exact) and calls
 // Config.OnTransition.
-func (s *Stack) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Cause) {
+func (s *Host) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Cause) {
 	st := &ep.sh.stats
 	switch {
 	case from == tcp.Closed && to == tcp.SynSent:
@@ -242,8 +242,8 @@ func (ep *endpoint) finished() bool {
 // connection from the tables, reschedules its timer, moves a child whose
 // handshake completed to its listener's accept queue, and wakes the
 // callers blocked on the socket (or the listener). It needs ep's shard's
-// lock, and Stack.lock for an embryonic child.
-func (s *Stack) afterLocked(ep *endpoint) {
+// lock, and Host.lock for an embryonic child.
+func (s *Host) afterLocked(ep *endpoint) {
 	if ep.hashed {
 		if ep.finished() {
 			s.unhashLocked(ep)
@@ -267,18 +267,18 @@ func (s *Stack) afterLocked(ep *endpoint) {
 			ep.parent = l
 			ep.inAccept = true
 			l.acceptQ = append(l.acceptQ, ep)
-			s.wakeSocketLocked(l.sock)
+			l.sock.wake()
 		}
 	}
 	if ep.sock != nil {
-		s.wakeSocketLocked(ep.sock)
+		ep.sock.wake()
 	}
 }
 
 // unhashLocked removes a finished connection from the connection table and
 // the timer heap and releases its claim on the port. It needs ep's
 // shard's lock.
-func (s *Stack) unhashLocked(ep *endpoint) {
+func (s *Host) unhashLocked(ep *endpoint) {
 	if !ep.hashed {
 		return
 	}

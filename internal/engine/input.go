@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -19,15 +19,15 @@ import (
 // What needs no state of the stack (parsing the IP and TCP headers,
 // verifying the TCP checksum) is done before any lock is taken; a segment
 // for a connection is then processed under its shard's lock alone, and
-// anything else under Stack.lock (see shard.go).
-func (s *Stack) DeliverPacket(pkt []byte) {
+// anything else under Host.lock (see locks.go).
+func (s *Host) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
 	var batch [1]rxPacket
 	s.prepare(&batch[0], pkt)
 	s.inputBatch(batch[:])
 }
 
-var _ link.BatchDispatcher = (*Stack)(nil)
+var _ link.BatchDispatcher = (*Host)(nil)
 
 // rxBatch is how many packets DeliverPackets prepares before it takes a
 // lock (link/pipe hands over at most 32 at a time).
@@ -41,7 +41,7 @@ const rxBatch = 32
 // its lock. It may be called from several goroutines at once (a link
 // with several receive queues): segments of connections in different
 // shards are then processed in parallel.
-func (s *Stack) DeliverPackets(pkts [][]byte) {
+func (s *Host) DeliverPackets(pkts [][]byte) {
 	defer s.offerForwards()
 	var batch [rxBatch]rxPacket
 	for len(pkts) > 0 {
@@ -60,12 +60,12 @@ func (s *Stack) DeliverPackets(pkts [][]byte) {
 // the stack is closed. A TCP segment for a connection is processed under
 // its shard's lock alone (held across a run of packets for one shard); a
 // segment for a listener or a child in its SYN queue under ctl and the
-// shard; anything else (ICMP, a malformed packet...) under Stack.lock.
+// shard; anything else (ICMP, a malformed packet...) under Host.lock.
 //
 // Consecutive in-order segments of one connection in a batch get one ACK
 // for the run (tcp.Conn.HoldACK), as Linux acknowledges a GRO aggregate
 // once.
-func (s *Stack) inputBatch(batch []rxPacket) bool {
+func (s *Host) inputBatch(batch []rxPacket) bool {
 	now := s.clock.Now() // they had all arrived when the batch began
 	var held *shard
 	// run is the connection whose ACK waits for the rest of its run of
@@ -170,7 +170,7 @@ func sameFlow(a, b *rxPacket) bool {
 // ipInputLocked would hand to the demultiplexer if it is to one of the
 // stack's addresses or the forwarder takes it (forwardsToLocked, which
 // the caller asks under the shard's lock); nil for any other packet.
-func (s *Stack) shardForPacket(p *rxPacket) *shard {
+func (s *Host) shardForPacket(p *rxPacket) *shard {
 	if p.ip != rxOK || p.proto != wire.ProtoTCP || p.tcp != rxOK || !p.tcpAcceptable() {
 		return nil
 	}
@@ -201,7 +201,7 @@ func (p *rxPacket) segment() (local, remote netip.AddrPort, seg tcp.Segment) {
 }
 
 // packetHook calls OnPacket, if set, under hookMu.
-func (s *Stack) packetHook(dir string, pkt []byte) {
+func (s *Host) packetHook(dir string, pkt []byte) {
 	if s.onPacket != nil {
 		s.hookMu.Lock()
 		s.onPacket(dir, pkt)
@@ -244,7 +244,7 @@ const (
 // prepare reads pkt into p without a lock: the IP header, and for TCP the
 // checksum and the TCP header. Whether a packet to another address than
 // the stack's is taken (by the forwarder) is for later, under a lock.
-func (s *Stack) prepare(p *rxPacket, pkt []byte) {
+func (s *Host) prepare(p *rxPacket, pkt []byte) {
 	*p = rxPacket{pkt: pkt, ip: rxBadHeader}
 	if len(pkt) == 0 {
 		return
@@ -288,7 +288,7 @@ func (s *Stack) prepare(p *rxPacket, pkt []byte) {
 
 // prepareTCP verifies the checksum of p's TCP segment and parses its
 // header. It uses nothing the lock guards.
-func (s *Stack) prepareTCP(p *rxPacket) {
+func (s *Host) prepareTCP(p *rxPacket) {
 	if !s.rxCsumOff && !wire.TCPChecksumValid(p.payload, p.src, p.dst) {
 		p.tcp = rxBadChecksum
 		return
@@ -303,7 +303,7 @@ func (s *Stack) prepareTCP(p *rxPacket) {
 }
 
 // ipInputLocked processes one received IP packet, prepared.
-func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
+func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 	st := &s.g().stats
 	st.IpInReceives++
 	s.packetHook("in", p.pkt)
@@ -343,7 +343,7 @@ func (s *Stack) ipInputLocked(p *rxPacket, now time.Time) {
 
 // tcpInputLocked counts one prepared TCP segment and hands it to the
 // demultiplexer.
-func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
+func (s *Host) tcpInputLocked(p *rxPacket, now time.Time) {
 	st := &s.g().stats
 	switch p.tcp {
 	case rxBadChecksum:
@@ -361,103 +361,4 @@ func (s *Stack) tcpInputLocked(p *rxPacket, now time.Time) {
 	}
 	local, remote, seg := p.segment()
 	s.demuxLocked(local, remote, &seg, now)
-}
-
-// sendSegmentLocked builds the IP packet carrying seg from local to remote
-// in sh's buffer and writes it to the link: IPv4 with DF and TTL 64, or
-// IPv6 with hop limit 64, as Linux sends. A packet larger than the link
-// MTU is not sent (IpOutDiscards). It needs sh's lock.
-func (s *Stack) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
-	th := wire.TCP{
-		SrcPort: local.Port(),
-		DstPort: remote.Port(),
-		Seq:     uint32(seg.SEQ),
-		Ack:     uint32(seg.ACK),
-		Flags:   seg.Flags,
-		Window:  seg.WND,
-		Options: seg.Options,
-	}
-	src, dst := local.Addr(), remote.Addr()
-	ipLen := wire.IPv4HeaderLen
-	if !src.Is4() {
-		ipLen = wire.IPv6HeaderLen
-	}
-	tcpLen := th.HeaderLen() + len(seg.Payload)
-	total := ipLen + tcpLen
-	if total > s.mtu {
-		// The link would drop it: count it here (tcp sizes segments by
-		// the MSS, options included, so this means a bug above).
-		sh.stats.IpOutDiscards++
-		return
-	}
-	// A link that takes a packet in pieces gets the headers built here
-	// and the payload where it lies, in the send queue: copied once, by
-	// the link. Otherwise (or when OnPacket must see the whole packet)
-	// the packet is built whole in outBuf.
-	gather := s.gather != nil && s.onPacket == nil && len(seg.Payload) > 0
-	if cap(sh.outBuf) < total {
-		sh.outBuf = make([]byte, max(total, s.mtu))
-	}
-	buf := sh.outBuf[:total]
-	n, err := th.Emit(buf[ipLen:])
-	if err != nil {
-		sh.stats.IpOutDiscards++
-		return
-	}
-	if gather {
-		buf = buf[:ipLen+n]
-		if !s.txCsumOff {
-			wire.SetTCPChecksumSplit(buf[ipLen:], seg.Payload, src, dst)
-		}
-	} else {
-		copy(buf[ipLen+n:], seg.Payload)
-		if !s.txCsumOff {
-			wire.SetTCPChecksum(buf[ipLen:], src, dst)
-		}
-	}
-	if src.Is4() {
-		sh.ipID++
-		ih := wire.IPv4{ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
-		_, err = ih.Emit(buf, tcpLen)
-	} else {
-		ih := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
-		_, err = ih.Emit(buf, tcpLen)
-	}
-	if err != nil {
-		sh.stats.IpOutDiscards++
-		return
-	}
-	sh.stats.TcpOutSegs++
-	if seg.Flags&wire.FlagRST != 0 {
-		sh.stats.TcpOutRsts++
-	}
-	s.packetHook("out", buf)
-	if gather {
-		err = s.gather.WritePacketGather(buf, seg.Payload)
-	} else {
-		err = s.link.WritePacket(buf)
-	}
-	if err != nil {
-		sh.stats.IpOutDiscards++
-		return
-	}
-	sh.stats.IpOutRequests++
-}
-
-// sendResetLocked answers a segment that found no connection (RFC 9293
-// section 3.10.7.1): never a RST to a RST; if the ACK bit is set
-// <SEQ=SEG.ACK><CTL=RST>, otherwise <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-func (s *Stack) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
-	if seg.Flags&wire.FlagRST != 0 {
-		return
-	}
-	var r tcp.Segment
-	if seg.Flags&wire.FlagACK != 0 {
-		r.SEQ = seg.ACK
-		r.Flags = wire.FlagRST
-	} else {
-		r.ACK = seg.SEQ.Add(seg.Len())
-		r.Flags = wire.FlagRST | wire.FlagACK
-	}
-	s.sendSegmentLocked(s.g(), local, remote, &r)
 }

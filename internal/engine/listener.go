@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -13,9 +13,9 @@ import (
 
 // listener is the listening side of a socket: its SYN queue (children in
 // SYN_RCVD) and its accept queue (children whose handshake completed, not
-// yet accepted). Guarded by Stack.lock.
+// yet accepted). Guarded by Host.lock.
 type listener struct {
-	sock    *socket
+	sock    *Socket
 	bind    *binding
 	backlog int // listen's backlog, capped by SomaxConn
 	synQ    []*endpoint
@@ -61,7 +61,7 @@ func (l *listener) removeSynLocked(ep *endpoint) {
 // inet_csk_reqsk_queue_is_full, or MaxSynBacklog) answers with a SYN cookie, or drops the SYN when cookies
 // are off. A SYN flood therefore fills nothing: half-connections beyond the
 // queue live only in the cookies the attacker never returns.
-func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
+func (s *Host) listenInputLocked(l *listener, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
 	switch {
 	case seg.Flags&wire.FlagRST != 0:
 		return
@@ -85,7 +85,7 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 		s.g().stats.TcpExtListenDrops++
 		return
 	}
-	if len(l.synQ) >= s.maxSynBacklog || len(l.synQ) > l.backlog && s.synCookies {
+	if len(l.synQ) >= s.limits.MaxSynBacklog || len(l.synQ) > l.backlog && s.synCookies {
 		if s.synCookies {
 			s.answerWithCookieLocked(l, local, remote, seg, now)
 			return
@@ -101,7 +101,7 @@ func (s *Stack) listenInputLocked(l *listener, local, remote netip.AddrPort, seg
 
 // newChildLocked creates a passive connection of l for local-remote, in
 // l's SYN queue, with its own claim on the port.
-func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq.Value) *endpoint {
+func (s *Host) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq.Value) *endpoint {
 	b := &binding{
 		addr:      local.Addr(),
 		port:      local.Port(),
@@ -121,7 +121,7 @@ func (s *Stack) newChildLocked(l *listener, local, remote netip.AddrPort, iss se
 }
 
 // startListeningLocked makes sk's claim a listener.
-func (s *Stack) startListeningLocked(sk *socket, backlog int) *listener {
+func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 	l := &listener{sock: sk, bind: sk.bind, backlog: backlog}
 	sk.bind.listening = true
 	s.listeners[sk.bind.port] = append(s.listeners[sk.bind.port], l)
@@ -133,7 +133,7 @@ func (s *Stack) startListeningLocked(sk *socket, backlog int) *listener {
 // Linux's inet_csk_listen_stop does, and children still in SYN_RCVD are
 // dropped silently (Linux's request sockets die with their listener; the
 // peer's next segment finds no socket and draws a RST).
-func (s *Stack) stopListeningLocked(l *listener) {
+func (s *Host) stopListeningLocked(l *listener) {
 	port := l.bind.port
 	list := s.listeners[port]
 	if i := slices.Index(list, l); i >= 0 {
@@ -170,13 +170,13 @@ func (s *Stack) stopListeningLocked(l *listener) {
 			s.orphans.Add(1)
 		}
 	}
-	s.wakeSocketLocked(l.sock)
+	l.sock.wake()
 }
 
 // connLimitLocked reports whether a new connection, for listener l if not
 // nil, would pass Config.MaxConns or l's MaxConns, and counts the refusal.
-func (s *Stack) connLimitLocked(l *listener) bool {
-	if s.conns.Load() < int64(s.maxConns) && (l == nil || !l.full()) {
+func (s *Host) connLimitLocked(l *listener) bool {
+	if s.conns.Load() < int64(s.limits.MaxConns) && (l == nil || !l.full()) {
 		return false
 	}
 	s.g().stats.SynstackConnLimitDrops++

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package synstack
+package engine
 
 import "syscall"
 

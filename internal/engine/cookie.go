@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -27,7 +27,7 @@ const (
 func cookieTime(now time.Time) uint32 { return uint32(now.UnixNano() / int64(cookiePeriod)) }
 
 // synCookie computes the cookie for a SYN from remote to local.
-func (s *Stack) synCookie(local, remote netip.AddrPort, peerISN seq.Value, mssIndex int, now time.Time) seq.Value {
+func (s *Host) synCookie(local, remote netip.AddrPort, peerISN seq.Value, mssIndex int, now time.Time) seq.Value {
 	t := cookieTime(now)
 	h1 := uint32(s.key.hashAddrs(domainCookie, local, remote, 0))
 	h2 := uint32(s.key.hashAddrs(domainCookieTime, local, remote, uint64(t)))
@@ -36,7 +36,7 @@ func (s *Stack) synCookie(local, remote netip.AddrPort, peerISN seq.Value, mssIn
 
 // checkSynCookie validates the cookie an ACK returns and gives back the
 // MSS index it carries.
-func (s *Stack) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) (int, bool) {
+func (s *Host) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) (int, bool) {
 	cookie := uint32(ack.ACK) - 1
 	peerISN := uint32(ack.SEQ) - 1
 	v := cookie - uint32(s.key.hashAddrs(domainCookie, local, remote, 0)) - peerISN
@@ -56,7 +56,7 @@ func (s *Stack) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, n
 
 // answerWithCookieLocked answers a SYN statelessly: a SYN,ACK whose ISN is
 // the cookie, built by a connection that is then forgotten.
-func (s *Stack) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
+func (s *Host) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
 	idx := tcp.CookieMSSIndex(syn.Options.MSS)
 	cfg := s.connConfig(l.sock.opts, local)
 	cfg.TSOffset = s.tsOffset(local, remote)
@@ -72,7 +72,7 @@ func (s *Stack) answerWithCookieLocked(l *listener, local, remote netip.AddrPort
 // acceptCookieLocked opens the connection an ACK with a valid cookie asks
 // for. It reports whether the ACK carried one (when it did not, the caller
 // answers it as any stray ACK at a listener).
-func (s *Stack) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) bool {
+func (s *Host) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) bool {
 	if !s.synCookies || l.lastCookie.IsZero() || now.Sub(l.lastCookie) > cookieCheckWindow {
 		return false
 	}

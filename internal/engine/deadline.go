@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"time"
@@ -12,8 +12,8 @@ import (
 // deadline also cuts off calls already blocked, and a deadline moved while a
 // call waits takes effect at once. Its fields are guarded by the lock of
 // what it belongs to: a TCPConn's by its connection's (TCPConn.lock), a
-// TCPListener's by Stack.lock. Every method is called with it held.
-type deadline struct {
+// TCPListener's by Host.lock. Every method is called with it held.
+type Deadline struct {
 	timer clock.Timer // closes cancel at the deadline; nil when none is pending
 	// cancel is closed when the deadline has passed. A call borrows one
 	// for its length (acquireLocked, releaseLocked) unless a deadline is pending, so
@@ -27,7 +27,7 @@ type deadline struct {
 var expired = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // setLocked moves the deadline to t; the zero time means none.
-func (d *deadline) setLocked(clk clock.Clock, t time.Time) {
+func (d *Deadline) setLocked(clk clock.Clock, t time.Time) {
 	if d.final {
 		return
 	}
@@ -58,7 +58,7 @@ func (d *deadline) setLocked(clk clock.Clock, t time.Time) {
 // stopLocked stops the pending timer; if it has already fired, it waits
 // for its function to close the channel (which takes no lock: the wait is
 // short, even with a lock of the stack held).
-func (d *deadline) stopLocked() {
+func (d *Deadline) stopLocked() {
 	if d.timer != nil && !d.timer.Stop() {
 		<-d.cancel
 	}
@@ -67,7 +67,7 @@ func (d *deadline) stopLocked() {
 
 // closeLocked expires the deadline for good: the connection is closed, and every
 // call waiting on the channel must return.
-func (d *deadline) closeLocked() {
+func (d *Deadline) closeLocked() {
 	if d.final {
 		return
 	}
@@ -84,7 +84,7 @@ func (d *deadline) closeLocked() {
 // acquireLocked returns the channel that closes when the deadline passes,
 // for one call: from p when there is none yet. The call gives it back
 // with releaseLocked.
-func (d *deadline) acquireLocked(p *chanPool) <-chan struct{} {
+func (d *Deadline) acquireLocked(p *chanPool) <-chan struct{} {
 	if d.cancel == nil {
 		d.cancel = p.get()
 	}
@@ -95,7 +95,7 @@ func (d *deadline) acquireLocked(p *chanPool) <-chan struct{} {
 // it is done, unless a deadline still needs it: a timer is pending, it
 // has closed, or the connection is closed for good. Calls that use d must
 // not overlap (the net.Conn serialises its Reads, and its Writes).
-func (d *deadline) releaseLocked(p *chanPool) {
+func (d *Deadline) releaseLocked(p *chanPool) {
 	if d.cancel == nil || d.timer != nil || d.final || isDone(d.cancel) {
 		return
 	}
@@ -105,12 +105,12 @@ func (d *deadline) releaseLocked(p *chanPool) {
 
 // passedLocked reports whether the deadline has passed (or the connection is
 // closed for good).
-func (d *deadline) passedLocked() bool {
+func (d *Deadline) passedLocked() bool {
 	return d.cancel != nil && isDone(d.cancel)
 }
 
 // waitLocked returns the channel that closes when the deadline passes.
-func (d *deadline) waitLocked() <-chan struct{} {
+func (d *Deadline) waitLocked() <-chan struct{} {
 	if d.cancel == nil {
 		d.cancel = make(chan struct{}, 1)
 	}

@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import "net/netip"
 
@@ -17,7 +17,7 @@ import "net/netip"
 // martianSource reports whether a packet from src must be dropped: an
 // unspecified, multicast, limited- or subnet-broadcast, 0.0.0.0/8,
 // loopback, IPv4-mapped IPv6, or the stack's own address.
-func (s *Stack) martianSource(src netip.Addr) bool {
+func (s *Host) martianSource(src netip.Addr) bool {
 	// From one of our own addresses: looped back, or forged (a LAND
 	// attack).
 	return s.martianAddr(src) || s.isLocalAddr(src)
@@ -25,13 +25,13 @@ func (s *Stack) martianSource(src netip.Addr) bool {
 
 // martianDestination reports whether a packet to dst must be dropped: the
 // addresses martianSource refuses, but the stack's own.
-func (s *Stack) martianDestination(dst netip.Addr) bool { return s.martianAddr(dst) }
+func (s *Host) martianDestination(dst netip.Addr) bool { return s.martianAddr(dst) }
 
 // martianAddr reports whether a is no unicast address a host on a link may
 // use: unspecified, multicast, 0.0.0.0/8, the limited broadcast or a
 // subnet broadcast of the stack's prefixes, an IPv4-mapped IPv6 address in
 // an IPv6 header, or loopback on a stack that has no loopback address.
-func (s *Stack) martianAddr(a netip.Addr) bool {
+func (s *Host) martianAddr(a netip.Addr) bool {
 	switch {
 	case !a.IsValid(), a.IsUnspecified(), a.IsMulticast(), a.Is4In6():
 		return true

@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"net/netip"
@@ -11,7 +11,7 @@ import (
 // demuxLocked hands a segment to its connection (4-tuple table first), else
 // to a listener, else answers with RST. It needs ctl and the tuple's
 // shard's lock.
-func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
+func (s *Host) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
 	if ep := s.connGet(local, remote); ep != nil {
 		if ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) && ep.conn.TimeWaitAcceptsSYN(seg) {
 			// A new incarnation (RFC 9293 section 3.10.7.4, RFC 6191):
@@ -20,7 +20,7 @@ func (s *Stack) demuxLocked(local, remote netip.AddrPort, seg *tcp.Segment, now 
 			if l := s.lookupListenerLocked(local, remote); l != nil {
 				s.unhashLocked(ep)
 				if ep.sock != nil {
-					s.wakeSocketLocked(ep.sock)
+					ep.sock.wake()
 				}
 				s.listenInputLocked(l, local, remote, seg, now)
 				return
@@ -49,7 +49,7 @@ func isPlainSYN(seg *tcp.Segment) bool {
 }
 
 // connInputLocked feeds a segment to its connection.
-func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
+func (s *Host) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 	if l := ep.parent; l != nil && !ep.inAccept && ep.conn.State() == tcp.SynRcvd &&
 		seg.Flags&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagACK && l.acceptFull() {
 		// The ACK would complete the handshake but the accept queue is
@@ -70,7 +70,7 @@ func (s *Stack) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 // queue, and the segment is not a SYN that could replace a TIME_WAIT
 // connection. It returns nil when the segment needs the control plane
 // (demuxLocked, under ctl).
-func (s *Stack) shardConn(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) *endpoint {
+func (s *Host) shardConn(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) *endpoint {
 	ep := sh.conns.get(local, remote)
 	if ep == nil || ep.embryonic() || ep.conn.State() == tcp.TimeWait && isPlainSYN(seg) {
 		return nil
@@ -81,7 +81,7 @@ func (s *Stack) shardConn(sh *shard, local, remote netip.AddrPort, seg *tcp.Segm
 // lookupListenerLocked finds the listener for a segment to local from
 // remote: one bound to local's address exactly before a wildcard one; among
 // equals (a SO_REUSEPORT group) the keyed hash of the 4-tuple chooses.
-func (s *Stack) lookupListenerLocked(local, remote netip.AddrPort) *listener {
+func (s *Host) lookupListenerLocked(local, remote netip.AddrPort) *listener {
 	ls := s.listeners[local.Port()]
 	if len(ls) == 0 || s.foreignLocked(local.Addr()) {
 		return nil

@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import "syscall"
 

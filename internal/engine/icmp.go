@@ -1,4 +1,4 @@
-package synstack
+package engine
 
 import (
 	"encoding/binary"
@@ -87,7 +87,7 @@ var (
 
 // icmpInputLocked handles an ICMP (v6: ICMPv6) message from src to dst,
 // one of the stack's addresses.
-func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
+func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 	v6 := dst.Is6()
 	var (
 		h    wire.ICMP
@@ -149,7 +149,7 @@ func (s *Stack) icmpInputLocked(src, dst netip.Addr, b []byte) {
 // icmpv4ParamProblem is ICMPv4's Parameter Problem type (RFC 792).
 const icmpv4ParamProblem = 12
 
-func (s *Stack) icmpInErrorLocked(v6 bool) {
+func (s *Host) icmpInErrorLocked(v6 bool) {
 	if v6 {
 		s.g().stats.Icmp6InErrors++
 	} else {
@@ -162,7 +162,7 @@ func (s *Stack) icmpInErrorLocked(v6 bool) {
 // smaller path MTU. The quote must name a connection of ours and a
 // sequence number it has in flight; otherwise the message is counted and
 // dropped.
-func (s *Stack) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
+func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
 	local, remote, sq, ok := parseQuote(v6, quote)
 	if !ok {
 		s.icmpInErrorLocked(v6)
@@ -230,7 +230,7 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, 
 
 // sendEchoReplyLocked answers an echo request from remote to local with
 // the same identifier and sequence number (rest) and data.
-func (s *Stack) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data []byte) {
+func (s *Host) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data []byte) {
 	if remote.IsMulticast() || remote.IsUnspecified() {
 		return
 	}
@@ -256,7 +256,7 @@ func (s *Stack) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data 
 // icmpBufLocked returns s.g().outBuf sized for an ICMP message with a body of
 // bodyLen bytes (IP header, ICMP header, body) and the IP header's length;
 // false, counted as a discard, when it would exceed the MTU.
-func (s *Stack) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
+func (s *Host) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 	ipLen := wire.IPv4HeaderLen
 	if v6 {
 		ipLen = wire.IPv6HeaderLen
@@ -276,7 +276,7 @@ func (s *Stack) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 // body is already in buf after the IP and ICMP headers: the ICMP header h
 // with its checksum, then the IP header. It sends the packet, counts it,
 // and reports whether it went out (an emit error counts as a discard).
-func (s *Stack) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst netip.Addr) bool {
+func (s *Host) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst netip.Addr) bool {
 	body := buf[ipLen+wire.ICMPHeaderLen:]
 	icmpLen := len(buf) - ipLen
 	var err error
@@ -301,14 +301,4 @@ func (s *Stack) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst neti
 	}
 	s.writeLocked(buf)
 	return true
-}
-
-// writeLocked hands a packet built in s.g().outBuf to OnPacket and the link.
-func (s *Stack) writeLocked(pkt []byte) {
-	s.packetHook("out", pkt)
-	if s.link.WritePacket(pkt) != nil {
-		s.g().stats.IpOutDiscards++
-		return
-	}
-	s.g().stats.IpOutRequests++
 }

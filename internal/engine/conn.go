@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// The net.Conn path: a connected socket that a net.Conn stands on (Hold)
+// keeps its connection for life (connect on it fails with EISCONN, even
+// after a reset), so its Read and Write take that connection's shard's
+// lock alone. Deadlines are the net.Conn's (two net.Conns may stand on one
+// socket, through a dup'ed descriptor), each guarded by the lock of what
+// it cuts off: the connection's shard's, or ctl for a listener's.
+
+// Hold marks the socket as standing under a net.Conn and returns the
+// connection's addresses (unmapped); ENOTCONN unless connect or accept saw
+// the connection established.
+func (sk *Socket) Hold() (local, remote netip.AddrPort, err error) {
+	var l locks
+	defer sk.h.release(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return local, remote, err
+	}
+	if sk.ep == nil || sk.state != ssConnected {
+		return local, remote, syscall.ENOTCONN
+	}
+	sk.held = sk.ep
+	return sk.ep.local, sk.ep.remote, nil
+}
+
+// connLock takes the lock of the held connection's shard.
+func (sk *Socket) connLock() locks {
+	l := locks{sh: sk.held.sh}
+	sk.h.acquire(&l)
+	return l
+}
+
+// ConnAddrs returns the held connection's addresses (unmapped), which
+// never change: no lock.
+func (sk *Socket) ConnAddrs() (local, remote netip.AddrPort) { return sk.held.local, sk.held.remote }
+
+// ReadConn is a net.Conn's Read: Recv on the held connection, blocking,
+// cut off by the deadline rd (ErrCanceled). A zero-length read returns at
+// once, ErrCanceled if the deadline has passed.
+func (sk *Socket) ReadConn(p []byte, rd *Deadline) (int, error) {
+	s := sk.h
+	l := sk.connLock()
+	defer s.release(&l)
+	if len(p) == 0 {
+		if rd.passedLocked() {
+			return 0, ErrCanceled
+		}
+		return 0, nil
+	}
+	cancel := rd.acquireLocked(s.chansFor(&l))
+	n, err := sk.recvLocked(p, false, false, cancel, &l)
+	rd.releaseLocked(s.chansFor(&l))
+	return n, err
+}
+
+// WriteConn is a net.Conn's Write: Send on the held connection, blocking,
+// cut off by the deadline wd (ErrCanceled, with what was written). A long
+// write lets other calls in between its pieces.
+func (sk *Socket) WriteConn(p []byte, wd *Deadline) (int, error) {
+	s := sk.h
+	l := sk.connLock()
+	defer s.release(&l)
+	cancel := wd.acquireLocked(s.chansFor(&l))
+	defer wd.releaseLocked(s.chansFor(&l))
+	n := 0
+	for {
+		k, err := sk.sendLocked(p[n:], false, cancel, &l)
+		n += k
+		if err != nil || n == len(p) {
+			return n, err
+		}
+		s.release(&l)
+		s.acquire(&l)
+	}
+}
+
+// SetDeadline sets the deadlines ds of the held connection's net.Conn to
+// t on the host's clock: the zero time means none.
+func (sk *Socket) SetDeadline(t time.Time, ds ...*Deadline) {
+	l := sk.connLock()
+	defer sk.h.release(&l)
+	for _, d := range ds {
+		d.setLocked(sk.h.clock, t)
+	}
+}
+
+// CloseDeadline cuts off, for good, the calls the deadlines ds cut off:
+// the net.Conn's Close.
+func (sk *Socket) CloseDeadline(ds ...*Deadline) {
+	l := sk.connLock()
+	defer sk.h.release(&l)
+	for _, d := range ds {
+		d.closeLocked()
+	}
+}
+
+// AcceptConn is a net.Listener's Accept: Accept, blocking, cut off by the
+// deadline d (ErrCanceled).
+func (sk *Socket) AcceptConn(d *Deadline) (*Socket, error) {
+	var l locks
+	defer sk.h.release(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return nil, err
+	}
+	nsk, _, err := sk.acceptLocked(false, d.waitLocked(), &l)
+	return nsk, err
+}
+
+// SetAcceptDeadline sets the deadline d of AcceptConn (the zero time: none).
+func (sk *Socket) SetAcceptDeadline(d *Deadline, t time.Time) {
+	sk.h.ctl.Lock()
+	defer sk.h.ctl.Unlock()
+	d.setLocked(sk.h.clock, t)
+}
+
+// CloseAcceptDeadline cuts off, for good, the AcceptConn calls that d
+// cuts off: the net.Listener's Close.
+func (sk *Socket) CloseAcceptDeadline(d *Deadline) {
+	sk.h.ctl.Lock()
+	defer sk.h.ctl.Unlock()
+	d.closeLocked()
+}

@@ -1,0 +1,314 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/link"
+	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/tcp"
+)
+
+// Config is what the engine runs with: package synstack's Config with its
+// defaults resolved.
+type Config struct {
+	Clock clock.Clock // not nil
+	Link  link.Endpoint
+	Addrs []netip.Prefix
+	// Seed makes keys deterministic when non-zero (see synstack.Config.Seed).
+	Seed uint64
+	// TCP are the defaults of new connections; the engine sets Output,
+	// OnTransition, Scratch, Counters and Memory itself.
+	TCP    tcp.Config
+	Hooks  Hooks
+	Limits Limits
+	// Shards is the number of shards (rounded up to a power of two, at
+	// most 256); zero picks four per GOMAXPROCS, between 4 and 64.
+	Shards int
+	// TCPMem is the budget of the connections' queues; zero fields are
+	// sized as Linux sizes tcp_mem (memory.go).
+	TCPMem tcp.MemoryLimits
+	// SynCookies answers SYNs beyond a full SYN queue with a cookie.
+	SynCookies bool
+}
+
+// Hooks are the observers of synstack.Config: OnTransition and OnPacket.
+// The engine runs them one call at a time, under a lock (hookMu).
+type Hooks struct {
+	OnTransition func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	OnPacket     func(dir string, pkt []byte)
+}
+
+// Limits are the bounds of synstack.Config, every one positive.
+type Limits struct {
+	MaxOrphans, SomaxConn, MaxSynBacklog, MaxConns int
+}
+
+// ipTTL is the TTL (IPv4) and hop limit (IPv6) of every packet sent, Linux's default.
+const ipTTL = 64
+
+// Ephemeral port range, Linux's (net.ipv4.ip_local_port_range).
+const (
+	EphemeralPortFirst = 32768
+	EphemeralPortLast  = 60999
+)
+
+// Host is one host of the engine: a link, its addresses, and the
+// connections, listeners and sockets on them (see doc.go and locks.go).
+type Host struct {
+	// Set by New, then read-only.
+	link link.Endpoint
+	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
+	// (link.ChecksumOffloader), so segments go out without one and come in
+	// unchecked.
+	txCsumOff, rxCsumOff bool
+	clock                clock.Clock
+	mtu                  int
+	addrs                []netip.Prefix
+	key                  secret
+	tcpDefaults          tcp.Config
+	// loopback: one of addrs is a loopback address, so loopback sources
+	// and destinations are not martians (martian.go).
+	loopback bool
+	// broadcasts are the subnet broadcasts of addrs (martian.go).
+	broadcasts []netip.Addr
+	// mem is the budget every connection's queues are charged to
+	// (Config.TCPMem); tcpDefaults.Memory points at it.
+	mem          *tcp.Memory
+	onTransition func(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause)
+	onPacket     func(dir string, pkt []byte)
+	synCookies   bool
+	limits       Limits
+
+	// fwd is the forwarding table (forward.go); guarded by lock.
+	fwd forwardState
+
+	// shards hold the connections (shard.go, locks.go); shardShift turns a tuple's
+	// hash into a shard index. Set by New.
+	shards     []*shard
+	shardShift uint8
+
+	// ctl guards the fields below, and every socket without a
+	// connection, listener and binding of the host: the control plane
+	// (locks.go). ctlShard is its shard (g).
+	ctl      sync.Mutex
+	ctlShard *shard
+
+	// closed is written under lock (ctl and every shard); done is closed
+	// with it, for the calls waiting on a socket.
+	closed bool
+	done   chan struct{}
+	// conns counts the connections in the shards' tables (MaxConns).
+	conns atomic.Int64
+	// orphans counts the connections whose last descriptor is closed but
+	// that have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING,
+	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
+	orphans atomic.Int64
+	// listeners holds the listening sockets by local port.
+	listeners map[uint16][]*listener
+	// ports holds every claim on a local port (bound sockets, listeners,
+	// connections) for bind conflict checks. Under lock it needs nothing
+	// more; a connection finishing under its shard's lock alone releases
+	// its claim under portsMu.
+	ports   map[uint16][]*binding
+	portsMu sync.Mutex
+	// hookMu serializes the OnTransition and OnPacket hooks.
+	hookMu sync.Mutex
+
+	// timerEpoch is what the heaps' deadlines count from (timers.go).
+	timerEpoch time.Time
+	// opts holds the option sets sockets share (internOptsLocked), and
+	// optScratch is the copy a SetOption changes.
+	opts       map[Options]*Options
+	optScratch Options
+
+	// pollCh, when it holds a channel, has it closed (and cleared) on any
+	// socket event to wake Poll callers.
+	pollCh atomic.Pointer[chan struct{}]
+	// gather is the link, when it takes packets in pieces.
+	gather link.GatherWriter
+	// portNext is RFC 6056 algorithm 3's table of increments, simplified
+	// to a single counter; bindNext does the same for bind(port 0).
+	portNext uint32
+	bindNext uint32
+}
+
+// connKey is a connection's 4-tuple, with unmapped addresses.
+type connKey struct {
+	local, remote netip.AddrPort
+}
+
+// New returns a host attached to cfg.Link.
+func New(cfg Config) (*Host, error) {
+	if cfg.Link == nil {
+		return nil, errors.New("synstack: Config.Link is required")
+	}
+	s := &Host{
+		link:         cfg.Link,
+		clock:        cfg.Clock,
+		mtu:          cfg.Link.MTU(),
+		tcpDefaults:  cfg.TCP,
+		onTransition: cfg.Hooks.OnTransition,
+		onPacket:     cfg.Hooks.OnPacket,
+		limits:       cfg.Limits,
+		synCookies:   cfg.SynCookies,
+		listeners:    make(map[uint16][]*listener),
+		ports:        make(map[uint16][]*binding),
+		done:         make(chan struct{}),
+	}
+	if s.mtu < 68 {
+		return nil, errors.New("synstack: link MTU too small")
+	}
+	for _, p := range cfg.Addrs {
+		if !p.IsValid() {
+			return nil, errors.New("synstack: invalid address " + p.String())
+		}
+		s.addrs = append(s.addrs, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+		s.loopback = s.loopback || p.Addr().IsLoopback()
+	}
+	s.broadcasts = subnetBroadcasts(s.addrs)
+	s.timerEpoch = s.clock.Now()
+	s.tcpDefaults.Output = nil
+	s.tcpDefaults.OnTransition = nil
+	s.gather, _ = cfg.Link.(link.GatherWriter)
+	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
+		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
+	}
+	if s.tcpDefaults.Buffers == nil {
+		s.tcpDefaults.Buffers = &buffers
+	}
+	s.mem = tcp.NewMemory(memoryLimits(cfg.TCPMem))
+	s.tcpDefaults.Memory = s.mem
+	// Each shard gives its connections their Scratch and Counters
+	// (sharedConfigLocked).
+	s.tcpDefaults.Scratch = nil
+	s.tcpDefaults.Counters = nil
+	if cfg.Seed != 0 {
+		s.key.k0 = splitmix64(cfg.Seed)
+		s.key.k1 = splitmix64(s.key.k0)
+	} else {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		s.key.k0 = binary.LittleEndian.Uint64(b[:8])
+		s.key.k1 = binary.LittleEndian.Uint64(b[8:])
+	}
+	shards := cfg.Shards
+	if shards <= 0 {
+		shards = defaultShards()
+	}
+	s.initShards(shards)
+	s.portNext = uint32(s.key.k1)
+	s.bindNext = uint32(s.key.k1 >> 32)
+	s.link.Attach(s)
+	return s, nil
+}
+
+// Clock returns the host's clock.
+func (s *Host) Clock() clock.Clock { return s.clock }
+
+// Stats returns the sum of the host's counters.
+func (s *Host) Stats() nstat.Counters {
+	s.lock()
+	defer s.unlock()
+	var st nstat.Counters
+	for _, sh := range append([]*shard{s.g()}, s.shards...) {
+		st.Add(&sh.stats)
+		c := &sh.counters
+		st.TcpRetransSegs += c.RetransSegs
+		st.TcpExtTCPTimeouts += c.Timeouts
+		st.TcpExtTCPChallengeACK += c.ChallengeACKs
+		st.TcpExtTCPACKSkippedChallenge += c.SkippedChallenge
+		st.TcpExtTCPACKSkippedSeq += c.SkippedSeq
+		st.TcpExtPruneCalled += c.PruneCalled
+		st.TcpExtRcvPruned += c.RcvPruned
+		st.TcpExtOfoPruned += c.OfoPruned
+		st.TcpExtTCPRcvQDrop += c.RcvQDrop
+		st.TcpExtTCPOFODrop += c.OFODrop
+	}
+	st.TcpExtTCPMemoryPressures = s.mem.Pressures()
+	st.SynstackTCPMemBytes = uint64(max(s.mem.Used(), 0))
+	return st
+}
+
+// Close aborts every connection (sending RST where the state calls for it),
+// stops the stack's timer, wakes every blocked socket call (which then fails
+// with EBADF; in the net.Conn layer, with net.ErrClosed) and closes the
+// link. Every later socket call fails with EBADF.
+// The stack starts no goroutine of its own beyond clock timers, which Close
+// stops; a timer callback already running returns at once.
+func (s *Host) Close() error {
+	s.lock()
+	if s.closed {
+		s.unlock()
+		return nil
+	}
+	now := s.clock.Now()
+	// Abort in a fixed order so that the RSTs go out deterministically.
+	eps := make([]*endpoint, 0, s.connCount())
+	for ep := range s.allConns() {
+		eps = append(eps, ep)
+	}
+	slices.SortFunc(eps, func(a, b *endpoint) int {
+		if c := strings.Compare(a.local.String(), b.local.String()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.remote.String(), b.remote.String())
+	})
+	for _, ep := range eps {
+		if ep.hashed {
+			ep.conn.Abort(now)
+			s.afterLocked(ep)
+		}
+	}
+	s.closed = true
+	s.closeForwardsLocked()
+	for _, sh := range s.shards {
+		if sh.timer != nil {
+			sh.timer.Stop()
+			sh.timerArmed = false
+		}
+		sh.timers = nil
+	}
+	close(s.done) // every blocked call wakes, and finds the host closed
+	s.wakePollLocked()
+	s.unlock()
+	return s.link.Close()
+}
+
+// isLocalAddr reports whether a is one of the stack's addresses.
+func (s *Host) isLocalAddr(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.addrs {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceAddrFor picks the local address for a connection to dst: the first
+// of the stack's addresses whose prefix contains dst, else the first of the
+// same family.
+func (s *Host) sourceAddrFor(dst netip.Addr) (netip.Addr, bool) {
+	for _, p := range s.addrs {
+		if p.Addr().Is4() == dst.Is4() && p.Contains(dst) {
+			return p.Addr(), true
+		}
+	}
+	for _, p := range s.addrs {
+		if p.Addr().Is4() == dst.Is4() {
+			return p.Addr(), true
+		}
+	}
+	return netip.Addr{}, false
+}

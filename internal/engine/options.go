@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+)
+
+// Options are a socket's options, as the socket layer's setsockopt leaves
+// them: the value the engine reads when it makes a connection and when an
+// option changes on one. Sockets with the same options share one interned
+// Options (Host.internOptsLocked), so a set is never changed in place: a
+// change makes a new set (Socket.SetOption).
+type Options struct {
+	ReuseAddr, ReusePort bool
+	V6Only               bool
+	Linger               syscall.Linger
+	KeepAlive            bool
+	KeepIdle, KeepIntvl  time.Duration // 0: tcp's default
+	KeepCnt              int           // 0: tcp's default
+	RcvBuf, SndBuf       int           // as set (already doubled); 0: default
+	NoDelay              bool
+	MaxSeg               int // TCP_MAXSEG; 0: none
+	Cork                 bool
+	Linger2              int           // TCP_LINGER2 seconds; 0: default; -1: reset in FIN_WAIT_2
+	UserTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
+	Congestion           string        // TCP_CONGESTION; "": tcp's default
+}
+
+// Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1
+// (reset at once) for a negative v.
+func Linger2Duration(v int) time.Duration {
+	if v < 0 {
+		return -1
+	}
+	return time.Duration(v) * time.Second
+}
+
+// internOptsLocked returns the shared copy of o. Under ctl.
+func (s *Host) internOptsLocked(o Options) *Options {
+	if p, ok := s.opts[o]; ok {
+		return p
+	}
+	p := new(Options) // not &o: o would then be on the heap from the start, hit or miss
+	*p = o
+	if len(s.opts) < maxInternedOpts {
+		if s.opts == nil {
+			s.opts = make(map[Options]*Options)
+		}
+		s.opts[o] = p
+	}
+	return p
+}
+
+// maxInternedOpts bounds the option sets a host keeps to share; past it a
+// new set is not kept (each socket then has its own).
+const maxInternedOpts = 256
+
+// setOptsLocked changes sk's options with f. Under ctl.
+func (s *Host) setOptsLocked(sk *Socket, f func(o *Options)) {
+	own := *sk.opts
+	f(&own)
+	sk.opts = s.internOptsLocked(own)
+}
+
+// defaultOpts are the options of a new socket: the host's tcp defaults.
+// Under ctl.
+func (s *Host) defaultOpts() *Options {
+	d := &s.tcpDefaults
+	return s.internOptsLocked(Options{
+		NoDelay:   d.NoDelay,
+		KeepAlive: d.KeepAlive,
+		KeepIdle:  d.KeepIdle,
+		KeepIntvl: d.KeepIntvl,
+		KeepCnt:   d.KeepCnt,
+	})
+}
+
+// OptCtx is what a socket option's getter or setter sees, under the
+// socket's locks: the options (a copy, for a setter), the connection if
+// there is one, and the socket's state.
+type OptCtx struct {
+	O *Options
+	// Conn is the socket's connection, nil if none: a setter applies the
+	// change to it.
+	Conn      *tcp.Conn
+	Now       time.Time
+	Family    int
+	Listening bool // the socket listens
+	Bound     bool // bound or connected
+	// Defaults are the host's tcp defaults (the buffers getsockopt reports
+	// before any set).
+	Defaults *tcp.Config
+	sk       *Socket
+}
+
+// TakeErr returns and clears the socket's pending error (SO_ERROR).
+func (c OptCtx) TakeErr() syscall.Errno {
+	ep := c.sk.ep
+	if ep == nil {
+		return 0
+	}
+	e := ep.conn.TakeErr()
+	c.sk.h.afterLocked(ep)
+	return e
+}
+
+// ctx returns the OptCtx of the socket with options o. Under its locks.
+func (sk *Socket) ctx(o *Options) OptCtx {
+	s := sk.h
+	c := OptCtx{O: o, Now: s.clock.Now(), Family: int(sk.family), Listening: sk.l != nil,
+		Bound: sk.bind != nil || sk.ep != nil, Defaults: &s.tcpDefaults, sk: sk}
+	if sk.ep != nil {
+		c.Conn = &sk.ep.conn
+	}
+	return c
+}
+
+// Family returns the socket's family, AF_INET or AF_INET6 (fixed at
+// creation: it needs no lock).
+func (sk *Socket) Family() int { return int(sk.family) }
+
+// GetOption runs get on the socket's options, under every lock (a getter
+// may read the connection, or take its pending error).
+func GetOption[T any](sk *Socket, get func(c OptCtx) T) (T, error) {
+	var zero T
+	return with(sk, allLocks, zero, func() (T, error) { return get(sk.ctx(sk.opts)), nil })
+}
+
+// SetOption runs set on a copy of the socket's options, under the
+// socket's locks; if it succeeds the copy becomes the socket's options
+// (interned), and a connection's changed timers are rescheduled.
+func (sk *Socket) SetOption(set func(c OptCtx) error) error {
+	return sk.do(sockLocks, func() error {
+		s := sk.h
+		own := &s.optScratch
+		*own = *sk.opts
+		if err := set(sk.ctx(own)); err != nil {
+			return err
+		}
+		sk.opts = s.internOptsLocked(*own)
+		if sk.ep != nil {
+			s.afterLocked(sk.ep)
+		}
+		return nil
+	})
+}

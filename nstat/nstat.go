@@ -1,0 +1,103 @@
+// Package nstat holds a stack's counters, named as Linux's nstat names
+// them (IpInReceives, TcpInSegs, TcpExtListenDrops...), so that a
+// dashboard or a test reads synstack as it reads Linux. Counters Linux
+// does not have are prefixed with Synstack. The engine counts into one
+// Counters per shard; synstack.Stack.Stats sums them (synstack.Stats is
+// this type).
+package nstat
+
+import "reflect"
+
+// Counters are a stack's counters. Every field is a uint64: a counter,
+// or a gauge where its comment says so.
+type Counters struct {
+	IpInReceives      uint64 // IP packets received
+	IpInHdrErrors     uint64 // dropped: malformed IP header, bad header checksum
+	IpInAddrErrors    uint64 // dropped: destination is not one of the stack's addresses
+	IpInUnknownProtos uint64 // dropped: neither TCP nor ICMP
+	IpReasmFails      uint64 // dropped: fragments (no reassembly)
+	IpInDelivers      uint64 // IP packets handed to TCP or ICMP
+	IpOutRequests     uint64 // IP packets sent
+	IpOutDiscards     uint64 // packets that could not be built or written
+
+	TcpActiveOpens  uint64 // CLOSED -> SYN_SENT
+	TcpPassiveOpens uint64 // LISTEN -> SYN_RCVD
+	TcpAttemptFails uint64 // SYN_SENT/SYN_RCVD -> CLOSED, SYN_RCVD -> LISTEN
+	TcpEstabResets  uint64 // ESTABLISHED/CLOSE_WAIT -> CLOSED
+	TcpCurrEstab    uint64 // connections now in ESTABLISHED or CLOSE_WAIT (a gauge)
+	TcpInSegs       uint64 // segments received (checksum verified)
+	TcpOutSegs      uint64 // segments sent
+	TcpRetransSegs  uint64 // segments retransmitted (timeouts, fast retransmit, tail loss probes)
+	TcpInErrs       uint64 // segments dropped: bad checksum or malformed header
+	TcpInCsumErrors uint64 // segments dropped: bad checksum
+	TcpOutRsts      uint64 // segments sent with RST
+
+	TcpExtListenOverflows        uint64 // SYN or handshake-completing ACK dropped: accept queue full
+	TcpExtListenDrops            uint64 // SYN or ACK dropped at a listener for any reason
+	TcpExtSyncookiesSent         uint64 // SYN,ACKs sent with a SYN cookie (SYN queue full)
+	TcpExtSyncookiesRecv         uint64 // ACKs that returned a valid cookie: connections opened from it
+	TcpExtSyncookiesFailed       uint64 // ACKs at a listener whose cookie did not check out
+	TcpExtTCPAbortOnMemory       uint64 // connections reset on close because of MaxOrphans
+	TcpExtTCPTimeouts            uint64 // retransmission timeouts, SYN and SYN,ACK ones included
+	TcpExtTCPChallengeACK        uint64 // RFC 5961 challenge ACKs sent (in-window RST, SYN, implausible ACK)
+	TcpExtTCPACKSkippedChallenge uint64 // challenge ACKs not sent: the per-connection rate limit (500 ms)
+	TcpExtTCPACKSkippedSeq       uint64 // duplicate ACKs to out-of-window segments not sent: the same limit
+
+	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
+
+	// Memory (Config.TCPMem, tcp.Memory).
+	TcpExtPruneCalled        uint64 // arrivals a receive queue had no room for: over its buffer, or the budget's High
+	TcpExtRcvPruned          uint64 // of those, ones that still had no room after out-of-order data was pruned
+	TcpExtOfoPruned          uint64 // times a connection gave back its out-of-order data to make room
+	TcpExtTCPRcvQDrop        uint64 // in-order segments (or their ends) dropped for want of room
+	TcpExtTCPOFODrop         uint64 // out-of-order segments (or their ends) dropped for want of room
+	TcpExtTCPMemoryPressures uint64 // times the stack's budget went above its Pressure mark
+	SynstackTCPMemBytes      uint64 // bytes the connections' queues hold now, charged to the budget (a gauge; /proc/net/sockstat's "mem", in bytes)
+
+	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
+	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
+	IcmpInEchos         uint64 // ICMPv4 echo requests
+	IcmpInDestUnreachs  uint64 // ICMPv4 destination unreachable (fragmentation needed included)
+	IcmpInTimeExcds     uint64 // ICMPv4 time exceeded
+	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
+	IcmpOutMsgs         uint64 // ICMPv4 messages sent
+	IcmpOutEchoReps     uint64 // ICMPv4 echo replies sent
+	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
+	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
+	Icmp6InEchos        uint64 // ICMPv6 echo requests
+	Icmp6InDestUnreachs uint64 // ICMPv6 destination unreachable
+	Icmp6InPktTooBigs   uint64 // ICMPv6 packet too big
+	Icmp6InTimeExcds    uint64 // ICMPv6 time exceeded
+	Icmp6InParmProblems uint64 // ICMPv6 parameter problem
+	Icmp6OutMsgs        uint64 // ICMPv6 messages sent
+	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
+
+	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
+
+	SynstackConnLimitDrops uint64 // SYNs dropped and connects failed (ENOBUFS): Config.MaxConns or a listener's MaxConns reached
+
+	// Martians (martian.go), dropped unanswered; Linux logs them (log_martians).
+	SynstackInMartianSources      uint64 // packets from a broadcast, multicast, loopback, unspecified, IPv4-mapped or own address
+	SynstackInMartianDestinations uint64 // packets to a broadcast, multicast, loopback, unspecified or IPv4-mapped address
+
+	// Forwarding (Stack.SetForwarder, see forward.go).
+	SynstackForwardRequests     uint64 // SYNs offered to the Forwarder (retransmissions of a pending one are not)
+	SynstackForwarded           uint64 // forwarded connections whose handshake completed (ForwardRequest.Accept)
+	SynstackForwardRefused      uint64 // requests answered with RST (Refuse, or Reject of a refused upstream)
+	SynstackForwardUnreachables uint64 // requests answered with ICMP destination unreachable (timeouts not included)
+	SynstackForwardTimeouts     uint64 // requests rejected because the upstream timed out (answered with ICMP host unreachable)
+	SynstackForwardResets       uint64 // forwarded connections that ended with a RST, sent or received
+	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting, or MaxPendingPerSource from the client's address
+	SynstackForwardSourceDrops  uint64 // of those, SYNs dropped for MaxPendingPerSource
+	IcmpOutDestUnreachs         uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
+	Icmp6OutDestUnreachs        uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
+}
+
+// Add adds every counter of b to c.
+func (c *Counters) Add(b *Counters) {
+	va, vb := reflect.ValueOf(c).Elem(), reflect.ValueOf(b).Elem()
+	for i := range va.NumField() {
+		f := va.Field(i)
+		f.SetUint(f.Uint() + vb.Field(i).Uint())
+	}
+}
