@@ -128,3 +128,26 @@ func TestScript(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiNameFields checks that the field-list pitfall in
+// testdata/patterns is found, and nothing in the regime that avoids it.
+func TestMultiNameFields(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{dir: "testdata/good"},
+		{dir: "testdata/patterns", want: []string{
+			"testdata/patterns/fieldlist.go:10:2: a, b declared on one line in a struct with lock annotations: " +
+				"declare one field per line, or checklocks puts the annotations after it on the wrong fields",
+		}},
+	} {
+		got, err := MultiNameFields(tc.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("MultiNameFields(%s) = %q, want %q", tc.dir, got, tc.want)
+		}
+	}
+}
