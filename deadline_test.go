@@ -39,7 +39,7 @@ func TestDeadlineChannelsAreBorrowed(t *testing.T) {
 	defer watchdog.Stop()
 
 	held := func(c *TCPConn) (rd, wd bool) {
-		return c.sk.Pending(&c.rd), c.sk.Pending(&c.wd)
+		return c.c.Pending(&c.rd), c.c.Pending(&c.wd)
 	}
 	// A blocked Read, then one exchange.
 	got := make(chan error, 1)

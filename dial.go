@@ -64,11 +64,7 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // after a RST (or an ICMP port unreachable), syscall.ETIMEDOUT when no
 // answer came, syscall.EHOSTUNREACH for an ICMP host unreachable.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	c, err := d.dial(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return orNil[net.Conn](d.dial(ctx, network, address))
 }
 
 func (d *Dialer) dial(ctx context.Context, network, address string) (*TCPConn, error) {

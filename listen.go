@@ -62,11 +62,7 @@ type ListenConfig struct {
 // dual-stack socket), "tcp6" takes IPv6 only. The net.Listener is a
 // *TCPListener.
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	l, err := lc.listen(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
+	return orNil[net.Listener](lc.listen(ctx, network, address))
 }
 
 func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*TCPListener, error) {
@@ -178,11 +174,7 @@ var _ net.Listener = (*TCPListener)(nil)
 
 // Accept waits for the next connection and returns it: a *TCPConn.
 func (l *TCPListener) Accept() (net.Conn, error) {
-	c, err := l.AcceptTCP()
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return orNil[net.Conn](l.AcceptTCP())
 }
 
 // AcceptTCP waits for the next connection and returns it.

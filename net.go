@@ -186,3 +186,13 @@ func (timeoutError) Temporary() bool { return true }
 func (timeoutError) Is(target error) bool {
 	return target == context.DeadlineExceeded || target == os.ErrDeadlineExceeded
 }
+
+// orNil returns v, or the nil I when err is set: never an interface that
+// holds a nil pointer (which is not == nil).
+func orNil[I any](v I, err error) (I, error) {
+	if err != nil {
+		var zero I
+		return zero, err
+	}
+	return v, nil
+}

@@ -88,7 +88,7 @@ func TestShardsSpreadConnections(t *testing.T) {
 		}
 	}
 	for _, c := range cs {
-		used[c.sk.ConnShard()] = true
+		used[c.c.Shard()] = true
 	}
 	total := cli.connCount()
 	cli.unlock()
@@ -110,10 +110,10 @@ func TestShardsSpreadConnections(t *testing.T) {
 // still carries data both ways: with one lock per stack this would hang.
 func TestShardLockDoesNotStopOtherShards(t *testing.T) {
 	cli, _, cs, ss := shardedPair(t, 8, 16, nil, nil)
-	held := cs[0].sk.ConnShard()
+	held := cs[0].c.Shard()
 	other := -1
 	for i, c := range cs {
-		if c.sk.ConnShard() != held {
+		if c.c.Shard() != held {
 			other = i
 			break
 		}

@@ -19,7 +19,6 @@ func TestIdleStructureSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"TCPConn", unsafe.Sizeof(TCPConn{}), 144},
-		{"file", unsafe.Sizeof(file{}), 24},
 	} {
 		if c.size > c.max {
 			t.Errorf("%s is %d bytes, over its bound of %d: every idle connection pays the next size class", c.what, c.size, c.max)

@@ -16,27 +16,21 @@ import (
 // the socket changes; they return EBADF when the stack is closed or the
 // socket's last descriptor is closed under them.
 //
-// The table is this layer's: descriptors name files (an open socket with
-// its O_NONBLOCK, shared by dup'ed descriptors), a file names the engine's
-// socket, and every call on the socket is the engine's, which takes its
+// The table is this layer's: descriptors name the engine's sockets, whose
+// FD part (the descriptors referring to one, and O_NONBLOCK, shared by
+// dup'ed descriptors as a file status flag) is kept here, under the
+// table's lock. Every call on a socket is the engine's, which takes its
 // own locks. The table's lock is taken before any of the engine's and
 // never held across a call that waits.
 type Sockets struct {
 	s      *Stack
 	mu     sync.Mutex
-	fds    []*file // by descriptor; nil marks a free one
-	closed bool    // the stack is closed
+	fds    []*engine.Socket // by descriptor; nil marks a free one
+	closed bool             // the stack is closed
 	// lowFree: every descriptor from firstFD up to it is in use, so the
 	// search for the lowest free one starts there (no scan of a table of
 	// a million sockets on every accept).
 	lowFree int
-}
-
-// file is an open socket as its descriptors see it (Linux's struct file).
-type file struct {
-	sk       *engine.Socket
-	refs     int32 // descriptors referring to it
-	nonblock bool  // O_NONBLOCK (a file status flag, shared by dup'ed descriptors)
 }
 
 // firstFD is the first descriptor handed out (0, 1 and 2 are stdio).
@@ -46,15 +40,15 @@ const firstFD = 3
 func (t *Sockets) get(fd int) (*engine.Socket, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, err := t.fileLocked(fd)
+	sk, err := t.getLocked(fd)
 	if err != nil {
 		return nil, false, err
 	}
-	return f.sk, f.nonblock, nil
+	return sk, sk.FD.NonBlock, nil
 }
 
-// fileLocked returns fd's file, or EBADF. Under t.mu.
-func (t *Sockets) fileLocked(fd int) (*file, error) {
+// getLocked returns fd's socket, or EBADF. Under t.mu.
+func (t *Sockets) getLocked(fd int) (*engine.Socket, error) {
 	if t.closed || fd < 0 || fd >= len(t.fds) || t.fds[fd] == nil {
 		return nil, syscall.EBADF
 	}
@@ -70,22 +64,23 @@ func (t *Sockets) onSocket(fd int, f func(sk *engine.Socket) error) error {
 	return f(sk)
 }
 
-// alloc gives f the lowest free descriptor; EBADF once the stack is closed.
-func (t *Sockets) alloc(f *file) (int, error) {
+// alloc gives sk the lowest free descriptor; EBADF once the stack is
+// closed.
+func (t *Sockets) alloc(sk *engine.Socket) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return -1, syscall.EBADF
 	}
-	return t.allocLocked(f), nil
+	return t.allocLocked(sk), nil
 }
 
-// allocLocked gives f the lowest free descriptor. Under t.mu.
-func (t *Sockets) allocLocked(f *file) int {
-	f.refs++
+// allocLocked gives sk the lowest free descriptor. Under t.mu.
+func (t *Sockets) allocLocked(sk *engine.Socket) int {
+	sk.FD.Refs++
 	for fd := max(t.lowFree, firstFD); fd < len(t.fds); fd++ {
 		if t.fds[fd] == nil {
-			t.fds[fd] = f
+			t.fds[fd] = sk
 			t.lowFree = fd + 1
 			return fd
 		}
@@ -93,14 +88,15 @@ func (t *Sockets) allocLocked(f *file) int {
 	for len(t.fds) < firstFD {
 		t.fds = append(t.fds, nil)
 	}
-	t.fds = append(t.fds, f)
+	t.fds = append(t.fds, sk)
 	t.lowFree = len(t.fds)
 	return len(t.fds) - 1
 }
 
 // open gives a new socket a descriptor, closing the socket if it cannot.
 func (t *Sockets) open(sk *engine.Socket, nonblock bool) (int, error) {
-	fd, err := t.alloc(&file{sk: sk, nonblock: nonblock})
+	sk.FD.NonBlock = nonblock // not in the table yet: no other call sees it
+	fd, err := t.alloc(sk)
 	if err != nil {
 		sk.Close()
 	}
@@ -265,19 +261,19 @@ func (t *Sockets) Shutdown(fd, how int) error {
 // timeout does not make Close wait: it closes as without SO_LINGER.
 func (t *Sockets) Close(fd int) error {
 	t.mu.Lock()
-	f, err := t.fileLocked(fd)
+	sk, err := t.getLocked(fd)
 	if err != nil {
 		t.mu.Unlock()
 		return err
 	}
 	t.fds[fd] = nil
 	t.lowFree = min(t.lowFree, fd)
-	f.refs--
-	last := f.refs == 0
+	sk.FD.Refs--
+	last := sk.FD.Refs == 0
 	t.mu.Unlock()
 	if last {
 		// EBADF: the stack closed under the call; nothing is left to do.
-		_ = f.sk.Close()
+		_ = sk.Close()
 	}
 	return nil
 }
@@ -286,11 +282,11 @@ func (t *Sockets) Close(fd int) error {
 func (t *Sockets) Dup(fd int) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, err := t.fileLocked(fd)
+	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, err
 	}
-	return t.allocLocked(f), nil
+	return t.allocLocked(sk), nil
 }
 
 // Fcntl supports F_GETFL (O_RDWR, plus O_NONBLOCK when set), F_SETFL
@@ -301,19 +297,19 @@ func (t *Sockets) Dup(fd int) (int, error) {
 func (t *Sockets) Fcntl(fd, cmd, arg int) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f, err := t.fileLocked(fd)
+	sk, err := t.getLocked(fd)
 	if err != nil {
 		return -1, err
 	}
 	switch cmd {
 	case F_GETFL:
 		fl := O_RDWR
-		if f.nonblock {
+		if sk.FD.NonBlock {
 			fl |= O_NONBLOCK
 		}
 		return fl, nil
 	case F_SETFL:
-		f.nonblock = arg&O_NONBLOCK != 0
+		sk.FD.NonBlock = arg&O_NONBLOCK != 0
 		return 0, nil
 	case F_GETFD, F_SETFD:
 		return 0, nil

@@ -31,7 +31,7 @@ import (
 // Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
 type TCPConn struct {
 	s       *Stack
-	sk      *engine.Socket // the socket: kept, so that a descriptor reused after Close is never touched
+	c       engine.ConnRef // the socket and its connection: kept, so that a descriptor reused after Close is never touched
 	fd      int32
 	closed  atomic.Bool
 	network network
@@ -66,16 +66,17 @@ func networkOf(s string) network {
 }
 
 // addrs returns the connection's local and remote addresses.
-func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.sk.ConnAddrs() }
+func (c *TCPConn) addrs() (local, remote netip.AddrPort) { return c.c.Addrs() }
 
 var _ net.Conn = (*TCPConn)(nil)
 
 // connOnFD makes the TCPConn of fd, whose socket sk is connected.
 func (s *Stack) connOnFD(fd int, sk *engine.Socket, network string) (*TCPConn, error) {
-	if _, _, err := sk.Hold(); err != nil {
+	ref, err := sk.Hold()
+	if err != nil {
 		return nil, err
 	}
-	return &TCPConn{s: s, sk: sk, fd: int32(fd), network: networkOf(network)}, nil
+	return &TCPConn{s: s, c: ref, fd: int32(fd), network: networkOf(network)}, nil
 }
 
 // newTCPConn gives the connected socket sk a descriptor and makes its
@@ -101,7 +102,7 @@ func (c *TCPConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	n, err := c.sk.ReadConn(p, &c.rd)
+	n, err := c.c.Read(p, &c.rd)
 	switch {
 	case err != nil:
 		return n, c.opErr("read", err)
@@ -121,7 +122,7 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	n, err := c.sk.WriteConn(p, &c.wd)
+	n, err := c.c.Write(p, &c.wd)
 	if err != nil {
 		return n, c.opErr("write", err)
 	}
@@ -136,7 +137,7 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.sk.CloseDeadline(&c.rd, &c.wd)
+	c.c.CloseDeadline(&c.rd, &c.wd)
 	c.cmu.Lock()
 	defer c.cmu.Unlock()
 	// EBADF means the stack is closed: the connection is already gone.
@@ -177,7 +178,7 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.sk.SetDeadline(t, &c.rd, &c.wd)
+	c.c.SetDeadline(t, &c.rd, &c.wd)
 	return nil
 }
 
@@ -186,7 +187,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.sk.SetDeadline(t, &c.rd)
+	c.c.SetDeadline(t, &c.rd)
 	return nil
 }
 
@@ -196,7 +197,7 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 	if c.closed.Load() {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.sk.SetDeadline(t, &c.wd)
+	c.c.SetDeadline(t, &c.wd)
 	return nil
 }
 

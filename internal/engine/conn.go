@@ -13,39 +13,45 @@ import (
 // socket, through a dup'ed descriptor), each guarded by the lock of what
 // it cuts off: the connection's shard's, or ctl for a listener's.
 
-// Hold marks the socket as standing under a net.Conn and returns the
-// connection's addresses (unmapped); ENOTCONN unless connect or accept saw
-// the connection established.
-func (sk *Socket) Hold() (local, remote netip.AddrPort, err error) {
+// ConnRef is a connected socket with its connection, as a net.Conn holds
+// it: the connection is the socket's for life, so the reference stays
+// good after the socket closes (its calls then fail with EBADF).
+type ConnRef struct {
+	sk *Socket
+	ep *endpoint
+}
+
+// Hold returns the reference a net.Conn keeps to the socket's
+// connection; ENOTCONN unless connect or accept saw it established.
+func (sk *Socket) Hold() (ConnRef, error) {
 	var l locks
 	defer sk.h.release(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
-		return local, remote, err
+		return ConnRef{}, err
 	}
 	if sk.ep == nil || sk.state != ssConnected {
-		return local, remote, syscall.ENOTCONN
+		return ConnRef{}, syscall.ENOTCONN
 	}
-	sk.held = sk.ep
-	return sk.ep.local, sk.ep.remote, nil
+	return ConnRef{sk, sk.ep}, nil
 }
 
-// connLock takes the lock of the held connection's shard.
-func (sk *Socket) connLock() locks {
-	l := locks{sh: sk.held.sh}
-	sk.h.acquire(&l)
+// lock takes the lock of the connection's shard.
+func (c ConnRef) lock() locks {
+	l := locks{sh: c.ep.sh}
+	c.sk.h.acquire(&l)
 	return l
 }
 
-// ConnAddrs returns the held connection's addresses (unmapped), which
-// never change: no lock.
-func (sk *Socket) ConnAddrs() (local, remote netip.AddrPort) { return sk.held.local, sk.held.remote }
+// Addrs returns the connection's addresses (unmapped), which never
+// change: no lock.
+func (c ConnRef) Addrs() (local, remote netip.AddrPort) { return c.ep.local, c.ep.remote }
 
-// ReadConn is a net.Conn's Read: Recv on the held connection, blocking,
-// cut off by the deadline rd (ErrCanceled). A zero-length read returns at
-// once, ErrCanceled if the deadline has passed.
-func (sk *Socket) ReadConn(p []byte, rd *Deadline) (int, error) {
-	s := sk.h
-	l := sk.connLock()
+// Read is a net.Conn's Read: Recv on the connection, blocking, cut off by
+// the deadline rd (ErrCanceled). A zero-length read returns at once,
+// ErrCanceled if the deadline has passed.
+func (c ConnRef) Read(p []byte, rd *Deadline) (int, error) {
+	s := c.sk.h
+	l := c.lock()
 	defer s.release(&l)
 	if len(p) == 0 {
 		if rd.passedLocked() {
@@ -54,23 +60,23 @@ func (sk *Socket) ReadConn(p []byte, rd *Deadline) (int, error) {
 		return 0, nil
 	}
 	cancel := rd.acquireLocked(s.chansFor(&l))
-	n, err := sk.recvLocked(p, false, false, cancel, &l)
+	n, err := c.sk.recvLocked(p, false, false, cancel, &l)
 	rd.releaseLocked(s.chansFor(&l))
 	return n, err
 }
 
-// WriteConn is a net.Conn's Write: Send on the held connection, blocking,
-// cut off by the deadline wd (ErrCanceled, with what was written). A long
-// write lets other calls in between its pieces.
-func (sk *Socket) WriteConn(p []byte, wd *Deadline) (int, error) {
-	s := sk.h
-	l := sk.connLock()
+// Write is a net.Conn's Write: Send on the connection, blocking, cut off
+// by the deadline wd (ErrCanceled, with what was written). A long write
+// lets other calls in between its pieces.
+func (c ConnRef) Write(p []byte, wd *Deadline) (int, error) {
+	s := c.sk.h
+	l := c.lock()
 	defer s.release(&l)
 	cancel := wd.acquireLocked(s.chansFor(&l))
 	defer wd.releaseLocked(s.chansFor(&l))
 	n := 0
 	for {
-		k, err := sk.sendLocked(p[n:], false, cancel, &l)
+		k, err := c.sk.sendLocked(p[n:], false, cancel, &l)
 		n += k
 		if err != nil || n == len(p) {
 			return n, err
@@ -80,21 +86,21 @@ func (sk *Socket) WriteConn(p []byte, wd *Deadline) (int, error) {
 	}
 }
 
-// SetDeadline sets the deadlines ds of the held connection's net.Conn to
-// t on the host's clock: the zero time means none.
-func (sk *Socket) SetDeadline(t time.Time, ds ...*Deadline) {
-	l := sk.connLock()
-	defer sk.h.release(&l)
+// SetDeadline sets the deadlines ds of the connection's net.Conn to t on
+// the host's clock: the zero time means none.
+func (c ConnRef) SetDeadline(t time.Time, ds ...*Deadline) {
+	l := c.lock()
+	defer c.sk.h.release(&l)
 	for _, d := range ds {
-		d.setLocked(sk.h.clock, t)
+		d.setLocked(c.sk.h.clock, t)
 	}
 }
 
 // CloseDeadline cuts off, for good, the calls the deadlines ds cut off:
 // the net.Conn's Close.
-func (sk *Socket) CloseDeadline(ds ...*Deadline) {
-	l := sk.connLock()
-	defer sk.h.release(&l)
+func (c ConnRef) CloseDeadline(ds ...*Deadline) {
+	l := c.lock()
+	defer c.sk.h.release(&l)
 	for _, d := range ds {
 		d.closeLocked()
 	}

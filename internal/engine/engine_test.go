@@ -60,7 +60,7 @@ func TestIdleStructureSizes(t *testing.T) {
 	if n := unsafe.Sizeof(endpoint{}); n > 888 {
 		t.Errorf("endpoint: %d bytes, over 888: the next size class for every connection", n)
 	}
-	if n := unsafe.Sizeof(Socket{}); n > 112 {
-		t.Errorf("Socket: %d bytes, over 112: the next size class for every socket", n)
+	if n := unsafe.Sizeof(Socket{}); n > 96 {
+		t.Errorf("Socket: %d bytes, over 96: the next size class for every socket", n)
 	}
 }

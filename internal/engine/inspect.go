@@ -74,14 +74,8 @@ func (s *Host) shardIndex(sh *shard) int {
 	return -1
 }
 
-// ConnShard is the index of the shard of the connection a net.Conn holds
-// on the socket (Hold), -1 if none.
-func (sk *Socket) ConnShard() int {
-	if sk.held == nil {
-		return -1
-	}
-	return sk.h.shardIndex(sk.held.sh)
-}
+// Shard is the index of the connection's shard.
+func (c ConnRef) Shard() int { return c.sk.h.shardIndex(c.ep.sh) }
 
 // QueueLens returns the lengths of a listening socket's SYN and accept
 // queues.
@@ -94,11 +88,11 @@ func (sk *Socket) QueueLens() (syn, accept int) {
 	return len(sk.l.synQ), len(sk.l.acceptQ)
 }
 
-// Pending reports whether the deadline d of the held connection's
-// net.Conn holds a channel (a deadline set, or a call waiting on one).
-func (sk *Socket) Pending(d *Deadline) bool {
-	l := sk.connLock()
-	defer sk.h.release(&l)
+// Pending reports whether the deadline d of the connection's net.Conn
+// holds a channel (a deadline set, or a call waiting on one).
+func (c ConnRef) Pending(d *Deadline) bool {
+	l := c.lock()
+	defer c.sk.h.release(&l)
 	return d.cancel != nil
 }
 

@@ -77,7 +77,7 @@ func (sk *Socket) pollLocked() Events {
 		mask |= EventIn | EventRdHup
 	}
 	if st != tcp.SynSent && st != tcp.SynRcvd {
-		if c.Readable() > 0 || len(sk.peek) > 0 {
+		if c.Readable() > 0 || sk.peekLen() > 0 {
 			mask |= EventIn
 		}
 		if wrShut || c.WriteReady() {

@@ -39,10 +39,18 @@ const (
 // blocking ones wait on the socket's wait queue, without holding a lock,
 // until it changes, the host closes, or cancel (when not nil) closes.
 type Socket struct {
-	h      *Host
-	family uint8 // AF_INET or AF_INET6
-	closed bool  // Close was called
-	state  sockState
+	h *Host
+
+	family    uint8 // AF_INET or AF_INET6
+	closed    bool  // Close was called
+	state     sockState
+	shutRd    bool // shutdown on a socket without a connection (Linux sets
+	shutWr    bool // sk_shutdown even when it returns ENOTCONN)
+	userBound bool // bind came from a bind call
+
+	// FD is the descriptor table's: the layer above keeps it, under its
+	// own lock; the engine never reads it.
+	FD FDState
 
 	// bind is the claim on a local port the socket holds itself (one
 	// reference): made by bind (userBound) or by listen's automatic bind.
@@ -53,17 +61,31 @@ type Socket struct {
 	l    *listener // the listener, while listening
 	opts *Options  // shared with every socket that has the same (Host.internOptsLocked): never changed in place
 
-	// shutRd, shutWr record shutdown on a socket without a connection
-	// (Linux sets sk_shutdown even when it returns ENOTCONN).
-	shutRd, shutWr bool
-	userBound      bool // bind came from a bind call
-	// peek holds data taken from the connection by MSG_PEEK and not yet read.
-	peek []byte
+	// peek holds data taken from the connection by MSG_PEEK and not yet
+	// read (rare: a pointer, so that a socket does not carry a slice).
+	peek *peeked
 	// waiters is the socket's wait queue: the calls blocked on it, each
 	// waiting for one token on its channel at the next event (wake).
 	waiters waitQueue
-	// held is the connection a net.Conn stands on (Hold), for life.
-	held *endpoint
+}
+
+// FDState is what the descriptor table above keeps of an open socket:
+// the descriptors that refer to it, and O_NONBLOCK (a file status flag,
+// shared by dup'ed descriptors).
+type FDState struct {
+	Refs     int32
+	NonBlock bool
+}
+
+// peeked is data a MSG_PEEK took from the connection, not yet read.
+type peeked struct{ b []byte }
+
+// peekLen is the length of the data peeked and not yet read.
+func (sk *Socket) peekLen() int {
+	if sk.peek == nil {
+		return 0
+	}
+	return len(sk.peek.b)
 }
 
 // ErrCanceled is what a blocking call returns when its cancel channel (a
@@ -478,10 +500,9 @@ func (sk *Socket) readLocked(p []byte, peek bool) (int, error) {
 	ep := sk.ep
 	now := s.clock.Now()
 	if !peek {
-		if len(sk.peek) > 0 {
-			n := copy(p, sk.peek)
-			sk.peek = sk.peek[n:]
-			if len(sk.peek) == 0 {
+		if pk := sk.peek; pk != nil {
+			n := copy(p, pk.b)
+			if pk.b = pk.b[n:]; len(pk.b) == 0 {
 				sk.peek = nil
 			}
 			return n, nil
@@ -490,17 +511,22 @@ func (sk *Socket) readLocked(p []byte, peek bool) (int, error) {
 		s.afterLocked(ep)
 		return n, err
 	}
-	if len(sk.peek) < len(p) {
-		more := make([]byte, len(p)-len(sk.peek))
+	if sk.peek == nil {
+		sk.peek = &peeked{}
+	}
+	pk := sk.peek
+	if len(pk.b) < len(p) {
+		more := make([]byte, len(p)-len(pk.b))
 		n, err := ep.conn.Read(now, more)
 		s.afterLocked(ep)
 		if n > 0 {
-			sk.peek = append(sk.peek, more[:n]...)
-		} else if len(sk.peek) == 0 {
+			pk.b = append(pk.b, more[:n]...)
+		} else if len(pk.b) == 0 {
+			sk.peek = nil
 			return 0, err
 		}
 	}
-	return copy(p, sk.peek), nil
+	return copy(p, pk.b), nil
 }
 
 // Send writes data (see synstack.Sockets.Send): blocking, everything,
