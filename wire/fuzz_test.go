@@ -323,3 +323,42 @@ func FuzzParseUDP(f *testing.F) {
 		}
 	})
 }
+
+func FuzzIPv6Fragment(f *testing.F) {
+	f.Add(unhex(f, "11 00 05a9 00000001 aabb"))
+	f.Add(unhex(f, "00 07 07 04 83 07 04 0a 00 00 01 01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fragment header round-trips, reserved bits aside.
+		h, p, err := ParseIPv6Fragment(data)
+		checkKnownError(t, err)
+		if err == nil {
+			b := make([]byte, IPv6FragmentLen)
+			if _, err := h.Emit(b); err != nil {
+				t.Fatalf("Emit(%+v): %v", h, err)
+			}
+			if h2, _, _ := ParseIPv6Fragment(b); h2 != h || len(p) != len(data)-IPv6FragmentLen {
+				t.Fatalf("round trip %+v, want %+v", h2, h)
+			}
+		}
+		// The same bytes as IPv4 options: later fragments' options keep
+		// the length, and copied options only.
+		dst := make([]byte, len(data))
+		if n := IPv4FragmentOptions(dst, data); n != len(data) {
+			t.Fatalf("IPv4FragmentOptions = %d, want %d", n, len(data))
+		}
+		// And as what follows an IPv6 header.
+		pkt := append(make([]byte, IPv6HeaderLen), data...)
+		h6 := IPv6{NextHeader: ProtoHopByHop, Src: v6a, Dst: v6b}
+		if len(data) > 0 {
+			h6.NextHeader = data[0]
+		}
+		if _, err := h6.Emit(pkt, len(data)); err != nil {
+			t.Fatal(err)
+		}
+		n, nextAt, err := IPv6Unfragmentable(pkt)
+		checkKnownError(t, err)
+		if err == nil && (n < IPv6HeaderLen || n > len(pkt) || nextAt >= n || nextAt < 0) {
+			t.Fatalf("IPv6Unfragmentable = %d, %d for %d bytes", n, nextAt, len(pkt))
+		}
+	})
+}
