@@ -295,7 +295,7 @@ func checkOutcome(t *testing.T, r *Reassembler, done, wantDone []byte, stats Sta
 	if r.Datagrams() != held {
 		t.Fatalf("%d datagrams held, want %d", r.Datagrams(), held)
 	}
-	checkMemory(t, r)
+	checkInvariants(t, r)
 }
 
 // checkMemory checks the bytes charged add up to what the datagrams hold.
