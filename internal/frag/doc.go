@@ -35,15 +35,16 @@
 //     one only when the first fragment arrived).
 //   - Size: no datagram over 65,535 bytes. IPv4 discards the datagram as
 //     soon as a fragment reaches past it (Linux waits for the last piece,
-//     or the timeout); IPv6 drops the fragment and asks for a Parameter
-//     Problem pointing at its Fragment Offset (RFC 8200 4.5).
+//     or the timeout); IPv6 discards it and asks for a Parameter Problem
+//     pointing at the fragment's Fragment Offset (RFC 8200 4.5).
 //   - The end: a last fragment (MF or M clear) must not end before data
 //     held nor elsewhere than an earlier last fragment, and no fragment may
 //     reach past a last fragment's end: the datagram is discarded. A
 //     fragment with no data discards its datagram.
 //   - IPv4 non-last fragments are cut to a multiple of 8 bytes; an IPv6
-//     fragment with M set whose length is no multiple of 8 is dropped with
-//     a Parameter Problem, code 0, at the Payload Length (RFC 8200 4.5).
+//     fragment with M set whose length is no multiple of 8 discards its
+//     datagram with a Parameter Problem, code 0, at the Payload Length (RFC
+//     8200 4.5; recent Linux discards the datagram too).
 //   - Overlap: a fragment that overlaps data held without lying within it
 //     discards the whole datagram, IPv6 (RFC 5722) and IPv4 alike (Linux
 //     since its 2018 FragmentSmack fixes), counted in ReasmFails and
@@ -58,9 +59,11 @@
 //     in Ip6ReasmReqds and Ip6ReasmOKs as Linux does.
 //   - IPv6 first fragments must hold the whole header chain up to the
 //     upper-layer header (RFC 8200 4.5, RFC 7112): else the fragment is
-//     dropped with a Parameter Problem, code 3. Linux lets a fragment
+//     dropped with a Parameter Problem, code 3, and counted by the caller
+//     in Ip6InHdrErrors, not in Ip6ReasmFails. Linux lets a fragment
 //     whose extension headers cannot be walked through that check; here it
-//     is dropped.
+//     is dropped. Each Parameter Problem counts in Ip6InHdrErrors (the
+//     caller's counter), as in Linux.
 //   - ECN (RFC 3168 5.3): a datagram is CE if a fragment was; CE mixed with
 //     Not-ECT discards it (Linux's ip_frag_ecn_table).
 //   - The reassembled IPv4 header is the first fragment's, options

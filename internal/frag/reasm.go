@@ -88,7 +88,8 @@ const (
 // Reason says why a fragment was dropped.
 type Reason uint8
 
-// Reasons for a drop. Each but ReasonDuplicate counts in ReasmFails.
+// Reasons for a drop. Each but ReasonDuplicate and ReasonIncompleteChain
+// counts in ReasmFails.
 const (
 	ReasonNone Reason = iota
 	// ReasonMemory: the fragment would take the held bytes past
@@ -121,11 +122,12 @@ const (
 	ReasonDuplicate
 	// ReasonNotMultipleOf8: an IPv6 fragment with M set whose length is
 	// no multiple of 8 (RFC 8200 4.5: Parameter Problem, code 0,
-	// pointing at the Payload Length).
+	// pointing at the Payload Length); the datagram is discarded.
 	ReasonNotMultipleOf8
 	// ReasonIncompleteChain: an IPv6 first fragment without the whole
 	// header chain up to the upper-layer header (RFC 8200 4.5, RFC
-	// 7112: Parameter Problem, code 3).
+	// 7112: Parameter Problem, code 3). Counted in Ip6InHdrErrors by the
+	// caller, not in Ip6ReasmFails, as Linux.
 	ReasonIncompleteChain
 	// ReasonECN: fragments both Not-ECT and CE (RFC 3168 5.3); the
 	// datagram is discarded, as Linux's ip_frag_ecn_table says.
@@ -168,7 +170,8 @@ type Result struct {
 	// Discarded reports that the fragment's datagram was dropped whole
 	// with it.
 	Discarded bool
-	// ParamProblem, if not nil, is the ICMPv6 error owed for the drop.
+	// ParamProblem, if not nil, is the ICMPv6 error owed for the drop;
+	// the caller also counts the fragment in Ip6InHdrErrors, as Linux.
 	ParamProblem *ParamProblem
 	// Err is the parse error of a packet that passed.
 	Err error
@@ -402,30 +405,29 @@ func (r *Reassembler) input6(pkt []byte, now time.Time) Result {
 		nextHdr: fh.NextHeader,
 	}
 	a.end = a.off + len(data)
+	if a.off == 0 {
+		if !fullChain(fh.NextHeader, data) {
+			// RFC 8200 4.5 and RFC 7112: a first fragment must
+			// hold the whole header chain; Parameter Problem,
+			// code 3. Linux (ipv6_frag_thdr_truncated) counts
+			// it in Ip6InHdrErrors alone, before any datagram
+			// is looked up.
+			return Result{Verdict: Dropped, Reason: ReasonIncompleteChain, ParamProblem: &ParamProblem{Code: 3}}
+		}
+		a.nextAt, _ = ipv6NextAt(pkt, fragAt)
+	}
 	if a.more && len(data)%8 != 0 {
 		// RFC 8200 4.5: the length of a fragment with M set must be
 		// a multiple of 8; Parameter Problem, code 0, at Payload
-		// Length.
-		st.fails++
-		return Result{Verdict: Dropped, Reason: ReasonNotMultipleOf8, ParamProblem: &ParamProblem{Code: 0, Pointer: 4}}
+		// Length. Recent Linux discards the datagram too.
+		return r.discard(ipv6, a.key, ReasonNotMultipleOf8, &ParamProblem{Code: 0, Pointer: 4})
 	}
 	if a.end > MaxDatagramLen {
 		// RFC 8200 4.5: a fragment that would make the payload
 		// pass 65,535 bytes: Parameter Problem, code 0, at the
 		// Fragment Offset field (Linux compares the end to it, as
-		// here).
-		st.fails++
-		return Result{Verdict: Dropped, Reason: ReasonTooBig, ParamProblem: &ParamProblem{Code: 0, Pointer: uint32(fragAt + 2)}}
-	}
-	if a.off == 0 {
-		if !fullChain(fh.NextHeader, data) {
-			// RFC 8200 4.5 and RFC 7112: a first fragment must
-			// hold the whole header chain; Parameter Problem,
-			// code 3, as Linux's ipv6_frag_thdr_truncated.
-			st.fails++
-			return Result{Verdict: Dropped, Reason: ReasonIncompleteChain, ParamProblem: &ParamProblem{Code: 3}}
-		}
-		a.nextAt, _ = ipv6NextAt(pkt, fragAt)
+		// here, and discards the datagram).
+		return r.discard(ipv6, a.key, ReasonTooBig, &ParamProblem{Code: 0, Pointer: uint32(fragAt + 2)})
 	}
 	return r.take(&a, now)
 }
