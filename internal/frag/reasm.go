@@ -68,129 +68,6 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Verdict says what became of a packet given to Reassembler.Input.
-type Verdict uint8
-
-const (
-	// Pass: the packet is no fragment (or no IP packet this package can
-	// parse: Result.Err says why). The caller processes it as usual;
-	// nothing was counted.
-	Pass Verdict = iota
-	// Held: the fragment is kept until its datagram completes.
-	Held
-	// Done: Result.Packet is the whole datagram.
-	Done
-	// Dropped: the fragment was dropped (Result.Reason), and with it
-	// its datagram if Result.Discarded.
-	Dropped
-)
-
-// Reason says why a fragment was dropped.
-type Reason uint8
-
-// Reasons for a drop. Each but ReasonDuplicate and ReasonIncompleteChain
-// counts in ReasmFails.
-const (
-	ReasonNone Reason = iota
-	// ReasonMemory: the fragment would take the held bytes past
-	// Config.HighThresh (Linux: inet_frag_find fails over
-	// ipfrag_high_thresh).
-	ReasonMemory
-	// ReasonTooManyDatagrams: a new datagram while Config.MaxDatagrams
-	// are in reassembly.
-	ReasonTooManyDatagrams
-	// ReasonTooManyFragments: the datagram would have more than
-	// Config.MaxFragments fragments; it is discarded.
-	ReasonTooManyFragments
-	// ReasonTooBig: the datagram would pass MaxDatagramLen.
-	ReasonTooBig
-	// ReasonBadEnd: the fragment disagrees with the datagram's end: a
-	// last fragment short of data already held or with another end, or
-	// data past the last fragment's end (Linux's ip_frag_queue); the
-	// datagram is discarded.
-	ReasonBadEnd
-	// ReasonEmpty: the fragment holds no data (after an IPv4 non-last
-	// fragment is cut to a multiple of 8); the datagram is discarded,
-	// as Linux does.
-	ReasonEmpty
-	// ReasonOverlap: the fragment overlaps data held without lying
-	// within it; the datagram is discarded (RFC 5722 for IPv6, and
-	// Linux for IPv4 too since 4.19's FragmentSmack fixes).
-	ReasonOverlap
-	// ReasonDuplicate: the fragment lies within data held; it is
-	// dropped, the datagram kept (Linux's IPFRAG_DUP). Not a failure.
-	ReasonDuplicate
-	// ReasonNotMultipleOf8: an IPv6 fragment with M set whose length is
-	// no multiple of 8 (RFC 8200 4.5: Parameter Problem, code 0,
-	// pointing at the Payload Length); the datagram is discarded.
-	ReasonNotMultipleOf8
-	// ReasonIncompleteChain: an IPv6 first fragment without the whole
-	// header chain up to the upper-layer header (RFC 8200 4.5, RFC
-	// 7112: Parameter Problem, code 3). Counted in Ip6InHdrErrors by the
-	// caller, not in Ip6ReasmFails, as Linux.
-	ReasonIncompleteChain
-	// ReasonECN: fragments both Not-ECT and CE (RFC 3168 5.3); the
-	// datagram is discarded, as Linux's ip_frag_ecn_table says.
-	ReasonECN
-)
-
-var reasonNames = [...]string{"none", "memory", "too many datagrams", "too many fragments",
-	"too big", "bad end", "empty", "overlap", "duplicate", "not a multiple of 8",
-	"incomplete header chain", "ECN"}
-
-func (r Reason) String() string {
-	if int(r) < len(reasonNames) {
-		return reasonNames[r]
-	}
-	return "unknown"
-}
-
-// ParamProblem asks the caller to send an ICMPv6 Parameter Problem for the
-// fragment dropped (RFC 8200 section 4.5, as Linux's ipv6_frag_rcv).
-type ParamProblem struct {
-	// Code is the ICMPv6 code: 0 (erroneous header field) or 3 (first
-	// fragment has an incomplete header chain).
-	Code uint8
-	// Pointer is the offset in the fragment of the field at fault.
-	Pointer uint32
-}
-
-// Result is what Reassembler.Input did with a packet.
-type Result struct {
-	// Verdict is what became of the packet.
-	Verdict Verdict
-	// Packet, when Verdict is Done, is the reassembled IP packet: the
-	// first fragment's header (IPv4 options included; for IPv6 the
-	// headers before the Fragment header, which is taken out) with the
-	// lengths and fragment fields of a whole datagram, and all the data.
-	// It is valid until the next call to the Reassembler.
-	Packet []byte
-	// Reason says why the packet was dropped.
-	Reason Reason
-	// Discarded reports that the fragment's datagram was dropped whole
-	// with it.
-	Discarded bool
-	// ParamProblem, if not nil, is the ICMPv6 error owed for the drop;
-	// the caller also counts the fragment in Ip6InHdrErrors, as Linux.
-	ParamProblem *ParamProblem
-	// Err is the parse error of a packet that passed.
-	Err error
-}
-
-// Expired describes a datagram that did not complete in time.
-type Expired struct {
-	// IPv6 is the family.
-	IPv6 bool
-	// Src and Dst are the datagram's addresses.
-	Src, Dst netip.Addr
-	// First is the first fragment as received (header and data) if it
-	// was received, else nil: the caller then sends ICMP Time Exceeded,
-	// "fragment reassembly time exceeded" (ICMPv4 type 11 code 1, ICMPv6
-	// type 3 code 1) quoting it, as Linux does (RFC 792, RFC 8200 4.5).
-	// It is valid during the callback only.
-	First []byte
-}
-
 // key identifies a datagram: (src, dst, protocol, ID) for IPv4 (RFC 791),
 // (src, dst, ID) for IPv6 (RFC 8200 4.5), where proto is 0.
 type key struct {
@@ -259,6 +136,8 @@ type Reassembler struct {
 	held           int
 	stats          [2]reasmStats
 	out            []byte // the last reassembled or expired packet
+	freeBufs       [len(bufClasses)][][]byte
+	freeDatagrams  []*datagram
 }
 
 // NewReassembler returns a Reassembler with the limits of cfg.
@@ -470,7 +349,7 @@ func fullChain(next uint8, data []byte) bool {
 func (r *Reassembler) take(a *arrival, now time.Time) Result {
 	st := &r.stats[a.fam]
 	q := r.queues[a.key]
-	cost := len(a.data) + fragmentOverhead
+	cost := bufCap(len(a.data)) + fragmentOverhead
 	if a.off == 0 {
 		cost += len(a.hdr)
 	}
@@ -519,14 +398,14 @@ func (r *Reassembler) take(a *arrival, now time.Time) Result {
 	if len(q.frags) >= r.cfg.MaxFragments {
 		return r.discard(a.fam, a.key, ReasonTooManyFragments, nil)
 	}
-	q.frags = slices.Insert(q.frags, i, fragment{off: a.off, end: a.end, data: clone(a.data)})
+	q.frags = slices.Insert(q.frags, i, fragment{off: a.off, end: a.end, data: r.copyIn(a.data)})
 	q.meat += a.end - a.off
 	q.held += cost
 	r.held += cost
 	q.ecn = q.ecn.add(a.ecn)
 	if a.off == 0 {
 		q.firstIn = true
-		q.hdr, q.h4 = clone(a.hdr), a.h4
+		q.hdr, q.h4 = append(q.hdr[:0], a.hdr...), a.h4
 		q.fragAt, q.nextAt, q.nextHdr = a.fragAt, a.nextAt, a.nextHdr
 	}
 	if a.size > q.maxSize {
@@ -558,10 +437,79 @@ func covered(frags []fragment, off, end int) bool {
 	return pos >= end
 }
 
-func clone(b []byte) []byte { return append(make([]byte, 0, len(b)), b...) }
+// Fragments' buffers: data of up to 256 bytes goes in a buffer of 256,
+// up to 2048 (a fragment of an Ethernet MTU) in a buffer of 2048, reused;
+// larger data in a buffer of its size. A fragment is charged its buffer's
+// size, as Linux charges an skb's truesize. Up to maxFreeBufs buffers of
+// each class and maxFreeDatagrams datagrams wait for reuse (about 150 KiB
+// at most, not charged), so that reassembly in steady state allocates
+// nothing.
+var bufClasses = [...]int{256, 2048}
+
+const (
+	maxFreeBufs      = 64
+	maxFreeDatagrams = 16
+)
+
+// bufClass returns the class of the buffer that holds n bytes of data, or
+// -1 for a buffer of n bytes.
+func bufClass(n int) int {
+	for i, c := range bufClasses {
+		if n <= c {
+			return i
+		}
+	}
+	return -1
+}
+
+// bufCap returns the size of the buffer that holds n bytes of data.
+func bufCap(n int) int {
+	if c := bufClass(n); c >= 0 {
+		return bufClasses[c]
+	}
+	return n
+}
+
+// copyIn returns a copy of data in a buffer of its own: the one copy of a
+// fragment's data.
+func (r *Reassembler) copyIn(data []byte) []byte {
+	c := bufClass(len(data))
+	if c < 0 {
+		return append(make([]byte, 0, len(data)), data...)
+	}
+	var b []byte
+	if free := r.freeBufs[c]; len(free) > 0 {
+		b, r.freeBufs[c] = free[len(free)-1], free[:len(free)-1]
+	} else {
+		b = make([]byte, 0, bufClasses[c])
+	}
+	return append(b, data...)
+}
+
+// recycle keeps q and its buffers for reuse, as far as the free lists have
+// room.
+func (r *Reassembler) recycle(q *datagram) {
+	for _, f := range q.frags {
+		if c := bufClass(cap(f.data)); c >= 0 && cap(f.data) == bufClasses[c] && len(r.freeBufs[c]) < maxFreeBufs {
+			r.freeBufs[c] = append(r.freeBufs[c], f.data[:0])
+		}
+	}
+	if len(r.freeDatagrams) >= maxFreeDatagrams {
+		return
+	}
+	clear(q.frags)
+	*q = datagram{frags: q.frags[:0], hdr: q.hdr[:0]}
+	r.freeDatagrams = append(r.freeDatagrams, q)
+}
 
 func (r *Reassembler) create(a *arrival, now time.Time) *datagram {
-	q := &datagram{key: a.key, fam: a.fam, deadline: now.Add(r.cfg.Timeout), prev: r.newest}
+	var q *datagram
+	if n := len(r.freeDatagrams); n > 0 {
+		q, r.freeDatagrams = r.freeDatagrams[n-1], r.freeDatagrams[:n-1]
+	} else {
+		q = new(datagram)
+	}
+	q.key, q.fam, q.deadline, q.prev = a.key, a.fam, now.Add(r.cfg.Timeout), r.newest
 	q.held = datagramOverhead
 	r.held += datagramOverhead
 	if r.newest != nil {
@@ -587,6 +535,7 @@ func (r *Reassembler) remove(q *datagram) {
 	}
 	r.held -= q.held
 	delete(r.queues, q.key)
+	r.recycle(q)
 }
 
 // discard drops the fragment and its datagram, if there is one, counting a

@@ -26,7 +26,7 @@ func run(t *testing.T, cfg Config, steps []step) (*Reassembler, []byte) {
 	for i, s := range steps {
 		res := r.Input(s.pkt, t0)
 		if res.Verdict != s.want || res.Reason != s.why || res.Discarded != s.discarded {
-			t.Fatalf("step %d: verdict %d reason %v discarded %v (err %v); want %d %v %v",
+			t.Fatalf("step %d: verdict %v reason %v discarded %v (err %v); want %v %v %v",
 				i, res.Verdict, res.Reason, res.Discarded, res.Err, s.want, s.why, s.discarded)
 		}
 		if (res.ParamProblem == nil) != (s.pp == nil) || (s.pp != nil && *res.ParamProblem != *s.pp) {
@@ -306,7 +306,7 @@ func checkMemory(t *testing.T, r *Reassembler) {
 		n++
 		want := datagramOverhead + len(q.hdr)
 		for _, f := range q.frags {
-			want += len(f.data) + fragmentOverhead
+			want += bufCap(len(f.data)) + fragmentOverhead
 		}
 		if q.held != want {
 			t.Fatalf("datagram %+v charged %d, holds %d", q.key, q.held, want)
@@ -548,7 +548,7 @@ func TestReassemblyMemoryBound(t *testing.T) {
 			t.Fatalf("%d bytes held, bound %d", r.Memory(), bound)
 		}
 	}
-	perDatagram := datagramOverhead + fragmentOverhead + len(data) + wire.IPv4HeaderLen
+	perDatagram := datagramOverhead + fragmentOverhead + 2048 + wire.IPv4HeaderLen
 	if held != bound/perDatagram || dropped != 200-held {
 		t.Fatalf("held %d dropped %d, want %d held", held, dropped, bound/perDatagram)
 	}
