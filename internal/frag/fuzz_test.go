@@ -1,6 +1,7 @@
 package frag
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 	"time"
@@ -107,4 +108,71 @@ func checkInvariants(t *testing.T, r *Reassembler) {
 		}
 	}
 	checkMemory(t, r)
+}
+
+// FuzzFragment cuts arbitrary packets for arbitrary MTUs: no panic, no
+// fragment over the MTU, and what is cut reassembles to the packet.
+func FuzzFragment(f *testing.F) {
+	f.Add(uint16(1500), uint16(4000), uint8(0), false)
+	f.Add(uint16(1280), uint16(3000), uint8(1), true)
+	f.Add(uint16(68), uint16(65000), uint8(0), false)
+	f.Add(uint16(100), uint16(500), uint8(3), true)
+	f.Fuzz(func(t *testing.T, mtu, size uint16, variant uint8, v6 bool) {
+		var pkt []byte
+		if v6 {
+			var pre []byte
+			if variant&1 != 0 {
+				pre = []byte{wire.ProtoUDP, 0, 1, 4, 0, 0, 0, 0}
+			}
+			n := min(int(size), 0xffff-len(pre))
+			pkt = whole6(t, pattern(n), pre)
+		} else {
+			var opts []byte
+			if variant&1 != 0 {
+				opts = []byte{0x07, 7, 4, 0, 0, 0, 0, 0x83, 3, 4, 1, 0}
+			}
+			n := min(int(size), 0xffff-wire.IPv4HeaderLen-len(opts))
+			pkt = v4(t, f4{id: 1, data: pattern(n), opts: opts, df: variant&2 != 0})
+		}
+		var frags [][]byte
+		emit := func(hdr, data []byte) error {
+			p := append(append([]byte{}, hdr...), data...)
+			if data != nil && len(p) > int(mtu) {
+				t.Fatalf("fragment of %d bytes for MTU %d", len(p), mtu)
+			}
+			frags = append(frags, p)
+			return nil
+		}
+		var fr Fragmenter
+		var err error
+		if v6 {
+			err = fr.FragmentIPv6(pkt, int(mtu), 9, emit)
+		} else {
+			err = fr.FragmentIPv4(pkt, int(mtu), emit)
+		}
+		if err != nil {
+			if err != ErrMTU && err != ErrDontFragment {
+				t.Fatalf("FragmentIPv%d: %v", map[bool]int{false: 4, true: 6}[v6], err)
+			}
+			s := fr.Stats()
+			if s.IpFragFails+s.Ip6FragFails != 1 || len(frags) != 0 {
+				t.Fatalf("refused with %d fragments, stats %+v", len(frags), s)
+			}
+			return
+		}
+		if len(frags) == 1 {
+			if len(pkt) > int(mtu) {
+				t.Fatalf("a packet of %d bytes sent whole for MTU %d", len(pkt), mtu)
+			}
+			return
+		}
+		r := NewReassembler(Config{MaxFragments: 1 << 13, HighThresh: 64 << 20})
+		var res Result
+		for i := len(frags) - 1; i >= 0; i-- {
+			res = r.Input(frags[i], t0)
+		}
+		if res.Verdict != Done || !bytes.Equal(res.Packet, pkt) {
+			t.Fatalf("reassembled %v %v", res.Verdict, res.Reason)
+		}
+	})
 }

@@ -154,7 +154,9 @@ func (r *Reassembler) Memory() int { return r.held }
 func (r *Reassembler) Datagrams() int { return len(r.queues) }
 
 // Deadline returns when the oldest datagram in reassembly expires, and
-// false if there is none: the caller calls Expire then.
+// false if there is none: the caller calls Expire then. Input expires
+// nothing: a fragment arriving after its datagram's deadline but before
+// Expire joins the datagram.
 func (r *Reassembler) Deadline() (time.Time, bool) {
 	if r.oldest == nil {
 		return time.Time{}, false
