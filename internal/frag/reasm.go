@@ -18,8 +18,9 @@ const (
 	// its first fragment received, as net.ipv4.ipfrag_time (30 s).
 	DefaultTimeout = 30 * time.Second
 	// DefaultMaxDatagrams is the most datagrams in reassembly at once.
-	// Linux bounds them by memory alone; 4096 first fragments of 1,024
-	// bytes fill DefaultHighThresh.
+	// Linux bounds them by memory alone; here a flood of tiny fragments,
+	// about 600 bytes charged each, would fit 7,000 datagrams in
+	// DefaultHighThresh, and a map that size.
 	DefaultMaxDatagrams = 4096
 	// DefaultMaxFragments is the most fragments one datagram may have:
 	// enough for a 65,535-byte datagram cut for a 576-byte MTU (119
@@ -31,8 +32,8 @@ const (
 // length, or an IPv6 payload length, of 65,535 bytes.
 const MaxDatagramLen = 0xffff
 
-// Memory charged besides the data, as Linux charges an skb's truesize: a
-// fragment's record and the slack of its buffer, and a datagram's queue.
+// Memory charged besides the data's buffer (see bufCap), as Linux charges
+// an skb's truesize: a fragment's record, and a datagram's queue.
 const (
 	fragmentOverhead = 64
 	datagramOverhead = 256
