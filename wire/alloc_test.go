@@ -27,11 +27,15 @@ func TestParseDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	icmp := unhex(t, "08 00 33 37 00 01 00 01 61 62 63 64")
+	udp := unhex(t, udpHello)
 	allocs = testing.AllocsPerRun(1000, func() {
 		if _, _, err := ParseIPv6(v6); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := ParseICMPv4(icmp); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ParseUDP(udp); err != nil || !UDPChecksumValid(udp, v4a, v4b) {
 			t.Fatal(err)
 		}
 		// Error paths must not allocate either.
@@ -40,7 +44,7 @@ func TestParseDoesNotAllocate(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("ParseIPv6+ParseICMPv4: %v allocations per run, want 0", allocs)
+		t.Fatalf("ParseIPv6+ParseICMPv4+ParseUDP: %v allocations per run, want 0", allocs)
 	}
 }
 
@@ -70,6 +74,10 @@ func TestEmitDoesNotAllocate(t *testing.T) {
 		if _, err := icmp.EmitV6(buf[40:], nil, ip6.Src, ip6.Dst); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := (&UDP{SrcPort: 1, DstPort: 2}).Emit(buf[40:], 8); err != nil {
+			t.Fatal(err)
+		}
+		SetUDPChecksum(buf[40:56], ip6.Src, ip6.Dst)
 	})
 	if allocs != 0 {
 		t.Fatalf("Emit: %v allocations per run, want 0", allocs)

@@ -1,5 +1,6 @@
-// Package wire parses and emits the IPv4, IPv6, ICMP and TCP headers used by
-// synstack, and computes Internet checksums.
+// Package wire parses and emits the IPv4, IPv6 (with its Fragment header),
+// ICMP, TCP and UDP headers used by synstack, and computes Internet
+// checksums.
 //
 // The package is stateless: it knows nothing of connections, time or
 // goroutines. Every parser first checks the length of its input and then only
@@ -60,6 +61,8 @@ const (
 	ProtoICMP = 1
 	// ProtoTCP is TCP.
 	ProtoTCP = 6
+	// ProtoUDP is UDP.
+	ProtoUDP = 17
 	// ProtoICMPv6 is ICMP for IPv6.
 	ProtoICMPv6 = 58
 )

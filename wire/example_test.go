@@ -3,6 +3,7 @@ package wire_test
 import (
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/synstack/synstack/wire"
@@ -38,4 +39,27 @@ func Example() {
 	// Output:
 	// 10.0.0.1:12345 > 10.0.0.2:80 S seq 1000 win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7> len 0
 	// mss 1460 wscale 7 sackOK true TSval 1
+}
+
+func ExampleParseUDP() {
+	// A DNS query's UDP datagram, 10.0.0.1:1234 > 10.0.0.2:53, as the IP
+	// payload of a packet, with two bytes of trailing padding the UDP
+	// length leaves out.
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	b := make([]byte, wire.UDPHeaderLen+5, 64)
+	h := wire.UDP{SrcPort: 1234, DstPort: 53}
+	n, _ := h.Emit(b, 5)
+	copy(b[n:], "hello")
+	wire.SetUDPChecksum(b, src, dst)
+	b = append(b, 0, 0)
+
+	udp, data, err := wire.ParseUDP(b)
+	if err != nil || !wire.UDPChecksumValid(b, src, dst) {
+		fmt.Println("dropped:", err)
+		return
+	}
+	fmt.Printf("%v:%d > %v:%d len %d cksum %#04x %q\n",
+		src, udp.SrcPort, dst, udp.DstPort, udp.Length, udp.Checksum, data)
+	// Output:
+	// 10.0.0.1:1234 > 10.0.0.2:53 len 13 cksum 0xa2f8 "hello"
 }

@@ -277,3 +277,88 @@ func FuzzParseICMP(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseUDP(f *testing.F) {
+	f.Add(unhex(f, udpHello), false)
+	f.Add(unhex(f, "0001 0002 0008 abcd"), true)
+	f.Add(unhex(f, "04d2 0035 000a 0000 e6d0 ffff"), false)
+	f.Fuzz(func(t *testing.T, data []byte, v6 bool) {
+		src, dst := v4a, v4b
+		if v6 {
+			src, dst = v6a, v6b
+		}
+		valid := UDPChecksumValid(data, src, dst)
+		h, payload, err := ParseUDP(data)
+		checkKnownError(t, err)
+		if err != nil {
+			if valid {
+				t.Fatalf("checksum valid on a datagram ParseUDP refuses: %v", err)
+			}
+			return
+		}
+		if int(h.Length) != UDPHeaderLen+len(payload) || int(h.Length) > len(data) {
+			t.Fatalf("inconsistent length %+v payload %d", h, len(payload))
+		}
+		if h.Checksum == 0 && valid != !v6 {
+			t.Fatalf("zero checksum: valid %v over v6 %v", valid, v6)
+		}
+		// Emit, checksum, reparse: the same header and data, and a
+		// checksum that verifies and is never 0.
+		b := make([]byte, UDPHeaderLen+len(payload))
+		if _, err := h.Emit(b, len(payload)); err != nil {
+			t.Fatalf("Emit(%+v): %v", h, err)
+		}
+		copy(b[UDPHeaderLen:], payload)
+		SetUDPChecksum(b, src, dst)
+		h2, p2, err := ParseUDP(b)
+		if err != nil || !UDPChecksumValid(b, src, dst) || h2.Checksum == 0 {
+			t.Fatalf("reparse %+v: %v", h2, err)
+		}
+		h2.Checksum = h.Checksum
+		if h2 != h || !bytes.Equal(p2, payload) {
+			t.Fatalf("round trip %+v, want %+v", h2, h)
+		}
+		if h.Checksum != 0 && valid != (refChecksum(data[:h.Length], PseudoHeaderSum(src, dst, ProtoUDP, int(h.Length))) == 0xffff) {
+			t.Fatalf("UDPChecksumValid = %v disagrees with the reference", valid)
+		}
+	})
+}
+
+func FuzzIPv6Fragment(f *testing.F) {
+	f.Add(unhex(f, "11 00 05a9 00000001 aabb"))
+	f.Add(unhex(f, "00 07 07 04 83 07 04 0a 00 00 01 01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fragment header round-trips, reserved bits aside.
+		h, p, err := ParseIPv6Fragment(data)
+		checkKnownError(t, err)
+		if err == nil {
+			b := make([]byte, IPv6FragmentLen)
+			if _, err := h.Emit(b); err != nil {
+				t.Fatalf("Emit(%+v): %v", h, err)
+			}
+			if h2, _, _ := ParseIPv6Fragment(b); h2 != h || len(p) != len(data)-IPv6FragmentLen {
+				t.Fatalf("round trip %+v, want %+v", h2, h)
+			}
+		}
+		// The same bytes as IPv4 options: later fragments' options keep
+		// the length, and copied options only.
+		dst := make([]byte, len(data))
+		if n := IPv4FragmentOptions(dst, data); n != len(data) {
+			t.Fatalf("IPv4FragmentOptions = %d, want %d", n, len(data))
+		}
+		// And as what follows an IPv6 header.
+		pkt := append(make([]byte, IPv6HeaderLen), data...)
+		h6 := IPv6{NextHeader: ProtoHopByHop, Src: v6a, Dst: v6b}
+		if len(data) > 0 {
+			h6.NextHeader = data[0]
+		}
+		if _, err := h6.Emit(pkt, len(data)); err != nil {
+			t.Fatal(err)
+		}
+		n, nextAt, err := IPv6Unfragmentable(pkt)
+		checkKnownError(t, err)
+		if err == nil && (n < IPv6HeaderLen || n > len(pkt) || nextAt >= n || nextAt < 0) {
+			t.Fatalf("IPv6Unfragmentable = %d, %d for %d bytes", n, nextAt, len(pkt))
+		}
+	})
+}

@@ -112,22 +112,39 @@ func ParseIPv4(b []byte) (IPv4, []byte, error) {
 // address, and ErrBadValue if the total length exceeds 65535 or FragOffset is
 // not a multiple of 8. h is not modified.
 func (h *IPv4) Emit(b []byte, payloadLen int) (int, error) {
-	if len(b) < IPv4HeaderLen {
+	return h.EmitWithOptions(b, nil, payloadLen)
+}
+
+// IPv4MaxOptionsLen is the most option bytes an IPv4 header holds (IHL 15).
+const IPv4MaxOptionsLen = 40
+
+// EmitWithOptions is Emit for a header that carries the options opts,
+// written as they are after the fixed header (their length must be a
+// multiple of 4, at most IPv4MaxOptionsLen, else ErrBadValue). It returns
+// the header length, IPv4HeaderLen+len(opts). opts may already be in place
+// at b[IPv4HeaderLen:].
+func (h *IPv4) EmitWithOptions(b, opts []byte, payloadLen int) (int, error) {
+	hl := IPv4HeaderLen + len(opts)
+	if len(opts)%4 != 0 || len(opts) > IPv4MaxOptionsLen {
+		return 0, ErrBadValue
+	}
+	if len(b) < hl {
 		return 0, ErrShortBuffer
 	}
 	if !h.Src.Is4() || !h.Dst.Is4() {
 		return 0, ErrBadAddress
 	}
-	if payloadLen < 0 || payloadLen > 0xffff-IPv4HeaderLen {
+	if payloadLen < 0 || payloadLen > 0xffff-hl {
 		return 0, ErrBadValue
 	}
 	if h.FragOffset%8 != 0 { // any multiple of 8 in a uint16 fits 13 bits
 		return 0, ErrBadValue
 	}
-	b = b[:IPv4HeaderLen]
-	b[ipv4VerIHL] = 4<<4 | IPv4HeaderLen/4
+	b = b[:hl]
+	copy(b[IPv4HeaderLen:], opts)
+	b[ipv4VerIHL] = 4<<4 | byte(hl/4)
 	b[ipv4TOS] = h.TOS
-	binary.BigEndian.PutUint16(b[ipv4TotalLen:], uint16(IPv4HeaderLen+payloadLen))
+	binary.BigEndian.PutUint16(b[ipv4TotalLen:], uint16(hl+payloadLen))
 	binary.BigEndian.PutUint16(b[ipv4ID:], h.ID)
 	fo := h.FragOffset / 8
 	if h.DontFragment {
@@ -144,5 +161,5 @@ func (h *IPv4) Emit(b []byte, payloadLen int) (int, error) {
 	copy(b[ipv4Src:ipv4Src+4], src[:])
 	copy(b[ipv4Dst:ipv4Dst+4], dst[:])
 	binary.BigEndian.PutUint16(b[ipv4Checksum:], FoldChecksum(Checksum(b, 0)))
-	return IPv4HeaderLen, nil
+	return hl, nil
 }

@@ -87,35 +87,60 @@ func ParseIPv6(b []byte) (IPv6, []byte, error) {
 		Src:          netip.AddrFrom16([16]byte(b[ipv6Src : ipv6Src+16])),
 		Dst:          netip.AddrFrom16([16]byte(b[ipv6Dst : ipv6Dst+16])),
 	}
-	p := b[IPv6HeaderLen : IPv6HeaderLen+plen]
-	for range MaxIPv6ExtHeaders {
-		switch h.NextHeader {
-		case ProtoHopByHop, ProtoRouting, ProtoDestOpts:
-			// Next Header (1), Hdr Ext Len (1, in 8-byte units
-			// not counting the first 8).
-			if len(p) < ipv6ExtMinLen {
-				return IPv6{}, nil, ErrTruncated
-			}
-			n := (int(p[1]) + 1) * 8
-			if n > len(p) {
-				return IPv6{}, nil, ErrTruncated
-			}
-			h.NextHeader = p[0]
-			p = p[n:]
-		case ProtoFragment:
-			if len(p) < ipv6ExtMinLen {
-				return IPv6{}, nil, ErrTruncated
-			}
-			return h, p, ErrFragment
-		default:
-			return h, p, nil
-		}
+	nh, _, p, err := SkipIPv6ExtHeaders(h.NextHeader, b[IPv6HeaderLen:IPv6HeaderLen+plen])
+	if err != nil {
+		return IPv6{}, nil, err
 	}
-	switch h.NextHeader {
-	case ProtoHopByHop, ProtoRouting, ProtoDestOpts, ProtoFragment:
-		return IPv6{}, nil, ErrBadExtHeader
+	h.NextHeader = nh
+	if nh == ProtoFragment {
+		if len(p) < IPv6FragmentLen {
+			return IPv6{}, nil, ErrTruncated
+		}
+		return h, p, ErrFragment
 	}
 	return h, p, nil
+}
+
+// isIPv6SkippedExt reports whether ParseIPv6 skips the extension header
+// type nh (it stops at a Fragment header).
+func isIPv6SkippedExt(nh uint8) bool {
+	return nh == ProtoHopByHop || nh == ProtoRouting || nh == ProtoDestOpts
+}
+
+// SkipIPv6ExtHeaders skips the Hop-by-Hop, Routing and Destination Options
+// headers at the start of b, the first of type next, each length-checked
+// (ErrTruncated), at most MaxIPv6ExtHeaders of them (else ErrBadExtHeader).
+// It returns the type of the first header it does not skip (an upper-layer
+// protocol, ProtoFragment or ProtoNoNext), the offset in b of the Next
+// Header field that names it (the first byte of the last header skipped;
+// -1 if none was), and the rest of b from that header on.
+//
+// ParseIPv6 uses it after the fixed header; a reassembler uses it after a
+// Fragment header, to check that a first fragment holds the whole header
+// chain (RFC 8200 section 4.5, RFC 7112).
+func SkipIPv6ExtHeaders(next uint8, b []byte) (nh uint8, at int, rest []byte, err error) {
+	nh, at, rest = next, -1, b
+	for range MaxIPv6ExtHeaders {
+		if !isIPv6SkippedExt(nh) {
+			return nh, at, rest, nil
+		}
+		// Next Header (1), Hdr Ext Len (1, in 8-byte units not
+		// counting the first 8).
+		if len(rest) < ipv6ExtMinLen {
+			return 0, 0, nil, ErrTruncated
+		}
+		n := (int(rest[1]) + 1) * 8
+		if n > len(rest) {
+			return 0, 0, nil, ErrTruncated
+		}
+		at = len(b) - len(rest)
+		nh = rest[0]
+		rest = rest[n:]
+	}
+	if isIPv6SkippedExt(nh) || nh == ProtoFragment {
+		return 0, 0, nil, ErrBadExtHeader
+	}
+	return nh, at, rest, nil
 }
 
 // Emit writes the 40-byte IPv6 header for a payload of payloadLen bytes into
