@@ -8,18 +8,21 @@ const (
 	AF_INET6 = 10 // IPv6 socket domain (also IPv4 through mapped addresses unless IPV6_V6ONLY)
 
 	SOCK_STREAM   = 1       // stream socket type
+	SOCK_DGRAM    = 2       // datagram socket type (UDP)
 	SOCK_NONBLOCK = 0x800   // socket type flag: O_NONBLOCK on the new socket
 	SOCK_CLOEXEC  = 0x80000 // socket type flag: accepted and ignored
 	sockTypeMask  = 0xf     // the type proper, below the flags
 	sockMax       = 11      // SOCK_MAX: types at or above are invalid
 	IPPROTO_IP    = 0       // "the default protocol"
 	IPPROTO_TCP   = 6       // TCP (also the option level of TCP options)
+	IPPROTO_UDP   = 17      // UDP
 	IPPROTO_IPV6  = 41      // option level of IPv6 options
 	SOL_SOCKET    = 1       // option level of socket options
 	MSG_PEEK      = 0x2     // recv: look at the data without taking it
 	MSG_DONTWAIT  = 0x40    // send, recv: do not block
 	MSG_WAITALL   = 0x100   // recv: accepted and ignored
 	MSG_NOSIGNAL  = 0x4000  // send: no SIGPIPE (there is none): accepted
+	MSG_TRUNC     = 0x20    // recv on UDP: return the datagram's whole length; in flags: it was truncated
 	O_RDWR        = 0x2     // fcntl F_GETFL access mode
 	O_NONBLOCK    = 0x800   // fcntl file status flag
 	F_GETFD       = 1       // fcntl: get descriptor flags
@@ -31,7 +34,7 @@ const (
 	SHUT_RDWR     = 2       // shutdown: both
 
 	SO_REUSEADDR  = 2  // share a port (see Bind); not with a listener
-	SO_TYPE       = 3  // read-only: SOCK_STREAM
+	SO_TYPE       = 3  // read-only: SOCK_STREAM or SOCK_DGRAM
 	SO_ERROR      = 4  // read-only: pending error, cleared by the read
 	SO_SNDBUF     = 7  // send buffer size (doubled on set, as Linux)
 	SO_RCVBUF     = 8  // receive buffer size (doubled on set, as Linux)
@@ -39,7 +42,7 @@ const (
 	SO_LINGER     = 13 // see SetsockoptLinger
 	SO_REUSEPORT  = 15 // share a port, listeners included, with load spreading
 	SO_ACCEPTCONN = 30 // read-only: 1 when listening
-	SO_PROTOCOL   = 38 // read-only: IPPROTO_TCP
+	SO_PROTOCOL   = 38 // read-only: IPPROTO_TCP or IPPROTO_UDP
 	SO_DOMAIN     = 39 // read-only: AF_INET or AF_INET6
 
 	TCP_NODELAY      = 1  // disable Nagle's algorithm

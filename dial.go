@@ -64,7 +64,30 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // after a RST (or an ICMP port unreachable), syscall.ETIMEDOUT when no
 // answer came, syscall.EHOSTUNREACH for an ICMP host unreachable.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if checkNetwork("udp", network) == nil {
+		return orNil[net.Conn](d.dialUDP(ctx, network, address))
+	}
 	return orNil[net.Conn](d.dial(ctx, network, address))
+}
+
+// dialUDP is DialContext for the "udp" networks: a connected UDPConn.
+func (d *Dialer) dialUDP(ctx context.Context, network, address string) (*UDPConn, error) {
+	if ctx == nil {
+		panic("synstack: nil context")
+	}
+	if d.Stack == nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("synstack: Dialer.Stack is nil")}
+	}
+	var laddr netip.AddrPort
+	if d.LocalAddr != nil {
+		ua, ok := d.LocalAddr.(*net.UDPAddr)
+		if !ok {
+			return nil, &net.OpError{Op: "dial", Net: network,
+				Err: &net.AddrError{Err: "mismatched local address type", Addr: d.LocalAddr.String()}}
+		}
+		laddr = ua.AddrPort()
+	}
+	return d.Stack.dialUDP(ctx, network, address, laddr)
 }
 
 func (d *Dialer) dial(ctx context.Context, network, address string) (*TCPConn, error) {

@@ -54,7 +54,7 @@ func (s *Stack) FileListener(fd int) (net.Listener, error) {
 		t.Close(nfd)
 		return fail(err)
 	}
-	return &TCPListener{s: s, sk: sk, fd: nfd, network: "tcp", addr: tcpAddr(addr)}, nil
+	return &TCPListener{descriptor: descriptor{s: s, fd: int32(nfd)}, sk: sk, network: "tcp", addr: tcpAddr(addr)}, nil
 }
 
 // fileErr is the error of FileConn and FileListener: the errno of the

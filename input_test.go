@@ -101,14 +101,12 @@ func TestBadPacketsDropped(t *testing.T) {
 	badSum := append([]byte(nil), good...)
 	badSum[len(badSum)-1] ^= 0xff // the TCP header's last byte
 	other := packet(t, peer, netip.AddrPortFrom(netip.MustParseAddr("10.0.0.99"), 8080), wire.TCP{Flags: wire.FlagSYN}, nil)
-	udp := append([]byte(nil), good...)
-	udp[9] = 17
-	udp[10], udp[11] = 0, 0
+	sctp := append([]byte(nil), good...) // a protocol the stack does not speak
 	ih, _, _ := wire.ParseIPv4(good)
-	ih.Protocol = 17
-	ih.Emit(udp, len(udp)-20)
+	ih.Protocol = 132
+	ih.Emit(sctp, len(sctp)-20)
 
-	inputs := [][]byte{nil, {0x45}, {0x00, 1, 2}, good[:30], badSum, other, udp, make([]byte, 60)}
+	inputs := [][]byte{nil, {0x45}, {0x00, 1, 2}, good[:30], badSum, other, sctp, make([]byte, 60)}
 	for _, p := range inputs {
 		n.b.DeliverPacket(p)
 	}

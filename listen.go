@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/synstack/synstack/internal/engine"
@@ -124,7 +122,7 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 			return fail(mapErr("listen", err, false))
 		}
 	}
-	l := &TCPListener{s: s, fd: fd, network: network}
+	l := &TCPListener{descriptor: descriptor{s: s, fd: int32(fd)}, network: network}
 	l.sk, _, err = t.get(fd)
 	var addr netip.AddrPort
 	if err == nil {
@@ -159,15 +157,11 @@ func (s *Stack) ListenTCP(network string, laddr *net.TCPAddr) (*TCPListener, err
 // made as package net makes them (see TCPConn). All methods may be called
 // from several goroutines at once.
 type TCPListener struct {
-	s       *Stack
+	descriptor
 	sk      *engine.Socket
-	fd      int
 	network string
 	addr    *net.TCPAddr
-
-	cmu    sync.RWMutex // as TCPConn.cmu
-	closed atomic.Bool
-	dl     engine.Deadline // Accept's
+	dl      engine.Deadline // Accept's
 }
 
 var _ net.Listener = (*TCPListener)(nil)
@@ -201,13 +195,9 @@ func (l *TCPListener) Addr() net.Addr { return netAddr(l.addr) }
 // connections not yet accepted are reset. Connections already accepted
 // are not affected.
 func (l *TCPListener) Close() error {
-	if !l.closed.CompareAndSwap(false, true) {
-		return l.opErr("close", net.ErrClosed)
+	if err := l.close(func() { l.sk.CloseAcceptDeadline(&l.dl) }); err != nil {
+		return l.opErr("close", err)
 	}
-	l.sk.CloseAcceptDeadline(&l.dl)
-	l.cmu.Lock()
-	defer l.cmu.Unlock()
-	_ = l.s.sockets.Close(l.fd)
 	return nil
 }
 
@@ -225,12 +215,13 @@ func (l *TCPListener) SetDeadline(t time.Time) error {
 // Control calls f with the stack's socket layer and the listener's
 // descriptor, which stays open during the call (see TCPConn.Control).
 func (l *TCPListener) Control(f func(s *Sockets, fd int)) error {
-	l.cmu.RLock()
-	defer l.cmu.RUnlock()
-	if l.closed.Load() {
-		return l.opErr("raw-control", net.ErrClosed)
+	err := l.descriptor.control(func(t *Sockets, fd int) error {
+		f(t, fd)
+		return nil
+	})
+	if err != nil {
+		return l.opErr("raw-control", err)
 	}
-	f(l.s.sockets, l.fd)
 	return nil
 }
 

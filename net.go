@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/synstack/synstack/internal/engine"
@@ -17,35 +19,42 @@ import (
 // address parsing, the choice of socket family, and the errors it returns,
 // made the way package net makes them.
 
-// checkNetwork checks a network name: "tcp", "tcp4" or "tcp6".
-func checkNetwork(network string) error {
+// checkNetwork returns UnknownNetworkError unless network is one of
+// proto's: proto, proto+"4" or proto+"6".
+func checkNetwork(proto, network string) error {
 	switch network {
-	case "tcp", "tcp4", "tcp6":
+	case proto, proto + "4", proto + "6":
 		return nil
 	}
 	return net.UnknownNetworkError(network)
 }
 
-// resolveTCP parses "host:port" for network. The host must be an IP
-// literal (synstack does no name resolution) or empty, which means the
-// unspecified address of the network's family ("tcp" and "tcp6" give ::,
-// "tcp4" gives 0.0.0.0). IPv4-mapped IPv6 addresses are unmapped. The
-// port is a number or a service name known to net.LookupPort.
+// resolveTCP parses a "host:port" address of a TCP network.
 func resolveTCP(ctx context.Context, network, address string) (netip.AddrPort, error) {
-	if err := checkNetwork(network); err != nil {
+	return resolve(ctx, "tcp", network, address)
+}
+
+// resolve parses a "host:port" address of one of proto's networks
+// ("tcp" or "udp", optionally with 4 or 6), as package net does for IP
+// literals: an empty host is the unspecified address (IPv4's for the "4"
+// network, else IPv6's, which covers both); a name is not resolved
+// (*net.DNSError); a port may be a service name of proto.
+func resolve(ctx context.Context, proto, network, address string) (netip.AddrPort, error) {
+	if err := checkNetwork(proto, network); err != nil {
 		return netip.AddrPort{}, err
 	}
 	host, portStr, err := net.SplitHostPort(address)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	port, err := parsePort(ctx, portStr)
+	port, err := parsePort(ctx, proto, portStr)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
+	v4, v6 := network == proto+"4", network == proto+"6"
 	var ip netip.Addr
 	if host == "" {
-		if network == "tcp4" {
+		if v4 {
 			ip = netip.IPv4Unspecified()
 		} else {
 			ip = netip.IPv6Unspecified()
@@ -61,21 +70,21 @@ func resolveTCP(ctx context.Context, network, address string) (netip.AddrPort, e
 		}
 	}
 	ip = ip.Unmap().WithZone("")
-	if (network == "tcp4" && !ip.Is4()) || (network == "tcp6" && !ip.Is6()) {
+	if (v4 && !ip.Is4()) || (v6 && !ip.Is6()) {
 		return netip.AddrPort{}, &net.AddrError{Err: "no suitable address found", Addr: address}
 	}
 	return netip.AddrPortFrom(ip, port), nil
 }
 
 // parsePort reads a port number or service name.
-func parsePort(ctx context.Context, s string) (uint16, error) {
+func parsePort(ctx context.Context, proto, s string) (uint16, error) {
 	if s == "" {
 		return 0, nil
 	}
 	if n, err := strconv.ParseUint(s, 10, 16); err == nil {
 		return uint16(n), nil
 	}
-	p, err := net.DefaultResolver.LookupPort(ctx, "tcp", s)
+	p, err := net.DefaultResolver.LookupPort(ctx, proto, s)
 	if err != nil {
 		return 0, err
 	}
@@ -89,9 +98,9 @@ func parsePort(ctx context.Context, s string) (uint16, error) {
 // the addresses.
 func family(network string, laddr, raddr netip.Addr, listen bool) (fam int, v6only bool) {
 	switch network {
-	case "tcp4":
+	case "tcp4", "udp4":
 		return AF_INET, false
-	case "tcp6":
+	case "tcp6", "udp6":
 		return AF_INET6, true
 	}
 	if listen && (!laddr.IsValid() || laddr.IsUnspecified()) {
@@ -195,4 +204,40 @@ func orNil[I any](v I, err error) (I, error) {
 		return zero, err
 	}
 	return v, nil
+}
+
+// descriptor is what a net.Conn or net.Listener keeps of the descriptor
+// under it: its number, kept open while it is used by number (cmu: shared
+// by Control and the option setters, exclusive for Close), and whether
+// Close was called.
+type descriptor struct {
+	s      *Stack
+	fd     int32
+	closed atomic.Bool
+	cmu    sync.RWMutex
+}
+
+// control runs f on the descriptor while it is sure to be open:
+// net.ErrClosed once Close was called.
+func (d *descriptor) control(f func(t *Sockets, fd int) error) error {
+	d.cmu.RLock()
+	defer d.cmu.RUnlock()
+	if d.closed.Load() {
+		return net.ErrClosed
+	}
+	return f(d.s.sockets, int(d.fd))
+}
+
+// close closes the descriptor, once: net.ErrClosed the next times.
+// cutOff, run first, ends the calls blocked on it.
+func (d *descriptor) close(cutOff func()) error {
+	if !d.closed.CompareAndSwap(false, true) {
+		return net.ErrClosed
+	}
+	cutOff()
+	d.cmu.Lock()
+	defer d.cmu.Unlock()
+	// EBADF means the stack is closed: the socket is already gone.
+	_ = d.s.sockets.Close(int(d.fd))
+	return nil
 }

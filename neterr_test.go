@@ -58,7 +58,8 @@ func TestDialRefused(t *testing.T) {
 func TestDialBadAddress(t *testing.T) {
 	_, cli := stackPair(t, 1500, nil)
 	for _, tc := range []struct{ network, addr string }{
-		{"udp", "10.0.0.1:80"},
+		{"ip", "10.0.0.1:80"},
+		{"udp", "example.com:53"},
 		{"tcp", "example.com:80"},
 		{"tcp", "10.0.0.1"},
 		{"tcp4", "[fd00::1]:80"},

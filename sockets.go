@@ -111,9 +111,11 @@ func (t *Sockets) markClosed() {
 }
 
 // Socket creates a socket: domain AF_INET or AF_INET6 (else
-// EAFNOSUPPORT), type SOCK_STREAM optionally with SOCK_NONBLOCK and
-// SOCK_CLOEXEC (other flags EINVAL, other types ESOCKTNOSUPPORT), protocol 0
-// or IPPROTO_TCP (else EPROTONOSUPPORT). It returns the new descriptor.
+// EAFNOSUPPORT), type SOCK_STREAM (TCP: protocol 0 or IPPROTO_TCP) or
+// SOCK_DGRAM (UDP: protocol 0 or IPPROTO_UDP), optionally with
+// SOCK_NONBLOCK and SOCK_CLOEXEC (other flags EINVAL, other types
+// ESOCKTNOSUPPORT, other protocols EPROTONOSUPPORT). It returns the new
+// descriptor.
 func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if domain != AF_INET && domain != AF_INET6 {
 		return -1, syscall.EAFNOSUPPORT
@@ -123,13 +125,18 @@ func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
 	if flags&^(SOCK_NONBLOCK|SOCK_CLOEXEC) != 0 || typ < 0 || typ >= sockMax {
 		return -1, syscall.EINVAL
 	}
-	if typ != SOCK_STREAM {
+	var newSocket func(int) (*engine.Socket, error)
+	switch {
+	case typ == SOCK_STREAM && (proto == IPPROTO_IP || proto == IPPROTO_TCP):
+		newSocket = t.s.h.NewSocket
+	case typ == SOCK_DGRAM && (proto == IPPROTO_IP || proto == IPPROTO_UDP):
+		newSocket = t.s.h.NewUDPSocket
+	case typ != SOCK_STREAM && typ != SOCK_DGRAM:
 		return -1, syscall.ESOCKTNOSUPPORT
-	}
-	if proto != IPPROTO_IP && proto != IPPROTO_TCP {
+	default:
 		return -1, syscall.EPROTONOSUPPORT
 	}
-	sk, err := t.s.h.NewSocket(domain)
+	sk, err := newSocket(domain)
 	if err != nil {
 		return -1, err
 	}
@@ -336,4 +343,41 @@ func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
 		return netip.AddrPort{}, err
 	}
 	return sk.PeerAddr()
+}
+
+// Sendto sends p to addr: on a UDP socket one datagram (to the connected
+// peer when addr is the zero AddrPort; EDESTADDRREQ if there is none,
+// EMSGSIZE over 65,507 bytes of IPv4 payload); on a TCP socket addr is
+// ignored, as Linux ignores it, and Sendto is Send.
+func (t *Sockets) Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int, error) {
+	sk, nonblock, err := t.get(fd)
+	if err != nil {
+		return 0, err
+	}
+	if !sk.UDP() {
+		return sk.Send(p, nonblock || flags&MSG_DONTWAIT != 0, nil)
+	}
+	return sk.SendTo(p, addr)
+}
+
+// Recvfrom receives into p and returns the sender's address: on a UDP
+// socket one datagram, whose bytes beyond len(p) are discarded (with
+// MSG_TRUNC the datagram's whole length is returned, as Linux does); on a
+// TCP socket Recv, with no address. Flags as Recv's: MSG_PEEK,
+// MSG_DONTWAIT.
+func (t *Sockets) Recvfrom(fd int, p []byte, flags int) (int, netip.AddrPort, error) {
+	sk, nonblock, err := t.get(fd)
+	if err != nil {
+		return 0, netip.AddrPort{}, err
+	}
+	nonblock = nonblock || flags&MSG_DONTWAIT != 0
+	if !sk.UDP() {
+		n, err := sk.Recv(p, flags&MSG_PEEK != 0, nonblock, nil)
+		return n, netip.AddrPort{}, err
+	}
+	n, from, full, err := sk.RecvFrom(p, flags&MSG_PEEK != 0, nonblock, nil)
+	if flags&MSG_TRUNC != 0 {
+		n = full
+	}
+	return n, from, err
 }

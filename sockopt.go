@@ -17,6 +17,7 @@ const (
 	sockMinRcvBuf    = 2304   // SOCK_MIN_RCVBUF
 	defaultSndBuf    = 16384  // tcp_wmem[1], what getsockopt reports before any set
 	defaultRcvBuf    = 131072 // tcp_rmem[1]
+	defaultUDPBuf    = 212992 // net.core.rmem_default and wmem_default: a UDP socket's buffers
 	maxTCPKeepIdle   = 32767  // MAX_TCP_KEEPIDLE, seconds
 	maxTCPKeepIntvl  = 32767  // MAX_TCP_KEEPINTVL, seconds
 	maxTCPKeepCnt    = 127    // MAX_TCP_KEEPCNT
@@ -123,7 +124,7 @@ func (p *sockopt) wrongType(typ optType) error {
 func lookupOpt(sk *engine.Socket, level, name int, typ optType) (*sockopt, error) {
 	p := findOpt(sk.Family(), level, name)
 	switch {
-	case p == nil:
+	case p == nil, p.level == IPPROTO_TCP && sk.UDP():
 		return nil, syscall.ENOPROTOOPT
 	case p.typ == typ || p.typ == optBool && typ == optInt:
 		return p, nil
@@ -250,12 +251,22 @@ var sockopts = []sockopt{
 		set: setBool(func(o *engine.Options, on bool) { o.KeepAlive = on }, applyKeepAlive)},
 	{level: SOL_SOCKET, name: SO_SNDBUF, linux: "SO_SNDBUF", typ: optInt,
 		norm: func(v int) int { return bufSize(v, sysctlWmemMax, sockMinSndBuf) },
-		get:  func(c optCtx) optValue { return intOr(c.O.SndBuf, c.Defaults.SndBuf, defaultSndBuf) },
+		get: func(c optCtx) optValue {
+			if c.UDP {
+				return intOr(c.O.SndBuf, defaultUDPBuf)
+			}
+			return intOr(c.O.SndBuf, c.Defaults.SndBuf, defaultSndBuf)
+		},
 		set: setInt(func(o *engine.Options, v int) { o.SndBuf = v },
 			func(c optCtx) { c.Conn.SetBuffers(0, c.O.SndBuf) })},
 	{level: SOL_SOCKET, name: SO_RCVBUF, linux: "SO_RCVBUF", typ: optInt,
 		norm: func(v int) int { return bufSize(v, sysctlRmemMax, sockMinRcvBuf) },
-		get:  func(c optCtx) optValue { return intOr(c.O.RcvBuf, c.Defaults.RcvBuf, defaultRcvBuf) },
+		get: func(c optCtx) optValue {
+			if c.UDP {
+				return intOr(c.O.RcvBuf, defaultUDPBuf)
+			}
+			return intOr(c.O.RcvBuf, c.Defaults.RcvBuf, defaultRcvBuf)
+		},
 		set: setInt(func(o *engine.Options, v int) { o.RcvBuf = v },
 			func(c optCtx) { c.Conn.SetBuffers(c.O.RcvBuf, 0) })},
 	{level: SOL_SOCKET, name: SO_LINGER, linux: "SO_LINGER", typ: optLinger,
@@ -270,11 +281,11 @@ var sockopts = []sockopt{
 	{level: SOL_SOCKET, name: SO_ERROR, linux: "SO_ERROR", typ: optInt,
 		get: func(c optCtx) optValue { return optValue{n: int(c.TakeErr())} }},
 	{level: SOL_SOCKET, name: SO_TYPE, linux: "SO_TYPE", typ: optInt,
-		get: func(optCtx) optValue { return optValue{n: SOCK_STREAM} }},
+		get: func(c optCtx) optValue { return optValue{n: pick(c.UDP, SOCK_DGRAM, SOCK_STREAM)} }},
 	{level: SOL_SOCKET, name: SO_DOMAIN, linux: "SO_DOMAIN", typ: optInt,
 		get: func(c optCtx) optValue { return optValue{n: c.Family} }},
 	{level: SOL_SOCKET, name: SO_PROTOCOL, linux: "SO_PROTOCOL", typ: optInt,
-		get: func(optCtx) optValue { return optValue{n: IPPROTO_TCP} }},
+		get: func(c optCtx) optValue { return optValue{n: pick(c.UDP, IPPROTO_UDP, IPPROTO_TCP)} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
 
@@ -436,3 +447,11 @@ const finTimeoutMax = 120
 
 // defaultFinTimeout is tcp_fin_timeout, what TCP_LINGER2 reads before a set.
 const defaultFinTimeout = 60 * time.Second
+
+// pick is a if cond, else b.
+func pick(cond bool, a, b int) int {
+	if cond {
+		return a
+	}
+	return b
+}

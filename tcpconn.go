@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,17 +29,12 @@ import (
 // Control. As Go does, a new TCPConn has TCP_NODELAY set and, unless its
 // Dialer or ListenConfig says otherwise, keepalive probes every 15 s.
 type TCPConn struct {
-	s       *Stack
+	descriptor
 	c       engine.ConnRef // the socket and its connection: kept, so that a descriptor reused after Close is never touched
-	fd      int32
-	closed  atomic.Bool
 	network network
 
 	rmu, wmu sync.Mutex // one Read at a time, one Write at a time
-	// cmu keeps fd open while it is used by number: Control and the
-	// option setters hold it shared, Close exclusively.
-	cmu    sync.RWMutex
-	rd, wd engine.Deadline
+	rd, wd   engine.Deadline
 }
 
 // network is "tcp", "tcp4" or "tcp6", in a byte.
@@ -76,7 +70,7 @@ func (s *Stack) connOnFD(fd int, sk *engine.Socket, network string) (*TCPConn, e
 	if err != nil {
 		return nil, err
 	}
-	return &TCPConn{s: s, c: ref, fd: int32(fd), network: networkOf(network)}, nil
+	return &TCPConn{descriptor: descriptor{s: s, fd: int32(fd)}, c: ref, network: networkOf(network)}, nil
 }
 
 // newTCPConn gives the connected socket sk a descriptor and makes its
@@ -134,14 +128,9 @@ func (c *TCPConn) Write(p []byte) (int, error) {
 // the data still queued, or a reset if received data was left unread or
 // SetLinger(0) was called), on its own after Close returns.
 func (c *TCPConn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
-		return c.opErr("close", net.ErrClosed)
+	if err := c.close(func() { c.c.CloseDeadline(&c.rd, &c.wd) }); err != nil {
+		return c.opErr("close", err)
 	}
-	c.c.CloseDeadline(&c.rd, &c.wd)
-	c.cmu.Lock()
-	defer c.cmu.Unlock()
-	// EBADF means the stack is closed: the connection is already gone.
-	_ = c.s.sockets.Close(int(c.fd))
 	return nil
 }
 
@@ -277,12 +266,7 @@ func (c *TCPConn) Control(f func(s *Sockets, fd int)) error {
 
 // control runs f on the descriptor while it is sure to be open.
 func (c *TCPConn) control(op string, f func(t *Sockets, fd int) error) error {
-	c.cmu.RLock()
-	defer c.cmu.RUnlock()
-	if c.closed.Load() {
-		return c.opErr(op, net.ErrClosed)
-	}
-	if err := f(c.s.sockets, int(c.fd)); err != nil {
+	if err := c.descriptor.control(f); err != nil {
 		return c.opErr(op, err)
 	}
 	return nil

@@ -11,14 +11,29 @@ import "reflect"
 // Counters are a stack's counters. Every field is a uint64: a counter,
 // or a gauge where its comment says so.
 type Counters struct {
-	IpInReceives      uint64 // IP packets received
-	IpInHdrErrors     uint64 // dropped: malformed IP header, bad header checksum
-	IpInAddrErrors    uint64 // dropped: destination is not one of the stack's addresses
-	IpInUnknownProtos uint64 // dropped: neither TCP nor ICMP
-	IpReasmFails      uint64 // dropped: fragments (no reassembly)
-	IpInDelivers      uint64 // IP packets handed to TCP or ICMP
-	IpOutRequests     uint64 // IP packets sent
-	IpOutDiscards     uint64 // packets that could not be built or written
+	IpInReceives       uint64 // IP packets received
+	IpInHdrErrors      uint64 // dropped: malformed IP header, bad header checksum
+	IpInAddrErrors     uint64 // dropped: destination is not one of the stack's addresses
+	IpInUnknownProtos  uint64 // dropped: neither TCP nor ICMP
+	IpReasmReqds       uint64 // IPv4 fragments received for reassembly
+	IpReasmOKs         uint64 // IPv4 datagrams reassembled
+	IpReasmFails       uint64 // IPv4 reassembly failures: fragments dropped (not duplicates), datagrams discarded or expired
+	IpReasmTimeout     uint64 // IPv4 datagrams whose fragments did not all come within 30 s
+	IpExtReasmOverlaps uint64 // IPv4 datagrams discarded for overlapping fragments
+	IpFragOKs          uint64 // IPv4 datagrams sent in fragments
+	IpFragFails        uint64 // IPv4 datagrams that needed fragmenting and could not be
+	IpFragCreates      uint64 // IPv4 fragments sent
+	Ip6InHdrErrors     uint64 // IPv6 packets dropped for a bad header (a first fragment without its whole header chain)
+	Ip6ReasmReqds      uint64 // IPv6 fragments received for reassembly
+	Ip6ReasmOKs        uint64 // IPv6 datagrams reassembled
+	Ip6ReasmFails      uint64 // as IpReasmFails, IPv6
+	Ip6ReasmTimeout    uint64 // as IpReasmTimeout, IPv6
+	Ip6FragOKs         uint64 // as IpFragOKs, IPv6
+	Ip6FragFails       uint64 // as IpFragFails, IPv6
+	Ip6FragCreates     uint64 // as IpFragCreates, IPv6
+	IpInDelivers       uint64 // IP packets handed to TCP or ICMP
+	IpOutRequests      uint64 // IP packets sent
+	IpOutDiscards      uint64 // packets that could not be built or written
 
 	TcpActiveOpens  uint64 // CLOSED -> SYN_SENT
 	TcpPassiveOpens uint64 // LISTEN -> SYN_RCVD
@@ -62,6 +77,7 @@ type Counters struct {
 	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
 	IcmpOutMsgs         uint64 // ICMPv4 messages sent
 	IcmpOutEchoReps     uint64 // ICMPv4 echo replies sent
+	IcmpOutTimeExcds    uint64 // ICMPv4 time exceeded sent (fragment reassembly time exceeded)
 	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
 	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
 	Icmp6InEchos        uint64 // ICMPv6 echo requests
@@ -71,6 +87,22 @@ type Counters struct {
 	Icmp6InParmProblems uint64 // ICMPv6 parameter problem
 	Icmp6OutMsgs        uint64 // ICMPv6 messages sent
 	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
+	Icmp6OutTimeExcds   uint64 // ICMPv6 time exceeded sent (fragment reassembly time exceeded)
+
+	UdpInDatagrams   uint64 // UDP datagrams delivered to a socket (IPv4)
+	UdpNoPorts       uint64 // UDP datagrams for a port no socket has (IPv4; answered with ICMP port unreachable, rate limited)
+	UdpInErrors      uint64 // UDP datagrams dropped: bad checksum or header, or a full receive queue (IPv4)
+	UdpInCsumErrors  uint64 // UDP datagrams dropped: bad checksum (IPv4)
+	UdpOutDatagrams  uint64 // UDP datagrams sent (IPv4)
+	UdpRcvbufErrors  uint64 // UDP datagrams dropped: the socket's receive queue (SO_RCVBUF) or the host's UDP budget was full (IPv4)
+	UdpSndbufErrors  uint64 // UDP datagrams that could not be sent (IPv4)
+	Udp6InDatagrams  uint64 // as UdpInDatagrams, IPv6
+	Udp6NoPorts      uint64 // as UdpNoPorts, IPv6
+	Udp6InErrors     uint64 // as UdpInErrors, IPv6
+	Udp6InCsumErrors uint64 // as UdpInCsumErrors, IPv6
+	Udp6OutDatagrams uint64 // as UdpOutDatagrams, IPv6
+	Udp6RcvbufErrors uint64 // as UdpRcvbufErrors, IPv6
+	Udp6SndbufErrors uint64 // as UdpSndbufErrors, IPv6
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 

@@ -19,6 +19,7 @@ const (
 	domainReusePort
 	domainCookie
 	domainCookieTime
+	domainUDPReuseport
 )
 
 // sipHash is SipHash-2-4 (Aumasson and Bernstein) of msg under the secret:

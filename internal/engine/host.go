@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/internal/frag"
 	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
@@ -133,6 +134,15 @@ type Host struct {
 	// pollCh, when it holds a channel, has it closed (and cleared) on any
 	// socket event to wake Poll callers.
 	pollCh atomic.Pointer[chan struct{}]
+	// udp is the UDP table (udp.go). fragmenter cuts the datagrams larger
+	// than the MTU, udpFragID numbers IPv6 ones, udpJoin is where a
+	// fragment is put together for a link that takes one piece; all three
+	// under ctl.
+	udp        udpTable
+	reasm      reasmState
+	fragmenter frag.Fragmenter
+	udpFragID  uint32
+	udpJoin    []byte
 	// gather is the link, when it takes packets in pieces.
 	gather link.GatherWriter
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
@@ -185,7 +195,9 @@ func New(cfg Config) (*Host, error) {
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers
 	}
-	s.mem = tcp.NewMemory(memoryLimits(cfg.TCPMem))
+	lim := memoryLimits(cfg.TCPMem)
+	s.mem = tcp.NewMemory(lim)
+	s.udp.high = lim.High // Linux sizes udp_mem as tcp_mem
 	s.tcpDefaults.Memory = s.mem
 	// Each shard gives its connections their Scratch and Counters
 	// (sharedConfigLocked).
@@ -235,6 +247,8 @@ func (s *Host) Stats() nstat.Counters {
 		st.TcpExtTCPRcvQDrop += c.RcvQDrop
 		st.TcpExtTCPOFODrop += c.OFODrop
 	}
+	s.udp.stats.addTo(&st)
+	s.addReasmStats(&st)
 	st.TcpExtTCPMemoryPressures = s.mem.Pressures()
 	st.SynstackTCPMemBytes = uint64(max(s.mem.Used(), 0))
 	return st
@@ -280,6 +294,11 @@ func (s *Host) Close() error {
 		sh.timers = nil
 	}
 	close(s.done) // every blocked call wakes, and finds the host closed
+	s.reasm.mu.Lock()
+	if s.reasm.timer != nil {
+		s.reasm.timer.Stop()
+	}
+	s.reasm.mu.Unlock()
 	s.wakePollLocked()
 	s.unlock()
 	return s.link.Close()

@@ -163,9 +163,18 @@ func (s *Host) icmpInErrorLocked(v6 bool) {
 // sequence number it has in flight; otherwise the message is counted and
 // dropped.
 func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
-	local, remote, sq, ok := parseQuote(v6, quote)
+	local, remote, proto, sq, ok := parseQuote(v6, quote)
 	if !ok {
 		s.icmpInErrorLocked(v6)
+		return
+	}
+	if proto == wire.ProtoUDP {
+		// A datagram of ours: the error of the socket connected to its
+		// destination (the path MTU needs nothing: every datagram is
+		// fragmented to the link's MTU).
+		if mtu == 0 && !s.udpICMPError(local, remote, errno) {
+			s.icmpInErrorLocked(v6)
+		}
 		return
 	}
 	ep := s.connGet(local, remote)
@@ -193,10 +202,11 @@ func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu i
 	}
 }
 
-// parseQuote reads the 4-tuple (as ours: the quoted source is local) and
-// sequence number of the TCP segment an ICMP error quotes. It fails when
-// the quote is too short, is not TCP, or is not a first fragment.
-func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, ok bool) {
+// parseQuote reads the 4-tuple (as ours: the quoted source is local),
+// protocol and (TCP) sequence number of the segment or datagram an ICMP
+// error quotes. It fails when the quote is too short, is neither TCP nor
+// UDP, or is not a first fragment.
+func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, proto uint8, sq seq.Value, ok bool) {
 	var (
 		src, dst netip.Addr
 		tcpHdr   []byte
@@ -206,7 +216,8 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, 
 			return
 		}
 		ihl := int(b[quoteV4VerIHL]&0x0f) * 4
-		if ihl < wire.IPv4HeaderLen || len(b) < ihl+quoteTCPLen || b[quoteV4Proto] != wire.ProtoTCP ||
+		proto = b[quoteV4Proto]
+		if ihl < wire.IPv4HeaderLen || len(b) < ihl+quoteTCPLen || proto != wire.ProtoTCP && proto != wire.ProtoUDP ||
 			binary.BigEndian.Uint16(b[quoteV4FragOff:])&0x1fff != 0 {
 			return
 		}
@@ -215,7 +226,8 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, 
 		tcpHdr = b[ihl:]
 	} else {
 		// We send no extension headers: the TCP header follows at once.
-		if len(b) < wire.IPv6HeaderLen+quoteTCPLen || b[0]>>4 != 6 || b[quoteV6Next] != wire.ProtoTCP {
+		proto = b[quoteV6Next]
+		if len(b) < wire.IPv6HeaderLen+quoteTCPLen || b[0]>>4 != 6 || proto != wire.ProtoTCP && proto != wire.ProtoUDP {
 			return
 		}
 		src = netip.AddrFrom16([16]byte(b[quoteV6Src : quoteV6Src+16]))
@@ -224,8 +236,10 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, sq seq.Value, 
 	}
 	local = netip.AddrPortFrom(src, binary.BigEndian.Uint16(tcpHdr[quoteTCPSrcPort:]))
 	remote = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(tcpHdr[quoteTCPDstPort:]))
-	sq = seq.Value(binary.BigEndian.Uint32(tcpHdr[quoteTCPSeq:]))
-	return local, remote, sq, true
+	if proto == wire.ProtoTCP {
+		sq = seq.Value(binary.BigEndian.Uint32(tcpHdr[quoteTCPSeq:]))
+	}
+	return local, remote, proto, sq, true
 }
 
 // sendEchoReplyLocked answers an echo request from remote to local with

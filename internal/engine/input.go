@@ -91,6 +91,34 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			seg           tcp.Segment
 			counted       bool // a segment for the demultiplexer, counted
 		)
+		if p.ip == rxFragment {
+			// Reassembly takes a lock of its own, and a datagram it
+			// completes goes through the path from the top.
+			if held != nil {
+				flushRun()
+				held.mu.Unlock()
+				held = nil
+			}
+			if whole := s.reassemble(p, now); whole != nil {
+				var q [1]rxPacket
+				s.prepare(&q[0], whole)
+				if !s.inputBatch(q[:]) {
+					return false
+				}
+			}
+			continue
+		}
+		if p.ip == rxOK && p.proto == wire.ProtoUDP && p.local {
+			// UDP takes no shard's lock, and may take ctl (an ICMP
+			// answer): let go of the shard first.
+			if held != nil {
+				flushRun()
+				held.mu.Unlock()
+				held = nil
+			}
+			s.udpInput(p)
+			continue
+		}
 		if sh := s.shardForPacket(p); sh != nil {
 			if held != sh {
 				if held != nil {
@@ -235,7 +263,7 @@ const (
 	rxUnchecked rxVerdict = iota // not looked at (yet)
 	rxOK
 	rxBadHeader   // malformed (IP: bad header checksum included)
-	rxFragment    // an IP fragment (no reassembly)
+	rxFragment    // an IP fragment (reassemble)
 	rxBadChecksum // TCP checksum wrong
 	rxMartianSrc  // from an address no packet on a link comes from (martian.go)
 	rxMartianDst  // to an address no packet on a link goes to
@@ -308,9 +336,6 @@ func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 	st.IpInReceives++
 	s.packetHook("in", p.pkt)
 	switch p.ip {
-	case rxFragment:
-		st.IpReasmFails++
-		return
 	case rxBadHeader:
 		st.IpInHdrErrors++
 		return

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"net/netip"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -134,16 +133,7 @@ func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 // dropped silently (Linux's request sockets die with their listener; the
 // peer's next segment finds no socket and draws a RST).
 func (s *Host) stopListeningLocked(l *listener) {
-	port := l.bind.port
-	list := s.listeners[port]
-	if i := slices.Index(list, l); i >= 0 {
-		list = slices.Delete(list, i, i+1)
-	}
-	if len(list) == 0 {
-		delete(s.listeners, port)
-	} else {
-		s.listeners[port] = list
-	}
+	removeFrom(s.listeners, l.bind.port, l)
 	l.bind.listening = false
 	now := s.clock.Now()
 	synQ := l.synQ

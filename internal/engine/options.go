@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"syscall"
 	"time"
 
@@ -92,7 +93,10 @@ type OptCtx struct {
 	// Defaults are the host's tcp defaults (the buffers getsockopt reports
 	// before any set).
 	Defaults *tcp.Config
-	sk       *Socket
+	// UDP marks a UDP socket (its buffers' defaults are Linux's
+	// rmem_default and wmem_default; TCP options do not apply).
+	UDP bool
+	sk  *Socket
 }
 
 // TakeErr returns and clears the socket's pending error (SO_ERROR).
@@ -110,7 +114,8 @@ func (c OptCtx) TakeErr() syscall.Errno {
 func (sk *Socket) ctx(o *Options) OptCtx {
 	s := sk.h
 	c := OptCtx{O: o, Now: s.clock.Now(), Family: int(sk.family), Listening: sk.l != nil,
-		Bound: sk.bind != nil || sk.ep != nil, Defaults: &s.tcpDefaults, sk: sk}
+		Bound: sk.bind != nil || sk.ep != nil || sk.udp != nil && sk.udp.hashed, Defaults: &s.tcpDefaults,
+		UDP: sk.udp != nil, sk: sk}
 	if sk.ep != nil {
 		c.Conn = &sk.ep.conn
 	}
@@ -140,6 +145,11 @@ func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 			return err
 		}
 		sk.opts = s.internOptsLocked(*own)
+		if u := sk.udp; u != nil {
+			u.mu.Lock()
+			u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
+			u.mu.Unlock()
+		}
 		if sk.ep != nil {
 			s.afterLocked(sk.ep)
 		}

@@ -16,6 +16,9 @@ const (
 
 // Events returns the socket's events now (0 once it is closed).
 func (sk *Socket) Events() Events {
+	if u := sk.udp; u != nil {
+		return u.events()
+	}
 	ev, _ := with(sk, sockLocks, 0, func() (Events, error) { return sk.pollLocked(), nil })
 	return ev
 }

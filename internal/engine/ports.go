@@ -120,14 +120,20 @@ func (s *Host) releaseBindingLocked(b *binding) {
 	if b.refs > 0 {
 		return
 	}
-	list := s.ports[b.port]
-	if i := slices.Index(list, b); i >= 0 {
+	removeFrom(s.ports, b.port, b)
+}
+
+// removeFrom takes v out of the list m holds at port (listeners, claims,
+// UDP sockets by local port), and the list out of m once it is empty.
+func removeFrom[V comparable](m map[uint16][]V, port uint16, v V) {
+	list := m[port]
+	if i := slices.Index(list, v); i >= 0 {
 		list = slices.Delete(list, i, i+1)
 	}
 	if len(list) == 0 {
-		delete(s.ports, b.port)
+		delete(m, port)
 	} else {
-		s.ports[b.port] = list
+		m[port] = list
 	}
 }
 

@@ -67,6 +67,8 @@ type Socket struct {
 	// waiters is the socket's wait queue: the calls blocked on it, each
 	// waiting for one token on its channel at the next event (wake).
 	waiters waitQueue
+	// udp is the UDP part of a UDP socket (udp.go); nil for TCP.
+	udp *udpSock
 }
 
 // FDState is what the descriptor table above keeps of an open socket:
@@ -169,7 +171,12 @@ func (sk *Socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // Bind binds the socket to a local address and port (see
 // synstack.Sockets.Bind for the rules and errors).
 func (sk *Socket) Bind(addr netip.AddrPort) error {
-	return sk.do(ctlOnly, func() error { return sk.bindLocked(addr) })
+	return sk.do(ctlOnly, func() error {
+		if sk.udp != nil {
+			return sk.udp.bindLocked(addr)
+		}
+		return sk.bindLocked(addr)
+	})
 }
 
 // bindLocked is Bind on a socket, under ctl.
@@ -203,7 +210,12 @@ func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 // Listen makes the socket listen with the given backlog (negative:
 // SomaxConn); see synstack.Sockets.Listen.
 func (sk *Socket) Listen(backlog int) error {
-	return sk.do(ctlOnly, func() error { return sk.listenLocked(backlog) })
+	return sk.do(ctlOnly, func() error {
+		if sk.udp != nil {
+			return syscall.EOPNOTSUPP
+		}
+		return sk.listenLocked(backlog)
+	})
 }
 
 // listenLocked is Listen on a socket, under ctl.
@@ -252,10 +264,13 @@ func (sk *Socket) SetMaxConns(n int) error {
 // returns its socket and the peer's address (see synstack.Sockets.Accept).
 func (sk *Socket) Accept(nonblock bool, cancel <-chan struct{}) (*Socket, netip.AddrPort, error) {
 	var l locks
+	defer sk.h.release(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return nil, netip.AddrPort{}, err
 	}
-	defer sk.h.release(&l)
+	if sk.udp != nil {
+		return nil, netip.AddrPort{}, syscall.EOPNOTSUPP
+	}
 	return sk.acceptLocked(nonblock, cancel, &l)
 }
 
@@ -301,6 +316,9 @@ func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan stru
 	defer sk.h.release(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return err
+	}
+	if sk.udp != nil {
+		return sk.udp.connectLocked(addr)
 	}
 	return sk.connectLocked(addr, nonblock, cancel, &l)
 }
@@ -450,6 +468,10 @@ func (sk *Socket) disconnectLocked() {
 // Recv reads received data (see synstack.Sockets.Recv): 0, nil at the end
 // of the stream; with peek the data stays to be read again.
 func (sk *Socket) Recv(p []byte, peek, nonblock bool, cancel <-chan struct{}) (int, error) {
+	if sk.udp != nil {
+		n, _, _, err := sk.RecvFrom(p, peek, nonblock, cancel)
+		return n, err
+	}
 	var l locks
 	defer sk.h.release(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
@@ -532,6 +554,9 @@ func (sk *Socket) readLocked(p []byte, peek bool) (int, error) {
 // Send writes data (see synstack.Sockets.Send): blocking, everything,
 // waiting for room; non-blocking, what fits, or EAGAIN.
 func (sk *Socket) Send(p []byte, nonblock bool, cancel <-chan struct{}) (int, error) {
+	if sk.udp != nil {
+		return sk.SendTo(p, netip.AddrPort{})
+	}
 	var l locks
 	defer sk.h.release(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
@@ -608,7 +633,12 @@ func (sk *Socket) sendLocked(p []byte, nonblock bool, cancel <-chan struct{}, l 
 // Shutdown shuts the reading side, the writing side or both (see
 // synstack.Sockets.Shutdown).
 func (sk *Socket) Shutdown(how int) error {
-	return sk.do(allLocks, func() error { return sk.shutdownLocked(how) })
+	return sk.do(allLocks, func() error {
+		if sk.udp != nil {
+			return sk.udp.shutdownLocked(how)
+		}
+		return sk.shutdownLocked(how)
+	})
 }
 
 // shutdownLocked is Shutdown on a socket, under Host.lock.
@@ -659,6 +689,11 @@ func (sk *Socket) stopListenLocked() {
 // socket return EBADF. EBADF when the socket or the host is closed already.
 func (sk *Socket) Close() error {
 	return sk.do(sockLocks, func() error {
+		if sk.udp != nil {
+			sk.closed = true
+			sk.udp.closeLocked()
+			return nil
+		}
 		sk.releaseLocked()
 		return nil
 	})
@@ -716,6 +751,8 @@ func (sk *Socket) releaseLocked() {
 func (sk *Socket) LocalAddr() (netip.AddrPort, error) {
 	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
 		switch {
+		case sk.udp != nil && sk.udp.hashed:
+			return sk.sockAddr(sk.udp.local), nil
 		case sk.ep != nil:
 			return sk.sockAddr(sk.ep.local), nil
 		case sk.bind != nil:
@@ -729,6 +766,12 @@ func (sk *Socket) LocalAddr() (netip.AddrPort, error) {
 // past SYN_SENT and not closed.
 func (sk *Socket) PeerAddr() (netip.AddrPort, error) {
 	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
+		if u := sk.udp; u != nil {
+			if !u.remote.IsValid() {
+				return netip.AddrPort{}, syscall.ENOTCONN
+			}
+			return sk.sockAddr(u.remote), nil
+		}
 		if sk.ep == nil {
 			return netip.AddrPort{}, syscall.ENOTCONN
 		}
@@ -758,6 +801,8 @@ func (sk *Socket) Listening() bool {
 func (sk *Socket) TCPInfo() (tcp.Info, error) {
 	return with(sk, allLocks, tcp.Info{}, func() (tcp.Info, error) {
 		switch {
+		case sk.udp != nil:
+			return tcp.Info{}, syscall.ENOPROTOOPT
 		case sk.ep != nil:
 			return sk.ep.conn.Info(sk.h.clock.Now()), nil
 		case sk.l != nil:
@@ -797,3 +842,6 @@ func errnoOf(err error) error {
 	}
 	return syscall.EIO
 }
+
+// Wildcard is the unspecified address of the socket's family.
+func (sk *Socket) Wildcard() netip.Addr { return sk.wildcard() }

@@ -1,0 +1,846 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/wire"
+)
+
+// UDP (RFC 768), with what RFC 8085 says a stack owes its users and what
+// Linux does where they leave room:
+//
+//   - A datagram for a local address is delivered to the one socket whose
+//     binding matches best: connected to its source, then bound to its
+//     destination address, then to the wildcard. Sockets sharing a port
+//     with SO_REUSEPORT are chosen among by a keyed hash of the 4-tuple, as
+//     Linux spreads a reuseport group.
+//   - A socket's receive queue holds at most SO_RCVBUF bytes, each datagram
+//     charged its length and udpDatagramCost; beyond it the datagram is
+//     dropped and counted (UdpRcvbufErrors, UdpInErrors). The sum over the
+//     host is bounded too (udpMemHigh).
+//   - A datagram for no socket draws an ICMP port unreachable, rate limited
+//     as Linux's icmp_ratelimit and icmp_msgs_per_sec, and counts in
+//     UdpNoPorts.
+//   - An ICMP error about a datagram a connected socket sent is that
+//     socket's pending error: the next call returns it (ECONNREFUSED after
+//     a port unreachable). An unconnected socket ignores them, as Linux's
+//     without IP_RECVERR.
+//   - A datagram larger than the link MTU is sent in IP fragments (DF
+//     clear); one over 65,507 bytes of payload (IPv4; 65,527 for IPv6)
+//     fails with EMSGSIZE.
+//
+// Locks: the UDP table (Host.udp.mu, a reader-writer lock) guards which
+// socket has which binding; it is a leaf taken after ctl and the shards,
+// for reading on the receive path, for writing by bind, connect and close
+// (under ctl). A socket's receive queue has a mutex of its own (udpSock.mu),
+// taken last. So a datagram is delivered without ctl or a shard's lock.
+
+// udpDatagramCost is what a queued datagram costs beyond its payload, as
+// Linux charges an skb's truesize (the buffer and its metadata) against
+// SO_RCVBUF.
+const udpDatagramCost = 256
+
+// UDP payload limits: what fits an IP datagram of 65,535 bytes.
+const (
+	udpMaxPayload4 = 0xffff - wire.IPv4HeaderLen - wire.UDPHeaderLen
+	udpMaxPayload6 = 0xffff - wire.UDPHeaderLen
+)
+
+// udpDefaultRcvBuf and udpDefaultSndBuf are Linux's net.core.rmem_default
+// and wmem_default: a UDP socket's buffers before SO_RCVBUF or SO_SNDBUF.
+const (
+	udpDefaultRcvBuf = 212992
+	udpDefaultSndBuf = 212992
+)
+
+// udpTable is the host's UDP demultiplexing table and counters.
+type udpTable struct {
+	mu    sync.RWMutex
+	ports map[uint16][]*udpSock // bound sockets by local port
+	next  uint32                // the ephemeral port search's counter
+	// mem is the bytes all UDP receive queues hold; high bounds it (Linux's
+	// udp_mem[2], sized as tcp_mem's).
+	mem  atomic.Int64
+	high int64
+	// icmp rate-limits port unreachables (Linux's icmp_ratelimit and
+	// icmp_msgs_per_sec).
+	icmp  icmpLimiter
+	stats udpCounters
+}
+
+// udpCounters are the UDP counters, atomic: the receive path holds no lock
+// they could live under.
+type udpCounters struct {
+	inDatagrams, noPorts, inErrors, outDatagrams, rcvbufErrors, sndbufErrors, inCsumErrors  [2]atomic.Uint64
+	ipInReceives, ipInDelivers, ipOutRequests, ipOutDiscards, ipInHdrErrors, ip6InHdrErrors atomic.Uint64
+}
+
+// addTo adds the UDP counters to st.
+func (c *udpCounters) addTo(st *nstat.Counters) {
+	st.UdpInDatagrams += c.inDatagrams[0].Load()
+	st.UdpNoPorts += c.noPorts[0].Load()
+	st.UdpInErrors += c.inErrors[0].Load()
+	st.UdpInCsumErrors += c.inCsumErrors[0].Load()
+	st.UdpOutDatagrams += c.outDatagrams[0].Load()
+	st.UdpRcvbufErrors += c.rcvbufErrors[0].Load()
+	st.UdpSndbufErrors += c.sndbufErrors[0].Load()
+	st.Udp6InDatagrams += c.inDatagrams[1].Load()
+	st.Udp6NoPorts += c.noPorts[1].Load()
+	st.Udp6InErrors += c.inErrors[1].Load()
+	st.Udp6InCsumErrors += c.inCsumErrors[1].Load()
+	st.Udp6OutDatagrams += c.outDatagrams[1].Load()
+	st.Udp6RcvbufErrors += c.rcvbufErrors[1].Load()
+	st.Udp6SndbufErrors += c.sndbufErrors[1].Load()
+	st.IpInReceives += c.ipInReceives.Load()
+	st.IpInDelivers += c.ipInDelivers.Load()
+	st.IpOutRequests += c.ipOutRequests.Load()
+	st.IpOutDiscards += c.ipOutDiscards.Load()
+	st.IpInHdrErrors += c.ipInHdrErrors.Load()
+	st.Ip6InHdrErrors += c.ip6InHdrErrors.Load()
+}
+
+// fam is the index of a family in udpCounters: 0 IPv4, 1 IPv6.
+func fam(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+// udpSock is the UDP part of a Socket.
+type udpSock struct {
+	sk *Socket
+
+	// Written under ctl and udp.mu, read under either.
+	local     netip.AddrPort // bound address and port; port 0 until bound
+	remote    netip.AddrPort // connected peer, or invalid
+	reuse     bool           // SO_REUSEADDR when bound
+	reuseport bool           // SO_REUSEPORT when bound
+	v6only    bool           // an IPv6 wildcard that takes no IPv4
+	hashed    bool           // in udp.ports
+
+	mu     sync.Mutex // guards what follows, and the socket's wait queue
+	q      []datagram // the receive queue, oldest first
+	qBytes int        // what q is charged
+	rcvBuf int        // SO_RCVBUF, as the receive path reads it
+	err    syscall.Errno
+	shutRd bool
+	closed bool // Close was called
+	chans  chanPool
+}
+
+// usable returns EBADF once the socket or the host is closed. Under u.mu.
+func (u *udpSock) usable() error {
+	if u.closed || isDone(u.sk.h.done) {
+		return syscall.EBADF
+	}
+	return nil
+}
+
+// datagram is a received datagram: its source and payload.
+type datagram struct {
+	from netip.AddrPort
+	data []byte
+}
+
+// NewUDPSocket returns an unbound UDP socket of family (AF_INET or
+// AF_INET6); EBADF once the host is closed.
+func (s *Host) NewUDPSocket(family int) (*Socket, error) {
+	sk, err := s.NewSocket(family)
+	if err != nil {
+		return nil, err
+	}
+	sk.udp = &udpSock{sk: sk, rcvBuf: udpDefaultRcvBuf}
+	return sk, nil
+}
+
+// UDP reports whether the socket is a UDP socket.
+func (sk *Socket) UDP() bool { return sk.udp != nil }
+
+// udpBindLocked binds a UDP socket to addr (port 0: an ephemeral port).
+// Under ctl.
+func (u *udpSock) bindLocked(addr netip.AddrPort) error {
+	sk, s := u.sk, u.sk.h
+	a, err := sk.localAddr(addr.Addr(), syscall.EINVAL)
+	if err != nil {
+		return err
+	}
+	if !a.IsUnspecified() && !s.isLocalAddr(a) {
+		return syscall.EADDRNOTAVAIL
+	}
+	if u.hashed {
+		return syscall.EINVAL
+	}
+	return u.hashLocked(netip.AddrPortFrom(a, addr.Port()))
+}
+
+// hashLocked enters the socket in the table at local (port 0: a free
+// ephemeral port), with its reuse options as they are now. Under ctl.
+func (u *udpSock) hashLocked(local netip.AddrPort) error {
+	s, o := u.sk.h, u.sk.opts
+	t := &s.udp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := binding{addr: local.Addr(), port: local.Port(), v6only: local.Addr().Is6() && o.V6Only,
+		reuse: o.ReuseAddr, reuseport: o.ReusePort}
+	if b.port == 0 {
+		if b.port = s.pickUDPPortLocked(&b); b.port == 0 {
+			return syscall.EADDRINUSE
+		}
+	} else {
+		for _, v := range t.ports[b.port] {
+			if conflicts(&b, v.binding()) {
+				return syscall.EADDRINUSE
+			}
+		}
+	}
+	u.local = netip.AddrPortFrom(b.addr, b.port)
+	u.reuse, u.reuseport, u.v6only = b.reuse, b.reuseport, b.v6only
+	if t.ports == nil {
+		t.ports = make(map[uint16][]*udpSock)
+	}
+	t.ports[b.port] = append(t.ports[b.port], u)
+	u.hashed = true
+	return nil
+}
+
+// binding is the socket's claim as the port rules see it.
+func (u *udpSock) binding() *binding {
+	return &binding{addr: u.local.Addr(), port: u.local.Port(), v6only: u.v6only, reuse: u.reuse, reuseport: u.reuseport}
+}
+
+// pickUDPPortLocked picks a free ephemeral port for b, scanning from a
+// keyed-hash offset (as bind with port 0). Under udp.mu.
+func (s *Host) pickUDPPortLocked(b *binding) uint16 {
+	t := &s.udp
+	off := uint32(s.key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 1), netip.AddrPort{}, uint64(t.next)))
+	t.next++
+	for i := uint32(0); i < numEphemeral; i++ {
+		port := uint16(EphemeralPortFirst + (off+i)%numEphemeral)
+		if !slices.ContainsFunc(t.ports[port], func(v *udpSock) bool { return overlap(b, v.binding()) }) {
+			return port
+		}
+	}
+	return 0
+}
+
+// unhashLocked takes the socket out of the table. Under ctl.
+func (u *udpSock) unhashLocked() {
+	if !u.hashed {
+		return
+	}
+	t := &u.sk.h.udp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	removeFrom(t.ports, u.local.Port(), u)
+	u.hashed = false
+}
+
+// connectLocked sets the socket's peer (an invalid addr disconnects, as
+// connect with AF_UNSPEC), binding it first if it is not. Under ctl.
+func (u *udpSock) connectLocked(addr netip.AddrPort) error {
+	sk, s := u.sk, u.sk.h
+	if !addr.IsValid() {
+		u.setRemote(netip.AddrPort{})
+		return nil
+	}
+	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
+	if err != nil {
+		return err
+	}
+	if dst.IsUnspecified() {
+		return syscall.ENETUNREACH
+	}
+	if !u.hashed {
+		src, ok := s.sourceAddrFor(dst)
+		if !ok {
+			return syscall.ENETUNREACH
+		}
+		// As Linux, an unbound socket is bound to the route's source
+		// address and an ephemeral port.
+		if err := u.hashLocked(netip.AddrPortFrom(src, 0)); err != nil {
+			return syscall.EAGAIN
+		}
+	} else if u.local.Addr().IsUnspecified() && u.local.Addr().Is4() != dst.Is4() && !(u.local.Addr().Is6() && !u.v6only) {
+		return syscall.EINVAL
+	}
+	u.setRemote(netip.AddrPortFrom(dst, addr.Port()))
+	return nil
+}
+
+// setRemote sets the connected peer under udp.mu (the receive path reads
+// it) and clears the pending error (a new association).
+func (u *udpSock) setRemote(r netip.AddrPort) {
+	t := &u.sk.h.udp
+	t.mu.Lock()
+	u.remote = r
+	t.mu.Unlock()
+	u.mu.Lock()
+	u.err = 0
+	u.mu.Unlock()
+}
+
+// closeLocked closes the socket: it leaves the table, its queue is freed,
+// and blocked calls wake. Under ctl.
+func (u *udpSock) closeLocked() {
+	u.unhashLocked()
+	u.mu.Lock()
+	u.closed = true
+	u.sk.h.udp.mem.Add(-int64(u.qBytes))
+	clear(u.q)
+	u.q, u.qBytes = nil, 0
+	u.sk.wake()
+	u.mu.Unlock()
+}
+
+// udpLookup returns the socket a datagram from src to dst goes to, or nil:
+// the best match (connected, then bound to dst's address, then a
+// wildcard), a reuseport group spread by a keyed hash of the 4-tuple.
+// Under udp.mu, read.
+func (s *Host) udpLookup(dst, src netip.AddrPort) *udpSock {
+	var best []*udpSock
+	bestScore := 0
+	for _, u := range s.udp.ports[dst.Port()] {
+		score := u.match(dst.Addr(), src)
+		switch {
+		case score > bestScore:
+			best, bestScore = append(best[:0], u), score
+		case score == bestScore && score > 0 && u.reuseport && len(best) > 0 && best[0].reuseport:
+			best = append(best, u)
+		}
+	}
+	switch len(best) {
+	case 0:
+		return nil
+	case 1:
+		return best[0]
+	}
+	h := s.key.hashAddrs(domainUDPReuseport, dst, src, 0)
+	return best[h%uint64(len(best))]
+}
+
+// match scores how well the socket's binding matches a datagram to dst
+// from src: 0 not at all; more for a bound address than a wildcard, and
+// for a connected peer.
+func (u *udpSock) match(dst netip.Addr, src netip.AddrPort) int {
+	b := u.binding()
+	if !b.covers(dst) {
+		return 0
+	}
+	score := 1
+	if !b.addr.IsUnspecified() {
+		score += 2
+	}
+	if u.remote.IsValid() {
+		if u.remote != src {
+			return 0
+		}
+		score += 4
+	}
+	return score
+}
+
+// udpInput delivers a prepared UDP datagram to its socket, or answers it
+// with an ICMP port unreachable. It takes udp.mu for reading and the
+// socket's mutex; no other lock is held.
+func (s *Host) udpInput(p *rxPacket) {
+	st := &s.udp.stats
+	f := fam(p.dst)
+	st.ipInReceives.Add(1)
+	s.packetHook("in", p.pkt)
+	st.ipInDelivers.Add(1)
+	if !s.rxCsumOff && !wire.UDPChecksumValid(p.payload, p.src, p.dst) {
+		st.inErrors[f].Add(1)
+		st.inCsumErrors[f].Add(1)
+		return
+	}
+	h, data, err := wire.ParseUDP(p.payload)
+	if err != nil {
+		st.inErrors[f].Add(1)
+		return
+	}
+	dst, src := netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort)
+	s.udp.mu.RLock()
+	u := s.udpLookup(dst, src)
+	s.udp.mu.RUnlock()
+	if u == nil {
+		st.noPorts[f].Add(1)
+		if !p.dst.IsMulticast() {
+			s.udpUnreachable(p)
+		}
+		return
+	}
+	u.deliver(src, data, f)
+}
+
+// deliver queues a datagram on the socket, or drops and counts it when the
+// queue (or the host's UDP budget) is full.
+func (u *udpSock) deliver(from netip.AddrPort, data []byte, f int) {
+	t := &u.sk.h.udp
+	cost := len(data) + udpDatagramCost
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || u.shutRd || u.qBytes+cost > u.rcvBuf && len(u.q) > 0 || t.mem.Load()+int64(cost) > t.high {
+		t.stats.rcvbufErrors[f].Add(1)
+		t.stats.inErrors[f].Add(1)
+		return
+	}
+	u.q = append(u.q, datagram{from: from, data: append([]byte(nil), data...)})
+	u.qBytes += cost
+	t.mem.Add(int64(cost))
+	t.stats.inDatagrams[f].Add(1)
+	u.sk.wake()
+}
+
+// RecvFrom takes the next datagram (see synstack.Sockets.Recvfrom): its
+// bytes up to len(p), its source, and its whole length (what did not fit
+// is discarded; the caller says so with MSG_TRUNC, as Linux does). With peek it stays
+// queued. A pending error (an ICMP error on a connected socket) is
+// returned first, once. A blocking call waits for a datagram or cancel
+// (ErrCanceled); a non-blocking one returns EAGAIN.
+func (sk *Socket) RecvFrom(p []byte, peek, nonblock bool, cancel <-chan struct{}) (n int, from netip.AddrPort, full int, err error) {
+	u := sk.udp
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for {
+		if err := u.usable(); err != nil {
+			return 0, from, 0, err
+		}
+		if isDone(cancel) {
+			return 0, from, 0, ErrCanceled
+		}
+		if e := u.err; e != 0 {
+			u.err = 0
+			return 0, from, 0, e
+		}
+		if len(u.q) > 0 {
+			d := u.q[0]
+			n = copy(p, d.data)
+			if !peek {
+				u.q[0] = datagram{}
+				u.q = u.q[1:]
+				cost := len(d.data) + udpDatagramCost
+				u.qBytes -= cost
+				sk.h.udp.mem.Add(-int64(cost))
+			}
+			return n, sk.sockAddr(d.from), len(d.data), nil
+		}
+		if u.shutRd {
+			return 0, from, 0, nil
+		}
+		if nonblock {
+			return 0, from, 0, syscall.EAGAIN
+		}
+		u.waitLocked(cancel)
+	}
+}
+
+// shutdownLocked shuts the socket's reading side, writing side or both:
+// a blocked RecvFrom returns 0, a SendTo EPIPE. As Linux, ENOTCONN on a
+// socket that is not connected, though the shutdown takes effect. Under
+// every lock.
+func (u *udpSock) shutdownLocked(how int) error {
+	if how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR {
+		return syscall.EINVAL
+	}
+	u.mu.Lock()
+	u.shutRd = u.shutRd || how != SHUT_WR
+	u.sk.shutWr = u.sk.shutWr || how != SHUT_RD
+	u.sk.wake()
+	u.mu.Unlock()
+	if !u.remote.IsValid() {
+		return syscall.ENOTCONN
+	}
+	return nil
+}
+
+// events are the socket's poll events: readable with a datagram queued, a
+// pending error or the reading side shut; always writable.
+func (u *udpSock) events() Events {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.usable() != nil {
+		return 0
+	}
+	ev := EventOut
+	if len(u.q) > 0 || u.shutRd {
+		ev |= EventIn
+	}
+	if u.shutRd && u.sk.shutWr {
+		ev |= EventHup
+	}
+	if u.err != 0 {
+		ev |= EventErr
+	}
+	return ev
+}
+
+// waitLocked waits, with u.mu released, until the socket changes or cancel
+// closes. Under u.mu.
+func (u *udpSock) waitLocked(cancel <-chan struct{}) {
+	sk := u.sk
+	w := u.chans.get()
+	sk.waiters = append(sk.waiters, w)
+	u.mu.Unlock()
+	select {
+	case <-w:
+	case <-cancel:
+	case <-sk.h.done:
+	}
+	u.mu.Lock()
+	sk.waiters.remove(w)
+	select {
+	case <-w:
+	default:
+	}
+	u.chans.put(w)
+}
+
+// SendTo sends p as one datagram to addr, or to the connected peer when
+// addr is not valid (see synstack.Sockets.Sendto): EDESTADDRREQ on an
+// unconnected socket without addr, EISCONN never (Linux lets a connected
+// socket send elsewhere), EMSGSIZE beyond what an IP datagram carries. An
+// unbound socket is bound to an ephemeral port first. A pending error is
+// returned first, once.
+func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
+	u := sk.udp
+	s := sk.h
+	var l locks
+	defer s.release(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return 0, err
+	}
+	if !u.hashed {
+		// As Linux's inet_send_prepare: bound first, whatever comes of
+		// the send.
+		if err := u.hashLocked(netip.AddrPortFrom(sk.wildcard(), 0)); err != nil {
+			return 0, syscall.EAGAIN
+		}
+	}
+	u.mu.Lock()
+	e := u.err
+	u.err = 0
+	shutWr := sk.shutWr
+	u.mu.Unlock()
+	switch {
+	case e != 0:
+		return 0, e
+	case shutWr:
+		return 0, syscall.EPIPE
+	}
+	dst := u.remote
+	if addr.IsValid() {
+		a, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
+		if err != nil {
+			return 0, err
+		}
+		dst = netip.AddrPortFrom(a, addr.Port())
+	}
+	if !dst.IsValid() {
+		return 0, syscall.EDESTADDRREQ
+	}
+	if dst.Port() == 0 || dst.Addr().IsUnspecified() {
+		return 0, syscall.EINVAL
+	}
+	maxLen := udpMaxPayload6
+	if dst.Addr().Is4() {
+		maxLen = udpMaxPayload4
+	}
+	if len(p) > maxLen {
+		return 0, syscall.EMSGSIZE
+	}
+	src := u.local.Addr()
+	if src.IsUnspecified() || src.Is4() != dst.Addr().Is4() {
+		var ok bool
+		if src, ok = s.sourceAddrFor(dst.Addr()); !ok {
+			return 0, syscall.ENETUNREACH
+		}
+	}
+	if err := s.sendUDPLocked(netip.AddrPortFrom(src, u.local.Port()), dst, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// sendUDPLocked builds the datagram from src to dst carrying payload and
+// sends it, in fragments if it is larger than the MTU. Under ctl (the
+// control plane's buffer and fragmenter).
+func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
+	st := &s.udp.stats
+	f := fam(dst.Addr())
+	v6 := dst.Addr().Is6()
+	ipLen := wire.IPv4HeaderLen
+	if v6 {
+		ipLen = wire.IPv6HeaderLen
+	}
+	total := ipLen + wire.UDPHeaderLen + len(payload)
+	g := s.g()
+	if cap(g.outBuf) < total {
+		g.outBuf = make([]byte, max(total, s.mtu))
+	}
+	pkt := g.outBuf[:total]
+	dgram := pkt[ipLen:]
+	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
+	copy(dgram[wire.UDPHeaderLen:], payload)
+	var err error
+	if _, err = h.Emit(dgram, len(payload)); err == nil {
+		wire.SetUDPChecksum(dgram, src.Addr(), dst.Addr())
+		if v6 {
+			ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
+			_, err = ih.Emit(pkt, len(dgram))
+		} else {
+			g.ipID++
+			ih := wire.IPv4{ID: g.ipID, TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
+			_, err = ih.Emit(pkt, len(dgram))
+		}
+	}
+	if err != nil {
+		st.ipOutDiscards.Add(1)
+		return syscall.EINVAL
+	}
+	st.outDatagrams[f].Add(1)
+	if total <= s.mtu {
+		s.writeUDP(pkt, nil)
+		return nil
+	}
+	emit := func(hdr, data []byte) error {
+		s.writeUDP(hdr, data)
+		return nil
+	}
+	if v6 {
+		s.udpFragID++
+		err = s.fragmenter.FragmentIPv6(pkt, s.mtu, s.udpFragID, emit)
+	} else {
+		err = s.fragmenter.FragmentIPv4(pkt, s.mtu, emit)
+	}
+	if err != nil {
+		st.sndbufErrors[f].Add(1)
+		return syscall.EMSGSIZE
+	}
+	return nil
+}
+
+// writeUDP hands a UDP packet (or fragment: a header and its data) to
+// OnPacket and the link, and counts it. Under ctl.
+func (s *Host) writeUDP(hdr, data []byte) {
+	st := &s.udp.stats
+	pkt := hdr
+	if len(data) > 0 {
+		if s.gather != nil && s.onPacket == nil {
+			if s.gather.WritePacketGather(hdr, data) != nil {
+				st.ipOutDiscards.Add(1)
+				return
+			}
+			st.ipOutRequests.Add(1)
+			return
+		}
+		s.udpJoin = append(append(s.udpJoin[:0], hdr...), data...)
+		pkt = s.udpJoin
+	}
+	s.packetHook("out", pkt)
+	if s.link.WritePacket(pkt) != nil {
+		st.ipOutDiscards.Add(1)
+		return
+	}
+	st.ipOutRequests.Add(1)
+}
+
+// udpUnreachable answers a datagram for no socket with an ICMP port
+// unreachable quoting it, if the rate limits allow (Linux's icmp_ratelimit
+// per destination, icmp_msgs_per_sec for the host).
+func (s *Host) udpUnreachable(p *rxPacket) {
+	if !s.udp.icmp.allow(p.src, s.clock.Now()) {
+		return
+	}
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.closed {
+		return
+	}
+	s.sendPortUnreachableLocked(p.dst, p.src, p.pkt)
+}
+
+// sendPortUnreachableLocked sends an ICMP (v6) port unreachable from local
+// to remote quoting as much of the offending packet as the minimum MTU
+// allows (RFC 1812 4.3.2.3: 576 bytes in all; RFC 4443: 1280). Under ctl.
+func (s *Host) sendPortUnreachableLocked(local, remote netip.Addr, pkt []byte) {
+	v6 := local.Is6()
+	h := wire.ICMP{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4PortUnreachable}
+	if v6 {
+		h = wire.ICMP{Type: wire.ICMPv6DestUnreachable, Code: wire.ICMPv6PortUnreachable}
+	}
+	if !s.sendICMPErrorLocked(local, remote, h, pkt) {
+		return
+	}
+	if v6 {
+		s.g().stats.Icmp6OutDestUnreachs++
+	} else {
+		s.g().stats.IcmpOutDestUnreachs++
+	}
+}
+
+// sendICMPErrorLocked sends the ICMP (v6) error h from local to remote
+// quoting as much of the offending packet pkt as the minimum MTU allows
+// (RFC 1812 4.3.2.3: 576 bytes in all; RFC 4443: 1280), and reports
+// whether it went out. Under ctl.
+func (s *Host) sendICMPErrorLocked(local, remote netip.Addr, h wire.ICMP, pkt []byte) bool {
+	v6 := local.Is6()
+	limit := 576 - wire.IPv4HeaderLen - wire.ICMPHeaderLen
+	if v6 {
+		limit = 1280 - wire.IPv6HeaderLen - wire.ICMPHeaderLen
+	}
+	quote := pkt[:min(len(pkt), limit)]
+	buf, ipLen, ok := s.icmpBufLocked(v6, len(quote))
+	if !ok {
+		return false
+	}
+	copy(buf[ipLen+wire.ICMPHeaderLen:], quote)
+	return s.sendICMPLocked(buf, ipLen, h, local, remote)
+}
+
+// udpICMPError applies an ICMP error quoting a datagram we sent from local
+// to remote: the pending error of a socket connected to remote. Under
+// Host.lock (the ICMP path).
+func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno) bool {
+	s.udp.mu.RLock()
+	var u *udpSock
+	for _, v := range s.udp.ports[local.Port()] {
+		if v.remote == remote && v.binding().covers(local.Addr()) {
+			u = v
+			break
+		}
+	}
+	s.udp.mu.RUnlock()
+	if u == nil {
+		return false
+	}
+	u.mu.Lock()
+	u.err = errno
+	u.sk.wake()
+	u.mu.Unlock()
+	return true
+}
+
+// icmpLimiter is Linux's pair of ICMP rate limits for the errors it
+// sends: a token bucket for the host (icmp_msgs_per_sec 1000, burst 50)
+// and one per destination (icmp_ratelimit 1 s, burst 6, inet_peer's
+// XRLIM_BURST_FACTOR), the latter in a table of at most icmpPeers entries.
+type icmpLimiter struct {
+	mu     sync.Mutex
+	global bucket
+	peers  map[netip.Addr]*bucket
+}
+
+// bucket is a token bucket: tokens, as of last.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// ICMP rate limits, Linux's defaults.
+const (
+	icmpMsgsPerSec = 1000
+	icmpMsgsBurst  = 50
+	icmpPeerPeriod = time.Second
+	icmpPeerBurst  = 6
+	icmpPeers      = 4096
+)
+
+// take refills b at rate tokens per second up to burst and takes one, if
+// there is one.
+func (b *bucket) take(now time.Time, rate, burst float64) bool {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.last).Seconds(); d > 0 {
+		b.tokens = min(burst, b.tokens+d*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// allow reports whether an ICMP error to dst may be sent now, and takes
+// its tokens.
+func (l *icmpLimiter) allow(dst netip.Addr, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.peers[dst]
+	if p == nil {
+		if len(l.peers) >= icmpPeers {
+			// A full table is emptied: the peers' limits start over,
+			// the host's still holds (Linux's inet_peer pool evicts
+			// its oldest entries).
+			clear(l.peers)
+		}
+		if l.peers == nil {
+			l.peers = make(map[netip.Addr]*bucket)
+		}
+		p = &bucket{}
+		l.peers[dst] = p
+	}
+	probe := *p
+	if !probe.take(now, 1/icmpPeerPeriod.Seconds(), icmpPeerBurst) {
+		*p = probe
+		return false
+	}
+	if !l.global.take(now, icmpMsgsPerSec, icmpMsgsBurst) {
+		return false
+	}
+	*p = probe
+	return true
+}
+
+// ReadFromConn is a net.PacketConn's ReadFrom: RecvFrom, blocking, cut off
+// by the deadline rd (ErrCanceled). A UDP socket's deadlines are guarded
+// by its mutex.
+func (sk *Socket) ReadFromConn(p []byte, rd *Deadline) (int, netip.AddrPort, int, error) {
+	u := sk.udp
+	u.mu.Lock()
+	cancel := rd.waitLocked()
+	u.mu.Unlock()
+	return sk.RecvFrom(p, false, false, cancel)
+}
+
+// WriteToConn is a net.PacketConn's WriteTo: SendTo, unless the deadline
+// wd has passed (ErrCanceled). A datagram never waits for room.
+func (sk *Socket) WriteToConn(p []byte, to netip.AddrPort, wd *Deadline) (int, error) {
+	u := sk.udp
+	u.mu.Lock()
+	passed := wd.passedLocked()
+	u.mu.Unlock()
+	if passed {
+		return 0, ErrCanceled
+	}
+	return sk.SendTo(p, to)
+}
+
+// SetUDPDeadline sets the deadlines ds of a UDP socket's net.PacketConn to
+// t on the host's clock: the zero time means none.
+func (sk *Socket) SetUDPDeadline(t time.Time, ds ...*Deadline) {
+	u := sk.udp
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, d := range ds {
+		d.setLocked(sk.h.clock, t)
+	}
+}
+
+// CloseUDPDeadline cuts off, for good, the calls the deadlines ds cut
+// off: the net.PacketConn's Close.
+func (sk *Socket) CloseUDPDeadline(ds ...*Deadline) {
+	u := sk.udp
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, d := range ds {
+		d.closeLocked()
+	}
+}
