@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/synstack/synstack"
@@ -105,13 +103,7 @@ func parseServe(stderr io.Writer, args []string) (*serveConfig, error) {
 	if err := c.tf.check(); err != nil {
 		return nil, err
 	}
-	modes := 0
-	for _, on := range []bool{c.dir != "", c.echo, c.discard} {
-		if on {
-			modes++
-		}
-	}
-	if modes != 1 {
+	if !exactlyOne(c.dir != "", c.echo, c.discard) {
 		return nil, errors.New("say what to serve: one of --http DIR, --echo, --discard")
 	}
 	if c.dir != "" {
@@ -155,34 +147,14 @@ func runServe(stderr io.Writer, args []string) error {
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	// The admin port is taken before the device is made: a busy port
-	// fails serve with nothing to undo.
-	var als net.Listener
-	if c.admin != "" {
-		if als, err = listenAdmin(stderr, "serve", c.admin); err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-
-	obs, cfg := adminConfig(als != nil)
-	ts, err := openTunStack(stderr, "serve", &c.tf, cfg)
+	run, err := startTunRun(stderr, "serve", &c.tf, c.admin)
 	if err != nil {
-		if als != nil {
-			als.Close()
-		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	if als != nil {
-		defer serveAdmin(ts, als, obs)()
-	}
+	defer run.stop()
+	ts := run.ts
 	lc := synstack.ListenConfig{Stack: ts.st, Backlog: c.backlog}
-	sln, err := lc.Listen(ctx, "tcp", c.listen)
+	sln, err := lc.Listen(run.sig.ctx, "tcp", c.listen)
 	if err != nil {
 		ts.close()
 		return fmt.Errorf("serve: --listen %s: %w", c.listen, err)
@@ -208,24 +180,7 @@ func runServe(stderr io.Writer, args []string) error {
 	}
 	ts.logf("listening on %s (%s; at most %s connections, idle timeout %s)", sln.Addr(), what, limitText(c.maxConns), durText(c.idleTimeout))
 
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watchDone sync.WaitGroup
-	watchDone.Add(1)
-	go func() {
-		defer watchDone.Done()
-		ts.watchKernel(watchCtx)
-	}()
-
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-usr1:
-			ts.printStats(stderr, srv.active.Load(), srv, nil)
-		}
-	}
-	stop() // a second Ctrl-C ends serve at once
-	stopWatch()
-	watchDone.Wait()
+	run.untilSignal(func() { ts.printStats(stderr, srv.active.Load(), srv, nil) })
 
 	ts.logf("closing %d connections", srv.active.Load())
 	srv.shutdown(ln)
