@@ -1,6 +1,9 @@
-// Package doccheck holds no code: its test reads every Markdown file of the
-// repository and fails on a link (or a Markdown file named in code) that
-// leaves the repository, or points at a file or a heading that is not
-// there. A clone has only what the repository holds, so the docs link
-// nowhere else.
+// Package doccheck holds no code, only checks of the repository as a reader
+// meets it. Its tests read every Markdown file of the repository and fail
+// on a link (or a Markdown file named in code) that leaves the repository,
+// or points at a file or a heading that is not there: a clone has only what
+// the repository holds, so the docs link nowhere else. And they parse every
+// library Go file of the module and fail on a function longer than 120
+// lines (funclen_test.go): past that a function no longer reads top to
+// bottom.
 package doccheck
