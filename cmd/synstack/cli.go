@@ -188,6 +188,27 @@ func adminConfig(on bool) (*admin.Observer, synstack.Config) {
 	return obs, synstack.Config{OnTransition: obs.OnTransition}
 }
 
+// parseFlagsOnly parses args with fs for a command (cmd) that takes flags
+// only: a positional argument is an error.
+func parseFlagsOnly(fs *flag.FlagSet, cmd string, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see synstack %s --help)", fs.Arg(0), cmd)
+	}
+	return nil
+}
+
+// commandError names the command in err, unless it is flag.ErrHelp (the
+// usage is printed, and the command succeeds).
+func commandError(cmd string, err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}
+
 // exactlyOne reports whether exactly one of the flags is on: a command's
 // modes exclude each other.
 func exactlyOne(on ...bool) bool {

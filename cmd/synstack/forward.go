@@ -76,7 +76,6 @@ type forwardConfig struct {
 }
 
 // parseForward parses and checks forward's arguments; nothing is created.
-// Its errors name the command, except the flag package's own.
 func parseForward(stderr io.Writer, args []string) (*forwardConfig, error) {
 	fs := flag.NewFlagSet("forward", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,15 +95,12 @@ func parseForward(stderr io.Writer, args []string) (*forwardConfig, error) {
 	fs.IntVar(&c.maxPerSource, "max-relays-per-source", 0, "connections one client address may have handled at once (0: only --max-relays)")
 	adminAddr := adminFlag(fs)
 	fs.Usage = usageFunc(stderr, fs, forwardUsage)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, "forward", args); err != nil {
 		return nil, err
 	}
 	c.admin = *adminAddr
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("forward: unexpected argument %q (flags only; see synstack forward --help)", fs.Arg(0))
-	}
 	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
+		return nil, err
 	}
 	return c, nil
 }
@@ -201,7 +197,7 @@ func markedDialer(mark int) *net.Dialer {
 func runForward(stderr io.Writer, args []string) error {
 	c, err := parseForward(stderr, args)
 	if err != nil {
-		return err
+		return commandError("forward", err)
 	}
 	run, err := startTunRun(stderr, "forward", &c.tf, c.admin)
 	if err != nil {

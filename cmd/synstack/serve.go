@@ -93,13 +93,10 @@ func parseServe(stderr io.Writer, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "HTTP: time to read a request's header (0: no limit)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "HTTP: time from a request's header to the end of its response (0: no limit)")
 	fs.Usage = usageFunc(stderr, fs, serveUsage)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, "serve", args); err != nil {
 		return nil, err
 	}
 	c.admin = *adminAddr
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags only; see synstack serve --help)", fs.Arg(0))
-	}
 	if err := c.tf.check(); err != nil {
 		return nil, err
 	}
@@ -142,10 +139,7 @@ func parseServe(stderr io.Writer, args []string) (*serveConfig, error) {
 func runServe(stderr io.Writer, args []string) error {
 	c, err := parseServe(stderr, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("serve: %w", err)
+		return commandError("serve", err)
 	}
 	run, err := startTunRun(stderr, "serve", &c.tf, c.admin)
 	if err != nil {
