@@ -144,15 +144,11 @@ type partition struct {
 	gen   uint64
 }
 
+// cut partitions the link, for d if d > 0 (then it heals itself).
 func (c *partition) cut(clk clock.Clock, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on.Store(true)
-	c.gen++
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
+	c.setLocked(true)
 	if d > 0 {
 		gen := c.gen
 		c.timer = clk.AfterFunc(d, func() {
@@ -166,10 +162,17 @@ func (c *partition) cut(clk clock.Clock, d time.Duration) {
 	}
 }
 
+// heal ends the partition.
 func (c *partition) heal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on.Store(false)
+	c.setLocked(false)
+}
+
+// setLocked turns the partition on or off and cancels a pending self-heal
+// (its generation is past). c.mu is held.
+func (c *partition) setLocked(on bool) {
+	c.on.Store(on)
 	c.gen++
 	if c.timer != nil {
 		c.timer.Stop()
