@@ -148,106 +148,106 @@ func (h *eventsHandler) snapshot() CountsEvent {
 	return c
 }
 
+// ServeHTTP serves one /events stream: refused with 503 past max streams,
+// else the counts at once, then transitions and counts until the client
+// goes, falls behind, or stops reading.
 func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.active.Add(1) > int64(h.max) {
-		h.active.Add(-1)
-		h.refused.Add(1)
-		w.Header().Set("Retry-After", "10")
-		// And the connection goes: a client refused holds nothing of
-		// the server's while it waits to try again.
-		w.Header().Set("Connection", "close")
-		http.Error(w, "503 too many /events clients: "+strconv.Itoa(h.max)+
-			" streams already (admin.MaxEventClients); try again later", http.StatusServiceUnavailable)
+	if !h.admit(w) {
 		return
 	}
 	defer h.active.Add(-1)
-	rc := http.NewResponseController(w)
-	defer rc.SetWriteDeadline(time.Time{})
-	var sub *Subscription
-	var transitions <-chan Transition
-	var dropped0 uint64
+	s := h.open(w)
+	defer s.close()
+	s.run(r.Context().Done())
+}
+
+// admit takes one of the max stream places, or answers 503 and reports
+// false when none is free.
+func (h *eventsHandler) admit(w http.ResponseWriter) bool {
+	if h.active.Add(1) <= int64(h.max) {
+		return true
+	}
+	h.active.Add(-1)
+	h.refused.Add(1)
+	w.Header().Set("Retry-After", "10")
+	// And the connection goes: a client refused holds nothing of
+	// the server's while it waits to try again.
+	w.Header().Set("Connection", "close")
+	http.Error(w, "503 too many /events clients: "+strconv.Itoa(h.max)+
+		" streams already (admin.MaxEventClients); try again later", http.StatusServiceUnavailable)
+	return false
+}
+
+// eventStream is one client's /events stream.
+type eventStream struct {
+	h           *eventsHandler
+	rc          *http.ResponseController
+	bw          *bufio.Writer
+	sub         *Subscription     // nil without an Observer
+	transitions <-chan Transition // nil without an Observer: never ready
+	dropped0    uint64            // the Observer's drops when the stream began
+}
+
+// open subscribes to the Observer, if there is one, and writes the
+// stream's response header.
+func (h *eventsHandler) open(w http.ResponseWriter) *eventStream {
+	s := &eventStream{h: h, rc: http.NewResponseController(w)}
 	if h.obs != nil {
-		dropped0 = h.obs.Dropped()
-		sub = h.obs.Subscribe(h.queue)
-		defer sub.Close()
-		transitions = sub.C()
+		s.dropped0 = h.obs.Dropped()
+		s.sub = h.obs.Subscribe(h.queue)
+		s.transitions = s.sub.C()
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 16<<10)
+	s.bw = bufio.NewWriterSize(w, 16<<10)
+	return s
+}
 
-	sendJSON := func(event string, b []byte) {
-		bw.WriteString("event: ")
-		bw.WriteString(event)
-		bw.WriteString("\ndata: ")
-		bw.Write(b)
-		bw.WriteString("\n\n")
+// close ends the subscription and lifts the write deadline from the
+// connection, which may serve another request.
+func (s *eventStream) close() {
+	if s.sub != nil {
+		s.sub.Close()
 	}
-	send := func(event string, v any) {
-		b, _ := json.Marshal(v)
-		sendJSON(event, b)
-	}
-	counts := func() {
-		c := h.snapshot()
-		if sub != nil {
-			c.Transitions = h.obs.Seen()
-			c.Dropped = h.obs.Dropped() - dropped0
-		}
-		send("counts", c)
-	}
-	flush := func() bool {
-		rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)) // unsupported: no bound
-		if bw.Flush() != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
+	s.rc.SetWriteDeadline(time.Time{})
+}
 
-	bw.WriteString("retry: 1000\n\n")
-	counts()
-	if !flush() {
+// run writes the stream until the client goes (done), falls behind, or a
+// flush fails. Transitions are written as they come and flushed together
+// after flushDelay; counts follow them after countsDelay, and come every
+// interval when nothing happens.
+func (s *eventStream) run(done <-chan struct{}) {
+	s.bw.WriteString("retry: 1000\n\n")
+	s.counts()
+	if !s.flush() {
 		return
 	}
-	tick := time.NewTicker(h.interval)
+	tick := time.NewTicker(s.h.interval)
 	defer tick.Stop()
-	soon := time.NewTimer(time.Hour)
+	soon := time.NewTimer(time.Hour) // the counts that follow transitions
 	soon.Stop()
 	defer soon.Stop()
 	pending := false
-	delay := min(countsDelay, h.interval)
+	delay := min(countsDelay, s.h.interval)
 	later := time.NewTimer(time.Hour) // the flush of transitions written
 	later.Stop()
 	defer later.Stop()
 	dirty := false
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-done:
 			return
-		case ev, ok := <-transitions:
+		case ev, ok := <-s.transitions:
 			if !ok {
 				// Dropped: this stream fell behind.
-				send("dropped", DroppedEvent{Time: time.Now().UnixMilli(), Queue: h.queue})
-				flush()
+				s.send("dropped", DroppedEvent{Time: time.Now().UnixMilli(), Queue: s.h.queue})
+				s.flush()
 				return
 			}
-			// Write what is queued in one batch, then one flush.
-			for n := 0; ; n++ {
-				sendJSON("transition", h.enc.get(ev))
-				if n == maxBatch {
-					break
-				}
-				var more bool
-				select {
-				case ev, more = <-transitions:
-				default:
-				}
-				if !more {
-					break
-				}
-			}
+			s.writeBatch(ev)
 			if !pending {
 				pending = true
 				soon.Reset(delay)
@@ -260,20 +260,74 @@ func (h *eventsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-later.C:
 		case <-soon.C:
 			pending = false
-			counts()
+			s.counts()
 		case <-tick.C:
 			if !pending {
-				counts()
+				s.counts()
 			}
 		}
 		if dirty {
 			dirty = false
 			later.Stop()
 		}
-		if !flush() {
+		if !s.flush() {
 			return
 		}
 	}
+}
+
+// writeBatch writes ev and what else is queued, up to maxBatch more, so one
+// flush carries them all.
+func (s *eventStream) writeBatch(ev Transition) {
+	for n := 0; ; n++ {
+		s.event("transition", s.h.enc.get(ev))
+		if n == maxBatch {
+			return
+		}
+		var more bool
+		select {
+		case ev, more = <-s.transitions:
+		default:
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// event writes one event whose data is the JSON b.
+func (s *eventStream) event(name string, b []byte) {
+	s.bw.WriteString("event: ")
+	s.bw.WriteString(name)
+	s.bw.WriteString("\ndata: ")
+	s.bw.Write(b)
+	s.bw.WriteString("\n\n")
+}
+
+// send writes one event whose data is v in JSON.
+func (s *eventStream) send(name string, v any) {
+	b, _ := json.Marshal(v)
+	s.event(name, b)
+}
+
+// counts writes a "counts" event, with the transitions this stream missed.
+func (s *eventStream) counts() {
+	c := s.h.snapshot()
+	if s.sub != nil {
+		c.Transitions = s.h.obs.Seen()
+		c.Dropped = s.h.obs.Dropped() - s.dropped0
+	}
+	s.send("counts", c)
+}
+
+// flush sends what is written to the client, within eventWriteTimeout, and
+// reports whether it went.
+func (s *eventStream) flush() bool {
+	s.rc.SetWriteDeadline(time.Now().Add(eventWriteTimeout)) // unsupported: no bound
+	if s.bw.Flush() != nil {
+		return false
+	}
+	return s.rc.Flush() == nil
 }
 
 // addrString is a's address:port, or "" for the zero AddrPort (a

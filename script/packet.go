@@ -24,30 +24,21 @@ func parseSegment(pkt []byte) (*segment, error) {
 	if len(pkt) == 0 {
 		return nil, errors.New("empty packet")
 	}
-	var src, dst netip.Addr
-	var body []byte
-	switch pkt[0] >> 4 {
-	case 4:
-		h, p, err := wire.ParseIPv4(pkt)
-		if err != nil {
-			return nil, err
-		}
-		if h.Protocol != wire.ProtoTCP {
-			return nil, errors.New("not TCP (IPv4 protocol " + strconv.Itoa(int(h.Protocol)) + ")")
-		}
-		src, dst, body = h.Src, h.Dst, p
-	case 6:
-		h, p, err := wire.ParseIPv6(pkt)
-		if err != nil {
-			return nil, err
-		}
-		if h.NextHeader != wire.ProtoTCP {
-			return nil, errors.New("not TCP (IPv6 next header " + strconv.Itoa(int(h.NextHeader)) + ")")
-		}
-		src, dst, body = h.Src, h.Dst, p
-	default:
+	ip, body, err := wire.ParseIP(pkt)
+	if errors.Is(err, wire.ErrBadVersion) {
 		return nil, errors.New("not an IP packet")
 	}
+	if err != nil {
+		return nil, err
+	}
+	if ip.Protocol != wire.ProtoTCP {
+		field := "IPv4 protocol"
+		if ip.V6 {
+			field = "IPv6 next header"
+		}
+		return nil, errors.New("not TCP (" + field + " " + strconv.Itoa(int(ip.Protocol)) + ")")
+	}
+	src, dst := ip.Src, ip.Dst
 	h, payload, err := wire.ParseTCP(body)
 	if err != nil {
 		return nil, err

@@ -403,31 +403,23 @@ func (p *parser) packetSeq(ps *packetSpec) bool {
 		return false
 	}
 	ps.seq, ps.end, ps.length = uint32(start), uint32(end), int(n)
-	if p.tok.isWord("ack") {
-		p.next()
-		v, ok := p.expectUint("TCP ack sequence number", 1<<32-1)
-		if !ok {
-			return false
-		}
-		ps.ack = uint32(v)
+	return p.optionalUint("ack", "TCP ack sequence number", 1<<32-1, func(v int64) { ps.ack = uint32(v) }) &&
+		p.optionalUint("win", "TCP window value", 1<<16-1, func(v int64) { ps.win = int(v) }) &&
+		p.optionalUint("urg", "urg_ptr value", 1<<16-1, func(v int64) { ps.urg = int(v) })
+}
+
+// optionalUint consumes "word N", N in [0, max], if the next token is
+// word, and hands N to set. It returns false if N does not parse.
+func (p *parser) optionalUint(word, what string, max int64, set func(int64)) bool {
+	if !p.tok.isWord(word) {
+		return true
 	}
-	if p.tok.isWord("win") {
-		p.next()
-		v, ok := p.expectUint("TCP window value", 1<<16-1)
-		if !ok {
-			return false
-		}
-		ps.win = int(v)
+	p.next()
+	v, ok := p.expectUint(what, max)
+	if ok {
+		set(v)
 	}
-	if p.tok.isWord("urg") {
-		p.next()
-		v, ok := p.expectUint("urg_ptr value", 1<<16-1)
-		if !ok {
-			return false
-		}
-		ps.urg = int(v)
-	}
-	return true
+	return ok
 }
 
 // packetOptions parses the TCP options, <...> or <opt, opt...>, if any.

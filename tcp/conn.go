@@ -536,15 +536,13 @@ func (c *Conn) closeWrite(now instant, cause Cause) {
 // The connection lives on as an orphan until it reaches CLOSED.
 func (c *Conn) Close(t time.Time) {
 	now := c.at(t)
-	if c.orphan {
+	if c.orphan { // closed already
 		return
 	}
-	c.orphan = true
-	c.rq.rdShut = true
-	switch c.state {
-	case Closed:
-		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
+	if c.disown() {
 		return
+	}
+	switch c.state {
 	case Listen, SynSent:
 		c.setState(Closed, "call CLOSE")
 		return
@@ -566,16 +564,28 @@ func (c *Conn) Close(t time.Time) {
 // RST if synchronized, then CLOSED.
 func (c *Conn) Abort(t time.Time) {
 	now := c.at(t)
-	c.orphan = true
-	c.rq.rdShut = true
-	switch c.state {
-	case Closed:
-		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
+	if c.disown() {
 		return
+	}
+	switch c.state {
 	case SynRcvd, Established, FinWait1, FinWait2, CloseWait:
 		c.sendRST(now, c.snd.max, true)
 	}
 	c.setState(Closed, "call ABORT")
+}
+
+// disown makes the connection an orphan that the application reads no
+// more, for Close and Abort. It reports whether the connection was already
+// CLOSED: then there is nothing left to do but give back the buffer of its
+// unread data.
+func (c *Conn) disown() (closed bool) {
+	c.orphan = true
+	c.rq.rdShut = true
+	if c.state == Closed {
+		c.dropRcvQueue() // unread data nobody can read now: its buffer goes back
+		return true
+	}
+	return false
 }
 
 // Discard ends the connection without sending anything: the stack forgets a

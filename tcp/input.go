@@ -337,101 +337,43 @@ func (c *Conn) acceptable(seg *Segment) bool {
 
 // inputSynchronized handles SYN_RCVD and every later state: 3.10.7.4's
 // "otherwise" branch, in its order: sequence number, RST, SYN, ACK, text, FIN.
+// Each step that can end the segment's processing returns whether to go on.
 func (c *Conn) inputSynchronized(now instant, seg *Segment) {
-	rst := seg.Flags&flagRST != 0
-	syn := seg.Flags&flagSYN != 0
-
-	// A retransmitted SYN in SYN_RCVD: the peer did not hear our SYN,ACK.
-	if c.state == SynRcvd && syn && !rst && seg.Flags&flagACK == 0 && seg.SEQ == c.rcv.irs {
+	// Two handshake segments that the acceptability test would refuse.
+	if c.retransmittedSYN(seg) {
+		// The peer did not hear our SYN,ACK: send it again.
 		c.sendSYN(now, true)
 		return
 	}
-
-	// Simultaneous open: the peer's SYN,ACK crosses ours. Its SYN lies just
-	// before RCV.NXT, so the acceptability test would refuse it; like Linux
-	// (6.11, "Don't drop SYN+ACK for simultaneous connect()") we take its ACK
-	// and complete the handshake without answering.
-	if c.state == SynRcvd && !c.passive && syn && !rst && seg.Flags&flagACK != 0 &&
-		seg.SEQ == c.rcv.irs && seg.ACK.GreaterThan(c.snd.una) && seg.ACK.LessThanEq(c.snd.nxt) {
-		c.snd.una = seg.ACK
-		c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
-		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
-		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
-		c.rtx.backoff = 0
-		c.timer.rto = instant(0)
-		c.setState(Established, "rcv SYN,ACK")
-		c.armKeepalive(now)
-		c.output(now)
+	if c.crossedSynAck(seg) {
+		c.completeCrossedOpen(now, seg)
 		return
 	}
 
-	// RFC 7323 5.3 PAWS: a segment whose timestamp is older than TS.Recent is
-	// an old duplicate. Linux accepts segments without a timestamp.
-	if c.opt.tsOK && seg.Options.HasTimestamp && !rst && c.state != SynRcvd {
-		if int32(seg.Options.TSVal-c.opt.tsRecent) < 0 && now.Sub(c.opt.tsRecentAt) < pawsIdle {
-			c.sendAck(now)
-			return
-		}
+	// RFC 7323 5.3 PAWS, before the sequence number.
+	if c.pawsRejects(now, seg) {
+		c.sendAck(now)
+		return
 	}
 
 	// First: the sequence number.
 	if !c.acceptable(seg) {
-		// A duplicate still refreshes TS.Recent (RFC 7323 4.3: SEG.SEQ =<
-		// Last.ACK.sent), so our ACK echoes the retransmission that caused
-		// it and the sender does not measure its timeout as RTT.
-		c.updateTSRecent(now, seg)
-		if !rst && len(seg.Payload) > 0 && seg.SEQ.LessThan(c.rcv.nxt) {
-			// An old duplicate: report it (RFC 2883), as Linux's
-			// tcp_send_dupack.
-			c.setDSACK(seg.SEQ, seg.SEQ.Add(seg.Len()))
-		}
-		if !rst {
-			// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. In TIME_WAIT a
-			// retransmitted FIN also restarts the 2MSL timer.
-			if c.state == TimeWait && seg.Flags&flagFIN != 0 {
-				c.timer.close = now.Add(c.cfg.TimeWait)
-			}
-			if c.state == TimeWait || !c.oowLimited(now, seg, false) {
-				c.sendAck(now)
-			}
-		}
+		c.inputUnacceptable(now, seg)
 		return
 	}
 	c.lastRcv = now
 	c.keepProbes = 0
 	c.armKeepalive(now)
 
-	// Second: RST. RFC 5961 3.2: only a RST at exactly RCV.NXT resets; one
-	// elsewhere in the window draws a challenge ACK.
-	if rst {
-		if seg.SEQ != c.rcv.nxt {
-			c.challengeAck(now, seg)
-			return
-		}
-		switch c.state {
-		case SynRcvd:
-			if c.passive {
-				// A passive open goes back to LISTEN: the listener lives on.
-				c.setState(Listen, "rcv RST")
-				return
-			}
-			c.fail(syscall.ECONNREFUSED, "rcv RST")
-		case Established, FinWait1, FinWait2:
-			c.fail(syscall.ECONNRESET, "rcv RST")
-		case CloseWait:
-			// Linux reports EPIPE: the peer has already said it is done.
-			c.fail(syscall.EPIPE, "rcv RST")
-		case Closing, LastAck:
-			c.fail(syscall.ECONNRESET, "rcv RST")
-		default: // TIME_WAIT: nobody is left to hear of it
-			c.setState(Closed, "rcv RST")
-		}
+	// Second: RST. (Third, security, has no meaning here.)
+	if seg.Flags&flagRST != 0 {
+		c.inputRST(now, seg)
 		return
 	}
 
 	// Fourth: SYN. RFC 5961 4.2: in a synchronized state any SYN draws a
 	// challenge ACK; the peer, if it really restarted, answers with a RST.
-	if syn {
+	if seg.Flags&flagSYN != 0 {
 		c.challengeAck(now, seg)
 		return
 	}
@@ -440,25 +382,132 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	if seg.Flags&flagACK == 0 {
 		return
 	}
-	if c.state == SynRcvd {
-		// SND.UNA < SEG.ACK =< SND.NXT completes the handshake.
-		if seg.ACK.LessThanEq(c.snd.una) || seg.ACK.GreaterThan(c.snd.nxt) {
-			c.replyRST(now, seg)
-			return
-		}
-		c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
-		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
-		c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
-		c.setState(Established, "rcv ACK of SYN")
-		c.armKeepalive(now)
+	if c.state == SynRcvd && !c.inputAckOfSYN(now, seg) {
+		return
 	}
 	if !c.processAck(now, seg) {
 		return
 	}
-
 	c.updateTSRecent(now, seg)
 
 	// Sixth and seventh: the text, and the FIN.
+	if !c.inputTextAndFIN(now, seg) {
+		return
+	}
+	c.output(now)
+	c.maybeAck(now)
+}
+
+// retransmittedSYN reports a retransmission of the peer's SYN in SYN_RCVD.
+func (c *Conn) retransmittedSYN(seg *Segment) bool {
+	return c.state == SynRcvd && seg.Flags&flagsSynAckRst == flagSYN && seg.SEQ == c.rcv.irs
+}
+
+// crossedSynAck reports, in an active open's SYN_RCVD (a simultaneous open),
+// the peer's SYN,ACK crossing ours and acknowledging our SYN. Its SYN lies
+// just before RCV.NXT, so the acceptability test would refuse it; like Linux
+// (6.11, "Don't drop SYN+ACK for simultaneous connect()") we take its ACK
+// and complete the handshake without answering.
+func (c *Conn) crossedSynAck(seg *Segment) bool {
+	return c.state == SynRcvd && !c.passive && seg.Flags&flagsSynAckRst == flagSYN|flagACK &&
+		seg.SEQ == c.rcv.irs && seg.ACK.GreaterThan(c.snd.una) && seg.ACK.LessThanEq(c.snd.nxt)
+}
+
+// completeCrossedOpen takes a crossed SYN,ACK's ACK and window and moves to
+// ESTABLISHED.
+func (c *Conn) completeCrossedOpen(now instant, seg *Segment) {
+	c.snd.una = seg.ACK
+	c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
+	c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
+	c.rtx.backoff = 0
+	c.timer.rto = instant(0)
+	c.setState(Established, "rcv SYN,ACK")
+	c.armKeepalive(now)
+	c.output(now)
+}
+
+// pawsRejects is RFC 7323 5.3 PAWS: a segment whose timestamp is older than
+// TS.Recent is an old duplicate, answered with an ACK and dropped. Linux
+// accepts segments without a timestamp.
+func (c *Conn) pawsRejects(now instant, seg *Segment) bool {
+	if !c.opt.tsOK || !seg.Options.HasTimestamp || seg.Flags&flagRST != 0 || c.state == SynRcvd {
+		return false
+	}
+	return int32(seg.Options.TSVal-c.opt.tsRecent) < 0 && now.Sub(c.opt.tsRecentAt) < pawsIdle
+}
+
+// inputUnacceptable handles a segment that fails the acceptability test:
+// unless it is a RST, it is answered with <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+// and dropped.
+func (c *Conn) inputUnacceptable(now instant, seg *Segment) {
+	// A duplicate still refreshes TS.Recent (RFC 7323 4.3: SEG.SEQ =<
+	// Last.ACK.sent), so our ACK echoes the retransmission that caused
+	// it and the sender does not measure its timeout as RTT.
+	c.updateTSRecent(now, seg)
+	if seg.Flags&flagRST != 0 {
+		return
+	}
+	if len(seg.Payload) > 0 && seg.SEQ.LessThan(c.rcv.nxt) {
+		// An old duplicate: report it (RFC 2883), as Linux's
+		// tcp_send_dupack.
+		c.setDSACK(seg.SEQ, seg.SEQ.Add(seg.Len()))
+	}
+	// In TIME_WAIT a retransmitted FIN also restarts the 2MSL timer.
+	if c.state == TimeWait && seg.Flags&flagFIN != 0 {
+		c.timer.close = now.Add(c.cfg.TimeWait)
+	}
+	if c.state == TimeWait || !c.oowLimited(now, seg, false) {
+		c.sendAck(now)
+	}
+}
+
+// inputRST handles an acceptable RST. RFC 5961 3.2: only a RST at exactly
+// RCV.NXT resets; one elsewhere in the window draws a challenge ACK.
+func (c *Conn) inputRST(now instant, seg *Segment) {
+	if seg.SEQ != c.rcv.nxt {
+		c.challengeAck(now, seg)
+		return
+	}
+	switch c.state {
+	case SynRcvd:
+		if c.passive {
+			// A passive open goes back to LISTEN: the listener lives on.
+			c.setState(Listen, "rcv RST")
+			return
+		}
+		c.fail(syscall.ECONNREFUSED, "rcv RST")
+	case Established, FinWait1, FinWait2:
+		c.fail(syscall.ECONNRESET, "rcv RST")
+	case CloseWait:
+		// Linux reports EPIPE: the peer has already said it is done.
+		c.fail(syscall.EPIPE, "rcv RST")
+	case Closing, LastAck:
+		c.fail(syscall.ECONNRESET, "rcv RST")
+	default: // TIME_WAIT: nobody is left to hear of it
+		c.setState(Closed, "rcv RST")
+	}
+}
+
+// inputAckOfSYN is the fifth check's SYN_RCVD case: SND.UNA < SEG.ACK =<
+// SND.NXT completes the handshake; any other ACK is answered with a RST
+// and the segment dropped (it returns false).
+func (c *Conn) inputAckOfSYN(now instant, seg *Segment) bool {
+	if seg.ACK.LessThanEq(c.snd.una) || seg.ACK.GreaterThan(c.snd.nxt) {
+		c.replyRST(now, seg)
+		return false
+	}
+	c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
+	c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
+	c.setState(Established, "rcv ACK of SYN")
+	c.armKeepalive(now)
+	return true
+}
+
+// inputTextAndFIN is the sixth and seventh checks: the segment's text and
+// its FIN. It returns false when the connection was reset instead.
+func (c *Conn) inputTextAndFIN(now instant, seg *Segment) bool {
 	switch c.state {
 	case Established, FinWait1, FinWait2:
 		if c.rq.rdShut && (c.state == FinWait1 || c.state == FinWait2) && len(seg.Payload) > 0 &&
@@ -467,7 +516,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 			// never read it again is answered with a reset.
 			c.replyRST(now, seg)
 			c.fail(syscall.ECONNRESET, "rcv data after close")
-			return
+			return false
 		}
 		c.processText(now, seg, seg.SEQ, seg.Payload)
 	case CloseWait, Closing, LastAck, TimeWait:
@@ -480,8 +529,7 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 			c.sendAck(now)
 		}
 	}
-	c.output(now)
-	c.maybeAck(now)
+	return true
 }
 
 // oowRateLimit is how often a connection answers segments outside its

@@ -274,11 +274,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 			c.fail(syscall.ETIMEDOUT, "timer SYN retries")
 			return
 		}
-		c.rtx.backoff++
-		c.countRetrans()
-		c.countTimeout()
-		c.sendSYN(now, false)
-		c.armRTO(now)
+		c.resendSYN(now, false)
 		return
 	case SynRcvd:
 		if int(c.rtx.backoff) >= c.cfg.SynAckRetries {
@@ -291,11 +287,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 			}
 			return
 		}
-		c.rtx.backoff++
-		c.countRetrans()
-		c.countTimeout()
-		c.sendSYN(now, true)
-		c.armRTO(now)
+		c.resendSYN(now, true)
 		return
 	}
 	if c.flight() == 0 {
@@ -309,6 +301,16 @@ func (c *Conn) retransmitTimeout(now instant) {
 	c.countTimeout()
 	c.rtx.rtoTSval = c.tsNow(now)
 	c.enterLoss(now)
+	c.armRTO(now)
+}
+
+// resendSYN retransmits our SYN (synAck: our SYN,ACK) when its timer
+// expires, and re-arms the timer backed off once more.
+func (c *Conn) resendSYN(now instant, synAck bool) {
+	c.rtx.backoff++
+	c.countRetrans()
+	c.countTimeout()
+	c.sendSYN(now, synAck)
 	c.armRTO(now)
 }
 

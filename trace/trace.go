@@ -95,37 +95,21 @@ var ErrNotTCP = errors.New("trace: not a TCP packet")
 // ParsePacket parses an IPv4 or IPv6 packet carrying TCP.
 func ParsePacket(pkt []byte) (Packet, error) {
 	var p Packet
-	var payload []byte
-	var src, dst netip.Addr
-	switch {
-	case len(pkt) > 0 && pkt[0]>>4 == 4:
-		h, pl, err := wire.ParseIPv4(pkt)
-		if err != nil {
-			return p, err
-		}
-		if h.Protocol != wire.ProtoTCP {
-			return p, ErrNotTCP
-		}
-		src, dst, p.TTL, payload = h.Src, h.Dst, h.TTL, pl
-	case len(pkt) > 0 && pkt[0]>>4 == 6:
-		h, pl, err := wire.ParseIPv6(pkt)
-		if err != nil {
-			return p, err
-		}
-		if h.NextHeader != wire.ProtoTCP {
-			return p, ErrNotTCP
-		}
-		src, dst, p.TTL, payload, p.IPv6 = h.Src, h.Dst, h.HopLimit, pl, true
-	default:
-		return p, wire.ErrBadVersion
+	ip, payload, err := wire.ParseIP(pkt)
+	if err != nil {
+		return p, err
 	}
+	if ip.Protocol != wire.ProtoTCP {
+		return p, ErrNotTCP
+	}
+	p.TTL, p.IPv6 = ip.TTL, ip.V6
 	t, data, err := wire.ParseTCP(payload)
 	if err != nil {
 		return p, err
 	}
 	p.TCP = t
-	p.Src = netip.AddrPortFrom(src, t.SrcPort)
-	p.Dst = netip.AddrPortFrom(dst, t.DstPort)
+	p.Src = netip.AddrPortFrom(ip.Src, t.SrcPort)
+	p.Dst = netip.AddrPortFrom(ip.Dst, t.DstPort)
 	p.PayloadLen = len(data)
 	if t.DataOffset > wire.TCPHeaderLen {
 		p.Options, _ = wire.ParseTCPOptionList(payload[wire.TCPHeaderLen:t.DataOffset])

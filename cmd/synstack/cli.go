@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +24,8 @@ import (
 
 // What the commands share besides the TUN device: usage text that lists
 // every flag with its default, the checks of addresses and ports made
-// before anything is created, and the admin endpoint.
+// before anything is created, the signals that stop a command or ask for
+// its counters, and the admin endpoint.
 
 // usageFunc returns a flag.FlagSet's Usage: text, then every flag with its
 // default (flag.PrintDefaults leaves out zero defaults; an operator wants
@@ -119,7 +123,11 @@ func adminListenAddr(value string) (addr string, public bool, err error) {
 // listenAdmin listens for --admin before anything else is created, so that
 // a busy port or a bad address fails the command at once. A non-loopback
 // address works, with a warning on log.
+// Without --admin (value is "") it listens for nothing and returns nil.
 func listenAdmin(log io.Writer, cmd, value string) (net.Listener, error) {
+	if value == "" {
+		return nil, nil
+	}
 	addr, public, err := adminListenAddr(value)
 	if err != nil {
 		return nil, err
@@ -178,4 +186,72 @@ func adminConfig(on bool) (*admin.Observer, synstack.Config) {
 	}
 	obs := admin.NewObserver()
 	return obs, synstack.Config{OnTransition: obs.OnTransition}
+}
+
+// parseFlagsOnly parses args with fs for a command (cmd) that takes flags
+// only: a positional argument is an error.
+func parseFlagsOnly(fs *flag.FlagSet, cmd string, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see synstack %s --help)", fs.Arg(0), cmd)
+	}
+	return nil
+}
+
+// commandError names the command in err, unless it is flag.ErrHelp (the
+// usage is printed, and the command succeeds).
+func commandError(cmd string, err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}
+
+// exactlyOne reports whether exactly one of the flags is on: a command's
+// modes exclude each other.
+func exactlyOne(on ...bool) bool {
+	n := 0
+	for _, o := range on {
+		if o {
+			n++
+		}
+	}
+	return n == 1
+}
+
+// runSignals are the signals of a command that runs until stopped (serve,
+// forward, impair): SIGINT or SIGTERM ends ctx, SIGUSR1 asks for the
+// counters.
+type runSignals struct {
+	ctx  context.Context // done at SIGINT or SIGTERM
+	stop context.CancelFunc
+	usr1 chan os.Signal
+}
+
+// notifySignals starts catching the signals; stopSignals ends it.
+func notifySignals() *runSignals {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	return &runSignals{ctx: ctx, stop: stop, usr1: usr1}
+}
+
+// wait calls onUsr1 at each SIGUSR1 until SIGINT or SIGTERM.
+func (s *runSignals) wait(onUsr1 func()) {
+	for s.ctx.Err() == nil {
+		select {
+		case <-s.ctx.Done():
+		case <-s.usr1:
+			onUsr1()
+		}
+	}
+}
+
+// stopSignals stops catching the signals: a second Ctrl-C then ends the
+// program at once.
+func (s *runSignals) stopSignals() {
+	s.stop()
+	signal.Stop(s.usr1)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -60,179 +57,180 @@ Needs root or CAP_NET_ADMIN: sudo "$(go env GOPATH)/bin/synstack" forward ...
 flags:
 `
 
-func runForward(stderr io.Writer, args []string) error {
+// forwardConfig is what forward's command line asks for.
+type forwardConfig struct {
+	tf           tunFlags
+	to           string // --to HOST:PORT
+	direct       bool
+	socks        string // --socks5 HOST:PORT
+	socksUser    string
+	deferred     bool
+	routes       prefixList
+	mark         int
+	dialTimeout  time.Duration
+	idleTimeout  time.Duration
+	maxPending   int
+	maxRelays    int
+	maxPerSource int
+	admin        string
+}
+
+// parseForward parses and checks forward's arguments; nothing is created.
+func parseForward(stderr io.Writer, args []string) (*forwardConfig, error) {
 	fs := flag.NewFlagSet("forward", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var tf tunFlags
-	tf.register(fs)
-	to := fs.String("to", "", "relay every connection to `HOST:PORT`")
-	direct := fs.Bool("direct", false, "dial each connection's original destination from the host")
-	socks := fs.String("socks5", "", "relay through the SOCKS5 proxy at `HOST:PORT`")
-	socksUser := fs.String("socks5-user", "", "SOCKS5 user name (the password comes from $SYNSTACK_SOCKS5_PASSWORD)")
-	deferred := fs.Bool("deferred", false, "dial the upstream before answering the client's SYN")
-	var routes prefixList
-	fs.Var(&routes, "route", "add a kernel route for `CIDR` into the device (repeatable; removed at exit)")
-	mark := fs.Int("mark", 0, "SO_MARK for the host's dials to upstreams (0: none)")
-	dialTimeout := fs.Duration("dial-timeout", forward.DefaultDialTimeout, "how long a dial to the upstream may take")
-	idleTimeout := fs.Duration("idle-timeout", 0, "reset connections idle this long both ways (0: never)")
-	maxPending := fs.Int("max-pending", synstack.DefaultMaxPendingForwards, "connection requests waiting for their upstream, at most")
-	maxRelays := fs.Int("max-relays", forward.DefaultMaxRelays, "connections handled at once (dial and relay), at most; more are refused (RST)")
-	maxPerSource := fs.Int("max-relays-per-source", 0, "connections one client address may have handled at once (0: only --max-relays)")
+	c := &forwardConfig{}
+	c.tf.register(fs)
+	fs.StringVar(&c.to, "to", "", "relay every connection to `HOST:PORT`")
+	fs.BoolVar(&c.direct, "direct", false, "dial each connection's original destination from the host")
+	fs.StringVar(&c.socks, "socks5", "", "relay through the SOCKS5 proxy at `HOST:PORT`")
+	fs.StringVar(&c.socksUser, "socks5-user", "", "SOCKS5 user name (the password comes from $SYNSTACK_SOCKS5_PASSWORD)")
+	fs.BoolVar(&c.deferred, "deferred", false, "dial the upstream before answering the client's SYN")
+	fs.Var(&c.routes, "route", "add a kernel route for `CIDR` into the device (repeatable; removed at exit)")
+	fs.IntVar(&c.mark, "mark", 0, "SO_MARK for the host's dials to upstreams (0: none)")
+	fs.DurationVar(&c.dialTimeout, "dial-timeout", forward.DefaultDialTimeout, "how long a dial to the upstream may take")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "reset connections idle this long both ways (0: never)")
+	fs.IntVar(&c.maxPending, "max-pending", synstack.DefaultMaxPendingForwards, "connection requests waiting for their upstream, at most")
+	fs.IntVar(&c.maxRelays, "max-relays", forward.DefaultMaxRelays, "connections handled at once (dial and relay), at most; more are refused (RST)")
+	fs.IntVar(&c.maxPerSource, "max-relays-per-source", 0, "connections one client address may have handled at once (0: only --max-relays)")
 	adminAddr := adminFlag(fs)
 	fs.Usage = usageFunc(stderr, fs, forwardUsage)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, "forward", args); err != nil {
+		return nil, err
+	}
+	c.admin = *adminAddr
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// check checks the flags' values, alone and together.
+func (c *forwardConfig) check() error {
+	if err := c.tf.check(); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("forward: unexpected argument %q (flags only; see synstack forward --help)", fs.Arg(0))
+	if !exactlyOne(c.to != "", c.direct, c.socks != "") {
+		return errors.New("say where to relay: one of --to HOST:PORT, --direct, --socks5 HOST:PORT")
 	}
-	if err := tf.check(); err != nil {
-		return fmt.Errorf("forward: %w", err)
-	}
-	n := 0
-	for _, on := range []bool{*to != "", *direct, *socks != ""} {
-		if on {
-			n++
-		}
-	}
-	if n != 1 {
-		return errors.New("forward: say where to relay: one of --to HOST:PORT, --direct, --socks5 HOST:PORT")
-	}
-	for _, a := range []struct{ flag, v string }{{"to", *to}, {"socks5", *socks}} {
+	for _, a := range []struct{ flag, v string }{{"to", c.to}, {"socks5", c.socks}} {
 		if a.v == "" {
 			continue
 		}
 		_, port, err := net.SplitHostPort(a.v)
 		if err != nil {
-			return fmt.Errorf("forward: --%s %s: want HOST:PORT, as 127.0.0.1:8080: %v", a.flag, a.v, err)
+			return fmt.Errorf("--%s %s: want HOST:PORT, as 127.0.0.1:8080: %v", a.flag, a.v, err)
 		}
 		if _, err := checkPort(a.flag, a.v, port); err != nil {
-			return fmt.Errorf("forward: %w", err)
+			return err
 		}
 	}
 	for _, v := range []struct {
 		flag string
 		n    int
-	}{{"max-relays", *maxRelays}, {"max-relays-per-source", *maxPerSource}, {"max-pending", *maxPending}, {"mark", *mark}} {
+	}{{"max-relays", c.maxRelays}, {"max-relays-per-source", c.maxPerSource}, {"max-pending", c.maxPending}, {"mark", c.mark}} {
 		if v.n < 0 {
-			return fmt.Errorf("forward: --%s %d: want 0 or more", v.flag, v.n)
+			return fmt.Errorf("--%s %d: want 0 or more", v.flag, v.n)
 		}
 	}
-	if *maxRelays == 0 {
-		return errors.New("forward: --max-relays 0 would refuse every connection: want 1 or more")
+	if c.maxRelays == 0 {
+		return errors.New("--max-relays 0 would refuse every connection: want 1 or more")
 	}
-	var als net.Listener
-	if *adminAddr != "" {
-		var err error
-		if als, err = listenAdmin(stderr, "forward", *adminAddr); err != nil {
-			return fmt.Errorf("forward: %w", err)
-		}
-	}
+	return nil
+}
 
-	nd := &net.Dialer{}
-	if *mark != 0 {
-		m := *mark
-		nd.Control = func(network, address string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, m)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	fw := &forward.Forwarder{
+// forwarder returns the Forwarder the flags ask for, without its loop
+// check. upstream is the address the host dials for a target: the proxy's
+// with --socks5, the target itself otherwise; what names the upstream for
+// the log.
+func (c *forwardConfig) forwarder() (fw *forward.Forwarder, upstream func(target string) string, what string) {
+	nd := markedDialer(c.mark)
+	fw = &forward.Forwarder{
 		Dial:               nd.DialContext,
-		Deferred:           *deferred,
-		DialTimeout:        *dialTimeout,
-		Relay:              forward.RelayOptions{IdleTimeout: *idleTimeout},
-		MaxRelays:          *maxRelays,
-		MaxRelaysPerSource: *maxPerSource,
+		Deferred:           c.deferred,
+		DialTimeout:        c.dialTimeout,
+		Relay:              forward.RelayOptions{IdleTimeout: c.idleTimeout},
+		MaxRelays:          c.maxRelays,
+		MaxRelaysPerSource: c.maxPerSource,
 	}
-	// upstream is the address the host dials for a target: the proxy's
-	// with --socks5, the target itself otherwise.
-	upstream := func(target string) string { return target }
-	what := "the original destination"
+	upstream = func(target string) string { return target }
+	what = "the original destination"
 	switch {
-	case *to != "":
-		fw.Target = forward.To(*to)
-		what = *to
-	case *socks != "":
-		upstream = func(string) string { return *socks }
+	case c.to != "":
+		fw.Target = forward.To(c.to)
+		what = c.to
+	case c.socks != "":
+		socks := c.socks
+		upstream = func(string) string { return socks }
 		var auth *proxy.Auth
-		if *socksUser != "" {
-			auth = &proxy.Auth{User: *socksUser, Password: os.Getenv("SYNSTACK_SOCKS5_PASSWORD")}
+		if c.socksUser != "" {
+			auth = &proxy.Auth{User: c.socksUser, Password: os.Getenv("SYNSTACK_SOCKS5_PASSWORD")}
 		}
-		fw.Dial = forward.SOCKS5(*socks, auth, nd.DialContext)
-		what = "SOCKS5 proxy " + *socks
+		fw.Dial = forward.SOCKS5(c.socks, auth, nd.DialContext)
+		what = "SOCKS5 proxy " + c.socks
 	}
+	return fw, upstream, what
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-
-	obs, cfg := adminConfig(als != nil)
-	ts, err := openTunStack(stderr, "forward", &tf, cfg)
-	if err != nil {
-		if als != nil {
-			als.Close()
+// markedDialer is the host's dialer to upstreams: its sockets carry
+// SO_MARK mark, unless mark is 0.
+func markedDialer(mark int) *net.Dialer {
+	nd := &net.Dialer{}
+	if mark == 0 {
+		return nd
+	}
+	nd.Control = func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, mark)
+		})
+		if err != nil {
+			return err
 		}
+		return serr
+	}
+	return nd
+}
+
+// runForward is synstack forward: it relays every connection routed into
+// the device until SIGINT or SIGTERM.
+func runForward(stderr io.Writer, args []string) error {
+	c, err := parseForward(stderr, args)
+	if err != nil {
+		return commandError("forward", err)
+	}
+	run, err := startTunRun(stderr, "forward", &c.tf, c.admin)
+	if err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
-	if als != nil {
-		defer serveAdmin(ts, als, obs)()
-	}
-	guard := &loopGuard{dev: ts.ep.Index(), devName: ts.ep.Name(), mark: uint32(*mark)}
-	for _, p := range tf.addrs {
+	defer run.stop()
+	ts := run.ts
+	fw, upstream, what := c.forwarder()
+	guard := &loopGuard{dev: ts.ep.Index(), devName: ts.ep.Name(), mark: uint32(c.mark)}
+	for _, p := range c.tf.addrs {
 		guard.own = append(guard.own, p.Addr())
 	}
 	fw.Check = func(req *synstack.ForwardRequest, target string) error {
 		return guard.check(upstream(target))
 	}
-	ts.st.SetForwarder(fw, synstack.ForwardOptions{MaxPending: *maxPending})
-	var added []*netlink.Route
-	for _, p := range routes {
-		r, err := addRoute(ts.ep.Index(), p)
-		if err != nil {
-			removeRoutes(ts, added)
-			fw.Close()
-			ts.close()
-			return fmt.Errorf("forward: route %s: %w", p, err)
-		}
-		added = append(added, r)
-		ts.logf("route %s into %s", p, ts.ep.Name())
+	ts.st.SetForwarder(fw, synstack.ForwardOptions{MaxPending: c.maxPending})
+	added, err := addRoutes(ts, c.routes)
+	if err != nil {
+		fw.Close()
+		ts.close()
+		return fmt.Errorf("forward: %w", err)
 	}
 	mode := "immediate"
-	if *deferred {
+	if c.deferred {
 		mode = "deferred"
 	}
 	ts.logf("forwarding every TCP connection into %s to %s (%s handshake)", ts.ep.Name(), what, mode)
 
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watchDone sync.WaitGroup
-	watchDone.Add(1)
-	go func() {
-		defer watchDone.Done()
-		ts.watchKernel(watchCtx)
-	}()
 	printStats := func() {
 		st := fw.Stats()
 		ts.printStats(stderr, st.Active, nil, &st)
 	}
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-usr1:
-			printStats()
-		}
-	}
-	stop()
-	stopWatch()
-	watchDone.Wait()
+	run.untilSignal(printStats)
 
 	if st := fw.Stats(); st.Loops+st.LimitRefused+st.SourceLimitRefused > 0 {
 		ts.logf("refused %d connections that would have looped, %d beyond --max-relays, %d beyond --max-relays-per-source",
@@ -248,6 +246,22 @@ func runForward(stderr io.Writer, args []string) error {
 		return fmt.Errorf("forward: %w", err)
 	}
 	return nil
+}
+
+// addRoutes routes each prefix into the device, saying so. On a failure it
+// removes the routes it added.
+func addRoutes(ts *tunStack, prefixes prefixList) ([]*netlink.Route, error) {
+	var added []*netlink.Route
+	for _, p := range prefixes {
+		r, err := addRoute(ts.ep.Index(), p)
+		if err != nil {
+			removeRoutes(ts, added)
+			return nil, fmt.Errorf("route %s: %w", p, err)
+		}
+		added = append(added, r)
+		ts.logf("route %s into %s", p, ts.ep.Name())
+	}
+	return added, nil
 }
 
 // addRoute routes p into the device with the given index.

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/synstack/synstack/link/sim"
@@ -234,11 +230,8 @@ func runImpair(stderr io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+	sig := notifySignals()
+	defer sig.stopSignals()
 
 	im, err := openImpair(c)
 	if err != nil {
@@ -262,14 +255,7 @@ func runImpair(stderr io.Writer, args []string) error {
 		enc.SetEscapeHTML(false) // "a>b", not "a\u003eb"
 		enc.Encode(im.stats())
 	}
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case <-usr1:
-			printStats()
-		}
-	}
+	sig.wait(printStats)
 	printStats()
 	if err := im.close(); err != nil {
 		return fmt.Errorf("impair: %w", err)

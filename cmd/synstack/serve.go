@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/synstack/synstack"
@@ -95,23 +93,14 @@ func parseServe(stderr io.Writer, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", defaultReadHeaderTimeout, "HTTP: time to read a request's header (0: no limit)")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", defaultWriteTimeout, "HTTP: time from a request's header to the end of its response (0: no limit)")
 	fs.Usage = usageFunc(stderr, fs, serveUsage)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, "serve", args); err != nil {
 		return nil, err
 	}
 	c.admin = *adminAddr
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags only; see synstack serve --help)", fs.Arg(0))
-	}
 	if err := c.tf.check(); err != nil {
 		return nil, err
 	}
-	modes := 0
-	for _, on := range []bool{c.dir != "", c.echo, c.discard} {
-		if on {
-			modes++
-		}
-	}
-	if modes != 1 {
+	if !exactlyOne(c.dir != "", c.echo, c.discard) {
 		return nil, errors.New("say what to serve: one of --http DIR, --echo, --discard")
 	}
 	if c.dir != "" {
@@ -150,39 +139,16 @@ func parseServe(stderr io.Writer, args []string) (*serveConfig, error) {
 func runServe(stderr io.Writer, args []string) error {
 	c, err := parseServe(stderr, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("serve: %w", err)
+		return commandError("serve", err)
 	}
-	// The admin port is taken before the device is made: a busy port
-	// fails serve with nothing to undo.
-	var als net.Listener
-	if c.admin != "" {
-		if als, err = listenAdmin(stderr, "serve", c.admin); err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-
-	obs, cfg := adminConfig(als != nil)
-	ts, err := openTunStack(stderr, "serve", &c.tf, cfg)
+	run, err := startTunRun(stderr, "serve", &c.tf, c.admin)
 	if err != nil {
-		if als != nil {
-			als.Close()
-		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	if als != nil {
-		defer serveAdmin(ts, als, obs)()
-	}
+	defer run.stop()
+	ts := run.ts
 	lc := synstack.ListenConfig{Stack: ts.st, Backlog: c.backlog}
-	sln, err := lc.Listen(ctx, "tcp", c.listen)
+	sln, err := lc.Listen(run.sig.ctx, "tcp", c.listen)
 	if err != nil {
 		ts.close()
 		return fmt.Errorf("serve: --listen %s: %w", c.listen, err)
@@ -208,24 +174,7 @@ func runServe(stderr io.Writer, args []string) error {
 	}
 	ts.logf("listening on %s (%s; at most %s connections, idle timeout %s)", sln.Addr(), what, limitText(c.maxConns), durText(c.idleTimeout))
 
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var watchDone sync.WaitGroup
-	watchDone.Add(1)
-	go func() {
-		defer watchDone.Done()
-		ts.watchKernel(watchCtx)
-	}()
-
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-usr1:
-			ts.printStats(stderr, srv.active.Load(), srv, nil)
-		}
-	}
-	stop() // a second Ctrl-C ends serve at once
-	stopWatch()
-	watchDone.Wait()
+	run.untilSignal(func() { ts.printStats(stderr, srv.active.Load(), srv, nil) })
 
 	ts.logf("closing %d connections", srv.active.Load())
 	srv.shutdown(ln)

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,9 +22,10 @@ import (
 	"github.com/synstack/synstack/tcp"
 )
 
-// What serve and get share: a stack on a TUN device, the flags that
-// describe them, waiting for the kernel's side of the device, and a
-// close that lets connections finish before it removes the device.
+// What serve, forward and get share: a stack on a TUN device, the flags
+// that describe them, its admin endpoints, waiting for the kernel's side
+// of the device (and watching it until a signal), and a close that lets
+// connections finish before it removes the device.
 
 // prefixList is a flag taking one or more prefixes (10.99.0.2/24),
 // repeated or separated by commas.
@@ -205,6 +207,68 @@ func openTunStack(log io.Writer, cmd string, f *tunFlags, cfg synstack.Config) (
 		ts.logf("kernel side of %s: %s", ep.Name(), f.hostAddrs.String())
 	}
 	return ts, nil
+}
+
+// tunRun is a command that runs on a stack over a TUN device until a
+// signal (serve, forward): the stack, the signals, and its admin
+// endpoints.
+type tunRun struct {
+	ts        *tunStack
+	sig       *runSignals
+	stopAdmin func() // nil without --admin
+}
+
+// startTunRun does what serve and forward do first: it takes the --admin
+// port (adminAddr, "" for none) before the device is made, so that a busy
+// port fails the command with nothing to undo; starts catching the
+// signals; and opens the stack on the device, with the admin endpoints if
+// asked. The caller defers stop.
+func startTunRun(log io.Writer, cmd string, f *tunFlags, adminAddr string) (*tunRun, error) {
+	als, err := listenAdmin(log, cmd, adminAddr)
+	if err != nil {
+		return nil, err
+	}
+	sig := notifySignals()
+	obs, cfg := adminConfig(als != nil)
+	ts, err := openTunStack(log, cmd, f, cfg)
+	if err != nil {
+		if als != nil {
+			als.Close()
+		}
+		sig.stopSignals()
+		return nil, err
+	}
+	r := &tunRun{ts: ts, sig: sig}
+	if als != nil {
+		r.stopAdmin = serveAdmin(ts, als, obs)
+	}
+	return r, nil
+}
+
+// stop stops the admin endpoints and the catching of signals.
+func (r *tunRun) stop() {
+	if r.stopAdmin != nil {
+		r.stopAdmin()
+	}
+	r.sig.stopSignals()
+}
+
+// untilSignal watches the kernel's side of the device and calls onUsr1 at
+// each SIGUSR1 until SIGINT or SIGTERM. It then stops catching the signals,
+// so that a second Ctrl-C ends the program at once, and returns once the
+// watch has ended.
+func (r *tunRun) untilSignal(onUsr1 func()) {
+	watchCtx, stopWatch := context.WithCancel(r.sig.ctx)
+	var watchDone sync.WaitGroup
+	watchDone.Add(1)
+	go func() {
+		defer watchDone.Done()
+		r.ts.watchKernel(watchCtx)
+	}()
+	r.sig.wait(onUsr1)
+	r.sig.stopSignals()
+	stopWatch()
+	watchDone.Wait()
 }
 
 func (ts *tunStack) logf(format string, args ...any) {

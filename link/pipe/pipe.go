@@ -55,7 +55,7 @@ type Endpoint struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 
-	disp   atomic.Pointer[dispatcherBox]
+	disp   link.Attachment
 	drop   atomic.Pointer[func([]byte) bool]
 	closed atomic.Bool
 	once   sync.Once
@@ -63,9 +63,11 @@ type Endpoint struct {
 	sent, delivered, dropFull, dropMTU, dropFunc, dropClosed atomic.Uint64
 }
 
-type dispatcherBox struct{ d link.Dispatcher }
-
-var _ link.Endpoint = (*Endpoint)(nil)
+// An Endpoint is a link, and takes a packet in two pieces.
+var (
+	_ link.Endpoint     = (*Endpoint)(nil)
+	_ link.GatherWriter = (*Endpoint)(nil)
+)
 
 // New returns the two ends of an in-memory link carrying IP packets of at
 // most mtu bytes, with one receive queue each. Each end starts one
@@ -173,12 +175,12 @@ func (e *Endpoint) run(in <-chan *[]byte) {
 
 // deliver hands the packets in bufs to the dispatcher and releases them.
 func (e *Endpoint) deliver(bufs []*[]byte, pkts [][]byte) {
-	box := e.disp.Load()
+	d := e.disp.Get()
 	switch {
-	case box == nil:
+	case d == nil:
 		e.dropClosed.Add(uint64(len(bufs)))
 	case len(bufs) > 1:
-		if bd, ok := box.d.(link.BatchDispatcher); ok {
+		if bd, ok := d.(link.BatchDispatcher); ok {
 			for i, b := range bufs {
 				pkts[i] = *b
 			}
@@ -191,7 +193,7 @@ func (e *Endpoint) deliver(bufs []*[]byte, pkts [][]byte) {
 	default:
 		for _, b := range bufs {
 			e.delivered.Add(1)
-			box.d.DeliverPacket(*b)
+			d.DeliverPacket(*b)
 		}
 	}
 	for i, b := range bufs {
@@ -224,20 +226,12 @@ func (e *Endpoint) MTU() int { return e.mtu }
 
 // Attach sets the Dispatcher that receives the packets the peer writes.
 // Packets arriving before Attach are dropped (counted in DropClosed).
-func (e *Endpoint) Attach(d link.Dispatcher) {
-	if d == nil {
-		e.disp.Store(nil)
-		return
-	}
-	e.disp.Store(&dispatcherBox{d})
-}
+func (e *Endpoint) Attach(d link.Dispatcher) { e.disp.Set(d) }
 
 // WritePacket copies pkt into the peer's queue. A packet larger than the MTU,
 // one the drop function selects, or one that finds the queue full is dropped
 // and counted; none of these is an error. It returns ErrClosed after Close.
 func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pkt, nil) }
-
-var _ link.GatherWriter = (*Endpoint)(nil)
 
 // WritePacketGather implements link.GatherWriter: WritePacket of hdr
 // followed by payload, copied once, straight into the queued buffer. With
@@ -317,7 +311,7 @@ func (e *Endpoint) Close() error {
 		e.closed.Store(true)
 		close(e.done)
 		e.wg.Wait()
-		e.disp.Store(nil)
+		e.disp.Set(nil)
 		// Drain what is left so the buffers go back to the pool.
 		for _, in := range e.in {
 			e.drain(in)

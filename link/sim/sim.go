@@ -144,15 +144,11 @@ type partition struct {
 	gen   uint64
 }
 
+// cut partitions the link, for d if d > 0 (then it heals itself).
 func (c *partition) cut(clk clock.Clock, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on.Store(true)
-	c.gen++
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
+	c.setLocked(true)
 	if d > 0 {
 		gen := c.gen
 		c.timer = clk.AfterFunc(d, func() {
@@ -166,10 +162,17 @@ func (c *partition) cut(clk clock.Clock, d time.Duration) {
 	}
 }
 
+// heal ends the partition.
 func (c *partition) heal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.on.Store(false)
+	c.setLocked(false)
+}
+
+// setLocked turns the partition on or off and cancels a pending self-heal
+// (its generation is past). c.mu is held.
+func (c *partition) setLocked(on bool) {
+	c.on.Store(on)
 	c.gen++
 	if c.timer != nil {
 		c.timer.Stop()
@@ -269,11 +272,7 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 		fate = "rule-drop"
 	}
 	if fate != "" {
-		e.stats.Dropped++
-		p.stats.Dropped++
-		e.mu.Unlock()
-		p.trace(now, fate, len(pkt))
-		return nil
+		return e.dropUnlock(p, now, fate, len(pkt), func(s *Stats) { s.Dropped++ })
 	}
 	e.stats.Sent++
 	p.stats.Sent++
@@ -281,21 +280,13 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 	// replays a run even when the options differ only in probabilities.
 	rLoss, rDup, rReorder, rCorrupt, rJitter := p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64(), p.rng.Float64()
 	if rLoss < o.Loss {
-		e.stats.Lost++
-		p.stats.Lost++
-		e.mu.Unlock()
-		p.trace(now, "lost", len(pkt))
-		return nil
+		return e.dropUnlock(p, now, "lost", len(pkt), func(s *Stats) { s.Lost++ })
 	}
 	// The bottleneck: serialize after what is already queued.
 	depart := now
 	if o.Bandwidth > 0 {
 		if o.QueueLen > 0 && p.queued >= o.QueueLen {
-			e.stats.QueueDrops++
-			p.stats.QueueDrops++
-			e.mu.Unlock()
-			p.trace(now, "queue-drop", len(pkt))
-			return nil
+			return e.dropUnlock(p, now, "queue-drop", len(pkt), func(s *Stats) { s.QueueDrops++ })
 		}
 		start := now
 		if p.nextFree.After(start) {
@@ -348,6 +339,18 @@ func (e *Endpoint) WritePacket(pkt []byte) error {
 		p.trace(now, "duplicated", len(cp))
 		p.schedule(clk, now, delay+time.Duration(len(cp))*time.Nanosecond+time.Microsecond, append([]byte(nil), cp...))
 	}
+	return nil
+}
+
+// dropUnlock ends WritePacket for a packet of n bytes that p does not
+// carry: count adds it to the endpoint's and the path's Stats, e.mu (held)
+// is unlocked, and the drop is traced as fate. Like every drop, it is no
+// error.
+func (e *Endpoint) dropUnlock(p *path, now time.Time, fate string, n int, count func(*Stats)) error {
+	count(&e.stats)
+	count(&p.stats)
+	e.mu.Unlock()
+	p.trace(now, fate, n)
 	return nil
 }
 

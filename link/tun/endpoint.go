@@ -32,7 +32,7 @@ type Endpoint struct {
 	offload string // what was negotiated, for people
 	sys     sysState
 
-	disp   atomic.Pointer[dispatcherBox]
+	disp   link.Attachment
 	pool   sync.Pool
 	done   chan struct{}
 	wg     sync.WaitGroup
@@ -50,8 +50,6 @@ type queue struct {
 
 	packetsIn, packetsOut, writesOut, dropFull atomic.Uint64
 }
-
-type dispatcherBox struct{ d link.Dispatcher }
 
 // newEndpoint returns an endpoint of MTU mtu, with no queue yet.
 func newEndpoint(mtu int) *Endpoint {
@@ -81,7 +79,11 @@ func (e *Endpoint) start(queueLen int) {
 	}
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+// An Endpoint is a link, and takes a packet in two pieces.
+var (
+	_ link.Endpoint     = (*Endpoint)(nil)
+	_ link.GatherWriter = (*Endpoint)(nil)
+)
 
 // Name returns the device's name.
 func (e *Endpoint) Name() string { return e.name }
@@ -101,13 +103,7 @@ func (e *Endpoint) MTU() int { return e.mtu }
 
 // Attach sets the Dispatcher that receives the packets read from the
 // device; nil detaches it.
-func (e *Endpoint) Attach(d link.Dispatcher) {
-	if d == nil {
-		e.disp.Store(nil)
-		return
-	}
-	e.disp.Store(&dispatcherBox{d})
-}
+func (e *Endpoint) Attach(d link.Dispatcher) { e.disp.Set(d) }
 
 // WritePacket queues a copy of pkt for the device and returns at once; a
 // full queue drops it (counted in DropQueueFull). A TCP packet larger than
@@ -115,8 +111,6 @@ func (e *Endpoint) Attach(d link.Dispatcher) {
 // here; any other packet larger than the MTU is dropped (DropBad). It
 // returns ErrClosed after Close.
 func (e *Endpoint) WritePacket(pkt []byte) error { return e.WritePacketGather(pkt, nil) }
-
-var _ link.GatherWriter = (*Endpoint)(nil)
 
 // WritePacketGather implements link.GatherWriter: WritePacket of hdr
 // followed by payload, copied once, straight into the queued buffer. With
@@ -203,12 +197,12 @@ func (e *Endpoint) readLoop(q *queue) {
 			}
 			pkt = buf[afHdrLen:n] // the IP header's version says the family
 		}
-		box := e.disp.Load()
-		if box == nil {
+		d := e.disp.Get()
+		if d == nil {
 			e.dropNoDisp.Add(1)
 			continue
 		}
-		box.d.DeliverPacket(pkt)
+		d.DeliverPacket(pkt)
 		q.packetsIn.Add(1)
 	}
 }
@@ -399,7 +393,7 @@ func (e *Endpoint) Close() error {
 	var err error
 	e.once.Do(func() {
 		e.closed.Store(true)
-		e.disp.Store(nil)
+		e.disp.Set(nil)
 		close(e.done)
 		err = e.teardown()
 		e.wg.Wait()

@@ -258,13 +258,9 @@ func (e *Endpoint) KernelReady(addr netip.Addr) (bool, error) {
 	if e.closed.Load() {
 		return false, ErrClosed
 	}
-	nl, err := e.netlink("KernelReady")
+	nl, l, err := e.link("KernelReady")
 	if err != nil {
 		return false, err
-	}
-	l, err := nl.LinkByIndex(e.index)
-	if err != nil {
-		return false, fmt.Errorf("tun: %s: %w", e.name, err)
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		return false, nil
@@ -283,13 +279,9 @@ func (e *Endpoint) KernelReady(addr netip.Addr) (bool, error) {
 
 // HostAddrs returns the kernel's addresses on the device.
 func (e *Endpoint) HostAddrs() ([]netip.Prefix, error) {
-	nl, err := e.netlink("HostAddrs")
+	nl, l, err := e.link("HostAddrs")
 	if err != nil {
 		return nil, err
-	}
-	l, err := nl.LinkByIndex(e.index)
-	if err != nil {
-		return nil, fmt.Errorf("tun: %s: %w", e.name, err)
 	}
 	addrs, err := nl.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
@@ -314,6 +306,20 @@ func (e *Endpoint) netlink(op string) (*netlink.Handle, error) {
 		return nil, fmt.Errorf("tun: %s: %w for an endpoint of FromFD or FromFile (only for one of Open)", op, errors.ErrUnsupported)
 	}
 	return e.sys.nl, nil
+}
+
+// link returns the endpoint's netlink handle and the device's link, for
+// the method op.
+func (e *Endpoint) link(op string) (*netlink.Handle, netlink.Link, error) {
+	nl, err := e.netlink(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := nl.LinkByIndex(e.index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tun: %s: %w", e.name, err)
+	}
+	return nl, l, nil
 }
 
 // deviceGone reports whether a read's error means that nothing more will

@@ -115,13 +115,24 @@ func indent(s string) string {
 	return "\t" + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n\t")
 }
 
+// parse parses the segment line given to the method call, or fails the
+// test.
+func (tc *Conn) parse(call, line string) (spec, bool) {
+	tc.t.Helper()
+	s, err := parse(line)
+	if err != nil {
+		tc.fatalf("%s(%q): %v", call, line, err)
+		return spec{}, false
+	}
+	return s, true
+}
+
 // In hands the connection a segment from the peer, written as the
 // package doc says, e.g. "P. 1:6(5) ack 1".
 func (tc *Conn) In(line string) {
 	tc.t.Helper()
-	s, err := parse(line)
-	if err != nil {
-		tc.fatalf("In(%q): %v", line, err)
+	s, ok := tc.parse("In", line)
+	if !ok {
 		return
 	}
 	seg := s.toSegment(PeerISS, LocalISS)
@@ -133,9 +144,8 @@ func (tc *Conn) In(line string) {
 // matches line in every field line gives.
 func (tc *Conn) Out(line string) {
 	tc.t.Helper()
-	want, err := parse(line)
-	if err != nil {
-		tc.fatalf("Out(%q): %v", line, err)
+	want, ok := tc.parse("Out", line)
+	if !ok {
 		return
 	}
 	if len(tc.out) == 0 {
