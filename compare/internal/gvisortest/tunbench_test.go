@@ -38,16 +38,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
 	gtun "gvisor.dev/gvisor/pkg/tcpip/link/tun"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/compare/internal/gvisorhost"
 	"github.com/synstack/synstack/link/tun"
 )
 
@@ -214,37 +211,15 @@ func startGvisor(t *testing.T, h http.Handler, offload bool) *benchTarget {
 		unix.Close(fd)
 		t.Fatalf("gvisor: fdbased: %v", err)
 	}
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
-	})
-	fail := func(what string, e tcpip.Error) {
-		s.Destroy()
-		unix.Close(fd)
-		t.Fatalf("gvisor: %s: %s", what, e)
-	}
-	if e := s.CreateNIC(1, ep); e != nil {
-		fail("CreateNIC", e)
-	}
-	pa := tcpip.ProtocolAddress{
-		Protocol:          ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFromSlice(gvStack.Addr().AsSlice()), PrefixLen: gvStack.Bits()},
-	}
-	if e := s.AddProtocolAddress(1, pa, stack.AddressProperties{}); e != nil {
-		fail("AddProtocolAddress", e)
-	}
-	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: 1}})
 	// As Go programs on gVisor usually set it up (tailscale, for one):
 	// SACK, and receive-buffer moderation.
-	sack := tcpip.TCPSACKEnabled(true)
-	if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); e != nil {
-		fail("SACK", e)
+	s, err := gvisorhost.New(ep, gvisorhost.Options{ModerateReceiveBuffer: true}, gvStack)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatalf("gvisor: %v", err)
 	}
-	mod := tcpip.TCPModerateReceiveBufferOption(true)
-	if e := s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); e != nil {
-		fail("moderate receive buffer", e)
-	}
-	ln, err := gonet.ListenTCP(s, tcpip.FullAddress{NIC: 1, Addr: pa.AddressWithPrefix.Address, Port: benchPort}, ipv4.ProtocolNumber)
+	la, _ := gvisorhost.FullAddr(netip.AddrPortFrom(gvStack.Addr(), benchPort))
+	ln, err := gonet.ListenTCP(s, la, ipv4.ProtocolNumber)
 	if err != nil {
 		s.Destroy()
 		unix.Close(fd)
