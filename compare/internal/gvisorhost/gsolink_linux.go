@@ -74,8 +74,8 @@ type GSOLinkStats struct {
 	// Dropped counts packets read that were malformed (short, a header
 	// that does not fit, not IP); BadChecksum, TCP or UDP packets without
 	// the kernel's mark whose checksum was wrong; WriteErrors, writes the
-	// device refused.
-	Dropped, BadChecksum, WriteErrors atomic.Uint64
+	// device refused; ReadErrors, reads that failed, which end reading.
+	Dropped, BadChecksum, WriteErrors, ReadErrors atomic.Uint64
 }
 
 // virtio-net header (include/uapi/linux/virtio_net.h), the 10-byte form
@@ -232,12 +232,16 @@ func (e *GSOLink) readLoop() {
 	defer func() { v.Release() }()
 	for !e.stop.Load() {
 		n, err := e.read(hdr[:], v.AsSlice())
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) || e.stop.Load() {
-				return
-			}
-			e.stats.Dropped.Add(1)
+		if errors.Is(err, unix.EINTR) {
 			continue
+		}
+		if err != nil {
+			// Stopped (a deadline in the past, or closed), or the device
+			// is gone (EBADFD, EIO): nothing more will come.
+			if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) && !e.stop.Load() {
+				e.stats.ReadErrors.Add(1)
+			}
+			return
 		}
 		if n < vnetHdrLen {
 			e.stats.Dropped.Add(1)

@@ -72,8 +72,9 @@ func TestGSOLinkOverTUN(t *testing.T) {
 		}
 	}
 	st := link.Stats()
-	if n := st.Dropped.Load() + st.BadChecksum.Load() + st.WriteErrors.Load(); n != 0 {
-		t.Errorf("link dropped %d, bad checksums %d, write errors %d", st.Dropped.Load(), st.BadChecksum.Load(), st.WriteErrors.Load())
+	if n := st.Dropped.Load() + st.BadChecksum.Load() + st.WriteErrors.Load() + st.ReadErrors.Load(); n != 0 {
+		t.Errorf("link dropped %d, bad checksums %d, write errors %d, read errors %d",
+			st.Dropped.Load(), st.BadChecksum.Load(), st.WriteErrors.Load(), st.ReadErrors.Load())
 	}
 }
 
