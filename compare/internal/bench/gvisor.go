@@ -2,37 +2,29 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 
-	"gvisor.dev/gvisor/pkg/buffer"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/synstack/synstack/compare/internal/gvisorhost"
 )
 
-// gVisor is set up as internal/gvisortest sets it up (IPv4, TCP with
-// SACK) plus receive-buffer moderation, as Go programs on gVisor usually
-// configure it and as the TUN benchmark does. Two gVisor stacks are joined
-// by gVisor's own in-memory link, two channel endpoints, with one
-// goroutine per direction handing each packet over, copied once, as
-// link/pipe copies each packet once for synstack. (Handing over the
-// sender's buffer by reference, without the copy, stalled bulk transfers
-// for tens of seconds at a time: the sender keeps using that buffer.)
+// gVisor is set up by internal/gvisorhost, as internal/gvisortest sets it
+// up (IPv4, TCP with SACK) plus receive-buffer moderation, as Go programs
+// on gVisor usually configure it and as the TUN benchmark does. Two
+// gVisor stacks are joined by gVisor's own in-memory link, two channel
+// endpoints, with one goroutine per direction handing each packet over
+// (gvisorhost.Carry), copied once, as link/pipe copies each packet once
+// for synstack. (Handing over the sender's buffer by reference, without
+// the copy, stalled bulk transfers for tens of seconds at a time.)
 
 // gvQueueLen is the packets each channel endpoint holds, as link/pipe's
 // QueueLen.
 const gvQueueLen = 1024
-
-const gvNIC tcpip.NICID = 1
 
 // gvNet is two gVisor stacks on joined channel endpoints.
 type gvNet struct {
@@ -44,38 +36,13 @@ type gvNet struct {
 }
 
 func newGVStack(mtu int, addrs []netip.Prefix) (*stack.Stack, *channel.Endpoint, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
-	})
-	ch := channel.New(gvQueueLen, uint32(mtu), "")
 	// Memory does not corrupt packets: gVisor skips TCP checksums both
 	// ways, as synstack does over its pipe and the kernel over lo.
-	ch.LinkEPCapabilities |= stack.CapabilityTXChecksumOffload | stack.CapabilityRXChecksumOffload
-	fail := func(what string, err tcpip.Error) (*stack.Stack, *channel.Endpoint, error) {
-		s.Destroy()
-		return nil, nil, fmt.Errorf("bench: gvisor: %s: %s", what, err)
-	}
-	if err := s.CreateNIC(gvNIC, ch); err != nil {
-		return fail("CreateNIC", err)
-	}
-	for _, a := range addrs {
-		pa := tcpip.ProtocolAddress{
-			Protocol:          ipv4.ProtocolNumber,
-			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFromSlice(a.Addr().AsSlice()), PrefixLen: a.Bits()},
-		}
-		if err := s.AddProtocolAddress(gvNIC, pa, stack.AddressProperties{}); err != nil {
-			return fail("AddProtocolAddress", err)
-		}
-	}
-	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: gvNIC}})
-	sack := tcpip.TCPSACKEnabled(true)
-	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
-		return fail("SACK", err)
-	}
-	mod := tcpip.TCPModerateReceiveBufferOption(true)
-	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &mod); err != nil {
-		return fail("receive buffer moderation", err)
+	ch := gvisorhost.NewChannel(gvQueueLen, mtu, true)
+	s, err := gvisorhost.New(ch, gvisorhost.Options{ModerateReceiveBuffer: true}, addrs...)
+	if err != nil {
+		ch.Close()
+		return nil, nil, fmt.Errorf("bench: gvisor: %w", err)
 	}
 	return s, ch, nil
 }
@@ -88,62 +55,37 @@ func newGVNet(mtu, clients int) (*gvNet, error) {
 	cli, chC, err := newGVStack(mtu, clientPrefixes(clients))
 	if err != nil {
 		srv.Destroy()
+		chS.Close()
 		return nil, err
 	}
 	n := &gvNet{srv: srv, cli: cli, chS: chS, chC: chC}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
-	go n.carry(ctx, chS, chC)
-	go n.carry(ctx, chC, chS)
+	go func() { defer n.wg.Done(); gvisorhost.Carry(ctx, chS, chC) }()
+	go func() { defer n.wg.Done(); gvisorhost.Carry(ctx, chC, chS) }()
 	return n, nil
-}
-
-// carry hands every packet from's stack sends to to's stack.
-func (n *gvNet) carry(ctx context.Context, from, to *channel.Endpoint) {
-	defer n.wg.Done()
-	for {
-		pb := from.ReadContext(ctx)
-		if pb == nil {
-			return
-		}
-		in := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(pb.ToView())})
-		proto := pb.NetworkProtocolNumber
-		pb.DecRef()
-		to.InjectInbound(proto, in)
-		in.DecRef()
-	}
-}
-
-func gvAddr(ap netip.AddrPort) tcpip.FullAddress {
-	return tcpip.FullAddress{NIC: gvNIC, Addr: tcpip.AddrFromSlice(ap.Addr().AsSlice()), Port: ap.Port()}
 }
 
 func (n *gvNet) listen() (listener, netip.AddrPort, error) {
 	ap := netip.AddrPortFrom(serverAddr, serverPort)
-	l := &gvListener{closed: make(chan struct{})}
-	ep, terr := n.srv.NewEndpoint(tcp.ProtocolNumber, ipv4.ProtocolNumber, &l.wq)
-	if terr != nil {
-		return nil, ap, errors.New(terr.String())
+	l, err := gvisorhost.Listen(n.srv, ap, 4096)
+	if err != nil {
+		return nil, ap, err
 	}
-	if terr := ep.Bind(gvAddr(ap)); terr != nil {
-		ep.Close()
-		return nil, ap, errors.New(terr.String())
-	}
-	if terr := ep.Listen(4096); terr != nil {
-		ep.Close()
-		return nil, ap, errors.New(terr.String())
-	}
-	l.ep = ep
-	return l, ap, nil
+	return gvListener{l}, ap, nil
 }
 
 func (n *gvNet) dial(ctx context.Context, i int, raddr netip.AddrPort) (net.Conn, error) {
-	var local tcpip.FullAddress
+	var local netip.Addr
 	if i >= 0 {
-		local = gvAddr(netip.AddrPortFrom(clientAddr(i), 0))
+		local = clientAddr(i)
 	}
-	return gonet.DialTCPWithBind(ctx, n.cli, local, gvAddr(raddr), ipv4.ProtocolNumber)
+	c, err := gvisorhost.Dial(ctx, n.cli, local, raddr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (n *gvNet) segments() (uint64, bool) {
@@ -161,49 +103,14 @@ func (n *gvNet) close() {
 	})
 }
 
-// gvListener accepts gVisor connections as gonet's listener does, but
-// keeps each one's endpoint, so that it can be aborted.
-type gvListener struct {
-	ep     tcpip.Endpoint
-	wq     waiter.Queue
-	closed chan struct{}
-	once   sync.Once
-}
+// gvListener is gvisorhost's listener as a listener: its connections
+// (*gvisorhost.Conn) can be aborted.
+type gvListener struct{ *gvisorhost.Listener }
 
-func (l *gvListener) Accept() (net.Conn, error) {
-	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
-	l.wq.EventRegister(&entry)
-	defer l.wq.EventUnregister(&entry)
-	for {
-		ep, wq, terr := l.ep.Accept(nil)
-		if terr == nil {
-			return &gvConn{gonet.NewTCPConn(wq, ep), ep}, nil
-		}
-		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
-			return nil, errors.New(terr.String())
-		}
-		select {
-		case <-notify:
-		case <-l.closed:
-			return nil, net.ErrClosed
-		}
+func (l gvListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept(context.Background())
+	if err != nil {
+		return nil, err
 	}
-}
-
-func (l *gvListener) Close() error {
-	l.once.Do(func() {
-		close(l.closed)
-		l.ep.Close()
-	})
-	return nil
-}
-
-// gvConn is gonet's net.Conn with its endpoint.
-type gvConn struct {
-	*gonet.TCPConn
-	ep tcpip.Endpoint
-}
-
-func (c *gvConn) abort() {
-	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
+	return c, nil
 }

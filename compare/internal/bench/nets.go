@@ -71,8 +71,8 @@ func abort(c net.Conn) error {
 			c.Close()
 			return err
 		}
-	case interface{ abort() }:
-		a.abort()
+	case interface{ Abort() }:
+		a.Abort()
 	default:
 		c.Close()
 		return fmt.Errorf("bench: %T cannot abort", c)

@@ -22,9 +22,6 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
-	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -32,15 +29,13 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/synstack/synstack/compare/internal/gvisorhost"
 	"github.com/synstack/synstack/link"
 )
 
 // queueLen is the number of packets each direction holds before it drops,
 // as link/pipe's.
 const queueLen = 1024
-
-// nicID is the gVisor NIC the link is.
-const nicID tcpip.NICID = 1
 
 // Peer is a gVisor stack with one NIC, a channel endpoint, whose other end
 // is a link.Endpoint for a synstack stack.
@@ -69,52 +64,17 @@ func New(mtu int, addrs ...netip.Prefix) (*Peer, error) {
 
 // NewWithOptions is New with options.
 func NewWithOptions(mtu int, opts Options, addrs ...netip.Prefix) (*Peer, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols: []stack.NetworkProtocolFactory{
-			ipv4.NewProtocol,
-			ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0}}),
-		},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
-	})
-	p := &Peer{Stack: s, ch: channel.New(queueLen, uint32(mtu), "")}
-	fail := func(what string, err tcpip.Error) (*Peer, error) {
-		s.Destroy()
-		return nil, fmt.Errorf("gvisortest: %s: %s", what, err)
-	}
-	if err := s.CreateNIC(nicID, p.ch); err != nil {
-		return fail("CreateNIC", err)
-	}
-	for _, a := range addrs {
-		proto := ipv4.ProtocolNumber
-		if a.Addr().Is6() {
-			proto = ipv6.ProtocolNumber
-		}
-		pa := tcpip.ProtocolAddress{
-			Protocol:          proto,
-			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFromSlice(a.Addr().AsSlice()), PrefixLen: a.Bits()},
-		}
-		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-			return fail("AddProtocolAddress", err)
-		}
-	}
-	s.SetRouteTable([]tcpip.Route{
-		{Destination: header.IPv4EmptySubnet, NIC: nicID},
-		{Destination: header.IPv6EmptySubnet, NIC: nicID},
-	})
-	sack := tcpip.TCPSACKEnabled(true)
-	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
-		return fail("SACK", err)
-	}
 	tw := opts.TimeWait
 	if tw <= 0 {
 		tw = time.Second
 	}
-	twOpt := tcpip.TCPTimeWaitTimeoutOption(tw)
-	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &twOpt); err != nil {
-		return fail("TIME_WAIT", err)
+	ch := gvisorhost.NewChannel(queueLen, mtu, false)
+	s, err := gvisorhost.New(ch, gvisorhost.Options{IPv6: true, TimeWait: tw}, addrs...)
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("gvisortest: %w", err)
 	}
-	p.link = newLinkEnd(p.ch, mtu)
-	return p, nil
+	return &Peer{Stack: s, ch: ch, link: newLinkEnd(ch, mtu)}, nil
 }
 
 // Link returns the synstack end of the link. Closing it (a synstack
@@ -132,113 +92,19 @@ func (p *Peer) Close() {
 
 // Conn is a gVisor TCP connection: gonet's net.Conn over the endpoint,
 // which stays reachable for its state.
-type Conn struct {
-	*gonet.TCPConn
-	EP tcpip.Endpoint
-}
+type Conn = gvisorhost.Conn
 
-// State returns the endpoint's TCP state, as gVisor names it
-// ("ESTABLISHED", "TIME-WAIT", "CLOSED"...).
-func (c *Conn) State() string { return tcp.EndpointState(c.EP.State()).String() }
-
-// Abort makes the next Close reset the connection (SO_LINGER 0).
-func (c *Conn) Abort() {
-	c.EP.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: true, Timeout: 0})
-}
-
-func fullAddr(ap netip.AddrPort) (tcpip.FullAddress, tcpip.NetworkProtocolNumber) {
-	proto := ipv4.ProtocolNumber
-	if ap.Addr().Is6() {
-		proto = ipv6.ProtocolNumber
-	}
-	return tcpip.FullAddress{NIC: nicID, Addr: tcpip.AddrFromSlice(ap.Addr().AsSlice()), Port: ap.Port()}, proto
-}
+// Listener is a gVisor listening endpoint.
+type Listener = gvisorhost.Listener
 
 // Dial connects from the gVisor stack to addr.
 func (p *Peer) Dial(ctx context.Context, addr netip.AddrPort) (*Conn, error) {
-	fa, proto := fullAddr(addr)
-	var wq waiter.Queue
-	ep, terr := p.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
-	if terr != nil {
-		return nil, errors.New(terr.String())
-	}
-	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
-	wq.EventRegister(&entry)
-	defer wq.EventUnregister(&entry)
-	terr = ep.Connect(fa)
-	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
-		select {
-		case <-ctx.Done():
-			ep.Close()
-			return nil, ctx.Err()
-		case <-notify:
-		}
-		terr = ep.LastError()
-	}
-	if terr != nil {
-		ep.Close()
-		return nil, fmt.Errorf("gvisortest: connect %v: %s", addr, terr)
-	}
-	return &Conn{gonet.NewTCPConn(&wq, ep), ep}, nil
+	return gvisorhost.Dial(ctx, p.Stack, netip.Addr{}, addr)
 }
 
-// Listener is a gVisor listening endpoint.
-type Listener struct {
-	ep     tcpip.Endpoint
-	wq     waiter.Queue
-	closed chan struct{}
-	once   sync.Once
-}
-
-// Listen listens on addr on the gVisor stack.
+// Listen listens on addr on the gVisor stack, with a backlog of 16.
 func (p *Peer) Listen(addr netip.AddrPort) (*Listener, error) {
-	fa, proto := fullAddr(addr)
-	l := &Listener{closed: make(chan struct{})}
-	ep, terr := p.Stack.NewEndpoint(tcp.ProtocolNumber, proto, &l.wq)
-	if terr != nil {
-		return nil, errors.New(terr.String())
-	}
-	if terr := ep.Bind(fa); terr != nil {
-		ep.Close()
-		return nil, errors.New(terr.String())
-	}
-	if terr := ep.Listen(16); terr != nil {
-		ep.Close()
-		return nil, errors.New(terr.String())
-	}
-	l.ep = ep
-	return l, nil
-}
-
-// Accept waits for a connection.
-func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
-	entry, notify := waiter.NewChannelEntry(waiter.ReadableEvents)
-	l.wq.EventRegister(&entry)
-	defer l.wq.EventUnregister(&entry)
-	for {
-		ep, wq, terr := l.ep.Accept(nil)
-		if terr == nil {
-			return &Conn{gonet.NewTCPConn(wq, ep), ep}, nil
-		}
-		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
-			return nil, errors.New(terr.String())
-		}
-		select {
-		case <-notify:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-l.closed:
-			return nil, errors.New("gvisortest: listener closed")
-		}
-	}
-}
-
-// Close stops listening.
-func (l *Listener) Close() {
-	l.once.Do(func() {
-		close(l.closed)
-		l.ep.Close()
-	})
+	return gvisorhost.Listen(p.Stack, addr, 16)
 }
 
 // linkEnd is the synstack end of the link: packets written to it are
@@ -389,7 +255,7 @@ func (r *ForwardRequest) Accept() (*Conn, error) {
 		return nil, fmt.Errorf("gvisortest: forward %v: %s", r.Local, terr)
 	}
 	r.r.Complete(false)
-	return &Conn{gonet.NewTCPConn(wq, ep), ep}, nil
+	return gvisorhost.NewConn(wq, ep), nil
 }
 
 // Refuse answers the SYN with RST.
@@ -403,25 +269,20 @@ func (r *ForwardRequest) Refuse() { r.r.Complete(true) }
 // request, at most maxInFlight undecided at once. handle must decide the
 // request. It is the anchor synstack's forwarder is measured against.
 func (p *Peer) Forward(maxInFlight int, handle func(*ForwardRequest)) error {
-	if err := p.Stack.SetPromiscuousMode(nicID, true); err != nil {
+	if err := p.Stack.SetPromiscuousMode(gvisorhost.NIC, true); err != nil {
 		return fmt.Errorf("gvisortest: promiscuous mode: %s", err)
 	}
-	if err := p.Stack.SetSpoofing(nicID, true); err != nil {
+	if err := p.Stack.SetSpoofing(gvisorhost.NIC, true); err != nil {
 		return fmt.Errorf("gvisortest: spoofing: %s", err)
 	}
 	fwd := tcp.NewForwarder(p.Stack, 0, maxInFlight, func(r *tcp.ForwarderRequest) {
 		id := r.ID()
 		handle(&ForwardRequest{
-			Local:  addrPort(id.LocalAddress, id.LocalPort),
-			Remote: addrPort(id.RemoteAddress, id.RemotePort),
+			Local:  gvisorhost.AddrPort(id.LocalAddress, id.LocalPort),
+			Remote: gvisorhost.AddrPort(id.RemoteAddress, id.RemotePort),
 			r:      r,
 		})
 	})
 	p.Stack.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	return nil
-}
-
-func addrPort(a tcpip.Address, port uint16) netip.AddrPort {
-	ip, _ := netip.AddrFromSlice(a.AsSlice())
-	return netip.AddrPortFrom(ip.Unmap(), port)
 }
