@@ -2,6 +2,7 @@ package synstack_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -250,4 +251,44 @@ func ExampleListenConfig_Listen() {
 	// Output:
 	// true
 	// 8 connections over two listeners
+}
+
+// A UDP exchange: ListenPacket on one stack, Dial "udp" on the other; a
+// datagram larger than the link's MTU travels in IP fragments.
+func ExampleStack_ListenPacket() {
+	srv, cli := newPair()
+	defer srv.Close()
+	defer cli.Close()
+
+	pc, err := srv.ListenPacket("udp", "10.0.0.1:53")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pc.Close()
+	go func() { // an echo server
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+
+	c, err := cli.Dial("udp", "10.0.0.1:53")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	question := bytes.Repeat([]byte("?"), 4000) // three fragments at MTU 1500
+	c.Write(question)
+	answer := make([]byte, 65536)
+	n, err := c.Read(answer)
+	fmt.Println(n, err, bytes.Equal(answer[:n], question))
+	st := cli.Stats()
+	fmt.Println(st.UdpOutDatagrams, st.UdpInDatagrams, st.IpFragCreates, st.IpReasmOKs)
+	// Output:
+	// 4000 <nil> true
+	// 1 1 3 1
 }

@@ -27,11 +27,14 @@
 //     socket's wait queue is woken (locks.go: Socket.wake), so a blocked
 //     Read, Write, Accept or Poll goes on.
 //
-// Branches off the path, under the control plane's lock (escalation, see
-// locks.go): a segment for no connection goes to demuxLocked (demux.go):
-// a listener (listener.go, cookie.go), TIME_WAIT reuse, the forwarder
-// (forward.go), or a RST. A packet that is not TCP goes to ipInputLocked:
-// ICMP (icmp.go) or a counted drop.
+// Branches off the path: an IP fragment goes to the reassembler
+// (reasm.go), and the datagram it completes starts again at step 2; a UDP
+// datagram to its socket (udp.go), with no shard's lock. Under the
+// control plane's lock (escalation, see locks.go): a segment for no
+// connection goes to demuxLocked (demux.go): a listener (listener.go,
+// cookie.go), TIME_WAIT reuse, the forwarder (forward.go), or a RST; a
+// packet that is neither goes to ipInputLocked: ICMP (icmp.go) or a
+// counted drop.
 //
 // # Locks
 //
@@ -39,10 +42,10 @@
 //
 // # Where to add a protocol
 //
-// A new transport (UDP is next) adds its demux to inputBatch's branch for
-// non-TCP packets (ipInputLocked), its endpoints to the shards (a table
-// of its own beside conns, under the same shard lock), its claims to the
-// port table (ports.go, which already speaks of protocols by claims), and
-// its sockets beside Socket, with the same wait queue and lock helpers;
-// its counters go into package nstat.
+// As UDP was (udp.go): a branch off inputBatch before any shard is
+// locked; a table of its endpoints with a lock of its own, a leaf in the
+// order of locks.go; its part of Socket (Socket.udp) waking the socket's
+// one wait queue; its counters in package nstat (atomics where no shard
+// lock is held); and its faces in package synstack, which stays faces
+// only.
 package engine

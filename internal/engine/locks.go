@@ -33,6 +33,14 @@ package engine
 //     Host.conns and Host.orphans are atomic.
 //   - The control plane counts and builds its packets in a shard of its
 //     own (Host.g), guarded by ctl.
+//   - UDP (udp.go) and reassembly (reasm.go) take no shard's lock. The UDP
+//     table's reader-writer lock (udpTable.mu) comes after ctl and the
+//     shards; a UDP socket's mutex (udpSock.mu, which guards its queue,
+//     its wait queue and its deadlines) after that; the reassembler's
+//     mutex and the ICMP rate limiter's are leaves taken with nothing
+//     else held. A datagram is delivered under the table's read lock and
+//     the socket's mutex alone; an ICMP answer to it takes ctl after
+//     both are let go.
 //   - Blocking calls release every lock while they wait (waitLocked).
 //
 // Functions whose name ends in Locked must be called with the locks their
