@@ -84,8 +84,8 @@ func TestTunAttackMalformed(t *testing.T) {
 			binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
 			return ipSum(b)
 		}, "TcpInErrs", tcpErr},
-		{"a fragment (MF set)", func() []byte { b := valid(); b[6] |= 0x20; return ipSum(b) }, "IpReasmFails",
-			ctr(func(s statsLine) uint64 { return s.Stats.IpReasmFails })},
+		{"a fragment (MF set), held for reassembly", func() []byte { b := valid(); b[6] |= 0x20; return ipSum(b) }, "IpReasmReqds",
+			ctr(func(s statsLine) uint64 { return s.Stats.IpReasmReqds })},
 		{"protocol 200", func() []byte { b := valid(); b[9] = 200; return ipSum(b) }, "IpInUnknownProtos",
 			ctr(func(s statsLine) uint64 { return s.Stats.IpInUnknownProtos })},
 		{"to an address not the stack's", func() []byte {

@@ -91,7 +91,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			seg           tcp.Segment
 			counted       bool // a segment for the demultiplexer, counted
 		)
-		if p.ip == rxFragment {
+		if p.ip == rxFragment && p.local {
 			// Reassembly takes a lock of its own, and a datagram it
 			// completes goes through the path from the top.
 			if held != nil {
@@ -290,11 +290,8 @@ func (s *Host) prepare(p *rxPacket, pkt []byte) {
 	default:
 		return
 	}
-	switch {
-	case err == wire.ErrFragment:
-		p.ip = rxFragment
-		return
-	case err != nil:
+	fragment := err == wire.ErrFragment
+	if err != nil && !fragment {
 		return
 	}
 	switch {
@@ -307,6 +304,13 @@ func (s *Host) prepare(p *rxPacket, pkt []byte) {
 	}
 	p.ip = rxOK
 	p.local = s.isLocalAddr(p.dst)
+	if fragment {
+		// Reassembled if it is for the stack (inputBatch), else
+		// dropped: the stack reassembles only its own datagrams, as
+		// Linux does when it routes.
+		p.ip = rxFragment
+		return
+	}
 	if p.proto == wire.ProtoTCP {
 		// Also for another address: a forwarded connection's segment
 		// (dropped later unless the forwarder takes the address).
@@ -348,7 +352,9 @@ func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 	}
 	src, dst, proto, payload := p.src, p.dst, p.proto, p.payload
 	switch {
-	case !p.local && !s.forwardsToLocked(dst, proto, payload):
+	case p.ip == rxFragment, !p.local && !s.forwardsToLocked(dst, proto, payload):
+		// A fragment here is for another address (ours go to the
+		// reassembler).
 		st.IpInAddrErrors++
 		return
 	case proto == wire.ProtoICMP && dst.Is4(), proto == wire.ProtoICMPv6 && dst.Is6():
