@@ -126,7 +126,7 @@ type udpSock struct {
 	hashed    bool           // in udp.ports
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
-	q      []datagram // the receive queue, oldest first
+	q      dgramRing  // the receive queue, oldest first
 	qBytes int        // what q is charged
 	rcvBuf int        // SO_RCVBUF, as the receive path reads it
 	err    syscall.Errno
@@ -143,10 +143,43 @@ func (u *udpSock) usable() error {
 	return nil
 }
 
-// datagram is a received datagram: its source and payload.
+// datagram is a received datagram: its source and payload, in a buffer
+// of the host's pool (buffers.go) that goes back when it is read.
 type datagram struct {
 	from netip.AddrPort
 	data []byte
+}
+
+// dgramRing is a receive queue of datagrams: a ring that grows by
+// doubling and keeps its array, so a steady flow allocates nothing.
+type dgramRing struct {
+	buf        []datagram
+	head, size int
+}
+
+func (r *dgramRing) len() int { return r.size }
+
+// push appends d.
+func (r *dgramRing) push(d datagram) {
+	if r.size == len(r.buf) {
+		grown := make([]datagram, max(4, 2*len(r.buf)))
+		for i := range r.size {
+			grown[i] = r.buf[(r.head+i)%len(r.buf)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = d
+	r.size++
+}
+
+// front returns the oldest datagram; the ring is not empty.
+func (r *dgramRing) front() *datagram { return &r.buf[r.head] }
+
+// pop drops the oldest datagram; the ring is not empty.
+func (r *dgramRing) pop() {
+	r.buf[r.head] = datagram{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
 }
 
 // NewUDPSocket returns an unbound UDP socket of family (AF_INET or
@@ -195,7 +228,7 @@ func (u *udpSock) hashLocked(local netip.AddrPort) error {
 		}
 	} else {
 		for _, v := range t.ports[b.port] {
-			if conflicts(&b, v.binding()) {
+			if vb := v.binding(); conflicts(&b, &vb) {
 				return syscall.EADDRINUSE
 			}
 		}
@@ -211,8 +244,8 @@ func (u *udpSock) hashLocked(local netip.AddrPort) error {
 }
 
 // binding is the socket's claim as the port rules see it.
-func (u *udpSock) binding() *binding {
-	return &binding{addr: u.local.Addr(), port: u.local.Port(), v6only: u.v6only, reuse: u.reuse, reuseport: u.reuseport}
+func (u *udpSock) binding() binding {
+	return binding{addr: u.local.Addr(), port: u.local.Port(), v6only: u.v6only, reuse: u.reuse, reuseport: u.reuseport}
 }
 
 // pickUDPPortLocked picks a free ephemeral port for b, scanning from a
@@ -223,7 +256,7 @@ func (s *Host) pickUDPPortLocked(b *binding) uint16 {
 	t.next++
 	for i := uint32(0); i < numEphemeral; i++ {
 		port := uint16(EphemeralPortFirst + (off+i)%numEphemeral)
-		if !slices.ContainsFunc(t.ports[port], func(v *udpSock) bool { return overlap(b, v.binding()) }) {
+		if !slices.ContainsFunc(t.ports[port], func(v *udpSock) bool { vb := v.binding(); return overlap(b, &vb) }) {
 			return port
 		}
 	}
@@ -293,8 +326,11 @@ func (u *udpSock) closeLocked() {
 	u.mu.Lock()
 	u.closed = true
 	u.sk.h.udp.mem.Add(-int64(u.qBytes))
-	clear(u.q)
-	u.q, u.qBytes = nil, 0
+	for u.q.len() > 0 {
+		buffers.Put(u.q.front().data)
+		u.q.pop()
+	}
+	u.q, u.qBytes = dgramRing{}, 0
 	u.sk.wake()
 	u.mu.Unlock()
 }
@@ -304,25 +340,32 @@ func (u *udpSock) closeLocked() {
 // wildcard), a reuseport group spread by a keyed hash of the 4-tuple.
 // Under udp.mu, read.
 func (s *Host) udpLookup(dst, src netip.AddrPort) *udpSock {
-	var best []*udpSock
-	bestScore := 0
-	for _, u := range s.udp.ports[dst.Port()] {
-		score := u.match(dst.Addr(), src)
-		switch {
-		case score > bestScore:
-			best, bestScore = append(best[:0], u), score
-		case score == bestScore && score > 0 && u.reuseport && len(best) > 0 && best[0].reuseport:
-			best = append(best, u)
+	// Two passes, so that nothing is allocated: the best score and how
+	// many reuseport sockets share it, then the one the hash picks.
+	list := s.udp.ports[dst.Port()]
+	var first *udpSock
+	best, ties := 0, 0
+	for _, u := range list {
+		switch score := u.match(dst.Addr(), src); {
+		case score > best:
+			first, best, ties = u, score, 1
+		case score == best && score > 0 && u.reuseport && first.reuseport:
+			ties++
 		}
 	}
-	switch len(best) {
-	case 0:
-		return nil
-	case 1:
-		return best[0]
+	if ties <= 1 {
+		return first
 	}
-	h := s.key.hashAddrs(domainUDPReuseport, dst, src, 0)
-	return best[h%uint64(len(best))]
+	k := int(s.key.hashAddrs(domainUDPReuseport, dst, src, 0) % uint64(ties))
+	for _, u := range list {
+		if u.reuseport && u.match(dst.Addr(), src) == best {
+			if k == 0 {
+				return u
+			}
+			k--
+		}
+	}
+	return first
 }
 
 // match scores how well the socket's binding matches a datagram to dst
@@ -386,12 +429,13 @@ func (u *udpSock) deliver(from netip.AddrPort, data []byte, f int) {
 	cost := len(data) + udpDatagramCost
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.closed || u.shutRd || u.qBytes+cost > u.rcvBuf && len(u.q) > 0 || t.mem.Load()+int64(cost) > t.high {
+	if u.closed || u.shutRd || u.qBytes+cost > u.rcvBuf && u.q.len() > 0 || t.mem.Load()+int64(cost) > t.high {
 		t.stats.rcvbufErrors[f].Add(1)
 		t.stats.inErrors[f].Add(1)
 		return
 	}
-	u.q = append(u.q, datagram{from: from, data: append([]byte(nil), data...)})
+	b := buffers.Get(len(data))
+	u.q.push(datagram{from: from, data: b[:copy(b, data)]})
 	u.qBytes += cost
 	t.mem.Add(int64(cost))
 	t.stats.inDatagrams[f].Add(1)
@@ -419,15 +463,15 @@ func (sk *Socket) RecvFrom(p []byte, peek, nonblock bool, cancel <-chan struct{}
 			u.err = 0
 			return 0, from, 0, e
 		}
-		if len(u.q) > 0 {
-			d := u.q[0]
+		if u.q.len() > 0 {
+			d := *u.q.front()
 			n = copy(p, d.data)
 			if !peek {
-				u.q[0] = datagram{}
-				u.q = u.q[1:]
+				u.q.pop()
 				cost := len(d.data) + udpDatagramCost
 				u.qBytes -= cost
 				sk.h.udp.mem.Add(-int64(cost))
+				buffers.Put(d.data)
 			}
 			return n, sk.sockAddr(d.from), len(d.data), nil
 		}
@@ -469,7 +513,7 @@ func (u *udpSock) events() Events {
 		return 0
 	}
 	ev := EventOut
-	if len(u.q) > 0 || u.shutRd {
+	if u.q.len() > 0 || u.shutRd {
 		ev |= EventIn
 	}
 	if u.shutRd && u.sk.shutWr {
@@ -711,7 +755,7 @@ func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno) b
 	s.udp.mu.RLock()
 	var u *udpSock
 	for _, v := range s.udp.ports[local.Port()] {
-		if v.remote == remote && v.binding().covers(local.Addr()) {
+		if vb := v.binding(); v.remote == remote && vb.covers(local.Addr()) {
 			u = v
 			break
 		}
