@@ -98,9 +98,9 @@ func parsePort(ctx context.Context, proto, s string) (uint16, error) {
 // the addresses.
 func family(network string, laddr, raddr netip.Addr, listen bool) (fam int, v6only bool) {
 	switch network {
-	case "tcp4", "udp4":
+	case "tcp4", "udp4", "ping4":
 		return AF_INET, false
-	case "tcp6", "udp6":
+	case "tcp6", "udp6", "ping6":
 		return AF_INET6, true
 	}
 	if listen && (!laddr.IsValid() || laddr.IsUnspecified()) {

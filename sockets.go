@@ -112,7 +112,9 @@ func (t *Sockets) markClosed() {
 
 // Socket creates a socket: domain AF_INET or AF_INET6 (else
 // EAFNOSUPPORT), type SOCK_STREAM (TCP: protocol 0 or IPPROTO_TCP) or
-// SOCK_DGRAM (UDP: protocol 0 or IPPROTO_UDP), optionally with
+// SOCK_DGRAM (UDP: protocol 0 or IPPROTO_UDP; a ping socket, as Linux's
+// unprivileged ICMP sockets: IPPROTO_ICMP on AF_INET, IPPROTO_ICMPV6 on
+// AF_INET6), optionally with
 // SOCK_NONBLOCK and SOCK_CLOEXEC (other flags EINVAL, other types
 // ESOCKTNOSUPPORT, other protocols EPROTONOSUPPORT). It returns the new
 // descriptor.
@@ -131,6 +133,8 @@ func (t *Sockets) Socket(domain, typ, proto int) (int, error) {
 		newSocket = t.s.h.NewSocket
 	case typ == SOCK_DGRAM && (proto == IPPROTO_IP || proto == IPPROTO_UDP):
 		newSocket = t.s.h.NewUDPSocket
+	case typ == SOCK_DGRAM && (domain == AF_INET && proto == IPPROTO_ICMP || domain == AF_INET6 && proto == IPPROTO_ICMPV6):
+		newSocket = t.s.h.NewPingSocket
 	case typ != SOCK_STREAM && typ != SOCK_DGRAM:
 		return -1, syscall.ESOCKTNOSUPPORT
 	default:

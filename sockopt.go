@@ -285,7 +285,7 @@ var sockopts = []sockopt{
 	{level: SOL_SOCKET, name: SO_DOMAIN, linux: "SO_DOMAIN", typ: optInt,
 		get: func(c optCtx) optValue { return optValue{n: c.Family} }},
 	{level: SOL_SOCKET, name: SO_PROTOCOL, linux: "SO_PROTOCOL", typ: optInt,
-		get: func(c optCtx) optValue { return optValue{n: pick(c.UDP, IPPROTO_UDP, IPPROTO_TCP)} }},
+		get: func(c optCtx) optValue { return optValue{n: c.Proto} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
 

@@ -46,7 +46,7 @@ func (s *Stack) ListenUDP(network string, laddr *net.UDPAddr) (*UDPConn, error) 
 	if laddr != nil {
 		local = laddr.AddrPort()
 	}
-	return s.udp(context.Background(), "listen", network, local, netip.AddrPort{})
+	return s.udp(context.Background(), "listen", "udp", network, local, netip.AddrPort{})
 }
 
 // DialUDP opens a UDP socket connected to raddr (required), bound to laddr
@@ -59,7 +59,7 @@ func (s *Stack) DialUDP(network string, laddr, raddr *net.UDPAddr) (*UDPConn, er
 	if laddr != nil {
 		local = laddr.AddrPort()
 	}
-	return s.udp(context.Background(), "dial", network, local, raddr.AddrPort())
+	return s.udp(context.Background(), "dial", "udp", network, local, raddr.AddrPort())
 }
 
 // ListenPacket opens a UDP socket on address ("host:port", host an IP
@@ -75,7 +75,7 @@ func (s *Stack) listenUDP(ctx context.Context, network, address string) (*UDPCon
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	return s.udp(ctx, "listen", network, laddr, netip.AddrPort{})
+	return s.udp(ctx, "listen", "udp", network, laddr, netip.AddrPort{})
 }
 
 // dialUDP is Dial for the "udp" networks.
@@ -84,16 +84,16 @@ func (s *Stack) dialUDP(ctx context.Context, network, address string, laddr neti
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
-	return s.udp(ctx, "dial", network, laddr, raddr)
+	return s.udp(ctx, "dial", "udp", network, laddr, raddr)
 }
 
-// udp opens the UDP socket of a UDPConn: bound to local (if valid), and
-// connected to remote (if valid).
-func (s *Stack) udp(ctx context.Context, op, network string, local, remote netip.AddrPort) (*UDPConn, error) {
+// udp opens the datagram socket of a UDPConn (proto "udp") or a PingConn
+// ("ping"): bound to local (if valid), and connected to remote (if valid).
+func (s *Stack) udp(ctx context.Context, op, proto, network string, local, remote netip.AddrPort) (*UDPConn, error) {
 	fail := func(err error) (*UDPConn, error) {
 		return nil, udpOpError(op, network, local, remote, err)
 	}
-	if err := checkNetwork("udp", network); err != nil {
+	if err := checkNetwork(proto, network); err != nil {
 		return fail(err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -103,7 +103,11 @@ func (s *Stack) udp(ctx context.Context, op, network string, local, remote netip
 	remote = netip.AddrPortFrom(remote.Addr().Unmap().WithZone(""), remote.Port())
 	fam, v6only := family(network, local.Addr(), remote.Addr(), !remote.IsValid())
 	t := s.sockets
-	fd, err := t.Socket(fam, SOCK_DGRAM, 0)
+	ipproto := 0
+	if proto == "ping" {
+		ipproto = pick(fam == AF_INET, IPPROTO_ICMP, IPPROTO_ICMPV6)
+	}
+	fd, err := t.Socket(fam, SOCK_DGRAM, ipproto)
 	if err != nil {
 		return fail(mapErr(op, err, false))
 	}

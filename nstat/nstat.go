@@ -72,6 +72,8 @@ type Counters struct {
 	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
 	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
 	IcmpInEchos         uint64 // ICMPv4 echo requests
+	IcmpInEchoReps      uint64 // ICMPv4 echo replies delivered to a ping socket
+	IcmpOutEchos        uint64 // ICMPv4 echo requests sent (ping sockets)
 	IcmpInDestUnreachs  uint64 // ICMPv4 destination unreachable (fragmentation needed included)
 	IcmpInTimeExcds     uint64 // ICMPv4 time exceeded
 	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
@@ -81,6 +83,8 @@ type Counters struct {
 	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
 	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
 	Icmp6InEchos        uint64 // ICMPv6 echo requests
+	Icmp6InEchoReplies  uint64 // ICMPv6 echo replies delivered to a ping socket
+	Icmp6OutEchos       uint64 // ICMPv6 echo requests sent (ping sockets)
 	Icmp6InDestUnreachs uint64 // ICMPv6 destination unreachable
 	Icmp6InPktTooBigs   uint64 // ICMPv6 packet too big
 	Icmp6InTimeExcds    uint64 // ICMPv6 time exceeded

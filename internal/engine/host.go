@@ -139,6 +139,7 @@ type Host struct {
 	// fragment is put together for a link that takes one piece; all three
 	// under ctl.
 	udp        udpTable
+	pings      dgramTable // ping sockets by echo identifier (ping.go)
 	reasm      reasmState
 	fragmenter frag.Fragmenter
 	udpFragID  uint32

@@ -112,6 +112,8 @@ func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 	case v6 && h.Type == wire.ICMPv6EchoRequest:
 		s.g().stats.Icmp6InEchos++
 		s.sendEchoReplyLocked(dst, src, h.Rest, body)
+	case !v6 && h.Type == wire.ICMPv4EchoReply, v6 && h.Type == wire.ICMPv6EchoReply:
+		s.pingInputLocked(src, dst, b)
 	case !v6 && h.Type == wire.ICMPv4DestUnreachable:
 		s.g().stats.IcmpInDestUnreachs++
 		switch {
@@ -269,14 +271,15 @@ func (s *Host) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data [
 
 // icmpBufLocked returns s.g().outBuf sized for an ICMP message with a body of
 // bodyLen bytes (IP header, ICMP header, body) and the IP header's length;
-// false, counted as a discard, when it would exceed the MTU.
+// false, counted as a discard, when it would exceed an IP datagram (one
+// larger than the MTU goes in fragments).
 func (s *Host) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 	ipLen := wire.IPv4HeaderLen
 	if v6 {
 		ipLen = wire.IPv6HeaderLen
 	}
 	total := ipLen + wire.ICMPHeaderLen + bodyLen
-	if total > s.mtu {
+	if total > 0xffff {
 		s.g().stats.IpOutDiscards++
 		return nil, 0, false
 	}
@@ -308,11 +311,13 @@ func (s *Host) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst netip
 		s.g().stats.IpOutDiscards++
 		return false
 	}
+	if s.sendIPLocked(buf, src.Is6()) != nil {
+		return false
+	}
 	if src.Is6() {
 		s.g().stats.Icmp6OutMsgs++
 	} else {
 		s.g().stats.IcmpOutMsgs++
 	}
-	s.writeLocked(buf)
 	return true
 }

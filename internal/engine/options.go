@@ -93,10 +93,12 @@ type OptCtx struct {
 	// Defaults are the host's tcp defaults (the buffers getsockopt reports
 	// before any set).
 	Defaults *tcp.Config
-	// UDP marks a UDP socket (its buffers' defaults are Linux's
-	// rmem_default and wmem_default; TCP options do not apply).
+	// UDP marks a datagram socket, UDP or ping (its buffers' defaults are
+	// Linux's rmem_default and wmem_default; TCP options do not apply).
 	UDP bool
-	sk  *Socket
+	// Proto is the socket's protocol number: TCP, UDP, ICMP or ICMPv6.
+	Proto int
+	sk    *Socket
 }
 
 // TakeErr returns and clears the socket's pending error (SO_ERROR).
@@ -115,7 +117,7 @@ func (sk *Socket) ctx(o *Options) OptCtx {
 	s := sk.h
 	c := OptCtx{O: o, Now: s.clock.Now(), Family: int(sk.family), Listening: sk.l != nil,
 		Bound: sk.bind != nil || sk.ep != nil || sk.udp != nil && sk.udp.hashed, Defaults: &s.tcpDefaults,
-		UDP: sk.udp != nil, sk: sk}
+		UDP: sk.udp != nil, Proto: sk.proto(), sk: sk}
 	if sk.ep != nil {
 		c.Conn = &sk.ep.conn
 	}

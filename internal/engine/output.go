@@ -108,13 +108,3 @@ func (s *Host) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 	}
 	s.sendSegmentLocked(s.g(), local, remote, &r)
 }
-
-// writeLocked hands a packet built in s.g().outBuf to OnPacket and the link.
-func (s *Host) writeLocked(pkt []byte) {
-	s.packetHook("out", pkt)
-	if s.link.WritePacket(pkt) != nil {
-		s.g().stats.IpOutDiscards++
-		return
-	}
-	s.g().stats.IpOutRequests++
-}

@@ -59,11 +59,17 @@ const (
 	udpDefaultSndBuf = 212992
 )
 
+// dgramTable is a demultiplexing table of datagram sockets: UDP's by
+// port, ping sockets' by echo identifier.
+type dgramTable struct {
+	mu    sync.RWMutex
+	ports map[uint16][]*udpSock // bound sockets by local port (identifier)
+	next  uint32                // the ephemeral port search's counter
+}
+
 // udpTable is the host's UDP demultiplexing table and counters.
 type udpTable struct {
-	mu    sync.RWMutex
-	ports map[uint16][]*udpSock // bound sockets by local port
-	next  uint32                // the ephemeral port search's counter
+	dgramTable
 	// mem is the bytes all UDP receive queues hold; high bounds it (Linux's
 	// udp_mem[2], sized as tcp_mem's).
 	mem  atomic.Int64
@@ -123,7 +129,8 @@ type udpSock struct {
 	reuse     bool           // SO_REUSEADDR when bound
 	reuseport bool           // SO_REUSEPORT when bound
 	v6only    bool           // an IPv6 wildcard that takes no IPv4
-	hashed    bool           // in udp.ports
+	hashed    bool           // in its table's ports
+	ping      bool           // a ping socket (ping.go): ICMP echo, by identifier
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
 	q      dgramRing  // the receive queue, oldest first
@@ -193,7 +200,15 @@ func (s *Host) NewUDPSocket(family int) (*Socket, error) {
 	return sk, nil
 }
 
-// UDP reports whether the socket is a UDP socket.
+// table is the table the socket is demultiplexed by.
+func (u *udpSock) table() *dgramTable {
+	if u.ping {
+		return &u.sk.h.pings
+	}
+	return &u.sk.h.udp.dgramTable
+}
+
+// UDP reports whether the socket is a datagram socket: UDP, or ping.
 func (sk *Socket) UDP() bool { return sk.udp != nil }
 
 // udpBindLocked binds a UDP socket to addr (port 0: an ephemeral port).
@@ -217,13 +232,13 @@ func (u *udpSock) bindLocked(addr netip.AddrPort) error {
 // ephemeral port), with its reuse options as they are now. Under ctl.
 func (u *udpSock) hashLocked(local netip.AddrPort) error {
 	s, o := u.sk.h, u.sk.opts
-	t := &s.udp
+	t := u.table()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := binding{addr: local.Addr(), port: local.Port(), v6only: local.Addr().Is6() && o.V6Only,
 		reuse: o.ReuseAddr, reuseport: o.ReusePort}
 	if b.port == 0 {
-		if b.port = s.pickUDPPortLocked(&b); b.port == 0 {
+		if b.port = t.pickPortLocked(s.key, &b); b.port == 0 {
 			return syscall.EADDRINUSE
 		}
 	} else {
@@ -248,11 +263,10 @@ func (u *udpSock) binding() binding {
 	return binding{addr: u.local.Addr(), port: u.local.Port(), v6only: u.v6only, reuse: u.reuse, reuseport: u.reuseport}
 }
 
-// pickUDPPortLocked picks a free ephemeral port for b, scanning from a
-// keyed-hash offset (as bind with port 0). Under udp.mu.
-func (s *Host) pickUDPPortLocked(b *binding) uint16 {
-	t := &s.udp
-	off := uint32(s.key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 1), netip.AddrPort{}, uint64(t.next)))
+// pickPortLocked picks a free ephemeral port for b, scanning from a
+// keyed-hash offset (as bind with port 0). Under t.mu.
+func (t *dgramTable) pickPortLocked(key secret, b *binding) uint16 {
+	off := uint32(key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 1), netip.AddrPort{}, uint64(t.next)))
 	t.next++
 	for i := uint32(0); i < numEphemeral; i++ {
 		port := uint16(EphemeralPortFirst + (off+i)%numEphemeral)
@@ -268,7 +282,7 @@ func (u *udpSock) unhashLocked() {
 	if !u.hashed {
 		return
 	}
-	t := &u.sk.h.udp
+	t := u.table()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	removeFrom(t.ports, u.local.Port(), u)
@@ -310,7 +324,7 @@ func (u *udpSock) connectLocked(addr netip.AddrPort) error {
 // setRemote sets the connected peer under udp.mu (the receive path reads
 // it) and clears the pending error (a new association).
 func (u *udpSock) setRemote(r netip.AddrPort) {
-	t := &u.sk.h.udp
+	t := u.table()
 	t.mu.Lock()
 	u.remote = r
 	t.mu.Unlock()
@@ -419,27 +433,30 @@ func (s *Host) udpInput(p *rxPacket) {
 		}
 		return
 	}
-	u.deliver(src, data, f)
+	if u.deliver(src, data) {
+		st.inDatagrams[f].Add(1)
+	} else {
+		st.rcvbufErrors[f].Add(1)
+		st.inErrors[f].Add(1)
+	}
 }
 
-// deliver queues a datagram on the socket, or drops and counts it when the
-// queue (or the host's UDP budget) is full.
-func (u *udpSock) deliver(from netip.AddrPort, data []byte, f int) {
+// deliver queues a datagram on the socket; false when the queue (or the
+// host's datagram budget) is full, and the caller counts the drop.
+func (u *udpSock) deliver(from netip.AddrPort, data []byte) bool {
 	t := &u.sk.h.udp
 	cost := len(data) + udpDatagramCost
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed || u.shutRd || u.qBytes+cost > u.rcvBuf && u.q.len() > 0 || t.mem.Load()+int64(cost) > t.high {
-		t.stats.rcvbufErrors[f].Add(1)
-		t.stats.inErrors[f].Add(1)
-		return
+		return false
 	}
 	b := buffers.Get(len(data))
 	u.q.push(datagram{from: from, data: b[:copy(b, data)]})
 	u.qBytes += cost
 	t.mem.Add(int64(cost))
-	t.stats.inDatagrams[f].Add(1)
 	u.sk.wake()
+	return true
 }
 
 // RecvFrom takes the next datagram (see synstack.Sockets.Recvfrom): its
@@ -589,12 +606,15 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	if !dst.IsValid() {
 		return 0, syscall.EDESTADDRREQ
 	}
-	if dst.Port() == 0 || dst.Addr().IsUnspecified() {
+	if dst.Port() == 0 && !u.ping || dst.Addr().IsUnspecified() {
 		return 0, syscall.EINVAL
 	}
 	maxLen := udpMaxPayload6
 	if dst.Addr().Is4() {
 		maxLen = udpMaxPayload4
+	}
+	if u.ping {
+		maxLen += wire.UDPHeaderLen // an ICMP message has no UDP header
 	}
 	if len(p) > maxLen {
 		return 0, syscall.EMSGSIZE
@@ -606,7 +626,11 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 			return 0, syscall.ENETUNREACH
 		}
 	}
-	if err := s.sendUDPLocked(netip.AddrPortFrom(src, u.local.Port()), dst, p); err != nil {
+	send := s.sendUDPLocked
+	if u.ping {
+		send = s.sendEchoLocked
+	}
+	if err := send(netip.AddrPortFrom(src, u.local.Port()), dst, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -649,14 +673,26 @@ func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
 		return syscall.EINVAL
 	}
 	st.outDatagrams[f].Add(1)
-	if total <= s.mtu {
-		s.writeUDP(pkt, nil)
+	if err := s.sendIPLocked(pkt, v6); err != nil {
+		st.sndbufErrors[f].Add(1)
+		return err
+	}
+	return nil
+}
+
+// sendIPLocked sends an IP packet built in the control plane's buffer, in
+// fragments if it is larger than the MTU (its DF is clear); EMSGSIZE if
+// it cannot be cut. Under ctl.
+func (s *Host) sendIPLocked(pkt []byte, v6 bool) error {
+	if len(pkt) <= s.mtu {
+		s.writeIPLocked(pkt, nil)
 		return nil
 	}
 	emit := func(hdr, data []byte) error {
-		s.writeUDP(hdr, data)
+		s.writeIPLocked(hdr, data)
 		return nil
 	}
+	var err error
 	if v6 {
 		s.udpFragID++
 		err = s.fragmenter.FragmentIPv6(pkt, s.mtu, s.udpFragID, emit)
@@ -664,15 +700,15 @@ func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
 		err = s.fragmenter.FragmentIPv4(pkt, s.mtu, emit)
 	}
 	if err != nil {
-		st.sndbufErrors[f].Add(1)
 		return syscall.EMSGSIZE
 	}
 	return nil
 }
 
-// writeUDP hands a UDP packet (or fragment: a header and its data) to
-// OnPacket and the link, and counts it. Under ctl.
-func (s *Host) writeUDP(hdr, data []byte) {
+// writeIPLocked hands a packet the control plane built (or a fragment of
+// one: a header and its data) to OnPacket and the link, and counts it.
+// Under ctl.
+func (s *Host) writeIPLocked(hdr, data []byte) {
 	st := &s.udp.stats
 	pkt := hdr
 	if len(data) > 0 {
