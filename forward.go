@@ -72,12 +72,22 @@ type ForwardOptions struct {
 	// cannot fill the table for everybody else. Default
 	// DefaultMaxPendingForwardsPerSource (never more than MaxPending).
 	MaxPendingPerSource int
+	// MaxUDPFlows bounds the UDP flows (pending and accepted, until their
+	// UDPConn is closed); a datagram that would open one more is dropped
+	// and counted (Stats.SynstackForwardUDPLimitDrops). Default
+	// DefaultMaxUDPFlows.
+	MaxUDPFlows int
+	// MaxUDPFlowsPerSource bounds those of one client address. Default
+	// DefaultMaxUDPFlowsPerSource (never more than MaxUDPFlows).
+	MaxUDPFlowsPerSource int
 }
 
 // Defaults of ForwardOptions.
 const (
 	DefaultMaxPendingForwards          = 1024
 	DefaultMaxPendingForwardsPerSource = 128
+	DefaultMaxUDPFlows                 = 4096
+	DefaultMaxUDPFlowsPerSource        = 512
 )
 
 // UnreachableCode says which ICMP destination unreachable a request is
@@ -155,7 +165,71 @@ func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
 	}
 	s.h.SetForwarder(offer, orDefault(opts.MaxPending, DefaultMaxPendingForwards),
 		orDefault(opts.MaxPendingPerSource, DefaultMaxPendingForwardsPerSource))
+	var offerUDP func(*engine.UDPForwardRequest)
+	if uf, ok := f.(UDPForwarder); ok {
+		offerUDP = func(r *engine.UDPForwardRequest) {
+			uf.ForwardUDP(&UDPForwardRequest{Local: r.Local, Remote: r.Remote, s: s, r: r})
+		}
+	}
+	s.h.SetUDPForwarder(offerUDP, orDefault(opts.MaxUDPFlows, DefaultMaxUDPFlows),
+		orDefault(opts.MaxUDPFlowsPerSource, DefaultMaxUDPFlowsPerSource))
 }
+
+// UDPForwarder is offered the UDP flows the stack forwards: a Forwarder
+// that also implements it gets them (Stack.SetForwarder). A flow is a
+// 5-tuple; its first datagram for an address that is not the stack's is
+// offered as a UDPForwardRequest, and later ones are dropped until the
+// request is decided (a client retransmits, as a DNS resolver does).
+type UDPForwarder interface {
+	// ForwardUDP is called once per new flow, without the stack's locks,
+	// on the goroutine that delivered the datagram: it must not block
+	// for long.
+	ForwardUDP(req *UDPForwardRequest)
+}
+
+// UDPForwardRequest is a new UDP flow offered to a UDPForwarder: a
+// datagram from Remote to Local (the original destination) that no
+// socket of the stack takes. Exactly one of Accept, Refuse and Drop
+// decides it; the others then return ErrForwardDecided.
+type UDPForwardRequest struct {
+	// Local is the original destination; Remote is the client.
+	Local, Remote netip.AddrPort
+
+	s *Stack
+	r *engine.UDPForwardRequest
+}
+
+// Accept opens the flow and returns it as a UDPConn bound to Local and
+// connected to Remote, the first datagram ready to be read: what the
+// forwarder reads came from the client, what it writes goes to the client
+// from Local. The flow holds its place in the bounds until the UDPConn is
+// closed: the forwarder closes it after an idle time (Linux's conntrack
+// keeps a UDP flow 30 s, 120 s once it was answered).
+func (r *UDPForwardRequest) Accept() (*UDPConn, error) {
+	sk, err := r.r.Accept()
+	if err != nil {
+		if err == ErrForwardDecided {
+			return nil, err
+		}
+		return nil, udpOpError("accept", "udp", r.Local, r.Remote, mapErr("accept", err, false))
+	}
+	fd, err := r.s.sockets.open(sk, false)
+	if err != nil {
+		return nil, udpOpError("accept", "udp", r.Local, r.Remote, net.ErrClosed)
+	}
+	return &UDPConn{descriptor: descriptor{s: r.s, fd: int32(fd)}, sk: sk, network: "udp", local: r.Local, remote: r.Remote}, nil
+}
+
+// Refuse answers the first datagram with an ICMP (v6) port unreachable
+// from Local, as a host with no socket on the port would.
+func (r *UDPForwardRequest) Refuse() error { return r.r.Refuse() }
+
+// Drop decides the request without answering.
+func (r *UDPForwardRequest) Drop() error { return r.r.Drop() }
+
+// UDPFlows returns the UDP flows forwarded and not yet closed, pending
+// requests included.
+func (s *Stack) UDPFlows() int { return s.h.UDPFlows() }
 
 // PendingForwards returns the number of requests offered and not yet
 // decided.

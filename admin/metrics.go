@@ -131,6 +131,10 @@ var stats = map[string]stat{
 	"SynstackForwardTimeouts":       {help: "Forward requests rejected because the upstream timed out."},
 	"SynstackForwardResets":         {help: "Forwarded connections that ended with a RST."},
 	"SynstackForwardPendingDrops":   {help: "SYNs dropped: too many forward requests already waiting."},
+	"SynstackForwardUDPRequests":    {help: "UDP flows offered to the UDP forwarder."},
+	"SynstackForwardUDPFlows":       {help: "UDP flows the forwarder accepted."},
+	"SynstackForwardUDPDrops":       {help: "Datagrams for other addresses dropped: a flow pending a decision, no forwarder, or the bounds."},
+	"SynstackForwardUDPLimitDrops":  {help: "Datagrams dropped: the UDP flow bounds reached."},
 }
 
 // groups are the nstat groups a Stats field name starts with, longer ones

@@ -125,8 +125,13 @@ type Counters struct {
 	SynstackForwardResets       uint64 // forwarded connections that ended with a RST, sent or received
 	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting, or MaxPendingPerSource from the client's address
 	SynstackForwardSourceDrops  uint64 // of those, SYNs dropped for MaxPendingPerSource
-	IcmpOutDestUnreachs         uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
-	Icmp6OutDestUnreachs        uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
+
+	SynstackForwardUDPRequests   uint64 // UDP flows offered to the UDP forwarder (first datagrams of new 5-tuples)
+	SynstackForwardUDPFlows      uint64 // UDP flows the forwarder accepted
+	SynstackForwardUDPDrops      uint64 // datagrams for other addresses dropped: a flow pending a decision, no forwarder, or the bounds
+	SynstackForwardUDPLimitDrops uint64 // of those, dropped for ForwardOptions.MaxUDPFlows or MaxUDPFlowsPerSource
+	IcmpOutDestUnreachs          uint64 // ICMPv4 destination unreachable sent (ForwardRequest.Unreachable)
+	Icmp6OutDestUnreachs         uint64 // ICMPv6 destination unreachable sent (ForwardRequest.Unreachable)
 }
 
 // Add adds every counter of b to c.

@@ -140,6 +140,7 @@ type Host struct {
 	// under ctl.
 	udp        udpTable
 	pings      dgramTable // ping sockets by echo identifier (ping.go)
+	udpFwd     udpForward // UDP forwarding (udpforward.go)
 	reasm      reasmState
 	fragmenter frag.Fragmenter
 	udpFragID  uint32

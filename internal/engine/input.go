@@ -22,6 +22,7 @@ import (
 // anything else under Host.lock (see locks.go).
 func (s *Host) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
+	defer s.offerUDPForwards()
 	var batch [1]rxPacket
 	s.prepare(&batch[0], pkt)
 	s.inputBatch(batch[:])
@@ -43,6 +44,7 @@ const rxBatch = 32
 // shards are then processed in parallel.
 func (s *Host) DeliverPackets(pkts [][]byte) {
 	defer s.offerForwards()
+	defer s.offerUDPForwards()
 	var batch [rxBatch]rxPacket
 	for len(pkts) > 0 {
 		n := min(len(pkts), rxBatch)
@@ -108,7 +110,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			}
 			continue
 		}
-		if p.ip == rxOK && p.proto == wire.ProtoUDP && p.local {
+		if p.ip == rxOK && p.proto == wire.ProtoUDP && (p.local || s.udpFwd.on.Load()) {
 			// UDP takes no shard's lock, and may take ctl (an ICMP
 			// answer): let go of the shard first.
 			if held != nil {

@@ -84,6 +84,7 @@ type udpTable struct {
 // they could live under.
 type udpCounters struct {
 	inDatagrams, noPorts, inErrors, outDatagrams, rcvbufErrors, sndbufErrors, inCsumErrors  [2]atomic.Uint64
+	fwdRequests, fwdFlows, fwdDrops, fwdLimitDrops                                          atomic.Uint64
 	ipInReceives, ipInDelivers, ipOutRequests, ipOutDiscards, ipInHdrErrors, ip6InHdrErrors atomic.Uint64
 }
 
@@ -103,6 +104,10 @@ func (c *udpCounters) addTo(st *nstat.Counters) {
 	st.Udp6OutDatagrams += c.outDatagrams[1].Load()
 	st.Udp6RcvbufErrors += c.rcvbufErrors[1].Load()
 	st.Udp6SndbufErrors += c.sndbufErrors[1].Load()
+	st.SynstackForwardUDPRequests += c.fwdRequests.Load()
+	st.SynstackForwardUDPFlows += c.fwdFlows.Load()
+	st.SynstackForwardUDPDrops += c.fwdDrops.Load()
+	st.SynstackForwardUDPLimitDrops += c.fwdLimitDrops.Load()
 	st.IpInReceives += c.ipInReceives.Load()
 	st.IpInDelivers += c.ipInDelivers.Load()
 	st.IpOutRequests += c.ipOutRequests.Load()
@@ -131,6 +136,7 @@ type udpSock struct {
 	v6only    bool           // an IPv6 wildcard that takes no IPv4
 	hashed    bool           // in its table's ports
 	ping      bool           // a ping socket (ping.go): ICMP echo, by identifier
+	forwarded bool           // a forwarded flow (udpforward.go): bound to another host's address
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
 	q      dgramRing  // the receive queue, oldest first
@@ -241,9 +247,11 @@ func (u *udpSock) hashLocked(local netip.AddrPort) error {
 		if b.port = t.pickPortLocked(s.key, &b); b.port == 0 {
 			return syscall.EADDRINUSE
 		}
-	} else {
+	} else if !u.forwarded {
+		// A forwarded flow's address is another host's: it shares no
+		// port with the stack's own sockets.
 		for _, v := range t.ports[b.port] {
-			if vb := v.binding(); conflicts(&b, &vb) {
+			if vb := v.binding(); !v.forwarded && conflicts(&b, &vb) {
 				return syscall.EADDRINUSE
 			}
 		}
@@ -337,6 +345,9 @@ func (u *udpSock) setRemote(r netip.AddrPort) {
 // and blocked calls wake. Under ctl.
 func (u *udpSock) closeLocked() {
 	u.unhashLocked()
+	if u.forwarded {
+		u.sk.h.endFlow(u.remote.Addr())
+	}
 	u.mu.Lock()
 	u.closed = true
 	u.sk.h.udp.mem.Add(-int64(u.qBytes))
@@ -382,10 +393,24 @@ func (s *Host) udpLookup(dst, src netip.AddrPort) *udpSock {
 	return first
 }
 
+// udpFlow returns the forwarded flow of a datagram from src to dst, another
+// host's address, or nil. Under udp.mu, read.
+func (s *Host) udpFlow(dst, src netip.AddrPort) *udpSock {
+	for _, u := range s.udp.ports[dst.Port()] {
+		if u.forwarded && u.local == dst && u.remote == src {
+			return u
+		}
+	}
+	return nil
+}
+
 // match scores how well the socket's binding matches a datagram to dst
 // from src: 0 not at all; more for a bound address than a wildcard, and
 // for a connected peer.
 func (u *udpSock) match(dst netip.Addr, src netip.AddrPort) int {
+	if u.forwarded {
+		return 0 // found by udpFlow alone
+	}
 	b := u.binding()
 	if !b.covers(dst) {
 		return 0
@@ -424,8 +449,17 @@ func (s *Host) udpInput(p *rxPacket) {
 	}
 	dst, src := netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort)
 	s.udp.mu.RLock()
-	u := s.udpLookup(dst, src)
+	var u *udpSock
+	if p.local {
+		u = s.udpLookup(dst, src)
+	} else {
+		u = s.udpFlow(dst, src)
+	}
 	s.udp.mu.RUnlock()
+	if u == nil && !p.local {
+		s.udpForwardInput(dst, src, data)
+		return
+	}
 	if u == nil {
 		st.noPorts[f].Add(1)
 		if !p.dst.IsMulticast() {
