@@ -108,6 +108,9 @@ type Counters struct {
 	Udp6RcvbufErrors uint64 // as UdpRcvbufErrors, IPv6
 	Udp6SndbufErrors uint64 // as UdpSndbufErrors, IPv6
 
+	SynstackInCsumVerified uint64 // TCP segments and UDP datagrams whose checksum the stack verified
+	SynstackInCsumTrusted  uint64 // TCP segments and UDP datagrams whose checksum the link vouched for (DATA_VALID, NEEDS_CSUM), not verified again
+
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 
 	SynstackConnLimitDrops uint64 // SYNs dropped and connects failed (ENOBUFS): Config.MaxConns or a listener's MaxConns reached

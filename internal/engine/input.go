@@ -24,11 +24,26 @@ func (s *Host) DeliverPacket(pkt []byte) {
 	defer s.offerForwards() // after the unlock: new forwarding requests, if any
 	defer s.offerUDPForwards()
 	var batch [1]rxPacket
-	s.prepare(&batch[0], pkt)
+	s.prepare(&batch[0], pkt, false)
 	s.inputBatch(batch[:])
 }
 
-var _ link.BatchDispatcher = (*Host)(nil)
+var (
+	_ link.BatchDispatcher    = (*Host)(nil)
+	_ link.VerifiedDispatcher = (*Host)(nil)
+)
+
+// DeliverVerified implements link.VerifiedDispatcher: DeliverPacket for a
+// packet whose TCP or UDP checksum the link vouches for, so it is not
+// checked again (the kernel verified it, or made the packet on this host
+// and left its checksum partial).
+func (s *Host) DeliverVerified(pkt []byte) {
+	defer s.offerForwards()
+	defer s.offerUDPForwards()
+	var batch [1]rxPacket
+	s.prepare(&batch[0], pkt, true)
+	s.inputBatch(batch[:])
+}
 
 // rxBatch is how many packets DeliverPackets prepares before it takes a
 // lock (link/pipe hands over at most 32 at a time).
@@ -49,7 +64,7 @@ func (s *Host) DeliverPackets(pkts [][]byte) {
 	for len(pkts) > 0 {
 		n := min(len(pkts), rxBatch)
 		for i, pkt := range pkts[:n] {
-			s.prepare(&batch[i], pkt)
+			s.prepare(&batch[i], pkt, false)
 		}
 		if !s.inputBatch(batch[:n]) {
 			return
@@ -103,7 +118,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			}
 			if whole := s.reassemble(p, now); whole != nil {
 				var q [1]rxPacket
-				s.prepare(&q[0], whole)
+				s.prepare(&q[0], whole, false)
 				if !s.inputBatch(q[:]) {
 					return false
 				}
@@ -250,6 +265,7 @@ type rxPacket struct {
 	src, dst netip.Addr
 	proto    uint8
 	local    bool   // dst is one of the stack's addresses
+	verified bool   // the link vouches for the transport checksum (DeliverVerified)
 	payload  []byte // the IP payload
 	// For TCP (tcp != rxUnchecked): the parsed header and the segment's
 	// data.
@@ -274,8 +290,8 @@ const (
 // prepare reads pkt into p without a lock: the IP header, and for TCP the
 // checksum and the TCP header. Whether a packet to another address than
 // the stack's is taken (by the forwarder) is for later, under a lock.
-func (s *Host) prepare(p *rxPacket, pkt []byte) {
-	*p = rxPacket{pkt: pkt, ip: rxBadHeader}
+func (s *Host) prepare(p *rxPacket, pkt []byte, verified bool) {
+	*p = rxPacket{pkt: pkt, ip: rxBadHeader, verified: verified}
 	if len(pkt) == 0 {
 		return
 	}
@@ -320,10 +336,10 @@ func (s *Host) prepare(p *rxPacket, pkt []byte) {
 	}
 }
 
-// prepareTCP verifies the checksum of p's TCP segment and parses its
-// header. It uses nothing the lock guards.
+// prepareTCP verifies the checksum of p's TCP segment (unless the link
+// vouches for it) and parses its header. It uses nothing the lock guards.
 func (s *Host) prepareTCP(p *rxPacket) {
-	if !s.rxCsumOff && !wire.TCPChecksumValid(p.payload, p.src, p.dst) {
+	if !s.checksumOK(p, wire.TCPChecksumValid) {
 		p.tcp = rxBadChecksum
 		return
 	}
@@ -394,4 +410,20 @@ func (s *Host) tcpInputLocked(p *rxPacket, now time.Time) {
 	}
 	local, remote, seg := p.segment()
 	s.demuxLocked(local, remote, &seg, now)
+}
+
+// checksumOK reports whether p's transport checksum is good: valid says,
+// unless the link takes care of checksums (ChecksumOffloader) or vouches
+// for this packet (DeliverVerified). Each path is counted.
+func (s *Host) checksumOK(p *rxPacket, valid func(b []byte, src, dst netip.Addr) bool) bool {
+	st := &s.udp.stats
+	switch {
+	case s.rxCsumOff:
+		return true
+	case p.verified:
+		st.csumTrusted.Add(1)
+		return true
+	}
+	st.csumVerified.Add(1)
+	return valid(p.payload, p.src, p.dst)
 }

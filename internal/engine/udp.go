@@ -80,11 +80,13 @@ type udpTable struct {
 	stats udpCounters
 }
 
-// udpCounters are the UDP counters, atomic: the receive path holds no lock
-// they could live under.
+// udpCounters are the counters the receive path keeps without a lock,
+// atomic: UDP's, the IP counts of the packets it takes there, and how
+// transport checksums were dealt with.
 type udpCounters struct {
 	inDatagrams, noPorts, inErrors, outDatagrams, rcvbufErrors, sndbufErrors, inCsumErrors  [2]atomic.Uint64
 	fwdRequests, fwdFlows, fwdDrops, fwdLimitDrops                                          atomic.Uint64
+	csumVerified, csumTrusted                                                               atomic.Uint64
 	ipInReceives, ipInDelivers, ipOutRequests, ipOutDiscards, ipInHdrErrors, ip6InHdrErrors atomic.Uint64
 }
 
@@ -108,6 +110,8 @@ func (c *udpCounters) addTo(st *nstat.Counters) {
 	st.SynstackForwardUDPFlows += c.fwdFlows.Load()
 	st.SynstackForwardUDPDrops += c.fwdDrops.Load()
 	st.SynstackForwardUDPLimitDrops += c.fwdLimitDrops.Load()
+	st.SynstackInCsumVerified += c.csumVerified.Load()
+	st.SynstackInCsumTrusted += c.csumTrusted.Load()
 	st.IpInReceives += c.ipInReceives.Load()
 	st.IpInDelivers += c.ipInDelivers.Load()
 	st.IpOutRequests += c.ipOutRequests.Load()
@@ -437,7 +441,7 @@ func (s *Host) udpInput(p *rxPacket) {
 	st.ipInReceives.Add(1)
 	s.packetHook("in", p.pkt)
 	st.ipInDelivers.Add(1)
-	if !s.rxCsumOff && !wire.UDPChecksumValid(p.payload, p.src, p.dst) {
+	if !s.checksumOK(p, wire.UDPChecksumValid) {
 		st.inErrors[f].Add(1)
 		st.inCsumErrors[f].Add(1)
 		return

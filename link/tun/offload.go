@@ -32,6 +32,7 @@ const (
 	vnetHdrLen = 10
 
 	vnetFlagNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
+	vnetFlagDataValid = 2 // VIRTIO_NET_HDR_F_DATA_VALID
 
 	vnetGSONone  = 0    // VIRTIO_NET_HDR_GSO_NONE
 	vnetGSOTCPv4 = 1    // VIRTIO_NET_HDR_GSO_TCPV4
@@ -176,10 +177,11 @@ func setIPLength(p []byte, v6 bool) {
 }
 
 // fixIncoming makes a packet read with header h whole: the transport
-// checksum computed where the kernel left it partial, and the IP length of
-// a GSO packet made to match the packet. It reports whether the packet is
-// usable and whether it was a GSO packet.
-func fixIncoming(p []byte, h *vnetHdr) (ok, gso bool) {
+// checksum computed where the kernel left it partial (unless partial is
+// kept: the stack takes the packet as verified, link.VerifiedDispatcher),
+// and the IP length of a GSO packet made to match the packet. It reports
+// whether the packet is usable and whether it was a GSO packet.
+func fixIncoming(p []byte, h *vnetHdr, keepPartial bool) (ok, gso bool) {
 	switch h.gsoType &^ vnetGSOECN {
 	case vnetGSONone:
 	case vnetGSOTCPv4, vnetGSOTCPv6:
@@ -202,7 +204,7 @@ func fixIncoming(p []byte, h *vnetHdr) (ok, gso bool) {
 	default:
 		return false, false // UDP fragmentation offload or USO: never asked for
 	}
-	if h.flags&vnetFlagNeedsCsum != 0 {
+	if h.flags&vnetFlagNeedsCsum != 0 && !keepPartial {
 		start, at := int(h.csumStart), int(h.csumStart)+int(h.csumOffset)
 		if start > len(p) || at+2 > len(p) {
 			return false, gso

@@ -91,7 +91,7 @@ func kernelSplit(t *testing.T, b []byte, mtu int) [][]byte {
 	var h vnetHdr
 	h.decode(b)
 	p := append([]byte(nil), b[vnetHdrLen:]...)
-	if ok, _ := fixIncoming(p, &h); !ok {
+	if ok, _ := fixIncoming(p, &h, false); !ok {
 		t.Fatalf("written packet not usable: %+v", h)
 	}
 	tp, ok := parseTCPPacket(p)
@@ -237,7 +237,7 @@ func TestFixIncoming(t *testing.T) {
 		if h2 != h {
 			t.Fatalf("header round trip: %+v != %+v", h2, h)
 		}
-		ok, gso := fixIncoming(pkt, &h2)
+		ok, gso := fixIncoming(pkt, &h2, false)
 		if !ok || !gso {
 			t.Fatalf("v6 %v: ok %v gso %v", v6, ok, gso)
 		}
@@ -255,10 +255,10 @@ func TestFixIncoming(t *testing.T) {
 	}
 	// Bad offsets are refused, not a panic.
 	pkt := seg{seq: 1, flags: wire.FlagACK}.build(t)
-	if ok, _ := fixIncoming(pkt, &vnetHdr{flags: vnetFlagNeedsCsum, csumStart: 50, csumOffset: 16}); ok {
+	if ok, _ := fixIncoming(pkt, &vnetHdr{flags: vnetFlagNeedsCsum, csumStart: 50, csumOffset: 16}, false); ok {
 		t.Error("checksum offset past the end accepted")
 	}
-	if ok, _ := fixIncoming(pkt, &vnetHdr{gsoType: 3}); ok {
+	if ok, _ := fixIncoming(pkt, &vnetHdr{gsoType: 3}, false); ok {
 		t.Error("UDP fragmentation offload accepted")
 	}
 }
@@ -311,6 +311,6 @@ func FuzzParseTCPPacket(f *testing.F) {
 		var g gsoBatch
 		g.plan([][]byte{b, b}, maxIPPacket)
 		h := vnetHdr{flags: vnetFlagNeedsCsum, csumStart: uint16(len(b) / 2), csumOffset: 16, gsoType: vnetGSOTCPv4}
-		fixIncoming(append([]byte(nil), b...), &h)
+		fixIncoming(append([]byte(nil), b...), &h, false)
 	})
 }

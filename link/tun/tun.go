@@ -114,6 +114,7 @@ type Stats struct {
 	GSOIn      uint64 // large packets read (several segments coalesced by the kernel)
 	GSOOut     uint64 // large packets written (segments coalesced by the endpoint)
 	CsumIn     uint64 // packets read whose checksum the endpoint completed
+	VerifiedIn uint64 // packets the kernel vouched for (DATA_VALID, NEEDS_CSUM), handed over as verified (link.VerifiedDispatcher)
 
 	DropNoDispatcher uint64 // packets read with no stack attached
 	DropBad          uint64 // packets read that were malformed, or too large to write

@@ -119,8 +119,13 @@ func kernelEcho(t *testing.T, ep *Endpoint, st *synstack.Stack, size int, offloa
 	}
 	s := ep.Stats()
 	t.Logf("%+v", s)
-	if offload && (s.GSOIn == 0 || s.GSOOut == 0 || s.CsumIn == 0) {
+	if offload && (s.GSOIn == 0 || s.GSOOut == 0 || s.CsumIn+s.VerifiedIn == 0) {
 		t.Errorf("offloads on, but no large packets both ways: %+v", s)
+	}
+	// The kernel marks what it sends (NEEDS_CSUM): with offloads the
+	// stack takes those packets as verified and checks none of them.
+	if stt := st.Stats(); offload && (s.VerifiedIn == 0 || stt.SynstackInCsumTrusted != s.VerifiedIn) {
+		t.Errorf("offloads on: %d packets vouched for by the kernel, %d taken as such by the stack", s.VerifiedIn, stt.SynstackInCsumTrusted)
 	}
 	if !offload && (s.GSOIn != 0 || s.GSOOut != 0 || s.CsumIn != 0) {
 		t.Errorf("offloads off, but large packets: %+v", s)
