@@ -80,6 +80,10 @@ type ForwardOptions struct {
 	// MaxUDPFlowsPerSource bounds those of one client address. Default
 	// DefaultMaxUDPFlowsPerSource (never more than MaxUDPFlows).
 	MaxUDPFlowsPerSource int
+	// MaxPendingPings bounds the echo requests offered to a PingForwarder
+	// and not yet decided; beyond it they are dropped
+	// (Stats.SynstackForwardPingDrops). Default DefaultMaxPendingPings.
+	MaxPendingPings int
 }
 
 // Defaults of ForwardOptions.
@@ -88,6 +92,7 @@ const (
 	DefaultMaxPendingForwardsPerSource = 128
 	DefaultMaxUDPFlows                 = 4096
 	DefaultMaxUDPFlowsPerSource        = 512
+	DefaultMaxPendingPings             = 256
 )
 
 // UnreachableCode says which ICMP destination unreachable a request is
@@ -173,7 +178,50 @@ func (s *Stack) SetForwarder(f Forwarder, opts ForwardOptions) {
 	}
 	s.h.SetUDPForwarder(offerUDP, orDefault(opts.MaxUDPFlows, DefaultMaxUDPFlows),
 		orDefault(opts.MaxUDPFlowsPerSource, DefaultMaxUDPFlowsPerSource))
+	var offerPing func(*engine.PingForwardRequest)
+	if pf, ok := f.(PingForwarder); ok {
+		offerPing = func(r *engine.PingForwardRequest) { pf.ForwardPing(&PingForwardRequest{r}) }
+	}
+	s.h.SetPingForwarder(offerPing, orDefault(opts.MaxPendingPings, DefaultMaxPendingPings))
 }
+
+// PingForwarder is offered the echo requests (pings) for the addresses
+// the stack forwards: a Forwarder that also implements it gets them
+// (Stack.SetForwarder); without it the stack answers them itself, as if
+// every destination were up.
+type PingForwarder interface {
+	// ForwardPing is called once per echo request, without the stack's
+	// locks, on the goroutine that delivered it: it must not block for
+	// long.
+	ForwardPing(req *PingForwardRequest)
+}
+
+// PingForwardRequest is an echo request for an address that is not the
+// stack's. Reply or Drop decides it; the other then returns
+// ErrForwardDecided.
+type PingForwardRequest struct {
+	r *engine.PingForwardRequest
+}
+
+// Src is the client that pings; Dst the address it pings.
+func (r *PingForwardRequest) Src() netip.Addr { return r.r.Src }
+
+// Dst is the address pinged.
+func (r *PingForwardRequest) Dst() netip.Addr { return r.r.Dst }
+
+// Echo returns the request's identifier, sequence number and data.
+func (r *PingForwardRequest) Echo() (ident, seq uint16, data []byte) {
+	return r.r.Ident, r.r.Seq, r.r.Data
+}
+
+// Reply answers with an echo reply from Dst, as Dst would: the forwarder
+// has pinged the real destination and it answered (or the forwarder
+// answers for it).
+func (r *PingForwardRequest) Reply() error { return r.r.Reply() }
+
+// Drop decides the request without an answer: the destination did not
+// answer.
+func (r *PingForwardRequest) Drop() error { return r.r.Drop() }
 
 // UDPForwarder is offered the UDP flows the stack forwards: a Forwarder
 // that also implements it gets them (Stack.SetForwarder). A flow is a

@@ -2,6 +2,7 @@ package synstack_test
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -131,5 +132,49 @@ func TestForwardUDPBounds(t *testing.T) {
 	}
 	if n := srv.UDPFlows(); n != 0 {
 		t.Errorf("%d flows after every request was decided, want 0", n)
+	}
+}
+
+// pingForwarder answers pings for other addresses as reply says.
+type pingForwarder struct {
+	udpForwarder
+	reply func(req *synstack.PingForwardRequest)
+}
+
+func (f pingForwarder) ForwardPing(req *synstack.PingForwardRequest) { f.reply(req) }
+
+// TestForwardPing: an echo request for another address goes to the ping
+// forwarder, whose Reply answers from that address; Drop leaves it
+// unanswered.
+func TestForwardPing(t *testing.T) {
+	srv, cli := stackPair(t, 1500, nil)
+	srv.SetForwarder(pingForwarder{reply: func(req *synstack.PingForwardRequest) {
+		if req.Dst() == netip.MustParseAddr("198.51.100.9") {
+			req.Reply()
+		} else {
+			req.Drop()
+		}
+	}}, synstack.ForwardOptions{})
+	pc, err := cli.ListenPing("ping4", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard
+	echo := []byte{8, 0, 0, 0, 0, 0, 0, 1, 'h', 'i'}    // type, code, checksum, ident, seq 1, data
+	down := netip.MustParseAddr("198.51.100.10")
+	if _, err := pc.WriteTo(echo, &net.IPAddr{IP: down.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.WriteTo(echo, &net.IPAddr{IP: net.IPv4(198, 51, 100, 9)}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	n, from, err := pc.ReadFrom(buf)
+	if err != nil || from.String() != "198.51.100.9" || n != len(echo) || buf[0] != 0 || string(buf[8:n]) != "hi" {
+		t.Fatalf("read % x from %v, %v: want the echo reply from 198.51.100.9 alone", buf[:n], from, err)
+	}
+	if st := srv.Stats(); st.SynstackForwardPings != 2 || st.IcmpOutEchoReps != 1 {
+		t.Errorf("%d pings offered, %d replies: want 2 and 1", st.SynstackForwardPings, st.IcmpOutEchoReps)
 	}
 }

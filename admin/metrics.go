@@ -134,6 +134,8 @@ var stats = map[string]stat{
 	"SynstackForwardResets":         {help: "Forwarded connections that ended with a RST."},
 	"SynstackForwardPendingDrops":   {help: "SYNs dropped: too many forward requests already waiting."},
 	"SynstackForwardUDPRequests":    {help: "UDP flows offered to the UDP forwarder."},
+	"SynstackForwardPings":          {help: "Echo requests for other addresses offered to the ping forwarder."},
+	"SynstackForwardPingDrops":      {help: "Echo requests for other addresses dropped: too many waiting."},
 	"SynstackForwardUDPFlows":       {help: "UDP flows the forwarder accepted."},
 	"SynstackForwardUDPDrops":       {help: "Datagrams for other addresses dropped: a flow pending a decision, no forwarder, or the bounds."},
 	"SynstackForwardUDPLimitDrops":  {help: "Datagrams dropped: the UDP flow bounds reached."},

@@ -129,6 +129,8 @@ type Counters struct {
 	SynstackForwardPendingDrops uint64 // SYNs dropped: ForwardOptions.MaxPending requests already waiting, or MaxPendingPerSource from the client's address
 	SynstackForwardSourceDrops  uint64 // of those, SYNs dropped for MaxPendingPerSource
 
+	SynstackForwardPings         uint64 // echo requests for other addresses offered to the ping forwarder
+	SynstackForwardPingDrops     uint64 // echo requests for other addresses dropped: too many waiting
 	SynstackForwardUDPRequests   uint64 // UDP flows offered to the UDP forwarder (first datagrams of new 5-tuples)
 	SynstackForwardUDPFlows      uint64 // UDP flows the forwarder accepted
 	SynstackForwardUDPDrops      uint64 // datagrams for other addresses dropped: a flow pending a decision, no forwarder, or the bounds

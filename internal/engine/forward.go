@@ -91,11 +91,13 @@ func (s *Host) forwardsToLocked(dst netip.Addr, proto uint8, payload []byte) boo
 		return true
 	case proto == wire.ProtoICMP && dst.Is4() && len(payload) > 0:
 		t := payload[0]
-		return t == wire.ICMPv4DestUnreachable || t == wire.ICMPv4TimeExceeded || t == icmpv4ParamProblem
+		return t == wire.ICMPv4DestUnreachable || t == wire.ICMPv4TimeExceeded || t == icmpv4ParamProblem ||
+			t == wire.ICMPv4EchoRequest && s.pingFwd.f != nil
 	case proto == wire.ProtoICMPv6 && dst.Is6() && len(payload) > 0:
 		t := payload[0]
 		return t == wire.ICMPv6DestUnreachable || t == wire.ICMPv6PacketTooBig ||
-			t == wire.ICMPv6TimeExceeded || t == wire.ICMPv6ParamProblem
+			t == wire.ICMPv6TimeExceeded || t == wire.ICMPv6ParamProblem ||
+			t == wire.ICMPv6EchoRequest && s.pingFwd.f != nil
 	}
 	return false
 }

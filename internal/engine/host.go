@@ -139,8 +139,9 @@ type Host struct {
 	// fragment is put together for a link that takes one piece; all three
 	// under ctl.
 	udp        udpTable
-	pings      dgramTable // ping sockets by echo identifier (ping.go)
-	udpFwd     udpForward // UDP forwarding (udpforward.go)
+	pings      dgramTable  // ping sockets by echo identifier (ping.go)
+	udpFwd     udpForward  // UDP forwarding (udpforward.go)
+	pingFwd    pingForward // ping forwarding (ping.go)
 	reasm      reasmState
 	fragmenter frag.Fragmenter
 	udpFragID  uint32

@@ -108,10 +108,14 @@ func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 	switch {
 	case !v6 && h.Type == wire.ICMPv4EchoRequest:
 		s.g().stats.IcmpInEchos++
-		s.sendEchoReplyLocked(dst, src, h.Rest, body)
+		if !s.pingForwardLocked(src, dst, h.Rest, body) {
+			s.sendEchoReplyLocked(dst, src, h.Rest, body)
+		}
 	case v6 && h.Type == wire.ICMPv6EchoRequest:
 		s.g().stats.Icmp6InEchos++
-		s.sendEchoReplyLocked(dst, src, h.Rest, body)
+		if !s.pingForwardLocked(src, dst, h.Rest, body) {
+			s.sendEchoReplyLocked(dst, src, h.Rest, body)
+		}
 	case !v6 && h.Type == wire.ICMPv4EchoReply, v6 && h.Type == wire.ICMPv6EchoReply:
 		s.pingInputLocked(src, dst, b)
 	case !v6 && h.Type == wire.ICMPv4DestUnreachable:

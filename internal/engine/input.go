@@ -21,8 +21,7 @@ import (
 // for a connection is then processed under its shard's lock alone, and
 // anything else under Host.lock (see locks.go).
 func (s *Host) DeliverPacket(pkt []byte) {
-	defer s.offerForwards() // after the unlock: new forwarding requests, if any
-	defer s.offerUDPForwards()
+	defer s.offer() // after the unlock: new forwarding requests, if any
 	var batch [1]rxPacket
 	s.prepare(&batch[0], pkt, false)
 	s.inputBatch(batch[:])
@@ -38,11 +37,19 @@ var (
 // checked again (the kernel verified it, or made the packet on this host
 // and left its checksum partial).
 func (s *Host) DeliverVerified(pkt []byte) {
-	defer s.offerForwards()
-	defer s.offerUDPForwards()
+	defer s.offer()
 	var batch [1]rxPacket
 	s.prepare(&batch[0], pkt, true)
 	s.inputBatch(batch[:])
+}
+
+// offer hands the forwarders what the packets just processed brought:
+// connection requests, UDP flows, pings. It runs after every lock of the
+// delivery is released, on the link's goroutine.
+func (s *Host) offer() {
+	s.offerForwards()
+	s.offerUDPForwards()
+	s.offerPingForwards()
 }
 
 // rxBatch is how many packets DeliverPackets prepares before it takes a
@@ -58,8 +65,7 @@ const rxBatch = 32
 // with several receive queues): segments of connections in different
 // shards are then processed in parallel.
 func (s *Host) DeliverPackets(pkts [][]byte) {
-	defer s.offerForwards()
-	defer s.offerUDPForwards()
+	defer s.offer()
 	var batch [rxBatch]rxPacket
 	for len(pkts) > 0 {
 		n := min(len(pkts), rxBatch)

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/synstack/synstack/wire"
@@ -138,4 +140,112 @@ func (sk *Socket) proto() int {
 		return wire.ProtoICMPv6
 	}
 	return wire.ProtoICMP
+}
+
+// Forwarding pings: with a ping forwarder set, an echo request for an
+// address that is not the host's (one that forwarding brings here) is
+// offered as a PingForwardRequest instead of being answered; the handler
+// replies (having pinged the real destination, or not) or drops it.
+// Requests waiting are bounded (max): beyond, echo requests are dropped.
+type pingForward struct {
+	f       func(*PingForwardRequest) // guarded by ctl
+	max     int
+	pending atomic.Int64
+	offers  []*PingForwardRequest // guarded by ctl
+	queued  atomic.Bool
+}
+
+// PingForwardRequest is an echo request for another address, offered to
+// the ping forwarder.
+type PingForwardRequest struct {
+	// Src is the client; Dst the address it pings.
+	Src, Dst netip.Addr
+	// Ident and Seq are the echo's identifier and sequence number; Data
+	// its data (copied).
+	Ident, Seq uint16
+	Data       []byte
+
+	h       *Host
+	decided atomic.Bool
+}
+
+// SetPingForwarder turns ping forwarding on with f as the handler, or off
+// with a nil f; max (positive) bounds the requests waiting.
+func (s *Host) SetPingForwarder(f func(*PingForwardRequest), max int) {
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	s.pingFwd.f, s.pingFwd.max = f, max
+}
+
+// pingForwardLocked offers an echo request from src to dst, another
+// host's address, and reports whether forwarding took it. Under Host.lock.
+func (s *Host) pingForwardLocked(src, dst netip.Addr, rest uint32, data []byte) bool {
+	t := &s.pingFwd
+	if t.f == nil || s.isLocalAddr(dst) || dst.IsMulticast() {
+		return false
+	}
+	if int(t.pending.Load()) >= t.max {
+		s.g().stats.SynstackForwardPingDrops++
+		return true
+	}
+	t.pending.Add(1)
+	t.offers = append(t.offers, &PingForwardRequest{Src: src, Dst: dst, Ident: uint16(rest >> 16), Seq: uint16(rest),
+		Data: append([]byte(nil), data...), h: s})
+	t.queued.Store(true)
+	s.g().stats.SynstackForwardPings++
+	return true
+}
+
+// offerPingForwards hands the queued requests to the handler, with no
+// lock held.
+func (s *Host) offerPingForwards() {
+	t := &s.pingFwd
+	if !t.queued.Load() {
+		return
+	}
+	s.ctl.Lock()
+	offers, f := t.offers, t.f
+	t.offers = nil
+	t.queued.Store(false)
+	s.ctl.Unlock()
+	for _, r := range offers {
+		if f == nil {
+			r.Drop()
+			continue
+		}
+		f(r)
+	}
+}
+
+// decide marks the request decided, once: false if it already was.
+func (r *PingForwardRequest) decide() bool {
+	if !r.decided.CompareAndSwap(false, true) {
+		return false
+	}
+	r.h.pingFwd.pending.Add(-1)
+	return true
+}
+
+// Reply answers the request with an echo reply from Dst, as if Dst had:
+// the forwarder's destination answered its own ping.
+func (r *PingForwardRequest) Reply() error {
+	if !r.decide() {
+		return ErrForwardDecided
+	}
+	s := r.h
+	s.ctl.Lock()
+	defer s.ctl.Unlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	s.sendEchoReplyLocked(r.Dst, r.Src, uint32(r.Ident)<<16|uint32(r.Seq), r.Data)
+	return nil
+}
+
+// Drop decides the request without answering (the destination did not).
+func (r *PingForwardRequest) Drop() error {
+	if !r.decide() {
+		return ErrForwardDecided
+	}
+	return nil
 }
