@@ -104,19 +104,6 @@ func TestPseudoHeaderSum(t *testing.T) {
 	_ = PseudoHeaderSum(netip.Addr{}, netip.Addr{}, 6, 20)
 }
 
-func BenchmarkChecksum1500(b *testing.B) {
-	buf := make([]byte, 1500)
-	for i := range buf {
-		buf[i] = byte(i * 7)
-	}
-	b.SetBytes(int64(len(buf)))
-	var s uint32
-	for b.Loop() {
-		s += Checksum(buf, 0)
-	}
-	_ = s
-}
-
 // checksumCopy copies as copy does and sums as Checksum does, for every
 // length (odd ones, tails under a word), alignment, initial sum, and data
 // from all zeros to all ones.
