@@ -107,6 +107,17 @@ func sumGeneric(b []byte) uint64 {
 	return addCarry(acc, carries+c)
 }
 
+// CopyChecksum copies src into dst, as copy does, and returns the number
+// of bytes copied, n = min(len(dst), len(src)), and Checksum(src[:n],
+// initial): the sum of what was copied, with the payload read once. dst and
+// src may overlap; the sum is then of the bytes as copied. For a payload
+// copied and summed in pieces, every piece but the last must have an even
+// length, as with Checksum.
+func CopyChecksum(dst, src []byte, initial uint32) (n int, sum uint32) {
+	n = min(len(dst), len(src))
+	return n, addSwapped(copySumLE(dst[:n], src[:n]), initial)
+}
+
 // FoldChecksum folds a partial sum to 16 bits and complements it, giving the
 // value to store in a checksum field. A message whose stored checksum is
 // correct sums (including the checksum field) to a value for which

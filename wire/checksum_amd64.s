@@ -2,6 +2,75 @@
 
 #include "textflag.h"
 
+// LANES adds the low 16-bit halves of the eight 32-bit lanes of V to LO and
+// the high halves to HI; T is scratch, Y15 holds 0x0000ffff in each lane.
+#define LANES(V, T, LO, HI) \
+	VPSRLD $16, V, T; \
+	VPAND  Y15, V, V; \
+	VPADDD V, LO, LO; \
+	VPADDD T, HI, HI
+
+// REDUCE adds the four accumulators Y0-Y3 in 32 bits (every lane is below
+// 2^30, see the vector loops), widens the eight lanes to 64 bits, adds
+// across and adds the total, below 2^34, to AX with end-around carry. It
+// uses DX.
+#define REDUCE \
+	VPADDD       Y1, Y0, Y0; \
+	VPADDD       Y3, Y2, Y2; \
+	VPADDD       Y2, Y0, Y0; \
+	VEXTRACTI128 $1, Y0, X1; \
+	VPMOVZXDQ    X0, Y0; \
+	VPMOVZXDQ    X1, Y1; \
+	VPADDQ       Y1, Y0, Y0; \
+	VEXTRACTI128 $1, Y0, X1; \
+	VPADDQ       X1, X0, X0; \
+	VPSHUFD      $0x4e, X0, X1; \
+	VPADDQ       X1, X0, X0; \
+	VMOVQ        X0, DX; \
+	ADDQ         DX, AX; \
+	ADCQ         $0, AX
+
+// CHUNK sets DX to the bytes of the next chunk, CX's multiple of 64 but
+// at most 1 MiB, takes them from CX and clears the accumulators Y0-Y3.
+#define CHUNK \
+	MOVQ    $(1<<20), DX; \
+	CMPQ    CX, DX; \
+	CMOVQLT CX, DX; \
+	ANDQ    $~63, DX; \
+	SUBQ    DX, CX; \
+	VPXOR   Y0, Y0, Y0; \
+	VPXOR   Y1, Y1, Y1; \
+	VPXOR   Y2, Y2, Y2; \
+	VPXOR   Y3, Y3, Y3
+
+// START clears the sum AX, keeps the length CX in R8, and goes to the
+// label scalar under 256 bytes or without AVX2, else to vector.
+#define START(scalar, vector) \
+	MOVQ CX, R8; \
+	XORQ AX, AX; \
+	CMPQ CX, $256; \
+	JB   scalar; \
+	CMPB ·useAVX2(SB), $0; \
+	JNE  vector; \
+	JMP  scalar
+
+// TAIL adds to AX the last CX (1 to 7) bytes of the 8 in DX, the last 8
+// of the input: shifting out the ones already summed puts the first byte
+// left at bit 0, its place in a little-endian word since it lies a
+// multiple of 8 bytes from the start.
+#define TAIL \
+	SHLQ $3, CX; \
+	NEGQ CX; \
+	ADDQ $64, CX; \
+	SHRQ CX, DX; \
+	ADDQ DX, AX; \
+	ADCQ $0, AX
+
+// MASK sets every 32-bit lane of Y15 to 0x0000ffff.
+#define MASK \
+	VPCMPEQD Y15, Y15, Y15; \
+	VPSRLD   $16, Y15, Y15
+
 // func sumLE(b []byte) uint64
 //
 // Register use: SI points at the next byte, CX counts the bytes left, AX
@@ -10,12 +79,7 @@
 TEXT ·sumLE(SB), NOSPLIT, $0-32
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), CX
-	MOVQ CX, R8
-	XORQ AX, AX
-	CMPQ CX, $256
-	JB   scalar
-	CMPB ·useAVX2(SB), $0
-	JNE  vector
+	START(scalar, vector)
 
 scalar:
 	CMPQ CX, $64
@@ -71,15 +135,9 @@ rest:
 	CMPQ  R8, $8
 	JB    short
 
-	// b has at least 8 bytes: load its last 8 and shift out the ones
-	// already summed, which puts the first byte left at bit 0.
+	// b has at least 8 bytes: take its last 8.
 	MOVQ -8(SI)(CX*1), DX
-	SHLQ $3, CX
-	NEGQ CX
-	ADDQ $64, CX
-	SHRQ CX, DX
-	ADDQ DX, AX
-	ADCQ $0, AX
+	TAIL
 	JMP  done
 
 short:
@@ -119,45 +177,25 @@ vector:
 	// by 16), and the halves are added to 32-bit lane accumulators: no
 	// carries to propagate. Four vectors a round go to two pairs of
 	// accumulators, so that no add waits on the one before. A chunk is at
-	// most 1 MiB: each lane of each accumulator then receives at most
-	// 8192 values below 2^16, so the four add up to less than 2^31.
-	VPCMPEQD Y15, Y15, Y15
-	VPSRLD   $16, Y15, Y15 // 0x0000ffff in every lane
+	// most 1 MiB, 8192 rounds: each lane of each accumulator receives at
+	// most 16384 values below 2^16, so stays below 2^30, and the four add
+	// up to less than 2^32.
+	MASK
 
 chunk:
-	MOVQ  $(1<<20), DX
-	CMPQ  CX, DX
-	CMOVQLT CX, DX
-	ANDQ  $~63, DX          // bytes in this chunk
-	SUBQ  DX, CX
-	VPXOR Y0, Y0, Y0        // low halves, vectors 0 and 2
-	VPXOR Y1, Y1, Y1        // high halves, vectors 0 and 2
-	VPXOR Y2, Y2, Y2        // low halves, vectors 1 and 3
-	VPXOR Y3, Y3, Y3        // high halves, vectors 1 and 3
-	CMPQ  DX, $128
-	JB    vec64
+	CHUNK
+	CMPQ DX, $128
+	JB   vec64
 
 vec128:
 	VMOVDQU (SI), Y4
 	VMOVDQU 32(SI), Y5
 	VMOVDQU 64(SI), Y6
 	VMOVDQU 96(SI), Y7
-	VPSRLD  $16, Y4, Y8
-	VPAND   Y15, Y4, Y4
-	VPSRLD  $16, Y5, Y9
-	VPAND   Y15, Y5, Y5
-	VPSRLD  $16, Y6, Y10
-	VPAND   Y15, Y6, Y6
-	VPSRLD  $16, Y7, Y11
-	VPAND   Y15, Y7, Y7
-	VPADDD  Y4, Y0, Y0
-	VPADDD  Y8, Y1, Y1
-	VPADDD  Y5, Y2, Y2
-	VPADDD  Y9, Y3, Y3
-	VPADDD  Y6, Y0, Y0
-	VPADDD  Y10, Y1, Y1
-	VPADDD  Y7, Y2, Y2
-	VPADDD  Y11, Y3, Y3
+	LANES(Y4, Y8, Y0, Y1)
+	LANES(Y5, Y9, Y2, Y3)
+	LANES(Y6, Y10, Y0, Y1)
+	LANES(Y7, Y11, Y2, Y3)
 	ADDQ    $128, SI
 	SUBQ    $128, DX
 	CMPQ    DX, $128
@@ -168,34 +206,168 @@ vec64:
 	JZ      reduce
 	VMOVDQU (SI), Y4
 	VMOVDQU 32(SI), Y5
-	VPSRLD  $16, Y4, Y8
-	VPAND   Y15, Y4, Y4
-	VPSRLD  $16, Y5, Y9
-	VPAND   Y15, Y5, Y5
-	VPADDD  Y4, Y0, Y0
-	VPADDD  Y8, Y1, Y1
-	VPADDD  Y5, Y2, Y2
-	VPADDD  Y9, Y3, Y3
+	LANES(Y4, Y8, Y0, Y1)
+	LANES(Y5, Y9, Y2, Y3)
 	ADDQ    $64, SI
 
 reduce:
-	// Add the four accumulators in 32 bits, widen the eight lanes to 64
-	// bits and add across; the result is below 2^34.
-	VPADDD       Y1, Y0, Y0
-	VPADDD       Y3, Y2, Y2
-	VPADDD       Y2, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPMOVZXDQ    X0, Y0
-	VPMOVZXDQ    X1, Y1
-	VPADDQ       Y1, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDQ       X1, X0, X0
-	VPSHUFD      $0x4e, X0, X1
-	VPADDQ       X1, X0, X0
-	VMOVQ        X0, DX
-	ADDQ         DX, AX
-	ADCQ         $0, AX
-	CMPQ         CX, $64
-	JAE          chunk
+	REDUCE
+	CMPQ CX, $64
+	JAE  chunk
 	VZEROUPPER
-	JMP          rest32
+	JMP  rest32
+
+// func copySumAsm(dst, src []byte) uint64
+//
+// Copies src to dst and returns its sum as sumLE does: the same carry
+// chain and vector loop, storing each word or vector it has loaded. DI
+// points into dst, the other registers are as in sumLE. len(dst) must
+// equal len(src) and the two must not overlap.
+TEXT ·copySumAsm(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), CX
+	START(cscalar, cvector)
+
+cscalar:
+	CMPQ CX, $32
+	JB   crest16
+
+cloop32:
+	MOVQ 0(SI), R9
+	MOVQ 8(SI), R10
+	MOVQ 16(SI), R11
+	MOVQ 24(SI), R12
+	MOVQ R9, 0(DI)
+	MOVQ R10, 8(DI)
+	MOVQ R11, 16(DI)
+	MOVQ R12, 24(DI)
+	ADDQ R9, AX
+	ADCQ R10, AX
+	ADCQ R11, AX
+	ADCQ R12, AX
+	ADCQ $0, AX
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $32, CX
+	CMPQ CX, $32
+	JAE  cloop32
+
+crest16:
+	CMPQ CX, $16
+	JB   crest8
+	MOVQ 0(SI), R9
+	MOVQ 8(SI), R10
+	MOVQ R9, 0(DI)
+	MOVQ R10, 8(DI)
+	ADDQ R9, AX
+	ADCQ R10, AX
+	ADCQ $0, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	SUBQ $16, CX
+
+crest8:
+	CMPQ CX, $8
+	JB   crest
+	MOVQ 0(SI), R9
+	MOVQ R9, 0(DI)
+	ADDQ R9, AX
+	ADCQ $0, AX
+	ADDQ $8, SI
+	ADDQ $8, DI
+	SUBQ $8, CX
+
+crest:
+	TESTQ CX, CX
+	JZ    cdone
+	CMPQ  R8, $8
+	JB    cshort
+
+	// Copy the last 8 bytes of src, rewriting in dst some bytes just
+	// copied, and sum the new ones as sumLE does.
+	MOVQ -8(SI)(CX*1), DX
+	MOVQ DX, -8(DI)(CX*1)
+	TAIL
+	JMP  cdone
+
+cshort:
+	XORQ  DX, DX
+	TESTQ $4, CX
+	JZ    cshort2
+	MOVL  (SI), DX
+	MOVL  DX, (DI)
+	ADDQ  $4, SI
+	ADDQ  $4, DI
+
+cshort2:
+	TESTQ   $2, CX
+	JZ      cshort1
+	MOVWQZX (SI), BX
+	MOVW    BX, (DI)
+	SHLQ    $32, BX
+	ORQ     BX, DX
+	ADDQ    $2, SI
+	ADDQ    $2, DI
+
+cshort1:
+	TESTQ   $1, CX
+	JZ      cshort0
+	MOVBQZX (SI), BX
+	MOVB    BX, (DI)
+	SHLQ    $48, BX
+	ORQ     BX, DX
+
+cshort0:
+	ADDQ DX, AX
+	ADCQ $0, AX
+
+cdone:
+	MOVQ AX, ret+48(FP)
+	RET
+
+cvector:
+	MASK
+
+cchunk:
+	CHUNK
+	CMPQ DX, $128
+	JB   cvec64
+
+cvec128:
+	VMOVDQU (SI), Y4
+	VMOVDQU 32(SI), Y5
+	VMOVDQU 64(SI), Y6
+	VMOVDQU 96(SI), Y7
+	VMOVDQU Y4, (DI)
+	VMOVDQU Y5, 32(DI)
+	VMOVDQU Y6, 64(DI)
+	VMOVDQU Y7, 96(DI)
+	LANES(Y4, Y8, Y0, Y1)
+	LANES(Y5, Y9, Y2, Y3)
+	LANES(Y6, Y10, Y0, Y1)
+	LANES(Y7, Y11, Y2, Y3)
+	ADDQ    $128, SI
+	ADDQ    $128, DI
+	SUBQ    $128, DX
+	CMPQ    DX, $128
+	JAE     cvec128
+
+cvec64:
+	TESTQ   DX, DX
+	JZ      creduce
+	VMOVDQU (SI), Y4
+	VMOVDQU 32(SI), Y5
+	VMOVDQU Y4, (DI)
+	VMOVDQU Y5, 32(DI)
+	LANES(Y4, Y8, Y0, Y1)
+	LANES(Y5, Y9, Y2, Y3)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+
+creduce:
+	REDUCE
+	CMPQ CX, $64
+	JAE  cchunk
+	VZEROUPPER
+	JMP  cscalar

@@ -10,11 +10,7 @@ import (
 // TestChecksumWithoutAVX2 runs the boundary lengths through the assembly
 // as a CPU without AVX2 would: the carry chain alone.
 func TestChecksumWithoutAVX2(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("this CPU has no AVX2: every test already takes the scalar path")
-	}
-	useAVX2 = false
-	defer func() { useAVX2 = true }()
+	withoutAVX2(t)
 	r := rand.New(rand.NewPCG(7, 8))
 	buf := make([]byte, 65537+8)
 	for _, n := range checksumLengths {
@@ -26,4 +22,28 @@ func TestChecksumWithoutAVX2(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCopyChecksumWithoutAVX2 copies the boundary lengths as on a CPU
+// without AVX2: memmove, then the carry chain.
+func TestCopyChecksumWithoutAVX2(t *testing.T) {
+	withoutAVX2(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	src := make([]byte, 65537+8)
+	dst := make([]byte, 65537+8)
+	for _, n := range checksumLengths {
+		s := src[1 : 1+n]
+		fillPattern(r, s, 2)
+		checkCopy(t, dst[:n], s, 0xffff0001)
+	}
+}
+
+// withoutAVX2 turns the AVX2 paths off until t ends, or skips t if they are
+// off already.
+func withoutAVX2(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no AVX2: every test already takes the scalar path")
+	}
+	useAVX2 = false
+	t.Cleanup(func() { useAVX2 = true })
 }
