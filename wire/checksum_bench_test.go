@@ -3,6 +3,7 @@ package wire
 import (
 	"strconv"
 	"testing"
+	"time"
 )
 
 // benchSizes are the lengths the checksum benchmarks run at: headers,
@@ -34,3 +35,25 @@ func BenchmarkChecksum(b *testing.B) {
 }
 
 var sink uint32
+
+// alternate measures two ways of doing the same work on n bytes, f and g,
+// in turns of about 64 KiB each (reps calls), so that both see the same
+// load on a shared machine. It reports the GB/s of each, named by fname
+// and gname, and the ratio of f's speed to g's (above 1: f is faster).
+func alternate(b *testing.B, n int, fname string, f func(reps int), gname string, g func(reps int)) {
+	reps := max(1, 65536/n)
+	var tf, tg time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		f(reps)
+		t1 := time.Now()
+		g(reps)
+		tf += t1.Sub(t0)
+		tg += time.Since(t1)
+	}
+	bytes := float64(b.N) * float64(reps*n)
+	b.ReportMetric(bytes/tf.Seconds()/1e9, fname+"-GB/s")
+	b.ReportMetric(bytes/tg.Seconds()/1e9, gname+"-GB/s")
+	b.ReportMetric(tg.Seconds()/tf.Seconds(), fname+"/"+gname)
+	b.ReportMetric(0, "ns/op")
+}
