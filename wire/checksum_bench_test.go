@@ -57,3 +57,20 @@ func alternate(b *testing.B, n int, fname string, f func(reps int), gname string
 	b.ReportMetric(tg.Seconds()/tf.Seconds(), fname+"/"+gname)
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkChecksumOdd is BenchmarkChecksum at an odd start, one byte past
+// an 8-byte boundary: every wide load then crosses a word boundary and
+// some cross cache lines.
+func BenchmarkChecksumOdd(b *testing.B) {
+	for _, n := range benchSizes {
+		buf := benchData(n + 1)[1:]
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			var s uint32
+			for b.Loop() {
+				s += Checksum(buf, 0)
+			}
+			sink = s
+		})
+	}
+}
