@@ -16,8 +16,9 @@ import (
 //
 // The bytes are summed as little-endian 64-bit words and the folded sum is
 // byte-swapped once at the end, which gives the same result (RFC 1071,
-// section 2(B)); on amd64 the bulk of a long b is summed with AVX2 (see
-// checksum_amd64.go), elsewhere, or with the purego build tag, by
+// section 2(B)). On amd64 and arm64 that is done in assembly, with the
+// bulk of a long b in vector registers (checksum_amd64.go,
+// checksum_arm64.go); elsewhere, or with the purego build tag, by
 // sumGeneric.
 func Checksum(b []byte, initial uint32) uint32 {
 	return addSwapped(sumLE(b), initial)
