@@ -21,7 +21,7 @@ import (
 // checksum_arm64.go); elsewhere, or with the purego build tag, by
 // sumGeneric.
 func Checksum(b []byte, initial uint32) uint32 {
-	return addSwapped(sumLE(b), initial)
+	return checksum(b, initial)
 }
 
 // addSwapped folds sum, a sum of little-endian words, to 16 bits, swaps it
@@ -116,7 +116,7 @@ func sumGeneric(b []byte) uint64 {
 // length, as with Checksum.
 func CopyChecksum(dst, src []byte, initial uint32) (n int, sum uint32) {
 	n = min(len(dst), len(src))
-	return n, addSwapped(copySumLE(dst[:n], src[:n]), initial)
+	return n, copyChecksum(dst[:n], src[:n], initial)
 }
 
 // FoldChecksum folds a partial sum to 16 bits and complements it, giving the

@@ -66,17 +66,43 @@
 	ADDQ DX, AX; \
 	ADCQ $0, AX
 
+// FINISH folds the sum AX to 16 bits with end-around carry, swaps its
+// bytes to network order, adds initial (the 32 bits in BX), and folds
+// again into AX, as addSwapped does. A non-zero value stays non-zero
+// through each end-around fold. The second fold from 64 to 32 bits cannot
+// carry (the sum is below 2^32+2^16), so it has no ADCL. It uses DX.
+#define FINISH \
+	MOVQ    AX, DX; \
+	SHRQ    $32, DX; \
+	ADDL    AX, DX; \
+	ADCL    $0, DX; \
+	MOVL    DX, AX; \
+	SHRL    $16, AX; \
+	ADDW    DX, AX; \
+	ADCW    $0, AX; \
+	ROLW    $8, AX; \
+	MOVWQZX AX, AX; \
+	ADDQ    BX, AX; \
+	MOVQ    AX, DX; \
+	SHRQ    $32, DX; \
+	ADDL    AX, DX; \
+	MOVL    DX, AX; \
+	SHRL    $16, AX; \
+	ADDW    DX, AX; \
+	ADCW    $0, AX; \
+	MOVWLZX AX, AX
+
 // MASK sets every 32-bit lane of Y15 to 0x0000ffff.
 #define MASK \
 	VPCMPEQD Y15, Y15, Y15; \
 	VPSRLD   $16, Y15, Y15
 
-// func sumLE(b []byte) uint64
+// func checksum(b []byte, initial uint32) uint32
 //
 // Register use: SI points at the next byte, CX counts the bytes left, AX
 // is the 64-bit sum with end-around carry (every carry chain ends with
 // ADCQ $0, which cannot carry again), R8 keeps the whole length.
-TEXT ·sumLE(SB), NOSPLIT, $0-32
+TEXT ·checksum(SB), NOSPLIT, $0-36
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), CX
 	START(scalar, vector)
@@ -168,7 +194,9 @@ short0:
 	ADCQ $0, AX
 
 done:
-	MOVQ AX, ret+24(FP)
+	MOVL   initial+24(FP), BX
+	FINISH
+	MOVL   AX, ret+32(FP)
 	RET
 
 vector:
@@ -217,13 +245,13 @@ reduce:
 	VZEROUPPER
 	JMP  rest32
 
-// func copySumAsm(dst, src []byte) uint64
+// func copyChecksumAsm(dst, src []byte, initial uint32) uint32
 //
-// Copies src to dst and returns its sum as sumLE does: the same carry
+// Copies src to dst and returns its sum as checksum does: the same carry
 // chain and vector loop, storing each word or vector it has loaded. DI
-// points into dst, the other registers are as in sumLE. len(dst) must
+// points into dst, the other registers are as in checksum. len(dst) must
 // equal len(src) and the two must not overlap.
-TEXT ·copySumAsm(SB), NOSPLIT, $0-56
+TEXT ·copyChecksumAsm(SB), NOSPLIT, $0-60
 	MOVQ dst_base+0(FP), DI
 	MOVQ src_base+24(FP), SI
 	MOVQ src_len+32(FP), CX
@@ -285,7 +313,7 @@ crest:
 	JB    cshort
 
 	// Copy the last 8 bytes of src, rewriting in dst some bytes just
-	// copied, and sum the new ones as sumLE does.
+	// copied, and sum the new ones as checksum does.
 	MOVQ -8(SI)(CX*1), DX
 	MOVQ DX, -8(DI)(CX*1)
 	TAIL
@@ -323,7 +351,9 @@ cshort0:
 	ADCQ $0, AX
 
 cdone:
-	MOVQ AX, ret+48(FP)
+	MOVL   initial+48(FP), BX
+	FINISH
+	MOVL   AX, ret+56(FP)
 	RET
 
 cvector:
