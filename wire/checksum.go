@@ -61,8 +61,9 @@ func addCarry(a, b uint64) uint64 {
 // sumGeneric returns the sum of b read as little-endian 16-bit words (an
 // odd trailing byte is the low byte of its word), reduced modulo 0xffff
 // only as far as it must be to fit 64 bits: congruent to the true sum, and
-// zero only when every byte is zero. It is the pure-Go path of every
-// architecture and the tail of the assembly ones.
+// zero only when every byte is zero. It is the pure-Go path (every
+// GOARCH but amd64 and arm64, and any with the purego tag); the tests
+// hold the assembly to it and to a simple reference.
 //
 // The main loop adds eight 64-bit words per round in one carry chain; the
 // carry out of each round is counted and added at the end.
@@ -114,6 +115,10 @@ func sumGeneric(b []byte) uint64 {
 // src may overlap; the sum is then of the bytes as copied. For a payload
 // copied and summed in pieces, every piece but the last must have an even
 // length, as with Checksum.
+//
+// On amd64 the copy and the sum are one loop in assembly, which stores
+// each word or vector it sums; elsewhere, or when dst and src overlap, it
+// is memmove then Checksum of dst while dst is in cache.
 func CopyChecksum(dst, src []byte, initial uint32) (n int, sum uint32) {
 	n = min(len(dst), len(src))
 	return n, copyChecksum(dst[:n], src[:n], initial)
