@@ -18,8 +18,9 @@ import (
 // byte-swapped once at the end, which gives the same result (RFC 1071,
 // section 2(B)). On amd64 and arm64 that is done in assembly, with the
 // bulk of a long b in vector registers (checksum_amd64.go,
-// checksum_arm64.go); elsewhere, or with the purego build tag, by
-// sumGeneric.
+// checksum_arm64.go); elsewhere by sumGeneric, and so with the purego
+// build tag, and with the race detector on, which sees the memory that Go
+// code reads and writes but not what assembly does.
 func Checksum(b []byte, initial uint32) uint32 {
 	return checksum(b, initial)
 }
@@ -62,8 +63,8 @@ func addCarry(a, b uint64) uint64 {
 // odd trailing byte is the low byte of its word), reduced modulo 0xffff
 // only as far as it must be to fit 64 bits: congruent to the true sum, and
 // zero only when every byte is zero. It is the pure-Go path (every
-// GOARCH but amd64 and arm64, and any with the purego tag); the tests
-// hold the assembly to it and to a simple reference.
+// GOARCH but amd64 and arm64, and any with the purego tag or the race
+// detector); the tests hold the assembly to it and to a simple reference.
 //
 // The main loop adds eight 64-bit words per round in one carry chain; the
 // carry out of each round is counted and added at the end.
@@ -117,8 +118,9 @@ func sumGeneric(b []byte) uint64 {
 // length, as with Checksum.
 //
 // On amd64 the copy and the sum are one loop in assembly, which stores
-// each word or vector it sums; elsewhere, or when dst and src overlap, it
-// is memmove then Checksum of dst while dst is in cache.
+// each word or vector it sums; elsewhere, when dst and src overlap, and
+// with the purego tag or the race detector, it is copy then Checksum of
+// dst while dst is in cache.
 func CopyChecksum(dst, src []byte, initial uint32) (n int, sum uint32) {
 	n = min(len(dst), len(src))
 	return n, copyChecksum(dst[:n], src[:n], initial)

@@ -1,4 +1,4 @@
-//go:build !purego
+//go:build !purego && !race
 
 package wire
 
@@ -10,8 +10,8 @@ package wire
 //
 // It is checked against the reference under emulation; its speed has not
 // been measured on arm64 hardware (the project's machines are amd64). The
-// purego build tag gives the pure-Go path, the same carry chain as the
-// scalar part here.
+// purego build tag and the race detector give the pure-Go path, the same
+// carry chain as the scalar part here.
 //
 //go:noescape
 func sumLE(b []byte) uint64
