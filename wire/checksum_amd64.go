@@ -1,25 +1,21 @@
-//go:build !purego && !race
+//go:build !purego
 
 package wire
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 // useAVX2 says whether the assembly may use AVX2: the CPU has it and the
 // operating system saves the YMM registers.
 var useAVX2 = cpu.X86.HasAVX2
 
-// checksum is Checksum in assembly (checksum_amd64.s): inputs of 256 bytes
-// or more have their whole 64-byte blocks summed with AVX2 when the CPU
-// has it, and the rest, or all of a shorter input, goes through a carry
-// chain of ADCQ, eight words a round; the sum of little-endian words is
-// then folded, swapped and added to initial as addSwapped does.
+// checksumAsm is Checksum in assembly (checksum_amd64.s): inputs of 256
+// bytes or more have their whole 64-byte blocks summed with AVX2 when the
+// CPU has it, and the rest, or all of a shorter input, goes through a
+// carry chain of ADCQ, eight words a round; the sum of little-endian words
+// is then folded, swapped and added to initial as addSwapped does.
 //
 //go:noescape
-func checksum(b []byte, initial uint32) uint32
+func checksumAsm(b []byte, initial uint32) uint32
 
 // copyChecksumAsm copies src to dst and returns Checksum(src, initial), in
 // one pass: each word or vector that it sums it also stores. len(dst)
@@ -27,21 +23,3 @@ func checksum(b []byte, initial uint32) uint32
 //
 //go:noescape
 func copyChecksumAsm(dst, src []byte, initial uint32) uint32
-
-// copyChecksum is CopyChecksum for dst and src of the same length: in one
-// pass unless the slices overlap, when memmove copies (as copy must) and
-// then dst is summed.
-func copyChecksum(dst, src []byte, initial uint32) uint32 {
-	if overlap(dst, src) {
-		copy(dst, src)
-		return checksum(dst, initial)
-	}
-	return copyChecksumAsm(dst, src, initial)
-}
-
-// overlap says whether a and b share any byte.
-func overlap(a, b []byte) bool {
-	pa := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
-	pb := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
-}

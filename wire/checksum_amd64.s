@@ -1,4 +1,4 @@
-//go:build !purego && !race
+//go:build !purego
 
 #include "textflag.h"
 
@@ -97,12 +97,12 @@
 	VPCMPEQD Y15, Y15, Y15; \
 	VPSRLD   $16, Y15, Y15
 
-// func checksum(b []byte, initial uint32) uint32
+// func checksumAsm(b []byte, initial uint32) uint32
 //
 // Register use: SI points at the next byte, CX counts the bytes left, AX
 // is the 64-bit sum with end-around carry (every carry chain ends with
 // ADCQ $0, which cannot carry again), R8 keeps the whole length.
-TEXT ·checksum(SB), NOSPLIT, $0-36
+TEXT ·checksumAsm(SB), NOSPLIT, $0-36
 	MOVQ b_base+0(FP), SI
 	MOVQ b_len+8(FP), CX
 	START(scalar, vector)
@@ -247,9 +247,9 @@ reduce:
 
 // func copyChecksumAsm(dst, src []byte, initial uint32) uint32
 //
-// Copies src to dst and returns its sum as checksum does: the same carry
+// Copies src to dst and returns its sum as checksumAsm does: the same carry
 // chain and vector loop, storing each word or vector it has loaded. DI
-// points into dst, the other registers are as in checksum. len(dst) must
+// points into dst, the other registers are as in checksumAsm. len(dst) must
 // equal len(src) and the two must not overlap.
 TEXT ·copyChecksumAsm(SB), NOSPLIT, $0-60
 	MOVQ dst_base+0(FP), DI
@@ -313,7 +313,7 @@ crest:
 	JB    cshort
 
 	// Copy the last 8 bytes of src, rewriting in dst some bytes just
-	// copied, and sum the new ones as checksum does.
+	// copied, and sum the new ones as checksumAsm does.
 	MOVQ -8(SI)(CX*1), DX
 	MOVQ DX, -8(DI)(CX*1)
 	TAIL

@@ -1,4 +1,4 @@
-//go:build !purego && !race
+//go:build !purego
 
 package wire
 
@@ -6,6 +6,11 @@ import (
 	"math/rand/v2"
 	"testing"
 )
+
+func init() {
+	asmChecksum = checksumAsm
+	asmCopyChecksum = copyChecksumAsm
+}
 
 // TestChecksumWithoutAVX2 runs the boundary lengths through the assembly
 // as a CPU without AVX2 would: the carry chain alone.
@@ -25,7 +30,7 @@ func TestChecksumWithoutAVX2(t *testing.T) {
 }
 
 // TestCopyChecksumWithoutAVX2 copies the boundary lengths as on a CPU
-// without AVX2: memmove, then the carry chain.
+// without AVX2: the carry chain, storing each word.
 func TestCopyChecksumWithoutAVX2(t *testing.T) {
 	withoutAVX2(t)
 	r := rand.New(rand.NewPCG(15, 16))

@@ -1,4 +1,4 @@
-//go:build !purego && !race
+//go:build !purego
 
 #include "textflag.h"
 
@@ -15,11 +15,11 @@
 	ADCS R12, R2, R2; \
 	ADC  ZR, R2, R2
 
-// func sumLE(b []byte) uint64
+// func sumNEON(b []byte) uint64
 //
 // Register use: R0 points at the next byte, R1 counts the bytes left, R2
 // is the 64-bit sum with end-around carry, R8 keeps the whole length.
-TEXT ·sumLE(SB), NOSPLIT, $0-32
+TEXT ·sumNEON(SB), NOSPLIT, $0-32
 	MOVD b_base+0(FP), R0
 	MOVD b_len+8(FP), R1
 	MOVD R1, R8

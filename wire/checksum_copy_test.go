@@ -25,7 +25,19 @@ func checkCopy(t *testing.T, dst, src []byte, initial uint32) {
 	if sum != wantSum {
 		t.Fatalf("dst %d src %d initial %#x: sum %#x, reference %#x", len(dst), len(src), initial, sum, wantSum)
 	}
+	if asmCopyChecksum == nil {
+		return
+	}
+	d := make([]byte, n)
+	if sum := asmCopyChecksum(d, src[:n], initial); sum != wantSum || !bytes.Equal(d, src[:n]) {
+		t.Fatalf("dst %d src %d initial %#x: assembly sum %#x (reference %#x), bytes equal: %v", len(dst), len(src), initial, sum, wantSum, bytes.Equal(d, src[:n]))
+	}
 }
+
+// asmCopyChecksum is this GOARCH's assembly for CopyChecksum on slices of
+// one length that do not overlap, nil where there is none; called directly
+// like asmChecksum.
+var asmCopyChecksum func(dst, src []byte, initial uint32) uint32
 
 // TestCopyChecksum copies every boundary length, at start offsets that
 // put source and destination at different alignments, from each data
