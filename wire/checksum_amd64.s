@@ -92,6 +92,31 @@
 	ADCW    $0, AX; \
 	MOVWLZX AX, AX
 
+// SUM64, SUM32 and SUM16 add the 8, 4 or 2 words at SI to AX in one
+// carry chain and the carry out at the end, which cannot carry again.
+#define SUM64 \
+	ADDQ 0(SI), AX; \
+	ADCQ 8(SI), AX; \
+	ADCQ 16(SI), AX; \
+	ADCQ 24(SI), AX; \
+	ADCQ 32(SI), AX; \
+	ADCQ 40(SI), AX; \
+	ADCQ 48(SI), AX; \
+	ADCQ 56(SI), AX; \
+	ADCQ $0, AX
+
+#define SUM32 \
+	ADDQ 0(SI), AX; \
+	ADCQ 8(SI), AX; \
+	ADCQ 16(SI), AX; \
+	ADCQ 24(SI), AX; \
+	ADCQ $0, AX
+
+#define SUM16 \
+	ADDQ 0(SI), AX; \
+	ADCQ 8(SI), AX; \
+	ADCQ $0, AX
+
 // MASK sets every 32-bit lane of Y15 to 0x0000ffff.
 #define MASK \
 	VPCMPEQD Y15, Y15, Y15; \
@@ -112,15 +137,7 @@ scalar:
 	JB   rest32
 
 loop64:
-	ADDQ 0(SI), AX
-	ADCQ 8(SI), AX
-	ADCQ 16(SI), AX
-	ADCQ 24(SI), AX
-	ADCQ 32(SI), AX
-	ADCQ 40(SI), AX
-	ADCQ 48(SI), AX
-	ADCQ 56(SI), AX
-	ADCQ $0, AX
+	SUM64
 	ADDQ $64, SI
 	SUBQ $64, CX
 	CMPQ CX, $64
@@ -129,20 +146,14 @@ loop64:
 rest32:
 	CMPQ CX, $32
 	JB   rest16
-	ADDQ 0(SI), AX
-	ADCQ 8(SI), AX
-	ADCQ 16(SI), AX
-	ADCQ 24(SI), AX
-	ADCQ $0, AX
+	SUM32
 	ADDQ $32, SI
 	SUBQ $32, CX
 
 rest16:
 	CMPQ CX, $16
 	JB   rest8
-	ADDQ 0(SI), AX
-	ADCQ 8(SI), AX
-	ADCQ $0, AX
+	SUM16
 	ADDQ $16, SI
 	SUBQ $16, CX
 
@@ -258,42 +269,49 @@ TEXT ·copyChecksumAsm(SB), NOSPLIT, $0-60
 	START(cscalar, cvector)
 
 cscalar:
-	CMPQ CX, $32
-	JB   crest16
+	// Copy with 16-byte SSE moves (every amd64 CPU has them) and sum
+	// the same bytes from src, still in L1, with ADCQ from memory: half
+	// the stores of copying words one by one.
+	CMPQ CX, $64
+	JB   crest32
 
-cloop32:
-	MOVQ 0(SI), R9
-	MOVQ 8(SI), R10
-	MOVQ 16(SI), R11
-	MOVQ 24(SI), R12
-	MOVQ R9, 0(DI)
-	MOVQ R10, 8(DI)
-	MOVQ R11, 16(DI)
-	MOVQ R12, 24(DI)
-	ADDQ R9, AX
-	ADCQ R10, AX
-	ADCQ R11, AX
-	ADCQ R12, AX
-	ADCQ $0, AX
-	ADDQ $32, SI
-	ADDQ $32, DI
-	SUBQ $32, CX
-	CMPQ CX, $32
-	JAE  cloop32
+cloop64:
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU 32(SI), X2
+	MOVOU 48(SI), X3
+	MOVOU X0, 0(DI)
+	MOVOU X1, 16(DI)
+	MOVOU X2, 32(DI)
+	MOVOU X3, 48(DI)
+	SUM64
+	ADDQ  $64, SI
+	ADDQ  $64, DI
+	SUBQ  $64, CX
+	CMPQ  CX, $64
+	JAE   cloop64
+
+crest32:
+	CMPQ  CX, $32
+	JB    crest16
+	MOVOU 0(SI), X0
+	MOVOU 16(SI), X1
+	MOVOU X0, 0(DI)
+	MOVOU X1, 16(DI)
+	SUM32
+	ADDQ  $32, SI
+	ADDQ  $32, DI
+	SUBQ  $32, CX
 
 crest16:
-	CMPQ CX, $16
-	JB   crest8
-	MOVQ 0(SI), R9
-	MOVQ 8(SI), R10
-	MOVQ R9, 0(DI)
-	MOVQ R10, 8(DI)
-	ADDQ R9, AX
-	ADCQ R10, AX
-	ADCQ $0, AX
-	ADDQ $16, SI
-	ADDQ $16, DI
-	SUBQ $16, CX
+	CMPQ  CX, $16
+	JB    crest8
+	MOVOU 0(SI), X0
+	MOVOU X0, 0(DI)
+	SUM16
+	ADDQ  $16, SI
+	ADDQ  $16, DI
+	SUBQ  $16, CX
 
 crest8:
 	CMPQ CX, $8
