@@ -234,6 +234,22 @@ func SetTCPChecksumSplit(header, payload []byte, src, dst netip.Addr) {
 	binary.BigEndian.PutUint16(header[tcpChecksum:], FoldChecksum(sum))
 }
 
+// SetTCPChecksumCopy copies payload into dst (the packet's bytes after
+// the TCP header) and sets the header's checksum over the header and the
+// payload, reading the payload once: the copy and the sum in one pass
+// (CopyChecksum). dst must hold len(payload) bytes; a header of odd length
+// or shorter than TCPHeaderLen is left alone, and the payload copied.
+func SetTCPChecksumCopy(header, dst, payload []byte, src, dstAddr netip.Addr) {
+	if len(header) < TCPHeaderLen || len(header)%2 != 0 {
+		copy(dst, payload)
+		return
+	}
+	binary.BigEndian.PutUint16(header[tcpChecksum:], 0)
+	sum := Checksum(header, PseudoHeaderSum(src, dstAddr, ProtoTCP, len(header)+len(payload)))
+	_, sum = CopyChecksum(dst, payload, sum)
+	binary.BigEndian.PutUint16(header[tcpChecksum:], FoldChecksum(sum))
+}
+
 // TCPChecksumValid reports whether the checksum of the received segment
 // verifies with the pseudo-header built from src and dst.
 func TCPChecksumValid(segment []byte, src, dst netip.Addr) bool {

@@ -56,11 +56,11 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 		if !s.txCsumOff {
 			wire.SetTCPChecksumSplit(buf[ipLen:], seg.Payload, src, dst)
 		}
-	} else {
+	} else if s.txCsumOff {
 		copy(buf[ipLen+n:], seg.Payload)
-		if !s.txCsumOff {
-			wire.SetTCPChecksum(buf[ipLen:], src, dst)
-		}
+	} else {
+		// The payload is copied and summed in one pass.
+		wire.SetTCPChecksumCopy(buf[ipLen:ipLen+n], buf[ipLen+n:], seg.Payload, src, dst)
 	}
 	if src.Is4() {
 		sh.ipID++
