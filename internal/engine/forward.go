@@ -161,7 +161,7 @@ func (s *Host) forwardTimeWaitLocked(ep *endpoint, local, remote netip.AddrPort,
 	if s.fwd.f == nil {
 		return false
 	}
-	s.unhashLocked(ep)
+	s.unhashLocked(ep) // +checklocksignore: ep.sh is the shard whose lock the caller holds, under another name
 	if ep.sock != nil {
 		ep.sock.wake()
 	}
@@ -256,7 +256,7 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 	if err := r.decideLocked(); err != nil {
 		return nil, err
 	}
-	if l.sh.conns.get(r.Local, r.Remote) != nil {
+	if l.sh.conns.get(r.Local, r.Remote) != nil { // +checklocksignore: l names the shard (acquire)
 		return nil, syscall.EADDRINUSE
 	}
 	fam := uint8(AF_INET)

@@ -70,12 +70,13 @@ type Host struct {
 	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
 	// (link.ChecksumOffloader), so segments go out without one and come in
 	// unchecked.
-	txCsumOff, rxCsumOff bool
-	clock                clock.Clock
-	mtu                  int
-	addrs                []netip.Prefix
-	key                  secret
-	tcpDefaults          tcp.Config
+	txCsumOff   bool
+	rxCsumOff   bool
+	clock       clock.Clock
+	mtu         int
+	addrs       []netip.Prefix
+	key         secret
+	tcpDefaults tcp.Config
 	// loopback: one of addrs is a loopback address, so loopback sources
 	// and destinations are not martians (martian.go).
 	loopback bool
@@ -114,11 +115,13 @@ type Host struct {
 	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
 	orphans atomic.Int64
 	// listeners holds the listening sockets by local port.
+	// +checklocks:ctl
 	listeners map[uint16][]*listener
 	// ports holds every claim on a local port (bound sockets, listeners,
 	// connections) for bind conflict checks. Under lock it needs nothing
 	// more; a connection finishing under its shard's lock alone releases
 	// its claim under portsMu.
+	// +checklocks:portsMu
 	ports   map[uint16][]*binding
 	portsMu sync.Mutex
 	// hookMu serializes the OnTransition and OnPacket hooks.
@@ -128,7 +131,9 @@ type Host struct {
 	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked), and
 	// optScratch is the copy a SetOption changes.
-	opts       map[Options]*Options
+	// +checklocks:ctl
+	opts map[Options]*Options
+	// +checklocks:ctl
 	optScratch Options
 
 	// pollCh, when it holds a channel, has it closed (and cleared) on any
@@ -149,7 +154,9 @@ type Host struct {
 	gather link.GatherWriter
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
+	// +checklocks:ctl
 	portNext uint32
+	// +checklocks:ctl
 	bindNext uint32
 }
 
@@ -289,11 +296,11 @@ func (s *Host) Close() error {
 	s.closed = true
 	s.closeForwardsLocked()
 	for _, sh := range s.shards {
-		if sh.timer != nil {
-			sh.timer.Stop()
-			sh.timerArmed = false
+		if sh.timer != nil { // +checklocksignore: under Host.lock, every shard's lock
+			sh.timer.Stop()       // +checklocksignore: as above
+			sh.timerArmed = false // +checklocksignore: as above
 		}
-		sh.timers = nil
+		sh.timers = nil // +checklocksignore: as above
 	}
 	close(s.done) // every blocked call wakes, and finds the host closed
 	s.reasm.mu.Lock()

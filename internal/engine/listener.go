@@ -120,6 +120,8 @@ func (s *Host) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq
 }
 
 // startListeningLocked makes sk's claim a listener.
+//
+// +checklocks:s.ctl
 func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 	l := &listener{sock: sk, bind: sk.bind, backlog: backlog}
 	sk.bind.listening = true
@@ -132,6 +134,8 @@ func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 // Linux's inet_csk_listen_stop does, and children still in SYN_RCVD are
 // dropped silently (Linux's request sockets die with their listener; the
 // peer's next segment finds no socket and draws a RST).
+//
+// +checklocks:s.ctl
 func (s *Host) stopListeningLocked(l *listener) {
 	removeFrom(s.listeners, l.bind.port, l)
 	l.bind.listening = false

@@ -39,6 +39,8 @@ func Linger2Duration(v int) time.Duration {
 }
 
 // internOptsLocked returns the shared copy of o. Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) internOptsLocked(o Options) *Options {
 	if p, ok := s.opts[o]; ok {
 		return p
@@ -62,14 +64,14 @@ const maxInternedOpts = 256
 func (s *Host) setOptsLocked(sk *Socket, f func(o *Options)) {
 	own := *sk.opts
 	f(&own)
-	sk.opts = s.internOptsLocked(own)
+	sk.opts = s.internOptsLocked(own) // +checklocksignore: ctl, in the dynamic set the socket call took
 }
 
 // defaultOpts are the options of a new socket: the host's tcp defaults.
 // Under ctl.
 func (s *Host) defaultOpts() *Options {
 	d := &s.tcpDefaults
-	return s.internOptsLocked(Options{
+	return s.internOptsLocked(Options{ // +checklocksignore: ctl, in the dynamic set the socket call took
 		NoDelay:   d.NoDelay,
 		KeepAlive: d.KeepAlive,
 		KeepIdle:  d.KeepIdle,
@@ -141,12 +143,12 @@ func GetOption[T any](sk *Socket, get func(c OptCtx) T) (T, error) {
 func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 	return sk.do(sockLocks, func() error {
 		s := sk.h
-		own := &s.optScratch
+		own := &s.optScratch // +checklocksignore: ctl, in the dynamic set the socket call took
 		*own = *sk.opts
 		if err := set(sk.ctx(own)); err != nil {
 			return err
 		}
-		sk.opts = s.internOptsLocked(*own)
+		sk.opts = s.internOptsLocked(*own) // +checklocksignore: ctl, in the dynamic set the socket call took
 		if u := sk.udp; u != nil {
 			u.mu.Lock()
 			u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)

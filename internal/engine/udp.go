@@ -582,6 +582,8 @@ func (u *udpSock) events() Events {
 
 // waitLocked waits, with u.mu released, until the socket changes or cancel
 // closes. Under u.mu.
+//
+// +checklocks:u.mu
 func (u *udpSock) waitLocked(cancel <-chan struct{}) {
 	sk := u.sk
 	w := u.chans.get()
