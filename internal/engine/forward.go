@@ -251,8 +251,8 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 	// ctl and the shard of the connection to be (waitLocked may change
 	// l, which the deferred release reads when it runs).
 	l := locks{ctl: true, sh: s.shardOf(r.Local, r.Remote)}
-	s.acquire(&l)
-	defer s.release(&l)
+	s.acquireCtl(&l)
+	defer s.releaseCtl(&l)
 	if err := r.decideLocked(); err != nil {
 		return nil, err
 	}
@@ -274,12 +274,12 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 	s.afterLocked(ep)
 	for {
 		if sk.usable() != nil {
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, net.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
 			s.setOptsLocked(sk, func(o *Options) { o.Linger.Onoff, o.Linger.Linger = 1, 0 })
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, err
 		}
 		st := ep.conn.State()
@@ -292,7 +292,7 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 			if errno == 0 {
 				errno = syscall.ECONNRESET
 			}
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, errno
 		}
 		break

@@ -131,6 +131,18 @@ func (s *Host) release(l *locks) {
 	}
 }
 
+// acquireCtl is acquire for a set l that names ctl.
+//
+// +checklocksacquire:s.ctl
+// +checklocksignore: a dynamic set.
+func (s *Host) acquireCtl(l *locks) { s.acquire(l) }
+
+// releaseCtl is release for a set l that names ctl.
+//
+// +checklocksrelease:s.ctl
+// +checklocksignore: a dynamic set.
+func (s *Host) releaseCtl(l *locks) { s.release(l) }
+
 // lock takes ctl and every shard's lock: the whole stack, as its one
 // mutex was before shards.
 //
@@ -194,17 +206,19 @@ const (
 	allLocks
 )
 
-// lock takes the locks how names, and names them in l for Host.release
-// (which the caller calls, whatever the result); EBADF if the socket or
-// the host is closed. A call that waits on the socket (waitLocked
-// releases and retakes l) or takes more locks (connectLocked takes the
-// new connection's shard) uses it; the others use do or with.
+// lock takes the locks how names, and names them in l for
+// Host.releaseCtl (which the caller calls, whatever the result); EBADF if
+// the socket or the host is closed. A call that waits on the socket
+// (waitLocked releases and retakes l), takes more locks (connectLocked
+// takes the new connection's shard) or calls a function that needs ctl
+// by name uses it; the others use do or with, whose closure the analyzer
+// checks as if no lock were held.
 //
-// +checklocksignore: fills a dynamic set.
+// +checklocksacquire:sk.h.ctl
 func (sk *Socket) lock(how lockSet, l *locks) error {
 	s := sk.h
 	*l = locks{ctl: true, all: how == allLocks}
-	s.acquire(l)
+	s.acquireCtl(l)
 	if err := sk.usable(); err != nil {
 		return err
 	}
@@ -218,7 +232,7 @@ func (sk *Socket) lock(how lockSet, l *locks) error {
 // socket or the host is closed.
 func with[T any](sk *Socket, how lockSet, fail T, f func() (T, error)) (T, error) {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(how, &l); err != nil {
 		return fail, err
 	}

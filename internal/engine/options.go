@@ -61,17 +61,21 @@ func (s *Host) internOptsLocked(o Options) *Options {
 const maxInternedOpts = 256
 
 // setOptsLocked changes sk's options with f. Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) setOptsLocked(sk *Socket, f func(o *Options)) {
 	own := *sk.opts
 	f(&own)
-	sk.opts = s.internOptsLocked(own) // +checklocksignore: ctl, in the dynamic set the socket call took
+	sk.opts = s.internOptsLocked(own)
 }
 
 // defaultOpts are the options of a new socket: the host's tcp defaults.
 // Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) defaultOpts() *Options {
 	d := &s.tcpDefaults
-	return s.internOptsLocked(Options{ // +checklocksignore: ctl, in the dynamic set the socket call took
+	return s.internOptsLocked(Options{
 		NoDelay:   d.NoDelay,
 		KeepAlive: d.KeepAlive,
 		KeepIdle:  d.KeepIdle,
@@ -141,22 +145,25 @@ func GetOption[T any](sk *Socket, get func(c OptCtx) T) (T, error) {
 // socket's locks; if it succeeds the copy becomes the socket's options
 // (interned), and a connection's changed timers are rescheduled.
 func (sk *Socket) SetOption(set func(c OptCtx) error) error {
-	return sk.do(sockLocks, func() error {
-		s := sk.h
-		own := &s.optScratch // +checklocksignore: ctl, in the dynamic set the socket call took
-		*own = *sk.opts
-		if err := set(sk.ctx(own)); err != nil {
-			return err
-		}
-		sk.opts = s.internOptsLocked(*own) // +checklocksignore: ctl, in the dynamic set the socket call took
-		if u := sk.udp; u != nil {
-			u.mu.Lock()
-			u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
-			u.mu.Unlock()
-		}
-		if sk.ep != nil {
-			s.afterLocked(sk.ep)
-		}
-		return nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return err
+	}
+	s := sk.h
+	own := &s.optScratch
+	*own = *sk.opts
+	if err := set(sk.ctx(own)); err != nil {
+		return err
+	}
+	sk.opts = s.internOptsLocked(*own)
+	if u := sk.udp; u != nil {
+		u.mu.Lock()
+		u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
+		u.mu.Unlock()
+	}
+	if sk.ep != nil {
+		s.afterLocked(sk.ep)
+	}
+	return nil
 }

@@ -171,15 +171,20 @@ func (sk *Socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // Bind binds the socket to a local address and port (see
 // synstack.Sockets.Bind for the rules and errors).
 func (sk *Socket) Bind(addr netip.AddrPort) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.udp != nil {
-			return sk.udp.bindLocked(addr)
-		}
-		return sk.bindLocked(addr)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return sk.udp.bindLocked(addr)
+	}
+	return sk.bindLocked(addr)
 }
 
 // bindLocked is Bind on a socket, under ctl.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 	s := sk.h
 	a, err := sk.localAddr(addr.Addr(), syscall.EINVAL)
@@ -194,7 +199,7 @@ func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 	}
 	b := sk.newBinding(a, addr.Port(), true)
 	if b.port == 0 {
-		if b.port = s.pickBindPortLocked(b); b.port == 0 { // +checklocksignore: ctl, in the dynamic set the socket call took
+		if b.port = s.pickBindPortLocked(b); b.port == 0 {
 			return syscall.EADDRINUSE
 		}
 	} else if s.conflictLocked(b) {
@@ -210,15 +215,20 @@ func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 // Listen makes the socket listen with the given backlog (negative:
 // SomaxConn); see synstack.Sockets.Listen.
 func (sk *Socket) Listen(backlog int) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.udp != nil {
-			return syscall.EOPNOTSUPP
-		}
-		return sk.listenLocked(backlog)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return syscall.EOPNOTSUPP
+	}
+	return sk.listenLocked(backlog)
 }
 
 // listenLocked is Listen on a socket, under ctl.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) listenLocked(backlog int) error {
 	s := sk.h
 	if sk.ep != nil || sk.state != ssUnconnected {
@@ -234,7 +244,7 @@ func (sk *Socket) listenLocked(backlog int) error {
 	}
 	if sk.bind == nil {
 		b := sk.newBinding(sk.wildcard(), 0, true)
-		if b.port = s.pickBindPortLocked(b); b.port == 0 { // +checklocksignore: ctl, in the dynamic set the socket call took
+		if b.port = s.pickBindPortLocked(b); b.port == 0 {
 			return syscall.EADDRINUSE
 		}
 		s.addBindingLocked(b)
@@ -244,7 +254,7 @@ func (sk *Socket) listenLocked(backlog int) error {
 		return syscall.EADDRINUSE
 	}
 	sk.shutRd, sk.shutWr = false, false
-	sk.l = s.startListeningLocked(sk, backlog) // +checklocksignore: ctl, in the dynamic set the socket call took
+	sk.l = s.startListeningLocked(sk, backlog)
 	return nil
 }
 
@@ -264,7 +274,7 @@ func (sk *Socket) SetMaxConns(n int) error {
 // returns its socket and the peer's address (see synstack.Sockets.Accept).
 func (sk *Socket) Accept(nonblock bool, cancel <-chan struct{}) (*Socket, netip.AddrPort, error) {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return nil, netip.AddrPort{}, err
 	}
@@ -276,6 +286,8 @@ func (sk *Socket) Accept(nonblock bool, cancel <-chan struct{}) (*Socket, netip.
 
 // acceptLocked is Accept on a socket, under ctl (and no shard's lock); it
 // also returns ErrCanceled when cancel closes while it waits.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) acceptLocked(nonblock bool, cancel <-chan struct{}, l *locks) (*Socket, netip.AddrPort, error) {
 	s := sk.h
 	for {
@@ -313,7 +325,7 @@ func (sk *Socket) acceptLocked(nonblock bool, cancel <-chan struct{}, l *locks) 
 // handshake to end, or for cancel: then ErrCanceled, the attempt abandoned.
 func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}) error {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return err
 	}
@@ -327,6 +339,8 @@ func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan stru
 // Host.lockSocket), which then names the shard of the new connection. A
 // blocking connect that is waiting when cancel closes abandons the
 // attempt (as shutdown in SYN_SENT does) and returns ErrCanceled.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) error {
 	s := sk.h
 	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
@@ -376,7 +390,7 @@ func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-cha
 			b.v6only = false
 		}
 	} else {
-		port := s.pickConnectPortLocked(src, remote, l) // +checklocksignore: ctl, in the dynamic set the socket call took
+		port := s.pickConnectPortLocked(src, remote, l)
 		if port == 0 {
 			return syscall.EADDRNOTAVAIL
 		}
@@ -472,7 +486,7 @@ func (sk *Socket) Recv(p []byte, peek, nonblock bool, cancel <-chan struct{}) (i
 		return n, err
 	}
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
@@ -557,7 +571,7 @@ func (sk *Socket) Send(p []byte, nonblock bool, cancel <-chan struct{}) (int, er
 		return sk.SendTo(p, netip.AddrPort{})
 	}
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
@@ -632,15 +646,20 @@ func (sk *Socket) sendLocked(p []byte, nonblock bool, cancel <-chan struct{}, l 
 // Shutdown shuts the reading side, the writing side or both (see
 // synstack.Sockets.Shutdown).
 func (sk *Socket) Shutdown(how int) error {
-	return sk.do(allLocks, func() error {
-		if sk.udp != nil {
-			return sk.udp.shutdownLocked(how)
-		}
-		return sk.shutdownLocked(how)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return sk.udp.shutdownLocked(how)
+	}
+	return sk.shutdownLocked(how)
 }
 
 // shutdownLocked is Shutdown on a socket, under Host.lock.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) shutdownLocked(how int) error {
 	s := sk.h
 	if how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR {
@@ -671,9 +690,11 @@ func (sk *Socket) shutdownLocked(how int) error {
 
 // stopListenLocked ends the socket's listening; a port bound by listen
 // itself (not by bind) is released, as Linux does.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) stopListenLocked() {
 	s := sk.h
-	s.stopListeningLocked(sk.l) // +checklocksignore: ctl, in the dynamic set the socket call took
+	s.stopListeningLocked(sk.l)
 	sk.l = nil
 	if !sk.userBound {
 		s.releaseBindingLocked(sk.bind)
@@ -687,18 +708,23 @@ func (sk *Socket) stopListenLocked() {
 // it finishes (reset instead beyond MaxOrphans). Calls blocked on the
 // socket return EBADF. EBADF when the socket or the host is closed already.
 func (sk *Socket) Close() error {
-	return sk.do(sockLocks, func() error {
-		if sk.udp != nil {
-			sk.closed = true
-			sk.udp.closeLocked()
-			return nil
-		}
-		sk.releaseLocked()
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		sk.closed = true
+		sk.udp.closeLocked()
 		return nil
-	})
+	}
+	sk.releaseLocked()
+	return nil
 }
 
 // releaseLocked closes the socket, under its locks (sockLocks).
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) releaseLocked() {
 	s := sk.h
 	sk.closed = true

@@ -613,7 +613,7 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	u := sk.udp
 	s := sk.h
 	var l locks
-	defer s.release(&l)
+	defer s.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return 0, err
 	}
