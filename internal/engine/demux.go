@@ -51,6 +51,8 @@ func isPlainSYN(seg *tcp.Segment) bool {
 }
 
 // connInputLocked feeds a segment to its connection.
+//
+// +checklocks:s.ctl
 func (s *Host) connInputLocked(ep *endpoint, seg *tcp.Segment, now time.Time) {
 	if l := ep.parent; l != nil && !ep.inAccept && ep.conn.State() == tcp.SynRcvd &&
 		seg.Flags&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagACK && l.acceptFull() {

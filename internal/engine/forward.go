@@ -27,8 +27,10 @@ var ErrForwardDecided = errors.New("synstack: forward request already decided")
 
 // ForwardRequest is a SYN offered to the forwarder, not yet answered.
 type ForwardRequest struct {
-	// Local is the original destination; Remote is the client.
-	Local, Remote netip.AddrPort
+	// Local is the original destination.
+	Local netip.AddrPort
+	// Remote is the client.
+	Remote netip.AddrPort
 
 	h      *Host
 	syn    tcp.Segment // the SYN, its payload copied
@@ -36,8 +38,10 @@ type ForwardRequest struct {
 	cancel context.CancelCauseFunc
 
 	// Guarded by ctl.
+	// +checklocks:h.ctl
 	decided bool
-	err     error // why the request was withdrawn (client reset, host closed), if it was
+	// +checklocks:h.ctl
+	err error // why the request was withdrawn (client reset, host closed), if it was
 }
 
 // forwardState is the stack's forwarding table. Guarded by ctl
@@ -102,6 +106,8 @@ func (s *Host) forwardsToLocked(dst netip.Addr, proto uint8, payload []byte) boo
 
 // foreignLocked reports whether local is an address only forwarding
 // brings here: listeners never take it.
+//
+// +checklocks:s.ctl
 func (s *Host) foreignLocked(local netip.Addr) bool {
 	return s.fwd.f != nil && !s.isLocalAddr(local)
 }
@@ -109,6 +115,8 @@ func (s *Host) foreignLocked(local netip.Addr) bool {
 // forwardInputLocked handles a segment that found no connection and no
 // listener while forwarding is on. It reports whether it took the segment;
 // if not, the caller answers it as before (RST).
+//
+// +checklocks:s.ctl
 func (s *Host) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segment) bool {
 	if s.fwd.f == nil || s.isLocalAddr(local.Addr()) {
 		// The stack's own addresses are never forwarded: a port with no
@@ -157,6 +165,8 @@ func (s *Host) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segment
 // forwardTimeWaitLocked takes a new incarnation's SYN for a connection in
 // TIME_WAIT when no listener does and forwarding is on: the old connection
 // goes and the SYN is a new request.
+//
+// +checklocks:s.ctl
 func (s *Host) forwardTimeWaitLocked(ep *endpoint, local, remote netip.AddrPort, seg *tcp.Segment) bool {
 	if s.fwd.f == nil {
 		return false
@@ -189,14 +199,18 @@ func (s *Host) offerForwards() {
 }
 
 // withdrawForwardLocked ends a pending request that was not decided.
+//
+// +checklocks:s.ctl
 func (s *Host) withdrawForwardLocked(req *ForwardRequest, err error) {
 	s.unpendLocked(req)
-	req.decided = true
-	req.err = err
+	req.decided = true // +checklocksignore: req is in s's table, so req.h is s
+	req.err = err      // +checklocksignore: as above
 	req.cancel(err)
 }
 
 // unpendLocked takes a request out of the pending table.
+//
+// +checklocks:s.ctl
 func (s *Host) unpendLocked(req *ForwardRequest) {
 	delete(s.fwd.pending, connKey{req.Local, req.Remote})
 	src := req.Remote.Addr()
@@ -206,6 +220,8 @@ func (s *Host) unpendLocked(req *ForwardRequest) {
 }
 
 // closeForwardsLocked withdraws every pending request (Host.Close).
+//
+// +checklocks:s.ctl
 func (s *Host) closeForwardsLocked() {
 	for _, req := range s.fwd.pending {
 		s.withdrawForwardLocked(req, net.ErrClosed)
@@ -225,6 +241,8 @@ func (r *ForwardRequest) SYNOptions() wire.TCPOptions { return r.syn.Options }
 
 // decideLocked marks the request decided; it fails if it already is, or
 // if it was withdrawn (with why) or the stack is closed.
+//
+// +checklocks:r.h.ctl
 func (r *ForwardRequest) decideLocked() error {
 	s := r.h
 	switch {
@@ -368,6 +386,8 @@ func (r *ForwardRequest) Unreachable(v4, v6 uint8, timeout bool) error {
 // r's SYN. The quoted packet is rebuilt from the SYN: its IP header and
 // its TCP header with options (enough for any receiver: RFC 792 asks for 8
 // bytes of it).
+//
+// +checklocks:s.ctl
 func (s *Host) sendUnreachableLocked(r *ForwardRequest, v4, v6code uint8) {
 	src, dst := r.Local.Addr(), r.Remote.Addr()
 	v6 := src.Is6()

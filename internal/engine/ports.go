@@ -82,6 +82,8 @@ func conflicts(a, b *binding) bool {
 
 // conflictLocked reports whether claim b conflicts with any other claim on
 // its port. It needs ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) conflictLocked(b *binding) bool {
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
@@ -95,6 +97,8 @@ func (s *Host) conflictLocked(b *binding) bool {
 
 // addBindingLocked enters b (port already chosen) in the port table. The
 // caller takes the first reference. It needs ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) addBindingLocked(b *binding) {
 	s.portsMu.Lock()
 	s.ports[b.port] = append(s.ports[b.port], b)
