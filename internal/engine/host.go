@@ -296,11 +296,7 @@ func (s *Host) Close() error {
 	s.closed = true
 	s.closeForwardsLocked()
 	for _, sh := range s.shards {
-		if sh.timer != nil { // +checklocksignore: under Host.lock, every shard's lock
-			sh.timer.Stop()       // +checklocksignore: as above
-			sh.timerArmed = false // +checklocksignore: as above
-		}
-		sh.timers = nil // +checklocksignore: as above
+		sh.stopTimersLocked() // +checklocksignore: under Host.lock, every shard's lock
 	}
 	close(s.done) // every blocked call wakes, and finds the host closed
 	s.reasm.mu.Lock()

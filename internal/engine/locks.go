@@ -58,33 +58,45 @@ package engine
 //   - A field one lock guards says so on the line above it:
 //     // +checklocks:mu (shard: conns, timers, connCfgs...),
 //     // +checklocks:ctl (Host: listeners, opts, portNext...),
-//     // +checklocks:portsMu (Host.ports). One field per line.
-//   - A function that needs a lock says // +checklocks:sh.mu or
-//     // +checklocks:s.ctl under its comment; the Locked suffix stays as
-//     the name's reminder. Helpers that return holding a lock, or
-//     release one, say +checklocksacquire / +checklocksrelease (Host.lock
-//     names ctl; its shards it cannot).
+//     // +checklocks:portsMu (Host.ports), // +checklocks:h.ctl (a
+//     forward request's decision). One field per line.
+//   - A function that needs a lock says so under its comment:
+//     // +checklocks:sh.mu (inputRun, shardConn, armLocked...),
+//     // +checklocks:s.ctl (the control plane: demux's branches,
+//     listeners, SYN cookies, forwarding, ICMP, ports) or
+//     // +checklocks:sk.h.ctl (a socket call's Locked part). The Locked
+//     suffix stays as the name's reminder; the annotation is the rule.
+//   - Helpers that return holding a lock, or release one, say
+//     +checklocksacquire / +checklocksrelease: Socket.lock,
+//     Host.acquireCtl and Host.lock return holding ctl (Host.lock's
+//     shards the analyzer cannot name), releaseCtl and unlock release it.
+//     A socket call is therefore written out: var l locks; defer
+//     sk.h.releaseCtl(&l); sk.lock(how, &l); then its Locked part. do and
+//     with serve only closures that need nothing annotated: the analyzer
+//     checks a closure passed to a helper as if no lock were held.
 //   - The analyzer knows a lock by the path it was taken through:
 //     sh.mu taken as ep.sh.mu is another lock to it. Functions on an
 //     endpoint (unhashLocked, scheduleLocked...) need ep.sh.mu; a caller
 //     that holds the same lock under another name (afterLocked, called
 //     from everywhere) says so on the line with // +checklocksignore and
-//     the reason.
+//     the reason. (Not +checklocksforce: a forced lock counts as held
+//     until the function returns, which then reports it.)
 //   - Not expressible, so not annotated: a field readable under either
 //     of two locks because it is written under both (ep.sock, ep.parent,
 //     Host.closed, a socket's fields): the analyzer's two annotations
 //     mean "both", which would reject every read under one. The same
 //     holds for the counters, scratch and buffers of a shard (stats,
 //     scratch, outBuf...), which the control plane's shard (g) uses
-//     under ctl instead of its mu, and for a listener's queues, which
-//     have no path to ctl from the listener. These are checked by review
-//     and the race detector only.
-//   - The dynamic set (locks, below: acquire, release, waitLocked, the
-//     socket calls' lock, do and with) names its locks at run time, and
-//     every shard taken in a loop (Host.lock, Freeze) has no name: those
-//     helpers carry +checklocksignore, and a line under them that
-//     touches a guarded field or calls an annotated function ends in
-//     // +checklocksignore with its reason. Count them before adding one.
+//     under ctl instead of its mu, and for a listener's queues and the
+//     forwarding table, which have no path to ctl. These are checked by
+//     review and the race detector only.
+//   - The dynamic set (locks, below: acquire, release, lockSocket,
+//     waitLocked) names its shard locks at run time, and every shard
+//     taken in a loop (Host.lock, Freeze) has no name: those helpers
+//     carry +checklocksignore, and a line under them that touches a
+//     shard's guarded field or calls a function that needs a shard's
+//     lock ends in // +checklocksignore with its reason. Count them
+//     before adding one.
 
 // locks names the locks a piece of work holds, so that a wait
 // (waitLocked) can release and retake them.

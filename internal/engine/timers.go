@@ -102,6 +102,18 @@ func (sh *shard) armLocked() {
 	sh.timer.Reset(d)
 }
 
+// stopTimersLocked stops the shard's clock timer and forgets its
+// deadlines, for good (Host.Close).
+//
+// +checklocks:sh.mu
+func (sh *shard) stopTimersLocked() {
+	if sh.timer != nil {
+		sh.timer.Stop()
+		sh.timerArmed = false
+	}
+	sh.timers = nil
+}
+
 // onTimer ticks every connection of the shard whose deadline has come
 // and re-arms. A call the timer made before a Reset moved it may still
 // come: it finds nothing due, and re-arms. A child connection still in
