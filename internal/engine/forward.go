@@ -86,7 +86,8 @@ func (s *Host) PendingForwards() int {
 // stack's addresses, is taken because forwarding is on: TCP, and the ICMP
 // errors that may be about a forwarded connection, to a unicast address.
 func (s *Host) forwardsToLocked(dst netip.Addr, proto uint8, payload []byte) bool {
-	if s.fwd.f == nil || dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() ||
+	if s.fwd.f == nil || // +checklocksignore: f, written under Host.lock, is read under a shard's
+		dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() ||
 		dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return false
 	}
@@ -181,7 +182,7 @@ func (s *Host) forwardTimeWaitLocked(ep *endpoint, local, remote netip.AddrPort,
 // offerForwards hands the requests queued by the last packet to the
 // Forwarder, without the stack's lock. DeliverPacket defers it.
 func (s *Host) offerForwards() {
-	if !s.fwd.queued.Load() {
+	if !s.fwd.queued.Load() { // +checklocksignore: queued is atomic
 		return
 	}
 	s.ctl.Lock()

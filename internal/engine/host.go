@@ -90,7 +90,10 @@ type Host struct {
 	synCookies   bool
 	limits       Limits
 
-	// fwd is the forwarding table (forward.go); guarded by lock.
+	// fwd is the forwarding table (forward.go), guarded by ctl; its f is
+	// written under lock (every shard's lock too), so a shard's lock
+	// suffices to read it, and its queued is atomic.
+	// +checklocks:ctl
 	fwd forwardState
 
 	// shards hold the connections (shard.go, locks.go); shardShift turns a tuple's
@@ -296,7 +299,7 @@ func (s *Host) Close() error {
 	s.closed = true
 	s.closeForwardsLocked()
 	for _, sh := range s.shards {
-		sh.stopTimersLocked() // +checklocksignore: under Host.lock, every shard's lock
+		sh.stopTimersLocked() // +checklocksforce: under Host.lock, every shard's lock
 	}
 	close(s.done) // every blocked call wakes, and finds the host closed
 	s.reasm.mu.Lock()

@@ -57,7 +57,7 @@ package engine
 //
 //   - A field one lock guards says so on the line above it:
 //     // +checklocks:mu (shard: conns, timers, connCfgs...),
-//     // +checklocks:ctl (Host: listeners, opts, portNext...),
+//     // +checklocks:ctl (Host: listeners, fwd, opts, portNext...),
 //     // +checklocks:portsMu (Host.ports), // +checklocks:h.ctl (a
 //     forward request's decision). One field per line.
 //   - A function that needs a lock says so under its comment:
@@ -79,23 +79,24 @@ package engine
 //     endpoint (unhashLocked, scheduleLocked...) need ep.sh.mu; a caller
 //     that holds the same lock under another name (afterLocked, called
 //     from everywhere) says so on the line with // +checklocksignore and
-//     the reason. (Not +checklocksforce: a forced lock counts as held
-//     until the function returns, which then reports it.)
+//     the reason. (Not +checklocksforce: outside a loop a forced lock
+//     counts as held until the function returns, which then reports it.)
 //   - Not expressible, so not annotated: a field readable under either
 //     of two locks because it is written under both (ep.sock, ep.parent,
 //     Host.closed, a socket's fields): the analyzer's two annotations
 //     mean "both", which would reject every read under one. The same
 //     holds for the counters, scratch and buffers of a shard (stats,
 //     scratch, outBuf...), which the control plane's shard (g) uses
-//     under ctl instead of its mu, and for a listener's queues and the
-//     forwarding table, which have no path to ctl. These are checked by
-//     review and the race detector only.
+//     under ctl instead of its mu, and for a listener's queues, which
+//     have no path to ctl. These are checked by review and the race
+//     detector only.
 //   - The dynamic set (locks, below: acquire, release, lockSocket,
 //     waitLocked) names its shard locks at run time, and every shard
 //     taken in a loop (Host.lock, Freeze) has no name: those helpers
-//     carry +checklocksignore, and a line under them that touches a
-//     shard's guarded field or calls a function that needs a shard's
-//     lock ends in // +checklocksignore with its reason. Count them
+//     carry +checklocksignore. A line under them that touches a shard's
+//     guarded field or calls a function that needs a shard's lock ends
+//     in // +checklocksforce inside a loop over the shards (connCount,
+//     Close), else in // +checklocksignore, with its reason. Count them
 //     before adding one.
 
 // locks names the locks a piece of work holds, so that a wait
