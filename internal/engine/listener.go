@@ -126,6 +126,8 @@ func (s *Host) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq
 // startListeningLocked makes sk's claim a listener.
 //
 // +checklocks:s.ctl
+//
+// +checklocks:sk.h.ctl
 func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 	l := &listener{sock: sk, bind: sk.bind, backlog: backlog}
 	sk.bind.listening = true

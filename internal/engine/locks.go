@@ -45,7 +45,7 @@ package engine
 //
 // Functions whose name ends in Locked must be called with the locks their
 // comment names. Socket methods without the suffix take their locks
-// themselves (lock, do, with) and are what the layer above calls; a
+// themselves (Socket.lock) and are what the layer above calls; a
 // socket's state is read and written only under them.
 //
 // # For the analyzer
@@ -71,9 +71,9 @@ package engine
 //     Host.acquireCtl and Host.lock return holding ctl (Host.lock's
 //     shards the analyzer cannot name), releaseCtl and unlock release it.
 //     A socket call is therefore written out: var l locks; defer
-//     sk.h.releaseCtl(&l); sk.lock(how, &l); then its Locked part. do and
-//     with serve only closures that need nothing annotated: the analyzer
-//     checks a closure passed to a helper as if no lock were held.
+//     sk.h.releaseCtl(&l); sk.lock(how, &l); then its body. Not as a
+//     closure passed to a helper that locks: the analyzer checks such a
+//     closure as if no lock were held.
 //   - The analyzer knows a lock by the path it was taken through:
 //     sh.mu taken as ep.sh.mu is another lock to it. Functions on an
 //     endpoint (unhashLocked, scheduleLocked...) need ep.sh.mu; a caller
@@ -220,12 +220,12 @@ const (
 )
 
 // lock takes the locks how names, and names them in l for
-// Host.releaseCtl (which the caller calls, whatever the result); EBADF if
-// the socket or the host is closed. A call that waits on the socket
-// (waitLocked releases and retakes l), takes more locks (connectLocked
-// takes the new connection's shard) or calls a function that needs ctl
-// by name uses it; the others use do or with, whose closure the analyzer
-// checks as if no lock were held.
+// Host.releaseCtl (which the caller defers before it calls lock: it
+// releases ctl whatever the result); EBADF if the socket or the host is
+// closed. Every socket call takes its locks with it (see "For the
+// analyzer"): a call that waits on the socket (waitLocked releases and
+// retakes l) or takes more locks (connectLocked takes the new
+// connection's shard) passes l on.
 //
 // +checklocksacquire:sk.h.ctl
 func (sk *Socket) lock(how lockSet, l *locks) error {
@@ -239,23 +239,6 @@ func (sk *Socket) lock(how lockSet, l *locks) error {
 		s.lockSocket(sk, l)
 	}
 	return nil
-}
-
-// with runs f under the locks how names, or returns fail and EBADF if the
-// socket or the host is closed.
-func with[T any](sk *Socket, how lockSet, fail T, f func() (T, error)) (T, error) {
-	var l locks
-	defer sk.h.releaseCtl(&l)
-	if err := sk.lock(how, &l); err != nil {
-		return fail, err
-	}
-	return f()
-}
-
-// do is with for a call that returns only an error.
-func (sk *Socket) do(how lockSet, f func() error) error {
-	_, err := with(sk, how, struct{}{}, func() (struct{}, error) { return struct{}{}, f() })
-	return err
 }
 
 // waitQueue is a socket's wait queue: the channels of the calls blocked

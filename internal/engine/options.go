@@ -119,6 +119,8 @@ func (c OptCtx) TakeErr() syscall.Errno {
 }
 
 // ctx returns the OptCtx of the socket with options o. Under its locks.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) ctx(o *Options) OptCtx {
 	s := sk.h
 	c := OptCtx{O: o, Now: s.clock.Now(), Family: int(sk.family), Listening: sk.l != nil,
@@ -137,8 +139,13 @@ func (sk *Socket) Family() int { return int(sk.family) }
 // GetOption runs get on the socket's options, under every lock (a getter
 // may read the connection, or take its pending error).
 func GetOption[T any](sk *Socket, get func(c OptCtx) T) (T, error) {
-	var zero T
-	return with(sk, allLocks, zero, func() (T, error) { return get(sk.ctx(sk.opts)), nil })
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		var zero T
+		return zero, err
+	}
+	return get(sk.ctx(sk.opts)), nil
 }
 
 // SetOption runs set on a copy of the socket's options, under the

@@ -41,11 +41,12 @@ const (
 type Socket struct {
 	h *Host
 
-	family    uint8 // AF_INET or AF_INET6
-	closed    bool  // Close was called
-	state     sockState
-	shutRd    bool // shutdown on a socket without a connection (Linux sets
-	shutWr    bool // sk_shutdown even when it returns ENOTCONN)
+	family uint8 // AF_INET or AF_INET6
+	closed bool  // Close was called
+	state  sockState
+	shutRd bool // shutdown on a socket without a connection (Linux sets
+	shutWr bool // sk_shutdown even when it returns ENOTCONN)
+	// +checklocks:h.ctl
 	userBound bool // bind came from a bind call
 
 	// FD is the descriptor table's: the layer above keeps it, under its
@@ -55,9 +56,11 @@ type Socket struct {
 	// bind is the claim on a local port the socket holds itself (one
 	// reference): made by bind (userBound) or by listen's automatic bind.
 	// A connection holds its own reference to its claim.
+	// +checklocks:h.ctl
 	bind *binding
 
-	ep   *endpoint // the connection, if any
+	ep *endpoint // the connection, if any
+	// +checklocks:h.ctl
 	l    *listener // the listener, while listening
 	opts *Options  // shared with every socket that has the same (Host.internOptsLocked): never changed in place
 
@@ -261,13 +264,16 @@ func (sk *Socket) listenLocked(backlog int) error {
 // SetMaxConns bounds the connections the listening socket has alive (see
 // synstack.Sockets.SetMaxConns); EINVAL if it is not listening.
 func (sk *Socket) SetMaxConns(n int) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.l == nil {
-			return syscall.EINVAL
-		}
-		sk.l.maxConns = max(n, 0)
-		return nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.l == nil {
+		return syscall.EINVAL
+	}
+	sk.l.maxConns = max(n, 0)
+	return nil
 }
 
 // Accept takes the first connection of the listener's accept queue and
@@ -774,67 +780,82 @@ func (sk *Socket) releaseLocked() {
 // bound one, or the unspecified address and port 0 when unbound; IPv4
 // addresses of an AF_INET6 socket are v4-mapped.
 func (sk *Socket) LocalAddr() (netip.AddrPort, error) {
-	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
-		switch {
-		case sk.udp != nil && sk.udp.hashed:
-			return sk.sockAddr(sk.udp.local), nil
-		case sk.ep != nil:
-			return sk.sockAddr(sk.ep.local), nil
-		case sk.bind != nil:
-			return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
-		}
-		return netip.AddrPortFrom(sk.wildcard(), 0), nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return netip.AddrPort{}, err
+	}
+	switch {
+	case sk.udp != nil && sk.udp.hashed:
+		return sk.sockAddr(sk.udp.local), nil
+	case sk.ep != nil:
+		return sk.sockAddr(sk.ep.local), nil
+	case sk.bind != nil:
+		return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
+	}
+	return netip.AddrPortFrom(sk.wildcard(), 0), nil
 }
 
 // PeerAddr returns the peer's address; ENOTCONN unless the connection is
 // past SYN_SENT and not closed.
 func (sk *Socket) PeerAddr() (netip.AddrPort, error) {
-	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
-		if u := sk.udp; u != nil {
-			if !u.remote.IsValid() {
-				return netip.AddrPort{}, syscall.ENOTCONN
-			}
-			return sk.sockAddr(u.remote), nil
-		}
-		if sk.ep == nil {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if u := sk.udp; u != nil {
+		if !u.remote.IsValid() {
 			return netip.AddrPort{}, syscall.ENOTCONN
 		}
-		if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
-			return netip.AddrPort{}, syscall.ENOTCONN
-		}
-		return sk.sockAddr(sk.ep.remote), nil
-	})
+		return sk.sockAddr(u.remote), nil
+	}
+	if sk.ep == nil {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	return sk.sockAddr(sk.ep.remote), nil
 }
 
 // Connected reports whether the socket has a connection that connect or
 // accept saw established: a net.Conn may stand on it.
 func (sk *Socket) Connected() bool {
-	ok, _ := with(sk, allLocks, false, func() (bool, error) {
-		return sk.ep != nil && sk.state == ssConnected, nil
-	})
-	return ok
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return false
+	}
+	return sk.ep != nil && sk.state == ssConnected
 }
 
 // Listening reports whether the socket listens.
 func (sk *Socket) Listening() bool {
-	ok, _ := with(sk, ctlOnly, false, func() (bool, error) { return sk.l != nil, nil })
-	return ok
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return false
+	}
+	return sk.l != nil
 }
 
 // TCPInfo returns TCP_INFO of the socket's connection.
 func (sk *Socket) TCPInfo() (tcp.Info, error) {
-	return with(sk, allLocks, tcp.Info{}, func() (tcp.Info, error) {
-		switch {
-		case sk.udp != nil:
-			return tcp.Info{}, syscall.ENOPROTOOPT
-		case sk.ep != nil:
-			return sk.ep.conn.Info(sk.h.clock.Now()), nil
-		case sk.l != nil:
-			return tcp.Info{State: tcp.Listen}, nil
-		}
-		return tcp.Info{State: tcp.Closed}, nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return tcp.Info{}, err
+	}
+	switch {
+	case sk.udp != nil:
+		return tcp.Info{}, syscall.ENOPROTOOPT
+	case sk.ep != nil:
+		return sk.ep.conn.Info(sk.h.clock.Now()), nil
+	case sk.l != nil:
+		return tcp.Info{State: tcp.Listen}, nil
+	}
+	return tcp.Info{State: tcp.Closed}, nil
 }
 
 // isDone reports whether ch is closed; a nil ch never is.
