@@ -25,7 +25,7 @@ type ConnRef struct {
 // connection; ENOTCONN unless connect or accept saw it established.
 func (sk *Socket) Hold() (ConnRef, error) {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return ConnRef{}, err
 	}
@@ -110,7 +110,7 @@ func (c ConnRef) CloseDeadline(ds ...*Deadline) {
 // deadline d (ErrCanceled).
 func (sk *Socket) AcceptConn(d *Deadline) (*Socket, error) {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return nil, err
 	}

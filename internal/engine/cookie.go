@@ -56,6 +56,8 @@ func (s *Host) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, no
 
 // answerWithCookieLocked answers a SYN statelessly: a SYN,ACK whose ISN is
 // the cookie, built by a connection that is then forgotten.
+//
+// +checklocks:s.ctl
 func (s *Host) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
 	idx := tcp.CookieMSSIndex(syn.Options.MSS)
 	cfg := s.connConfig(l.sock.opts, local)
@@ -72,6 +74,8 @@ func (s *Host) answerWithCookieLocked(l *listener, local, remote netip.AddrPort,
 // acceptCookieLocked opens the connection an ACK with a valid cookie asks
 // for. It reports whether the ACK carried one (when it did not, the caller
 // answers it as any stray ACK at a listener).
+//
+// +checklocks:s.ctl
 func (s *Host) acceptCookieLocked(l *listener, local, remote netip.AddrPort, ack *tcp.Segment, now time.Time) bool {
 	if !s.synCookies || l.lastCookie.IsZero() || now.Sub(l.lastCookie) > cookieCheckWindow {
 		return false

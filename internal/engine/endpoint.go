@@ -62,8 +62,8 @@ func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b 
 // needs the tuple's shard's lock.
 func (s *Host) hashLocked(ep *endpoint, o *Options, iss seq.Value) {
 	ep.sh = s.shardOf(ep.local, ep.remote)
-	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote))
-	ep.sh.conns.add(ep)
+	ep.conn.Init(ep.sh.sharedConfigLocked(o, ep.local), ep, iss, s.tsOffset(ep.local, ep.remote)) // +checklocksignore: the caller holds the tuple's shard's lock
+	ep.sh.conns.add(ep)                                                                           // +checklocksignore: as above
 	ep.hashed = true
 	s.conns.Add(1)
 }
@@ -90,6 +90,8 @@ func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
 // connection of the shard that has them (most have the stack's defaults),
 // so that a connection does not carry its own. Past maxSharedConfigs a
 // new one is not kept.
+//
+// +checklocks:sh.mu
 func (sh *shard) sharedConfigLocked(o *Options, local netip.AddrPort) *tcp.Config {
 	s := sh.s
 	k := sharedConfigKey{o, s.connMSS(o, local)}
@@ -246,9 +248,9 @@ func (ep *endpoint) finished() bool {
 func (s *Host) afterLocked(ep *endpoint) {
 	if ep.hashed {
 		if ep.finished() {
-			s.unhashLocked(ep)
+			s.unhashLocked(ep) // +checklocksignore: afterLocked needs ep.sh's lock, which its callers hold under other names
 		} else {
-			s.scheduleLocked(ep)
+			s.scheduleLocked(ep) // +checklocksignore: as above
 		}
 	}
 	if ep.orphan && ep.conn.State() == tcp.TimeWait {
@@ -278,6 +280,8 @@ func (s *Host) afterLocked(ep *endpoint) {
 // unhashLocked removes a finished connection from the connection table and
 // the timer heap and releases its claim on the port. It needs ep's
 // shard's lock.
+//
+// +checklocks:ep.sh.mu
 func (s *Host) unhashLocked(ep *endpoint) {
 	if !ep.hashed {
 		return

@@ -27,8 +27,10 @@ var ErrForwardDecided = errors.New("synstack: forward request already decided")
 
 // ForwardRequest is a SYN offered to the forwarder, not yet answered.
 type ForwardRequest struct {
-	// Local is the original destination; Remote is the client.
-	Local, Remote netip.AddrPort
+	// Local is the original destination.
+	Local netip.AddrPort
+	// Remote is the client.
+	Remote netip.AddrPort
 
 	h      *Host
 	syn    tcp.Segment // the SYN, its payload copied
@@ -36,8 +38,10 @@ type ForwardRequest struct {
 	cancel context.CancelCauseFunc
 
 	// Guarded by ctl.
+	// +checklocks:h.ctl
 	decided bool
-	err     error // why the request was withdrawn (client reset, host closed), if it was
+	// +checklocks:h.ctl
+	err error // why the request was withdrawn (client reset, host closed), if it was
 }
 
 // forwardState is the stack's forwarding table. Guarded by ctl
@@ -82,7 +86,8 @@ func (s *Host) PendingForwards() int {
 // stack's addresses, is taken because forwarding is on: TCP, and the ICMP
 // errors that may be about a forwarded connection, to a unicast address.
 func (s *Host) forwardsToLocked(dst netip.Addr, proto uint8, payload []byte) bool {
-	if s.fwd.f == nil || dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() ||
+	if s.fwd.f == nil || // +checklocksignore: f, written under Host.lock, is read under a shard's
+		dst.IsMulticast() || dst.IsUnspecified() || dst.IsLoopback() ||
 		dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return false
 	}
@@ -104,6 +109,8 @@ func (s *Host) forwardsToLocked(dst netip.Addr, proto uint8, payload []byte) boo
 
 // foreignLocked reports whether local is an address only forwarding
 // brings here: listeners never take it.
+//
+// +checklocks:s.ctl
 func (s *Host) foreignLocked(local netip.Addr) bool {
 	return s.fwd.f != nil && !s.isLocalAddr(local)
 }
@@ -111,6 +118,8 @@ func (s *Host) foreignLocked(local netip.Addr) bool {
 // forwardInputLocked handles a segment that found no connection and no
 // listener while forwarding is on. It reports whether it took the segment;
 // if not, the caller answers it as before (RST).
+//
+// +checklocks:s.ctl
 func (s *Host) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segment) bool {
 	if s.fwd.f == nil || s.isLocalAddr(local.Addr()) {
 		// The stack's own addresses are never forwarded: a port with no
@@ -159,11 +168,13 @@ func (s *Host) forwardInputLocked(local, remote netip.AddrPort, seg *tcp.Segment
 // forwardTimeWaitLocked takes a new incarnation's SYN for a connection in
 // TIME_WAIT when no listener does and forwarding is on: the old connection
 // goes and the SYN is a new request.
+//
+// +checklocks:s.ctl
 func (s *Host) forwardTimeWaitLocked(ep *endpoint, local, remote netip.AddrPort, seg *tcp.Segment) bool {
 	if s.fwd.f == nil {
 		return false
 	}
-	s.unhashLocked(ep)
+	s.unhashLocked(ep) // +checklocksignore: ep.sh is the shard whose lock the caller holds, under another name
 	if ep.sock != nil {
 		ep.sock.wake()
 	}
@@ -173,7 +184,7 @@ func (s *Host) forwardTimeWaitLocked(ep *endpoint, local, remote netip.AddrPort,
 // offerForwards hands the requests queued by the last packet to the
 // Forwarder, without the stack's lock. DeliverPacket defers it.
 func (s *Host) offerForwards() {
-	if !s.fwd.queued.Load() {
+	if !s.fwd.queued.Load() { // +checklocksignore: queued is atomic
 		return
 	}
 	s.ctl.Lock()
@@ -191,14 +202,18 @@ func (s *Host) offerForwards() {
 }
 
 // withdrawForwardLocked ends a pending request that was not decided.
+//
+// +checklocks:s.ctl
 func (s *Host) withdrawForwardLocked(req *ForwardRequest, err error) {
 	s.unpendLocked(req)
-	req.decided = true
-	req.err = err
+	req.decided = true // +checklocksignore: req is in s's table, so req.h is s
+	req.err = err      // +checklocksignore: as above
 	req.cancel(err)
 }
 
 // unpendLocked takes a request out of the pending table.
+//
+// +checklocks:s.ctl
 func (s *Host) unpendLocked(req *ForwardRequest) {
 	delete(s.fwd.pending, connKey{req.Local, req.Remote})
 	src := req.Remote.Addr()
@@ -208,6 +223,8 @@ func (s *Host) unpendLocked(req *ForwardRequest) {
 }
 
 // closeForwardsLocked withdraws every pending request (Host.Close).
+//
+// +checklocks:s.ctl
 func (s *Host) closeForwardsLocked() {
 	for _, req := range s.fwd.pending {
 		s.withdrawForwardLocked(req, net.ErrClosed)
@@ -227,6 +244,8 @@ func (r *ForwardRequest) SYNOptions() wire.TCPOptions { return r.syn.Options }
 
 // decideLocked marks the request decided; it fails if it already is, or
 // if it was withdrawn (with why) or the stack is closed.
+//
+// +checklocks:r.h.ctl
 func (r *ForwardRequest) decideLocked() error {
 	s := r.h
 	switch {
@@ -253,12 +272,12 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 	// ctl and the shard of the connection to be (waitLocked may change
 	// l, which the deferred release reads when it runs).
 	l := locks{ctl: true, sh: s.shardOf(r.Local, r.Remote)}
-	s.acquire(&l)
-	defer s.release(&l)
+	s.acquireCtl(&l)
+	defer s.releaseCtl(&l)
 	if err := r.decideLocked(); err != nil {
 		return nil, err
 	}
-	if l.sh.conns.get(r.Local, r.Remote) != nil {
+	if l.sh.conns.get(r.Local, r.Remote) != nil { // +checklocksignore: l names the shard (acquire)
 		return nil, syscall.EADDRINUSE
 	}
 	fam := uint8(AF_INET)
@@ -276,12 +295,12 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 	s.afterLocked(ep)
 	for {
 		if sk.usable() != nil {
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, net.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
 			s.setOptsLocked(sk, func(o *Options) { o.Linger.Onoff, o.Linger.Linger = 1, 0 })
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, err
 		}
 		st := ep.conn.State()
@@ -294,7 +313,7 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 			if errno == 0 {
 				errno = syscall.ECONNRESET
 			}
-			sk.releaseLocked()
+			sk.releaseLocked() // +checklocksignore: sk.h is s, whose ctl is held
 			return nil, errno
 		}
 		break
@@ -370,6 +389,8 @@ func (r *ForwardRequest) Unreachable(v4, v6 uint8, timeout bool) error {
 // r's SYN. The quoted packet is rebuilt from the SYN: its IP header and
 // its TCP header with options (enough for any receiver: RFC 792 asks for 8
 // bytes of it).
+//
+// +checklocks:s.ctl
 func (s *Host) sendUnreachableLocked(r *ForwardRequest, v4, v6code uint8) {
 	src, dst := r.Local.Addr(), r.Remote.Addr()
 	v6 := src.Is6()

@@ -70,12 +70,13 @@ type Host struct {
 	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
 	// (link.ChecksumOffloader), so segments go out without one and come in
 	// unchecked.
-	txCsumOff, rxCsumOff bool
-	clock                clock.Clock
-	mtu                  int
-	addrs                []netip.Prefix
-	key                  secret
-	tcpDefaults          tcp.Config
+	txCsumOff   bool
+	rxCsumOff   bool
+	clock       clock.Clock
+	mtu         int
+	addrs       []netip.Prefix
+	key         secret
+	tcpDefaults tcp.Config
 	// loopback: one of addrs is a loopback address, so loopback sources
 	// and destinations are not martians (martian.go).
 	loopback bool
@@ -89,7 +90,10 @@ type Host struct {
 	synCookies   bool
 	limits       Limits
 
-	// fwd is the forwarding table (forward.go); guarded by lock.
+	// fwd is the forwarding table (forward.go), guarded by ctl; its f is
+	// written under lock (every shard's lock too), so a shard's lock
+	// suffices to read it, and its queued is atomic.
+	// +checklocks:ctl
 	fwd forwardState
 
 	// shards hold the connections (shard.go, locks.go); shardShift turns a tuple's
@@ -114,11 +118,13 @@ type Host struct {
 	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.
 	orphans atomic.Int64
 	// listeners holds the listening sockets by local port.
+	// +checklocks:ctl
 	listeners map[uint16][]*listener
 	// ports holds every claim on a local port (bound sockets, listeners,
 	// connections) for bind conflict checks. Under lock it needs nothing
 	// more; a connection finishing under its shard's lock alone releases
 	// its claim under portsMu.
+	// +checklocks:portsMu
 	ports   map[uint16][]*binding
 	portsMu sync.Mutex
 	// hookMu serializes the OnTransition and OnPacket hooks.
@@ -128,7 +134,9 @@ type Host struct {
 	timerEpoch time.Time
 	// opts holds the option sets sockets share (internOptsLocked), and
 	// optScratch is the copy a SetOption changes.
-	opts       map[Options]*Options
+	// +checklocks:ctl
+	opts map[Options]*Options
+	// +checklocks:ctl
 	optScratch Options
 
 	// pollCh, when it holds a channel, has it closed (and cleared) on any
@@ -150,7 +158,9 @@ type Host struct {
 	gather link.GatherWriter
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
+	// +checklocks:ctl
 	portNext uint32
+	// +checklocks:ctl
 	bindNext uint32
 }
 
@@ -290,11 +300,7 @@ func (s *Host) Close() error {
 	s.closed = true
 	s.closeForwardsLocked()
 	for _, sh := range s.shards {
-		if sh.timer != nil {
-			sh.timer.Stop()
-			sh.timerArmed = false
-		}
-		sh.timers = nil
+		sh.stopTimersLocked() // +checklocksforce: under Host.lock, every shard's lock
 	}
 	close(s.done) // every blocked call wakes, and finds the host closed
 	s.reasm.mu.Lock()

@@ -87,6 +87,8 @@ var (
 
 // icmpInputLocked handles an ICMP (v6: ICMPv6) message from src to dst,
 // one of the stack's addresses.
+//
+// +checklocks:s.ctl
 func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 	v6 := dst.Is6()
 	var (
@@ -155,6 +157,10 @@ func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 // icmpv4ParamProblem is ICMPv4's Parameter Problem type (RFC 792).
 const icmpv4ParamProblem = 12
 
+// icmpInErrorLocked counts a malformed ICMP (v6: ICMPv6) message
+// received.
+//
+// +checklocks:s.ctl
 func (s *Host) icmpInErrorLocked(v6 bool) {
 	if v6 {
 		s.g().stats.Icmp6InErrors++
@@ -168,6 +174,8 @@ func (s *Host) icmpInErrorLocked(v6 bool) {
 // smaller path MTU. The quote must name a connection of ours and a
 // sequence number it has in flight; otherwise the message is counted and
 // dropped.
+//
+// +checklocks:s.ctl
 func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
 	local, remote, proto, sq, ok := parseQuote(v6, quote)
 	if !ok {
@@ -250,6 +258,8 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, proto uint8, s
 
 // sendEchoReplyLocked answers an echo request from remote to local with
 // the same identifier and sequence number (rest) and data.
+//
+// +checklocks:s.ctl
 func (s *Host) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data []byte) {
 	if remote.IsMulticast() || remote.IsUnspecified() {
 		return
@@ -277,6 +287,8 @@ func (s *Host) sendEchoReplyLocked(local, remote netip.Addr, rest uint32, data [
 // bodyLen bytes (IP header, ICMP header, body) and the IP header's length;
 // false, counted as a discard, when it would exceed an IP datagram (one
 // larger than the MTU goes in fragments).
+//
+// +checklocks:s.ctl
 func (s *Host) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 	ipLen := wire.IPv4HeaderLen
 	if v6 {
@@ -297,6 +309,8 @@ func (s *Host) icmpBufLocked(v6 bool, bodyLen int) ([]byte, int, bool) {
 // body is already in buf after the IP and ICMP headers: the ICMP header h
 // with its checksum, then the IP header. It sends the packet, counts it,
 // and reports whether it went out (an emit error counts as a discard).
+//
+// +checklocks:s.ctl
 func (s *Host) sendICMPLocked(buf []byte, ipLen int, h wire.ICMP, src, dst netip.Addr) bool {
 	body := buf[ipLen+wire.ICMPHeaderLen:]
 	icmpLen := len(buf) - ipLen

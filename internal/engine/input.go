@@ -81,133 +81,180 @@ func (s *Host) DeliverPackets(pkts [][]byte) {
 
 // inputBatch processes prepared packets in order. It reports false if
 // the stack is closed. A TCP segment for a connection is processed under
-// its shard's lock alone (held across a run of packets for one shard); a
-// segment for a listener or a child in its SYN queue under ctl and the
-// shard; anything else (ICMP, a malformed packet...) under Host.lock.
-//
-// Consecutive in-order segments of one connection in a batch get one ACK
-// for the run (tcp.Conn.HoldACK), as Linux acknowledges a GRO aggregate
-// once.
+// its shard's lock alone (taken once for a run of packets for one shard:
+// inputRun); a segment for a listener or a child in its SYN queue under
+// ctl and the shard; anything else (ICMP, a malformed packet...) under
+// Host.lock.
 func (s *Host) inputBatch(batch []rxPacket) bool {
-	now := s.clock.Now() // they had all arrived when the batch began
-	var held *shard
-	// run is the connection whose ACK waits for the rest of its run of
-	// segments (the next packet is one of them); flushRun sends it.
-	var run *endpoint
-	flushRun := func() {
-		if run != nil {
-			run.conn.FlushACK(now)
-			s.afterLocked(run)
-			run = nil
-		}
-	}
-	defer func() {
-		if held != nil {
-			flushRun()
-			held.mu.Unlock()
-		}
-	}()
-	for i := range batch {
-		p := &batch[i]
+	now := s.clock.Now()     // they had all arrived when the batch began
+	sh := s.headShard(batch) // batch[0]'s shard, nil if it has none
+	for len(batch) > 0 {
 		var (
 			local, remote netip.AddrPort
 			seg           tcp.Segment
-			counted       bool // a segment for the demultiplexer, counted
+			stop          = runIP
 		)
-		if p.ip == rxFragment && p.local {
-			// Reassembly takes a lock of its own, and a datagram it
-			// completes goes through the path from the top.
-			if held != nil {
-				flushRun()
-				held.mu.Unlock()
-				held = nil
-			}
-			if whole := s.reassemble(p, now); whole != nil {
-				var q [1]rxPacket
-				s.prepare(&q[0], whole, false)
-				if !s.inputBatch(q[:]) {
-					return false
+		p := &batch[0]
+		frag := sh == nil && p.ip == rxFragment && p.local
+		if frag || sh == nil && p.ip == rxOK && p.proto == wire.ProtoUDP && (p.local || s.udpFwd.on.Load()) {
+			// Reassembly and UDP take locks of their own and no
+			// shard's (UDP may take ctl, for an ICMP answer); a
+			// datagram reassembly completes goes through the path
+			// from the top.
+			if frag {
+				if whole := s.reassemble(p, now); whole != nil {
+					var q [1]rxPacket
+					s.prepare(&q[0], whole, false)
+					if !s.inputBatch(q[:]) {
+						return false
+					}
 				}
+			} else {
+				s.udpInput(p)
 			}
+			batch = batch[1:]
+			sh = s.headShard(batch)
 			continue
 		}
-		if p.ip == rxOK && p.proto == wire.ProtoUDP && (p.local || s.udpFwd.on.Load()) {
-			// UDP takes no shard's lock, and may take ctl (an ICMP
-			// answer): let go of the shard first.
-			if held != nil {
-				flushRun()
-				held.mu.Unlock()
-				held = nil
-			}
-			s.udpInput(p)
-			continue
-		}
-		if sh := s.shardForPacket(p); sh != nil {
-			if held != sh {
-				if held != nil {
-					flushRun()
-					held.mu.Unlock()
-				}
-				sh.mu.Lock()
-				held = sh
-			}
-			if s.closed {
+		if sh != nil {
+			held, n := sh, 0
+			held.mu.Lock()
+			n, sh, stop = s.inputRun(held, batch, now, &local, &remote, &seg)
+			held.mu.Unlock()
+			batch = batch[n:]
+			switch stop {
+			case runClosed:
 				return false
-			}
-			// To another address than the stack's, only if the
-			// forwarder takes it: else it is dropped, and counted,
-			// below.
-			if p.local || s.forwardsToLocked(p.dst, p.proto, p.payload) {
-				st := &sh.stats
-				st.IpInReceives++
-				s.packetHook("in", p.pkt)
-				st.IpInDelivers++
-				st.TcpInSegs++
-				local, remote, seg = p.segment()
-				if ep := s.shardConn(sh, local, remote, &seg); ep != nil {
-					if run != ep {
-						flushRun()
-					}
-					hold := i+1 < len(batch) && sameFlow(p, &batch[i+1])
-					ep.conn.HoldACK(hold)
-					ep.conn.Input(now, &seg)
-					if hold {
-						run = ep
-					} else {
-						ep.conn.FlushACK(now)
-						run = nil
-					}
-					s.afterLocked(ep)
-					continue
-				}
-				counted = true
+			case runNext:
+				continue
 			}
 		}
 		// Escalate: a segment the connection's shard cannot take
 		// alone goes on under ctl and that shard, anything else under
 		// the whole stack's lock.
-		l := everything
-		if counted {
-			l = locks{ctl: true, sh: held}
-		}
-		if held != nil {
-			flushRun()
-			held.mu.Unlock()
-			held = nil
-		}
-		s.acquire(&l)
-		if s.closed {
-			s.release(&l)
-			return false
-		}
-		if counted {
-			s.demuxLocked(local, remote, &seg, now)
+		if stop == runDemux {
+			s.ctl.Lock()
+			sh.mu.Lock()
+			closed := s.closed
+			if !closed {
+				s.demuxLocked(local, remote, &seg, now)
+			}
+			sh.mu.Unlock()
+			s.ctl.Unlock()
+			if closed {
+				return false
+			}
 		} else {
-			s.ipInputLocked(p, now)
+			s.lock()
+			closed := s.closed
+			if !closed {
+				s.ipInputLocked(&batch[0], now)
+			}
+			s.unlock()
+			if closed {
+				return false
+			}
 		}
-		s.release(&l)
+		batch = batch[1:]
+		sh = s.headShard(batch)
 	}
 	return true
+}
+
+// headShard is the shard of batch's first packet (shardForPacket), nil if
+// it has none or batch is empty.
+func (s *Host) headShard(batch []rxPacket) *shard {
+	if len(batch) == 0 {
+		return nil
+	}
+	return s.shardForPacket(&batch[0])
+}
+
+// runStop is why inputRun stopped.
+type runStop uint8
+
+const (
+	// runNext: the packets it did not take are for another shard, or
+	// for none.
+	runNext runStop = iota
+	// runDemux: the first it did not take is a segment for sh but for no
+	// connection in its table: demuxLocked's, under ctl and sh.
+	runDemux
+	// runIP: the first it did not take goes to ipInputLocked (a packet
+	// for another address that the forwarder does not take).
+	runIP
+	// runClosed: the host is closed.
+	runClosed
+)
+
+// inputRun processes, under sh's lock, the packets at the head of batch
+// for as long as they are segments for connections of sh, and returns
+// how many it took, why it stopped and, for runNext, the shard of the
+// next packet (nil if it has none) and for runDemux the segment
+// (local, remote, seg) and that shard (sh). batch[0] is for sh.
+//
+// Consecutive in-order segments of one connection in a batch get one ACK
+// for the run (tcp.Conn.HoldACK), as Linux acknowledges a GRO aggregate
+// once.
+//
+// +checklocks:sh.mu
+func (s *Host) inputRun(sh *shard, batch []rxPacket, now time.Time, local, remote *netip.AddrPort, seg *tcp.Segment) (int, *shard, runStop) {
+	// run is the connection whose ACK waits for the rest of its run of
+	// segments (the next packet is one of them); it is flushed before
+	// another connection's segment, and before the lock is released.
+	var run *endpoint
+	n, next, stop := len(batch), (*shard)(nil), runNext
+loop:
+	for i := range batch {
+		p := &batch[i]
+		if i > 0 {
+			if next = s.shardForPacket(p); next != sh {
+				n = i
+				break
+			}
+		}
+		switch {
+		case s.closed:
+			n, next, stop = i, nil, runClosed
+			break loop
+		case !p.local && !s.forwardsToLocked(p.dst, p.proto, p.payload):
+			// To another address than the stack's, only if the
+			// forwarder takes it: else it is dropped, and counted, by
+			// ipInputLocked.
+			n, next, stop = i, sh, runIP
+			break loop
+		}
+		st := &sh.stats
+		st.IpInReceives++
+		s.packetHook("in", p.pkt)
+		st.IpInDelivers++
+		st.TcpInSegs++
+		*local, *remote, *seg = p.segment()
+		ep := s.shardConn(sh, *local, *remote, seg)
+		if ep == nil {
+			n, next, stop = i, sh, runDemux
+			break
+		}
+		if run != ep && run != nil {
+			run.conn.FlushACK(now)
+			s.afterLocked(run)
+		}
+		hold := i+1 < len(batch) && sameFlow(p, &batch[i+1])
+		ep.conn.HoldACK(hold)
+		ep.conn.Input(now, seg)
+		if hold {
+			run = ep
+		} else {
+			ep.conn.FlushACK(now)
+			run = nil
+		}
+		s.afterLocked(ep)
+	}
+	if run != nil {
+		run.conn.FlushACK(now)
+		s.afterLocked(run)
+	}
+	return n, next, stop
 }
 
 // sameFlow reports whether b is a well-formed TCP segment of the same
@@ -359,6 +406,8 @@ func (s *Host) prepareTCP(p *rxPacket) {
 }
 
 // ipInputLocked processes one received IP packet, prepared.
+//
+// +checklocks:s.ctl
 func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 	st := &s.g().stats
 	st.IpInReceives++
@@ -398,6 +447,8 @@ func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 
 // tcpInputLocked counts one prepared TCP segment and hands it to the
 // demultiplexer.
+//
+// +checklocks:s.ctl
 func (s *Host) tcpInputLocked(p *rxPacket, now time.Time) {
 	st := &s.g().stats
 	switch p.tcp {

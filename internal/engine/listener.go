@@ -60,6 +60,8 @@ func (l *listener) removeSynLocked(ep *endpoint) {
 // inet_csk_reqsk_queue_is_full, or MaxSynBacklog) answers with a SYN cookie, or drops the SYN when cookies
 // are off. A SYN flood therefore fills nothing: half-connections beyond the
 // queue live only in the cookies the attacker never returns.
+//
+// +checklocks:s.ctl
 func (s *Host) listenInputLocked(l *listener, local, remote netip.AddrPort, seg *tcp.Segment, now time.Time) {
 	switch {
 	case seg.Flags&wire.FlagRST != 0:
@@ -100,6 +102,8 @@ func (s *Host) listenInputLocked(l *listener, local, remote netip.AddrPort, seg 
 
 // newChildLocked creates a passive connection of l for local-remote, in
 // l's SYN queue, with its own claim on the port.
+//
+// +checklocks:s.ctl
 func (s *Host) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq.Value) *endpoint {
 	b := &binding{
 		addr:      local.Addr(),
@@ -120,6 +124,10 @@ func (s *Host) newChildLocked(l *listener, local, remote netip.AddrPort, iss seq
 }
 
 // startListeningLocked makes sk's claim a listener.
+//
+// +checklocks:s.ctl
+//
+// +checklocks:sk.h.ctl
 func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 	l := &listener{sock: sk, bind: sk.bind, backlog: backlog}
 	sk.bind.listening = true
@@ -132,6 +140,8 @@ func (s *Host) startListeningLocked(sk *Socket, backlog int) *listener {
 // Linux's inet_csk_listen_stop does, and children still in SYN_RCVD are
 // dropped silently (Linux's request sockets die with their listener; the
 // peer's next segment finds no socket and draws a RST).
+//
+// +checklocks:s.ctl
 func (s *Host) stopListeningLocked(l *listener) {
 	removeFrom(s.listeners, l.bind.port, l)
 	l.bind.listening = false
@@ -165,6 +175,8 @@ func (s *Host) stopListeningLocked(l *listener) {
 
 // connLimitLocked reports whether a new connection, for listener l if not
 // nil, would pass Config.MaxConns or l's MaxConns, and counts the refusal.
+//
+// +checklocks:s.ctl
 func (s *Host) connLimitLocked(l *listener) bool {
 	if s.conns.Load() < int64(s.limits.MaxConns) && (l == nil || !l.full()) {
 		return false

@@ -45,8 +45,59 @@ package engine
 //
 // Functions whose name ends in Locked must be called with the locks their
 // comment names. Socket methods without the suffix take their locks
-// themselves (lock, do, with) and are what the layer above calls; a
+// themselves (Socket.lock) and are what the layer above calls; a
 // socket's state is read and written only under them.
+//
+// # For the analyzer
+//
+// The rules are also written for gVisor's checklocks analyzer, which
+// .ci/checklocks runs on this package in CI (its header says what the
+// analyzer can express; compare/internal/lockcheck proves that a misuse
+// here fails the build):
+//
+//   - A field one lock guards says so on the line above it:
+//     // +checklocks:mu (shard: conns, timers, connCfgs...),
+//     // +checklocks:ctl (Host: listeners, fwd, opts, portNext...),
+//     // +checklocks:portsMu (Host.ports), // +checklocks:h.ctl (a
+//     forward request's decision). One field per line.
+//   - A function that needs a lock says so under its comment:
+//     // +checklocks:sh.mu (inputRun, shardConn, armLocked...),
+//     // +checklocks:s.ctl (the control plane: demux's branches,
+//     listeners, SYN cookies, forwarding, ICMP, ports) or
+//     // +checklocks:sk.h.ctl (a socket call's Locked part). The Locked
+//     suffix stays as the name's reminder; the annotation is the rule.
+//   - Helpers that return holding a lock, or release one, say
+//     +checklocksacquire / +checklocksrelease: Socket.lock,
+//     Host.acquireCtl and Host.lock return holding ctl (Host.lock's
+//     shards the analyzer cannot name), releaseCtl and unlock release it.
+//     A socket call is therefore written out: var l locks; defer
+//     sk.h.releaseCtl(&l); sk.lock(how, &l); then its body. Not as a
+//     closure passed to a helper that locks: the analyzer checks such a
+//     closure as if no lock were held.
+//   - The analyzer knows a lock by the path it was taken through:
+//     sh.mu taken as ep.sh.mu is another lock to it. Functions on an
+//     endpoint (unhashLocked, scheduleLocked...) need ep.sh.mu; a caller
+//     that holds the same lock under another name (afterLocked, called
+//     from everywhere) says so on the line with // +checklocksignore and
+//     the reason. (Not +checklocksforce: outside a loop a forced lock
+//     counts as held until the function returns, which then reports it.)
+//   - Not expressible, so not annotated: a field readable under either
+//     of two locks because it is written under both (ep.sock, ep.parent,
+//     Host.closed, a socket's fields): the analyzer's two annotations
+//     mean "both", which would reject every read under one. The same
+//     holds for the counters, scratch and buffers of a shard (stats,
+//     scratch, outBuf...), which the control plane's shard (g) uses
+//     under ctl instead of its mu, and for a listener's queues, which
+//     have no path to ctl. These are checked by review and the race
+//     detector only.
+//   - The dynamic set (locks, below: acquire, release, lockSocket,
+//     waitLocked) names its shard locks at run time, and every shard
+//     taken in a loop (Host.lock, Freeze) has no name: those helpers
+//     carry +checklocksignore. A line under them that touches a shard's
+//     guarded field or calls a function that needs a shard's lock ends
+//     in // +checklocksforce inside a loop over the shards (connCount,
+//     Close), else in // +checklocksignore, with its reason. Count them
+//     before adding one.
 
 // locks names the locks a piece of work holds, so that a wait
 // (waitLocked) can release and retake them.
@@ -60,6 +111,8 @@ type locks struct {
 var everything = locks{ctl: true, all: true}
 
 // acquire takes the locks l names, in order.
+//
+// +checklocksignore: a dynamic set (see "For the analyzer" above).
 func (s *Host) acquire(l *locks) {
 	if l.ctl {
 		s.ctl.Lock()
@@ -75,6 +128,8 @@ func (s *Host) acquire(l *locks) {
 }
 
 // release releases the locks l names.
+//
+// +checklocksignore: a dynamic set.
 func (s *Host) release(l *locks) {
 	switch {
 	case l.all:
@@ -89,16 +144,36 @@ func (s *Host) release(l *locks) {
 	}
 }
 
+// acquireCtl is acquire for a set l that names ctl.
+//
+// +checklocksacquire:s.ctl
+// +checklocksignore: a dynamic set.
+func (s *Host) acquireCtl(l *locks) { s.acquire(l) }
+
+// releaseCtl is release for a set l that names ctl.
+//
+// +checklocksrelease:s.ctl
+// +checklocksignore: a dynamic set.
+func (s *Host) releaseCtl(l *locks) { s.release(l) }
+
 // lock takes ctl and every shard's lock: the whole stack, as its one
 // mutex was before shards.
+//
+// +checklocksacquire:s.ctl
+// +checklocksignore: the shards' locks are taken in a loop.
 func (s *Host) lock() { s.acquire(&everything) }
 
 // unlock releases what lock took.
+//
+// +checklocksrelease:s.ctl
+// +checklocksignore: the shards' locks are released in a loop.
 func (s *Host) unlock() { s.release(&everything) }
 
 // lockSocket takes, with ctl held, the shard locks a call on sk needs:
 // its connection's shard's, or every shard's for a listener (whose
 // children may be in any); l (which names ctl) then names them too.
+//
+// +checklocksignore: adds to a dynamic set.
 func (s *Host) lockSocket(sk *Socket, l *locks) {
 	switch {
 	case l.all:
@@ -111,6 +186,14 @@ func (s *Host) lockSocket(sk *Socket, l *locks) {
 		l.sh = sk.ep.sh
 		l.sh.mu.Lock()
 	}
+}
+
+// addShard takes sh's lock into l, which names ctl and no shard.
+//
+// +checklocksignore: adds to a dynamic set.
+func (l *locks) addShard(sh *shard) {
+	l.sh = sh
+	sh.mu.Lock()
 }
 
 // chansFor is the channel pool of work holding l.
@@ -136,15 +219,19 @@ const (
 	allLocks
 )
 
-// lock takes the locks how names, and names them in l for Host.release
-// (which the caller calls, whatever the result); EBADF if the socket or
-// the host is closed. A call that waits on the socket (waitLocked
-// releases and retakes l) or takes more locks (connectLocked takes the
-// new connection's shard) uses it; the others use do or with.
+// lock takes the locks how names, and names them in l for
+// Host.releaseCtl (which the caller defers before it calls lock: it
+// releases ctl whatever the result); EBADF if the socket or the host is
+// closed. Every socket call takes its locks with it (see "For the
+// analyzer"): a call that waits on the socket (waitLocked releases and
+// retakes l) or takes more locks (connectLocked takes the new
+// connection's shard) passes l on.
+//
+// +checklocksacquire:sk.h.ctl
 func (sk *Socket) lock(how lockSet, l *locks) error {
 	s := sk.h
 	*l = locks{ctl: true, all: how == allLocks}
-	s.acquire(l)
+	s.acquireCtl(l)
 	if err := sk.usable(); err != nil {
 		return err
 	}
@@ -152,23 +239,6 @@ func (sk *Socket) lock(how lockSet, l *locks) error {
 		s.lockSocket(sk, l)
 	}
 	return nil
-}
-
-// with runs f under the locks how names, or returns fail and EBADF if the
-// socket or the host is closed.
-func with[T any](sk *Socket, how lockSet, fail T, f func() (T, error)) (T, error) {
-	var l locks
-	defer sk.h.release(&l)
-	if err := sk.lock(how, &l); err != nil {
-		return fail, err
-	}
-	return f()
-}
-
-// do is with for a call that returns only an error.
-func (sk *Socket) do(how lockSet, f func() error) error {
-	_, err := with(sk, how, struct{}{}, func() (struct{}, error) { return struct{}{}, f() })
-	return err
 }
 
 // waitQueue is a socket's wait queue: the channels of the calls blocked
@@ -209,6 +279,8 @@ func (q *waitQueue) remove(w chan struct{}) {
 // then takes them again: with ctl, the socket's connection's shard's
 // lock, which may not be the one l named before (l then names the new
 // one). The caller re-checks its condition.
+//
+// +checklocksignore: releases and retakes a dynamic set.
 func (sk *Socket) waitLocked(cancel <-chan struct{}, l *locks) {
 	s := sk.h
 	pool := s.chansFor(l)

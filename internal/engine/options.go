@@ -39,6 +39,8 @@ func Linger2Duration(v int) time.Duration {
 }
 
 // internOptsLocked returns the shared copy of o. Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) internOptsLocked(o Options) *Options {
 	if p, ok := s.opts[o]; ok {
 		return p
@@ -59,6 +61,8 @@ func (s *Host) internOptsLocked(o Options) *Options {
 const maxInternedOpts = 256
 
 // setOptsLocked changes sk's options with f. Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) setOptsLocked(sk *Socket, f func(o *Options)) {
 	own := *sk.opts
 	f(&own)
@@ -67,6 +71,8 @@ func (s *Host) setOptsLocked(sk *Socket, f func(o *Options)) {
 
 // defaultOpts are the options of a new socket: the host's tcp defaults.
 // Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) defaultOpts() *Options {
 	d := &s.tcpDefaults
 	return s.internOptsLocked(Options{
@@ -113,6 +119,8 @@ func (c OptCtx) TakeErr() syscall.Errno {
 }
 
 // ctx returns the OptCtx of the socket with options o. Under its locks.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) ctx(o *Options) OptCtx {
 	s := sk.h
 	c := OptCtx{O: o, Now: s.clock.Now(), Family: int(sk.family), Listening: sk.l != nil,
@@ -131,30 +139,38 @@ func (sk *Socket) Family() int { return int(sk.family) }
 // GetOption runs get on the socket's options, under every lock (a getter
 // may read the connection, or take its pending error).
 func GetOption[T any](sk *Socket, get func(c OptCtx) T) (T, error) {
-	var zero T
-	return with(sk, allLocks, zero, func() (T, error) { return get(sk.ctx(sk.opts)), nil })
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		var zero T
+		return zero, err
+	}
+	return get(sk.ctx(sk.opts)), nil
 }
 
 // SetOption runs set on a copy of the socket's options, under the
 // socket's locks; if it succeeds the copy becomes the socket's options
 // (interned), and a connection's changed timers are rescheduled.
 func (sk *Socket) SetOption(set func(c OptCtx) error) error {
-	return sk.do(sockLocks, func() error {
-		s := sk.h
-		own := &s.optScratch
-		*own = *sk.opts
-		if err := set(sk.ctx(own)); err != nil {
-			return err
-		}
-		sk.opts = s.internOptsLocked(*own)
-		if u := sk.udp; u != nil {
-			u.mu.Lock()
-			u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
-			u.mu.Unlock()
-		}
-		if sk.ep != nil {
-			s.afterLocked(sk.ep)
-		}
-		return nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return err
+	}
+	s := sk.h
+	own := &s.optScratch
+	*own = *sk.opts
+	if err := set(sk.ctx(own)); err != nil {
+		return err
+	}
+	sk.opts = s.internOptsLocked(*own)
+	if u := sk.udp; u != nil {
+		u.mu.Lock()
+		u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
+		u.mu.Unlock()
+	}
+	if sk.ep != nil {
+		s.afterLocked(sk.ep)
+	}
+	return nil
 }

@@ -19,8 +19,12 @@ func (sk *Socket) Events() Events {
 	if u := sk.udp; u != nil {
 		return u.events()
 	}
-	ev, _ := with(sk, sockLocks, 0, func() (Events, error) { return sk.pollLocked(), nil })
-	return ev
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return 0
+	}
+	return sk.pollLocked()
 }
 
 // PollNotify returns a channel that is closed at the host's next socket
@@ -49,6 +53,8 @@ func (s *Host) Closed() bool {
 }
 
 // pollLocked returns the events of a socket, as Linux's tcp_poll.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) pollLocked() Events {
 	if l := sk.l; l != nil {
 		if len(l.acceptQ) > 0 {

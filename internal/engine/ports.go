@@ -82,6 +82,8 @@ func conflicts(a, b *binding) bool {
 
 // conflictLocked reports whether claim b conflicts with any other claim on
 // its port. It needs ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) conflictLocked(b *binding) bool {
 	s.portsMu.Lock()
 	defer s.portsMu.Unlock()
@@ -95,6 +97,8 @@ func (s *Host) conflictLocked(b *binding) bool {
 
 // addBindingLocked enters b (port already chosen) in the port table. The
 // caller takes the first reference. It needs ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) addBindingLocked(b *binding) {
 	s.portsMu.Lock()
 	s.ports[b.port] = append(s.ports[b.port], b)
@@ -143,6 +147,8 @@ const numEphemeral = EphemeralPortLast - EphemeralPortFirst + 1
 // unbound socket): a port of the ephemeral range where no claim overlaps b,
 // scanning from a keyed-hash offset. It returns 0 when none is free. It
 // needs ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) pickBindPortLocked(b *binding) uint16 {
 	off := uint32(s.key.hashAddrs(domainBindPort, netip.AddrPortFrom(b.addr, 0), netip.AddrPort{}, uint64(s.bindNext)))
 	s.bindNext++
@@ -173,6 +179,8 @@ func (s *Host) pickBindPortLocked(b *binding) uint16 {
 // ctl and no shard or every shard. A port it finds free stays free while
 // ctl is held: only the control plane claims ports and makes
 // connections.
+//
+// +checklocks:s.ctl
 func (s *Host) pickConnectPortLocked(local netip.Addr, remote netip.AddrPort, l *locks) uint16 {
 	off := uint32(s.key.hashAddrs(domainPort, netip.AddrPortFrom(local, 0), remote, 0))
 	for range numEphemeral {

@@ -24,16 +24,22 @@ type shard struct {
 	s  *Host
 
 	// conns holds the shard's connections with a 4-tuple.
+	// +checklocks:mu
 	conns connTable
 
 	// timers orders the shard's connections that have a deadline; one
 	// clock timer (timer, armed for timerAt when timerArmed) fires for
 	// the earliest. It is created once and reset, never replaced.
-	timers     timerHeap
-	timer      clock.Timer
-	timerAt    time.Time
+	// +checklocks:mu
+	timers timerHeap
+	// +checklocks:mu
+	timer clock.Timer
+	// +checklocks:mu
+	timerAt time.Time
+	// +checklocks:mu
 	timerArmed bool
-	due        []*endpoint // onTimer's list, reused
+	// +checklocks:mu
+	due []*endpoint // onTimer's list, reused
 
 	stats nstat.Counters
 	// counters are the tcp MIB counters the shard's connections count into
@@ -44,6 +50,7 @@ type shard struct {
 	scratch tcp.Scratch
 	// connCfgs are the shard's connections' shared configurations
 	// (sharedConfigLocked).
+	// +checklocks:mu
 	connCfgs map[sharedConfigKey]*tcp.Config
 	// chans holds the channels of waits (waitLocked) and deadlines
 	// between uses.
@@ -118,7 +125,7 @@ func (s *Host) connInUse(local, remote netip.AddrPort, l *locks) bool {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()
 	}
-	return sh.conns.get(local, remote) != nil
+	return sh.conns.get(local, remote) != nil // +checklocksignore: l or the line above took it
 }
 
 // orphanCount is the number of orphaned connections (an atomic count:
@@ -128,14 +135,14 @@ func (s *Host) orphanCount() int { return int(s.orphans.Load()) }
 // connGet returns the connection local-remote, or nil. It needs the
 // tuple's shard's lock.
 func (s *Host) connGet(local, remote netip.AddrPort) *endpoint {
-	return s.shardOf(local, remote).conns.get(local, remote)
+	return s.shardOf(local, remote).conns.get(local, remote) // +checklocksignore: the caller holds the tuple's shard's lock
 }
 
 // connCount is the number of connections. Called under Host.lock.
 func (s *Host) connCount() int {
 	n := 0
 	for _, sh := range s.shards {
-		n += sh.conns.len()
+		n += sh.conns.len() // +checklocksforce: under Host.lock, every shard's lock
 	}
 	return n
 }
@@ -145,7 +152,7 @@ func (s *Host) connCount() int {
 func (s *Host) allConns() iter.Seq[*endpoint] {
 	return func(yield func(*endpoint) bool) {
 		for _, sh := range s.shards {
-			for ep := range sh.conns.all() {
+			for ep := range sh.conns.all() { // +checklocksignore: under Host.lock, every shard's lock (a force would outlive the early return)
 				if !yield(ep) {
 					return
 				}

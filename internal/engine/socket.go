@@ -41,11 +41,12 @@ const (
 type Socket struct {
 	h *Host
 
-	family    uint8 // AF_INET or AF_INET6
-	closed    bool  // Close was called
-	state     sockState
-	shutRd    bool // shutdown on a socket without a connection (Linux sets
-	shutWr    bool // sk_shutdown even when it returns ENOTCONN)
+	family uint8 // AF_INET or AF_INET6
+	closed bool  // Close was called
+	state  sockState
+	shutRd bool // shutdown on a socket without a connection (Linux sets
+	shutWr bool // sk_shutdown even when it returns ENOTCONN)
+	// +checklocks:h.ctl
 	userBound bool // bind came from a bind call
 
 	// FD is the descriptor table's: the layer above keeps it, under its
@@ -55,9 +56,11 @@ type Socket struct {
 	// bind is the claim on a local port the socket holds itself (one
 	// reference): made by bind (userBound) or by listen's automatic bind.
 	// A connection holds its own reference to its claim.
+	// +checklocks:h.ctl
 	bind *binding
 
-	ep   *endpoint // the connection, if any
+	ep *endpoint // the connection, if any
+	// +checklocks:h.ctl
 	l    *listener // the listener, while listening
 	opts *Options  // shared with every socket that has the same (Host.internOptsLocked): never changed in place
 
@@ -171,15 +174,20 @@ func (sk *Socket) newBinding(addr netip.Addr, port uint16, explicit bool) *bindi
 // Bind binds the socket to a local address and port (see
 // synstack.Sockets.Bind for the rules and errors).
 func (sk *Socket) Bind(addr netip.AddrPort) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.udp != nil {
-			return sk.udp.bindLocked(addr)
-		}
-		return sk.bindLocked(addr)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return sk.udp.bindLocked(addr)
+	}
+	return sk.bindLocked(addr)
 }
 
 // bindLocked is Bind on a socket, under ctl.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 	s := sk.h
 	a, err := sk.localAddr(addr.Addr(), syscall.EINVAL)
@@ -210,15 +218,20 @@ func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 // Listen makes the socket listen with the given backlog (negative:
 // SomaxConn); see synstack.Sockets.Listen.
 func (sk *Socket) Listen(backlog int) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.udp != nil {
-			return syscall.EOPNOTSUPP
-		}
-		return sk.listenLocked(backlog)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return syscall.EOPNOTSUPP
+	}
+	return sk.listenLocked(backlog)
 }
 
 // listenLocked is Listen on a socket, under ctl.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) listenLocked(backlog int) error {
 	s := sk.h
 	if sk.ep != nil || sk.state != ssUnconnected {
@@ -251,20 +264,23 @@ func (sk *Socket) listenLocked(backlog int) error {
 // SetMaxConns bounds the connections the listening socket has alive (see
 // synstack.Sockets.SetMaxConns); EINVAL if it is not listening.
 func (sk *Socket) SetMaxConns(n int) error {
-	return sk.do(ctlOnly, func() error {
-		if sk.l == nil {
-			return syscall.EINVAL
-		}
-		sk.l.maxConns = max(n, 0)
-		return nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	if sk.l == nil {
+		return syscall.EINVAL
+	}
+	sk.l.maxConns = max(n, 0)
+	return nil
 }
 
 // Accept takes the first connection of the listener's accept queue and
 // returns its socket and the peer's address (see synstack.Sockets.Accept).
 func (sk *Socket) Accept(nonblock bool, cancel <-chan struct{}) (*Socket, netip.AddrPort, error) {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return nil, netip.AddrPort{}, err
 	}
@@ -276,6 +292,8 @@ func (sk *Socket) Accept(nonblock bool, cancel <-chan struct{}) (*Socket, netip.
 
 // acceptLocked is Accept on a socket, under ctl (and no shard's lock); it
 // also returns ErrCanceled when cancel closes while it waits.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) acceptLocked(nonblock bool, cancel <-chan struct{}, l *locks) (*Socket, netip.AddrPort, error) {
 	s := sk.h
 	for {
@@ -313,7 +331,7 @@ func (sk *Socket) acceptLocked(nonblock bool, cancel <-chan struct{}, l *locks) 
 // handshake to end, or for cancel: then ErrCanceled, the attempt abandoned.
 func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}) error {
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return err
 	}
@@ -327,6 +345,8 @@ func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan stru
 // Host.lockSocket), which then names the shard of the new connection. A
 // blocking connect that is waiting when cancel closes abandons the
 // attempt (as shutdown in SYN_SENT does) and returns ErrCanceled.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) error {
 	s := sk.h
 	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
@@ -387,8 +407,7 @@ func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-cha
 	if !l.all {
 		// sk has no connection (sk.state is ssUnconnected), so l names
 		// no shard yet: take the new connection's.
-		l.sh = s.shardOf(local, remote)
-		l.sh.mu.Lock()
+		l.addShard(s.shardOf(local, remote))
 	}
 	ep := s.newEndpointLocked(local, remote, sk.opts, b)
 	ep.sock = sk
@@ -456,7 +475,7 @@ func (sk *Socket) disconnectLocked() {
 	if ep.hashed {
 		ep.conn.Abort(s.clock.Now())
 		s.afterLocked(ep)
-		s.unhashLocked(ep)
+		s.unhashLocked(ep) // +checklocksignore: ep is sk.ep, whose shard l names
 	}
 	ep.sock = nil
 	sk.ep = nil
@@ -473,7 +492,7 @@ func (sk *Socket) Recv(p []byte, peek, nonblock bool, cancel <-chan struct{}) (i
 		return n, err
 	}
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
@@ -558,7 +577,7 @@ func (sk *Socket) Send(p []byte, nonblock bool, cancel <-chan struct{}) (int, er
 		return sk.SendTo(p, netip.AddrPort{})
 	}
 	var l locks
-	defer sk.h.release(&l)
+	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
@@ -633,15 +652,20 @@ func (sk *Socket) sendLocked(p []byte, nonblock bool, cancel <-chan struct{}, l 
 // Shutdown shuts the reading side, the writing side or both (see
 // synstack.Sockets.Shutdown).
 func (sk *Socket) Shutdown(how int) error {
-	return sk.do(allLocks, func() error {
-		if sk.udp != nil {
-			return sk.udp.shutdownLocked(how)
-		}
-		return sk.shutdownLocked(how)
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		return sk.udp.shutdownLocked(how)
+	}
+	return sk.shutdownLocked(how)
 }
 
 // shutdownLocked is Shutdown on a socket, under Host.lock.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) shutdownLocked(how int) error {
 	s := sk.h
 	if how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR {
@@ -672,6 +696,8 @@ func (sk *Socket) shutdownLocked(how int) error {
 
 // stopListenLocked ends the socket's listening; a port bound by listen
 // itself (not by bind) is released, as Linux does.
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) stopListenLocked() {
 	s := sk.h
 	s.stopListeningLocked(sk.l)
@@ -688,18 +714,23 @@ func (sk *Socket) stopListenLocked() {
 // it finishes (reset instead beyond MaxOrphans). Calls blocked on the
 // socket return EBADF. EBADF when the socket or the host is closed already.
 func (sk *Socket) Close() error {
-	return sk.do(sockLocks, func() error {
-		if sk.udp != nil {
-			sk.closed = true
-			sk.udp.closeLocked()
-			return nil
-		}
-		sk.releaseLocked()
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return err
+	}
+	if sk.udp != nil {
+		sk.closed = true
+		sk.udp.closeLocked()
 		return nil
-	})
+	}
+	sk.releaseLocked()
+	return nil
 }
 
 // releaseLocked closes the socket, under its locks (sockLocks).
+//
+// +checklocks:sk.h.ctl
 func (sk *Socket) releaseLocked() {
 	s := sk.h
 	sk.closed = true
@@ -729,7 +760,7 @@ func (sk *Socket) releaseLocked() {
 					s.g().stats.TcpExtTCPAbortOnMemory++
 					ep.conn.Abort(now)
 					s.afterLocked(ep)
-					s.unhashLocked(ep)
+					s.unhashLocked(ep) // +checklocksignore: ep is sk.ep, whose shard l names
 				} else {
 					ep.orphan = true
 					s.orphans.Add(1)
@@ -749,67 +780,82 @@ func (sk *Socket) releaseLocked() {
 // bound one, or the unspecified address and port 0 when unbound; IPv4
 // addresses of an AF_INET6 socket are v4-mapped.
 func (sk *Socket) LocalAddr() (netip.AddrPort, error) {
-	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
-		switch {
-		case sk.udp != nil && sk.udp.hashed:
-			return sk.sockAddr(sk.udp.local), nil
-		case sk.ep != nil:
-			return sk.sockAddr(sk.ep.local), nil
-		case sk.bind != nil:
-			return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
-		}
-		return netip.AddrPortFrom(sk.wildcard(), 0), nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return netip.AddrPort{}, err
+	}
+	switch {
+	case sk.udp != nil && sk.udp.hashed:
+		return sk.sockAddr(sk.udp.local), nil
+	case sk.ep != nil:
+		return sk.sockAddr(sk.ep.local), nil
+	case sk.bind != nil:
+		return sk.sockAddr(netip.AddrPortFrom(sk.bind.addr, sk.bind.port)), nil
+	}
+	return netip.AddrPortFrom(sk.wildcard(), 0), nil
 }
 
 // PeerAddr returns the peer's address; ENOTCONN unless the connection is
 // past SYN_SENT and not closed.
 func (sk *Socket) PeerAddr() (netip.AddrPort, error) {
-	return with(sk, allLocks, netip.AddrPort{}, func() (netip.AddrPort, error) {
-		if u := sk.udp; u != nil {
-			if !u.remote.IsValid() {
-				return netip.AddrPort{}, syscall.ENOTCONN
-			}
-			return sk.sockAddr(u.remote), nil
-		}
-		if sk.ep == nil {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if u := sk.udp; u != nil {
+		if !u.remote.IsValid() {
 			return netip.AddrPort{}, syscall.ENOTCONN
 		}
-		if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
-			return netip.AddrPort{}, syscall.ENOTCONN
-		}
-		return sk.sockAddr(sk.ep.remote), nil
-	})
+		return sk.sockAddr(u.remote), nil
+	}
+	if sk.ep == nil {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	if st := sk.ep.conn.State(); st == tcp.Closed || st == tcp.SynSent {
+		return netip.AddrPort{}, syscall.ENOTCONN
+	}
+	return sk.sockAddr(sk.ep.remote), nil
 }
 
 // Connected reports whether the socket has a connection that connect or
 // accept saw established: a net.Conn may stand on it.
 func (sk *Socket) Connected() bool {
-	ok, _ := with(sk, allLocks, false, func() (bool, error) {
-		return sk.ep != nil && sk.state == ssConnected, nil
-	})
-	return ok
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return false
+	}
+	return sk.ep != nil && sk.state == ssConnected
 }
 
 // Listening reports whether the socket listens.
 func (sk *Socket) Listening() bool {
-	ok, _ := with(sk, ctlOnly, false, func() (bool, error) { return sk.l != nil, nil })
-	return ok
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return false
+	}
+	return sk.l != nil
 }
 
 // TCPInfo returns TCP_INFO of the socket's connection.
 func (sk *Socket) TCPInfo() (tcp.Info, error) {
-	return with(sk, allLocks, tcp.Info{}, func() (tcp.Info, error) {
-		switch {
-		case sk.udp != nil:
-			return tcp.Info{}, syscall.ENOPROTOOPT
-		case sk.ep != nil:
-			return sk.ep.conn.Info(sk.h.clock.Now()), nil
-		case sk.l != nil:
-			return tcp.Info{State: tcp.Listen}, nil
-		}
-		return tcp.Info{State: tcp.Closed}, nil
-	})
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return tcp.Info{}, err
+	}
+	switch {
+	case sk.udp != nil:
+		return tcp.Info{}, syscall.ENOPROTOOPT
+	case sk.ep != nil:
+		return sk.ep.conn.Info(sk.h.clock.Now()), nil
+	case sk.l != nil:
+		return tcp.Info{State: tcp.Listen}, nil
+	}
+	return tcp.Info{State: tcp.Closed}, nil
 }
 
 // isDone reports whether ch is closed; a nil ch never is.

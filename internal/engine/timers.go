@@ -40,6 +40,8 @@ func (s *Host) timerNanos(t time.Time) int64 { return int64(t.Sub(s.timerEpoch))
 
 // scheduleLocked re-reads ep's deadline and updates its shard's heap and
 // clock timer. It needs ep's shard's lock.
+//
+// +checklocks:ep.sh.mu
 func (s *Host) scheduleLocked(ep *endpoint) {
 	sh := ep.sh
 	if s.closed {
@@ -69,6 +71,8 @@ func (s *Host) scheduleLocked(ep *endpoint) {
 }
 
 // unscheduleLocked takes ep out of its shard's heap.
+//
+// +checklocks:ep.sh.mu
 func (s *Host) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
 		heap.Remove(&ep.sh.timers, int(ep.heapIndex))
@@ -78,6 +82,8 @@ func (s *Host) unscheduleLocked(ep *endpoint) {
 // armLocked makes sure the clock timer fires no later than the earliest
 // deadline. A timer armed for a later time is replaced; one armed earlier
 // is kept (it re-arms when it fires).
+//
+// +checklocks:sh.mu
 func (sh *shard) armLocked() {
 	s := sh.s
 	if s.closed || len(sh.timers) == 0 {
@@ -94,6 +100,18 @@ func (sh *shard) armLocked() {
 		return
 	}
 	sh.timer.Reset(d)
+}
+
+// stopTimersLocked stops the shard's clock timer and forgets its
+// deadlines, for good (Host.Close).
+//
+// +checklocks:sh.mu
+func (sh *shard) stopTimersLocked() {
+	if sh.timer != nil {
+		sh.timer.Stop()
+		sh.timerArmed = false
+	}
+	sh.timers = nil
 }
 
 // onTimer ticks every connection of the shard whose deadline has come
@@ -138,8 +156,8 @@ func (sh *shard) onTimer() {
 	// soon as the lock is released. They are ticked under ctl (and sh).
 	sh.due = nil
 	sh.mu.Unlock()
-	l := locks{ctl: true, sh: sh}
-	s.acquire(&l)
+	s.ctl.Lock()
+	sh.mu.Lock()
 	if !s.closed {
 		for _, ep := range due[:embryos] {
 			if ep.hashed {
@@ -151,7 +169,8 @@ func (sh *shard) onTimer() {
 	if sh.due == nil {
 		sh.due = due[:0]
 	}
-	s.release(&l)
+	sh.mu.Unlock()
+	s.ctl.Unlock()
 }
 
 // tickLocked ticks ep at now (nowNs from the timer epoch).

@@ -582,6 +582,8 @@ func (u *udpSock) events() Events {
 
 // waitLocked waits, with u.mu released, until the socket changes or cancel
 // closes. Under u.mu.
+//
+// +checklocks:u.mu
 func (u *udpSock) waitLocked(cancel <-chan struct{}) {
 	sk := u.sk
 	w := u.chans.get()
@@ -611,7 +613,7 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	u := sk.udp
 	s := sk.h
 	var l locks
-	defer s.release(&l)
+	defer s.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return 0, err
 	}
@@ -787,6 +789,8 @@ func (s *Host) udpUnreachable(p *rxPacket) {
 // sendPortUnreachableLocked sends an ICMP (v6) port unreachable from local
 // to remote quoting as much of the offending packet as the minimum MTU
 // allows (RFC 1812 4.3.2.3: 576 bytes in all; RFC 4443: 1280). Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) sendPortUnreachableLocked(local, remote netip.Addr, pkt []byte) {
 	v6 := local.Is6()
 	h := wire.ICMP{Type: wire.ICMPv4DestUnreachable, Code: wire.ICMPv4PortUnreachable}
@@ -807,6 +811,8 @@ func (s *Host) sendPortUnreachableLocked(local, remote netip.Addr, pkt []byte) {
 // quoting as much of the offending packet pkt as the minimum MTU allows
 // (RFC 1812 4.3.2.3: 576 bytes in all; RFC 4443: 1280), and reports
 // whether it went out. Under ctl.
+//
+// +checklocks:s.ctl
 func (s *Host) sendICMPErrorLocked(local, remote netip.Addr, h wire.ICMP, pkt []byte) bool {
 	v6 := local.Is6()
 	limit := 576 - wire.IPv4HeaderLen - wire.ICMPHeaderLen

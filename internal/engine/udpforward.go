@@ -157,16 +157,7 @@ func (r *UDPForwardRequest) Accept() (*Socket, error) {
 		return nil, net.ErrClosed
 	}
 	u := sk.udp
-	err = sk.do(ctlOnly, func() error {
-		u.forwarded = true
-		if err := u.hashLocked(r.Local); err != nil {
-			u.forwarded = false
-			return err
-		}
-		u.setRemote(r.Remote)
-		return nil
-	})
-	if err != nil {
+	if err := sk.openFlow(r.Local, r.Remote); err != nil {
 		sk.Close()
 		s.endFlow(r.Remote.Addr())
 		return nil, err
@@ -176,6 +167,24 @@ func (r *UDPForwardRequest) Accept() (*Socket, error) {
 	}
 	s.udp.stats.fwdFlows.Add(1)
 	return sk, nil
+}
+
+// openFlow binds sk, the new socket of a forwarded flow, to local and
+// connects it to remote, under ctl.
+func (sk *Socket) openFlow(local, remote netip.AddrPort) error {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return err
+	}
+	u := sk.udp
+	u.forwarded = true
+	if err := u.hashLocked(local); err != nil {
+		u.forwarded = false
+		return err
+	}
+	u.setRemote(remote)
+	return nil
 }
 
 // fam2 is the udpCounters index of a socket family.

@@ -39,8 +39,16 @@ var address = regexp.MustCompile(`0x[0-9a-f]+`)
 // iteration), and whether vet failed.
 func vet(t *testing.T, bin, pkg string, flags ...string) (diags []string, failed bool) {
 	t.Helper()
-	args := append([]string{"vet", "-vettool=" + bin}, flags...)
-	out, err := exec.Command("go", append(args, "./testdata/"+pkg)...).CombinedOutput()
+	return vetIn(t, bin, "", append(flags, "./testdata/"+pkg)...)
+}
+
+// vetIn runs go vet with the analyzer and args in dir (the current
+// directory if empty), as vet does.
+func vetIn(t *testing.T, bin, dir string, args ...string) (diags []string, failed bool) {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"vet", "-vettool=" + bin}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("go vet: %v", err)
