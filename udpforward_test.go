@@ -161,7 +161,7 @@ func TestForwardPing(t *testing.T) {
 	}
 	defer pc.Close()
 	pc.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard
-	echo := []byte{8, 0, 0, 0, 0, 0, 0, 1, 'h', 'i'}    // type, code, checksum, ident, seq 1, data
+	echo := []byte{8, 0, 0, 0, 0, 0, 0, 1, 'h', 'i'}     // type, code, checksum, ident, seq 1, data
 	down := netip.MustParseAddr("198.51.100.10")
 	if _, err := pc.WriteTo(echo, &net.IPAddr{IP: down.AsSlice()}); err != nil {
 		t.Fatal(err)
