@@ -145,11 +145,7 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 		return fail(err)
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			t.Close(fd)
-		}
-	}()
+	defer t.closeUnless(fd, &ok)
 	if control != nil {
 		if err := control(network, address, t, fd); err != nil {
 			return fail(err)

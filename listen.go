@@ -89,11 +89,7 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		return fail(err)
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			t.Close(fd)
-		}
-	}()
+	defer t.closeUnless(fd, &ok)
 	if err := t.SetsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1); err != nil {
 		return fail(mapErr("set", err, false))
 	}

@@ -103,6 +103,14 @@ func (t *Sockets) open(sk *engine.Socket, nonblock bool) (int, error) {
 	return fd, err
 }
 
+// closeUnless closes fd unless *kept: deferred by a face, it undoes the
+// socket it could not finish setting up.
+func (t *Sockets) closeUnless(fd int, kept *bool) {
+	if !*kept {
+		t.Close(fd)
+	}
+}
+
 // markClosed makes every descriptor invalid (Stack.Close).
 func (t *Sockets) markClosed() {
 	t.mu.Lock()

@@ -112,11 +112,7 @@ func (s *Stack) udp(ctx context.Context, op, proto, network string, local, remot
 		return fail(mapErr(op, err, false))
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			t.Close(fd)
-		}
-	}()
+	defer t.closeUnless(fd, &ok)
 	if fam == AF_INET6 && v6only {
 		if err := t.SetsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1); err != nil {
 			return fail(mapErr("set", err, false))

@@ -151,8 +151,7 @@ type pingForward struct {
 	f       func(*PingForwardRequest) // guarded by ctl
 	max     int
 	pending atomic.Int64
-	offers  []*PingForwardRequest // guarded by ctl
-	queued  atomic.Bool
+	offers  offerQueue[*PingForwardRequest] // guarded by ctl
 }
 
 // PingForwardRequest is an echo request for another address, offered to
@@ -189,9 +188,8 @@ func (s *Host) pingForwardLocked(src, dst netip.Addr, rest uint32, data []byte) 
 		return true
 	}
 	t.pending.Add(1)
-	t.offers = append(t.offers, &PingForwardRequest{Src: src, Dst: dst, Ident: uint16(rest >> 16), Seq: uint16(rest),
+	t.offers.push(&PingForwardRequest{Src: src, Dst: dst, Ident: uint16(rest >> 16), Seq: uint16(rest),
 		Data: append([]byte(nil), data...), h: s})
-	t.queued.Store(true)
 	s.g().stats.SynstackForwardPings++
 	return true
 }
@@ -200,21 +198,13 @@ func (s *Host) pingForwardLocked(src, dst netip.Addr, rest uint32, data []byte) 
 // lock held.
 func (s *Host) offerPingForwards() {
 	t := &s.pingFwd
-	if !t.queued.Load() {
+	if !t.offers.queued.Load() {
 		return
 	}
 	s.ctl.Lock()
-	offers, f := t.offers, t.f
-	t.offers = nil
-	t.queued.Store(false)
+	reqs, f := t.offers.take(), t.f
 	s.ctl.Unlock()
-	for _, r := range offers {
-		if f == nil {
-			r.Drop()
-			continue
-		}
-		f(r)
-	}
+	give(reqs, f)
 }
 
 // decide marks the request decided, once: false if it already was.

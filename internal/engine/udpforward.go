@@ -27,11 +27,10 @@ type udpForward struct {
 	f        func(*UDPForwardRequest)
 	maxFlows int
 	maxPer   int
-	flows    int                        // pending requests and accepted flows
-	perSrc   map[netip.Addr]int         // of those, by client address
-	pending  map[[2]netip.AddrPort]bool // requests not yet decided
-	offers   []*UDPForwardRequest       // to hand to f after the packet's locks
-	queued   atomic.Bool
+	flows    int                            // pending requests and accepted flows
+	perSrc   map[netip.Addr]int             // of those, by client address
+	pending  map[[2]netip.AddrPort]bool     // requests not yet decided
+	offers   offerQueue[*UDPForwardRequest] // to hand to f after the packet's locks
 }
 
 // UDPForwardRequest is the first datagram of a UDP flow for another
@@ -89,8 +88,7 @@ func (s *Host) udpForwardInput(dst, src netip.AddrPort, data []byte) {
 	t.flows++
 	t.perSrc[src.Addr()]++
 	t.pending[key] = true
-	t.offers = append(t.offers, &UDPForwardRequest{Local: dst, Remote: src, h: s, first: append([]byte(nil), data...)})
-	t.queued.Store(true)
+	t.offers.push(&UDPForwardRequest{Local: dst, Remote: src, h: s, first: append([]byte(nil), data...)})
 	st.fwdRequests.Add(1)
 }
 
@@ -98,20 +96,46 @@ func (s *Host) udpForwardInput(dst, src netip.AddrPort, data []byte) {
 // held (DeliverPackets defers it).
 func (s *Host) offerUDPForwards() {
 	t := &s.udpFwd
-	if !t.queued.Load() {
+	if !t.offers.queued.Load() {
 		return
 	}
 	t.mu.Lock()
-	offers, f := t.offers, t.f
-	t.offers = nil
-	t.queued.Store(false)
+	reqs, f := t.offers.take(), t.f
 	t.mu.Unlock()
-	for _, req := range offers {
+	give(reqs, f)
+}
+
+// offerQueue holds the requests a delivery made for a forwarder, to be
+// handed over once the delivery's locks are released; queued says there
+// are some (read without the lock that guards the rest).
+type offerQueue[R interface{ Drop() error }] struct {
+	reqs   []R
+	queued atomic.Bool
+}
+
+// push queues r.
+func (q *offerQueue[R]) push(r R) {
+	q.reqs = append(q.reqs, r)
+	q.queued.Store(true)
+}
+
+// take returns the queued requests and empties the queue.
+func (q *offerQueue[R]) take() []R {
+	reqs := q.reqs
+	q.reqs = nil
+	q.queued.Store(false)
+	return reqs
+}
+
+// give hands each request to f, with no lock held; with no handler (it
+// was removed meanwhile) the requests are dropped.
+func give[R interface{ Drop() error }](reqs []R, f func(R)) {
+	for _, r := range reqs {
 		if f == nil {
-			req.Drop()
-			continue
+			r.Drop()
+		} else {
+			f(r)
 		}
-		f(req)
 	}
 }
 
