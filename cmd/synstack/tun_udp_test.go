@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -405,4 +406,84 @@ func TestTunUDPDNS(t *testing.T) {
 			}
 		}
 	})
+}
+
+// get's --dns is checked before any device is touched (no root needed):
+// an address with a port or not, and a host name needs it.
+func TestGetDNSArgs(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want netip.AddrPort
+		ok   bool
+	}{
+		{"", netip.AddrPort{}, true},
+		{"10.99.0.1", netip.MustParseAddrPort("10.99.0.1:53"), true},
+		{"10.99.0.1:5353", netip.MustParseAddrPort("10.99.0.1:5353"), true},
+		{"2001:db8::1", netip.MustParseAddrPort("[2001:db8::1]:53"), true},
+		{"[2001:db8::1]", netip.MustParseAddrPort("[2001:db8::1]:53"), true},
+		{"[2001:db8::1]:54", netip.MustParseAddrPort("[2001:db8::1]:54"), true},
+		{"::ffff:10.99.0.1", netip.MustParseAddrPort("10.99.0.1:53"), true},
+		{"dns.example", netip.AddrPort{}, false},
+		{"10.99.0.1:0", netip.AddrPort{}, false},
+		{"10.99.0.1:x", netip.AddrPort{}, false},
+	} {
+		got, err := parseDNSServer(c.in)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("parseDNSServer(%q) = %v, %v; want %v, ok %v", c.in, got, err, c.want, c.ok)
+		}
+	}
+	base := []string{"--tun", "x", "--addr", "10.99.0.2/24"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dns", "dns.example", "http://files.test/"}, "--dns dns.example: want the DNS server's IP address"},
+		{[]string{"http://files.test/"}, "give --dns ADDR"},
+	} {
+		var out bytes.Buffer
+		err := runGet(&out, &out, append(slices.Clone(base), c.args...))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("get %q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
+
+// synstack get --dns resolves the URL's host name with a DNS server on
+// the kernel's side (a Go server on a socket of the namespace), through
+// the stack, and downloads from the address it names, byte for byte; a
+// name the server does not know fails the download, saying so.
+func TestTunGetDNS(t *testing.T) {
+	ns := newNetns(t)
+	dir := t.TempDir()
+	want := testFile(t, filepath.Join(dir, "f.bin"), 1<<20)
+	fsrv := ns.start("fileserver", "0.0.0.0:"+nsPort, dir)
+	fsrv.waitLog("fileserver: listening", 10*time.Second)
+	dns := ns.kernelUDP(t, "0.0.0.0:53", "")
+	go dnsAnswers(dns, map[string][]netip.Addr{"files.test.": {netip.MustParseAddr(nsKernel)}})
+
+	getFrom := func(host string) (*proc, string) {
+		out := filepath.Join(t.TempDir(), "got.bin")
+		p := ns.start("main", "get", "--tun", nsDev, "--addr", nsStack+"/24", "--host-addr", nsKernel+"/24",
+			"--dns", nsKernel, "http://"+host+":"+nsPort+"/f.bin", "-o", out)
+		select {
+		case <-p.done:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("get did not finish in 2 minutes:\n%s", p.log.String())
+		}
+		return p, out
+	}
+	p, out := getFrom("files.test")
+	if p.err != nil {
+		t.Fatalf("get: %v\n%s", p.err, p.log.String())
+	}
+	if got, n := fileHash(t, out); got != want || n != 1<<20 {
+		t.Fatalf("get wrote %d bytes, sha256 %s; want %d, %s\n%s", n, got, 1<<20, want, p.log.String())
+	}
+	if log := p.log.String(); !strings.Contains(log, "files.test is ["+nsKernel+"] (DNS server "+nsKernel+":53)") {
+		t.Errorf("get did not say what it resolved:\n%s", log)
+	}
+	p, _ = getFrom("nobody.test")
+	if log := p.log.String(); p.err == nil || !strings.Contains(log, "no such host") {
+		t.Errorf("get of an unknown name: %v, want it to fail with no such host:\n%s", p.err, log)
+	}
 }
