@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,16 +38,19 @@ var udpSizes = []int{1, 1472, 9000, 65507}
 // udpGuard bounds one datagram's round trip: a hang guard, not a timing.
 const udpGuard = 10 * time.Second
 
-// tunStackInProcess opens a TUN device in ns (MTU 1500, the kernel's side
-// nsKernel/24 and nsKern6/64, DAD off so the kernel's IPv6 address is
-// usable at once) and starts a synstack.Stack on it in this process, at
-// nsStack and nsStack6. Both are closed when the test ends.
-func (ns *netns) tunStackInProcess(t *testing.T) *synstack.Stack {
+// tunStackInProcess opens a TUN device in ns (MTU 1500, offloads unless
+// noOffload, the kernel's side nsKernel/24 and nsKern6/64) and starts a
+// synstack.Stack on it in this process, at nsStack and nsStack6. It
+// returns once the kernel routes both addresses through the device and
+// picks its own address there as their source (an IPv6 address is
+// tentative for a moment after it is added, even on a device that does
+// no DAD: a socket opened then takes ::1). Both are closed when the test
+// ends.
+func (ns *netns) tunStackInProcess(t *testing.T, noOffload bool) *synstack.Stack {
 	t.Helper()
-	ns.run("sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad")
 	var ep *tun.Endpoint
 	err := ns.in(func() (err error) {
-		ep, err = tun.Open(tun.Options{Name: nsDev, MTU: 1500, HostAddrs: []netip.Prefix{
+		ep, err = tun.Open(tun.Options{Name: nsDev, MTU: 1500, NoOffload: noOffload, HostAddrs: []netip.Prefix{
 			netip.MustParsePrefix(nsKernel + "/24"), netip.MustParsePrefix(nsKern6 + "/64")}})
 		return err
 	})
@@ -60,13 +64,14 @@ func (ns *netns) tunStackInProcess(t *testing.T) *synstack.Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	for _, a := range []string{nsStack, nsStack6} {
+	for _, a := range [][2]string{{nsStack, nsKernel}, {nsStack6, nsKern6}} {
 		for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if ok, _ := ep.KernelReady(netip.MustParseAddr(a)); ok {
+			ok, _ := ep.KernelReady(netip.MustParseAddr(a[0]))
+			if ok && strings.Contains(ns.run("ip", "route", "get", a[0]), " src "+a[1]+" ") {
 				break
 			}
 			if time.Now().After(end) {
-				t.Fatalf("the kernel does not route %s through %s", a, nsDev)
+				t.Fatalf("the kernel does not route %s through %s from %s", a[0], nsDev, a[1])
 			}
 		}
 	}
@@ -207,10 +212,19 @@ func (ns *netns) kernelEcho(t *testing.T, host string, port int) string {
 // IPv6: the kernel's socket sends to an echo on synstack, synstack's
 // UDPConn sends to socat's echo on the kernel; 1, 1,472, 9,000 and 65,507
 // bytes, byte-exact, the larger ones fragmented both ways at MTU 1500;
-// synstack's counters account for each datagram and fragment.
+// synstack's counters account for each datagram and fragment. With the
+// device's offloads (virtio header, checksums left to complete) and
+// without.
 func TestTunUDPEcho(t *testing.T) {
+	for _, noOffload := range []bool{false, true} {
+		t.Run(map[bool]string{false: "offload", true: "no-offload"}[noOffload], func(t *testing.T) { tunUDPEcho(t, noOffload) })
+	}
+}
+
+// tunUDPEcho is TestTunUDPEcho on a device with or without offloads.
+func tunUDPEcho(t *testing.T, noOffload bool) {
 	ns := newNetns(t)
-	st := ns.tunStackInProcess(t)
+	st := ns.tunStackInProcess(t, noOffload)
 	pc, err := st.ListenPacket("udp", ":7")
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +356,7 @@ func (ns *netns) dig(t *testing.T, server, name, typ string) string {
 // kernel's sockets in the namespace.
 func TestTunUDPDNS(t *testing.T) {
 	ns := newNetns(t)
-	st := ns.tunStackInProcess(t)
+	st := ns.tunStackInProcess(t, false)
 	t.Run("dig-to-synstack", func(t *testing.T) {
 		if _, err := exec.LookPath("dig"); err != nil {
 			t.Skip("skipped: needs dig (apt-get install bind9-dnsutils)")
@@ -485,5 +499,44 @@ func TestTunGetDNS(t *testing.T) {
 	p, _ = getFrom("nobody.test")
 	if log := p.log.String(); p.err == nil || !strings.Contains(log, "no such host") {
 		t.Errorf("get of an unknown name: %v, want it to fail with no such host:\n%s", p.err, log)
+	}
+}
+
+// A datagram to a port nobody has draws an ICMP port unreachable, both
+// ways over TUN, and a connected socket that sent it gets ECONNREFUSED:
+// the kernel's socket from synstack's answer, synstack's UDPConn from the
+// kernel's. synstack counts it (UdpNoPorts, IcmpOutDestUnreachs).
+func TestTunUDPPortUnreachable(t *testing.T) {
+	ns := newNetns(t)
+	st := ns.tunStackInProcess(t, false)
+	for _, fam := range []struct{ name, stack, kernel string }{{"ipv4", nsStack, nsKernel}, {"ipv6", nsStack6, nsKern6}} {
+		t.Run(fam.name, func(t *testing.T) {
+			before := st.Stats()
+			kc := ns.kernelUDP(t, "", net.JoinHostPort(fam.stack, "9999"))
+			kc.Write([]byte("anyone?"))
+			kc.SetReadDeadline(time.Now().Add(udpGuard))
+			if _, err := kc.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("the kernel's socket, after sending to synstack's port 9999: %v, want ECONNREFUSED", err)
+			}
+			after := st.Stats()
+			no := after.UdpNoPorts + after.Udp6NoPorts - before.UdpNoPorts - before.Udp6NoPorts
+			icmp := after.IcmpOutDestUnreachs + after.Icmp6OutDestUnreachs - before.IcmpOutDestUnreachs - before.Icmp6OutDestUnreachs
+			if no != 1 || icmp != 1 {
+				t.Errorf("UdpNoPorts +%d, ICMP destination unreachables sent +%d: want 1 and 1", no, icmp)
+			}
+
+			sc, err := st.Dial("udp", net.JoinHostPort(fam.kernel, "9999"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			if _, err := sc.Write([]byte("anyone?")); err != nil {
+				t.Fatal(err)
+			}
+			sc.SetReadDeadline(time.Now().Add(udpGuard))
+			if _, err := sc.Read(make([]byte, 16)); !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("synstack's UDPConn, after sending to the kernel's port 9999: %v, want ECONNREFUSED", err)
+			}
+		})
 	}
 }
