@@ -111,6 +111,13 @@ func (fb *fragBench) cut(id uint32, dg []byte, step int) [][]byte {
 	return frags
 }
 
+// resum4 sets the checksum of p's IPv4 header (20 bytes) after a change.
+func resum4(p []byte) {
+	p[10], p[11] = 0, 0
+	sum := wire.FoldChecksum(wire.Checksum(p[:wire.IPv4HeaderLen], 0))
+	p[10], p[11] = byte(sum>>8), byte(sum)
+}
+
 // deliver writes pkts into stack b, in order.
 func (fb *fragBench) deliver(pkts ...[]byte) {
 	for _, p := range pkts {
@@ -407,9 +414,7 @@ func floodFirsts(t *testing.T, size int) {
 				pkt[wire.IPv6HeaderLen+6], pkt[wire.IPv6HeaderLen+7] = byte(id>>8), byte(id)
 			} else {
 				pkt[4], pkt[5] = byte(id>>8), byte(id)
-				pkt[10], pkt[11] = 0, 0
-				sum := wire.FoldChecksum(wire.Checksum(pkt[:wire.IPv4HeaderLen], 0))
-				pkt[10], pkt[11] = byte(sum>>8), byte(sum)
+				resum4(pkt)
 			}
 			fb.deliver(pkt)
 		}
@@ -447,6 +452,45 @@ func floodFirsts(t *testing.T, size int) {
 		fb.wantReceived(dg[wire.UDPHeaderLen:])
 		fb.wantReceived()
 	})
+}
+
+// TestFragECNMix: fragments of one datagram that mix CE with Not-ECT
+// (RFC 3168 5.3, Linux's ip_frag_ecn_table) discard it; CE with ECT makes
+// a datagram that is delivered.
+func TestFragECNMix(t *testing.T) {
+	forFamilies(t, func(t *testing.T, fb *fragBench) {
+		setECN := func(p []byte, ecn byte) []byte {
+			if fb.v6 {
+				p[1] = p[1]&^0x30 | ecn<<4 // the traffic class's low bits
+				return p
+			}
+			p[1] = p[1]&^3 | ecn
+			resum4(p)
+			return p
+		}
+		dg := fb.datagram(5000, payload(2500, 12))
+		mixed := fb.cut(1, dg, 1480)
+		fb.deliver(setECN(mixed[0], 3), mixed[1]) // CE, then Not-ECT
+		fb.wantReceived()
+		fb.wantCounters("CE with Not-ECT", reasm{Reqds: 2, Fails: 1})
+		ok := fb.cut(2, dg, 1480)
+		fb.deliver(setECN(ok[0], 3), setECN(ok[1], 2)) // CE, then ECT(0)
+		fb.wantReceived(dg[wire.UDPHeaderLen:])
+		fb.wantCounters("CE with ECT(0)", reasm{Reqds: 4, OKs: 1, Fails: 1, InDatagrams: 1})
+	})
+}
+
+// TestFragAtomic: an IPv6 atomic fragment (offset 0, M clear) is a whole
+// packet, delivered at once and apart from a datagram in reassembly with
+// the same ID (RFC 6946), which completes on its own.
+func TestFragAtomic(t *testing.T) {
+	fb := newFragBench(t, true)
+	dg := fb.datagram(5000, payload(2000, 13))
+	small := fb.datagram(5000, payload(100, 14))
+	frags := fb.cut(1, dg, 1480)
+	fb.deliver(frags[0], fb.frag(1, 0, false, small), frags[1])
+	fb.wantReceived(small[wire.UDPHeaderLen:], dg[wire.UDPHeaderLen:])
+	fb.wantCounters("an atomic fragment", reasm{Reqds: 3, OKs: 2, InDatagrams: 2})
 }
 
 // TestFragParamProblemSent: an IPv6 fragment that reassembly refuses with
