@@ -160,23 +160,23 @@ func (fb *fragBench) wantReceived(want ...[]byte) {
 	}
 }
 
-// reasm is one family's reassembly counters, and the UDP socket's.
-type reasm struct {
+// reasmCounters is one family's reassembly counters, and the UDP socket's.
+type reasmCounters struct {
 	Reqds, OKs, Fails, Timeout, Overlaps, HdrErrors, InDatagrams uint64
 }
 
 // counters returns stack b's counters of the bench's family.
-func (fb *fragBench) counters() reasm {
+func (fb *fragBench) counters() reasmCounters {
 	st := fb.n.b.Stats()
 	if fb.v6 {
-		return reasm{st.Ip6ReasmReqds, st.Ip6ReasmOKs, st.Ip6ReasmFails, st.Ip6ReasmTimeout, 0, st.Ip6InHdrErrors, st.Udp6InDatagrams}
+		return reasmCounters{st.Ip6ReasmReqds, st.Ip6ReasmOKs, st.Ip6ReasmFails, st.Ip6ReasmTimeout, 0, st.Ip6InHdrErrors, st.Udp6InDatagrams}
 	}
-	return reasm{st.IpReasmReqds, st.IpReasmOKs, st.IpReasmFails, st.IpReasmTimeout, st.IpExtReasmOverlaps, st.IpInHdrErrors, st.UdpInDatagrams}
+	return reasmCounters{st.IpReasmReqds, st.IpReasmOKs, st.IpReasmFails, st.IpReasmTimeout, st.IpExtReasmOverlaps, st.IpInHdrErrors, st.UdpInDatagrams}
 }
 
 // wantCounters checks b's counters of the bench's family against want
 // (Overlaps only for IPv4: nstat has no IPv6 overlap counter).
-func (fb *fragBench) wantCounters(what string, want reasm) {
+func (fb *fragBench) wantCounters(what string, want reasmCounters) {
 	fb.t.Helper()
 	if fb.v6 {
 		want.Overlaps = 0
@@ -190,8 +190,8 @@ func (fb *fragBench) wantCounters(what string, want reasm) {
 // datagram still in reassembly is dropped.
 func (fb *fragBench) expire() { fb.n.advance(frag.DefaultTimeout + time.Second) }
 
-// payload is n bytes, different for each seed.
-func payload(n int, seed byte) []byte {
+// fragPayload is n bytes, different for each seed.
+func fragPayload(n int, seed byte) []byte {
 	p := make([]byte, n)
 	for i := range p {
 		p[i] = byte(i*7) + seed
@@ -216,15 +216,15 @@ func forFamilies(t *testing.T, f func(t *testing.T, fb *fragBench)) {
 // clean datagram afterwards is.
 func TestFragOverlapping(t *testing.T) {
 	forFamilies(t, func(t *testing.T, fb *fragBench) {
-		good := fb.datagram(5000, payload(3000, 1)) // 3,008 bytes
-		evil := fb.datagram(5000, payload(3000, 2))
+		good := fb.datagram(5000, fragPayload(3000, 1)) // 3,008 bytes
+		evil := fb.datagram(5000, fragPayload(3000, 2))
 		fb.deliver(
 			fb.frag(1, 0, true, good[:1480]),
 			fb.frag(1, 1472, true, evil[1472:2960]), // 8 bytes over the first
 			fb.frag(1, 2960, false, good[2960:]),
 		)
 		fb.wantReceived()
-		fb.wantCounters("overlap at the first fragment's end", reasm{Reqds: 3, Fails: 1, Overlaps: 1})
+		fb.wantCounters("overlap at the first fragment's end", reasmCounters{Reqds: 3, Fails: 1, Overlaps: 1})
 		// An overlap reaching back over the UDP header (RFC 1858's
 		// attack, at offset 8 of a first fragment of 16 bytes).
 		fb.deliver(
@@ -232,18 +232,18 @@ func TestFragOverlapping(t *testing.T) {
 			fb.frag(2, 8, true, evil[8:1480]),
 		)
 		fb.wantReceived()
-		fb.wantCounters("overlap over the header", reasm{Reqds: 5, Fails: 2, Overlaps: 2})
+		fb.wantCounters("overlap over the header", reasmCounters{Reqds: 5, Fails: 2, Overlaps: 2})
 		// What is left of either (datagram 1's last fragment) expires,
 		// with no time exceeded (its first fragment never came).
 		fb.expire()
 		fb.wantReceived()
-		fb.wantCounters("after 30 s", reasm{Reqds: 5, Fails: 3, Timeout: 1, Overlaps: 2})
+		fb.wantCounters("after 30 s", reasmCounters{Reqds: 5, Fails: 3, Timeout: 1, Overlaps: 2})
 		if len(fb.sent) != 0 {
 			t.Errorf("the stack sent %d packets, want none", len(fb.sent))
 		}
 		fb.deliver(fb.cut(3, good, 1480)...)
 		fb.wantReceived(good[wire.UDPHeaderLen:])
-		fb.wantCounters("a clean datagram", reasm{Reqds: 8, OKs: 1, Fails: 3, Timeout: 1, Overlaps: 2, InDatagrams: 1})
+		fb.wantCounters("a clean datagram", reasmCounters{Reqds: 8, OKs: 1, Fails: 3, Timeout: 1, Overlaps: 2, InDatagrams: 1})
 	})
 }
 
@@ -258,17 +258,17 @@ func TestFragOverlapping(t *testing.T) {
 // up, counted in Ip6InHdrErrors alone.
 func TestFragTiny(t *testing.T) {
 	forFamilies(t, func(t *testing.T, fb *fragBench) {
-		dg := fb.datagram(5000, payload(2000, 3))
+		dg := fb.datagram(5000, fragPayload(2000, 3))
 		frags := [][]byte{fb.frag(1, 0, true, dg[:8])}
 		frags = append(frags, fb.frag(1, 8, true, dg[8:1008]), fb.frag(1, 1008, false, dg[1008:]))
 		fb.deliver(frags...)
 		fb.wantReceived(dg[wire.UDPHeaderLen:])
-		fb.wantCounters("a first fragment of 8 bytes", reasm{Reqds: 3, OKs: 1, InDatagrams: 1})
+		fb.wantCounters("a first fragment of 8 bytes", reasmCounters{Reqds: 3, OKs: 1, InDatagrams: 1})
 
 		// Fewer than 8 bytes with more to come.
 		fb.deliver(fb.frag(2, 0, true, dg[:1000]), fb.frag(2, 1000, true, dg[1000:1004]), fb.frag(2, 1000, false, dg[1000:]))
 		fb.wantReceived()
-		want := reasm{Reqds: 6, OKs: 1, Fails: 1, InDatagrams: 1}
+		want := reasmCounters{Reqds: 6, OKs: 1, Fails: 1, InDatagrams: 1}
 		if fb.v6 {
 			want.HdrErrors = 1
 		}
@@ -307,7 +307,7 @@ func TestFragTiny(t *testing.T) {
 // delivered, and nothing is left to expire.
 func TestFragTooLarge(t *testing.T) {
 	forFamilies(t, func(t *testing.T, fb *fragBench) {
-		dg := fb.datagram(5000, payload(65000, 4))
+		dg := fb.datagram(5000, fragPayload(65000, 4))
 		// Whole 1,480-byte pieces up to offset 63,640, then a last
 		// fragment at 63,640 of 2,000 bytes: its end, 65,640, passes
 		// 65,535 (the IPv4 header counts too, 20 bytes more).
@@ -319,7 +319,7 @@ func TestFragTooLarge(t *testing.T) {
 		frags = append(frags, fb.frag(1, 63640, false, big))
 		fb.deliver(frags...)
 		fb.wantReceived()
-		want := reasm{Reqds: uint64(len(frags)), Fails: 1}
+		want := reasmCounters{Reqds: uint64(len(frags)), Fails: 1}
 		if fb.v6 {
 			want.HdrErrors = 1
 		}
@@ -354,8 +354,8 @@ func TestFragDuplicates(t *testing.T) {
 		other, err := ss.Socket(fam, SOCK_DGRAM|SOCK_NONBLOCK, 0)
 		must(t, err)
 		must(t, ss.Bind(other, netip.AddrPortFrom(fb.dst.Addr(), 5001)))
-		good := fb.datagram(5000, payload(4000, 5))
-		evil := fb.datagram(5001, payload(4000, 6))
+		good := fb.datagram(5000, fragPayload(4000, 5))
+		evil := fb.datagram(5001, fragPayload(4000, 6))
 		frags := fb.cut(1, good, 1480) // 3
 		fb.deliver(
 			frags[0], frags[0],
@@ -369,11 +369,11 @@ func TestFragDuplicates(t *testing.T) {
 		if got := fb.received(other); len(got) != 0 {
 			t.Errorf("port 5001 received %d datagrams", len(got))
 		}
-		fb.wantCounters("duplicates", reasm{Reqds: 7, OKs: 1, InDatagrams: 1})
+		fb.wantCounters("duplicates", reasmCounters{Reqds: 7, OKs: 1, InDatagrams: 1})
 		fb.deliver(frags[2])
 		fb.expire()
 		fb.wantReceived()
-		fb.wantCounters("a duplicate after the datagram, 30 s on", reasm{Reqds: 8, OKs: 1, Fails: 1, Timeout: 1, InDatagrams: 1})
+		fb.wantCounters("a duplicate after the datagram, 30 s on", reasmCounters{Reqds: 8, OKs: 1, Fails: 1, Timeout: 1, InDatagrams: 1})
 	})
 }
 
@@ -399,11 +399,11 @@ func floodFirsts(t *testing.T, size int) {
 			runtime.ReadMemStats(&ms)
 			return ms.HeapAlloc
 		}
-		data := payload(size, 7)
+		data := fragPayload(size, 7)
 		pkt := fb.frag(0, 0, true, data)
 		// Warm up the stack's and the reassembler's paths.
-		fb.deliver(fb.cut(60000, fb.datagram(5000, payload(3000, 8)), 1480)...)
-		fb.wantReceived(payload(3000, 8))
+		fb.deliver(fb.cut(60000, fb.datagram(5000, fragPayload(3000, 8)), 1480)...)
+		fb.wantReceived(fragPayload(3000, 8))
 		base := fb.counters()
 		before := heap()
 		for id := range uint32(n) {
@@ -447,7 +447,7 @@ func floodFirsts(t *testing.T, size int) {
 		if grew := int64(after) - int64(before); grew > 2<<20 {
 			t.Errorf("after every datagram expired the heap is %d KiB above where it was", grew>>10)
 		}
-		dg := fb.datagram(5000, payload(3000, 9))
+		dg := fb.datagram(5000, fragPayload(3000, 9))
 		fb.deliver(fb.cut(60001, dg, 1480)...)
 		fb.wantReceived(dg[wire.UDPHeaderLen:])
 		fb.wantReceived()
@@ -468,15 +468,15 @@ func TestFragECNMix(t *testing.T) {
 			resum4(p)
 			return p
 		}
-		dg := fb.datagram(5000, payload(2500, 12))
+		dg := fb.datagram(5000, fragPayload(2500, 12))
 		mixed := fb.cut(1, dg, 1480)
 		fb.deliver(setECN(mixed[0], 3), mixed[1]) // CE, then Not-ECT
 		fb.wantReceived()
-		fb.wantCounters("CE with Not-ECT", reasm{Reqds: 2, Fails: 1})
+		fb.wantCounters("CE with Not-ECT", reasmCounters{Reqds: 2, Fails: 1})
 		ok := fb.cut(2, dg, 1480)
 		fb.deliver(setECN(ok[0], 3), setECN(ok[1], 2)) // CE, then ECT(0)
 		fb.wantReceived(dg[wire.UDPHeaderLen:])
-		fb.wantCounters("CE with ECT(0)", reasm{Reqds: 4, OKs: 1, Fails: 1, InDatagrams: 1})
+		fb.wantCounters("CE with ECT(0)", reasmCounters{Reqds: 4, OKs: 1, Fails: 1, InDatagrams: 1})
 	})
 }
 
@@ -485,12 +485,12 @@ func TestFragECNMix(t *testing.T) {
 // the same ID (RFC 6946), which completes on its own.
 func TestFragAtomic(t *testing.T) {
 	fb := newFragBench(t, true)
-	dg := fb.datagram(5000, payload(2000, 13))
-	small := fb.datagram(5000, payload(100, 14))
+	dg := fb.datagram(5000, fragPayload(2000, 13))
+	small := fb.datagram(5000, fragPayload(100, 14))
 	frags := fb.cut(1, dg, 1480)
 	fb.deliver(frags[0], fb.frag(1, 0, false, small), frags[1])
 	fb.wantReceived(small[wire.UDPHeaderLen:], dg[wire.UDPHeaderLen:])
-	fb.wantCounters("an atomic fragment", reasm{Reqds: 3, OKs: 2, InDatagrams: 2})
+	fb.wantCounters("an atomic fragment", reasmCounters{Reqds: 3, OKs: 2, InDatagrams: 2})
 }
 
 // TestFragParamProblemSent: an IPv6 fragment that reassembly refuses with
@@ -503,7 +503,7 @@ func TestFragAtomic(t *testing.T) {
 func TestFragParamProblemSent(t *testing.T) {
 	t.Skip("bug: internal/engine/reasm.go counts Ip6InHdrErrors for frag.Result.ParamProblem but never sends the ICMPv6 Parameter Problem it asks for")
 	fb := newFragBench(t, true)
-	dg := fb.datagram(5000, payload(100, 10))
+	dg := fb.datagram(5000, fragPayload(100, 10))
 	ext := append([]byte{wire.ProtoUDP, 1, 1, 12}, make([]byte, 12)...)
 	for _, c := range []struct {
 		what    string
@@ -542,7 +542,7 @@ func TestFragInReceivesPerPacket(t *testing.T) {
 	t.Skip("bug: the engine counts IpInReceives for each fragment (reasm.go) and again for the datagram they make (udpInput)")
 	forFamilies(t, func(t *testing.T, fb *fragBench) {
 		before := fb.n.b.Stats()
-		dg := fb.datagram(5000, payload(3000, 11))
+		dg := fb.datagram(5000, fragPayload(3000, 11))
 		frags := fb.cut(1, dg, 1480)
 		fb.deliver(frags...)
 		fb.wantReceived(dg[wire.UDPHeaderLen:])
