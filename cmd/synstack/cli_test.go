@@ -170,7 +170,7 @@ func TestCLIHelp(t *testing.T) {
 	}{
 		{"serve", []string{"--tun", "--addr", "--listen", "--http", "--echo", "--discard", "--max-conns", "--idle-timeout",
 			"--read-header-timeout", "--write-timeout", "--dotfiles", "--admin", "--backlog", "--mtu", "--queues"}},
-		{"get", []string{"--tun", "--addr", "--host-addr", "--wait", "--o", "--q"}},
+		{"get", []string{"--tun", "--addr", "--host-addr", "--dns", "--wait", "--o", "--q"}},
 		{"forward", []string{"--to", "--direct", "--socks5", "--deferred", "--route", "--mark", "--max-relays",
 			"--max-relays-per-source", "--max-pending", "--admin", "--dial-timeout", "--idle-timeout"}},
 		{"impair", []string{"--a", "--b", "--delay", "--loss-ab", "--seed", "--mtu"}},

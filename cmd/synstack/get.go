@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -26,12 +27,14 @@ import (
 // the kernel reaches (nginx, python3 -m http.server on the kernel side).
 
 const getUsage = `usage: synstack get --tun NAME --addr CIDR [--host-addr CIDR] [--no-offload] [--mtu N]
-                    [--wait D] [-o FILE] [-q] URL
+                    [--dns ADDR] [--wait D] [-o FILE] [-q] URL
 
 Creates the TUN device NAME (or attaches to it), gives the stack the address
-CIDR, and downloads URL (http:// or https://, the host an IP address: the stack
-resolves no names) over it, to FILE or to standard output. The kernel's side of
-the device is configured with --host-addr, or by hand (get waits for it).
+CIDR, and downloads URL (http:// or https://) over it, to FILE or to standard
+output. The URL's host is an IP address, or a name resolved by the DNS server
+at --dns ADDR through the stack (the standard library's resolver over
+synstack's UDP, TCP for long answers). The kernel's side of the device is
+configured with --host-addr, or by hand (get waits for it).
 A progress bar is drawn when standard error is a terminal. Needs root or
 CAP_NET_ADMIN: sudo "$(go env GOPATH)/bin/synstack" get ...
 
@@ -46,6 +49,7 @@ func runGet(stdout, stderr io.Writer, args []string) error {
 	out := fs.String("o", "", "write the body to `FILE` instead of standard output")
 	quiet := fs.Bool("q", false, "print nothing but errors")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the kernel's side of the device")
+	dnsFlag := fs.String("dns", "", "resolve the URL's host name with the DNS server at `ADDR` (10.99.0.1 or 10.99.0.1:53, [2001:db8::1]:53), through the stack")
 	fs.Usage = usageFunc(stderr, fs, getUsage)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -67,8 +71,12 @@ func runGet(stdout, stderr io.Writer, args []string) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("get: %s: want an http:// or https:// URL", pos[0])
 	}
-	if _, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err != nil {
-		return fmt.Errorf("get: %s: the host must be an IP address (synstack resolves no names)", pos[0])
+	dns, err := parseDNSServer(*dnsFlag)
+	if err != nil {
+		return fmt.Errorf("get: --dns %s: %w", *dnsFlag, err)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err != nil && !dns.IsValid() {
+		return fmt.Errorf("get: %s: the host must be an IP address, or give --dns ADDR, a DNS server to resolve it with", pos[0])
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,16 +89,17 @@ func runGet(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	err = get(ctx, ts, u.String(), *out, *wait, stdout, stderr, *quiet)
+	err = get(ctx, ts, u.String(), dns, *out, *wait, stdout, stderr, *quiet)
 	if cerr := ts.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("get: %w", cerr)
 	}
 	return err
 }
 
-// get waits for the kernel's side, downloads rawURL to out (or stdout)
-// and closes the connection.
-func get(ctx context.Context, ts *tunStack, rawURL, out string, wait time.Duration, stdout, stderr io.Writer, quiet bool) error {
+// get waits for the kernel's side, downloads rawURL to out (or stdout),
+// resolving its host name with the DNS server dns if it is valid, and
+// closes the connection.
+func get(ctx context.Context, ts *tunStack, rawURL string, dns netip.AddrPort, out string, wait time.Duration, stdout, stderr io.Writer, quiet bool) error {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	err := ts.waitKernel(wctx)
 	cancel()
@@ -100,8 +109,12 @@ func get(ctx context.Context, ts *tunStack, rawURL, out string, wait time.Durati
 		}
 		return fmt.Errorf("get: the kernel's side of %s was not configured within %v (%s, or --host-addr)", ts.ep.Name(), wait, ts.hint())
 	}
+	dial := ts.st.DialContext
+	if dns.IsValid() {
+		dial = resolvingDialer(ts, dns)
+	}
 	tr := &http.Transport{
-		DialContext:        ts.st.DialContext,
+		DialContext:        dial,
 		DisableCompression: true, // the bytes as they are on the server
 		MaxIdleConns:       1,
 		IdleConnTimeout:    time.Second,
@@ -178,6 +191,53 @@ func get(ctx context.Context, ts *tunStack, rawURL, out string, wait time.Durati
 		ts.logf("link %s: %d packets in (%d large, coalesced by the kernel), %d out in %d writes", ts.ep.Name(), ls.PacketsIn, ls.GSOIn, ls.PacketsOut, ls.WritesOut)
 	}
 	return nil
+}
+
+// parseDNSServer parses --dns: an IP address, with a port or not (53).
+// The empty string is no server: the zero AddrPort.
+func parseDNSServer(s string) (netip.AddrPort, error) {
+	if s == "" {
+		return netip.AddrPort{}, nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), 53), nil
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		return netip.AddrPort{}, errors.New("want the DNS server's IP address, with a port if not 53 (10.99.0.1, 10.99.0.1:5353, [2001:db8::1]:53)")
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// resolvingDialer is the stack's DialContext for addresses whose host may
+// be a name: the name is resolved with Stack.Resolver(dns) and each of its
+// addresses dialed in turn until one answers.
+func resolvingDialer(ts *tunStack, dns netip.AddrPort) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	r := ts.st.Resolver(dns)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := netip.ParseAddr(host); err == nil {
+			return ts.st.DialContext(ctx, network, addr)
+		}
+		ips, err := r.LookupNetIP(ctx, "ip", host)
+		if err == nil && len(ips) == 0 {
+			err = &net.DNSError{Err: "no addresses", Name: host, Server: dns.String(), IsNotFound: true}
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts.logf("%s is %v (DNS server %s)", host, ips, dns)
+		for _, ip := range ips {
+			var c net.Conn
+			if c, err = ts.st.DialContext(ctx, network, net.JoinHostPort(ip.Unmap().String(), port)); err == nil {
+				return c, nil
+			}
+		}
+		return nil, err
+	}
 }
 
 // progressBar draws a download's progress on a terminal, on one line

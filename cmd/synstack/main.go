@@ -43,7 +43,7 @@ commands:
   serve --tun NAME --addr CIDR (--http DIR | --echo | --discard) [--listen :PORT] [--host-addr CIDR]
                      serve over a TUN device for the kernel's clients (root); --max-conns N,
                      --idle-timeout D, --admin :PORT, --no-offload
-  get --tun NAME --addr CIDR [--host-addr CIDR] URL [-o FILE]
+  get --tun NAME --addr CIDR [--host-addr CIDR] [--dns ADDR] URL [-o FILE]
                      download URL over a TUN device from a server the kernel reaches (root)
   ss [-a | -l] [--admin ADDR]
                      the ss -tni table of a running synstack, from its admin endpoint
