@@ -501,7 +501,6 @@ func TestFragAtomic(t *testing.T) {
 // chain, code 3) is answered with that Parameter Problem, as Linux's
 // ipv6_frag_rcv answers it, quoting the fragment.
 func TestFragParamProblemSent(t *testing.T) {
-	t.Skip("bug: internal/engine/reasm.go counts Ip6InHdrErrors for frag.Result.ParamProblem but never sends the ICMPv6 Parameter Problem it asks for")
 	fb := newFragBench(t, true)
 	dg := fb.datagram(5000, fragPayload(100, 10))
 	ext := append([]byte{wire.ProtoUDP, 1, 1, 12}, make([]byte, 12)...)
@@ -539,7 +538,6 @@ func TestFragParamProblemSent(t *testing.T) {
 // they make is no packet received (Linux delivers it from ip_defrag
 // without passing ip_rcv again). IpInDelivers counts it once.
 func TestFragInReceivesPerPacket(t *testing.T) {
-	t.Skip("bug: the engine counts IpInReceives for each fragment (reasm.go) and again for the datagram they make (udpInput)")
 	forFamilies(t, func(t *testing.T, fb *fragBench) {
 		before := fb.n.b.Stats()
 		dg := fb.datagram(5000, fragPayload(3000, 11))

@@ -69,29 +69,30 @@ type Counters struct {
 	TcpExtTCPMemoryPressures uint64 // times the stack's budget went above its Pressure mark
 	SynstackTCPMemBytes      uint64 // bytes the connections' queues hold now, charged to the budget (a gauge; /proc/net/sockstat's "mem", in bytes)
 
-	IcmpInMsgs          uint64 // ICMPv4 messages received (checksum errors included)
-	IcmpInErrors        uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
-	IcmpInEchos         uint64 // ICMPv4 echo requests
-	IcmpInEchoReps      uint64 // ICMPv4 echo replies delivered to a ping socket
-	IcmpOutEchos        uint64 // ICMPv4 echo requests sent (ping sockets)
-	IcmpInDestUnreachs  uint64 // ICMPv4 destination unreachable (fragmentation needed included)
-	IcmpInTimeExcds     uint64 // ICMPv4 time exceeded
-	IcmpInParmProbs     uint64 // ICMPv4 parameter problem
-	IcmpOutMsgs         uint64 // ICMPv4 messages sent
-	IcmpOutEchoReps     uint64 // ICMPv4 echo replies sent
-	IcmpOutTimeExcds    uint64 // ICMPv4 time exceeded sent (fragment reassembly time exceeded)
-	Icmp6InMsgs         uint64 // ICMPv6 messages received (checksum errors included)
-	Icmp6InErrors       uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
-	Icmp6InEchos        uint64 // ICMPv6 echo requests
-	Icmp6InEchoReplies  uint64 // ICMPv6 echo replies delivered to a ping socket
-	Icmp6OutEchos       uint64 // ICMPv6 echo requests sent (ping sockets)
-	Icmp6InDestUnreachs uint64 // ICMPv6 destination unreachable
-	Icmp6InPktTooBigs   uint64 // ICMPv6 packet too big
-	Icmp6InTimeExcds    uint64 // ICMPv6 time exceeded
-	Icmp6InParmProblems uint64 // ICMPv6 parameter problem
-	Icmp6OutMsgs        uint64 // ICMPv6 messages sent
-	Icmp6OutEchoReplies uint64 // ICMPv6 echo replies sent
-	Icmp6OutTimeExcds   uint64 // ICMPv6 time exceeded sent (fragment reassembly time exceeded)
+	IcmpInMsgs           uint64 // ICMPv4 messages received (checksum errors included)
+	IcmpInErrors         uint64 // ICMPv4 messages dropped: bad checksum, or an error quoting no connection of ours
+	IcmpInEchos          uint64 // ICMPv4 echo requests
+	IcmpInEchoReps       uint64 // ICMPv4 echo replies delivered to a ping socket
+	IcmpOutEchos         uint64 // ICMPv4 echo requests sent (ping sockets)
+	IcmpInDestUnreachs   uint64 // ICMPv4 destination unreachable (fragmentation needed included)
+	IcmpInTimeExcds      uint64 // ICMPv4 time exceeded
+	IcmpInParmProbs      uint64 // ICMPv4 parameter problem
+	IcmpOutMsgs          uint64 // ICMPv4 messages sent
+	IcmpOutEchoReps      uint64 // ICMPv4 echo replies sent
+	IcmpOutTimeExcds     uint64 // ICMPv4 time exceeded sent (fragment reassembly time exceeded)
+	Icmp6InMsgs          uint64 // ICMPv6 messages received (checksum errors included)
+	Icmp6InErrors        uint64 // ICMPv6 messages dropped: bad checksum, or an error quoting no connection of ours
+	Icmp6InEchos         uint64 // ICMPv6 echo requests
+	Icmp6InEchoReplies   uint64 // ICMPv6 echo replies delivered to a ping socket
+	Icmp6OutEchos        uint64 // ICMPv6 echo requests sent (ping sockets)
+	Icmp6InDestUnreachs  uint64 // ICMPv6 destination unreachable
+	Icmp6InPktTooBigs    uint64 // ICMPv6 packet too big
+	Icmp6InTimeExcds     uint64 // ICMPv6 time exceeded
+	Icmp6InParmProblems  uint64 // ICMPv6 parameter problem
+	Icmp6OutMsgs         uint64 // ICMPv6 messages sent
+	Icmp6OutEchoReplies  uint64 // ICMPv6 echo replies sent
+	Icmp6OutTimeExcds    uint64 // ICMPv6 time exceeded sent (fragment reassembly time exceeded)
+	Icmp6OutParmProblems uint64 // ICMPv6 parameter problem sent (a bad fragment, RFC 8200 4.5)
 
 	UdpInDatagrams   uint64 // UDP datagrams delivered to a socket (IPv4)
 	UdpNoPorts       uint64 // UDP datagrams for a port no socket has (IPv4; answered with ICMP port unreachable, rate limited)

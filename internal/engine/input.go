@@ -105,6 +105,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 				if whole := s.reassemble(p, now); whole != nil {
 					var q [1]rxPacket
 					s.prepare(&q[0], whole, false)
+					q[0].reassembled = true
 					if !s.inputBatch(q[:]) {
 						return false
 					}
@@ -225,8 +226,10 @@ loop:
 			break loop
 		}
 		st := &sh.stats
-		st.IpInReceives++
-		s.packetHook("in", p.pkt)
+		if !p.reassembled { // its fragments were counted, and seen
+			st.IpInReceives++
+			s.packetHook("in", p.pkt)
+		}
 		st.IpInDelivers++
 		st.TcpInSegs++
 		*local, *remote, *seg = p.segment()
@@ -317,9 +320,12 @@ type rxPacket struct {
 	ip       rxVerdict
 	src, dst netip.Addr
 	proto    uint8
-	local    bool   // dst is one of the stack's addresses
-	verified bool   // the link vouches for the transport checksum (DeliverVerified)
-	payload  []byte // the IP payload
+	local    bool // dst is one of the stack's addresses
+	verified bool // the link vouches for the transport checksum (DeliverVerified)
+	// reassembled marks a datagram made of fragments: those were counted
+	// in IpInReceives and seen by OnPacket, the datagram is not again.
+	reassembled bool
+	payload     []byte // the IP payload
 	// For TCP (tcp != rxUnchecked): the parsed header and the segment's
 	// data.
 	tcp  rxVerdict
@@ -410,8 +416,10 @@ func (s *Host) prepareTCP(p *rxPacket) {
 // +checklocks:s.ctl
 func (s *Host) ipInputLocked(p *rxPacket, now time.Time) {
 	st := &s.g().stats
-	st.IpInReceives++
-	s.packetHook("in", p.pkt)
+	if !p.reassembled {
+		st.IpInReceives++
+		s.packetHook("in", p.pkt)
+	}
 	switch p.ip {
 	case rxBadHeader:
 		st.IpInHdrErrors++

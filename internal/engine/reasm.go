@@ -26,11 +26,30 @@ type reasmState struct {
 }
 
 // reassemble gives a fragment to the Reassembler and returns the whole
-// datagram if the fragment completed one, else nil. It takes reasm.mu.
+// datagram if the fragment completed one, else nil; a fragment RFC 8200
+// says to answer with an ICMPv6 Parameter Problem is answered (rate
+// limited, as the host's other ICMP errors). It takes reasm.mu, then ctl
+// for an answer.
 func (s *Host) reassemble(p *rxPacket, now time.Time) []byte {
 	st := &s.udp.stats
 	st.ipInReceives.Add(1)
 	s.packetHook("in", p.pkt)
+	whole, pp := s.reassembleLocked(p, now)
+	if pp != nil && s.udp.icmp.allow(p.src, now) {
+		h := wire.ICMP{Type: wire.ICMPv6ParamProblem, Code: pp.Code, Rest: pp.Pointer}
+		s.ctl.Lock()
+		if !s.closed && s.sendICMPErrorLocked(p.dst, p.src, h, p.pkt) {
+			s.g().stats.Icmp6OutParmProblems++
+		}
+		s.ctl.Unlock()
+	}
+	return whole
+}
+
+// reassembleLocked is reassemble's part under reasm.mu: the datagram
+// completed, if any, and the Parameter Problem owed, if any.
+func (s *Host) reassembleLocked(p *rxPacket, now time.Time) ([]byte, *frag.ParamProblem) {
+	st := &s.udp.stats
 	ra := &s.reasm
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
@@ -43,15 +62,17 @@ func (s *Host) reassemble(p *rxPacket, now time.Time) []byte {
 	case frag.Done:
 		// A fresh buffer: the packet may be queued (UDP) after the lock
 		// is gone.
-		return append([]byte(nil), res.Packet...)
+		return append([]byte(nil), res.Packet...), nil
 	case frag.Dropped:
 		if res.ParamProblem != nil {
 			st.ip6InHdrErrors.Add(1)
+			pp := *res.ParamProblem
+			return nil, &pp
 		}
 	case frag.Pass:
 		st.ipInHdrErrors.Add(1) // not a fragment after all: malformed
 	}
-	return nil
+	return nil, nil
 }
 
 // armReassemblyLocked arms the timer for the Reassembler's next deadline.

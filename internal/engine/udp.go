@@ -438,8 +438,10 @@ func (u *udpSock) match(dst netip.Addr, src netip.AddrPort) int {
 func (s *Host) udpInput(p *rxPacket) {
 	st := &s.udp.stats
 	f := fam(p.dst)
-	st.ipInReceives.Add(1)
-	s.packetHook("in", p.pkt)
+	if !p.reassembled {
+		st.ipInReceives.Add(1)
+		s.packetHook("in", p.pkt)
+	}
 	st.ipInDelivers.Add(1)
 	if !s.checksumOK(p, wire.UDPChecksumValid) {
 		st.inErrors[f].Add(1)
