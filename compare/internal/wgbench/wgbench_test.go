@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,47 +16,23 @@ import (
 )
 
 var (
-	fetchSize = flag.Int64("wgtest.size", 256<<20, "bytes the kernel's curl fetches through the tunnel (-short: 16 MiB unless set)")
-	runBench  = flag.Bool("synstack.wgbench", false, "run TestWireGuardBench (about a minute)")
-	rounds    = flag.Int("synstack.wgbench.rounds", 3, "rounds of TestWireGuardBench; each figure is the median")
+	runBench = flag.Bool("synstack.wgbench", false, "run TestWireGuardBench (about a minute)")
+	rounds   = flag.Int("synstack.wgbench.rounds", 3, "rounds of TestWireGuardBench; each figure is the median")
+	only     = flag.String("synstack.wgbench.only", "", "measure only the figures whose name matches this regular expression")
 )
 
 // TestEndToEndGVisor is contrib/wireguard's TestEndToEndSynstack with
 // wireguard-go's own netstack (gVisor) behind the second device: the same
-// harness, so the scenario is the same.
+// harness, so the scenario is the same (256 MiB; 16 MiB with -short or
+// -race, see wgtest.FetchSize).
 func TestEndToEndGVisor(t *testing.T) {
 	if err := wgtest.NeedTools(); err != nil {
 		t.Skip("skipped: ", err)
 	}
-	size := *fetchSize
-	if testing.Short() && !flagSet("wgtest.size") {
-		size = 16 << 20
-	}
-	if !wgtest.InNamespace(t, 10*time.Minute, childArgs()...) {
+	if !wgtest.InNamespace(t, 10*time.Minute, wgtest.ChildArgs()...) {
 		return
 	}
-	wgtest.EndToEnd(t, wgbench.GVisor, size)
-}
-
-// childArgs are the flags to pass to the copy of the test binary in the
-// namespace.
-func childArgs() []string {
-	var args []string
-	if testing.Short() {
-		args = append(args, "-test.short")
-	}
-	flag.Visit(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Name, "wgtest.") || strings.HasPrefix(f.Name, "synstack.wgbench") {
-			args = append(args, "-"+f.Name+"="+f.Value.String())
-		}
-	})
-	return args
-}
-
-// flagSet reports whether the flag name was given on the command line.
-func flagSet(name string) (set bool) {
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
+	wgtest.EndToEnd(t, wgbench.GVisor, wgtest.FetchSize())
 }
 
 // TestWireGuardBench measures wireguard-go with synstack's netstack and
@@ -67,7 +44,7 @@ func TestWireGuardBench(t *testing.T) {
 	if !*runBench {
 		t.Skip("skipped: a benchmark; run with -synstack.wgbench")
 	}
-	if !wgtest.InNamespace(t, 15*time.Minute, childArgs()...) {
+	if !wgtest.InNamespace(t, 15*time.Minute, wgtest.ChildArgs("synstack.wgbench")...) {
 		return
 	}
 	stacks := []struct {
@@ -86,12 +63,18 @@ func TestWireGuardBench(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j, fig := range wgbench.Figures {
+				if !match(fig.Name) {
+					continue
+				}
 				v, err := fig.Run(tn)
 				if err != nil {
 					tn.Close()
 					t.Fatalf("round %d, %s: %s: %v", r+1, stacks[i].name, fig.Name, err)
 				}
 				t.Logf("round %d, %s: %s: %.0f", r+1, stacks[i].name, fig.Name, v)
+				if tn.Stack.Counters != nil {
+					t.Logf("  %s", tn.Stack.Counters())
+				}
 				all[i][j] = append(all[i][j], v)
 			}
 			tn.Close()
@@ -100,6 +83,9 @@ func TestWireGuardBench(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| figure (median of %d rounds) | synstack | gVisor | synstack / gVisor |\n|---|---:|---:|---:|\n", *rounds)
 	for j, fig := range wgbench.Figures {
+		if !match(fig.Name) {
+			continue
+		}
 		s, g := median(all[0][j]), median(all[1][j])
 		ratio := s / g
 		if !fig.HigherBetter {
@@ -108,6 +94,11 @@ func TestWireGuardBench(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2f |\n", fig.Name, s, g, ratio)
 	}
 	fmt.Fprint(os.Stdout, "\n"+b.String())
+}
+
+// match reports whether -synstack.wgbench.only selects the figure name.
+func match(name string) bool {
+	return *only == "" || regexp.MustCompile(*only).MatchString(name)
 }
 
 // median returns the median of xs (the mean of the middle two for an

@@ -62,6 +62,9 @@ type Netstack struct {
 	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 	// LookupContextHost resolves a name with the DNS server given.
 	LookupContextHost func(ctx context.Context, host string) ([]string, error)
+	// Counters, if set, describes the stack's counters of interest (drops),
+	// for logs.
+	Counters func() string
 }
 
 // Factory makes a Netstack whose address is local, resolving names with
@@ -93,6 +96,11 @@ func Synstack(local, dns netip.Addr, mtu int) (*Netstack, error) {
 		},
 		DialContext:       n.DialContext,
 		LookupContextHost: n.LookupContextHost,
+		Counters: func() string {
+			st := n.Stack().Stats()
+			return fmt.Sprintf("UdpInDatagrams %d UdpRcvbufErrors %d UdpOutDatagrams %d UdpSndbufErrors %d TcpRetransSegs %d device drops %d",
+				st.UdpInDatagrams, st.UdpRcvbufErrors, st.UdpOutDatagrams, st.UdpSndbufErrors, st.TcpRetransSegs, n.Drops())
+		},
 	}, nil
 }
 
