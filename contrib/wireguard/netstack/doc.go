@@ -44,8 +44,11 @@
 //   - The device moves packets in batches: BatchSize is 128 (wireguard-go's
 //     is 1), Read fills as many buffers as packets wait and Write hands its
 //     whole batch to the stack. Packets the stack sends wait in a queue of
-//     at most 1024 packets (gVisor's channel endpoint holds as many); when
-//     wireguard-go does not read fast enough, more are dropped, not queued
-//     (a TCP sender then slows down, as on any full link queue). Net.Stack
-//     gives the stack itself: its counters, its socket layer.
+//     at most 4096 packets, where gVisor's sender waits for wireguard-go
+//     (its device hands over one packet at a time); when wireguard-go does
+//     not read fast enough, more are dropped, not queued (a TCP sender then
+//     slows down, as on any full link queue), and counted (Net.Drops). The
+//     queue's buffers are made as it first fills and kept: its memory
+//     follows the most packets it has held, at most 4096 times the MTU.
+//     Net.Stack gives the stack itself: its counters, its socket layer.
 package netstack
