@@ -47,8 +47,8 @@ type Figure struct {
 var Figures = []Figure{
 	{"TCP download (stack sends), MiB/s, 256 MiB", true, download},
 	{"TCP upload (kernel sends), MiB/s, 256 MiB", true, upload},
-	{"UDP datagrams/s received by the stack (kernel sends 64 B, window 128, 2 s)", true, udpIn},
-	{"UDP datagrams/s received by the kernel (stack sends 64 B, window 128, 2 s)", true, udpOut},
+	{"UDP datagrams/s received by the stack (kernel sends 64 B, window 512, 2 s)", true, udpIn},
+	{"UDP datagrams/s received by the kernel (stack sends 64 B, window 512, 2 s)", true, udpOut},
 	{"new TCP conns/s (kernel dials, 1000, 4 workers)", true, setup},
 	{"Go heap per idle TCP conn, bytes (1000 conns)", false, idleHeap},
 }
@@ -168,7 +168,7 @@ func udpOut(tn *wgtest.Tunnel) (float64, error) {
 // flight (sent, not yet received): a sender paced by its receiver, as a
 // protocol over UDP with flow control is, so that neither stack is
 // measured by how fast it can drop datagrams it cannot send.
-const UDPWindow = 128
+const UDPWindow = 512
 
 // udpStall is how long the sender waits for its window to open before it
 // counts the datagrams in flight as lost and goes on.
