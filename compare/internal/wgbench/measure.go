@@ -172,7 +172,7 @@ const UDPWindow = 512
 
 // udpStall is how long the sender waits for its window to open before it
 // counts the datagrams in flight as lost and goes on.
-const udpStall = 20 * time.Millisecond
+const udpStall = 100 * time.Millisecond
 
 // blast sends UDPSize-byte datagrams with send for UDPDuration, keeping at
 // most UDPWindow in flight, while a goroutine counts what pc receives;
