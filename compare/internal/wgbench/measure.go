@@ -64,19 +64,7 @@ func download(tn *wgtest.Tunnel) (float64, error) {
 		return 0, err
 	}
 	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 256<<10)
-		for left := BulkBytes; left > 0; left -= len(buf) {
-			if _, err := c.Write(buf[:min(left, len(buf))]); err != nil {
-				return
-			}
-		}
-	}()
+	go wgtest.ServeEach(ln, func(c net.Conn) { writeBulk(c) })
 	start := time.Now()
 	c, err := net.Dial("tcp", stackAddr(portDownload))
 	if err != nil {
@@ -99,33 +87,36 @@ func upload(tn *wgtest.Tunnel) (float64, error) {
 		return 0, err
 	}
 	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
+	go wgtest.ServeEach(ln, func(c net.Conn) {
 		if n, _ := io.Copy(io.Discard, c); n == BulkBytes {
 			c.Write([]byte{1})
 		}
-	}()
+	})
 	start := time.Now()
 	c, err := net.Dial("tcp", stackAddr(portUpload))
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	buf := make([]byte, 256<<10)
-	for left := BulkBytes; left > 0; left -= len(buf) {
-		if _, err := c.Write(buf[:min(left, len(buf))]); err != nil {
-			return 0, err
-		}
+	if err := writeBulk(c); err != nil {
+		return 0, err
 	}
 	c.(*net.TCPConn).CloseWrite()
-	if _, err := io.ReadFull(c, buf[:1]); err != nil {
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
 		return 0, fmt.Errorf("upload: no answer: %w", err)
 	}
 	return mibPerSec(BulkBytes, time.Since(start)), nil
+}
+
+// writeBulk writes BulkBytes to c.
+func writeBulk(c net.Conn) error {
+	buf := make([]byte, 256<<10)
+	for left := BulkBytes; left > 0; left -= len(buf) {
+		if _, err := c.Write(buf[:min(left, len(buf))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mibPerSec is n bytes over d, in MiB/s.
@@ -231,16 +222,7 @@ func setup(tn *wgtest.Tunnel) (float64, error) {
 		return 0, err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte{1})
-			c.Close()
-		}
-	}()
+	go wgtest.ServeEach(ln, func(c net.Conn) { c.Write([]byte{1}) })
 	var next atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup

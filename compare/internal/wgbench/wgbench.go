@@ -10,8 +10,6 @@
 package wgbench
 
 import (
-	"context"
-	"net"
 	"net/netip"
 
 	"github.com/synstack/synstack/contrib/wireguard/wgtest"
@@ -26,26 +24,5 @@ func GVisor(local, dns netip.Addr, mtu int) (*wgtest.Netstack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wgtest.Netstack{
-		Name: "gVisor",
-		Dev:  dev,
-		Listen: func(port uint16) (net.Listener, error) {
-			ln, err := n.ListenTCPAddrPort(netip.AddrPortFrom(local, port))
-			if err != nil {
-				return nil, err
-			}
-			return ln, nil
-		},
-		ListenPacket: func(port uint16) (net.PacketConn, error) {
-			pc, err := n.ListenUDPAddrPort(netip.AddrPortFrom(local, port))
-			if err != nil {
-				return nil, err
-			}
-			return pc, nil
-		},
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			return n.DialContext(ctx, network, address)
-		},
-		LookupContextHost: n.LookupContextHost,
-	}, nil
+	return wgtest.NewNetstack("gVisor", dev, local, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost), nil
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/contrib/wireguard/netstack"
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/synstack/synstack/contrib/wireguard/wgtest"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -207,43 +207,6 @@ func TestUDPBothWays(t *testing.T) {
 	}
 }
 
-// serveDNS answers A and AAAA queries on pc with a4 and a6, until pc is
-// closed.
-func serveDNS(pc net.PacketConn, a4, a6 netip.Addr) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		var p dnsmessage.Parser
-		h, err := p.Start(buf[:n])
-		if err != nil {
-			continue
-		}
-		q, err := p.Question()
-		if err != nil {
-			continue
-		}
-		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
-		b.StartQuestions()
-		b.Question(q)
-		b.StartAnswers()
-		rh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-		switch q.Type {
-		case dnsmessage.TypeA:
-			b.AResource(rh, dnsmessage.AResource{A: a4.As4()})
-		case dnsmessage.TypeAAAA:
-			b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a6.As16()})
-		}
-		msg, err := b.Finish()
-		if err != nil {
-			continue
-		}
-		pc.WriteTo(msg, from)
-	}
-}
-
 // TestLookupHostAndDial: B asks the DNS server on A for a name (A and
 // AAAA, through the stacks), then DialContext dials the name and reaches
 // A's listener.
@@ -254,7 +217,7 @@ func TestLookupHostAndDial(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	go serveDNS(pc, addrA4, addrA6)
+	go wgtest.ServeDNS(pc, map[string][]netip.Addr{"service.wg.example.": {addrA4, addrA6}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	addrs, err := b.net.LookupContextHost(ctx, "service.wg.example")

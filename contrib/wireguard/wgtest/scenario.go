@@ -115,10 +115,10 @@ func Curl(ctx context.Context, url string, n int64) (time.Duration, error) {
 	return took, checkErr
 }
 
-// ServeDNS answers the A queries on pc for the names in answers (fully
-// qualified, lower case), with an empty answer for any other name or type,
-// until pc is closed.
-func ServeDNS(pc net.PacketConn, answers map[string]netip.Addr) {
+// ServeDNS answers the A and AAAA queries on pc for the names in answers
+// (fully qualified, lower case) with their IPv4 and IPv6 addresses, with
+// an empty answer for any other name or type, until pc is closed.
+func ServeDNS(pc net.PacketConn, answers map[string][]netip.Addr) {
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -132,7 +132,7 @@ func ServeDNS(pc net.PacketConn, answers map[string]netip.Addr) {
 }
 
 // dnsAnswer builds the answer to the query q.
-func dnsAnswer(q []byte, answers map[string]netip.Addr) ([]byte, bool) {
+func dnsAnswer(q []byte, answers map[string][]netip.Addr) ([]byte, bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
 	if err != nil {
@@ -147,9 +147,14 @@ func dnsAnswer(q []byte, answers map[string]netip.Addr) ([]byte, bool) {
 	b.StartQuestions()
 	b.Question(question)
 	b.StartAnswers()
-	if a, ok := answers[strings.ToLower(question.Name.String())]; ok && question.Type == dnsmessage.TypeA {
-		b.AResource(dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 60},
-			dnsmessage.AResource{A: a.As4()})
+	rh := dnsmessage.ResourceHeader{Name: question.Name, Class: dnsmessage.ClassINET, TTL: 60}
+	for _, a := range answers[strings.ToLower(question.Name.String())] {
+		switch {
+		case a.Is4() && question.Type == dnsmessage.TypeA:
+			b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+		case a.Is6() && question.Type == dnsmessage.TypeAAAA:
+			b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+		}
 	}
 	msg, err := b.Finish()
 	return msg, err == nil
@@ -193,7 +198,7 @@ func EndToEnd(t *testing.T, f Factory, size int64) {
 		}
 		defer pc.Close()
 		want := netip.MustParseAddr("192.0.2.53")
-		go ServeDNS(pc, map[string]netip.Addr{"kernel-side.wg.test.": want})
+		go ServeDNS(pc, map[string][]netip.Addr{"kernel-side.wg.test.": {want}})
 		lctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		addrs, err := ns.LookupContextHost(lctx, "kernel-side.wg.test")
@@ -211,7 +216,7 @@ func EndToEnd(t *testing.T, f Factory, size int64) {
 			t.Fatal(err)
 		}
 		defer pc.Close()
-		go ServeDNS(pc, map[string]netip.Addr{"stack-side.wg.test.": netip.MustParseAddr("192.0.2.54")})
+		go ServeDNS(pc, map[string][]netip.Addr{"stack-side.wg.test.": {netip.MustParseAddr("192.0.2.54")}})
 		out, err := exec.CommandContext(ctx, "dig", "+short", "+time=2", "+tries=3", "@"+StackAddr.String(),
 			"stack-side.wg.test", "A").CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "192.0.2.54" {

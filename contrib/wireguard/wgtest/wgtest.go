@@ -77,31 +77,48 @@ func Synstack(local, dns netip.Addr, mtu int) (*Netstack, error) {
 	if err != nil {
 		return nil, err
 	}
+	ns := NewNetstack("synstack", dev, local, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost)
+	ns.Counters = func() string {
+		st := n.Stack().Stats()
+		return fmt.Sprintf("UdpInDatagrams %d UdpRcvbufErrors %d UdpOutDatagrams %d UdpSndbufErrors %d TcpRetransSegs %d device drops %d",
+			st.UdpInDatagrams, st.UdpRcvbufErrors, st.UdpOutDatagrams, st.UdpSndbufErrors, st.TcpRetransSegs, n.Drops())
+	}
+	return ns, nil
+}
+
+// NewNetstack is the Netstack of a stack at local whose Net has the given
+// methods (those of wireguard-go's netstack.Net and of synstack's, whose
+// listeners and sockets are of different types).
+func NewNetstack[L net.Listener, P net.PacketConn, C net.Conn](name string, dev tun.Device, local netip.Addr,
+	listenTCP func(netip.AddrPort) (L, error), listenUDP func(netip.AddrPort) (P, error),
+	dial func(ctx context.Context, network, address string) (C, error),
+	lookup func(ctx context.Context, host string) ([]string, error)) *Netstack {
 	return &Netstack{
-		Name: "synstack",
+		Name: name,
 		Dev:  dev,
 		Listen: func(port uint16) (net.Listener, error) {
-			ln, err := n.ListenTCPAddrPort(netip.AddrPortFrom(local, port))
+			ln, err := listenTCP(netip.AddrPortFrom(local, port))
 			if err != nil {
-				return nil, err
+				return nil, err // not a typed nil in an interface
 			}
 			return ln, nil
 		},
 		ListenPacket: func(port uint16) (net.PacketConn, error) {
-			pc, err := n.ListenUDPAddrPort(netip.AddrPortFrom(local, port))
+			pc, err := listenUDP(netip.AddrPortFrom(local, port))
 			if err != nil {
 				return nil, err
 			}
 			return pc, nil
 		},
-		DialContext:       n.DialContext,
-		LookupContextHost: n.LookupContextHost,
-		Counters: func() string {
-			st := n.Stack().Stats()
-			return fmt.Sprintf("UdpInDatagrams %d UdpRcvbufErrors %d UdpOutDatagrams %d UdpSndbufErrors %d TcpRetransSegs %d device drops %d",
-				st.UdpInDatagrams, st.UdpRcvbufErrors, st.UdpOutDatagrams, st.UdpSndbufErrors, st.TcpRetransSegs, n.Drops())
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			c, err := dial(ctx, network, address)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
 		},
-	}, nil
+		LookupContextHost: lookup,
+	}
 }
 
 // Tunnel is the two wireguard-go devices and the stack behind one of them.
@@ -198,15 +215,7 @@ func (t *Tunnel) waitPath() error {
 		return err
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go ServeEach(ln, func(net.Conn) {})
 	var last error
 	for range 20 {
 		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(StackAddr, 9).String(), 500*time.Millisecond)
@@ -217,6 +226,20 @@ func (t *Tunnel) waitPath() error {
 		last = err
 	}
 	return fmt.Errorf("no TCP path through the tunnel to %s: %w", t.Stack.Name, last)
+}
+
+// ServeEach accepts connections on ln until it is closed, and for each
+// calls handle, then closes the connection: one at a time, on the
+// calling goroutine.
+func ServeEach(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		handle(c)
+		c.Close()
+	}
 }
 
 // Close takes both wireguard-go devices down, which closes their TUN
