@@ -13,7 +13,7 @@ import (
 // (wgtest.FetchSize: 16 MiB with -short or -race) byte-exact from an HTTP
 // server on synstack; synstack resolves a name from a DNS server on the
 // kernel's side; dig (if installed) resolves one from a DNS server on
-// synstack.
+// synstack; ping (if installed) gets synstack's echo replies.
 func TestEndToEndSynstack(t *testing.T) {
 	if err := wgtest.NeedTools(); err != nil {
 		t.Skip("skipped: ", err)

@@ -228,7 +228,7 @@ func EndToEnd(t *testing.T, f Factory, size int64) {
 		if _, err := exec.LookPath("ping"); err != nil {
 			t.Skip("skipped: needs ping (apt-get install -y iputils-ping)")
 		}
-		out, err := exec.CommandContext(ctx, "ping", "-c", "3", "-W", "5", StackAddr.String()).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "ping", "-c", "3", "-i", "0.2", "-W", "5", StackAddr.String()).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: ping: %v: %s", ns.Name, err, out)
 		}
