@@ -37,7 +37,9 @@
 //     resolver it reads /etc/hosts and the search list and options of
 //     /etc/resolv.conf on the host; the name servers it asks are dnsServers
 //     only. As wireguard-go's, it asks for A records when the device has an
-//     IPv4 address and AAAA when it has an IPv6 one.
+//     IPv4 address and AAAA when it has an IPv6 one; it orders the answers
+//     as the standard library does (RFC 6724), where wireguard-go puts
+//     IPv6 first whenever the device has an IPv6 address.
 //   - Connections from the device to its own addresses are not looped back
 //     inside the stack (wireguard-go's gVisor stack has HandleLocal): they
 //     go out through the tunnel like any other.
