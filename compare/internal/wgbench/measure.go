@@ -59,7 +59,7 @@ func stackAddr(port uint16) string { return netip.AddrPortFrom(wgtest.StackAddr,
 // download: a server on the stack writes BulkBytes and closes; a kernel
 // socket reads them; MiB over the time from dial to EOF.
 func download(tn *wgtest.Tunnel) (float64, error) {
-	ln, err := tn.Stack.Listen(portDownload)
+	ln, err := tn.Stack.Listen(netip.AddrPortFrom(wgtest.StackAddr, portDownload))
 	if err != nil {
 		return 0, err
 	}
@@ -82,7 +82,7 @@ func download(tn *wgtest.Tunnel) (float64, error) {
 // the stack reads them to EOF and answers one byte; MiB over the time
 // from dial to that byte.
 func upload(tn *wgtest.Tunnel) (float64, error) {
-	ln, err := tn.Stack.Listen(portUpload)
+	ln, err := tn.Stack.Listen(netip.AddrPortFrom(wgtest.StackAddr, portUpload))
 	if err != nil {
 		return 0, err
 	}
@@ -125,7 +125,7 @@ func mibPerSec(n int64, d time.Duration) float64 { return float64(n) / (1 << 20)
 // udpIn: a kernel socket sends UDPSize-byte datagrams to a socket on the
 // stack as fast as it can for UDPDuration; datagrams received per second.
 func udpIn(tn *wgtest.Tunnel) (float64, error) {
-	pc, err := tn.Stack.ListenPacket(portUDP)
+	pc, err := tn.Stack.ListenPacket(netip.AddrPortFrom(wgtest.StackAddr, portUDP))
 	if err != nil {
 		return 0, err
 	}
@@ -217,7 +217,7 @@ func blast(send func([]byte) (int, error), pc net.PacketConn) (float64, error) {
 // connections to a server on the stack, which accepts, writes one byte and
 // closes; each client reads it and EOF and closes. Connections per second.
 func setup(tn *wgtest.Tunnel) (float64, error) {
-	ln, err := tn.Stack.Listen(portSetup)
+	ln, err := tn.Stack.Listen(netip.AddrPortFrom(wgtest.StackAddr, portSetup))
 	if err != nil {
 		return 0, err
 	}
@@ -259,7 +259,7 @@ func setup(tn *wgtest.Tunnel) (float64, error) {
 // accepts and keeps them; the Go heap's growth (live bytes after a
 // collection), per connection.
 func idleHeap(tn *wgtest.Tunnel) (float64, error) {
-	ln, err := tn.Stack.Listen(portIdle)
+	ln, err := tn.Stack.Listen(netip.AddrPortFrom(wgtest.StackAddr, portIdle))
 	if err != nil {
 		return 0, err
 	}

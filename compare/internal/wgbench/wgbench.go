@@ -19,10 +19,10 @@ import (
 // GVisor is the wgtest.Factory of wireguard-go's own netstack, gVisor
 // behind a tun.Device, as wireguard-go ships it (BatchSize 1, TCP SACK
 // on).
-func GVisor(local, dns netip.Addr, mtu int) (*wgtest.Netstack, error) {
-	dev, n, err := netstack.CreateNetTUN([]netip.Addr{local}, []netip.Addr{dns}, mtu)
+func GVisor(locals []netip.Addr, dns netip.Addr, mtu int) (*wgtest.Netstack, error) {
+	dev, n, err := netstack.CreateNetTUN(locals, []netip.Addr{dns}, mtu)
 	if err != nil {
 		return nil, err
 	}
-	return wgtest.NewNetstack("gVisor", dev, local, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost), nil
+	return wgtest.NewNetstack("gVisor", dev, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost), nil
 }

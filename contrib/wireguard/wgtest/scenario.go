@@ -162,7 +162,8 @@ func dnsAnswer(q []byte, answers map[string][]netip.Addr) ([]byte, bool) {
 
 // EndToEnd runs the end-to-end scenario with the stack f makes, in the
 // namespace the caller runs in: the kernel's curl fetches size bytes
-// from an HTTP server on the stack, byte-exact; the stack resolves a name
+// from an HTTP server on the stack over IPv4, and a sixteenth of that (at
+// least 1 MiB) over IPv6, byte-exact; the stack resolves a name
 // from a DNS server on the kernel's side (LookupContextHost); dig, if
 // installed, resolves a name from a DNS server on the stack; ping, if
 // installed, gets answers from the stack.
@@ -176,20 +177,27 @@ func EndToEnd(t *testing.T, f Factory, size int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	t.Run("curl", func(t *testing.T) {
-		ln, err := ns.Listen(80)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := Serve(ln)
-		defer srv.Close()
-		took, err := Curl(ctx, fmt.Sprintf("http://%s/big?n=%d", StackAddr, size), size)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: curl fetched %d MiB byte-exact in %v (%.0f MiB/s)", ns.Name, size>>20, took.Round(time.Millisecond),
-			float64(size)/(1<<20)/took.Seconds())
-	})
+	for _, c := range []struct {
+		name string
+		addr netip.Addr
+		size int64
+	}{{"curl", StackAddr, size}, {"curl IPv6", StackAddr6, max(size/16, 1<<20)}} {
+		t.Run(c.name, func(t *testing.T) {
+			ln, err := ns.Listen(netip.AddrPortFrom(c.addr, 80))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := Serve(ln)
+			defer srv.Close()
+			url := fmt.Sprintf("http://%s/big?n=%d", netip.AddrPortFrom(c.addr, 80), c.size)
+			took, err := Curl(ctx, url, c.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: curl fetched %d MiB from %v byte-exact in %v (%.0f MiB/s)", ns.Name, c.size>>20, c.addr,
+				took.Round(time.Millisecond), float64(c.size)/(1<<20)/took.Seconds())
+		})
+	}
 
 	t.Run("LookupHost", func(t *testing.T) {
 		pc, err := net.ListenPacket("udp", netip.AddrPortFrom(KernelAddr, 53).String())
@@ -211,7 +219,7 @@ func EndToEnd(t *testing.T, f Factory, size int64) {
 		if _, err := exec.LookPath("dig"); err != nil {
 			t.Skip("skipped: needs dig (apt-get install -y bind9-dnsutils)")
 		}
-		pc, err := ns.ListenPacket(53)
+		pc, err := ns.ListenPacket(netip.AddrPortFrom(StackAddr, 53))
 		if err != nil {
 			t.Fatal(err)
 		}

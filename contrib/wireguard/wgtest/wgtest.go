@@ -30,10 +30,12 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// The tunnel's addresses and the MTU of both of its ends.
+// The tunnel's addresses.
 var (
-	KernelAddr = netip.MustParseAddr("10.77.0.1") // the kernel TUN device's
-	StackAddr  = netip.MustParseAddr("10.77.0.2") // the userspace stack's
+	KernelAddr  = netip.MustParseAddr("10.77.0.1") // the kernel TUN device's (/24)
+	StackAddr   = netip.MustParseAddr("10.77.0.2") // the userspace stack's
+	KernelAddr6 = netip.MustParseAddr("fd77::1")   // the kernel TUN device's (/64)
+	StackAddr6  = netip.MustParseAddr("fd77::2")   // the userspace stack's
 )
 
 // MTU is the MTU of the tunnel (wireguard-go's default).
@@ -54,10 +56,10 @@ type Netstack struct {
 	// Dev is the stack's tun.Device, which the wireguard-go device owns
 	// (and closes).
 	Dev tun.Device
-	// Listen listens for TCP on StackAddr:port.
-	Listen func(port uint16) (net.Listener, error)
-	// ListenPacket opens a UDP socket on StackAddr:port.
-	ListenPacket func(port uint16) (net.PacketConn, error)
+	// Listen listens for TCP on addr.
+	Listen func(addr netip.AddrPort) (net.Listener, error)
+	// ListenPacket opens a UDP socket on addr.
+	ListenPacket func(addr netip.AddrPort) (net.PacketConn, error)
 	// DialContext dials through the stack ("tcp" or "udp").
 	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 	// LookupContextHost resolves a name with the DNS server given.
@@ -67,17 +69,17 @@ type Netstack struct {
 	Counters func() string
 }
 
-// Factory makes a Netstack whose address is local, resolving names with
-// dns, with link MTU mtu.
-type Factory func(local, dns netip.Addr, mtu int) (*Netstack, error)
+// Factory makes a Netstack with the addresses locals, resolving names
+// with dns, with link MTU mtu.
+type Factory func(locals []netip.Addr, dns netip.Addr, mtu int) (*Netstack, error)
 
 // Synstack is the Factory of synstack's netstack (this module's).
-func Synstack(local, dns netip.Addr, mtu int) (*Netstack, error) {
-	dev, n, err := netstack.CreateNetTUN([]netip.Addr{local}, []netip.Addr{dns}, mtu)
+func Synstack(locals []netip.Addr, dns netip.Addr, mtu int) (*Netstack, error) {
+	dev, n, err := netstack.CreateNetTUN(locals, []netip.Addr{dns}, mtu)
 	if err != nil {
 		return nil, err
 	}
-	ns := NewNetstack("synstack", dev, local, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost)
+	ns := NewNetstack("synstack", dev, n.ListenTCPAddrPort, n.ListenUDPAddrPort, n.DialContext, n.LookupContextHost)
 	ns.Counters = func() string {
 		st := n.Stack().Stats()
 		return fmt.Sprintf("UdpInDatagrams %d UdpRcvbufErrors %d UdpOutDatagrams %d UdpSndbufErrors %d TcpRetransSegs %d device drops %d",
@@ -86,25 +88,25 @@ func Synstack(local, dns netip.Addr, mtu int) (*Netstack, error) {
 	return ns, nil
 }
 
-// NewNetstack is the Netstack of a stack at local whose Net has the given
-// methods (those of wireguard-go's netstack.Net and of synstack's, whose
+// NewNetstack is the Netstack of a stack whose Net has the given methods
+// (those of wireguard-go's netstack.Net and of synstack's, whose
 // listeners and sockets are of different types).
-func NewNetstack[L net.Listener, P net.PacketConn, C net.Conn](name string, dev tun.Device, local netip.Addr,
+func NewNetstack[L net.Listener, P net.PacketConn, C net.Conn](name string, dev tun.Device,
 	listenTCP func(netip.AddrPort) (L, error), listenUDP func(netip.AddrPort) (P, error),
 	dial func(ctx context.Context, network, address string) (C, error),
 	lookup func(ctx context.Context, host string) ([]string, error)) *Netstack {
 	return &Netstack{
 		Name: name,
 		Dev:  dev,
-		Listen: func(port uint16) (net.Listener, error) {
-			ln, err := listenTCP(netip.AddrPortFrom(local, port))
+		Listen: func(addr netip.AddrPort) (net.Listener, error) {
+			ln, err := listenTCP(addr)
 			if err != nil {
 				return nil, err // not a typed nil in an interface
 			}
 			return ln, nil
 		},
-		ListenPacket: func(port uint16) (net.PacketConn, error) {
-			pc, err := listenUDP(netip.AddrPortFrom(local, port))
+		ListenPacket: func(addr netip.AddrPort) (net.PacketConn, error) {
+			pc, err := listenUDP(addr)
 			if err != nil {
 				return nil, err
 			}
@@ -123,9 +125,10 @@ func NewNetstack[L net.Listener, P net.PacketConn, C net.Conn](name string, dev 
 
 // Tunnel is the two wireguard-go devices and the stack behind one of them.
 type Tunnel struct {
-	// Stack is the userspace stack at StackAddr.
+	// Stack is the userspace stack at StackAddr and StackAddr6.
 	Stack *Netstack
-	// TUN is the name of the kernel's TUN device, at KernelAddr.
+	// TUN is the name of the kernel's TUN device, at KernelAddr and
+	// KernelAddr6.
 	TUN           string
 	kernel, stack *device.Device
 }
@@ -145,13 +148,14 @@ func Up(f Factory, tunName string) (*Tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns, err := f(StackAddr, KernelAddr, MTU)
+	ns, err := f([]netip.Addr{StackAddr, StackAddr6}, KernelAddr, MTU)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", tunName, err)
 	}
 	t := &Tunnel{Stack: ns, TUN: tunName}
 	t.stack = device.NewDevice(ns.Dev, conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, ns.Name+": "))
-	if err := configure(t.stack, spriv, kpub, stackPort, kernelPort, KernelAddr); err != nil {
+	// The stack sends everything into the tunnel.
+	if err := configure(t.stack, spriv, kpub, stackPort, kernelPort, "0.0.0.0/0", "::/0"); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -161,12 +165,13 @@ func Up(f Factory, tunName string) (*Tunnel, error) {
 		return nil, fmt.Errorf("kernel TUN %s: %w", tunName, err)
 	}
 	t.kernel = device.NewDevice(kdev, conn.NewDefaultBind(), device.NewLogger(device.LogLevelError, "kernel: "))
-	if err := configure(t.kernel, kpriv, spub, kernelPort, stackPort, StackAddr); err != nil {
+	if err := configure(t.kernel, kpriv, spub, kernelPort, stackPort, StackAddr.String()+"/32", StackAddr6.String()+"/128"); err != nil {
 		t.Close()
 		return nil, err
 	}
 	for _, args := range [][]string{
 		{"addr", "add", KernelAddr.String() + "/24", "dev", tunName},
+		{"addr", "add", KernelAddr6.String() + "/64", "dev", tunName, "nodad"},
 		{"link", "set", tunName, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -182,15 +187,13 @@ func Up(f Factory, tunName string) (*Tunnel, error) {
 }
 
 // configure gives d its key, port and one peer (key peer, at 127.0.0.1 on
-// peerPort, owning peerAddr/32 or everything for the kernel's peer) and
-// brings it up.
-func configure(d *device.Device, priv, peer []byte, port, peerPort int, peerAddr netip.Addr) error {
-	allowed := peerAddr.String() + "/32"
-	if peerAddr == KernelAddr {
-		allowed = "0.0.0.0/0" // the stack sends everything into the tunnel
+// peerPort, owning the prefixes allowed) and brings it up.
+func configure(d *device.Device, priv, peer []byte, port, peerPort int, allowed ...string) error {
+	cfg := fmt.Sprintf("private_key=%s\nlisten_port=%d\nreplace_peers=true\npublic_key=%s\nendpoint=127.0.0.1:%d\n",
+		hex.EncodeToString(priv), port, hex.EncodeToString(peer), peerPort)
+	for _, a := range allowed {
+		cfg += "allowed_ip=" + a + "\n"
 	}
-	cfg := fmt.Sprintf("private_key=%s\nlisten_port=%d\nreplace_peers=true\npublic_key=%s\nendpoint=127.0.0.1:%d\nallowed_ip=%s\n",
-		hex.EncodeToString(priv), port, hex.EncodeToString(peer), peerPort, allowed)
 	if err := d.IpcSet(cfg); err != nil {
 		return fmt.Errorf("wireguard-go configuration: %w", err)
 	}
@@ -210,7 +213,7 @@ func keyPair() (priv, pub []byte, err error) {
 // through (a listener on port 9 refuses it, which proves the path just as
 // well), for at most 10 s.
 func (t *Tunnel) waitPath() error {
-	ln, err := t.Stack.Listen(9)
+	ln, err := t.Stack.Listen(netip.AddrPortFrom(StackAddr, 9))
 	if err != nil {
 		return err
 	}
