@@ -27,10 +27,12 @@
 //     gonet type must name synstack's instead. Errors are package net's:
 //     *net.OpError wrapping the errno Linux returns (errors.Is(err,
 //     syscall.ECONNREFUSED) holds), where gonet returns gVisor's errors.
-//   - Ping is not supported yet: DialPingAddr, ListenPingAddr, DialPing,
-//     ListenPing, and DialContext with "ping", "ping4" or "ping6" fail with
-//     ErrPingNotSupported (synstack issue 17, item 3, adds echo requests
-//     to the stack). The stack answers pings addressed to it.
+//   - Ping sockets are synstack's (synstack.PingConn, as Linux's
+//     unprivileged ICMP sockets): a PingConn writes whole ICMP (v6) echo
+//     requests, in which the stack puts its identifier and the checksum,
+//     and reads the echo replies that carry it, header included, as
+//     wireguard-go's. A message that is no echo request fails with EINVAL.
+//     The stack answers pings addressed to it.
 //   - Names are resolved by the standard library's resolver (PreferGo)
 //     dialing through the tunnel to dnsServers (Stack.Resolver), with its
 //     retries and its fallback to TCP for truncated answers. Like any Go

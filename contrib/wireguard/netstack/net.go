@@ -2,7 +2,6 @@ package netstack
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -149,14 +148,19 @@ func (n *Net) Dial(network, address string) (net.Conn, error) {
 // (looked up with LookupContextHost) or an IP literal, the port a number.
 // It tries the host's addresses of the network's family in turn, each
 // with its share of ctx's deadline (at least 2 s), as package net does.
-// "ping", "ping4" and "ping6" fail with ErrPingNotSupported.
+// With "ping", "ping4" or "ping6" the address is an IP literal, and the
+// result a connected *PingConn.
 func (n *Net) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	proto, v4, v6, ok := splitNetwork(network)
 	if !ok {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
 	if proto == "ping" {
-		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrPingNotSupported}
+		addr, err := netip.ParseAddr(address)
+		if err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+		}
+		return n.DialPingAddr(netip.Addr{}, addr)
 	}
 	host, sport, err := net.SplitHostPort(address)
 	if err != nil {
@@ -230,7 +234,3 @@ func splitNetwork(network string) (proto string, v4, v6, ok bool) {
 	}
 	return proto, fam != "6", fam != "4", true
 }
-
-// ErrPingNotSupported is the error of the ping methods: synstack does not
-// send echo requests from its API yet (synstack issue 17, item 3).
-var ErrPingNotSupported = errors.New("netstack: ping is not supported yet by synstack (issue 17, item 3: echo requests from the API)")

@@ -1,14 +1,18 @@
 package netstack
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/synstack/synstack"
 )
 
-// The ping API of wireguard-go's netstack, kept so that programs using it
-// compile. Until synstack sends echo requests from its API (issue 17,
-// item 3), every call fails with ErrPingNotSupported.
+// The ping API of wireguard-go's netstack, on synstack's ping sockets
+// (synstack.PingConn, as Linux's unprivileged ICMP sockets): a PingConn
+// writes whole ICMP (v6) echo requests, the stack puts its identifier and
+// the checksum in, and it reads the echo replies, header included.
 
 // PingAddr is the address of a ping socket: an IP address.
 type PingAddr struct{ addr netip.Addr }
@@ -33,33 +37,63 @@ func (a PingAddr) Network() string {
 // Addr returns the address.
 func (a PingAddr) Addr() netip.Addr { return a.addr }
 
-// PingConn is a ping socket. None can be made yet: the methods that would
-// return one fail with ErrPingNotSupported, and so do the methods of its
-// zero value.
+// PingConn is a ping socket: a net.PacketConn of ICMP (v6) echo
+// messages.
 type PingConn struct {
 	laddr, raddr PingAddr
+	c            *synstack.PingConn
 }
 
-// DialPingAddr fails with ErrPingNotSupported.
+// DialPingAddr opens a ping socket connected to raddr, on laddr's family
+// (any address of it when laddr is the zero Addr).
 func (n *Net) DialPingAddr(laddr, raddr netip.Addr) (*PingConn, error) {
-	return nil, pingError("dial", raddr)
+	if !raddr.IsValid() {
+		return nil, &net.OpError{Op: "dial", Net: "ping", Err: errors.New("missing address")}
+	}
+	c, err := n.stack.DialPing(PingAddr{raddr}.Network(), raddr)
+	if err != nil {
+		return nil, err
+	}
+	return &PingConn{laddr: localPing(c, raddr), raddr: PingAddr{raddr}, c: c}, nil
 }
 
-// ListenPingAddr fails with ErrPingNotSupported.
+// ListenPingAddr opens a ping socket on laddr.
 func (n *Net) ListenPingAddr(laddr netip.Addr) (*PingConn, error) {
-	return nil, pingError("listen", laddr)
+	network := PingAddr{laddr}.Network()
+	if !laddr.IsValid() {
+		network = "ping4"
+	}
+	c, err := n.stack.ListenPing(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &PingConn{laddr: localPing(c, laddr), c: c}, nil
 }
 
-// DialPing fails with ErrPingNotSupported.
+// localPing is the local address of c, as a PingAddr.
+func localPing(c *synstack.PingConn, fallback netip.Addr) PingAddr {
+	if ia, ok := c.LocalAddr().(*net.IPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ia.IP); ok {
+			return PingAddr{a.Unmap()}
+		}
+	}
+	return PingAddr{fallback}
+}
+
+// DialPing is DialPingAddr with PingAddrs.
 func (n *Net) DialPing(laddr, raddr *PingAddr) (*PingConn, error) {
-	var ra netip.Addr
+	var la, ra netip.Addr
+	if laddr != nil {
+		la = laddr.addr
+	}
 	if raddr != nil {
 		ra = raddr.addr
 	}
-	return n.DialPingAddr(netip.Addr{}, ra)
+	_ = la
+	return n.DialPingAddr(la, ra)
 }
 
-// ListenPing fails with ErrPingNotSupported.
+// ListenPing is ListenPingAddr with a PingAddr.
 func (n *Net) ListenPing(laddr *PingAddr) (*PingConn, error) {
 	var la netip.Addr
 	if laddr != nil {
@@ -68,41 +102,47 @@ func (n *Net) ListenPing(laddr *PingAddr) (*PingConn, error) {
 	return n.ListenPingAddr(la)
 }
 
-// pingError is the *net.OpError of a ping call on addr.
-func pingError(op string, addr netip.Addr) error {
-	return &net.OpError{Op: op, Net: PingAddr{addr}.Network(), Err: ErrPingNotSupported}
-}
-
 // LocalAddr returns the local address.
 func (pc *PingConn) LocalAddr() net.Addr { return pc.laddr }
 
 // RemoteAddr returns the remote address.
 func (pc *PingConn) RemoteAddr() net.Addr { return pc.raddr }
 
-// Close returns nil.
-func (pc *PingConn) Close() error { return nil }
+// Close closes the socket.
+func (pc *PingConn) Close() error { return pc.c.Close() }
 
-// SetDeadline fails with ErrPingNotSupported.
-func (pc *PingConn) SetDeadline(time.Time) error { return pingError("set", pc.laddr.addr) }
+// SetDeadline sets the read and write deadlines.
+func (pc *PingConn) SetDeadline(t time.Time) error { return pc.c.SetDeadline(t) }
 
-// SetReadDeadline fails with ErrPingNotSupported.
-func (pc *PingConn) SetReadDeadline(time.Time) error { return pingError("set", pc.laddr.addr) }
+// SetReadDeadline sets the deadline of reads.
+func (pc *PingConn) SetReadDeadline(t time.Time) error { return pc.c.SetReadDeadline(t) }
 
-// SetWriteDeadline fails with ErrPingNotSupported.
-func (pc *PingConn) SetWriteDeadline(time.Time) error { return pingError("set", pc.laddr.addr) }
+// SetWriteDeadline sets the deadline of writes.
+func (pc *PingConn) SetWriteDeadline(t time.Time) error { return pc.c.SetWriteDeadline(t) }
 
-// WriteTo fails with ErrPingNotSupported.
-func (pc *PingConn) WriteTo([]byte, net.Addr) (int, error) {
-	return 0, pingError("write", pc.raddr.addr)
+// WriteTo sends the echo request p to addr, a *PingAddr or *net.IPAddr.
+func (pc *PingConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	switch v := addr.(type) {
+	case *PingAddr:
+		return pc.c.WriteTo(p, &net.IPAddr{IP: v.addr.AsSlice()})
+	case PingAddr:
+		return pc.c.WriteTo(p, &net.IPAddr{IP: v.addr.AsSlice()})
+	}
+	return pc.c.WriteTo(p, addr)
 }
 
-// Write fails with ErrPingNotSupported.
-func (pc *PingConn) Write([]byte) (int, error) { return 0, pingError("write", pc.raddr.addr) }
+// Write sends the echo request p to the connected address.
+func (pc *PingConn) Write(p []byte) (int, error) { return pc.c.Write(p) }
 
-// ReadFrom fails with ErrPingNotSupported.
-func (pc *PingConn) ReadFrom([]byte) (int, net.Addr, error) {
-	return 0, nil, pingError("read", pc.laddr.addr)
+// ReadFrom reads the next echo reply and who sent it, a *PingAddr.
+func (pc *PingConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := pc.c.ReadFrom(p)
+	if ia, ok := from.(*net.IPAddr); ok {
+		a, _ := netip.AddrFromSlice(ia.IP)
+		return n, &PingAddr{a.Unmap()}, err
+	}
+	return n, nil, err
 }
 
-// Read fails with ErrPingNotSupported.
-func (pc *PingConn) Read([]byte) (int, error) { return 0, pingError("read", pc.laddr.addr) }
+// Read reads the next echo reply from the connected address.
+func (pc *PingConn) Read(p []byte) (int, error) { return pc.c.Read(p) }
