@@ -396,9 +396,11 @@ func TestTunServeCurl(t *testing.T) {
 			switch {
 			case offload && (st.Link.GSOOut == 0 || st.Link.WritesOut >= st.Link.PacketsOut):
 				t.Errorf("offloads on, but no segments were coalesced: %+v", st.Link)
-			case offload && st.Link.CsumIn == 0:
-				t.Errorf("offloads on, but the kernel left no checksum to complete: %+v", st.Link)
-			case !offload && (st.Link.GSOOut != 0 || st.Link.GSOIn != 0 || st.Link.CsumIn != 0):
+			case offload && st.Link.VerifiedIn == 0:
+				t.Errorf("offloads on, but the kernel vouched for no packet (NEEDS_CSUM, DATA_VALID): %+v", st.Link)
+			case offload && st.Stats.SynstackInCsumTrusted != st.Link.VerifiedIn:
+				t.Errorf("the kernel vouched for %d packets, the stack took %d as such", st.Link.VerifiedIn, st.Stats.SynstackInCsumTrusted)
+			case !offload && (st.Link.GSOOut != 0 || st.Link.GSOIn != 0 || st.Link.CsumIn != 0 || st.Link.VerifiedIn != 0):
 				t.Errorf("offloads off, but large packets crossed: %+v", st.Link)
 			}
 			if st.Stats.TcpInCsumErrors != 0 || st.Stats.IpInHdrErrors != 0 {
