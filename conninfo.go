@@ -28,16 +28,22 @@ type ConnInfo struct {
 	// Orphan marks a connection whose last descriptor is closed but that
 	// has not finished yet (FIN_WAIT_1, LAST_ACK, TIME_WAIT...).
 	Orphan bool
+	// UDP marks a bound UDP socket: Remote is its connected peer, if any;
+	// RecvQ the bytes its receive queue holds; Info and Congestion are
+	// zero.
+	UDP bool
 }
 
 // Connections returns every TCP socket of the stack with a connection or
-// listening, listeners first, then by local and remote address. It is a
-// snapshot, taken under the stack's lock.
+// listening, listeners first, then by local and remote address, and then
+// every bound UDP socket (UDP set). It is a snapshot, taken under the
+// stack's lock.
 func (s *Stack) Connections() []ConnInfo { return s.ConnectionsLimit(-1, nil) }
 
 // ConnectionsLimit is Connections bounded: it returns at most limit
 // sockets (all of them if limit < 0) whose state keep accepts (all if keep
-// is nil), listeners first, sorted as Connections sorts them. It stops at
+// is nil; with a keep, no UDP socket), listeners first, sorted as
+// Connections sorts them. It stops at
 // the limit-th socket kept: which ones it returns, beyond the listeners,
 // is unspecified, and its cost grows with the sockets it visits (limit,
 // when keep is nil), not with the stack's. keep runs under the stack's
@@ -55,7 +61,11 @@ func (s *Stack) ConnectionsLimit(limit int, keep func(tcp.State) bool) []ConnInf
 		if limit >= 0 && len(out) >= limit {
 			return false
 		}
-		if c := e.Conn; c == nil {
+		if e.UDP {
+			if keep == nil {
+				out = append(out, ConnInfo{Local: e.Local, Remote: e.Remote, UDP: true, RecvQ: e.Queued})
+			}
+		} else if c := e.Conn; c == nil {
 			if keep == nil || keep(tcp.Listen) {
 				out = append(out, ConnInfo{Local: e.Local, Listening: true, Info: tcp.Info{State: tcp.Listen},
 					Congestion: e.Congestion, RecvQ: e.AcceptQ, SendQ: e.Backlog})
@@ -67,6 +77,12 @@ func (s *Stack) ConnectionsLimit(limit int, keep func(tcp.State) bool) []ConnInf
 		return true
 	})
 	slices.SortFunc(out, func(a, b ConnInfo) int {
+		if a.UDP != b.UDP {
+			if b.UDP {
+				return -1
+			}
+			return 1
+		}
 		if a.Listening != b.Listening {
 			if a.Listening {
 				return -1
@@ -91,6 +107,9 @@ type StateCounts [tcp.TimeWait + 1]int
 func (s *Stack) CountStates() StateCounts {
 	var n StateCounts
 	s.h.Walk(func(_ int, e *engine.Entry) bool {
+		if e.UDP {
+			return true
+		}
 		st := tcp.Listen
 		if e.Conn != nil {
 			st = e.Conn.State()

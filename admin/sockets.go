@@ -14,7 +14,8 @@ import (
 // Socket is one element of /debug/sockets: a connection or a listener with
 // what ss -ti shows of it. Times are in milliseconds, as ss prints them.
 type Socket struct {
-	State     string `json:"state"`            // RFC 9293 name: ESTABLISHED, TIME_WAIT...
+	Proto     string `json:"proto,omitempty"`  // "udp" for a UDP socket; TCP otherwise
+	State     string `json:"state"`            // RFC 9293 name: ESTABLISHED, TIME_WAIT...; for UDP UNCONN or ESTAB, as ss
 	Local     string `json:"local"`            // address:port
 	Remote    string `json:"remote,omitempty"` // address:port; empty for a listener
 	Listening bool   `json:"listening,omitempty"`
@@ -73,6 +74,13 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // NewSocket converts a synstack.ConnInfo into its /debug/sockets form.
 func NewSocket(c synstack.ConnInfo) Socket {
+	if c.UDP {
+		s := Socket{Proto: "udp", State: "UNCONN", Local: c.Local.String(), RecvQ: c.RecvQ}
+		if c.Remote.IsValid() {
+			s.State, s.Remote = "ESTAB", c.Remote.String()
+		}
+		return s
+	}
 	i := c.Info
 	s := Socket{
 		State:      i.State.String(),

@@ -22,7 +22,7 @@ import (
 // --admin or $SYNSTACK_ADMIN.
 const defaultAdminAddr = "127.0.0.1:9180"
 
-const ssUsage = `usage: synstack ss [-a | -l] [--admin ADDR]
+const ssUsage = `usage: synstack ss [-t] [-u] [-a | -l] [--admin ADDR]
 
 Prints the sockets of a running synstack as ss -tni prints the kernel's: one
 line per socket (State, Recv-Q, Send-Q, Local Address:Port, Peer Address:Port)
@@ -30,8 +30,10 @@ and an indented line of TCP_INFO (rto, rtt, mss, cwnd, bytes...). As ss, it
 shows the connected sockets by default, leaving out LISTEN, SYN-RECV and
 TIME-WAIT; -a shows them all, -l the listeners only. ADDR is the admin
 endpoint (host:port or a URL; default $SYNSTACK_ADMIN, else ` + defaultAdminAddr + `).
--t, -n and -i are accepted and change nothing: the table is always TCP,
-numeric and with the info line.
+-t shows TCP sockets (the default), -u UDP sockets (UNCONN: bound, not
+connected, shown with -a or -l; ESTAB: connected), -tu both; -n and -i are
+accepted and change nothing: the table is always numeric, and TCP sockets
+have the info line.
 `
 
 func runSS(stdout, stderr io.Writer, args []string) error {
@@ -39,7 +41,7 @@ func runSS(stdout, stderr io.Writer, args []string) error {
 	if addr == "" {
 		addr = defaultAdminAddr
 	}
-	var all, listening bool
+	var all, listening, tcp, udp bool
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
@@ -61,7 +63,11 @@ func runSS(stdout, stderr io.Writer, args []string) error {
 					all = true
 				case 'l':
 					listening = true
-				case 't', 'n', 'i':
+				case 't':
+					tcp = true
+				case 'u':
+					udp = true
+				case 'n', 'i':
 				default:
 					return fmt.Errorf("ss: unknown flag -%c\n\n%s", c, ssUsage)
 				}
@@ -74,7 +80,16 @@ func runSS(stdout, stderr io.Writer, args []string) error {
 	if err != nil {
 		return fmt.Errorf("ss: %w", err)
 	}
-	printSS(stdout, socks, all, listening)
+	if !udp {
+		tcp = true
+	}
+	shown := socks[:0]
+	for _, s := range socks {
+		if s.Proto == "udp" && udp || s.Proto == "" && tcp {
+			shown = append(shown, s)
+		}
+	}
+	printSS(stdout, shown, all, listening)
 	return nil
 }
 
@@ -125,17 +140,17 @@ var ssStates = map[string]string{
 }
 
 // ssShown reports whether ss shows a socket in state: with -l the
-// listeners only; without -a, as ss's default filter, not LISTEN,
-// SYN-RECV, TIME-WAIT or CLOSED.
+// listeners (and unconnected UDP sockets) only; without -a, as ss's
+// default filter, not LISTEN, SYN-RECV, TIME-WAIT, CLOSED or UNCONN.
 func ssShown(state string, all, listening bool) bool {
 	switch {
 	case listening:
-		return state == "LISTEN"
+		return state == "LISTEN" || state == "UNCONN"
 	case all:
 		return true
 	}
 	switch state {
-	case "LISTEN", "SYN_RCVD", "TIME_WAIT", "CLOSED":
+	case "LISTEN", "SYN_RCVD", "TIME_WAIT", "CLOSED", "UNCONN":
 		return false
 	}
 	return true
@@ -161,7 +176,11 @@ func printSS(w io.Writer, socks []admin.Socket, all, listening bool) {
 			}
 		}
 		rows = append(rows, []string{name, strconv.Itoa(s.RecvQ), strconv.Itoa(s.SendQ), s.Local, peer})
-		infos = append(infos, ssInfo(s))
+		if s.Proto == "udp" {
+			infos = append(infos, "") // ss -ui has nothing to say of a UDP socket
+		} else {
+			infos = append(infos, ssInfo(s))
+		}
 	}
 	width := make([]int, len(rows[0]))
 	for _, r := range rows {
@@ -179,7 +198,7 @@ func printSS(w io.Writer, socks []admin.Socket, all, listening bool) {
 			fmt.Fprintf(&b, "%-*s ", width[j], c)
 		}
 		b.WriteByte('\n')
-		if i > 0 {
+		if i > 0 && infos[i-1] != "" {
 			b.WriteString("\t ")
 			b.WriteString(infos[i-1])
 			b.WriteByte('\n')

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -181,5 +182,62 @@ func TestSSTimesAsSS(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("info line lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestSSUDP: ss -u lists a real stack's UDP sockets as ss does: connected
+// ones (ESTAB) by default, unconnected ones (UNCONN) with -a or -l, with
+// the bytes waiting in Recv-Q; -t leaves them out, -tu shows both kinds.
+func TestSSUDP(t *testing.T) {
+	la, lb := pipe.New(1500)
+	srv, err := synstack.New(synstack.Config{Link: la, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := synstack.New(synstack.Config{Link: lb, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	dns, err := srv.ListenPacket("udp4", "10.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dns.Close()
+	peer, err := srv.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.MustParseAddrPort("10.0.0.2:9")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := cli.Dial("udp4", "10.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("unread")) // 6 bytes, queued on the server's socket
+	hs := httptest.NewServer(admin.Handler(srv))
+	defer hs.Close()
+
+	deadline := time.Now().Add(time.Minute) // a hang guard, not a timing
+	var got string
+	for {
+		got = runSSOut(t, "-ua", "--admin", hs.URL)
+		if strings.Contains(got, "10.0.0.1:53") && strings.Contains(got, " 262 ") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	want := `State  Recv-Q Send-Q Local Address:Port Peer Address:Port
+UNCONN 262    0      10.0.0.1:53        0.0.0.0:*
+`
+	if !strings.HasPrefix(got, want) || !strings.Contains(got, "ESTAB  0      0      10.0.0.1:") || !strings.Contains(got, " 10.0.0.2:9\n") {
+		t.Errorf("ss -ua (6 bytes and 256 of overhead queued on :53):\n%s", got)
+	}
+	if got := runSSOut(t, "-u", "--admin", hs.URL); strings.Contains(got, "UNCONN") || !strings.Contains(got, "ESTAB") {
+		t.Errorf("ss -u shows the unconnected socket, or not the connected one:\n%s", got)
+	}
+	if got := runSSOut(t, "-t", "--admin", hs.URL); strings.Contains(got, "10.0.0.2:9") {
+		t.Errorf("ss -t shows a UDP socket:\n%s", got)
 	}
 }
