@@ -118,3 +118,61 @@ func TestFragmentForAnotherAddress(t *testing.T) {
 		t.Errorf("IpInAddrErrors %d, IpReasmReqds %d: want 1 and 0", st.IpInAddrErrors, st.IpReasmReqds)
 	}
 }
+
+// TestUDPPathMTU: an ICMPv6 packet too big about a datagram we sent
+// makes the next datagrams to that destination go in fragments that fit
+// the path, for ten minutes.
+func TestUDPPathMTU(t *testing.T) {
+	n := newVnet(t, nil)
+	var sent [][]byte
+	n.drop = func(dir string, pkt []byte) bool {
+		if dir == "b>a" {
+			sent = append(sent, append([]byte(nil), pkt...))
+		}
+		return true
+	}
+	ss := n.b.Sockets()
+	fd, err := ss.Socket(AF_INET6, SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.AddrPortFrom(addr6A, 53)
+	send := func() (largest int) {
+		sent = nil
+		if _, err := ss.Sendto(fd, make([]byte, 3000), 0, dst); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range sent {
+			largest = max(largest, len(p))
+		}
+		return largest
+	}
+	if l := send(); l <= 1280 || l > 1500 {
+		t.Fatalf("first datagram: largest fragment %d bytes, want the link's MTU, 1500", l)
+	}
+	// A router says the path carries 1280 bytes, quoting the first
+	// fragment.
+	quote := sent[0][:min(len(sent[0]), 1000)]
+	router := netip.MustParseAddr("fd00::99")
+	icmp := make([]byte, wire.ICMPHeaderLen+len(quote))
+	h := wire.ICMP{Type: wire.ICMPv6PacketTooBig, Rest: 1280}
+	if _, err := h.EmitV6(icmp, icmp[wire.ICMPHeaderLen:], router, addr6B); err != nil {
+		t.Fatal(err)
+	}
+	copy(icmp[wire.ICMPHeaderLen:], quote)
+	h.EmitV6(icmp, icmp[wire.ICMPHeaderLen:], router, addr6B)
+	pkt := make([]byte, wire.IPv6HeaderLen+len(icmp))
+	ih := wire.IPv6{NextHeader: wire.ProtoICMPv6, HopLimit: 64, Src: router, Dst: addr6B}
+	if _, err := ih.Emit(pkt, len(icmp)); err != nil {
+		t.Fatal(err)
+	}
+	copy(pkt[wire.IPv6HeaderLen:], icmp)
+	n.b.DeliverPacket(pkt)
+	if l := send(); l > 1280 || l < 1200 {
+		t.Errorf("after a packet too big of 1280: largest fragment %d bytes", l)
+	}
+	n.clk.Advance(11 * time.Minute)
+	if l := send(); l <= 1280 {
+		t.Errorf("eleven minutes later: largest fragment %d bytes, want the link's MTU again", l)
+	}
+}

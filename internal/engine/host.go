@@ -154,6 +154,9 @@ type Host struct {
 	fragmenter frag.Fragmenter
 	udpFragID  uint32
 	udpJoin    []byte
+	// pmtu is the path MTU learned for destinations of datagrams (udp.go),
+	// under ctl.
+	pmtu map[netip.Addr]pathMTU
 	// gather is the link, when it takes packets in pieces.
 	gather link.GatherWriter
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified

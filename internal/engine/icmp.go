@@ -183,10 +183,12 @@ func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu i
 		return
 	}
 	if proto == wire.ProtoUDP {
-		// A datagram of ours: the error of the socket connected to its
-		// destination (the path MTU needs nothing: every datagram is
-		// fragmented to the link's MTU).
-		if mtu == 0 && !s.udpICMPError(local, remote, errno) {
+		// A datagram of ours: a smaller path MTU for the datagrams sent
+		// there, or the error of the socket connected to its destination.
+		switch {
+		case mtu > 0:
+			s.learnPathMTULocked(remote.Addr(), mtu)
+		case !s.udpICMPError(local, remote, errno):
 			s.icmpInErrorLocked(v6)
 		}
 		return
@@ -239,14 +241,27 @@ func parseQuote(v6 bool, b []byte) (local, remote netip.AddrPort, proto uint8, s
 		dst = netip.AddrFrom4([4]byte(b[quoteV4Dst : quoteV4Dst+4]))
 		tcpHdr = b[ihl:]
 	} else {
-		// We send no extension headers: the TCP header follows at once.
+		// We send no extension header but the Fragment header of a
+		// datagram's first fragment: the transport header follows.
+		if len(b) < wire.IPv6HeaderLen || b[0]>>4 != 6 {
+			return
+		}
+		hdrLen := wire.IPv6HeaderLen
 		proto = b[quoteV6Next]
-		if len(b) < wire.IPv6HeaderLen+quoteTCPLen || b[0]>>4 != 6 || proto != wire.ProtoTCP && proto != wire.ProtoUDP {
+		if proto == wire.ProtoFragment {
+			if len(b) < hdrLen+wire.IPv6FragmentLen ||
+				binary.BigEndian.Uint16(b[hdrLen+2:])&^7 != 0 { // not the first fragment
+				return
+			}
+			proto = b[hdrLen]
+			hdrLen += wire.IPv6FragmentLen
+		}
+		if len(b) < hdrLen+quoteTCPLen || proto != wire.ProtoTCP && proto != wire.ProtoUDP {
 			return
 		}
 		src = netip.AddrFrom16([16]byte(b[quoteV6Src : quoteV6Src+16]))
 		dst = netip.AddrFrom16([16]byte(b[quoteV6Dst : quoteV6Dst+16]))
-		tcpHdr = b[wire.IPv6HeaderLen:]
+		tcpHdr = b[hdrLen:]
 	}
 	local = netip.AddrPortFrom(src, binary.BigEndian.Uint16(tcpHdr[quoteTCPSrcPort:]))
 	remote = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(tcpHdr[quoteTCPDstPort:]))

@@ -723,10 +723,11 @@ func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
 }
 
 // sendIPLocked sends an IP packet built in the control plane's buffer, in
-// fragments if it is larger than the MTU (its DF is clear); EMSGSIZE if
-// it cannot be cut. Under ctl.
+// fragments if it is larger than the MTU or the path MTU learned for its
+// destination (its DF is clear); EMSGSIZE if it cannot be cut. Under ctl.
 func (s *Host) sendIPLocked(pkt []byte, v6 bool) error {
-	if len(pkt) <= s.mtu {
+	mtu := s.pathMTULocked(pkt, v6)
+	if len(pkt) <= mtu {
 		s.writeIPLocked(pkt, nil)
 		return nil
 	}
@@ -737,14 +738,68 @@ func (s *Host) sendIPLocked(pkt []byte, v6 bool) error {
 	var err error
 	if v6 {
 		s.udpFragID++
-		err = s.fragmenter.FragmentIPv6(pkt, s.mtu, s.udpFragID, emit)
+		err = s.fragmenter.FragmentIPv6(pkt, mtu, s.udpFragID, emit)
 	} else {
-		err = s.fragmenter.FragmentIPv4(pkt, s.mtu, emit)
+		err = s.fragmenter.FragmentIPv4(pkt, mtu, emit)
 	}
 	if err != nil {
 		return syscall.EMSGSIZE
 	}
 	return nil
+}
+
+// pathMTU is what an ICMP packet too big (or fragmentation needed) taught
+// the host of the path to a destination, for the datagrams it sends there
+// (TCP connections keep their own, in their MSS): Linux's route
+// exceptions, kept pmtuExpiry as its mtu_expires.
+type pathMTU struct {
+	mtu     int
+	expires time.Time
+}
+
+// Path MTU cache bounds: entries live 10 minutes (net.ipv4.route.mtu_expires);
+// at most pmtuEntries destinations are remembered.
+const (
+	pmtuExpiry  = 10 * time.Minute
+	pmtuEntries = 4096
+)
+
+// pathMTULocked is the MTU for pkt's destination: the link's, or less if
+// the path said so. Under ctl.
+func (s *Host) pathMTULocked(pkt []byte, v6 bool) int {
+	if len(s.pmtu) == 0 || len(pkt) < wire.IPv6HeaderLen {
+		return s.mtu
+	}
+	var dst netip.Addr
+	if v6 {
+		dst = netip.AddrFrom16([16]byte(pkt[24:40]))
+	} else {
+		dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+	}
+	p, ok := s.pmtu[dst]
+	switch {
+	case !ok:
+		return s.mtu
+	case s.clock.Now().After(p.expires):
+		delete(s.pmtu, dst)
+		return s.mtu
+	}
+	return min(s.mtu, p.mtu)
+}
+
+// learnPathMTULocked records that the path to dst carries at most mtu
+// bytes. Under ctl (the ICMP path).
+func (s *Host) learnPathMTULocked(dst netip.Addr, mtu int) {
+	if mtu >= s.mtu {
+		return
+	}
+	if s.pmtu == nil {
+		s.pmtu = make(map[netip.Addr]pathMTU)
+	}
+	if _, ok := s.pmtu[dst]; !ok && len(s.pmtu) >= pmtuEntries {
+		clear(s.pmtu) // start over: the entries are hints, each relearned at the next packet too big
+	}
+	s.pmtu[dst] = pathMTU{mtu: mtu, expires: s.clock.Now().Add(pmtuExpiry)}
 }
 
 // writeIPLocked hands a packet the control plane built (or a fragment of
