@@ -1,7 +1,6 @@
 package netstack_test
 
 import (
-	"flag"
 	"io"
 	"net/netip"
 	"runtime"
@@ -61,21 +60,11 @@ func TestDeviceDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// udpAllocs turns on TestUDPDoesNotAllocate, which fails today.
-var udpAllocs = flag.Bool("netstack.udpalloc", false,
-	"run TestUDPDoesNotAllocate: it fails until the engine's UDP receive path stops allocating per datagram")
-
 // TestUDPDoesNotAllocate counts allocations in a steady flow of 64-byte
 // datagrams between two devices back to back: the UDPConn calls, both
 // stacks, the devices and the goroutines carrying the batches. Issue 17
-// asks for none per datagram. Today the engine copies each received
-// datagram into a new slice (udpSock.deliver), about 1.2 allocations per
-// datagram, so the test runs only with -netstack.udpalloc: it is the
-// report of that, for whoever mends the engine.
+// asks for none per datagram.
 func TestUDPDoesNotAllocate(t *testing.T) {
-	if !*udpAllocs {
-		t.Skip("skipped: fails until the engine's UDP receive path stops allocating per datagram; run with -netstack.udpalloc")
-	}
 	if raceEnabled {
 		t.Skip("the race detector makes sync.Pool drop buffers at random: allocation counts need a build without -race")
 	}
