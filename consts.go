@@ -58,7 +58,9 @@ const (
 	TCP_CONGESTION   = 13 // congestion control by name: see SetsockoptString
 	TCP_USER_TIMEOUT = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT
 
-	IPV6_V6ONLY = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
+	IPV6_V6ONLY  = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
+	IP_RECVERR   = 11 // level IPPROTO_IP: ICMP errors reach an unconnected UDP socket too (its next call returns them)
+	IPV6_RECVERR = 25 // level IPPROTO_IPV6: the same for IPv6
 )
 
 // Poll event bits, Linux's values.

@@ -180,7 +180,9 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
 // TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms).
-// IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). Read-only
+// IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). IP_RECVERR
+// (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets ICMP
+// errors too, as its next call's error. Read-only
 // options (SO_ERROR, SO_TYPE, SO_ACCEPTCONN...) and unknown ones get
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
@@ -344,6 +346,12 @@ var sockopts = []sockopt{
 			c.O.V6Only = v.on()
 			return nil
 		}},
+	{level: IPPROTO_IP, name: IP_RECVERR, linux: "IP_RECVERR", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
+		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},
+	{level: IPPROTO_IPV6, name: IPV6_RECVERR, linux: "IPV6_RECVERR", typ: optBool, v6: true,
+		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
+		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},
 }
 
 // getBool reads an optBool option from its field.

@@ -352,3 +352,39 @@ func TestUDPUnreachableRateLimit(t *testing.T) {
 		t.Errorf("%d port unreachables after one more second: want one more, 7", got)
 	}
 }
+
+// TestUDPRecvErr: an unconnected socket ignores ICMP errors unless
+// IP_RECVERR is set; then its next call returns the error, as a
+// connected socket's would.
+func TestUDPRecvErr(t *testing.T) {
+	_, cli := stackPair(t, 1500, nil)
+	ss := cli.Sockets()
+	for _, recvErr := range []bool{false, true} {
+		fd, err := ss.Socket(synstack.AF_INET, synstack.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recvErr {
+			if err := ss.SetsockoptInt(fd, synstack.IPPROTO_IP, synstack.IP_RECVERR, 1); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := ss.GetsockoptInt(fd, synstack.IPPROTO_IP, synstack.IP_RECVERR); v != 1 || err != nil {
+				t.Fatalf("IP_RECVERR reads %d, %v", v, err)
+			}
+		}
+		before := cli.Stats().IcmpInDestUnreachs
+		if _, err := ss.Sendto(fd, []byte("x"), 0, netip.MustParseAddrPort("10.0.0.1:9")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return cli.Stats().IcmpInDestUnreachs == before+1 })
+		_, _, err = ss.Recvfrom(fd, make([]byte, 10), synstack.MSG_DONTWAIT)
+		want := syscall.EAGAIN
+		if recvErr {
+			want = syscall.ECONNREFUSED
+		}
+		if !errors.Is(err, want) {
+			t.Errorf("IP_RECVERR %v: recvfrom after a port unreachable: %v, want %v", recvErr, err, want)
+		}
+		ss.Close(fd)
+	}
+}

@@ -27,6 +27,7 @@ type Options struct {
 	Linger2              int           // TCP_LINGER2 seconds; 0: default; -1: reset in FIN_WAIT_2
 	UserTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
 	Congestion           string        // TCP_CONGESTION; "": tcp's default
+	RecvErr              bool          // IP_RECVERR, IPV6_RECVERR: ICMP errors reach an unconnected datagram socket
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1
@@ -168,6 +169,7 @@ func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 		u.mu.Lock()
 		u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
 		u.mu.Unlock()
+		u.recvErr.Store(own.RecvErr)
 	}
 	if sk.ep != nil {
 		s.afterLocked(sk.ep)

@@ -141,6 +141,7 @@ type udpSock struct {
 	hashed    bool           // in its table's ports
 	ping      bool           // a ping socket (ping.go): ICMP echo, by identifier
 	forwarded bool           // a forwarded flow (udpforward.go): bound to another host's address
+	recvErr   atomic.Bool    // IP_RECVERR: ICMP errors reach it unconnected too
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
 	q      dgramRing  // the receive queue, oldest first
@@ -886,13 +887,16 @@ func (s *Host) sendICMPErrorLocked(local, remote netip.Addr, h wire.ICMP, pkt []
 }
 
 // udpICMPError applies an ICMP error quoting a datagram we sent from local
-// to remote: the pending error of a socket connected to remote. Under
-// Host.lock (the ICMP path).
+// to remote: the pending error of the socket connected to remote, or of
+// an unconnected one bound to local with IP_RECVERR (which Linux would
+// put on its error queue; here its next call returns it, as a connected
+// socket's). Under Host.lock (the ICMP path).
 func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno) bool {
 	s.udp.mu.RLock()
 	var u *udpSock
 	for _, v := range s.udp.ports[local.Port()] {
-		if vb := v.binding(); v.remote == remote && vb.covers(local.Addr()) {
+		vb := v.binding()
+		if vb.covers(local.Addr()) && (v.remote == remote || !v.remote.IsValid() && v.recvErr.Load()) {
 			u = v
 			break
 		}
