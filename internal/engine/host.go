@@ -154,6 +154,7 @@ type Host struct {
 	fragmenter frag.Fragmenter
 	udpFragID  uint32
 	udpJoin    []byte
+	udpIPID    atomic.Uint32 // IPv4 IDs of the datagrams sent without ctl (sendSmallUDP)
 	// pmtu is the path MTU learned for destinations of datagrams (udp.go),
 	// under ctl.
 	pmtu map[netip.Addr]pathMTU

@@ -613,18 +613,71 @@ func (u *udpSock) waitLocked(cancel <-chan struct{}) {
 // unbound socket is bound to an ephemeral port first. A pending error is
 // returned first, once.
 func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
-	u := sk.udp
-	s := sk.h
+	u, s := sk.udp, sk.h
+	src, dst, fits, err := sk.prepareSend(p, addr)
+	switch {
+	case err != nil:
+		return 0, err
+	case fits && !u.ping:
+		// One packet, built in a pooled buffer: no lock of the host's.
+		s.sendSmallUDP(src, dst, p)
+		return len(p), nil
+	}
 	var l locks
 	defer s.releaseCtl(&l)
 	if err := sk.lock(ctlOnly, &l); err != nil {
 		return 0, err
 	}
+	send := s.sendUDPLocked
+	if u.ping {
+		send = s.sendEchoLocked
+	}
+	if err := send(src, dst, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// prepareSend does what SendTo does under ctl before the datagram is
+// built: the automatic bind, the pending error, the checks of the
+// destination and the size, and the choice of the source address. It
+// reports whether the datagram fits the path in one packet.
+func (sk *Socket) prepareSend(p []byte, addr netip.AddrPort) (src, dst netip.AddrPort, fits bool, err error) {
+	u := sk.udp
+	s := sk.h
+	var l locks
+	defer s.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return src, dst, false, err
+	}
+	a, d, err := sk.sendAddrsLocked(p, addr)
+	if err != nil {
+		return src, dst, false, err
+	}
+	ipLen := wire.IPv4HeaderLen
+	if d.Addr().Is6() {
+		ipLen = wire.IPv6HeaderLen
+	}
+	mtu := s.mtu
+	if len(s.pmtu) > 0 {
+		if pm, ok := s.pmtu[d.Addr()]; ok && s.clock.Now().Before(pm.expires) {
+			mtu = min(mtu, pm.mtu)
+		}
+	}
+	return netip.AddrPortFrom(a, u.local.Port()), d, ipLen+wire.UDPHeaderLen+len(p) <= mtu, nil
+}
+
+// sendAddrsLocked is prepareSend under ctl: the source address and the
+// destination, or the call's error.
+func (sk *Socket) sendAddrsLocked(p []byte, addr netip.AddrPort) (netip.Addr, netip.AddrPort, error) {
+	u := sk.udp
+	s := sk.h
+	var none netip.AddrPort
 	if !u.hashed {
 		// As Linux's inet_send_prepare: bound first, whatever comes of
 		// the send.
 		if err := u.hashLocked(netip.AddrPortFrom(sk.wildcard(), 0)); err != nil {
-			return 0, syscall.EAGAIN
+			return netip.Addr{}, none, syscall.EAGAIN
 		}
 	}
 	u.mu.Lock()
@@ -634,23 +687,23 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	u.mu.Unlock()
 	switch {
 	case e != 0:
-		return 0, e
+		return netip.Addr{}, none, e
 	case shutWr:
-		return 0, syscall.EPIPE
+		return netip.Addr{}, none, syscall.EPIPE
 	}
 	dst := u.remote
 	if addr.IsValid() {
 		a, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
 		if err != nil {
-			return 0, err
+			return netip.Addr{}, none, err
 		}
 		dst = netip.AddrPortFrom(a, addr.Port())
 	}
 	if !dst.IsValid() {
-		return 0, syscall.EDESTADDRREQ
+		return netip.Addr{}, none, syscall.EDESTADDRREQ
 	}
 	if dst.Port() == 0 && !u.ping || dst.Addr().IsUnspecified() {
-		return 0, syscall.EINVAL
+		return netip.Addr{}, none, syscall.EINVAL
 	}
 	maxLen := udpMaxPayload6
 	if dst.Addr().Is4() {
@@ -660,23 +713,51 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 		maxLen += wire.UDPHeaderLen // an ICMP message has no UDP header
 	}
 	if len(p) > maxLen {
-		return 0, syscall.EMSGSIZE
+		return netip.Addr{}, none, syscall.EMSGSIZE
 	}
 	src := u.local.Addr()
 	if src.IsUnspecified() || src.Is4() != dst.Addr().Is4() {
 		var ok bool
 		if src, ok = s.sourceAddrFor(dst.Addr()); !ok {
-			return 0, syscall.ENETUNREACH
+			return netip.Addr{}, none, syscall.ENETUNREACH
 		}
 	}
-	send := s.sendUDPLocked
-	if u.ping {
-		send = s.sendEchoLocked
+	return src, dst, nil
+}
+
+// sendSmallUDP sends a datagram that fits the path in one packet, built
+// in a buffer of the host's pool: it takes no lock of the host's, so the
+// datagrams of different sockets leave in parallel.
+func (s *Host) sendSmallUDP(src, dst netip.AddrPort, payload []byte) {
+	st := &s.udp.stats
+	v6 := dst.Addr().Is6()
+	ipLen := wire.IPv4HeaderLen
+	if v6 {
+		ipLen = wire.IPv6HeaderLen
 	}
-	if err := send(netip.AddrPortFrom(src, u.local.Port()), dst, p); err != nil {
-		return 0, err
+	total := ipLen + wire.UDPHeaderLen + len(payload)
+	buf := buffers.Get(total)
+	defer buffers.Put(buf)
+	pkt := buf[:total]
+	dgram := pkt[ipLen:]
+	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
+	copy(dgram[wire.UDPHeaderLen:], payload)
+	h.Emit(dgram, len(payload))
+	wire.SetUDPChecksum(dgram, src.Addr(), dst.Addr())
+	if v6 {
+		ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
+		ih.Emit(pkt, len(dgram))
+	} else {
+		ih := wire.IPv4{ID: uint16(s.udpIPID.Add(1)), TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
+		ih.Emit(pkt, len(dgram))
 	}
-	return len(p), nil
+	st.outDatagrams[fam(dst.Addr())].Add(1)
+	s.packetHook("out", pkt)
+	if s.link.WritePacket(pkt) != nil {
+		st.ipOutDiscards.Add(1)
+		return
+	}
+	st.ipOutRequests.Add(1)
 }
 
 // sendUDPLocked builds the datagram from src to dst carrying payload and
