@@ -40,7 +40,9 @@ package engine
 //     mutex and the ICMP rate limiter's are leaves taken with nothing
 //     else held. A datagram is delivered under the table's read lock and
 //     the socket's mutex alone; an ICMP answer to it takes ctl after
-//     both are let go.
+//     both are let go. A datagram is sent prepared under ctl (binding,
+//     checks, addresses) and, when it fits one packet, built and written
+//     with no lock of the host's.
 //   - Blocking calls release every lock while they wait (waitLocked).
 //
 // Functions whose name ends in Locked must be called with the locks their
