@@ -21,16 +21,16 @@ import (
 // Config is what the engine runs with: package synstack's Config with its
 // defaults resolved.
 type Config struct {
-	Clock clock.Clock // not nil
-	Link  link.Endpoint
-	Addrs []netip.Prefix
+	Clock clock.Clock    // the host's time; not nil
+	Link  link.Endpoint  // the link the host is attached to
+	Addrs []netip.Prefix // the host's addresses, with their prefixes
 	// Seed makes keys deterministic when non-zero (see synstack.Config.Seed).
 	Seed uint64
 	// TCP are the defaults of new connections; the engine sets Output,
 	// OnTransition, Scratch, Counters and Memory itself.
 	TCP    tcp.Config
-	Hooks  Hooks
-	Limits Limits
+	Hooks  Hooks  // observers of transitions and packets
+	Limits Limits // bounds of the tables
 	// Shards is the number of shards (rounded up to a power of two, at
 	// most 256); zero picks four per GOMAXPROCS, between 4 and 64.
 	Shards int
