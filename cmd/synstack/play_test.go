@@ -268,3 +268,63 @@ func TestPlayPage(t *testing.T) {
 		t.Errorf("the page is %d bytes, want under 300 KB", len(body))
 	}
 }
+
+// TestPlaySimultaneousClose closes both ends before either FIN is
+// delivered; the FINs are then delivered by their IDs, B's first: both
+// ends pass through CLOSING to TIME_WAIT, and stepping the clock ends
+// TIME_WAIT.
+func TestPlaySimultaneousClose(t *testing.T) {
+	c := newPlayClient(t)
+	lfd, cfd, _ := c.listenAndConnect()
+	c.post("/api/net", playNet{Op: "deliver-all"}, false)
+	afd := c.call("A", "accept", lfd, 0, "").Result.Ret
+	c.call("A", "close", afd, 0, "")
+	r := c.call("B", "close", cfd, 0, "")
+	if len(r.State.Flight) != 2 {
+		t.Fatalf("in flight after both closes: %+v, want the two FINs", r.State.Flight)
+	}
+	finA, finB := r.State.Flight[0], r.State.Flight[1]
+	if finA.From != "A" || finB.From != "B" || !strings.Contains(finA.Flags, "FIN") || !strings.Contains(finB.Flags, "FIN") {
+		t.Fatalf("in flight: %+v, want A's FIN then B's", r.State.Flight)
+	}
+	c.post("/api/net", playNet{Op: "deliver", ID: finB.ID}, false)
+	c.post("/api/net", playNet{Op: "deliver", ID: finA.ID}, false)
+	c.post("/api/net", playNet{Op: "deliver", ID: finA.ID}, true) // delivered already
+	r = c.post("/api/net", playNet{Op: "deliver-all"}, false)
+	var ladder []string
+	for _, ev := range r.State.Events {
+		ladder = append(ladder, ev.Host+" "+ev.Text)
+	}
+	all := strings.Join(ladder, "\n")
+	for _, h := range []string{"A", "B"} {
+		for _, want := range []string{"FIN_WAIT_1 → CLOSING (rcv FIN)", "CLOSING → TIME_WAIT (rcv ACK of FIN)"} {
+			if !containsHost(ladder, h, want) {
+				t.Errorf("host %s never went %s:\n%s", h, want, all)
+			}
+		}
+	}
+	// Closed descriptors leave the table; TIME_WAIT ends on the clock.
+	if st := playStates(r.State); len(st["A"]) != 1 || len(st["B"]) != 0 {
+		t.Errorf("descriptors after the closes: %v, want only A's listener", st)
+	}
+	for i := 0; i < 10 && !containsHost(ladder, "A", "TIME_WAIT → CLOSED"); i++ {
+		r = c.post("/api/clock", playClock{Op: "next"}, false)
+		ladder = ladder[:0]
+		for _, ev := range r.State.Events {
+			ladder = append(ladder, ev.Host+" "+ev.Text)
+		}
+	}
+	if !containsHost(ladder, "A", "TIME_WAIT → CLOSED") || !containsHost(ladder, "B", "TIME_WAIT → CLOSED") {
+		t.Errorf("TIME_WAIT never ended on either side after 10 clock steps:\n%s", strings.Join(ladder, "\n"))
+	}
+}
+
+// containsHost reports whether a row of host h contains want.
+func containsHost(rows []string, h, want string) bool {
+	for _, r := range rows {
+		if strings.HasPrefix(r, h+" ") && strings.Contains(r, want) {
+			return true
+		}
+	}
+	return false
+}
