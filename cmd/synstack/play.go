@@ -61,14 +61,16 @@ func runPlay(w io.Writer, args []string) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("play: unexpected arguments %q", fs.Args())
 	}
-	pg, err := newPlayground()
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
 	}
+	pg, err := newPlayground()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer pg.close()
 	fmt.Fprintf(w, "synstack play: open http://%s/\n", ln.Addr())
 	srv := &http.Server{Handler: pg.handler(), ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(ln)

@@ -328,3 +328,37 @@ func containsHost(rows []string, h, want string) bool {
 	}
 	return false
 }
+
+// TestPlayReset starts over: after a handshake and a clock step, reset
+// gives two hosts without sockets, an empty network and ladder, the clock
+// at zero; and the same calls then give the same packets (the stacks are
+// seeded: a session replays exactly).
+func TestPlayReset(t *testing.T) {
+	c := newPlayClient(t)
+	c.listenAndConnect()
+	first := c.state().Flight[0]
+	c.post("/api/net", playNet{Op: "deliver-all"}, false)
+	c.post("/api/clock", playClock{Op: "advance", Ms: 1500}, false)
+	r := c.post("/api/reset", struct{}{}, false)
+	s := r.State
+	if s.Ms != 0 || len(s.Flight) != 0 || len(s.Events) != 0 || len(s.Hosts) != 2 ||
+		len(s.Hosts[0].Sockets) != 0 || len(s.Hosts[1].Sockets) != 0 {
+		t.Fatalf("after reset: %+v", s)
+	}
+	c.listenAndConnect()
+	again := c.state().Flight[0]
+	if again.ID != 1 || again.Seq != first.Seq || again.Rel != first.Rel {
+		t.Errorf("the SYN after reset: %+v, want the first session's %+v", again, first)
+	}
+}
+
+// TestPlayArgs: play takes --listen and nothing else.
+func TestPlayArgs(t *testing.T) {
+	var out strings.Builder
+	if err := runPlay(&out, []string{"extra"}); err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+		t.Errorf("play extra: %v", err)
+	}
+	if err := runPlay(&out, []string{"--listen", "not an address"}); err == nil {
+		t.Error("play --listen 'not an address' served")
+	}
+}
