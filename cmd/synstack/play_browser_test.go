@@ -96,6 +96,32 @@ func (p playTab) wait(what, cond string) {
 	}
 }
 
+// openPlay serves a fresh playground and opens its page in headless
+// Chromium.
+func openPlay(t *testing.T) playTab {
+	t.Helper()
+	ctx := playBrowser(t)
+	pg, err := newPlayground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(pg.handler())
+	t.Cleanup(func() { srv.Close(); pg.close() })
+	p := playTab{t, ctx}
+	p.do("open the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
+	p.wait("the first state", `document.body.dataset.done === "1"`)
+	return p
+}
+
+// listenAndConnect clicks A's socket, bind, listen and B's socket and
+// connect (the default port, 80).
+func (p playTab) listenAndConnect() {
+	p.t.Helper()
+	for _, id := range []string{"A-socket", "A-bind", "A-listen", "B-socket", "B-connect"} {
+		p.click(id)
+	}
+}
+
 // playSockets is a page expression: host's sockets, "fd:STATE" each.
 func playSockets(host string) string {
 	return `[...document.querySelectorAll("#host-` + host + ` .sockets tr[data-fd]")].map(r => r.dataset.fd + ":" + r.dataset.state).join(" ")`
@@ -107,21 +133,8 @@ func playSockets(host string) string {
 // with "Deliver next", A accepts; the page shows ESTABLISHED on both
 // sides, an empty network and the ladder's transitions.
 func TestPlayBrowserHandshake(t *testing.T) {
-	ctx := playBrowser(t)
-	pg, err := newPlayground()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(pg.handler())
-	t.Cleanup(func() { srv.Close(); pg.close() })
-
-	p := playTab{t, ctx}
-	p.do("open the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
-	p.wait("the first state", `document.body.dataset.done === "1"`)
-
-	for _, id := range []string{"A-socket", "A-bind", "A-listen", "B-socket", "B-connect"} {
-		p.click(id)
-	}
+	p := openPlay(t)
+	p.listenAndConnect()
 	if got := p.eval(`document.querySelector("#host-B .result").dataset.errno`); got != `"EINPROGRESS"` {
 		t.Errorf("B's connect shows errno %s, want EINPROGRESS (%s)", got, p.eval(`document.querySelector("#host-B .result").textContent`))
 	}
@@ -147,7 +160,7 @@ func TestPlayBrowserHandshake(t *testing.T) {
 		}
 	}
 	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,4 +172,33 @@ func TestPlayBrowserHandshake(t *testing.T) {
 	if fd := p.eval(`document.getElementById("A-fd").value`); fd != `"4"` {
 		t.Errorf("A's fd field after accept: %s, want 4", fd)
 	}
+}
+
+// TestPlayBrowserLostSYN drops B's SYN with "Drop next" and clicks "Step
+// to next timer": the page shows the clock at the retransmission timer,
+// the SYN in flight again with the same sequence number, and the ladder
+// tags it as a retransmission; "Deliver all" then ends the handshake.
+func TestPlayBrowserLostSYN(t *testing.T) {
+	p := openPlay(t)
+	p.listenAndConnect()
+	const seq = `document.querySelector("#flight tr[data-id] td:nth-child(4)").textContent`
+	first := p.eval(seq)
+	p.click("net-drop")
+	p.wait("nothing in flight, a timer pending", `!document.querySelector("#flight tr[data-id]") && document.getElementById("next").textContent !== "none"`)
+	next := p.eval(`document.getElementById("next").textContent`)
+	p.click("clock-next")
+	if now := p.eval(`document.getElementById("now").textContent`); now != next {
+		t.Errorf("the page's clock reads %s after the step, want the timer's %s", now, next)
+	}
+	p.wait("the SYN again", `document.querySelectorAll("#flight tr[data-id]").length === 1`)
+	if again := p.eval(seq); again != first {
+		t.Errorf("the SYN in flight again has seq %s, want %s", again, first)
+	}
+	if ladder := p.eval(`document.querySelector("#ladder").innerText`); !strings.Contains(ladder, "dropped") || !strings.Contains(ladder, "(retransmission)") {
+		t.Errorf("the ladder lacks the drop or the retransmission: %s", ladder)
+	}
+	p.click("net-all")
+	p.click("A-accept")
+	p.wait("ESTABLISHED on both sides",
+		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
 }
