@@ -291,10 +291,7 @@ func TestPlaySimultaneousClose(t *testing.T) {
 	c.post("/api/net", playNet{Op: "deliver", ID: finA.ID}, false)
 	c.post("/api/net", playNet{Op: "deliver", ID: finA.ID}, true) // delivered already
 	r = c.post("/api/net", playNet{Op: "deliver-all"}, false)
-	var ladder []string
-	for _, ev := range r.State.Events {
-		ladder = append(ladder, ev.Host+" "+ev.Text)
-	}
+	ladder := eventRows(r.State)
 	all := strings.Join(ladder, "\n")
 	for _, h := range []string{"A", "B"} {
 		for _, want := range []string{"FIN_WAIT_1 → CLOSING (rcv FIN)", "CLOSING → TIME_WAIT (rcv ACK of FIN)"} {
@@ -308,11 +305,7 @@ func TestPlaySimultaneousClose(t *testing.T) {
 		t.Errorf("descriptors after the closes: %v, want only A's listener", st)
 	}
 	for i := 0; i < 10 && !containsHost(ladder, "A", "TIME_WAIT → CLOSED"); i++ {
-		r = c.post("/api/clock", playClock{Op: "next"}, false)
-		ladder = ladder[:0]
-		for _, ev := range r.State.Events {
-			ladder = append(ladder, ev.Host+" "+ev.Text)
-		}
+		ladder = eventRows(c.post("/api/clock", playClock{Op: "next"}, false).State)
 	}
 	if !containsHost(ladder, "A", "TIME_WAIT → CLOSED") || !containsHost(ladder, "B", "TIME_WAIT → CLOSED") {
 		t.Errorf("TIME_WAIT never ended on either side after 10 clock steps:\n%s", strings.Join(ladder, "\n"))
@@ -361,4 +354,45 @@ func TestPlayArgs(t *testing.T) {
 	if err := runPlay(&out, []string{"--listen", "not an address"}); err == nil {
 		t.Error("play --listen 'not an address' served")
 	}
+}
+
+// TestPlayReuseAddr: A's listener has SO_REUSEADDR; A closes first, so
+// its connection sits in TIME_WAIT; after A closes its listener too,
+// binding port 80 again fails with EADDRINUSE, and succeeds once the new
+// socket sets SO_REUSEADDR too (as Linux: both sockets must have it).
+func TestPlayReuseAddr(t *testing.T) {
+	c := newPlayClient(t)
+	lfd := c.call("A", "socket", 0, 0, "").Result.Ret
+	c.call("A", "reuseaddr", lfd, 0, "")
+	c.call("A", "bind", lfd, 80, "")
+	c.call("A", "listen", lfd, 0, "")
+	cfd := c.call("B", "socket", 0, 0, "").Result.Ret
+	c.call("B", "connect", cfd, 80, "EINPROGRESS")
+	c.post("/api/net", playNet{Op: "deliver-all"}, false)
+	afd := c.call("A", "accept", lfd, 0, "").Result.Ret
+	c.call("A", "close", afd, 0, "")
+	c.call("B", "close", cfd, 0, "")
+	r := c.post("/api/net", playNet{Op: "deliver-all"}, false)
+	if !containsHost(eventRows(r.State), "A", "→ TIME_WAIT") {
+		t.Fatalf("A never reached TIME_WAIT:\n%s", strings.Join(eventRows(r.State), "\n"))
+	}
+	c.call("A", "close", lfd, 0, "")
+	fd := c.call("A", "socket", 0, 0, "").Result.Ret
+	r = c.call("A", "bind", fd, 80, "EADDRINUSE")
+	if r.Result.Meaning != "address already in use" {
+		t.Errorf("EADDRINUSE's meaning: %q", r.Result.Meaning)
+	}
+	c.call("A", "close", fd, 0, "")
+	fd = c.call("A", "socket", 0, 0, "").Result.Ret
+	c.call("A", "reuseaddr", fd, 0, "")
+	c.call("A", "bind", fd, 80, "")
+}
+
+// eventRows is the ladder as "host text" lines.
+func eventRows(s playState) []string {
+	var rows []string
+	for _, ev := range s.Events {
+		rows = append(rows, ev.Host+" "+ev.Text)
+	}
+	return rows
 }
