@@ -2,6 +2,8 @@
 //
 //	synstack demo [SCENARIO]   a TCP scenario between two stacks on virtual time, as a ladder
 //	                           (--list names them; --svg, --pcap, --json)
+//	synstack play              a playground in the browser: two stacks driven by hand, each
+//	                           packet delivered or dropped, the virtual clock stepped
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
 //	synstack serve             serve HTTP, echo or discard over a TUN device (root)
 //	synstack get URL           download a URL over a TUN device (root)
@@ -39,6 +41,9 @@ commands:
   demo [SCENARIO]    run a TCP scenario between two stacks on virtual time and print every
                      packet and state transition as a ladder (default: a connection's whole
                      life); --list names the scenarios; --svg FILE, --pcap FILE, --json
+  play [--listen ADDR]
+                     serve a page to drive two stacks by hand: socket calls, each packet
+                     delivered or dropped, the virtual clock stepped (default 127.0.0.1:8020)
   script FILE...     run packet scripts (packetdrill syntax); ends with "N passed, M failed"
   serve --tun NAME --addr CIDR (--http DIR | --echo | --discard) [--listen :PORT] [--host-addr CIDR]
                      serve over a TUN device for the kernel's clients (root); --max-conns N,
@@ -68,6 +73,8 @@ func main() {
 	switch os.Args[1] {
 	case "demo":
 		err = runDemo(os.Stdout, os.Args[2:])
+	case "play":
+		err = runPlay(os.Stdout, os.Args[2:])
 	case "script":
 		var failed bool
 		failed, err = runScripts(os.Stdout, os.Args[2:])

@@ -1,0 +1,785 @@
+package main
+
+import (
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/link"
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/trace"
+	"github.com/synstack/synstack/wire"
+)
+
+// The playground: two synstack stacks, A and B, whose link is a queue the
+// learner empties by hand (deliver, drop), on a virtual clock that moves
+// only when told. The page (play.html) drives it through a small JSON API;
+// every request runs under one mutex, so the stacks see one call at a time
+// and a session replays exactly.
+
+//go:embed play.html
+var playPage []byte
+
+// Limits on what one request may ask for.
+const (
+	playMaxWrite   = 1 << 20        // bytes one write call may send
+	playMaxRead    = 1 << 16        // bytes one read call may take
+	playMaxFlight  = 4096           // packets held in flight; beyond, the link drops them
+	playMaxEvents  = 10000          // ladder rows kept; beyond, the oldest go
+	playMaxDeliver = 1000           // packets "deliver all" carries before it stops
+	playMaxAdvance = 24 * time.Hour // the longest clock step
+	playMaxBody    = 64 << 10       // bytes of a request body
+	playMaxFDs     = 256            // descriptors a host may have open
+	playStart      = "2026-01-01T00:00:00Z"
+	playDefault    = "127.0.0.1:8020" // where synstack play listens by default
+)
+
+func runPlay(w io.Writer, args []string) error {
+	fs := flag.NewFlagSet("play", flag.ContinueOnError)
+	fs.SetOutput(w)
+	listen := fs.String("listen", playDefault, "serve the page on `ADDR`")
+	fs.Usage = func() {
+		fmt.Fprintf(w, "usage: synstack play [--listen ADDR]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered or dropped, the virtual clock stepped. See docs/playground.md.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("play: unexpected arguments %q", fs.Args())
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	pg, err := newPlayground()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer pg.close()
+	fmt.Fprintf(w, "synstack play: open http://%s/\n", ln.Addr())
+	srv := &http.Server{Handler: pg.handler(), ReadHeaderTimeout: 10 * time.Second}
+	return srv.Serve(ln)
+}
+
+// playground is the two hosts, the link between them and the clock.
+type playground struct {
+	mu    sync.Mutex // held by every request: one call at a time
+	clk   *clock.Virtual
+	t0    time.Time
+	hosts [2]*playHost
+
+	// qmu guards what the stacks' hooks and links add to while a request
+	// runs: the packets in flight, the ladder, the flows.
+	qmu      sync.Mutex
+	flight   []*playPacket
+	nextID   int
+	events   []playEvent
+	dropped  int // ladder rows forgotten (playMaxEvents)
+	flows    trace.Flows
+	overflow int // packets the link refused (playMaxFlight)
+}
+
+// playHost is one machine: a stack and the descriptors opened on it.
+type playHost struct {
+	pg   *playground
+	name string // "A" or "B"
+	addr netip.Addr
+	st   *synstack.Stack
+	so   *synstack.Sockets
+	link *playLink
+	fds  []int // open descriptors, in the order they were made
+}
+
+// playPacket is a packet in flight: sent, not yet delivered or dropped.
+type playPacket struct {
+	ID    int    `json:"id"`
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Sent  int64  `json:"sentMs"` // virtual milliseconds since the start
+	Flags string `json:"flags"`  // "SYN,ACK"
+	Seq   uint32 `json:"seq"`    // absolute
+	Ack   uint32 `json:"ack"`    // absolute; meaningful with ACK
+	Rel   string `json:"label"`  // summary with relative numbers, as the ladder
+	Len   int    `json:"len"`    // payload bytes
+	Win   uint16 `json:"win"`
+	pkt   []byte
+	to    *playHost
+}
+
+// playEvent is one row of the ladder.
+type playEvent struct {
+	Ms   int64  `json:"ms"`   // virtual milliseconds since the start
+	Host string `json:"host"` // "A", "B" or "" (the network, the clock)
+	Kind string `json:"kind"` // call, send, deliver, drop, transition, clock
+	Text string `json:"text"`
+}
+
+// newPlayground starts A (10.0.0.1) and B (10.0.0.2) on a fresh clock.
+func newPlayground() (*playground, error) {
+	start, _ := time.Parse(time.RFC3339, playStart)
+	pg := &playground{clk: clock.NewVirtual(start), t0: start}
+	for i, name := range []string{"A", "B"} {
+		h := &playHost{pg: pg, name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
+		h.link = &playLink{h: h}
+		st, err := synstack.New(synstack.Config{
+			Link:         h.link,
+			Addrs:        []netip.Prefix{netip.PrefixFrom(h.addr, 24)},
+			Clock:        pg.clk,
+			Seed:         uint64(i + 1),
+			OnTransition: h.onTransition,
+		})
+		if err != nil {
+			pg.close()
+			return nil, err
+		}
+		h.st, h.so = st, st.Sockets()
+		pg.hosts[i] = h
+	}
+	return pg, nil
+}
+
+// close stops both stacks; what they send then goes nowhere.
+func (pg *playground) close() {
+	for _, h := range pg.hosts {
+		if h != nil {
+			h.link.setClosed()
+			h.st.Close()
+		}
+	}
+}
+
+// peer returns the other host.
+func (h *playHost) peer() *playHost {
+	if h == h.pg.hosts[0] {
+		return h.pg.hosts[1]
+	}
+	return h.pg.hosts[0]
+}
+
+func (pg *playground) ms() int64 { return pg.clk.Now().Sub(pg.t0).Milliseconds() }
+
+// record adds a row to the ladder.
+func (pg *playground) record(host, kind, text string) {
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	pg.recordLocked(host, kind, text)
+}
+
+func (pg *playground) recordLocked(host, kind, text string) {
+	if len(pg.events) == playMaxEvents {
+		copy(pg.events, pg.events[1:])
+		pg.events = pg.events[:len(pg.events)-1]
+		pg.dropped++
+	}
+	pg.events = append(pg.events, playEvent{Ms: pg.ms(), Host: host, Kind: kind, Text: text})
+}
+
+// onTransition is the stack's transition hook: a ladder row.
+func (h *playHost) onTransition(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause) {
+	h.pg.record(h.name, "transition", transitionText(local, remote, from.String(), to.String(), string(cause)))
+}
+
+func transitionText(local, remote netip.AddrPort, from, to, cause string) string {
+	conn := fmt.Sprintf(":%d", local.Port())
+	if remote.IsValid() {
+		conn += fmt.Sprintf(" ⇄ %s", remote)
+	}
+	return fmt.Sprintf("%s %s → %s (%s)", conn, from, to, cause)
+}
+
+// playLink is a host's end of the link: what the stack writes waits in
+// the playground's queue until delivered or dropped.
+type playLink struct {
+	h      *playHost
+	mu     sync.Mutex
+	d      link.Dispatcher
+	closed bool
+}
+
+var _ link.Endpoint = (*playLink)(nil)
+
+// MTU is Ethernet's.
+func (l *playLink) MTU() int { return 1500 }
+
+// Attach takes the stack that packets are delivered to.
+func (l *playLink) Attach(d link.Dispatcher) {
+	l.mu.Lock()
+	l.d = d
+	l.mu.Unlock()
+}
+
+// Close detaches the stack.
+func (l *playLink) Close() error {
+	l.setClosed()
+	return nil
+}
+
+func (l *playLink) setClosed() {
+	l.mu.Lock()
+	l.closed, l.d = true, nil
+	l.mu.Unlock()
+}
+
+// WritePacket puts a copy of the packet in flight, towards the other host.
+func (l *playLink) WritePacket(pkt []byte) error {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		return errors.New("play: link closed")
+	}
+	pg := l.h.pg
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	if len(pg.flight) >= playMaxFlight {
+		pg.overflow++
+		return nil // a full queue drops, as a link's does
+	}
+	p := l.h.decode(pkt)
+	pg.flight = append(pg.flight, p)
+	pg.recordLocked(l.h.name, "send", fmt.Sprintf("#%d %s → %s: %s", p.ID, p.From, p.To, p.Rel))
+	return nil
+}
+
+// decode reads the packet's fields (with package wire) and gives it an
+// ID and its ladder label. pg.qmu is held.
+func (h *playHost) decode(pkt []byte) *playPacket {
+	pg := h.pg
+	pg.nextID++
+	p := &playPacket{ID: pg.nextID, From: h.name, To: h.peer().name, Sent: pg.ms(),
+		pkt: append([]byte(nil), pkt...), to: h.peer()}
+	ip, payload, err := wire.ParseIP(pkt)
+	if err != nil || ip.Protocol != wire.ProtoTCP {
+		p.Flags, p.Rel = "?", fmt.Sprintf("not TCP (%d bytes)", len(pkt))
+		return p
+	}
+	t, data, err := wire.ParseTCP(payload)
+	if err != nil {
+		p.Flags, p.Rel = "?", fmt.Sprintf("bad TCP (%d bytes): %v", len(pkt), err)
+		return p
+	}
+	p.Flags, p.Seq, p.Ack, p.Len, p.Win = flagNames(t.Flags), t.Seq, t.Ack, len(data), t.Window
+	if tp, err := trace.ParsePacket(pkt); err == nil {
+		p.Rel = trace.Label(&pg.flows, &tp, trace.OptionsSYN, true)
+	}
+	return p
+}
+
+// flagNames spells the flags out: "SYN,ACK".
+func flagNames(f wire.TCPFlags) string {
+	var names []string
+	for _, x := range []struct {
+		f    wire.TCPFlags
+		name string
+	}{{wire.FlagSYN, "SYN"}, {wire.FlagFIN, "FIN"}, {wire.FlagRST, "RST"}, {wire.FlagPSH, "PSH"}, {wire.FlagACK, "ACK"}, {wire.FlagURG, "URG"}} {
+		if f&x.f != 0 {
+			names = append(names, x.name)
+		}
+	}
+	if len(names) == 0 {
+		return "-"
+	}
+	return strings.Join(names, ",")
+}
+
+// take removes the packet id (0: the oldest) from the flight.
+func (pg *playground) take(id int) (*playPacket, error) {
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	if len(pg.flight) == 0 {
+		return nil, errors.New("no packet in flight")
+	}
+	for i, p := range pg.flight {
+		if id == 0 || p.ID == id {
+			pg.flight = append(pg.flight[:i], pg.flight[i+1:]...)
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no packet #%d in flight", id)
+}
+
+// deliver hands packet id (0: the oldest) to its receiver; what that
+// stack sends in answer joins the flight.
+func (pg *playground) deliver(id int) error {
+	p, err := pg.take(id)
+	if err != nil {
+		return err
+	}
+	pg.record(p.To, "deliver", fmt.Sprintf("#%d delivered to %s: %s", p.ID, p.To, p.Rel))
+	l := p.to.link
+	l.mu.Lock()
+	d := l.d
+	l.mu.Unlock()
+	if d != nil {
+		d.DeliverPacket(p.pkt)
+	}
+	return nil
+}
+
+// drop loses packet id (0: the oldest).
+func (pg *playground) drop(id int) error {
+	p, err := pg.take(id)
+	if err != nil {
+		return err
+	}
+	pg.record(p.From, "drop", fmt.Sprintf("#%d dropped: %s", p.ID, p.Rel))
+	return nil
+}
+
+// deliverAll delivers until nothing is in flight, or playMaxDeliver
+// packets have gone (two stacks can talk for ever).
+func (pg *playground) deliverAll() (int, error) {
+	for n := 0; n < playMaxDeliver; n++ {
+		pg.qmu.Lock()
+		empty := len(pg.flight) == 0
+		pg.qmu.Unlock()
+		if empty {
+			return n, nil
+		}
+		if err := pg.deliver(0); err != nil {
+			return n, err
+		}
+	}
+	return playMaxDeliver, fmt.Errorf("stopped after %d packets: the hosts are still talking", playMaxDeliver)
+}
+
+// stepClock moves the clock to the next timer's deadline.
+func (pg *playground) stepClock() (string, error) {
+	next, ok := pg.clk.Next()
+	if !ok {
+		return "", errors.New("no timer pending: nothing happens until you act")
+	}
+	d := next.Sub(pg.clk.Now())
+	pg.record("", "clock", fmt.Sprintf("clock: +%s to the next timer (t=%s)", d, next.Sub(pg.t0)))
+	pg.clk.AdvanceTo(next)
+	return fmt.Sprintf("+%s", d), nil
+}
+
+// advance moves the clock d forward, running the timers that fall due.
+func (pg *playground) advance(d time.Duration) error {
+	if d <= 0 || d > playMaxAdvance {
+		return fmt.Errorf("advance by %s: give 1 ms to %s", d, playMaxAdvance)
+	}
+	pg.record("", "clock", fmt.Sprintf("clock: +%s (t=%s)", d, pg.clk.Now().Add(d).Sub(pg.t0)))
+	pg.clk.Advance(d)
+	return nil
+}
+
+// playCall is a socket call the page asks for.
+type playCall struct {
+	Host    string `json:"host"` // "A" or "B"
+	Op      string `json:"op"`   // socket, reuseaddr, bind, listen, connect, accept, write, read, shutdown, close
+	FD      int    `json:"fd"`
+	Port    int    `json:"port"`    // bind, connect (the other host's port)
+	Backlog int    `json:"backlog"` // listen
+	N       int    `json:"n"`       // write: bytes; read: at most
+	How     string `json:"how"`     // shutdown: RD, WR, RDWR
+}
+
+// playResult is what a call returned.
+type playResult struct {
+	Text    string `json:"text"`              // as strace prints it: "connect(3, 10.0.0.1:80) = -1 EINPROGRESS"
+	Ret     int    `json:"ret"`               // the return value (-1 on error)
+	Errno   string `json:"errno,omitempty"`   // "EINPROGRESS"
+	Meaning string `json:"meaning,omitempty"` // "operation now in progress"
+	Data    string `json:"data,omitempty"`    // read: what was read (shortened)
+}
+
+var playHows = map[string]int{"RD": synstack.SHUT_RD, "WR": synstack.SHUT_WR, "RDWR": synstack.SHUT_RDWR}
+
+// call runs one socket call on a host.
+func (pg *playground) call(c playCall) (playResult, error) {
+	var h *playHost
+	for _, x := range pg.hosts {
+		if x.name == c.Host {
+			h = x
+		}
+	}
+	if h == nil {
+		return playResult{}, fmt.Errorf("no host %q (A or B)", c.Host)
+	}
+	var (
+		ret  int
+		err  error
+		text string
+		data string
+	)
+	// The call's row goes before what the call made (transitions, packets).
+	pg.qmu.Lock()
+	mark := len(pg.events) + pg.dropped
+	pg.qmu.Unlock()
+	switch c.Op {
+	case "socket":
+		if len(h.fds) >= playMaxFDs {
+			return playResult{}, fmt.Errorf("host %s has %d descriptors open: close some", h.name, playMaxFDs)
+		}
+		ret, err = h.so.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+		text = "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0)"
+		if err == nil {
+			h.fds = append(h.fds, ret)
+		}
+	case "reuseaddr":
+		err = h.so.SetsockoptInt(c.FD, synstack.SOL_SOCKET, synstack.SO_REUSEADDR, 1)
+		text = fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_REUSEADDR, 1)", c.FD)
+	case "bind":
+		if c.Port < 0 || c.Port > 65535 {
+			return playResult{}, fmt.Errorf("port %d: give 0 to 65535", c.Port)
+		}
+		to := netip.AddrPortFrom(h.addr, uint16(c.Port))
+		err = h.so.Bind(c.FD, to)
+		text = fmt.Sprintf("bind(%d, %s)", c.FD, to)
+	case "listen":
+		before := h.state(c.FD)
+		err = h.so.Listen(c.FD, c.Backlog)
+		text = fmt.Sprintf("listen(%d, %d)", c.FD, c.Backlog)
+		if err == nil && before == "CLOSED" {
+			// A listener has no connection: the stack's hook does not see it.
+			local, _ := h.so.Getsockname(c.FD)
+			defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "CLOSED", "LISTEN", "call LISTEN"))
+		}
+	case "connect":
+		if c.Port < 1 || c.Port > 65535 {
+			return playResult{}, fmt.Errorf("port %d: give 1 to 65535", c.Port)
+		}
+		to := netip.AddrPortFrom(h.peer().addr, uint16(c.Port))
+		text = fmt.Sprintf("connect(%d, %s)", c.FD, to)
+		err = h.so.Connect(c.FD, to)
+	case "accept":
+		var peer netip.AddrPort
+		ret, peer, err = h.so.Accept(c.FD)
+		text = fmt.Sprintf("accept(%d)", c.FD)
+		if err == nil {
+			// As accept4(SOCK_NONBLOCK): no call may block the playground.
+			if _, ferr := h.so.Fcntl(ret, synstack.F_SETFL, synstack.O_NONBLOCK); ferr != nil {
+				return playResult{}, ferr
+			}
+			h.fds = append(h.fds, ret)
+			data = "from " + peer.String()
+		}
+	case "write":
+		if c.N < 1 || c.N > playMaxWrite {
+			return playResult{}, fmt.Errorf("write %d bytes: give 1 to %d", c.N, playMaxWrite)
+		}
+		buf := make([]byte, c.N)
+		for i := range buf {
+			buf[i] = 'a' + byte(i%26)
+		}
+		ret, err = h.so.Write(c.FD, buf)
+		text = fmt.Sprintf("write(%d, %d bytes)", c.FD, c.N)
+	case "read":
+		n := c.N
+		if n <= 0 {
+			n = 1000
+		}
+		if n > playMaxRead {
+			return playResult{}, fmt.Errorf("read %d bytes: give at most %d", n, playMaxRead)
+		}
+		buf := make([]byte, n)
+		ret, err = h.so.Read(c.FD, buf)
+		text = fmt.Sprintf("read(%d, %d)", c.FD, n)
+		switch {
+		case err == nil && ret == 0:
+			data = "end of stream"
+		case err == nil:
+			data = quote(string(buf[:ret]))
+		}
+	case "shutdown":
+		how, ok := playHows[c.How]
+		if !ok {
+			return playResult{}, fmt.Errorf("shutdown how %q: RD, WR or RDWR", c.How)
+		}
+		err = h.so.Shutdown(c.FD, how)
+		text = fmt.Sprintf("shutdown(%d, SHUT_%s)", c.FD, c.How)
+	case "close":
+		local, _ := h.so.Getsockname(c.FD)
+		listening := h.state(c.FD) == "LISTEN"
+		err = h.so.Close(c.FD)
+		text = fmt.Sprintf("close(%d)", c.FD)
+		if err == nil {
+			h.forget(c.FD)
+			if listening && !h.shared(local) {
+				defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "LISTEN", "CLOSED", "call CLOSE"))
+			}
+		}
+	default:
+		return playResult{}, fmt.Errorf("no call %q", c.Op)
+	}
+	res := playResult{Ret: ret, Data: data}
+	if err != nil {
+		res.Ret = -1
+		var e syscall.Errno
+		if errors.As(err, &e) {
+			res.Errno, res.Meaning = playErrno(e), e.Error()
+		} else {
+			res.Errno, res.Meaning = "error", err.Error()
+		}
+		res.Text = fmt.Sprintf("%s = -1 %s (%s)", text, res.Errno, res.Meaning)
+	} else {
+		res.Text = fmt.Sprintf("%s = %d", text, res.Ret)
+		if data != "" {
+			res.Text += "  " + data
+		}
+	}
+	pg.insertCall(mark, h.name, res.Text)
+	return res, nil
+}
+
+// insertCall puts a call's row where the ladder stood when the call began
+// (mark counts the rows ever recorded then).
+func (pg *playground) insertCall(mark int, host, text string) {
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	pg.recordLocked(host, "call", text)
+	ev := pg.events[len(pg.events)-1]
+	at := max(mark-pg.dropped, 0)
+	copy(pg.events[at+1:], pg.events[at:len(pg.events)-1])
+	pg.events[at] = ev
+}
+
+// shared reports whether another open descriptor of h is the same
+// listener (a dup): the listener then lives on.
+func (h *playHost) shared(local netip.AddrPort) bool {
+	for _, fd := range h.fds {
+		if a, _ := h.so.Getsockname(fd); a == local && h.state(fd) == "LISTEN" {
+			return true
+		}
+	}
+	return false
+}
+
+// forget removes fd from the host's open descriptors.
+func (h *playHost) forget(fd int) {
+	for i, x := range h.fds {
+		if x == fd {
+			h.fds = append(h.fds[:i], h.fds[i+1:]...)
+			return
+		}
+	}
+}
+
+// state is the TCP state of fd's socket (TCP_INFO), or the error.
+func (h *playHost) state(fd int) string {
+	info, err := h.so.GetsockoptTCPInfo(fd)
+	if err != nil {
+		return "?"
+	}
+	return info.State.String()
+}
+
+// playExtraErrnos name errnos the demo's table does not.
+var playExtraErrnos = map[syscall.Errno]string{
+	syscall.EADDRNOTAVAIL:   "EADDRNOTAVAIL",
+	syscall.EAFNOSUPPORT:    "EAFNOSUPPORT",
+	syscall.EOPNOTSUPP:      "EOPNOTSUPP",
+	syscall.EDESTADDRREQ:    "EDESTADDRREQ",
+	syscall.ENOTSOCK:        "ENOTSOCK",
+	syscall.ENOBUFS:         "ENOBUFS",
+	syscall.EHOSTUNREACH:    "EHOSTUNREACH",
+	syscall.ENETUNREACH:     "ENETUNREACH",
+	syscall.ECONNABORTED:    "ECONNABORTED",
+	syscall.EMFILE:          "EMFILE",
+	syscall.ENOPROTOOPT:     "ENOPROTOOPT",
+	syscall.EPROTONOSUPPORT: "EPROTONOSUPPORT",
+}
+
+// playErrno names an errno ("EINPROGRESS").
+func playErrno(e syscall.Errno) string {
+	if n, ok := errnoNames[e]; ok {
+		return n
+	}
+	if n, ok := playExtraErrnos[e]; ok {
+		return n
+	}
+	return fmt.Sprintf("errno %d", int(e))
+}
+
+// playState is everything the page shows.
+type playState struct {
+	Ms      int64          `json:"ms"`     // virtual time since the start
+	NextMs  *int64         `json:"nextMs"` // the next timer's deadline, or null
+	Hosts   []playHostView `json:"hosts"`
+	Flight  []*playPacket  `json:"flight"`
+	Events  []playEvent    `json:"events"`
+	Dropped int            `json:"forgotten"` // ladder rows no longer kept
+	Refused int            `json:"refused"`   // packets the full link dropped
+}
+
+type playHostView struct {
+	Name    string           `json:"name"`
+	Addr    string           `json:"addr"`
+	Sockets []playSocketView `json:"sockets"`
+}
+
+type playSocketView struct {
+	FD    int    `json:"fd"`
+	State string `json:"state"`
+	Local string `json:"local"`
+	Peer  string `json:"peer"`
+}
+
+// state returns the playground as the page shows it.
+func (pg *playground) state() playState {
+	s := playState{Ms: pg.ms()}
+	if next, ok := pg.clk.Next(); ok {
+		ms := next.Sub(pg.t0).Milliseconds()
+		s.NextMs = &ms
+	}
+	for _, h := range pg.hosts {
+		v := playHostView{Name: h.name, Addr: h.addr.String(), Sockets: []playSocketView{}}
+		for _, fd := range h.fds {
+			sv := playSocketView{FD: fd, State: h.state(fd)}
+			if a, err := h.so.Getsockname(fd); err == nil && a.IsValid() {
+				sv.Local = a.String()
+			}
+			if a, err := h.so.Getpeername(fd); err == nil && a.IsValid() {
+				sv.Peer = a.String()
+			}
+			v.Sockets = append(v.Sockets, sv)
+		}
+		s.Hosts = append(s.Hosts, v)
+	}
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	s.Flight = append([]*playPacket{}, pg.flight...)
+	s.Events = append([]playEvent{}, pg.events...)
+	s.Dropped, s.Refused = pg.dropped, pg.overflow
+	return s
+}
+
+// playNet and playClock are the bodies of the network's and the clock's requests.
+type playNet struct {
+	Op string `json:"op"` // deliver, drop, deliver-all
+	ID int    `json:"id"` // the packet; 0: the oldest in flight
+}
+
+type playClock struct {
+	Op string `json:"op"` // next, advance
+	Ms int64  `json:"ms"` // advance: milliseconds
+}
+
+// playReply is the answer to every request: the result, or the error,
+// and the state after it.
+type playReply struct {
+	Result *playResult `json:"result,omitempty"`
+	Info   string      `json:"info,omitempty"`
+	Error  string      `json:"error,omitempty"`
+	State  playState   `json:"state"`
+}
+
+// handler serves the page and the API:
+//
+//	GET  /             the page
+//	GET  /api/state    the state
+//	POST /api/call     {"host":"A","op":"connect","fd":3,"port":80}
+//	POST /api/net      {"op":"deliver"|"drop"|"deliver-all","id":0}
+//	POST /api/clock    {"op":"next"} or {"op":"advance","ms":200}
+//	POST /api/reset    two fresh hosts
+func (pg *playground) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		w.Write(playPage)
+	})
+	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
+		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", nil })
+	})
+	mux.HandleFunc("POST /api/call", func(w http.ResponseWriter, r *http.Request) {
+		var c playCall
+		pg.serve(w, r, &c, func() (*playResult, string, error) {
+			res, err := pg.call(c)
+			return &res, "", err
+		})
+	})
+	mux.HandleFunc("POST /api/net", func(w http.ResponseWriter, r *http.Request) {
+		var n playNet
+		pg.serve(w, r, &n, func() (*playResult, string, error) {
+			switch n.Op {
+			case "deliver":
+				return nil, "", pg.deliver(n.ID)
+			case "drop":
+				return nil, "", pg.drop(n.ID)
+			case "deliver-all":
+				k, err := pg.deliverAll()
+				return nil, fmt.Sprintf("%d packets delivered", k), err
+			}
+			return nil, "", fmt.Errorf("no network operation %q", n.Op)
+		})
+	})
+	mux.HandleFunc("POST /api/clock", func(w http.ResponseWriter, r *http.Request) {
+		var c playClock
+		pg.serve(w, r, &c, func() (*playResult, string, error) {
+			switch c.Op {
+			case "next":
+				info, err := pg.stepClock()
+				return nil, info, err
+			case "advance":
+				if c.Ms < 1 || c.Ms > playMaxAdvance.Milliseconds() {
+					return nil, "", fmt.Errorf("advance %d ms: give 1 to %d", c.Ms, playMaxAdvance.Milliseconds())
+				}
+				return nil, "", pg.advance(time.Duration(c.Ms) * time.Millisecond)
+			}
+			return nil, "", fmt.Errorf("no clock operation %q", c.Op)
+		})
+	})
+	mux.HandleFunc("POST /api/reset", func(w http.ResponseWriter, r *http.Request) {
+		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.reset() })
+	})
+	return mux
+}
+
+// reset replaces both hosts with fresh ones. pg.mu is held.
+func (pg *playground) reset() error {
+	fresh, err := newPlayground()
+	if err != nil {
+		return err
+	}
+	pg.close()
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	pg.clk, pg.t0, pg.hosts = fresh.clk, fresh.t0, fresh.hosts
+	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
+	for _, h := range pg.hosts {
+		h.pg = pg
+	}
+	return nil
+}
+
+// serve decodes the request's body into body (if not nil), runs do under
+// the playground's lock, and answers with its result and the state.
+func (pg *playground) serve(w http.ResponseWriter, r *http.Request, body any, do func() (*playResult, string, error)) {
+	w.Header().Set("Content-Type", "application/json")
+	if body != nil {
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, playMaxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": "bad request: " + err.Error()})
+			return
+		}
+	}
+	pg.mu.Lock()
+	res, info, err := do()
+	reply := playReply{Result: res, Info: info, State: pg.state()}
+	pg.mu.Unlock()
+	if err != nil {
+		reply.Error = err.Error()
+		w.WriteHeader(http.StatusUnprocessableEntity)
+	}
+	json.NewEncoder(w).Encode(reply)
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// playBrowser starts a headless Chromium ($CHROMIUM, or chromium or
+// Chrome on $PATH) and returns a tab's context; without one, or with
+// -short, the test skips.
+func playBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	path := os.Getenv("CHROMIUM")
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if path != "" {
+			break
+		}
+		path, _ = exec.LookPath(name)
+	}
+	if path == "" {
+		t.Skip("no Chromium binary (install Debian's chromium package, or set $CHROMIUM): the playground's page is not tested")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	t.Cleanup(func() { cancel(); acancel() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser: no timeout
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// playTab is the playground's page open in a browser tab.
+type playTab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// click clicks the button with that id and waits for the page to have
+// shown the server's answer.
+func (p playTab) click(id string) {
+	p.t.Helper()
+	before := p.eval(`Number(document.body.dataset.done || 0)`)
+	p.do("click #"+id, chromedp.Click(chromedp.CSS("#"+id)))
+	p.wait("the answer to #"+id, fmt.Sprintf(`Number(document.body.dataset.done || 0) > %s`, before))
+}
+
+func (p playTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	c, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, steps...); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval returns a JavaScript expression's value, as JSON.
+func (p playTab) eval(expr string) string {
+	p.t.Helper()
+	c, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[string](`JSON.stringify(`+expr+`)`))
+	if err != nil {
+		p.t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// wait waits until the JavaScript condition holds.
+func (p playTab) wait(what, cond string) {
+	p.t.Helper()
+	c, cancel := context.WithTimeout(p.ctx, 15*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(c, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		p.t.Fatalf("page never showed %s (%s): %v\nerror line: %s", what, cond, err, p.eval(`document.getElementById("error").textContent`))
+	}
+}
+
+// openPlay serves a fresh playground and opens its page in headless
+// Chromium.
+func openPlay(t *testing.T) playTab {
+	t.Helper()
+	ctx := playBrowser(t)
+	pg, err := newPlayground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(pg.handler())
+	t.Cleanup(func() { srv.Close(); pg.close() })
+	p := playTab{t, ctx}
+	p.do("open the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
+	p.wait("the first state", `document.body.dataset.done === "1"`)
+	return p
+}
+
+// listenAndConnect clicks A's socket, bind, listen and B's socket and
+// connect (the default port, 80).
+func (p playTab) listenAndConnect() {
+	p.t.Helper()
+	for _, id := range []string{"A-socket", "A-bind", "A-listen", "B-socket", "B-connect"} {
+		p.click(id)
+	}
+}
+
+// playSockets is a page expression: host's sockets, "fd:STATE" each.
+func playSockets(host string) string {
+	return `[...document.querySelectorAll("#host-` + host + ` .sockets tr[data-fd]")].map(r => r.dataset.fd + ":" + r.dataset.state).join(" ")`
+}
+
+// TestPlayBrowserHandshake clicks through a three-way handshake with the
+// page's own controls in headless Chromium: A listens, B connects
+// (EINPROGRESS shown), the SYN, SYN,ACK and ACK are delivered one by one
+// with "Deliver next", A accepts; the page shows ESTABLISHED on both
+// sides, an empty network and the ladder's transitions.
+func TestPlayBrowserHandshake(t *testing.T) {
+	p := openPlay(t)
+	p.listenAndConnect()
+	if got := p.eval(`document.querySelector("#host-B .result").dataset.errno`); got != `"EINPROGRESS"` {
+		t.Errorf("B's connect shows errno %s, want EINPROGRESS (%s)", got, p.eval(`document.querySelector("#host-B .result").textContent`))
+	}
+	p.wait("A listening, B in SYN_SENT, the SYN in flight",
+		playSockets("A")+` === "3:LISTEN" && `+playSockets("B")+` === "3:SYN_SENT" && document.querySelectorAll("#flight tr[data-id]").length === 1`)
+
+	for _, flags := range []string{"SYN", "SYN,ACK", "ACK"} {
+		if got := p.eval(`document.querySelector("#flight tr[data-id] td:nth-child(3)").textContent`); got != `"`+flags+`"` {
+			t.Fatalf("the next packet in flight is %s, want %s", got, flags)
+		}
+		p.click("net-deliver")
+	}
+	p.click("A-accept")
+	p.wait("ESTABLISHED on both sides",
+		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	if n := p.eval(`document.querySelectorAll("#flight tr[data-id]").length`); n != "0" {
+		t.Errorf("%s packets still in flight", n)
+	}
+	ladder := p.eval(`document.querySelector("#ladder").innerText`)
+	for _, want := range []string{"SYN_SENT → ESTABLISHED (rcv SYN,ACK)", "SYN_RCVD → ESTABLISHED (rcv ACK of SYN)", "accept(3) = 4"} {
+		if !strings.Contains(ladder, want) {
+			t.Errorf("the page's ladder lacks %q: %s", want, ladder)
+		}
+	}
+	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
+		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "play-handshake.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The descriptor field follows the accepted socket.
+	if fd := p.eval(`document.getElementById("A-fd").value`); fd != `"4"` {
+		t.Errorf("A's fd field after accept: %s, want 4", fd)
+	}
+}
+
+// TestPlayBrowserLostSYN drops B's SYN with "Drop next" and clicks "Step
+// to next timer": the page shows the clock at the retransmission timer,
+// the SYN in flight again with the same sequence number, and the ladder
+// tags it as a retransmission; "Deliver all" then ends the handshake.
+func TestPlayBrowserLostSYN(t *testing.T) {
+	p := openPlay(t)
+	p.listenAndConnect()
+	const seq = `document.querySelector("#flight tr[data-id] td:nth-child(4)").textContent`
+	first := p.eval(seq)
+	p.click("net-drop")
+	p.wait("nothing in flight, a timer pending", `!document.querySelector("#flight tr[data-id]") && document.getElementById("next").textContent !== "none"`)
+	next := p.eval(`document.getElementById("next").textContent`)
+	p.click("clock-next")
+	if now := p.eval(`document.getElementById("now").textContent`); now != next {
+		t.Errorf("the page's clock reads %s after the step, want the timer's %s", now, next)
+	}
+	p.wait("the SYN again", `document.querySelectorAll("#flight tr[data-id]").length === 1`)
+	if again := p.eval(seq); again != first {
+		t.Errorf("the SYN in flight again has seq %s, want %s", again, first)
+	}
+	if ladder := p.eval(`document.querySelector("#ladder").innerText`); !strings.Contains(ladder, "dropped") || !strings.Contains(ladder, "(retransmission)") {
+		t.Errorf("the ladder lacks the drop or the retransmission: %s", ladder)
+	}
+	p.click("net-all")
+	p.click("A-accept")
+	p.wait("ESTABLISHED on both sides",
+		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+}
