@@ -404,12 +404,7 @@ var playHows = map[string]int{"RD": synstack.SHUT_RD, "WR": synstack.SHUT_WR, "R
 
 // call runs one socket call on a host.
 func (pg *playground) call(c playCall) (playResult, error) {
-	var h *playHost
-	for _, x := range pg.hosts {
-		if x.name == c.Host {
-			h = x
-		}
-	}
+	h := pg.host(c.Host)
 	if h == nil {
 		return playResult{}, fmt.Errorf("no host %q (A or B)", c.Host)
 	}
@@ -428,7 +423,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if len(h.fds) >= playMaxFDs {
 			return playResult{}, fmt.Errorf("host %s has %d descriptors open: close some", h.name, playMaxFDs)
 		}
-		ret, err = h.so.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+		ret, err = h.so.Socket(synstack.AF_INET, synstack.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 		text = "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0)"
 		if err == nil {
 			h.fds = append(h.fds, ret)
@@ -519,6 +514,23 @@ func (pg *playground) call(c playCall) (playResult, error) {
 	default:
 		return playResult{}, fmt.Errorf("no call %q", c.Op)
 	}
+	res := callResult(text, ret, data, err)
+	pg.insertCall(mark, h.name, res.Text)
+	return res, nil
+}
+
+// host returns the host named name, or nil.
+func (pg *playground) host(name string) *playHost {
+	for _, h := range pg.hosts {
+		if h.name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// callResult is what a call returned, written as strace writes it.
+func callResult(text string, ret int, data string, err error) playResult {
 	res := playResult{Ret: ret, Data: data}
 	if err != nil {
 		res.Ret = -1
@@ -529,14 +541,13 @@ func (pg *playground) call(c playCall) (playResult, error) {
 			res.Errno, res.Meaning = "error", err.Error()
 		}
 		res.Text = fmt.Sprintf("%s = -1 %s (%s)", text, res.Errno, res.Meaning)
-	} else {
-		res.Text = fmt.Sprintf("%s = %d", text, res.Ret)
-		if data != "" {
-			res.Text += "  " + data
-		}
+		return res
 	}
-	pg.insertCall(mark, h.name, res.Text)
-	return res, nil
+	res.Text = fmt.Sprintf("%s = %d", text, res.Ret)
+	if data != "" {
+		res.Text += "  " + data
+	}
+	return res
 }
 
 // insertCall puts a call's row where the ladder stood when the call began
