@@ -1,0 +1,180 @@
+package forward
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/proxy"
+
+	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/internal/kernelnet"
+)
+
+// socksUDPServer is a minimal SOCKS5 server for UDP ASSOCIATE: it asks
+// for user "u", password "p", answers reply (0: success) and relays the
+// association's datagrams to their DST (IPv4) and back, telling asked
+// each destination, until the control connection closes. It answers the
+// relay's address as 0.0.0.0, as many servers do.
+func socksUDPServer(t *testing.T, reply byte, asked chan<- string) string {
+	t.Helper()
+	return kernelnet.Serve(t, func(c *net.TCPConn) {
+		b := make([]byte, 512)
+		if _, err := io.ReadFull(c, b[:2]); err != nil {
+			return
+		}
+		io.ReadFull(c, b[:b[1]])
+		c.Write([]byte{5, 2})
+		io.ReadFull(c, b[:2])
+		io.ReadFull(c, b[:b[1]+1])
+		user := string(b[:b[1]])
+		pass := make([]byte, b[b[1]])
+		io.ReadFull(c, pass)
+		if user != "u" || string(pass) != "p" {
+			c.Write([]byte{1, 1})
+			return
+		}
+		c.Write([]byte{1, 0})
+		if _, err := io.ReadFull(c, b[:10]); err != nil || b[1] != 3 {
+			return
+		}
+		if reply != 0 {
+			c.Write([]byte{5, reply, 0, 1, 0, 0, 0, 0, 0, 0})
+			return
+		}
+		relay, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return
+		}
+		defer relay.Close()
+		out, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		port := relay.LocalAddr().(*net.UDPAddr).Port
+		c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, byte(port >> 8), byte(port)})
+		var client atomic.Pointer[netip.AddrPort]
+		done := make(chan struct{})
+		go func() { // the destinations' answers, to the client
+			defer close(done)
+			buf := make([]byte, 2000)
+			for {
+				n, from, err := out.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				h := append([]byte{0, 0, 0, 1}, from.Addr().Unmap().AsSlice()...)
+				h = binary.BigEndian.AppendUint16(h, from.Port())
+				relay.WriteToUDPAddrPort(append(h, buf[:n]...), *client.Load())
+			}
+		}()
+		go func() { // the client's datagrams, to their destinations
+			buf := make([]byte, 2000)
+			for {
+				n, from, err := relay.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					return
+				}
+				if n < 10 || buf[3] != 1 {
+					continue
+				}
+				client.Store(&from) // before the first answer can come
+				dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte(buf[4:8])), binary.BigEndian.Uint16(buf[8:10]))
+				asked <- dst.String()
+				out.WriteToUDPAddrPort(buf[10:n], dst)
+			}
+		}()
+		io.Copy(io.Discard, c) // the association lasts as long as the control connection
+		relay.Close()
+		out.Close()
+		<-done
+	})
+}
+
+// UDP through a SOCKS5 proxy (UDP ASSOCIATE, with a password): the proxy
+// is asked for the flow's destination, the answer comes back, and the
+// association ends with the flow; a proxy that refuses the association
+// refuses the flow.
+func TestForwardUDPSOCKS5(t *testing.T) {
+	up := kernelnet.ServeUDP(t, answerDNS)
+	asked := make(chan string, 10)
+	auth := &proxy.Auth{User: "u", Password: "p"}
+	fw := &Forwarder{Dial: SOCKS5(socksUDPServer(t, 0, asked), auth, nil), UDP: UDPOptions{Target: udpTo(up)}}
+	client, fwd := setup(t, fw, synstack.ForwardOptions{})
+	c, err := client.Dial("udp", "198.18.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, "q1", "answer:q1")
+	exchange(t, c, "q2", "answer:q2")
+	for range 2 {
+		if a := <-asked; a != up {
+			t.Errorf("the proxy was asked for %s, want %s", a, up)
+		}
+	}
+	fw.Close()
+	if st := fw.Stats(); st.UDPFlows != 1 || st.UDPDatagramsDown != 2 || fwd.UDPFlows() != 0 {
+		t.Errorf("stats %+v, %d flows in the stack: want 1 flow, 2 answers, none left", st.UDPStats, fwd.UDPFlows())
+	}
+
+	// A proxy answering "connection refused" (5) refuses the flow.
+	fw2 := &Forwarder{Dial: SOCKS5(socksUDPServer(t, 5, asked), auth, nil), UDP: UDPOptions{Target: udpTo(up)}}
+	client2, _ := setup(t, fw2, synstack.ForwardOptions{})
+	d, err := client2.Dial("udp", "198.18.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Write([]byte("q"))
+	d.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard
+	if _, err := d.Read(make([]byte, 10)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("through a refusing proxy: %v, want ECONNREFUSED", err)
+	}
+	// A wrong password: the dial fails with EACCES, the flow is dropped.
+	fw3 := &Forwarder{Dial: SOCKS5(socksUDPServer(t, 0, asked), &proxy.Auth{User: "u", Password: "x"}, nil), UDP: UDPOptions{Target: udpTo(up)}}
+	client3, _ := setup(t, fw3, synstack.ForwardOptions{})
+	e, err := client3.Dial("udp", "198.18.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Write([]byte("q"))
+	waitFor(t, func() bool { return fw3.Stats().UDPDialDrops == 1 })
+}
+
+// The UDP request header of RFC 1928 section 7, for each address type,
+// and its length when read back; malformed headers are refused.
+func TestSOCKSHeader(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		want []byte
+	}{
+		{"198.18.0.1:53", []byte{0, 0, 0, 1, 198, 18, 0, 1, 0, 53}},
+		{"[2001:db8::1]:443", append(append([]byte{0, 0, 0, 4}, netip.MustParseAddr("2001:db8::1").AsSlice()...), 1, 187)},
+		{"example.org:80", append(append([]byte{0, 0, 0, 3, 11}, "example.org"...), 0, 80)},
+	} {
+		h, err := socksHeader(tc.addr)
+		if err != nil || string(h) != string(tc.want) {
+			t.Errorf("%s: header %v, %v; want %v", tc.addr, h, err, tc.want)
+		}
+		if n := socksHeaderLen(append(h, "data"...)); n != len(h) {
+			t.Errorf("%s: header length read back %d, want %d", tc.addr, n, len(h))
+		}
+	}
+	for _, bad := range [][]byte{nil, {0, 0, 0}, {1, 0, 0, 1, 1, 2, 3, 4, 0, 1}, {0, 0, 0, 1, 1, 2}, {0, 0, 0, 9, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 3, 200, 1}} {
+		if n := socksHeaderLen(bad); n != -1 {
+			t.Errorf("header %v: length %d, want -1", bad, n)
+		}
+	}
+	if _, err := socksHeader("198.18.0.1:99999"); err == nil {
+		t.Error("port 99999 accepted")
+	}
+}
