@@ -105,6 +105,9 @@ type Forwarder struct {
 	// UDP configures the UDP flows (see ForwardUDP): their upstream,
 	// idle timeouts and bounds.
 	UDP UDPOptions
+	// Ping configures how echo requests for other addresses are answered
+	// (see HandleEcho).
+	Ping PingOptions
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -113,8 +116,9 @@ type Forwarder struct {
 	wg     sync.WaitGroup
 	stats  statCounters
 	// Guarded by mu: the slots of TCP requests and of UDP flows.
-	tcpSlots, udpSlots slots
-	udp                udpCounters
+	tcpSlots, udpSlots, pingSlots slots
+	udp                           udpCounters
+	pings                         pingCounters
 }
 
 // Stats are a Forwarder's counters.
@@ -139,8 +143,9 @@ type Stats struct {
 	// Denied those it refused for another reason.
 	Loops  uint64
 	Denied uint64
-	// The UDP flows' counters.
+	// The UDP flows' and the pings' counters.
 	UDPStats
+	PingStats
 }
 
 type statCounters struct {
@@ -160,7 +165,7 @@ func (f *Forwarder) Stats() Stats {
 		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
 		LimitRefused: c.limitRefused.Load(), SourceLimitRefused: c.sourceLimitRefused.Load(),
 		Loops: c.loops.Load(), Denied: c.denied.Load(),
-		UDPStats: f.udp.stats(),
+		UDPStats: f.udp.stats(), PingStats: f.pings.stats(),
 	}
 }
 
