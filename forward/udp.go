@@ -203,7 +203,10 @@ type udpFlow struct {
 	last             atomic.Int64 // clock time of the last datagram, UnixNano
 	replied, expired atomic.Bool
 	once             sync.Once
-	timer            clock.Timer
+
+	mu    sync.Mutex  // guards timer and ended; taken before the clock's
+	timer clock.Timer // the idle timer, re-armed by check
+	ended bool        // the relay returned: check must not re-arm
 }
 
 // relayUDP relays one flow until it expires, a side fails, or ctx ends;
@@ -215,7 +218,9 @@ func (f *Forwarder) relayUDP(ctx context.Context, client *synstack.UDPConn, up n
 		fl.clk = clock.Real{}
 	}
 	fl.touch()
+	fl.mu.Lock()
 	fl.timer = fl.clk.AfterFunc(fl.timeout, fl.check)
+	fl.mu.Unlock()
 	stop := context.AfterFunc(ctx, fl.close)
 	defer stop()
 	var wg sync.WaitGroup
@@ -227,7 +232,10 @@ func (f *Forwarder) relayUDP(ctx context.Context, client *synstack.UDPConn, up n
 	fl.copy(true)
 	fl.close()
 	wg.Wait()
+	fl.mu.Lock()
+	fl.ended = true
 	fl.timer.Stop()
+	fl.mu.Unlock()
 }
 
 func orDur(d, def time.Duration) time.Duration {
@@ -247,10 +255,17 @@ func (fl *udpFlow) check() {
 		idle = fl.stream
 	}
 	since := fl.clk.Now().Sub(time.Unix(0, fl.last.Load()))
-	if since < idle {
-		fl.timer.Reset(idle - since)
+	fl.mu.Lock()
+	if fl.ended {
+		fl.mu.Unlock()
 		return
 	}
+	if since < idle {
+		fl.timer.Reset(idle - since)
+		fl.mu.Unlock()
+		return
+	}
+	fl.mu.Unlock()
 	if fl.expired.CompareAndSwap(false, true) {
 		fl.f.udp.expired.Add(1)
 	}

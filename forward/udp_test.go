@@ -277,6 +277,9 @@ func TestForwardUDPLimits(t *testing.T) {
 // opens (fewer under the race detector, which makes each one slow).
 var udpMany = 100_000
 
+// raceEnabled is set under the race detector.
+var raceEnabled bool
+
 // 100,000 distinct 5-tuples, each answered once and expired after a tiny
 // timeout, at most a window of them open at once: every flow closes (the
 // stack's count is back to 0), no goroutine is left, and the heap after
@@ -341,5 +344,38 @@ func TestForwardUDPManyFlows(t *testing.T) {
 	const slack = 4 << 20
 	if after > before+slack {
 		t.Errorf("heap in use grew from %d KiB to %d KiB over %d flows (more than %d KiB)", before>>10, after>>10, udpMany, slack>>10)
+	}
+}
+
+// Relaying a datagram each way allocates nothing in steady state: the
+// relay's buffers are pooled and its reads and writes go straight
+// between the two sockets (the client's stack and the host's loopback
+// echo counted in).
+func TestForwardUDPDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers")
+	}
+	up := kernelnet.ServeUDP(t, kernelnet.EchoUDP)
+	fw := &Forwarder{UDP: UDPOptions{Target: udpTo(up)}}
+	client, _ := setup(t, fw, synstack.ForwardOptions{})
+	c, err := client.Dial("udp", "198.18.0.53:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := []byte("a query of some length")
+	buf := make([]byte, 100)
+	roundTrip := func() {
+		if _, err := c.Write(q); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Read(buf); err != nil || n != len(q) {
+			t.Fatalf("read %d bytes, %v", n, err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang guard
+	roundTrip()
+	if n := testing.AllocsPerRun(1000, roundTrip); n > 0 {
+		t.Errorf("%.2f allocations per datagram each way, want 0", n)
 	}
 }
