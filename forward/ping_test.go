@@ -121,7 +121,7 @@ func TestForwardPingHost(t *testing.T) {
 // and answers every request at once with Local; each outcome is counted.
 func TestForwardHandleEcho(t *testing.T) {
 	listen, in := pingNetns(t)
-	fw := &Forwarder{Ping: PingOptions{Listen: listen, Timeout: 300 * time.Millisecond, MaxInFlight: 1}}
+	fw := &Forwarder{Ping: PingOptions{Listen: listen, Timeout: 300 * time.Millisecond}}
 	defer fw.Close()
 	for _, tc := range []struct {
 		dst, want string
@@ -137,18 +137,22 @@ func TestForwardHandleEcho(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	one := &Forwarder{Ping: PingOptions{Listen: listen, Timeout: 300 * time.Millisecond, MaxInFlight: 1}}
+	defer one.Close()
 	waiting, beyond := newEcho("127.0.0.1", 4), newEcho("127.0.0.1", 5)
-	fw.HandleEcho(waiting)
-	fw.HandleEcho(beyond) // the first holds the only slot until its timeout
+	one.HandleEcho(waiting)
+	one.HandleEcho(beyond) // the first holds the only slot until its timeout
 	if got := <-beyond.decided; got != "drop" {
 		t.Errorf("a request beyond MaxInFlight: %s, want drop", got)
 	}
 	if got := <-waiting.decided; got != "drop" {
 		t.Errorf("a request to a host that does not answer: %s, want drop", got)
 	}
-	st := fw.Stats().PingStats
-	if st != (PingStats{PingRequests: 5, PingReplies: 2, PingTimeouts: 1, PingFailures: 1, PingLimitDrops: 1}) {
+	if st := fw.Stats().PingStats; st != (PingStats{PingRequests: 3, PingReplies: 2, PingFailures: 1}) {
 		t.Errorf("stats %+v", st)
+	}
+	if st := one.Stats().PingStats; st != (PingStats{PingRequests: 2, PingTimeouts: 1, PingLimitDrops: 1}) {
+		t.Errorf("stats with MaxInFlight 1: %+v", st)
 	}
 
 	local := &Forwarder{Ping: PingOptions{Local: true, Listen: func(string, string) (*icmp.PacketConn, error) {
