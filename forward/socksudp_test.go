@@ -1,12 +1,9 @@
 package forward
 
 import (
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,85 +14,19 @@ import (
 	"github.com/synstack/synstack/internal/kernelnet"
 )
 
-// socksUDPServer is a minimal SOCKS5 server for UDP ASSOCIATE: it asks
-// for user "u", password "p", answers reply (0: success) and relays the
-// association's datagrams to their DST (IPv4) and back, telling asked
-// each destination, until the control connection closes. It answers the
-// relay's address as 0.0.0.0, as many servers do.
+// socksUDPServer runs kernelnet's SOCKS5 UDP server on the loopback,
+// with user "u" and password "p", answering reply, and returns its
+// address; asked is told each destination.
 func socksUDPServer(t *testing.T, reply byte, asked chan<- string) string {
 	t.Helper()
-	return kernelnet.Serve(t, func(c *net.TCPConn) {
-		b := make([]byte, 512)
-		if _, err := io.ReadFull(c, b[:2]); err != nil {
-			return
-		}
-		io.ReadFull(c, b[:b[1]])
-		c.Write([]byte{5, 2})
-		io.ReadFull(c, b[:2])
-		io.ReadFull(c, b[:b[1]+1])
-		user := string(b[:b[1]])
-		pass := make([]byte, b[b[1]])
-		io.ReadFull(c, pass)
-		if user != "u" || string(pass) != "p" {
-			c.Write([]byte{1, 1})
-			return
-		}
-		c.Write([]byte{1, 0})
-		if _, err := io.ReadFull(c, b[:10]); err != nil || b[1] != 3 {
-			return
-		}
-		if reply != 0 {
-			c.Write([]byte{5, reply, 0, 1, 0, 0, 0, 0, 0, 0})
-			return
-		}
-		relay, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return
-		}
-		defer relay.Close()
-		out, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return
-		}
-		defer out.Close()
-		port := relay.LocalAddr().(*net.UDPAddr).Port
-		c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, byte(port >> 8), byte(port)})
-		var client atomic.Pointer[netip.AddrPort]
-		done := make(chan struct{})
-		go func() { // the destinations' answers, to the client
-			defer close(done)
-			buf := make([]byte, 2000)
-			for {
-				n, from, err := out.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				h := append([]byte{0, 0, 0, 1}, from.Addr().Unmap().AsSlice()...)
-				h = binary.BigEndian.AppendUint16(h, from.Port())
-				relay.WriteToUDPAddrPort(append(h, buf[:n]...), *client.Load())
-			}
-		}()
-		go func() { // the client's datagrams, to their destinations
-			buf := make([]byte, 2000)
-			for {
-				n, from, err := relay.ReadFromUDPAddrPort(buf)
-				if err != nil {
-					return
-				}
-				if n < 10 || buf[3] != 1 {
-					continue
-				}
-				client.Store(&from) // before the first answer can come
-				dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte(buf[4:8])), binary.BigEndian.Uint16(buf[8:10]))
-				asked <- dst.String()
-				out.WriteToUDPAddrPort(buf[10:n], dst)
-			}
-		}()
-		io.Copy(io.Discard, c) // the association lasts as long as the control connection
-		relay.Close()
-		out.Close()
-		<-done
-	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &kernelnet.SOCKS5UDP{User: "u", Password: "p", Reply: reply,
+		Asked: func(dst netip.AddrPort) { asked <- dst.String() }}
+	s.Serve(t, ln)
+	return ln.Addr().String()
 }
 
 // UDP through a SOCKS5 proxy (UDP ASSOCIATE, with a password): the proxy

@@ -59,29 +59,84 @@ func (d *dnsServer) serve(q []byte) []byte {
 	return a
 }
 
-// Issue 17: forward --direct relays the kernel's dig to a DNS server in
-// another namespace (the forwarder's marked dials reach it, the kernel's
-// own traffic to the subnet goes into the device): each query is a flow,
-// its answer comes back, the forwarder's byte counts are the server's,
-// and every flow expires after --udp-stream-timeout.
+// Issue 17: forward relays the kernel's dig to a DNS server in another
+// namespace, with --direct (the forwarder's marked dials reach it, the
+// kernel's own traffic to the subnet goes into the device) and through a
+// SOCKS5 proxy there (UDP ASSOCIATE, with a password): each query is a
+// flow, its answer comes back, the forwarder's byte counts are the
+// server's, and every flow expires after --udp-stream-timeout.
 func TestTunForwardUDPDig(t *testing.T) {
-	ns := newNetns(t, "dig")
-	far := farNetns(t, ns)
-	dns := &dnsServer{answer: netip.MustParseAddr("192.0.2.99")}
-	var pc *net.UDPConn
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		socks bool
+	}{
+		{"direct", []string{"--direct", "--mark", "7"}, false},
+		{"socks5", []string{"--socks5", "192.0.2.2:1080", "--socks5-user", "u"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNetns(t, "dig")
+			far := farNetns(t, ns)
+			dns := &dnsServer{answer: netip.MustParseAddr("192.0.2.99")}
+			var pc *net.UDPConn
+			if err := far.in(func() (err error) {
+				pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(fwdFar+":53")))
+				return err
+			}); err != nil {
+				t.Fatalf("DNS server in the far namespace: %v", err)
+			}
+			kernelnet.ServePacket(t, pc, dns.serve)
+			asked := make(chan netip.AddrPort, 10)
+			if tc.socks {
+				farSOCKS(t, far, asked)
+				t.Setenv("SYNSTACK_SOCKS5_PASSWORD", "p")
+			}
+			args := append([]string{"forward", "--tun", nsDev, "--addr", nsStack + "/24", "--host-addr", nsKernel + "/24",
+				"--route", fwdSubnet, "--udp-timeout", "1s", "--udp-stream-timeout", "1s"}, tc.args...)
+			fwd := ns.start("main", args...)
+			fwd.waitLog("forwarding every UDP flow into "+nsDev, 10*time.Second)
+			fwd.waitLog("(idle 1s, 1s once answered", 10*time.Second)
+			fwd.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
+			digThrough(t, ns, fwd, dns)
+			if tc.socks {
+				for range 3 {
+					if a := <-asked; a.String() != fwdFar+":53" {
+						t.Errorf("the proxy was asked for %s, want %s:53", a, fwdFar)
+					}
+				}
+			}
+			fwd.stop()
+		})
+	}
+}
+
+// farSOCKS runs a SOCKS5 UDP server (user u, password p) on the far
+// namespace's 192.0.2.2:1080, its association sockets in that namespace.
+func farSOCKS(t *testing.T, far *netns, asked chan<- netip.AddrPort) {
+	t.Helper()
+	var ln net.Listener
 	if err := far.in(func() (err error) {
-		pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(fwdFar+":53")))
+		ln, err = net.Listen("tcp", "192.0.2.2:1080")
 		return err
 	}); err != nil {
-		t.Fatalf("DNS server in the far namespace: %v", err)
+		t.Fatalf("SOCKS5 server in the far namespace: %v", err)
 	}
-	kernelnet.ServePacket(t, pc, dns.serve)
+	s := &kernelnet.SOCKS5UDP{User: "u", Password: "p", Asked: func(dst netip.AddrPort) { asked <- dst },
+		ListenUDP: func() (c *net.UDPConn, err error) {
+			err = far.in(func() (err error) {
+				c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+				return err
+			})
+			return c, err
+		}}
+	s.Serve(t, ln)
+}
 
-	fwd := ns.start("main", "forward", "--tun", nsDev, "--addr", nsStack+"/24", "--host-addr", nsKernel+"/24",
-		"--route", fwdSubnet, "--direct", "--mark", "7", "--udp-timeout", "1s", "--udp-stream-timeout", "1s")
-	fwd.waitLog("forwarding every UDP flow into "+nsDev+" to the original destination (idle 1s, 1s once answered", 10*time.Second)
-	fwd.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
-
+// digThrough runs three digs in ns to fwdFar through the forward process
+// and checks the answers, the server's log and the forwarder's counters,
+// once every flow has expired.
+func digThrough(t *testing.T, ns *netns, fwd *proc, dns *dnsServer) {
+	t.Helper()
 	names := []string{"one.fwd.test.", "two.fwd.test.", "three.fwd.test."}
 	for _, name := range names {
 		out := ns.run("dig", "@"+fwdFar, "-p", "53", name, "A", "+short", "+tries=1", "+time=10")
@@ -117,7 +172,6 @@ func TestTunForwardUDPDig(t *testing.T) {
 	if s := fwd.stats().Stats; s.SynstackForwardUDPFlows != n {
 		t.Errorf("the stack opened %d UDP flows, want %d", s.SynstackForwardUDPFlows, n)
 	}
-	fwd.stop()
 }
 
 // iperf3Sum is one of iperf3 --json's sums.
