@@ -22,7 +22,8 @@ import (
 // forward: tun2socks. Every TCP connection the kernel routes into the TUN
 // device, whatever its destination, is terminated by the stack and relayed
 // to an upstream: one fixed address, the original destination, or through
-// a SOCKS5 proxy.
+// a SOCKS5 proxy. UDP flows are relayed to the original destination,
+// directly or through the proxy.
 
 const forwardUsage = `usage: synstack forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT)
                         [--deferred] [--host-addr CIDR] [--route CIDR] [--mark N] [--admin :PORT]
