@@ -267,6 +267,7 @@ func TestForwardUDPLimits(t *testing.T) {
 	if st.UDPFlows != 3 || st.UDPSourceLimitDrops != 1 || st.UDPLimitDrops != 1 {
 		t.Fatalf("stats %+v: want 3 flows, 1 dropped per source, 1 for the bound", st.UDPStats)
 	}
+	waitFor(t, func() bool { return fw.Stats().UDPDatagramsUp == 3 }) // the timers are armed
 	vc.Advance(DefaultUDPTimeout)
 	waitFor(t, func() bool { return fw.Stats().UDPActive == 0 })
 	v6.WriteToUDPAddrPort([]byte("x"), netip.MustParseAddrPort("[fd99::1]:101"))
@@ -377,5 +378,79 @@ func TestForwardUDPDoesNotAllocate(t *testing.T) {
 	roundTrip()
 	if n := testing.AllocsPerRun(1000, roundTrip); n > 0 {
 		t.Errorf("%.2f allocations per datagram each way, want 0", n)
+	}
+}
+
+// A flood of new 5-tuples to an upstream that never answers: the stack
+// offers MaxUDPFlows flows and drops the rest (counted), the heap grows by
+// those flows' buffers and no more, and once their timeout passes (a
+// virtual clock) every flow is closed and the heap is back.
+func TestForwardUDPFlood(t *testing.T) {
+	vc := clock.NewVirtual(time.Unix(1e9, 0))
+	up := kernelnet.ServeUDP(t, silent)
+	fw := &Forwarder{UDP: UDPOptions{Clock: vc, Target: udpTo(up)}}
+	const maxFlows, flood = 256, 20000
+	client, fwd := setup(t, fw, synstack.ForwardOptions{MaxUDPFlows: maxFlows})
+	c, err := client.ListenUDP("udp4", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC() // sync.Pool keeps what it held until the second
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	before := heap()
+	for i := range flood {
+		dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 53)
+		c.WriteToUDPAddrPort([]byte("x"), dst)
+		if i%1000 == 999 {
+			time.Sleep(time.Millisecond) // let the link's queue drain: a flood the forwarder sees
+		}
+	}
+	// The link delivers in order: once a marker sent after the flood has
+	// reached a socket of the forwarding stack, no datagram of the flood
+	// is still on its way (a marker the full queue dropped is sent again).
+	mark, err := fwd.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 9999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mark.Close()
+	for try := 0; ; try++ {
+		if try == 600 { // a hang guard
+			t.Fatal("no marker through the link in a minute")
+		}
+		c.WriteToUDPAddrPort([]byte("marker"), netip.MustParseAddrPort("10.0.0.1:9999"))
+		mark.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := mark.ReadFromUDPAddrPort(make([]byte, 10)); err == nil {
+			break
+		}
+	}
+	// Each flow's timer is armed, and its datagram relayed, before the
+	// clock moves.
+	waitFor(t, func() bool { return fw.Stats().UDPDatagramsUp == maxFlows })
+	full := heap()
+	st, sst := fw.Stats(), fwd.Stats()
+	t.Logf("%d new 5-tuples sent: %d offered, %d dropped for MaxUDPFlows; heap in use %d KiB before, %d KiB with %d flows open (%d bytes each)",
+		flood, st.UDPRequests, sst.SynstackForwardUDPLimitDrops, before>>10, full>>10, maxFlows, (int64(full)-int64(before))/maxFlows)
+	if st.UDPRequests != maxFlows || fwd.UDPFlows() != maxFlows || sst.SynstackForwardUDPLimitDrops == 0 {
+		t.Errorf("%d flows offered, %d in the stack, %d dropped: want %d, %d, some", st.UDPRequests, fwd.UDPFlows(),
+			sst.SynstackForwardUDPLimitDrops, maxFlows, maxFlows)
+	}
+	// Two buffers a flow, and a little for its sockets (the stack's and
+	// the host's).
+	if bound := uint64(maxFlows * (2*(DefaultUDPBufSize+1) + 32<<10)); full > before+bound {
+		t.Errorf("heap in use grew by %d KiB for %d flows, more than %d KiB", (full-before)>>10, maxFlows, bound>>10)
+	}
+	vc.Advance(DefaultUDPTimeout)
+	waitFor(t, func() bool { return fw.Stats().UDPActive == 0 && fwd.UDPFlows() == 0 })
+	if st := fw.Stats(); st.UDPExpired != maxFlows {
+		t.Errorf("%d flows expired, want %d", st.UDPExpired, maxFlows)
+	}
+	if after := heap(); after > before+4<<20 {
+		t.Errorf("heap in use %d KiB after the flows expired, %d KiB before", after>>10, before>>10)
 	}
 }
