@@ -179,7 +179,7 @@ func TestForwardUDPRefused(t *testing.T) {
 	fw := &Forwarder{
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			switch addr {
-			case "198.18.0.1:1":
+			case "198.18.0.1:1", "[fd99::1]:1":
 				return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
 			case "198.18.0.1:2":
 				return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ENETUNREACH}
@@ -198,31 +198,33 @@ func TestForwardUDPRefused(t *testing.T) {
 		}},
 	}
 	client, fwd := setup(t, fw, synstack.ForwardOptions{})
-	read := func(dst string) error {
+	// read sends a datagram to dst and reads, waiting at most wait.
+	read := func(dst string, wait time.Duration) error {
 		c, err := client.Dial("udp", dst)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		c.Write([]byte("x"))
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // outcome: no answer
+		c.SetReadDeadline(time.Now().Add(wait))
 		_, err = c.Read(make([]byte, 10))
 		return err
 	}
-	for _, dst := range []string{"198.18.0.1:1", "198.18.0.1:2", "198.18.0.1:5"} {
-		if err := read(dst); !errors.Is(err, syscall.ECONNREFUSED) {
+	for _, dst := range []string{"198.18.0.1:1", "[fd99::1]:1", "198.18.0.1:2", "198.18.0.1:5"} {
+		if err := read(dst, 30*time.Second); !errors.Is(err, syscall.ECONNREFUSED) { // a hang guard
 			t.Errorf("%s: %v, want ECONNREFUSED", dst, err)
 		}
 	}
-	if err := read("198.18.0.1:3"); !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := read("198.18.0.1:3", 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) { // outcome: no answer
 		t.Errorf("a dropped flow: %v, want no answer", err)
 	}
-	read("198.18.0.1:4")
+	waitFor(t, func() bool { return fw.Stats().UDPDialDrops == 1 })
+	read("198.18.0.1:4", 300*time.Millisecond)
 	waitFor(t, func() bool { return fw.Stats().UDPUpstreamRefused == 1 })
 	waitFor(t, func() bool { return fwd.UDPFlows() == 0 })
 	st := fw.Stats()
-	if st.UDPRefused != 2 || st.UDPDialDrops != 1 || st.UDPLoops != 1 || st.UDPFlows != 1 || st.UDPActive != 0 {
-		t.Errorf("stats %+v: want 2 refused, 1 dropped, 1 loop, 1 flow ended", st.UDPStats)
+	if st.UDPRefused != 3 || st.UDPDialDrops != 1 || st.UDPLoops != 1 || st.UDPFlows != 1 || st.UDPActive != 0 {
+		t.Errorf("stats %+v: want 3 refused, 1 dropped, 1 loop, 1 flow ended", st.UDPStats)
 	}
 
 	off := &Forwarder{UDP: UDPOptions{Disabled: true}}
