@@ -34,8 +34,10 @@ const (
 )
 
 // DefaultMaxUDPFlows is the default of UDPOptions.MaxFlows. A flow holds
-// two goroutines and two buffers of UDPOptions.BufSize (64 KiB by
-// default): 1024 flows hold 128 MiB of buffers at most.
+// two goroutines and, while a datagram crosses each way, two buffers of
+// UDPOptions.BufSize (64 KiB by default); waiting, it holds one on Linux
+// (two elsewhere): 1024 flows hold 64 MiB of buffers waiting, 128 MiB at
+// most.
 const DefaultMaxUDPFlows = 1024
 
 // DefaultUDPBufSize is the default of UDPOptions.BufSize: the largest UDP
@@ -281,58 +283,98 @@ func (fl *udpFlow) close() {
 }
 
 // copy moves datagrams one way, client to upstream if upward, until a
-// read fails.
+// read fails. The buffer is taken from the pool for each datagram: on the
+// upstream's side, a socket of the host, the copy first waits for a
+// datagram without one (readWaiter, on Linux), so that a flow whose
+// upstream is silent holds one buffer, not two.
 func (fl *udpFlow) copy(upward bool) {
 	c := &fl.f.udp
 	size := fl.f.UDP.BufSize
 	if size <= 0 {
 		size = DefaultUDPBufSize
 	}
-	bp := getBuf(size + 1) // one byte more tells a datagram was cut
-	defer putBuf(bp)
-	buf := *bp
 	src, dst := fl.up, net.Conn(fl.client)
 	dgrams, bytes := &c.dgramsDown, &c.bytesDown
 	if upward {
 		src, dst = fl.client, fl.up
 		dgrams, bytes = &c.dgramsUp, &c.bytesUp
 	}
+	var w *readWaiter
+	if !upward {
+		w = newReadWaiter(src)
+	}
 	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			if isRefused(err) && (upward || fl.replied.Load()) {
-				// An ICMP port unreachable from one side (a client that
-				// closed its socket, an upstream that answered before):
-				// the flow goes on, as conntrack's does.
-				continue
+		if err := w.wait(); err != nil {
+			if fl.readFailed(err, upward) {
+				return
 			}
-			if isRefused(err) {
-				c.upstreamRefused.Add(1)
-			}
-			fl.close()
+			continue
+		}
+		n, err := fl.relayOne(src, dst, size, upward)
+		switch {
+		case err == errUDPEnd:
 			return
-		}
-		if n > size {
-			c.truncated.Add(1)
-			n = size
-		}
-		fl.touch()
-		if !upward {
-			fl.replied.Store(true)
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			if errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if isRefused(err) && upward && !fl.replied.Load() {
-				c.upstreamRefused.Add(1)
-				fl.close()
-				return
-			}
-			c.writeDrops.Add(1)
+		case err != nil:
 			continue
 		}
 		dgrams.Add(1)
 		bytes.Add(uint64(n))
 	}
+}
+
+// readFailed handles a failed read of one side (or wait for one): it
+// reports whether the flow ended (and closes it). An ICMP port
+// unreachable from the client (its socket closed) or from an upstream
+// that answered before does not end it, as conntrack's flow goes on; one
+// from an upstream that never answered does (counted).
+func (fl *udpFlow) readFailed(err error, upward bool) bool {
+	if isRefused(err) && (upward || fl.replied.Load()) {
+		return false
+	}
+	if isRefused(err) {
+		fl.f.udp.upstreamRefused.Add(1)
+	}
+	fl.close()
+	return true
+}
+
+// errUDPEnd says the flow ended; another error from relayOne that one
+// datagram was not relayed.
+var errUDPEnd = errors.New("flow ended")
+
+// relayOne reads one datagram from src into a pooled buffer of size (one
+// byte more tells a datagram was cut) and writes it to dst.
+func (fl *udpFlow) relayOne(src, dst net.Conn, size int, upward bool) (int, error) {
+	c := &fl.f.udp
+	bp := getBuf(size + 1)
+	defer putBuf(bp)
+	buf := *bp
+	n, err := src.Read(buf)
+	if err != nil {
+		if fl.readFailed(err, upward) {
+			return 0, errUDPEnd
+		}
+		return 0, err
+	}
+	if n > size {
+		c.truncated.Add(1)
+		n = size
+	}
+	fl.touch()
+	if !upward {
+		fl.replied.Store(true)
+	}
+	if _, err := dst.Write(buf[:n]); err != nil {
+		switch {
+		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
+			return 0, errUDPEnd
+		case isRefused(err) && upward && !fl.replied.Load():
+			c.upstreamRefused.Add(1)
+			fl.close()
+			return 0, errUDPEnd
+		}
+		c.writeDrops.Add(1)
+		return 0, err
+	}
+	return n, nil
 }
