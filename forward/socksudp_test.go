@@ -109,3 +109,51 @@ func TestSOCKSHeader(t *testing.T) {
 		t.Error("port 99999 accepted")
 	}
 }
+
+// A UDP association reads only what its destination sent: datagrams
+// from another source, fragments (FRAG not 0) and malformed headers are
+// dropped; the proxy closing the control connection ends the reads.
+func TestSOCKSUDPConnFilters(t *testing.T) {
+	relay, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	udp, err := net.DialUDP("udp", nil, relay.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := socksHeader("198.18.0.1:53")
+	ctrl, proxySide := net.Pipe()
+	c := &socksUDPConn{Conn: udp, ctrl: ctrl, hdr: hdr, done: make(chan struct{})}
+	go c.watch()
+	defer c.Close()
+
+	if _, err := c.Write([]byte("query")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	n, client, err := relay.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != string(hdr)+"query" {
+		t.Fatalf("the relay got %q, %v; want the header and the query", buf[:n], err)
+	}
+	other, _ := socksHeader("198.18.0.2:53")
+	frag := append([]byte(nil), hdr...)
+	frag[2] = 1
+	for _, d := range [][]byte{
+		append(other, "from elsewhere"...),
+		append(frag, "a fragment"...),
+		{0, 0, 0, 9, 1, 2},
+		append(hdr, "answer"...),
+	} {
+		relay.WriteToUDPAddrPort(d, client)
+	}
+	udp.SetReadDeadline(time.Now().Add(30 * time.Second)) // a hang guard
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "answer" {
+		t.Fatalf("read %q, %v; want the destination's answer alone", buf[:n], err)
+	}
+	proxySide.Close() // the proxy ends the association
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("a read after the proxy closed the control connection succeeded")
+	}
+}
