@@ -7,11 +7,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,4 +247,37 @@ func TestTunForwardUDPIperf(t *testing.T) {
 		t.Errorf("forwarder relayed %d UDP flows and %d TCP connections, want both (data and control)", st.UDPFlows, st.Forwarded)
 	}
 	fwd.stop()
+}
+
+// UDP never loops either: with --direct and no mark, a flow to an address
+// the kernel routes back into the device is refused (ICMP port
+// unreachable: the kernel's connected socket reads ECONNREFUSED) and
+// counted as a loop, and nothing is relayed.
+func TestTunForwardUDPNoLoop(t *testing.T) {
+	ns := newNetns(t)
+	fwd := ns.start("main", "forward", "--tun", nsDev, "--addr", nsStack+"/24", "--host-addr", nsKernel+"/24",
+		"--route", fwdSubnet, "--direct")
+	fwd.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
+	fwd.waitLog("route "+fwdSubnet+" into "+nsDev, 10*time.Second)
+	var c net.Conn
+	if err := ns.in(func() (err error) {
+		c, err = net.Dial("udp", "198.18.0.5:53")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("query"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a hang guard
+	if _, err := c.Read(make([]byte, 100)); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a UDP flow that would loop: %v, want ECONNREFUSED\n%s", err, fwd.log.String())
+	}
+	st := fwd.forwardStats()
+	if st.UDPRequests != 1 || st.UDPLoops != 1 || st.UDPFlows != 0 {
+		t.Errorf("%d flows offered, %d loops, %d relayed; want 1, 1, 0", st.UDPRequests, st.UDPLoops, st.UDPFlows)
+	}
+	fwd.stop()
+	if !strings.Contains(fwd.log.String(), "refused 1 UDP flows that would have looped") {
+		t.Errorf("forward's exit lines do not count the loop:\n%s", fwd.log.String())
+	}
 }
