@@ -49,13 +49,15 @@ upstream has never answered, --udp-stream-timeout (120s) after; an upstream
 that cannot be dialed refuses the client (ICMP port unreachable). At most
 --max-udp-flows flows are open at once, --max-udp-flows-per-source from one
 client address; beyond them datagrams that would open more are dropped and
-counted. With --to, UDP is refused (ICMP port unreachable). --route adds a kernel route for CIDR
-into the device (removed at exit); the kernel side may also be configured by
-hand after forward has started.
+counted. With --to, UDP is refused (ICMP port unreachable).
+
+--route adds a kernel route for CIDR into the device (removed at exit); the
+kernel side may also be configured by hand after forward has started.
 
 Forward never makes a loop: before anything is dialed or accepted it refuses
-(RST, counted in "loops") a connection to one of the stack's own addresses,
-or one whose upstream the kernel would route back into the device (it asks
+(RST, counted in "loops"; for a UDP flow ICMP port unreachable, "UDPLoops") a
+connection to one of the stack's own addresses, or one whose upstream the
+kernel would route back into the device (it asks
 the kernel's routing, with --mark's mark, as ip route get ADDR mark N does).
 To relay with --direct to destinations routed into the device, mark the
 host's dials (--mark N sets SO_MARK) and route marked traffic elsewhere
