@@ -461,3 +461,42 @@ func TestForwardUDPFlood(t *testing.T) {
 		t.Errorf("heap in use %d KiB after the flows expired, %d KiB before", after>>10, before>>10)
 	}
 }
+
+// BenchmarkForwardUDP: round trips of a datagram of 64 and 1,400 bytes
+// through the forwarder (client stack, link/pipe, forwarding stack, the
+// relay, the host's loopback echo and back), one flow; beside them, the
+// anchor: the same round trip from a host socket straight to the echo.
+func BenchmarkForwardUDP(b *testing.B) {
+	for _, size := range []int{64, 1400} {
+		for _, via := range []string{"forwarder", "kernel"} {
+			b.Run(fmt.Sprintf("%s/%d", via, size), func(b *testing.B) { benchUDPRoundTrip(b, via == "kernel", size) })
+		}
+	}
+}
+
+func benchUDPRoundTrip(b *testing.B, kernel bool, size int) {
+	up := kernelnet.ServeUDP(b, kernelnet.EchoUDP)
+	var c net.Conn
+	var err error
+	if kernel {
+		c, err = net.Dial("udp", up)
+	} else {
+		fw := &Forwarder{UDP: UDPOptions{Target: udpTo(up)}}
+		client, _ := setup(b, fw, synstack.ForwardOptions{})
+		c, err = client.Dial("udp", "198.18.0.53:53")
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	q, buf := make([]byte, size), make([]byte, size+1)
+	c.SetReadDeadline(time.Now().Add(time.Hour)) // a hang guard
+	b.SetBytes(int64(2 * size))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write(q)
+		if n, err := c.Read(buf); err != nil || n != size {
+			b.Fatalf("read %d bytes, %v", n, err)
+		}
+	}
+}
