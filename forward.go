@@ -209,10 +209,14 @@ func (r *PingForwardRequest) Src() netip.Addr { return r.r.Src }
 // Dst is the address pinged.
 func (r *PingForwardRequest) Dst() netip.Addr { return r.r.Dst }
 
-// Echo returns the request's identifier, sequence number and data.
-func (r *PingForwardRequest) Echo() (ident, seq uint16, data []byte) {
-	return r.r.Ident, r.r.Seq, r.r.Data
-}
+// Ident is the echo request's identifier.
+func (r *PingForwardRequest) Ident() uint16 { return r.r.Ident }
+
+// Seq is the echo request's sequence number.
+func (r *PingForwardRequest) Seq() uint16 { return r.r.Seq }
+
+// Data is the echo request's data (a copy: it stays valid).
+func (r *PingForwardRequest) Data() []byte { return r.r.Data }
 
 // Reply answers with an echo reply from Dst, as Dst would: the forwarder
 // has pinged the real destination and it answered (or the forwarder

@@ -23,6 +23,10 @@
 // must be (a destination whose upstream dial would come back into the
 // stack's own device). A refused request is answered at once, RST or ICMP,
 // and counted; no relay is made.
+//
+// A Forwarder relays UDP too (it is a synstack.UDPForwarder): each new
+// 5-tuple is a flow, dialed with Dial ("udp"), relayed datagram by
+// datagram and closed after conntrack's idle timeouts; see UDPOptions.
 package forward
 
 import (
@@ -98,6 +102,12 @@ type Forwarder struct {
 	// "reset", "idle", "closed". Host names the stack in them.
 	Tracer *trace.Tracer
 	Host   string
+	// UDP configures the UDP flows (see ForwardUDP): their upstream,
+	// idle timeouts and bounds.
+	UDP UDPOptions
+	// Ping configures how echo requests for other addresses are answered
+	// (see HandleEcho).
+	Ping PingOptions
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -105,9 +115,10 @@ type Forwarder struct {
 	closed bool
 	wg     sync.WaitGroup
 	stats  statCounters
-	// Guarded by mu: slots held, in all and per client address.
-	slots     int
-	perSource map[netip.Addr]int
+	// Guarded by mu: the slots of TCP requests and of UDP flows.
+	tcpSlots, udpSlots, pingSlots slots
+	udp                           udpCounters
+	pings                         pingCounters
 }
 
 // Stats are a Forwarder's counters.
@@ -132,6 +143,9 @@ type Stats struct {
 	// Denied those it refused for another reason.
 	Loops  uint64
 	Denied uint64
+	// The UDP flows' and the pings' counters.
+	UDPStats
+	PingStats
 }
 
 type statCounters struct {
@@ -151,6 +165,7 @@ func (f *Forwarder) Stats() Stats {
 		BytesUp: c.bytesUp.Load(), BytesDown: c.bytesDown.Load(),
 		LimitRefused: c.limitRefused.Load(), SourceLimitRefused: c.sourceLimitRefused.Load(),
 		Loops: c.loops.Load(), Denied: c.denied.Load(),
+		UDPStats: f.udp.stats(), PingStats: f.pings.stats(),
 	}
 }
 
@@ -169,42 +184,49 @@ var (
 	errSourceLimit = errors.New("MaxRelaysPerSource reached")
 )
 
-// start registers one request's goroutine and takes its slots, or says
-// why not: the forwarder is closed or a bound is reached.
-func (f *Forwarder) start(src netip.Addr) (context.Context, error) {
+// slots counts the requests (or flows) a Forwarder handles, in all and
+// per client address; the Forwarder's mu guards it.
+type slots struct {
+	n         int
+	perSource map[netip.Addr]int
+}
+
+// start registers one request's goroutine and takes its slots in t, or
+// says why not: the forwarder is closed, or limit (0: def; negative: no
+// bound) or perSource (0: no bound) is reached.
+func (f *Forwarder) start(t *slots, limit, def, perSource int, src netip.Addr) (context.Context, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, errClosed
 	}
-	limit := f.MaxRelays
 	if limit == 0 {
-		limit = DefaultMaxRelays
+		limit = def
 	}
-	if limit > 0 && f.slots >= limit {
+	if limit > 0 && t.n >= limit {
 		return nil, errLimit
 	}
-	if f.MaxRelaysPerSource > 0 && f.perSource[src] >= f.MaxRelaysPerSource {
+	if perSource > 0 && t.perSource[src] >= perSource {
 		return nil, errSourceLimit
 	}
 	if f.ctx == nil {
 		f.ctx, f.cancel = context.WithCancel(context.Background())
 	}
-	if f.perSource == nil {
-		f.perSource = map[netip.Addr]int{}
+	if t.perSource == nil {
+		t.perSource = map[netip.Addr]int{}
 	}
-	f.slots++
-	f.perSource[src]++
+	t.n++
+	t.perSource[src]++
 	f.wg.Add(1)
 	return f.ctx, nil
 }
 
 // done gives back the slots start took.
-func (f *Forwarder) done(src netip.Addr) {
+func (f *Forwarder) done(t *slots, src netip.Addr) {
 	f.mu.Lock()
-	f.slots--
-	if f.perSource[src]--; f.perSource[src] <= 0 {
-		delete(f.perSource, src)
+	t.n--
+	if t.perSource[src]--; t.perSource[src] <= 0 {
+		delete(t.perSource, src)
 	}
 	f.mu.Unlock()
 	f.wg.Done()
@@ -229,7 +251,7 @@ func (f *Forwarder) Close() error {
 func (f *Forwarder) Forward(req *synstack.ForwardRequest) {
 	f.stats.requests.Add(1)
 	src := req.Remote.Addr()
-	ctx, err := f.start(src)
+	ctx, err := f.start(&f.tcpSlots, f.MaxRelays, DefaultMaxRelays, f.MaxRelaysPerSource, src)
 	if err != nil {
 		switch err {
 		case errLimit:
@@ -242,7 +264,7 @@ func (f *Forwarder) Forward(req *synstack.ForwardRequest) {
 		return
 	}
 	go func() {
-		defer f.done(src)
+		defer f.done(&f.tcpSlots, src)
 		f.handle(ctx, req)
 	}()
 }
@@ -270,7 +292,7 @@ func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
 		}
 	}
 	if f.Deferred {
-		up, err := f.dial(ctx, target, req.Context())
+		up, err := f.dial(ctx, "tcp", target, req.Context())
 		switch {
 		case err != nil && req.Context().Err() != nil:
 			// The client reset the request, or the stack closed.
@@ -300,7 +322,7 @@ func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
 		f.note(req, "accept failed: "+err.Error())
 		return
 	}
-	up, err := f.dial(ctx, target, ctx)
+	up, err := f.dial(ctx, "tcp", target, ctx)
 	if err != nil {
 		f.dialFailed(req, err)
 		Reset(c)
@@ -309,8 +331,8 @@ func (f *Forwarder) handle(ctx context.Context, req *synstack.ForwardRequest) {
 	f.relay(ctx, req, c, up)
 }
 
-// dial dials target within both contexts and the timeout.
-func (f *Forwarder) dial(ctx context.Context, target string, reqCtx context.Context) (net.Conn, error) {
+// dial dials target on network within both contexts and the timeout.
+func (f *Forwarder) dial(ctx context.Context, network, target string, reqCtx context.Context) (net.Conn, error) {
 	timeout := f.DialTimeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
@@ -323,7 +345,7 @@ func (f *Forwarder) dial(ctx context.Context, target string, reqCtx context.Cont
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	return dial(dctx, "tcp", target)
+	return dial(dctx, network, target)
 }
 
 // dialFailed counts and traces a failed dial.

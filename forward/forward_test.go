@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 // setup joins a client stack and a forwarding stack with link/pipe; fw is
 // the forwarding stack's Forwarder. Cleanup closes the forwarder, then the
 // stacks.
-func setup(t *testing.T, fw *Forwarder, opts synstack.ForwardOptions) (client, fwd *synstack.Stack) {
+func setup(t testing.TB, fw *Forwarder, opts synstack.ForwardOptions) (client, fwd *synstack.Stack) {
 	t.Helper()
 	la, lb := pipe.New(1500)
 	var err error

@@ -191,11 +191,16 @@ func (r *relay) copy(dst, src net.Conn) int64 {
 
 var bufPools sync.Map // size -> *sync.Pool of *[]byte
 
+// getBuf takes a buffer of size bytes from its pool. Allocation free once
+// the pool exists (the UDP relay takes one per datagram).
 func getBuf(size int) *[]byte {
-	p, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
-		b := make([]byte, size)
-		return &b
-	}})
+	p, ok := bufPools.Load(size)
+	if !ok {
+		p, _ = bufPools.LoadOrStore(size, &sync.Pool{New: func() any {
+			b := make([]byte, size)
+			return &b
+		}})
+	}
 	return p.(*sync.Pool).Get().(*[]byte)
 }
 

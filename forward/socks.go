@@ -18,11 +18,18 @@ import (
 // ECONNREFUSED, "host unreachable" EHOSTUNREACH, "network unreachable"
 // ENETUNREACH, "connection not allowed by ruleset" EACCES, "TTL expired"
 // ETIMEDOUT.
+//
+// For a "udp" network it makes a UDP association (UDP ASSOCIATE, RFC 1928
+// section 7; see socksUDP): the net.Conn it returns sends datagrams to
+// address through the proxy's relay, and closing it ends the association.
 func SOCKS5(addr string, auth *proxy.Auth, forward DialFunc) DialFunc {
 	if forward == nil {
 		forward = (&net.Dialer{}).DialContext
 	}
 	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if strings.HasPrefix(network, "udp") {
+			return socksUDP(ctx, addr, auth, forward, address)
+		}
 		cd := &captureDialer{dial: forward}
 		d, err := proxy.SOCKS5("tcp", addr, auth, cd)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -21,12 +22,15 @@ import (
 // forward: tun2socks. Every TCP connection the kernel routes into the TUN
 // device, whatever its destination, is terminated by the stack and relayed
 // to an upstream: one fixed address, the original destination, or through
-// a SOCKS5 proxy.
+// a SOCKS5 proxy. UDP flows are relayed to the original destination,
+// directly or through the proxy.
 
 const forwardUsage = `usage: synstack forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT)
                         [--deferred] [--host-addr CIDR] [--route CIDR] [--mark N] [--admin :PORT]
                         [--dial-timeout D] [--idle-timeout D] [--max-pending N]
                         [--max-relays N] [--max-relays-per-source N]
+                        [--udp-timeout D] [--udp-stream-timeout D]
+                        [--max-udp-flows N] [--max-udp-flows-per-source N]
 
 Creates the TUN device NAME (or attaches to it), gives the stack the address
 CIDR and terminates every TCP connection routed into the device, to any
@@ -36,13 +40,24 @@ proxy HOST:PORT (asking it for the original destination). With --deferred the
 client's SYN is answered only once the upstream has answered: a refusing
 upstream refuses the client (RST), an unreachable or silent one draws ICMP
 destination unreachable; without it the handshake completes at once and a
-failed upstream resets the connection. --route adds a kernel route for CIDR
-into the device (removed at exit); the kernel side may also be configured by
-hand after forward has started.
+failed upstream resets the connection.
+
+UDP is relayed too, with --direct (a socket of the host per flow) and
+--socks5 (a UDP ASSOCIATE of the proxy per flow): each 5-tuple is a flow,
+closed once idle as Linux's conntrack closes it, --udp-timeout (30s) while the
+upstream has never answered, --udp-stream-timeout (120s) after; an upstream
+that cannot be dialed refuses the client (ICMP port unreachable). At most
+--max-udp-flows flows are open at once, --max-udp-flows-per-source from one
+client address; beyond them datagrams that would open more are dropped and
+counted. With --to, UDP is refused (ICMP port unreachable).
+
+--route adds a kernel route for CIDR into the device (removed at exit); the
+kernel side may also be configured by hand after forward has started.
 
 Forward never makes a loop: before anything is dialed or accepted it refuses
-(RST, counted in "loops") a connection to one of the stack's own addresses,
-or one whose upstream the kernel would route back into the device (it asks
+(RST, counted in "loops"; for a UDP flow ICMP port unreachable, "UDPLoops") a
+connection to one of the stack's own addresses, or one whose upstream the
+kernel would route back into the device (it asks
 the kernel's routing, with --mark's mark, as ip route get ADDR mark N does).
 To relay with --direct to destinations routed into the device, mark the
 host's dials (--mark N sets SO_MARK) and route marked traffic elsewhere
@@ -73,6 +88,10 @@ type forwardConfig struct {
 	maxRelays    int
 	maxPerSource int
 	admin        string
+	udpTimeout   time.Duration // idle, upstream never answered
+	udpStream    time.Duration // idle, once answered
+	maxUDP       int
+	maxUDPSource int
 }
 
 // parseForward parses and checks forward's arguments; nothing is created.
@@ -93,6 +112,11 @@ func parseForward(stderr io.Writer, args []string) (*forwardConfig, error) {
 	fs.IntVar(&c.maxPending, "max-pending", synstack.DefaultMaxPendingForwards, "connection requests waiting for their upstream, at most")
 	fs.IntVar(&c.maxRelays, "max-relays", forward.DefaultMaxRelays, "connections handled at once (dial and relay), at most; more are refused (RST)")
 	fs.IntVar(&c.maxPerSource, "max-relays-per-source", 0, "connections one client address may have handled at once (0: only --max-relays)")
+	fs.DurationVar(&c.udpTimeout, "udp-timeout", forward.DefaultUDPTimeout, "close a UDP flow idle this long while its upstream never answered")
+	fs.DurationVar(&c.udpStream, "udp-stream-timeout", forward.DefaultUDPStreamTimeout, "close a UDP flow idle this long once its upstream answered")
+	fs.IntVar(&c.maxUDP, "max-udp-flows", forward.DefaultMaxUDPFlows, "UDP flows open at once, at most; datagrams opening more are dropped")
+	fs.IntVar(&c.maxUDPSource, "max-udp-flows-per-source", 0, "UDP flows of one client address, at most (0: the stack's default, "+
+		strconv.Itoa(synstack.DefaultMaxUDPFlowsPerSource)+")")
 	adminAddr := adminFlag(fs)
 	fs.Usage = usageFunc(stderr, fs, forwardUsage)
 	if err := parseFlagsOnly(fs, "forward", args); err != nil {
@@ -128,13 +152,20 @@ func (c *forwardConfig) check() error {
 	for _, v := range []struct {
 		flag string
 		n    int
-	}{{"max-relays", c.maxRelays}, {"max-relays-per-source", c.maxPerSource}, {"max-pending", c.maxPending}, {"mark", c.mark}} {
+	}{{"max-relays", c.maxRelays}, {"max-relays-per-source", c.maxPerSource}, {"max-pending", c.maxPending}, {"mark", c.mark},
+		{"max-udp-flows-per-source", c.maxUDPSource}} {
 		if v.n < 0 {
 			return fmt.Errorf("--%s %d: want 0 or more", v.flag, v.n)
 		}
 	}
 	if c.maxRelays == 0 {
 		return errors.New("--max-relays 0 would refuse every connection: want 1 or more")
+	}
+	if c.maxUDP <= 0 {
+		return fmt.Errorf("--max-udp-flows %d: want 1 or more", c.maxUDP)
+	}
+	if c.udpTimeout <= 0 || c.udpStream <= 0 {
+		return fmt.Errorf("--udp-timeout %v, --udp-stream-timeout %v: want both above 0", c.udpTimeout, c.udpStream)
 	}
 	return nil
 }
@@ -152,12 +183,17 @@ func (c *forwardConfig) forwarder() (fw *forward.Forwarder, upstream func(target
 		Relay:              forward.RelayOptions{IdleTimeout: c.idleTimeout},
 		MaxRelays:          c.maxRelays,
 		MaxRelaysPerSource: c.maxPerSource,
+		UDP: forward.UDPOptions{
+			Timeout: c.udpTimeout, StreamTimeout: c.udpStream,
+			MaxFlows: c.maxUDP, MaxFlowsPerSource: c.maxUDPSource,
+		},
 	}
 	upstream = func(target string) string { return target }
 	what = "the original destination"
 	switch {
 	case c.to != "":
 		fw.Target = forward.To(c.to)
+		fw.UDP.Disabled = true // one fixed address is a TCP service's
 		what = c.to
 	case c.socks != "":
 		socks := c.socks
@@ -170,6 +206,13 @@ func (c *forwardConfig) forwarder() (fw *forward.Forwarder, upstream func(target
 		what = "SOCKS5 proxy " + c.socks
 	}
 	return fw, upstream, what
+}
+
+// forwardOptions are the stack's bounds the flags ask for: the UDP flows'
+// are the forwarder's, so that the stack does not offer flows the
+// forwarder would drop.
+func (c *forwardConfig) forwardOptions() synstack.ForwardOptions {
+	return synstack.ForwardOptions{MaxPending: c.maxPending, MaxUDPFlows: c.maxUDP, MaxUDPFlowsPerSource: c.maxUDPSource}
 }
 
 // markedDialer is the host's dialer to upstreams: its sockets carry
@@ -213,7 +256,10 @@ func runForward(stderr io.Writer, args []string) error {
 	fw.Check = func(req *synstack.ForwardRequest, target string) error {
 		return guard.check(upstream(target))
 	}
-	ts.st.SetForwarder(fw, synstack.ForwardOptions{MaxPending: c.maxPending})
+	fw.UDP.Check = func(req *synstack.UDPForwardRequest, target string) error {
+		return guard.check(upstream(target))
+	}
+	ts.st.SetForwarder(fw, c.forwardOptions())
 	added, err := addRoutes(ts, c.routes)
 	if err != nil {
 		fw.Close()
@@ -225,6 +271,12 @@ func runForward(stderr io.Writer, args []string) error {
 		mode = "deferred"
 	}
 	ts.logf("forwarding every TCP connection into %s to %s (%s handshake)", ts.ep.Name(), what, mode)
+	if fw.UDP.Disabled {
+		ts.logf("refusing UDP flows (--to relays TCP only)")
+	} else {
+		ts.logf("forwarding every UDP flow into %s to %s (idle %v, %v once answered; at most %d flows)",
+			ts.ep.Name(), what, c.udpTimeout, c.udpStream, c.maxUDP)
+	}
 
 	printStats := func() {
 		st := fw.Stats()
@@ -232,11 +284,15 @@ func runForward(stderr io.Writer, args []string) error {
 	}
 	run.untilSignal(printStats)
 
+	if st := fw.Stats(); st.UDPLoops+st.UDPLimitDrops+st.UDPSourceLimitDrops > 0 {
+		ts.logf("refused %d UDP flows that would have looped, dropped %d beyond --max-udp-flows, %d beyond --max-udp-flows-per-source",
+			st.UDPLoops, st.UDPLimitDrops, st.UDPSourceLimitDrops)
+	}
 	if st := fw.Stats(); st.Loops+st.LimitRefused+st.SourceLimitRefused > 0 {
 		ts.logf("refused %d connections that would have looped, %d beyond --max-relays, %d beyond --max-relays-per-source",
 			st.Loops, st.LimitRefused, st.SourceLimitRefused)
 	}
-	ts.logf("closing %d relays", fw.Stats().Active)
+	ts.logf("closing %d relays and %d UDP flows", fw.Stats().Active, fw.Stats().UDPActive)
 	removeRoutes(ts, added)
 	ts.st.SetForwarder(nil, synstack.ForwardOptions{})
 	fw.Close()

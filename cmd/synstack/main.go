@@ -7,8 +7,8 @@
 //	synstack script FILE...    run packet scripts (packetdrill syntax)
 //	synstack serve             serve HTTP, echo or discard over a TUN device (root)
 //	synstack get URL           download a URL over a TUN device (root)
-//	synstack forward           terminate the TCP connections routed into a TUN device and
-//	                           relay each upstream, tun2socks-style (root)
+//	synstack forward           terminate the TCP connections and UDP flows routed into a
+//	                           TUN device and relay each upstream, tun2socks-style (root)
 //	synstack impair            carry packets between two TUN devices through link/sim's
 //	                           delay, loss, reordering and rate (root)
 //	synstack ss                the ss -tni table of a running synstack (its admin endpoint)
@@ -53,9 +53,10 @@ commands:
   ss [-a | -l] [--admin ADDR]
                      the ss -tni table of a running synstack, from its admin endpoint
   forward --tun NAME --addr CIDR (--to HOST:PORT | --direct | --socks5 HOST:PORT) [--deferred]
-                     terminate every TCP connection routed into a TUN device and relay it
-                     upstream (tun2socks), never back into itself; --route CIDR, --host-addr CIDR,
-                     --idle-timeout D, --max-relays N, --admin :PORT (root)
+                     terminate every TCP connection and UDP flow routed into a TUN device and
+                     relay it upstream (tun2socks), never back into itself; --route CIDR,
+                     --host-addr CIDR, --idle-timeout D, --max-relays N, --udp-timeout D,
+                     --max-udp-flows N, --admin :PORT (root)
   impair --a NAME --b NAME [--delay D] [--jitter D] [--loss P] [--reorder P] [--duplicate P]
          [--corrupt P] [--rate R] [--queue N] [--seed N]
                      carry packets between two TUN devices through link/sim's faults (netem

@@ -30,6 +30,7 @@ import (
 const (
 	fwdSubnet   = "198.18.0.0/24" // RFC 2544 benchmarking range, routed into the device only inside the namespace
 	fwdUpstream = "127.0.0.1:8080"
+	fwdFar      = "198.18.0.7" // in the test subnet, on a far namespace's loopback (farNetns)
 )
 
 // forwardStats asks a forward process for its counters (SIGUSR1) and
@@ -204,18 +205,7 @@ func TestTunForwardNoLoop(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNetns(t)
 			if tc.mark {
-				// Marked dials to the test subnet leave by a veth for a
-				// second namespace that has 198.18.0.7.
-				far := newNetns(t)
-				ns.run("ip", "link", "add", "vfwd0", "type", "veth", "peer", "name", "vfwd1", "netns", far.name)
-				ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "vfwd0")
-				ns.run("ip", "link", "set", "vfwd0", "up")
-				far.run("ip", "addr", "add", "192.0.2.2/24", "dev", "vfwd1")
-				far.run("ip", "addr", "add", "198.18.0.7/32", "dev", "lo")
-				far.run("ip", "link", "set", "vfwd1", "up")
-				ns.run("ip", "rule", "add", "fwmark", "7", "lookup", "100")
-				ns.run("ip", "route", "add", fwdSubnet, "via", "192.0.2.2", "dev", "vfwd0", "table", "100")
-				upstreamEcho(t, far)
+				upstreamEcho(t, farNetns(t, ns))
 			} else {
 				upstreamEcho(t, ns)
 			}
@@ -270,6 +260,24 @@ func TestTunForwardNoLoop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// farNetns makes a second namespace that has 198.18.0.7 (fwdFar), joined
+// to ns by a veth: ns's dials marked 7 to the test subnet leave by it (a
+// policy rule), so that forward --direct --mark 7 reaches the far side
+// while the kernel's own traffic to the subnet goes into the device.
+func farNetns(t *testing.T, ns *netns) *netns {
+	t.Helper()
+	far := newNetns(t)
+	ns.run("ip", "link", "add", "vfwd0", "type", "veth", "peer", "name", "vfwd1", "netns", far.name)
+	ns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "vfwd0")
+	ns.run("ip", "link", "set", "vfwd0", "up")
+	far.run("ip", "addr", "add", "192.0.2.2/24", "dev", "vfwd1")
+	far.run("ip", "addr", "add", fwdFar+"/32", "dev", "lo")
+	far.run("ip", "link", "set", "vfwd1", "up")
+	ns.run("ip", "rule", "add", "fwmark", "7", "lookup", "100")
+	ns.run("ip", "route", "add", fwdSubnet, "via", "192.0.2.2", "dev", "vfwd0", "table", "100")
+	return far
 }
 
 // upstreamEcho runs an echo server on every address of the namespace,

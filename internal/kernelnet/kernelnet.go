@@ -4,6 +4,7 @@
 package kernelnet
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -53,3 +54,43 @@ func Echo(c *net.TCPConn) {
 	io.Copy(c, c)
 	c.CloseWrite()
 }
+
+// ServeUDP listens on 127.0.0.1 (a port the kernel picks) for UDP and
+// answers each datagram with answer's reply to it, to its sender (none
+// when answer returns nil). Cleanup closes the socket and waits for the
+// server's goroutine. It returns the socket's address.
+func ServeUDP(tb testing.TB, answer func(q []byte) []byte) string {
+	tb.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ServePacket(tb, pc, answer)
+	return pc.LocalAddr().String()
+}
+
+// ServePacket is ServeUDP on a socket the caller made (one opened in a
+// network namespace, say).
+func ServePacket(tb testing.TB, pc *net.UDPConn, answer func(q []byte) []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil {
+				continue // an ICMP error from an earlier sender
+			}
+			if a := answer(buf[:n]); a != nil {
+				pc.WriteToUDPAddrPort(a, from)
+			}
+		}
+	}()
+	tb.Cleanup(func() { pc.Close(); <-done })
+}
+
+// EchoUDP answers a datagram with itself.
+func EchoUDP(q []byte) []byte { return q }
