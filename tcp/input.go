@@ -498,7 +498,14 @@ func (c *Conn) inputAckOfSYN(now instant, seg *Segment) bool {
 		return false
 	}
 	c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
-	c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	if c.passive {
+		// Linux builds the connection of a passive open from the ACK that
+		// completes it (tcp_create_openreq_child): the largest window the
+		// peer offered starts at this one, not at the SYN's unscaled one.
+		c.snd.maxWnd = c.snd.wnd
+	} else {
+		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	}
 	c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 	c.setState(Established, "rcv ACK of SYN")
 	c.armKeepalive(now)
