@@ -689,7 +689,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 	c.pruneScoreboard()
 	c.pruneRecords(now)
 	if c.recoveryOnAck(now) && !c.rateControlled() {
-		c.onAckGrow(now, acked, inflight)
+		c.sc.rs.growAfter, c.sc.rs.growInflight = true, inflight
 	}
 	if c.rtx.tlpOut && c.snd.una.GreaterThanEq(c.rtx.tlpHigh) {
 		c.rtx.tlpOut = false // the probe's episode is over

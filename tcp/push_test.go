@@ -65,13 +65,7 @@ func TestPushGSOPacketEndsWithWrite(t *testing.T) {
 func TestPushGSOPacketBoundedByCwnd(t *testing.T) {
 	c := passiveOpen(t, tcp.Config{}, "257")
 	c.Write(strings.Repeat("x", 20000))
-	for i := 0; i < 10; i++ { // the initial window: five packets of two
-		flags := "."
-		if i%2 == 1 {
-			flags = "P."
-		}
-		c.Out(flags + " " + seg(i) + " ack 1")
-	}
+	outPairs(c, 0, 10) // the initial window: five packets of two
 	c.NoOut()
 	c.Advance(100 * time.Millisecond)
 	// One segment acknowledged: slow start opens room for two.
@@ -79,6 +73,18 @@ func TestPushGSOPacketBoundedByCwnd(t *testing.T) {
 	c.Out(". 10001:11001(1000) ack 1")
 	c.Out("P. 11001:12001(1000) ack 1")
 	c.NoOut()
+}
+
+// outPairs expects the 1000-byte segments from the from-th to the to-th
+// (excluded), sent as GSO packets of two: PSH on every second.
+func outPairs(c *tcptest.Conn, from, to int) {
+	for i := from; i < to; i++ {
+		flags := "."
+		if (i-from)%2 == 1 {
+			flags = "P."
+		}
+		c.Out(flags + " " + seg(i) + " ack 1")
+	}
 }
 
 // seg is the i-th 1000-byte segment from sequence number 1.
