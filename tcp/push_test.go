@@ -21,10 +21,16 @@ import (
 // SACK and window scale 7, no timestamps, its ACK's window field win, and
 // an RTT of 100 ms.
 func passiveOpen(t *testing.T, cfg tcp.Config, win string) *tcptest.Conn {
+	return passiveOpenWith(t, cfg, "mss 1000,sackOK,nop,nop,nop,wscale 7", "mss 1460,nop,nop,sackOK,nop,wscale 8", win)
+}
+
+// passiveOpenWith is passiveOpen with the SYN's options and those the
+// SYN,ACK must carry.
+func passiveOpenWith(t *testing.T, cfg tcp.Config, synOpts, synAckOpts, win string) *tcptest.Conn {
 	c := tcptest.New(t, cfg)
 	c.Listen()
-	c.In("S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop,nop,wscale 7>")
-	c.Out("S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>")
+	c.In("S 0:0(0) win 32792 <" + synOpts + ">")
+	c.Out("S. 0:0(0) ack 1 <" + synAckOpts + ">")
 	c.Advance(100 * time.Millisecond)
 	c.In(". 1:1(0) ack 1 win " + win)
 	c.State(tcp.Established)
@@ -96,12 +102,7 @@ func seg(i int) string {
 // completed the handshake (Linux's tcp_create_openreq_child), 1000 bytes
 // here, not the SYN's 32792; a 1000-byte segment is more than half of it.
 func TestPushForcedBySmallPeerWindow(t *testing.T) {
-	c := tcptest.New(t, tcp.Config{})
-	c.Listen()
-	c.In("S 0:0(0) win 32792 <mss 1000,sackOK,nop,nop>")
-	c.Out("S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK>")
-	c.Advance(100 * time.Millisecond)
-	c.In(". 1:1(0) ack 1 win 1000")
+	c := passiveOpenWith(t, tcp.Config{}, "mss 1000,sackOK,nop,nop", "mss 1460,nop,nop,sackOK", "1000")
 	c.Write(strings.Repeat("x", 2000))
 	c.Out("P. 1:1001(1000) ack 1")
 	c.NoOut()
