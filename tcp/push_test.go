@@ -111,3 +111,16 @@ func TestPushForcedBySmallPeerWindow(t *testing.T) {
 	c.Out("P. 1001:2001(1000) ack 1")
 	c.NoOut()
 }
+
+// outBurst expects n 1000-byte segments from the k-th, the end of a write:
+// GSO packets of two, PSH on the second of each and on the last.
+func outBurst(c *tcptest.Conn, k, n int) {
+	outPairs(c, k, k+n-1)
+	c.Out("P. " + seg(k+n-1) + " ack 1")
+}
+
+// span is the SACK block from the i-th segment to the j-th (excluded).
+func span(i, j int) string { return seqOf(i) + ":" + seqOf(j) }
+
+// seqOf is the sequence number of the i-th 1000-byte segment from 1.
+func seqOf(i int) string { return strconv.Itoa(1 + 1000*i) }
