@@ -407,14 +407,17 @@ func (c *Conn) retransmittedSYN(seg *Segment) bool {
 // the peer's SYN,ACK crossing ours and acknowledging our SYN. Its SYN lies
 // just before RCV.NXT, so the acceptability test would refuse it; like Linux
 // (6.11, "Don't drop SYN+ACK for simultaneous connect()") we take its ACK
-// and complete the handshake without answering.
+// and complete the handshake, then answer its SYN as the duplicate it is.
 func (c *Conn) crossedSynAck(seg *Segment) bool {
 	return c.state == SynRcvd && !c.passive && seg.Flags&flagsSynAckRst == flagSYN|flagACK &&
 		seg.SEQ == c.rcv.irs && seg.ACK.GreaterThan(c.snd.una) && seg.ACK.LessThanEq(c.snd.nxt)
 }
 
 // completeCrossedOpen takes a crossed SYN,ACK's ACK and window and moves to
-// ESTABLISHED.
+// ESTABLISHED. Its SYN repeats the one already taken: as Linux's
+// tcp_data_queue does for a segment wholly before RCV.NXT, it is
+// acknowledged at once, with a D-SACK for it (RFC 2883) when SACK is on,
+// on the data output sends or on an ACK of its own.
 func (c *Conn) completeCrossedOpen(now instant, seg *Segment) {
 	c.snd.una = seg.ACK
 	c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
@@ -424,7 +427,13 @@ func (c *Conn) completeCrossedOpen(now instant, seg *Segment) {
 	c.timer.rto = instant(0)
 	c.setState(Established, "rcv SYN,ACK")
 	c.armKeepalive(now)
+	c.updateTSRecent(now, seg) // the answer echoes its timestamp
+	c.setDSACK(seg.SEQ, seg.SEQ.Add(1))
+	sent := c.stats.segsOut
 	c.output(now)
+	if c.stats.segsOut == sent {
+		c.sendAck(now)
+	}
 }
 
 // pawsRejects is RFC 7323 5.3 PAWS: a segment whose timestamp is older than
@@ -498,7 +507,14 @@ func (c *Conn) inputAckOfSYN(now instant, seg *Segment) bool {
 		return false
 	}
 	c.snd.wnd = uint32(seg.WND) << c.opt.sndShift
-	c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	if c.passive {
+		// Linux builds the connection of a passive open from the ACK that
+		// completes it (tcp_create_openreq_child): the largest window the
+		// peer offered starts at this one, not at the SYN's unscaled one.
+		c.snd.maxWnd = c.snd.wnd
+	} else {
+		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
+	}
 	c.snd.wl1, c.snd.wl2 = seg.SEQ, seg.ACK
 	c.setState(Established, "rcv ACK of SYN")
 	c.armKeepalive(now)
@@ -682,7 +698,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 	c.pruneScoreboard()
 	c.pruneRecords(now)
 	if c.recoveryOnAck(now) && !c.rateControlled() {
-		c.onAckGrow(now, acked, inflight)
+		c.sc.rs.growAfter, c.sc.rs.growInflight = true, inflight
 	}
 	if c.rtx.tlpOut && c.snd.una.GreaterThanEq(c.rtx.tlpHigh) {
 		c.rtx.tlpOut = false // the probe's episode is over

@@ -288,6 +288,9 @@ func (c *Conn) output(now instant) {
 	if c.fl != nil {
 		c.fl.pace.at = instant(0)
 	}
+	// gsoLeft counts down the segments of the GSO packet Linux would be
+	// sending (gsoSegs of them); see gsoPacketSegs.
+	gsoLeft, gsoSegs := 0, 0
 	for {
 		room := c.cc.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
@@ -299,6 +302,7 @@ func (c *Conn) output(now instant) {
 				c.retransmitOne(now)
 				c.paceSent(now, n)
 				sent = true
+				gsoLeft = 0
 				continue
 			}
 		}
@@ -352,7 +356,19 @@ func (c *Conn) output(now instant) {
 			break
 		}
 		fin := finPending && n == queued
-		c.transmitNew(now, n, fin, mss)
+		if gsoLeft == 0 && n > 0 {
+			gsoSegs = c.gsoPacketSegs(queued, usable, room, mss)
+			gsoLeft = gsoSegs
+		}
+		gsoEnd := false
+		if n > 0 {
+			gsoLeft--
+			gsoEnd = gsoLeft == 0 && gsoSegs > 1
+			if c.pushMarked(c.snd.nxt, n) {
+				gsoLeft = 0 // a GSO packet never spans two writes' buffers
+			}
+		}
+		c.transmitNew(now, n, fin, mss, gsoEnd)
 		c.paceSent(now, n)
 		sent = true
 		if fin {
@@ -367,8 +383,9 @@ func (c *Conn) output(now instant) {
 }
 
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
-// it.
-func (c *Conn) transmitNew(now instant, n int, fin bool, mss int) {
+// it. gsoEnd: the segment ends what Linux would send as one GSO packet of
+// several segments, which carries PSH (gsoPacketSegs).
+func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
 	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.rtx.stallSince = now // data is outstanding from here on
 	}
@@ -376,7 +393,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int) {
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.rtx.lastSegStart = c.snd.nxt
-	c.sendSegment(now, c.snd.nxt, n, fin, c.pushMarked(c.snd.nxt, n))
+	c.sendSegment(now, c.snd.nxt, n, fin, gsoEnd || c.pushMarked(c.snd.nxt, n))
 	if !c.rtx.rttTiming && !c.opt.tsOK && n > 0 {
 		c.rtx.rttTiming, c.rtx.rttSeq, c.rtx.rttAt = true, c.snd.nxt, now
 	}
@@ -451,6 +468,44 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 		}
 	}
 	return false
+}
+
+// gsoPacketSegs is how many segments from SND.NXT Linux would send now as
+// one GSO packet: its autosized goal (tcp_tso_autosize: about a millisecond
+// at the pacing rate, at least two segments; BBR's own goal), bounded by
+// the congestion window's room (in segments, as tcp_cwnd_test), the peer's
+// window, the pacing burst left and the end of the write the data belongs
+// to (a packet never spans two of Linux's buffers, and the last buffer of a
+// write ends at a PSH mark). Linux sets PSH on every packet of more than
+// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb);
+// synstack sends MSS-sized segments, so the last segment of each such group
+// carries it, and a receiver, or a packet script that gathers segments into
+// the super-packet, sees Linux's flags.
+func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
+	var goal int
+	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
+		goal = b.tsoSegsGoal(c)
+	} else {
+		rate := float64(c.PacingRate())
+		if rate <= 0 {
+			rate = 1 << 40 // Linux's sk_pacing_rate starts unlimited
+		}
+		goal = max(paceQuantum(rate, mss), 2) // tcp_min_tso_segs
+	}
+	limit := min(goal*mss, usable, queued)
+	if room > 0 {
+		limit = min(limit, (room+mss-1)/mss*mss)
+	}
+	if _, paced := c.cc.algo.(rateControl); paced && c.fl != nil && c.fl.pace.budget > 0 {
+		limit = min(limit, (c.fl.pace.budget+mss-1)/mss*mss)
+	}
+	for _, m := range c.sq.pushMarks {
+		if d := int(m.Sub(c.snd.nxt)); d > 0 {
+			limit = min(limit, d)
+			break
+		}
+	}
+	return max((limit+mss-1)/mss, 1)
 }
 
 // prunePushMarks forgets marks for data the peer has acknowledged.

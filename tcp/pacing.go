@@ -107,6 +107,12 @@ func (c *Conn) afterAck(now instant) {
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
+	if rs := &c.sc.rs; rs.growAfter && c.cc.loss != lossRecovery {
+		// As Linux's tcp_cong_control: after loss detection (an ACK that
+		// starts a recovery grows nothing), by what the ACK delivered,
+		// newly SACKed segments included (tcp_cong_avoid's acked_sacked).
+		c.onAckGrow(now, max(rs.ackedSacked, 1), rs.growInflight)
+	}
 	c.rateEnd(now)
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onAck(c, now, &c.sc.rs)

@@ -11,9 +11,10 @@ import (
 // more than a round trip plus a reordering window has passed since it was
 // sent. The reordering window is a quarter of the minimum RTT, zero while
 // no reordering has been seen and three segments are SACKed (or recovery
-// is under way: the DupThresh-like behaviour), and it widens by a quarter
-// RTT for each round trip in which a D-SACK showed a retransmission was
-// spurious (RFC 8985 6.2 step 4), for sixteen recoveries.
+// is under way: the DupThresh-like behaviour), and, once reordering has
+// been seen, it widens by a quarter RTT for each round trip in which a
+// D-SACK showed a retransmission was spurious (RFC 8985 6.2 step 4), for
+// sixteen recoveries.
 
 // rackRecoveryThresh is how many recoveries a widened window lasts
 // (Linux's TCP_RACK_RECOVERY_THRESH).
@@ -190,9 +191,14 @@ func (c *Conn) rackTimeout(now instant) {
 }
 
 // noteDSACK takes a D-SACK (RFC 2883): the first SACK block lies below
-// SND.UNA, or inside the second block.
+// SND.UNA, or inside the second block. It widens the reordering window
+// (at the next ACK that delivers, rackUpdateReoWnd) only once reordering
+// has been seen, as Linux's tcp_dsack_seen: a D-SACK without it says a
+// retransmission was spurious, not that RACK's window was too narrow.
 func (c *Conn) noteDSACK() {
-	c.cc.reo.dsackSeen = true
+	if c.cc.reo.reord {
+		c.cc.reo.dsackSeen = true
+	}
 	c.stats.dsackDups++
 }
 

@@ -37,6 +37,11 @@ type rateSample struct {
 	ackedSacked    int           // bytes newly delivered by this ACK
 	losses         int           // bytes newly marked lost by this ACK
 	priorInFlight  int           // pipe before the ACK
+	// growAfter: the ACK advanced SND.UNA outside a recovery, so cwnd
+	// grows once its SACK blocks are read too (afterAck); growInflight is
+	// the flight it acknowledged from.
+	growAfter    bool
+	growInflight int
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).

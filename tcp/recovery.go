@@ -294,6 +294,14 @@ func (c *Conn) enterLoss(now instant) {
 func (c *Conn) recoveryOnAck(now instant) bool {
 	switch c.cc.loss {
 	case lossRecovery:
+		if !c.opt.sackOK && c.snd.una == c.cc.recoveryPoint {
+			// Without SACK, recovery lasts until something above the
+			// recovery point is acknowledged, so that duplicate ACKs
+			// for data the retransmissions duplicated start no new
+			// fast retransmit (RFC 6582 4.1; Linux's
+			// tcp_try_undo_recovery holds the state for Reno).
+			return false
+		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
 			if !c.rateControlled() {

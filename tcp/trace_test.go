@@ -59,7 +59,9 @@ func TestThreeWayHandshakeActive(t *testing.T) {
 }
 
 // Simultaneous open (RFC 9293 figure 7): SYN_SENT -> SYN_RCVD on the
-// peer's SYN, answered with a SYN,ACK; ESTABLISHED on its SYN,ACK.
+// peer's SYN, answered with a SYN,ACK; ESTABLISHED on its SYN,ACK, whose
+// SYN, a duplicate, draws an ACK with a D-SACK block for it (Linux 6.18;
+// testdata/scripts/handshake/simultaneous-open-synack.pkt).
 func TestSimultaneousOpen(t *testing.T) {
 	c := tcptest.New(t, tcp.Config{})
 	c.Connect()
@@ -69,6 +71,20 @@ func TestSimultaneousOpen(t *testing.T) {
 	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
 	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 101 ecr 1,nop,wscale 7>")
 	c.State(tcp.Established)
+	c.Out(". 1:1(0) ack 1 win 256 <nop,nop,TS val 1 ecr 101,nop,nop,sack 0:1>")
+	c.NoOut()
+}
+
+// Without SACK the crossed SYN,ACK's duplicate SYN draws a plain ACK.
+func TestSimultaneousOpenNoSACK(t *testing.T) {
+	c := tcptest.New(t, tcp.Config{NoSACK: true, NoTimestamps: true})
+	c.Connect()
+	c.Out("S 0:0(0) win 65535 <mss 1460,nop,wscale 8>")
+	c.In("S 0:0(0) win 65535 <mss 1460,nop,wscale 7>")
+	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,nop,wscale 8>")
+	c.In("S. 0:0(0) ack 1 win 512")
+	c.State(tcp.Established)
+	c.Out(". 1:1(0) ack 1")
 	c.NoOut()
 }
 

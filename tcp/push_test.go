@@ -1,0 +1,126 @@
+package tcp_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/tcptest"
+)
+
+// PSH as Linux places it (testdata/scripts/options/mss-1000.pkt,
+// wscale-absent.pkt, wscale-used.pkt, cc/bbr-pacing.pkt): at the end of a
+// write, once more than half the peer's largest window is written
+// unpushed (forced_push), and on every GSO packet of more than one
+// segment, which synstack sends as MSS-sized segments, the last of each
+// group carrying the flag.
+
+// passiveOpen completes a passive open with a peer that offers MSS 1000,
+// SACK and window scale 7, no timestamps, its ACK's window field win, and
+// an RTT of 100 ms.
+func passiveOpen(t *testing.T, cfg tcp.Config, win string) *tcptest.Conn {
+	return passiveOpenWith(t, cfg, "mss 1000,sackOK,nop,nop,nop,wscale 7", "mss 1460,nop,nop,sackOK,nop,wscale 8", win)
+}
+
+// passiveOpenWith is passiveOpen with the SYN's options and those the
+// SYN,ACK must carry.
+func passiveOpenWith(t *testing.T, cfg tcp.Config, synOpts, synAckOpts, win string) *tcptest.Conn {
+	c := tcptest.New(t, cfg)
+	c.Listen()
+	c.In("S 0:0(0) win 32792 <" + synOpts + ">")
+	c.Out("S. 0:0(0) ack 1 <" + synAckOpts + ">")
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 1 win " + win)
+	c.State(tcp.Established)
+	return c
+}
+
+// Linux's GSO packets are two segments at CUBIC's 200 kB/s (tcp_tso_autosize
+// at least tcp_min_tso_segs), each carrying PSH: the second, fourth...
+// segment of a burst, and the last of the write.
+func TestPushEveryGSOPacket(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "257")
+	c.Write(strings.Repeat("x", 5500))
+	c.Out(". 1:1001(1000) ack 1")
+	c.Out("P. 1001:2001(1000) ack 1")
+	c.Out(". 2001:3001(1000) ack 1")
+	c.Out("P. 3001:4001(1000) ack 1")
+	c.Out(". 4001:5001(1000) ack 1")
+	c.Out("P. 5001:5501(500) ack 1") // the end of the write
+	c.NoOut()
+}
+
+// A GSO packet never spans two writes: the end of the first write is a
+// packet's end, and a lone segment after it is a packet of one segment,
+// which carries no PSH of its own.
+func TestPushGSOPacketEndsWithWrite(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "257")
+	c.Write(strings.Repeat("x", 1000))
+	c.Out("P. 1:1001(1000) ack 1")
+	c.Write(strings.Repeat("x", 3000))
+	c.Out(". 1001:2001(1000) ack 1")
+	c.Out("P. 2001:3001(1000) ack 1")
+	c.Out("P. 3001:4001(1000) ack 1")
+	c.NoOut()
+}
+
+// The congestion window ends a GSO packet: with room for one segment, the
+// segment goes alone and without PSH.
+func TestPushGSOPacketBoundedByCwnd(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "257")
+	c.Write(strings.Repeat("x", 20000))
+	outPairs(c, 0, 10) // the initial window: five packets of two
+	c.NoOut()
+	c.Advance(100 * time.Millisecond)
+	// One segment acknowledged: slow start opens room for two.
+	c.In(". 1:1(0) ack 1001 win 257")
+	c.Out(". 10001:11001(1000) ack 1")
+	c.Out("P. 11001:12001(1000) ack 1")
+	c.NoOut()
+}
+
+// outPairs expects the 1000-byte segments from the from-th to the to-th
+// (excluded), sent as GSO packets of two: PSH on every second.
+func outPairs(c *tcptest.Conn, from, to int) {
+	for i := from; i < to; i++ {
+		flags := "."
+		if (i-from)%2 == 1 {
+			flags = "P."
+		}
+		c.Out(flags + " " + seg(i) + " ack 1")
+	}
+}
+
+// seg is the i-th 1000-byte segment from sequence number 1.
+func seg(i int) string {
+	return strconv.Itoa(1+1000*i) + ":" + strconv.Itoa(1001+1000*i) + "(1000)"
+}
+
+// Forced push: the largest window the peer offered is that of the ACK that
+// completed the handshake (Linux's tcp_create_openreq_child), 1000 bytes
+// here, not the SYN's 32792; a 1000-byte segment is more than half of it.
+func TestPushForcedBySmallPeerWindow(t *testing.T) {
+	c := passiveOpenWith(t, tcp.Config{}, "mss 1000,sackOK,nop,nop", "mss 1460,nop,nop,sackOK", "1000")
+	c.Write(strings.Repeat("x", 2000))
+	c.Out("P. 1:1001(1000) ack 1")
+	c.NoOut()
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 1001 win 1000")
+	c.Out("P. 1001:2001(1000) ack 1")
+	c.NoOut()
+}
+
+// outBurst expects n 1000-byte segments from the k-th, the end of a write:
+// GSO packets of two, PSH on the second of each and on the last.
+func outBurst(c *tcptest.Conn, k, n int) {
+	outPairs(c, k, k+n-1)
+	c.Out("P. " + seg(k+n-1) + " ack 1")
+}
+
+// span is the SACK block from the i-th segment to the j-th (excluded).
+func span(i, j int) string { return seqOf(i) + ":" + seqOf(j) }
+
+// seqOf is the sequence number of the i-th 1000-byte segment from 1.
+func seqOf(i int) string { return strconv.Itoa(1 + 1000*i) }
