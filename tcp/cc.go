@@ -85,7 +85,7 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 }
 
 // reno is RFC 5681's congestion avoidance: one segment per window of ACKs,
-// and half the window on loss (Linux's tcp_reno_ssthresh).
+// and half the flight on loss.
 type reno struct{}
 
 func (reno) name() string { return CongestionReno }
@@ -99,13 +99,11 @@ func (reno) avoid(c *Conn, now instant, acked int) {
 	}
 }
 
-// ssthreshAfterLoss halves the congestion window, in whole segments, as
-// Linux's tcp_reno_ssthresh (RFC 5681 3.1 halves the flight, which is the
-// window whenever the sender fills it; Linux's window only grows while it
-// is filled, tcp_is_cwnd_limited).
+// ssthreshAfterLoss halves the data in flight, as RFC 5681 3.1 (equation
+// 4) says ssthresh MUST be no more than; Linux's tcp_reno_ssthresh halves
+// the congestion window instead (docs/linux-differences.md).
 func (reno) ssthreshAfterLoss(c *Conn, now instant) int {
-	mss := max(c.opt.sndMSS, 1)
-	return max(c.cc.cwnd/mss/2, 2) * mss
+	return max(c.flight()/2, 2*c.opt.sndMSS)
 }
 
 // cubic is RFC 9438. Windows are in segments (float64) inside the
