@@ -83,9 +83,9 @@ func TestForwardUDPExchange(t *testing.T) {
 	if fmt.Sprint(targets) != fmt.Sprint(dsts) {
 		t.Errorf("flows offered for %v, want %v", targets, dsts)
 	}
-	// The upward counts are added once the write returned: the answer may
-	// be back before.
-	waitFor(t, func() bool { return fw.Stats().UDPDatagramsUp == 6 })
+	// The counts are added once a write returned: the answer may be back,
+	// and read, before either.
+	waitFor(t, func() bool { st := fw.Stats(); return st.UDPDatagramsUp == 6 && st.UDPDatagramsDown == 6 })
 	st := fw.Stats()
 	if st.UDPRequests != 2 || st.UDPFlows != 2 || st.UDPActive != 2 || st.UDPDatagramsUp != 6 || st.UDPDatagramsDown != 6 ||
 		st.UDPBytesUp != up1 || st.UDPBytesDown != down1 {
