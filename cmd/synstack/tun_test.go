@@ -398,7 +398,9 @@ func TestTunServeCurl(t *testing.T) {
 				t.Errorf("offloads on, but no segments were coalesced: %+v", st.Link)
 			case offload && st.Link.VerifiedIn == 0:
 				t.Errorf("offloads on, but the kernel vouched for no packet (NEEDS_CSUM, DATA_VALID): %+v", st.Link)
-			case offload && st.Stats.SynstackInCsumTrusted != st.Link.VerifiedIn:
+			case offload && (st.Stats.SynstackInCsumTrusted == 0 || st.Stats.SynstackInCsumTrusted > st.Link.VerifiedIn):
+				// The link counts before it hands a packet over; a packet
+				// in between is counted by the link alone.
 				t.Errorf("the kernel vouched for %d packets, the stack took %d as such", st.Link.VerifiedIn, st.Stats.SynstackInCsumTrusted)
 			case !offload && (st.Link.GSOOut != 0 || st.Link.GSOIn != 0 || st.Link.CsumIn != 0 || st.Link.VerifiedIn != 0):
 				t.Errorf("offloads off, but large packets crossed: %+v", st.Link)

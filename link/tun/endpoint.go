@@ -219,8 +219,8 @@ func (e *Endpoint) readLoop(q *queue) {
 			pkt = buf[afHdrLen:n] // the IP header's version says the family
 		}
 		if verified {
+			e.verifiedIn.Add(1) // first: what the stack counted, the link has
 			vd.DeliverVerified(pkt)
-			e.verifiedIn.Add(1)
 		} else {
 			d.DeliverPacket(pkt)
 		}
