@@ -43,10 +43,13 @@ synstack/gVisor and synstack/kernel:
   pingpong   1-byte request/response round trips per second
   idle       Go heap per idle established connection, and per endpoint
   allocs     heap allocations per TCP segment in a steady bulk transfer
+  udp        UDP datagrams received per second, and the share lost, 64 and
+             1,400-byte payloads, 1 and 8 flows (each sender keeps at most
+             64 datagrams in flight, acknowledged by its receiver)
 
-Bulk, connsetup and pingpong are the median of 3 rounds, the kinds measured in
-turn in each. Progress goes to stderr. The default run takes about 30 s on two
-cores; --quick, one round of short measurements, a few seconds (a check, not
+Bulk, multibulk, connsetup, pingpong and udp are the median of 3 rounds, the
+kinds measured in turn in each. Progress goes to stderr. The default run takes
+about a minute on two cores; --quick, one round of short measurements, a few seconds (a check, not
 figures to quote). --svg DIR also
 sweeps the MTU (1500 to 65535) and the idle connection count (1k, 10k, 50k)
 and draws bulk-mtu.svg and idle-heap.svg in DIR. --idle N sizes the idle

@@ -37,6 +37,7 @@ func TestBenchQuickJSON(t *testing.T) {
 		"bulk_mtu1500", "bulk_mtu1500_gbit", "bulk_mtu65535", "bulk_mtu65535_gbit",
 		"connsetup_1", "connsetup_8", "pingpong",
 		"idle_heap_per_conn", "idle_heap_per_endpoint", "idle_used_heap_per_endpoint", "idle_heap_total", "idle_setup", "allocs_per_segment",
+		"udp_64b_1flow", "udp_64b_8flow", "udp_1400b_1flow", "udp_1400b_8flow",
 	} {
 		f := r.Figure(name)
 		if f == nil {

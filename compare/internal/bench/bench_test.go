@@ -107,6 +107,26 @@ func BenchmarkPingPong(b *testing.B) {
 	}
 }
 
+// BenchmarkUDP sends b.N datagrams over 1 or 8 flows at once (each
+// sender keeping at most UDPWindow in flight) and reports the datagrams
+// received per second and the share lost.
+func BenchmarkUDP(b *testing.B) {
+	for _, size := range UDPSizes {
+		for _, flows := range UDPFlows {
+			for _, k := range Kinds {
+				b.Run(string(k)+"/size"+itoa(size)+"/flows"+itoa(flows), func(b *testing.B) {
+					r, err := UDP(context.Background(), k, size, flows, Budget{Count: b.N})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(r.PerSecond(), "datagrams/s")
+					b.ReportMetric(r.LossPercent(), "%lost")
+				})
+			}
+		}
+	}
+}
+
 // BenchmarkIdleHeap holds -bench.idle idle connections per iteration and
 // reports the mean heap per connection and per endpoint.
 func BenchmarkIdleHeap(b *testing.B) { benchIdleHeap(b, IdleHeap) }

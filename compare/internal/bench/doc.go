@@ -12,10 +12,12 @@
 //
 // Bulk (throughput one way over one connection), ConnSetup (connections
 // opened and closed per second), PingPong (1-byte round trips per
-// second), IdleHeap (Go heap per idle established connection) and the
-// allocations per segment of a bulk transfer (BulkResult.AllocsPerSegment).
-// Run strings them together into a Report with ratios, which cmd/synstack
-// prints, writes as JSON and draws as SVG charts.
+// second), IdleHeap (Go heap per idle established connection), the
+// allocations per segment of a bulk transfer (BulkResult.AllocsPerSegment)
+// and UDP (datagrams received per second and the share lost, each sender
+// keeping at most UDPWindow datagrams in flight). Run strings them
+// together into a Report with ratios, which cmd/synstack prints, writes
+// as JSON and draws as SVG charts.
 //
 // Only tools and benchmarks import this package: gVisor is not a
 // dependency of the library.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
@@ -14,13 +15,14 @@ import (
 )
 
 // gVisor is set up by internal/gvisorhost, as internal/gvisortest sets it
-// up (IPv4, TCP with SACK) plus receive-buffer moderation, as Go programs
-// on gVisor usually configure it and as the TUN benchmark does. Two
-// gVisor stacks are joined by gVisor's own in-memory link, two channel
-// endpoints, with one goroutine per direction handing each packet over
-// (gvisorhost.Carry), copied once, as link/pipe copies each packet once
-// for synstack. (Handing over the sender's buffer by reference, without
-// the copy, stalled bulk transfers for tens of seconds at a time.)
+// up (IPv4, TCP with SACK; UDP, for the UDP figures) plus receive-buffer
+// moderation, as Go programs on gVisor usually configure it and as the
+// TUN benchmark does. Two gVisor stacks are joined by gVisor's own
+// in-memory link, two channel endpoints, with one goroutine per direction
+// handing each packet over (gvisorhost.Carry), copied once, as link/pipe
+// copies each packet once for synstack. (Handing over the sender's buffer
+// by reference, without the copy, stalled bulk transfers for tens of
+// seconds at a time.)
 
 // gvQueueLen is the packets each channel endpoint holds, as link/pipe's
 // QueueLen.
@@ -39,7 +41,7 @@ func newGVStack(mtu int, addrs []netip.Prefix) (*stack.Stack, *channel.Endpoint,
 	// Memory does not corrupt packets: gVisor skips TCP checksums both
 	// ways, as synstack does over its pipe and the kernel over lo.
 	ch := gvisorhost.NewChannel(gvQueueLen, mtu, true)
-	s, err := gvisorhost.New(ch, gvisorhost.Options{ModerateReceiveBuffer: true}, addrs...)
+	s, err := gvisorhost.New(ch, gvisorhost.Options{ModerateReceiveBuffer: true, UDP: true}, addrs...)
 	if err != nil {
 		ch.Close()
 		return nil, nil, fmt.Errorf("bench: gvisor: %w", err)
@@ -86,6 +88,20 @@ func (n *gvNet) dial(ctx context.Context, i int, raddr netip.AddrPort) (net.Conn
 		return nil, err
 	}
 	return c, nil
+}
+
+func (n *gvNet) udpFlow(i int) (net.Conn, net.Conn, error) {
+	la, proto := gvisorhost.FullAddr(netip.AddrPortFrom(serverAddr, udpPort+uint16(i)))
+	rcv, err := gonet.DialUDP(n.srv, &la, nil, proto)
+	if err != nil {
+		return nil, nil, err
+	}
+	snd, err := gonet.DialUDP(n.cli, nil, &la, proto)
+	if err != nil {
+		rcv.Close()
+		return nil, nil, err
+	}
+	return snd, rcv, nil
 }
 
 func (n *gvNet) segments() (uint64, bool) {

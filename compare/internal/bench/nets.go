@@ -33,6 +33,10 @@ const KernelMTU = 65536
 // serverPort is the port the server listens on in the userspace stacks.
 const serverPort = 5001
 
+// udpPort is the server's port for the first flow of the UDP figures in
+// the userspace stacks; flow i uses udpPort+i.
+const udpPort = 6001
+
 // connsPerClientAddr bounds the connections one client address holds at
 // once in the idle-connection figure: well under the 28,232 ports of
 // Linux's ephemeral range, so that no stack hunts long for a free port.
@@ -49,6 +53,10 @@ type network interface {
 	// dial connects from the client's address number i to raddr; with
 	// i < 0 the host picks its source address.
 	dial(ctx context.Context, i int, raddr netip.AddrPort) (net.Conn, error)
+	// udpFlow opens flow number i of the UDP figures: a socket on the
+	// server bound to a port of its own (rcv) and a socket on the
+	// client connected to it (snd).
+	udpFlow(i int) (snd, rcv net.Conn, err error)
 	// segments returns the TCP segments both hosts have sent, if the
 	// network counts them.
 	segments() (uint64, bool)
@@ -178,6 +186,20 @@ func (n *synNet) dial(ctx context.Context, i int, raddr netip.AddrPort) (net.Con
 	return d.DialContext(ctx, "tcp4", raddr.String())
 }
 
+func (n *synNet) udpFlow(i int) (net.Conn, net.Conn, error) {
+	ap := net.UDPAddrFromAddrPort(netip.AddrPortFrom(serverAddr, udpPort+uint16(i)))
+	rcv, err := n.srv.ListenUDP("udp4", ap)
+	if err != nil {
+		return nil, nil, err
+	}
+	snd, err := n.cli.DialUDP("udp4", nil, ap)
+	if err != nil {
+		rcv.Close()
+		return nil, nil, err
+	}
+	return snd, rcv, nil
+}
+
 func (n *synNet) segments() (uint64, bool) {
 	return n.srv.Stats().TcpOutSegs + n.cli.Stats().TcpOutSegs, true
 }
@@ -205,6 +227,19 @@ func (kernelNet) dial(ctx context.Context, i int, raddr netip.AddrPort) (net.Con
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/256), byte(i%256))}
 	}
 	return d.DialContext(ctx, "tcp4", raddr.String())
+}
+
+func (kernelNet) udpFlow(int) (net.Conn, net.Conn, error) {
+	rcv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, nil, err
+	}
+	snd, err := net.DialUDP("udp4", nil, rcv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		rcv.Close()
+		return nil, nil, err
+	}
+	return snd, rcv, nil
 }
 
 func (kernelNet) segments() (uint64, bool) { return 0, false }

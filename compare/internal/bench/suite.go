@@ -21,11 +21,12 @@ const (
 	NamePingPong  = "pingpong"
 	NameIdle      = "idle"
 	NameAllocs    = "allocs"
+	NameUDP       = "udp"
 )
 
 // Names lists the groups (Run runs idle first, then the others in this
 // order, allocs with bulk).
-var Names = []string{NameBulk, NameMulti, NameConnSetup, NamePingPong, NameIdle, NameAllocs}
+var Names = []string{NameBulk, NameMulti, NameConnSetup, NamePingPong, NameIdle, NameAllocs, NameUDP}
 
 // ChartMTUs are the MTUs of the throughput chart.
 var ChartMTUs = []int{1500, 4000, 9000, 16384, 32768, 65535}
@@ -87,6 +88,9 @@ type Figure struct {
 	SynstackOverGVisor *float64 `json:"synstack_over_gvisor"`
 	SynstackOverKernel *float64 `json:"synstack_over_kernel"`
 	Note               string   `json:"note,omitempty"`
+	// noRatio leaves the ratios out: for a figure whose ratio says
+	// nothing (a share lost, often 0).
+	noRatio bool
 }
 
 // Value returns the figure's value for k.
@@ -118,6 +122,9 @@ func (f *Figure) ratios() {
 		}
 		r := *a / *b
 		return &r
+	}
+	if f.noRatio {
+		return
 	}
 	f.SynstackOverGVisor = ratio(f.Synstack, f.GVisor)
 	f.SynstackOverKernel = ratio(f.Synstack, f.Kernel)
@@ -267,6 +274,9 @@ func (s *suite) run() {
 	}
 	if s.ctx.Err() == nil && s.want(NamePingPong) {
 		s.pingPong()
+	}
+	if s.ctx.Err() == nil && s.want(NameUDP) {
+		s.udp()
 	}
 }
 
@@ -482,6 +492,37 @@ func (s *suite) pingPong() {
 	})
 	for k, v := range got {
 		f.set(k, v[0])
+	}
+}
+
+// udp measures the UDP figures: datagrams received per second and the
+// share lost, for every size of UDPSizes and count of UDPFlows.
+func (s *suite) udp() {
+	for _, size := range UDPSizes {
+		for _, flows := range UDPFlows {
+			if s.ctx.Err() != nil {
+				return
+			}
+			name := fmt.Sprintf("udp_%db_%dflow", size, flows)
+			what := fmt.Sprintf("%d-byte payloads, %d flow(s) at once (a connected client socket sending to a server socket of its own each), "+
+				"each sender keeping at most %d datagrams in flight, acknowledged by its receiver in memory; link MTU 1500 (kernel: lo)", size, flows, UDPWindow)
+			rate := s.figure(Figure{Name: name, Unit: "datagrams/s", Better: "higher", What: "UDP datagrams received per second, " + what})
+			loss := s.figure(Figure{Name: name + "_loss", Unit: "%", Better: "lower", noRatio: true,
+				What: "share of the datagrams sent (the whole run, warm-up included) never received, " + what})
+			got := s.interleave(fmt.Sprintf("udp %d B %d flow(s)", size, flows), Kinds, func(k Kind, round string) ([]float64, error) {
+				res, err := UDP(s.ctx, k, size, flows, s.budget)
+				if err != nil {
+					return nil, err
+				}
+				s.progress("udp %d B %d flow(s) %s%s: %.0f datagrams/s, %.3f%% lost (%d of %d), %d stall(s)",
+					size, flows, k, round, res.PerSecond(), res.LossPercent(), res.Lost, res.Sent, res.Stalls)
+				return []float64{res.PerSecond(), res.LossPercent()}, nil
+			})
+			for k, v := range got {
+				rate.set(k, v[0])
+				loss.set(k, v[1])
+			}
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ func WriteTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "notes: %s\n", strings.Join(notes, "; "))
 	}
 	if r.Rounds > 1 {
-		fmt.Fprintf(w, "bulk, connsetup, pingpong: the median of %d rounds, the kinds measured in turn in each\n", r.Rounds)
+		fmt.Fprintf(w, "bulk, multibulk, connsetup, pingpong, udp: the median of %d rounds, the kinds measured in turn in each\n", r.Rounds)
 	}
 	if r.Quick {
 		fmt.Fprintln(w, "--quick: short measurements, a check that everything runs, not figures to quote")

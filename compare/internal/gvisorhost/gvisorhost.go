@@ -29,6 +29,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // NIC is the number of the one NIC every host here has.
@@ -37,6 +38,9 @@ const NIC tcpip.NICID = 1
 // Options choose how the gVisor stack is set up. The zero value is IPv4
 // and TCP with SACK, everything else at gVisor's defaults.
 type Options struct {
+	// UDP adds the UDP transport protocol (at gVisor's defaults), for
+	// gonet.DialUDP and gonet.NewUDPConn.
+	UDP bool
 	// IPv6 adds IPv6 (duplicate address detection off, so that its
 	// addresses work at once) and a default IPv6 route.
 	IPv6 bool
@@ -70,9 +74,13 @@ func New(ep stack.LinkEndpoint, opts Options, addrs ...netip.Prefix) (*stack.Sta
 		nets = append(nets, ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0}}))
 		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: NIC})
 	}
+	transports := []stack.TransportProtocolFactory{tcp.NewProtocol}
+	if opts.UDP {
+		transports = append(transports, udp.NewProtocol)
+	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   nets,
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		TransportProtocols: transports,
 	})
 	if err := setUp(s, ep, opts, addrs, routes); err != nil {
 		s.Destroy()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
@@ -130,4 +131,56 @@ func TestDialListenAbort(t *testing.T) {
 func portOf(a net.Addr) string {
 	_, p, _ := net.SplitHostPort(a.String())
 	return p
+}
+
+// Options.UDP adds UDP: without it a UDP endpoint cannot be made, with it
+// a datagram goes from one stack to the other through gonet.
+func TestUDPOption(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	chA, chB := gvisorhost.NewChannel(64, 1500, true), gvisorhost.NewChannel(64, 1500, true)
+	none, err := gvisorhost.New(gvisorhost.NewChannel(4, 1500, true), gvisorhost.Options{}, netip.MustParsePrefix("10.0.0.9/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, proto := gvisorhost.FullAddr(netip.MustParseAddrPort("10.0.0.9:53"))
+	if c, err := gonet.DialUDP(none, &fa, nil, proto); err == nil {
+		c.Close()
+		t.Error("a UDP endpoint was made without Options.UDP")
+	}
+	none.Destroy()
+
+	a, err := gvisorhost.New(chA, gvisorhost.Options{UDP: true}, netip.MustParsePrefix("10.0.0.1/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Destroy()
+	b, err := gvisorhost.New(chB, gvisorhost.Options{UDP: true}, netip.MustParsePrefix("10.0.0.2/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Destroy()
+	go gvisorhost.Carry(ctx, chA, chB)
+	go gvisorhost.Carry(ctx, chB, chA)
+
+	la, proto := gvisorhost.FullAddr(netip.MustParseAddrPort("10.0.0.2:53"))
+	rcv, err := gonet.DialUDP(b, &la, nil, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	snd, err := gonet.DialUDP(a, nil, &la, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	if _, err := snd.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	rcv.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 16)
+	n, from, err := rcv.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "hello" || from.String() != snd.LocalAddr().String() {
+		t.Errorf("read %q from %v, %v; want \"hello\" from %v", buf[:n], from, err, snd.LocalAddr())
+	}
 }
