@@ -118,7 +118,7 @@ func (s *Host) pingInputLocked(src, dst netip.Addr, msg []byte) bool {
 	if u == nil {
 		return false
 	}
-	if !u.deliver(from, msg) {
+	if !u.deliver(from, msg, nil) {
 		return true // taken, and dropped: its queue is full
 	}
 	if dst.Is6() {

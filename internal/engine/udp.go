@@ -474,17 +474,16 @@ func (s *Host) udpInput(p *rxPacket) {
 		}
 		return
 	}
-	if u.deliver(src, data) {
-		st.inDatagrams[f].Add(1)
-	} else {
+	if !u.deliver(src, data, &st.inDatagrams[f]) {
 		st.rcvbufErrors[f].Add(1)
 		st.inErrors[f].Add(1)
 	}
 }
 
-// deliver queues a datagram on the socket; false when the queue (or the
+// deliver queues a datagram on the socket and counts it in queued (if
+// not nil) before a reader can see it; false when the queue (or the
 // host's datagram budget) is full, and the caller counts the drop.
-func (u *udpSock) deliver(from netip.AddrPort, data []byte) bool {
+func (u *udpSock) deliver(from netip.AddrPort, data []byte, queued *atomic.Uint64) bool {
 	t := &u.sk.h.udp
 	cost := len(data) + udpDatagramCost
 	u.mu.Lock()
@@ -496,6 +495,9 @@ func (u *udpSock) deliver(from netip.AddrPort, data []byte) bool {
 	u.q.push(datagram{from: from, data: b[:copy(b, data)]})
 	u.qBytes += cost
 	t.mem.Add(int64(cost))
+	if queued != nil {
+		queued.Add(1)
+	}
 	u.sk.wake()
 	return true
 }

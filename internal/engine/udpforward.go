@@ -186,9 +186,7 @@ func (r *UDPForwardRequest) Accept() (*Socket, error) {
 		s.endFlow(r.Remote.Addr())
 		return nil, err
 	}
-	if u.deliver(r.Remote, r.first) {
-		s.udp.stats.inDatagrams[fam2(fam)].Add(1)
-	}
+	u.deliver(r.Remote, r.first, &s.udp.stats.inDatagrams[fam2(fam)])
 	s.udp.stats.fwdFlows.Add(1)
 	return sk, nil
 }
