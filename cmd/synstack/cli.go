@@ -234,7 +234,9 @@ type runSignals struct {
 func notifySignals() *runSignals {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
+	if statsSignal != nil {
+		signal.Notify(usr1, statsSignal)
+	}
 	return &runSignals{ctx: ctx, stop: stop, usr1: usr1}
 }
 

@@ -696,7 +696,7 @@ func (p *plug) DeliverPacket(pkt []byte) {
 // socket creates a non-blocking TCP socket (not printed: the interesting
 // calls are the ones that follow).
 func (h *host) socket() int {
-	fd, err := h.so.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	fd, err := h.so.Socket(synstack.AF_INET, synstack.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 	if err != nil {
 		panic(fmt.Sprintf("%s: socket: %v", h.name, err))
 	}

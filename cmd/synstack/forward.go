@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/net/proxy"
 
 	"github.com/synstack/synstack"
@@ -225,7 +224,7 @@ func markedDialer(mark int) *net.Dialer {
 	nd.Control = func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_MARK, mark)
+			serr = setMark(fd, mark)
 		})
 		if err != nil {
 			return err
@@ -304,43 +303,6 @@ func runForward(stderr io.Writer, args []string) error {
 	return nil
 }
 
-// addRoutes routes each prefix into the device, saying so. On a failure it
-// removes the routes it added.
-func addRoutes(ts *tunStack, prefixes prefixList) ([]*netlink.Route, error) {
-	var added []*netlink.Route
-	for _, p := range prefixes {
-		r, err := addRoute(ts.ep.Index(), p)
-		if err != nil {
-			removeRoutes(ts, added)
-			return nil, fmt.Errorf("route %s: %w", p, err)
-		}
-		added = append(added, r)
-		ts.logf("route %s into %s", p, ts.ep.Name())
-	}
-	return added, nil
-}
-
-// addRoute routes p into the device with the given index.
-func addRoute(index int, p interface{ String() string }) (*netlink.Route, error) {
-	_, dst, err := net.ParseCIDR(p.String())
-	if err != nil {
-		return nil, err
-	}
-	r := &netlink.Route{LinkIndex: index, Dst: dst, Scope: netlink.SCOPE_LINK}
-	if err := netlink.RouteAdd(r); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func removeRoutes(ts *tunStack, routes []*netlink.Route) {
-	for _, r := range routes {
-		if err := netlink.RouteDel(r); err != nil {
-			ts.logf("removing route %s: %v", r.Dst, err)
-		}
-	}
-}
-
 // loopGuard refuses upstreams that would bring a connection back into the
 // stack: one of the stack's own addresses, or an address the kernel routes
 // into the stack's device. It asks the kernel's routing (RTM_GETROUTE, as
@@ -370,14 +332,5 @@ func (g *loopGuard) check(upstream string) error {
 			return fmt.Errorf("%s is the stack's own address: %w", a, forward.ErrLoop)
 		}
 	}
-	routes, err := netlink.RouteGetWithOptions(a.AsSlice(), &netlink.RouteGetOptions{Mark: g.mark})
-	if err != nil {
-		return &net.OpError{Op: "route", Net: "ip", Addr: &net.IPAddr{IP: a.AsSlice()}, Err: err}
-	}
-	for _, r := range routes {
-		if r.LinkIndex == g.dev {
-			return fmt.Errorf("the kernel routes %s back into %s: %w", a, g.devName, forward.ErrLoop)
-		}
-	}
-	return nil
+	return g.checkRoute(a)
 }
