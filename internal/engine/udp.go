@@ -656,17 +656,8 @@ func (sk *Socket) prepareSend(p []byte, addr netip.AddrPort) (src, dst netip.Add
 	if err != nil {
 		return src, dst, false, err
 	}
-	ipLen := wire.IPv4HeaderLen
-	if d.Addr().Is6() {
-		ipLen = wire.IPv6HeaderLen
-	}
-	mtu := s.mtu
-	if len(s.pmtu) > 0 {
-		if pm, ok := s.pmtu[d.Addr()]; ok && s.clock.Now().Before(pm.expires) {
-			mtu = min(mtu, pm.mtu)
-		}
-	}
-	return netip.AddrPortFrom(a, u.local.Port()), d, ipLen+wire.UDPHeaderLen+len(p) <= mtu, nil
+	fits = udpPacketLen(d.Addr().Is6(), len(p)) <= s.pathMTUToLocked(d.Addr())
+	return netip.AddrPortFrom(a, u.local.Port()), d, fits, nil
 }
 
 // sendAddrsLocked is prepareSend under ctl: the source address and the
@@ -732,26 +723,13 @@ func (sk *Socket) sendAddrsLocked(p []byte, addr netip.AddrPort) (netip.Addr, ne
 // datagrams of different sockets leave in parallel.
 func (s *Host) sendSmallUDP(src, dst netip.AddrPort, payload []byte) {
 	st := &s.udp.stats
-	v6 := dst.Addr().Is6()
-	ipLen := wire.IPv4HeaderLen
-	if v6 {
-		ipLen = wire.IPv6HeaderLen
-	}
-	total := ipLen + wire.UDPHeaderLen + len(payload)
+	total := udpPacketLen(dst.Addr().Is6(), len(payload))
 	buf := buffers.Get(total)
 	defer buffers.Put(buf)
 	pkt := buf[:total]
-	dgram := pkt[ipLen:]
-	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
-	copy(dgram[wire.UDPHeaderLen:], payload)
-	h.Emit(dgram, len(payload))
-	wire.SetUDPChecksum(dgram, src.Addr(), dst.Addr())
-	if v6 {
-		ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
-		ih.Emit(pkt, len(dgram))
-	} else {
-		ih := wire.IPv4{ID: uint16(s.udpIPID.Add(1)), TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
-		ih.Emit(pkt, len(dgram))
+	if emitUDP(pkt, src, dst, payload, uint16(s.udpIPID.Add(1)), true) != nil {
+		st.ipOutDiscards.Add(1)
+		return
 	}
 	st.outDatagrams[fam(dst.Addr())].Add(1)
 	s.packetHook("out", pkt)
@@ -769,32 +747,18 @@ func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
 	st := &s.udp.stats
 	f := fam(dst.Addr())
 	v6 := dst.Addr().Is6()
-	ipLen := wire.IPv4HeaderLen
-	if v6 {
-		ipLen = wire.IPv6HeaderLen
-	}
-	total := ipLen + wire.UDPHeaderLen + len(payload)
+	total := udpPacketLen(v6, len(payload))
 	g := s.g()
 	if cap(g.outBuf) < total {
 		g.outBuf = make([]byte, max(total, s.mtu))
 	}
 	pkt := g.outBuf[:total]
-	dgram := pkt[ipLen:]
-	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
-	copy(dgram[wire.UDPHeaderLen:], payload)
-	var err error
-	if _, err = h.Emit(dgram, len(payload)); err == nil {
-		wire.SetUDPChecksum(dgram, src.Addr(), dst.Addr())
-		if v6 {
-			ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
-			_, err = ih.Emit(pkt, len(dgram))
-		} else {
-			g.ipID++
-			ih := wire.IPv4{ID: g.ipID, TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
-			_, err = ih.Emit(pkt, len(dgram))
-		}
+	var id uint16
+	if !v6 {
+		g.ipID++
+		id = g.ipID
 	}
-	if err != nil {
+	if emitUDP(pkt, src, dst, payload, id, true) != nil {
 		st.ipOutDiscards.Add(1)
 		return syscall.EINVAL
 	}
@@ -804,6 +768,41 @@ func (s *Host) sendUDPLocked(src, dst netip.AddrPort, payload []byte) error {
 		return err
 	}
 	return nil
+}
+
+// udpPacketLen is the length of the IP packet that carries a datagram of n
+// bytes of payload.
+func udpPacketLen(v6 bool, n int) int {
+	if v6 {
+		return wire.IPv6HeaderLen + wire.UDPHeaderLen + n
+	}
+	return wire.IPv4HeaderLen + wire.UDPHeaderLen + n
+}
+
+// emitUDP builds in pkt, udpPacketLen bytes long, the IP packet carrying
+// the datagram from src to dst with payload: the payload copied in, the
+// UDP header with its checksum if sum (an ICMP error's quote goes
+// without), the IP header with the IPv4 identification id.
+func emitUDP(pkt []byte, src, dst netip.AddrPort, payload []byte, id uint16, sum bool) error {
+	v6 := dst.Addr().Is6()
+	dgram := pkt[len(pkt)-wire.UDPHeaderLen-len(payload):]
+	copy(dgram[wire.UDPHeaderLen:], payload)
+	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
+	if _, err := h.Emit(dgram, len(payload)); err != nil {
+		return err
+	}
+	if sum {
+		wire.SetUDPChecksum(dgram, src.Addr(), dst.Addr())
+	}
+	var err error
+	if v6 {
+		ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
+		_, err = ih.Emit(pkt, len(dgram))
+	} else {
+		ih := wire.IPv4{ID: id, TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
+		_, err = ih.Emit(pkt, len(dgram))
+	}
+	return err
 }
 
 // sendIPLocked sends an IP packet built in the control plane's buffer, in
@@ -854,12 +853,15 @@ func (s *Host) pathMTULocked(pkt []byte, v6 bool) int {
 	if len(s.pmtu) == 0 || len(pkt) < wire.IPv6HeaderLen {
 		return s.mtu
 	}
-	var dst netip.Addr
 	if v6 {
-		dst = netip.AddrFrom16([16]byte(pkt[24:40]))
-	} else {
-		dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+		return s.pathMTUToLocked(netip.AddrFrom16([16]byte(pkt[24:40])))
 	}
+	return s.pathMTUToLocked(netip.AddrFrom4([4]byte(pkt[16:20])))
+}
+
+// pathMTUToLocked is the MTU of the path to dst: the link's, or less if
+// the path said so; an expired entry goes. Under ctl.
+func (s *Host) pathMTUToLocked(dst netip.Addr) int {
 	p, ok := s.pmtu[dst]
 	switch {
 	case !ok:

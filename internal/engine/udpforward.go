@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-
-	"github.com/synstack/synstack/wire"
 )
 
 // Forwarding UDP (tun2socks-style, beside forward.go's TCP): with a UDP
@@ -171,11 +169,11 @@ func (r *UDPForwardRequest) Accept() (*Socket, error) {
 		return nil, ErrForwardDecided
 	}
 	s := r.h
-	fam := AF_INET
+	family := AF_INET
 	if r.Local.Addr().Is6() {
-		fam = AF_INET6
+		family = AF_INET6
 	}
-	sk, err := s.NewUDPSocket(fam)
+	sk, err := s.NewUDPSocket(family)
 	if err != nil {
 		s.endFlow(r.Remote.Addr())
 		return nil, net.ErrClosed
@@ -186,7 +184,7 @@ func (r *UDPForwardRequest) Accept() (*Socket, error) {
 		s.endFlow(r.Remote.Addr())
 		return nil, err
 	}
-	u.deliver(r.Remote, r.first, &s.udp.stats.inDatagrams[fam2(fam)])
+	u.deliver(r.Remote, r.first, &s.udp.stats.inDatagrams[fam(r.Local.Addr())])
 	s.udp.stats.fwdFlows.Add(1)
 	return sk, nil
 }
@@ -209,14 +207,6 @@ func (sk *Socket) openFlow(local, remote netip.AddrPort) error {
 	return nil
 }
 
-// fam2 is the udpCounters index of a socket family.
-func fam2(family int) int {
-	if family == AF_INET {
-		return 0
-	}
-	return 1
-}
-
 // Refuse answers the first datagram with an ICMP port unreachable, as a
 // host with no socket on the port would.
 func (r *UDPForwardRequest) Refuse() error {
@@ -230,8 +220,7 @@ func (r *UDPForwardRequest) Refuse() error {
 	if s.closed {
 		return net.ErrClosed
 	}
-	pkt, v6 := make([]byte, 0, 64), r.Local.Addr().Is6()
-	pkt = appendUDPQuote(pkt, r.Remote, r.Local, r.first, v6)
+	pkt := appendUDPQuote(make([]byte, 0, 64), r.Remote, r.Local, r.first)
 	s.sendPortUnreachableLocked(r.Local.Addr(), r.Remote.Addr(), pkt)
 	return nil
 }
@@ -248,24 +237,10 @@ func (r *UDPForwardRequest) Drop() error {
 // appendUDPQuote appends to b the datagram from src to dst with the
 // start of payload, as an ICMP error quotes it (the IP and UDP headers and
 // 8 bytes of data are all RFC 792 asks for).
-func appendUDPQuote(b []byte, src, dst netip.AddrPort, payload []byte, v6 bool) []byte {
+func appendUDPQuote(b []byte, src, dst netip.AddrPort, payload []byte) []byte {
 	payload = payload[:min(len(payload), 8)]
-	ipLen := wire.IPv4HeaderLen
-	if v6 {
-		ipLen = wire.IPv6HeaderLen
-	}
-	n := ipLen + wire.UDPHeaderLen + len(payload)
+	n := udpPacketLen(dst.Addr().Is6(), len(payload))
 	b = append(b, make([]byte, n)...)
-	pkt := b[len(b)-n:]
-	h := wire.UDP{SrcPort: src.Port(), DstPort: dst.Port()}
-	copy(pkt[ipLen+wire.UDPHeaderLen:], payload)
-	h.Emit(pkt[ipLen:], len(payload))
-	if v6 {
-		ih := wire.IPv6{NextHeader: wire.ProtoUDP, HopLimit: ipTTL, Src: src.Addr(), Dst: dst.Addr()}
-		ih.Emit(pkt, n-ipLen)
-	} else {
-		ih := wire.IPv4{TTL: ipTTL, Protocol: wire.ProtoUDP, Src: src.Addr(), Dst: dst.Addr()}
-		ih.Emit(pkt, n-ipLen)
-	}
+	emitUDP(b[len(b)-n:], src, dst, payload, 0, false)
 	return b
 }
