@@ -20,10 +20,14 @@ import (
 // verifying the TCP checksum) is done before any lock is taken; a segment
 // for a connection is then processed under its shard's lock alone, and
 // anything else under Host.lock (see locks.go).
-func (s *Host) DeliverPacket(pkt []byte) {
+func (s *Host) DeliverPacket(pkt []byte) { s.deliverOne(pkt, false) }
+
+// deliverOne processes one packet; verified says its link vouched for its
+// TCP or UDP checksum.
+func (s *Host) deliverOne(pkt []byte, verified bool) {
 	defer s.offer() // after the unlock: new forwarding requests, if any
 	var batch [1]rxPacket
-	s.prepare(&batch[0], pkt, false)
+	s.prepare(&batch[0], pkt, verified)
 	s.inputBatch(batch[:])
 }
 
@@ -36,12 +40,7 @@ var (
 // packet whose TCP or UDP checksum the link vouches for, so it is not
 // checked again (the kernel verified it, or made the packet on this host
 // and left its checksum partial).
-func (s *Host) DeliverVerified(pkt []byte) {
-	defer s.offer()
-	var batch [1]rxPacket
-	s.prepare(&batch[0], pkt, true)
-	s.inputBatch(batch[:])
-}
+func (s *Host) DeliverVerified(pkt []byte) { s.deliverOne(pkt, true) }
 
 // offer hands the forwarders what the packets just processed brought:
 // connection requests, UDP flows, pings. It runs after every lock of the
