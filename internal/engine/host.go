@@ -67,9 +67,10 @@ const (
 type Host struct {
 	// Set by New, then read-only.
 	link link.Endpoint
-	// txCsumOff and rxCsumOff: the link takes care of TCP checksums
-	// (link.ChecksumOffloader), so segments go out without one and come in
-	// unchecked.
+	// txCsumOff and rxCsumOff: the link takes care of checksums
+	// (link.ChecksumOffloader), so TCP segments go out without one, and
+	// TCP segments and UDP datagrams come in unchecked (UDP datagrams
+	// still go out with theirs).
 	txCsumOff   bool
 	rxCsumOff   bool
 	clock       clock.Clock
