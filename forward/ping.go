@@ -39,6 +39,14 @@ type PingOptions struct {
 	// Local answers every echo request at once, as if its destination
 	// did, without pinging from the host.
 	Local bool
+	// Off drops every echo request unanswered (counted in
+	// Stats.PingDropped), as a network that filters ICMP would.
+	Off bool
+	// Check, if set, is asked before the host pings dst; an error drops
+	// the request (Stats.PingLoops if it wraps ErrLoop, PingFailures
+	// otherwise). synstack forward refuses there a destination the host
+	// would route back into the stack's device.
+	Check func(dst netip.Addr) error
 	// Timeout bounds the wait for the destination's echo reply; then the
 	// request is dropped (counted in Stats.PingTimeouts), as an echo
 	// request to a host that does not answer is. Default
@@ -49,9 +57,12 @@ type PingOptions struct {
 	// Default DefaultMaxPings.
 	MaxInFlight int
 	// Listen opens the host's ICMP socket for a ping, "udp4" or "udp6" on
-	// the unspecified address. Default icmp.ListenPacket; a caller sets
-	// SO_MARK on it, or opens it in another network namespace, here.
-	Listen func(network, address string) (*icmp.PacketConn, error)
+	// the unspecified address: a datagram socket of the ICMP protocol,
+	// whose reads and writes are whole ICMP messages and whose addresses
+	// are *net.UDPAddr, as icmp.ListenPacket's. Default
+	// icmp.ListenPacket; a caller sets SO_MARK on it, or opens it in
+	// another network namespace, here.
+	Listen func(network, address string) (net.PacketConn, error)
 }
 
 // EchoRequest is an echo request for another address, as the stack would
@@ -76,6 +87,8 @@ type PingStats struct {
 	PingTimeouts   uint64 // dropped: no answer within PingOptions.Timeout
 	PingFailures   uint64 // dropped: the host's ping failed (no route, no permission...)
 	PingLimitDrops uint64 // dropped: MaxInFlight were waiting
+	PingLoops      uint64 // dropped: Check said the host's ping would loop
+	PingDropped    uint64 // dropped: PingOptions.Off
 }
 
 // ForwardPing implements synstack.PingForwarder: the stack's echo
@@ -90,10 +103,26 @@ var _ synstack.PingForwarder = (*Forwarder)(nil)
 func (f *Forwarder) HandleEcho(req EchoRequest) {
 	c := &f.pings
 	c.requests.Add(1)
-	if f.Ping.Local {
+	switch {
+	case f.Ping.Local:
 		c.replies.Add(1)
 		_ = req.Reply()
 		return
+	case f.Ping.Off:
+		c.dropped.Add(1)
+		_ = req.Drop()
+		return
+	}
+	if f.Ping.Check != nil {
+		if err := f.Ping.Check(req.Dst()); err != nil {
+			if errors.Is(err, ErrLoop) {
+				c.loops.Add(1)
+			} else {
+				c.failures.Add(1)
+			}
+			_ = req.Drop()
+			return
+		}
 	}
 	src := req.Src()
 	ctx, err := f.start(&f.pingSlots, f.Ping.MaxInFlight, DefaultMaxPings, 0, src)
@@ -135,7 +164,7 @@ func (f *Forwarder) PingHost(ctx context.Context, dst netip.Addr, seq uint16, da
 	}
 	listen := f.Ping.Listen
 	if listen == nil {
-		listen = icmp.ListenPacket
+		listen = listenICMP
 	}
 	pc, err := listen(network, unspec)
 	if err != nil {
@@ -174,6 +203,11 @@ func (f *Forwarder) PingHost(ctx context.Context, dst netip.Addr, seq uint16, da
 	}
 }
 
+// listenICMP is PingOptions.Listen's default.
+func listenICMP(network, address string) (net.PacketConn, error) {
+	return icmp.ListenPacket(network, address)
+}
+
 // sameAddr reports whether a is the address b.
 func sameAddr(a net.Addr, b netip.Addr) bool {
 	ua, ok := a.(*net.UDPAddr)
@@ -182,12 +216,13 @@ func sameAddr(a net.Addr, b netip.Addr) bool {
 
 // pingCounters are PingStats' atomics.
 type pingCounters struct {
-	requests, replies, timeouts, failures, limitDrops atomic.Uint64
+	requests, replies, timeouts, failures, limitDrops, loops, dropped atomic.Uint64
 }
 
 func (c *pingCounters) stats() PingStats {
 	return PingStats{
 		PingRequests: c.requests.Load(), PingReplies: c.replies.Load(), PingTimeouts: c.timeouts.Load(),
 		PingFailures: c.failures.Load(), PingLimitDrops: c.limitDrops.Load(),
+		PingLoops: c.loops.Load(), PingDropped: c.dropped.Load(),
 	}
 }

@@ -3,6 +3,8 @@ package forward
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -19,7 +21,7 @@ import (
 // and unprivileged ICMP sockets allowed for every group, and returns a
 // Listen that opens ping sockets in it, and a function that runs another
 // on its thread (to change its sysctls). It skips the test without root.
-func pingNetns(t *testing.T) (listen func(network, address string) (*icmp.PacketConn, error), in func(f func() error) error) {
+func pingNetns(t *testing.T) (listen func(network, address string) (net.PacketConn, error), in func(f func() error) error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root, to make a network namespace")
@@ -58,7 +60,7 @@ func pingNetns(t *testing.T) (listen func(network, address string) (*icmp.Packet
 		calls <- func() { errc <- f() }
 		return <-errc
 	}
-	listen = func(network, address string) (pc *icmp.PacketConn, err error) {
+	listen = func(network, address string) (pc net.PacketConn, err error) {
 		err = in(func() (err error) {
 			pc, err = icmp.ListenPacket(network, address)
 			return err
@@ -155,7 +157,7 @@ func TestForwardHandleEcho(t *testing.T) {
 		t.Errorf("stats with MaxInFlight 1: %+v", st)
 	}
 
-	local := &Forwarder{Ping: PingOptions{Local: true, Listen: func(string, string) (*icmp.PacketConn, error) {
+	local := &Forwarder{Ping: PingOptions{Local: true, Listen: func(string, string) (net.PacketConn, error) {
 		t.Error("Local pinged from the host")
 		return nil, errors.New("no")
 	}}}
@@ -164,5 +166,61 @@ func TestForwardHandleEcho(t *testing.T) {
 	local.HandleEcho(r)
 	if got := <-r.decided; got != "reply" || local.Stats().PingReplies != 1 {
 		t.Errorf("Local: %s, %d replies; want reply, 1", got, local.Stats().PingReplies)
+	}
+}
+
+// Off drops every request without pinging; Check's refusal drops one
+// before the host pings, counted as a loop when it wraps ErrLoop and as a
+// failure otherwise; a destination Check allows is pinged.
+func TestForwardPingOffAndCheck(t *testing.T) {
+	noPing := func(string, string) (net.PacketConn, error) {
+		t.Error("pinged from the host")
+		return nil, errors.New("no")
+	}
+	off := &Forwarder{Ping: PingOptions{Off: true, Listen: noPing}}
+	defer off.Close()
+	r := newEcho("192.0.2.1", 1)
+	off.HandleEcho(r)
+	if got := <-r.decided; got != "drop" {
+		t.Errorf("Off: %s, want drop", got)
+	}
+	if st := off.Stats().PingStats; st != (PingStats{PingRequests: 1, PingDropped: 1}) {
+		t.Errorf("Off: stats %+v", st)
+	}
+
+	var asked []netip.Addr
+	pinged := make(chan netip.Addr, 1)
+	checked := &Forwarder{Ping: PingOptions{
+		Check: func(dst netip.Addr) error {
+			asked = append(asked, dst)
+			switch dst.String() {
+			case "198.18.0.1":
+				return fmt.Errorf("routed into the device: %w", ErrLoop)
+			case "198.18.0.2":
+				return syscall.ENETUNREACH
+			}
+			return nil
+		},
+		Listen: func(network, address string) (net.PacketConn, error) {
+			pinged <- netip.MustParseAddr("192.0.2.9")
+			return nil, syscall.EACCES
+		},
+	}}
+	defer checked.Close()
+	for _, tc := range []struct{ dst, want string }{{"198.18.0.1", "drop"}, {"198.18.0.2", "drop"}, {"192.0.2.9", "drop"}} {
+		r := newEcho(tc.dst, 2)
+		checked.HandleEcho(r)
+		if got := <-r.decided; got != tc.want {
+			t.Errorf("echo request to %s: %s, want %s", tc.dst, got, tc.want)
+		}
+	}
+	if got := <-pinged; got.String() != "192.0.2.9" {
+		t.Errorf("pinged %s", got)
+	}
+	if len(asked) != 3 {
+		t.Errorf("Check asked about %v, want all three", asked)
+	}
+	if st := checked.Stats().PingStats; st != (PingStats{PingRequests: 3, PingLoops: 1, PingFailures: 2}) {
+		t.Errorf("Check: stats %+v", st)
 	}
 }

@@ -30,6 +30,7 @@ const forwardUsage = `usage: synstack forward --tun NAME --addr CIDR (--to HOST:
                         [--max-relays N] [--max-relays-per-source N]
                         [--udp-timeout D] [--udp-stream-timeout D]
                         [--max-udp-flows N] [--max-udp-flows-per-source N]
+                        [--ping host|local|off]
 
 Creates the TUN device NAME (or attaches to it), gives the stack the address
 CIDR and terminates every TCP connection routed into the device, to any
@@ -49,6 +50,12 @@ that cannot be dialed refuses the client (ICMP port unreachable). At most
 --max-udp-flows flows are open at once, --max-udp-flows-per-source from one
 client address; beyond them datagrams that would open more are dropped and
 counted. With --to, UDP is refused (ICMP port unreachable).
+
+Pings (ICMP and ICMPv6 echo requests) to forwarded addresses are answered as
+--ping says: host (the default) pings the destination from the host with an
+unprivileged ICMP socket carrying --mark's mark and answers once it answers
+(the host's net.ipv4.ping_group_range must include forward's group); local
+answers every ping at once; off answers none.
 
 --route adds a kernel route for CIDR into the device (removed at exit); the
 kernel side may also be configured by hand after forward has started.
@@ -91,6 +98,7 @@ type forwardConfig struct {
 	udpStream    time.Duration // idle, once answered
 	maxUDP       int
 	maxUDPSource int
+	ping         string // --ping host, local or off
 }
 
 // parseForward parses and checks forward's arguments; nothing is created.
@@ -116,6 +124,7 @@ func parseForward(stderr io.Writer, args []string) (*forwardConfig, error) {
 	fs.IntVar(&c.maxUDP, "max-udp-flows", forward.DefaultMaxUDPFlows, "UDP flows open at once, at most; datagrams opening more are dropped")
 	fs.IntVar(&c.maxUDPSource, "max-udp-flows-per-source", 0, "UDP flows of one client address, at most (0: the stack's default, "+
 		strconv.Itoa(synstack.DefaultMaxUDPFlowsPerSource)+")")
+	fs.StringVar(&c.ping, "ping", "host", "answer pings to forwarded addresses by pinging from the `host`, `local`ly at once, or `off`: never")
 	adminAddr := adminFlag(fs)
 	fs.Usage = usageFunc(stderr, fs, forwardUsage)
 	if err := parseFlagsOnly(fs, "forward", args); err != nil {
@@ -163,6 +172,11 @@ func (c *forwardConfig) check() error {
 	if c.maxUDP <= 0 {
 		return fmt.Errorf("--max-udp-flows %d: want 1 or more", c.maxUDP)
 	}
+	switch c.ping {
+	case "host", "local", "off":
+	default:
+		return fmt.Errorf("--ping %q: want host, local or off", c.ping)
+	}
 	if c.udpTimeout <= 0 || c.udpStream <= 0 {
 		return fmt.Errorf("--udp-timeout %v, --udp-stream-timeout %v: want both above 0", c.udpTimeout, c.udpStream)
 	}
@@ -186,6 +200,13 @@ func (c *forwardConfig) forwarder() (fw *forward.Forwarder, upstream func(target
 			Timeout: c.udpTimeout, StreamTimeout: c.udpStream,
 			MaxFlows: c.maxUDP, MaxFlowsPerSource: c.maxUDPSource,
 		},
+		Ping: forward.PingOptions{Local: c.ping == "local", Off: c.ping == "off"},
+	}
+	if c.mark != 0 {
+		mark := c.mark
+		fw.Ping.Listen = func(network, address string) (net.PacketConn, error) {
+			return listenPingMarked(network, address, mark)
+		}
 	}
 	upstream = func(target string) string { return target }
 	what = "the original destination"
@@ -258,6 +279,7 @@ func runForward(stderr io.Writer, args []string) error {
 	fw.UDP.Check = func(req *synstack.UDPForwardRequest, target string) error {
 		return guard.check(upstream(target))
 	}
+	fw.Ping.Check = guard.checkAddr
 	ts.st.SetForwarder(fw, c.forwardOptions())
 	added, err := addRoutes(ts, c.routes)
 	if err != nil {
@@ -276,6 +298,8 @@ func runForward(stderr io.Writer, args []string) error {
 		ts.logf("forwarding every UDP flow into %s to %s (idle %v, %v once answered; at most %d flows)",
 			ts.ep.Name(), what, c.udpTimeout, c.udpStream, c.maxUDP)
 	}
+	ts.logf("answering pings into %s %s", ts.ep.Name(), map[string]string{
+		"host": "once the host's own ping is answered", "local": "at once, locally", "off": "never"}[c.ping])
 
 	printStats := func() {
 		st := fw.Stats()
@@ -286,6 +310,10 @@ func runForward(stderr io.Writer, args []string) error {
 	if st := fw.Stats(); st.UDPLoops+st.UDPLimitDrops+st.UDPSourceLimitDrops > 0 {
 		ts.logf("refused %d UDP flows that would have looped, dropped %d beyond --max-udp-flows, %d beyond --max-udp-flows-per-source",
 			st.UDPLoops, st.UDPLimitDrops, st.UDPSourceLimitDrops)
+	}
+	if st := fw.Stats(); st.PingLoops+st.PingFailures+st.PingLimitDrops > 0 {
+		ts.logf("dropped %d pings that would have looped, %d the host could not send, %d beyond the pings in flight",
+			st.PingLoops, st.PingFailures, st.PingLimitDrops)
 	}
 	if st := fw.Stats(); st.Loops+st.LimitRefused+st.SourceLimitRefused > 0 {
 		ts.logf("refused %d connections that would have looped, %d beyond --max-relays, %d beyond --max-relays-per-source",
@@ -326,7 +354,12 @@ func (g *loopGuard) check(upstream string) error {
 	if err != nil {
 		return nil
 	}
-	a := ap.Addr().Unmap()
+	return g.checkAddr(ap.Addr())
+}
+
+// checkAddr is check for an address: the host's ping of a, or its dial.
+func (g *loopGuard) checkAddr(a netip.Addr) error {
+	a = a.Unmap()
 	for _, o := range g.own {
 		if a == o {
 			return fmt.Errorf("%s is the stack's own address: %w", a, forward.ErrLoop)

@@ -281,3 +281,66 @@ func TestTunForwardUDPNoLoop(t *testing.T) {
 		t.Errorf("forward's exit lines do not count the loop:\n%s", fwd.log.String())
 	}
 }
+
+// Issue 17: forward answers the kernel's ping(8) to forwarded addresses
+// as --ping says. host, with --mark: the forwarder pings the far
+// namespace from the host (an unprivileged ICMP socket carrying the mark,
+// which policy routing takes out of the device) and answers once it is
+// answered; an address nobody has goes unanswered (timeouts). host
+// without --mark: the host's ping would come back into the device, so
+// the loop guard drops it. local: every address answers. off: none does.
+func TestTunForwardPing(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		dst   string
+		reply bool
+		want  func(forward.PingStats) bool
+	}{
+		{"host", []string{"--mark", "7"}, fwdFar, true,
+			func(s forward.PingStats) bool { return s.PingReplies == 3 && s.PingTimeouts == 0 }},
+		{"host-silent", []string{"--mark", "7"}, "198.18.0.99", false,
+			func(s forward.PingStats) bool { return s.PingReplies == 0 && s.PingTimeouts+s.PingFailures == 3 }},
+		{"host-loop", nil, fwdFar, false,
+			func(s forward.PingStats) bool { return s.PingReplies == 0 && s.PingLoops == 3 }},
+		{"local", []string{"--ping", "local"}, "198.18.0.99", true,
+			func(s forward.PingStats) bool { return s.PingReplies == 3 }},
+		{"off", []string{"--ping", "off"}, fwdFar, false,
+			func(s forward.PingStats) bool { return s.PingReplies == 0 && s.PingDropped == 3 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNetns(t, "ping")
+			farNetns(t, ns)
+			// Unprivileged ICMP sockets for every group, in this namespace
+			// only (the sysctl is per namespace).
+			ns.run("sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
+			args := append([]string{"forward", "--tun", nsDev, "--addr", nsStack + "/24", "--host-addr", nsKernel + "/24",
+				"--route", fwdSubnet, "--direct"}, tc.args...)
+			fwd := ns.start("main", args...)
+			fwd.waitLog("answering pings into "+nsDev, 10*time.Second)
+			fwd.waitLog("kernel side of "+nsDev+" is up", 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := ns.command(ctx, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", tc.dst).CombinedOutput()
+			got := strings.Contains(string(out), " 3 received")
+			if got != tc.reply || (err == nil) != tc.reply {
+				t.Errorf("ping %s: %v, want replies %v\n%s\nforward:\n%s", tc.dst, err, tc.reply, out, fwd.log.String())
+			}
+			// Requests whose host ping is still waiting finish within the
+			// ping timeout (a hang guard, not a timing).
+			var st forward.Stats
+			for end := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				st = fwd.forwardStats()
+				if st.PingRequests == st.PingReplies+st.PingTimeouts+st.PingFailures+st.PingLoops+st.PingDropped+st.PingLimitDrops ||
+					time.Now().After(end) {
+					break
+				}
+			}
+			t.Logf("ping stats: %+v", st.PingStats)
+			if st.PingRequests != 3 || !tc.want(st.PingStats) {
+				t.Errorf("ping stats %+v: want 3 requests, %s's outcome", st.PingStats, tc.name)
+			}
+			fwd.stop()
+		})
+	}
+}
