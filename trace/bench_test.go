@@ -70,10 +70,10 @@ func BenchmarkStack(b *testing.B) {
 			}
 			defer srv.Close()
 			cs, ss := cli.Sockets(), srv.Sockets()
-			lfd, _ := ss.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+			lfd, _ := ss.Socket(syscall.AF_INET, syscall.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 			ss.Bind(lfd, netip.MustParseAddrPort("10.0.0.1:80"))
 			ss.Listen(lfd, 1)
-			fd, _ := cs.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+			fd, _ := cs.Socket(syscall.AF_INET, syscall.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 			cs.Connect(fd, netip.MustParseAddrPort("10.0.0.1:80"))
 			clk.Advance(time.Millisecond)
 			afd, _, err := ss.Accept(lfd)

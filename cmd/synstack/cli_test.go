@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -469,5 +470,32 @@ func waitUntil(t *testing.T, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatal("condition not met in 10 s")
 		}
+	}
+}
+
+// echoCheck sends n random bytes and checks they come back exactly.
+func echoCheck(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	msg := make([]byte, n)
+	for i := range msg {
+		msg[i] = byte(rand.IntN(256))
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(msg); werr <- err }()
+	got := make([]byte, n)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("echo of %d bytes: %v", n, err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write %d bytes: %v", n, err)
+	}
+	if !bytes.Equal(got, msg) {
+		i := 0
+		for got[i] == msg[i] {
+			i++
+		}
+		t.Fatalf("echo of %d bytes differs from byte %d: got %q, sent %q", n, i, got[i:min(n, i+32)], msg[i:min(n, i+32)])
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // TestLossBench: goodput of one bulk transfer over 10 ms of delay and 1 %

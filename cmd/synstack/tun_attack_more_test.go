@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The attacks issue 14 found synstack already withstands, kept as tests so

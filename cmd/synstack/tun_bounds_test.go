@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Issue 14's attacks on memory and limits, against synstack serve over TUN,

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // synstack forward against the Linux kernel over TUN, in a network

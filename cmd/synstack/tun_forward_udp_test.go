@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // synstack forward relaying UDP against the Linux kernel over TUN: the

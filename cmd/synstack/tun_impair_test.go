@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // synstack impair between two network namespaces: the command runs in a

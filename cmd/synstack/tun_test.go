@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Tests of serve and get against the Linux kernel over a TUN device. Each

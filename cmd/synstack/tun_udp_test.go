@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // UDP between synstack and the Linux kernel over a TUN device, in a

@@ -49,12 +49,12 @@ func converse(t *testing.T, v6 bool) []byte {
 	defer cli.Close()
 	defer srv.Close()
 	ss, cs := srv.Sockets(), cli.Sockets()
-	lfd, _ := ss.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	lfd, _ := ss.Socket(family, syscall.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 	if err := ss.Bind(lfd, netip.AddrPortFrom(netip.MustParseAddr(srvAddr), 80)); err != nil {
 		t.Fatal(err)
 	}
 	ss.Listen(lfd, 4)
-	fd, _ := cs.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK, 0)
+	fd, _ := cs.Socket(family, syscall.SOCK_STREAM|synstack.SOCK_NONBLOCK, 0)
 	if err := cs.Connect(fd, netip.AddrPortFrom(netip.MustParseAddr(srvAddr), 80)); err != syscall.EINPROGRESS {
 		t.Fatalf("connect: %v", err)
 	}
