@@ -72,8 +72,10 @@ func TestTunBench(t *testing.T) {
 	if !*tunBench {
 		t.Skip("skipped: a benchmark over TUN; run with -synstack.tunbench (needs root, curl, ip)")
 	}
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("skipped: needs curl (apt-get install -y curl)")
+	for _, tool := range []string{"curl", "wrk"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipped: needs %s (apt-get install -y curl wrk)", tool)
+		}
 	}
 	if !gvisorhost.InNamespace(t, 15*time.Minute, "-synstack.tunbench", "-synstack.tunbench.only="+*tunBenchOnly) {
 		return
@@ -396,6 +398,39 @@ var benchFigures = []string{
 	"upload (kernel sends), MiB/s, 256 MiB",
 	fmt.Sprintf("new conns/s, sequential (%d)", benchConns),
 	fmt.Sprintf("new conns/s, %d workers (%d)", benchWorkers, benchConns),
+	fmt.Sprintf("new conns/s, wrk -c %d, Connection: close, %v", benchWorkers, wrkDuration),
+}
+
+// wrkDuration is how long each wrk run lasts.
+const wrkDuration = 5 * time.Second
+
+// wrkRate runs wrk against the target's / with Connection: close (a new
+// connection per request, as issue 19's figure asks), benchWorkers
+// connections on two threads, and returns its requests per second. Socket
+// errors wrk reports fail the run.
+func wrkRate(addr string) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), wrkDuration+time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "wrk", "-t", "2", "-c", strconv.Itoa(benchWorkers),
+		"-d", fmt.Sprintf("%ds", int(wrkDuration.Seconds())), "-H", "Connection: close", "http://"+addr+"/").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	if i := bytes.Index(out, []byte("Socket errors:")); i >= 0 {
+		line, _, _ := bytes.Cut(out[i:], []byte("\n"))
+		if !bytes.Contains(line, []byte("timeout 0")) || !bytes.Contains(line, []byte("connect 0")) {
+			return 0, fmt.Errorf("wrk: %s", line)
+		}
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) {
+		return 0, fmt.Errorf("wrk saw answers other than 200:\n%s", out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Requests/sec:"); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("wrk printed no Requests/sec:\n%s", out)
 }
 
 // measure takes each figure of benchFigures once from tg, logging how many
@@ -408,6 +443,7 @@ func measure(t *testing.T, tg *benchTarget, body []byte, round int) []float64 {
 		func() (float64, error) { return upload(tg.addr, body) },
 		func() (float64, error) { return connRate(t, tg, 1) },
 		func() (float64, error) { return connRate(t, tg, benchWorkers) },
+		func() (float64, error) { return wrkRate(tg.addr) },
 	}
 	figs := make([]float64, len(steps))
 	for i, step := range steps {
