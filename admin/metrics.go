@@ -122,6 +122,7 @@ var stats = map[string]stat{
 	"SynstackNoSocket":              {help: "TCP segments that matched no connection or listener."},
 	"SynstackInCsumVerified":        {help: "TCP segments and UDP datagrams whose checksum the stack verified."},
 	"SynstackInCsumTrusted":         {help: "TCP segments and UDP datagrams whose checksum the link vouched for, not verified again."},
+	"SynstackTxThrottled":           {help: "Times a connection held its data because the link's transmit queue was full (as Linux's TCP Small Queues)."},
 	"SynstackConnLimitDrops":        {help: "SYNs dropped and connects failed: the stack's or a listener's MaxConns reached."},
 	"SynstackInMartianSources":      {help: "Packets dropped unanswered: from a broadcast, multicast, loopback, unspecified, IPv4-mapped or own address."},
 	"SynstackInMartianDestinations": {help: "Packets dropped unanswered: to a broadcast, multicast, loopback, unspecified or IPv4-mapped address."},

@@ -78,3 +78,22 @@ type GatherWriter interface {
 type ChecksumOffloader interface {
 	ChecksumOffload() (tx, rx bool)
 }
+
+// Backpressure is implemented by links whose transmit queue a fast sender
+// can fill faster than the link drains it (link/tun: a goroutine writes
+// the queue to the device, and may be descheduled). A stack asks before it
+// sends more of a connection's data and, when the queue is nearly full,
+// holds that data instead of having the link drop it: as Linux's TCP Small
+// Queues hold a socket's data out of a full qdisc, so that the host's own
+// queue does not turn into losses and retransmissions. Control packets
+// (ACKs, SYNs, resets) and datagrams are never held.
+type Backpressure interface {
+	// TxRoom reports whether the transmit queue takes more data now.
+	// After it has returned false the link calls the function set by
+	// OnTxRoom, once, when the queue has drained well below full.
+	TxRoom() bool
+	// OnTxRoom sets the function the link calls (from one of its own
+	// goroutines, holding no lock) when room returns after TxRoom said
+	// there was none.
+	OnTxRoom(f func())
+}

@@ -114,6 +114,8 @@ type Counters struct {
 
 	SynstackNoSocket uint64 // segments that matched no connection or listener (answered by RST unless RST)
 
+	SynstackTxThrottled uint64 // times a connection held its data because the link's transmit queue was full (link.Backpressure, as Linux's TCP Small Queues)
+
 	SynstackConnLimitDrops uint64 // SYNs dropped and connects failed (ENOBUFS): Config.MaxConns or a listener's MaxConns reached
 
 	// Martians (martian.go), dropped unanswered; Linux logs them (log_martians).

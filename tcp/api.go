@@ -251,6 +251,17 @@ type Host interface {
 	Transition(from, to State, cause Cause)
 }
 
+// RoomHost is a Host whose link can say that it has no room for more of
+// the connection's data now (link.Backpressure), as Linux's TCP Small
+// Queues hold a socket's data out of a full qdisc. The connection asks
+// before each data segment, new or retransmitted; when Room returns
+// false it stops sending, and the host calls Conn.Push once the link has
+// room again. ACKs, SYNs, FINs without data and resets are not held.
+type RoomHost interface {
+	Host
+	Room() bool
+}
+
 // Info is what TCP_INFO reports.
 type Info struct {
 	State           State

@@ -11,32 +11,33 @@ import (
 
 // Defaults, named with their units. Linux's values unless noted.
 const (
-	defaultMSS        = 1460
-	defaultRcvBuf     = 131072
-	defaultRcvBufMax  = 6 << 20 // tcp_rmem[2]
-	defaultSndBuf     = 65536
-	defaultWScale     = 8
-	defaultSynRetries = 6
-	defaultSynAckRetr = 5
-	defaultRetries2   = 15
-	defaultRTOInitial = time.Second
-	defaultRTOMin     = 200 * time.Millisecond
-	defaultRTOMax     = 120 * time.Second
-	defaultTimeWait   = 60 * time.Second
-	defaultFinTimeout = 60 * time.Second
-	defaultKeepIdle   = 2 * time.Hour
-	defaultKeepIntvl  = 75 * time.Second
-	defaultKeepCnt    = 9
-	delAckMin         = 40 * time.Millisecond  // TCP_DELACK_MIN
-	maxQuickAcks      = 16                     // TCP_MAX_QUICKACKS
-	defaultPeerMSS    = 536                    // RFC 9293 3.7.1: when the peer sends no MSS option
-	minMSS            = 88                     // TCP_MIN_MSS
-	initialCwndSegs   = 10                     // RFC 6928
-	maxWScale         = 14                     // RFC 7323 2.3
-	tsOptionLen       = 12                     // nop,nop,TS
-	pawsIdle          = 24 * 24 * time.Hour    // RFC 7323 5.5: ts.recent is invalid after 24 days idle
-	rtoFallback       = 3 * time.Second        // RFC 6298 5.7, TCP_TIMEOUT_FALLBACK
-	corkCeiling       = 200 * time.Millisecond // TCP_CORK holds a partial segment at most this long
+	defaultMSS            = 1460
+	defaultRcvBuf         = 131072
+	defaultRcvBufMax      = 6 << 20 // tcp_rmem[2]
+	defaultSndBuf         = 65536
+	defaultWScale         = 8
+	defaultSynRetries     = 6
+	defaultSynAckRetr     = 5
+	defaultRetries2       = 15
+	defaultRTOInitial     = time.Second
+	defaultRTOMin         = 200 * time.Millisecond
+	defaultRTOMax         = 120 * time.Second
+	defaultTimeWait       = 60 * time.Second
+	defaultFinTimeout     = 60 * time.Second
+	defaultKeepIdle       = 2 * time.Hour
+	defaultKeepIntvl      = 75 * time.Second
+	defaultKeepCnt        = 9
+	delAckMin             = 40 * time.Millisecond  // TCP_DELACK_MIN
+	maxQuickAcks          = 16                     // TCP_MAX_QUICKACKS
+	defaultPeerMSS        = 536                    // RFC 9293 3.7.1: when the peer sends no MSS option
+	minMSS                = 88                     // TCP_MIN_MSS
+	initialCwndSegs       = 10                     // RFC 6928
+	maxWScale             = 14                     // RFC 7323 2.3
+	tsOptionLen           = 12                     // nop,nop,TS
+	pawsIdle              = 24 * 24 * time.Hour    // RFC 7323 5.5: ts.recent is invalid after 24 days idle
+	rtoFallback           = 3 * time.Second        // RFC 6298 5.7, TCP_TIMEOUT_FALLBACK
+	corkCeiling           = 200 * time.Millisecond // TCP_CORK holds a partial segment at most this long
+	resourceProbeInterval = 500 * time.Millisecond // TCP_RESOURCE_PROBE_INTERVAL: an RTO again after local congestion
 )
 
 // Conn is one connection's transmission control block: RFC 9293's TCB and the
@@ -399,6 +400,13 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	c.markPush(start, start.Add(seq.Size(n)))
 	c.output(now)
 	return n, nil
+}
+
+// Push sends what the windows allow now. A RoomHost calls it when its link
+// has room again after Room said it had none; anything else may, to no
+// effect but sending what is due.
+func (c *Conn) Push(t time.Time) {
+	c.output(c.at(t))
 }
 
 // dropSendQueue forgets queued data and gives its buffer back.

@@ -296,7 +296,7 @@ func (c *Conn) output(now instant) {
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
 		if c.cc.loss != lossNone {
 			if n := c.retransmitSize(); n >= 0 {
-				if room <= 0 || !c.paceAllows(now) {
+				if room <= 0 || !c.paceAllows(now) || !c.hostRoom() {
 					break
 				}
 				c.retransmitOne(now)
@@ -352,7 +352,7 @@ func (c *Conn) output(now instant) {
 			}
 			break
 		}
-		if n > 0 && !c.paceAllows(now) {
+		if n > 0 && (!c.paceAllows(now) || !c.hostRoom()) {
 			break
 		}
 		fin := finPending && n == queued
@@ -380,6 +380,13 @@ func (c *Conn) output(now instant) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)
 	}
+}
+
+// hostRoom reports whether the host's link takes more data now
+// (RoomHost); a host without the question always does.
+func (c *Conn) hostRoom() bool {
+	r, ok := c.host.(RoomHost)
+	return !ok || r.Room()
 }
 
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances

@@ -130,6 +130,13 @@ func (c *Conn) tailLossProbe(now instant) {
 	if c.flight() == 0 {
 		return
 	}
+	if !c.hostRoom() {
+		// The link's queue is full (RoomHost): what the probe would
+		// chase may still be in it. Linux skips the probe then
+		// (skb_still_in_host_queue) and leaves the RTO to watch.
+		c.armRTO(now)
+		return
+	}
 	mss := c.currentMSS()
 	queued := c.queuedFrom(c.snd.nxt)
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
@@ -291,6 +298,14 @@ func (c *Conn) retransmitTimeout(now instant) {
 		return
 	}
 	if c.flight() == 0 {
+		return
+	}
+	if !c.hostRoom() {
+		// The link's queue is full (RoomHost): the segment may not have
+		// left the host. As Linux on local congestion (a retransmission
+		// refused with EBUSY), try again in half a second, without
+		// backing off or entering loss recovery.
+		c.timer.rto = now.Add(resourceProbeInterval)
 		return
 	}
 	if int(c.rtx.backoff) >= c.cfg.Retries2 {

@@ -32,6 +32,8 @@ type endpoint struct {
 	forwarded bool // made by the forwarder: its resets are counted
 	hashed    bool // in its shard's conns (and holding bind)
 	orphan    bool // counted in its shard's orphans (closed, not finished, not in TIME_WAIT)
+	throttled bool // in the host's list of connections waiting for room in the link (txroom.go)
+	resuming  bool // its turn after waiting for room in the link (txroom.go)
 
 	heapIndex int32 // position in shard.timers, -1 when absent
 	// deadline is the deadline as scheduled in shard.timers, and

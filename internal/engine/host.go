@@ -161,6 +161,10 @@ type Host struct {
 	pmtu map[netip.Addr]pathMTU
 	// gather is the link, when it takes packets in pieces.
 	gather link.GatherWriter
+	// backpressure is the link's, if it can say its transmit queue is
+	// full (txroom.go).
+	backpressure link.Backpressure
+	tx           txWait
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
 	// +checklocks:ctl
@@ -239,6 +243,7 @@ func New(cfg Config) (*Host, error) {
 	s.initShards(shards)
 	s.portNext = uint32(s.key.k1)
 	s.bindNext = uint32(s.key.k1 >> 32)
+	s.watchBackpressure(s.link)
 	s.link.Attach(s)
 	return s, nil
 }

@@ -41,6 +41,14 @@ type Endpoint struct {
 
 	gsoIn, gsoOut, csumIn, verifiedIn        atomic.Uint64
 	dropNoDisp, dropBad, writeErrs, readErrs atomic.Uint64
+
+	// Backpressure (TxRoom, OnTxRoom): a queue holding highWater packets
+	// or more has no room for data; once a sender was told so (waiting),
+	// the writers call onRoom when every queue is at lowWater or below.
+	highWater, lowWater int
+	waiting             atomic.Bool
+	onRoom              atomic.Pointer[func()]
+	throttles           atomic.Uint64
 }
 
 // queue is one of the device's queues: its own file, reader and writer.
@@ -72,6 +80,11 @@ func (e *Endpoint) start(queueLen int) {
 	for _, q := range e.queues {
 		q.out = make(chan *[]byte, queueLen)
 	}
+	// An eighth of the queue stays for what is never held (ACKs, control
+	// packets, datagrams, and the segments a sender has in hand when it
+	// is told); senders resume once it is half empty.
+	e.highWater = queueLen - max(queueLen/8, 1)
+	e.lowWater = queueLen / 2
 	for _, q := range e.queues {
 		e.wg.Add(2)
 		go e.readLoop(q)
@@ -79,11 +92,62 @@ func (e *Endpoint) start(queueLen int) {
 	}
 }
 
-// An Endpoint is a link, and takes a packet in two pieces.
+// An Endpoint is a link, takes a packet in two pieces, and tells a
+// sender when its queue is full.
 var (
 	_ link.Endpoint     = (*Endpoint)(nil)
 	_ link.GatherWriter = (*Endpoint)(nil)
+	_ link.Backpressure = (*Endpoint)(nil)
 )
+
+// TxRoom implements link.Backpressure: false while any queue holds
+// highWater packets or more (Stats.Throttled counts the times), and then
+// the writers call OnTxRoom's function once every queue has drained to
+// half.
+func (e *Endpoint) TxRoom() bool {
+	if e.full() {
+		// Say a sender waits before looking again: a writer that drains
+		// in between either sees the flag or left room we see now.
+		e.waiting.Store(true)
+		if e.full() {
+			e.throttles.Add(1)
+			return false
+		}
+	}
+	return true
+}
+
+// full reports whether some queue is at its high-water mark.
+func (e *Endpoint) full() bool {
+	for _, q := range e.queues {
+		if len(q.out) >= e.highWater {
+			return true
+		}
+	}
+	return false
+}
+
+// OnTxRoom implements link.Backpressure.
+func (e *Endpoint) OnTxRoom(f func()) { e.onRoom.Store(&f) }
+
+// roomReturned calls OnTxRoom's function if a sender waits and every
+// queue is at its low-water mark or below. A writer calls it after each
+// batch.
+func (e *Endpoint) roomReturned() {
+	if !e.waiting.Load() {
+		return
+	}
+	for _, q := range e.queues {
+		if len(q.out) > e.lowWater {
+			return
+		}
+	}
+	if e.waiting.CompareAndSwap(true, false) {
+		if f := e.onRoom.Load(); f != nil {
+			(*f)()
+		}
+	}
+}
 
 // Name returns the device's name.
 func (e *Endpoint) Name() string { return e.name }
@@ -273,6 +337,7 @@ func (e *Endpoint) writeLoop(q *queue) {
 			}
 		}
 		batch, pkts = batch[:0], pkts[:0]
+		e.roomReturned()
 	}
 }
 
@@ -386,6 +451,7 @@ func (e *Endpoint) Stats() Stats {
 	s.GSOIn, s.GSOOut, s.CsumIn, s.VerifiedIn = e.gsoIn.Load(), e.gsoOut.Load(), e.csumIn.Load(), e.verifiedIn.Load()
 	s.DropNoDispatcher, s.DropBad = e.dropNoDisp.Load(), e.dropBad.Load()
 	s.WriteErrors, s.ReadErrors = e.writeErrs.Load(), e.readErrs.Load()
+	s.Throttled = e.throttles.Load()
 	return s
 }
 

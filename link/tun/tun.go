@@ -119,6 +119,7 @@ type Stats struct {
 	DropNoDispatcher uint64 // packets read with no stack attached
 	DropBad          uint64 // packets read that were malformed, or too large to write
 	DropQueueFull    uint64 // packets written while the queue to the device was full
+	Throttled        uint64 // times a sender was told the queue had no room for data (link.Backpressure), and held it
 	WriteErrors      uint64 // writes the device refused (for example while it is down)
 	ReadErrors       uint64 // reads that failed
 }
