@@ -126,11 +126,11 @@ type zcSend struct {
 // write's last byte, which stamps are still owed, its key, and the data
 // the report carries.
 type tsWant struct {
-	last  seq.Value
-	flags int // the SOF_TIMESTAMPING_TX_* still owed; SCHED and SOFTWARE go together
-	key   uint32
+	last   seq.Value
+	flags  int // the SOF_TIMESTAMPING_TX_* still owed; SCHED and SOFTWARE go together
+	key    uint32
 	tsonly bool
-	data  []byte
+	data   []byte
 }
 
 // Bounds of the tracking state: past them a send takes no id or stamp
