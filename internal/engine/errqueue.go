@@ -357,27 +357,28 @@ func (sk *Socket) txProgressLocked(c *tcp.Conn) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	changed := false
-	for len(q.tsWait) > 0 {
-		w := &q.tsWait[0]
+	kept := q.tsWait[:0]
+	for i := range q.tsWait {
+		w := q.tsWait[i]
 		if w.flags&(SOF_TIMESTAMPING_TX_SCHED|SOF_TIMESTAMPING_TX_SOFTWARE) != 0 && w.last.LessThan(sent) {
 			if w.flags&SOF_TIMESTAMPING_TX_SCHED != 0 {
-				changed = q.stampLocked(w, SCM_TSTAMP_SCHED, now, limit) || changed
+				changed = q.stampLocked(&w, SCM_TSTAMP_SCHED, now, limit) || changed
 			}
 			if w.flags&SOF_TIMESTAMPING_TX_SOFTWARE != 0 {
-				changed = q.stampLocked(w, SCM_TSTAMP_SND, now, limit) || changed
+				changed = q.stampLocked(&w, SCM_TSTAMP_SND, now, limit) || changed
 			}
 			w.flags &^= SOF_TIMESTAMPING_TX_SCHED | SOF_TIMESTAMPING_TX_SOFTWARE
 		}
 		if w.flags&SOF_TIMESTAMPING_TX_ACK != 0 && w.last.LessThan(una) {
-			changed = q.stampLocked(w, SCM_TSTAMP_ACK, now, limit) || changed
+			changed = q.stampLocked(&w, SCM_TSTAMP_ACK, now, limit) || changed
 			w.flags &^= SOF_TIMESTAMPING_TX_ACK
 		}
 		if w.flags != 0 && !gone {
-			break
+			kept = append(kept, w)
 		}
-		q.tsWait[0] = tsWant{}
-		q.tsWait = q.tsWait[1:]
 	}
+	clear(q.tsWait[len(kept):])
+	q.tsWait = kept
 	n := 0
 	for n < len(q.zcWait) && (gone || q.zcWait[n].end.LessThanEq(una)) {
 		n++
