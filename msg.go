@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"net"
 	"net/netip"
 	"syscall"
 	"time"
@@ -341,4 +342,25 @@ func sendFlags(nonblock bool, flags int) engine.SendFlags {
 		EOR:      flags&MSG_EOR != 0,
 		ZeroCopy: flags&MSG_ZEROCOPY != 0,
 	}
+}
+
+// ReadErrQueue takes the oldest report of the socket's error queue
+// (recvmsg with MSG_ERRQUEUE) in Go terms: the bytes that come with it in
+// b (the payload of the datagram an ICMP error quotes), the extended
+// error, and the destination that datagram went to. The queue fills with
+// IP_RECVERR (IPV6_RECVERR) or SO_ZEROCOPY set through Control. It never
+// waits: with nothing queued the error wraps EAGAIN. ReadMsgUDPAddrPort
+// reports no control messages (Linux's byte layout of them is no Go
+// user's); this is where the error queue meets a UDPConn, and
+// Sockets.Recvmsg gives every control message as a Go value.
+func (c *UDPConn) ReadErrQueue(b []byte) (n int, e ExtendedErr, dst netip.AddrPort, err error) {
+	if c.closed.Load() {
+		return 0, e, dst, c.opErr("read", net.ErrClosed, dst)
+	}
+	m, err := c.sk.ReadErrQueue()
+	if err != nil {
+		return 0, e, dst, c.opErr("read", err, dst)
+	}
+	e = ExtendedErr{SockExtendedErr: m.Err, Offender: m.Offender, v6: c.sk.Family() == AF_INET6}
+	return copy(b, m.Data), e, m.Name, nil
 }

@@ -2,6 +2,8 @@ package synstack
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -199,4 +201,101 @@ func TestTCPInq(t *testing.T) {
 			t.Errorf("after reading %d: inq %d, want %d", step.read, q.Bytes, step.inq)
 		}
 	}
+}
+
+// TestUDPConnErrQueue reads an ICMP error through UDPConn.ReadErrQueue,
+// on an IPv6 socket: the level and type are IPv6's.
+func TestUDPConnErrQueue(t *testing.T) {
+	n := newVnet(t, nil)
+	c, err := n.a.ListenUDP("udp6", &net.UDPAddr{IP: addr6A.AsSlice(), Port: 4000})
+	must(t, err)
+	defer c.Close()
+	must(t, c.Control(func(s *Sockets, fd int) { must(t, s.SetsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) }))
+	dst := netip.AddrPortFrom(addr6B, 7)
+	if _, err := c.WriteToUDPAddrPort([]byte("data"), dst); err != nil {
+		t.Fatal(err)
+	}
+	n.pump()
+	// The pending error is there for the next plain call, as Linux's
+	// sk_err, and the report stays queued.
+	if _, err := c.WriteToUDPAddrPort([]byte("x"), dst); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("next send: %v, want ECONNREFUSED", err)
+	}
+	b := make([]byte, 2)
+	got, e, to, err := c.ReadErrQueue(b)
+	if err != nil || got != 2 || string(b) != "da" || to != dst {
+		t.Fatalf("ReadErrQueue = %d %q %v, %v", got, b, to, err)
+	}
+	if e.CmsgLevel() != SOL_IPV6 || e.CmsgType() != IPV6_RECVERR || e.Origin != SO_EE_ORIGIN_ICMP6 ||
+		e.Errno != uint32(syscall.ECONNREFUSED) || e.Offender != addr6B {
+		t.Errorf("extended error %+v", e)
+	}
+	if _, _, _, err := c.ReadErrQueue(b); !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("empty queue: %v", err)
+	}
+	// Reading a report clears the pending error (Linux's
+	// sock_dequeue_err_skb), so the send after goes.
+	if _, err := c.WriteToUDPAddrPort([]byte("z"), dst); err != nil {
+		t.Fatal(err)
+	}
+	n.pump()
+	if _, _, _, err := c.ReadErrQueue(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WriteToUDPAddrPort([]byte("y"), dst); err != nil {
+		t.Errorf("send after reading the report: %v", err)
+	}
+}
+
+// TestUDPRxTimestamp: with RX_SOFTWARE|SOFTWARE a datagram's arrival time
+// comes with it as SCM_TIMESTAMPING.
+func TestUDPRxTimestamp(t *testing.T) {
+	n := newVnet(t, nil)
+	a, b := n.a.Sockets(), n.b.Sockets()
+	rfd := mustFD(t)(b.Socket(AF_INET, SOCK_DGRAM, 0))
+	must(t, b.Bind(rfd, netip.AddrPortFrom(addrB, 53)))
+	must(t, b.SetsockoptInt(rfd, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_RX_SOFTWARE|SOF_TIMESTAMPING_SOFTWARE))
+	sfd := mustFD(t)(a.Socket(AF_INET, SOCK_DGRAM, 0))
+	n.advance(30 * time.Millisecond)
+	arrived := n.clk.Now()
+	if _, err := a.Sendto(sfd, []byte("t"), 0, netip.AddrPortFrom(addrB, 53)); err != nil {
+		t.Fatal(err)
+	}
+	n.pump()
+	n.advance(20 * time.Millisecond)
+	m := &Msghdr{Iov: [][]byte{make([]byte, 4)}}
+	if _, err := b.Recvmsg(rfd, m, MSG_DONTWAIT); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Control) != 1 || !m.Control[0].(*Timestamping).Software.Equal(arrived) {
+		t.Errorf("control %v, want the arrival %v", m.Control, arrived)
+	}
+}
+
+// TestUDPZeroCopy: a datagram sent with MSG_ZEROCOPY completes at once
+// (its data is copied); without SO_ZEROCOPY the flag asks nothing.
+func TestUDPZeroCopy(t *testing.T) {
+	n := newVnet(t, nil)
+	a := n.a.Sockets()
+	fd := mustFD(t)(a.Socket(AF_INET, SOCK_DGRAM, 0))
+	dst := netip.AddrPortFrom(addrB, 9)
+	if _, err := a.Sendmsg(fd, &Msghdr{Name: dst, Iov: [][]byte{[]byte("a")}}, MSG_ZEROCOPY); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Recvmsg(fd, &Msghdr{}, MSG_ERRQUEUE)
+	wantErr(t, "without SO_ZEROCOPY", err, syscall.EAGAIN)
+	must(t, a.SetsockoptInt(fd, SOL_SOCKET, SO_ZEROCOPY, 1))
+	for range 2 {
+		if _, err := a.Sendmsg(fd, &Msghdr{Name: dst, Iov: [][]byte{[]byte("a")}}, MSG_ZEROCOPY); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &Msghdr{}
+	if _, err := a.Recvmsg(fd, m, MSG_ERRQUEUE); err != nil {
+		t.Fatal(err)
+	}
+	if e := m.Control[0].(*ExtendedErr); e.Origin != SO_EE_ORIGIN_ZEROCOPY || e.Info != 0 || e.Data != 1 {
+		t.Errorf("completion %+v; want ids 0..1", e.SockExtendedErr)
+	}
+	wantErr(t, "SO_ZEROCOPY 2", a.SetsockoptInt(fd, SOL_SOCKET, SO_ZEROCOPY, 2), syscall.EINVAL)
 }
