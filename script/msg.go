@@ -31,6 +31,7 @@ var msgSymbols = map[string]int64{
 	"MSG_CTRUNC": 0x8, "MSG_ERRQUEUE": 0x2000, "MSG_ZEROCOPY": 0x4000000,
 	"SO_TIMESTAMPING": 37, "SCM_TIMESTAMPING": 37, "SO_ZEROCOPY": 60,
 	"TCP_INQ": 36, "TCP_CM_INQ": 36, "IP_RECVERR": 11, "IPV6_RECVERR": 25,
+	"SOL_IP": 0, "SOL_IPV6": 41,
 	"SOF_TIMESTAMPING_TX_HARDWARE": 1 << 0, "SOF_TIMESTAMPING_TX_SOFTWARE": 1 << 1,
 	"SOF_TIMESTAMPING_RX_HARDWARE": 1 << 2, "SOF_TIMESTAMPING_RX_SOFTWARE": 1 << 3,
 	"SOF_TIMESTAMPING_SOFTWARE": 1 << 4, "SOF_TIMESTAMPING_SYS_HARDWARE": 1 << 5,
@@ -50,13 +51,15 @@ var msgSymbols = map[string]int64{
 func (r *runner) msgInt(x *expr) (int64, error) {
 	if x.kind == exWord {
 		v6 := r.domain == linuxAFInet6
-		switch x.word {
-		case "CMSG_LEVEL_IP":
-			return map[bool]int64{false: 0, true: 41}[v6], nil
-		case "CMSG_TYPE_RECVERR":
-			return map[bool]int64{false: 11, true: 25}[v6], nil
-		case "ENOMSG":
-			return 42, nil
+		switch {
+		case x.word == "CMSG_LEVEL_IP" && v6:
+			return msgSymbols["SOL_IPV6"], nil
+		case x.word == "CMSG_LEVEL_IP":
+			return msgSymbols["SOL_IP"], nil
+		case x.word == "CMSG_TYPE_RECVERR" && v6:
+			return msgSymbols["IPV6_RECVERR"], nil
+		case x.word == "CMSG_TYPE_RECVERR":
+			return msgSymbols["IP_RECVERR"], nil
 		}
 		if v, ok := msgSymbols[x.word]; ok {
 			return v, nil

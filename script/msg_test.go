@@ -42,3 +42,19 @@ func TestParseMsghdr(t *testing.T) {
 		t.Errorf("bad script: %v", err)
 	}
 }
+
+// TestCmsgFamilySymbols: CMSG_LEVEL_IP and CMSG_TYPE_RECVERR follow the
+// script's family, as packetdrill defines them.
+func TestCmsgFamilySymbols(t *testing.T) {
+	for _, c := range []struct {
+		domain     int
+		level, typ int64
+	}{{linuxAFInet, 0, 11}, {linuxAFInet6, 41, 25}} {
+		r := &runner{domain: c.domain}
+		l, err1 := r.msgInt(&expr{kind: exWord, word: "CMSG_LEVEL_IP"})
+		ty, err2 := r.msgInt(&expr{kind: exWord, word: "CMSG_TYPE_RECVERR"})
+		if err1 != nil || err2 != nil || l != c.level || ty != c.typ {
+			t.Errorf("domain %d: level %d type %d (%v %v), want %d %d", c.domain, l, ty, err1, err2, c.level, c.typ)
+		}
+	}
+}
