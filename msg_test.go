@@ -299,3 +299,36 @@ func TestUDPZeroCopy(t *testing.T) {
 	}
 	wantErr(t, "SO_ZEROCOPY 2", a.SetsockoptInt(fd, SOL_SOCKET, SO_ZEROCOPY, 2), syscall.EINVAL)
 }
+
+// TestUDPTxTimestamps: a datagram's SCHED and SND stamps come at once,
+// keyed by the datagrams sent since OPT_ID was set.
+func TestUDPTxTimestamps(t *testing.T) {
+	n := newVnet(t, nil)
+	a := n.a.Sockets()
+	fd := mustFD(t)(a.Socket(AF_INET, SOCK_DGRAM, 0))
+	dst := netip.AddrPortFrom(addrB, 9)
+	if _, err := a.Sendto(fd, []byte("before"), 0, dst); err != nil {
+		t.Fatal(err)
+	}
+	must(t, a.SetsockoptInt(fd, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE|
+		SOF_TIMESTAMPING_SOFTWARE|SOF_TIMESTAMPING_OPT_ID|SOF_TIMESTAMPING_OPT_TSONLY))
+	for range 2 {
+		if _, err := a.Sendto(fd, []byte("x"), 0, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key := range uint32(2) {
+		m := &Msghdr{}
+		if _, err := a.Recvmsg(fd, m, MSG_ERRQUEUE); err != nil || len(m.Control) != 2 {
+			t.Fatalf("report %d: %v %v", key, m.Control, err)
+		}
+		if e := m.Control[1].(*ExtendedErr); e.Info != SCM_TSTAMP_SND || e.Data != key {
+			t.Errorf("report %d: %+v", key, e.SockExtendedErr)
+		}
+		if ts := m.Control[0].(*Timestamping); !ts.Software.Equal(n.clk.Now()) {
+			t.Errorf("stamped %v, now %v", ts.Software, n.clk.Now())
+		}
+	}
+	_, err := a.Recvmsg(fd, &Msghdr{}, MSG_ERRQUEUE)
+	wantErr(t, "after the stamps", err, syscall.EAGAIN)
+}

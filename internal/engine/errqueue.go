@@ -419,6 +419,43 @@ func (sk *Socket) setTSBaseLocked(fromWrite bool) {
 	}
 }
 
+// stampDatagram queues the transmit timestamps SO_TIMESTAMPING asks of a
+// datagram just sent: SCHED and SND at once (TX_ACK means nothing
+// without acknowledgements), keyed with OPT_ID by a count of the
+// datagrams sent since the option was set, as Linux's UDP, with the
+// datagram's bytes unless OPT_TSONLY. Under no lock of the socket's.
+func (sk *Socket) stampDatagram(p []byte) {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(ctlOnly, &l); err != nil {
+		return
+	}
+	flags := sk.opts.Timestamping
+	q := sk.errq()
+	limit := sk.rcvBufLimit()
+	now := sk.h.clock.Now()
+	q.mu.Lock()
+	w := tsWant{flags: flags}
+	if flags&SOF_TIMESTAMPING_OPT_ID != 0 {
+		w.key = uint32(q.tsBase)
+		q.tsBase++
+	}
+	if flags&SOF_TIMESTAMPING_OPT_TSONLY == 0 {
+		w.data = append([]byte(nil), p[max(0, len(p)-tsDataLimit):]...)
+	}
+	if flags&SOF_TIMESTAMPING_TX_SCHED != 0 {
+		q.stampLocked(&w, SCM_TSTAMP_SCHED, now, limit)
+	}
+	if flags&SOF_TIMESTAMPING_TX_SOFTWARE != 0 {
+		q.stampLocked(&w, SCM_TSTAMP_SND, now, limit)
+	}
+	q.mu.Unlock()
+	u := sk.udp
+	u.mu.Lock()
+	sk.wake()
+	u.mu.Unlock()
+}
+
 // ZeroCopySent reports a datagram sent with MSG_ZEROCOPY (on a socket with
 // SO_ZEROCOPY): its completion goes on the error queue at once, the data
 // having been copied (Linux's UDP completes when the packet leaves).

@@ -174,6 +174,7 @@ func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 		u.mu.Unlock()
 		u.recvErr.Store(own.RecvErr)
 		u.rxStamp.Store(own.Timestamping&rxStampFlags == rxStampFlags)
+		u.txStamp.Store(own.Timestamping&sofTX != 0)
 	}
 	if sk.ep != nil {
 		s.afterLocked(sk.ep)

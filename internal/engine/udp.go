@@ -143,6 +143,7 @@ type udpSock struct {
 	forwarded bool           // a forwarded flow (udpforward.go): bound to another host's address
 	recvErr   atomic.Bool    // IP_RECVERR: ICMP errors reach it unconnected too
 	rxStamp   atomic.Bool    // SO_TIMESTAMPING asks for receive stamps: datagrams keep their arrival time
+	txStamp   atomic.Bool    // SO_TIMESTAMPING asks for transmit stamps (errqueue.go)
 	eq        errQueueHolder // the error queue (errqueue.go), made at its first use
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
@@ -636,6 +637,9 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	case fits && !u.ping:
 		// One packet, built in a pooled buffer: no lock of the host's.
 		s.sendSmallUDP(src, dst, p)
+		if u.txStamp.Load() {
+			sk.stampDatagram(p)
+		}
 		return len(p), nil
 	}
 	var l locks
@@ -649,6 +653,9 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	}
 	if err := send(src, dst, p); err != nil {
 		return 0, err
+	}
+	if u.txStamp.Load() {
+		sk.stampDatagram(p)
 	}
 	return len(p), nil
 }
