@@ -332,3 +332,26 @@ func TestUDPTxTimestamps(t *testing.T) {
 	_, err := a.Recvmsg(fd, &Msghdr{}, MSG_ERRQUEUE)
 	wantErr(t, "after the stamps", err, syscall.EAGAIN)
 }
+
+// TestErrQueueBounded: reports beyond the receive buffer are dropped.
+func TestErrQueueBounded(t *testing.T) {
+	n := newVnet(t, nil)
+	a := n.a.Sockets()
+	fd := mustFD(t)(a.Socket(AF_INET, SOCK_DGRAM, 0))
+	must(t, a.SetsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, 1)) // the floor: 2,304 bytes
+	must(t, a.SetsockoptInt(fd, SOL_SOCKET, SO_TIMESTAMPING, SOF_TIMESTAMPING_TX_SOFTWARE|SOF_TIMESTAMPING_OPT_TSONLY))
+	for range 100 {
+		if _, err := a.Sendto(fd, []byte("x"), 0, netip.AddrPortFrom(addrB, 9)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for ; got < 100; got++ {
+		if _, err := a.Recvmsg(fd, &Msghdr{}, MSG_ERRQUEUE); err != nil {
+			break
+		}
+	}
+	if got == 0 || got > 2304/256 {
+		t.Errorf("%d reports queued; want some, at most %d", got, 2304/256)
+	}
+}
