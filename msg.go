@@ -182,12 +182,15 @@ func scatter(iov [][]byte, p []byte) {
 // report on the error queue once the data is acknowledged, or for UDP
 // sent; the data is copied all the same). Errors as Linux: EMSGSIZE for
 // more than UIO_MAXIOV buffers, EOPNOTSUPP for MSG_OOB, EINVAL for
-// control messages; buffers of total length 0 send nothing on TCP and
-// return 0 (an empty datagram on UDP).
+// control messages, EFAULT for a nil m; buffers of total length 0 send
+// nothing on TCP and return 0 (an empty datagram on UDP).
 func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 	sk, nonblock, err := t.get(fd)
 	if err != nil {
 		return 0, err
+	}
+	if m == nil {
+		return 0, syscall.EFAULT // as Linux for a NULL msghdr
 	}
 	total, err := iovLen(m.Iov)
 	switch {
@@ -227,11 +230,14 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 // timestamp report, with SOF_TIMESTAMPING_SOFTWARE) and the ExtendedErr,
 // Flags MSG_ERRQUEUE (and MSG_TRUNC if the bytes did not fit). EINVAL for
 // MSG_OOB (there is never urgent data to read), EMSGSIZE for more than
-// UIO_MAXIOV buffers.
+// UIO_MAXIOV buffers, EFAULT for a nil m.
 func (t *Sockets) Recvmsg(fd int, m *Msghdr, flags int) (int, error) {
 	sk, nonblock, err := t.get(fd)
 	if err != nil {
 		return 0, err
+	}
+	if m == nil {
+		return 0, syscall.EFAULT
 	}
 	total, err := iovLen(m.Iov)
 	switch {

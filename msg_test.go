@@ -46,6 +46,10 @@ func TestSendmsgRecvmsgIovecs(t *testing.T) {
 	wantErr(t, "Recvmsg MSG_ERRQUEUE on an empty queue", err, syscall.EAGAIN)
 	_, err = a.Sendmsg(99, &Msghdr{}, 0)
 	wantErr(t, "Sendmsg on a bad fd", err, syscall.EBADF)
+	_, err = a.Sendmsg(cfd, nil, 0)
+	wantErr(t, "Sendmsg without a message", err, syscall.EFAULT)
+	_, err = b.Recvmsg(sfd, nil, 0)
+	wantErr(t, "Recvmsg without a message", err, syscall.EFAULT)
 }
 
 // TestRecvmsgUDPName reads a datagram's source and truncation by recvmsg.
