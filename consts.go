@@ -35,17 +35,19 @@ const (
 	SHUT_WR        = 1       // shutdown: stop sending (send FIN)
 	SHUT_RDWR      = 2       // shutdown: both
 
-	SO_REUSEADDR  = 2  // share a port (see Bind); not with a listener
-	SO_TYPE       = 3  // read-only: SOCK_STREAM or SOCK_DGRAM
-	SO_ERROR      = 4  // read-only: pending error, cleared by the read
-	SO_SNDBUF     = 7  // send buffer size (doubled on set, as Linux)
-	SO_RCVBUF     = 8  // receive buffer size (doubled on set, as Linux)
-	SO_KEEPALIVE  = 9  // send keepalive probes
-	SO_LINGER     = 13 // see SetsockoptLinger
-	SO_REUSEPORT  = 15 // share a port, listeners included, with load spreading
-	SO_ACCEPTCONN = 30 // read-only: 1 when listening
-	SO_PROTOCOL   = 38 // read-only: IPPROTO_TCP or IPPROTO_UDP
-	SO_DOMAIN     = 39 // read-only: AF_INET or AF_INET6
+	SO_REUSEADDR    = 2  // share a port (see Bind); not with a listener
+	SO_TYPE         = 3  // read-only: SOCK_STREAM or SOCK_DGRAM
+	SO_ERROR        = 4  // read-only: pending error, cleared by the read
+	SO_SNDBUF       = 7  // send buffer size (doubled on set, as Linux)
+	SO_RCVBUF       = 8  // receive buffer size (doubled on set, as Linux)
+	SO_KEEPALIVE    = 9  // send keepalive probes
+	SO_LINGER       = 13 // see SetsockoptLinger
+	SO_REUSEPORT    = 15 // share a port, listeners included, with load spreading
+	SO_ACCEPTCONN   = 30 // read-only: 1 when listening
+	SO_PROTOCOL     = 38 // read-only: IPPROTO_TCP or IPPROTO_UDP
+	SO_DOMAIN       = 39 // read-only: AF_INET or AF_INET6
+	SO_TIMESTAMPING = 37 // SOF_TIMESTAMPING_* flags: software timestamps (msg.go)
+	SO_ZEROCOPY     = 60 // MSG_ZEROCOPY sends report completions on the error queue
 
 	TCP_NODELAY      = 1  // disable Nagle's algorithm
 	TCP_MAXSEG       = 2  // clamp the MSS (before connect); read the MSS in use
@@ -57,6 +59,7 @@ const (
 	TCP_LINGER2      = 8  // seconds an orphan may wait in FIN_WAIT_2; -1: reset at once
 	TCP_CONGESTION   = 13 // congestion control by name: see SetsockoptString
 	TCP_USER_TIMEOUT = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT
+	TCP_INQ          = 36 // recvmsg reports the bytes left to read (TCPInq)
 
 	IPV6_V6ONLY  = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
 	IP_RECVERR   = 11 // level IPPROTO_IP: ICMP errors reach an unconnected UDP socket too (its next call returns them)

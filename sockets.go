@@ -251,13 +251,13 @@ func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 // non-blocking one (or MSG_DONTWAIT) writes what fits and returns EAGAIN if
 // nothing does. EPIPE on a socket never connected, after SHUT_WR, and after
 // a reset once ECONNRESET has been returned. MSG_NOSIGNAL is accepted
-// (there are no signals).
+// (there are no signals); MSG_MORE, MSG_EOR and MSG_ZEROCOPY as Sendmsg.
 func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 	sk, nonblock, err := t.get(fd)
 	if err != nil {
 		return 0, err
 	}
-	return sk.Send(p, nonblock || flags&MSG_DONTWAIT != 0, nil)
+	return sk.SendMsg(p, sendFlags(nonblock, flags), nil)
 }
 
 // Shutdown shuts the reading side (SHUT_RD), writing side (SHUT_WR, a FIN
@@ -367,7 +367,7 @@ func (t *Sockets) Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int,
 		return 0, err
 	}
 	if !sk.UDP() {
-		return sk.Send(p, nonblock || flags&MSG_DONTWAIT != 0, nil)
+		return sk.SendMsg(p, sendFlags(nonblock, flags), nil)
 	}
 	return sk.SendTo(p, addr)
 }

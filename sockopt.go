@@ -290,6 +290,22 @@ var sockopts = []sockopt{
 		get: func(c optCtx) optValue { return optValue{n: c.Proto} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
+	{level: SOL_SOCKET, name: SO_ZEROCOPY, linux: "SO_ZEROCOPY", typ: optInt, lo: 0, hi: 1,
+		get: func(c optCtx) optValue { return optValue{n: boolInt(c.O.ZeroCopy)} },
+		set: func(c optCtx, v optValue) error {
+			if c.Proto != IPPROTO_TCP && c.Proto != IPPROTO_UDP {
+				return syscall.EOPNOTSUPP
+			}
+			c.O.ZeroCopy = v.n != 0
+			return nil
+		}},
+	{level: SOL_SOCKET, name: SO_TIMESTAMPING, linux: "SO_TIMESTAMPING", typ: optInt,
+		lo: 0, hi: engine.SOF_TIMESTAMPING_MASK,
+		get: func(c optCtx) optValue { return optValue{n: c.O.Timestamping} },
+		set: setTimestamping},
+	{level: IPPROTO_TCP, name: TCP_INQ, linux: "TCP_INQ", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.RecvInq }),
+		set: setBool(func(o *engine.Options, on bool) { o.RecvInq = on }, nil)},
 
 	{level: IPPROTO_TCP, name: TCP_NODELAY, linux: "TCP_NODELAY", typ: optBool,
 		get: getBool(func(o *engine.Options) bool { return o.NoDelay }),

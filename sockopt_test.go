@@ -36,7 +36,12 @@ func TestSockoptTable(t *testing.T) {
 				checkAbsent(t, ss, fd4, p.level, p.name)
 				must(t, ss.Close(fd4))
 			}
-			fd := mustFD(t)(ss.Socket(fam, SOCK_STREAM, 0))
+			typ := SOCK_STREAM
+			if p.level == SOL_SOCKET && p.name == SO_TIMESTAMPING {
+				// OPT_ID needs a connection on TCP (msg_test.go).
+				typ = SOCK_DGRAM
+			}
+			fd := mustFD(t)(ss.Socket(fam, typ, 0))
 			defer ss.Close(fd)
 			switch p.typ {
 			case optInt, optBool:

@@ -179,7 +179,8 @@ func (c *UDPConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 
 // ReadMsgUDPAddrPort reads the next datagram into b and returns its
 // sender; flags holds MSG_TRUNC when the datagram was longer than b. No
-// control messages are returned (oobn is 0).
+// control messages are returned (oobn is 0): the error queue is read with
+// ReadErrQueue, control messages as Go values with Sockets.Recvmsg.
 func (c *UDPConn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
 	if c.closed.Load() {
 		return 0, 0, 0, addr, c.opErr("read", net.ErrClosed, addr)

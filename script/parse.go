@@ -664,6 +664,15 @@ func (p *parser) unaryDepth(depth int) *expr {
 			p.next()
 			x.kind = exCall
 			x.args = p.listDepth(')', depth+1)
+			if p.ok() && p.tok.is('=') {
+				// A struct field with its length, as packetdrill writes
+				// a msghdr's: msg_iov(1)=[...]. The value is args[0],
+				// the length expression args[1].
+				p.next()
+				v := p.exprDepth(depth + 1)
+				x.args = []*expr{v, {kind: exCall, line: x.line, word: x.word, args: x.args}}
+				x.kind = exAssign
+			}
 		}
 	case t.is('['):
 		p.next()

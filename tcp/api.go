@@ -222,6 +222,8 @@ type Scratch struct {
 	// their record rings spareRecs records in all.
 	flights   []*flightState
 	spareRecs int
+	// more is set during a MSG_MORE write (sendmsg.go).
+	more bool
 }
 
 // Counters are MIB counters (named as nstat names them) that connections

@@ -148,7 +148,7 @@ type sendQueue struct {
 	// "forced" every half of the peer's largest window within a long
 	// write. A segment covering a mark carries PSH. pushed is the last
 	// mark.
-	pushMarks []seq.Value
+	pushMarks []sendMark
 	start     seq.Value // sequence number of the ring's first octet
 	finSeq    seq.Value // sequence number our FIN occupies (valid once finSent)
 	pushed    seq.Value

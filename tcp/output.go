@@ -323,7 +323,7 @@ func (c *Conn) output(now instant) {
 			usable = 0
 		}
 		mss := c.currentMSS()
-		n := min(queued, mss, max(usable, 0))
+		n := c.eorLimit(c.snd.nxt, min(queued, mss, max(usable, 0)))
 		if queued > 0 && n == 0 {
 			if c.snd.wnd == 0 && c.flight() == 0 && c.timer.rto.IsZero() {
 				c.armPersist(now)
@@ -343,6 +343,9 @@ func (c *Conn) output(now instant) {
 			if c.timer.cork.IsZero() {
 				c.timer.cork = now.Add(corkCeiling)
 			}
+			break
+		}
+		if c.holdForMore(now, n, queued, mss) {
 			break
 		}
 		if queued == 0 && usable < 1 {
@@ -458,11 +461,14 @@ func (c *Conn) markPush(start, end seq.Value) {
 	half := int32(c.snd.maxWnd / 2)
 	for b := start.Add(mss); b.LessThan(end); b = b.Add(mss) {
 		if b.Sub(c.sq.pushed) > half {
-			c.sq.pushMarks = append(c.sq.pushMarks, b)
+			c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: b, push: true})
 			c.sq.pushed = b
 		}
 	}
-	c.sq.pushMarks = append(c.sq.pushMarks, end)
+	if c.sc.more {
+		return // MSG_MORE: only the forced marks
+	}
+	c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: end, push: true})
 	c.sq.pushed = end
 }
 
@@ -470,7 +476,7 @@ func (c *Conn) markPush(start, end seq.Value) {
 func (c *Conn) pushMarked(s seq.Value, n int) bool {
 	end := s.Add(seq.Size(n))
 	for _, m := range c.sq.pushMarks {
-		if m.GreaterThan(s) && m.LessThanEq(end) {
+		if m.push && m.at.GreaterThan(s) && m.at.LessThanEq(end) {
 			return true
 		}
 	}
@@ -507,7 +513,7 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 		limit = min(limit, (c.fl.pace.budget+mss-1)/mss*mss)
 	}
 	for _, m := range c.sq.pushMarks {
-		if d := int(m.Sub(c.snd.nxt)); d > 0 {
+		if d := int(m.at.Sub(c.snd.nxt)); d > 0 {
 			limit = min(limit, d)
 			break
 		}
@@ -518,7 +524,7 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 // prunePushMarks forgets marks for data the peer has acknowledged.
 func (c *Conn) prunePushMarks() {
 	i := 0
-	for i < len(c.sq.pushMarks) && c.sq.pushMarks[i].LessThanEq(c.snd.una) {
+	for i < len(c.sq.pushMarks) && c.sq.pushMarks[i].at.LessThanEq(c.snd.una) {
 		i++
 	}
 	if i > 0 {

@@ -224,6 +224,7 @@ func (c *Conn) Tick(t time.Time) {
 	if !c.timer.cork.IsZero() && !now.Before(c.timer.cork) {
 		c.timer.cork = instant(0)
 		c.sq.corkExpired = true
+		c.moreTimeout()
 		c.output(now)
 	}
 	if !c.timer.tlp.IsZero() && !now.Before(c.timer.tlp) {

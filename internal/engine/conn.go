@@ -76,7 +76,7 @@ func (c ConnRef) Write(p []byte, wd *Deadline) (int, error) {
 	defer wd.releaseLocked(s.chansFor(&l))
 	n := 0
 	for {
-		k, err := c.sk.sendLocked(p[n:], false, cancel, &l)
+		k, err := c.sk.sendLocked(p[n:], SendFlags{}, cancel, &l)
 		n += k
 		if err != nil || n == len(p) {
 			return n, err

@@ -275,6 +275,9 @@ func (s *Host) afterLocked(ep *endpoint) {
 		}
 	}
 	if ep.sock != nil {
+		if ep.sock.hasEQ {
+			ep.sock.txProgressLocked(&ep.conn)
+		}
 		ep.sock.wake()
 	}
 }

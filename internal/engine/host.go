@@ -65,6 +65,10 @@ const (
 // Host is one host of the engine: a link, its addresses, and the
 // connections, listeners and sockets on them (see doc.go and locks.go).
 type Host struct {
+	// errQueues are the error queues of TCP sockets (errqueue.go), by
+	// socket: few sockets have one.
+	errQueues sync.Map
+
 	// Set by New, then read-only.
 	link link.Endpoint
 	// txCsumOff and rxCsumOff: the link takes care of checksums

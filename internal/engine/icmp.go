@@ -125,33 +125,40 @@ func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 		switch {
 		case h.Code == wire.ICMPv4FragNeeded:
 			mtu := max(int(uint16(h.Rest)), minPathMTU4)
-			s.icmpErrorLocked(false, body, 0, mtu)
+			s.icmpErrorLocked(icmpFrom{src, h}, false, body, 0, mtu)
 		case int(h.Code) < len(icmp4UnreachErrno):
-			s.icmpErrorLocked(false, body, icmp4UnreachErrno[h.Code], 0)
+			s.icmpErrorLocked(icmpFrom{src, h}, false, body, icmp4UnreachErrno[h.Code], 0)
 		}
 	case !v6 && h.Type == wire.ICMPv4TimeExceeded:
 		s.g().stats.IcmpInTimeExcds++
-		s.icmpErrorLocked(false, body, syscall.EHOSTUNREACH, 0)
+		s.icmpErrorLocked(icmpFrom{src, h}, false, body, syscall.EHOSTUNREACH, 0)
 	case !v6 && h.Type == icmpv4ParamProblem:
 		s.g().stats.IcmpInParmProbs++
-		s.icmpErrorLocked(false, body, syscall.EPROTO, 0)
+		s.icmpErrorLocked(icmpFrom{src, h}, false, body, syscall.EPROTO, 0)
 	case v6 && h.Type == wire.ICMPv6DestUnreachable:
 		s.g().stats.Icmp6InDestUnreachs++
 		if int(h.Code) < len(icmp6UnreachErrno) {
-			s.icmpErrorLocked(true, body, icmp6UnreachErrno[h.Code], 0)
+			s.icmpErrorLocked(icmpFrom{src, h}, true, body, icmp6UnreachErrno[h.Code], 0)
 		}
 	case v6 && h.Type == wire.ICMPv6PacketTooBig:
 		s.g().stats.Icmp6InPktTooBigs++
 		if h.Rest >= minPathMTU6 {
-			s.icmpErrorLocked(true, body, 0, int(min(h.Rest, 1<<16-1)))
+			s.icmpErrorLocked(icmpFrom{src, h}, true, body, 0, int(min(h.Rest, 1<<16-1)))
 		}
 	case v6 && h.Type == wire.ICMPv6TimeExceeded:
 		s.g().stats.Icmp6InTimeExcds++
-		s.icmpErrorLocked(true, body, syscall.EHOSTUNREACH, 0)
+		s.icmpErrorLocked(icmpFrom{src, h}, true, body, syscall.EHOSTUNREACH, 0)
 	case v6 && h.Type == wire.ICMPv6ParamProblem:
 		s.g().stats.Icmp6InParmProblems++
-		s.icmpErrorLocked(true, body, syscall.EPROTO, 0)
+		s.icmpErrorLocked(icmpFrom{src, h}, true, body, syscall.EPROTO, 0)
 	}
+}
+
+// icmpFrom is an ICMP error as the error queue reports it: who sent it,
+// and its type and code.
+type icmpFrom struct {
+	src netip.Addr
+	h   wire.ICMP
 }
 
 // icmpv4ParamProblem is ICMPv4's Parameter Problem type (RFC 792).
@@ -176,7 +183,7 @@ func (s *Host) icmpInErrorLocked(v6 bool) {
 // dropped.
 //
 // +checklocks:s.ctl
-func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu int) {
+func (s *Host) icmpErrorLocked(from icmpFrom, v6 bool, quote []byte, errno syscall.Errno, mtu int) {
 	local, remote, proto, sq, ok := parseQuote(v6, quote)
 	if !ok {
 		s.icmpInErrorLocked(v6)
@@ -188,7 +195,7 @@ func (s *Host) icmpErrorLocked(v6 bool, quote []byte, errno syscall.Errno, mtu i
 		switch {
 		case mtu > 0:
 			s.learnPathMTULocked(remote.Addr(), mtu)
-		case !s.udpICMPError(local, remote, errno):
+		case !s.udpICMPError(local, remote, errno, from, quote):
 			s.icmpInErrorLocked(v6)
 		}
 		return

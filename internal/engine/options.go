@@ -28,6 +28,9 @@ type Options struct {
 	UserTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
 	Congestion           string        // TCP_CONGESTION; "": tcp's default
 	RecvErr              bool          // IP_RECVERR, IPV6_RECVERR: ICMP errors reach an unconnected datagram socket
+	ZeroCopy             bool          // SO_ZEROCOPY: MSG_ZEROCOPY sends report completions (errqueue.go)
+	Timestamping         int           // SO_TIMESTAMPING flags (errqueue.go)
+	RecvInq              bool          // TCP_INQ: recvmsg reports the bytes left to read
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1
@@ -170,9 +173,18 @@ func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 		u.rcvBuf = cmp.Or(own.RcvBuf, udpDefaultRcvBuf)
 		u.mu.Unlock()
 		u.recvErr.Store(own.RecvErr)
+		u.rxStamp.Store(own.Timestamping&rxStampFlags == rxStampFlags)
+		u.txStamp.Store(own.Timestamping&sofTX != 0)
 	}
 	if sk.ep != nil {
 		s.afterLocked(sk.ep)
 	}
 	return nil
+}
+
+// StartTSKeys starts the keys of SO_TIMESTAMPING's OPT_ID: from the
+// connection's SND.UNA, or the end of what was written when fromWrite
+// (OPT_ID_TCP), as Linux does when the option is turned on.
+func (c OptCtx) StartTSKeys(fromWrite bool) {
+	c.sk.setTSBaseLocked(fromWrite)
 }

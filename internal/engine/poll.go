@@ -67,6 +67,9 @@ func (sk *Socket) pollLocked() Events {
 	if ep == nil {
 		// TCP_CLOSE: hang-up, and "writable" since not connecting.
 		mask = EventHup | EventOut
+		if sk.errQueueLen() > 0 {
+			mask |= EventErr
+		}
 		if sk.shutRd {
 			mask |= EventIn | EventRdHup
 		}
@@ -93,7 +96,7 @@ func (sk *Socket) pollLocked() Events {
 			mask |= EventOut
 		}
 	}
-	if c.Err() != 0 {
+	if c.Err() != 0 || sk.errQueueLen() > 0 {
 		mask |= EventErr
 	}
 	return mask

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/seq"
 )
 
 // Socket families, Linux's values (the socket layer passes them through).
@@ -46,6 +47,9 @@ type Socket struct {
 	state  sockState
 	shutRd bool // shutdown on a socket without a connection (Linux sets
 	shutWr bool // sk_shutdown even when it returns ENOTCONN)
+	// hasEQ: a TCP socket's error queue exists, in Host.errQueues
+	// (errqueue.go). Under the connection's shard lock.
+	hasEQ bool
 	// +checklocks:h.ctl
 	userBound bool // bind came from a bind call
 
@@ -573,6 +577,11 @@ func (sk *Socket) readLocked(p []byte, peek bool) (int, error) {
 // Send writes data (see synstack.Sockets.Send): blocking, everything,
 // waiting for room; non-blocking, what fits, or EAGAIN.
 func (sk *Socket) Send(p []byte, nonblock bool, cancel <-chan struct{}) (int, error) {
+	return sk.SendMsg(p, SendFlags{NonBlock: nonblock}, cancel)
+}
+
+// SendMsg is Send with sendmsg's flags (SendFlags).
+func (sk *Socket) SendMsg(p []byte, f SendFlags, cancel <-chan struct{}) (int, error) {
 	if sk.udp != nil {
 		return sk.SendTo(p, netip.AddrPort{})
 	}
@@ -581,13 +590,14 @@ func (sk *Socket) Send(p []byte, nonblock bool, cancel <-chan struct{}) (int, er
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
-	return sk.sendLocked(p, nonblock, cancel, &l)
+	return sk.sendLocked(p, f, cancel, &l)
 }
 
 // sendLocked is Send on a socket. When cancel closes it returns what it
 // has written with ErrCanceled (checked before writing, as a deadline in
 // the past is). It runs under l, as recvLocked.
-func (sk *Socket) sendLocked(p []byte, nonblock bool, cancel <-chan struct{}, l *locks) (int, error) {
+func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *locks) (int, error) {
+	nonblock := f.NonBlock
 	s := sk.h
 	written := 0
 	waited := false
@@ -619,7 +629,12 @@ func (sk *Socket) sendLocked(p []byte, nonblock bool, cancel <-chan struct{}, l 
 			sk.waitLocked(cancel, l)
 			continue
 		}
-		n, err := ep.conn.Write(s.clock.Now(), p[written:])
+		start := ep.conn.WriteEnd()
+		n, err := ep.conn.WriteMsg(s.clock.Now(), p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR})
+		if n > 0 {
+			// Before afterLocked, which stamps what the write sent.
+			sk.noteSendLocked(start, start.Add(seq.Size(n)), p[:written+n], f, written > 0)
+		}
 		s.afterLocked(ep)
 		written += n
 		if err == nil && written == len(p) {
@@ -773,6 +788,9 @@ func (sk *Socket) releaseLocked() {
 		sk.bind = nil
 	}
 	sk.peek = nil
+	if sk.hasEQ {
+		s.errQueues.Delete(sk)
+	}
 	sk.wake()
 }
 

@@ -142,6 +142,9 @@ type udpSock struct {
 	ping      bool           // a ping socket (ping.go): ICMP echo, by identifier
 	forwarded bool           // a forwarded flow (udpforward.go): bound to another host's address
 	recvErr   atomic.Bool    // IP_RECVERR: ICMP errors reach it unconnected too
+	rxStamp   atomic.Bool    // SO_TIMESTAMPING asks for receive stamps: datagrams keep their arrival time
+	txStamp   atomic.Bool    // SO_TIMESTAMPING asks for transmit stamps (errqueue.go)
+	eq        errQueueHolder // the error queue (errqueue.go), made at its first use
 
 	mu     sync.Mutex // guards what follows, and the socket's wait queue
 	q      dgramRing  // the receive queue, oldest first
@@ -166,6 +169,7 @@ func (u *udpSock) usable() error {
 type datagram struct {
 	from netip.AddrPort
 	data []byte
+	at   time.Time // arrival, when the socket asks for receive stamps
 }
 
 // dgramRing is a receive queue of datagrams: a ring that grows by
@@ -492,7 +496,11 @@ func (u *udpSock) deliver(from netip.AddrPort, data []byte, queued *atomic.Uint6
 		return false
 	}
 	b := buffers.Get(len(data))
-	u.q.push(datagram{from: from, data: b[:copy(b, data)]})
+	d := datagram{from: from, data: b[:copy(b, data)]}
+	if u.rxStamp.Load() {
+		d.at = u.sk.h.clock.Now()
+	}
+	u.q.push(d)
 	u.qBytes += cost
 	t.mem.Add(int64(cost))
 	if queued != nil {
@@ -509,23 +517,29 @@ func (u *udpSock) deliver(from netip.AddrPort, data []byte, queued *atomic.Uint6
 // returned first, once. A blocking call waits for a datagram or cancel
 // (ErrCanceled); a non-blocking one returns EAGAIN.
 func (sk *Socket) RecvFrom(p []byte, peek, nonblock bool, cancel <-chan struct{}) (n int, from netip.AddrPort, full int, err error) {
+	ri, err := sk.recvDatagram(p, peek, nonblock, cancel)
+	return ri.N, ri.From, ri.Full, err
+}
+
+// recvDatagram is RecvFrom, reporting what recvmsg learns (RecvInfo).
+func (sk *Socket) recvDatagram(p []byte, peek, nonblock bool, cancel <-chan struct{}) (RecvInfo, error) {
 	u := sk.udp
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for {
 		if err := u.usable(); err != nil {
-			return 0, from, 0, err
+			return RecvInfo{}, err
 		}
 		if isDone(cancel) {
-			return 0, from, 0, ErrCanceled
+			return RecvInfo{}, ErrCanceled
 		}
 		if e := u.err; e != 0 {
 			u.err = 0
-			return 0, from, 0, e
+			return RecvInfo{}, e
 		}
 		if u.q.len() > 0 {
 			d := *u.q.front()
-			n = copy(p, d.data)
+			ri := RecvInfo{N: copy(p, d.data), From: sk.sockAddr(d.from), Full: len(d.data), Stamp: d.at}
 			if !peek {
 				u.q.pop()
 				cost := len(d.data) + udpDatagramCost
@@ -533,13 +547,13 @@ func (sk *Socket) RecvFrom(p []byte, peek, nonblock bool, cancel <-chan struct{}
 				sk.h.udp.mem.Add(-int64(cost))
 				buffers.Put(d.data)
 			}
-			return n, sk.sockAddr(d.from), len(d.data), nil
+			return ri, nil
 		}
 		if u.shutRd {
-			return 0, from, 0, nil
+			return RecvInfo{}, nil
 		}
 		if nonblock {
-			return 0, from, 0, syscall.EAGAIN
+			return RecvInfo{}, syscall.EAGAIN
 		}
 		u.waitLocked(cancel)
 	}
@@ -579,7 +593,7 @@ func (u *udpSock) events() Events {
 	if u.shutRd && u.sk.shutWr {
 		ev |= EventHup
 	}
-	if u.err != 0 {
+	if u.err != 0 || u.sk.errQueueLen() > 0 {
 		ev |= EventErr
 	}
 	return ev
@@ -623,6 +637,9 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	case fits && !u.ping:
 		// One packet, built in a pooled buffer: no lock of the host's.
 		s.sendSmallUDP(src, dst, p)
+		if u.txStamp.Load() {
+			sk.stampDatagram(p)
+		}
 		return len(p), nil
 	}
 	var l locks
@@ -636,6 +653,9 @@ func (sk *Socket) SendTo(p []byte, addr netip.AddrPort) (int, error) {
 	}
 	if err := send(src, dst, p); err != nil {
 		return 0, err
+	}
+	if u.txStamp.Load() {
+		sk.stampDatagram(p)
 	}
 	return len(p), nil
 }
@@ -973,10 +993,12 @@ func (s *Host) sendICMPErrorLocked(local, remote netip.Addr, h wire.ICMP, pkt []
 
 // udpICMPError applies an ICMP error quoting a datagram we sent from local
 // to remote: the pending error of the socket connected to remote, or of
-// an unconnected one bound to local with IP_RECVERR (which Linux would
-// put on its error queue; here its next call returns it, as a connected
-// socket's). Under Host.lock (the ICMP path).
-func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno) bool {
+// an unconnected one bound to local with IP_RECVERR. With IP_RECVERR the
+// error also goes on the socket's error queue, with its sender, type and
+// code and the quoted datagram's payload, as Linux's ip_icmp_error; the
+// pending error stays too, as Linux sets sk_err either way. Under
+// Host.lock (the ICMP path).
+func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno, from icmpFrom, quote []byte) bool {
 	s.udp.mu.RLock()
 	var u *udpSock
 	for _, v := range s.udp.ports[local.Port()] {
@@ -990,11 +1012,41 @@ func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno) b
 	if u == nil {
 		return false
 	}
+	if u.recvErr.Load() {
+		origin := uint8(SO_EE_ORIGIN_ICMP)
+		if from.src.Is6() {
+			origin = SO_EE_ORIGIN_ICMP6
+		}
+		u.sk.queueICMPError(ErrMsg{
+			Err: SockExtendedErr{Errno: uint32(errno), Origin: origin, Type: from.h.Type,
+				Code: from.h.Code},
+			Offender: from.src,
+			Name:     u.sk.sockAddr(remote),
+			Data:     quotedPayload(local.Addr().Is6(), quote),
+		})
+	}
 	u.mu.Lock()
 	u.err = errno
 	u.sk.wake()
 	u.mu.Unlock()
 	return true
+}
+
+// quotedPayload is the payload of the UDP datagram an ICMP error quotes
+// (what of it the quote holds), copied.
+func quotedPayload(v6 bool, quote []byte) []byte {
+	hl := wire.IPv6HeaderLen
+	if !v6 {
+		if len(quote) < 1 {
+			return nil
+		}
+		hl = int(quote[0]&0x0f) * 4
+	}
+	hl += wire.UDPHeaderLen
+	if len(quote) <= hl {
+		return nil
+	}
+	return append([]byte(nil), quote[hl:]...)
 }
 
 // icmpLimiter is Linux's pair of ICMP rate limits for the errors it
