@@ -2,6 +2,7 @@ package synstack
 
 import (
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,7 +122,8 @@ func TestFragmentForAnotherAddress(t *testing.T) {
 
 // TestUDPPathMTU: an ICMPv6 packet too big about a datagram we sent
 // makes the next datagrams to that destination go in fragments that fit
-// the path, for ten minutes.
+// the path, for ten minutes, and tells the sockets that asked (connected
+// there, or IPV6_RECVERR) EMSGSIZE with the MTU, as Linux does.
 func TestUDPPathMTU(t *testing.T) {
 	n := newVnet(t, nil)
 	var sent [][]byte
@@ -167,7 +169,35 @@ func TestUDPPathMTU(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(pkt[wire.IPv6HeaderLen:], icmp)
+	// A socket connected to the destination, and one with IPV6_RECVERR on
+	// the port that sent, hear of it, as on Linux (path MTU discovery is
+	// on by default): EMSGSIZE, with the MTU in the error queue's report.
+	conn := mustFD(t)(ss.Socket(AF_INET6, SOCK_DGRAM, 0))
+	must(t, ss.Connect(conn, dst))
+	must(t, ss.SetsockoptInt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1))
+	sent = nil
+	if _, err := ss.Send(conn, []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	connQuote := sent[0]
 	n.b.DeliverPacket(pkt)
+	m := &Msghdr{}
+	if _, err := ss.Recvmsg(fd, m, MSG_ERRQUEUE); err != nil || len(m.Control) != 1 {
+		t.Fatalf("error queue: %v, %d reports", err, len(m.Control))
+	}
+	if e := m.Control[0].(*ExtendedErr); e.Errno != uint32(syscall.EMSGSIZE) || e.Info != 1280 || e.Origin != SO_EE_ORIGIN_ICMP6 || e.Offender != router {
+		t.Errorf("report %+v, want EMSGSIZE with MTU 1280 from %v", e, router)
+	}
+	// The connected socket's own datagram, quoted, gives it EMSGSIZE.
+	copy(icmp[wire.ICMPHeaderLen:], connQuote)
+	icmp = icmp[:wire.ICMPHeaderLen+len(connQuote)]
+	h.EmitV6(icmp, icmp[wire.ICMPHeaderLen:], router, addr6B)
+	pkt = pkt[:wire.IPv6HeaderLen+len(icmp)]
+	ih.Emit(pkt, len(icmp))
+	copy(pkt[wire.IPv6HeaderLen:], icmp)
+	n.b.DeliverPacket(pkt)
+	_, _, err = ss.Recvfrom(conn, make([]byte, 10), MSG_DONTWAIT)
+	wantErr(t, "recvfrom on the connected socket after a packet too big", err, syscall.EMSGSIZE)
 	if l := send(); l > 1280 || l < 1200 {
 		t.Errorf("after a packet too big of 1280: largest fragment %d bytes", l)
 	}

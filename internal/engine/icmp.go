@@ -125,40 +125,41 @@ func (s *Host) icmpInputLocked(src, dst netip.Addr, b []byte) {
 		switch {
 		case h.Code == wire.ICMPv4FragNeeded:
 			mtu := max(int(uint16(h.Rest)), minPathMTU4)
-			s.icmpErrorLocked(icmpFrom{src, h}, false, body, 0, mtu)
+			s.icmpErrorLocked(icmpFrom{src: src, h: h}, false, body, 0, mtu)
 		case int(h.Code) < len(icmp4UnreachErrno):
-			s.icmpErrorLocked(icmpFrom{src, h}, false, body, icmp4UnreachErrno[h.Code], 0)
+			s.icmpErrorLocked(icmpFrom{src: src, h: h}, false, body, icmp4UnreachErrno[h.Code], 0)
 		}
 	case !v6 && h.Type == wire.ICMPv4TimeExceeded:
 		s.g().stats.IcmpInTimeExcds++
-		s.icmpErrorLocked(icmpFrom{src, h}, false, body, syscall.EHOSTUNREACH, 0)
+		s.icmpErrorLocked(icmpFrom{src: src, h: h}, false, body, syscall.EHOSTUNREACH, 0)
 	case !v6 && h.Type == icmpv4ParamProblem:
 		s.g().stats.IcmpInParmProbs++
-		s.icmpErrorLocked(icmpFrom{src, h}, false, body, syscall.EPROTO, 0)
+		s.icmpErrorLocked(icmpFrom{src: src, h: h}, false, body, syscall.EPROTO, 0)
 	case v6 && h.Type == wire.ICMPv6DestUnreachable:
 		s.g().stats.Icmp6InDestUnreachs++
 		if int(h.Code) < len(icmp6UnreachErrno) {
-			s.icmpErrorLocked(icmpFrom{src, h}, true, body, icmp6UnreachErrno[h.Code], 0)
+			s.icmpErrorLocked(icmpFrom{src: src, h: h}, true, body, icmp6UnreachErrno[h.Code], 0)
 		}
 	case v6 && h.Type == wire.ICMPv6PacketTooBig:
 		s.g().stats.Icmp6InPktTooBigs++
 		if h.Rest >= minPathMTU6 {
-			s.icmpErrorLocked(icmpFrom{src, h}, true, body, 0, int(min(h.Rest, 1<<16-1)))
+			s.icmpErrorLocked(icmpFrom{src: src, h: h}, true, body, 0, int(min(h.Rest, 1<<16-1)))
 		}
 	case v6 && h.Type == wire.ICMPv6TimeExceeded:
 		s.g().stats.Icmp6InTimeExcds++
-		s.icmpErrorLocked(icmpFrom{src, h}, true, body, syscall.EHOSTUNREACH, 0)
+		s.icmpErrorLocked(icmpFrom{src: src, h: h}, true, body, syscall.EHOSTUNREACH, 0)
 	case v6 && h.Type == wire.ICMPv6ParamProblem:
 		s.g().stats.Icmp6InParmProblems++
-		s.icmpErrorLocked(icmpFrom{src, h}, true, body, syscall.EPROTO, 0)
+		s.icmpErrorLocked(icmpFrom{src: src, h: h}, true, body, syscall.EPROTO, 0)
 	}
 }
 
 // icmpFrom is an ICMP error as the error queue reports it: who sent it,
 // and its type and code.
 type icmpFrom struct {
-	src netip.Addr
-	h   wire.ICMP
+	src  netip.Addr
+	h    wire.ICMP
+	info uint32 // ee_info: the MTU of a "too big"
 }
 
 // icmpv4ParamProblem is ICMPv4's Parameter Problem type (RFC 792).
@@ -194,7 +195,13 @@ func (s *Host) icmpErrorLocked(from icmpFrom, v6 bool, quote []byte, errno sysca
 		// there, or the error of the socket connected to its destination.
 		switch {
 		case mtu > 0:
+			// As Linux (__udp4_lib_err, __udp6_lib_err, path MTU
+			// discovery on by default): the path's MTU drops, and a
+			// socket connected there, or one with IP_RECVERR, is told
+			// EMSGSIZE with the MTU (ee_info).
 			s.learnPathMTULocked(remote.Addr(), mtu)
+			from.info = uint32(mtu)
+			s.udpICMPError(local, remote, syscall.EMSGSIZE, from, quote)
 		case !s.udpICMPError(local, remote, errno, from, quote):
 			s.icmpInErrorLocked(v6)
 		}

@@ -1019,7 +1019,7 @@ func (s *Host) udpICMPError(local, remote netip.AddrPort, errno syscall.Errno, f
 		}
 		u.sk.queueICMPError(ErrMsg{
 			Err: SockExtendedErr{Errno: uint32(errno), Origin: origin, Type: from.h.Type,
-				Code: from.h.Code},
+				Code: from.h.Code, Info: from.info},
 			Offender: from.src,
 			Name:     u.sk.sockAddr(remote),
 			Data:     quotedPayload(local.Addr().Is6(), quote),
