@@ -212,6 +212,9 @@ func (c *Conn) inputListen(now instant, seg *Segment) {
 		c.rcv.irs = seg.SEQ
 		c.rcv.nxt = seg.SEQ.Add(1)
 		c.negotiate(now, seg)
+		if c.fo != nil {
+			c.takeSynData(seg) // Fast Open: a good cookie's data is ours now
+		}
 		c.setState(SynRcvd, "rcv SYN")
 		c.rtx.rttAt = now
 		c.sendSYN(now, true)
@@ -294,6 +297,16 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		// taken below as in ESTABLISHED.
 		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
 			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
+		}
+		if c.fo != nil && c.fastOpenSynAck(seg) {
+			// Fast Open's data went unacknowledged: sent again at
+			// once, the ACK riding on it.
+			sent := c.stats.segsOut
+			c.output(now)
+			if c.stats.segsOut == sent {
+				c.sendAck(now)
+			}
+			return
 		}
 		c.sendAck(now)
 		c.output(now)
