@@ -337,6 +337,20 @@ var sockopts = []sockopt{
 		get:     getCongestion,
 		set:     setCongestion},
 
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN, linux: "TCP_FASTOPEN", typ: optInt,
+		// Linux caps the queue at somaxconn.
+		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },
+		get: func(c optCtx) optValue { return optValue{n: c.O.FastOpenQLen} },
+		set: setInt(func(o *engine.Options, v int) { o.FastOpenQLen = v }, nil)},
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN_CONNECT, linux: "TCP_FASTOPEN_CONNECT", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.FastOpenConnect }),
+		set: setBool(func(o *engine.Options, on bool) { o.FastOpenConnect = on }, nil)},
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN_KEY, linux: "TCP_FASTOPEN_KEY", typ: optString,
+		// Raw key bytes: a primary key, or a primary and a backup.
+		choices: []string{"0123456789abcdef", "0123456789abcdef" + "fedcba9876543210"},
+		get:     func(c optCtx) optValue { return optValue{str: c.O.FastOpenKey} },
+		set:     fastOpenKeyOpt},
+
 	{level: IPPROTO_IPV6, name: IPV6_V6ONLY, linux: "IPV6_V6ONLY", typ: optBool, v6: true,
 		get: getBool(func(o *engine.Options) bool { return o.V6Only }),
 		set: func(c optCtx, v optValue) error {

@@ -167,12 +167,16 @@ func (c *Conn) SetFastOpenReply(r FastOpenReply) {
 // is usable (readable, writable, acceptable) from SYN_RCVD on.
 func (c *Conn) FastOpenPassive() bool { return c.fo != nil && c.fo.passive }
 
-// FastOpenCookie returns the cookie the peer's SYN,ACK carried (a
-// client's), the option's form, and the MSS the peer announced; ok is
-// false when it carried none.
+// FastOpenCookie returns, for a client's Fast Open connect once its
+// SYN,ACK came, the cookie the SYN,ACK carried (empty when none), the
+// option's form and the MSS the peer announced, for the stack to cache;
+// ok is false on any other connection.
 func (c *Conn) FastOpenCookie() (cookie []byte, exp bool, peerMSS int, ok bool) {
-	if c.fo == nil || !c.fo.peerCookie {
+	if c.fo == nil || c.fo.passive || c.state == SynSent {
 		return nil, false, 0, false
+	}
+	if !c.fo.peerCookie {
+		return nil, false, int(c.opt.peerMSS), true
 	}
 	return c.fo.cookie[:c.fo.cookieLen], c.fo.exp, int(c.opt.peerMSS), true
 }

@@ -291,6 +291,9 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		c.handshakeRTOFallback()
 		c.rtx.backoff = 0
 		c.timer.rto = instant(0)
+		// Fast Open: the cookie, and what of the SYN's data was
+		// acknowledged, are settled before the transition reports it.
+		resend := c.fo != nil && c.fastOpenSynAck(seg)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
@@ -298,7 +301,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
 			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
 		}
-		if c.fo != nil && c.fastOpenSynAck(seg) {
+		if resend {
 			// Fast Open's data went unacknowledged: sent again at
 			// once, the ACK riding on it.
 			sent := c.stats.segsOut
@@ -493,8 +496,9 @@ func (c *Conn) inputRST(now instant, seg *Segment) {
 	}
 	switch c.state {
 	case SynRcvd:
-		if c.passive {
+		if c.passive && !c.FastOpenPassive() {
 			// A passive open goes back to LISTEN: the listener lives on.
+			// (A Fast Open child is a full connection: it is reset.)
 			c.setState(Listen, "rcv RST")
 			return
 		}

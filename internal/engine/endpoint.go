@@ -212,6 +212,9 @@ func (s *Host) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Caus
 	case (from == tcp.Established || from == tcp.CloseWait) && to == tcp.Closed:
 		st.TcpEstabResets++
 	}
+	if from == tcp.SynSent || from == tcp.SynRcvd {
+		s.fastOpenTransitionLocked(ep, from, to)
+	}
 	wasEstab := from == tcp.Established || from == tcp.CloseWait
 	isEstab := to == tcp.Established || to == tcp.CloseWait
 	if isEstab && !wasEstab {
@@ -264,7 +267,9 @@ func (s *Host) afterLocked(ep *endpoint) {
 		case !ep.hashed:
 			// Reset or timed out in SYN_RCVD: the request is gone.
 			l.removeSynLocked(ep)
-		case ep.conn.State() != tcp.SynRcvd && ep.conn.State() != tcp.Listen:
+		case ep.conn.State() != tcp.SynRcvd && ep.conn.State() != tcp.Listen,
+			ep.conn.FastOpenPassive():
+			// Handshake done, or a Fast Open child: acceptable at once.
 			l.removeSynLocked(ep)
 			ep.parent = l
 			ep.inAccept = true

@@ -28,6 +28,13 @@ type Options struct {
 	UserTimeout          time.Duration // TCP_USER_TIMEOUT; 0: off
 	Congestion           string        // TCP_CONGESTION; "": tcp's default
 	RecvErr              bool          // IP_RECVERR, IPV6_RECVERR: ICMP errors reach an unconnected datagram socket
+	// TCP Fast Open (fastopen.go): TCP_FASTOPEN's queue length (0: off,
+	// unless the host's mode turns it on for every listener),
+	// TCP_FASTOPEN_CONNECT, and TCP_FASTOPEN_KEY's key or keys (16 or 32
+	// bytes; "": the host's).
+	FastOpenQLen    int
+	FastOpenConnect bool
+	FastOpenKey     string
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1
