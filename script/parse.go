@@ -521,7 +521,7 @@ func (p *parser) tcpOption() (option, bool) {
 		}
 		return o, true
 	case "FO", "FOEXP":
-		return option{}, p.failf(t.line, "unsupported: TCP Fast Open option %s", t.text)
+		return p.fastOpenOption(t)
 	case "md5":
 		return option{}, p.failf(t.line, "unsupported: TCP MD5 option")
 	}

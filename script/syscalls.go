@@ -29,6 +29,7 @@ type sockets interface {
 	Connect(fd int, addr netip.AddrPort) error
 	Recv(fd int, p []byte, flags int) (int, error)
 	Send(fd int, p []byte, flags int) (int, error)
+	Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int, error)
 	Shutdown(fd, how int) error
 	Close(fd int) error
 	Dup(fd int) (int, error)
@@ -57,6 +58,7 @@ type stackConfig struct {
 	clock *clock.Virtual
 	seed  uint64
 	tcp   tcp.Config
+	tfo   fastOpenConfig
 }
 
 // callResult is what a system call returned.
