@@ -49,3 +49,10 @@ func (a *stackAdapter) Poll(fds []pollFd) (int, error) {
 }
 
 func (a *stackAdapter) shutdown() error { return a.st.Close() }
+
+func (a *stackAdapter) setFastOpen(mode int) {
+	if mode == 0 {
+		mode = synstack.FastOpenOff
+	}
+	a.st.SetFastOpen(mode)
+}

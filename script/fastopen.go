@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/synstack/synstack/tcp"
 	"github.com/synstack/synstack/wire"
 )
 
@@ -43,6 +44,11 @@ type fastOpenConfig struct {
 	keys [][16]byte
 }
 
+// fastOpenDefines are the names packetdrill's run_all.py defines (-D)
+// for Fast Open scripts: TFO_COOKIE, the cookie of its IPv4 addresses
+// (remote 192.0.2.1, local 192.168.0.1) under defaults.sh's key.
+var fastOpenDefines = map[string]string{"TFO_COOKIE": "3021b9d889017eeb"}
+
 // fastOpenDefaults applies what defaults.sh sets for Fast Open.
 func (r *runner) fastOpenDefaults(line int) error {
 	if _, err := r.fastOpenSysctl(line, "net.ipv4.tcp_fastopen", strconv.Itoa(defaultsFastOpen)); err != nil {
@@ -64,10 +70,10 @@ func (r *runner) fastOpenSysctl(line int, name, value string) (bool, error) {
 		if err != nil || v < 0 {
 			return true, r.errf(line, "bad sysctl %s=%s", name, value)
 		}
-		if r.st != nil {
-			return true, r.unsupported(line, "sysctl %s after the stack started (put it before the first event)", name)
-		}
 		r.tfo.mode, r.tfo.set = int(v), true
+		if r.st != nil {
+			r.st.setFastOpen(int(v)) // the stack takes it at once, as Linux
+		}
 		return true, nil
 	case "net.ipv4.tcp_fastopen_key":
 		keys, err := parseFastOpenKeys(value)
@@ -124,9 +130,12 @@ func (p *parser) fastOpenOption(t token) (option, bool) {
 		return o, p.failf(t.line, "parse error: unterminated %s option", t.text)
 	}
 	text := strings.TrimSpace(p.src[start : start+end])
+	if v, ok := fastOpenDefines[text]; ok {
+		text = v
+	}
 	cookie, err := hex.DecodeString(text)
-	if err != nil || len(cookie) > wire.FastOpenCookieMax {
-		return o, p.failf(t.line, "parse error: bad %s cookie '%s' (an even number of hex digits, at most 16 bytes)", t.text, text)
+	if err != nil || len(o.raw)+len(cookie) > wire.TCPMaxOptionsLen-2 {
+		return o, p.failf(t.line, "parse error: bad %s cookie '%s' (an even number of hex digits)", t.text, text)
 	}
 	o.raw = append(o.raw, cookie...)
 	p.lex.advance(start + end)
@@ -167,7 +176,7 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
 		if !started {
 			started = true
-			if r.sut == nil || r.sut.fd != fd {
+			if inf, err := st.GetsockoptTCPInfo(fd); r.sut == nil || r.sut.fd != fd || err != nil || inf.State == tcp.Closed {
 				r.sut = &sockUnderTest{connecting: true, fd: fd,
 					remote: netip.AddrPortFrom(r.remoteIP, addr.Port())}
 				r.sut.rLive = remoteISNOffset

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -735,6 +736,14 @@ func unescape(s string) string {
 			sb.WriteByte('\r')
 		case '0':
 			sb.WriteByte(0)
+		case 'x':
+			// \xHH: one byte (TCP_FASTOPEN_KEY's raw key bytes).
+			if v, err := strconv.ParseUint(s[i+1:min(i+3, len(s))], 16, 8); err == nil && i+3 <= len(s) {
+				sb.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+			sb.WriteByte(s[i])
 		default:
 			sb.WriteByte(s[i])
 		}

@@ -52,6 +52,7 @@ func (r *runner) command(e *event) error {
 
 // splitCommands splits a shell line on ;, && and newlines.
 func splitCommands(s string) []string {
+	s = strings.ReplaceAll(s, "\\\n", " ") // a line continued with a backslash
 	s = strings.ReplaceAll(s, "&&", ";")
 	s = strings.ReplaceAll(s, "\n", ";")
 	var out []string

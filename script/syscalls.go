@@ -49,6 +49,8 @@ type sockets interface {
 type stackHandle interface {
 	sockets
 	shutdown() error
+	// setFastOpen sets net.ipv4.tcp_fastopen on the running stack.
+	setFastOpen(mode int)
 }
 
 // stackConfig is what the runner gives the stack.

@@ -502,6 +502,10 @@ func (c *Conn) inputRST(now instant, seg *Segment) {
 			c.setState(Listen, "rcv RST")
 			return
 		}
+		if c.FastOpenPassive() {
+			c.fail(syscall.ECONNRESET, "rcv RST")
+			return
+		}
 		c.fail(syscall.ECONNREFUSED, "rcv RST")
 	case Established, FinWait1, FinWait2:
 		c.fail(syscall.ECONNRESET, "rcv RST")
