@@ -75,6 +75,12 @@ func (r *runner) fastOpenSysctl(line int, name, value string) (bool, error) {
 			r.st.setFastOpen(int(v)) // the stack takes it at once, as Linux
 		}
 		return true, nil
+	case "net.ipv4.tcp_fastopen_blackhole_timeout_sec":
+		if value != "0" {
+			return true, r.unsupported(line, "sysctl %s=%s (no Fast Open blackhole detection)", name, value)
+		}
+		// 0 turns Linux's blackhole detection off: the stack has none.
+		return true, nil
 	case "net.ipv4.tcp_fastopen_key":
 		keys, err := parseFastOpenKeys(value)
 		if err != nil {
@@ -171,7 +177,7 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		copy(buf, c.a[1].word)
 	}
 	fd, st := c.fd, r.st
-	started, sent := false, 0
+	started, sent, inSYN := false, 0, -1
 	return &callOp{try: func() (bool, callResult) {
 		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
 		if !started {
@@ -185,6 +191,9 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		for {
 			k, err := st.Sendto(fd, buf[sent:], int(flags)|linuxMsgDontwait, addr)
 			sent += max(k, 0)
+			if inSYN < 0 {
+				inSYN = sent
+			}
 			switch {
 			case err == nil && (nb || sent == len(buf)):
 				return true, res(sent, nil)
@@ -192,9 +201,11 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 				continue
 			case !nb && (isErrno(err, syscall.EAGAIN) || isErrno(err, syscall.EINPROGRESS)):
 				return false, callResult{} // blocking: wait for the handshake, then for room
-			case sent > 0:
+			case sent > 0 && (nb || sent > inSYN):
 				return true, res(sent, nil)
 			}
+			// A blocking sendto whose handshake failed returns the
+			// error, whatever its SYN carried.
 			return true, res(0, err)
 		}
 	}}, nil

@@ -68,7 +68,7 @@ type FastOpenRequest struct {
 	// servers that need none) and without the option.
 	NoCookie bool
 	// PeerMSS is the MSS the peer announced when the cookie was cached;
-	// 0 when unknown (the default 536 is then assumed).
+	// 0 when unknown (our own MSS then bounds the data).
 	PeerMSS int
 }
 
@@ -121,8 +121,6 @@ func (c *Conn) ConnectFastOpen(t time.Time, req FastOpenRequest, p []byte) (int,
 		mss := int(c.cfg.MSS)
 		if req.PeerMSS > 0 {
 			mss = min(mss, req.PeerMSS)
-		} else {
-			mss = min(mss, defaultPeerMSS)
 		}
 		n = min(len(p), max(mss-synOptionRoom, 0), int(c.sq.bufSize))
 	default:
@@ -209,7 +207,8 @@ func (c *Conn) takeSynData(seg *Segment) {
 // gather the data, for the caller to give back after sending.
 func (c *Conn) addFastOpen(tx *Segment, synAck bool) (gathered []byte) {
 	fo := c.fo
-	if fo.option {
+	if fo.option && (!synAck || c.passive) {
+		// (A simultaneous open's SYN,ACK carries no option.)
 		tx.Options.SetFastOpen(fo.cookie[:fo.cookieLen], fo.exp)
 	}
 	if synAck || fo.synData <= 0 {
@@ -262,11 +261,15 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 }
 
 // fastOpenSynTimeout is the client's half when its SYN times out: the
-// SYN goes again without data (Linux's tcp_fastopen_synack_timer for the
-// client), which then waits for the handshake.
+// SYN goes again plain, without the option and the data (Linux's
+// tcp_write_timeout for a Fast Open SYN), which wait for the handshake.
 func (c *Conn) fastOpenSynTimeout() {
 	fo := c.fo
-	if fo == nil || fo.synData <= 0 {
+	if fo == nil {
+		return
+	}
+	fo.option = false
+	if fo.synData <= 0 {
 		return
 	}
 	fo.synData = 0

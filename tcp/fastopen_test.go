@@ -87,7 +87,7 @@ func TestFastOpenDataNotAcked(t *testing.T) {
 }
 
 // TestFastOpenSynTimeout: a SYN with data that times out goes again
-// without the data, which follows the handshake.
+// plain, without the option and the data, which follows the handshake.
 func TestFastOpenSynTimeout(t *testing.T) {
 	n := newNet(t, nil)
 	if _, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{Cookie: testCookie}, []byte("hi")); err != nil {
@@ -96,7 +96,7 @@ func TestFastOpenSynTimeout(t *testing.T) {
 	n.drop(n.a)
 	n.now = n.a.c.Deadline()
 	n.a.c.Tick(n.now)
-	if len(n.a.out) != 1 || len(n.a.out[0].Payload) != 0 || !n.a.out[0].Options.HasFastOpen {
+	if len(n.a.out) != 1 || len(n.a.out[0].Payload) != 0 || n.a.out[0].Options.HasFastOpen {
 		t.Fatalf("retransmitted SYN\n%s", n.dump())
 	}
 	n.b.c.Listen()
