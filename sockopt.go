@@ -344,7 +344,18 @@ var sockopts = []sockopt{
 		set: setInt(func(o *engine.Options, v int) { o.FastOpenQLen = v }, nil)},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN_CONNECT, linux: "TCP_FASTOPEN_CONNECT", typ: optBool,
 		get: getBool(func(o *engine.Options) bool { return o.FastOpenConnect }),
-		set: setBool(func(o *engine.Options, on bool) { o.FastOpenConnect = on }, nil)},
+		set: func(c optCtx, v optValue) error {
+			// As Linux: EOPNOTSUPP with the client's Fast Open off,
+			// EINVAL once the socket is under way.
+			switch {
+			case c.FastOpenMode()&FastOpenClient == 0:
+				return syscall.EOPNOTSUPP
+			case c.Conn != nil || c.Listening:
+				return syscall.EINVAL
+			}
+			c.O.FastOpenConnect = v.on()
+			return nil
+		}},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN_KEY, linux: "TCP_FASTOPEN_KEY", typ: optString,
 		// Raw key bytes: a primary key, or a primary and a backup.
 		choices: []string{"0123456789abcdef", "0123456789abcdef" + "fedcba9876543210"},

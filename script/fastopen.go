@@ -150,6 +150,12 @@ func (p *parser) fastOpenOption(t token) (option, bool) {
 	return o, true
 }
 
+// synSent reports whether fd's connection waits for its SYN,ACK.
+func synSent(st stackHandle, fd int) bool {
+	inf, err := st.GetsockoptTCPInfo(fd)
+	return err == nil && inf.State == tcp.SynSent
+}
+
 // callSendto is sendto(FD, BUF, COUNT, FLAGS, ADDR, LEN). With
 // MSG_FASTOPEN on a socket that is not the one under test, it starts a
 // connection (to ADDR, ... being the script's remote address) that
@@ -177,36 +183,42 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		copy(buf, c.a[1].word)
 	}
 	fd, st := c.fd, r.st
-	started, sent, inSYN := false, 0, -1
+	started, sent, inSYN := false, 0, 0
 	return &callOp{try: func() (bool, callResult) {
 		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
 		if !started {
+			// The first attempt connects (or, on a connected socket,
+			// is a send): the connection becomes the one under test.
 			started = true
 			if inf, err := st.GetsockoptTCPInfo(fd); r.sut == nil || r.sut.fd != fd || err != nil || inf.State == tcp.Closed {
 				r.sut = &sockUnderTest{connecting: true, fd: fd,
 					remote: netip.AddrPortFrom(r.remoteIP, addr.Port())}
 				r.sut.rLive = remoteISNOffset
 			}
+			k, err := st.Sendto(fd, buf, int(flags)|linuxMsgDontwait, addr)
+			if nb || (err != nil && !isErrno(err, syscall.EINPROGRESS)) {
+				return true, res(k, err)
+			}
+			sent, inSYN = max(k, 0), max(k, 0)
 		}
-		for {
-			k, err := st.Sendto(fd, buf[sent:], int(flags)|linuxMsgDontwait, addr)
+		// A blocking sendto: it returns once the handshake is over and
+		// the rest is written, or with the handshake's error, whatever
+		// the SYN carried.
+		if synSent(st, fd) {
+			return false, callResult{}
+		}
+		for sent < len(buf) {
+			k, err := st.Send(fd, buf[sent:], int(flags&^symbols["MSG_FASTOPEN"])|linuxMsgDontwait)
 			sent += max(k, 0)
-			if inSYN < 0 {
-				inSYN = sent
-			}
 			switch {
-			case err == nil && (nb || sent == len(buf)):
+			case isErrno(err, syscall.EAGAIN):
+				return false, callResult{}
+			case err != nil && sent > inSYN:
 				return true, res(sent, nil)
-			case err == nil:
-				continue
-			case !nb && (isErrno(err, syscall.EAGAIN) || isErrno(err, syscall.EINPROGRESS)):
-				return false, callResult{} // blocking: wait for the handshake, then for room
-			case sent > 0 && (nb || sent > inSYN):
-				return true, res(sent, nil)
+			case err != nil:
+				return true, res(0, err)
 			}
-			// A blocking sendto whose handshake failed returns the
-			// error, whatever its SYN carried.
-			return true, res(0, err)
 		}
+		return true, res(sent, nil)
 	}}, nil
 }

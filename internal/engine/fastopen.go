@@ -339,6 +339,9 @@ func (sk *Socket) SendFastOpen(p []byte, to netip.AddrPort, nonblock bool, cance
 // +checklocks:sk.h.ctl
 func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) (int, error) {
 	s := sk.h
+	if sk.ep != nil && sk.ep.conn.State() == tcp.SynSent {
+		return 0, syscall.EALREADY // a connect is under way
+	}
 	if sk.ep != nil || sk.l != nil {
 		return sk.sendLocked(p, nonblock, cancel, l) // MSG_FASTOPEN is ignored once connected
 	}
@@ -422,6 +425,10 @@ func (s *Host) fastOpenUndefer(sk *Socket) {
 	f.mu.Unlock()
 	sk.foDefer = false
 }
+
+// FastOpenMode returns the host's net.ipv4.tcp_fastopen, for an option's
+// setter.
+func (c OptCtx) FastOpenMode() int { return c.sk.h.FastOpenMode() }
 
 // fastOpenConnectLocked starts the connect of a TCP_FASTOPEN_CONNECT
 // socket that has no cookie to use: its SYN asks for one.
