@@ -196,8 +196,10 @@ func (c *Conn) takeSynData(seg *Segment) {
 	}
 	fo.passive, fo.synDataOK = true, len(seg.Payload) > 0
 	if data := seg.Payload[:min(len(seg.Payload), c.rcvCapacity())]; len(data) > 0 {
+		// Queued as Linux's tcp_fastopen_add_skb does: the delayed-ACK
+		// engine does not start (everData stays false), so a FIN that
+		// follows is acknowledged at once.
 		c.rq.everRcv = true
-		c.ack.everData = true
 		c.deliver(data)
 	}
 }
