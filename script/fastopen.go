@@ -173,7 +173,9 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		return r.bad(c, fmt.Errorf("bad count %s", describeExpr(c.a[2])))
 	}
 	addr := netip.AddrPortFrom(r.connectAddr, r.connectPort)
-	if len(c.a) > 4 {
+	if len(c.a) > 4 && c.a[4].kind == exWord && c.a[4].word == "AF_UNSPEC" {
+		addr = netip.AddrPort{} // Linux refuses it: EOPNOTSUPP
+	} else if len(c.a) > 4 {
 		if addr, err = r.sockaddr(c.a[4], addr); err != nil {
 			return r.bad(c, err)
 		}

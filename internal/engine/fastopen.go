@@ -323,7 +323,8 @@ type tfoCounter = atomic.Int32
 // to to, the SYN carrying as much of p as fits when a cookie for to is
 // cached (else asking for one). Non-blocking, it returns what the SYN
 // carries, or EINPROGRESS when that is nothing; blocking, it waits for
-// the handshake and writes the rest. On a connected socket it is Send.
+// the handshake and writes the rest. On a connected socket it is Send;
+// the zero AddrPort (AF_UNSPEC) is EOPNOTSUPP, as Linux.
 func (sk *Socket) SendFastOpen(p []byte, to netip.AddrPort, nonblock bool, cancel <-chan struct{}) (int, error) {
 	var l locks
 	defer sk.h.releaseCtl(&l)
@@ -349,7 +350,7 @@ func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool,
 		return 0, syscall.EOPNOTSUPP
 	}
 	if !to.IsValid() {
-		return 0, syscall.EDESTADDRREQ
+		return 0, syscall.EOPNOTSUPP // AF_UNSPEC, as Linux
 	}
 	if sk.foDefer {
 		s.fastOpenUndefer(sk)
