@@ -179,7 +179,9 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // before doubling, floors 2304 and 4608). IPPROTO_TCP: TCP_NODELAY,
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
-// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms).
+// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_FASTOPEN
+// (a listener's Fast Open queue, capped at 4096) and TCP_FASTOPEN_CONNECT
+// (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go).
 // IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). IP_RECVERR
 // (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets ICMP
 // errors too, as its next call's error. Read-only
@@ -219,12 +221,14 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
-// ENOENT, as Linux.
+// ENOENT, as Linux. TCP_FASTOPEN_KEY: a listener's own Fast Open key, 16
+// bytes, or 32 for a primary and a backup key ("" for the stack's).
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	return t.setOpt(fd, level, opt, optString, optValue{str: value})
 }
 
-// GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
+// GetsockoptString reads an option whose value is a string: TCP_CONGESTION,
+// TCP_FASTOPEN_KEY (the key set on the socket, "" when none).
 func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
 	v, err := t.getOpt(fd, level, opt, optString)
 	return v.str, err

@@ -179,13 +179,6 @@ func (c *Conn) FastOpenCookie() (cookie []byte, exp bool, peerMSS int, ok bool) 
 	return c.fo.cookie[:c.fo.cookieLen], c.fo.exp, int(c.opt.peerMSS), true
 }
 
-// FastOpenFailed reports a client's Fast Open that did not get its data
-// through: the SYN,ACK did not acknowledge it, or the SYN went again
-// without it. The stack then forgets the peer's cookie, as Linux.
-func (c *Conn) FastOpenFailed() bool {
-	return c.fo != nil && !c.passive && c.fo.clientFail >= FastOpenFailDataNotAcked
-}
-
 // takeSynData is the server's half in LISTEN: a SYN whose cookie the
 // stack found good has its data taken at once, and the connection is
 // marked usable in SYN_RCVD.

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/synstack/synstack/tcp"
@@ -78,20 +77,16 @@ func keySecret(k FastOpenKey) secret {
 }
 
 // initFastOpen sets the mode and the keys of a new host. Without keys
-// the primary one is drawn from the host's secret.
+// the primary one is drawn from the host's secret (so Config.Seed makes
+// it deterministic).
 func (s *Host) initFastOpen(mode int, keys []FastOpenKey) {
-	f := &s.tfo
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.mode = mode
-	f.nkeys = 0
-	for _, k := range keys[:min(len(keys), 2)] {
-		f.keys[f.nkeys] = keySecret(k)
-		f.nkeys++
-	}
-	if f.nkeys == 0 {
+	s.SetFastOpenMode(mode)
+	if s.SetFastOpenKeys(keys...) != nil {
+		f := &s.tfo
+		f.mu.Lock()
 		f.keys[0] = secret{k0: splitmix64(s.key.k0 ^ 0x7f0), k1: splitmix64(s.key.k1 ^ 0x7f0)}
 		f.nkeys = 1
+		f.mu.Unlock()
 	}
 }
 
@@ -102,7 +97,14 @@ func (s *Host) SetFastOpenKeys(keys ...FastOpenKey) error {
 	if len(keys) == 0 || len(keys) > 2 {
 		return syscall.EINVAL
 	}
-	s.initFastOpen(s.FastOpenMode(), keys)
+	f := &s.tfo
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nkeys = 0
+	for _, k := range keys {
+		f.keys[f.nkeys] = keySecret(k)
+		f.nkeys++
+	}
 	return nil
 }
 
@@ -314,9 +316,6 @@ func (s *Host) fastOpenTransitionLocked(ep *endpoint, from, to tcp.State) {
 		}
 	}
 }
-
-// tfoCounter is the listener's count of Fast Open children in SYN_RCVD.
-type tfoCounter = atomic.Int32
 
 // SendFastOpen is sendto with MSG_FASTOPEN on a TCP socket (see
 // synstack.Sockets.Sendto): on a socket without a connection it connects

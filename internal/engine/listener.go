@@ -29,7 +29,7 @@ type listener struct {
 	// tfoPending counts its Fast Open children still in SYN_RCVD
 	// (Linux's fastopenq.qlen), bounded by its Fast Open queue length
 	// (fastopen.go); atomic, as live.
-	tfoPending tfoCounter
+	tfoPending atomic.Int32
 }
 
 // full reports whether the listener has MaxConns children alive.
