@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"errors"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -154,4 +155,64 @@ func TestFastOpenConnect(t *testing.T) {
 func bareACK(pkt []byte) bool {
 	seg := pkt[int(pkt[0]&0xf)*4:]
 	return seg[13] == 0x10 && len(seg) == int(seg[12]>>4)*4
+}
+
+// TestFastOpenBackupKey: after a key rotation a cookie of the old key,
+// now the backup, is still good (PassiveAltKey) and the SYN-ACK hands
+// the client the new key's cookie, with which the next SYN's data is
+// taken too.
+func TestFastOpenBackupKey(t *testing.T) {
+	n, _, addr := tfoNet(t, 4)
+	old, next := FastOpenKey{1}, FastOpenKey{2}
+	must(t, n.b.SetFastOpenKeys(old))
+	tfoSend(t, n, addr, "") // a cookie of the old key
+	n.pump()
+	must(t, n.b.SetFastOpenKeys(next, old))
+	for i := 0; i < 2; i++ {
+		fd, k, err := tfoSend(t, n, addr, "data")
+		if k != 4 || err != nil {
+			t.Fatalf("sendto %d: %d, %v", i, k, err)
+		}
+		n.pump()
+		if inf, _ := n.a.Sockets().GetsockoptTCPInfo(fd); inf.Options&TCPI_OPT_SYN_DATA == 0 {
+			t.Errorf("sendto %d: the server did not take the data (tcpi_options %#x)", i, inf.Options)
+		}
+	}
+	if st := n.b.Stats(); st.TcpExtTCPFastOpenPassive != 2 || st.TcpExtTCPFastOpenPassiveAltKey != 1 {
+		t.Errorf("Passive %d, PassiveAltKey %d; want 2 and 1", st.TcpExtTCPFastOpenPassive, st.TcpExtTCPFastOpenPassiveAltKey)
+	}
+	if got := n.b.FastOpenKeys(); len(got) != 2 || got[0] != next || got[1] != old {
+		t.Errorf("FastOpenKeys %v", got)
+	}
+	if err := n.b.SetFastOpenKeys(old, old, old); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("three keys: %v, want EINVAL", err)
+	}
+}
+
+// TestFastOpenWithoutCookies: with the client's 0x4 and the server's
+// 0x200 the data goes in the first SYN, no cookie asked or given; with
+// Fast Open off (FastOpenOff) MSG_FASTOPEN is EOPNOTSUPP.
+func TestFastOpenWithoutCookies(t *testing.T) {
+	n := newVnet(t, func(a, b *Config) {
+		a.FastOpen = FastOpenClient | FastOpenClientNoCookie
+		b.FastOpen = FastOpenServer | FastOpenServerNoCookie
+	})
+	addr := netip.AddrPortFrom(addrB, 80)
+	lfd := listenOn(t, n.b, addr, 8, true)
+	must(t, n.b.Sockets().SetsockoptInt(lfd, IPPROTO_TCP, TCP_FASTOPEN, 4))
+	fd, k, err := tfoSend(t, n, addr, "hello")
+	if k != 5 || err != nil {
+		t.Fatalf("sendto: %d, %v", k, err)
+	}
+	n.pump()
+	if inf, _ := n.a.Sockets().GetsockoptTCPInfo(fd); inf.Options&TCPI_OPT_SYN_DATA == 0 {
+		t.Errorf("tcpi_options %#x: want SYN_DATA", inf.Options)
+	}
+	if st := n.b.Stats(); st.TcpExtTCPFastOpenCookieReqd != 0 || st.TcpExtTCPFastOpenPassive != 1 {
+		t.Errorf("CookieReqd %d, Passive %d", st.TcpExtTCPFastOpenCookieReqd, st.TcpExtTCPFastOpenPassive)
+	}
+
+	n.a.SetFastOpen(FastOpenOff)
+	_, _, err = tfoSend(t, n, addr, "x")
+	wantErr(t, "sendto with Fast Open off", err, syscall.EOPNOTSUPP)
 }

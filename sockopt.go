@@ -345,7 +345,13 @@ var sockopts = []sockopt{
 		// Linux caps the queue at somaxconn.
 		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },
 		get: func(c optCtx) optValue { return optValue{n: c.O.FastOpenQLen} },
-		set: setInt(func(o *engine.Options, v int) { o.FastOpenQLen = v }, nil)},
+		set: func(c optCtx, v optValue) error {
+			if c.Conn != nil {
+				return syscall.EINVAL // Linux: only before connect, or listening
+			}
+			c.O.FastOpenQLen = v.n
+			return nil
+		}},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN_CONNECT, linux: "TCP_FASTOPEN_CONNECT", typ: optBool,
 		get: getBool(func(o *engine.Options) bool { return o.FastOpenConnect }),
 		set: func(c optCtx, v optValue) error {
