@@ -172,6 +172,9 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 	if err != nil || count < 0 || count > 1<<26 {
 		return r.bad(c, fmt.Errorf("bad count %s", describeExpr(c.a[2])))
 	}
+	if isNull(c.a[1]) && count > 0 {
+		return r.nullBuffer(c.fd), nil // EFAULT before anything is sent, as Linux
+	}
 	addr := netip.AddrPortFrom(r.connectAddr, r.connectPort)
 	if len(c.a) > 4 && c.a[4].kind == exWord && c.a[4].word == "AF_UNSPEC" {
 		addr = netip.AddrPort{} // Linux refuses it: EOPNOTSUPP
