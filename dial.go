@@ -46,6 +46,15 @@ type Dialer struct {
 	// for socket options (SO_REUSEADDR, TCP_MAXSEG, SO_RCVBUF...). network
 	// and address are the arguments of the dial. An error aborts the dial.
 	Control func(network, address string, s *Sockets, fd int) error
+
+	// FastOpenData, if not empty, is sent with TCP Fast Open (RFC 7413,
+	// as sendto with MSG_FASTOPEN): in the SYN itself when the stack
+	// holds a cookie from an earlier connection to the same address, so
+	// the server may answer a request one round trip sooner; after the
+	// handshake otherwise, the SYN then asking for a cookie for the next
+	// dial. The dial returns once connected and the data written. The
+	// stack's Config.FastOpen must have FastOpenClient (the default).
+	FastOpenData []byte
 }
 
 // Dial connects to address on the named network ("tcp", "tcp4" or
@@ -125,13 +134,13 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*TCPConn, e
 	if !ka.Enable && d.KeepAlive >= 0 {
 		ka = net.KeepAliveConfig{Enable: true, Idle: d.KeepAlive}
 	}
-	return d.Stack.dialTCP(ctx, network, address, laddr, raddr, ka, d.Control)
+	return d.Stack.dialTCP(ctx, network, address, laddr, raddr, ka, d.Control, d.FastOpenData)
 }
 
 // dialTCP creates a socket, sets its options, binds it to laddr if valid,
 // and connects it to raddr, waiting at most until ctx is done.
 func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, raddr netip.AddrPort,
-	ka net.KeepAliveConfig, control func(string, string, *Sockets, int) error) (*TCPConn, error) {
+	ka net.KeepAliveConfig, control func(string, string, *Sockets, int) error, fastOpen []byte) (*TCPConn, error) {
 	fail := func(err error) (*TCPConn, error) {
 		return nil, opError("dial", network, tcpAddr(laddr), tcpAddr(raddr), err)
 	}
@@ -157,7 +166,10 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 		}
 	}
 	sk, _, err := t.get(fd)
-	if err == nil {
+	switch {
+	case err == nil && len(fastOpen) > 0:
+		_, err = sk.SendFastOpen(fastOpen, raddr, false, ctx.Done())
+	case err == nil:
 		err = sk.Connect(raddr, false, ctx.Done())
 	}
 	var c *TCPConn

@@ -360,13 +360,18 @@ func (t *Sockets) Getpeername(fd int) (netip.AddrPort, error) {
 // Sendto sends p to addr: on a UDP socket one datagram (to the connected
 // peer when addr is the zero AddrPort; EDESTADDRREQ if there is none,
 // EMSGSIZE over 65,507 bytes of IPv4 payload); on a TCP socket addr is
-// ignored, as Linux ignores it, and Sendto is Send.
+// ignored, as Linux ignores it, and Sendto is Send, unless flags has
+// MSG_FASTOPEN: an unconnected socket then connects to addr with TCP Fast
+// Open, its SYN carrying what of p it can (see fastopen.go).
 func (t *Sockets) Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int, error) {
 	sk, nonblock, err := t.get(fd)
 	if err != nil {
 		return 0, err
 	}
 	if !sk.UDP() {
+		if flags&MSG_FASTOPEN != 0 {
+			return sk.SendFastOpen(p, addr, nonblock || flags&MSG_DONTWAIT != 0, nil)
+		}
 		return sk.SendMsg(p, sendFlags(nonblock, flags), nil)
 	}
 	return sk.SendTo(p, addr)

@@ -179,7 +179,9 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // before doubling, floors 2304 and 4608). IPPROTO_TCP: TCP_NODELAY,
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
-// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms).
+// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_FASTOPEN
+// (a listener's Fast Open queue, capped at 4096) and TCP_FASTOPEN_CONNECT
+// (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go).
 // IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). IP_RECVERR
 // (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets ICMP
 // errors too, as its next call's error. Read-only
@@ -219,12 +221,14 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
-// ENOENT, as Linux.
+// ENOENT, as Linux. TCP_FASTOPEN_KEY: a listener's own Fast Open key, 16
+// bytes, or 32 for a primary and a backup key ("" for the stack's).
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	return t.setOpt(fd, level, opt, optString, optValue{str: value})
 }
 
-// GetsockoptString reads an option whose value is a string: TCP_CONGESTION.
+// GetsockoptString reads an option whose value is a string: TCP_CONGESTION,
+// TCP_FASTOPEN_KEY (the key set on the socket, "" when none).
 func (t *Sockets) GetsockoptString(fd, level, opt int) (string, error) {
 	v, err := t.getOpt(fd, level, opt, optString)
 	return v.str, err
@@ -352,6 +356,37 @@ var sockopts = []sockopt{
 		choices: []string{tcp.CongestionCubic, tcp.CongestionReno, tcp.CongestionBBR},
 		get:     getCongestion,
 		set:     setCongestion},
+
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN, linux: "TCP_FASTOPEN", typ: optInt,
+		// Linux caps the queue at somaxconn.
+		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },
+		get: func(c optCtx) optValue { return optValue{n: c.O.FastOpenQLen} },
+		set: func(c optCtx, v optValue) error {
+			if c.Conn != nil {
+				return syscall.EINVAL // Linux: only before connect, or listening
+			}
+			c.O.FastOpenQLen = v.n
+			return nil
+		}},
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN_CONNECT, linux: "TCP_FASTOPEN_CONNECT", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.FastOpenConnect }),
+		set: func(c optCtx, v optValue) error {
+			// As Linux: EOPNOTSUPP with the client's Fast Open off,
+			// EINVAL once the socket is under way.
+			switch {
+			case c.FastOpenMode()&FastOpenClient == 0:
+				return syscall.EOPNOTSUPP
+			case c.Conn != nil || c.Listening:
+				return syscall.EINVAL
+			}
+			c.O.FastOpenConnect = v.on()
+			return nil
+		}},
+	{level: IPPROTO_TCP, name: TCP_FASTOPEN_KEY, linux: "TCP_FASTOPEN_KEY", typ: optString,
+		// Raw key bytes: a primary key, or a primary and a backup.
+		choices: []string{"0123456789abcdef", "0123456789abcdef" + "fedcba9876543210"},
+		get:     func(c optCtx) optValue { return optValue{str: c.O.FastOpenKey} },
+		set:     fastOpenKeyOpt},
 
 	{level: IPPROTO_IPV6, name: IPV6_V6ONLY, linux: "IPV6_V6ONLY", typ: optBool, v6: true,
 		get: getBool(func(o *engine.Options) bool { return o.V6Only }),

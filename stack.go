@@ -88,6 +88,7 @@
 package synstack
 
 import (
+	"errors"
 	"net/netip"
 
 	"github.com/synstack/synstack/clock"
@@ -165,6 +166,15 @@ type Config struct {
 	// Linux's tcp_syncookies=1, it answers them statelessly instead
 	// (RFC 4987 3.6), so a SYN flood cannot lock legitimate clients out.
 	NoSynCookies bool
+	// FastOpen is net.ipv4.tcp_fastopen: the TCP Fast Open roles the
+	// stack plays, FastOpenClient, FastOpenServer and the others (see
+	// fastopen.go). Zero is Linux's default, FastOpenClient;
+	// FastOpenOff turns Fast Open off.
+	FastOpen int
+	// FastOpenKeys are the keys of the stack's Fast Open cookies
+	// (tcp_fastopen_key): the primary one, then optionally a backup one
+	// still accepted. None: a key drawn from the stack's secret (Seed).
+	FastOpenKeys []FastOpenKey
 }
 
 // Defaults of the Config limits.
@@ -211,7 +221,12 @@ func New(cfg Config) (*Stack, error) {
 			MaxSynBacklog: orDefault(cfg.MaxSynBacklog, DefaultMaxSynBacklog),
 			MaxConns:      orDefault(cfg.MaxConns, DefaultMaxConns),
 		},
-		SynCookies: !cfg.NoSynCookies,
+		SynCookies:   !cfg.NoSynCookies,
+		FastOpen:     fastOpenMode(cfg.FastOpen),
+		FastOpenKeys: cfg.FastOpenKeys,
+	}
+	if len(cfg.FastOpenKeys) > 2 {
+		return nil, errors.New("synstack: at most two FastOpenKeys (primary and backup)")
 	}
 	if ec.Clock == nil {
 		ec.Clock = clock.Real{}

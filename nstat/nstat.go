@@ -58,6 +58,15 @@ type Counters struct {
 	TcpExtTCPACKSkippedChallenge uint64 // challenge ACKs not sent: the per-connection rate limit (500 ms)
 	TcpExtTCPACKSkippedSeq       uint64 // duplicate ACKs to out-of-window segments not sent: the same limit
 
+	// TCP Fast Open (RFC 7413).
+	TcpExtTCPFastOpenActive         uint64 // SYNs sent with data (a client's Fast Open)
+	TcpExtTCPFastOpenActiveFail     uint64 // of those, ones whose data the SYN,ACK did not acknowledge, or that timed out and went again without it
+	TcpExtTCPFastOpenPassive        uint64 // SYNs whose data a listener took (a good cookie, or none needed)
+	TcpExtTCPFastOpenPassiveFail    uint64 // SYNs whose cookie did not check out: data dropped, a fresh cookie sent
+	TcpExtTCPFastOpenListenOverflow uint64 // Fast Open SYNs beyond the listener's Fast Open queue (TCP_FASTOPEN): a normal handshake instead
+	TcpExtTCPFastOpenCookieReqd     uint64 // SYNs asking for a cookie
+	TcpExtTCPFastOpenPassiveAltKey  uint64 // SYNs whose cookie the backup key made
+
 	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
 
 	// Memory (Config.TCPMem, tcp.Memory).

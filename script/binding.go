@@ -12,12 +12,22 @@ type stackAdapter struct {
 
 // newStack starts a stack on the runner's link and clock.
 func newStack(cfg stackConfig) (stackHandle, error) {
+	mode := cfg.tfo.mode
+	if cfg.tfo.set && mode == 0 {
+		mode = synstack.FastOpenOff
+	}
+	var keys []synstack.FastOpenKey
+	for _, k := range cfg.tfo.keys {
+		keys = append(keys, synstack.FastOpenKey(k))
+	}
 	st, err := synstack.New(synstack.Config{
-		Link:  cfg.link,
-		Addrs: cfg.addrs,
-		Clock: cfg.clock,
-		Seed:  cfg.seed,
-		TCP:   cfg.tcp,
+		Link:         cfg.link,
+		Addrs:        cfg.addrs,
+		Clock:        cfg.clock,
+		Seed:         cfg.seed,
+		TCP:          cfg.tcp,
+		FastOpen:     mode,
+		FastOpenKeys: keys,
 	})
 	if err != nil {
 		return nil, err
@@ -39,3 +49,10 @@ func (a *stackAdapter) Poll(fds []pollFd) (int, error) {
 }
 
 func (a *stackAdapter) shutdown() error { return a.st.Close() }
+
+func (a *stackAdapter) setFastOpen(mode int) {
+	if mode == 0 {
+		mode = synstack.FastOpenOff
+	}
+	a.st.SetFastOpen(mode)
+}

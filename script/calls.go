@@ -50,7 +50,7 @@ var sysCalls = map[string]sysCall{
 	"recvfrom":   {min: 3, max: 6, build: bufCall((*runner).receiver)},
 	"write":      {min: 3, max: 3, build: bufCall((*runner).sender)},
 	"send":       {min: 3, max: 4, build: bufCall((*runner).sender)},
-	"sendto":     {min: 3, max: 6, build: bufCall((*runner).sender)},
+	"sendto":     {min: 3, max: 6, build: (*runner).callSendto},
 	"close":      {min: 1, max: 1, build: (*runner).callClose},
 	"shutdown":   {min: 2, max: 2, build: (*runner).callShutdown},
 	"fcntl":      {min: 2, max: 3, build: (*runner).callFcntl},
@@ -230,6 +230,11 @@ func (r *runner) startConnect(fd int, addr netip.AddrPort) (bool, callResult) {
 		err = st.Connect(fd, addr)
 	} else {
 		r.withNonblock(fd, func() { err = st.Connect(fd, addr) })
+	}
+	if err == nil {
+		// Success at once: a TCP_FASTOPEN_CONNECT deferred to the
+		// first write, which connects this socket under test.
+		return true, res(0, nil)
 	}
 	if !isErrno(err, syscall.EINPROGRESS) {
 		r.sut = prev

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -521,7 +522,7 @@ func (p *parser) tcpOption() (option, bool) {
 		}
 		return o, true
 	case "FO", "FOEXP":
-		return option{}, p.failf(t.line, "unsupported: TCP Fast Open option %s", t.text)
+		return p.fastOpenOption(t)
 	case "md5":
 		return option{}, p.failf(t.line, "unsupported: TCP MD5 option")
 	}
@@ -744,6 +745,14 @@ func unescape(s string) string {
 			sb.WriteByte('\r')
 		case '0':
 			sb.WriteByte(0)
+		case 'x':
+			// \xHH: one byte (TCP_FASTOPEN_KEY's raw key bytes).
+			if v, err := strconv.ParseUint(s[i+1:min(i+3, len(s))], 16, 8); err == nil && i+3 <= len(s) {
+				sb.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+			sb.WriteByte(s[i])
 		default:
 			sb.WriteByte(s[i])
 		}

@@ -123,6 +123,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.TotalRTO), true
 	case "tcpi_dsack_dups":
 		return float64(info.DSACKDups), true
+	case "tcpi_fastopen_client_fail":
+		return float64(info.FastOpenClientFail), true
 	}
 	return 0, false
 }

@@ -62,6 +62,7 @@ type runner struct {
 	mtu                   int
 	prefixLen4            int // the IPv4 subnet's prefix length (--netmask_ip)
 	tcpCfg                tcp.Config
+	tfo                   fastOpenConfig // tcp_fastopen and its key (fastopen.go)
 	// strictSegments turns off the aggregation of consecutive segments
 	// into the TSO/GSO super-segment a line expects.
 	strictSegments bool
@@ -298,6 +299,7 @@ func (r *runner) startStack(line int) error {
 		clock: r.clock,
 		seed:  stackSeed,
 		tcp:   r.tcpCfg,
+		tfo:   r.tfo,
 	})
 	if err != nil {
 		return r.errf(line, "cannot start the stack: %v", err)

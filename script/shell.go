@@ -14,7 +14,10 @@ func (r *runner) command(e *event) error {
 			continue
 		}
 		if strings.HasSuffix(strings.Fields(part)[0], "defaults.sh") {
-			r.warnf(e.line, "ignored shell command `%s`: the stack starts with Linux's defaults", part)
+			r.warnf(e.line, "ignored shell command `%s`: the stack starts with Linux's defaults (and its Fast Open settings)", part)
+			if err := r.fastOpenDefaults(e.line); err != nil {
+				return err
+			}
 			continue
 		}
 		f := strings.Fields(part)
@@ -49,6 +52,7 @@ func (r *runner) command(e *event) error {
 
 // splitCommands splits a shell line on ;, && and newlines.
 func splitCommands(s string) []string {
+	s = strings.ReplaceAll(s, "\\\n", " ") // a line continued with a backslash
 	s = strings.ReplaceAll(s, "&&", ";")
 	s = strings.ReplaceAll(s, "\n", ";")
 	var out []string
@@ -76,6 +80,12 @@ func (r *runner) sysctl(line int, args []string) error {
 			continue
 		}
 		name = strings.ReplaceAll(name, "/", ".")
+		if ok, err := r.fastOpenSysctl(line, name, value); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		v, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
 			if err := r.unsupported(line, "sysctl %s=%s", name, value); err != nil {

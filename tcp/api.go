@@ -240,6 +240,10 @@ type Counters struct {
 	OfoPruned        uint64 // TcpExtOfoPruned: times out-of-order data was given back to make room
 	RcvQDrop         uint64 // TcpExtTCPRcvQDrop: in-order segments (or parts) dropped for want of room
 	OFODrop          uint64 // TcpExtTCPOFODrop: out-of-order segments (or parts) dropped for want of room
+	// FastOpenActive and FastOpenActiveFail count SYNs sent with data
+	// (TcpExtTCPFastOpenActive) and those whose data the peer did not
+	// acknowledge, or that timed out (TcpExtTCPFastOpenActiveFail).
+	FastOpenActive, FastOpenActiveFail uint64
 }
 
 // Host carries a connection (see Conn.Init): it takes the segments the
@@ -276,7 +280,7 @@ type Info struct {
 	RcvMSS          int           // MSS advertised for receiving
 	SndWScale       uint8
 	RcvWScale       uint8
-	Options         uint8 // TCPI_OPT_* bits: 1 timestamps, 2 SACK, 4 window scale
+	Options         uint8 // TCPI_OPT_* bits: 1 timestamps, 2 SACK, 4 window scale, 32 SYN_DATA (Fast Open: the SYN's data was acknowledged, or taken)
 	Cwnd            int   // congestion window, segments
 	Ssthresh        int
 	SndWnd          int // peer's window, bytes
@@ -299,6 +303,9 @@ type Info struct {
 	DeliveryRateAppLimited bool
 	MinRTT                 time.Duration // smallest RTT seen (tcpi_min_rtt)
 	DSACKDups              int           // D-SACKs received (tcpi_dsack_dups)
+	// FastOpenClientFail is why a client's Fast Open did not carry its
+	// data (tcpi_fastopen_client_fail): FastOpenFailNoCookie...
+	FastOpenClientFail int
 	// BBR is BBR's model when the connection uses it (what Linux reports
 	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
 	BBR *BBRInfo

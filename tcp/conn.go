@@ -52,6 +52,7 @@ type Conn struct {
 	host Host
 	sc   *Scratch     // cfg.Scratch: the segment being built, the ACK's rate sample, the clock's origin
 	fl   *flightState // nil when nothing is in flight (flight.go)
+	fo   *fastOpen    // nil unless the connection used TCP Fast Open (fastopen.go)
 
 	// The groups of the TCB, as RFC 9293 section 3.3.1 draws it and then
 	// what later RFCs added. Each is declared, with its fields' meaning,
@@ -378,10 +379,11 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	if c.sq.wrShut || c.orphan {
 		return 0, syscall.EPIPE
 	}
-	switch c.state {
-	case SynSent, SynRcvd:
+	switch {
+	case c.fastOpenWritable():
+	case c.state == SynSent, c.state == SynRcvd:
 		return 0, syscall.EAGAIN
-	case Established, CloseWait:
+	case c.state == Established, c.state == CloseWait:
 	default:
 		return 0, syscall.EPIPE
 	}
@@ -634,7 +636,7 @@ func (c *Conn) ReadClosed() bool {
 // Writable returns the free space in the send buffer (0 when shut or not
 // in a state that sends).
 func (c *Conn) Writable() int {
-	if c.sq.wrShut || c.orphan || (c.state != Established && c.state != CloseWait) {
+	if c.sq.wrShut || c.orphan || (c.state != Established && c.state != CloseWait && !c.fastOpenWritable()) {
 		return 0
 	}
 	room := max(0, int(c.sq.bufSize)-c.sq.n)
@@ -839,5 +841,6 @@ func (c *Conn) Info(now time.Time) Info {
 		inf.Options |= 4
 		inf.SndWScale, inf.RcvWScale = c.opt.sndShift, c.opt.rcvShift
 	}
+	c.fastOpenInfo(&inf)
 	return inf
 }

@@ -212,6 +212,9 @@ func (c *Conn) inputListen(now instant, seg *Segment) {
 		c.rcv.irs = seg.SEQ
 		c.rcv.nxt = seg.SEQ.Add(1)
 		c.negotiate(now, seg)
+		if c.fo != nil {
+			c.takeSynData(seg) // Fast Open: a good cookie's data is ours now
+		}
 		c.setState(SynRcvd, "rcv SYN")
 		c.rtx.rttAt = now
 		c.sendSYN(now, true)
@@ -288,12 +291,25 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		c.handshakeRTOFallback()
 		c.rtx.backoff = 0
 		c.timer.rto = instant(0)
+		// Fast Open: the cookie, and what of the SYN's data was
+		// acknowledged, are settled before the transition reports it.
+		resend := c.fo != nil && c.fastOpenSynAck(seg)
 		c.setState(Established, "rcv SYN,ACK")
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
 		// taken below as in ESTABLISHED.
 		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
 			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
+		}
+		if resend {
+			// Fast Open's data went unacknowledged: sent again at
+			// once, the ACK riding on it.
+			sent := c.stats.segsOut
+			c.output(now)
+			if c.stats.segsOut == sent {
+				c.sendAck(now)
+			}
+			return
 		}
 		c.sendAck(now)
 		c.output(now)
@@ -480,9 +496,14 @@ func (c *Conn) inputRST(now instant, seg *Segment) {
 	}
 	switch c.state {
 	case SynRcvd:
-		if c.passive {
+		if c.passive && !c.FastOpenPassive() {
 			// A passive open goes back to LISTEN: the listener lives on.
+			// (A Fast Open child is a full connection: it is reset.)
 			c.setState(Listen, "rcv RST")
+			return
+		}
+		if c.FastOpenPassive() {
+			c.fail(syscall.ECONNRESET, "rcv RST")
 			return
 		}
 		c.fail(syscall.ECONNREFUSED, "rcv RST")

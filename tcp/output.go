@@ -137,6 +137,10 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 			o.TSEcr = c.opt.tsRecent
 		}
 	}
+	var gathered []byte
+	if c.fo != nil {
+		gathered = c.addFastOpen(tx, synAck)
+	}
 	if synAck {
 		tx.Flags |= flagACK
 		c.fillAck(now, true)
@@ -144,6 +148,10 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 		tx.WND = uint16(min(c.rcvSpace(), 65535))
 	}
 	c.emit()
+	if gathered != nil {
+		tx.Payload = nil
+		c.cfg.Buffers.Put(gathered)
+	}
 }
 
 // setAckOptions puts timestamps and SACK blocks on a non-SYN segment.
@@ -281,6 +289,10 @@ func (c *Conn) queuedFrom(s seq.Value) int {
 func (c *Conn) output(now instant) {
 	switch c.state {
 	case Established, CloseWait, FinWait1, Closing, LastAck:
+	case SynRcvd:
+		if !c.fastOpenWritable() {
+			return
+		}
 	default:
 		return
 	}

@@ -326,6 +326,9 @@ func (c *Conn) resendSYN(now instant, synAck bool) {
 	c.rtx.backoff++
 	c.countRetrans()
 	c.countTimeout()
+	if !synAck {
+		c.fastOpenSynTimeout() // the SYN goes again without its data
+	}
 	c.sendSYN(now, synAck)
 	c.armRTO(now)
 }

@@ -108,6 +108,9 @@ func FuzzParseTCP(f *testing.F) {
 	f.Add(unhex(f, synPacket)[20:])
 	f.Add(tcpWithOptions(unhex(f, "0101080a 00000005 00000006 01010512 00000001 00000002 00000003 00000004"), []byte("data")))
 	f.Add(tcpWithOptions(unhex(f, "fe04aabb 02030501 00ff0000"), nil))
+	f.Add(tcpWithOptions(unhex(f, "220a0102 03040506 07080101"), []byte("tfo")))
+	f.Add(tcpWithOptions(unhex(f, "fe0cf989 01020304 05060708"), nil))
+	f.Add(tcpWithOptions(unhex(f, "22020101"), nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, payload, err := ParseTCP(data)
 		checkKnownError(t, err)
@@ -202,6 +205,10 @@ func FuzzTCPRoundTrip(f *testing.F) {
 		uint16(0), uint8(0x4), uint8(0), uint32(100), uint32(200), make([]byte, 24), []byte("hello"))
 	f.Add(uint16(1), uint16(2), uint32(0xffffffff), uint32(0xffffffff), uint8(0xff), uint16(0), uint16(0xffff),
 		uint16(536), uint8(0x3), uint8(14), uint32(0), uint32(0), make([]byte, 32), []byte{0})
+	f.Add(uint16(1), uint16(2), uint32(1), uint32(0), uint8(FlagSYN), uint16(0), uint16(0),
+		uint16(1460), uint8(0xf), uint8(8), uint32(5), uint32(0), []byte{1, 2, 3, 4, 5, 6, 7, 8}, []byte("syn data"))
+	f.Add(uint16(1), uint16(2), uint32(1), uint32(0), uint8(FlagSYN), uint16(0), uint16(0),
+		uint16(1460), uint8(0x1a), uint8(8), uint32(5), uint32(0), []byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, sport, dport uint16, seq, ack uint32, flags uint8, win, urg uint16,
 		mss uint16, which uint8, wscale uint8, tsval, tsecr uint32, sacks, payload []byte) {
 		h := TCP{SrcPort: sport, DstPort: dport, Seq: seq, Ack: ack, Flags: TCPFlags(flags),
@@ -214,6 +221,16 @@ func FuzzTCPRoundTrip(f *testing.F) {
 		}
 		if which&4 != 0 {
 			h.Options.HasTimestamp, h.Options.TSVal, h.Options.TSEcr = true, tsval, tsecr
+		}
+		if which&8 != 0 {
+			// A Fast Open option: a cookie of an even length from 4 to
+			// 16 bytes, or a request; which&16 picks the experimental form.
+			n := min(len(sacks), FastOpenCookieMax) &^ 1
+			if n < FastOpenCookieMin {
+				n = 0
+			}
+			h.Options.SetFastOpen(sacks[:n], which&16 != 0)
+			sacks = sacks[n:]
 		}
 		for len(sacks) >= 8 && h.Options.NumSACK < 4 {
 			h.Options.SACK[h.Options.NumSACK] = SACKBlock{

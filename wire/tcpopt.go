@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"strconv"
 	"strings"
 )
@@ -22,6 +23,23 @@ const (
 	OptSACK = 5
 	// OptTimestamp is Timestamps (RFC 7323).
 	OptTimestamp = 8
+	// OptFastOpen is TCP Fast Open (RFC 7413): a cookie, or an empty
+	// option asking for one.
+	OptFastOpen = 34
+	// OptExperimental is the shared experimental kind (RFC 6994): the
+	// first two data bytes are a magic number naming the experiment.
+	// Fast Open's pre-RFC form uses it with FastOpenMagic.
+	OptExperimental = 254
+)
+
+// FastOpenMagic is the experiment identifier of Fast Open's experimental
+// option (kind 254), as early implementations and Linux still accept it.
+const FastOpenMagic = 0xF989
+
+// Fast Open cookie lengths (RFC 7413 4.1.1): even, 4 to 16 bytes.
+const (
+	FastOpenCookieMin = 4
+	FastOpenCookieMax = 16
 )
 
 // Total lengths (kind and length bytes included) of the known options.
@@ -71,6 +89,45 @@ type TCPOptions struct {
 	// SACK holds the SACK blocks in wire order; entries from NumSACK on
 	// are zero after parsing.
 	SACK [4]SACKBlock
+	// HasFastOpen reports a Fast Open option (RFC 7413): kind 34, or the
+	// experimental kind 254 with FastOpenMagic when FastOpenExp. Its
+	// cookie is FastOpenCookie[:FastOpenLen]; a length of 0 asks for a
+	// cookie. A Fast Open option whose cookie length is odd or outside
+	// 4..16 is ignored, as Linux ignores it.
+	HasFastOpen bool
+	FastOpenExp bool
+	FastOpenLen uint8
+	// FastOpenCookie holds the cookie; bytes from FastOpenLen on are
+	// zero after parsing.
+	FastOpenCookie [FastOpenCookieMax]byte
+}
+
+// FastOpenCookieBytes returns the Fast Open cookie (empty for a request).
+func (o *TCPOptions) FastOpenCookieBytes() []byte {
+	return o.FastOpenCookie[:min(int(o.FastOpenLen), FastOpenCookieMax)]
+}
+
+// SetFastOpen sets a Fast Open option carrying cookie (a request when it
+// is empty), in the experimental form when exp. A cookie longer than 16
+// bytes is cut to 16.
+func (o *TCPOptions) SetFastOpen(cookie []byte, exp bool) {
+	o.HasFastOpen, o.FastOpenExp = true, exp
+	o.FastOpenCookie = [FastOpenCookieMax]byte{}
+	o.FastOpenLen = uint8(copy(o.FastOpenCookie[:], cookie))
+}
+
+// validFastOpenLen reports whether n is a cookie length Fast Open takes:
+// 0 (a request) or an even length from 4 to 16.
+func validFastOpenLen(n int) bool {
+	return n == 0 || n >= FastOpenCookieMin && n <= FastOpenCookieMax && n%2 == 0
+}
+
+// fastOpenOptLen is the unpadded length of the Fast Open option of o.
+func (o *TCPOptions) fastOpenOptLen() int {
+	if o.FastOpenExp {
+		return 4 + int(o.FastOpenLen)
+	}
+	return 2 + int(o.FastOpenLen)
 }
 
 // TCPOption is one raw option in wire order.
@@ -135,6 +192,14 @@ func parseTCPOptions(opts []byte, o *TCPOptions) error {
 				}
 				o.NumSACK = uint8(k)
 			}
+		case OptFastOpen:
+			if validFastOpenLen(len(data)) {
+				o.SetFastOpen(data, false)
+			}
+		case OptExperimental:
+			if len(data) >= 2 && binary.BigEndian.Uint16(data) == FastOpenMagic && validFastOpenLen(len(data)-2) {
+				o.SetFastOpen(data[2:], true)
+			}
 		}
 	}
 	return nil
@@ -188,6 +253,9 @@ func (o *TCPOptions) emitLen() int {
 	if o.NumSACK > 0 {
 		n += 4 + optLenSACKBlock*int(o.NumSACK)
 	}
+	if o.HasFastOpen {
+		n += (o.fastOpenOptLen() + 3) &^ 3
+	}
 	return n
 }
 
@@ -227,6 +295,21 @@ func (o *TCPOptions) write(b []byte) {
 			b = b[8:]
 		}
 	}
+	if o.HasFastOpen {
+		// Last, as Linux writes it, padded with NOPs to a word.
+		n := o.fastOpenOptLen()
+		if o.FastOpenExp {
+			b[0], b[1] = OptExperimental, byte(n)
+			binary.BigEndian.PutUint16(b[2:4], FastOpenMagic)
+			copy(b[4:], o.FastOpenCookieBytes())
+		} else {
+			b[0], b[1] = OptFastOpen, byte(n)
+			copy(b[2:], o.FastOpenCookieBytes())
+		}
+		for i := n; i < len(b); i++ {
+			b[i] = OptNOP
+		}
+	}
 }
 
 // rawOptionsLen returns the unpadded encoded length of list.
@@ -260,7 +343,8 @@ func writeRawOptions(b []byte, list []TCPOption) {
 }
 
 // String returns the option in packetdrill syntax: "mss 1460", "sackOK",
-// "TS val 1 ecr 0", "nop", "eol", "wscale 7", "sack 1:2 3:4". An unknown kind
+// "TS val 1 ecr 0", "nop", "eol", "wscale 7", "sack 1:2 3:4", "FO" (a Fast
+// Open cookie request), "FO 0a0b0c0d", "FOEXP 0a0b0c0d". An unknown kind
 // prints as "unknown-kind-N"; a known kind with a malformed length prints as
 // "bad-NAME-len-L" where L is the total option length.
 func (o TCPOption) String() string {
@@ -306,8 +390,29 @@ func (o TCPOption) String() string {
 			sb.WriteString(strconv.FormatUint(uint64(binary.BigEndian.Uint32(d[4:8])), 10))
 		}
 		return sb.String()
+	case OptFastOpen:
+		if !validFastOpenLen(len(o.Data)) {
+			return bad("FO")
+		}
+		return fastOpenString("FO", o.Data)
+	case OptExperimental:
+		if len(o.Data) >= 2 && binary.BigEndian.Uint16(o.Data) == FastOpenMagic {
+			if !validFastOpenLen(len(o.Data) - 2) {
+				return bad("FOEXP")
+			}
+			return fastOpenString("FOEXP", o.Data[2:])
+		}
 	}
 	return "unknown-kind-" + strconv.Itoa(int(o.Kind))
+}
+
+// fastOpenString prints a Fast Open option as packetdrill does: its name,
+// then the cookie in hex if there is one.
+func fastOpenString(name string, cookie []byte) string {
+	if len(cookie) == 0 {
+		return name
+	}
+	return name + " " + hex.EncodeToString(cookie)
 }
 
 // FormatOptionList returns the options in packetdrill syntax joined with

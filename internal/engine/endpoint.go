@@ -26,14 +26,17 @@ type endpoint struct {
 	// or accept queue (inAccept true) holds the connection.
 	parent   *listener
 	inAccept bool
-	qIndex   int32
+	// throttled: in the host's list of connections waiting for room in
+	// the link; resuming: its turn after waiting (txroom.go). Here, where
+	// they fill what qIndex's alignment leaves.
+	throttled bool
+	resuming  bool
+	qIndex    int32
 
 	passive   bool // created for a SYN at a listener
 	forwarded bool // made by the forwarder: its resets are counted
 	hashed    bool // in its shard's conns (and holding bind)
 	orphan    bool // counted in its shard's orphans (closed, not finished, not in TIME_WAIT)
-	throttled bool // in the host's list of connections waiting for room in the link (txroom.go)
-	resuming  bool // its turn after waiting for room in the link (txroom.go)
 
 	heapIndex int32 // position in shard.timers, -1 when absent
 	// deadline is the deadline as scheduled in shard.timers, and
@@ -214,6 +217,9 @@ func (s *Host) transitionLocked(ep *endpoint, from, to tcp.State, cause tcp.Caus
 	case (from == tcp.Established || from == tcp.CloseWait) && to == tcp.Closed:
 		st.TcpEstabResets++
 	}
+	if from == tcp.SynSent || from == tcp.SynRcvd {
+		s.fastOpenTransitionLocked(ep, from, to)
+	}
 	wasEstab := from == tcp.Established || from == tcp.CloseWait
 	isEstab := to == tcp.Established || to == tcp.CloseWait
 	if isEstab && !wasEstab {
@@ -266,7 +272,9 @@ func (s *Host) afterLocked(ep *endpoint) {
 		case !ep.hashed:
 			// Reset or timed out in SYN_RCVD: the request is gone.
 			l.removeSynLocked(ep)
-		case ep.conn.State() != tcp.SynRcvd && ep.conn.State() != tcp.Listen:
+		case ep.conn.State() != tcp.SynRcvd && ep.conn.State() != tcp.Listen,
+			ep.conn.FastOpenPassive():
+			// Handshake done, or a Fast Open child: acceptable at once.
 			l.removeSynLocked(ep)
 			ep.parent = l
 			ep.inAccept = true

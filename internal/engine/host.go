@@ -39,6 +39,11 @@ type Config struct {
 	TCPMem tcp.MemoryLimits
 	// SynCookies answers SYNs beyond a full SYN queue with a cookie.
 	SynCookies bool
+	// FastOpen is net.ipv4.tcp_fastopen (FastOpenClient...); FastOpenKeys
+	// the server's keys, primary then backup (none: drawn from the
+	// host's secret).
+	FastOpen     int
+	FastOpenKeys []FastOpenKey
 }
 
 // Hooks are the observers of synstack.Config: OnTransition and OnPacket.
@@ -94,6 +99,9 @@ type Host struct {
 	onPacket     func(dir string, pkt []byte)
 	synCookies   bool
 	limits       Limits
+	// tfo is TCP Fast Open's state: modes, keys, the client's cookie
+	// cache (fastopen.go), under its own leaf lock.
+	tfo fastOpenState
 
 	// fwd is the forwarding table (forward.go), guarded by ctl; its f is
 	// written under lock (every shard's lock too), so a shard's lock
@@ -245,6 +253,7 @@ func New(cfg Config) (*Host, error) {
 		shards = defaultShards()
 	}
 	s.initShards(shards)
+	s.initFastOpen(cfg.FastOpen, cfg.FastOpenKeys)
 	s.portNext = uint32(s.key.k1)
 	s.bindNext = uint32(s.key.k1 >> 32)
 	s.watchBackpressure(s.link)
@@ -273,6 +282,8 @@ func (s *Host) Stats() nstat.Counters {
 		st.TcpExtOfoPruned += c.OfoPruned
 		st.TcpExtTCPRcvQDrop += c.RcvQDrop
 		st.TcpExtTCPOFODrop += c.OFODrop
+		st.TcpExtTCPFastOpenActive += c.FastOpenActive
+		st.TcpExtTCPFastOpenActiveFail += c.FastOpenActiveFail
 	}
 	s.udp.stats.addTo(&st)
 	s.addReasmStats(&st)

@@ -26,6 +26,10 @@ type listener struct {
 	// (atomic: a child leaves the table under its shard's lock alone).
 	maxConns int
 	live     atomic.Int32
+	// tfoPending counts its Fast Open children still in SYN_RCVD
+	// (Linux's fastopenq.qlen), bounded by its Fast Open queue length
+	// (fastopen.go); atomic, as live.
+	tfoPending atomic.Int32
 }
 
 // full reports whether the listener has MaxConns children alive.
@@ -94,8 +98,13 @@ func (s *Host) listenInputLocked(l *listener, local, remote netip.AddrPort, seg 
 		s.g().stats.TcpExtListenDrops++
 		return
 	}
+	fo, take := s.fastOpenServerLocked(l, local, remote, seg)
 	ep := s.newChildLocked(l, local, remote, s.isn(local, remote))
 	ep.conn.Listen()
+	ep.conn.SetFastOpenReply(fo)
+	if take {
+		l.tfoPending.Add(1) // until it leaves SYN_RCVD (fastOpenTransitionLocked)
+	}
 	ep.conn.Input(now, seg)
 	s.afterLocked(ep)
 }

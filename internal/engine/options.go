@@ -31,6 +31,13 @@ type Options struct {
 	ZeroCopy             bool          // SO_ZEROCOPY: MSG_ZEROCOPY sends report completions (errqueue.go)
 	Timestamping         int           // SO_TIMESTAMPING flags (errqueue.go)
 	RecvInq              bool          // TCP_INQ: recvmsg reports the bytes left to read
+	// TCP Fast Open (fastopen.go): TCP_FASTOPEN's queue length (0: off,
+	// unless the host's mode turns it on for every listener),
+	// TCP_FASTOPEN_CONNECT, and TCP_FASTOPEN_KEY's key or keys (16 or 32
+	// bytes; "": the host's).
+	FastOpenQLen    int
+	FastOpenConnect bool
+	FastOpenKey     string
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1

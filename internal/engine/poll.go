@@ -64,6 +64,9 @@ func (sk *Socket) pollLocked() Events {
 	}
 	var mask Events
 	ep := sk.ep
+	if ep == nil && sk.foDefer {
+		return EventOut // a deferred Fast Open connect: the first write connects
+	}
 	if ep == nil {
 		// TCP_CLOSE: hang-up, and "writable" since not connecting.
 		mask = EventHup | EventOut

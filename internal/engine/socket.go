@@ -44,9 +44,12 @@ type Socket struct {
 
 	family uint8 // AF_INET or AF_INET6
 	closed bool  // Close was called
-	state  sockState
-	shutRd bool // shutdown on a socket without a connection (Linux sets
-	shutWr bool // sk_shutdown even when it returns ENOTCONN)
+	// foDefer: a TCP_FASTOPEN_CONNECT connect waits for the first write
+	// (its address is in Host.tfo.deferred, fastopen.go).
+	foDefer bool
+	state   sockState
+	shutRd  bool // shutdown on a socket without a connection (Linux sets
+	shutWr  bool // sk_shutdown even when it returns ENOTCONN)
 	// hasEQ: a TCP socket's error queue exists, in Host.errQueues
 	// (errqueue.go). Under the connection's shard lock.
 	hasEQ bool
@@ -352,6 +355,20 @@ func (sk *Socket) Connect(addr netip.AddrPort, nonblock bool, cancel <-chan stru
 //
 // +checklocks:sk.h.ctl
 func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) error {
+	if sk.foDefer {
+		return syscall.EISCONN // a deferred Fast Open connect (fastopen.go)
+	}
+	if sk.deferFastOpenLocked(addr) {
+		return nil
+	}
+	return sk.connectWithLocked(addr, nonblock, cancel, l, nil)
+}
+
+// connectWithLocked is connectLocked with start, when not nil, sending
+// the SYN instead of tcp.Conn.Connect (a Fast Open connect, fastopen.go).
+//
+// +checklocks:sk.h.ctl
+func (sk *Socket) connectWithLocked(addr netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks, start func(ep *endpoint) error) error {
 	s := sk.h
 	dst, err := sk.localAddr(addr.Addr(), syscall.ENETUNREACH)
 	if err != nil {
@@ -419,7 +436,13 @@ func (sk *Socket) connectLocked(addr netip.AddrPort, nonblock bool, cancel <-cha
 	sk.state = ssConnecting
 	sk.peek = nil
 	sk.shutRd, sk.shutWr = false, false
-	err = ep.conn.Connect(s.clock.Now())
+	if start != nil {
+		err = start(ep)
+	} else if sk.opts.FastOpenConnect {
+		err = sk.fastOpenConnectLocked(ep)
+	} else {
+		err = ep.conn.Connect(s.clock.Now())
+	}
 	s.afterLocked(ep)
 	if err != nil {
 		sk.disconnectLocked()
@@ -514,6 +537,14 @@ func (sk *Socket) recvLocked(p []byte, peek, nonblock bool, cancel <-chan struct
 		}
 		if isDone(cancel) {
 			return 0, ErrCanceled
+		}
+		if sk.ep == nil && sk.foDefer && !sk.shutRd {
+			// A deferred Fast Open connect: nothing to read yet.
+			if nonblock {
+				return 0, syscall.EAGAIN
+			}
+			sk.waitLocked(cancel, l)
+			continue
 		}
 		if sk.ep == nil {
 			if sk.shutRd {
@@ -612,11 +643,16 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 			return written, ErrCanceled
 		}
 		ep := sk.ep
+		if ep == nil && sk.foDefer {
+			// The deferred Fast Open connect: this write goes in the SYN.
+			return sk.sendFastOpenLocked(p, s.fastOpenDeferred(sk), nonblock, cancel, l) // +checklocksignore: a socket without a connection is written under ctl (Send)
+		}
 		if ep == nil {
 			return 0, syscall.EPIPE
 		}
-		if st := ep.conn.State(); st == tcp.SynSent || st == tcp.SynRcvd {
-			// Linux's sk_stream_wait_connect.
+		if st := ep.conn.State(); (st == tcp.SynSent || st == tcp.SynRcvd) && !ep.conn.FastOpenPassive() {
+			// Linux's sk_stream_wait_connect (a Fast Open child
+			// writes in SYN_RCVD).
 			if nonblock {
 				return 0, syscall.EAGAIN
 			}
@@ -749,6 +785,9 @@ func (sk *Socket) Close() error {
 func (sk *Socket) releaseLocked() {
 	s := sk.h
 	sk.closed = true
+	if sk.foDefer {
+		s.fastOpenUndefer(sk)
+	}
 	if sk.l != nil {
 		sk.stopListenLocked()
 	}

@@ -1,0 +1,292 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
+)
+
+// TCP Fast Open (RFC 7413), as Linux does it. The client puts data in its
+// SYN with a cookie the server gave it on an earlier connection; the
+// server checks the cookie (the stack does: it holds the key) and, if it
+// is good, takes the data at once and acknowledges it in its SYN,ACK. A
+// server that does not take it acknowledges the SYN alone, and the client
+// sends the data again after the handshake.
+
+// fastOpen is a connection's Fast Open state; Conn.fo is nil on a
+// connection that never used Fast Open.
+type fastOpen struct {
+	// cookie[:cookieLen] is the cookie our next SYN (client) or SYN,ACK
+	// (server) carries when option is set, a request when cookieLen is
+	// 0; on a client, once the SYN,ACK came, the cookie it carried
+	// (peerCookie).
+	cookie    [wire.FastOpenCookieMax]byte
+	cookieLen uint8
+	exp       bool // the experimental option form (kind 254)
+	option    bool
+	// synData is the data our SYN carries (client), in octets; it goes
+	// back to 0 when the SYN is sent again without it.
+	synData int32
+	// peerCookie: the peer's SYN,ACK carried a cookie (client).
+	peerCookie bool
+	// synDataOK is TCPI_OPT_SYN_DATA: our SYN's data was acknowledged
+	// (client), or the SYN's data was taken (server).
+	synDataOK bool
+	// passive: a server's connection opened by Fast Open; it may be
+	// read, written and accepted in SYN_RCVD.
+	passive bool
+	// takeData: the stack found the SYN's cookie good (SetFastOpenReply).
+	takeData   bool
+	clientFail uint8 // tcpi_fastopen_client_fail
+}
+
+// Fast Open client failures, as Linux's tcpi_fastopen_client_fail.
+const (
+	FastOpenFailUnspec           = 0 // TFO_STATUS_UNSPEC: no failure (or no Fast Open)
+	FastOpenFailNoCookie         = 1 // TFO_COOKIE_UNAVAILABLE: no cookie was cached: the SYN asked for one
+	FastOpenFailDataNotAcked     = 2 // TFO_DATA_NOT_ACKED: the SYN,ACK did not acknowledge the SYN's data
+	FastOpenFailSynRetransmitted = 3 // TFO_SYN_RETRANSMITTED: the SYN timed out and went again without data
+)
+
+// tcpiOptSynData is TCPI_OPT_SYN_DATA in Info.Options.
+const tcpiOptSynData = 32
+
+// synOptionRoom is the option space Linux keeps free in a SYN with data
+// (MAX_TCP_OPTION_SPACE), so that a middlebox adding options does not
+// push it over the path's MTU.
+const synOptionRoom = 40
+
+// FastOpenRequest is what ConnectFastOpen puts in its SYN.
+type FastOpenRequest struct {
+	// Cookie is the cookie cached for the peer (4 to 16 bytes); empty,
+	// the SYN asks for one and carries no data (unless NoCookie).
+	Cookie []byte
+	// Exp sends the experimental form of the option (kind 254).
+	Exp bool
+	// NoCookie sends the data without a cookie (tcp_fastopen's 0x4, for
+	// servers that need none) and without the option.
+	NoCookie bool
+	// PeerMSS is the MSS the peer announced when the cookie was cached;
+	// 0 when unknown (our own MSS then bounds the data).
+	PeerMSS int
+}
+
+// FastOpenReply is what the stack decided about the Fast Open option of
+// a SYN at a listener, for the connection it opens (SetFastOpenReply).
+type FastOpenReply struct {
+	// TakeData: the cookie is good (or none is needed): the SYN's data is
+	// taken and acknowledged at once, and the connection may be used in
+	// SYN_RCVD.
+	TakeData bool
+	// Cookie, when not nil, goes back in the SYN,ACK (the client asked
+	// for one, or sent one that is stale); Exp picks the option's form.
+	Cookie []byte
+	Exp    bool
+}
+
+// fastOpenState returns c's Fast Open state, made on first use.
+func (c *Conn) fastOpenState() *fastOpen {
+	if c.fo == nil {
+		c.fo = new(fastOpen)
+	}
+	return c.fo
+}
+
+// setCookie makes cookie (a request when empty) the one our next SYN or
+// SYN,ACK carries.
+func (fo *fastOpen) setCookie(cookie []byte, exp bool) {
+	fo.cookieLen = uint8(copy(fo.cookie[:], cookie))
+	fo.exp = exp
+	fo.option = true
+}
+
+// ConnectFastOpen is Connect with TCP Fast Open: with a cookie (or
+// NoCookie) the SYN carries as much of p as fits (the MSS, from the
+// cached one, less 40 octets of option room, as Linux), and it returns
+// how much that is; without a cookie the SYN asks for one and carries
+// nothing. The rest of p is the caller's to write once the connection is
+// established.
+func (c *Conn) ConnectFastOpen(t time.Time, req FastOpenRequest, p []byte) (int, error) {
+	if c.state != Closed {
+		return 0, c.Connect(t) // its error for a connection already under way
+	}
+	fo := c.fastOpenState()
+	n := 0
+	switch {
+	case len(req.Cookie) > 0 || req.NoCookie:
+		if len(req.Cookie) > 0 {
+			fo.setCookie(req.Cookie, req.Exp)
+		}
+		mss := int(c.cfg.MSS)
+		if req.PeerMSS > 0 {
+			mss = min(mss, req.PeerMSS)
+		}
+		n = min(len(p), max(mss-synOptionRoom, 0), int(c.sq.bufSize))
+	default:
+		fo.setCookie(nil, req.Exp)
+		fo.clientFail = FastOpenFailNoCookie
+	}
+	if n > 0 {
+		c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, n, 0)
+		c.sq.writeAt(0, p[:n])
+		c.sq.n = n
+		c.markPush(c.sq.start, c.sq.start.Add(seq.Size(n)))
+		fo.synData = int32(n)
+	}
+	if err := c.Connect(t); err != nil {
+		c.dropSendQueue()
+		fo.synData = 0
+		return 0, err
+	}
+	if n > 0 {
+		c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
+		c.snd.max = c.snd.nxt
+		c.cfg.Counters.FastOpenActive++
+	}
+	return n, nil
+}
+
+// SetFastOpenReply tells a passive connection, before it takes its SYN
+// (Listen, then Input), what the stack decided about the SYN's Fast Open
+// option.
+func (c *Conn) SetFastOpenReply(r FastOpenReply) {
+	if !r.TakeData && r.Cookie == nil {
+		return
+	}
+	fo := c.fastOpenState()
+	fo.takeData = r.TakeData
+	if r.Cookie != nil {
+		fo.setCookie(r.Cookie, r.Exp)
+	}
+}
+
+// FastOpenPassive reports a server's connection opened by Fast Open: it
+// is usable (readable, writable, acceptable) from SYN_RCVD on.
+func (c *Conn) FastOpenPassive() bool { return c.fo != nil && c.fo.passive }
+
+// FastOpenCookie returns, for a client's Fast Open connect once its
+// SYN,ACK came, the cookie the SYN,ACK carried (empty when none), the
+// option's form and the MSS the peer announced, for the stack to cache;
+// ok is false on any other connection.
+func (c *Conn) FastOpenCookie() (cookie []byte, exp bool, peerMSS int, ok bool) {
+	if c.fo == nil || c.fo.passive || c.state == SynSent {
+		return nil, false, 0, false
+	}
+	if !c.fo.peerCookie {
+		return nil, false, int(c.opt.peerMSS), true
+	}
+	return c.fo.cookie[:c.fo.cookieLen], c.fo.exp, int(c.opt.peerMSS), true
+}
+
+// takeSynData is the server's half in LISTEN: a SYN whose cookie the
+// stack found good has its data taken at once, and the connection is
+// marked usable in SYN_RCVD.
+func (c *Conn) takeSynData(seg *Segment) {
+	fo := c.fo
+	if fo == nil || !fo.takeData {
+		return
+	}
+	fo.passive, fo.synDataOK = true, len(seg.Payload) > 0
+	if data := seg.Payload[:min(len(seg.Payload), c.rcvCapacity())]; len(data) > 0 {
+		// Queued as Linux's tcp_fastopen_add_skb does: the delayed-ACK
+		// engine does not start (everData stays false), so a FIN that
+		// follows is acknowledged at once.
+		c.rq.everRcv = true
+		c.deliver(data)
+	}
+}
+
+// addFastOpen puts the Fast Open option, and on a client's SYN its data,
+// on the SYN or SYN,ACK being built. It returns a buffer borrowed to
+// gather the data, for the caller to give back after sending.
+func (c *Conn) addFastOpen(tx *Segment, synAck bool) (gathered []byte) {
+	fo := c.fo
+	if fo.option && (!synAck || c.passive) {
+		// (A simultaneous open's SYN,ACK carries no option.)
+		tx.Options.SetFastOpen(fo.cookie[:fo.cookieLen], fo.exp)
+	}
+	if synAck || fo.synData <= 0 {
+		return nil
+	}
+	n := int(fo.synData)
+	if tx.Payload = c.sq.view(0, n); tx.Payload == nil {
+		gathered = c.cfg.Buffers.Get(n)
+		tx.Payload = gathered[:n]
+		c.sq.copyOut(tx.Payload, 0)
+	}
+	return gathered
+}
+
+// fastOpenSynAck is the client's half when the SYN,ACK comes: it keeps
+// the cookie it carried, takes the acknowledgment of the SYN's data, and
+// when the data was not (all) acknowledged, sends it again after the
+// handshake (Linux's tcp_rcv_fastopen_synack). It reports whether data
+// is to be sent again.
+func (c *Conn) fastOpenSynAck(seg *Segment) bool {
+	fo := c.fo
+	fo.option = false
+	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 {
+		fo.cookieLen = uint8(copy(fo.cookie[:], o.FastOpenCookieBytes()))
+		fo.exp = o.FastOpenExp
+		fo.peerCookie = true
+	} else {
+		fo.cookieLen = 0
+	}
+	if fo.synData <= 0 {
+		return false
+	}
+	acked := int(seg.ACK.Sub(c.snd.iss.Add(1)))
+	if drop := min(max(acked, 0), c.sq.n); drop > 0 {
+		c.sq.consume(drop)
+		c.sq.start = c.sq.start.Add(seq.Size(drop))
+		c.stats.bytesAcked += uint64(drop)
+		c.prunePushMarks()
+	}
+	fo.synData = 0
+	if seg.ACK == c.snd.nxt {
+		fo.synDataOK = true
+		return false
+	}
+	// Not all of it: what is left goes again, from SND.UNA.
+	fo.clientFail = FastOpenFailDataNotAcked
+	c.cfg.Counters.FastOpenActiveFail++
+	c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
+	return true
+}
+
+// fastOpenSynTimeout is the client's half when its SYN times out: the
+// SYN goes again plain, without the option and the data (Linux's
+// tcp_write_timeout for a Fast Open SYN), which wait for the handshake.
+func (c *Conn) fastOpenSynTimeout() {
+	fo := c.fo
+	if fo == nil {
+		return
+	}
+	fo.option = false
+	if fo.synData <= 0 {
+		return
+	}
+	fo.synData = 0
+	fo.clientFail = FastOpenFailSynRetransmitted
+	c.cfg.Counters.FastOpenActiveFail++
+	c.snd.nxt = c.snd.iss.Add(1)
+	c.snd.max = c.snd.nxt
+}
+
+// fastOpenWritable reports a passive Fast Open connection in SYN_RCVD,
+// which Linux lets the application write to before the handshake ends.
+func (c *Conn) fastOpenWritable() bool {
+	return c.state == SynRcvd && c.FastOpenPassive()
+}
+
+// fastOpenInfo adds Fast Open's part of TCP_INFO.
+func (c *Conn) fastOpenInfo(inf *Info) {
+	if c.fo == nil {
+		return
+	}
+	if c.fo.synDataOK {
+		inf.Options |= tcpiOptSynData
+	}
+	inf.FastOpenClientFail = int(c.fo.clientFail)
+}

@@ -1,0 +1,133 @@
+package tcp
+
+import (
+	"bytes"
+	"testing"
+)
+
+var testCookie = []byte{1, 2, 3, 4, 5, 6, 7, 8}
+
+// fastOpenNet has A open a Fast Open connection to a listening B, which
+// takes the SYN's data when take is set; the SYN and the SYN,ACK are
+// delivered, the final ACK is not.
+func fastOpenNet(t *testing.T, take bool, data string) *testNet {
+	t.Helper()
+	n := newNet(t, nil)
+	n.b.c.Listen()
+	n.b.c.SetFastOpenReply(FastOpenReply{TakeData: take})
+	k, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{Cookie: testCookie, PeerMSS: 1460}, []byte(data))
+	if err != nil || k != len(data) {
+		t.Fatalf("ConnectFastOpen = %d, %v; want %d", k, err, len(data))
+	}
+	syn := n.a.out[0]
+	if !syn.Options.HasFastOpen || !bytes.Equal(syn.Options.FastOpenCookieBytes(), testCookie) || string(syn.Payload) != data {
+		t.Fatalf("SYN %s carries %+v, %q", fmtSeg(&syn), syn.Options, syn.Payload)
+	}
+	n.deliver(n.a)
+	return n
+}
+
+// TestFastOpenServerTakesData: a good cookie's data is readable in
+// SYN_RCVD, the SYN,ACK acknowledges it, the server may write at once,
+// and both ends report TCPI_OPT_SYN_DATA.
+func TestFastOpenServerTakesData(t *testing.T) {
+	n := fastOpenNet(t, true, "hello")
+	synAck := n.b.out[0]
+	if synAck.ACK != n.a.c.ISS().Add(6) || synAck.Options.HasFastOpen {
+		t.Fatalf("SYN,ACK %s %+v: want it to acknowledge the data, without a cookie", fmtSeg(&synAck), synAck.Options)
+	}
+	buf := make([]byte, 16)
+	if k, err := n.b.c.Read(n.now, buf); err != nil || string(buf[:k]) != "hello" || n.b.c.State() != SynRcvd {
+		t.Fatalf("server read %q, %v in %s", buf[:k], err, n.b.c.State())
+	}
+	if k, err := n.b.c.Write(n.now, []byte("world")); err != nil || k != 5 {
+		t.Fatalf("server write in SYN_RCVD = %d, %v", k, err)
+	}
+	n.settle()
+	if n.a.c.State() != Established || n.b.c.State() != Established {
+		t.Fatalf("A %s, B %s\n%s", n.a.c.State(), n.b.c.State(), n.dump())
+	}
+	if k, _ := n.a.c.Read(n.now, buf); string(buf[:k]) != "world" {
+		t.Fatalf("client read %q", buf[:k])
+	}
+	for _, e := range []*end{n.a, n.b} {
+		if inf := e.c.Info(n.now); inf.Options&tcpiOptSynData == 0 || inf.FastOpenClientFail != 0 {
+			t.Errorf("%s: tcpi_options %#x, client fail %d", e.name, inf.Options, inf.FastOpenClientFail)
+		}
+	}
+	if c := n.a.c.cfg.Counters; c.FastOpenActive != 1 || c.FastOpenActiveFail != 0 {
+		t.Errorf("client counters %+v", *c)
+	}
+}
+
+// TestFastOpenDataNotAcked: a server that does not take the data
+// acknowledges the SYN alone; the client sends the data after the
+// handshake, the ACK riding on it, and reports TFO_DATA_NOT_ACKED.
+func TestFastOpenDataNotAcked(t *testing.T) {
+	n := fastOpenNet(t, false, "hello")
+	if synAck := n.b.out[0]; synAck.ACK != n.a.c.ISS().Add(1) {
+		t.Fatalf("SYN,ACK %s: want it to acknowledge the SYN alone", fmtSeg(&synAck))
+	}
+	n.deliver(n.b)
+	if len(n.a.out) != 1 || string(n.a.out[0].Payload) != "hello" || n.a.out[0].SEQ != n.a.c.ISS().Add(1) {
+		t.Fatalf("after the SYN,ACK the client sent\n%s", n.dump())
+	}
+	n.settle()
+	buf := make([]byte, 16)
+	if k, _ := n.b.c.Read(n.now, buf); string(buf[:k]) != "hello" {
+		t.Fatalf("server read %q\n%s", buf[:k], n.dump())
+	}
+	inf := n.a.c.Info(n.now)
+	if inf.Options&tcpiOptSynData != 0 || inf.FastOpenClientFail != FastOpenFailDataNotAcked {
+		t.Errorf("tcpi_options %#x, client fail %d", inf.Options, inf.FastOpenClientFail)
+	}
+	if c := n.a.c.cfg.Counters; c.FastOpenActive != 1 || c.FastOpenActiveFail != 1 {
+		t.Errorf("client counters %+v", *c)
+	}
+}
+
+// TestFastOpenSynTimeout: a SYN with data that times out goes again
+// plain, without the option and the data, which follows the handshake.
+func TestFastOpenSynTimeout(t *testing.T) {
+	n := newNet(t, nil)
+	if _, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{Cookie: testCookie}, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	n.drop(n.a)
+	n.now = n.a.c.Deadline()
+	n.a.c.Tick(n.now)
+	if len(n.a.out) != 1 || len(n.a.out[0].Payload) != 0 || n.a.out[0].Options.HasFastOpen {
+		t.Fatalf("retransmitted SYN\n%s", n.dump())
+	}
+	n.b.c.Listen()
+	n.settle()
+	buf := make([]byte, 4)
+	if k, _ := n.b.c.Read(n.now, buf); string(buf[:k]) != "hi" {
+		t.Fatalf("server read %q\n%s", buf[:k], n.dump())
+	}
+	if f := n.a.c.Info(n.now).FastOpenClientFail; f != FastOpenFailSynRetransmitted {
+		t.Errorf("client fail %d", f)
+	}
+}
+
+// TestFastOpenCookieRequest: without a cookie the SYN asks for one and
+// carries no data; the cookie of the SYN,ACK is kept for the stack.
+func TestFastOpenCookieRequest(t *testing.T) {
+	n := newNet(t, nil)
+	n.b.c.Listen()
+	n.b.c.SetFastOpenReply(FastOpenReply{Cookie: testCookie})
+	if k, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{}, []byte("data")); k != 0 || err != nil {
+		t.Fatalf("ConnectFastOpen = %d, %v", k, err)
+	}
+	if syn := n.a.out[0]; !syn.Options.HasFastOpen || syn.Options.FastOpenLen != 0 || len(syn.Payload) != 0 {
+		t.Fatalf("SYN %+v", syn.Options)
+	}
+	n.settle()
+	cookie, _, mss, ok := n.a.c.FastOpenCookie()
+	if !ok || !bytes.Equal(cookie, testCookie) || mss != defaultMSS {
+		t.Fatalf("cookie %x, mss %d, ok %v\n%s", cookie, mss, ok, n.dump())
+	}
+	if f := n.a.c.Info(n.now).FastOpenClientFail; f != FastOpenFailNoCookie {
+		t.Errorf("client fail %d", f)
+	}
+}
