@@ -216,3 +216,34 @@ func TestFastOpenWithoutCookies(t *testing.T) {
 	_, _, err = tfoSend(t, n, addr, "x")
 	wantErr(t, "sendto with Fast Open off", err, syscall.EOPNOTSUPP)
 }
+
+// TestFastOpenSendmsg: sendmsg with MSG_FASTOPEN and a name opens the
+// connection as sendto does: the first asks for a cookie, the second
+// carries its data in the SYN.
+func TestFastOpenSendmsg(t *testing.T) {
+	n, lfd, addr := tfoNet(t, 4)
+	ca := n.a.Sockets()
+	send := func(msg string) (int, int, error) {
+		fd := mustFD(t)(ca.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0))
+		k, err := ca.Sendmsg(fd, &Msghdr{Name: addr, Iov: [][]byte{[]byte(msg[:2]), []byte(msg[2:])}}, MSG_FASTOPEN)
+		return fd, k, err
+	}
+	_, _, err := send("first")
+	wantErr(t, "sendmsg without a cookie", err, syscall.EINPROGRESS)
+	n.pump()
+	fd, k, err := send("second")
+	if k != 6 || err != nil {
+		t.Fatalf("sendmsg with a cookie: %d, %v", k, err)
+	}
+	n.pump()
+	cb := n.b.Sockets()
+	accept := func() int { return mustFD(t)(func() (int, error) { fd, _, err := cb.Accept(lfd); return fd, err }()) }
+	accept() // the first connection's child
+	buf := make([]byte, 64)
+	if k, err := cb.Recv(accept(), buf, MSG_DONTWAIT); string(buf[:k]) != "second" {
+		t.Errorf("the second child read %q, %v", buf[:k], err)
+	}
+	if inf, _ := ca.GetsockoptTCPInfo(fd); inf.Options&TCPI_OPT_SYN_DATA == 0 {
+		t.Errorf("tcpi_options %#x: the data did not go in the SYN", inf.Options)
+	}
+}

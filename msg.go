@@ -209,6 +209,10 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 		}
 		return n, err
 	}
+	if flags&MSG_FASTOPEN != 0 {
+		// As sendto: the data goes in the SYN to m.Name (Fast Open).
+		return sk.SendFastOpen(p, m.Name, nonblock || flags&MSG_DONTWAIT != 0, nil)
+	}
 	f := sendFlags(nonblock, flags)
 	if total == 0 {
 		// As Linux, an empty send still fails on a socket that cannot
