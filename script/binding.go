@@ -2,6 +2,7 @@ package script
 
 import (
 	synstack "github.com/synstack/synstack"
+	"github.com/synstack/synstack/nstat"
 )
 
 // stackAdapter binds the runner to the root package's stack.
@@ -39,3 +40,5 @@ func (a *stackAdapter) Poll(fds []pollFd) (int, error) {
 }
 
 func (a *stackAdapter) shutdown() error { return a.st.Close() }
+
+func (a *stackAdapter) stats() nstat.Counters { return a.st.Stats() }

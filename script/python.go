@@ -154,20 +154,27 @@ func (r *runner) code(e *event) error {
 			continue
 		case strings.HasPrefix(stmt, "print(") || strings.HasPrefix(stmt, "print "):
 			continue
+		case pyAssignment(stmt) != "":
+			// NAME = EXPR: a name later statements (of this block or
+			// a later one, as packetdrill runs them in one
+			// interpreter) may use.
+			name := pyAssignment(stmt)
+			_, rhs, _ := strings.Cut(stmt, "=")
+			v, _, err := r.pyExpr(e.line, stmt, rhs, getInfo)
+			if err != nil || v == nil {
+				return err
+			}
+			if r.pyVars == nil {
+				r.pyVars = map[string]float64{}
+			}
+			r.pyVars[name] = *v
 		case strings.HasPrefix(stmt, "assert ") || strings.HasPrefix(stmt, "assert("):
 			cond, _ := splitTopComma(strings.TrimPrefix(stmt, "assert"))
-			ev := &pyEval{src: cond, info: getInfo, used: map[string]float64{}}
-			v, err := ev.eval()
+			v, ev, err := r.pyExpr(e.line, stmt, cond, getInfo)
 			if err != nil {
-				if uerr, ok := err.(pyUnsupported); ok {
-					if err := r.unsupported(e.line, "in %%{ }%%: %s (in %q)", string(uerr), stmt); err != nil {
-						return err
-					}
-					continue
-				}
-				return r.errf(e.line, "in %%{ }%%: %v (in %q)", err, stmt)
+				return err
 			}
-			if v == 0 {
+			if v != nil && *v == 0 {
 				return r.errf(e.line, "assertion failed: %s%s", strings.TrimSpace(cond), ev.describeUsed())
 			}
 		default:
@@ -177,6 +184,35 @@ func (r *runner) code(e *event) error {
 		}
 	}
 	return nil
+}
+
+// pyExpr evaluates the expression src of statement stmt. It returns nil
+// and no error for an expression skipped under SkipUnknown.
+func (r *runner) pyExpr(line int, stmt, src string, info func() (*tcp.Info, error)) (*float64, *pyEval, error) {
+	ev := &pyEval{src: src, info: info, used: map[string]float64{}, vars: r.pyVars}
+	v, err := ev.eval()
+	if err == nil {
+		return &v, ev, nil
+	}
+	if uerr, ok := err.(pyUnsupported); ok {
+		return nil, ev, r.unsupported(line, "in %%{ }%%: %s (in %q)", string(uerr), stmt)
+	}
+	return nil, ev, r.errf(line, "in %%{ }%%: %v (in %q)", err, stmt)
+}
+
+// pyAssignment returns NAME of a statement "NAME = EXPR", else "".
+func pyAssignment(stmt string) string {
+	name, rhs, ok := strings.Cut(stmt, "=")
+	name = strings.TrimSpace(name)
+	if !ok || strings.HasPrefix(rhs, "=") || name == "" || strings.HasPrefix(name, "tcpi_") {
+		return ""
+	}
+	for i := 0; i < len(name); i++ {
+		if !isWordChar(name[i]) || (i == 0 && isDigit(name[i])) {
+			return ""
+		}
+	}
+	return name
 }
 
 // pyStatements splits code into statements (lines and ;), comments dropped.
@@ -233,6 +269,7 @@ type pyEval struct {
 	pos  int
 	info func() (*tcp.Info, error)
 	used map[string]float64
+	vars map[string]float64 // names assigned by earlier statements
 }
 
 // describeUsed lists the tcpi_* values an expression read: " (tcpi_state = 7)".
@@ -548,6 +585,9 @@ func (p *pyEval) atom(d int) (float64, error) {
 		}
 		v, _ := tcpiField(info, t)
 		p.used[t] = v
+		return v, nil
+	}
+	if v, ok := p.vars[t]; ok {
 		return v, nil
 	}
 	if v, ok := pyConstants[t]; ok {

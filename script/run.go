@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -89,6 +90,10 @@ type runner struct {
 	lastFd int // live fd of the last system call
 	// finished is set once the script's checks are over.
 	finished bool
+	// nstatBase is the counters at the last `nstat` (nil before one).
+	nstatBase *nstat.Counters
+	// pyVars are the names %{ }% blocks assigned.
+	pyVars map[string]float64
 }
 
 func newRunner(name string, opts Options, res *Result) *runner {
@@ -228,6 +233,11 @@ func (r *runner) configure(opts []headerOption) error {
 				return r.errf(o.line, "bad --netmask_ip: %s", o.value)
 			}
 			r.prefixLen4 = bits
+		case "define":
+			// -D NAME=VALUE, applied when the script was read.
+			if _, _, ok := strings.Cut(o.value, "="); !ok {
+				return r.errf(o.line, "bad --define: %s (expected NAME=VALUE)", o.value)
+			}
 		case "speed":
 			r.warnf(o.line, "ignored option --%s: the runner's link has no speed", o.name)
 		default:

@@ -252,7 +252,7 @@ func TestPython(t *testing.T) {
 			t.Errorf("%q: error %v, want ok=%v", tc.code, err, tc.ok)
 		}
 	}
-	for _, code := range []string{"x = 1", "assert tcpi_probes == 0", "assert foo(1)"} {
+	for _, code := range []string{"x += 1", "assert tcpi_no_such == 0", "assert foo(1)"} {
 		r.opts.SkipUnknown = false
 		if err := r.code(&event{code: code, line: 1}); err == nil || !strings.Contains(err.Error(), "unsupported") {
 			t.Errorf("%q: error %v, want unsupported", code, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -48,6 +49,8 @@ type sockets interface {
 type stackHandle interface {
 	sockets
 	shutdown() error
+	// stats are the stack's counters (nstat checks).
+	stats() nstat.Counters
 }
 
 // stackConfig is what the runner gives the stack.

@@ -12,8 +12,9 @@
 #   tools/linuxdiff/run.sh -corpus DIR [-synstack BIN] [-j N] [-t SECS] PACKETDRILL
 #       Runs every *.pkt under DIR (packetdrill's gtests/net/tcp, say) under
 #       Linux from the script's own directory, and through
-#       `synstack script --strict`, and prints one row per script:
-#       LINUX SYNSTACK SCRIPT, then the counts.
+#       `synstack script --strict`, both with the options packetdrill's
+#       run_all.py passes (its IPv4 variant; IPv6 for *v6.pkt), and prints
+#       one row per script: LINUX SYNSTACK SCRIPT, then the counts.
 #
 # Each script gets `unshare -n -m`: a fresh network namespace (lo up; the
 # per-namespace TCP sysctls at the kernel's defaults) and a mount namespace
@@ -25,10 +26,26 @@
 # setsockopt (see below).
 set -u
 
+# variant prints the command-line options packetdrill's run_all.py gives a
+# script of its corpus: IPv6 for *v6.pkt, IPv4 for the others (run_all.py
+# also runs those over IPv6 and IPv4-mapped IPv6; this takes one variant).
+variant() {
+	case $1 in
+	*v6.pkt) echo "--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1" \
+		"--gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1" \
+		"-D TFO_COOKIE=c1d1e9742a47a9bc -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR" ;;
+	*) echo "--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1" \
+		"--netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 -D TFO_COOKIE=3021b9d889017eeb" \
+		"-D CODE=host_unreachable -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR" ;;
+	esac
+}
+
 # One script under Linux; prints "ok" or "FAIL<TAB>first error".
 if [ "${1:-}" = "--one-linux" ]; then
 	pd=$2 secs=$3 extra=$4 f=$5
 	dir=$(dirname "$f") base=$(basename "$f")
+	flags=""
+	[ "$extra" = corpus ] && flags=$(variant "$base")
 	# The host's default congestion control may not be cubic, and a
 	# namespace may not choose its own unless the host allows it: set cubic
 	# on each socket the script creates (a listener's children inherit it),
@@ -53,8 +70,8 @@ if [ "${1:-}" = "--one-linux" ]; then
 			sysctl -q net.ipv4.tcp_rmem="4096 131072 15728640"
 		fi
 		set +e
-		exec "$1" "$3"
-	' sh "$pd" "$extra" "$base" "$copy" 2>&1)
+		exec "$1" $5 "$3"
+	' sh "$pd" "$extra" "$base" "$copy" "$flags" 2>&1)
 	rc=$?
 	rm -f "$copy"
 	if [ $rc -eq 0 ]; then
@@ -138,7 +155,7 @@ while read -r f; do
 	n=$((n+1))
 	r=$(cat "$work/linux.$n" 2>/dev/null || echo "FAIL	no result")
 	name=$(echo "$f" | strip "$base")
-	out=$(cd "$(dirname "$f")" && timeout 60 nice "$synstack" script --strict "$(basename "$f")" 2>&1)
+	out=$(cd "$(dirname "$f")" && timeout 60 nice "$synstack" script --strict $(variant "$f") "$(basename "$f")" 2>&1)
 	src=$?
 	l=FAIL s=FAIL
 	[ "$r" = ok ] && l=ok && lp=$((lp+1))
