@@ -123,8 +123,55 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.TotalRTO), true
 	case "tcpi_dsack_dups":
 		return float64(info.DSACKDups), true
+	case "tcpi_probes":
+		return float64(info.Probes), true
+	case "tcpi_sacked":
+		return float64(info.Sacked), true
+	case "tcpi_lost":
+		return float64(info.Lost), true
+	case "tcpi_retrans":
+		return float64(info.Retrans), true
+	case "tcpi_reordering":
+		return float64(info.Reordering), true
+	case "tcpi_delivered":
+		return float64(info.Delivered), true
+	case "tcpi_last_data_sent":
+		return float64(info.LastDataSent.Milliseconds()), true
+	case "tcpi_last_data_recv":
+		return float64(info.LastDataRecv.Milliseconds()), true
+	case "tcpi_last_ack_recv":
+		return float64(info.LastAckRecv.Milliseconds()), true
+	case "tcpi_busy_time":
+		return us(info.BusyTime), true
+	case "tcpi_rwnd_limited":
+		return us(info.RwndLimited), true
+	case "tcpi_sndbuf_limited":
+		return us(info.SndbufLimited), true
+	case "tcpi_notsent_bytes":
+		return float64(info.NotsentBytes), true
+	case "tcpi_rcv_rtt":
+		return us(info.RcvRTT), true
+	case "tcpi_rcv_space":
+		return float64(info.RcvSpace), true
+	case "tcpi_fackets", "tcpi_last_ack_sent", "tcpi_delivered_ce", "tcpi_rehash":
+		// Always 0 in Linux 6.x (FACK is gone, last_ack_sent was never
+		// set), and in synstack, which negotiates no ECN and never
+		// rehashes a flow.
+		return 0, true
+	case "tcpi_max_pacing_rate":
+		return math.MaxUint64, true // no SO_MAX_PACING_RATE: unlimited (~0ULL)
 	}
 	return 0, false
+}
+
+// tcpiUntracked are struct tcp_info's fields synstack does not keep: an
+// assertion on one is refused by name rather than checked against a made-up
+// value.
+var tcpiUntracked = map[string]bool{
+	"tcpi_ato": true, "tcpi_pmtu": true, "tcpi_rcv_ssthresh": true, "tcpi_data_segs_in": true,
+	"tcpi_data_segs_out": true, "tcpi_bytes_sent": true, "tcpi_bytes_retrans": true,
+	"tcpi_reord_seen": true, "tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
+	"tcpi_total_rto_time": true,
 }
 
 // code runs a %{ }% block.
@@ -218,6 +265,7 @@ func pyAssignment(stmt string) string {
 // pyStatements splits code into statements (lines and ;), comments dropped.
 func pyStatements(code string) []string {
 	var out []string
+	code = strings.ReplaceAll(code, "\\\n", " ") // a backslash continues a line
 	for _, line := range strings.Split(code, "\n") {
 		if i := strings.Index(line, "#"); i >= 0 && !strings.ContainsAny(line[:i], "'\"") {
 			line = line[:i]
@@ -577,6 +625,9 @@ func (p *pyEval) atom(d int) (float64, error) {
 		return v, nil
 	case strings.HasPrefix(t, "tcpi_"):
 		if _, ok := tcpiField(&tcp.Info{}, t); !ok {
+			if tcpiUntracked[t] {
+				return 0, pyUnsupported("field " + t + " (synstack does not track it)")
+			}
 			return 0, pyUnsupported("field " + t)
 		}
 		info, err := p.info()

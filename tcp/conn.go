@@ -122,7 +122,8 @@ func (e errno) unpack() syscall.Errno {
 
 // connStats counts what Info reports.
 type connStats struct {
-	segsIn, segsOut, bytesAcked, bytesRcvd uint64
+	bytesAcked, bytesRcvd uint64
+	segsIn, segsOut       uint32 // Linux's tcpi_segs_in and tcpi_segs_out are 32 bits too
 
 	retrans   int32 // segments sent again (tcpi_total_retrans)
 	timeouts  int32 // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
@@ -130,6 +131,14 @@ type connStats struct {
 	// paceSegs: data segments sent (Linux's data_segs_out); pacing
 	// leaves the first ones unpaced (pacing.go).
 	paceSegs int32
+
+	// When data last arrived and left and an ACK last arrived, and the
+	// chrono: milliseconds, 0 unset (chrono.go).
+	lastDataRcv, lastDataSnd, lastAckRcv uint32
+	chronoAt                             uint32
+	chronoMS                             [3]uint32 // per chronoKind from chronoBusy
+	chronoKind                           chronoKind
+	deliveredSegs                        uint32 // records delivered, by ACK or SACK (tcpi_delivered, less the SYN)
 }
 
 // sendQueue holds what the user wrote: the ring's first octet has sequence
@@ -389,6 +398,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
+		c.chronoStart(now, chronoSndbuf)
 		return 0, syscall.EAGAIN
 	}
 	c.rateCheckAppLimited()
@@ -397,6 +407,10 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	c.sq.writeAt(c.sq.n, p[:n])
 	c.sq.n += n
 	c.markPush(start, start.Add(seq.Size(n)))
+	c.chronoStart(now, chronoBusy)
+	if n < len(p) {
+		c.chronoStart(now, chronoSndbuf)
+	}
 	c.output(now)
 	return n, nil
 }
@@ -800,14 +814,15 @@ func (c *Conn) Info(now time.Time) Info {
 		Congestion:    c.cc.algo.name(),
 		BytesAcked:    c.stats.bytesAcked,
 		BytesReceived: c.stats.bytesRcvd,
-		SegsOut:       c.stats.segsOut,
-		SegsIn:        c.stats.segsIn,
+		SegsOut:       uint64(c.stats.segsOut),
+		SegsIn:        uint64(c.stats.segsIn),
 		PacingRate:    c.PacingRate(),
 		DeliveryRate:  c.deliveryRate(),
 		MinRTT:        c.rtx.minRTT,
 		DSACKDups:     int(c.stats.dsackDups),
 	}
 	inf.DeliveryRateAppLimited = c.cc.rateAppLimited
+	c.infoLinux(c.at(now), &inf)
 	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
 		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
 			PacingGain: b.pacingGain, CwndGain: b.cwndGain}
