@@ -94,6 +94,8 @@ type runner struct {
 	nstatBase *nstat.Counters
 	// pyVars are the names %{ }% blocks assigned.
 	pyVars map[string]float64
+	// epolls are the epoll instances, by live descriptor (epoll.go).
+	epolls map[int]*epollSet
 }
 
 func newRunner(name string, opts Options, res *Result) *runner {
@@ -531,6 +533,7 @@ func (r *runner) step(limit time.Duration) error {
 // retryPending retries every pending call, finishes those that complete,
 // and fails those past their deadline.
 func (r *runner) retryPending() error {
+	r.epollSample()
 	for i := 0; i < len(r.pending); i++ {
 		pc := r.pending[i]
 		done, res := pc.op.try()

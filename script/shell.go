@@ -1,6 +1,7 @@
 package script
 
 import (
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -568,6 +569,13 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		// joins them into the super-segment a line expects.
 		r.warnf(line, "ignored sysctl %s=%d: synstack has no TSO (the runner aggregates segments as packetdrill does)", name, v)
 		return nil
+	case "net.ipv4.tcp_notsent_lowat":
+		// UINT_MAX, Linux's default, and anything past INT_MAX: no
+		// bound (0 in tcp.Config).
+		if v < 0 || v >= math.MaxInt32 {
+			v = 0
+		}
+		setInt(&c.NotSentLowat, v)
 	case "net.ipv4.tcp_slow_start_after_idle":
 		// The stack keeps its congestion window across idle periods,
 		// as Linux with 0 (packetdrill's defaults.sh).

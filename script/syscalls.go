@@ -41,6 +41,8 @@ type sockets interface {
 	SetsockoptString(fd, level, opt int, v string) error
 	GetsockoptString(fd, level, opt int) (string, error)
 	GetsockoptTCPInfo(fd int) (tcp.Info, error)
+	// Ioctl runs SIOCINQ, SIOCOUTQ or SIOCOUTQNSD and returns the value.
+	Ioctl(fd, req int) (int, error)
 	// Poll polls without waiting and fills in revents.
 	Poll(fds []pollFd) (int, error)
 }

@@ -207,6 +207,13 @@ type Config struct {
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration
 
+	// NotSentLowat, when positive, bounds the bytes written and not yet
+	// sent (TCP_NOTSENT_LOWAT, the tcp_notsent_lowat sysctl): a write
+	// takes data while fewer are waiting than this, and the socket is
+	// writable for poll once fewer than half as many are. Zero is no
+	// bound, as Linux's default (UINT_MAX).
+	NotSentLowat int
+
 	// prepared: the defaults are filled in (PrepareConfig).
 	prepared bool
 }

@@ -28,18 +28,43 @@ const (
 // after their base).
 func chronoMS(now instant) uint32 { return uint32(int64(now) / int64(time.Millisecond)) }
 
+// infoStats are TCP_INFO's clocks and delivered count (connStats.more):
+// milliseconds, 0 unset.
+type infoStats struct {
+	lastDataRcv, lastDataSnd uint32
+	chronoAt                 uint32
+	chronoMS                 [3]uint32 // per chronoKind from chronoBusy
+	deliveredSegs            uint32    // records delivered, by ACK or SACK (tcpi_delivered, less the SYN)
+	chronoKind               chronoKind
+}
+
+// more returns the connection's infoStats, making them. Until then the
+// data clocks count from the last segment received: the handshake's, for
+// a connection that never carried data (a keepalive's answer moves it).
+func (c *Conn) more() *infoStats {
+	if c.stats.more == nil {
+		ms := uint32(0)
+		if !c.lastRcv.IsZero() {
+			ms = chronoMS(c.lastRcv)
+		}
+		c.stats.more = &infoStats{lastDataRcv: ms, lastDataSnd: ms}
+	}
+	return c.stats.more
+}
+
 // chronoSet switches to kind k, adding the time spent in the current one.
 func (c *Conn) chronoSet(now instant, k chronoKind) {
+	m := c.more()
 	ms := chronoMS(now)
-	if t := c.stats.chronoKind; t > chronoNone {
-		c.stats.chronoMS[t-1] += ms - c.stats.chronoAt
+	if t := m.chronoKind; t > chronoNone {
+		m.chronoMS[t-1] += ms - m.chronoAt
 	}
-	c.stats.chronoAt, c.stats.chronoKind = ms, k
+	m.chronoAt, m.chronoKind = ms, k
 }
 
 // chronoStart starts kind k unless a more specific one runs.
 func (c *Conn) chronoStart(now instant, k chronoKind) {
-	if k > c.stats.chronoKind {
+	if m := c.stats.more; m == nil || k > m.chronoKind {
 		c.chronoSet(now, k)
 	}
 }
@@ -47,12 +72,14 @@ func (c *Conn) chronoStart(now instant, k chronoKind) {
 // chronoStop stops kind k: the connection goes back to busy if it still
 // has data to send, to none if not.
 func (c *Conn) chronoStop(now instant, k chronoKind) {
+	m := c.stats.more
 	switch {
+	case m == nil:
 	case c.sq.n == 0 && c.flight() == 0:
-		if c.stats.chronoKind != chronoNone {
+		if m.chronoKind != chronoNone {
 			c.chronoSet(now, chronoNone)
 		}
-	case k == c.stats.chronoKind:
+	case k == m.chronoKind:
 		c.chronoSet(now, chronoBusy)
 	}
 }
@@ -60,9 +87,13 @@ func (c *Conn) chronoStop(now instant, k chronoKind) {
 // chronoTimes returns tcpi_busy_time, tcpi_rwnd_limited and
 // tcpi_sndbuf_limited: busy is the sum of the three kinds.
 func (c *Conn) chronoTimes(now instant) (busy, rwnd, sndbuf time.Duration) {
-	ms := c.stats.chronoMS
-	if t := c.stats.chronoKind; t > chronoNone {
-		ms[t-1] += chronoMS(now) - c.stats.chronoAt
+	m := c.stats.more
+	if m == nil {
+		return 0, 0, 0
+	}
+	ms := m.chronoMS
+	if t := m.chronoKind; t > chronoNone {
+		ms[t-1] += chronoMS(now) - m.chronoAt
 	}
 	d := func(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
 	return d(ms[0]) + d(ms[1]) + d(ms[2]), d(ms[1]), d(ms[2])
@@ -100,14 +131,21 @@ func (c *Conn) infoLinux(now instant, inf *Info) {
 		}
 	}
 	inf.Reordering = max(dupThresh, int(c.cc.reo.degree))
-	inf.Delivered = uint64(c.stats.deliveredSegs)
 	if c.connected {
 		inf.Delivered++ // the SYN or SYN,ACK, as Linux counts it
 	}
-	inf.LastDataSent = since(now, c.stats.lastDataSnd)
-	inf.LastDataRecv = since(now, c.stats.lastDataRcv)
-	inf.LastAckRecv = since(now, c.stats.lastAckRcv)
+	if !c.lastRcv.IsZero() {
+		// Linux's rcv_tstamp moves with every acceptable ACK: every
+		// segment a synchronized connection takes.
+		inf.LastAckRecv = since(now, chronoMS(c.lastRcv))
+		inf.LastDataSent, inf.LastDataRecv = inf.LastAckRecv, inf.LastAckRecv
+	}
+	if m := c.stats.more; m != nil {
+		inf.Delivered += uint64(m.deliveredSegs)
+		inf.LastDataSent = since(now, m.lastDataSnd)
+		inf.LastDataRecv = since(now, m.lastDataRcv)
+	}
 	inf.BusyTime, inf.RwndLimited, inf.SndbufLimited = c.chronoTimes(now)
-	inf.NotsentBytes = max(c.queuedFrom(c.snd.nxt), 0)
+	inf.NotsentBytes = c.Unsent()
 	inf.RcvRTT, inf.RcvSpace = c.tune.rtt, int(c.tune.space)
 }

@@ -32,8 +32,8 @@ func TestChrono(t *testing.T) {
 	c.sq.n = 0 // all acknowledged
 	c.chronoStop(at(50), chronoSndbuf)
 	want(100, 50, 20, 10)
-	if c.stats.chronoKind != chronoNone {
-		t.Errorf("kind %d after the queues emptied, want none", c.stats.chronoKind)
+	if k := c.stats.more.chronoKind; k != chronoNone {
+		t.Errorf("kind %d after the queues emptied, want none", k)
 	}
 	if d := since(at(100), chronoMS(at(40))); d != 60*time.Millisecond {
 		t.Errorf("since = %v, want 60ms", d)

@@ -132,13 +132,10 @@ type connStats struct {
 	// leaves the first ones unpaced (pacing.go).
 	paceSegs int32
 
-	// When data last arrived and left and an ACK last arrived, and the
-	// chrono: milliseconds, 0 unset (chrono.go).
-	lastDataRcv, lastDataSnd, lastAckRcv uint32
-	chronoAt                             uint32
-	chronoMS                             [3]uint32 // per chronoKind from chronoBusy
-	chronoKind                           chronoKind
-	deliveredSegs                        uint32 // records delivered, by ACK or SACK (tcpi_delivered, less the SYN)
+	// more holds TCP_INFO's clocks and delivered count, made when data
+	// first flows (chrono.go): a connection that never carries any does
+	// not hold them.
+	more *infoStats
 }
 
 // sendQueue holds what the user wrote: the ring's first octet has sequence
@@ -625,6 +622,10 @@ func (c *Conn) Readable() int { return c.rq.n }
 // not (what ss shows as Send-Q).
 func (c *Conn) SendQueued() int { return c.sq.n }
 
+// Unsent returns the bytes written and not yet sent (SIOCOUTQNSD,
+// tcpi_notsent_bytes).
+func (c *Conn) Unsent() int { return c.queuedFrom(c.snd.nxt) }
+
 // Retransmissions returns the segments retransmitted and the
 // retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
 // without building an Info.
@@ -644,6 +645,9 @@ func (c *Conn) Writable() int {
 		return 0
 	}
 	room := max(0, int(c.sq.bufSize)-c.sq.n)
+	if lowat := c.cfg.NotSentLowat; lowat > 0 {
+		room = min(room, c.notSentRoom(lowat))
+	}
 	if c.sq.n+room > len(c.sq.buf) {
 		// The ring must grow: as far as the budget lets it (memory.go).
 		if _, ok := ringMayHold(&c.sq.ring, c.cfg.Memory, c.sq.n+room); !ok {
@@ -659,8 +663,30 @@ func (c *Conn) Writable() int {
 // segment at a time. Poll reports POLLOUT on the same condition.
 func (c *Conn) WriteReady() bool {
 	free := c.Writable()
+	if lowat := c.cfg.NotSentLowat; lowat > 0 && 2*c.queuedFrom(c.snd.nxt) >= lowat {
+		return false // Linux's tcp_stream_memory_free with wake: half the mark
+	}
 	return free > 0 && free >= c.sq.n/2
 }
+
+// notSentRoom is what a write may add under TCP_NOTSENT_LOWAT, as Linux's
+// tcp_sendmsg checks tcp_stream_memory_free before each new segment:
+// segments keep coming while fewer than lowat bytes wait unsent, the
+// last one may pass the mark, and what the windows let leave at once
+// does not wait.
+func (c *Conn) notSentRoom(lowat int) int {
+	unsent := c.queuedFrom(c.snd.nxt)
+	left := lowat - unsent
+	if left <= 0 {
+		return 0
+	}
+	mss := max(c.currentMSS(), 1)
+	now := max(0, min(c.cc.cwnd-c.pipe(), int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt)))-unsent)
+	return (left + now + mss - 1) / mss * mss
+}
+
+// SetNotSentLowat sets TCP_NOTSENT_LOWAT (see Config.NotSentLowat).
+func (c *Conn) SetNotSentLowat(v int) { c.ownConfig().NotSentLowat = max(v, 0) }
 
 // WriteClosed reports whether the write side is shut (a Write gets EPIPE).
 func (c *Conn) WriteClosed() bool {

@@ -165,13 +165,8 @@ type recvQueue struct {
 func (c *Conn) Input(t time.Time, seg *Segment) {
 	now := c.at(t)
 	c.stats.segsIn++
-	if len(seg.Payload) > 0 || c.state == SynSent || c.state == SynRcvd {
-		// As Linux, the clocks of tcpi_last_data_recv and _sent start
-		// when the handshake completes.
-		c.stats.lastDataRcv = chronoMS(now)
-		if c.state != Established {
-			c.stats.lastDataSnd = c.stats.lastDataRcv
-		}
+	if len(seg.Payload) > 0 {
+		c.more().lastDataRcv = chronoMS(now)
 	}
 	defer c.returnFlight(now)
 	switch c.state {
@@ -630,7 +625,6 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	if c.state == TimeWait {
 		return true
 	}
-	c.stats.lastAckRcv = chronoMS(now)
 	acked := int(ack.Sub(c.snd.una))
 	c.rateBegin()
 	if acked > 0 {
@@ -694,7 +688,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		}
 		c.sq.start = c.sq.start.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
-		if c.stats.chronoKind == chronoSndbuf && c.WriteReady() || c.sq.n == 0 {
+		if m := c.stats.more; m != nil && (m.chronoKind == chronoSndbuf && c.WriteReady() || c.sq.n == 0) {
 			c.chronoStop(now, chronoSndbuf)
 		}
 	}

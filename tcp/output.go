@@ -218,7 +218,7 @@ func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
 func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	var payload, gathered []byte
 	if n > 0 {
-		c.stats.lastDataSnd = chronoMS(now) // tcpi_last_data_sent, retransmissions included
+		c.more().lastDataSnd = chronoMS(now) // tcpi_last_data_sent, retransmissions included
 		off := int(seqno.Sub(c.sq.start))
 		if payload = c.sq.view(off, n); payload == nil {
 			gathered = c.cfg.Buffers.Get(n)
