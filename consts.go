@@ -49,21 +49,42 @@ const (
 	SO_TIMESTAMPING = 37 // SOF_TIMESTAMPING_* flags: software timestamps (msg.go)
 	SO_ZEROCOPY     = 60 // MSG_ZEROCOPY sends report completions on the error queue
 
-	TCP_NODELAY      = 1  // disable Nagle's algorithm
-	TCP_MAXSEG       = 2  // clamp the MSS (before connect); read the MSS in use
-	TCP_KEEPIDLE     = 4  // seconds of idleness before the first keepalive probe
-	TCP_KEEPINTVL    = 5  // seconds between keepalive probes
-	TCP_KEEPCNT      = 6  // unanswered probes before the connection is dropped
-	TCP_INFO         = 11 // see GetsockoptTCPInfo
-	TCP_CORK         = 3  // hold partial segments (200 ms at most)
-	TCP_LINGER2      = 8  // seconds an orphan may wait in FIN_WAIT_2; -1: reset at once
-	TCP_CONGESTION   = 13 // congestion control by name: see SetsockoptString
-	TCP_USER_TIMEOUT = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT
-	TCP_INQ          = 36 // recvmsg reports the bytes left to read (TCPInq)
+	TCP_NODELAY       = 1  // disable Nagle's algorithm
+	TCP_MAXSEG        = 2  // clamp the MSS (before connect); read the MSS in use
+	TCP_KEEPIDLE      = 4  // seconds of idleness before the first keepalive probe
+	TCP_KEEPINTVL     = 5  // seconds between keepalive probes
+	TCP_KEEPCNT       = 6  // unanswered probes before the connection is dropped
+	TCP_INFO          = 11 // see GetsockoptTCPInfo
+	TCP_CORK          = 3  // hold partial segments (200 ms at most)
+	TCP_LINGER2       = 8  // seconds an orphan may wait in FIN_WAIT_2; -1: reset at once
+	TCP_CONGESTION    = 13 // congestion control by name: see SetsockoptString
+	TCP_USER_TIMEOUT  = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT
+	TCP_NOTSENT_LOWAT = 25 // bytes written and not yet sent above which the socket is not writable
+	TCP_INQ           = 36 // recvmsg reports the bytes left to read (TCPInq)
 
 	IPV6_V6ONLY  = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
 	IP_RECVERR   = 11 // level IPPROTO_IP: ICMP errors reach an unconnected UDP socket too (its next call returns them)
 	IPV6_RECVERR = 25 // level IPPROTO_IPV6: the same for IPv6
+	// IP_MTU_DISCOVER (level IPPROTO_IP) takes IP_PMTUDISC_WANT, _DO or
+	// _PROBE, what the stack does for TCP: DF set, the path MTU learnt
+	// from ICMP. IP_PMTUDISC_DONT, _INTERFACE and _OMIT get EINVAL (Linux
+	// takes them: see docs/linux-differences.md).
+	IP_MTU_DISCOVER = 10
+	IP_FREEBIND     = 15 // level IPPROTO_IP: bind may name an address the stack does not have
+
+	IP_PMTUDISC_DONT      = 0 // never set DF (refused)
+	IP_PMTUDISC_WANT      = 1 // path-MTU discovery (the default)
+	IP_PMTUDISC_DO        = 2 // always set DF
+	IP_PMTUDISC_PROBE     = 3 // set DF, as DO
+	IP_PMTUDISC_INTERFACE = 4 // the interface's MTU only (refused)
+	IP_PMTUDISC_OMIT      = 5 // as INTERFACE, DF off for fragments (refused)
+)
+
+// Ioctl requests, Linux's values.
+const (
+	SIOCINQ     = 0x541b // bytes received and not yet read (FIONREAD)
+	SIOCOUTQ    = 0x5411 // bytes written and not yet acknowledged (TIOCOUTQ)
+	SIOCOUTQNSD = 0x894b // bytes written and not yet sent
 )
 
 // Poll event bits, Linux's values.

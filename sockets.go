@@ -297,6 +297,28 @@ func (t *Sockets) Close(fd int) error {
 	return nil
 }
 
+// Ioctl runs the socket ioctls Linux's TCP has for its queues and
+// returns the value they write: SIOCINQ (FIONREAD), bytes received and not
+// yet read; SIOCOUTQ (TIOCOUTQ), bytes written and not yet acknowledged;
+// SIOCOUTQNSD, bytes written and not yet sent. As Linux, a listener gets
+// EINVAL and a connection still in its handshake reads 0; a UDP socket,
+// or any other request, gets ENOTTY.
+func (t *Sockets) Ioctl(fd, req int) (int, error) {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return 0, err
+	}
+	switch req {
+	case SIOCINQ:
+		return sk.QueueLen(engine.QueueIn)
+	case SIOCOUTQ:
+		return sk.QueueLen(engine.QueueOut)
+	case SIOCOUTQNSD:
+		return sk.QueueLen(engine.QueueOutNSD)
+	}
+	return 0, syscall.ENOTTY
+}
+
 // Dup returns a new descriptor (the lowest free) for the same socket.
 func (t *Sockets) Dup(fd int) (int, error) {
 	t.mu.Lock()

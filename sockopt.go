@@ -1,6 +1,7 @@
 package synstack
 
 import (
+	"cmp"
 	"math"
 	"syscall"
 	"time"
@@ -181,10 +182,13 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
 // TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_FASTOPEN
 // (a listener's Fast Open queue, capped at 4096) and TCP_FASTOPEN_CONNECT
-// (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go).
-// IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). IP_RECVERR
-// (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets ICMP
-// errors too, as its next call's error. Read-only
+// (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go),
+// TCP_NOTSENT_LOWAT (bytes; 0 back to the stack's default, reads 0 until
+// set, as Linux). IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind).
+// IP_RECVERR (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets
+// ICMP errors too, as its next call's error. IP_FREEBIND (IPPROTO_IP):
+// bind may name an address the stack does not have. IP_MTU_DISCOVER: see
+// IP_PMTUDISC_WANT. Read-only
 // options (SO_ERROR, SO_TYPE, SO_ACCEPTCONN...) and unknown ones get
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
 // short optlen).
@@ -352,6 +356,12 @@ var sockopts = []sockopt{
 		get: func(c optCtx) optValue { return optValue{n: int(c.O.UserTimeout / time.Millisecond)} },
 		set: setInt(func(o *engine.Options, v int) { o.UserTimeout = time.Duration(v) * time.Millisecond },
 			func(c optCtx) { c.Conn.SetUserTimeout(c.O.UserTimeout) })},
+	{level: IPPROTO_TCP, name: TCP_NOTSENT_LOWAT, linux: "TCP_NOTSENT_LOWAT", typ: optInt,
+		// Any value, as Linux (a u32 there: negative ones and 0xffffffff
+		// are no bound); 0 is the stack's default.
+		get: func(c optCtx) optValue { return optValue{n: c.O.NotSentLowat} },
+		set: setInt(func(o *engine.Options, v int) { o.NotSentLowat = v },
+			func(c optCtx) { c.Conn.SetNotSentLowat(cmp.Or(c.O.NotSentLowat, c.Defaults.NotSentLowat)) })},
 	{level: IPPROTO_TCP, name: TCP_CONGESTION, linux: "TCP_CONGESTION", typ: optString,
 		choices: []string{tcp.CongestionCubic, tcp.CongestionReno, tcp.CongestionBBR},
 		get:     getCongestion,
@@ -400,6 +410,16 @@ var sockopts = []sockopt{
 	{level: IPPROTO_IP, name: IP_RECVERR, linux: "IP_RECVERR", typ: optBool,
 		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
 		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},
+	{level: IPPROTO_IP, name: IP_FREEBIND, linux: "IP_FREEBIND", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.FreeBind }),
+		set: setBool(func(o *engine.Options, on bool) { o.FreeBind = on }, nil)},
+	{level: IPPROTO_IP, name: IP_MTU_DISCOVER, linux: "IP_MTU_DISCOVER", typ: optInt,
+		// The modes whose TCP behaviour is the stack's: DF on every
+		// segment, the path MTU learnt from ICMP. The others would send
+		// without DF, which the stack never does: EINVAL.
+		lo: IP_PMTUDISC_WANT, hi: IP_PMTUDISC_PROBE,
+		get: func(c optCtx) optValue { return intOr(int(c.O.MTUDiscover), IP_PMTUDISC_WANT) },
+		set: setInt(func(o *engine.Options, v int) { o.MTUDiscover = int8(v) }, nil)},
 	{level: IPPROTO_IPV6, name: IPV6_RECVERR, linux: "IPV6_RECVERR", typ: optBool, v6: true,
 		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
 		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},

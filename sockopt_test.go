@@ -2,6 +2,7 @@ package synstack
 
 import (
 	"math"
+	"net/netip"
 	"slices"
 	"syscall"
 	"testing"
@@ -238,4 +239,37 @@ func TestDescriptorCallsDoNotAllocate(t *testing.T) {
 			t.Errorf("%s: %.1f allocations, want 0", c.name, a)
 		}
 	}
+}
+
+// TestFreeBindAndIoctl: IP_FREEBIND lets bind take an address the stack
+// does not have (for TCP and UDP), and the queue ioctls read a
+// connection's queues, EINVAL on a listener, ENOTTY on UDP or for an
+// unknown request.
+func TestFreeBindAndIoctl(t *testing.T) {
+	n := newVnet(t, nil)
+	ss := n.a.Sockets()
+	for _, typ := range []int{SOCK_STREAM, SOCK_DGRAM} {
+		fd := mustFD(t)(ss.Socket(AF_INET, typ, 0))
+		wantErr(t, "not our address", ss.Bind(fd, netip.AddrPortFrom(addrB, 80)), syscall.EADDRNOTAVAIL)
+		must(t, ss.SetsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1))
+		must(t, ss.Bind(fd, netip.AddrPortFrom(addrB, 80)))
+		_, err := ss.Ioctl(fd, SIOCINQ)
+		if typ == SOCK_DGRAM {
+			wantErr(t, "SIOCINQ on UDP", err, syscall.ENOTTY)
+		} else {
+			must(t, err)
+		}
+		must(t, ss.Close(fd))
+	}
+	lfd := mustFD(t)(ss.Socket(AF_INET, SOCK_STREAM, 0))
+	must(t, ss.Bind(lfd, netip.AddrPortFrom(addrA, 80)))
+	must(t, ss.Listen(lfd, 1))
+	for _, req := range []int{SIOCINQ, SIOCOUTQ, SIOCOUTQNSD} {
+		_, err := ss.Ioctl(lfd, req)
+		wantErr(t, "on a listener", err, syscall.EINVAL)
+	}
+	_, err := ss.Ioctl(lfd, 0x5401)
+	wantErr(t, "unknown request", err, syscall.ENOTTY)
+	_, err = ss.Ioctl(99, SIOCINQ)
+	wantErr(t, "bad descriptor", err, syscall.EBADF)
 }

@@ -2,6 +2,7 @@ package script
 
 import (
 	synstack "github.com/synstack/synstack"
+	"github.com/synstack/synstack/nstat"
 )
 
 // stackAdapter binds the runner to the root package's stack.
@@ -56,3 +57,4 @@ func (a *stackAdapter) setFastOpen(mode int) {
 	}
 	a.st.SetFastOpen(mode)
 }
+func (a *stackAdapter) stats() nstat.Counters { return a.st.Stats() }

@@ -55,10 +55,15 @@ var sysCalls = map[string]sysCall{
 	"shutdown":   {min: 2, max: 2, build: (*runner).callShutdown},
 	"fcntl":      {min: 2, max: 3, build: (*runner).callFcntl},
 	"dup":        {min: 1, max: 1, build: (*runner).callDup},
-	"ioctl":      {min: 0, max: -1, build: (*runner).callIoctl},
+	"ioctl":      {min: 2, max: 3, build: (*runner).callIoctl},
 	"setsockopt": {min: 4, max: 5, build: (*runner).setsockopt},
 	"getsockopt": {min: 4, max: 5, build: (*runner).getsockopt},
 	"poll":       {min: 3, max: 3, noFD: true, build: (*runner).poll},
+
+	"epoll_create":  {min: 1, max: 1, noFD: true, build: (*runner).callEpollCreate},
+	"epoll_create1": {min: 1, max: 1, noFD: true, build: (*runner).callEpollCreate},
+	"epoll_ctl":     {min: 4, max: 4, build: (*runner).callEpollCtl},
+	"epoll_wait":    {min: 4, max: 4, build: (*runner).callEpollWait},
 }
 
 // prepare builds the call of a system call line. It returns nil, nil for a
@@ -358,6 +363,9 @@ func (r *runner) callClose(c *callArgs) (*callOp, error) {
 	if v, err := r.evalInt(c.a[0]); err == nil {
 		script = int(v)
 	}
+	if _, ok := r.epolls[fd]; ok {
+		return errCall(func() error { return nil }, func() { delete(r.epolls, fd); delete(r.fds, script) }), nil
+	}
 	return errCall(func() error { return st.Close(fd) }, func() { delete(r.fds, script) }), nil
 }
 
@@ -400,11 +408,35 @@ func (r *runner) callDup(c *callArgs) (*callOp, error) {
 	}, nil
 }
 
-// ioctl: none is supported.
+// ioctl(FD, REQUEST[, [VALUE]]): SIOCINQ, SIOCOUTQ and SIOCOUTQNSD, whose
+// value is checked as getsockopt's (... for any, or no third argument).
 func (r *runner) callIoctl(c *callArgs) (*callOp, error) {
-	what := "ioctl"
-	if len(c.a) > 1 {
-		what += " " + describeExpr(c.a[1])
+	req, err := r.evalInt(c.a[1])
+	if err != nil {
+		return r.bad(c, err)
 	}
-	return nil, r.unsupported(c.e.line, "%s (synstack's socket layer has no ioctls: no count of queued bytes without reading them)", what)
+	// The two-argument form passes no value to check.
+	var wantV int64
+	check := len(c.a) == 3 && c.a[2].kind != exEllipsis
+	if check {
+		want := c.a[2]
+		if wantV, err = r.evalInt(want); err != nil {
+			return r.bad(c, err)
+		}
+	}
+	fd, st := c.fd, r.st
+	return &callOp{
+		try: func() (bool, callResult) {
+			v, err := st.Ioctl(fd, int(req))
+			out := res(0, err)
+			out.intVal = v
+			return true, out
+		},
+		finish: func(res callResult) error {
+			if res.err == nil && check && int64(res.intVal) != wantV {
+				return r.errf(c.e.line, "expected %s; got value [%d]", c.e.text, res.intVal)
+			}
+			return nil
+		},
+	}, nil
 }

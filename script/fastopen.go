@@ -28,14 +28,6 @@ func init() {
 	}
 }
 
-// defaultsFastOpen and defaultsFastOpenKey are what packetdrill's
-// defaults.sh sets: every mode its scripts use, and a fixed key, so that
-// a script can write the cookies the server sends.
-const (
-	defaultsFastOpen    = 0x70403
-	defaultsFastOpenKey = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
-)
-
 // fastOpenConfig is the stack's Fast Open configuration a script sets
 // (tcp_fastopen and tcp_fastopen_key); set marks that it set the mode.
 type fastOpenConfig struct {
@@ -48,15 +40,6 @@ type fastOpenConfig struct {
 // for Fast Open scripts: TFO_COOKIE, the cookie of its IPv4 addresses
 // (remote 192.0.2.1, local 192.168.0.1) under defaults.sh's key.
 var fastOpenDefines = map[string]string{"TFO_COOKIE": "3021b9d889017eeb"}
-
-// fastOpenDefaults applies what defaults.sh sets for Fast Open.
-func (r *runner) fastOpenDefaults(line int) error {
-	if _, err := r.fastOpenSysctl(line, "net.ipv4.tcp_fastopen", strconv.Itoa(defaultsFastOpen)); err != nil {
-		return err
-	}
-	_, err := r.fastOpenSysctl(line, "net.ipv4.tcp_fastopen_key", defaultsFastOpenKey)
-	return err
-}
 
 // fastOpenSysctl applies net.ipv4.tcp_fastopen (a number, hex as the
 // scripts write it) and tcp_fastopen_key ("w-w-w-w" of four 32-bit hex

@@ -64,6 +64,9 @@ type lexer struct {
 	line int
 	err  *Error // first lexical error
 	file string
+	// defines are packetdrill's -D NAME=VALUE: a word NAME reads as VALUE
+	// (see define).
+	defines map[string]string
 }
 
 func newLexer(file, src string) *lexer { return &lexer{src: src, line: 1, file: file} }
@@ -175,6 +178,25 @@ func (l *lexer) next() token {
 	return mk(tPunct, rest[:1], 1)
 }
 
+// define turns the word token t, a defined NAME, into its VALUE, as
+// packetdrill's lexer does: "..." a string, `...` a command, an integer,
+// else a word.
+func (l *lexer) define(t token, v string) token {
+	switch {
+	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
+		t.kind, t.text = tString, v[1:len(v)-1]
+	case len(v) >= 2 && v[0] == '`' && v[len(v)-1] == '`':
+		t.kind, t.text = tBackquote, v[1:len(v)-1]
+	default:
+		if n, err := strconv.ParseInt(v, 0, 64); err == nil {
+			t.kind, t.text, t.ival = tInt, v, n
+		} else {
+			t.text = v
+		}
+	}
+	return t
+}
+
 // number scans a word, an integer, a float or an IPv4 address, with flex's
 // longest-match rule: "1abc" is a word, "0x1f" a hex integer, "0.5" a float,
 // "192.0.2.1" an address, and "0...0.3" an integer, an ellipsis and a float.
@@ -211,6 +233,9 @@ func (l *lexer) number(rest string, mk func(tokKind, string, int) token) token {
 				t.ival = int64(v)
 				return t
 			}
+		}
+		if v, ok := l.defines[word]; ok {
+			return l.define(mk(tWord, word, j), v)
 		}
 		return mk(tWord, word, j)
 	}

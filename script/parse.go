@@ -24,8 +24,18 @@ type parser struct {
 
 // parse parses a whole script. Errors read "file:line: message".
 func parse(file string, src []byte) (s *script, err error) {
+	return parseDefines(file, src, nil)
+}
+
+// parseDefines parses with packetdrill's -D definitions; a script's own
+// --define=NAME=VALUE header options add to them.
+func parseDefines(file string, src []byte, defines map[string]string) (s *script, err error) {
 	p := &parser{file: file, src: string(src)}
 	p.lex = newLexer(file, p.src)
+	p.lex.defines = map[string]string{}
+	for k, v := range defines {
+		p.lex.defines[k] = v
+	}
 	p.tok = p.lex.next()
 	s = p.script()
 	if p.lex.err != nil {
@@ -137,6 +147,9 @@ func (p *parser) headerOption() headerOption {
 		}
 		o.value, o.hasValue = p.src[end+1:i], true
 		p.lex.advance(i)
+		if name, value, ok := strings.Cut(o.value, "="); ok && o.name == "define" {
+			p.lex.defines[name] = value
+		}
 	}
 	p.next()
 	return o

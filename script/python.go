@@ -125,8 +125,55 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.DSACKDups), true
 	case "tcpi_fastopen_client_fail":
 		return float64(info.FastOpenClientFail), true
+	case "tcpi_probes":
+		return float64(info.Probes), true
+	case "tcpi_sacked":
+		return float64(info.Sacked), true
+	case "tcpi_lost":
+		return float64(info.Lost), true
+	case "tcpi_retrans":
+		return float64(info.Retrans), true
+	case "tcpi_reordering":
+		return float64(info.Reordering), true
+	case "tcpi_delivered":
+		return float64(info.Delivered), true
+	case "tcpi_last_data_sent":
+		return float64(info.LastDataSent.Milliseconds()), true
+	case "tcpi_last_data_recv":
+		return float64(info.LastDataRecv.Milliseconds()), true
+	case "tcpi_last_ack_recv":
+		return float64(info.LastAckRecv.Milliseconds()), true
+	case "tcpi_busy_time":
+		return us(info.BusyTime), true
+	case "tcpi_rwnd_limited":
+		return us(info.RwndLimited), true
+	case "tcpi_sndbuf_limited":
+		return us(info.SndbufLimited), true
+	case "tcpi_notsent_bytes":
+		return float64(info.NotsentBytes), true
+	case "tcpi_rcv_rtt":
+		return us(info.RcvRTT), true
+	case "tcpi_rcv_space":
+		return float64(info.RcvSpace), true
+	case "tcpi_fackets", "tcpi_last_ack_sent", "tcpi_delivered_ce", "tcpi_rehash":
+		// Always 0 in Linux 6.x (FACK is gone, last_ack_sent was never
+		// set), and in synstack, which negotiates no ECN and never
+		// rehashes a flow.
+		return 0, true
+	case "tcpi_max_pacing_rate":
+		return math.MaxUint64, true // no SO_MAX_PACING_RATE: unlimited (~0ULL)
 	}
 	return 0, false
+}
+
+// tcpiUntracked are struct tcp_info's fields synstack does not keep: an
+// assertion on one is refused by name rather than checked against a made-up
+// value.
+var tcpiUntracked = map[string]bool{
+	"tcpi_ato": true, "tcpi_pmtu": true, "tcpi_rcv_ssthresh": true, "tcpi_data_segs_in": true,
+	"tcpi_data_segs_out": true, "tcpi_bytes_sent": true, "tcpi_bytes_retrans": true,
+	"tcpi_reord_seen": true, "tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
+	"tcpi_total_rto_time": true,
 }
 
 // code runs a %{ }% block.
@@ -156,20 +203,27 @@ func (r *runner) code(e *event) error {
 			continue
 		case strings.HasPrefix(stmt, "print(") || strings.HasPrefix(stmt, "print "):
 			continue
+		case pyAssignment(stmt) != "":
+			// NAME = EXPR: a name later statements (of this block or
+			// a later one, as packetdrill runs them in one
+			// interpreter) may use.
+			name := pyAssignment(stmt)
+			_, rhs, _ := strings.Cut(stmt, "=")
+			v, _, err := r.pyExpr(e.line, stmt, rhs, getInfo)
+			if err != nil || v == nil {
+				return err
+			}
+			if r.pyVars == nil {
+				r.pyVars = map[string]float64{}
+			}
+			r.pyVars[name] = *v
 		case strings.HasPrefix(stmt, "assert ") || strings.HasPrefix(stmt, "assert("):
 			cond, _ := splitTopComma(strings.TrimPrefix(stmt, "assert"))
-			ev := &pyEval{src: cond, info: getInfo, used: map[string]float64{}}
-			v, err := ev.eval()
+			v, ev, err := r.pyExpr(e.line, stmt, cond, getInfo)
 			if err != nil {
-				if uerr, ok := err.(pyUnsupported); ok {
-					if err := r.unsupported(e.line, "in %%{ }%%: %s (in %q)", string(uerr), stmt); err != nil {
-						return err
-					}
-					continue
-				}
-				return r.errf(e.line, "in %%{ }%%: %v (in %q)", err, stmt)
+				return err
 			}
-			if v == 0 {
+			if v != nil && *v == 0 {
 				return r.errf(e.line, "assertion failed: %s%s", strings.TrimSpace(cond), ev.describeUsed())
 			}
 		default:
@@ -181,9 +235,39 @@ func (r *runner) code(e *event) error {
 	return nil
 }
 
+// pyExpr evaluates the expression src of statement stmt. It returns nil
+// and no error for an expression skipped under SkipUnknown.
+func (r *runner) pyExpr(line int, stmt, src string, info func() (*tcp.Info, error)) (*float64, *pyEval, error) {
+	ev := &pyEval{src: src, info: info, used: map[string]float64{}, vars: r.pyVars}
+	v, err := ev.eval()
+	if err == nil {
+		return &v, ev, nil
+	}
+	if uerr, ok := err.(pyUnsupported); ok {
+		return nil, ev, r.unsupported(line, "in %%{ }%%: %s (in %q)", string(uerr), stmt)
+	}
+	return nil, ev, r.errf(line, "in %%{ }%%: %v (in %q)", err, stmt)
+}
+
+// pyAssignment returns NAME of a statement "NAME = EXPR", else "".
+func pyAssignment(stmt string) string {
+	name, rhs, ok := strings.Cut(stmt, "=")
+	name = strings.TrimSpace(name)
+	if !ok || strings.HasPrefix(rhs, "=") || name == "" || strings.HasPrefix(name, "tcpi_") {
+		return ""
+	}
+	for i := 0; i < len(name); i++ {
+		if !isWordChar(name[i]) || (i == 0 && isDigit(name[i])) {
+			return ""
+		}
+	}
+	return name
+}
+
 // pyStatements splits code into statements (lines and ;), comments dropped.
 func pyStatements(code string) []string {
 	var out []string
+	code = strings.ReplaceAll(code, "\\\n", " ") // a backslash continues a line
 	for _, line := range strings.Split(code, "\n") {
 		if i := strings.Index(line, "#"); i >= 0 && !strings.ContainsAny(line[:i], "'\"") {
 			line = line[:i]
@@ -235,6 +319,7 @@ type pyEval struct {
 	pos  int
 	info func() (*tcp.Info, error)
 	used map[string]float64
+	vars map[string]float64 // names assigned by earlier statements
 }
 
 // describeUsed lists the tcpi_* values an expression read: " (tcpi_state = 7)".
@@ -542,6 +627,9 @@ func (p *pyEval) atom(d int) (float64, error) {
 		return v, nil
 	case strings.HasPrefix(t, "tcpi_"):
 		if _, ok := tcpiField(&tcp.Info{}, t); !ok {
+			if tcpiUntracked[t] {
+				return 0, pyUnsupported("field " + t + " (synstack does not track it)")
+			}
 			return 0, pyUnsupported("field " + t)
 		}
 		info, err := p.info()
@@ -550,6 +638,9 @@ func (p *pyEval) atom(d int) (float64, error) {
 		}
 		v, _ := tcpiField(info, t)
 		p.used[t] = v
+		return v, nil
+	}
+	if v, ok := p.vars[t]; ok {
 		return v, nil
 	}
 	if v, ok := pyConstants[t]; ok {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -90,6 +91,12 @@ type runner struct {
 	lastFd int // live fd of the last system call
 	// finished is set once the script's checks are over.
 	finished bool
+	// nstatBase is the counters at the last `nstat` (nil before one).
+	nstatBase *nstat.Counters
+	// pyVars are the names %{ }% blocks assigned.
+	pyVars map[string]float64
+	// epolls are the epoll instances, by live descriptor (epoll.go).
+	epolls map[int]*epollSet
 }
 
 func newRunner(name string, opts Options, res *Result) *runner {
@@ -229,6 +236,11 @@ func (r *runner) configure(opts []headerOption) error {
 				return r.errf(o.line, "bad --netmask_ip: %s", o.value)
 			}
 			r.prefixLen4 = bits
+		case "define":
+			// -D NAME=VALUE, applied when the script was read.
+			if _, _, ok := strings.Cut(o.value, "="); !ok {
+				return r.errf(o.line, "bad --define: %s (expected NAME=VALUE)", o.value)
+			}
 		case "speed":
 			r.warnf(o.line, "ignored option --%s: the runner's link has no speed", o.name)
 		default:
@@ -523,6 +535,7 @@ func (r *runner) step(limit time.Duration) error {
 // retryPending retries every pending call, finishes those that complete,
 // and fails those past their deadline.
 func (r *runner) retryPending() error {
+	r.epollSample()
 	for i := 0; i < len(r.pending); i++ {
 		pc := r.pending[i]
 		done, res := pc.op.try()

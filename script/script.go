@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,15 @@ type Options struct {
 	// Verbose, if set, receives one line per event as it runs and per
 	// packet the stack sends.
 	Verbose io.Writer
+	// Flags are packetdrill's command-line options ("--ip_version=ipv6",
+	// "--local_ip=10.0.0.1", "--tolerance_usecs=10000"...), applied
+	// before the script's own header options, which win where both set
+	// one.
+	Flags []string
+	// Defines are packetdrill's -D NAME=VALUE definitions: a word NAME in
+	// the script reads as VALUE ("..." a string, `...` a command, a
+	// number, else a word), and ${NAME} in a shell command expands to it.
+	Defines map[string]string
 }
 
 // Result is the outcome of a run.
@@ -82,11 +92,17 @@ type Result struct {
 // reported as a failure at the line being run.
 func Run(name string, src []byte, opts Options) (res Result) {
 	res.Name = name
-	s, err := parse(name, src)
+	s, err := parseDefines(name, src, opts.Defines)
 	if err != nil {
 		res.Err = err
 		return res
 	}
+	flags, err := flagOptions(opts.Flags)
+	if err != nil {
+		res.Err = fmt.Errorf("%s: %w", name, err)
+		return res
+	}
+	s.options = append(flags, s.options...)
 	r := newRunner(name, opts, &res)
 	defer func() {
 		if p := recover(); p != nil {
@@ -109,6 +125,24 @@ func Run(name string, src []byte, opts Options) (res Result) {
 	}
 	res.Passed = true
 	return res
+}
+
+// flagOptions reads command-line options ("--name=value" or "--name") as
+// header options.
+func flagOptions(flags []string) ([]headerOption, error) {
+	var out []headerOption
+	for _, f := range flags {
+		name, ok := strings.CutPrefix(f, "--")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("bad option %q: expected --name=value", f)
+		}
+		o := headerOption{name: name}
+		if n, v, ok := strings.Cut(name, "="); ok {
+			o.name, o.value, o.hasValue = n, v, true
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // RunFile reads the script at path and runs it, with path as its name.

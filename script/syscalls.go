@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/clock"
+	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
 )
 
@@ -41,6 +42,8 @@ type sockets interface {
 	SetsockoptString(fd, level, opt int, v string) error
 	GetsockoptString(fd, level, opt int) (string, error)
 	GetsockoptTCPInfo(fd int) (tcp.Info, error)
+	// Ioctl runs SIOCINQ, SIOCOUTQ or SIOCOUTQNSD and returns the value.
+	Ioctl(fd, req int) (int, error)
 	// Poll polls without waiting and fills in revents.
 	Poll(fds []pollFd) (int, error)
 }
@@ -51,6 +54,8 @@ type stackHandle interface {
 	shutdown() error
 	// setFastOpen sets net.ipv4.tcp_fastopen on the running stack.
 	setFastOpen(mode int)
+	// stats are the stack's counters (nstat checks).
+	stats() nstat.Counters
 }
 
 // stackConfig is what the runner gives the stack.

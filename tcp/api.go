@@ -207,6 +207,13 @@ type Config struct {
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration
 
+	// NotSentLowat, when positive, bounds the bytes written and not yet
+	// sent (TCP_NOTSENT_LOWAT, the tcp_notsent_lowat sysctl): a write
+	// takes data while fewer are waiting than this, and the socket is
+	// writable for poll once fewer than half as many are. Zero is no
+	// bound, as Linux's default (UINT_MAX).
+	NotSentLowat int
+
 	// prepared: the defaults are filled in (PrepareConfig).
 	prepared bool
 }
@@ -306,6 +313,40 @@ type Info struct {
 	// FastOpenClientFail is why a client's Fast Open did not carry its
 	// data (tcpi_fastopen_client_fail): FastOpenFailNoCookie...
 	FastOpenClientFail int
+
+	// Probes are the zero-window or keepalive probes sent and not yet
+	// answered (tcpi_probes).
+	Probes int
+	// Sacked, Lost and Retrans count segments in flight, as Linux's
+	// sacked_out, lost_out and retrans_out: SACKed; marked lost
+	// (retransmitted or not); retransmitted and not yet acknowledged
+	// (tcpi_sacked, tcpi_lost, tcpi_retrans).
+	Sacked, Lost, Retrans int
+	// Reordering is the reordering degree the connection tolerates, in
+	// segments: 3, or the largest reordering seen (tcpi_reordering).
+	Reordering int
+	// Delivered counts segments delivered, by cumulative ACK or SACK, the
+	// SYN or SYN,ACK included (tcpi_delivered).
+	Delivered uint64
+	// LastDataSent, LastDataRecv and LastAckRecv are how long ago data
+	// was last sent (a retransmission counts), data last arrived and an
+	// ACK last arrived, counted from the handshake
+	// (tcpi_last_data_sent, tcpi_last_data_recv, tcpi_last_ack_recv; 0
+	// when never).
+	LastDataSent, LastDataRecv, LastAckRecv time.Duration
+	// BusyTime is how long the connection has had data to send;
+	// RwndLimited and SndbufLimited how much of it the peer's window or a
+	// full send buffer held it back (tcpi_busy_time, tcpi_rwnd_limited,
+	// tcpi_sndbuf_limited). Millisecond resolution, as Linux's jiffies at
+	// HZ=1000.
+	BusyTime, RwndLimited, SndbufLimited time.Duration
+	// NotsentBytes are written bytes not yet sent (tcpi_notsent_bytes).
+	NotsentBytes int
+	// RcvRTT is the receiver's estimate of the round trip, and RcvSpace
+	// the most the application read in one (tcpi_rcv_rtt,
+	// tcpi_rcv_space): receive-buffer autotuning's view.
+	RcvRTT   time.Duration
+	RcvSpace int
 	// BBR is BBR's model when the connection uses it (what Linux reports
 	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
 	BBR *BBRInfo

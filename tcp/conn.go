@@ -124,7 +124,8 @@ func (e errno) unpack() syscall.Errno {
 
 // connStats counts what Info reports.
 type connStats struct {
-	segsIn, segsOut, bytesAcked, bytesRcvd uint64
+	bytesAcked, bytesRcvd uint64
+	segsIn, segsOut       uint32 // Linux's tcpi_segs_in and tcpi_segs_out are 32 bits too
 
 	retrans   int32 // segments sent again (tcpi_total_retrans)
 	timeouts  int32 // retransmission timeouts, SYN and SYN,ACK ones included (tcpi_total_rto)
@@ -132,6 +133,11 @@ type connStats struct {
 	// paceSegs: data segments sent (Linux's data_segs_out); pacing
 	// leaves the first ones unpaced (pacing.go).
 	paceSegs int32
+
+	// more holds TCP_INFO's clocks and delivered count, made when data
+	// first flows (chrono.go): a connection that never carries any does
+	// not hold them.
+	more *infoStats
 }
 
 // sendQueue holds what the user wrote: the ring's first octet has sequence
@@ -392,6 +398,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
+		c.chronoStart(now, chronoSndbuf)
 		return 0, syscall.EAGAIN
 	}
 	c.rateCheckAppLimited()
@@ -400,6 +407,10 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	c.sq.writeAt(c.sq.n, p[:n])
 	c.sq.n += n
 	c.markPush(start, start.Add(seq.Size(n)))
+	c.chronoStart(now, chronoBusy)
+	if n < len(p) {
+		c.chronoStart(now, chronoSndbuf)
+	}
 	c.output(now)
 	return n, nil
 }
@@ -621,6 +632,10 @@ func (c *Conn) Readable() int { return c.rq.n }
 // not (what ss shows as Send-Q).
 func (c *Conn) SendQueued() int { return c.sq.n }
 
+// Unsent returns the bytes written and not yet sent (SIOCOUTQNSD,
+// tcpi_notsent_bytes).
+func (c *Conn) Unsent() int { return c.queuedFrom(c.snd.nxt) }
+
 // Retransmissions returns the segments retransmitted and the
 // retransmission timeouts so far (Info's TotalRetrans and TotalRTO),
 // without building an Info.
@@ -640,6 +655,9 @@ func (c *Conn) Writable() int {
 		return 0
 	}
 	room := max(0, int(c.sq.bufSize)-c.sq.n)
+	if lowat := c.cfg.NotSentLowat; lowat > 0 {
+		room = min(room, c.notSentRoom(lowat))
+	}
 	if c.sq.n+room > len(c.sq.buf) {
 		// The ring must grow: as far as the budget lets it (memory.go).
 		if _, ok := ringMayHold(&c.sq.ring, c.cfg.Memory, c.sq.n+room); !ok {
@@ -655,8 +673,30 @@ func (c *Conn) Writable() int {
 // segment at a time. Poll reports POLLOUT on the same condition.
 func (c *Conn) WriteReady() bool {
 	free := c.Writable()
+	if lowat := c.cfg.NotSentLowat; lowat > 0 && 2*c.queuedFrom(c.snd.nxt) >= lowat {
+		return false // Linux's tcp_stream_memory_free with wake: half the mark
+	}
 	return free > 0 && free >= c.sq.n/2
 }
+
+// notSentRoom is what a write may add under TCP_NOTSENT_LOWAT, as Linux's
+// tcp_sendmsg checks tcp_stream_memory_free before each new segment:
+// segments keep coming while fewer than lowat bytes wait unsent, the
+// last one may pass the mark, and what the windows let leave at once
+// does not wait.
+func (c *Conn) notSentRoom(lowat int) int {
+	unsent := c.queuedFrom(c.snd.nxt)
+	left := lowat - unsent
+	if left <= 0 {
+		return 0
+	}
+	mss := max(c.currentMSS(), 1)
+	now := max(0, min(c.cc.cwnd-c.pipe(), int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt)))-unsent)
+	return (left + now + mss - 1) / mss * mss
+}
+
+// SetNotSentLowat sets TCP_NOTSENT_LOWAT (see Config.NotSentLowat).
+func (c *Conn) SetNotSentLowat(v int) { c.ownConfig().NotSentLowat = max(v, 0) }
 
 // WriteClosed reports whether the write side is shut (a Write gets EPIPE).
 func (c *Conn) WriteClosed() bool {
@@ -810,14 +850,15 @@ func (c *Conn) Info(now time.Time) Info {
 		Congestion:    c.cc.algo.name(),
 		BytesAcked:    c.stats.bytesAcked,
 		BytesReceived: c.stats.bytesRcvd,
-		SegsOut:       c.stats.segsOut,
-		SegsIn:        c.stats.segsIn,
+		SegsOut:       uint64(c.stats.segsOut),
+		SegsIn:        uint64(c.stats.segsIn),
 		PacingRate:    c.PacingRate(),
 		DeliveryRate:  c.deliveryRate(),
 		MinRTT:        c.rtx.minRTT,
 		DSACKDups:     int(c.stats.dsackDups),
 	}
 	inf.DeliveryRateAppLimited = c.cc.rateAppLimited
+	c.infoLinux(c.at(now), &inf)
 	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
 		inf.BBR = &BBRInfo{Mode: b.mode.String(), Bandwidth: uint64(b.maxBW()), MinRTT: b.minRTT,
 			PacingGain: b.pacingGain, CwndGain: b.cwndGain}

@@ -165,6 +165,9 @@ type recvQueue struct {
 func (c *Conn) Input(t time.Time, seg *Segment) {
 	now := c.at(t)
 	c.stats.segsIn++
+	if len(seg.Payload) > 0 {
+		c.more().lastDataRcv = chronoMS(now)
+	}
 	defer c.returnFlight(now)
 	switch c.state {
 	case Closed:
@@ -706,6 +709,9 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		}
 		c.sq.start = c.sq.start.Add(seq.Size(drop))
 		c.stats.bytesAcked += uint64(drop)
+		if m := c.stats.more; m != nil && (m.chronoKind == chronoSndbuf && c.WriteReady() || c.sq.n == 0) {
+			c.chronoStop(now, chronoSndbuf)
+		}
 	}
 	c.prunePushMarks()
 	c.rtx.stallSince = now // progress: TCP_USER_TIMEOUT counts again from here

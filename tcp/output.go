@@ -226,6 +226,7 @@ func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
 func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	var payload, gathered []byte
 	if n > 0 {
+		c.more().lastDataSnd = chronoMS(now) // tcpi_last_data_sent, retransmissions included
 		off := int(seqno.Sub(c.sq.start))
 		if payload = c.sq.view(off, n); payload == nil {
 			gathered = c.cfg.Buffers.Get(n)
@@ -303,6 +304,7 @@ func (c *Conn) output(now instant) {
 	// gsoLeft counts down the segments of the GSO packet Linux would be
 	// sending (gsoSegs of them); see gsoPacketSegs.
 	gsoLeft, gsoSegs := 0, 0
+	rwndLimited := false // the peer's window, not cwnd, stopped new data (chrono.go)
 	for {
 		room := c.cc.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
@@ -337,6 +339,7 @@ func (c *Conn) output(now instant) {
 		mss := c.currentMSS()
 		n := c.eorLimit(c.snd.nxt, min(queued, mss, max(usable, 0)))
 		if queued > 0 && n == 0 {
+			rwndLimited = room > 0
 			if c.snd.wnd == 0 && c.flight() == 0 && c.timer.rto.IsZero() {
 				c.armPersist(now)
 			}
@@ -391,6 +394,11 @@ func (c *Conn) output(now instant) {
 		}
 	}
 	c.sq.corkExpired = false
+	if rwndLimited {
+		c.chronoStart(now, chronoRwnd)
+	} else {
+		c.chronoStop(now, chronoRwnd)
+	}
 	if sent && (c.timer.rto.IsZero() || c.rtx.persist || !c.timer.tlp.IsZero()) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)

@@ -41,6 +41,7 @@ type reoState struct {
 	reord         bool   // RACK.reord: reordering was seen
 	dsackSeen     bool   // a D-SACK arrived and is not yet taken into account
 	steps         uint8  // RACK.reo_wnd_mult, from 1
+	degree        uint8  // the largest reordering seen, segments (Linux's tp->reordering beyond 3; tcpi_reordering)
 	persist       int32  // RACK.reo_wnd_persist
 	lastDelivered uint64 // delivered when the window last widened
 }
@@ -62,6 +63,10 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 	if !r.has(recEverRetrans) {
 		if rk.valid && r.end.LessThan(rk.fack) {
 			c.cc.reo.reord = true // delivered below a segment delivered before
+			if mss := c.opt.sndMSS; mss > 0 {
+				d := (int(rk.fack.Sub(r.start)) + mss - 1) / mss
+				c.cc.reo.degree = uint8(min(max(d, int(c.cc.reo.degree)), 255))
+			}
 		}
 	} else if rtt < c.rtx.minRTT {
 		// Ambiguous: this ACK is for the original, not the retransmission.

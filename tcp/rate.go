@@ -73,6 +73,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 	rs := &c.sc.rs
 	n := r.size()
 	rt.delivered += uint64(n)
+	c.more().deliveredSegs++
 	rt.deliveredAt = now
 	rs.ackedSacked += n
 	if rs.priorAt.IsZero() || r.order > rs.lastOrder {

@@ -178,6 +178,9 @@ func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 	if o.Congestion != "" {
 		cfg.Congestion = o.Congestion
 	}
+	if o.NotSentLowat > 0 {
+		cfg.NotSentLowat = o.NotSentLowat
+	}
 	return cfg
 }
 

@@ -38,6 +38,9 @@ type Options struct {
 	FastOpenQLen    int
 	FastOpenConnect bool
 	FastOpenKey     string
+	NotSentLowat    int  // TCP_NOTSENT_LOWAT; 0: the host's (tcp.Config.NotSentLowat)
+	FreeBind        bool // IP_FREEBIND: bind may name an address the host does not have
+	MTUDiscover     int8 // IP_MTU_DISCOVER as set; 0: not set (IP_PMTUDISC_WANT)
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1

@@ -201,7 +201,7 @@ func (sk *Socket) bindLocked(addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if !a.IsUnspecified() && !s.isLocalAddr(a) {
+	if !a.IsUnspecified() && !s.isLocalAddr(a) && !sk.opts.FreeBind {
 		return syscall.EADDRNOTAVAIL
 	}
 	if sk.bind != nil || sk.ep != nil || sk.l != nil {
@@ -895,6 +895,45 @@ func (sk *Socket) Listening() bool {
 		return false
 	}
 	return sk.l != nil
+}
+
+// Queue sizes ioctl reports (Linux's tcp_ioctl).
+const (
+	QueueIn     = iota // SIOCINQ: bytes received and not yet read
+	QueueOut           // SIOCOUTQ: bytes written and not yet acknowledged
+	QueueOutNSD        // SIOCOUTQNSD: bytes written and not yet sent
+)
+
+// QueueLen returns a queue's size, as Linux's tcp_ioctl: EINVAL on a
+// listener, 0 while the handshake is under way (or without connection);
+// ENOTTY on a datagram socket.
+func (sk *Socket) QueueLen(which int) (int, error) {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(allLocks, &l); err != nil {
+		return 0, err
+	}
+	switch {
+	case sk.udp != nil:
+		return 0, syscall.ENOTTY
+	case sk.l != nil:
+		return 0, syscall.EINVAL
+	case sk.ep == nil:
+		return 0, nil
+	}
+	c := &sk.ep.conn
+	if st := c.State(); st == tcp.SynSent || st == tcp.SynRcvd {
+		return 0, nil
+	}
+	switch which {
+	case QueueIn:
+		return c.Readable() + sk.peekLen(), nil
+	case QueueOut:
+		return c.SendQueued(), nil
+	case QueueOutNSD:
+		return c.Unsent(), nil
+	}
+	return 0, syscall.EINVAL
 }
 
 // TCPInfo returns TCP_INFO of the socket's connection.

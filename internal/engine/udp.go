@@ -234,7 +234,7 @@ func (u *udpSock) bindLocked(addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if !a.IsUnspecified() && !s.isLocalAddr(a) {
+	if !a.IsUnspecified() && !s.isLocalAddr(a) && !sk.opts.FreeBind {
 		return syscall.EADDRNOTAVAIL
 	}
 	if u.hashed {
