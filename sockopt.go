@@ -11,22 +11,24 @@ import (
 
 // Linux's limits and defaults for the options.
 const (
-	sysctlWmemMax    = 212992 // net.core.wmem_max
-	sysctlRmemMax    = 212992 // net.core.rmem_max
-	sockMinSndBuf    = 4608   // SOCK_MIN_SNDBUF
-	sockMinRcvBuf    = 2304   // SOCK_MIN_RCVBUF
-	defaultSndBuf    = 16384  // tcp_wmem[1], what getsockopt reports before any set
-	defaultRcvBuf    = 131072 // tcp_rmem[1]
-	defaultUDPBuf    = 212992 // net.core.rmem_default and wmem_default: a UDP socket's buffers
-	maxTCPKeepIdle   = 32767  // MAX_TCP_KEEPIDLE, seconds
-	maxTCPKeepIntvl  = 32767  // MAX_TCP_KEEPINTVL, seconds
-	maxTCPKeepCnt    = 127    // MAX_TCP_KEEPCNT
-	tcpMinMSS        = 88     // TCP_MIN_MSS
-	maxTCPWindow     = 32767  // MAX_TCP_WINDOW, the upper bound of TCP_MAXSEG
-	tcpMSSDefault    = 536    // TCP_MSS_DEFAULT, TCP_MAXSEG before connect
-	defaultKeepIdle  = 7200 * time.Second
-	defaultKeepIntvl = 75 * time.Second
-	defaultKeepCnt   = 9
+	sysctlWmemMax     = 212992 // net.core.wmem_max
+	sysctlRmemMax     = 212992 // net.core.rmem_max
+	sockMinSndBuf     = 4608   // SOCK_MIN_SNDBUF
+	sockMinRcvBuf     = 2304   // SOCK_MIN_RCVBUF
+	defaultSndBuf     = 16384  // tcp_wmem[1], what getsockopt reports before any set
+	defaultRcvBuf     = 131072 // tcp_rmem[1]
+	defaultUDPBuf     = 212992 // net.core.rmem_default and wmem_default: a UDP socket's buffers
+	maxTCPKeepIdle    = 32767  // MAX_TCP_KEEPIDLE, seconds
+	maxTCPKeepIntvl   = 32767  // MAX_TCP_KEEPINTVL, seconds
+	maxTCPKeepCnt     = 127    // MAX_TCP_KEEPCNT
+	maxTCPSynCnt      = 127    // MAX_TCP_SYNCNT
+	defaultSynRetries = 6      // tcp_syn_retries
+	tcpMinMSS         = 88     // TCP_MIN_MSS
+	maxTCPWindow      = 32767  // MAX_TCP_WINDOW, the upper bound of TCP_MAXSEG
+	tcpMSSDefault     = 536    // TCP_MSS_DEFAULT, TCP_MAXSEG before connect
+	defaultKeepIdle   = 7200 * time.Second
+	defaultKeepIntvl  = 75 * time.Second
+	defaultKeepCnt    = 9
 )
 
 // The options are one table, sockopts: a row per option with its level,
@@ -341,6 +343,10 @@ var sockopts = []sockopt{
 		get:     getCongestion,
 		set:     setCongestion},
 
+	{level: IPPROTO_TCP, name: TCP_SYNCNT, linux: "TCP_SYNCNT", typ: optInt,
+		lo: 1, hi: maxTCPSynCnt,
+		get: func(c optCtx) optValue { return intOr(c.O.SynCnt, c.Defaults.SynRetries, defaultSynRetries) },
+		set: setInt(func(o *engine.Options, v int) { o.SynCnt = v }, nil)},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN, linux: "TCP_FASTOPEN", typ: optInt,
 		// Linux caps the queue at somaxconn.
 		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },
