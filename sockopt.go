@@ -181,7 +181,8 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // before doubling, floors 2304 and 4608). IPPROTO_TCP: TCP_NODELAY,
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
-// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_FASTOPEN
+// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_SYNCNT
+// (1..127 SYN retransmissions, for the next connect), TCP_FASTOPEN
 // (a listener's Fast Open queue, capped at 4096) and TCP_FASTOPEN_CONNECT
 // (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go).
 // IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind). IP_RECVERR
