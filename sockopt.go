@@ -225,7 +225,7 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
 // ENOENT, as Linux. TCP_FASTOPEN_KEY: a listener's own Fast Open key, 16
-// bytes, or 32 for a primary and a backup key ("" for the stack's).
+// bytes, or 32 for a primary and a backup key (anything else is EINVAL).
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	return t.setOpt(fd, level, opt, optString, optValue{str: value})
 }
