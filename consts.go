@@ -56,6 +56,7 @@ const (
 	TCP_KEEPCNT       = 6  // unanswered probes before the connection is dropped
 	TCP_INFO          = 11 // see GetsockoptTCPInfo
 	TCP_CORK          = 3  // hold partial segments (200 ms at most)
+	TCP_SYNCNT        = 7  // SYN retransmissions before connect gives up (1..127; tcp_syn_retries by default)
 	TCP_LINGER2       = 8  // seconds an orphan may wait in FIN_WAIT_2; -1: reset at once
 	TCP_CONGESTION    = 13 // congestion control by name: see SetsockoptString
 	TCP_USER_TIMEOUT  = 18 // milliseconds unacknowledged data may wait before ETIMEDOUT

@@ -70,10 +70,10 @@ func (s *Stack) FastOpenKeys() []FastOpenKey { return s.h.FastOpenKeys() }
 // stack's connections and listeners from now on.
 func (s *Stack) SetFastOpen(mode int) { s.h.SetFastOpenMode(fastOpenMode(mode)) }
 
-// fastOpenKeyOpt checks TCP_FASTOPEN_KEY's value: one key or two ("":
-// back to the stack's).
+// fastOpenKeyOpt checks TCP_FASTOPEN_KEY's value: one key or two (an
+// empty one is EINVAL, as Linux).
 func fastOpenKeyOpt(c optCtx, v optValue) error {
-	if n := len(v.str); n != 0 && n != 16 && n != 32 {
+	if n := len(v.str); n != 16 && n != 32 {
 		return syscall.EINVAL
 	}
 	c.O.FastOpenKey = v.str

@@ -12,22 +12,24 @@ import (
 
 // Linux's limits and defaults for the options.
 const (
-	sysctlWmemMax    = 212992 // net.core.wmem_max
-	sysctlRmemMax    = 212992 // net.core.rmem_max
-	sockMinSndBuf    = 4608   // SOCK_MIN_SNDBUF
-	sockMinRcvBuf    = 2304   // SOCK_MIN_RCVBUF
-	defaultSndBuf    = 16384  // tcp_wmem[1], what getsockopt reports before any set
-	defaultRcvBuf    = 131072 // tcp_rmem[1]
-	defaultUDPBuf    = 212992 // net.core.rmem_default and wmem_default: a UDP socket's buffers
-	maxTCPKeepIdle   = 32767  // MAX_TCP_KEEPIDLE, seconds
-	maxTCPKeepIntvl  = 32767  // MAX_TCP_KEEPINTVL, seconds
-	maxTCPKeepCnt    = 127    // MAX_TCP_KEEPCNT
-	tcpMinMSS        = 88     // TCP_MIN_MSS
-	maxTCPWindow     = 32767  // MAX_TCP_WINDOW, the upper bound of TCP_MAXSEG
-	tcpMSSDefault    = 536    // TCP_MSS_DEFAULT, TCP_MAXSEG before connect
-	defaultKeepIdle  = 7200 * time.Second
-	defaultKeepIntvl = 75 * time.Second
-	defaultKeepCnt   = 9
+	sysctlWmemMax     = 212992 // net.core.wmem_max
+	sysctlRmemMax     = 212992 // net.core.rmem_max
+	sockMinSndBuf     = 4608   // SOCK_MIN_SNDBUF
+	sockMinRcvBuf     = 2304   // SOCK_MIN_RCVBUF
+	defaultSndBuf     = 16384  // tcp_wmem[1], what getsockopt reports before any set
+	defaultRcvBuf     = 131072 // tcp_rmem[1]
+	defaultUDPBuf     = 212992 // net.core.rmem_default and wmem_default: a UDP socket's buffers
+	maxTCPKeepIdle    = 32767  // MAX_TCP_KEEPIDLE, seconds
+	maxTCPKeepIntvl   = 32767  // MAX_TCP_KEEPINTVL, seconds
+	maxTCPKeepCnt     = 127    // MAX_TCP_KEEPCNT
+	maxTCPSynCnt      = 127    // MAX_TCP_SYNCNT
+	defaultSynRetries = 6      // tcp_syn_retries
+	tcpMinMSS         = 88     // TCP_MIN_MSS
+	maxTCPWindow      = 32767  // MAX_TCP_WINDOW, the upper bound of TCP_MAXSEG
+	tcpMSSDefault     = 536    // TCP_MSS_DEFAULT, TCP_MAXSEG before connect
+	defaultKeepIdle   = 7200 * time.Second
+	defaultKeepIntvl  = 75 * time.Second
+	defaultKeepCnt    = 9
 )
 
 // The options are one table, sockopts: a row per option with its level,
@@ -180,7 +182,8 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // before doubling, floors 2304 and 4608). IPPROTO_TCP: TCP_NODELAY,
 // TCP_MAXSEG (88..32767 or 0; clamps the MSS of a later connect),
 // TCP_KEEPIDLE and TCP_KEEPINTVL (1..32767 s), TCP_KEEPCNT (1..127),
-// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_FASTOPEN
+// TCP_CORK, TCP_LINGER2 and TCP_USER_TIMEOUT (0 or more ms), TCP_SYNCNT
+// (1..127 SYN retransmissions, for the next connect), TCP_FASTOPEN
 // (a listener's Fast Open queue, capped at 4096) and TCP_FASTOPEN_CONNECT
 // (EOPNOTSUPP when Config.FastOpen has no FastOpenClient; see fastopen.go),
 // TCP_NOTSENT_LOWAT (bytes; 0 back to the stack's default, reads 0 until
@@ -226,7 +229,7 @@ func (t *Sockets) GetsockoptLinger(fd int) (syscall.Linger, error) {
 // SetsockoptString sets an option whose value is a string. IPPROTO_TCP:
 // TCP_CONGESTION, "cubic" (the default), "reno" or "bbr"; an unknown name gives
 // ENOENT, as Linux. TCP_FASTOPEN_KEY: a listener's own Fast Open key, 16
-// bytes, or 32 for a primary and a backup key ("" for the stack's).
+// bytes, or 32 for a primary and a backup key (anything else is EINVAL).
 func (t *Sockets) SetsockoptString(fd, level, opt int, value string) error {
 	return t.setOpt(fd, level, opt, optString, optValue{str: value})
 }
@@ -367,6 +370,10 @@ var sockopts = []sockopt{
 		get:     getCongestion,
 		set:     setCongestion},
 
+	{level: IPPROTO_TCP, name: TCP_SYNCNT, linux: "TCP_SYNCNT", typ: optInt,
+		lo: 1, hi: maxTCPSynCnt,
+		get: func(c optCtx) optValue { return intOr(c.O.SynCnt, c.Defaults.SynRetries, defaultSynRetries) },
+		set: setInt(func(o *engine.Options, v int) { o.SynCnt = v }, nil)},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN, linux: "TCP_FASTOPEN", typ: optInt,
 		// Linux caps the queue at somaxconn.
 		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },

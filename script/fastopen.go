@@ -149,7 +149,7 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		return r.bad(c, err)
 	}
 	if flags&symbols["MSG_FASTOPEN"] == 0 {
-		return bufCall((*runner).sender)(r, c)
+		return bufCall((*runner).handshakeSender)(r, c)
 	}
 	count, err := r.evalInt(c.a[2])
 	if err != nil || count < 0 || count > 1<<26 {
@@ -209,4 +209,45 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		}
 		return true, res(sent, nil)
 	}}, nil
+}
+
+// handshakeSender is sender, for a blocking write that goes into a
+// deferred Fast Open connect's SYN (TCP_FASTOPEN_CONNECT): as Linux, the
+// call waits for the handshake, and returns its error if it failed,
+// whatever the SYN carried; then the rest is written as by sender.
+func (r *runner) handshakeSender(fd int, buf []byte, flags int64) func() (bool, callResult) {
+	try := r.sender(fd, buf, flags)
+	first, deferred := true, false
+	var held *callResult
+	return func() (bool, callResult) {
+		if deferred {
+			if synSent(r.st, fd) {
+				return false, callResult{}
+			}
+			deferred = false
+			if v, err := r.st.GetsockoptInt(fd, linuxSolSocket, linuxSoError); err == nil && v != 0 {
+				return true, res(0, syscall.Errno(v))
+			}
+			if held != nil {
+				return true, *held
+			}
+		}
+		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
+		fresh := false
+		if first {
+			first = false
+			inf, err := r.st.GetsockoptTCPInfo(fd)
+			fresh = !nb && (err != nil || inf.State == tcp.Closed)
+		}
+		done, res := try()
+		if fresh && synSent(r.st, fd) {
+			// The write connected: wait for the handshake.
+			deferred = true
+			if done {
+				held = &res
+			}
+			return false, callResult{}
+		}
+		return done, res
+	}
 }

@@ -175,6 +175,9 @@ func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 	if o.UserTimeout > 0 {
 		cfg.UserTimeout = o.UserTimeout
 	}
+	if o.SynCnt > 0 {
+		cfg.SynRetries = o.SynCnt
+	}
 	if o.Congestion != "" {
 		cfg.Congestion = o.Congestion
 	}

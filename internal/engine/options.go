@@ -35,6 +35,7 @@ type Options struct {
 	// unless the host's mode turns it on for every listener),
 	// TCP_FASTOPEN_CONNECT, and TCP_FASTOPEN_KEY's key or keys (16 or 32
 	// bytes; "": the host's).
+	SynCnt          int // TCP_SYNCNT; 0: the stack's SynRetries
 	FastOpenQLen    int
 	FastOpenConnect bool
 	FastOpenKey     string
