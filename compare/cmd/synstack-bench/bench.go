@@ -39,6 +39,9 @@ synstack/gVisor and synstack/kernel:
 
   bulk       throughput one way over one connection, MTU 1500 and 65535
              (MB/s and Gbit/s; the kernel over lo, MTU 65536)
+  bulkcsum   the same with every TCP checksum computed and verified by
+             both userspace stacks (synstack's pipe as by default, gVisor's
+             channel without checksum offload; the kernel's lo never checks)
   connsetup  connections opened and closed per second, 1 and 8 dialers
   pingpong   1-byte request/response round trips per second
   idle       Go heap per idle established connection, and per endpoint

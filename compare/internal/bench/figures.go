@@ -130,6 +130,17 @@ const countMiB = 1 << 20
 // server of a network of kind k on a link of the given MTU, and measures
 // the bytes the server reads. With Budget.Count, Count MiB are moved.
 func Bulk(ctx context.Context, k Kind, mtu int, b Budget) (BulkResult, error) {
+	return bulk(ctx, k, mtu, b, false)
+}
+
+// BulkChecksums is Bulk with checksums on both userspace stacks' links
+// (newNetworkWith): what a link that does not vouch for its packets
+// costs, synstack's pipe against gVisor's channel.
+func BulkChecksums(ctx context.Context, k Kind, mtu int, b Budget) (BulkResult, error) {
+	return bulk(ctx, k, mtu, b, true)
+}
+
+func bulk(ctx context.Context, k Kind, mtu int, b Budget, checksums bool) (BulkResult, error) {
 	if err := b.check(); err != nil {
 		return BulkResult{}, err
 	}
@@ -137,7 +148,7 @@ func Bulk(ctx context.Context, k Kind, mtu int, b Budget) (BulkResult, error) {
 	if k == Kernel {
 		res.MTU = KernelMTU
 	}
-	n, err := newNetwork(k, mtu, 1)
+	n, err := newNetworkWith(k, mtu, 1, checksums)
 	if err != nil {
 		return res, err
 	}

@@ -37,10 +37,11 @@ type gvNet struct {
 	closeOnce sync.Once
 }
 
-func newGVStack(mtu int, addrs []netip.Prefix) (*stack.Stack, *channel.Endpoint, error) {
-	// Memory does not corrupt packets: gVisor skips TCP checksums both
-	// ways, as synstack does over its pipe and the kernel over lo.
-	ch := gvisorhost.NewChannel(gvQueueLen, mtu, true)
+func newGVStack(mtu int, addrs []netip.Prefix, checksums bool) (*stack.Stack, *channel.Endpoint, error) {
+	// Memory does not corrupt packets: unless checksums asks for them,
+	// gVisor skips TCP checksums both ways, as synstack does over its
+	// pipe and the kernel over lo.
+	ch := gvisorhost.NewChannel(gvQueueLen, mtu, !checksums)
 	s, err := gvisorhost.New(ch, gvisorhost.Options{ModerateReceiveBuffer: true, UDP: true}, addrs...)
 	if err != nil {
 		ch.Close()
@@ -49,12 +50,12 @@ func newGVStack(mtu int, addrs []netip.Prefix) (*stack.Stack, *channel.Endpoint,
 	return s, ch, nil
 }
 
-func newGVNet(mtu, clients int) (*gvNet, error) {
-	srv, chS, err := newGVStack(mtu, []netip.Prefix{netip.PrefixFrom(serverAddr, 16)})
+func newGVNet(mtu, clients int, checksums bool) (*gvNet, error) {
+	srv, chS, err := newGVStack(mtu, []netip.Prefix{netip.PrefixFrom(serverAddr, 16)}, checksums)
 	if err != nil {
 		return nil, err
 	}
-	cli, chC, err := newGVStack(mtu, clientPrefixes(clients))
+	cli, chC, err := newGVStack(mtu, clientPrefixes(clients), checksums)
 	if err != nil {
 		srv.Destroy()
 		chS.Close()

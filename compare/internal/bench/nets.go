@@ -92,14 +92,22 @@ func abort(c net.Conn) error {
 // bytes (ignored by the kernel: loopback's is KernelMTU), with clients
 // client addresses.
 func newNetwork(k Kind, mtu, clients int) (network, error) {
+	return newNetworkWith(k, mtu, clients, false)
+}
+
+// newNetworkWith is newNetwork with checksums: both userspace stacks
+// compute and verify every TCP checksum (synstack's pipe and gVisor's
+// channel without checksum offload), as over a link that does not vouch
+// for its packets. The kernel's lo never checks them.
+func newNetworkWith(k Kind, mtu, clients int, checksums bool) (network, error) {
 	if clients < 1 {
 		clients = 1
 	}
 	switch k {
 	case Synstack:
-		return newSynNet(mtu, clients)
+		return newSynNetWith(mtu, clients, SynOptions{NoOffload: checksums})
 	case GVisor:
-		return newGVNet(mtu, clients)
+		return newGVNet(mtu, clients, checksums)
 	case Kernel:
 		return kernelNet{}, nil
 	}

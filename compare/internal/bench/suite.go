@@ -16,6 +16,7 @@ import (
 // Names of the groups of figures, for Options.Only.
 const (
 	NameBulk      = "bulk"
+	NameBulkCsum  = "bulkcsum"
 	NameMulti     = "multibulk"
 	NameConnSetup = "connsetup"
 	NamePingPong  = "pingpong"
@@ -26,7 +27,7 @@ const (
 
 // Names lists the groups (Run runs idle first, then the others in this
 // order, allocs with bulk).
-var Names = []string{NameBulk, NameMulti, NameConnSetup, NamePingPong, NameIdle, NameAllocs, NameUDP}
+var Names = []string{NameBulk, NameBulkCsum, NameMulti, NameConnSetup, NamePingPong, NameIdle, NameAllocs, NameUDP}
 
 // ChartMTUs are the MTUs of the throughput chart.
 var ChartMTUs = []int{1500, 4000, 9000, 16384, 32768, 65535}
@@ -266,6 +267,9 @@ func (s *suite) run() {
 	if s.ctx.Err() == nil && (s.want(NameBulk) || s.want(NameAllocs)) {
 		s.bulk()
 	}
+	if s.ctx.Err() == nil && s.want(NameBulkCsum) {
+		s.bulkChecksums()
+	}
 	if s.ctx.Err() == nil && s.want(NameMulti) {
 		s.multiBulk()
 	}
@@ -396,6 +400,33 @@ func (s *suite) bulk() {
 			if v, ok := results[1500][k]; ok && !math.IsNaN(v[2]) {
 				f.set(k, v[2])
 				s.progress("allocs per segment %s: %.3f", k, v[2])
+			}
+		}
+	}
+}
+
+// bulkChecksums measures bulk throughput with checksums on: synstack on
+// link/pipe without ChecksumOffload (its default), gVisor on its channel
+// link without checksum offload, MTU 1500 and 65535.
+func (s *suite) bulkChecksums() {
+	for _, mtu := range []int{1500, 65535} {
+		kinds := []Kind{Synstack, GVisor}
+		got := s.interleave(fmt.Sprintf("bulk with checksums mtu %d", mtu), kinds, func(k Kind, round string) ([]float64, error) {
+			res, err := BulkChecksums(s.ctx, k, mtu, s.budget)
+			if err != nil {
+				return nil, err
+			}
+			s.progress("bulk with checksums mtu %d %s%s: %.0f MB/s (%.2f Gbit/s)", mtu, k, round, res.MBps(), res.Gbps())
+			return []float64{res.MBps(), res.Gbps()}, nil
+		})
+		what := fmt.Sprintf("bulk throughput with every TCP checksum computed and verified, one connection one way, link MTU %d", mtu)
+		note := "kernel: n/a, lo never checksums"
+		mb := s.figure(Figure{Name: fmt.Sprintf("bulk_csum_mtu%d", mtu), Unit: "MB/s", Better: "higher", What: what, Note: note})
+		gb := s.figure(Figure{Name: fmt.Sprintf("bulk_csum_mtu%d_gbit", mtu), Unit: "Gbit/s", Better: "higher", What: what, Note: note})
+		for _, k := range kinds {
+			if v, ok := got[k]; ok {
+				mb.set(k, v[0])
+				gb.set(k, v[1])
 			}
 		}
 	}
