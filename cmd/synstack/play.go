@@ -92,6 +92,10 @@ type playground struct {
 	dropped  int // ladder rows forgotten (playMaxEvents)
 	flows    trace.Flows
 	overflow int // packets the link refused (playMaxFlight)
+
+	// Guarded by mu, not qmu: only requests change them.
+	log    []playStep // the session: every step that acted, in order
+	lesson string     // the lesson the session started from, if any
 }
 
 // playHost is one machine: a stack and the descriptors opened on it.
@@ -343,19 +347,43 @@ func (pg *playground) drop(id int) error {
 
 // deliverAll delivers until nothing is in flight, or playMaxDeliver
 // packets have gone (two stacks can talk for ever).
-func (pg *playground) deliverAll() (int, error) {
+func (pg *playground) deliverAll() string {
 	for n := 0; n < playMaxDeliver; n++ {
 		pg.qmu.Lock()
 		empty := len(pg.flight) == 0
 		pg.qmu.Unlock()
-		if empty {
-			return n, nil
-		}
-		if err := pg.deliver(0); err != nil {
-			return n, err
+		if empty || pg.deliver(0) != nil {
+			return fmt.Sprintf("%d packets delivered", n)
 		}
 	}
-	return playMaxDeliver, fmt.Errorf("stopped after %d packets: the hosts are still talking", playMaxDeliver)
+	return fmt.Sprintf("stopped after %d packets: the hosts are still talking", playMaxDeliver)
+}
+
+// network runs a network step.
+func (pg *playground) network(n playNet) (string, error) {
+	switch n.Op {
+	case "deliver":
+		return "", pg.deliver(n.ID)
+	case "drop":
+		return "", pg.drop(n.ID)
+	case "deliver-all":
+		return pg.deliverAll(), nil
+	}
+	return "", fmt.Errorf("no network operation %q", n.Op)
+}
+
+// clockStep runs a clock step.
+func (pg *playground) clockStep(c playClock) (string, error) {
+	switch c.Op {
+	case "next":
+		return pg.stepClock()
+	case "advance":
+		if c.Ms < 1 || c.Ms > playMaxAdvance.Milliseconds() {
+			return "", fmt.Errorf("advance %d ms: give 1 to %d", c.Ms, playMaxAdvance.Milliseconds())
+		}
+		return "", pg.advance(time.Duration(c.Ms) * time.Millisecond)
+	}
+	return "", fmt.Errorf("no clock operation %q", c.Op)
 }
 
 // stepClock moves the clock to the next timer's deadline.
@@ -389,6 +417,7 @@ type playCall struct {
 	Backlog int    `json:"backlog"` // listen
 	N       int    `json:"n"`       // write: bytes; read: at most
 	How     string `json:"how"`     // shutdown: RD, WR, RDWR
+	Value   int    `json:"value"`   // options: the value set
 }
 
 // playResult is what a call returned.
@@ -621,13 +650,16 @@ func playErrno(e syscall.Errno) string {
 
 // playState is everything the page shows.
 type playState struct {
-	Ms      int64          `json:"ms"`     // virtual time since the start
-	NextMs  *int64         `json:"nextMs"` // the next timer's deadline, or null
-	Hosts   []playHostView `json:"hosts"`
-	Flight  []*playPacket  `json:"flight"`
-	Events  []playEvent    `json:"events"`
-	Dropped int            `json:"forgotten"` // ladder rows no longer kept
-	Refused int            `json:"refused"`   // packets the full link dropped
+	Ms      int64           `json:"ms"`     // virtual time since the start
+	NextMs  *int64          `json:"nextMs"` // the next timer's deadline, or null
+	Hosts   []playHostView  `json:"hosts"`
+	Flight  []*playPacket   `json:"flight"`
+	Events  []playEvent     `json:"events"`
+	Dropped int             `json:"forgotten"` // ladder rows no longer kept
+	Refused int             `json:"refused"`   // packets the full link dropped
+	Session string          `json:"session"`   // the steps so far, as the URL carries them
+	Steps   int             `json:"steps"`     // how many
+	Lesson  *playLessonView `json:"lesson"`    // the lesson being followed, or null
 }
 
 type playHostView struct {
@@ -645,7 +677,7 @@ type playSocketView struct {
 
 // state returns the playground as the page shows it.
 func (pg *playground) state() playState {
-	s := playState{Ms: pg.ms()}
+	s := playState{Ms: pg.ms(), Session: pg.sessionText(), Steps: len(pg.log), Lesson: lessonView(pg.lesson)}
 	if next, ok := pg.clk.Next(); ok {
 		ms := next.Sub(pg.t0).Milliseconds()
 		s.NextMs = &ms
@@ -674,8 +706,10 @@ func (pg *playground) state() playState {
 
 // playNet and playClock are the bodies of the network's and the clock's requests.
 type playNet struct {
-	Op string `json:"op"` // deliver, drop, deliver-all
-	ID int    `json:"id"` // the packet; 0: the oldest in flight
+	Op  string `json:"op"`  // deliver, drop, deliver-all, delay, dup, swap
+	ID  int    `json:"id"`  // the packet; 0: the oldest in flight
+	ID2 int    `json:"id2"` // swap: the other packet
+	Ms  int    `json:"ms"`  // delay: milliseconds of virtual time
 }
 
 type playClock struct {
@@ -700,6 +734,8 @@ type playReply struct {
 //	POST /api/net      {"op":"deliver"|"drop"|"deliver-all","id":0}
 //	POST /api/clock    {"op":"next"} or {"op":"advance","ms":200}
 //	POST /api/reset    two fresh hosts
+//	POST /api/load     {"session":"A.socket,A.bind.3.80","lesson":"handshake"}: replay a session
+//	POST /api/back     undo the last step (replay all but it)
 func (pg *playground) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -712,44 +748,25 @@ func (pg *playground) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/call", func(w http.ResponseWriter, r *http.Request) {
 		var c playCall
-		pg.serve(w, r, &c, func() (*playResult, string, error) {
-			res, err := pg.call(c)
-			return &res, "", err
-		})
+		pg.serve(w, r, &c, func() (*playResult, string, error) { return pg.step(playStep{Call: &c}) })
 	})
 	mux.HandleFunc("POST /api/net", func(w http.ResponseWriter, r *http.Request) {
 		var n playNet
-		pg.serve(w, r, &n, func() (*playResult, string, error) {
-			switch n.Op {
-			case "deliver":
-				return nil, "", pg.deliver(n.ID)
-			case "drop":
-				return nil, "", pg.drop(n.ID)
-			case "deliver-all":
-				k, err := pg.deliverAll()
-				return nil, fmt.Sprintf("%d packets delivered", k), err
-			}
-			return nil, "", fmt.Errorf("no network operation %q", n.Op)
-		})
+		pg.serve(w, r, &n, func() (*playResult, string, error) { return pg.step(playStep{Net: &n}) })
 	})
 	mux.HandleFunc("POST /api/clock", func(w http.ResponseWriter, r *http.Request) {
 		var c playClock
-		pg.serve(w, r, &c, func() (*playResult, string, error) {
-			switch c.Op {
-			case "next":
-				info, err := pg.stepClock()
-				return nil, info, err
-			case "advance":
-				if c.Ms < 1 || c.Ms > playMaxAdvance.Milliseconds() {
-					return nil, "", fmt.Errorf("advance %d ms: give 1 to %d", c.Ms, playMaxAdvance.Milliseconds())
-				}
-				return nil, "", pg.advance(time.Duration(c.Ms) * time.Millisecond)
-			}
-			return nil, "", fmt.Errorf("no clock operation %q", c.Op)
-		})
+		pg.serve(w, r, &c, func() (*playResult, string, error) { return pg.step(playStep{Clock: &c}) })
 	})
 	mux.HandleFunc("POST /api/reset", func(w http.ResponseWriter, r *http.Request) {
 		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.reset() })
+	})
+	mux.HandleFunc("POST /api/load", func(w http.ResponseWriter, r *http.Request) {
+		var l playLoad
+		pg.serve(w, r, &l, func() (*playResult, string, error) { return nil, "", pg.load(l) })
+	})
+	mux.HandleFunc("POST /api/back", func(w http.ResponseWriter, r *http.Request) {
+		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.back() })
 	})
 	return mux
 }
@@ -765,6 +782,7 @@ func (pg *playground) reset() error {
 	defer pg.qmu.Unlock()
 	pg.clk, pg.t0, pg.hosts = fresh.clk, fresh.t0, fresh.hosts
 	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
+	pg.log, pg.lesson = nil, ""
 	for _, h := range pg.hosts {
 		h.pg = pg
 	}

@@ -54,6 +54,7 @@ func playBrowser(t *testing.T) context.Context {
 type playTab struct {
 	t   *testing.T
 	ctx context.Context
+	url string // the playground's server
 }
 
 // click clicks the button with that id and waits for the page to have
@@ -100,15 +101,21 @@ func (p playTab) wait(what, cond string) {
 // Chromium.
 func openPlay(t *testing.T) playTab {
 	t.Helper()
-	ctx := playBrowser(t)
+	return openPlayAt(t, playBrowser(t), "")
+}
+
+// openPlayAt serves a fresh playground and opens its page, with the
+// fragment given (a session), in the browser of ctx.
+func openPlayAt(t *testing.T, ctx context.Context, fragment string) playTab {
+	t.Helper()
 	pg, err := newPlayground()
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(pg.handler())
 	t.Cleanup(func() { srv.Close(); pg.close() })
-	p := playTab{t, ctx}
-	p.do("open the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
+	p := playTab{t, ctx, srv.URL}
+	p.do("open the page", chromedp.Navigate(srv.URL+"/"+fragment), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
 	p.wait("the first state", `document.body.dataset.done === "1"`)
 	return p
 }
@@ -201,4 +208,44 @@ func TestPlayBrowserLostSYN(t *testing.T) {
 	p.click("A-accept")
 	p.wait("ESTABLISHED on both sides",
 		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+}
+
+// playLadder is a page expression: the ladder's text.
+const playLadder = `document.querySelector("#ladder tbody").innerText`
+
+// TestPlayBrowserSharedURL plays a session by clicking (a handshake, a
+// dropped packet, a clock step), takes the page's URL, and opens it on a
+// second, fresh playground: the page there shows the same ladder, the
+// same sockets and the same clock. "Back" then undoes the last step.
+func TestPlayBrowserSharedURL(t *testing.T) {
+	p := openPlay(t)
+	p.listenAndConnect()
+	p.click("net-deliver")
+	p.click("net-drop") // the SYN,ACK
+	p.click("clock-next")
+	p.click("net-all")
+	p.click("A-accept")
+	p.wait("ESTABLISHED on both sides", playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	href := p.eval(`location.hash`)
+	if !strings.Contains(href, "N.drop.0,T.next,N.all,A.accept.3") {
+		t.Fatalf("the page's URL fragment %s does not hold the session", href)
+	}
+	ladder, now := p.eval(playLadder), p.eval(`document.getElementById("now").textContent`)
+
+	q := openPlayAt(t, p.ctx, strings.Trim(href, `"`))
+	q.wait("the shared session's sockets", playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	if got := q.eval(playLadder); got != ladder {
+		t.Errorf("the shared URL's ladder:\n%s\nwant\n%s", got, ladder)
+	}
+	if got := q.eval(`document.getElementById("now").textContent`); got != now {
+		t.Errorf("the shared URL's clock reads %s, want %s", got, now)
+	}
+	if q.url == p.url {
+		t.Fatal("the shared URL was opened on the same playground")
+	}
+	q.click("back")
+	q.wait("the accept undone", playSockets("A")+` === "3:LISTEN"`)
+	if got := q.eval(`location.hash`); !strings.HasSuffix(got, `N.all"`) {
+		t.Errorf("after Back the URL is %s, want the session without its last step", got)
+	}
 }
