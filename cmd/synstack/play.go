@@ -34,16 +34,17 @@ var playPage []byte
 
 // Limits on what one request may ask for.
 const (
-	playMaxWrite   = 1 << 20        // bytes one write call may send
-	playMaxRead    = 1 << 16        // bytes one read call may take
-	playMaxFlight  = 4096           // packets held in flight; beyond, the link drops them
-	playMaxEvents  = 10000          // ladder rows kept; beyond, the oldest go
-	playMaxDeliver = 1000           // packets "deliver all" carries before it stops
-	playMaxAdvance = 24 * time.Hour // the longest clock step
-	playMaxBody    = 64 << 10       // bytes of a request body
-	playMaxFDs     = 256            // descriptors a host may have open
-	playStart      = "2026-01-01T00:00:00Z"
-	playDefault    = "127.0.0.1:8020" // where synstack play listens by default
+	playMaxWrite    = 1 << 20        // bytes one write call may send
+	playMaxRead     = 1 << 16        // bytes one read call may take
+	playMaxFlight   = 4096           // packets held in flight; beyond, the link drops them
+	playMaxEvents   = 10000          // ladder rows kept; beyond, the oldest go
+	playMaxDeliver  = 1000           // packets "deliver all" carries before it stops
+	playMaxAdvance  = 24 * time.Hour // the longest clock step
+	playMaxBody     = 64 << 10       // bytes of a request body
+	playMaxFDs      = 256            // descriptors a host may have open
+	playMaxOptValue = 1 << 24        // the largest value an option is set to (buffers, seconds)
+	playStart       = "2026-01-01T00:00:00Z"
+	playDefault     = "127.0.0.1:8020" // where synstack play listens by default
 )
 
 func runPlay(w io.Writer, args []string) error {
@@ -91,7 +92,10 @@ type playground struct {
 	events   []playEvent
 	dropped  int // ladder rows forgotten (playMaxEvents)
 	flows    trace.Flows
-	overflow int // packets the link refused (playMaxFlight)
+	overflow int             // packets the link refused (playMaxFlight)
+	tape     []playTapeEntry // A's calls and packets, for the script
+	captured []playCapture   // every packet sent, for the pcap
+	tapeFull bool            // the tape or the capture reached playMaxTape
 
 	// Guarded by mu, not qmu: only requests change them.
 	log    []playStep // the session: every step that acted, in order
@@ -256,6 +260,10 @@ func (l *playLink) WritePacket(pkt []byte) error {
 	}
 	p := l.h.decode(pkt)
 	pg.flight = append(pg.flight, p)
+	pg.captureLocked(p.pkt)
+	if l.h == pg.hosts[0] {
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Out: true, Pkt: p.pkt}, -1)
+	}
 	pg.recordLocked(l.h.name, "send", fmt.Sprintf("#%d %s → %s: %s", p.ID, p.From, p.To, p.Rel))
 	return nil
 }
@@ -325,6 +333,11 @@ func (pg *playground) deliver(id int) error {
 		return err
 	}
 	pg.record(p.To, "deliver", fmt.Sprintf("#%d delivered to %s: %s", p.ID, p.To, p.Rel))
+	if p.to == pg.hosts[0] {
+		pg.qmu.Lock()
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Pkt: p.pkt}, -1)
+		pg.qmu.Unlock()
+	}
 	l := p.to.link
 	l.mu.Lock()
 	d := l.d
@@ -411,7 +424,7 @@ func (pg *playground) advance(d time.Duration) error {
 // playCall is a socket call the page asks for.
 type playCall struct {
 	Host    string `json:"host"` // "A" or "B"
-	Op      string `json:"op"`   // socket, reuseaddr, bind, listen, connect, accept, write, read, shutdown, close
+	Op      string `json:"op"`   // socket, bind, listen, connect, accept, write, read, shutdown, close, dup, or an option (playOptions)
 	FD      int    `json:"fd"`
 	Port    int    `json:"port"`    // bind, connect (the other host's port)
 	Backlog int    `json:"backlog"` // listen
@@ -445,7 +458,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 	)
 	// The call's row goes before what the call made (transitions, packets).
 	pg.qmu.Lock()
-	mark := len(pg.events) + pg.dropped
+	mark, tapeMark := len(pg.events)+pg.dropped, len(pg.tape)
 	pg.qmu.Unlock()
 	switch c.Op {
 	case "socket":
@@ -457,9 +470,15 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil {
 			h.fds = append(h.fds, ret)
 		}
-	case "reuseaddr":
-		err = h.so.SetsockoptInt(c.FD, synstack.SOL_SOCKET, synstack.SO_REUSEADDR, 1)
-		text = fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_REUSEADDR, 1)", c.FD)
+	case "dup":
+		if len(h.fds) >= playMaxFDs {
+			return playResult{}, fmt.Errorf("host %s has %d descriptors open: close some", h.name, playMaxFDs)
+		}
+		ret, err = h.so.Dup(c.FD)
+		text = fmt.Sprintf("dup(%d)", c.FD)
+		if err == nil {
+			h.fds = append(h.fds, ret)
+		}
 	case "bind":
 		if c.Port < 0 || c.Port > 65535 {
 			return playResult{}, fmt.Errorf("port %d: give 0 to 65535", c.Port)
@@ -506,10 +525,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		ret, err = h.so.Write(c.FD, buf)
 		text = fmt.Sprintf("write(%d, %d bytes)", c.FD, c.N)
 	case "read":
-		n := c.N
-		if n <= 0 {
-			n = 1000
-		}
+		n := playReadLen(c.N)
 		if n > playMaxRead {
 			return playResult{}, fmt.Errorf("read %d bytes: give at most %d", n, playMaxRead)
 		}
@@ -541,11 +557,39 @@ func (pg *playground) call(c playCall) (playResult, error) {
 			}
 		}
 	default:
-		return playResult{}, fmt.Errorf("no call %q", c.Op)
+		o, ok := playOptions[c.Op]
+		if !ok {
+			return playResult{}, fmt.Errorf("no call %q", c.Op)
+		}
+		if c.Value < -1 || c.Value > playMaxOptValue {
+			return playResult{}, fmt.Errorf("%s value %d: give -1 to %d", o.name, c.Value, playMaxOptValue)
+		}
+		if o.opt == synstack.SO_LINGER {
+			// A value of -1 turns lingering off; N >= 0 lingers N seconds (0: close resets).
+			l := syscall.Linger{Onoff: int32(b2i(c.Value >= 0)), Linger: int32(max(c.Value, 0))}
+			err = h.so.SetsockoptLinger(c.FD, l)
+			text = fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_LINGER, {onoff=%d, linger=%d})", c.FD, l.Onoff, l.Linger)
+		} else {
+			err = h.so.SetsockoptInt(c.FD, o.level, o.opt, c.Value)
+			text = fmt.Sprintf("setsockopt(%d, %s, %s, %d)", c.FD, o.levelName, o.name, c.Value)
+		}
 	}
 	res := callResult(text, ret, data, err)
 	pg.insertCall(mark, h.name, res.Text)
+	if h == pg.hosts[0] {
+		pg.qmu.Lock()
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Call: &c, Res: res}, tapeMark)
+		pg.qmu.Unlock()
+	}
 	return res, nil
+}
+
+// playReadLen is the length a read asks for: n, or 1000 if not given.
+func playReadLen(n int) int {
+	if n <= 0 {
+		return 1000
+	}
+	return n
 }
 
 // host returns the host named name, or nil.
@@ -736,6 +780,7 @@ type playReply struct {
 //	POST /api/reset    two fresh hosts
 //	POST /api/load     {"session":"A.socket,A.bind.3.80","lesson":"handshake"}: replay a session
 //	POST /api/back     undo the last step (replay all but it)
+//	GET  /api/export/script, /api/export/pcap: the session as a packet script, as a pcap
 func (pg *playground) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -765,6 +810,18 @@ func (pg *playground) handler() http.Handler {
 		var l playLoad
 		pg.serve(w, r, &l, func() (*playResult, string, error) { return nil, "", pg.load(l) })
 	})
+	mux.HandleFunc("GET /api/export/script", func(w http.ResponseWriter, r *http.Request) {
+		pg.mu.Lock()
+		text, err := pg.exportScript()
+		pg.mu.Unlock()
+		pg.download(w, "play.pkt", "text/plain; charset=utf-8", []byte(text), err)
+	})
+	mux.HandleFunc("GET /api/export/pcap", func(w http.ResponseWriter, r *http.Request) {
+		pg.mu.Lock()
+		b, err := pg.exportPcap()
+		pg.mu.Unlock()
+		pg.download(w, "play.pcap", "application/vnd.tcpdump.pcap", b, err)
+	})
 	mux.HandleFunc("POST /api/back", func(w http.ResponseWriter, r *http.Request) {
 		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.back() })
 	})
@@ -783,6 +840,7 @@ func (pg *playground) reset() error {
 	pg.clk, pg.t0, pg.hosts = fresh.clk, fresh.t0, fresh.hosts
 	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
 	pg.log, pg.lesson = nil, ""
+	pg.tape, pg.captured, pg.tapeFull = nil, nil, false
 	for _, h := range pg.hosts {
 		h.pg = pg
 	}
@@ -811,4 +869,15 @@ func (pg *playground) serve(w http.ResponseWriter, r *http.Request, body any, do
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
 	json.NewEncoder(w).Encode(reply)
+}
+
+// download answers with a file, or the error.
+func (pg *playground) download(w http.ResponseWriter, name, typ string, b []byte, err error) {
+	if err != nil {
+		http.Error(w, "export: "+err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", typ)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Write(b)
 }

@@ -54,7 +54,7 @@ func (c *playClient) post(path string, body any, wantErr bool) playReply {
 // call makes a socket call and checks its errno ("" for success).
 func (c *playClient) call(host, op string, fd, port int, wantErrno string) playReply {
 	c.t.Helper()
-	r := c.post("/api/call", playCall{Host: host, Op: op, FD: fd, Port: port, Backlog: 5}, false)
+	r := c.post("/api/call", playCall{Host: host, Op: op, FD: fd, Port: port, Backlog: 5, Value: 1}, false)
 	if r.Result == nil {
 		c.t.Fatalf("%s %s: no result", host, op)
 	}
