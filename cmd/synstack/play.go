@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,8 +126,11 @@ type playPacket struct {
 	Rel   string `json:"label"`  // summary with relative numbers, as the ladder
 	Len   int    `json:"len"`    // payload bytes
 	Win   uint16 `json:"win"`
+	Held  *int64 `json:"heldUntilMs,omitempty"` // delayed: delivered when the clock reaches it
+	DupOf int    `json:"dupOf,omitempty"`       // a duplicate of that packet
 	pkt   []byte
 	to    *playHost
+	timer clock.Timer // the delay's
 }
 
 // playEvent is one row of the ladder.
@@ -309,24 +313,41 @@ func flagNames(f wire.TCPFlags) string {
 	return strings.Join(names, ",")
 }
 
-// take removes the packet id (0: the oldest) from the flight.
+// take removes the packet id (0: the oldest not held) from the flight.
 func (pg *playground) take(id int) (*playPacket, error) {
 	pg.qmu.Lock()
 	defer pg.qmu.Unlock()
-	if len(pg.flight) == 0 {
-		return nil, errors.New("no packet in flight")
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return nil, err
 	}
-	for i, p := range pg.flight {
-		if id == 0 || p.ID == id {
-			pg.flight = append(pg.flight[:i], pg.flight[i+1:]...)
-			return p, nil
-		}
+	p := pg.flight[i]
+	pg.flight = append(pg.flight[:i], pg.flight[i+1:]...)
+	if p.timer != nil {
+		p.timer.Stop()
 	}
-	return nil, fmt.Errorf("no packet #%d in flight", id)
+	return p, nil
 }
 
-// deliver hands packet id (0: the oldest) to its receiver; what that
-// stack sends in answer joins the flight.
+// findLocked returns the index in the flight of packet id (0: the oldest
+// not held). pg.qmu is held.
+func (pg *playground) findLocked(id int) (int, error) {
+	if len(pg.flight) == 0 {
+		return 0, errors.New("no packet in flight")
+	}
+	for i, p := range pg.flight {
+		if (id == 0 && p.Held == nil) || (id != 0 && p.ID == id) {
+			return i, nil
+		}
+	}
+	if id == 0 {
+		return 0, errors.New("every packet in flight is delayed: step the clock")
+	}
+	return 0, fmt.Errorf("no packet #%d in flight", id)
+}
+
+// deliver hands packet id (0: the oldest not held) to its receiver; what
+// that stack sends in answer joins the flight.
 func (pg *playground) deliver(id int) error {
 	p, err := pg.take(id)
 	if err != nil {
@@ -343,12 +364,12 @@ func (pg *playground) deliver(id int) error {
 	d := l.d
 	l.mu.Unlock()
 	if d != nil {
-		d.DeliverPacket(p.pkt)
+		d.DeliverPacket(append([]byte(nil), p.pkt...)) // the stack may reuse it; the tape keeps p.pkt
 	}
 	return nil
 }
 
-// drop loses packet id (0: the oldest).
+// drop loses packet id (0: the oldest not held).
 func (pg *playground) drop(id int) error {
 	p, err := pg.take(id)
 	if err != nil {
@@ -358,14 +379,78 @@ func (pg *playground) drop(id int) error {
 	return nil
 }
 
+// delay holds packet id for d of virtual time: the clock delivers it.
+func (pg *playground) delay(id int, d time.Duration) error {
+	if d <= 0 || d > playMaxAdvance {
+		return fmt.Errorf("delay by %s: give 1 ms to %s", d, playMaxAdvance)
+	}
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return err
+	}
+	p := pg.flight[i]
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	until := pg.ms() + d.Milliseconds()
+	p.Held = &until
+	p.timer = pg.clk.AfterFunc(d, func() {
+		// The clock runs this inside a request (its step), pg.mu held.
+		pg.deliver(p.ID) // gone already if delivered or dropped by hand
+	})
+	pg.recordLocked(p.From, "delay", fmt.Sprintf("#%d held %s, until t=%d ms: %s", p.ID, d, until, p.Rel))
+	return nil
+}
+
+// duplicate puts a copy of packet id in flight, just after it.
+func (pg *playground) duplicate(id int) error {
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return err
+	}
+	if len(pg.flight) >= playMaxFlight {
+		return fmt.Errorf("%d packets in flight: the link holds no more", playMaxFlight)
+	}
+	p := pg.flight[i]
+	pg.nextID++
+	c := &playPacket{ID: pg.nextID, From: p.From, To: p.To, Sent: pg.ms(), Flags: p.Flags, Seq: p.Seq, Ack: p.Ack,
+		Rel: fmt.Sprintf("%s (duplicate of #%d)", p.Rel, p.ID), Len: p.Len, Win: p.Win, DupOf: p.ID,
+		pkt: append([]byte(nil), p.pkt...), to: p.to}
+	pg.flight = slices.Insert(pg.flight, i+1, c)
+	pg.recordLocked(p.From, "dup", fmt.Sprintf("#%d duplicates #%d: %s", c.ID, p.ID, p.Rel))
+	return nil
+}
+
+// swap exchanges the places of packets a and b in flight: the network
+// reorders them.
+func (pg *playground) swap(a, b int) error {
+	if a == 0 || b == 0 || a == b {
+		return errors.New("reorder: give two packets by their numbers")
+	}
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(a)
+	if err != nil {
+		return err
+	}
+	j, err := pg.findLocked(b)
+	if err != nil {
+		return err
+	}
+	pg.flight[i], pg.flight[j] = pg.flight[j], pg.flight[i]
+	pg.recordLocked("", "reorder", fmt.Sprintf("#%d and #%d change places", a, b))
+	return nil
+}
+
 // deliverAll delivers until nothing is in flight, or playMaxDeliver
 // packets have gone (two stacks can talk for ever).
 func (pg *playground) deliverAll() string {
 	for n := 0; n < playMaxDeliver; n++ {
-		pg.qmu.Lock()
-		empty := len(pg.flight) == 0
-		pg.qmu.Unlock()
-		if empty || pg.deliver(0) != nil {
+		if pg.deliver(0) != nil { // nothing in flight, or only delayed packets
 			return fmt.Sprintf("%d packets delivered", n)
 		}
 	}
@@ -381,6 +466,12 @@ func (pg *playground) network(n playNet) (string, error) {
 		return "", pg.drop(n.ID)
 	case "deliver-all":
 		return pg.deliverAll(), nil
+	case "delay":
+		return "", pg.delay(n.ID, time.Duration(n.Ms)*time.Millisecond)
+	case "dup":
+		return "", pg.duplicate(n.ID)
+	case "swap":
+		return "", pg.swap(n.ID, n.ID2)
 	}
 	return "", fmt.Errorf("no network operation %q", n.Op)
 }
