@@ -93,10 +93,12 @@ type playground struct {
 	events   []playEvent
 	dropped  int // ladder rows forgotten (playMaxEvents)
 	flows    trace.Flows
-	overflow int             // packets the link refused (playMaxFlight)
-	tape     []playTapeEntry // A's calls and packets, for the script
-	captured []playCapture   // every packet sent, for the pcap
-	tapeFull bool            // the tape or the capture reached playMaxTape
+	overflow int                      // packets the link refused (playMaxFlight)
+	tape     []playTapeEntry          // A's calls and packets, for the script
+	captured []playCapture            // every packet sent, for the pcap
+	tapeFull bool                     // the tape or the capture reached playMaxTape
+	isn      map[trace.FlowKey]uint32 // each direction's ISN, from its SYN
+	sentEnd  map[trace.FlowKey]uint32 // each direction's highest sequence number sent
 
 	// Guarded by mu, not qmu: only requests change them.
 	log    []playStep // the session: every step that acted, in order
@@ -105,32 +107,34 @@ type playground struct {
 
 // playHost is one machine: a stack and the descriptors opened on it.
 type playHost struct {
-	pg   *playground
-	name string // "A" or "B"
-	addr netip.Addr
-	st   *synstack.Stack
-	so   *synstack.Sockets
-	link *playLink
-	fds  []int // open descriptors, in the order they were made
+	pg    *playground
+	name  string // "A" or "B"
+	addr  netip.Addr
+	st    *synstack.Stack
+	so    *synstack.Sockets
+	link  *playLink
+	fds   []int       // open descriptors, in the order they were made
+	conns []*playConn // the connections and listeners the transitions drew (pg.qmu)
 }
 
 // playPacket is a packet in flight: sent, not yet delivered or dropped.
 type playPacket struct {
-	ID    int    `json:"id"`
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Sent  int64  `json:"sentMs"` // virtual milliseconds since the start
-	Flags string `json:"flags"`  // "SYN,ACK"
-	Seq   uint32 `json:"seq"`    // absolute
-	Ack   uint32 `json:"ack"`    // absolute; meaningful with ACK
-	Rel   string `json:"label"`  // summary with relative numbers, as the ladder
-	Len   int    `json:"len"`    // payload bytes
-	Win   uint16 `json:"win"`
-	Held  *int64 `json:"heldUntilMs,omitempty"` // delayed: delivered when the clock reaches it
-	DupOf int    `json:"dupOf,omitempty"`       // a duplicate of that packet
-	pkt   []byte
-	to    *playHost
-	timer clock.Timer // the delay's
+	ID     int         `json:"id"`
+	From   string      `json:"from"`
+	To     string      `json:"to"`
+	Sent   int64       `json:"sentMs"` // virtual milliseconds since the start
+	Flags  string      `json:"flags"`  // "SYN,ACK"
+	Seq    uint32      `json:"seq"`    // absolute
+	Ack    uint32      `json:"ack"`    // absolute; meaningful with ACK
+	Rel    string      `json:"label"`  // summary with relative numbers, as the ladder
+	Len    int         `json:"len"`    // payload bytes
+	Win    uint16      `json:"win"`
+	Held   *int64      `json:"heldUntilMs,omitempty"` // delayed: delivered when the clock reaches it
+	DupOf  int         `json:"dupOf,omitempty"`       // a duplicate of that packet
+	Fields []playField `json:"fields"`                // every header field, for the page's packet view
+	pkt    []byte
+	to     *playHost
+	timer  clock.Timer // the delay's
 }
 
 // playEvent is one row of the ladder.
@@ -144,7 +148,8 @@ type playEvent struct {
 // newPlayground starts A (10.0.0.1) and B (10.0.0.2) on a fresh clock.
 func newPlayground() (*playground, error) {
 	start, _ := time.Parse(time.RFC3339, playStart)
-	pg := &playground{clk: clock.NewVirtual(start), t0: start}
+	pg := &playground{clk: clock.NewVirtual(start), t0: start,
+		isn: map[trace.FlowKey]uint32{}, sentEnd: map[trace.FlowKey]uint32{}}
 	for i, name := range []string{"A", "B"} {
 		h := &playHost{pg: pg, name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
 		h.link = &playLink{h: h}
@@ -203,7 +208,7 @@ func (pg *playground) recordLocked(host, kind, text string) {
 
 // onTransition is the stack's transition hook: a ladder row.
 func (h *playHost) onTransition(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause) {
-	h.pg.record(h.name, "transition", transitionText(local, remote, from.String(), to.String(), string(cause)))
+	h.transition(local, remote, from.String(), to.String(), string(cause))
 }
 
 func transitionText(local, remote netip.AddrPort, from, to, cause string) string {
@@ -292,7 +297,9 @@ func (h *playHost) decode(pkt []byte) *playPacket {
 	p.Flags, p.Seq, p.Ack, p.Len, p.Win = flagNames(t.Flags), t.Seq, t.Ack, len(data), t.Window
 	if tp, err := trace.ParsePacket(pkt); err == nil {
 		p.Rel = trace.Label(&pg.flows, &tp, trace.OptionsSYN, true)
+		pg.observeLocked(&tp)
 	}
+	p.Fields = packetFields(pkt)
 	return p
 }
 
@@ -418,7 +425,7 @@ func (pg *playground) duplicate(id int) error {
 	p := pg.flight[i]
 	pg.nextID++
 	c := &playPacket{ID: pg.nextID, From: p.From, To: p.To, Sent: pg.ms(), Flags: p.Flags, Seq: p.Seq, Ack: p.Ack,
-		Rel: fmt.Sprintf("%s (duplicate of #%d)", p.Rel, p.ID), Len: p.Len, Win: p.Win, DupOf: p.ID,
+		Rel: fmt.Sprintf("%s (duplicate of #%d)", p.Rel, p.ID), Len: p.Len, Win: p.Win, DupOf: p.ID, Fields: p.Fields,
 		pkt: append([]byte(nil), p.pkt...), to: p.to}
 	pg.flight = slices.Insert(pg.flight, i+1, c)
 	pg.recordLocked(p.From, "dup", fmt.Sprintf("#%d duplicates #%d: %s", c.ID, p.ID, p.Rel))
@@ -584,7 +591,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil && before == "CLOSED" {
 			// A listener has no connection: the stack's hook does not see it.
 			local, _ := h.so.Getsockname(c.FD)
-			defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "CLOSED", "LISTEN", "call LISTEN"))
+			defer h.transition(local, netip.AddrPort{}, "CLOSED", "LISTEN", "call LISTEN")
 		}
 	case "connect":
 		if c.Port < 1 || c.Port > 65535 {
@@ -644,7 +651,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil {
 			h.forget(c.FD)
 			if listening && !h.shared(local) {
-				defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "LISTEN", "CLOSED", "call CLOSE"))
+				defer h.transition(local, netip.AddrPort{}, "LISTEN", "CLOSED", "call CLOSE")
 			}
 		}
 	default:
@@ -798,9 +805,11 @@ type playState struct {
 }
 
 type playHostView struct {
-	Name    string           `json:"name"`
-	Addr    string           `json:"addr"`
-	Sockets []playSocketView `json:"sockets"`
+	Name     string           `json:"name"`
+	Addr     string           `json:"addr"`
+	Sockets  []playSocketView `json:"sockets"`
+	Conns    []playConnView   `json:"conns"`
+	Counters []playField      `json:"counters"` // the stack's non-zero counters
 }
 
 type playSocketView struct {
@@ -818,7 +827,7 @@ func (pg *playground) state() playState {
 		s.NextMs = &ms
 	}
 	for _, h := range pg.hosts {
-		v := playHostView{Name: h.name, Addr: h.addr.String(), Sockets: []playSocketView{}}
+		v := playHostView{Name: h.name, Addr: h.addr.String(), Sockets: []playSocketView{}, Conns: h.connViews(), Counters: h.counters()}
 		for _, fd := range h.fds {
 			sv := playSocketView{FD: fd, State: h.state(fd)}
 			if a, err := h.so.Getsockname(fd); err == nil && a.IsValid() {
@@ -932,6 +941,7 @@ func (pg *playground) reset() error {
 	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
 	pg.log, pg.lesson = nil, ""
 	pg.tape, pg.captured, pg.tapeFull = nil, nil, false
+	pg.isn, pg.sentEnd = fresh.isn, fresh.sentEnd
 	for _, h := range pg.hosts {
 		h.pg = pg
 	}

@@ -249,3 +249,40 @@ func TestPlayBrowserSharedURL(t *testing.T) {
 		t.Errorf("after Back the URL is %s, want the session without its last step", got)
 	}
 }
+
+// TestPlayBrowserViews opens a handshake's session and checks what the
+// page draws: A's connection's state diagram with ESTABLISHED current and
+// the passive path lit, the sequence spaces of the connection picked,
+// and, after a write, the fields of the packet picked.
+func TestPlayBrowserViews(t *testing.T) {
+	p := openPlayAt(t, playBrowser(t), "#s="+playHandshakeSession)
+	const conn = `document.querySelector("#host-A .conn[data-state=ESTABLISHED]")`
+	p.wait("A's connection", conn+` !== null`)
+	if got := p.eval(conn + `.querySelector("g.current").dataset.state`); got != `"ESTABLISHED"` {
+		t.Errorf("the diagram's current state: %s", got)
+	}
+	lit := p.eval(`[...` + conn + `.querySelectorAll("line.taken")].map(l => l.dataset.edge).join(" ")`)
+	if lit != `"LISTEN>SYN_RCVD SYN_RCVD>ESTABLISHED"` {
+		t.Errorf("the path lit: %s", lit)
+	}
+	if n := p.eval(`document.querySelectorAll("svg.diagram").length`); n != "3" {
+		t.Errorf("%s diagrams, want 3 (A's listener and connection, B's connection)", n)
+	}
+	p.do("pick A's connection", chromedp.Click(chromedp.CSS(`#host-A .conn[data-state=ESTABLISHED] button.pick`)))
+	p.wait("the sequence spaces", `document.querySelectorAll("#seq tr[data-name]").length === 7`)
+	p.do("A's fd 4", chromedp.SetValue(chromedp.CSS("#A-fd"), "4"))
+	p.click("A-write")
+	p.wait("the data in flight", `document.querySelectorAll("#flight tr[data-id]").length === 1`)
+	if got := p.eval(`document.querySelector("#seq tr[data-name='SND.NXT'] td:nth-child(3)").textContent`); !strings.Contains(got, "100 in flight") {
+		t.Errorf("SND.NXT's note after writing 100 bytes: %s", got)
+	}
+	p.do("pick the packet", chromedp.Click(chromedp.CSS(`#flight tr[data-id] button.pick`)))
+	p.wait("its fields", `document.querySelectorAll("#fields tr").length > 15`)
+	if got := p.eval(`document.querySelector("#fields").innerText`); !strings.Contains(got, "PSH,ACK") || !strings.Contains(got, `payload\t100 bytes`) {
+		t.Errorf("the packet's fields: %s", got)
+	}
+	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
+		png, _ := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+		os.WriteFile(filepath.Join(dir, "views.png"), png, 0o644)
+	}
+}
