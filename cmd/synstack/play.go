@@ -52,8 +52,9 @@ func runPlay(w io.Writer, args []string) error {
 	fs := flag.NewFlagSet("play", flag.ContinueOnError)
 	fs.SetOutput(w)
 	listen := fs.String("listen", playDefault, "serve the page on `ADDR`")
+	lesson := fs.String("lesson", "", "start from the lesson `NAME` (a demo scenario; see demo --list)")
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: synstack play [--listen ADDR]\n\n")
+		fmt.Fprintf(w, "usage: synstack play [--listen ADDR] [--lesson NAME]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered or dropped, the virtual clock stepped. See docs/playground.md.\n")
 	}
@@ -62,6 +63,9 @@ func runPlay(w io.Writer, args []string) error {
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("play: unexpected arguments %q", fs.Args())
+	}
+	if *lesson != "" && findLesson(*lesson) == nil {
+		return fmt.Errorf("play: no lesson %q (the lessons are demo --list's scenarios)", *lesson)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -73,6 +77,12 @@ func runPlay(w io.Writer, args []string) error {
 		return err
 	}
 	defer pg.close()
+	if *lesson != "" {
+		if err := pg.load(playLoad{Lesson: *lesson}); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	fmt.Fprintf(w, "synstack play: open http://%s/\n", ln.Addr())
 	srv := &http.Server{Handler: pg.handler(), ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(ln)
@@ -880,6 +890,7 @@ type playReply struct {
 //	POST /api/reset    two fresh hosts
 //	POST /api/load     {"session":"A.socket,A.bind.3.80","lesson":"handshake"}: replay a session
 //	POST /api/back     undo the last step (replay all but it)
+//	GET  /api/lessons  the lessons: [{"name":"handshake","title":...,"try":...}]
 //	GET  /api/export/script, /api/export/pcap: the session as a packet script, as a pcap
 func (pg *playground) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -921,6 +932,10 @@ func (pg *playground) handler() http.Handler {
 		b, err := pg.exportPcap()
 		pg.mu.Unlock()
 		pg.download(w, "play.pcap", "application/vnd.tcpdump.pcap", b, err)
+	})
+	mux.HandleFunc("GET /api/lessons", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(lessonList())
 	})
 	mux.HandleFunc("POST /api/back", func(w http.ResponseWriter, r *http.Request) {
 		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.back() })
