@@ -582,11 +582,10 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if len(h.fds) >= playMaxFDs {
 			return playResult{}, fmt.Errorf("host %s has %d descriptors open: close some", h.name, playMaxFDs)
 		}
-		ret, err = h.so.Dup(c.FD)
-		text = fmt.Sprintf("dup(%d)", c.FD)
-		if err == nil {
+		if ret, err = h.so.Dup(c.FD); err == nil {
 			h.fds = append(h.fds, ret)
 		}
+		text = fmt.Sprintf("dup(%d)", c.FD)
 	case "bind":
 		if c.Port < 0 || c.Port > 65535 {
 			return playResult{}, fmt.Errorf("port %d: give 0 to 65535", c.Port)
@@ -665,31 +664,35 @@ func (pg *playground) call(c playCall) (playResult, error) {
 			}
 		}
 	default:
-		o, ok := playOptions[c.Op]
-		if !ok {
-			return playResult{}, fmt.Errorf("no call %q", c.Op)
-		}
-		if c.Value < -1 || c.Value > playMaxOptValue {
-			return playResult{}, fmt.Errorf("%s value %d: give -1 to %d", o.name, c.Value, playMaxOptValue)
-		}
-		if o.opt == synstack.SO_LINGER {
-			// A value of -1 turns lingering off; N >= 0 lingers N seconds (0: close resets).
-			l := syscall.Linger{Onoff: int32(b2i(c.Value >= 0)), Linger: int32(max(c.Value, 0))}
-			err = h.so.SetsockoptLinger(c.FD, l)
-			text = fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_LINGER, {onoff=%d, linger=%d})", c.FD, l.Onoff, l.Linger)
-		} else {
-			err = h.so.SetsockoptInt(c.FD, o.level, o.opt, c.Value)
-			text = fmt.Sprintf("setsockopt(%d, %s, %s, %d)", c.FD, o.levelName, o.name, c.Value)
+		var bad error
+		if text, err, bad = h.setOption(c); bad != nil {
+			return playResult{}, bad
 		}
 	}
 	res := callResult(text, ret, data, err)
-	pg.insertCall(mark, h.name, res.Text)
-	if h == pg.hosts[0] {
-		pg.qmu.Lock()
-		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Call: &c, Res: res}, tapeMark)
-		pg.qmu.Unlock()
-	}
+	pg.insertCall(mark, tapeMark, h, c, res)
 	return res, nil
+}
+
+// setOption runs an option call: its strace text and the socket layer's
+// error, or bad for a request to refuse (no such option, a value out of
+// range).
+func (h *playHost) setOption(c playCall) (text string, err, bad error) {
+	o, ok := playOptions[c.Op]
+	if !ok {
+		return "", nil, fmt.Errorf("no call %q", c.Op)
+	}
+	if c.Value < -1 || c.Value > playMaxOptValue {
+		return "", nil, fmt.Errorf("%s value %d: give -1 to %d", o.name, c.Value, playMaxOptValue)
+	}
+	if o.opt == synstack.SO_LINGER {
+		// A value of -1 turns lingering off; N >= 0 lingers N seconds (0: close resets).
+		l := syscall.Linger{Onoff: int32(b2i(c.Value >= 0)), Linger: int32(max(c.Value, 0))}
+		return fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_LINGER, {onoff=%d, linger=%d})", c.FD, l.Onoff, l.Linger),
+			h.so.SetsockoptLinger(c.FD, l), nil
+	}
+	return fmt.Sprintf("setsockopt(%d, %s, %s, %d)", c.FD, o.levelName, o.name, c.Value),
+		h.so.SetsockoptInt(c.FD, o.level, o.opt, c.Value), nil
 }
 
 // playReadLen is the length a read asks for: n, or 1000 if not given.
@@ -732,11 +735,15 @@ func callResult(text string, ret int, data string, err error) playResult {
 }
 
 // insertCall puts a call's row where the ladder stood when the call began
-// (mark counts the rows ever recorded then).
-func (pg *playground) insertCall(mark int, host, text string) {
+// (mark counts the rows ever recorded then), and a call of A's on the
+// tape where it stood (tapeMark).
+func (pg *playground) insertCall(mark, tapeMark int, h *playHost, c playCall, res playResult) {
 	pg.qmu.Lock()
 	defer pg.qmu.Unlock()
-	pg.recordLocked(host, "call", text)
+	if h == pg.hosts[0] {
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Call: &c, Res: res}, tapeMark)
+	}
+	pg.recordLocked(h.name, "call", res.Text)
 	ev := pg.events[len(pg.events)-1]
 	at := max(mark-pg.dropped, 0)
 	copy(pg.events[at+1:], pg.events[at:len(pg.events)-1])

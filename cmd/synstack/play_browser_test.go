@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -48,6 +50,28 @@ func playBrowser(t *testing.T) context.Context {
 		t.Fatalf("starting %s: %v", path, err)
 	}
 	return ctx
+}
+
+// playShots makes the browser tests write their screenshots into
+// docs/img (go test ./cmd/synstack -run PlayBrowser -synstack.shots);
+// without it, nothing is written.
+var playShots = flag.Bool("synstack.shots", false, "write the playground's screenshots to docs/img/play-*.png")
+
+// shot writes a screenshot of the whole page to docs/img/name, if asked.
+func (p playTab) shot(name string) {
+	p.t.Helper()
+	if !*playShots {
+		return
+	}
+	c, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", name), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // playTab is the playground's page open in a browser tab.
@@ -166,15 +190,7 @@ func TestPlayBrowserHandshake(t *testing.T) {
 			t.Errorf("the page's ladder lacks %q: %s", want, ladder)
 		}
 	}
-	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
-		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "play-handshake.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.shot("play-handshake.png")
 	// The descriptor field follows the accepted socket.
 	if fd := p.eval(`document.getElementById("A-fd").value`); fd != `"4"` {
 		t.Errorf("A's fd field after accept: %s, want 4", fd)
@@ -281,8 +297,8 @@ func TestPlayBrowserViews(t *testing.T) {
 	if got := p.eval(`document.querySelector("#fields").innerText`); !strings.Contains(got, "PSH,ACK") || !strings.Contains(got, `payload\t100 bytes`) {
 		t.Errorf("the packet's fields: %s", got)
 	}
-	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
-		png, _ := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-		os.WriteFile(filepath.Join(dir, "views.png"), png, 0o644)
-	}
+	p.shot("play-views.png")
 }
+
+// jsonUnquote reads a JSON value (eval's answer) into v.
+func jsonUnquote(s string, v any) error { return json.Unmarshal([]byte(s), v) }
