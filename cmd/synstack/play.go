@@ -153,6 +153,9 @@ type playEvent struct {
 	Host string `json:"host"` // "A", "B" or "" (the network, the clock)
 	Kind string `json:"kind"` // call, send, deliver, drop, transition, clock
 	Text string `json:"text"`
+	// Differs marks a row of a run against Linux that differs from the
+	// other run's.
+	Differs bool `json:"differs,omitempty"`
 }
 
 // newPlayground starts A (10.0.0.1) and B (10.0.0.2) on a fresh clock.
@@ -897,6 +900,7 @@ type playReply struct {
 //	POST /api/reset    two fresh hosts
 //	POST /api/load     {"session":"A.socket,A.bind.3.80","lesson":"handshake"}: replay a session
 //	POST /api/back     undo the last step (replay all but it)
+//	POST /api/kernel   run the session against Linux (root and TUN): the two ladders, what differs
 //	GET  /api/lessons  the lessons: [{"name":"handshake","title":...,"try":...}]
 //	GET  /api/export/script, /api/export/pcap: the session as a packet script, as a pcap
 func (pg *playground) handler() http.Handler {
@@ -939,6 +943,9 @@ func (pg *playground) handler() http.Handler {
 		b, err := pg.exportPcap()
 		pg.mu.Unlock()
 		pg.download(w, "play.pcap", "application/vnd.tcpdump.pcap", b, err)
+	})
+	mux.HandleFunc("POST /api/kernel", func(w http.ResponseWriter, r *http.Request) {
+		pg.serveKernel(w)
 	})
 	mux.HandleFunc("GET /api/lessons", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -188,3 +188,24 @@ func TestPlayAssets(t *testing.T) {
 	}
 	t.Logf("play.html: %d bytes", len(playPage))
 }
+
+// TestPlayBrowserKernel clicks "Run against Linux" after a handshake and
+// a close: the page shows both ladders and no difference. It needs root
+// and TUN devices besides Chromium.
+func TestPlayBrowserKernel(t *testing.T) {
+	if err := kernelAvailable(); err != nil {
+		t.Skipf("skipped: %v", err)
+	}
+	p := openPlay(t)
+	p.established()
+	p.clicks("B-close", "net-all")
+	p.do("click Run against Linux", chromedp.Click(chromedp.CSS("#kernel")))
+	p.wait("the run against Linux", `!document.getElementById("kernel-wrap").hidden`)
+	if got := p.eval(`document.getElementById("kernel-diffs").innerText`); !strings.Contains(got, "No difference") {
+		t.Errorf("differences against Linux: %s", got)
+	}
+	if got := p.eval(`document.getElementById("kernel-linux").innerText`); !strings.Contains(got, "(seen in /proc/net/tcp)") {
+		t.Errorf("the Linux ladder shows no kernel state: %s\n%s", got, p.eval(`document.getElementById("kernel-wrap").innerText`))
+	}
+	p.shot("play-kernel.png")
+}
