@@ -195,6 +195,7 @@ func TestPlayBrowserHandshake(t *testing.T) {
 	if fd := p.eval(`document.getElementById("A-fd").value`); fd != `"4"` {
 		t.Errorf("A's fd field after accept: %s, want 4", fd)
 	}
+	p.exported("handshake")
 }
 
 // TestPlayBrowserLostSYN drops B's SYN with "Drop next" and clicks "Step
@@ -224,6 +225,7 @@ func TestPlayBrowserLostSYN(t *testing.T) {
 	p.click("A-accept")
 	p.wait("ESTABLISHED on both sides",
 		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	p.exported("lost-syn")
 }
 
 // playLadder is a page expression: the ladder's text.
@@ -264,6 +266,7 @@ func TestPlayBrowserSharedURL(t *testing.T) {
 	if got := q.eval(`location.hash`); !strings.HasSuffix(got, `N.all"`) {
 		t.Errorf("after Back the URL is %s, want the session without its last step", got)
 	}
+	q.exported("shared-url")
 }
 
 // TestPlayBrowserViews opens a handshake's session and checks what the
