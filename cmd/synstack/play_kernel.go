@@ -19,19 +19,20 @@ import (
 
 // "Run against Linux": the session's steps again, with host A the Linux
 // kernel in a network namespace of its own (as demo --kernel) and host B a
-// synstack stack on the kernel's TUN device, on the sys clock. The link
+// synstack stack on the kernel's TUN device, on the real clock. The link
 // between them is the same queue: every packet either side sends waits
 // until a network step delivers, drops, holds, duplicates or reorders it
 // (packets are numbered in the order they are sent, as in the
-// playground). A clock step waits, in sys time, as long as it moved the
+// playground). A clock step waits, in real time, as long as it moved the
 // virtual clock (at most playKernelWait): the kernel's timers are its own.
 // The two ladders are shown side by side; the calls whose results differ
 // and the hosts whose state paths differ are marked.
 
 const (
-	playKernelWait   = 3 * time.Second       // the longest sys wait of one clock step
+	playKernelWait   = 3 * time.Second       // the longest real wait of one clock step
 	playKernelSettle = 30 * time.Millisecond // how long a step waits for the hosts to answer
 	playKernelLimit  = 300                   // steps a run against Linux takes at most
+	playKernelBudget = 30 * time.Second      // the real time all of a run's clock steps may wait
 )
 
 // playKernelResult is what the page shows of a run against Linux.
@@ -124,6 +125,7 @@ func runKernel(steps []playStep) (*playKernelResult, error) {
 		r.record("A", "transition", transitionText(local, remote, from, to, "seen in /proc/net/tcp"))
 	})
 	var calls []playResult
+	budget := playKernelBudget
 	for i, s := range steps {
 		switch {
 		case s.Call != nil:
@@ -132,10 +134,11 @@ func runKernel(steps []playStep) (*playKernelResult, error) {
 			r.network(*s.Net)
 		case s.Clock != nil:
 			d := time.Duration(deltas[i]) * time.Millisecond
-			if d > playKernelWait {
-				r.note(fmt.Sprintf("step %d (%s) moved the virtual clock %s; the run against Linux waited %s", i+1, s, d, playKernelWait))
-				d = playKernelWait
+			if w := min(d, playKernelWait, budget); w < d {
+				r.note(fmt.Sprintf("step %d (%s) moved the virtual clock %s; the run against Linux waited %s", i+1, s, d, w))
+				d = w
 			}
+			budget -= d
 			r.record("", "clock", fmt.Sprintf("clock: waited %s", d))
 			time.Sleep(d)
 		}

@@ -99,3 +99,34 @@ func TestPlaySessionText(t *testing.T) {
 		t.Error("a session over the step limit was read")
 	}
 }
+
+// FuzzPlaySession: any text is read without a panic; a session read is
+// written back as text that reads the same; loading it (its first 40
+// steps) on a playground never panics.
+func FuzzPlaySession(f *testing.F) {
+	for _, s := range []string{playHandshakeSession, playSimCloseSession, playLostFINSession, "N.delay.1.5,N.dup.1,N.swap.1.2", "A.linger.3.-1", ",,", "A.bind.3"} {
+		f.Add(s)
+	}
+	pg, err := newPlayground()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(pg.close)
+	f.Fuzz(func(t *testing.T, text string) {
+		steps, err := parseSession(text)
+		if err != nil {
+			return
+		}
+		var parts []string
+		for _, s := range steps {
+			parts = append(parts, s.String())
+		}
+		again, err := parseSession(strings.Join(parts, ","))
+		if err != nil || !reflect.DeepEqual(again, steps) {
+			t.Fatalf("%q read back as %q: %v", text, strings.Join(parts, ","), err)
+		}
+		pg.mu.Lock()
+		defer pg.mu.Unlock()
+		pg.replay(steps[:min(len(steps), 40)])
+	})
+}
