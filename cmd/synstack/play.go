@@ -56,7 +56,7 @@ func runPlay(w io.Writer, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(w, "usage: synstack play [--listen ADDR] [--lesson NAME]\n\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered or dropped, the virtual clock stepped. See docs/playground.md.\n")
+		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered, dropped, held, duplicated or reordered, the virtual clock stepped;\nthe session in the URL, lessons, export as a packet script or pcap, a run\nagainst Linux. See docs/playground.md.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
