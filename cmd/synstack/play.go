@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,32 +35,37 @@ var playPage []byte
 
 // Limits on what one request may ask for.
 const (
-	playMaxWrite   = 1 << 20        // bytes one write call may send
-	playMaxRead    = 1 << 16        // bytes one read call may take
-	playMaxFlight  = 4096           // packets held in flight; beyond, the link drops them
-	playMaxEvents  = 10000          // ladder rows kept; beyond, the oldest go
-	playMaxDeliver = 1000           // packets "deliver all" carries before it stops
-	playMaxAdvance = 24 * time.Hour // the longest clock step
-	playMaxBody    = 64 << 10       // bytes of a request body
-	playMaxFDs     = 256            // descriptors a host may have open
-	playStart      = "2026-01-01T00:00:00Z"
-	playDefault    = "127.0.0.1:8020" // where synstack play listens by default
+	playMaxWrite    = 1 << 20        // bytes one write call may send
+	playMaxRead     = 1 << 16        // bytes one read call may take
+	playMaxFlight   = 4096           // packets held in flight; beyond, the link drops them
+	playMaxEvents   = 10000          // ladder rows kept; beyond, the oldest go
+	playMaxDeliver  = 1000           // packets "deliver all" carries before it stops
+	playMaxAdvance  = 24 * time.Hour // the longest clock step
+	playMaxBody     = 64 << 10       // bytes of a request body
+	playMaxFDs      = 256            // descriptors a host may have open
+	playMaxOptValue = 1 << 24        // the largest value an option is set to (buffers, seconds)
+	playStart       = "2026-01-01T00:00:00Z"
+	playDefault     = "127.0.0.1:8020" // where synstack play listens by default
 )
 
 func runPlay(w io.Writer, args []string) error {
 	fs := flag.NewFlagSet("play", flag.ContinueOnError)
 	fs.SetOutput(w)
 	listen := fs.String("listen", playDefault, "serve the page on `ADDR`")
+	lesson := fs.String("lesson", "", "start from the lesson `NAME` (a demo scenario; see demo --list)")
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: synstack play [--listen ADDR]\n\n")
+		fmt.Fprintf(w, "usage: synstack play [--listen ADDR] [--lesson NAME]\n\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered or dropped, the virtual clock stepped. See docs/playground.md.\n")
+		fmt.Fprintf(w, "\nTwo stacks, A and B, driven by hand in the browser: socket calls, each packet\ndelivered, dropped, held, duplicated or reordered, the virtual clock stepped;\nthe session in the URL, lessons, export as a packet script or pcap, a run\nagainst Linux. See docs/playground.md.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("play: unexpected arguments %q", fs.Args())
+	}
+	if *lesson != "" && findLesson(*lesson) == nil {
+		return fmt.Errorf("play: no lesson %q (the lessons are demo --list's scenarios)", *lesson)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -71,6 +77,12 @@ func runPlay(w io.Writer, args []string) error {
 		return err
 	}
 	defer pg.close()
+	if *lesson != "" {
+		if err := pg.load(playLoad{Lesson: *lesson}); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	fmt.Fprintf(w, "synstack play: open http://%s/\n", ln.Addr())
 	srv := &http.Server{Handler: pg.handler(), ReadHeaderTimeout: 10 * time.Second}
 	return srv.Serve(ln)
@@ -91,34 +103,48 @@ type playground struct {
 	events   []playEvent
 	dropped  int // ladder rows forgotten (playMaxEvents)
 	flows    trace.Flows
-	overflow int // packets the link refused (playMaxFlight)
+	overflow int                      // packets the link refused (playMaxFlight)
+	tape     []playTapeEntry          // A's calls and packets, for the script
+	captured []playCapture            // every packet sent, for the pcap
+	tapeFull bool                     // the tape or the capture reached playMaxTape
+	isn      map[trace.FlowKey]uint32 // each direction's ISN, from its SYN
+	sentEnd  map[trace.FlowKey]uint32 // each direction's highest sequence number sent
+
+	// Guarded by mu, not qmu: only requests change them.
+	log    []playStep // the session: every step that acted, in order
+	lesson string     // the lesson the session started from, if any
 }
 
 // playHost is one machine: a stack and the descriptors opened on it.
 type playHost struct {
-	pg   *playground
-	name string // "A" or "B"
-	addr netip.Addr
-	st   *synstack.Stack
-	so   *synstack.Sockets
-	link *playLink
-	fds  []int // open descriptors, in the order they were made
+	pg    *playground
+	name  string // "A" or "B"
+	addr  netip.Addr
+	st    *synstack.Stack
+	so    *synstack.Sockets
+	link  *playLink
+	fds   []int       // open descriptors, in the order they were made
+	conns []*playConn // the connections and listeners the transitions drew (pg.qmu)
 }
 
 // playPacket is a packet in flight: sent, not yet delivered or dropped.
 type playPacket struct {
-	ID    int    `json:"id"`
-	From  string `json:"from"`
-	To    string `json:"to"`
-	Sent  int64  `json:"sentMs"` // virtual milliseconds since the start
-	Flags string `json:"flags"`  // "SYN,ACK"
-	Seq   uint32 `json:"seq"`    // absolute
-	Ack   uint32 `json:"ack"`    // absolute; meaningful with ACK
-	Rel   string `json:"label"`  // summary with relative numbers, as the ladder
-	Len   int    `json:"len"`    // payload bytes
-	Win   uint16 `json:"win"`
-	pkt   []byte
-	to    *playHost
+	ID     int         `json:"id"`
+	From   string      `json:"from"`
+	To     string      `json:"to"`
+	Sent   int64       `json:"sentMs"` // virtual milliseconds since the start
+	Flags  string      `json:"flags"`  // "SYN,ACK"
+	Seq    uint32      `json:"seq"`    // absolute
+	Ack    uint32      `json:"ack"`    // absolute; meaningful with ACK
+	Rel    string      `json:"label"`  // summary with relative numbers, as the ladder
+	Len    int         `json:"len"`    // payload bytes
+	Win    uint16      `json:"win"`
+	Held   *int64      `json:"heldUntilMs,omitempty"` // delayed: delivered when the clock reaches it
+	DupOf  int         `json:"dupOf,omitempty"`       // a duplicate of that packet
+	Fields []playField `json:"fields"`                // every header field, for the page's packet view
+	pkt    []byte
+	to     *playHost
+	timer  clock.Timer // the delay's
 }
 
 // playEvent is one row of the ladder.
@@ -127,12 +153,16 @@ type playEvent struct {
 	Host string `json:"host"` // "A", "B" or "" (the network, the clock)
 	Kind string `json:"kind"` // call, send, deliver, drop, transition, clock
 	Text string `json:"text"`
+	// Differs marks a row of a run against Linux that differs from the
+	// other run's.
+	Differs bool `json:"differs,omitempty"`
 }
 
 // newPlayground starts A (10.0.0.1) and B (10.0.0.2) on a fresh clock.
 func newPlayground() (*playground, error) {
 	start, _ := time.Parse(time.RFC3339, playStart)
-	pg := &playground{clk: clock.NewVirtual(start), t0: start}
+	pg := &playground{clk: clock.NewVirtual(start), t0: start,
+		isn: map[trace.FlowKey]uint32{}, sentEnd: map[trace.FlowKey]uint32{}}
 	for i, name := range []string{"A", "B"} {
 		h := &playHost{pg: pg, name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
 		h.link = &playLink{h: h}
@@ -191,7 +221,7 @@ func (pg *playground) recordLocked(host, kind, text string) {
 
 // onTransition is the stack's transition hook: a ladder row.
 func (h *playHost) onTransition(local, remote netip.AddrPort, from, to tcp.State, cause tcp.Cause) {
-	h.pg.record(h.name, "transition", transitionText(local, remote, from.String(), to.String(), string(cause)))
+	h.transition(local, remote, from.String(), to.String(), string(cause))
 }
 
 func transitionText(local, remote netip.AddrPort, from, to, cause string) string {
@@ -252,6 +282,10 @@ func (l *playLink) WritePacket(pkt []byte) error {
 	}
 	p := l.h.decode(pkt)
 	pg.flight = append(pg.flight, p)
+	pg.captureLocked(p.pkt)
+	if l.h == pg.hosts[0] {
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Out: true, Pkt: p.pkt}, -1)
+	}
 	pg.recordLocked(l.h.name, "send", fmt.Sprintf("#%d %s → %s: %s", p.ID, p.From, p.To, p.Rel))
 	return nil
 }
@@ -276,7 +310,9 @@ func (h *playHost) decode(pkt []byte) *playPacket {
 	p.Flags, p.Seq, p.Ack, p.Len, p.Win = flagNames(t.Flags), t.Seq, t.Ack, len(data), t.Window
 	if tp, err := trace.ParsePacket(pkt); err == nil {
 		p.Rel = trace.Label(&pg.flows, &tp, trace.OptionsSYN, true)
+		pg.observeLocked(&tp)
 	}
+	p.Fields = packetFields(pkt)
 	return p
 }
 
@@ -297,41 +333,63 @@ func flagNames(f wire.TCPFlags) string {
 	return strings.Join(names, ",")
 }
 
-// take removes the packet id (0: the oldest) from the flight.
+// take removes the packet id (0: the oldest not held) from the flight.
 func (pg *playground) take(id int) (*playPacket, error) {
 	pg.qmu.Lock()
 	defer pg.qmu.Unlock()
-	if len(pg.flight) == 0 {
-		return nil, errors.New("no packet in flight")
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return nil, err
 	}
-	for i, p := range pg.flight {
-		if id == 0 || p.ID == id {
-			pg.flight = append(pg.flight[:i], pg.flight[i+1:]...)
-			return p, nil
-		}
+	p := pg.flight[i]
+	pg.flight = append(pg.flight[:i], pg.flight[i+1:]...)
+	if p.timer != nil {
+		p.timer.Stop()
 	}
-	return nil, fmt.Errorf("no packet #%d in flight", id)
+	return p, nil
 }
 
-// deliver hands packet id (0: the oldest) to its receiver; what that
-// stack sends in answer joins the flight.
+// findLocked returns the index in the flight of packet id (0: the oldest
+// not held). pg.qmu is held.
+func (pg *playground) findLocked(id int) (int, error) {
+	if len(pg.flight) == 0 {
+		return 0, errors.New("no packet in flight")
+	}
+	for i, p := range pg.flight {
+		if (id == 0 && p.Held == nil) || (id != 0 && p.ID == id) {
+			return i, nil
+		}
+	}
+	if id == 0 {
+		return 0, errors.New("every packet in flight is delayed: step the clock")
+	}
+	return 0, fmt.Errorf("no packet #%d in flight", id)
+}
+
+// deliver hands packet id (0: the oldest not held) to its receiver; what
+// that stack sends in answer joins the flight.
 func (pg *playground) deliver(id int) error {
 	p, err := pg.take(id)
 	if err != nil {
 		return err
 	}
 	pg.record(p.To, "deliver", fmt.Sprintf("#%d delivered to %s: %s", p.ID, p.To, p.Rel))
+	if p.to == pg.hosts[0] {
+		pg.qmu.Lock()
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Pkt: p.pkt}, -1)
+		pg.qmu.Unlock()
+	}
 	l := p.to.link
 	l.mu.Lock()
 	d := l.d
 	l.mu.Unlock()
 	if d != nil {
-		d.DeliverPacket(p.pkt)
+		d.DeliverPacket(append([]byte(nil), p.pkt...)) // the stack may reuse it; the tape keeps p.pkt
 	}
 	return nil
 }
 
-// drop loses packet id (0: the oldest).
+// drop loses packet id (0: the oldest not held).
 func (pg *playground) drop(id int) error {
 	p, err := pg.take(id)
 	if err != nil {
@@ -341,21 +399,115 @@ func (pg *playground) drop(id int) error {
 	return nil
 }
 
+// delay holds packet id for d of virtual time: the clock delivers it.
+func (pg *playground) delay(id int, d time.Duration) error {
+	if d <= 0 || d > playMaxAdvance {
+		return fmt.Errorf("delay by %s: give 1 ms to %s", d, playMaxAdvance)
+	}
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return err
+	}
+	p := pg.flight[i]
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	until := pg.ms() + d.Milliseconds()
+	p.Held = &until
+	p.timer = pg.clk.AfterFunc(d, func() {
+		// The clock runs this inside a request (its step), pg.mu held.
+		pg.deliver(p.ID) // gone already if delivered or dropped by hand
+	})
+	pg.recordLocked(p.From, "delay", fmt.Sprintf("#%d held %s, until t=%d ms: %s", p.ID, d, until, p.Rel))
+	return nil
+}
+
+// duplicate puts a copy of packet id in flight, just after it.
+func (pg *playground) duplicate(id int) error {
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(id)
+	if err != nil {
+		return err
+	}
+	if len(pg.flight) >= playMaxFlight {
+		return fmt.Errorf("%d packets in flight: the link holds no more", playMaxFlight)
+	}
+	p := pg.flight[i]
+	pg.nextID++
+	c := &playPacket{ID: pg.nextID, From: p.From, To: p.To, Sent: pg.ms(), Flags: p.Flags, Seq: p.Seq, Ack: p.Ack,
+		Rel: fmt.Sprintf("%s (duplicate of #%d)", p.Rel, p.ID), Len: p.Len, Win: p.Win, DupOf: p.ID, Fields: p.Fields,
+		pkt: append([]byte(nil), p.pkt...), to: p.to}
+	pg.flight = slices.Insert(pg.flight, i+1, c)
+	pg.recordLocked(p.From, "dup", fmt.Sprintf("#%d duplicates #%d: %s", c.ID, p.ID, p.Rel))
+	return nil
+}
+
+// swap exchanges the places of packets a and b in flight: the network
+// reorders them.
+func (pg *playground) swap(a, b int) error {
+	if a == 0 || b == 0 || a == b {
+		return errors.New("reorder: give two packets by their numbers")
+	}
+	pg.qmu.Lock()
+	defer pg.qmu.Unlock()
+	i, err := pg.findLocked(a)
+	if err != nil {
+		return err
+	}
+	j, err := pg.findLocked(b)
+	if err != nil {
+		return err
+	}
+	pg.flight[i], pg.flight[j] = pg.flight[j], pg.flight[i]
+	pg.recordLocked("", "reorder", fmt.Sprintf("#%d and #%d change places", a, b))
+	return nil
+}
+
 // deliverAll delivers until nothing is in flight, or playMaxDeliver
 // packets have gone (two stacks can talk for ever).
-func (pg *playground) deliverAll() (int, error) {
+func (pg *playground) deliverAll() string {
 	for n := 0; n < playMaxDeliver; n++ {
-		pg.qmu.Lock()
-		empty := len(pg.flight) == 0
-		pg.qmu.Unlock()
-		if empty {
-			return n, nil
-		}
-		if err := pg.deliver(0); err != nil {
-			return n, err
+		if pg.deliver(0) != nil { // nothing in flight, or only delayed packets
+			return fmt.Sprintf("%d packets delivered", n)
 		}
 	}
-	return playMaxDeliver, fmt.Errorf("stopped after %d packets: the hosts are still talking", playMaxDeliver)
+	return fmt.Sprintf("stopped after %d packets: the hosts are still talking", playMaxDeliver)
+}
+
+// network runs a network step.
+func (pg *playground) network(n playNet) (string, error) {
+	switch n.Op {
+	case "deliver":
+		return "", pg.deliver(n.ID)
+	case "drop":
+		return "", pg.drop(n.ID)
+	case "deliver-all":
+		return pg.deliverAll(), nil
+	case "delay":
+		return "", pg.delay(n.ID, time.Duration(n.Ms)*time.Millisecond)
+	case "dup":
+		return "", pg.duplicate(n.ID)
+	case "swap":
+		return "", pg.swap(n.ID, n.ID2)
+	}
+	return "", fmt.Errorf("no network operation %q", n.Op)
+}
+
+// clockStep runs a clock step.
+func (pg *playground) clockStep(c playClock) (string, error) {
+	switch c.Op {
+	case "next":
+		return pg.stepClock()
+	case "advance":
+		if c.Ms < 1 || c.Ms > playMaxAdvance.Milliseconds() {
+			return "", fmt.Errorf("advance %d ms: give 1 to %d", c.Ms, playMaxAdvance.Milliseconds())
+		}
+		return "", pg.advance(time.Duration(c.Ms) * time.Millisecond)
+	}
+	return "", fmt.Errorf("no clock operation %q", c.Op)
 }
 
 // stepClock moves the clock to the next timer's deadline.
@@ -383,12 +535,13 @@ func (pg *playground) advance(d time.Duration) error {
 // playCall is a socket call the page asks for.
 type playCall struct {
 	Host    string `json:"host"` // "A" or "B"
-	Op      string `json:"op"`   // socket, reuseaddr, bind, listen, connect, accept, write, read, shutdown, close
+	Op      string `json:"op"`   // socket, bind, listen, connect, accept, write, read, shutdown, close, dup, or an option (playOptions)
 	FD      int    `json:"fd"`
 	Port    int    `json:"port"`    // bind, connect (the other host's port)
 	Backlog int    `json:"backlog"` // listen
 	N       int    `json:"n"`       // write: bytes; read: at most
 	How     string `json:"how"`     // shutdown: RD, WR, RDWR
+	Value   int    `json:"value"`   // options: the value set
 }
 
 // playResult is what a call returned.
@@ -416,7 +569,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 	)
 	// The call's row goes before what the call made (transitions, packets).
 	pg.qmu.Lock()
-	mark := len(pg.events) + pg.dropped
+	mark, tapeMark := len(pg.events)+pg.dropped, len(pg.tape)
 	pg.qmu.Unlock()
 	switch c.Op {
 	case "socket":
@@ -428,9 +581,14 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil {
 			h.fds = append(h.fds, ret)
 		}
-	case "reuseaddr":
-		err = h.so.SetsockoptInt(c.FD, synstack.SOL_SOCKET, synstack.SO_REUSEADDR, 1)
-		text = fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_REUSEADDR, 1)", c.FD)
+	case "dup":
+		if len(h.fds) >= playMaxFDs {
+			return playResult{}, fmt.Errorf("host %s has %d descriptors open: close some", h.name, playMaxFDs)
+		}
+		if ret, err = h.so.Dup(c.FD); err == nil {
+			h.fds = append(h.fds, ret)
+		}
+		text = fmt.Sprintf("dup(%d)", c.FD)
 	case "bind":
 		if c.Port < 0 || c.Port > 65535 {
 			return playResult{}, fmt.Errorf("port %d: give 0 to 65535", c.Port)
@@ -445,7 +603,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil && before == "CLOSED" {
 			// A listener has no connection: the stack's hook does not see it.
 			local, _ := h.so.Getsockname(c.FD)
-			defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "CLOSED", "LISTEN", "call LISTEN"))
+			defer h.transition(local, netip.AddrPort{}, "CLOSED", "LISTEN", "call LISTEN")
 		}
 	case "connect":
 		if c.Port < 1 || c.Port > 65535 {
@@ -477,10 +635,7 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		ret, err = h.so.Write(c.FD, buf)
 		text = fmt.Sprintf("write(%d, %d bytes)", c.FD, c.N)
 	case "read":
-		n := c.N
-		if n <= 0 {
-			n = 1000
-		}
+		n := playReadLen(c.N)
 		if n > playMaxRead {
 			return playResult{}, fmt.Errorf("read %d bytes: give at most %d", n, playMaxRead)
 		}
@@ -508,15 +663,47 @@ func (pg *playground) call(c playCall) (playResult, error) {
 		if err == nil {
 			h.forget(c.FD)
 			if listening && !h.shared(local) {
-				defer pg.record(h.name, "transition", transitionText(local, netip.AddrPort{}, "LISTEN", "CLOSED", "call CLOSE"))
+				defer h.transition(local, netip.AddrPort{}, "LISTEN", "CLOSED", "call CLOSE")
 			}
 		}
 	default:
-		return playResult{}, fmt.Errorf("no call %q", c.Op)
+		var bad error
+		if text, err, bad = h.setOption(c); bad != nil {
+			return playResult{}, bad
+		}
 	}
 	res := callResult(text, ret, data, err)
-	pg.insertCall(mark, h.name, res.Text)
+	pg.insertCall(mark, tapeMark, h, c, res)
 	return res, nil
+}
+
+// setOption runs an option call: its strace text and the socket layer's
+// error, or bad for a request to refuse (no such option, a value out of
+// range).
+func (h *playHost) setOption(c playCall) (text string, err, bad error) {
+	o, ok := playOptions[c.Op]
+	if !ok {
+		return "", nil, fmt.Errorf("no call %q", c.Op)
+	}
+	if c.Value < -1 || c.Value > playMaxOptValue {
+		return "", nil, fmt.Errorf("%s value %d: give -1 to %d", o.name, c.Value, playMaxOptValue)
+	}
+	if o.opt == synstack.SO_LINGER {
+		// A value of -1 turns lingering off; N >= 0 lingers N seconds (0: close resets).
+		l := syscall.Linger{Onoff: int32(b2i(c.Value >= 0)), Linger: int32(max(c.Value, 0))}
+		return fmt.Sprintf("setsockopt(%d, SOL_SOCKET, SO_LINGER, {onoff=%d, linger=%d})", c.FD, l.Onoff, l.Linger),
+			h.so.SetsockoptLinger(c.FD, l), nil
+	}
+	return fmt.Sprintf("setsockopt(%d, %s, %s, %d)", c.FD, o.levelName, o.name, c.Value),
+		h.so.SetsockoptInt(c.FD, o.level, o.opt, c.Value), nil
+}
+
+// playReadLen is the length a read asks for: n, or 1000 if not given.
+func playReadLen(n int) int {
+	if n <= 0 {
+		return 1000
+	}
+	return n
 }
 
 // host returns the host named name, or nil.
@@ -551,11 +738,15 @@ func callResult(text string, ret int, data string, err error) playResult {
 }
 
 // insertCall puts a call's row where the ladder stood when the call began
-// (mark counts the rows ever recorded then).
-func (pg *playground) insertCall(mark int, host, text string) {
+// (mark counts the rows ever recorded then), and a call of A's on the
+// tape where it stood (tapeMark).
+func (pg *playground) insertCall(mark, tapeMark int, h *playHost, c playCall, res playResult) {
 	pg.qmu.Lock()
 	defer pg.qmu.Unlock()
-	pg.recordLocked(host, "call", text)
+	if h == pg.hosts[0] {
+		pg.tapeLocked(playTapeEntry{Ms: pg.ms(), Call: &c, Res: res}, tapeMark)
+	}
+	pg.recordLocked(h.name, "call", res.Text)
 	ev := pg.events[len(pg.events)-1]
 	at := max(mark-pg.dropped, 0)
 	copy(pg.events[at+1:], pg.events[at:len(pg.events)-1])
@@ -621,19 +812,24 @@ func playErrno(e syscall.Errno) string {
 
 // playState is everything the page shows.
 type playState struct {
-	Ms      int64          `json:"ms"`     // virtual time since the start
-	NextMs  *int64         `json:"nextMs"` // the next timer's deadline, or null
-	Hosts   []playHostView `json:"hosts"`
-	Flight  []*playPacket  `json:"flight"`
-	Events  []playEvent    `json:"events"`
-	Dropped int            `json:"forgotten"` // ladder rows no longer kept
-	Refused int            `json:"refused"`   // packets the full link dropped
+	Ms      int64           `json:"ms"`     // virtual time since the start
+	NextMs  *int64          `json:"nextMs"` // the next timer's deadline, or null
+	Hosts   []playHostView  `json:"hosts"`
+	Flight  []*playPacket   `json:"flight"`
+	Events  []playEvent     `json:"events"`
+	Dropped int             `json:"forgotten"` // ladder rows no longer kept
+	Refused int             `json:"refused"`   // packets the full link dropped
+	Session string          `json:"session"`   // the steps so far, as the URL carries them
+	Steps   int             `json:"steps"`     // how many
+	Lesson  *playLessonView `json:"lesson"`    // the lesson being followed, or null
 }
 
 type playHostView struct {
-	Name    string           `json:"name"`
-	Addr    string           `json:"addr"`
-	Sockets []playSocketView `json:"sockets"`
+	Name     string           `json:"name"`
+	Addr     string           `json:"addr"`
+	Sockets  []playSocketView `json:"sockets"`
+	Conns    []playConnView   `json:"conns"`
+	Counters []playField      `json:"counters"` // the stack's non-zero counters
 }
 
 type playSocketView struct {
@@ -645,13 +841,13 @@ type playSocketView struct {
 
 // state returns the playground as the page shows it.
 func (pg *playground) state() playState {
-	s := playState{Ms: pg.ms()}
+	s := playState{Ms: pg.ms(), Session: pg.sessionText(), Steps: len(pg.log), Lesson: lessonView(pg.lesson)}
 	if next, ok := pg.clk.Next(); ok {
 		ms := next.Sub(pg.t0).Milliseconds()
 		s.NextMs = &ms
 	}
 	for _, h := range pg.hosts {
-		v := playHostView{Name: h.name, Addr: h.addr.String(), Sockets: []playSocketView{}}
+		v := playHostView{Name: h.name, Addr: h.addr.String(), Sockets: []playSocketView{}, Conns: h.connViews(), Counters: h.counters()}
 		for _, fd := range h.fds {
 			sv := playSocketView{FD: fd, State: h.state(fd)}
 			if a, err := h.so.Getsockname(fd); err == nil && a.IsValid() {
@@ -674,8 +870,10 @@ func (pg *playground) state() playState {
 
 // playNet and playClock are the bodies of the network's and the clock's requests.
 type playNet struct {
-	Op string `json:"op"` // deliver, drop, deliver-all
-	ID int    `json:"id"` // the packet; 0: the oldest in flight
+	Op  string `json:"op"`  // deliver, drop, deliver-all, delay, dup, swap
+	ID  int    `json:"id"`  // the packet; 0: the oldest in flight
+	ID2 int    `json:"id2"` // swap: the other packet
+	Ms  int    `json:"ms"`  // delay: milliseconds of virtual time
 }
 
 type playClock struct {
@@ -700,6 +898,11 @@ type playReply struct {
 //	POST /api/net      {"op":"deliver"|"drop"|"deliver-all","id":0}
 //	POST /api/clock    {"op":"next"} or {"op":"advance","ms":200}
 //	POST /api/reset    two fresh hosts
+//	POST /api/load     {"session":"A.socket,A.bind.3.80","lesson":"handshake"}: replay a session
+//	POST /api/back     undo the last step (replay all but it)
+//	POST /api/kernel   run the session against Linux (root and TUN): the two ladders, what differs
+//	GET  /api/lessons  the lessons: [{"name":"handshake","title":...,"try":...}]
+//	GET  /api/export/script, /api/export/pcap: the session as a packet script, as a pcap
 func (pg *playground) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -712,44 +915,44 @@ func (pg *playground) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/call", func(w http.ResponseWriter, r *http.Request) {
 		var c playCall
-		pg.serve(w, r, &c, func() (*playResult, string, error) {
-			res, err := pg.call(c)
-			return &res, "", err
-		})
+		pg.serve(w, r, &c, func() (*playResult, string, error) { return pg.step(playStep{Call: &c}) })
 	})
 	mux.HandleFunc("POST /api/net", func(w http.ResponseWriter, r *http.Request) {
 		var n playNet
-		pg.serve(w, r, &n, func() (*playResult, string, error) {
-			switch n.Op {
-			case "deliver":
-				return nil, "", pg.deliver(n.ID)
-			case "drop":
-				return nil, "", pg.drop(n.ID)
-			case "deliver-all":
-				k, err := pg.deliverAll()
-				return nil, fmt.Sprintf("%d packets delivered", k), err
-			}
-			return nil, "", fmt.Errorf("no network operation %q", n.Op)
-		})
+		pg.serve(w, r, &n, func() (*playResult, string, error) { return pg.step(playStep{Net: &n}) })
 	})
 	mux.HandleFunc("POST /api/clock", func(w http.ResponseWriter, r *http.Request) {
 		var c playClock
-		pg.serve(w, r, &c, func() (*playResult, string, error) {
-			switch c.Op {
-			case "next":
-				info, err := pg.stepClock()
-				return nil, info, err
-			case "advance":
-				if c.Ms < 1 || c.Ms > playMaxAdvance.Milliseconds() {
-					return nil, "", fmt.Errorf("advance %d ms: give 1 to %d", c.Ms, playMaxAdvance.Milliseconds())
-				}
-				return nil, "", pg.advance(time.Duration(c.Ms) * time.Millisecond)
-			}
-			return nil, "", fmt.Errorf("no clock operation %q", c.Op)
-		})
+		pg.serve(w, r, &c, func() (*playResult, string, error) { return pg.step(playStep{Clock: &c}) })
 	})
 	mux.HandleFunc("POST /api/reset", func(w http.ResponseWriter, r *http.Request) {
 		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.reset() })
+	})
+	mux.HandleFunc("POST /api/load", func(w http.ResponseWriter, r *http.Request) {
+		var l playLoad
+		pg.serve(w, r, &l, func() (*playResult, string, error) { return nil, "", pg.load(l) })
+	})
+	mux.HandleFunc("GET /api/export/script", func(w http.ResponseWriter, r *http.Request) {
+		pg.mu.Lock()
+		text, err := pg.exportScript()
+		pg.mu.Unlock()
+		pg.download(w, "play.pkt", "text/plain; charset=utf-8", []byte(text), err)
+	})
+	mux.HandleFunc("GET /api/export/pcap", func(w http.ResponseWriter, r *http.Request) {
+		pg.mu.Lock()
+		b, err := pg.exportPcap()
+		pg.mu.Unlock()
+		pg.download(w, "play.pcap", "application/vnd.tcpdump.pcap", b, err)
+	})
+	mux.HandleFunc("POST /api/kernel", func(w http.ResponseWriter, r *http.Request) {
+		pg.serveKernel(w)
+	})
+	mux.HandleFunc("GET /api/lessons", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(lessonList())
+	})
+	mux.HandleFunc("POST /api/back", func(w http.ResponseWriter, r *http.Request) {
+		pg.serve(w, r, nil, func() (*playResult, string, error) { return nil, "", pg.back() })
 	})
 	return mux
 }
@@ -765,6 +968,9 @@ func (pg *playground) reset() error {
 	defer pg.qmu.Unlock()
 	pg.clk, pg.t0, pg.hosts = fresh.clk, fresh.t0, fresh.hosts
 	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
+	pg.log, pg.lesson = nil, ""
+	pg.tape, pg.captured, pg.tapeFull = nil, nil, false
+	pg.isn, pg.sentEnd = fresh.isn, fresh.sentEnd
 	for _, h := range pg.hosts {
 		h.pg = pg
 	}
@@ -793,4 +999,15 @@ func (pg *playground) serve(w http.ResponseWriter, r *http.Request, body any, do
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
 	json.NewEncoder(w).Encode(reply)
+}
+
+// download answers with a file, or the error.
+func (pg *playground) download(w http.ResponseWriter, name, typ string, b []byte, err error) {
+	if err != nil {
+		http.Error(w, "export: "+err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", typ)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Write(b)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -50,10 +52,33 @@ func playBrowser(t *testing.T) context.Context {
 	return ctx
 }
 
+// playShots makes the browser tests write their screenshots into
+// docs/img (go test ./cmd/synstack -run PlayBrowser -synstack.shots);
+// without it, nothing is written.
+var playShots = flag.Bool("synstack.shots", false, "write the playground's screenshots to docs/img/play-*.png")
+
+// shot writes a screenshot of the whole page to docs/img/name, if asked.
+func (p playTab) shot(name string) {
+	p.t.Helper()
+	if !*playShots {
+		return
+	}
+	c, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", name), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 // playTab is the playground's page open in a browser tab.
 type playTab struct {
 	t   *testing.T
 	ctx context.Context
+	url string // the playground's server
 }
 
 // click clicks the button with that id and waits for the page to have
@@ -100,15 +125,21 @@ func (p playTab) wait(what, cond string) {
 // Chromium.
 func openPlay(t *testing.T) playTab {
 	t.Helper()
-	ctx := playBrowser(t)
+	return openPlayAt(t, playBrowser(t), "")
+}
+
+// openPlayAt serves a fresh playground and opens its page, with the
+// fragment given (a session), in the browser of ctx.
+func openPlayAt(t *testing.T, ctx context.Context, fragment string) playTab {
+	t.Helper()
 	pg, err := newPlayground()
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(pg.handler())
 	t.Cleanup(func() { srv.Close(); pg.close() })
-	p := playTab{t, ctx}
-	p.do("open the page", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
+	p := playTab{t, ctx, srv.URL}
+	p.do("open the page", chromedp.Navigate(srv.URL+"/"+fragment), chromedp.WaitVisible(chromedp.CSS("#A-socket")))
 	p.wait("the first state", `document.body.dataset.done === "1"`)
 	return p
 }
@@ -159,19 +190,12 @@ func TestPlayBrowserHandshake(t *testing.T) {
 			t.Errorf("the page's ladder lacks %q: %s", want, ladder)
 		}
 	}
-	if dir := os.Getenv("SYNSTACK_SCREENSHOTS"); dir != "" {
-		png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "play-handshake.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.shot("play-handshake.png")
 	// The descriptor field follows the accepted socket.
 	if fd := p.eval(`document.getElementById("A-fd").value`); fd != `"4"` {
 		t.Errorf("A's fd field after accept: %s, want 4", fd)
 	}
+	p.exported("handshake")
 }
 
 // TestPlayBrowserLostSYN drops B's SYN with "Drop next" and clicks "Step
@@ -201,4 +225,83 @@ func TestPlayBrowserLostSYN(t *testing.T) {
 	p.click("A-accept")
 	p.wait("ESTABLISHED on both sides",
 		playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	p.exported("lost-syn")
 }
+
+// playLadder is a page expression: the ladder's text.
+const playLadder = `document.querySelector("#ladder tbody").innerText`
+
+// TestPlayBrowserSharedURL plays a session by clicking (a handshake, a
+// dropped packet, a clock step), takes the page's URL, and opens it on a
+// second, fresh playground: the page there shows the same ladder, the
+// same sockets and the same clock. "Back" then undoes the last step.
+func TestPlayBrowserSharedURL(t *testing.T) {
+	p := openPlay(t)
+	p.listenAndConnect()
+	p.click("net-deliver")
+	p.click("net-drop") // the SYN,ACK
+	p.click("clock-next")
+	p.click("net-all")
+	p.click("A-accept")
+	p.wait("ESTABLISHED on both sides", playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	href := p.eval(`location.hash`)
+	if !strings.Contains(href, "N.drop.0,T.next,N.all,A.accept.3") {
+		t.Fatalf("the page's URL fragment %s does not hold the session", href)
+	}
+	ladder, now := p.eval(playLadder), p.eval(`document.getElementById("now").textContent`)
+
+	q := openPlayAt(t, p.ctx, strings.Trim(href, `"`))
+	q.wait("the shared session's sockets", playSockets("A")+` === "3:LISTEN 4:ESTABLISHED" && `+playSockets("B")+` === "3:ESTABLISHED"`)
+	if got := q.eval(playLadder); got != ladder {
+		t.Errorf("the shared URL's ladder:\n%s\nwant\n%s", got, ladder)
+	}
+	if got := q.eval(`document.getElementById("now").textContent`); got != now {
+		t.Errorf("the shared URL's clock reads %s, want %s", got, now)
+	}
+	if q.url == p.url {
+		t.Fatal("the shared URL was opened on the same playground")
+	}
+	q.click("back")
+	q.wait("the accept undone", playSockets("A")+` === "3:LISTEN"`)
+	if got := q.eval(`location.hash`); !strings.HasSuffix(got, `N.all"`) {
+		t.Errorf("after Back the URL is %s, want the session without its last step", got)
+	}
+	q.exported("shared-url")
+}
+
+// TestPlayBrowserViews opens a handshake's session and checks what the
+// page draws: A's connection's state diagram with ESTABLISHED current and
+// the passive path lit, the sequence spaces of the connection picked,
+// and, after a write, the fields of the packet picked.
+func TestPlayBrowserViews(t *testing.T) {
+	p := openPlayAt(t, playBrowser(t), "#s="+playHandshakeSession)
+	const conn = `document.querySelector("#host-A .conn[data-state=ESTABLISHED]")`
+	p.wait("A's connection", conn+` !== null`)
+	if got := p.eval(conn + `.querySelector("g.current").dataset.state`); got != `"ESTABLISHED"` {
+		t.Errorf("the diagram's current state: %s", got)
+	}
+	lit := p.eval(`[...` + conn + `.querySelectorAll("line.taken")].map(l => l.dataset.edge).join(" ")`)
+	if lit != `"LISTEN>SYN_RCVD SYN_RCVD>ESTABLISHED"` {
+		t.Errorf("the path lit: %s", lit)
+	}
+	if n := p.eval(`document.querySelectorAll("svg.diagram").length`); n != "3" {
+		t.Errorf("%s diagrams, want 3 (A's listener and connection, B's connection)", n)
+	}
+	p.do("pick A's connection", chromedp.Click(chromedp.CSS(`#host-A .conn[data-state=ESTABLISHED] button.pick`)))
+	p.wait("the sequence spaces", `document.querySelectorAll("#seq tr[data-name]").length === 7`)
+	p.do("A's fd 4", chromedp.SetValue(chromedp.CSS("#A-fd"), "4"))
+	p.click("A-write")
+	p.wait("the data in flight", `document.querySelectorAll("#flight tr[data-id]").length === 1`)
+	if got := p.eval(`document.querySelector("#seq tr[data-name='SND.NXT'] td:nth-child(3)").textContent`); !strings.Contains(got, "100 in flight") {
+		t.Errorf("SND.NXT's note after writing 100 bytes: %s", got)
+	}
+	p.do("pick the packet", chromedp.Click(chromedp.CSS(`#flight tr[data-id] button.pick`)))
+	p.wait("its fields", `document.querySelectorAll("#fields tr").length > 15`)
+	if got := p.eval(`document.querySelector("#fields").innerText`); !strings.Contains(got, "PSH,ACK") || !strings.Contains(got, `payload\t100 bytes`) {
+		t.Errorf("the packet's fields: %s", got)
+	}
+	p.shot("play-views.png")
+}
+
+// jsonUnquote reads a JSON value (eval's answer) into v.
+func jsonUnquote(s string, v any) error { return json.Unmarshal([]byte(s), v) }
