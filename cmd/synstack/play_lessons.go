@@ -64,7 +64,7 @@ var playLessons = []playLesson{
 	{"backlog-overflow", "A.socket,A.bind.3.80,A.listen.3.1,B.socket,B.socket,B.socket",
 		"A listens with a backlog of 1 and never accepts. Connect B's sockets 3, 4 and 5 one after the other, delivering everything: the accept queue fills, and A drops the third connection's handshake ACK (see its counters). Accept on A to make room, then step the clock."},
 	{"retransmission", playOpenConn,
-		"Write 3000 bytes on A's fd 4: three segments in flight. Drop the first and deliver the others: B's duplicate ACKs carry SACK blocks for what it holds. Deliver them and step the clock: A resends the hole. Try dropping only the last segment instead: then only the timer (RTO) can repair it."},
+		"Write 3000 bytes on A's fd 4: three segments in flight. Drop the first and deliver the others: B's duplicate ACKs carry SACK blocks for what it holds. Deliver them: A resends the hole at once, without waiting for a timer (RACK: data sent after it has arrived). Try dropping only the last segment instead: then only a timer can repair it; step the clock to see the tail loss probe."},
 	{"zero-window", "A.socket,A.bind.3.80,A.listen.3.5,B.socket,B.rcvbuf.3.2048,B.connect.3.80,N.all,A.accept.3",
 		"B's receive buffer is small (SO_RCVBUF). Write 20000 bytes on A's fd 4 and deliver everything without reading on B: B's window falls to 0 and A stops. Step the clock: A probes the zero window (the persist timer), each probe farther apart. Read on B: the window opens again and data flows."},
 }

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"slices"
 	"testing"
 )
 
-// TestPlayIdleTimer looks at the timer the page shows pending after a
-// handshake (at 1,000 ms, the initial RTO of the SYN and the SYN,ACK).
-// Stepping to it must send nothing and change no state. It is the
-// engine's shard clock timer, armed for the handshake's retransmission
-// and left armed when the deadline went (internal/engine/timers.go keeps
-// a timer armed earlier than needed, and fires it to find nothing due):
-// the refused connect shows it with no connection left at all.
+// TestPlayIdleTimer: once no connection has a deadline, no timer is
+// pending. The engine's shard clock timer was once left armed when its
+// last deadline went, so the page showed a timer at 1,000 ms after a
+// handshake (the SYN's and SYN,ACK's first RTO) and after a refused
+// connect with no connection left; stepping to it changed nothing.
 func TestPlayIdleTimer(t *testing.T) {
 	c := newPlayClient(t)
 	for _, sess := range []string{
@@ -19,13 +16,8 @@ func TestPlayIdleTimer(t *testing.T) {
 		"B.socket,B.connect.3.80,N.deliver.0,N.deliver.0", // refused: B's connection is gone
 	} {
 		st := c.post("/api/load", playLoad{Session: sess}, false).State
-		if st.NextMs == nil {
-			continue // the engine stops its timer: nothing to check
-		}
-		t.Logf("%s: a timer pending at %d ms with %d connections open", sess, *st.NextMs, len(playConnsOpen(st)))
-		after := c.post("/api/clock", playClock{Op: "next"}, false).State
-		if len(after.Flight) != 0 || len(after.Events) != len(st.Events)+1 || !slices.Equal(playConnsOpen(after), playConnsOpen(st)) {
-			t.Errorf("%s: stepping to the idle timer changed something: %v", sess, eventRows(after)[len(st.Events):])
+		if st.NextMs != nil {
+			t.Errorf("%s: a timer pending at %d ms with %d connections open and nothing due", sess, *st.NextMs, len(playConnsOpen(st)))
 		}
 	}
 }

@@ -77,6 +77,14 @@ func (s *Host) unscheduleLocked(ep *endpoint) {
 	if ep.heapIndex >= 0 {
 		heap.Remove(&ep.sh.timers, int(ep.heapIndex))
 	}
+	if sh := ep.sh; len(sh.timers) == 0 && sh.timerArmed {
+		// Nothing left to wait for: a clock timer that would fire to
+		// find nothing due is stopped (a virtual clock, as the
+		// playground's, would show it pending). One armed early for a
+		// deadline that moved later is still kept (armLocked).
+		sh.timer.Stop()
+		sh.timerArmed = false
+	}
 }
 
 // armLocked makes sure the clock timer fires no later than the earliest
