@@ -275,9 +275,24 @@ type RoomHost interface {
 	Room() bool
 }
 
+// SeqVars are a connection's send and receive sequence variables (RFC
+// 9293 section 3.3.1): ISS, SND.UNA, SND.NXT (which a retransmission
+// timeout rewinds; SndMax is the highest it reached), SND.WND; IRS,
+// RCV.NXT, RCV.WND. IRS and RCV.NXT are zero before a SYN arrived.
+type SeqVars struct {
+	ISS, SndUna, SndNxt, SndMax seq.Value
+	SndWnd                      uint32
+	IRS, RcvNxt                 seq.Value
+	RcvWnd                      uint32
+}
+
 // Info is what TCP_INFO reports.
 type Info struct {
-	State           State
+	State State
+	// Seq is the connection's sequence variables (RFC 9293 3.3.1), which
+	// Linux's tcp_info does not report: for tools that show them, as the
+	// playground's sequence-space view.
+	Seq             SeqVars
 	Retransmits     int           // consecutive retransmissions of the current head (icsk_retransmits)
 	Backoff         int           // RTO backoff exponent
 	RTO             time.Duration // current retransmission timeout

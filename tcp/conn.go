@@ -883,5 +883,10 @@ func (c *Conn) Info(now time.Time) Info {
 		inf.SndWScale, inf.RcvWScale = c.opt.sndShift, c.opt.rcvShift
 	}
 	c.fastOpenInfo(&inf)
+	inf.Seq = SeqVars{ISS: c.snd.iss, SndUna: c.snd.una, SndNxt: c.snd.nxt, SndMax: c.snd.max, SndWnd: c.snd.wnd,
+		RcvWnd: c.rcv.wnd}
+	if c.state >= SynRcvd {
+		inf.Seq.IRS, inf.Seq.RcvNxt = c.rcv.irs, c.rcv.nxt
+	}
 	return inf
 }

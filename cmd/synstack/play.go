@@ -103,12 +103,10 @@ type playground struct {
 	events   []playEvent
 	dropped  int // ladder rows forgotten (playMaxEvents)
 	flows    trace.Flows
-	overflow int                      // packets the link refused (playMaxFlight)
-	tape     []playTapeEntry          // A's calls and packets, for the script
-	captured []playCapture            // every packet sent, for the pcap
-	tapeFull bool                     // the tape or the capture reached playMaxTape
-	isn      map[trace.FlowKey]uint32 // each direction's ISN, from its SYN
-	sentEnd  map[trace.FlowKey]uint32 // each direction's highest sequence number sent
+	overflow int             // packets the link refused (playMaxFlight)
+	tape     []playTapeEntry // A's calls and packets, for the script
+	captured []playCapture   // every packet sent, for the pcap
+	tapeFull bool            // the tape or the capture reached playMaxTape
 
 	// Guarded by mu, not qmu: only requests change them.
 	log    []playStep // the session: every step that acted, in order
@@ -161,8 +159,7 @@ type playEvent struct {
 // newPlayground starts A (10.0.0.1) and B (10.0.0.2) on a fresh clock.
 func newPlayground() (*playground, error) {
 	start, _ := time.Parse(time.RFC3339, playStart)
-	pg := &playground{clk: clock.NewVirtual(start), t0: start,
-		isn: map[trace.FlowKey]uint32{}, sentEnd: map[trace.FlowKey]uint32{}}
+	pg := &playground{clk: clock.NewVirtual(start), t0: start}
 	for i, name := range []string{"A", "B"} {
 		h := &playHost{pg: pg, name: name, addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)})}
 		h.link = &playLink{h: h}
@@ -310,7 +307,6 @@ func (h *playHost) decode(pkt []byte) *playPacket {
 	p.Flags, p.Seq, p.Ack, p.Len, p.Win = flagNames(t.Flags), t.Seq, t.Ack, len(data), t.Window
 	if tp, err := trace.ParsePacket(pkt); err == nil {
 		p.Rel = trace.Label(&pg.flows, &tp, trace.OptionsSYN, true)
-		pg.observeLocked(&tp)
 	}
 	p.Fields = packetFields(pkt)
 	return p
@@ -970,7 +966,6 @@ func (pg *playground) reset() error {
 	pg.flight, pg.nextID, pg.events, pg.dropped, pg.flows, pg.overflow = nil, 0, nil, 0, trace.Flows{}, 0
 	pg.log, pg.lesson = nil, ""
 	pg.tape, pg.captured, pg.tapeFull = nil, nil, false
-	pg.isn, pg.sentEnd = fresh.isn, fresh.sentEnd
 	for _, h := range pg.hosts {
 		h.pg = pg
 	}

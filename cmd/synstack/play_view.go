@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/tcp"
 	"github.com/synstack/synstack/trace"
 	"github.com/synstack/synstack/wire"
 )
@@ -136,60 +137,15 @@ func (h *playHost) connViews() []playConnView {
 	return out
 }
 
-// seqView is the connection's sequence variables. ISS and IRS are the
-// SYNs' sequence numbers (the playground saw them); SND.WND, RCV.WND and
-// the bytes acknowledged and received are the stack's TCP_INFO, from
-// which SND.UNA and RCV.NXT follow, with the SYN and FIN each counting
-// one when the state says they were acknowledged or received; SND.NXT is
-// SND.UNA plus what was sent beyond it. pg.qmu is held.
+// seqView is the connection's sequence variables, as the stack keeps
+// them (tcp.Info.Seq). pg.qmu is held.
 func (pg *playground) seqView(c *playConn, ci synstack.ConnInfo) *playSeqView {
-	iss, ok1 := pg.isn[trace.FlowKey{Src: c.Local, Dst: c.Remote}]
-	irs, ok2 := pg.isn[trace.FlowKey{Src: c.Remote, Dst: c.Local}]
-	if !ok1 || !ok2 {
-		return nil
+	q := ci.Info.Seq
+	if ci.Info.State == tcp.Listen {
+		return nil // a listener has no sequence space
 	}
-	st, i := ci.Info.State.String(), ci.Info
-	in := func(states ...string) uint32 {
-		for _, s := range states {
-			if s == st {
-				return 1
-			}
-		}
-		return 0
-	}
-	synAcked := 1 - in("SYN_SENT", "SYN_RCVD")
-	finAcked := in("FIN_WAIT_2", "TIME_WAIT")
-	finRcvd := in("CLOSE_WAIT", "LAST_ACK", "CLOSING", "TIME_WAIT")
-	v := &playSeqView{ISS: iss, IRS: irs, SndWnd: i.SndWnd, RcvWnd: i.RcvWnd,
-		SndUna: iss + synAcked + uint32(i.BytesAcked) + finAcked,
-		RcvNxt: irs + 1 + uint32(i.BytesReceived) + finRcvd}
-	v.SndNxt = v.SndUna
-	if end, ok := pg.sentEnd[trace.FlowKey{Src: c.Local, Dst: c.Remote}]; ok && int32(end-v.SndUna) > 0 {
-		v.SndNxt = end
-	}
-	return v
-}
-
-// observeLocked notes what the views need of a packet sent: the ISN of
-// its direction and the highest sequence number sent. pg.qmu is held.
-func (pg *playground) observeLocked(p *trace.Packet) {
-	k := trace.FlowKey{Src: p.Src, Dst: p.Dst}
-	if p.TCP.Flags&wire.FlagSYN != 0 {
-		if _, ok := pg.isn[k]; !ok {
-			if len(pg.isn) >= 2*playMaxConns*4 {
-				clear(pg.isn) // bounded: old connections lose their numbers
-				clear(pg.sentEnd)
-			}
-			pg.isn[k] = p.TCP.Seq
-		}
-	}
-	if p.TCP.Flags&wire.FlagRST != 0 {
-		return
-	}
-	end := p.TCP.Seq + p.SegLen()
-	if old, ok := pg.sentEnd[k]; !ok || int32(end-old) > 0 {
-		pg.sentEnd[k] = end
-	}
+	return &playSeqView{ISS: uint32(q.ISS), IRS: uint32(q.IRS), SndWnd: int(q.SndWnd), RcvWnd: int(q.RcvWnd),
+		SndUna: uint32(q.SndUna), SndNxt: uint32(q.SndNxt), RcvNxt: uint32(q.RcvNxt)}
 }
 
 // packetFields lists every field of a packet's IP and TCP headers.
