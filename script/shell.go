@@ -420,9 +420,9 @@ func counterByName(c *nstat.Counters, name string) (uint64, bool) {
 }
 
 // qdisc maps "tc qdisc ... dev tun0 root QDISC": pfifo, the default
-// queue, changes nothing; fq paces, which the stack does for BBR (its
-// only algorithm that paces), so fq is accepted with BBR and refused with
-// the others; a qdisc that drops or holds packets ("limit 0") is refused.
+// queue, changes nothing; fq paces every congestion control
+// (tcp.Config.Pacing); a qdisc that drops or holds packets ("limit 0") is
+// refused.
 func (r *runner) qdisc(line int, part string, args []string) error {
 	if len(args) < 1 || args[0] != "qdisc" {
 		return r.unsupported(line, "shell command `%s`", part)
@@ -444,19 +444,13 @@ func (r *runner) qdisc(line int, part string, args []string) error {
 	case kind == "pfifo" && len(rest) == 0, kind == "pfifo_fast" && len(rest) == 0:
 		return nil
 	case kind == "fq" && len(rest) == 0:
-		if r.tcpCfg.Congestion == "bbr" {
-			return nil
+		if r.st != nil {
+			return r.unsupported(line, "shell command `%s` after the stack started (put it before the first event)", part)
 		}
-		return r.unsupported(line, "shell command `%s` (synstack paces only BBR; fq pacing of %s is not modelled)", part, r.congestionName())
+		r.tcpCfg.Pacing = true
+		return nil
 	}
 	return r.unsupported(line, "shell command `%s` (qdisc %s %s)", part, kind, strings.Join(rest, " "))
-}
-
-func (r *runner) congestionName() string {
-	if r.tcpCfg.Congestion == "" {
-		return "cubic"
-	}
-	return r.tcpCfg.Congestion
 }
 
 // ethtool maps "ethtool -K DEV tso off gso off ...": the stack sends

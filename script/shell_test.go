@@ -79,7 +79,7 @@ func TestShellSysctls(t *testing.T) {
 		{"/bin/rm -f /tmp/testfile", ""},
 		{"/bin/rm -f /etc/passwd", "removes only files under /tmp"},
 		{"tc qdisc add dev tun0 root pfifo", ""},
-		{"tc qdisc replace dev tun0 root fq", "synstack paces only BBR"},
+		{"tc qdisc replace dev tun0 root fq", ""},
 		{"tc qdisc replace dev tun0 root pfifo limit 0", "unsupported: shell command `tc qdisc replace dev tun0 root pfifo limit 0` (qdisc pfifo limit 0)"},
 		{"ethtool -K tun0 tso off gso off", ""},
 		{"ethtool -K tun0 gro off", "ethtool feature gro off"},
@@ -91,8 +91,8 @@ func TestShellSysctls(t *testing.T) {
 		}
 	}
 	r, _ = command(t, Options{}, "sysctl -q net.ipv4.tcp_congestion_control=bbr; tc qdisc replace dev tun0 root fq; ethtool -K tun0 tso off")
-	if r.tcpCfg.Congestion != "bbr" || !r.strictSegments {
-		t.Errorf("bbr+fq, tso off: %q %v", r.tcpCfg.Congestion, r.strictSegments)
+	if r.tcpCfg.Congestion != "bbr" || !r.tcpCfg.Pacing || !r.strictSegments {
+		t.Errorf("bbr+fq, tso off: %q %v %v", r.tcpCfg.Congestion, r.tcpCfg.Pacing, r.strictSegments)
 	}
 }
 
