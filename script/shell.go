@@ -477,12 +477,15 @@ func (r *runner) ethtool(line int, part string, args []string) error {
 }
 
 // cubicParams are CUBIC's module parameters and the value the stack's
-// CUBIC has for each: writing that value is accepted, any other refused.
+// CUBIC has for each (RFC 9438's C = 0.4 is bic_scale 41, beta 0.7 is 717
+// of 1024): writing that value is accepted, any other refused. Its CUBIC
+// has no HyStart: hystart is 0, and HyStart's own parameters ("") are
+// refused whatever the value.
 var cubicParams = map[string]string{
-	"hystart":              "1",
-	"hystart_detect":       "3",
-	"hystart_low_window":   "16",
-	"hystart_ack_delta_us": "2000",
+	"hystart":              "0",
+	"hystart_detect":       "",
+	"hystart_low_window":   "",
+	"hystart_ack_delta_us": "",
 	"fast_convergence":     "1",
 	"beta":                 "717",
 	"tcp_friendliness":     "1",
@@ -502,6 +505,8 @@ func (r *runner) writeFile(line int, part string, args []string, file string) er
 		switch {
 		case !known:
 			return r.unsupported(line, "shell command `%s` (no CUBIC parameter %s)", part, name)
+		case want == "":
+			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has no HyStart)", part)
 		case value != want:
 			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has %s fixed at %s)", part, name, want)
 		}
