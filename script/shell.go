@@ -202,7 +202,7 @@ var defaultsSh = [][2]string{
 // may set them to that value (defaults.sh does), and any other value is
 // refused by name.
 var fixedSysctls = map[string]int{
-	"net.ipv4.tcp_frto":            2,   // F-RTO (RFC 5682) on, for SACK and non-SACK peers
+	"net.ipv4.tcp_frto":            0,   // no F-RTO (RFC 5682): after an RTO the stack retransmits in slow start
 	"net.ipv4.tcp_dsack":           1,   // D-SACK (RFC 2883) sent and understood
 	"net.ipv4.tcp_fack":            0,   // no FACK (gone from Linux since 4.15)
 	"net.ipv4.tcp_reordering":      3,   // the initial duplicate-ACK threshold

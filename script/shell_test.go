@@ -68,7 +68,8 @@ func TestShellSysctls(t *testing.T) {
 	}
 	for _, tc := range []struct{ line, err string }{
 		{"sysctl -q net.ipv4.tcp_reordering=3", ""},
-		{"echo 2 > /proc/sys/net/ipv4/tcp_frto", ""},
+		{"echo 0 > /proc/sys/net/ipv4/tcp_frto", ""},
+		{"echo 2 > /proc/sys/net/ipv4/tcp_frto", "synstack's behaviour is fixed at 0"},
 		{"sysctl -q net.ipv4.tcp_reordering=10", "unsupported: sysctl net.ipv4.tcp_reordering=10 (synstack's behaviour is fixed at 3)"},
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=0", ""},
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=1", "unsupported: sysctl net.ipv4.tcp_slow_start_after_idle=1"},
