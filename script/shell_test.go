@@ -124,7 +124,7 @@ func TestDefinesAndFlags(t *testing.T) {
 	if !res.Passed {
 		t.Errorf("-D LEN=10: %v", res.Err)
 	}
-	res = Run("t.pkt", []byte("--define=LEN=10\n"+src), Options{Strict: true})
+	res = Run("t.pkt", []byte("--define=LEN=10\n--tcp_ts_ecr_scaled\n"+src), Options{Strict: true})
 	if !res.Passed {
 		t.Errorf("--define=LEN=10: %v", res.Err)
 	}
