@@ -301,8 +301,9 @@ func (t *Sockets) Close(fd int) error {
 // returns the value they write: SIOCINQ (FIONREAD), bytes received and not
 // yet read; SIOCOUTQ (TIOCOUTQ), bytes written and not yet acknowledged;
 // SIOCOUTQNSD, bytes written and not yet sent. As Linux, a listener gets
-// EINVAL and a connection still in its handshake reads 0; a UDP socket,
-// or any other request, gets ENOTTY.
+// EINVAL and a connection still in its handshake reads 0; on a UDP
+// socket SIOCINQ is the size of the next datagram, SIOCOUTQ 0 and
+// SIOCOUTQNSD ENOTTY; any other request gets ENOTTY.
 func (t *Sockets) Ioctl(fd, req int) (int, error) {
 	sk, _, err := t.get(fd)
 	if err != nil {

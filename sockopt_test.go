@@ -248,8 +248,8 @@ func TestDescriptorCallsDoNotAllocate(t *testing.T) {
 
 // TestFreeBindAndIoctl: IP_FREEBIND lets bind take an address the stack
 // does not have (for TCP and UDP), and the queue ioctls read a
-// connection's queues, EINVAL on a listener, ENOTTY on UDP or for an
-// unknown request.
+// connection's queues (EINVAL on a listener) or a UDP socket's next
+// datagram, ENOTTY for an unknown request.
 func TestFreeBindAndIoctl(t *testing.T) {
 	n := newVnet(t, nil)
 	ss := n.a.Sockets()
@@ -258,13 +258,33 @@ func TestFreeBindAndIoctl(t *testing.T) {
 		wantErr(t, "not our address", ss.Bind(fd, netip.AddrPortFrom(addrB, 80)), syscall.EADDRNOTAVAIL)
 		must(t, ss.SetsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1))
 		must(t, ss.Bind(fd, netip.AddrPortFrom(addrB, 80)))
-		_, err := ss.Ioctl(fd, SIOCINQ)
+		if v, err := ss.Ioctl(fd, SIOCINQ); v != 0 || err != nil {
+			t.Errorf("SIOCINQ of an empty queue: %d, %v", v, err)
+		}
+		_, err := ss.Ioctl(fd, SIOCOUTQNSD)
 		if typ == SOCK_DGRAM {
-			wantErr(t, "SIOCINQ on UDP", err, syscall.ENOTTY)
+			wantErr(t, "SIOCOUTQNSD on UDP", err, syscall.ENOTTY)
 		} else {
 			must(t, err)
 		}
 		must(t, ss.Close(fd))
+	}
+	// UDP: SIOCINQ is the next datagram's size.
+	ufd := mustFD(t)(ss.Socket(AF_INET, SOCK_DGRAM, 0))
+	must(t, ss.Bind(ufd, netip.AddrPortFrom(addrA, 53)))
+	sb := n.b.Sockets()
+	bfd := mustFD(t)(sb.Socket(AF_INET, SOCK_DGRAM, 0))
+	for _, size := range []int{300, 20} {
+		if _, err := sb.Sendto(bfd, make([]byte, size), 0, netip.AddrPortFrom(addrA, 53)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.pump()
+	if v, err := ss.Ioctl(ufd, SIOCINQ); v != 300 || err != nil {
+		t.Errorf("UDP SIOCINQ: %d, %v; want the first datagram's 300", v, err)
+	}
+	if v, err := ss.Ioctl(ufd, SIOCOUTQ); v != 0 || err != nil {
+		t.Errorf("UDP SIOCOUTQ: %d, %v; want 0", v, err)
 	}
 	lfd := mustFD(t)(ss.Socket(AF_INET, SOCK_STREAM, 0))
 	must(t, ss.Bind(lfd, netip.AddrPortFrom(addrA, 80)))

@@ -191,6 +191,10 @@ func (r *runner) configure(opts []headerOption) error {
 			}
 		case "strict_segments":
 			r.strictSegments = true
+		case "tcp_ts_ecr_scaled":
+			// An inbound TS ecr that echoes no TS val the stack sent is
+			// interpolated from the first one: the runner always does
+			// that (packetdrill only with this option).
 		case "tcp_ts_tick_usecs":
 			v, err := strconv.Atoi(o.value)
 			if err != nil || v < 0 || v > 1000000 {

@@ -202,7 +202,7 @@ var defaultsSh = [][2]string{
 // may set them to that value (defaults.sh does), and any other value is
 // refused by name.
 var fixedSysctls = map[string]int{
-	"net.ipv4.tcp_frto":            2,   // F-RTO (RFC 5682) on, for SACK and non-SACK peers
+	"net.ipv4.tcp_frto":            0,   // no F-RTO (RFC 5682): after an RTO the stack retransmits in slow start
 	"net.ipv4.tcp_dsack":           1,   // D-SACK (RFC 2883) sent and understood
 	"net.ipv4.tcp_fack":            0,   // no FACK (gone from Linux since 4.15)
 	"net.ipv4.tcp_reordering":      3,   // the initial duplicate-ACK threshold
@@ -423,9 +423,9 @@ func counterByName(c *nstat.Counters, name string) (uint64, bool) {
 }
 
 // qdisc maps "tc qdisc ... dev tun0 root QDISC": pfifo, the default
-// queue, changes nothing; fq paces, which the stack does for BBR (its
-// only algorithm that paces), so fq is accepted with BBR and refused with
-// the others; a qdisc that drops or holds packets ("limit 0") is refused.
+// queue, changes nothing; fq paces every congestion control
+// (tcp.Config.Pacing); a qdisc that drops or holds packets ("limit 0") is
+// refused.
 func (r *runner) qdisc(line int, part string, args []string) error {
 	if len(args) < 1 || args[0] != "qdisc" {
 		return r.unsupported(line, "shell command `%s`", part)
@@ -447,19 +447,13 @@ func (r *runner) qdisc(line int, part string, args []string) error {
 	case kind == "pfifo" && len(rest) == 0, kind == "pfifo_fast" && len(rest) == 0:
 		return nil
 	case kind == "fq" && len(rest) == 0:
-		if r.tcpCfg.Congestion == "bbr" {
-			return nil
+		if r.st != nil {
+			return r.unsupported(line, "shell command `%s` after the stack started (put it before the first event)", part)
 		}
-		return r.unsupported(line, "shell command `%s` (synstack paces only BBR; fq pacing of %s is not modelled)", part, r.congestionName())
+		r.tcpCfg.Pacing = true
+		return nil
 	}
 	return r.unsupported(line, "shell command `%s` (qdisc %s %s)", part, kind, strings.Join(rest, " "))
-}
-
-func (r *runner) congestionName() string {
-	if r.tcpCfg.Congestion == "" {
-		return "cubic"
-	}
-	return r.tcpCfg.Congestion
 }
 
 // ethtool maps "ethtool -K DEV tso off gso off ...": the stack sends
@@ -486,12 +480,15 @@ func (r *runner) ethtool(line int, part string, args []string) error {
 }
 
 // cubicParams are CUBIC's module parameters and the value the stack's
-// CUBIC has for each: writing that value is accepted, any other refused.
+// CUBIC has for each (RFC 9438's C = 0.4 is bic_scale 41, beta 0.7 is 717
+// of 1024): writing that value is accepted, any other refused. Its CUBIC
+// has no HyStart: hystart is 0, and HyStart's own parameters ("") are
+// refused whatever the value.
 var cubicParams = map[string]string{
-	"hystart":              "1",
-	"hystart_detect":       "3",
-	"hystart_low_window":   "16",
-	"hystart_ack_delta_us": "2000",
+	"hystart":              "0",
+	"hystart_detect":       "",
+	"hystart_low_window":   "",
+	"hystart_ack_delta_us": "",
 	"fast_convergence":     "1",
 	"beta":                 "717",
 	"tcp_friendliness":     "1",
@@ -511,6 +508,8 @@ func (r *runner) writeFile(line int, part string, args []string, file string) er
 		switch {
 		case !known:
 			return r.unsupported(line, "shell command `%s` (no CUBIC parameter %s)", part, name)
+		case want == "":
+			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has no HyStart)", part)
 		case value != want:
 			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has %s fixed at %s)", part, name, want)
 		}

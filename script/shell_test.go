@@ -68,18 +68,20 @@ func TestShellSysctls(t *testing.T) {
 	}
 	for _, tc := range []struct{ line, err string }{
 		{"sysctl -q net.ipv4.tcp_reordering=3", ""},
-		{"echo 2 > /proc/sys/net/ipv4/tcp_frto", ""},
+		{"echo 0 > /proc/sys/net/ipv4/tcp_frto", ""},
+		{"echo 2 > /proc/sys/net/ipv4/tcp_frto", "synstack's behaviour is fixed at 0"},
 		{"sysctl -q net.ipv4.tcp_reordering=10", "unsupported: sysctl net.ipv4.tcp_reordering=10 (synstack's behaviour is fixed at 3)"},
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=0", ""},
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=1", "unsupported: sysctl net.ipv4.tcp_slow_start_after_idle=1"},
 		{"sysctl net.ipv4.tcp_no_such", "unsupported: sysctl net.ipv4.tcp_no_such (reading a sysctl the runner does not know)"},
 		{`sysctl -q net.ipv4.tcp_wmem="1 2"`, "expected three numbers"},
-		{"echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", ""},
-		{"echo 1 > /sys/module/tcp_cubic/parameters/hystart_detect", "synstack's CUBIC has hystart_detect fixed at 3"},
+		{"echo 717 > /sys/module/tcp_cubic/parameters/beta", ""},
+		{"echo 512 > /sys/module/tcp_cubic/parameters/beta", "synstack's CUBIC has beta fixed at 717"},
+		{"echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "synstack's CUBIC has no HyStart"},
 		{"/bin/rm -f /tmp/testfile", ""},
 		{"/bin/rm -f /etc/passwd", "removes only files under /tmp"},
 		{"tc qdisc add dev tun0 root pfifo", ""},
-		{"tc qdisc replace dev tun0 root fq", "synstack paces only BBR"},
+		{"tc qdisc replace dev tun0 root fq", ""},
 		{"tc qdisc replace dev tun0 root pfifo limit 0", "unsupported: shell command `tc qdisc replace dev tun0 root pfifo limit 0` (qdisc pfifo limit 0)"},
 		{"ethtool -K tun0 tso off gso off", ""},
 		{"ethtool -K tun0 gro off", "ethtool feature gro off"},
@@ -91,8 +93,8 @@ func TestShellSysctls(t *testing.T) {
 		}
 	}
 	r, _ = command(t, Options{}, "sysctl -q net.ipv4.tcp_congestion_control=bbr; tc qdisc replace dev tun0 root fq; ethtool -K tun0 tso off")
-	if r.tcpCfg.Congestion != "bbr" || !r.strictSegments {
-		t.Errorf("bbr+fq, tso off: %q %v", r.tcpCfg.Congestion, r.strictSegments)
+	if r.tcpCfg.Congestion != "bbr" || !r.tcpCfg.Pacing || !r.strictSegments {
+		t.Errorf("bbr+fq, tso off: %q %v %v", r.tcpCfg.Congestion, r.tcpCfg.Pacing, r.strictSegments)
 	}
 }
 
@@ -122,7 +124,7 @@ func TestDefinesAndFlags(t *testing.T) {
 	if !res.Passed {
 		t.Errorf("-D LEN=10: %v", res.Err)
 	}
-	res = Run("t.pkt", []byte("--define=LEN=10\n"+src), Options{Strict: true})
+	res = Run("t.pkt", []byte("--define=LEN=10\n--tcp_ts_ecr_scaled\n"+src), Options{Strict: true})
 	if !res.Passed {
 		t.Errorf("--define=LEN=10: %v", res.Err)
 	}

@@ -207,6 +207,10 @@ type Config struct {
 	// (tcp_fin_timeout, 60 s).
 	FinTimeout time.Duration
 
+	// Pacing paces every congestion control at PacingRate, as Linux does
+	// under the fq qdisc (BBR paces always).
+	Pacing bool
+
 	// NotSentLowat, when positive, bounds the bytes written and not yet
 	// sent (TCP_NOTSENT_LOWAT, the tcp_notsent_lowat sysctl): a write
 	// takes data while fewer are waiting than this, and the socket is

@@ -31,6 +31,9 @@ func (c *Conn) pacingRate(now instant) float64 {
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		return rc.pacingRate(c, now)
 	}
+	if c.cfg.Pacing {
+		return float64(c.PacingRate())
+	}
 	return 0
 }
 

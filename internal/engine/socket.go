@@ -905,17 +905,18 @@ const (
 )
 
 // QueueLen returns a queue's size, as Linux's tcp_ioctl: EINVAL on a
-// listener, 0 while the handshake is under way (or without connection);
-// ENOTTY on a datagram socket.
+// listener, 0 while the handshake is under way (or without connection).
+// On a datagram socket, udp_ioctl's (udpSock.queueLen).
 func (sk *Socket) QueueLen(which int) (int, error) {
+	if u := sk.udp; u != nil {
+		return u.queueLen(which)
+	}
 	var l locks
 	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(allLocks, &l); err != nil {
 		return 0, err
 	}
 	switch {
-	case sk.udp != nil:
-		return 0, syscall.ENOTTY
 	case sk.l != nil:
 		return 0, syscall.EINVAL
 	case sk.ep == nil:

@@ -599,6 +599,27 @@ func (u *udpSock) events() Events {
 	return ev
 }
 
+// queueLen is udp_ioctl's: SIOCINQ is the size of the next datagram (0
+// with none), SIOCOUTQ 0 (a datagram leaves as it is sent); other
+// requests ENOTTY.
+func (u *udpSock) queueLen(which int) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.usable(); err != nil {
+		return 0, err
+	}
+	switch which {
+	case QueueIn:
+		if u.q.len() > 0 {
+			return len(u.q.front().data), nil
+		}
+		return 0, nil
+	case QueueOut:
+		return 0, nil
+	}
+	return 0, syscall.ENOTTY
+}
+
 // waitLocked waits, with u.mu released, until the socket changes or cancel
 // closes. Under u.mu.
 //
