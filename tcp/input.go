@@ -720,7 +720,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		c.handshakeRTOFallback()
 	}
 	c.rtx.backoff = 0
-	c.cc.dupAcks = 0
+	c.renoAcked(acked)
 	inflight := int(c.snd.nxt.Sub(old))
 	c.pruneScoreboard()
 	c.pruneRecords(now)

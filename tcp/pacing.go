@@ -111,7 +111,7 @@ func (c *Conn) afterAck(now instant) {
 		// As Linux's tcp_cong_control: after loss detection (an ACK that
 		// starts a recovery grows nothing), by what the ACK delivered,
 		// newly SACKed segments included (tcp_cong_avoid's acked_sacked).
-		c.onAckGrow(now, max(rs.ackedSacked, 1), rs.growInflight)
+		c.onAckGrow(now, max(rs.ackedSacked-rs.renoCounted, 1), rs.growInflight)
 	}
 	c.rateEnd(now)
 	if rc, ok := c.cc.algo.(rateControl); ok {

@@ -42,6 +42,9 @@ type rateSample struct {
 	// the flight it acknowledged from.
 	growAfter    bool
 	growInflight int
+	// renoCounted: without SACK, the octets of this ACK that duplicate
+	// ACKs had already reported delivered (renoAcked).
+	renoCounted int
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).

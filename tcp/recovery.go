@@ -133,10 +133,12 @@ func (c *Conn) pruneScoreboard() {
 
 // pipe is RFC 6675's estimate of the octets in the network: sent, not
 // acknowledged, not SACKed, and not lost (or lost and sent again). Without
-// SACK, in fast recovery, it is NewReno's: each duplicate ACK says a
-// segment left the network.
+// SACK it is NewReno's: each duplicate ACK says a segment left the
+// network, as Linux counts them in sacked_out. That is also what makes
+// limited transmit (RFC 3042): the first two duplicate ACKs each let a new
+// segment go, the congestion window unchanged.
 func (c *Conn) pipe() int {
-	if c.cc.loss == lossRecovery && !c.opt.sackOK {
+	if !c.opt.sackOK && c.cc.dupAcks > 0 && c.cc.loss != lossRTO {
 		return max(0, c.flight()-int(c.cc.dupAcks)*c.opt.sndMSS)
 	}
 	if c.fl == nil || c.cc.loss == lossNone && len(c.cc.sacked) == 0 {
@@ -304,6 +306,7 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
+			c.cc.dupAcks = 0
 			if !c.rateControlled() {
 				c.cc.cwnd = c.cc.ssthresh
 			}
@@ -320,6 +323,7 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 	case lossRTO:
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
+			c.cc.dupAcks = 0
 			c.rackRecoveryEnded()
 		}
 	}
@@ -355,4 +359,23 @@ func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
 			put(blocks[i])
 		}
 	}
+}
+
+// renoAcked settles the duplicate-ACK count when an ACK advances SND.UNA
+// by acked octets. With SACK the count starts again. Without it, each
+// duplicate ACK stood for a segment the peer holds, and Linux keeps them
+// so (tcp_remove_reno_sacks): the first segment acknowledged fills the
+// hole, the others are ones the duplicates already counted, and only what
+// they did not count is delivered anew, for the congestion window to grow
+// by.
+func (c *Conn) renoAcked(acked int) {
+	if c.opt.sackOK || c.cc.dupAcks == 0 {
+		c.cc.dupAcks = 0
+		return
+	}
+	mss := max(c.opt.sndMSS, 1)
+	segs := int32((acked + mss - 1) / mss)
+	counted := min(c.cc.dupAcks, max(segs-1, 0))
+	c.sc.rs.renoCounted = int(counted) * mss
+	c.cc.dupAcks -= counted
 }
