@@ -14,6 +14,7 @@ type flightState struct {
 	txq  txQueue
 	rack rackState
 	pace paceState
+	ep   episode
 }
 
 // maxSpareFlights bounds the idle flight states a Scratch keeps, and

@@ -720,6 +720,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		c.handshakeRTOFallback()
 	}
 	c.rtx.backoff = 0
+	c.sc.rs.unaAdvanced = true
 	c.renoAcked(acked)
 	inflight := int(c.snd.nxt.Sub(old))
 	c.pruneScoreboard()
@@ -737,6 +738,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 // recovery (RFC 5681 3.2; RFC 6675 5 with SACK, RFC 6582 NewReno without).
 func (c *Conn) onDupAck(now instant) {
 	c.cc.dupAcks++
+	c.sc.rs.dupAck = true
 	if c.cc.loss != lossNone {
 		return
 	}

@@ -244,6 +244,7 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	c.fillAck(now, false)
 	c.setAckOptions(now)
 	c.emit()
+	c.prrSent(n)
 	c.sc.seg.Payload = nil
 	if gathered != nil {
 		c.cfg.Buffers.Put(gathered)

@@ -107,7 +107,9 @@ func (c *Conn) afterAck(now instant) {
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
-	if rs := &c.sc.rs; rs.growAfter && c.cc.loss != lossRecovery {
+	if rs := &c.sc.rs; c.inCwndReduction() {
+		c.prrOnAck(c.deliveredSegs(), rs.losses > 0, rs.unaAdvanced)
+	} else if rs.growAfter && c.cc.loss != lossRecovery {
 		// As Linux's tcp_cong_control: after loss detection (an ACK that
 		// starts a recovery grows nothing), by what the ACK delivered,
 		// newly SACKed segments included (tcp_cong_avoid's acked_sacked).

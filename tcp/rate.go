@@ -45,6 +45,9 @@ type rateSample struct {
 	// renoCounted: without SACK, the octets of this ACK that duplicate
 	// ACKs had already reported delivered (renoAcked).
 	renoCounted int
+	// unaAdvanced: the ACK advanced SND.UNA; dupAck: it was a duplicate
+	// ACK (RFC 5681's definition).
+	unaAdvanced, dupAck bool
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
@@ -69,9 +72,9 @@ func (c *Conn) rateBegin() {
 }
 
 // onDelivered is called once for every record delivered, by cumulative ACK
-// or by SACK: it moves the delivery counters and feeds the rate sample
-// (tcp_rate_skb_delivered) and RACK (rack.go).
-func (c *Conn) onDelivered(now instant, r *txrec) {
+// or by SACK (sacked): it moves the delivery counters and feeds the rate
+// sample (tcp_rate_skb_delivered) and RACK (rack.go).
+func (c *Conn) onDelivered(now instant, r *txrec, sacked bool) {
 	rt := &c.cc.rate
 	rs := &c.sc.rs
 	n := r.size()
@@ -94,7 +97,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 	if !r.has(recEverRetrans) && (rs.rtt < 0 || !r.xmit.Before(rs.rttXmit)) {
 		rs.rtt, rs.rttXmit = now.Sub(r.xmit), r.xmit
 	}
-	c.rackOnDelivered(now, r)
+	c.rackOnDelivered(now, r, sacked)
 }
 
 // rateEnd completes the sample of the ACK (tcp_rate_gen).

@@ -175,8 +175,9 @@ func (c *Conn) nextLost() (int, bool) {
 func (c *Conn) markHeadLost() {
 	if c.recs() > 0 {
 		r := c.fl.txq.at(0)
-		if !r.has(recSacked) {
+		if !r.has(recSacked | recLost) {
 			c.fl.txq.setFlags(r, r.flags&^recRetrans|recLost)
+			c.sc.rs.losses += r.size()
 		}
 	}
 }
@@ -251,20 +252,92 @@ func (c *Conn) rateControlled() bool {
 	return ok
 }
 
-// enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5): the
-// congestion window falls to ssthresh, and the first lost segment is sent
-// again at once.
+// enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5):
+// ssthresh falls, and Proportional Rate Reduction (prrOnAck) brings the
+// congestion window down to it over the round trip that follows, the
+// first lost segment going out on the ACK that started it (Linux's
+// tcp_enter_recovery and tcp_init_cwnd_reduction).
 func (c *Conn) enterRecovery(now instant) {
-	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
-	if !c.rateControlled() {
-		c.cc.cwnd = c.cc.ssthresh
-	}
+	c.initCwndReduction(now)
 	c.cc.loss = lossRecovery
-	c.cc.recoveryPoint = c.snd.nxt
 	if !c.opt.sackOK || len(c.cc.sacked) == 0 {
 		c.markHeadLost()
 	}
-	c.retransmitOne(now)
+}
+
+// initCwndReduction starts a reduction of the congestion window: ssthresh
+// from the algorithm, and PRR's counters from zero (Linux's
+// tcp_init_cwnd_reduction). c.fl is held: data is in flight.
+func (c *Conn) initCwndReduction(now instant) {
+	c.cc.recoveryPoint = c.snd.nxt
+	ep := &c.borrowFlight().ep
+	ep.priorCwnd = int32(c.cc.cwnd)
+	ep.prrDelivered, ep.prrOut = 0, 0
+	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+}
+
+// inCwndReduction reports whether PRR sets the congestion window (Linux's
+// tcp_in_cwnd_reduction): in fast recovery, unless the algorithm sets it
+// itself.
+func (c *Conn) inCwndReduction() bool {
+	return c.cc.loss == lossRecovery && !c.rateControlled() && c.fl != nil && c.fl.ep.priorCwnd > 0
+}
+
+// prrOnAck is Proportional Rate Reduction with slow start reduction bound
+// (RFC 6937, PRR-SSRB, as Linux's tcp_cwnd_reduction), in segments as
+// Linux counts: while the pipe is above ssthresh, send in proportion
+// ssthresh/priorCwnd of what is delivered; below it, grow back towards
+// ssthresh no faster than slow start, by what was delivered (one more on
+// an ACK that advanced SND.UNA and found no new loss). The congestion
+// window becomes the pipe plus what may be sent, at least one segment
+// while nothing has been sent in the recovery: the fast retransmit.
+func (c *Conn) prrOnAck(delivered int, newlyLost, unaAdvanced bool) {
+	ep := &c.fl.ep
+	if delivered <= 0 {
+		return
+	}
+	mss := max(c.opt.sndMSS, 1)
+	pipe := c.pipe()
+	inflight := (pipe + mss - 1) / mss
+	ssthresh := c.cc.ssthresh / mss
+	prior := max(int(ep.priorCwnd)/mss, 1)
+	ep.prrDelivered += int32(delivered)
+	var sndcnt int
+	if delta := ssthresh - inflight; delta < 0 {
+		sndcnt = (ssthresh*int(ep.prrDelivered)+prior-1)/prior - int(ep.prrOut)
+	} else {
+		sndcnt = max(int(ep.prrDelivered-ep.prrOut), delivered)
+		if unaAdvanced && !newlyLost {
+			sndcnt++
+		}
+		sndcnt = min(delta, sndcnt)
+	}
+	if ep.prrOut == 0 {
+		sndcnt = max(sndcnt, 1)
+	}
+	c.cc.cwnd = pipe + max(sndcnt, 0)*mss
+}
+
+// prrSent counts a segment of n octets sent during a reduction (prr_out).
+func (c *Conn) prrSent(n int) {
+	if c.inCwndReduction() {
+		mss := max(c.opt.sndMSS, 1)
+		c.fl.ep.prrOut += int32(max((n+mss-1)/mss, 1))
+	}
+}
+
+// deliveredSegs is how many segments the ACK being processed delivered,
+// as Linux's acked_sacked: without SACK a duplicate ACK stands for one,
+// and a cumulative ACK counts only the segments the duplicates before it
+// had not (renoAcked).
+func (c *Conn) deliveredSegs() int {
+	rs := &c.sc.rs
+	mss := max(c.opt.sndMSS, 1)
+	n := (rs.ackedSacked - rs.renoCounted + mss - 1) / mss
+	if rs.dupAck && !c.opt.sackOK {
+		n++
+	}
+	return n
 }
 
 // enterLoss is the timeout's recovery (RFC 6298 5.4-5.6, RFC 5681 3.1):
@@ -315,9 +388,8 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 		}
 		if !c.opt.sackOK {
 			// NewReno partial ACK (RFC 6582 3.2): the next hole is at
-			// SND.UNA; resend it at once.
+			// SND.UNA; it goes as PRR allows, which is at once.
 			c.markHeadLost()
-			c.retransmitOne(now)
 		}
 		return false
 	case lossRTO:
@@ -378,4 +450,13 @@ func (c *Conn) renoAcked(acked int) {
 	counted := min(c.cc.dupAcks, max(segs-1, 0))
 	c.sc.rs.renoCounted = int(counted) * mss
 	c.cc.dupAcks -= counted
+}
+
+// episode is what a reduction of the congestion window keeps while it
+// lasts: PRR's counters (RFC 6937), in segments as Linux keeps them. It
+// lives in the flight state, which a recovery holds.
+type episode struct {
+	priorCwnd    int32 // cwnd when the reduction began, bytes (RecoverFS)
+	prrDelivered int32 // segments delivered since (prr_delivered)
+	prrOut       int32 // segments sent since (prr_out)
 }

@@ -176,7 +176,7 @@ func (c *Conn) pruneRecords(now instant) {
 			return
 		}
 		if !r.has(recSacked) {
-			c.onDelivered(now, r)
+			c.onDelivered(now, r, false)
 		}
 		c.fl.txq.popFront()
 	}
@@ -204,7 +204,7 @@ func (c *Conn) markSackedRecords(now instant, l, r seq.Value) {
 			continue
 		}
 		c.fl.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
-		c.onDelivered(now, rec)
+		c.onDelivered(now, rec, true)
 	}
 }
 
