@@ -648,6 +648,7 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	}
 	acked := int(ack.Sub(c.snd.una))
 	c.rateBegin()
+	c.undoOnAckArrival(seg)
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
 	}

@@ -104,6 +104,9 @@ func (c *Conn) paceSent(now instant, n int) {
 // delivery-rate sample, a rate-based congestion control (BBR), which sees
 // every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now instant) {
+	if c.cc.loss != lossRTO {
+		c.tryUndoDSACK()
+	}
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}

@@ -48,6 +48,9 @@ type rateSample struct {
 	// unaAdvanced: the ACK advanced SND.UNA; dupAck: it was a duplicate
 	// ACK (RFC 5681's definition).
 	unaAdvanced, dupAck bool
+	// ecr is the ACK's echoed timestamp, when hasEcr (undo.go).
+	ecr    uint32
+	hasEcr bool
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).

@@ -69,16 +69,9 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	o := &seg.Options
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
-		if i == 0 && l.LessThan(r) {
-			dsack := l.LessThan(seg.ACK) // as Linux's tcp_check_dsack
-			if o.NumSACK > 1 {
-				l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
-				dsack = dsack || (l2.LessThanEq(l) && r.LessThanEq(r2))
-			}
-			if dsack {
-				c.noteDSACK()
-				continue
-			}
+		if i == 0 && isDSACK(seg) {
+			c.noteDSACK()
+			continue
 		}
 		if !l.LessThan(r) || l.LessThanEq(c.snd.una) || r.GreaterThan(c.snd.nxt) {
 			continue
@@ -89,6 +82,27 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 		}
 	}
 	return news
+}
+
+// isDSACK reports whether seg's first SACK block is a D-SACK (RFC 2883):
+// below SEG.ACK, or inside the second block (Linux's tcp_check_dsack).
+func isDSACK(seg *Segment) bool {
+	o := &seg.Options
+	if o.NumSACK == 0 {
+		return false
+	}
+	l, r := seq.Value(o.SACK[0].Left), seq.Value(o.SACK[0].Right)
+	if !l.LessThan(r) {
+		return false
+	}
+	if l.LessThan(seg.ACK) {
+		return true
+	}
+	if o.NumSACK > 1 {
+		l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
+		return l2.LessThanEq(l) && r.LessThanEq(r2)
+	}
+	return false
 }
 
 // addSacked merges [l, r) into the scoreboard, in place (no allocation
@@ -258,6 +272,7 @@ func (c *Conn) rateControlled() bool {
 // first lost segment going out on the ACK that started it (Linux's
 // tcp_enter_recovery and tcp_init_cwnd_reduction).
 func (c *Conn) enterRecovery(now instant) {
+	c.initUndo(c.currentSsthresh())
 	c.initCwndReduction(now)
 	c.cc.loss = lossRecovery
 	if !c.opt.sackOK || len(c.cc.sacked) == 0 {
@@ -300,6 +315,9 @@ func (c *Conn) prrOnAck(delivered int, newlyLost, unaAdvanced bool) {
 	pipe := c.pipe()
 	inflight := (pipe + mss - 1) / mss
 	ssthresh := c.cc.ssthresh / mss
+	if c.cc.ssthresh == 0 {
+		ssthresh = ssthreshInfinite // an undo restored the initial one
+	}
 	prior := max(int(ep.priorCwnd)/mss, 1)
 	ep.prrDelivered += int32(delivered)
 	var sndcnt int
@@ -315,7 +333,9 @@ func (c *Conn) prrOnAck(delivered int, newlyLost, unaAdvanced bool) {
 	if ep.prrOut == 0 {
 		sndcnt = max(sndcnt, 1)
 	}
-	c.cc.cwnd = pipe + max(sndcnt, 0)*mss
+	// Never below a segment: a window of nothing with nothing in flight
+	// would stall the connection.
+	c.cc.cwnd = max(pipe+max(sndcnt, 0)*mss, mss)
 }
 
 // prrSent counts a segment of n octets sent during a reduction (prr_out).
@@ -345,7 +365,14 @@ func (c *Conn) deliveredSegs() int {
 // everything outstanding is considered lost, and it is resent from SND.UNA
 // in slow start from one segment.
 func (c *Conn) enterLoss(now instant) {
-	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	// ssthresh falls once per episode: not again on a timeout during a
+	// recovery, or a timeout after a timeout of the same flight (Linux's
+	// tcp_enter_loss), so that undo can still restore what was before.
+	if c.cc.loss == lossNone || c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
+		c.initUndo(c.currentSsthresh())
+		c.fl.ep.priorCwnd = int32(c.cc.cwnd)
+		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	}
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}
@@ -375,15 +402,21 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 			// for data the retransmissions duplicated start no new
 			// fast retransmit (RFC 6582 4.1; Linux's
 			// tcp_try_undo_recovery holds the state for Reno).
+			c.tryUndoRecovery(lossRecovery)
 			return false
 		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
 			c.cc.dupAcks = 0
-			if !c.rateControlled() {
-				c.cc.cwnd = c.cc.ssthresh
+			if !c.tryUndoRecovery(lossRecovery) {
+				c.endCwndReduction()
+				c.rackRecoveryEnded()
 			}
-			c.rackRecoveryEnded()
+			// Open again: this ACK may grow the window it set, as
+			// Linux's tcp_cong_control after tcp_fastretrans_alert.
+			return true
+		}
+		if c.tryUndoPartial() {
 			return false
 		}
 		if !c.opt.sackOK {
@@ -393,10 +426,15 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 		}
 		return false
 	case lossRTO:
+		if c.tryUndoLoss() {
+			return true
+		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
 			c.cc.dupAcks = 0
-			c.rackRecoveryEnded()
+			if !c.tryUndoRecovery(lossRTO) {
+				c.rackRecoveryEnded()
+			}
 		}
 	}
 	return true
@@ -459,4 +497,16 @@ type episode struct {
 	priorCwnd    int32 // cwnd when the reduction began, bytes (RecoverFS)
 	prrDelivered int32 // segments delivered since (prr_delivered)
 	prrOut       int32 // segments sent since (prr_out)
+
+	// Undo (undo.go): SND.UNA when the episode began (undoMarker, valid
+	// while undoOn), ssthresh before it (0: none to restore), the
+	// retransmissions no D-SACK has yet shown needless (-1: none sent),
+	// and the timestamp of the first retransmission (valid when stamped).
+	undoMarker    seq.Value
+	priorSsthresh int32
+	undoRetrans   int32
+	retransStamp  uint32
+	undoHold      instant // until when a D-SACK may still come for an undo
+	undoOn        bool
+	stamped       bool
 }

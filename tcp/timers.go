@@ -8,9 +8,10 @@ import (
 )
 
 // The connection's timers are deadlines, not goroutines: the owner asks
-// Deadline and calls Tick. There are eight: the six of timerSet, and
-// RACK's reordering timer and the pacing timer, which live in the flight
-// state (flight.go) because they run only while data is in flight.
+// Deadline and calls Tick. There are nine: the six of timerSet, and
+// RACK's reordering timer, the pacing timer and the wait for a D-SACK that
+// may undo a recovery (undo.go), which live in the flight state
+// (flight.go) because they run only while data is, or was just, in flight.
 
 // timerSet is the connection's deadlines, one per timer; the zero instant
 // is a timer not armed.
@@ -202,6 +203,9 @@ func (c *Conn) deadline() instant {
 	d := c.timer.earliest()
 	if c.fl != nil {
 		d = earlier(d, earlier(c.fl.rack.at, c.fl.pace.at))
+		if c.fl.ep.undoWaiting() && c.fl.txq.n == 0 {
+			d = earlier(d, c.fl.ep.undoHold)
+		}
 	}
 	return d
 }
@@ -220,6 +224,9 @@ func (c *Conn) Tick(t time.Time) {
 	}
 	if c.fl != nil && !c.fl.pace.at.IsZero() && !now.Before(c.fl.pace.at) {
 		c.pacingTimeout(now)
+	}
+	if c.fl != nil && !c.fl.ep.undoHold.IsZero() && !now.Before(c.fl.ep.undoHold) {
+		c.fl.ep.undoHold = instant(0) // no D-SACK came: the undo is off
 	}
 	if !c.timer.cork.IsZero() && !now.Before(c.timer.cork) {
 		c.timer.cork = instant(0)

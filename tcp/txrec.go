@@ -158,6 +158,7 @@ func (c *Conn) recordRetransmit(now instant, i int) {
 	r := c.fl.txq.at(i)
 	c.fl.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
 	c.rateOnSend(now, r)
+	c.undoNoteRetransmit(now)
 }
 
 // pruneRecords drops the records SND.UNA has passed, delivering (rate.go,

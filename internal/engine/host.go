@@ -284,6 +284,10 @@ func (s *Host) Stats() nstat.Counters {
 		st.TcpExtTCPOFODrop += c.OFODrop
 		st.TcpExtTCPFastOpenActive += c.FastOpenActive
 		st.TcpExtTCPFastOpenActiveFail += c.FastOpenActiveFail
+		st.TcpExtTCPFullUndo += c.FullUndo
+		st.TcpExtTCPPartialUndo += c.PartialUndo
+		st.TcpExtTCPDSACKUndo += c.DSACKUndo
+		st.TcpExtTCPLossUndo += c.LossUndo
 	}
 	s.udp.stats.addTo(&st)
 	s.addReasmStats(&st)
