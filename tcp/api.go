@@ -161,6 +161,14 @@ type Config struct {
 	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
 	NoDelay bool
 
+	// NoSlowStartAfterIdle keeps the congestion window across idle
+	// periods, as Linux with net.ipv4.tcp_slow_start_after_idle = 0. By
+	// default (1 on Linux) the window restarts from the initial one after
+	// more than an RTO with nothing in flight, and shrinks towards what
+	// was used after an RTO of the application leaving it unused
+	// (RFC 5681 4.1, RFC 2861; cwnd.go).
+	NoSlowStartAfterIdle bool
+
 	// KeepAlive enables keepalive probes (SO_KEEPALIVE) after KeepIdle of
 	// silence (default 2 h), every KeepIntvl (75 s), KeepCnt (9) times.
 	KeepAlive bool

@@ -15,6 +15,7 @@ type flightState struct {
 	rack rackState
 	pace paceState
 	ep   episode
+	use  cwndUse
 }
 
 // maxSpareFlights bounds the idle flight states a Scratch keeps, and

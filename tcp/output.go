@@ -400,6 +400,11 @@ func (c *Conn) output(now instant) {
 	} else {
 		c.chronoStop(now, chronoRwnd)
 	}
+	// The window was full if it, not the data or the peer, stopped the
+	// loop (Linux's is_cwnd_limited in tcp_write_xmit).
+	if limited := c.pipe() >= c.cc.cwnd; sent || limited {
+		c.cwndValidate(now, limited)
+	}
 	if sent && (c.timer.rto.IsZero() || c.rtx.persist || !c.timer.tlp.IsZero()) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)
@@ -419,7 +424,9 @@ func (c *Conn) hostRoom() bool {
 func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
 	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.rtx.stallSince = now // data is outstanding from here on
+		c.cwndRestartAfterIdle(now)
 	}
+	c.cc.lastSend = msClock(now)
 	c.timer.cork = instant(0)
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)

@@ -34,7 +34,7 @@ type congestion struct {
 	rate     rateState
 	paceNext instant // earliest start of the next burst (Linux's tcp_wstamp_ns)
 
-	caAcked       int32     // bytes acked towards Reno's next increase
+	lastSend      uint32    // when new data was last sent, msClock (Linux's lsndtime); 0: never
 	dupAcks       int32     // duplicate ACKs in a row (RFC 5681 3.2)
 	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
 
