@@ -71,6 +71,9 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 		if !c.cwndLimited(true) {
 			return
 		}
+		if cu, ok := c.cc.algo.(*cubic); ok {
+			cu.onSlowStartAck(c, now)
+		}
 		c.cc.cwnd += acked
 		if c.cc.ssthresh == 0 || c.cc.cwnd <= c.cc.ssthresh {
 			return
@@ -117,6 +120,7 @@ type cubic struct {
 	cwndEpoch  float64 // cwnd at the epoch's start
 	wEst       float64 // the Reno-friendly estimate (RFC 9438 4.3)
 	ackedCount float64 // fractional segment accounting for wEst
+	hy         hystart // leaving slow start early (hystart.go)
 }
 
 const (

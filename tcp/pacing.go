@@ -110,6 +110,9 @@ func (c *Conn) afterAck(now instant) {
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
+	if cu, ok := c.cc.algo.(*cubic); ok {
+		cu.onRTT(c, now, c.sc.rs.rtt)
+	}
 	if rs := &c.sc.rs; c.inCwndReduction() {
 		c.prrOnAck(c.deliveredSegs(), rs.losses > 0, rs.unaAdvanced)
 	} else if rs.growAfter && c.cc.loss != lossRecovery {

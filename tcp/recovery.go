@@ -373,6 +373,9 @@ func (c *Conn) enterLoss(now instant) {
 		c.fl.ep.priorCwnd = int32(c.cc.cwnd)
 		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
 	}
+	// The algorithm starts afresh, HyStart included (Linux's
+	// cubictcp_state on TCP_CA_Loss).
+	c.cc.algo.reset()
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}
