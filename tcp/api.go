@@ -62,6 +62,9 @@ type Segment struct {
 	WND     uint16 // the window field as on the wire, not yet scaled
 	Options wire.TCPOptions
 	Payload []byte
+	// ECN is the IP header's ECN field (ECNNotECT...ECNCE): what the
+	// connection asks the stack to send, what the stack received.
+	ECN uint8
 }
 
 // Len is SEG.LEN: octets of data plus one for SYN and one for FIN.
@@ -168,6 +171,11 @@ type Config struct {
 	// was used after an RTO of the application leaving it unused
 	// (RFC 5681 4.1, RFC 2861; cwnd.go).
 	NoSlowStartAfterIdle bool
+
+	// ECN is when the connection uses Explicit Congestion Notification
+	// (RFC 3168; Linux's net.ipv4.tcp_ecn): by default when the peer asks
+	// for it, as Linux's 2 (ecn.go).
+	ECN ECNMode
 
 	// KeepAlive enables keepalive probes (SO_KEEPALIVE) after KeepIdle of
 	// silence (default 2 h), every KeepIntvl (75 s), KeepCnt (9) times.

@@ -4,7 +4,7 @@
 // RFC 6937, and the undo of a spurious recovery as Linux),
 // congestion control (CUBIC of RFC 9438, Reno, BBR), timestamps and window
 // scaling (RFC 7323), SACK and D-SACK (RFC 2018, 2883), the defences of RFC
-// 5961, keepalive, pacing and buffer autotuning.
+// 5961, ECN (RFC 3168), keepalive, pacing and buffer autotuning.
 //
 // It does no I/O and starts no goroutine. A Conn takes the segments that
 // arrive (Input), the user's calls (Connect, Write, Read, Shutdown, Close)

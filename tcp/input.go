@@ -77,6 +77,7 @@ type options struct {
 	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
 	wsOK, tsOK, sackOK bool  // window scale, timestamps, SACK negotiated
 	cookieTS           bool
+	ecn                uint8 // ECN state (ecn.go)
 }
 
 // rtxState is RFC 6298's round-trip estimate and the retransmission
@@ -243,6 +244,7 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.rcvShift = c.offeredWScale()
 	}
 	c.opt.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.ecnNegotiate(seg)
 	if o.HasTimestamp && !c.cfg.NoTimestamps {
 		c.opt.tsOK = true
 		c.opt.tsRecent = o.TSVal
@@ -558,6 +560,7 @@ func (c *Conn) inputTextAndFIN(now instant, seg *Segment) bool {
 			c.fail(syscall.ECONNRESET, "rcv data after close")
 			return false
 		}
+		c.ecnOnData(seg)
 		c.processText(now, seg, seg.SEQ, seg.Payload)
 	case CloseWait, Closing, LastAck, TimeWait:
 		// The peer has already sent its FIN: a retransmitted FIN is
@@ -648,6 +651,7 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	}
 	acked := int(ack.Sub(c.snd.una))
 	c.rateBegin()
+	c.sc.rs.ece = c.ecnEcho(seg)
 	c.undoOnAckArrival(seg)
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
@@ -740,7 +744,7 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 func (c *Conn) onDupAck(now instant) {
 	c.cc.dupAcks++
 	c.sc.rs.dupAck = true
-	if c.cc.loss != lossNone {
+	if c.cc.loss != lossNone && c.cc.loss != lossCWR {
 		return
 	}
 	// With SACK, RACK decides (rack.go); duplicate ACKs count when the

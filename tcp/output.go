@@ -141,6 +141,7 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 	if c.fo != nil {
 		gathered = c.addFastOpen(tx, synAck)
 	}
+	c.ecnSYN(tx, synAck)
 	if synAck {
 		tx.Flags |= flagACK
 		c.fillAck(now, true)
@@ -186,6 +187,7 @@ func (c *Conn) sendAck(now instant) {
 	c.sc.seg = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, 0, 0)
 	c.emit()
 }
 
@@ -243,6 +245,7 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, seqno, n)
 	c.emit()
 	c.prrSent(n)
 	c.sc.seg.Payload = nil

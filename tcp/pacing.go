@@ -110,6 +110,14 @@ func (c *Conn) afterAck(now instant) {
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
+	if c.sc.rs.ece {
+		switch c.cc.loss {
+		case lossNone:
+			c.enterCWR(now)
+		case lossRecovery:
+			c.fl.ep.priorSsthresh = 0 // signalled congestion: no undo
+		}
+	}
 	if cu, ok := c.cc.algo.(*cubic); ok {
 		cu.onRTT(c, now, c.sc.rs.rtt)
 	}

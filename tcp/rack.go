@@ -88,7 +88,7 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec, sacked bool) {
 // rackReoWnd is the reordering window (Linux's tcp_rack_reo_wnd).
 func (c *Conn) rackReoWnd() time.Duration {
 	if !c.cc.reo.reord {
-		if c.cc.loss != lossNone {
+		if c.cc.loss == lossRecovery || c.cc.loss == lossRTO {
 			return 0
 		}
 		if c.fl != nil && c.fl.txq.sackedRecs >= dupThresh {
@@ -174,7 +174,7 @@ func (c *Conn) lossDetect(now instant) {
 			c.fl.rack.at = now.Add(wait + timeoutMin)
 		}
 	}
-	if lost > 0 && c.cc.loss == lossNone {
+	if lost > 0 && (c.cc.loss == lossNone || c.cc.loss == lossCWR) {
 		c.enterRecovery(now)
 	}
 }
@@ -190,7 +190,7 @@ func (c *Conn) rackTimeout(now instant) {
 	if lost == 0 {
 		return
 	}
-	if c.cc.loss == lossNone {
+	if c.cc.loss == lossNone || c.cc.loss == lossCWR {
 		c.enterRecovery(now)
 		if c.inCwndReduction() {
 			// No ACK brought this: PRR counts one segment delivered,

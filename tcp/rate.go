@@ -51,6 +51,7 @@ type rateSample struct {
 	// ecr is the ACK's echoed timestamp, when hasEcr (undo.go).
 	ecr    uint32
 	hasEcr bool
+	ece    bool // the ACK echoes congestion (ECN, ecn.go)
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).

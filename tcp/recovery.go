@@ -50,6 +50,7 @@ const (
 	lossNone lossState = iota
 	lossRecovery
 	lossRTO
+	lossCWR // a window reduction for a congestion echo (ECN), no loss
 )
 
 // dupThresh is RFC 5681's and RFC 6675's DupThresh.
@@ -272,8 +273,18 @@ func (c *Conn) rateControlled() bool {
 // first lost segment going out on the ACK that started it (Linux's
 // tcp_enter_recovery and tcp_init_cwnd_reduction).
 func (c *Conn) enterRecovery(now instant) {
-	c.initUndo(c.currentSsthresh())
-	c.initCwndReduction(now)
+	if c.cc.loss == lossCWR {
+		// Already reducing (ECN): the reduction goes on, with nothing
+		// an undo could restore (Linux's tcp_enter_recovery).
+		c.initUndo(0)
+	} else {
+		prior := c.currentSsthresh()
+		if c.sc.rs.ece {
+			prior = 0 // congestion was signalled: no undo
+		}
+		c.initUndo(prior)
+		c.initCwndReduction(now)
+	}
 	c.cc.loss = lossRecovery
 	if !c.opt.sackOK || len(c.cc.sacked) == 0 {
 		c.markHeadLost()
@@ -289,13 +300,22 @@ func (c *Conn) initCwndReduction(now instant) {
 	ep.priorCwnd = int32(c.cc.cwnd)
 	ep.prrDelivered, ep.prrOut = 0, 0
 	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	c.ecnQueueCWR()
+}
+
+// ecnQueueCWR has the next new data carry CWR, telling an ECN peer that
+// the window was reduced (Linux's tcp_ecn_queue_cwr).
+func (c *Conn) ecnQueueCWR() {
+	if c.opt.ecn&ecnOK != 0 {
+		c.opt.ecn |= ecnQueueCWR
+	}
 }
 
 // inCwndReduction reports whether PRR sets the congestion window (Linux's
 // tcp_in_cwnd_reduction): in fast recovery, unless the algorithm sets it
 // itself.
 func (c *Conn) inCwndReduction() bool {
-	return c.cc.loss == lossRecovery && !c.rateControlled() && c.fl != nil && c.fl.ep.priorCwnd > 0
+	return (c.cc.loss == lossRecovery || c.cc.loss == lossCWR) && !c.rateControlled() && c.fl != nil && c.fl.ep.priorCwnd > 0
 }
 
 // prrOnAck is Proportional Rate Reduction with slow start reduction bound
@@ -376,6 +396,7 @@ func (c *Conn) enterLoss(now instant) {
 	// The algorithm starts afresh, HyStart included (Linux's
 	// cubictcp_state on TCP_CA_Loss).
 	c.cc.algo.reset()
+	c.ecnQueueCWR()
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}
@@ -426,6 +447,18 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 			// NewReno partial ACK (RFC 6582 3.2): the next hole is at
 			// SND.UNA; it goes as PRR allows, which is at once.
 			c.markHeadLost()
+		}
+		return false
+	case lossCWR:
+		// The reduction ends once something sent after it began is
+		// acknowledged (Linux holds CWR until the CWR flag can have
+		// reached the peer), or nothing is left in flight.
+		if c.snd.una.GreaterThan(c.cc.recoveryPoint) || c.flight() == 0 {
+			c.cc.loss = lossNone
+			if !c.rateControlled() && c.cc.ssthresh != 0 {
+				c.cc.cwnd = c.cc.ssthresh
+			}
+			return true
 		}
 		return false
 	case lossRTO:

@@ -103,7 +103,7 @@ func (c *Conn) armXmitTimer(now instant) {
 // Probing needs SACK, so that the probe's ACK can show what is missing,
 // and is off during recovery and while a probe is out.
 func (c *Conn) probeTimeout() (time.Duration, bool) {
-	if !c.opt.sackOK || c.cc.loss != lossNone || c.rtx.tlpOut || c.rtx.backoff > 0 {
+	if !c.opt.sackOK || c.cc.loss != lossNone && c.cc.loss != lossCWR || c.rtx.tlpOut || c.rtx.backoff > 0 {
 		return 0, false
 	}
 	switch c.state {
