@@ -73,6 +73,7 @@ var stats = map[string]stat{
 	"TcpExtTCPPartialUndo":         {help: "Recoveries undone on a partial ACK that a delayed original made."},
 	"TcpExtTCPDSACKUndo":           {help: "Congestion window reductions undone: D-SACKs showed every retransmission needless."},
 	"TcpExtTCPLossUndo":            {help: "Retransmission timeouts undone: the segments were only delayed."},
+	"TcpExtTCPLossProbeRecovery":   {help: "Losses a tail loss probe repaired; each reduced the congestion window."},
 	"TcpExtOutOfWindowIcmps":       {help: "ICMP errors dropped: the quoted sequence number is not in flight."},
 
 	"TcpExtTCPFastOpenActive":         {help: "SYNs sent with data (TCP Fast Open client)."},

@@ -61,6 +61,7 @@ type Counters struct {
 	TcpExtTCPPartialUndo         uint64 // recoveries undone on a partial ACK a delayed original made
 	TcpExtTCPDSACKUndo           uint64 // window reductions undone: D-SACKs showed every retransmission needless
 	TcpExtTCPLossUndo            uint64 // retransmission timeouts undone
+	TcpExtTCPLossProbeRecovery   uint64 // losses a tail loss probe repaired (each reduces the window)
 
 	// TCP Fast Open (RFC 7413).
 	TcpExtTCPFastOpenActive         uint64 // SYNs sent with data (a client's Fast Open)

@@ -271,6 +271,9 @@ type Counters struct {
 	PartialUndo      uint64 // TcpExtTCPPartialUndo: recoveries undone on a partial ACK a delayed original made
 	DSACKUndo        uint64 // TcpExtTCPDSACKUndo: reductions undone because D-SACKs showed every retransmission needless
 	LossUndo         uint64 // TcpExtTCPLossUndo: retransmission timeouts undone
+	// LossProbeRecovery is TcpExtTCPLossProbeRecovery: losses a tail
+	// loss probe repaired, each reducing the window (RFC 8985 7.4).
+	LossProbeRecovery uint64
 }
 
 // Host carries a connection (see Conn.Init): it takes the segments the

@@ -10,7 +10,7 @@ import "github.com/synstack/synstack/tcp/seq"
 //
 // What a flight used (cwndUse) lives in the flight state: Linux's
 // max_packets_out and cwnd_usage_seq start again with each window, and a
-// flight starts with one. When new data was last sent outlasts flights
+// flight starts with one. When data was last sent outlasts flights
 // (congestion.lastSend).
 
 // cwndUse is how the current window is used (Linux's is_cwnd_limited,

@@ -98,10 +98,10 @@ type rtxState struct {
 	tlpHigh      seq.Value // SND.NXT when the probe was sent
 	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
 
-	hasRTT    bool // srtt and rttvar hold a sample
-	rttTiming bool // a segment is being timed (rttAt, rttSeq)
-	tlpOut    bool // a probe was sent and SND.UNA has not passed tlpHigh
-	persist   bool // timerSet.rto is the persist timer (zero window)
+	hasRTT    bool  // srtt and rttvar hold a sample
+	rttTiming bool  // a segment is being timed (rttAt, rttSeq)
+	tlp       uint8 // a probe's episode (tlpNewData, tlpRetrans) lasts: see tlpOnAck
+	persist   bool  // timerSet.rto is the persist timer (zero window)
 }
 
 // ackState is the ACK policy, as Linux's: delayed ACKs (RFC 1122
@@ -656,7 +656,8 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
 	}
-	c.updateScoreboard(now, seg)
+	newSACK := c.updateScoreboard(now, seg)
+	c.tlpOnAck(now, seg, newSACK)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.opt.sndShift == c.snd.wnd && c.flight() > 0 {
 		c.onDupAck(now)
@@ -732,9 +733,6 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 	c.pruneRecords(now)
 	if c.recoveryOnAck(now) && !c.rateControlled() {
 		c.sc.rs.growAfter, c.sc.rs.growInflight = true, inflight
-	}
-	if c.rtx.tlpOut && c.snd.una.GreaterThanEq(c.rtx.tlpHigh) {
-		c.rtx.tlpOut = false // the probe's episode is over
 	}
 	c.armXmitTimer(now)
 }

@@ -248,6 +248,9 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	c.ecnOutput(&c.sc.seg, seqno, n)
 	c.emit()
 	c.prrSent(n)
+	if n > 0 {
+		c.cc.lastSend = msClock(now) // any data, resent too (Linux's tcp_event_data_sent)
+	}
 	c.sc.seg.Payload = nil
 	if gathered != nil {
 		c.cfg.Buffers.Put(gathered)
@@ -429,7 +432,6 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
 		c.rtx.stallSince = now // data is outstanding from here on
 		c.cwndRestartAfterIdle(now)
 	}
-	c.cc.lastSend = msClock(now)
 	c.timer.cork = instant(0)
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)

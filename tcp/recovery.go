@@ -34,7 +34,7 @@ type congestion struct {
 	rate     rateState
 	paceNext instant // earliest start of the next burst (Linux's tcp_wstamp_ns)
 
-	lastSend      uint32    // when new data was last sent, msClock (Linux's lsndtime); 0: never
+	lastSend      uint32    // when data was last sent, msClock (Linux's lsndtime); 0: never
 	dupAcks       int32     // duplicate ACKs in a row (RFC 5681 3.2)
 	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
 
@@ -296,6 +296,7 @@ func (c *Conn) enterRecovery(now instant) {
 // tcp_init_cwnd_reduction). c.fl is held: data is in flight.
 func (c *Conn) initCwndReduction(now instant) {
 	c.cc.recoveryPoint = c.snd.nxt
+	c.rtx.tlp = tlpNone // the reduction covers the probe's loss too
 	ep := &c.borrowFlight().ep
 	ep.priorCwnd = int32(c.cc.cwnd)
 	ep.prrDelivered, ep.prrOut = 0, 0

@@ -103,7 +103,7 @@ func (c *Conn) armXmitTimer(now instant) {
 // Probing needs SACK, so that the probe's ACK can show what is missing,
 // and is off during recovery and while a probe is out.
 func (c *Conn) probeTimeout() (time.Duration, bool) {
-	if !c.opt.sackOK || c.cc.loss != lossNone && c.cc.loss != lossCWR || c.rtx.tlpOut || c.rtx.backoff > 0 {
+	if !c.opt.sackOK || c.cc.loss != lossNone && c.cc.loss != lossCWR || c.rtx.tlp != tlpNone || c.rtx.backoff > 0 {
 		return 0, false
 	}
 	switch c.state {
@@ -141,10 +141,12 @@ func (c *Conn) tailLossProbe(now instant) {
 	mss := c.currentMSS()
 	queued := c.queuedFrom(c.snd.nxt)
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
+	probe := tlpNewData
 	if n := min(queued, mss, room); n > 0 {
 		fin := c.sq.finQueued && !c.sq.finSent && n == queued
 		c.transmitNew(now, n, fin, mss, false) // one segment: no GSO packet
 	} else {
+		probe = tlpRetrans
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
 		dataEnd := c.sq.start.Add(seq.Size(c.sq.n))
@@ -168,9 +170,46 @@ func (c *Conn) tailLossProbe(now instant) {
 		c.countRetrans()
 		c.rtx.rttTiming = false
 	}
-	c.rtx.tlpOut = true
+	c.rtx.tlp = probe
 	c.rtx.tlpHigh = c.snd.nxt
 	c.armRTO(now)
+}
+
+// Tail loss probe episodes (rtxState.tlp).
+const (
+	tlpNone    uint8 = iota
+	tlpNewData       // the probe sent new data
+	tlpRetrans       // the probe sent the last segment again
+)
+
+// tlpOnAck ends the probe's episode, and tells whether the probe repaired
+// a loss (RFC 8985 7.4, as Linux's tcp_process_tlp_ack): once the ACK
+// reaches what was sent when the probe went, a probe of new data just
+// ends; a D-SACK of the resent segment says both copies arrived, so
+// nothing was lost; an ACK beyond it with no such D-SACK says the original
+// was lost and the probe repaired it: the window is reduced as for a loss
+// (ssthresh from the algorithm, cwnd to it at once) without a recovery; a
+// plain duplicate ACK of the point says both copies arrived too.
+func (c *Conn) tlpOnAck(now instant, seg *Segment, newSACK bool) {
+	if c.rtx.tlp == tlpNone || seg.ACK.LessThan(c.rtx.tlpHigh) {
+		return
+	}
+	dsack := isDSACK(seg) && !seq.Value(seg.Options.SACK[0].Right).GreaterThan(c.rtx.tlpHigh)
+	switch {
+	case c.rtx.tlp == tlpNewData, dsack:
+		c.rtx.tlp = tlpNone
+	case seg.ACK.GreaterThan(c.rtx.tlpHigh):
+		c.rtx.tlp = tlpNone
+		if c.cc.loss != lossNone || c.rateControlled() {
+			return
+		}
+		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+		c.cc.cwnd = max(c.cc.ssthresh, 2*c.opt.sndMSS)
+		c.ecnQueueCWR()
+		c.cfg.Counters.LossProbeRecovery++
+	case !c.sc.rs.unaAdvanced && !newSACK && len(seg.Payload) == 0:
+		c.rtx.tlp = tlpNone
+	}
 }
 
 // armPersist starts the persist timer: the peer's window is zero and we

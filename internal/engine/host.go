@@ -288,6 +288,7 @@ func (s *Host) Stats() nstat.Counters {
 		st.TcpExtTCPPartialUndo += c.PartialUndo
 		st.TcpExtTCPDSACKUndo += c.DSACKUndo
 		st.TcpExtTCPLossUndo += c.LossUndo
+		st.TcpExtTCPLossProbeRecovery += c.LossProbeRecovery
 	}
 	s.udp.stats.addTo(&st)
 	s.addReasmStats(&st)
