@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/tcp"
 )
 
 // command runs a shell command line. Each command in it (split on ;, &&,
@@ -278,6 +279,10 @@ func (r *runner) sysctlValue(name string) (string, bool) {
 		return strconv.Itoa(boolInt(!c.NoSACK)), true
 	case "net.ipv4.tcp_window_scaling":
 		return strconv.Itoa(boolInt(!c.NoWindowScale)), true
+	case "net.ipv4.tcp_slow_start_after_idle":
+		return strconv.Itoa(boolInt(!c.NoSlowStartAfterIdle)), true
+	case "net.ipv4.tcp_ecn":
+		return strconv.Itoa(map[tcp.ECNMode]int{tcp.ECNOff: 0, tcp.ECNOn: 1, tcp.ECNPassive: 2}[c.ECN]), true
 	}
 	if v, ok := fixedSysctls[name]; ok {
 		return strconv.Itoa(v), true
@@ -580,20 +585,15 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		}
 		setInt(&c.NotSentLowat, v)
 	case "net.ipv4.tcp_slow_start_after_idle":
-		// The stack keeps its congestion window across idle periods,
-		// as Linux with 0 (packetdrill's defaults.sh).
-		if v != 0 {
-			return r.unsupported(line, "sysctl %s=%d (synstack does not restart slow start after an idle period)", name, v)
-		}
-		return nil
+		setBool(&c.NoSlowStartAfterIdle, v == 0)
 	case "net.ipv4.tcp_ecn":
-		if v == 0 || v == 2 {
-			// The stack negotiates no ECN, as Linux with 0; as a
-			// server with 2 it only answers ECN SYNs, which the
-			// runner's scripts cannot send (ECN marks are refused).
-			return nil
+		modes := map[int]tcp.ECNMode{0: tcp.ECNOff, 1: tcp.ECNOn, 2: tcp.ECNPassive}
+		m, ok := modes[v]
+		if !ok {
+			return r.unsupported(line, "sysctl %s=%d (the modes are 0, 1 and 2)", name, v)
 		}
-		return r.unsupported(line, "sysctl %s=%d (ECN)", name, v)
+		changed = c.ECN != m
+		c.ECN = m
 	default:
 		return r.unsupported(line, "sysctl %s", name)
 	}

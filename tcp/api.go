@@ -267,10 +267,10 @@ type Counters struct {
 	// (TcpExtTCPFastOpenActive) and those whose data the peer did not
 	// acknowledge, or that timed out (TcpExtTCPFastOpenActiveFail).
 	FastOpenActive, FastOpenActiveFail uint64
-	FullUndo         uint64 // TcpExtTCPFullUndo: recoveries undone at their end, every retransmission needless
-	PartialUndo      uint64 // TcpExtTCPPartialUndo: recoveries undone on a partial ACK a delayed original made
-	DSACKUndo        uint64 // TcpExtTCPDSACKUndo: reductions undone because D-SACKs showed every retransmission needless
-	LossUndo         uint64 // TcpExtTCPLossUndo: retransmission timeouts undone
+	FullUndo                           uint64 // TcpExtTCPFullUndo: recoveries undone at their end, every retransmission needless
+	PartialUndo                        uint64 // TcpExtTCPPartialUndo: recoveries undone on a partial ACK a delayed original made
+	DSACKUndo                          uint64 // TcpExtTCPDSACKUndo: reductions undone because D-SACKs showed every retransmission needless
+	LossUndo                           uint64 // TcpExtTCPLossUndo: retransmission timeouts undone
 	// LossProbeRecovery is TcpExtTCPLossProbeRecovery: losses a tail
 	// loss probe repaired, each reducing the window (RFC 8985 7.4).
 	LossProbeRecovery uint64
