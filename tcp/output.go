@@ -209,6 +209,7 @@ func (c *Conn) sendProbe(now instant) {
 	c.sc.seg = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, 0, 0)
 	c.emit()
 }
 

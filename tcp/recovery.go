@@ -398,6 +398,7 @@ func (c *Conn) enterLoss(now instant) {
 	// cubictcp_state on TCP_CA_Loss).
 	c.cc.algo.reset()
 	c.ecnQueueCWR()
+	c.rtx.tlp = tlpNone // a probe's episode ends with the timeout (tcp_enter_loss)
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}

@@ -77,3 +77,24 @@ func TestTLPNewDataNoReduction(t *testing.T) {
 		t.Fatalf("ssthresh %d, probe recoveries %d; want infinite, none", inf.Ssthresh, cnt.LossProbeRecovery)
 	}
 }
+
+// A timeout after the probe ends its episode (Linux's tcp_enter_loss): the
+// timeout's own reduction stands, the probe adds none.
+func TestTimeoutEndsProbeEpisode(t *testing.T) {
+	cnt := new(tcp.Counters)
+	c := passiveOpen(t, tcp.Config{Counters: cnt}, "320")
+	c.Write(strings.Repeat("x", 10000))
+	outPairs(c, 0, 10)
+	c.Fire(c.Conn().Deadline().Sub(c.Now())) // the probe
+	c.Out("P. 9001:10001(1000) ack 1")
+	c.Fire(c.Conn().Deadline().Sub(c.Now())) // the timeout
+	c.Out(". 1:1001(1000) ack 1")
+	c.Advance(50 * time.Millisecond)
+	c.In(". 1:1(0) ack 10001 win 320")
+	c.Write(strings.Repeat("x", 1000))
+	c.Advance(50 * time.Millisecond)
+	c.In(". 1:1(0) ack 11001 win 320") // beyond the probe's point
+	if cnt.LossProbeRecovery != 0 {
+		t.Fatalf("%d probe recoveries after a timeout, want none", cnt.LossProbeRecovery)
+	}
+}
