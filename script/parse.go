@@ -10,7 +10,7 @@ import (
 
 // parser builds a script from tokens, following packetdrill's grammar
 // (parser.y) for the subset synstack runs. Constructs of packetdrill that
-// synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, ECN and TOS checks,
+// synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, TOS checks,
 // explicit ports, fuzzing, MD5 and Fast Open options) are refused by name.
 type parser struct {
 	file string
