@@ -172,6 +172,12 @@ type Config struct {
 	// (RFC 5681 4.1, RFC 2861; cwnd.go).
 	NoSlowStartAfterIdle bool
 
+	// HyStartPlusPlus has CUBIC leave its first slow start by RFC 9406's
+	// HyStart++ (a Conservative Slow Start phase once the RTT rises)
+	// rather than by Linux's HyStart, which sets ssthresh at once
+	// (hystart.go, hystartpp.go). Linux has no HyStart++.
+	HyStartPlusPlus bool
+
 	// ECN is when the connection uses Explicit Congestion Notification
 	// (RFC 3168; Linux's net.ipv4.tcp_ecn): by default when the peer asks
 	// for it, as Linux's 2 (ecn.go).

@@ -72,7 +72,12 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 			return
 		}
 		if cu, ok := c.cc.algo.(*cubic); ok {
-			cu.onSlowStartAck(c, now)
+			if c.hyppActive() {
+				cu.hyppRound(c)
+				acked = cu.hyppGrowth(c, acked)
+			} else {
+				cu.onSlowStartAck(c, now)
+			}
 		}
 		c.cc.cwnd += acked
 		if c.cc.ssthresh == 0 || c.cc.cwnd <= c.cc.ssthresh {
@@ -114,13 +119,14 @@ func (*reno) ssthreshAfterLoss(c *Conn, now instant) int {
 // cubic is RFC 9438. Windows are in segments (float64) inside the
 // algorithm, bytes outside it.
 type cubic struct {
-	wMax       float64 // window before the last reduction
-	k          float64 // seconds from the epoch to reach wMax again
-	epoch      instant // start of the current congestion-avoidance epoch
-	cwndEpoch  float64 // cwnd at the epoch's start
-	wEst       float64 // the Reno-friendly estimate (RFC 9438 4.3)
-	ackedCount float64 // fractional segment accounting for wEst
-	hy         hystart // leaving slow start early (hystart.go)
+	wMax       float64   // window before the last reduction
+	k          float64   // seconds from the epoch to reach wMax again
+	epoch      instant   // start of the current congestion-avoidance epoch
+	cwndEpoch  float64   // cwnd at the epoch's start
+	wEst       float64   // the Reno-friendly estimate (RFC 9438 4.3)
+	ackedCount float64   // fractional segment accounting for wEst
+	hy         hystart   // leaving slow start early (hystart.go)
+	hpp        hystartPP // or by HyStart++ (hystartpp.go)
 }
 
 const (

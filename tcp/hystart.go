@@ -60,6 +60,10 @@ func (cu *cubic) onRTT(c *Conn, now instant, rtt time.Duration) {
 		return
 	}
 	rtt = max(rtt, time.Microsecond)
+	if c.hyppActive() {
+		cu.hyppOnRTT(c, rtt)
+		return
+	}
 	if h.delayMin == 0 || rtt < h.delayMin {
 		h.delayMin = rtt
 	}
