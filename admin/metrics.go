@@ -69,6 +69,11 @@ var stats = map[string]stat{
 	"TcpExtTCPChallengeACK":        {help: "RFC 5961 challenge ACKs sent."},
 	"TcpExtTCPACKSkippedChallenge": {help: "Challenge ACKs not sent: the per-connection rate limit."},
 	"TcpExtTCPACKSkippedSeq":       {help: "ACKs to out-of-window segments not sent: the per-connection rate limit."},
+	"TcpExtTCPFullUndo":            {help: "Recoveries undone at their end: every retransmission was needless."},
+	"TcpExtTCPPartialUndo":         {help: "Recoveries undone on a partial ACK that a delayed original made."},
+	"TcpExtTCPDSACKUndo":           {help: "Congestion window reductions undone: D-SACKs showed every retransmission needless."},
+	"TcpExtTCPLossUndo":            {help: "Retransmission timeouts undone: the segments were only delayed."},
+	"TcpExtTCPLossProbeRecovery":   {help: "Losses a tail loss probe repaired; each reduced the congestion window."},
 	"TcpExtOutOfWindowIcmps":       {help: "ICMP errors dropped: the quoted sequence number is not in flight."},
 
 	"TcpExtTCPFastOpenActive":         {help: "SYNs sent with data (TCP Fast Open client)."},

@@ -57,6 +57,11 @@ type Counters struct {
 	TcpExtTCPChallengeACK        uint64 // RFC 5961 challenge ACKs sent (in-window RST, SYN, implausible ACK)
 	TcpExtTCPACKSkippedChallenge uint64 // challenge ACKs not sent: the per-connection rate limit (500 ms)
 	TcpExtTCPACKSkippedSeq       uint64 // duplicate ACKs to out-of-window segments not sent: the same limit
+	TcpExtTCPFullUndo            uint64 // recoveries undone at their end: every retransmission needless
+	TcpExtTCPPartialUndo         uint64 // recoveries undone on a partial ACK a delayed original made
+	TcpExtTCPDSACKUndo           uint64 // window reductions undone: D-SACKs showed every retransmission needless
+	TcpExtTCPLossUndo            uint64 // retransmission timeouts undone
+	TcpExtTCPLossProbeRecovery   uint64 // losses a tail loss probe repaired (each reduces the window)
 
 	// TCP Fast Open (RFC 7413).
 	TcpExtTCPFastOpenActive         uint64 // SYNs sent with data (a client's Fast Open)

@@ -99,7 +99,17 @@ type packetSpec struct {
 	// anyOptions is <...>: accept any options (outbound only).
 	anyOptions bool
 	options    []option
+	// ecn is the IP ECN mark written before the flags ([noecn], [ect0],
+	// [ect1], [ce]: the codepoint; [ect01]: either ECT), checked on an
+	// outbound packet, set on an inbound one; ecnUnset when none is.
+	ecn int8
 }
+
+// ECN marks a packet line may carry besides the codepoints 0-3.
+const (
+	ecnUnset  int8 = -1
+	ecnEither int8 = 4 // [ect01]: ECT(0) or ECT(1)
+)
 
 // option is one TCP option of a script line, or of a packet the stack sent.
 type option struct {

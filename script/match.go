@@ -104,6 +104,9 @@ func (r *runner) inject(e *event) error {
 		seq: ps.seq + remoteOff, ack: ps.ack,
 		win: uint16(ps.win), urg: uint16(ps.urg), payload: ps.length,
 	}
+	if ps.ecn >= 0 {
+		h.ecn = uint8(ps.ecn)
+	}
 	if ps.flags&wire.FlagACK != 0 {
 		h.ack += localOff
 	}
@@ -336,6 +339,9 @@ func (r *runner) match(e *event, at, end, tol time.Duration, seg *segment, sentA
 		ackS != spec.ack || (spec.win >= 0 && int(seg.tcp.Window) != spec.win) {
 		why = append(why, "")
 	}
+	if w := ecnMismatch(spec.ecn, seg.ecn); w != "" {
+		why = append(why, w)
+	}
 	if int(seg.tcp.Urgent) != spec.urg {
 		why = append(why, fmt.Sprintf("urgent pointer %d, expected %d", seg.tcp.Urgent, spec.urg))
 	}
@@ -433,4 +439,17 @@ func upToEOL(list []option) []option {
 		}
 	}
 	return list
+}
+
+// ecnMismatch says how a packet's ECN mark differs from the script's, or
+// "" when it does not (or the script wrote none).
+func ecnMismatch(want int8, got uint8) string {
+	names := [...]string{"noecn", "ect1", "ect0", "ce", "ect01"}
+	switch {
+	case want == ecnUnset, want == int8(got):
+		return ""
+	case want == ecnEither && (got == 1 || got == 2):
+		return ""
+	}
+	return fmt.Sprintf("IP ECN [%s], expected [%s]", names[got&3], names[want])
 }

@@ -17,6 +17,7 @@ type segment struct {
 	options  []option // raw list in wire order (up to and including an EOL)
 	optLen   int      // option bytes in the header (data offset less 20)
 	payload  []byte
+	ecn      uint8 // the IP header's ECN field
 }
 
 // parseSegment parses an IP packet the stack wrote to the link.
@@ -56,6 +57,10 @@ func parseSegment(pkt []byte) (*segment, error) {
 	}
 	for _, o := range raw {
 		s.options = append(s.options, decodeOption(o))
+	}
+	s.ecn = pkt[1] & 3 // IPv4: the TOS byte's low bits
+	if ip.V6 {
+		s.ecn = pkt[1] >> 4 & 3 // the traffic class's low bits
 	}
 	return s, nil
 }
@@ -146,7 +151,8 @@ type tcpHeader struct {
 	win      uint16
 	urg      uint16
 	options  []option
-	payload  int // bytes of zeros
+	payload  int   // bytes of zeros
+	ecn      uint8 // the IP header's ECN field
 }
 
 // buildPacket emits an IPv4 or IPv6 packet (after the addresses) carrying h.
@@ -167,7 +173,7 @@ func buildPacket(h *tcpHeader) ([]byte, error) {
 	src, dst := h.src.Addr(), h.dst.Addr()
 	wire.SetTCPChecksum(seg, src, dst)
 	if src.Is4() {
-		ip := wire.IPv4{TTL: 64, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ip := wire.IPv4{TOS: h.ecn, TTL: 64, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
 		pkt := make([]byte, wire.IPv4HeaderLen+len(seg))
 		if _, err := ip.Emit(pkt, len(seg)); err != nil {
 			return nil, err
@@ -175,7 +181,7 @@ func buildPacket(h *tcpHeader) ([]byte, error) {
 		copy(pkt[wire.IPv4HeaderLen:], seg)
 		return pkt, nil
 	}
-	ip := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: 64, Src: src, Dst: dst}
+	ip := wire.IPv6{TrafficClass: h.ecn, NextHeader: wire.ProtoTCP, HopLimit: 64, Src: src, Dst: dst}
 	pkt := make([]byte, wire.IPv6HeaderLen+len(seg))
 	if _, err := ip.Emit(pkt, len(seg)); err != nil {
 		return nil, err

@@ -10,7 +10,7 @@ import (
 
 // parser builds a script from tokens, following packetdrill's grammar
 // (parser.y) for the subset synstack runs. Constructs of packetdrill that
-// synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, ECN and TOS checks,
+// synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, TOS checks,
 // explicit ports, fuzzing, MD5 and Fast Open options) are refused by name.
 type parser struct {
 	file string
@@ -316,10 +316,10 @@ var flagBits = map[byte]wire.TCPFlags{
 
 // packet = ('<'|'>') flags seq [ack N] [win N] [urg N] [<options>]
 func (p *parser) packet() *packetSpec {
-	ps := &packetSpec{inbound: p.tok.is('<'), win: -1}
+	ps := &packetSpec{inbound: p.tok.is('<'), win: -1, ecn: ecnUnset}
 	line := p.tok.line
 	p.next()
-	if !p.tcpOnly() || !p.packetFlags(ps) || !p.packetSeq(ps) || !p.packetOptions(ps) {
+	if !p.packetECN(ps) || !p.tcpOnly() || !p.packetFlags(ps) || !p.packetSeq(ps) || !p.packetOptions(ps) {
 		return ps
 	}
 	if p.tok.is('{') {
@@ -330,6 +330,34 @@ func (p *parser) packet() *packetSpec {
 		p.failf(line, "semantic error: window must be specified for inbound packets")
 	}
 	return ps
+}
+
+// packetECN parses an optional IP ECN mark before the flags, as
+// packetdrill writes it: [noecn], [ect0], [ect1], [ect01] or [ce].
+func (p *parser) packetECN(ps *packetSpec) bool {
+	if !p.tok.is('[') {
+		return true
+	}
+	line := p.tok.line
+	p.next()
+	marks := map[string]int8{"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3, "ect01": ecnEither}
+	v, ok := marks[p.tok.text]
+	if p.tok.kind != tWord || !ok {
+		p.failf(line, "unsupported: IP ECN mark [%s] (want noecn, ect0, ect1, ect01 or ce)", p.tok.text)
+		return false
+	}
+	p.next()
+	if !p.tok.is(']') {
+		p.failf(line, "syntax error: expected ']' after the ECN mark")
+		return false
+	}
+	p.next()
+	if ps.inbound && v == ecnEither {
+		p.failf(line, "semantic error: [ect01] is for outbound packets; an inbound one needs one mark")
+		return false
+	}
+	ps.ecn = v
+	return true
 }
 
 // tcpOnly refuses, with a clear message, what may follow a packet's

@@ -202,7 +202,9 @@ func TestParseErrors(t *testing.T) {
 		{"0 > X 0:0(0)", "t.pkt:1: semantic error: Invalid TCP flag: 'X'"},
 		{"0 > S 0:0(0) <FO abc,nop>", "t.pkt:1: parse error: bad FO cookie 'abc'"},
 		{"0 > S 0:0(0) <FOEXP 0102", "t.pkt:1: parse error: unterminated FOEXP option"},
-		{"0 < [ect0] S 0:0(0) win 1", "t.pkt:1: unsupported: IP ECN"},
+		{"0 < [ect9] S 0:0(0) win 1", "t.pkt:1: unsupported: IP ECN mark [ect9]"},
+		{"0 < [ect01] S 0:0(0) win 1", "t.pkt:1: semantic error: [ect01] is for outbound packets"},
+		{"0 > (tos 0x1) S 0:0(0)", "t.pkt:1: unsupported: IP ECN/TOS"},
 		{"0 close(3) = 0\n+0 close(", "t.pkt:2: parse error at end of file: expected an expression"},
 		{"0 close(3)", "t.pkt:1: parse error at end of file: expected '='"},
 		{"0 write(4, \"abc, 3) = 3", "t.pkt:1: unterminated \" string"},
@@ -617,4 +619,30 @@ func TestRunCompatConstructs(t *testing.T) {
 		"+0 ioctl(4, 0x5401, [0]) = -1 ENOTTY (Inappropriate ioctl for device)\n", true)
 	res = Run("t.pkt", []byte(handshake+"+0 ioctl(4, SIOCGSTAMP, [0]) = 0\n"), Options{})
 	wantErr(t, res, "t.pkt:11: unsupported: ioctl with symbol SIOCGSTAMP")
+}
+
+// An IP ECN mark before the flags is parsed, and an outbound packet's
+// mark is compared with it ([ect01] takes either ECT).
+func TestECNMarks(t *testing.T) {
+	for src, want := range map[string]int8{
+		"0 > [ect0] P. 1:2(1) ack 1": 2, "0 < [ce] . 1:2(1) ack 1 win 9": 3,
+		"0 > [ect01] . 1:2(1) ack 1": ecnEither, "0 > . 1:2(1) ack 1": ecnUnset,
+	} {
+		sc, err := parse("t.pkt", []byte(src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if got := sc.events[0].packet.ecn; got != want {
+			t.Errorf("%q: mark %d, want %d", src, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		want int8
+		got  uint8
+		ok   bool
+	}{{ecnUnset, 3, true}, {2, 2, true}, {2, 1, false}, {ecnEither, 1, true}, {ecnEither, 2, true}, {ecnEither, 0, false}, {0, 2, false}} {
+		if ok := ecnMismatch(tc.want, tc.got) == ""; ok != tc.ok {
+			t.Errorf("want %d, got %d: match %v, expected %v (%s)", tc.want, tc.got, ok, tc.ok, ecnMismatch(tc.want, tc.got))
+		}
+	}
 }

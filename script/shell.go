@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/tcp"
 )
 
 // command runs a shell command line. Each command in it (split on ;, &&,
@@ -278,6 +279,10 @@ func (r *runner) sysctlValue(name string) (string, bool) {
 		return strconv.Itoa(boolInt(!c.NoSACK)), true
 	case "net.ipv4.tcp_window_scaling":
 		return strconv.Itoa(boolInt(!c.NoWindowScale)), true
+	case "net.ipv4.tcp_slow_start_after_idle":
+		return strconv.Itoa(boolInt(!c.NoSlowStartAfterIdle)), true
+	case "net.ipv4.tcp_ecn":
+		return strconv.Itoa(map[tcp.ECNMode]int{tcp.ECNOff: 0, tcp.ECNOn: 1, tcp.ECNPassive: 2}[c.ECN]), true
 	}
 	if v, ok := fixedSysctls[name]; ok {
 		return strconv.Itoa(v), true
@@ -481,14 +486,13 @@ func (r *runner) ethtool(line int, part string, args []string) error {
 
 // cubicParams are CUBIC's module parameters and the value the stack's
 // CUBIC has for each (RFC 9438's C = 0.4 is bic_scale 41, beta 0.7 is 717
-// of 1024): writing that value is accepted, any other refused. Its CUBIC
-// has no HyStart: hystart is 0, and HyStart's own parameters ("") are
-// refused whatever the value.
+// of 1024; HyStart is Linux's, with both detectors, tcp/hystart.go):
+// writing that value is accepted, any other refused.
 var cubicParams = map[string]string{
-	"hystart":              "0",
-	"hystart_detect":       "",
-	"hystart_low_window":   "",
-	"hystart_ack_delta_us": "",
+	"hystart":              "1",
+	"hystart_detect":       "3",
+	"hystart_low_window":   "16",
+	"hystart_ack_delta_us": "2000",
 	"fast_convergence":     "1",
 	"beta":                 "717",
 	"tcp_friendliness":     "1",
@@ -508,8 +512,6 @@ func (r *runner) writeFile(line int, part string, args []string, file string) er
 		switch {
 		case !known:
 			return r.unsupported(line, "shell command `%s` (no CUBIC parameter %s)", part, name)
-		case want == "":
-			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has no HyStart)", part)
 		case value != want:
 			return r.unsupported(line, "shell command `%s` (synstack's CUBIC has %s fixed at %s)", part, name, want)
 		}
@@ -579,20 +581,15 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		}
 		setInt(&c.NotSentLowat, v)
 	case "net.ipv4.tcp_slow_start_after_idle":
-		// The stack keeps its congestion window across idle periods,
-		// as Linux with 0 (packetdrill's defaults.sh).
-		if v != 0 {
-			return r.unsupported(line, "sysctl %s=%d (synstack does not restart slow start after an idle period)", name, v)
-		}
-		return nil
+		setBool(&c.NoSlowStartAfterIdle, v == 0)
 	case "net.ipv4.tcp_ecn":
-		if v == 0 || v == 2 {
-			// The stack negotiates no ECN, as Linux with 0; as a
-			// server with 2 it only answers ECN SYNs, which the
-			// runner's scripts cannot send (ECN marks are refused).
-			return nil
+		modes := map[int]tcp.ECNMode{0: tcp.ECNOff, 1: tcp.ECNOn, 2: tcp.ECNPassive}
+		m, ok := modes[v]
+		if !ok {
+			return r.unsupported(line, "sysctl %s=%d (the modes are 0, 1 and 2)", name, v)
 		}
-		return r.unsupported(line, "sysctl %s=%d (ECN)", name, v)
+		changed = c.ECN != m
+		c.ECN = m
 	default:
 		return r.unsupported(line, "sysctl %s", name)
 	}

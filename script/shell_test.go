@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/synstack/synstack/tcp"
 )
 
 func TestShellWords(t *testing.T) {
@@ -72,12 +74,15 @@ func TestShellSysctls(t *testing.T) {
 		{"echo 2 > /proc/sys/net/ipv4/tcp_frto", "synstack's behaviour is fixed at 0"},
 		{"sysctl -q net.ipv4.tcp_reordering=10", "unsupported: sysctl net.ipv4.tcp_reordering=10 (synstack's behaviour is fixed at 3)"},
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=0", ""},
-		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=1", "unsupported: sysctl net.ipv4.tcp_slow_start_after_idle=1"},
+		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=1", ""},
+		{"sysctl -q net.ipv4.tcp_ecn=1", ""},
+		{"sysctl -q net.ipv4.tcp_ecn=3", "unsupported: sysctl net.ipv4.tcp_ecn=3"},
 		{"sysctl net.ipv4.tcp_no_such", "unsupported: sysctl net.ipv4.tcp_no_such (reading a sysctl the runner does not know)"},
 		{`sysctl -q net.ipv4.tcp_wmem="1 2"`, "expected three numbers"},
 		{"echo 717 > /sys/module/tcp_cubic/parameters/beta", ""},
 		{"echo 512 > /sys/module/tcp_cubic/parameters/beta", "synstack's CUBIC has beta fixed at 717"},
-		{"echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "synstack's CUBIC has no HyStart"},
+		{"echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", ""},
+		{"echo 1 > /sys/module/tcp_cubic/parameters/hystart_detect", "synstack's CUBIC has hystart_detect fixed at 3"},
 		{"/bin/rm -f /tmp/testfile", ""},
 		{"/bin/rm -f /etc/passwd", "removes only files under /tmp"},
 		{"tc qdisc add dev tun0 root pfifo", ""},
@@ -147,4 +152,21 @@ assert tcpi_snd_ssthresh == TCP_INFINITE_SSTHRESH
 }%
 +0 %{ assert TCP_INFINITE_SSTHRESH > 0 }%
 `, true)
+}
+
+// tcp_slow_start_after_idle and tcp_ecn set the stack's switches, and read
+// back as set.
+func TestShellCongestionSysctls(t *testing.T) {
+	r, err := command(t, Options{}, "sysctl -q net.ipv4.tcp_slow_start_after_idle=0 net.ipv4.tcp_ecn=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.tcpCfg; !c.NoSlowStartAfterIdle || c.ECN != tcp.ECNOn {
+		t.Fatalf("NoSlowStartAfterIdle %v, ECN %d; want true, ECNOn", c.NoSlowStartAfterIdle, c.ECN)
+	}
+	for name, want := range map[string]string{"net.ipv4.tcp_slow_start_after_idle": "0", "net.ipv4.tcp_ecn": "1"} {
+		if v, ok := r.sysctlValue(name); !ok || v != want {
+			t.Errorf("%s reads %q, want %q", name, v, want)
+		}
+	}
 }

@@ -62,6 +62,9 @@ type Segment struct {
 	WND     uint16 // the window field as on the wire, not yet scaled
 	Options wire.TCPOptions
 	Payload []byte
+	// ECN is the IP header's ECN field (ECNNotECT...ECNCE): what the
+	// connection asks the stack to send, what the stack received.
+	ECN uint8
 }
 
 // Len is SEG.LEN: octets of data plus one for SYN and one for FIN.
@@ -161,6 +164,25 @@ type Config struct {
 	// NoDelay disables Nagle's algorithm (TCP_NODELAY).
 	NoDelay bool
 
+	// NoSlowStartAfterIdle keeps the congestion window across idle
+	// periods, as Linux with net.ipv4.tcp_slow_start_after_idle = 0. By
+	// default (1 on Linux) the window restarts from the initial one after
+	// more than an RTO with nothing in flight, and shrinks towards what
+	// was used after an RTO of the application leaving it unused
+	// (RFC 5681 4.1, RFC 2861; cwnd.go).
+	NoSlowStartAfterIdle bool
+
+	// HyStartPlusPlus has CUBIC leave its first slow start by RFC 9406's
+	// HyStart++ (a Conservative Slow Start phase once the RTT rises)
+	// rather than by Linux's HyStart, which sets ssthresh at once
+	// (hystart.go, hystartpp.go). Linux has no HyStart++.
+	HyStartPlusPlus bool
+
+	// ECN is when the connection uses Explicit Congestion Notification
+	// (RFC 3168; Linux's net.ipv4.tcp_ecn): by default when the peer asks
+	// for it, as Linux's 2 (ecn.go).
+	ECN ECNMode
+
 	// KeepAlive enables keepalive probes (SO_KEEPALIVE) after KeepIdle of
 	// silence (default 2 h), every KeepIntvl (75 s), KeepCnt (9) times.
 	KeepAlive bool
@@ -255,6 +277,13 @@ type Counters struct {
 	// (TcpExtTCPFastOpenActive) and those whose data the peer did not
 	// acknowledge, or that timed out (TcpExtTCPFastOpenActiveFail).
 	FastOpenActive, FastOpenActiveFail uint64
+	FullUndo                           uint64 // TcpExtTCPFullUndo: recoveries undone at their end, every retransmission needless
+	PartialUndo                        uint64 // TcpExtTCPPartialUndo: recoveries undone on a partial ACK a delayed original made
+	DSACKUndo                          uint64 // TcpExtTCPDSACKUndo: reductions undone because D-SACKs showed every retransmission needless
+	LossUndo                           uint64 // TcpExtTCPLossUndo: retransmission timeouts undone
+	// LossProbeRecovery is TcpExtTCPLossProbeRecovery: losses a tail
+	// loss probe repaired, each reducing the window (RFC 8985 7.4).
+	LossProbeRecovery uint64
 }
 
 // Host carries a connection (see Conn.Init): it takes the segments the

@@ -36,7 +36,7 @@ func newCongestion(name string) (congestionControl, error) {
 	case "", CongestionCubic:
 		return &cubic{}, nil
 	case CongestionReno:
-		return reno{}, nil
+		return &reno{}, nil
 	case CongestionBBR:
 		return &bbr{}, nil
 	}
@@ -68,8 +68,16 @@ func (c *Conn) Congestion() string { return c.cc.algo.name() }
 // application-limited sender does not earn a window it never tested.
 func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 	if c.cc.ssthresh == 0 || c.cc.cwnd < c.cc.ssthresh {
-		if c.cc.cwnd >= 2*inflight {
+		if !c.cwndLimited(true) {
 			return
+		}
+		if cu, ok := c.cc.algo.(*cubic); ok {
+			if c.hyppActive() {
+				cu.hyppRound(c)
+				acked = cu.hyppGrowth(c, acked)
+			} else {
+				cu.onSlowStartAck(c, now)
+			}
 		}
 		c.cc.cwnd += acked
 		if c.cc.ssthresh == 0 || c.cc.cwnd <= c.cc.ssthresh {
@@ -78,7 +86,7 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 		acked = c.cc.cwnd - c.cc.ssthresh
 		c.cc.cwnd = c.cc.ssthresh
 	}
-	if inflight+c.opt.sndMSS < c.cc.cwnd {
+	if !c.cwndLimited(false) {
 		return
 	}
 	c.cc.algo.avoid(c, now, acked)
@@ -86,15 +94,17 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 
 // reno is RFC 5681's congestion avoidance: one segment per window of ACKs,
 // and half the flight on loss.
-type reno struct{}
+type reno struct {
+	acked int // bytes acked towards the next increase
+}
 
-func (reno) name() string { return CongestionReno }
-func (reno) reset()       {}
+func (*reno) name() string { return CongestionReno }
+func (*reno) reset()       {}
 
-func (reno) avoid(c *Conn, now instant, acked int) {
-	c.cc.caAcked += int32(acked)
-	if int(c.cc.caAcked) >= c.cc.cwnd {
-		c.cc.caAcked -= int32(c.cc.cwnd)
+func (r *reno) avoid(c *Conn, now instant, acked int) {
+	r.acked += acked
+	if r.acked >= c.cc.cwnd {
+		r.acked -= c.cc.cwnd
 		c.cc.cwnd += c.opt.sndMSS
 	}
 }
@@ -102,19 +112,21 @@ func (reno) avoid(c *Conn, now instant, acked int) {
 // ssthreshAfterLoss halves the data in flight, as RFC 5681 3.1 (equation
 // 4) says ssthresh MUST be no more than; Linux's tcp_reno_ssthresh halves
 // the congestion window instead (docs/linux-differences.md).
-func (reno) ssthreshAfterLoss(c *Conn, now instant) int {
+func (*reno) ssthreshAfterLoss(c *Conn, now instant) int {
 	return max(c.flight()/2, 2*c.opt.sndMSS)
 }
 
 // cubic is RFC 9438. Windows are in segments (float64) inside the
 // algorithm, bytes outside it.
 type cubic struct {
-	wMax       float64 // window before the last reduction
-	k          float64 // seconds from the epoch to reach wMax again
-	epoch      instant // start of the current congestion-avoidance epoch
-	cwndEpoch  float64 // cwnd at the epoch's start
-	wEst       float64 // the Reno-friendly estimate (RFC 9438 4.3)
-	ackedCount float64 // fractional segment accounting for wEst
+	wMax       float64   // window before the last reduction
+	k          float64   // seconds from the epoch to reach wMax again
+	epoch      instant   // start of the current congestion-avoidance epoch
+	cwndEpoch  float64   // cwnd at the epoch's start
+	wEst       float64   // the Reno-friendly estimate (RFC 9438 4.3)
+	ackedCount float64   // fractional segment accounting for wEst
+	hy         hystart   // leaving slow start early (hystart.go)
+	hpp        hystartPP // or by HyStart++ (hystartpp.go)
 }
 
 const (

@@ -19,6 +19,7 @@ func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.
 	c.snd.nxt = c.snd.una.Add(seq.Size(c.cc.cwnd)) // a full window in flight
 	c.cc.ssthresh = cc.ssthreshAfterLoss(c, now)   // a loss at this window
 	c.cc.cwnd = c.cc.ssthresh
+	c.fl = &flightState{use: cwndUse{limited: true}} // the sender fills every window
 	var out []float64
 	for r := 0; r < rtts; r++ {
 		segs := c.cc.cwnd / c.opt.sndMSS
@@ -33,7 +34,7 @@ func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.
 }
 
 func TestRenoGrowsOneSegmentPerRTT(t *testing.T) {
-	w := ccRun(t, reno{}, 100, 10, 100*time.Millisecond)
+	w := ccRun(t, &reno{}, 100, 10, 100*time.Millisecond)
 	// After the loss: 50 segments, then +1 per RTT.
 	for i, v := range w {
 		if want := 51 + float64(i); math.Abs(v-want) > 1 {

@@ -822,6 +822,8 @@ func (c *Conn) caState() int {
 		return 4
 	case c.cc.loss == lossRecovery:
 		return 3
+	case c.cc.loss == lossCWR:
+		return 2
 	case c.cc.dupAcks > 0 || len(c.cc.sacked) > 0:
 		return 1
 	}
@@ -883,6 +885,12 @@ func (c *Conn) Info(now time.Time) Info {
 		inf.SndWScale, inf.RcvWScale = c.opt.sndShift, c.opt.rcvShift
 	}
 	c.fastOpenInfo(&inf)
+	if c.opt.ecn&ecnOK != 0 {
+		inf.Options |= 8 // TCPI_OPT_ECN
+	}
+	if c.opt.ecn&ecnSeen != 0 {
+		inf.Options |= 16 // TCPI_OPT_ECN_SEEN
+	}
 	inf.Seq = SeqVars{ISS: c.snd.iss, SndUna: c.snd.una, SndNxt: c.snd.nxt, SndMax: c.snd.max, SndWnd: c.snd.wnd,
 		RcvWnd: c.rcv.wnd}
 	if c.state >= SynRcvd {

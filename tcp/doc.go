@@ -1,9 +1,10 @@
 // Package tcp is synstack's TCP state machine: one connection's
 // transmission control block (RFC 9293) with everything that acts on it,
-// loss recovery (RFC 6298, 5681, 6582, 6675, RACK-TLP of RFC 8985),
+// loss recovery (RFC 6298, 5681, 6582, 6675, RACK-TLP of RFC 8985, PRR of
+// RFC 6937, and the undo of a spurious recovery as Linux),
 // congestion control (CUBIC of RFC 9438, Reno, BBR), timestamps and window
 // scaling (RFC 7323), SACK and D-SACK (RFC 2018, 2883), the defences of RFC
-// 5961, keepalive, pacing and buffer autotuning.
+// 5961, ECN (RFC 3168), keepalive, pacing and buffer autotuning.
 //
 // It does no I/O and starts no goroutine. A Conn takes the segments that
 // arrive (Input), the user's calls (Connect, Write, Read, Shutdown, Close)

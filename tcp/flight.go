@@ -14,6 +14,8 @@ type flightState struct {
 	txq  txQueue
 	rack rackState
 	pace paceState
+	ep   episode
+	use  cwndUse
 }
 
 // maxSpareFlights bounds the idle flight states a Scratch keeps, and
@@ -44,7 +46,7 @@ func (c *Conn) borrowFlight() *flightState {
 
 // returnFlight gives c's flight state back when nothing is in flight and
 // none of its timers is armed: no record, no loss recovery, no RACK or
-// pacing timer; or when the
+// pacing timer, no D-SACK awaited for an undo (undo.go); or when the
 // connection has ended (CLOSED, TIME_WAIT, or back in LISTEN). It is
 // called at the end of Input and Tick, the calls that empty a flight,
 // never in the middle of one: a caller may hold the state.
@@ -57,7 +59,7 @@ func (c *Conn) returnFlight(now instant) {
 	case Closed, TimeWait, Listen:
 	default:
 		if fl.txq.n > 0 || c.cc.loss != lossNone || !fl.rack.at.IsZero() ||
-			!fl.pace.at.IsZero() {
+			!fl.pace.at.IsZero() || fl.ep.undoPending(now) {
 			return
 		}
 	}

@@ -77,6 +77,7 @@ type options struct {
 	sndShift, rcvShift uint8 // window scale applied to windows we receive / send
 	wsOK, tsOK, sackOK bool  // window scale, timestamps, SACK negotiated
 	cookieTS           bool
+	ecn                uint8 // ECN state (ecn.go)
 }
 
 // rtxState is RFC 6298's round-trip estimate and the retransmission
@@ -97,10 +98,10 @@ type rtxState struct {
 	tlpHigh      seq.Value // SND.NXT when the probe was sent
 	lastSegStart seq.Value // where the last new segment sent began (the probe resends it)
 
-	hasRTT    bool // srtt and rttvar hold a sample
-	rttTiming bool // a segment is being timed (rttAt, rttSeq)
-	tlpOut    bool // a probe was sent and SND.UNA has not passed tlpHigh
-	persist   bool // timerSet.rto is the persist timer (zero window)
+	hasRTT    bool  // srtt and rttvar hold a sample
+	rttTiming bool  // a segment is being timed (rttAt, rttSeq)
+	tlp       uint8 // a probe's episode (tlpNewData, tlpRetrans) lasts: see tlpOnAck
+	persist   bool  // timerSet.rto is the persist timer (zero window)
 }
 
 // ackState is the ACK policy, as Linux's: delayed ACKs (RFC 1122
@@ -243,6 +244,7 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.rcvShift = c.offeredWScale()
 	}
 	c.opt.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.ecnNegotiate(seg)
 	if o.HasTimestamp && !c.cfg.NoTimestamps {
 		c.opt.tsOK = true
 		c.opt.tsRecent = o.TSVal
@@ -558,6 +560,7 @@ func (c *Conn) inputTextAndFIN(now instant, seg *Segment) bool {
 			c.fail(syscall.ECONNRESET, "rcv data after close")
 			return false
 		}
+		c.ecnOnData(seg)
 		c.processText(now, seg, seg.SEQ, seg.Payload)
 	case CloseWait, Closing, LastAck, TimeWait:
 		// The peer has already sent its FIN: a retransmitted FIN is
@@ -648,10 +651,13 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 	}
 	acked := int(ack.Sub(c.snd.una))
 	c.rateBegin()
+	c.sc.rs.ece = c.ecnEcho(seg)
+	c.undoOnAckArrival(seg)
 	if acked > 0 {
 		c.onNewAck(now, seg, acked)
 	}
-	c.updateScoreboard(now, seg)
+	newSACK := c.updateScoreboard(now, seg)
+	c.tlpOnAck(now, seg, newSACK)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.opt.sndShift == c.snd.wnd && c.flight() > 0 {
 		c.onDupAck(now)
@@ -720,15 +726,13 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 		c.handshakeRTOFallback()
 	}
 	c.rtx.backoff = 0
-	c.cc.dupAcks = 0
+	c.sc.rs.unaAdvanced = true
+	c.renoAcked(acked)
 	inflight := int(c.snd.nxt.Sub(old))
 	c.pruneScoreboard()
 	c.pruneRecords(now)
 	if c.recoveryOnAck(now) && !c.rateControlled() {
 		c.sc.rs.growAfter, c.sc.rs.growInflight = true, inflight
-	}
-	if c.rtx.tlpOut && c.snd.una.GreaterThanEq(c.rtx.tlpHigh) {
-		c.rtx.tlpOut = false // the probe's episode is over
 	}
 	c.armXmitTimer(now)
 }
@@ -737,7 +741,8 @@ func (c *Conn) onNewAck(now instant, seg *Segment, acked int) {
 // recovery (RFC 5681 3.2; RFC 6675 5 with SACK, RFC 6582 NewReno without).
 func (c *Conn) onDupAck(now instant) {
 	c.cc.dupAcks++
-	if c.cc.loss != lossNone {
+	c.sc.rs.dupAck = true
+	if c.cc.loss != lossNone && c.cc.loss != lossCWR {
 		return
 	}
 	// With SACK, RACK decides (rack.go); duplicate ACKs count when the

@@ -141,6 +141,7 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 	if c.fo != nil {
 		gathered = c.addFastOpen(tx, synAck)
 	}
+	c.ecnSYN(tx, synAck)
 	if synAck {
 		tx.Flags |= flagACK
 		c.fillAck(now, true)
@@ -186,6 +187,7 @@ func (c *Conn) sendAck(now instant) {
 	c.sc.seg = Segment{SEQ: c.acceptableSeq(), Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, 0, 0)
 	c.emit()
 }
 
@@ -207,6 +209,7 @@ func (c *Conn) sendProbe(now instant) {
 	c.sc.seg = Segment{SEQ: c.snd.una - 1, Flags: flagACK}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, 0, 0)
 	c.emit()
 }
 
@@ -243,7 +246,12 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	}
 	c.fillAck(now, false)
 	c.setAckOptions(now)
+	c.ecnOutput(&c.sc.seg, seqno, n)
 	c.emit()
+	c.prrSent(n)
+	if n > 0 {
+		c.cc.lastSend = msClock(now) // any data, resent too (Linux's tcp_event_data_sent)
+	}
 	c.sc.seg.Payload = nil
 	if gathered != nil {
 		c.cfg.Buffers.Put(gathered)
@@ -399,6 +407,11 @@ func (c *Conn) output(now instant) {
 	} else {
 		c.chronoStop(now, chronoRwnd)
 	}
+	// The window was full if it, not the data or the peer, stopped the
+	// loop (Linux's is_cwnd_limited in tcp_write_xmit).
+	if limited := c.pipe() >= c.cc.cwnd; sent || limited {
+		c.cwndValidate(now, limited)
+	}
 	if sent && (c.timer.rto.IsZero() || c.rtx.persist || !c.timer.tlp.IsZero()) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)
@@ -418,6 +431,7 @@ func (c *Conn) hostRoom() bool {
 func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
 	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.rtx.stallSince = now // data is outstanding from here on
+		c.cwndRestartAfterIdle(now)
 	}
 	c.timer.cork = instant(0)
 	c.txStart(now)

@@ -107,14 +107,30 @@ func (c *Conn) paceSent(now instant, n int) {
 // delivery-rate sample, a rate-based congestion control (BBR), which sees
 // every ACK (Linux's cong_control), and send-buffer autotuning.
 func (c *Conn) afterAck(now instant) {
+	if c.cc.loss != lossRTO {
+		c.tryUndoDSACK()
+	}
 	if c.cc.loss != lossNone || len(c.cc.sacked) > 0 || c.fl != nil && !c.fl.rack.at.IsZero() || c.cc.reo.dsackSeen {
 		c.lossDetect(now)
 	}
-	if rs := &c.sc.rs; rs.growAfter && c.cc.loss != lossRecovery {
+	if c.sc.rs.ece {
+		switch c.cc.loss {
+		case lossNone:
+			c.enterCWR(now)
+		case lossRecovery:
+			c.fl.ep.priorSsthresh = 0 // signalled congestion: no undo
+		}
+	}
+	if cu, ok := c.cc.algo.(*cubic); ok {
+		cu.onRTT(c, now, c.sc.rs.rtt)
+	}
+	if rs := &c.sc.rs; c.inCwndReduction() {
+		c.prrOnAck(c.deliveredSegs(), rs.losses > 0, rs.unaAdvanced)
+	} else if rs.growAfter && c.cc.loss != lossRecovery {
 		// As Linux's tcp_cong_control: after loss detection (an ACK that
 		// starts a recovery grows nothing), by what the ACK delivered,
 		// newly SACKed segments included (tcp_cong_avoid's acked_sacked).
-		c.onAckGrow(now, max(rs.ackedSacked, 1), rs.growInflight)
+		c.onAckGrow(now, max(rs.ackedSacked-rs.renoCounted, 1), rs.growInflight)
 	}
 	c.rateEnd(now)
 	if rc, ok := c.cc.algo.(rateControl); ok {

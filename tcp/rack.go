@@ -55,9 +55,9 @@ func (rk *rackState) sentAfter(r *txrec) bool {
 	return r.xmit.After(rk.xmit) || (r.xmit.Equal(rk.xmit) && r.order > rk.order)
 }
 
-// rackOnDelivered updates RACK for a record delivered now (RFC 8985 6.2
-// steps 2 and 3).
-func (c *Conn) rackOnDelivered(now instant, r *txrec) {
+// rackOnDelivered updates RACK for a record delivered now, by SACK when
+// sacked (RFC 8985 6.2 steps 2 and 3).
+func (c *Conn) rackOnDelivered(now instant, r *txrec, sacked bool) {
 	rk := &c.fl.rack
 	rtt := now.Sub(r.xmit)
 	if !r.has(recEverRetrans) {
@@ -68,8 +68,12 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 				c.cc.reo.degree = uint8(min(max(d, int(c.cc.reo.degree)), 255))
 			}
 		}
-	} else if rtt < c.rtx.minRTT {
-		// Ambiguous: this ACK is for the original, not the retransmission.
+	} else if !sacked || rtt < c.rtx.minRTT {
+		// Ambiguous: the ACK may be for the original, not the
+		// retransmission. Linux takes a retransmitted segment's send
+		// time only from a SACK that comes at least a minimum RTT
+		// after it (tcp_rack_advance); a cumulative ACK of one never
+		// moves RACK (tcp_clean_rtx_queue).
 		return
 	}
 	if !rk.valid || r.end.GreaterThan(rk.fack) {
@@ -84,7 +88,7 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec) {
 // rackReoWnd is the reordering window (Linux's tcp_rack_reo_wnd).
 func (c *Conn) rackReoWnd() time.Duration {
 	if !c.cc.reo.reord {
-		if c.cc.loss != lossNone {
+		if c.cc.loss == lossRecovery || c.cc.loss == lossRTO {
 			return 0
 		}
 		if c.fl != nil && c.fl.txq.sackedRecs >= dupThresh {
@@ -170,7 +174,7 @@ func (c *Conn) lossDetect(now instant) {
 			c.fl.rack.at = now.Add(wait + timeoutMin)
 		}
 	}
-	if lost > 0 && c.cc.loss == lossNone {
+	if lost > 0 && (c.cc.loss == lossNone || c.cc.loss == lossCWR) {
 		c.enterRecovery(now)
 	}
 }
@@ -186,8 +190,13 @@ func (c *Conn) rackTimeout(now instant) {
 	if lost == 0 {
 		return
 	}
-	if c.cc.loss == lossNone {
+	if c.cc.loss == lossNone || c.cc.loss == lossCWR {
 		c.enterRecovery(now)
+		if c.inCwndReduction() {
+			// No ACK brought this: PRR counts one segment delivered,
+			// for the fast retransmit (Linux's tcp_rack_reo_timeout).
+			c.prrOnAck(1, false, false)
+		}
 	}
 	c.output(now)
 	if c.timer.rto.IsZero() && c.flight() > 0 {

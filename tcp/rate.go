@@ -42,6 +42,16 @@ type rateSample struct {
 	// the flight it acknowledged from.
 	growAfter    bool
 	growInflight int
+	// renoCounted: without SACK, the octets of this ACK that duplicate
+	// ACKs had already reported delivered (renoAcked).
+	renoCounted int
+	// unaAdvanced: the ACK advanced SND.UNA; dupAck: it was a duplicate
+	// ACK (RFC 5681's definition).
+	unaAdvanced, dupAck bool
+	// ecr is the ACK's echoed timestamp, when hasEcr (undo.go).
+	ecr    uint32
+	hasEcr bool
+	ece    bool // the ACK echoes congestion (ECN, ecn.go)
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).
@@ -66,9 +76,9 @@ func (c *Conn) rateBegin() {
 }
 
 // onDelivered is called once for every record delivered, by cumulative ACK
-// or by SACK: it moves the delivery counters and feeds the rate sample
-// (tcp_rate_skb_delivered) and RACK (rack.go).
-func (c *Conn) onDelivered(now instant, r *txrec) {
+// or by SACK (sacked): it moves the delivery counters and feeds the rate
+// sample (tcp_rate_skb_delivered) and RACK (rack.go).
+func (c *Conn) onDelivered(now instant, r *txrec, sacked bool) {
 	rt := &c.cc.rate
 	rs := &c.sc.rs
 	n := r.size()
@@ -91,7 +101,7 @@ func (c *Conn) onDelivered(now instant, r *txrec) {
 	if !r.has(recEverRetrans) && (rs.rtt < 0 || !r.xmit.Before(rs.rttXmit)) {
 		rs.rtt, rs.rttXmit = now.Sub(r.xmit), r.xmit
 	}
-	c.rackOnDelivered(now, r)
+	c.rackOnDelivered(now, r, sacked)
 }
 
 // rateEnd completes the sample of the ACK (tcp_rate_gen).

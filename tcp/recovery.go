@@ -34,7 +34,7 @@ type congestion struct {
 	rate     rateState
 	paceNext instant // earliest start of the next burst (Linux's tcp_wstamp_ns)
 
-	caAcked       int32     // bytes acked towards Reno's next increase
+	lastSend      uint32    // when data was last sent, msClock (Linux's lsndtime); 0: never
 	dupAcks       int32     // duplicate ACKs in a row (RFC 5681 3.2)
 	recoveryPoint seq.Value // SND.NXT when recovery began (RFC 6675 RecoveryPoint)
 
@@ -50,6 +50,7 @@ const (
 	lossNone lossState = iota
 	lossRecovery
 	lossRTO
+	lossCWR // a window reduction for a congestion echo (ECN), no loss
 )
 
 // dupThresh is RFC 5681's and RFC 6675's DupThresh.
@@ -69,16 +70,9 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	o := &seg.Options
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
-		if i == 0 && l.LessThan(r) {
-			dsack := l.LessThan(seg.ACK) // as Linux's tcp_check_dsack
-			if o.NumSACK > 1 {
-				l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
-				dsack = dsack || (l2.LessThanEq(l) && r.LessThanEq(r2))
-			}
-			if dsack {
-				c.noteDSACK()
-				continue
-			}
+		if i == 0 && isDSACK(seg) {
+			c.noteDSACK()
+			continue
 		}
 		if !l.LessThan(r) || l.LessThanEq(c.snd.una) || r.GreaterThan(c.snd.nxt) {
 			continue
@@ -89,6 +83,27 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 		}
 	}
 	return news
+}
+
+// isDSACK reports whether seg's first SACK block is a D-SACK (RFC 2883):
+// below SEG.ACK, or inside the second block (Linux's tcp_check_dsack).
+func isDSACK(seg *Segment) bool {
+	o := &seg.Options
+	if o.NumSACK == 0 {
+		return false
+	}
+	l, r := seq.Value(o.SACK[0].Left), seq.Value(o.SACK[0].Right)
+	if !l.LessThan(r) {
+		return false
+	}
+	if l.LessThan(seg.ACK) {
+		return true
+	}
+	if o.NumSACK > 1 {
+		l2, r2 := seq.Value(o.SACK[1].Left), seq.Value(o.SACK[1].Right)
+		return l2.LessThanEq(l) && r.LessThanEq(r2)
+	}
+	return false
 }
 
 // addSacked merges [l, r) into the scoreboard, in place (no allocation
@@ -133,10 +148,12 @@ func (c *Conn) pruneScoreboard() {
 
 // pipe is RFC 6675's estimate of the octets in the network: sent, not
 // acknowledged, not SACKed, and not lost (or lost and sent again). Without
-// SACK, in fast recovery, it is NewReno's: each duplicate ACK says a
-// segment left the network.
+// SACK it is NewReno's: each duplicate ACK says a segment left the
+// network, as Linux counts them in sacked_out. That is also what makes
+// limited transmit (RFC 3042): the first two duplicate ACKs each let a new
+// segment go, the congestion window unchanged.
 func (c *Conn) pipe() int {
-	if c.cc.loss == lossRecovery && !c.opt.sackOK {
+	if !c.opt.sackOK && c.cc.dupAcks > 0 && c.cc.loss != lossRTO {
 		return max(0, c.flight()-int(c.cc.dupAcks)*c.opt.sndMSS)
 	}
 	if c.fl == nil || c.cc.loss == lossNone && len(c.cc.sacked) == 0 {
@@ -173,8 +190,9 @@ func (c *Conn) nextLost() (int, bool) {
 func (c *Conn) markHeadLost() {
 	if c.recs() > 0 {
 		r := c.fl.txq.at(0)
-		if !r.has(recSacked) {
+		if !r.has(recSacked | recLost) {
 			c.fl.txq.setFlags(r, r.flags&^recRetrans|recLost)
+			c.sc.rs.losses += r.size()
 		}
 	}
 }
@@ -249,20 +267,118 @@ func (c *Conn) rateControlled() bool {
 	return ok
 }
 
-// enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5): the
-// congestion window falls to ssthresh, and the first lost segment is sent
-// again at once.
+// enterRecovery starts fast recovery (RFC 5681 3.2 and RFC 6675 5):
+// ssthresh falls, and Proportional Rate Reduction (prrOnAck) brings the
+// congestion window down to it over the round trip that follows, the
+// first lost segment going out on the ACK that started it (Linux's
+// tcp_enter_recovery and tcp_init_cwnd_reduction).
 func (c *Conn) enterRecovery(now instant) {
-	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
-	if !c.rateControlled() {
-		c.cc.cwnd = c.cc.ssthresh
+	if c.cc.loss == lossCWR {
+		// Already reducing (ECN): the reduction goes on, with nothing
+		// an undo could restore (Linux's tcp_enter_recovery).
+		c.initUndo(0)
+	} else {
+		prior := c.currentSsthresh()
+		if c.sc.rs.ece {
+			prior = 0 // congestion was signalled: no undo
+		}
+		c.initUndo(prior)
+		c.initCwndReduction(now)
 	}
 	c.cc.loss = lossRecovery
-	c.cc.recoveryPoint = c.snd.nxt
 	if !c.opt.sackOK || len(c.cc.sacked) == 0 {
 		c.markHeadLost()
 	}
-	c.retransmitOne(now)
+}
+
+// initCwndReduction starts a reduction of the congestion window: ssthresh
+// from the algorithm, and PRR's counters from zero (Linux's
+// tcp_init_cwnd_reduction). c.fl is held: data is in flight.
+func (c *Conn) initCwndReduction(now instant) {
+	c.cc.recoveryPoint = c.snd.nxt
+	c.rtx.tlp = tlpNone // the reduction covers the probe's loss too
+	ep := &c.borrowFlight().ep
+	ep.priorCwnd = int32(c.cc.cwnd)
+	ep.prrDelivered, ep.prrOut = 0, 0
+	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	c.ecnQueueCWR()
+}
+
+// ecnQueueCWR has the next new data carry CWR, telling an ECN peer that
+// the window was reduced (Linux's tcp_ecn_queue_cwr).
+func (c *Conn) ecnQueueCWR() {
+	if c.opt.ecn&ecnOK != 0 {
+		c.opt.ecn |= ecnQueueCWR
+	}
+}
+
+// inCwndReduction reports whether PRR sets the congestion window (Linux's
+// tcp_in_cwnd_reduction): in fast recovery, unless the algorithm sets it
+// itself.
+func (c *Conn) inCwndReduction() bool {
+	return (c.cc.loss == lossRecovery || c.cc.loss == lossCWR) && !c.rateControlled() && c.fl != nil && c.fl.ep.priorCwnd > 0
+}
+
+// prrOnAck is Proportional Rate Reduction with slow start reduction bound
+// (RFC 6937, PRR-SSRB, as Linux's tcp_cwnd_reduction), in segments as
+// Linux counts: while the pipe is above ssthresh, send in proportion
+// ssthresh/priorCwnd of what is delivered; below it, grow back towards
+// ssthresh no faster than slow start, by what was delivered (one more on
+// an ACK that advanced SND.UNA and found no new loss). The congestion
+// window becomes the pipe plus what may be sent, at least one segment
+// while nothing has been sent in the recovery: the fast retransmit.
+func (c *Conn) prrOnAck(delivered int, newlyLost, unaAdvanced bool) {
+	ep := &c.fl.ep
+	if delivered <= 0 {
+		return
+	}
+	mss := max(c.opt.sndMSS, 1)
+	pipe := c.pipe()
+	inflight := (pipe + mss - 1) / mss
+	ssthresh := c.cc.ssthresh / mss
+	if c.cc.ssthresh == 0 {
+		ssthresh = ssthreshInfinite // an undo restored the initial one
+	}
+	prior := max(int(ep.priorCwnd)/mss, 1)
+	ep.prrDelivered += int32(delivered)
+	var sndcnt int
+	if delta := ssthresh - inflight; delta < 0 {
+		sndcnt = (ssthresh*int(ep.prrDelivered)+prior-1)/prior - int(ep.prrOut)
+	} else {
+		sndcnt = max(int(ep.prrDelivered-ep.prrOut), delivered)
+		if unaAdvanced && !newlyLost {
+			sndcnt++
+		}
+		sndcnt = min(delta, sndcnt)
+	}
+	if ep.prrOut == 0 {
+		sndcnt = max(sndcnt, 1)
+	}
+	// Never below a segment: a window of nothing with nothing in flight
+	// would stall the connection.
+	c.cc.cwnd = max(pipe+max(sndcnt, 0)*mss, mss)
+}
+
+// prrSent counts a segment of n octets sent during a reduction (prr_out).
+func (c *Conn) prrSent(n int) {
+	if c.inCwndReduction() {
+		mss := max(c.opt.sndMSS, 1)
+		c.fl.ep.prrOut += int32(max((n+mss-1)/mss, 1))
+	}
+}
+
+// deliveredSegs is how many segments the ACK being processed delivered,
+// as Linux's acked_sacked: without SACK a duplicate ACK stands for one,
+// and a cumulative ACK counts only the segments the duplicates before it
+// had not (renoAcked).
+func (c *Conn) deliveredSegs() int {
+	rs := &c.sc.rs
+	mss := max(c.opt.sndMSS, 1)
+	n := (rs.ackedSacked - rs.renoCounted + mss - 1) / mss
+	if rs.dupAck && !c.opt.sackOK {
+		n++
+	}
+	return n
 }
 
 // enterLoss is the timeout's recovery (RFC 6298 5.4-5.6, RFC 5681 3.1):
@@ -270,7 +386,19 @@ func (c *Conn) enterRecovery(now instant) {
 // everything outstanding is considered lost, and it is resent from SND.UNA
 // in slow start from one segment.
 func (c *Conn) enterLoss(now instant) {
-	c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	// ssthresh falls once per episode: not again on a timeout during a
+	// recovery, or a timeout after a timeout of the same flight (Linux's
+	// tcp_enter_loss), so that undo can still restore what was before.
+	if c.cc.loss == lossNone || c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
+		c.initUndo(c.currentSsthresh())
+		c.fl.ep.priorCwnd = int32(c.cc.cwnd)
+		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+	}
+	// The algorithm starts afresh, HyStart included (Linux's
+	// cubictcp_state on TCP_CA_Loss).
+	c.cc.algo.reset()
+	c.ecnQueueCWR()
+	c.rtx.tlp = tlpNone // a probe's episode ends with the timeout (tcp_enter_loss)
 	if rc, ok := c.cc.algo.(rateControl); ok {
 		rc.onLossTimeout(c)
 	}
@@ -300,27 +428,51 @@ func (c *Conn) recoveryOnAck(now instant) bool {
 			// for data the retransmissions duplicated start no new
 			// fast retransmit (RFC 6582 4.1; Linux's
 			// tcp_try_undo_recovery holds the state for Reno).
+			c.tryUndoRecovery(lossRecovery)
 			return false
 		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
-			if !c.rateControlled() {
-				c.cc.cwnd = c.cc.ssthresh
+			c.cc.dupAcks = 0
+			if !c.tryUndoRecovery(lossRecovery) {
+				c.endCwndReduction()
+				c.rackRecoveryEnded()
 			}
-			c.rackRecoveryEnded()
+			// Open again: this ACK may grow the window it set, as
+			// Linux's tcp_cong_control after tcp_fastretrans_alert.
+			return true
+		}
+		if c.tryUndoPartial() {
 			return false
 		}
 		if !c.opt.sackOK {
 			// NewReno partial ACK (RFC 6582 3.2): the next hole is at
-			// SND.UNA; resend it at once.
+			// SND.UNA; it goes as PRR allows, which is at once.
 			c.markHeadLost()
-			c.retransmitOne(now)
+		}
+		return false
+	case lossCWR:
+		// The reduction ends once something sent after it began is
+		// acknowledged (Linux holds CWR until the CWR flag can have
+		// reached the peer), or nothing is left in flight.
+		if c.snd.una.GreaterThan(c.cc.recoveryPoint) || c.flight() == 0 {
+			c.cc.loss = lossNone
+			if !c.rateControlled() && c.cc.ssthresh != 0 {
+				c.cc.cwnd = c.cc.ssthresh
+			}
+			return true
 		}
 		return false
 	case lossRTO:
+		if c.tryUndoLoss() {
+			return true
+		}
 		if c.snd.una.GreaterThanEq(c.cc.recoveryPoint) {
 			c.cc.loss = lossNone
-			c.rackRecoveryEnded()
+			c.cc.dupAcks = 0
+			if !c.tryUndoRecovery(lossRTO) {
+				c.rackRecoveryEnded()
+			}
 		}
 	}
 	return true
@@ -355,4 +507,44 @@ func (c *Conn) putSACKBlocks(o *wire.TCPOptions, limit int) {
 			put(blocks[i])
 		}
 	}
+}
+
+// renoAcked settles the duplicate-ACK count when an ACK advances SND.UNA
+// by acked octets. With SACK the count starts again. Without it, each
+// duplicate ACK stood for a segment the peer holds, and Linux keeps them
+// so (tcp_remove_reno_sacks): the first segment acknowledged fills the
+// hole, the others are ones the duplicates already counted, and only what
+// they did not count is delivered anew, for the congestion window to grow
+// by.
+func (c *Conn) renoAcked(acked int) {
+	if c.opt.sackOK || c.cc.dupAcks == 0 {
+		c.cc.dupAcks = 0
+		return
+	}
+	mss := max(c.opt.sndMSS, 1)
+	segs := int32((acked + mss - 1) / mss)
+	counted := min(c.cc.dupAcks, max(segs-1, 0))
+	c.sc.rs.renoCounted = int(counted) * mss
+	c.cc.dupAcks -= counted
+}
+
+// episode is what a reduction of the congestion window keeps while it
+// lasts: PRR's counters (RFC 6937), in segments as Linux keeps them. It
+// lives in the flight state, which a recovery holds.
+type episode struct {
+	priorCwnd    int32 // cwnd when the reduction began, bytes (RecoverFS)
+	prrDelivered int32 // segments delivered since (prr_delivered)
+	prrOut       int32 // segments sent since (prr_out)
+
+	// Undo (undo.go): SND.UNA when the episode began (undoMarker, valid
+	// while undoOn), ssthresh before it (0: none to restore), the
+	// retransmissions no D-SACK has yet shown needless (-1: none sent),
+	// and the timestamp of the first retransmission (valid when stamped).
+	undoMarker    seq.Value
+	priorSsthresh int32
+	undoRetrans   int32
+	retransStamp  uint32
+	undoHold      instant // until when a D-SACK may still come for an undo
+	undoOn        bool
+	stamped       bool
 }

@@ -8,9 +8,10 @@ import (
 )
 
 // The connection's timers are deadlines, not goroutines: the owner asks
-// Deadline and calls Tick. There are eight: the six of timerSet, and
-// RACK's reordering timer and the pacing timer, which live in the flight
-// state (flight.go) because they run only while data is in flight.
+// Deadline and calls Tick. There are nine: the six of timerSet, and
+// RACK's reordering timer, the pacing timer and the wait for a D-SACK that
+// may undo a recovery (undo.go), which live in the flight state
+// (flight.go) because they run only while data is, or was just, in flight.
 
 // timerSet is the connection's deadlines, one per timer; the zero instant
 // is a timer not armed.
@@ -102,7 +103,7 @@ func (c *Conn) armXmitTimer(now instant) {
 // Probing needs SACK, so that the probe's ACK can show what is missing,
 // and is off during recovery and while a probe is out.
 func (c *Conn) probeTimeout() (time.Duration, bool) {
-	if !c.opt.sackOK || c.cc.loss != lossNone || c.rtx.tlpOut || c.rtx.backoff > 0 {
+	if !c.opt.sackOK || c.cc.loss != lossNone && c.cc.loss != lossCWR || c.rtx.tlp != tlpNone || c.rtx.backoff > 0 {
 		return 0, false
 	}
 	switch c.state {
@@ -140,10 +141,12 @@ func (c *Conn) tailLossProbe(now instant) {
 	mss := c.currentMSS()
 	queued := c.queuedFrom(c.snd.nxt)
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
+	probe := tlpNewData
 	if n := min(queued, mss, room); n > 0 {
 		fin := c.sq.finQueued && !c.sq.finSent && n == queued
 		c.transmitNew(now, n, fin, mss, false) // one segment: no GSO packet
 	} else {
+		probe = tlpRetrans
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
 		dataEnd := c.sq.start.Add(seq.Size(c.sq.n))
@@ -167,9 +170,46 @@ func (c *Conn) tailLossProbe(now instant) {
 		c.countRetrans()
 		c.rtx.rttTiming = false
 	}
-	c.rtx.tlpOut = true
+	c.rtx.tlp = probe
 	c.rtx.tlpHigh = c.snd.nxt
 	c.armRTO(now)
+}
+
+// Tail loss probe episodes (rtxState.tlp).
+const (
+	tlpNone    uint8 = iota
+	tlpNewData       // the probe sent new data
+	tlpRetrans       // the probe sent the last segment again
+)
+
+// tlpOnAck ends the probe's episode, and tells whether the probe repaired
+// a loss (RFC 8985 7.4, as Linux's tcp_process_tlp_ack): once the ACK
+// reaches what was sent when the probe went, a probe of new data just
+// ends; a D-SACK of the resent segment says both copies arrived, so
+// nothing was lost; an ACK beyond it with no such D-SACK says the original
+// was lost and the probe repaired it: the window is reduced as for a loss
+// (ssthresh from the algorithm, cwnd to it at once) without a recovery; a
+// plain duplicate ACK of the point says both copies arrived too.
+func (c *Conn) tlpOnAck(now instant, seg *Segment, newSACK bool) {
+	if c.rtx.tlp == tlpNone || seg.ACK.LessThan(c.rtx.tlpHigh) {
+		return
+	}
+	dsack := isDSACK(seg) && !seq.Value(seg.Options.SACK[0].Right).GreaterThan(c.rtx.tlpHigh)
+	switch {
+	case c.rtx.tlp == tlpNewData, dsack:
+		c.rtx.tlp = tlpNone
+	case seg.ACK.GreaterThan(c.rtx.tlpHigh):
+		c.rtx.tlp = tlpNone
+		if c.cc.loss != lossNone || c.rateControlled() {
+			return
+		}
+		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
+		c.cc.cwnd = max(c.cc.ssthresh, 2*c.opt.sndMSS)
+		c.ecnQueueCWR()
+		c.cfg.Counters.LossProbeRecovery++
+	case !c.sc.rs.unaAdvanced && !newSACK && len(seg.Payload) == 0:
+		c.rtx.tlp = tlpNone
+	}
 }
 
 // armPersist starts the persist timer: the peer's window is zero and we
@@ -202,6 +242,9 @@ func (c *Conn) deadline() instant {
 	d := c.timer.earliest()
 	if c.fl != nil {
 		d = earlier(d, earlier(c.fl.rack.at, c.fl.pace.at))
+		if c.fl.ep.undoWaiting() && c.fl.txq.n == 0 {
+			d = earlier(d, c.fl.ep.undoHold)
+		}
 	}
 	return d
 }
@@ -220,6 +263,9 @@ func (c *Conn) Tick(t time.Time) {
 	}
 	if c.fl != nil && !c.fl.pace.at.IsZero() && !now.Before(c.fl.pace.at) {
 		c.pacingTimeout(now)
+	}
+	if c.fl != nil && !c.fl.ep.undoHold.IsZero() && !now.Before(c.fl.ep.undoHold) {
+		c.fl.ep.undoHold = instant(0) // no D-SACK came: the undo is off
 	}
 	if !c.timer.cork.IsZero() && !now.Before(c.timer.cork) {
 		c.timer.cork = instant(0)

@@ -158,6 +158,7 @@ func (c *Conn) recordRetransmit(now instant, i int) {
 	r := c.fl.txq.at(i)
 	c.fl.txq.setFlags(r, r.flags&^recLost|recRetrans|recEverRetrans)
 	c.rateOnSend(now, r)
+	c.undoNoteRetransmit(now)
 }
 
 // pruneRecords drops the records SND.UNA has passed, delivering (rate.go,
@@ -176,7 +177,7 @@ func (c *Conn) pruneRecords(now instant) {
 			return
 		}
 		if !r.has(recSacked) {
-			c.onDelivered(now, r)
+			c.onDelivered(now, r, false)
 		}
 		c.fl.txq.popFront()
 	}
@@ -204,7 +205,7 @@ func (c *Conn) markSackedRecords(now instant, l, r seq.Value) {
 			continue
 		}
 		c.fl.txq.setFlags(rec, rec.flags&^(recLost|recRetrans)|recSacked)
-		c.onDelivered(now, rec)
+		c.onDelivered(now, rec, true)
 	}
 }
 

@@ -284,6 +284,11 @@ func (s *Host) Stats() nstat.Counters {
 		st.TcpExtTCPOFODrop += c.OFODrop
 		st.TcpExtTCPFastOpenActive += c.FastOpenActive
 		st.TcpExtTCPFastOpenActiveFail += c.FastOpenActiveFail
+		st.TcpExtTCPFullUndo += c.FullUndo
+		st.TcpExtTCPPartialUndo += c.PartialUndo
+		st.TcpExtTCPDSACKUndo += c.DSACKUndo
+		st.TcpExtTCPLossUndo += c.LossUndo
+		st.TcpExtTCPLossProbeRecovery += c.LossProbeRecovery
 	}
 	s.udp.stats.addTo(&st)
 	s.addReasmStats(&st)

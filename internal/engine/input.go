@@ -296,6 +296,7 @@ func (p *rxPacket) segment() (local, remote netip.AddrPort, seg tcp.Segment) {
 		WND:     h.Window,
 		Options: h.Options,
 		Payload: p.data,
+		ECN:     p.ecn,
 	}
 	return netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort), seg
 }
@@ -319,8 +320,9 @@ type rxPacket struct {
 	ip       rxVerdict
 	src, dst netip.Addr
 	proto    uint8
-	local    bool // dst is one of the stack's addresses
-	verified bool // the link vouches for the transport checksum (DeliverVerified)
+	ecn      uint8 // the IP header's ECN field (RFC 3168)
+	local    bool  // dst is one of the stack's addresses
+	verified bool  // the link vouches for the transport checksum (DeliverVerified)
 	// reassembled marks a datagram made of fragments: those were counted
 	// in IpInReceives and seen by OnPacket, the datagram is not again.
 	reassembled bool
@@ -358,11 +360,11 @@ func (s *Host) prepare(p *rxPacket, pkt []byte, verified bool) {
 	case 4:
 		var h wire.IPv4
 		h, p.payload, err = wire.ParseIPv4(pkt)
-		p.src, p.dst, p.proto = h.Src, h.Dst, h.Protocol
+		p.src, p.dst, p.proto, p.ecn = h.Src, h.Dst, h.Protocol, h.TOS&3
 	case 6:
 		var h wire.IPv6
 		h, p.payload, err = wire.ParseIPv6(pkt)
-		p.src, p.dst, p.proto = h.Src, h.Dst, h.NextHeader
+		p.src, p.dst, p.proto, p.ecn = h.Src, h.Dst, h.NextHeader, h.TrafficClass&3
 	default:
 		return
 	}

@@ -64,10 +64,10 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 	}
 	if src.Is4() {
 		sh.ipID++
-		ih := wire.IPv4{ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ih := wire.IPv4{TOS: seg.ECN & 3, ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, tcpLen)
 	} else {
-		ih := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
+		ih := wire.IPv6{TrafficClass: seg.ECN & 3, NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, tcpLen)
 	}
 	if err != nil {
