@@ -364,7 +364,7 @@ func (c *Conn) keepaliveTimeout(now instant) {
 	}
 	idle := c.cfg.UserTimeout > 0 && c.keepProbes > 0 && now.Sub(c.lastRcv) >= c.cfg.UserTimeout
 	if (c.cfg.UserTimeout == 0 && int(c.keepProbes) >= c.cfg.KeepCnt) || idle {
-		c.sendRST(now, c.snd.max, true)
+		c.sendActiveRST(now)
 		c.fail(syscall.ETIMEDOUT, "timer keepalive")
 		return
 	}
