@@ -47,3 +47,19 @@ func (l *testLink) deliver(pkt []byte) {
 		l.d.DeliverPacket(pkt)
 	}
 }
+
+// deliverBatch hands inbound packets to the stack together, as a link that
+// found several waiting does (link.BatchDispatcher), or one by one to a
+// stack that takes them singly.
+func (l *testLink) deliverBatch(pkts [][]byte) {
+	if l.d == nil || l.closed {
+		return
+	}
+	if bd, ok := l.d.(link.BatchDispatcher); ok {
+		bd.DeliverPackets(pkts)
+		return
+	}
+	for _, p := range pkts {
+		l.d.DeliverPacket(p)
+	}
+}

@@ -70,6 +70,10 @@ type runner struct {
 	// tsTick, if set, checks outbound TS val: the time it stands for may
 	// differ from the script's by at most the tolerance.
 	tsTick time.Duration
+	// groSize, from --mss, is the segment size of an inbound packet
+	// longer than it: packetdrill hands such a packet to the kernel as
+	// one GSO packet of gso_size groSize (see inject).
+	groSize int
 
 	clock *clock.Virtual
 	start time.Time
@@ -209,13 +213,12 @@ func (r *runner) configure(opts []headerOption) error {
 			r.mtu = v
 		case "mss":
 			// packetdrill hands an inbound segment longer than this to
-			// the kernel as one GSO packet of gso_size mss; the runner
-			// injects long segments whole, as one packet, which is what
-			// Linux's TCP receives either way.
+			// the kernel as one GSO packet of gso_size mss.
 			v, err := strconv.Atoi(o.value)
 			if err != nil || v <= 0 {
 				return r.errf(o.line, "bad --mss: %s", o.value)
 			}
+			r.groSize = v
 		case "local_ip", "remote_ip", "gateway_ip":
 			// An address may carry a prefix length (192.0.2.1/24).
 			a, _, _ := strings.Cut(o.value, "/")

@@ -618,3 +618,29 @@ func TestRunCompatConstructs(t *testing.T) {
 	res = Run("t.pkt", []byte(handshake+"+0 ioctl(4, SIOCGSTAMP, [0]) = 0\n"), Options{})
 	wantErr(t, res, "t.pkt:11: unsupported: ioctl with symbol SIOCGSTAMP")
 }
+
+// TestRunGROAggregate: with --mss, an inbound packet longer than it
+// arrives as packetdrill's GSO packet, a GRO aggregate of --mss segments:
+// one ACK for all of it, the peer's segment size measured as --mss
+// (tcpi_rcv_mss; 600, above the 536 a connection starts from), every byte
+// readable. Without --mss the same packet is
+// one segment, its size capped at our MSS.
+func TestRunGROAggregate(t *testing.T) {
+	body := handshake + `
++0 < P. 1:2001(2000) ack 1 win 257
++0 > . 1:1(0) ack 2001
++0 %{ assert tcpi_rcv_mss == RCVMSS }%
++0 read(4, ..., 3000) = 2000
+`
+	run(t, "--mss=600\n"+strings.Replace(body, "RCVMSS", "600", 1), true)
+	run(t, strings.Replace(body, "RCVMSS", "1460", 1), true)
+	// The aggregate's PSH is on its last segment only, so a second
+	// aggregate is still taken whole.
+	run(t, "--mss=600\n"+handshake+`
++0 < P. 1:1201(1200) ack 1 win 257
++0 > . 1:1(0) ack 1201
++.1 < P. 1201:2401(1200) ack 1 win 257
++0 > . 1:1(0) ack 2401
++0 read(4, ..., 3000) = 2400
+`, true)
+}
