@@ -644,3 +644,25 @@ func TestRunGROAggregate(t *testing.T) {
 +0 read(4, ..., 3000) = 2400
 `, true)
 }
+
+// TestRunQdisc: "tc qdisc" on the runner's link. The default queues and
+// deleting the root one change nothing; "pfifo limit 0" holds the
+// stack's data (nothing leaves) and cannot be removed while data waits;
+// other queues are refused by name.
+func TestRunQdisc(t *testing.T) {
+	run(t, handshake+"+0 `tc qdisc replace dev tun0 root pfifo_fast; tc qdisc del dev tun0 root 2>/dev/null`\n"+`
++0 write(4, ..., 10) = 10
++0 > P. 1:11(10) ack 1
+`, true)
+	res := run(t, handshake+"+0 `tc qdisc add dev tun0 root pfifo limit 0`\n"+`
++0 write(4, ..., 10) = 10
++1 write(4, ..., 10) = 10
+`, true)
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+	res = Run("t.pkt", []byte(handshake+"+0 `tc qdisc add dev tun0 root pfifo limit 0`\n+0 write(4, ..., 10) = 10\n+0 `tc qdisc delete dev tun0 root`\n"), Options{})
+	wantErr(t, res, "cannot be removed")
+	res = Run("t.pkt", []byte(handshake+"+0 `tc qdisc add dev tun0 root netem delay 10ms`\n"), Options{})
+	wantErr(t, res, "unsupported: shell command `tc qdisc add dev tun0 root netem delay 10ms`")
+}

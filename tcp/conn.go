@@ -71,7 +71,9 @@ type Conn struct {
 	stats connStats  // counts for Info (conn.go)
 
 	// Keepalive (RFC 1122 4.2.3.6): idle time counts from lastRcv, when
-	// a segment last arrived; keepProbes probes have gone unanswered.
+	// a segment last arrived; keepProbes probes have gone unanswered
+	// (keepalive ones, or the tries of hostProbe while the link had no
+	// room: Linux counts both in icsk_probes_out).
 	lastRcv instant
 
 	snd        sendSpace // send sequence space (input.go)

@@ -372,7 +372,11 @@ func (c *Conn) output(now instant) {
 			}
 			break
 		}
-		if n > 0 && (!c.paceAllows(now) || !c.hostRoom()) {
+		if n > 0 && !c.paceAllows(now) {
+			break
+		}
+		if n > 0 && !c.hostRoom() {
+			c.heldByHost(now)
 			break
 		}
 		fin := finPending && n == queued
