@@ -74,6 +74,9 @@ type runner struct {
 	// longer than it: packetdrill hands such a packet to the kernel as
 	// one GSO packet of gso_size groSize (see inject).
 	groSize int
+	// queueFull: a "tc qdisc ... pfifo limit 0" ran before the link
+	// existed (testLink.full).
+	queueFull bool
 
 	clock *clock.Virtual
 	start time.Time
@@ -311,7 +314,7 @@ func (r *runner) startStack(line int) error {
 	if r.st != nil {
 		return nil
 	}
-	r.lnk = &testLink{mtu: r.mtu, clock: r.clock, out: r.recordPacket}
+	r.lnk = &testLink{mtu: r.mtu, clock: r.clock, out: r.recordPacket, full: r.queueFull}
 	st, err := newStack(stackConfig{
 		link:  r.lnk,
 		addrs: r.stackAddrs(),

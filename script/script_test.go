@@ -661,6 +661,10 @@ func TestRunQdisc(t *testing.T) {
 	if len(res.Warnings) != 0 {
 		t.Errorf("warnings %q", res.Warnings)
 	}
+	// Before the stack exists (an init command) it takes effect with the
+	// link: the SYN,ACK never leaves.
+	res = Run("t.pkt", []byte("`tc qdisc add dev tun0 root pfifo limit 0`\n"+handshake), Options{})
+	wantErr(t, res, "> S. 0:0(0)")
 	res = Run("t.pkt", []byte(handshake+"+0 `tc qdisc add dev tun0 root pfifo limit 0`\n+0 write(4, ..., 10) = 10\n+0 `tc qdisc delete dev tun0 root`\n"), Options{})
 	wantErr(t, res, "cannot be removed")
 	res = Run("t.pkt", []byte(handshake+"+0 `tc qdisc add dev tun0 root netem delay 10ms`\n"), Options{})

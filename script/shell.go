@@ -461,6 +461,10 @@ func (r *runner) qdisc(line int, part string, args []string) error {
 
 // setQueueFull starts or ends the link's queue that takes nothing.
 func (r *runner) setQueueFull(line int, part string, full bool) error {
+	if r.lnk == nil {
+		r.queueFull = full // before the stack: startStack applies it
+		return nil
+	}
 	if err := r.lnk.setFull(full); err != nil {
 		return r.errf(line, "%s: %v", part, err)
 	}
