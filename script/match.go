@@ -125,11 +125,40 @@ func (r *runner) inject(e *event) error {
 		}
 		h.options = append(h.options, o)
 	}
+	if r.groSize > 0 && h.payload > r.groSize {
+		return r.injectAggregate(e, h)
+	}
 	pkt, err := buildPacket(h)
 	if err != nil {
 		return r.errf(e.line, "cannot build packet: %v", err)
 	}
 	r.lnk.deliver(pkt)
+	return nil
+}
+
+// injectAggregate injects h, longer than --mss, as the GRO aggregate
+// packetdrill makes of it: segments of groSize octets (PSH and FIN on the
+// last only, as segmentation leaves them) handed to the stack in one
+// batch, which acknowledges a run of in-order segments once, as Linux
+// does a GRO packet; the stack's measure of the peer's segment size
+// (tcpi_rcv_mss) is then groSize, as Linux's from gso_size.
+func (r *runner) injectAggregate(e *event, h *tcpHeader) error {
+	var pkts [][]byte
+	whole := *h
+	for off := 0; off < whole.payload; off += r.groSize {
+		part := whole
+		part.seq += uint32(off)
+		part.payload = min(r.groSize, whole.payload-off)
+		if off+part.payload < whole.payload {
+			part.flags &^= wire.FlagPSH | wire.FlagFIN
+		}
+		pkt, err := buildPacket(&part)
+		if err != nil {
+			return r.errf(e.line, "cannot build packet: %v", err)
+		}
+		pkts = append(pkts, pkt)
+	}
+	r.lnk.deliverBatch(pkts)
 	return nil
 }
 

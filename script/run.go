@@ -70,6 +70,13 @@ type runner struct {
 	// tsTick, if set, checks outbound TS val: the time it stands for may
 	// differ from the script's by at most the tolerance.
 	tsTick time.Duration
+	// groSize, from --mss, is the segment size of an inbound packet
+	// longer than it: packetdrill hands such a packet to the kernel as
+	// one GSO packet of gso_size groSize (see inject).
+	groSize int
+	// queueFull: a "tc qdisc ... pfifo limit 0" ran before the link
+	// existed (testLink.full).
+	queueFull bool
 
 	clock *clock.Virtual
 	start time.Time
@@ -209,13 +216,12 @@ func (r *runner) configure(opts []headerOption) error {
 			r.mtu = v
 		case "mss":
 			// packetdrill hands an inbound segment longer than this to
-			// the kernel as one GSO packet of gso_size mss; the runner
-			// injects long segments whole, as one packet, which is what
-			// Linux's TCP receives either way.
+			// the kernel as one GSO packet of gso_size mss.
 			v, err := strconv.Atoi(o.value)
 			if err != nil || v <= 0 {
 				return r.errf(o.line, "bad --mss: %s", o.value)
 			}
+			r.groSize = v
 		case "local_ip", "remote_ip", "gateway_ip":
 			// An address may carry a prefix length (192.0.2.1/24).
 			a, _, _ := strings.Cut(o.value, "/")
@@ -308,7 +314,7 @@ func (r *runner) startStack(line int) error {
 	if r.st != nil {
 		return nil
 	}
-	r.lnk = &testLink{mtu: r.mtu, clock: r.clock, out: r.recordPacket}
+	r.lnk = &testLink{mtu: r.mtu, clock: r.clock, out: r.recordPacket, full: r.queueFull}
 	st, err := newStack(stackConfig{
 		link:  r.lnk,
 		addrs: r.stackAddrs(),

@@ -429,14 +429,15 @@ func counterByName(c *nstat.Counters, name string) (uint64, bool) {
 
 // qdisc maps "tc qdisc ... dev tun0 root QDISC": pfifo, the default
 // queue, changes nothing; fq paces every congestion control
-// (tcp.Config.Pacing); a qdisc that drops or holds packets ("limit 0") is
-// refused.
+// (tcp.Config.Pacing); "pfifo limit 0" is a queue that takes nothing, as
+// Linux scripts use it to make every transmit fail in the host
+// (testLink.setFull); other queues that drop or hold packets are refused.
 func (r *runner) qdisc(line int, part string, args []string) error {
 	if len(args) < 1 || args[0] != "qdisc" {
 		return r.unsupported(line, "shell command `%s`", part)
 	}
 	if len(args) >= 2 && (args[1] == "delete" || args[1] == "del") {
-		return nil // back to the default queue
+		return r.setQueueFull(line, part, false) // back to the default queue
 	}
 	root := -1
 	for i, a := range args {
@@ -450,7 +451,9 @@ func (r *runner) qdisc(line int, part string, args []string) error {
 	kind, rest := args[root+1], args[root+2:]
 	switch {
 	case kind == "pfifo" && len(rest) == 0, kind == "pfifo_fast" && len(rest) == 0:
-		return nil
+		return r.setQueueFull(line, part, false)
+	case kind == "pfifo" && strings.Join(rest, " ") == "limit 0":
+		return r.setQueueFull(line, part, true)
 	case kind == "fq" && len(rest) == 0:
 		if r.st != nil {
 			return r.unsupported(line, "shell command `%s` after the stack started (put it before the first event)", part)
@@ -459,6 +462,18 @@ func (r *runner) qdisc(line int, part string, args []string) error {
 		return nil
 	}
 	return r.unsupported(line, "shell command `%s` (qdisc %s %s)", part, kind, strings.Join(rest, " "))
+}
+
+// setQueueFull starts or ends the link's queue that takes nothing.
+func (r *runner) setQueueFull(line int, part string, full bool) error {
+	if r.lnk == nil {
+		r.queueFull = full // before the stack: startStack applies it
+		return nil
+	}
+	if err := r.lnk.setFull(full); err != nil {
+		return r.errf(line, "%s: %v", part, err)
+	}
+	return nil
 }
 
 // ethtool maps "ethtool -K DEV tso off gso off ...": the stack sends

@@ -87,7 +87,7 @@ func TestShellSysctls(t *testing.T) {
 		{"/bin/rm -f /etc/passwd", "removes only files under /tmp"},
 		{"tc qdisc add dev tun0 root pfifo", ""},
 		{"tc qdisc replace dev tun0 root fq", ""},
-		{"tc qdisc replace dev tun0 root pfifo limit 0", "unsupported: shell command `tc qdisc replace dev tun0 root pfifo limit 0` (qdisc pfifo limit 0)"},
+		{"tc qdisc replace dev tun0 root pfifo limit 10", "unsupported: shell command `tc qdisc replace dev tun0 root pfifo limit 10` (qdisc pfifo limit 10)"},
 		{"ethtool -K tun0 tso off gso off", ""},
 		{"ethtool -K tun0 gro off", "ethtool feature gro off"},
 		{"dd if=/dev/zero", "unsupported: shell command `dd if=/dev/zero`"},

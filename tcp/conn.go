@@ -71,7 +71,9 @@ type Conn struct {
 	stats connStats  // counts for Info (conn.go)
 
 	// Keepalive (RFC 1122 4.2.3.6): idle time counts from lastRcv, when
-	// a segment last arrived; keepProbes probes have gone unanswered.
+	// a segment last arrived; keepProbes probes have gone unanswered
+	// (keepalive ones, or the tries of hostProbe while the link had no
+	// room: Linux counts both in icsk_probes_out).
 	lastRcv instant
 
 	snd        sendSpace // send sequence space (input.go)
@@ -571,7 +573,7 @@ func (c *Conn) Close(t time.Time) {
 	if c.rq.n > 0 || c.rq.oooLen > 0 {
 		// RFC 2525 2.17 and Linux: data the application never read is lost,
 		// so tell the peer with a reset rather than a clean FIN.
-		c.sendRST(now, c.snd.max, true)
+		c.sendActiveRST(now)
 		c.setState(Closed, "call CLOSE with unread data")
 		return
 	}
@@ -590,7 +592,7 @@ func (c *Conn) Abort(t time.Time) {
 	}
 	switch c.state {
 	case SynRcvd, Established, FinWait1, FinWait2, CloseWait:
-		c.sendRST(now, c.snd.max, true)
+		c.sendActiveRST(now)
 	}
 	c.setState(Closed, "call ABORT")
 }
@@ -784,7 +786,7 @@ func (c *Conn) SetFinTimeout(d time.Duration) {
 // connection at once when TCP_LINGER2 is negative.
 func (c *Conn) orphanInFinWait2(now instant) {
 	if c.cfg.FinTimeout < 0 {
-		c.sendRST(now, c.snd.max, true)
+		c.sendActiveRST(now)
 		c.setState(Closed, "FIN_WAIT_2 with TCP_LINGER2 < 0")
 		return
 	}

@@ -213,13 +213,15 @@ func (c *Conn) sendProbe(now instant) {
 	c.emit()
 }
 
-// sendRST sends <SEQ=seqno><CTL=RST>, with ACK=RCV.NXT when withAck.
-func (c *Conn) sendRST(now instant, seqno seq.Value, withAck bool) {
-	c.sc.seg = Segment{SEQ: seqno, Flags: flagRST}
-	if withAck {
-		c.sc.seg.Flags |= flagACK
-		c.sc.seg.ACK = c.rcv.nxt
-	}
+// sendActiveRST resets the connection from this end (close with unread
+// data, abort, a timeout): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>. As
+// Linux's tcp_send_active_reset, it is built like any other segment of the
+// connection: the window and the options in use ride on it, so a peer that
+// checks timestamps (RFC 7323 5.3, PAWS) takes it.
+func (c *Conn) sendActiveRST(now instant) {
+	c.sc.seg = Segment{SEQ: c.acceptableSeq(), Flags: flagRST | flagACK}
+	c.fillAck(now, false)
+	c.setAckOptions(now)
 	c.emit()
 }
 
@@ -378,7 +380,11 @@ func (c *Conn) output(now instant) {
 			}
 			break
 		}
-		if n > 0 && (!c.paceAllows(now) || !c.hostRoom()) {
+		if n > 0 && !c.paceAllows(now) {
+			break
+		}
+		if n > 0 && !c.hostRoom() {
+			c.heldByHost(now)
 			break
 		}
 		fin := finPending && n == queued

@@ -77,6 +77,10 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 		if !l.LessThan(r) || l.LessThanEq(c.snd.una) || r.GreaterThan(c.snd.nxt) {
 			continue
 		}
+		var ok bool
+		if l, r, ok = c.sackWholeSegments(l, r); !ok {
+			continue
+		}
 		if c.addSacked(l, r) {
 			news = true
 			c.markSackedRecords(now, l, r)

@@ -383,6 +383,10 @@ func (c *Conn) resendSYN(now instant, synAck bool) {
 func (c *Conn) persistTimeout(now instant) {
 	c.rtx.persist = false
 	if c.snd.wnd > 0 {
+		if c.flight() == 0 && c.queuedFrom(c.snd.nxt) > 0 && !c.hostRoom() {
+			c.hostProbe(now)
+			return
+		}
 		c.output(now)
 		return
 	}
@@ -410,11 +414,59 @@ func (c *Conn) keepaliveTimeout(now instant) {
 	}
 	idle := c.cfg.UserTimeout > 0 && c.keepProbes > 0 && now.Sub(c.lastRcv) >= c.cfg.UserTimeout
 	if (c.cfg.UserTimeout == 0 && int(c.keepProbes) >= c.cfg.KeepCnt) || idle {
-		c.sendRST(now, c.snd.max, true)
+		c.sendActiveRST(now)
 		c.fail(syscall.ETIMEDOUT, "timer keepalive")
 		return
 	}
 	c.keepProbes++
 	c.sendProbe(now)
 	c.timer.keep = now.Add(c.cfg.KeepIntvl)
+}
+
+// heldByHost is called when the host's link had no room for new data
+// (RoomHost). With nothing in flight no ACK will bring the connection back
+// to its queue, so the probe timer watches it, as Linux's
+// tcp_check_probe_timer after a transmit that failed locally.
+func (c *Conn) heldByHost(now instant) {
+	if c.flight() == 0 && c.timer.rto.IsZero() {
+		c.armPersist(now)
+	}
+}
+
+// hostProbe is the probe timer finding the link still without room and
+// nothing in flight, as Linux's tcp_probe_timer when its probe cannot
+// leave the host (local congestion): count the probe and try again in
+// half a second, without backing off; give up, with ETIMEDOUT, after
+// Retries2 such probes, or once TCP_USER_TIMEOUT has passed since the
+// first (Linux's icsk_probes_tstamp; here the tries are counted, and come
+// half a second apart, but for the last, which the timeout cuts short).
+func (c *Conn) hostProbe(now instant) {
+	elapsed := time.Duration(c.keepProbes) * resourceProbeInterval // since the first try
+	if c.cfg.UserTimeout > 0 && c.keepProbes > 0 && elapsed >= c.cfg.UserTimeout {
+		c.fail(syscall.ETIMEDOUT, "timer user timeout")
+		return
+	}
+	if int(c.keepProbes) >= c.cfg.Retries2 {
+		c.fail(syscall.ETIMEDOUT, "timer probe limit")
+		return
+	}
+	c.keepProbes++
+	next := resourceProbeInterval
+	if c.cfg.UserTimeout > 0 {
+		// Linux's tcp_clamp_probe0_to_user_timeout.
+		next = min(next, c.cfg.UserTimeout-elapsed)
+	}
+	c.rtx.persist = true
+	c.timer.rto = now.Add(next)
+}
+
+// probesOut is tcpi_probes: the probes sent and not yet answered, zero
+// window (counted by the backoff), keepalive, or those the host's link had
+// no room for (keepProbes, as Linux counts both in icsk_probes_out).
+func (c *Conn) probesOut() int {
+	n := int(c.keepProbes)
+	if c.rtx.persist {
+		n += int(c.rtx.backoff)
+	}
+	return n
 }

@@ -231,3 +231,30 @@ func (c *Conn) recordProbe(now instant, s seq.Value) {
 		c.recordRetransmit(now, i)
 	}
 }
+
+// sackWholeSegments narrows the SACK block [l, r) to what Linux takes of
+// it (tcp_match_skb_to_sack): SACK information counts in whole segments.
+// A block edge inside a segment sent is moved, from the segment's start,
+// to a multiple of the MSS (the left edge up, the right edge down), or to
+// the segment's edge: a block covering part of a segment of an MSS or
+// less marks none of it, and that part is sent again whole. ok is false
+// when nothing is left.
+func (c *Conn) sackWholeSegments(l, r seq.Value) (seq.Value, seq.Value, bool) {
+	if c.fl == nil {
+		return l, r, true
+	}
+	mss := int32(max(c.opt.sndMSS, 1))
+	q := &c.fl.txq
+	if i := q.find(l); i >= 0 {
+		if rec := q.at(i); rec.start.LessThan(l) {
+			in := (l.Sub(rec.start) + mss - 1) / mss * mss
+			l = rec.start.Add(seq.Size(min(in, rec.end.Sub(rec.start))))
+		}
+	}
+	if i := q.find(r); i >= 0 {
+		if rec := q.at(i); rec.start.LessThan(r) {
+			r = rec.start.Add(seq.Size(r.Sub(rec.start) / mss * mss))
+		}
+	}
+	return l, r, l.LessThan(r)
+}
