@@ -31,6 +31,8 @@ func TestPartialSACKResendsWholeSegment(t *testing.T) {
 	c.Out("P. 2897:4345(1448) ack 1")
 	c.Out(". 1449:2897(1448) ack 1")
 	// The second arrives; the third is still reported only by its tail.
-	c.In(". 1:1(0) ack 2897 win 512 <nop,nop,TS val 400 ecr 101,sack 3945:4345>")
+	// It echoes the retransmission's timestamp: no undo (the retransmission
+	// was needed).
+	c.In(". 1:1(0) ack 2897 win 512 <nop,nop,TS val 400 ecr 703,sack 3945:4345>")
 	c.Out("P. 2897:4345(1448) ack 1")
 }
