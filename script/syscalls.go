@@ -46,6 +46,9 @@ type sockets interface {
 	Ioctl(fd, req int) (int, error)
 	// Poll polls without waiting and fills in revents.
 	Poll(fds []pollFd) (int, error)
+	// SetWriterWaiting marks a blocking write that waits for the
+	// handshake (Linux's sk_write_pending).
+	SetWriterWaiting(fd int, waiting bool) error
 }
 
 // stackHandle is a running stack: its sockets and a way to stop it.

@@ -28,6 +28,7 @@ const (
 	defaultKeepIntvl      = 75 * time.Second
 	defaultKeepCnt        = 9
 	delAckMin             = 40 * time.Millisecond  // TCP_DELACK_MIN
+	delAckMax             = 200 * time.Millisecond // TCP_DELACK_MAX
 	maxQuickAcks          = 16                     // TCP_MAX_QUICKACKS
 	defaultPeerMSS        = 536                    // RFC 9293 3.7.1: when the peer sends no MSS option
 	minMSS                = 88                     // TCP_MIN_MSS

@@ -126,6 +126,10 @@ type ackState struct {
 	// for FlushACK.
 	holdAck, ackHeld bool
 	dsackPending     bool
+	// writerWaiting: a blocking writer waits for the handshake with data
+	// still to send (Linux's sk_write_pending): the handshake's ACK then
+	// waits as a delayed ACK, for that data to carry it.
+	writerWaiting bool
 	// quickAcks: ACK immediately while positive (Linux's quick-ack mode,
 	// at most maxQuickAcks).
 	quickAcks uint8
@@ -312,6 +316,15 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			if c.stats.segsOut == sent {
 				c.sendAck(now)
 			}
+			return
+		}
+		if c.ack.writerWaiting {
+			// Linux's tcp_rcv_synsent_state_process: with a writer
+			// waiting, the ACK is scheduled as a delayed ACK of
+			// TCP_DELACK_MAX so that the writer's first segment carries
+			// it (quick-ack mode stays on for what follows).
+			c.timer.delAck = now.Add(delAckMax)
+			c.output(now)
 			return
 		}
 		c.sendAck(now)
@@ -861,6 +874,14 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 // Out-of-order segments, filled holes and duplicates are still
 // acknowledged at once.
 func (c *Conn) HoldACK(hold bool) { c.ack.holdAck = hold }
+
+// SetWriterWaiting tells the connection whether a blocking writer waits
+// for its handshake with data still to write (Linux's sk_write_pending):
+// while one does, the SYN,ACK that establishes the connection is not
+// acknowledged at once but by a delayed ACK, which the writer's first
+// segment carries when it comes within TCP_DELACK_MAX (200 ms), as Linux
+// does.
+func (c *Conn) SetWriterWaiting(waiting bool) { c.ack.writerWaiting = waiting }
 
 // FlushACK ends a run of segments passed to Input under HoldACK: it
 // stops holding ACKs and sends the one held, if anything is still

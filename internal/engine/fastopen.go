@@ -369,7 +369,15 @@ func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool,
 		}
 		return 0, syscall.EINPROGRESS
 	}
-	if err := sk.waitConnectLocked(cancel, l); err != nil {
+	// Linux's inet_wait_for_connect counts the caller as a waiting
+	// writer only when the SYN did not take all of its data.
+	ep := sk.ep
+	ep.conn.SetWriterWaiting(n < len(p))
+	err = sk.waitConnectLocked(cancel, l)
+	if sk.ep == ep {
+		ep.conn.SetWriterWaiting(false)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if n == len(p) {

@@ -1,0 +1,49 @@
+package tcp_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/tcp/tcptest"
+)
+
+// synSentWithWriter opens a connection and, if waiting, marks a writer
+// waiting for its handshake; then the peer's SYN,ACK arrives.
+func synSentWithWriter(t *testing.T, waiting bool) *tcptest.Conn {
+	c := tcptest.New(t, tcp.Config{})
+	c.Connect()
+	c.Out("S 0:0(0)")
+	c.Conn().SetWriterWaiting(waiting)
+	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,nop,wscale 7>")
+	c.State(tcp.Established)
+	return c
+}
+
+// TestWriterWaitingDelaysHandshakeACK: as Linux's
+// tcp_rcv_synsent_state_process with sk_write_pending, the handshake's
+// ACK waits for the waiting writer's data, which carries it; without a
+// writer it goes at once.
+func TestWriterWaitingDelaysHandshakeACK(t *testing.T) {
+	c := synSentWithWriter(t, true)
+	c.NoOut()
+	c.Conn().SetWriterWaiting(false) // the writer wakes and writes
+	c.Write("hello")
+	c.Out("P. 1:6(5) ack 1")
+	c.NoOut()
+
+	c = synSentWithWriter(t, false)
+	c.Out(". 1:1(0) ack 1")
+	c.NoOut()
+}
+
+// TestWriterWaitingACKFallsDue: a writer that waits on and writes nothing
+// leaves the ACK to the delayed-ACK timer, TCP_DELACK_MAX after the
+// SYN,ACK.
+func TestWriterWaitingACKFallsDue(t *testing.T) {
+	c := synSentWithWriter(t, true)
+	c.NoOut()
+	c.Fire(200 * time.Millisecond)
+	c.Out(". 1:1(0) ack 1")
+	c.NoOut()
+}
