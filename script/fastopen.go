@@ -170,7 +170,13 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 	if c.a[1].kind == exString {
 		copy(buf, c.a[1].word)
 	}
-	fd, st := c.fd, r.st
+	return r.fastOpenSender(c.fd, buf, flags, addr), nil
+}
+
+// fastOpenSender is the call of a sendto or sendmsg with MSG_FASTOPEN of
+// buf to addr on fd (see callSendto).
+func (r *runner) fastOpenSender(fd int, buf []byte, flags int64, addr netip.AddrPort) *callOp {
+	st := r.st
 	started, sent, inSYN := false, 0, 0
 	writer := r.writerMark(fd)
 	return &callOp{try: func() (bool, callResult) {
@@ -213,7 +219,7 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 			}
 		}
 		return true, res(sent, nil)
-	}}, nil
+	}}
 }
 
 // handshakeSender is sender, for a blocking write that goes into a

@@ -130,6 +130,9 @@ type ackState struct {
 	// still to send (Linux's sk_write_pending): the handshake's ACK then
 	// waits as a delayed ACK, for that data to carry it.
 	writerWaiting bool
+	// writerAck: the handshake's ACK is held for a waiting writer's
+	// data (inputSynSent), until the next segment goes.
+	writerAck bool
 	// quickAcks: ACK immediately while positive (Linux's quick-ack mode,
 	// at most maxQuickAcks).
 	quickAcks uint8
@@ -324,6 +327,9 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			// TCP_DELACK_MAX so that the writer's first segment carries
 			// it (quick-ack mode stays on for what follows).
 			c.timer.delAck = now.Add(delAckMax)
+			// tcp_enter_quickack_mode starts the delayed-ACK engine
+			// (ato is TCP_ATO_MIN from here on).
+			c.ack.everData, c.ack.writerAck = true, true
 			c.output(now)
 			return
 		}

@@ -47,3 +47,27 @@ func TestWriterWaitingACKFallsDue(t *testing.T) {
 	c.Out(". 1:1(0) ack 1")
 	c.NoOut()
 }
+
+// TestWriterReplyEntersPingpong: data sent within TCP_ATO_MIN of the
+// SYN,ACK it answers is a reply (Linux's tcp_event_data_sent): the
+// peer's next data is acknowledged by the delayed-ACK timer, not at once;
+// a writer that comes later leaves quick-ACK mode on.
+func TestWriterReplyEntersPingpong(t *testing.T) {
+	c := synSentWithWriter(t, true)
+	c.Conn().SetWriterWaiting(false)
+	c.Write("hello")
+	c.Out("P. 1:6(5) ack 1")
+	c.In("P. 1:11(10) ack 6 win 512")
+	c.NoOut()
+	c.Fire(40 * time.Millisecond)
+	c.Out(". 6:6(0) ack 11")
+
+	c = synSentWithWriter(t, true)
+	c.Conn().SetWriterWaiting(false)
+	c.Advance(50 * time.Millisecond)
+	c.Write("hello")
+	c.Out("P. 1:6(5) ack 1")
+	c.In("P. 1:11(10) ack 6 win 512")
+	c.Out(". 6:6(0) ack 11")
+	c.NoOut()
+}
