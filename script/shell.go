@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/tcp"
 )
 
 // command runs a shell command line. Each command in it (split on ;, &&,
@@ -303,10 +304,11 @@ func (r *runner) setSysctl(line int, name, value string) error {
 	case "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem":
 		return r.setBufSysctl(line, name, value)
 	case "net.ipv4.tcp_congestion_control":
-		if r.st != nil {
-			return r.unsupported(line, "sysctl %s after the stack started (put it before the first event)", name)
-		}
+		old := r.tcpCfg
 		r.tcpCfg.Congestion = value
+		if r.st != nil {
+			r.st.updateTCP(changedFields(old, r.tcpCfg)) // for connections made from now on
+		}
 		return nil
 	}
 	v, err := strconv.ParseInt(value, 0, 64)
@@ -598,8 +600,21 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		return r.unsupported(line, "sysctl %s", name)
 	}
 	if r.st != nil && changed {
-		*c = old
-		return r.unsupported(line, "sysctl %s after the stack started (put it before the first event)", name)
+		r.st.updateTCP(changedFields(old, *c))
 	}
 	return nil
+}
+
+// changedFields returns a function that sets, in a stack's tcp defaults,
+// the fields in which now differs from was: a sysctl written after the
+// stack started applies to the connections made after it, as Linux's.
+func changedFields(was, now tcp.Config) func(d *tcp.Config) {
+	return func(d *tcp.Config) {
+		w, n, dv := reflect.ValueOf(was), reflect.ValueOf(now), reflect.ValueOf(d).Elem()
+		for i := range n.NumField() {
+			if dv.Field(i).CanSet() && !reflect.DeepEqual(w.Field(i).Interface(), n.Field(i).Interface()) {
+				dv.Field(i).Set(n.Field(i))
+			}
+		}
+	}
 }

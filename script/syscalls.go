@@ -59,6 +59,9 @@ type stackHandle interface {
 	setFastOpen(mode int)
 	// stats are the stack's counters (nstat checks).
 	stats() nstat.Counters
+	// updateTCP changes the tcp defaults of connections made from now
+	// on (a sysctl written after the stack started).
+	updateTCP(f func(c *tcp.Config))
 }
 
 // stackConfig is what the runner gives the stack.
