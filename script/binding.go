@@ -61,3 +61,5 @@ func (a *stackAdapter) setFastOpen(mode int) {
 func (a *stackAdapter) stats() nstat.Counters { return a.st.Stats() }
 
 func (a *stackAdapter) updateTCP(f func(c *tcp.Config)) { a.st.UpdateTCP(f) }
+
+func (a *stackAdapter) flushFastOpenCache() { a.st.FlushFastOpenCache() }

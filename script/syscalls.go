@@ -62,6 +62,8 @@ type stackHandle interface {
 	// updateTCP changes the tcp defaults of connections made from now
 	// on (a sysctl written after the stack started).
 	updateTCP(f func(c *tcp.Config))
+	// flushFastOpenCache forgets the client's Fast Open cookies.
+	flushFastOpenCache()
 }
 
 // stackConfig is what the runner gives the stack.

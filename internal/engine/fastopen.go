@@ -301,6 +301,15 @@ func (s *Host) FastOpenCacheLen() int {
 	return len(f.cache)
 }
 
+// FlushFastOpenCache forgets every cookie (and MSS) the client
+// remembers, as `ip tcp_metrics flush` does on Linux.
+func (s *Host) FlushFastOpenCache() {
+	f := &s.tfo
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.cache)
+}
+
 // fastOpenTransitionLocked keeps Fast Open's books on a connection's
 // transition: a client's cache when its SYN,ACK came, a listener's queue
 // when a Fast Open child leaves SYN_RCVD.
