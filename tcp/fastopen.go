@@ -39,6 +39,11 @@ type fastOpen struct {
 	// takeData: the stack found the SYN's cookie good (SetFastOpenReply).
 	takeData   bool
 	clientFail uint8 // tcpi_fastopen_client_fail
+	// dataLost: the SYN timed out and went again without its data,
+	// which ended at lostEnd; a SYN,ACK may still acknowledge it (the
+	// first SYN arrived, its answer was lost), as Linux takes it.
+	dataLost bool
+	lostEnd  seq.Value
 }
 
 // Fast Open client failures, as Linux's tcpi_fastopen_client_fail.
@@ -233,16 +238,20 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	} else {
 		fo.cookieLen = 0
 	}
+	if fo.dataLost {
+		// The first SYN's data, sent again without it, may be
+		// acknowledged all the same.
+		fo.dataLost = false
+		if seg.ACK.GreaterThan(c.snd.nxt) {
+			c.fastOpenDataAcked(seg)
+			c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
+		}
+		return false
+	}
 	if fo.synData <= 0 {
 		return false
 	}
-	acked := int(seg.ACK.Sub(c.snd.iss.Add(1)))
-	if drop := min(max(acked, 0), c.sq.n); drop > 0 {
-		c.sq.consume(drop)
-		c.sq.start = c.sq.start.Add(seq.Size(drop))
-		c.stats.bytesAcked += uint64(drop)
-		c.prunePushMarks()
-	}
+	c.fastOpenDataAcked(seg)
 	fo.synData = 0
 	if seg.ACK == c.snd.nxt {
 		fo.synDataOK = true
@@ -253,6 +262,27 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	c.cfg.Counters.FastOpenActiveFail++
 	c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
 	return true
+}
+
+// fastOpenDataAcked takes off the send queue what of the SYN's data the
+// SYN,ACK acknowledges.
+func (c *Conn) fastOpenDataAcked(seg *Segment) {
+	acked := int(seg.ACK.Sub(c.snd.iss.Add(1)))
+	if drop := min(max(acked, 0), c.sq.n); drop > 0 {
+		c.sq.consume(drop)
+		c.sq.start = c.sq.start.Add(seq.Size(drop))
+		c.stats.bytesAcked += uint64(drop)
+		c.prunePushMarks()
+	}
+}
+
+// synSentAckMax is the highest acknowledgment a SYN,ACK may carry:
+// SND.NXT, or the end of a Fast Open SYN's data sent again without it.
+func (c *Conn) synSentAckMax() seq.Value {
+	if c.fo != nil && c.fo.dataLost && c.fo.lostEnd.GreaterThan(c.snd.nxt) {
+		return c.fo.lostEnd
+	}
+	return c.snd.nxt
 }
 
 // fastOpenSynTimeout is the client's half when its SYN times out: the
@@ -270,6 +300,7 @@ func (c *Conn) fastOpenSynTimeout() {
 	fo.synData = 0
 	fo.clientFail = FastOpenFailSynRetransmitted
 	c.cfg.Counters.FastOpenActiveFail++
+	fo.dataLost, fo.lostEnd = true, c.snd.nxt
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
 }

@@ -272,7 +272,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 	ackOK := false
 	if seg.Flags&flagACK != 0 {
 		// An ACK outside ISS < SEG.ACK =< SND.NXT is not for us.
-		if seg.ACK.LessThanEq(c.snd.iss) || seg.ACK.GreaterThan(c.snd.nxt) {
+		if seg.ACK.LessThanEq(c.snd.iss) || seg.ACK.GreaterThan(c.synSentAckMax()) {
 			if seg.Flags&flagRST == 0 {
 				c.replyRST(now, seg)
 			}
@@ -288,6 +288,13 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		return
 	}
 	if seg.Flags&flagSYN == 0 {
+		return
+	}
+	if ackOK && c.synAckEcrBad(now, seg) {
+		// Linux's PAWS check in SYN_SENT (PAWSActiveRejected): a
+		// SYN,ACK echoing a timestamp we never sent is answered with a
+		// RST, and the connection still waits for a good one.
+		c.replyRST(now, seg)
 		return
 	}
 	c.rcv.irs = seg.SEQ
@@ -308,7 +315,14 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
 		// taken below as in ESTABLISHED.
+		acked := c.stats.segsOut
 		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
+			if c.fo != nil {
+				// A Fast Open server may answer with data (Linux's
+				// tcp_fastopen_add_skb queues it): it is in the
+				// window our SYN offered.
+				c.rcv.right = c.rcv.nxt.Add(seq.Size(min(c.rcvSpace(), 65535)))
+			}
 			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
 		}
 		if resend {
@@ -333,7 +347,9 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			c.output(now)
 			return
 		}
-		c.sendAck(now)
+		if c.stats.segsOut == acked {
+			c.sendAck(now) // unless the data's ACK went already
+		}
 		c.output(now)
 		return
 	}
@@ -342,6 +358,18 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 	c.setState(SynRcvd, "rcv SYN")
 	c.sendSYN(now, true)
 	c.armRTO(now)
+}
+
+// synAckEcrBad reports a SYN,ACK whose TS ecr lies outside the
+// timestamps we sent since our first SYN (RFC 7323 5.5 leaves it open;
+// Linux's tcp_rcv_synsent_state_process refuses it).
+func (c *Conn) synAckEcrBad(now instant, seg *Segment) bool {
+	o := &seg.Options
+	if !o.HasTimestamp || o.TSEcr == 0 || c.cfg.NoTimestamps {
+		return false
+	}
+	first := c.tsNow(c.opt.epoch)
+	return o.TSEcr-first > c.tsNow(now)-first
 }
 
 // acceptable is the acceptability test of RFC 9293 3.10.7.4, with the window

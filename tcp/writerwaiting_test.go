@@ -71,3 +71,20 @@ func TestWriterReplyEntersPingpong(t *testing.T) {
 	c.Out(". 6:6(0) ack 11")
 	c.NoOut()
 }
+
+// TestSynAckBadEcrRefused: in SYN_SENT a SYN,ACK echoing a timestamp we
+// never sent draws a RST and leaves the connection waiting (Linux's
+// PAWSActiveRejected); the next, good one establishes it.
+func TestSynAckBadEcrRefused(t *testing.T) {
+	c := tcptest.New(t, tcp.Config{})
+	c.Connect()
+	c.Out("S 0:0(0) <mss 1460,sackOK,TS val 1 ecr 0,wscale 8>")
+	c.Advance(10 * time.Millisecond)
+	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 500 ecr 9999,nop,wscale 7>")
+	c.Out("R 1:1(0)")
+	c.NoOut()
+	c.State(tcp.SynSent)
+	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 500 ecr 1,nop,wscale 7>")
+	c.Out(". 1:1(0) ack 1")
+	c.State(tcp.Established)
+}
