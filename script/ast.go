@@ -99,6 +99,9 @@ type packetSpec struct {
 	// anyOptions is <...>: accept any options (outbound only).
 	anyOptions bool
 	options    []option
+	// icmp is set on an inbound ICMP line (icmp.go), which has no TCP
+	// fields of its own.
+	icmp *icmpSpec
 }
 
 // option is one TCP option of a script line, or of a packet the stack sent.

@@ -85,6 +85,9 @@ func (r *runner) nextRemotePort() uint16 {
 // inject sends an inbound script packet to the stack.
 func (r *runner) inject(e *event) error {
 	ps := e.packet
+	if ps.icmp != nil {
+		return r.injectICMP(e)
+	}
 	s := r.sutFor()
 	if s.listening {
 		// The first packet to a listener opens a child connection from

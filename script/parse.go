@@ -319,6 +319,10 @@ func (p *parser) packet() *packetSpec {
 	ps := &packetSpec{inbound: p.tok.is('<'), win: -1}
 	line := p.tok.line
 	p.next()
+	if p.tok.isWord("icmp") {
+		p.icmpMessage(ps)
+		return ps
+	}
 	if !p.tcpOnly() || !p.packetFlags(ps) || !p.packetSeq(ps) || !p.packetOptions(ps) {
 		return ps
 	}
