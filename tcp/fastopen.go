@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"syscall"
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
@@ -303,6 +304,20 @@ func (c *Conn) fastOpenSynTimeout() {
 	fo.dataLost, fo.lostEnd = true, c.snd.nxt
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
+}
+
+// FastOpenICMPError is ICMPError for a Fast Open child in SYN_RCVD that
+// the application has not accepted yet: Linux's tcp_v4_err fails it with
+// err, so that accept still gives it, closed, its data readable and then
+// the error. (Once accepted, Linux treats it as a connected socket, whose
+// ICMP errors are soft: the host does not call this.) Any other
+// connection gets ICMPError. It reports whether the connection ended.
+func (c *Conn) FastOpenICMPError(err syscall.Errno, cause Cause) bool {
+	if c.state != SynRcvd || !c.FastOpenPassive() {
+		return c.ICMPError(err, cause)
+	}
+	c.fail(err, cause)
+	return true
 }
 
 // fastOpenWritable reports a passive Fast Open connection in SYN_RCVD,

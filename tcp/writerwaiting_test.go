@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,5 +87,17 @@ func TestSynAckBadEcrRefused(t *testing.T) {
 	c.State(tcp.SynSent)
 	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 500 ecr 1,nop,wscale 7>")
 	c.Out(". 1:1(0) ack 1")
+	c.State(tcp.Established)
+}
+
+// TestFastOpenICMPErrorOtherConns: on a connection that is not a Fast
+// Open child in SYN_RCVD, FastOpenICMPError is ICMPError: an established
+// connection ignores the (soft) error.
+func TestFastOpenICMPErrorOtherConns(t *testing.T) {
+	c := synSentWithWriter(t, false)
+	c.Out(". 1:1(0) ack 1")
+	if c.Conn().FastOpenICMPError(syscall.EHOSTUNREACH, "test") {
+		t.Error("an established connection ended on an ICMP error")
+	}
 	c.State(tcp.Established)
 }
