@@ -45,6 +45,9 @@ type fastOpen struct {
 	// first SYN arrived, its answer was lost), as Linux takes it.
 	dataLost bool
 	lostEnd  seq.Value
+	// pathMSS, if not 0, is the MSS a smaller path MTU allows, learned
+	// from an ICMP error about the SYN's data (fastOpenSynTooBig).
+	pathMSS int32
 }
 
 // Fast Open client failures, as Linux's tcpi_fastopen_client_fail.
@@ -241,13 +244,15 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	}
 	if fo.dataLost {
 		// The first SYN's data, sent again without it, may be
-		// acknowledged all the same.
+		// acknowledged all the same; if not, it goes at once, the ACK
+		// riding on it (Linux's tcp_rcv_fastopen_synack).
 		fo.dataLost = false
 		if seg.ACK.GreaterThan(c.snd.nxt) {
 			c.fastOpenDataAcked(seg)
 			c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
+			return false
 		}
-		return false
+		return c.sq.n > 0
 	}
 	if fo.synData <= 0 {
 		return false
@@ -284,6 +289,35 @@ func (c *Conn) synSentAckMax() seq.Value {
 		return c.fo.lostEnd
 	}
 	return c.snd.nxt
+}
+
+// fastOpenPathMSS is the MSS the path allows, as an ICMP error about a
+// Fast Open SYN showed it, or a bound no MSS reaches.
+func (c *Conn) fastOpenPathMSS() int {
+	if c.fo == nil || c.fo.pathMSS == 0 {
+		return 1 << 16
+	}
+	return int(c.fo.pathMSS)
+}
+
+// fastOpenSynTooBig is ReduceMSS in SYN_SENT: a Fast Open SYN whose data
+// was too big for the path goes again at once without it, offering the
+// MSS the path allows, which also bounds the segments sent after the
+// handshake (Linux's tcp_v4_mtu_reduced then tcp_simple_retransmit, which
+// sends a SYN that carried data again as a plain SYN). The data waits for
+// the handshake, as after a SYN timeout.
+func (c *Conn) fastOpenSynTooBig(now instant, mss int) bool {
+	fo := c.fo
+	if fo == nil || fo.synData <= 0 || mss >= int(c.cfg.MSS) {
+		return false
+	}
+	fo.pathMSS = int32(max(mss, minMSS))
+	fo.option, fo.synData = false, 0
+	fo.dataLost, fo.lostEnd = true, c.snd.nxt
+	c.snd.nxt = c.snd.iss.Add(1)
+	c.snd.max = c.snd.nxt
+	c.sendSYN(now, false)
+	return true
 }
 
 // fastOpenSynTimeout is the client's half when its SYN times out: the

@@ -255,7 +255,7 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.tsRecent = o.TSVal
 		c.opt.tsRecentAt = now
 	}
-	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)
+	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS), c.fastOpenPathMSS()), minMSS)
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}

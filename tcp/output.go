@@ -113,7 +113,7 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 	tx := &c.sc.seg
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
-	o.MSS = c.cfg.MSS
+	o.MSS = uint16(min(int(c.cfg.MSS), c.fastOpenPathMSS()))
 	echo := synAck && c.passive
 	if !c.cfg.NoWindowScale && (!echo || c.opt.wsOK) {
 		o.HasWScale = true
