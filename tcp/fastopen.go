@@ -45,6 +45,9 @@ type fastOpen struct {
 	// first SYN arrived, its answer was lost), as Linux takes it.
 	dataLost bool
 	lostEnd  seq.Value
+	// synOpt: our SYN carried the option (Linux's syn_fastopen); a
+	// cookie on a SYN,ACK to a SYN without it is unsolicited, ignored.
+	synOpt bool
 	// pathMSS, if not 0, is the MSS a smaller path MTU allows, learned
 	// from an ICMP error about the SYN's data (fastOpenSynTooBig).
 	pathMSS int32
@@ -136,6 +139,7 @@ func (c *Conn) ConnectFastOpen(t time.Time, req FastOpenRequest, p []byte) (int,
 		fo.setCookie(nil, req.Exp)
 		fo.clientFail = FastOpenFailNoCookie
 	}
+	fo.synOpt = fo.option
 	if n > 0 {
 		c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, n, 0)
 		c.sq.writeAt(0, p[:n])
@@ -235,7 +239,7 @@ func (c *Conn) addFastOpen(tx *Segment, synAck bool) (gathered []byte) {
 func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	fo := c.fo
 	fo.option = false
-	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 {
+	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 && fo.synOpt {
 		fo.cookieLen = uint8(copy(fo.cookie[:], o.FastOpenCookieBytes()))
 		fo.exp = o.FastOpenExp
 		fo.peerCookie = true

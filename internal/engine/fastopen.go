@@ -252,7 +252,9 @@ func (s *Host) fastOpenRequest(dst netip.Addr) tcp.FastOpenRequest {
 	req := tcp.FastOpenRequest{NoCookie: f.mode&FastOpenClientNoCookie != 0}
 	if e, ok := f.cache[dst]; ok {
 		req.PeerMSS = int(e.mss)
-		if e.n > 0 {
+		if e.n > 0 && !req.NoCookie {
+			// Without cookies (0x4) the SYN carries no option at all,
+			// cached cookie or not (Linux's tcp_fastopen_cookie_check).
 			req.Cookie = append([]byte(nil), e.cookie[:e.n]...)
 			req.Exp = e.exp
 		}
