@@ -48,6 +48,10 @@ type fastOpen struct {
 	// synOpt: our SYN carried the option (Linux's syn_fastopen); a
 	// cookie on a SYN,ACK to a SYN without it is unsolicited, ignored.
 	synOpt bool
+	// tryExp is Linux's try_exp for the client's cache
+	// (FastOpenTryExp); synResent: the SYN timed out and went again.
+	tryExp    uint8
+	synResent bool
 	// pathMSS, if not 0, is the MSS a smaller path MTU allows, learned
 	// from an ICMP error about the SYN's data (fastOpenSynTooBig).
 	pathMSS int32
@@ -192,6 +196,18 @@ func (c *Conn) FastOpenCookie() (cookie []byte, exp bool, peerMSS int, ok bool) 
 	return c.fo.cookie[:c.fo.cookieLen], c.fo.exp, int(c.opt.peerMSS), true
 }
 
+// FastOpenTryExp tells the stack's cookie cache, once a client's SYN,ACK
+// came, how to ask for a cookie next time (Linux's try_exp): 0, no
+// change; 1, the cookie request went unanswered in the RFC 7413 form, so
+// try the experimental one; 2, it went unanswered in that form too, so
+// keep to the RFC 7413 form.
+func (c *Conn) FastOpenTryExp() int {
+	if c.fo == nil || c.fo.passive || c.state == SynSent {
+		return 0
+	}
+	return int(c.fo.tryExp)
+}
+
 // takeSynData is the server's half in LISTEN: a SYN whose cookie the
 // stack found good has its data taken at once, and the connection is
 // marked usable in SYN_RCVD.
@@ -239,6 +255,15 @@ func (c *Conn) addFastOpen(tx *Segment, synAck bool) (gathered []byte) {
 func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	fo := c.fo
 	fo.option = false
+	if fo.synOpt && !seg.Options.HasFastOpen && fo.synData <= 0 && !fo.dataLost && !fo.synResent {
+		// A cookie request went unanswered: next time ask in the other
+		// form, once (Linux's try_exp: 1 after the RFC 7413 form, 2,
+		// back to it for good, after the experimental one).
+		fo.tryExp = 1
+		if fo.exp {
+			fo.tryExp = 2
+		}
+	}
 	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 && fo.synOpt {
 		fo.cookieLen = uint8(copy(fo.cookie[:], o.FastOpenCookieBytes()))
 		fo.exp = o.FastOpenExp
@@ -333,6 +358,7 @@ func (c *Conn) fastOpenSynTimeout() {
 		return
 	}
 	fo.option = false
+	fo.synResent = true
 	if fo.synData <= 0 {
 		return
 	}

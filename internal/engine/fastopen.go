@@ -47,6 +47,9 @@ type fastOpenEntry struct {
 	n      uint8
 	exp    bool
 	mss    uint16
+	// tryExp is Linux's try_exp (tcp.Conn.FastOpenTryExp): 1, ask for a
+	// cookie in the experimental form; it never goes back down.
+	tryExp uint8
 }
 
 // fastOpenState is the host's Fast Open state. Its mutex is a leaf lock
@@ -252,6 +255,7 @@ func (s *Host) fastOpenRequest(dst netip.Addr) tcp.FastOpenRequest {
 	req := tcp.FastOpenRequest{NoCookie: f.mode&FastOpenClientNoCookie != 0}
 	if e, ok := f.cache[dst]; ok {
 		req.PeerMSS = int(e.mss)
+		req.Exp = e.n == 0 && e.tryExp == 1 // a request in the other form, once
 		if e.n > 0 && !req.NoCookie {
 			// Without cookies (0x4) the SYN carries no option at all,
 			// cached cookie or not (Linux's tcp_fastopen_cookie_check).
@@ -272,7 +276,7 @@ func (s *Host) fastOpenUsable(dst netip.Addr) bool {
 // fastOpenCacheSet remembers what the SYN,ACK of a Fast Open connect
 // from dst said: its MSS always, its cookie when it carried one (a
 // SYN,ACK without one leaves the cached cookie, as Linux).
-func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss int) {
+func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss, tryExp int) {
 	f := &s.tfo
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -287,6 +291,7 @@ func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss int
 		f.cache = make(map[netip.Addr]fastOpenEntry)
 	}
 	e.mss = uint16(min(max(mss, 0), 65535))
+	e.tryExp = max(e.tryExp, uint8(min(max(tryExp, 0), 2)))
 	if len(cookie) > 0 {
 		e.n = uint8(copy(e.cookie[:], cookie))
 		e.exp = exp
@@ -319,7 +324,7 @@ func (s *Host) fastOpenTransitionLocked(ep *endpoint, from, to tcp.State) {
 	switch {
 	case from == tcp.SynSent && to != tcp.Closed:
 		if cookie, exp, mss, ok := ep.conn.FastOpenCookie(); ok {
-			s.fastOpenCacheSet(ep.remote.Addr(), cookie, exp, mss)
+			s.fastOpenCacheSet(ep.remote.Addr(), cookie, exp, mss, ep.conn.FastOpenTryExp())
 		}
 	case from == tcp.SynRcvd && ep.conn.FastOpenPassive():
 		if b := ep.bind; b != nil && b.owner != nil {
