@@ -771,6 +771,12 @@ func (c *Conn) SetKeepAlive(t time.Time, on bool, idle, intvl time.Duration, cnt
 // SetUserTimeout sets TCP_USER_TIMEOUT (zero turns it off).
 func (c *Conn) SetUserTimeout(d time.Duration) { c.ownConfig().UserTimeout = max(d, 0) }
 
+// SetSynRetries sets how many times the SYN is sent again before the
+// connect fails (TCP_SYNCNT), counting those already sent: set during
+// SYN_SENT it applies to the timeouts still to come, as Linux reads it
+// when the SYN times out.
+func (c *Conn) SetSynRetries(n int) { c.ownConfig().SynRetries = max(n, 1) }
+
 // SetFinTimeout sets how long an orphan may stay in FIN_WAIT_2
 // (TCP_LINGER2); zero restores the default, and a negative value makes an
 // orphan reaching FIN_WAIT_2 reset the connection at once, as Linux.

@@ -101,3 +101,21 @@ func TestFastOpenICMPErrorOtherConns(t *testing.T) {
 	}
 	c.State(tcp.Established)
 }
+
+// TestSetSynRetriesInSynSent: TCP_SYNCNT set while the SYN waits for its
+// answer bounds the retransmissions still to come, as Linux reads it at
+// each timeout: with 1, the SYN goes once more, then connect fails.
+func TestSetSynRetriesInSynSent(t *testing.T) {
+	c := tcptest.New(t, tcp.Config{})
+	c.Connect()
+	c.Out("S 0:0(0)")
+	c.Conn().SetSynRetries(1)
+	c.Fire(time.Second)
+	c.Out("S 0:0(0)")
+	c.Fire(2 * time.Second)
+	c.NoOut()
+	c.State(tcp.Closed)
+	if _, err := c.Conn().Write(c.Now(), []byte("x")); err != syscall.ETIMEDOUT {
+		t.Errorf("write after the SYN timed out: %v, want ETIMEDOUT", err)
+	}
+}
