@@ -3,6 +3,7 @@ package script
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/synstack/synstack/wire"
 )
@@ -24,6 +25,22 @@ type icmpSpec struct {
 	mtu       uint32
 	seq       uint32
 	length    int
+}
+
+// icmpFollows reports whether the packet line at the direction token is
+// an ICMP one.
+func (p *parser) icmpFollows() bool {
+	rest := strings.TrimLeft(p.src[p.tok.end:], " \t")
+	word, _, _ := strings.Cut(rest, " ")
+	return strings.TrimSpace(word) == "icmp"
+}
+
+// icmpPacket parses an ICMP packet line from its direction on.
+func (p *parser) icmpPacket() *packetSpec {
+	ps := &packetSpec{inbound: p.tok.is('<'), win: -1}
+	p.next()
+	p.icmpMessage(ps)
+	return ps
 }
 
 // icmpMessage parses an icmp packet line from its "icmp" word on.

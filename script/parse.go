@@ -227,6 +227,9 @@ func (p *parser) event() *event {
 	}
 	start := p.tok.pos
 	switch {
+	case (p.tok.is('<') || p.tok.is('>')) && p.icmpFollows():
+		e.kind = evPacket
+		e.packet = p.icmpPacket()
 	case p.tok.is('<') || p.tok.is('>'):
 		e.kind = evPacket
 		e.packet = p.packet()
@@ -319,10 +322,6 @@ func (p *parser) packet() *packetSpec {
 	ps := &packetSpec{inbound: p.tok.is('<'), win: -1}
 	line := p.tok.line
 	p.next()
-	if p.tok.isWord("icmp") {
-		p.icmpMessage(ps)
-		return ps
-	}
 	if !p.tcpOnly() || !p.packetFlags(ps) || !p.packetSeq(ps) || !p.packetOptions(ps) {
 		return ps
 	}
