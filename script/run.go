@@ -241,10 +241,6 @@ func (r *runner) configure(opts []headerOption) error {
 			if _, _, ok := strings.Cut(o.value, "="); !ok {
 				return r.errf(o.line, "bad --define: %s (expected NAME=VALUE)", o.value)
 			}
-		case "tcp_ts_ecr_scaled":
-			// An inbound TS ecr that echoes no outbound TS val is
-			// derived from the first outbound timestamp: the runner
-			// always does so (packetdrill fails without this option).
 		case "speed":
 			r.warnf(o.line, "ignored option --%s: the runner's link has no speed", o.name)
 		default:
