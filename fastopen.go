@@ -66,6 +66,12 @@ func (s *Stack) SetFastOpenKeys(keys ...FastOpenKey) error {
 // primary first.
 func (s *Stack) FastOpenKeys() []FastOpenKey { return s.h.FastOpenKeys() }
 
+// FlushFastOpenCache forgets the Fast Open cookies (and the MSS each
+// server announced) the stack's clients remember, as `ip tcp_metrics
+// flush` does on Linux: the next Fast Open connect to each server asks
+// for a cookie again.
+func (s *Stack) FlushFastOpenCache() { s.h.FlushFastOpenCache() }
+
 // SetFastOpen sets the Fast Open modes (as Config.FastOpen) of the
 // stack's connections and listeners from now on.
 func (s *Stack) SetFastOpen(mode int) { s.h.SetFastOpenMode(fastOpenMode(mode)) }

@@ -247,3 +247,19 @@ func TestFastOpenSendmsg(t *testing.T) {
 		t.Errorf("tcpi_options %#x: the data did not go in the SYN", inf.Options)
 	}
 }
+
+// TestFlushFastOpenCache: after FlushFastOpenCache the next Fast Open
+// connect asks for a cookie again instead of sending its data.
+func TestFlushFastOpenCache(t *testing.T) {
+	n, _, addr := tfoNet(t, 4)
+	_, _, err := tfoSend(t, n, addr, "first")
+	wantErr(t, "sendto without a cookie", err, syscall.EINPROGRESS)
+	n.pump()
+	if _, k, err := tfoSend(t, n, addr, "second"); k != 6 || err != nil {
+		t.Fatalf("sendto with the cookie: %d, %v", k, err)
+	}
+	n.pump()
+	n.a.FlushFastOpenCache()
+	_, _, err = tfoSend(t, n, addr, "third")
+	wantErr(t, "sendto after the flush", err, syscall.EINPROGRESS)
+}

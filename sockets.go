@@ -260,6 +260,17 @@ func (t *Sockets) Send(fd int, p []byte, flags int) (int, error) {
 	return sk.SendMsg(p, sendFlags(nonblock, flags), nil)
 }
 
+// SetWriterWaiting tells fd's connection that a writer is blocked on its
+// handshake with data still to write, as a blocking Send (or a blocking
+// sendto with MSG_FASTOPEN whose SYN could not take all the data) does
+// while it waits: the SYN,ACK is then acknowledged by that data, not by
+// an ACK of its own (Linux's sk_write_pending). A program that makes a
+// blocking call as non-blocking attempts, such as the packet-script
+// runner, sets it while its call waits and clears it when it returns.
+func (t *Sockets) SetWriterWaiting(fd int, waiting bool) error {
+	return t.onSocket(fd, func(sk *engine.Socket) error { return sk.SetWriterWaiting(waiting) })
+}
+
 // Shutdown shuts the reading side (SHUT_RD), writing side (SHUT_WR, a FIN
 // after queued data) or both of the socket, whatever the number of
 // descriptors: blocked calls on any of them wake up. EINVAL for a bad how,

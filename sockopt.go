@@ -373,7 +373,8 @@ var sockopts = []sockopt{
 	{level: IPPROTO_TCP, name: TCP_SYNCNT, linux: "TCP_SYNCNT", typ: optInt,
 		lo: 1, hi: maxTCPSynCnt,
 		get: func(c optCtx) optValue { return intOr(c.O.SynCnt, c.Defaults.SynRetries, defaultSynRetries) },
-		set: setInt(func(o *engine.Options, v int) { o.SynCnt = v }, nil)},
+		set: setInt(func(o *engine.Options, v int) { o.SynCnt = v },
+			func(c optCtx) { c.Conn.SetSynRetries(c.O.SynCnt) })},
 	{level: IPPROTO_TCP, name: TCP_FASTOPEN, linux: "TCP_FASTOPEN", typ: optInt,
 		// Linux caps the queue at somaxconn.
 		lo: 0, hi: math.MaxInt32, norm: func(v int) int { return min(v, DefaultSomaxConn) },

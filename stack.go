@@ -255,6 +255,14 @@ func (s *Stack) Sockets() *Sockets { return s.sockets }
 // Clock returns the stack's clock.
 func (s *Stack) Clock() clock.Clock { return s.clock }
 
+// UpdateTCP changes the TCP configuration that connections made from now
+// on start with, as writing a net.ipv4.tcp_* sysctl on a running Linux
+// applies to sockets created after it: f gets the stack's current
+// defaults (Config.TCP as the stack completed it) and changes them;
+// connections already open keep theirs. Output, OnTransition, Buffers,
+// Memory, Scratch and Counters stay the stack's whatever f sets.
+func (s *Stack) UpdateTCP(f func(c *tcp.Config)) { s.h.UpdateTCPDefaults(f) }
+
 // Stats returns a copy of the stack's counters.
 func (s *Stack) Stats() Stats { return s.h.Stats() }
 

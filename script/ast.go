@@ -89,13 +89,16 @@ type event struct {
 // packetSpec is a TCP segment of a script line.
 type packetSpec struct {
 	inbound bool
-	flags   wire.TCPFlags
-	seq     uint32
-	end     uint32
-	length  int
-	ack     uint32
-	win     int // -1: not written
-	urg     int
+	// icmp is set on an inbound ICMP line (icmp.go), which has no TCP
+	// fields of its own.
+	icmp   *icmpSpec
+	flags  wire.TCPFlags
+	seq    uint32
+	end    uint32
+	length int
+	ack    uint32
+	win    int // -1: not written
+	urg    int
 	// anyOptions is <...>: accept any options (outbound only).
 	anyOptions bool
 	options    []option

@@ -3,6 +3,7 @@ package script
 import (
 	synstack "github.com/synstack/synstack"
 	"github.com/synstack/synstack/nstat"
+	"github.com/synstack/synstack/tcp"
 )
 
 // stackAdapter binds the runner to the root package's stack.
@@ -58,3 +59,7 @@ func (a *stackAdapter) setFastOpen(mode int) {
 	a.st.SetFastOpen(mode)
 }
 func (a *stackAdapter) stats() nstat.Counters { return a.st.Stats() }
+
+func (a *stackAdapter) updateTCP(f func(c *tcp.Config)) { a.st.UpdateTCP(f) }
+
+func (a *stackAdapter) flushFastOpenCache() { a.st.FlushFastOpenCache() }

@@ -170,8 +170,15 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 	if c.a[1].kind == exString {
 		copy(buf, c.a[1].word)
 	}
-	fd, st := c.fd, r.st
+	return r.fastOpenSender(c.fd, buf, flags, addr), nil
+}
+
+// fastOpenSender is the call of a sendto or sendmsg with MSG_FASTOPEN of
+// buf to addr on fd (see callSendto).
+func (r *runner) fastOpenSender(fd int, buf []byte, flags int64, addr netip.AddrPort) *callOp {
+	st := r.st
 	started, sent, inSYN := false, 0, 0
+	writer := r.writerMark(fd)
 	return &callOp{try: func() (bool, callResult) {
 		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
 		if !started {
@@ -193,8 +200,12 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 		// the rest is written, or with the handshake's error, whatever
 		// the SYN carried.
 		if synSent(st, fd) {
+			// Waiting for the handshake, a writer if the SYN did not
+			// take all the data (Linux's inet_wait_for_connect).
+			writer(sent < len(buf))
 			return false, callResult{}
 		}
+		writer(false)
 		for sent < len(buf) {
 			k, err := st.Send(fd, buf[sent:], int(flags&^symbols["MSG_FASTOPEN"])|linuxMsgDontwait)
 			sent += max(k, 0)
@@ -208,7 +219,7 @@ func (r *runner) callSendto(c *callArgs) (*callOp, error) {
 			}
 		}
 		return true, res(sent, nil)
-	}}, nil
+	}}
 }
 
 // handshakeSender is sender, for a blocking write that goes into a
@@ -219,11 +230,14 @@ func (r *runner) handshakeSender(fd int, buf []byte, flags int64) func() (bool, 
 	try := r.sender(fd, buf, flags)
 	first, deferred := true, false
 	var held *callResult
+	writer := r.writerMark(fd)
 	return func() (bool, callResult) {
 		if deferred {
 			if synSent(r.st, fd) {
+				writer(held == nil) // data is left beyond the SYN's
 				return false, callResult{}
 			}
+			writer(false)
 			deferred = false
 			if v, err := r.st.GetsockoptInt(fd, linuxSolSocket, linuxSoError); err == nil && v != 0 {
 				return true, res(0, syscall.Errno(v))
@@ -246,8 +260,25 @@ func (r *runner) handshakeSender(fd int, buf []byte, flags int64) func() (bool, 
 			if done {
 				held = &res
 			}
+			writer(!done)
 			return false, callResult{}
 		}
+		// A blocking write on a connecting socket waits for the
+		// handshake as a writer (Linux's sk_stream_wait_connect).
+		writer(!done && !nb && synSent(r.st, fd))
 		return done, res
+	}
+}
+
+// writerMark returns a function that tells the stack whether a blocking
+// write on fd waits for its handshake with data still to write (Linux's
+// sk_write_pending), calling it only when that changes.
+func (r *runner) writerMark(fd int) func(waiting bool) {
+	marked := false
+	return func(waiting bool) {
+		if waiting != marked {
+			marked = waiting
+			_ = r.st.SetWriterWaiting(fd, waiting) // EBADF: the socket is gone, nothing to mark
+		}
 	}
 }

@@ -85,6 +85,9 @@ func (r *runner) nextRemotePort() uint16 {
 // inject sends an inbound script packet to the stack.
 func (r *runner) inject(e *event) error {
 	ps := e.packet
+	if ps.icmp != nil {
+		return r.injectICMP(e)
+	}
 	s := r.sutFor()
 	if s.listening {
 		// The first packet to a listener opens a child connection from
@@ -253,7 +256,7 @@ func (r *runner) expectPacket(e *event, at, end, tol time.Duration) error {
 	if err != nil {
 		return r.errf(e.line, "expected %s at %s; got a malformed packet (%v) at %s", e.text, r.fmtWhen(e, at, end), err, fmtTime(s.at))
 	}
-	if r.opts.IgnoreOtherConnections && r.foreign(seg) {
+	if !r.opts.AllConnections && r.foreign(seg) {
 		r.verbosef("%s   ignored a packet of another connection: %v > %v", fmtTime(s.at), seg.src, seg.dst)
 		return r.expectPacket(e, at, end, tol)
 	}
@@ -322,13 +325,39 @@ func fragmentFollows(prev, next *segment, left int) bool {
 // under test (packetdrill's sniffer skips those).
 func (r *runner) foreign(seg *segment) bool {
 	s := r.sut
-	if s == nil || !s.localKnown || s.remote.Port() == 0 {
+	if s == nil {
 		return false
 	}
 	if s.connecting && seg.tcp.Flags&(wire.FlagSYN|wire.FlagACK) == wire.FlagSYN && seg.dst == s.remote {
 		return false // the SYN of the connect under test
 	}
+	if !s.localKnown {
+		// A connect whose SYN has not been seen: nothing else is its
+		// (packetdrill's find_connect_for_live_packet).
+		return s.connecting
+	}
+	if s.remote.Port() == 0 {
+		return false
+	}
 	return seg.src != s.local || seg.dst != s.remote
+}
+
+// dropForeign takes out of the queue the packets of connections other
+// than the one under test, unless AllConnections: packetdrill never sees
+// them.
+func (r *runner) dropForeign() {
+	if r.opts.AllConnections {
+		return
+	}
+	kept := r.queue[:0]
+	for _, s := range r.queue {
+		if seg, err := parseSegment(s.pkt); err == nil && r.foreign(seg) {
+			r.verbosef("%s   ignored a packet of another connection: %v > %v", fmtTime(s.at), seg.src, seg.dst)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	r.queue = kept
 }
 
 // fmtWhen prints when a line expects its packet.

@@ -3,6 +3,7 @@ package script
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"syscall"
 	"time"
 
@@ -159,6 +160,10 @@ func (r *runner) callSendmsg(c *callArgs) (*callOp, error) {
 	}
 	if buf == nil {
 		buf = []byte{}
+	}
+	if flags&symbols["MSG_FASTOPEN"] != 0 {
+		// As sendto(MSG_FASTOPEN), to the script's remote address.
+		return r.fastOpenSender(c.fd, buf, flags, netip.AddrPortFrom(r.connectAddr, r.connectPort)), nil
 	}
 	return &callOp{try: r.sender(c.fd, buf, flags)}, nil
 }

@@ -227,6 +227,9 @@ func (p *parser) event() *event {
 	}
 	start := p.tok.pos
 	switch {
+	case (p.tok.is('<') || p.tok.is('>')) && p.icmpFollows():
+		e.kind = evPacket
+		e.packet = p.icmpPacket()
 	case p.tok.is('<') || p.tok.is('>'):
 		e.kind = evPacket
 		e.packet = p.packet()

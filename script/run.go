@@ -584,6 +584,7 @@ func (r *runner) finish() error {
 		return r.errf(pc.e.line, "expected %s to return at %s; still blocked at the end of the script (%s)",
 			pc.e.text, fmtTime(pc.end), fmtTime(r.now()))
 	}
+	r.dropForeign()
 	if len(r.queue) == 0 {
 		return nil
 	}

@@ -49,11 +49,14 @@ type Options struct {
 	// listed in Result.Warnings instead. The project's own scripts run
 	// with Strict.
 	Strict bool
-	// IgnoreOtherConnections skips, when a ">" line takes the next
-	// packet, packets of connections other than the one under test (a
-	// RST the stack sends to an unrelated segment, the segments of an
-	// earlier connection still closing). By default every packet counts.
-	IgnoreOtherConnections bool
+	// AllConnections compares every packet the stack sends with the ">"
+	// lines, whatever its connection. By default the runner does as
+	// packetdrill's sniffer, which takes only the packets of the socket
+	// under test (its 4-tuple, or the SYN of its connect): packets of
+	// other connections (the segments of an earlier connection still
+	// closing, a RST to an unrelated segment) are skipped, and Strict
+	// does not count them.
+	AllConnections bool
 	// Verbose, if set, receives one line per event as it runs and per
 	// packet the stack sends.
 	Verbose io.Writer

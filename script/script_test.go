@@ -508,7 +508,8 @@ func moduleRoot(t *testing.T) string {
 }
 
 // TestScripts runs every *.pkt under testdata/scripts and script/testdata,
-// with Strict on: the project's scripts list every packet the stack sends.
+// with Strict and AllConnections on: the project's scripts list every
+// packet the stack sends, of every connection.
 func TestScripts(t *testing.T) {
 	root := moduleRoot(t)
 	n := 0
@@ -530,13 +531,13 @@ func TestScripts(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res := Run(rel, src, Options{Strict: true})
+				res := Run(rel, src, Options{Strict: true, AllConnections: true})
 				for _, w := range res.Warnings {
 					t.Log(w)
 				}
 				if !res.Passed {
 					var trace bytes.Buffer
-					Run(rel, src, Options{Verbose: &trace, Strict: true})
+					Run(rel, src, Options{Verbose: &trace, Strict: true, AllConnections: true})
 					t.Errorf("%v\ntrace:\n%s", res.Err, trace.String())
 				}
 			})

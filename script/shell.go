@@ -24,11 +24,24 @@ func (r *runner) command(e *event) error {
 		if part == "" || part == "true" || part == ":" {
 			continue
 		}
-		if err := r.shellCommand(e.line, part); err != nil {
+		if err := r.shellAlternatives(e.line, part); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// shellAlternatives runs "a || b || ...": b only when a fails, as a
+// shell does; a command the runner cannot run (a sysctl Linux lacks, so
+// that the script falls back to b on Linux too) counts as failing.
+func (r *runner) shellAlternatives(line int, part string) error {
+	first, rest, alt := strings.Cut(part, "||")
+	err := r.shellCommand(line, strings.TrimSpace(first))
+	if err == nil || !alt {
+		return err
+	}
+	r.verbosef("`%s` failed (%v): running what follows its ||", strings.TrimSpace(first), err)
+	return r.shellAlternatives(line, strings.TrimSpace(rest))
 }
 
 // shellCommand runs one simple command (or pipeline) of a shell line.
@@ -61,9 +74,11 @@ func (r *runner) shellCommand(line int, part string) error {
 	case cmd == "ethtool":
 		return r.ethtool(line, part, words[1:])
 	case cmd == "ip" && len(words) >= 3 && words[1] == "tcp_metrics" && words[2] == "flush":
-		// The stack keeps no per-destination metrics (no cached
-		// RTT, no Fast Open cookies across scripts): nothing to
-		// flush.
+		// Of Linux's per-destination metrics the stack keeps only
+		// the Fast Open cookies (and each script has a fresh stack).
+		if r.st != nil {
+			r.st.flushFastOpenCache()
+		}
 		return nil
 	case cmd == "echo" && redir != "":
 		return r.writeFile(line, part, words[1:], redir)
@@ -80,9 +95,9 @@ func (r *runner) shellCommand(line int, part string) error {
 	return r.unsupported(line, "shell command `%s`", part)
 }
 
-// splitCommands splits a shell line on ;, &&, || and newlines, after
-// joining backslash-continued lines. Of "a || b" only a is kept: b runs
-// in a shell only when a fails, and a mapped command does not fail.
+// splitCommands splits a shell line on ;, && and newlines, after
+// joining backslash-continued lines; "a || b" stays one part
+// (shellAlternatives).
 func splitCommands(s string) []string {
 	s = strings.ReplaceAll(s, "\\\n", " ")
 	var out []string
@@ -92,7 +107,6 @@ func splitCommands(s string) []string {
 		}
 		line = strings.ReplaceAll(line, "&&", ";")
 		for _, p := range strings.Split(line, ";") {
-			p, _, _ = strings.Cut(p, "||")
 			out = append(out, strings.TrimSpace(p))
 		}
 	}
@@ -308,10 +322,11 @@ func (r *runner) setSysctl(line int, name, value string) error {
 	case "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem":
 		return r.setBufSysctl(line, name, value)
 	case "net.ipv4.tcp_congestion_control":
-		if r.st != nil {
-			return r.unsupported(line, "sysctl %s after the stack started (put it before the first event)", name)
-		}
+		old := r.tcpCfg
 		r.tcpCfg.Congestion = value
+		if r.st != nil {
+			r.st.updateTCP(changedFields(old, r.tcpCfg)) // for connections made from now on
+		}
 		return nil
 	}
 	v, err := strconv.ParseInt(value, 0, 64)
@@ -609,8 +624,21 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		return r.unsupported(line, "sysctl %s", name)
 	}
 	if r.st != nil && changed {
-		*c = old
-		return r.unsupported(line, "sysctl %s after the stack started (put it before the first event)", name)
+		r.st.updateTCP(changedFields(old, *c))
 	}
 	return nil
+}
+
+// changedFields returns a function that sets, in a stack's tcp defaults,
+// the fields in which now differs from was: a sysctl written after the
+// stack started applies to the connections made after it, as Linux's.
+func changedFields(was, now tcp.Config) func(d *tcp.Config) {
+	return func(d *tcp.Config) {
+		w, n, dv := reflect.ValueOf(was), reflect.ValueOf(now), reflect.ValueOf(d).Elem()
+		for i := range n.NumField() {
+			if dv.Field(i).CanSet() && !reflect.DeepEqual(w.Field(i).Interface(), n.Field(i).Interface()) {
+				dv.Field(i).Set(n.Field(i))
+			}
+		}
+	}
 }

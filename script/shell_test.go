@@ -28,7 +28,7 @@ func TestShellWords(t *testing.T) {
 		}
 	}
 	got := splitCommands("../common/defaults.sh\nset_sysctls.py a=1 \\\n   b=2\nsysctl -q x=1 &> /dev/null ||\\\n ip tcp_metrics flush all # done")
-	want := []string{"../common/defaults.sh", "set_sysctls.py a=1     b=2", "sysctl -q x=1 &> /dev/null"}
+	want := []string{"../common/defaults.sh", "set_sysctls.py a=1     b=2", "sysctl -q x=1 &> /dev/null ||  ip tcp_metrics flush all"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("splitCommands = %q, want %q", got, want)
 	}

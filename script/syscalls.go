@@ -46,6 +46,9 @@ type sockets interface {
 	Ioctl(fd, req int) (int, error)
 	// Poll polls without waiting and fills in revents.
 	Poll(fds []pollFd) (int, error)
+	// SetWriterWaiting marks a blocking write that waits for the
+	// handshake (Linux's sk_write_pending).
+	SetWriterWaiting(fd int, waiting bool) error
 }
 
 // stackHandle is a running stack: its sockets and a way to stop it.
@@ -56,6 +59,11 @@ type stackHandle interface {
 	setFastOpen(mode int)
 	// stats are the stack's counters (nstat checks).
 	stats() nstat.Counters
+	// updateTCP changes the tcp defaults of connections made from now
+	// on (a sysctl written after the stack started).
+	updateTCP(f func(c *tcp.Config))
+	// flushFastOpenCache forgets the client's Fast Open cookies.
+	flushFastOpenCache()
 }
 
 // stackConfig is what the runner gives the stack.

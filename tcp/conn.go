@@ -28,6 +28,7 @@ const (
 	defaultKeepIntvl      = 75 * time.Second
 	defaultKeepCnt        = 9
 	delAckMin             = 40 * time.Millisecond  // TCP_DELACK_MIN
+	delAckMax             = 200 * time.Millisecond // TCP_DELACK_MAX
 	maxQuickAcks          = 16                     // TCP_MAX_QUICKACKS
 	defaultPeerMSS        = 536                    // RFC 9293 3.7.1: when the peer sends no MSS option
 	minMSS                = 88                     // TCP_MIN_MSS
@@ -771,6 +772,12 @@ func (c *Conn) SetKeepAlive(t time.Time, on bool, idle, intvl time.Duration, cnt
 
 // SetUserTimeout sets TCP_USER_TIMEOUT (zero turns it off).
 func (c *Conn) SetUserTimeout(d time.Duration) { c.ownConfig().UserTimeout = max(d, 0) }
+
+// SetSynRetries sets how many times the SYN is sent again before the
+// connect fails (TCP_SYNCNT), counting those already sent: set during
+// SYN_SENT it applies to the timeouts still to come, as Linux reads it
+// when the SYN times out.
+func (c *Conn) SetSynRetries(n int) { c.ownConfig().SynRetries = max(n, 1) }
 
 // SetFinTimeout sets how long an orphan may stay in FIN_WAIT_2
 // (TCP_LINGER2); zero restores the default, and a negative value makes an

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"syscall"
 	"time"
 
 	"github.com/synstack/synstack/tcp/seq"
@@ -39,6 +40,21 @@ type fastOpen struct {
 	// takeData: the stack found the SYN's cookie good (SetFastOpenReply).
 	takeData   bool
 	clientFail uint8 // tcpi_fastopen_client_fail
+	// dataLost: the SYN timed out and went again without its data,
+	// which ended at lostEnd; a SYN,ACK may still acknowledge it (the
+	// first SYN arrived, its answer was lost), as Linux takes it.
+	dataLost bool
+	lostEnd  seq.Value
+	// synOpt: our SYN carried the option (Linux's syn_fastopen); a
+	// cookie on a SYN,ACK to a SYN without it is unsolicited, ignored.
+	synOpt bool
+	// tryExp is Linux's try_exp for the client's cache
+	// (FastOpenTryExp); synResent: the SYN timed out and went again.
+	tryExp    uint8
+	synResent bool
+	// pathMSS, if not 0, is the MSS a smaller path MTU allows, learned
+	// from an ICMP error about the SYN's data (fastOpenSynTooBig).
+	pathMSS int32
 }
 
 // Fast Open client failures, as Linux's tcpi_fastopen_client_fail.
@@ -127,6 +143,7 @@ func (c *Conn) ConnectFastOpen(t time.Time, req FastOpenRequest, p []byte) (int,
 		fo.setCookie(nil, req.Exp)
 		fo.clientFail = FastOpenFailNoCookie
 	}
+	fo.synOpt = fo.option
 	if n > 0 {
 		c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, n, 0)
 		c.sq.writeAt(0, p[:n])
@@ -179,6 +196,18 @@ func (c *Conn) FastOpenCookie() (cookie []byte, exp bool, peerMSS int, ok bool) 
 	return c.fo.cookie[:c.fo.cookieLen], c.fo.exp, int(c.opt.peerMSS), true
 }
 
+// FastOpenTryExp tells the stack's cookie cache, once a client's SYN,ACK
+// came, how to ask for a cookie next time (Linux's try_exp): 0, no
+// change; 1, the cookie request went unanswered in the RFC 7413 form, so
+// try the experimental one; 2, it went unanswered in that form too, so
+// keep to the RFC 7413 form.
+func (c *Conn) FastOpenTryExp() int {
+	if c.fo == nil || c.fo.passive || c.state == SynSent {
+		return 0
+	}
+	return int(c.fo.tryExp)
+}
+
 // takeSynData is the server's half in LISTEN: a SYN whose cookie the
 // stack found good has its data taken at once, and the connection is
 // marked usable in SYN_RCVD.
@@ -226,23 +255,38 @@ func (c *Conn) addFastOpen(tx *Segment, synAck bool) (gathered []byte) {
 func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	fo := c.fo
 	fo.option = false
-	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 {
+	if fo.synOpt && !seg.Options.HasFastOpen && fo.synData <= 0 && !fo.dataLost && !fo.synResent {
+		// A cookie request went unanswered: next time ask in the other
+		// form, once (Linux's try_exp: 1 after the RFC 7413 form, 2,
+		// back to it for good, after the experimental one).
+		fo.tryExp = 1
+		if fo.exp {
+			fo.tryExp = 2
+		}
+	}
+	if o := &seg.Options; o.HasFastOpen && o.FastOpenLen > 0 && fo.synOpt {
 		fo.cookieLen = uint8(copy(fo.cookie[:], o.FastOpenCookieBytes()))
 		fo.exp = o.FastOpenExp
 		fo.peerCookie = true
 	} else {
 		fo.cookieLen = 0
 	}
+	if fo.dataLost {
+		// The first SYN's data, sent again without it, may be
+		// acknowledged all the same; if not, it goes at once, the ACK
+		// riding on it (Linux's tcp_rcv_fastopen_synack).
+		fo.dataLost = false
+		if seg.ACK.GreaterThan(c.snd.nxt) {
+			c.fastOpenDataAcked(seg)
+			c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
+			return false
+		}
+		return c.sq.n > 0
+	}
 	if fo.synData <= 0 {
 		return false
 	}
-	acked := int(seg.ACK.Sub(c.snd.iss.Add(1)))
-	if drop := min(max(acked, 0), c.sq.n); drop > 0 {
-		c.sq.consume(drop)
-		c.sq.start = c.sq.start.Add(seq.Size(drop))
-		c.stats.bytesAcked += uint64(drop)
-		c.prunePushMarks()
-	}
+	c.fastOpenDataAcked(seg)
 	fo.synData = 0
 	if seg.ACK == c.snd.nxt {
 		fo.synDataOK = true
@@ -255,6 +299,56 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	return true
 }
 
+// fastOpenDataAcked takes off the send queue what of the SYN's data the
+// SYN,ACK acknowledges.
+func (c *Conn) fastOpenDataAcked(seg *Segment) {
+	acked := int(seg.ACK.Sub(c.snd.iss.Add(1)))
+	if drop := min(max(acked, 0), c.sq.n); drop > 0 {
+		c.sq.consume(drop)
+		c.sq.start = c.sq.start.Add(seq.Size(drop))
+		c.stats.bytesAcked += uint64(drop)
+		c.prunePushMarks()
+	}
+}
+
+// synSentAckMax is the highest acknowledgment a SYN,ACK may carry:
+// SND.NXT, or the end of a Fast Open SYN's data sent again without it.
+func (c *Conn) synSentAckMax() seq.Value {
+	if c.fo != nil && c.fo.dataLost && c.fo.lostEnd.GreaterThan(c.snd.nxt) {
+		return c.fo.lostEnd
+	}
+	return c.snd.nxt
+}
+
+// fastOpenPathMSS is the MSS the path allows, as an ICMP error about a
+// Fast Open SYN showed it, or a bound no MSS reaches.
+func (c *Conn) fastOpenPathMSS() int {
+	if c.fo == nil || c.fo.pathMSS == 0 {
+		return 1 << 16
+	}
+	return int(c.fo.pathMSS)
+}
+
+// fastOpenSynTooBig is ReduceMSS in SYN_SENT: a Fast Open SYN whose data
+// was too big for the path goes again at once without it, offering the
+// MSS the path allows, which also bounds the segments sent after the
+// handshake (Linux's tcp_v4_mtu_reduced then tcp_simple_retransmit, which
+// sends a SYN that carried data again as a plain SYN). The data waits for
+// the handshake, as after a SYN timeout.
+func (c *Conn) fastOpenSynTooBig(now instant, mss int) bool {
+	fo := c.fo
+	if fo == nil || fo.synData <= 0 || mss >= int(c.cfg.MSS) {
+		return false
+	}
+	fo.pathMSS = int32(max(mss, minMSS))
+	fo.option, fo.synData = false, 0
+	fo.dataLost, fo.lostEnd = true, c.snd.nxt
+	c.snd.nxt = c.snd.iss.Add(1)
+	c.snd.max = c.snd.nxt
+	c.sendSYN(now, false)
+	return true
+}
+
 // fastOpenSynTimeout is the client's half when its SYN times out: the
 // SYN goes again plain, without the option and the data (Linux's
 // tcp_write_timeout for a Fast Open SYN), which wait for the handshake.
@@ -264,14 +358,30 @@ func (c *Conn) fastOpenSynTimeout() {
 		return
 	}
 	fo.option = false
+	fo.synResent = true
 	if fo.synData <= 0 {
 		return
 	}
 	fo.synData = 0
 	fo.clientFail = FastOpenFailSynRetransmitted
 	c.cfg.Counters.FastOpenActiveFail++
+	fo.dataLost, fo.lostEnd = true, c.snd.nxt
 	c.snd.nxt = c.snd.iss.Add(1)
 	c.snd.max = c.snd.nxt
+}
+
+// FastOpenICMPError is ICMPError for a Fast Open child in SYN_RCVD that
+// the application has not accepted yet: Linux's tcp_v4_err fails it with
+// err, so that accept still gives it, closed, its data readable and then
+// the error. (Once accepted, Linux treats it as a connected socket, whose
+// ICMP errors are soft: the host does not call this.) Any other
+// connection gets ICMPError. It reports whether the connection ended.
+func (c *Conn) FastOpenICMPError(err syscall.Errno, cause Cause) bool {
+	if c.state != SynRcvd || !c.FastOpenPassive() {
+		return c.ICMPError(err, cause)
+	}
+	c.fail(err, cause)
+	return true
 }
 
 // fastOpenWritable reports a passive Fast Open connection in SYN_RCVD,

@@ -57,7 +57,9 @@ func (c *Conn) ICMPError(err syscall.Errno, cause Cause) bool {
 func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 	now := c.at(t)
 	switch c.state {
-	case Closed, Listen, SynSent, TimeWait:
+	case SynSent:
+		return c.fastOpenSynTooBig(now, mss)
+	case Closed, Listen, TimeWait:
 		return false
 	}
 	mss = max(min(mss, int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)

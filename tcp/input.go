@@ -127,6 +127,13 @@ type ackState struct {
 	// for FlushACK.
 	holdAck, ackHeld bool
 	dsackPending     bool
+	// writerWaiting: a blocking writer waits for the handshake with data
+	// still to send (Linux's sk_write_pending): the handshake's ACK then
+	// waits as a delayed ACK, for that data to carry it.
+	writerWaiting bool
+	// writerAck: the handshake's ACK is held for a waiting writer's
+	// data (inputSynSent), until the next segment goes.
+	writerAck bool
 	// quickAcks: ACK immediately while positive (Linux's quick-ack mode,
 	// at most maxQuickAcks).
 	quickAcks uint8
@@ -250,7 +257,7 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.tsRecent = o.TSVal
 		c.opt.tsRecentAt = now
 	}
-	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)
+	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS), c.fastOpenPathMSS()), minMSS)
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}
@@ -267,7 +274,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 	ackOK := false
 	if seg.Flags&flagACK != 0 {
 		// An ACK outside ISS < SEG.ACK =< SND.NXT is not for us.
-		if seg.ACK.LessThanEq(c.snd.iss) || seg.ACK.GreaterThan(c.snd.nxt) {
+		if seg.ACK.LessThanEq(c.snd.iss) || seg.ACK.GreaterThan(c.synSentAckMax()) {
 			if seg.Flags&flagRST == 0 {
 				c.replyRST(now, seg)
 			}
@@ -283,6 +290,13 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		return
 	}
 	if seg.Flags&flagSYN == 0 {
+		return
+	}
+	if ackOK && c.synAckEcrBad(now, seg) {
+		// Linux's PAWS check in SYN_SENT (PAWSActiveRejected): a
+		// SYN,ACK echoing a timestamp we never sent is answered with a
+		// RST, and the connection still waits for a good one.
+		c.replyRST(now, seg)
 		return
 	}
 	c.rcv.irs = seg.SEQ
@@ -303,7 +317,14 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 		c.armKeepalive(now)
 		// The third segment of the handshake. Data on a SYN,ACK (rare) is
 		// taken below as in ESTABLISHED.
+		acked := c.stats.segsOut
 		if len(seg.Payload) > 0 || seg.Flags&flagFIN != 0 {
+			if c.fo != nil {
+				// A Fast Open server may answer with data (Linux's
+				// tcp_fastopen_add_skb queues it): it is in the
+				// window our SYN offered.
+				c.rcv.right = c.rcv.nxt.Add(seq.Size(min(c.rcvSpace(), 65535)))
+			}
 			c.processText(now, seg, seg.SEQ.Add(1), seg.Payload)
 		}
 		if resend {
@@ -316,7 +337,21 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			}
 			return
 		}
-		c.sendAck(now)
+		if c.ack.writerWaiting {
+			// Linux's tcp_rcv_synsent_state_process: with a writer
+			// waiting, the ACK is scheduled as a delayed ACK of
+			// TCP_DELACK_MAX so that the writer's first segment carries
+			// it (quick-ack mode stays on for what follows).
+			c.timer.delAck = now.Add(delAckMax)
+			// tcp_enter_quickack_mode starts the delayed-ACK engine
+			// (ato is TCP_ATO_MIN from here on).
+			c.ack.everData, c.ack.writerAck = true, true
+			c.output(now)
+			return
+		}
+		if c.stats.segsOut == acked {
+			c.sendAck(now) // unless the data's ACK went already
+		}
 		c.output(now)
 		return
 	}
@@ -325,6 +360,18 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 	c.setState(SynRcvd, "rcv SYN")
 	c.sendSYN(now, true)
 	c.armRTO(now)
+}
+
+// synAckEcrBad reports a SYN,ACK whose TS ecr lies outside the
+// timestamps we sent since our first SYN (RFC 7323 5.5 leaves it open;
+// Linux's tcp_rcv_synsent_state_process refuses it).
+func (c *Conn) synAckEcrBad(now instant, seg *Segment) bool {
+	o := &seg.Options
+	if !o.HasTimestamp || o.TSEcr == 0 || c.cfg.NoTimestamps {
+		return false
+	}
+	first := c.tsNow(c.opt.epoch)
+	return o.TSEcr-first > c.tsNow(now)-first
 }
 
 // acceptable is the acceptability test of RFC 9293 3.10.7.4, with the window
@@ -866,6 +913,14 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 // Out-of-order segments, filled holes and duplicates are still
 // acknowledged at once.
 func (c *Conn) HoldACK(hold bool) { c.ack.holdAck = hold }
+
+// SetWriterWaiting tells the connection whether a blocking writer waits
+// for its handshake with data still to write (Linux's sk_write_pending):
+// while one does, the SYN,ACK that establishes the connection is not
+// acknowledged at once but by a delayed ACK, which the writer's first
+// segment carries when it comes within TCP_DELACK_MAX (200 ms), as Linux
+// does.
+func (c *Conn) SetWriterWaiting(waiting bool) { c.ack.writerWaiting = waiting }
 
 // FlushACK ends a run of segments passed to Input under HoldACK: it
 // stops holding ACKs and sends the one held, if anything is still

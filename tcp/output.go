@@ -93,6 +93,7 @@ func (c *Conn) fillAck(now instant, syn bool) {
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.opt.lastAckSent = c.rcv.nxt
 	c.timer.delAck = instant(0)
+	c.ack.writerAck = false
 	if c.ack.quickAcks > 0 {
 		c.ack.quickAcks--
 	}
@@ -112,7 +113,7 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 	tx := &c.sc.seg
 	*tx = Segment{SEQ: c.snd.iss, Flags: flagSYN}
 	o := &tx.Options
-	o.MSS = c.cfg.MSS
+	o.MSS = uint16(min(int(c.cfg.MSS), c.fastOpenPathMSS()))
 	echo := synAck && c.passive
 	if !c.cfg.NoWindowScale && (!echo || c.opt.wsOK) {
 		o.HasWScale = true
@@ -245,6 +246,12 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 	}
 	if psh && len(payload) > 0 {
 		c.sc.seg.Flags |= flagPSH
+	}
+	if n > 0 && c.ack.writerAck && c.timer.delAck.Sub(now) > delAckMax-delAckMin {
+		// Linux's tcp_event_data_sent: data sent within ato (TCP_ATO_MIN)
+		// of the SYN,ACK it answers is a reply: pingpong mode, so the
+		// peer's next data is acknowledged late, by our next reply.
+		c.ack.pingpong = true
 	}
 	c.fillAck(now, false)
 	c.setAckOptions(now)

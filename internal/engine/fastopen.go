@@ -47,6 +47,9 @@ type fastOpenEntry struct {
 	n      uint8
 	exp    bool
 	mss    uint16
+	// tryExp is Linux's try_exp (tcp.Conn.FastOpenTryExp): 1, ask for a
+	// cookie in the experimental form; it never goes back down.
+	tryExp uint8
 }
 
 // fastOpenState is the host's Fast Open state. Its mutex is a leaf lock
@@ -252,7 +255,10 @@ func (s *Host) fastOpenRequest(dst netip.Addr) tcp.FastOpenRequest {
 	req := tcp.FastOpenRequest{NoCookie: f.mode&FastOpenClientNoCookie != 0}
 	if e, ok := f.cache[dst]; ok {
 		req.PeerMSS = int(e.mss)
-		if e.n > 0 {
+		req.Exp = e.n == 0 && e.tryExp == 1 // a request in the other form, once
+		if e.n > 0 && !req.NoCookie {
+			// Without cookies (0x4) the SYN carries no option at all,
+			// cached cookie or not (Linux's tcp_fastopen_cookie_check).
 			req.Cookie = append([]byte(nil), e.cookie[:e.n]...)
 			req.Exp = e.exp
 		}
@@ -270,7 +276,7 @@ func (s *Host) fastOpenUsable(dst netip.Addr) bool {
 // fastOpenCacheSet remembers what the SYN,ACK of a Fast Open connect
 // from dst said: its MSS always, its cookie when it carried one (a
 // SYN,ACK without one leaves the cached cookie, as Linux).
-func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss int) {
+func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss, tryExp int) {
 	f := &s.tfo
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -285,6 +291,7 @@ func (s *Host) fastOpenCacheSet(dst netip.Addr, cookie []byte, exp bool, mss int
 		f.cache = make(map[netip.Addr]fastOpenEntry)
 	}
 	e.mss = uint16(min(max(mss, 0), 65535))
+	e.tryExp = max(e.tryExp, uint8(min(max(tryExp, 0), 2)))
 	if len(cookie) > 0 {
 		e.n = uint8(copy(e.cookie[:], cookie))
 		e.exp = exp
@@ -301,6 +308,15 @@ func (s *Host) FastOpenCacheLen() int {
 	return len(f.cache)
 }
 
+// FlushFastOpenCache forgets every cookie (and MSS) the client
+// remembers, as `ip tcp_metrics flush` does on Linux.
+func (s *Host) FlushFastOpenCache() {
+	f := &s.tfo
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.cache)
+}
+
 // fastOpenTransitionLocked keeps Fast Open's books on a connection's
 // transition: a client's cache when its SYN,ACK came, a listener's queue
 // when a Fast Open child leaves SYN_RCVD.
@@ -308,7 +324,7 @@ func (s *Host) fastOpenTransitionLocked(ep *endpoint, from, to tcp.State) {
 	switch {
 	case from == tcp.SynSent && to != tcp.Closed:
 		if cookie, exp, mss, ok := ep.conn.FastOpenCookie(); ok {
-			s.fastOpenCacheSet(ep.remote.Addr(), cookie, exp, mss)
+			s.fastOpenCacheSet(ep.remote.Addr(), cookie, exp, mss, ep.conn.FastOpenTryExp())
 		}
 	case from == tcp.SynRcvd && ep.conn.FastOpenPassive():
 		if b := ep.bind; b != nil && b.owner != nil {
@@ -369,7 +385,15 @@ func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool,
 		}
 		return 0, syscall.EINPROGRESS
 	}
-	if err := sk.waitConnectLocked(cancel, l); err != nil {
+	// Linux's inet_wait_for_connect counts the caller as a waiting
+	// writer only when the SYN did not take all of its data.
+	ep := sk.ep
+	ep.conn.SetWriterWaiting(n < len(p))
+	err = sk.waitConnectLocked(cancel, l)
+	if sk.ep == ep {
+		ep.conn.SetWriterWaiting(false)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if n == len(p) {

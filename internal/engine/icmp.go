@@ -227,7 +227,20 @@ func (s *Host) icmpErrorLocked(from icmpFrom, v6 bool, quote []byte, errno sysca
 		s.afterLocked(ep)
 		return
 	}
-	if ep.conn.ICMPError(errno, tcp.Cause("rcv ICMP "+errno.Error())) {
+	cause := tcp.Cause("rcv ICMP " + errno.Error())
+	ended := false
+	switch {
+	case ep.conn.FastOpenPassive() && ep.conn.State() == tcp.SynRcvd:
+		// Linux's tcp_v4_err: a Fast Open child fails with the error
+		// while it waits to be accepted; accepted, it is a connected
+		// socket, for which the error is soft.
+		if ep.sock == nil {
+			ended = ep.conn.FastOpenICMPError(errno, cause)
+		}
+	default:
+		ended = ep.conn.ICMPError(errno, cause)
+	}
+	if ended {
 		s.afterLocked(ep)
 	}
 }

@@ -656,7 +656,13 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 			if nonblock {
 				return 0, syscall.EAGAIN
 			}
+			// A writer waiting for the handshake: the handshake's ACK
+			// waits for its data (Linux's sk_write_pending).
+			ep.conn.SetWriterWaiting(true)
 			sk.waitLocked(cancel, l)
+			if sk.ep == ep {
+				ep.conn.SetWriterWaiting(false)
+			}
 			continue
 		}
 		if waited && !ep.conn.WriteReady() && !ep.conn.WriteClosed() && ep.conn.Err() == 0 {
@@ -953,6 +959,23 @@ func (sk *Socket) TCPInfo() (tcp.Info, error) {
 		return tcp.Info{State: tcp.Listen}, nil
 	}
 	return tcp.Info{State: tcp.Closed}, nil
+}
+
+// SetWriterWaiting marks a writer blocked on the socket's handshake with
+// data still to write, as a blocking Send does while it waits (see
+// tcp.Conn.SetWriterWaiting); a caller that makes blocking calls one
+// non-blocking attempt at a time (the packet-script runner) sets it while
+// its call waits. It does nothing on a socket without a connection.
+func (sk *Socket) SetWriterWaiting(waiting bool) error {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return err
+	}
+	if sk.ep != nil {
+		sk.ep.conn.SetWriterWaiting(waiting)
+	}
+	return nil
 }
 
 // isDone reports whether ch is closed; a nil ch never is.
