@@ -259,6 +259,13 @@ func (r *runner) configure(opts []headerOption) error {
 			}
 		}
 	}
+	return r.setAddresses(version, local, remote)
+}
+
+// setAddresses sets the script's addresses for --ip_version: the given
+// --local_ip and --remote_ip (invalid when not given: packetdrill's
+// defaults), and the addresses its calls bind and connect to.
+func (r *runner) setAddresses(version string, local, remote netip.Addr) error {
 	v6 := version == "ipv6"
 	for _, a := range []netip.Addr{local, remote} {
 		if a.IsValid() && a.Is4() == v6 {
