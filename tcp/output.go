@@ -362,22 +362,7 @@ func (c *Conn) output(now instant) {
 			}
 			break
 		}
-		// Nagle with Minshall's refinement (Linux's tcp_nagle_check): hold
-		// a small segment only while an earlier small segment is still
-		// unacknowledged, and never the last data before the FIN.
-		if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.sq.finQueued &&
-			c.sq.sml.GreaterThan(c.snd.una) && c.sq.sml.LessThanEq(c.snd.nxt) {
-			break
-		}
-		// TCP_CORK: no partial segment until the cork comes off or its
-		// 200 ms ceiling passes.
-		if c.cfg.Cork && n < mss && n == queued && n > 0 && !c.sq.finQueued && !c.sq.corkExpired {
-			if c.timer.cork.IsZero() {
-				c.timer.cork = now.Add(corkCeiling)
-			}
-			break
-		}
-		if c.holdForMore(now, n, queued, mss) {
+		if c.holdPartial(now, n, queued, mss) {
 			break
 		}
 		if queued == 0 && usable < 1 {
@@ -429,6 +414,26 @@ func (c *Conn) output(now instant) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)
 	}
+}
+
+// holdPartial reports whether a segment of n octets, all that is queued
+// and less than mss, waits for more data: Nagle's algorithm with
+// Minshall's refinement (Linux's tcp_nagle_check: only while an earlier
+// small segment is unacknowledged, never the last data before the FIN),
+// TCP_CORK (until the cork comes off or its 200 ms ceiling passes), or
+// MSG_MORE (holdForMore).
+func (c *Conn) holdPartial(now instant, n, queued, mss int) bool {
+	if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.sq.finQueued &&
+		c.sq.sml.GreaterThan(c.snd.una) && c.sq.sml.LessThanEq(c.snd.nxt) {
+		return true
+	}
+	if c.cfg.Cork && n < mss && n == queued && n > 0 && !c.sq.finQueued && !c.sq.corkExpired {
+		if c.timer.cork.IsZero() {
+			c.timer.cork = now.Add(corkCeiling)
+		}
+		return true
+	}
+	return c.holdForMore(now, n, queued, mss)
 }
 
 // hostRoom reports whether the host's link takes more data now
