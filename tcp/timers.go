@@ -135,7 +135,9 @@ func (c *Conn) tailLossProbe(now instant) {
 	room := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
 	if n := min(queued, mss, room); n > 0 {
 		fin := c.sq.finQueued && !c.sq.finSent && n == queued
-		c.transmitNew(now, n, fin, mss, false) // one segment: no GSO packet
+		var u txUnit
+		c.transmitNew(now, n, fin, mss, false, &u) // one segment: no GSO packet
+		c.flushUnit(now, &u)
 	} else {
 		// The last segment sent, again (Linux resends the last buffer of
 		// its retransmission queue: a FIN sent on its own goes alone).
