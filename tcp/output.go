@@ -550,10 +550,12 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // window, the pacing burst left and the end of the write the data belongs
 // to (a packet never spans two of Linux's buffers, and the last buffer of a
 // write ends at a PSH mark). Linux sets PSH on every packet of more than
-// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb);
-// synstack sends MSS-sized segments, so the last segment of each such group
-// carries it, and a receiver, or a packet script that gathers segments into
-// the super-packet, sees Linux's flags.
+// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb).
+// On a link that cuts segments (Config.SegmentOffload) the group goes as
+// one segment with PSH, and the link puts PSH on the last piece; otherwise
+// synstack sends MSS-sized segments and the last of each group carries it,
+// so a receiver, or a packet script that gathers segments into the
+// super-packet, sees Linux's flags either way.
 func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 	var goal int
 	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
