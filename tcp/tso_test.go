@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +171,77 @@ func TestTSOWritesQueuedBehindTheWindowJoin(t *testing.T) {
 	c.Out("P. 17001:25001(8000) ack 1") // across the first write's end
 	c.NoOut()
 	wantGSO(t, gso, 1000, 1000, 1000)
+}
+
+// burst is data sent at one instant: [start, end) relative to the ISN,
+// the segments that carried it merged.
+type burst struct {
+	at         time.Duration
+	start, end uint32
+}
+
+// sendTimeline runs a bulk transfer to a peer 10 ms away that ACKs all it
+// has every millisecond, for 200 ms, and returns what was sent when and
+// in how many segments.
+func sendTimeline(t *testing.T, congestion string, limit int) (out []burst, segs int) {
+	t.Helper()
+	var c *tcptest.Conn
+	cfg := tcp.Config{Congestion: congestion, SegmentOffload: limit, Output: func(seg *tcp.Segment) {
+		n := uint32(len(seg.Payload))
+		if n == 0 || c == nil {
+			return
+		}
+		segs++
+		start := uint32(seg.SEQ - tcptest.LocalISS)
+		at := c.Now().Sub(time.Unix(1_000_000, 0))
+		if k := len(out); k > 0 && out[k-1].at == at && out[k-1].end == start {
+			out[k-1].end += n
+		} else {
+			out = append(out, burst{at, start, start + n})
+		}
+	}}
+	c = tcptest.New(t, cfg)
+	c.Listen()
+	c.In("S 0:0(0) win 65535 <mss 1000,sackOK,nop,nop,nop,wscale 7>")
+	c.Advance(10 * time.Millisecond)
+	c.In(". 1:1(0) ack 1 win 2000")
+	chunk := make([]byte, 64<<10)
+	acked := uint32(1)
+	for range 200 {
+		c.Conn().Write(c.Now(), chunk) // keep the queue full; EAGAIN when it is
+		c.Advance(time.Millisecond)
+		// What was sent 10 ms ago has arrived: ACK up to it.
+		was := acked
+		for _, b := range out {
+			if c.Now().Sub(time.Unix(1_000_000, 0))-b.at >= 10*time.Millisecond && b.end > acked {
+				acked = b.end
+			}
+		}
+		if acked > was {
+			c.In(". 1:1(0) ack " + strconv.Itoa(int(acked)) + " win 2000")
+		}
+	}
+	return out, segs
+}
+
+// TSO changes how data is packaged, never what is sent when: under CUBIC
+// and under BBR (which paces), the bytes sent at each instant are the same
+// with and without it, and with it they go in fewer, larger segments.
+func TestTSOSendsTheSameBytesAtTheSameTimes(t *testing.T) {
+	for _, cc := range []string{tcp.CongestionCubic, tcp.CongestionBBR} {
+		plain, plainSegs := sendTimeline(t, cc, 0)
+		tso, tsoSegs := sendTimeline(t, cc, 64000)
+		if len(plain) < 20 || tsoSegs*4 > plainSegs {
+			t.Fatalf("%s: %d bursts; %d segments without TSO, %d with", cc, len(plain), plainSegs, tsoSegs)
+		}
+		t.Logf("%s: %d bursts; %d segments without TSO, %d with", cc, len(plain), plainSegs, tsoSegs)
+		if len(plain) != len(tso) {
+			t.Fatalf("%s: %d bursts without TSO, %d with", cc, len(plain), len(tso))
+		}
+		for i := range plain {
+			if plain[i] != tso[i] {
+				t.Fatalf("%s: burst %d: %+v without TSO, %+v with", cc, i, plain[i], tso[i])
+			}
+		}
+	}
 }
