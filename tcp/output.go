@@ -511,15 +511,8 @@ func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 // markPush records the PSH marks of a write of [start, end): Linux fills
 // MSS-sized buffers and marks one for push when the data written since the
 // last mark exceeds half the peer's largest window (forced_push), and marks
-// the last buffer of every write (tcp_push). A write that finds the last
-// one's end not yet sent adds to that buffer (tcp_sendmsg appends to an
-// unsent tail up to the size goal), so its mark moves to the new end: the
-// data a sender queues faster than the windows let it go is sent in full
-// GSO packets, not cut at every write.
+// the last buffer of every write (tcp_push).
 func (c *Conn) markPush(start, end seq.Value) {
-	if n := len(c.sq.pushMarks); n > 0 && c.sq.pushMarks[n-1] == start && c.snd.nxt.LessThan(start) {
-		c.sq.pushMarks = c.sq.pushMarks[:n-1]
-	}
 	mss := seq.Size(max(c.opt.sndMSS, 1))
 	half := int32(c.snd.maxWnd / 2)
 	for b := start.Add(mss); b.LessThan(end); b = b.Add(mss) {

@@ -156,23 +156,6 @@ func TestTSORetransmissionTimeoutResendsOnePiece(t *testing.T) {
 	wantGSO(t, gso, 1000, 0, 0, 0, 0)
 }
 
-// A write that finds the last one's data not yet sent adds to it, as
-// Linux's tcp_sendmsg appends to an unsent tail buffer: the two go out in
-// one GSO packet, not cut where the first write ended.
-func TestTSOWritesQueuedBehindTheWindowJoin(t *testing.T) {
-	c, gso := tsoConn(t, 64000)
-	c.Write(strings.Repeat("x", 20000))
-	c.Out("P. 1:10001(10000) ack 1")
-	c.Write(strings.Repeat("y", 5000)) // 10001:20001 is still queued
-	c.NoOut()
-	c.Advance(time.Millisecond)
-	c.In(". 1:1(0) ack 10001 win 257")
-	c.Out("P. 10001:17001(7000) ack 1") // the autosized goal at this rate
-	c.Out("P. 17001:25001(8000) ack 1") // across the first write's end
-	c.NoOut()
-	wantGSO(t, gso, 1000, 1000, 1000)
-}
-
 // burst is data sent at one instant: [start, end) relative to the ISN,
 // the segments that carried it merged.
 type burst struct {
