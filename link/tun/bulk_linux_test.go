@@ -117,6 +117,9 @@ func bulkOnce(t *testing.T, tso bool) (down, up float64) {
 	if err := <-srv; err != nil {
 		t.Fatal(err)
 	}
+	s := ep.Stats()
+	t.Logf("TSO %-5v, the download: %d packets from the stack, %d large segments written whole, %d coalesced, %d writes, %d dropped (queue full)",
+		tso, s.PacketsOut, s.TSOOut, s.GSOOut, s.WritesOut, s.DropQueueFull)
 	c = dial()
 	start = time.Now()
 	buf := make([]byte, 1<<20)
