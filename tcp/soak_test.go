@@ -86,9 +86,16 @@ func (n *lossyNet) step(conns [2]*Conn, onDeliver func(f *flight)) bool {
 // as its MSS-sized pieces, as a TSO device sends it, each lost, duplicated
 // and delayed on its own.
 func (n *lossyNet) send(dst int, s *Segment) {
+	cutGSO(s, func(p *Segment) { n.sendOne(dst, p) })
+}
+
+// cutGSO passes s to put as the link would send it: a segment for the
+// link to cut (GSOSize) as its pieces, with the sequence number advanced
+// and FIN and PSH on the last only; any other as it is.
+func cutGSO(s *Segment, put func(*Segment)) {
 	size := int(s.GSOSize)
 	if size == 0 || len(s.Payload) <= size {
-		n.sendOne(dst, s)
+		put(s)
 		return
 	}
 	for off := 0; off < len(s.Payload); off += size {
@@ -99,7 +106,7 @@ func (n *lossyNet) send(dst int, s *Segment) {
 		if off+size < len(s.Payload) {
 			p.Flags &^= flagFIN | flagPSH
 		}
-		n.sendOne(dst, &p)
+		put(&p)
 	}
 }
 
