@@ -97,3 +97,24 @@ type Backpressure interface {
 	// there was none.
 	OnTxRoom(f func())
 }
+
+// SegmentOffloader is implemented by links that cut a large TCP segment
+// into MSS-sized ones themselves (TSO: the kernel does it for a TUN device
+// with offloads on). A stack on such a link hands it, as one packet, what
+// it would otherwise send as a run of full-sized segments with the same
+// headers and consecutive sequence numbers, and the link cuts it, FIN and
+// PSH going to the last piece and CWR to the first, each piece's IPv4 ID
+// one more than the last, and every checksum computed.
+type SegmentOffloader interface {
+	// SegmentOffload returns the largest IP packet WritePacketSegments
+	// takes: above the MTU when the link cuts segments, zero when it
+	// does not (offloads off, or refused by the kernel).
+	SegmentOffload() int
+	// WritePacketSegments sends hdr followed by payload, the IP and TCP
+	// headers of one TCP segment and its payload, cut into segments of
+	// segSize payload octets (the last may be shorter), each at most the
+	// MTU. The TCP checksum field of hdr need not be set: the link
+	// completes the checksum of every piece. Neither slice is kept after
+	// the call. As WritePacket, it never blocks on the peer.
+	WritePacketSegments(hdr, payload []byte, segSize int) error
+}

@@ -65,6 +65,13 @@ type Segment struct {
 	// ECN is the IP header's ECN field (ECNNotECT...ECNCE): what the
 	// connection asks the stack to send, what the stack received.
 	ECN uint8
+	// GSOSize, when not zero, says the link is to cut the payload into
+	// segments of GSOSize octets (the last may be shorter), each with
+	// these headers, its sequence number advanced, and FIN and PSH on
+	// the last only: a TSO packet. Only a connection whose
+	// Config.SegmentOffload allows it sends one; segments received have
+	// it zero.
+	GSOSize uint16
 }
 
 // Len is SEG.LEN: octets of data plus one for SYN and one for FIN.
@@ -124,6 +131,15 @@ type Config struct {
 	// to (memory.go), shared by the connections of a stack as Linux's
 	// tcp_mem is by a host's; nil is no budget beyond the buffer sizes.
 	Memory *Memory
+
+	// SegmentOffload, when positive, is the most payload one segment may
+	// carry on a link that cuts segments itself (TSO: link.SegmentOffloader).
+	// The connection then sends what Linux would send as one GSO packet
+	// (tcp_tso_autosize's goal, bounded by the windows, pacing, the end
+	// of a write and this) as one Segment with GSOSize set to the MSS,
+	// while it keeps its books (transmit records, pacing, retransmission)
+	// per MSS-sized piece. Zero: every segment fits the MSS.
+	SegmentOffload int
 
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.

@@ -40,8 +40,23 @@ type ring struct {
 	head int    // index in buf of the first queued octet
 	n    int    // octets queued
 	peak uint32 // the most octets the buffer has been asked to hold since borrowed
-	hint uint32 // the size to borrow next time: what the last buffer needed
+	// hintLog is the size to borrow next time, minRing<<hintLog: the most
+	// the recent buffers needed. calm counts the buffers since that
+	// needed less than half of it; after ringHintCalm of them the hint
+	// halves.
+	hintLog, calm uint8
 }
+
+// ringHintCalm is how many buffers in a row needing less than half the
+// hint halve it. A reader that drains the queue as fast as it fills gives
+// its buffer back at every drain, often between two bursts that need
+// several times what the last buffer did; a hint that followed only the
+// last buffer had the next burst grow from small by doubling, copying the
+// queued data at every step: half again as many bytes as were received,
+// in a 1 GiB upload over TUN. Memory still goes with the data: the buffer
+// is borrowed only while data is queued, and under memory pressure the
+// hint is not used.
+const ringHintCalm = 8
 
 // sizeFor is the size of the buffer ensure borrows for extent octets: at
 // least twice the one held, and, with hint, at least what the last buffer
@@ -49,7 +64,7 @@ type ring struct {
 func (r *ring) sizeFor(extent int, hint bool) int {
 	size := max(minRing, 2*len(r.buf))
 	if hint {
-		size = max(size, int(r.hint))
+		size = max(size, minRing<<r.hintLog)
 	}
 	for size < extent {
 		size *= 2
@@ -97,14 +112,25 @@ func (r *ring) shrink(b Buffers, m *Memory, extent int) {
 }
 
 // release returns the buffer when the queue is empty and nothing beyond it
-// is kept, remembering how much it needed, and gives its charge back to m.
+// is kept, remembering how much it needed (hintLog), and gives its charge
+// back to m.
 func (r *ring) release(b Buffers, m *Memory) {
 	if r.buf == nil {
 		return
 	}
-	r.hint = minRing
-	for r.hint < r.peak {
-		r.hint *= 2
+	var need uint8
+	for minRing<<need < int(r.peak) {
+		need++
+	}
+	switch {
+	case need >= r.hintLog:
+		r.hintLog, r.calm = need, 0
+	case need < r.hintLog-1:
+		if r.calm++; r.calm >= ringHintCalm {
+			r.hintLog, r.calm = r.hintLog-1, 0
+		}
+	default:
+		r.calm = 0
 	}
 	m.charge(-int64(len(r.buf)))
 	b.Put(r.buf)

@@ -165,3 +165,44 @@ func TestIdleAfterExchangesHoldsNothing(t *testing.T) {
 		}
 	}
 }
+
+// A queue given back at every drain borrows next what the recent buffers
+// needed, not just the last one: short drains between two large bursts do
+// not have the next burst grow from small, copying at every doubling.
+// ringHintCalm buffers in a row that need less than half the hint halve
+// it, one step at a time.
+func TestRingHintOutlastsShortDrains(t *testing.T) {
+	var b heapBuffers
+	var r ring
+	use := func(extent int) int {
+		r.ensure(b, nil, extent, 0)
+		n := len(r.buf)
+		r.release(b, nil)
+		return n
+	}
+	if got := use(1 << 20); got != 1<<20 {
+		t.Fatalf("a burst of 1 MiB borrowed %d", got)
+	}
+	for i := range ringHintCalm - 1 {
+		if got := use(1000); got != 1<<20 {
+			t.Fatalf("small buffer %d after the burst borrowed %d, want the burst's 1 MiB", i+1, got)
+		}
+	}
+	if got := use(1000); got != 1<<20 {
+		t.Fatalf("the last small buffer before the hint halves borrowed %d", got)
+	}
+	if got := use(1000); got != 1<<19 {
+		t.Fatalf("after %d small buffers the next borrowed %d, want half the hint", ringHintCalm, got)
+	}
+	// A buffer needing more than half the hint keeps it, and a larger
+	// one raises it at once.
+	if got := use(300 << 10); got != 1<<19 {
+		t.Fatalf("borrowed %d, want 512 KiB", got)
+	}
+	if got := use(3 << 20); got != 4<<20 {
+		t.Fatalf("a burst of 3 MiB borrowed %d", got)
+	}
+	if got := use(1000); got != 4<<20 {
+		t.Fatalf("after it, a small buffer borrowed %d, want 4 MiB", got)
+	}
+}

@@ -50,31 +50,38 @@ func fuzzPair(t *testing.T, prog []byte) {
 	for i := range s {
 		i := i
 		s[i] = &side{}
+		var put func(seg *Segment)
 		cfg := Config{
 			RcvBuf: 2048, SndBuf: 4096, MSS: 100, Memory: mem,
-			Output: func(seg *Segment) {
-				if c := s[i].c; c != nil && badArrow == "" {
-					end := seg.SEQ.Add(seq.Size(len(seg.Payload)))
-					if seg.Flags&flagRST == 0 && seg.SEQ.LessThan(c.snd.nxt) && end.GreaterThan(c.snd.nxt) {
-						badArrow = fmt.Sprintf("side %d resent %d+%d past SND.NXT %d", i, seg.SEQ, len(seg.Payload), c.snd.nxt)
-					}
-				}
-				h := wire.TCP{Options: seg.Options}
-				if len(seg.Payload)+h.OptionsLen() > 100 && badArrow == "" {
-					badArrow = fmt.Sprintf("side %d sent %d bytes of data and %d of options: over the MSS 100", i, len(seg.Payload), h.OptionsLen())
-				}
-				cp := *seg
-				cp.Payload = append([]byte(nil), seg.Payload...)
-				s[i].q = append(s[i].q, cp)
-			},
+			// A segment for the link to cut (TSO) goes on the network
+			// as its pieces, as a TSO device sends it.
+			Output: func(seg *Segment) { cutGSO(seg, put) },
 			OnTransition: func(from, to State, cause Cause) {
 				if !arrows[[2]State{from, to}] && badArrow == "" {
 					badArrow = fmt.Sprintf("side %d: %s -> %s (%s)", i, from, to, cause)
 				}
 			},
 		}
+		put = func(seg *Segment) {
+			if c := s[i].c; c != nil && badArrow == "" {
+				end := seg.SEQ.Add(seq.Size(len(seg.Payload)))
+				if seg.Flags&flagRST == 0 && seg.SEQ.LessThan(c.snd.nxt) && end.GreaterThan(c.snd.nxt) {
+					badArrow = fmt.Sprintf("side %d resent %d+%d past SND.NXT %d", i, seg.SEQ, len(seg.Payload), c.snd.nxt)
+				}
+			}
+			h := wire.TCP{Options: seg.Options}
+			if len(seg.Payload)+h.OptionsLen() > 100 && badArrow == "" {
+				badArrow = fmt.Sprintf("side %d sent %d bytes of data and %d of options: over the MSS 100", i, len(seg.Payload), h.OptionsLen())
+			}
+			cp := *seg
+			cp.Payload = append([]byte(nil), seg.Payload...)
+			s[i].q = append(s[i].q, cp)
+		}
 		if len(prog) > 0 && prog[0]&1 != 0 {
 			cfg.NoTimestamps = true
+		}
+		if len(prog) > 0 && prog[0]&4 != 0 {
+			cfg.SegmentOffload = 1000 // the link cuts segments: Output above
 		}
 		s[i].c = NewConn(cfg, seq.Value(uint32(i)*0x7fff0000+uint32(len(prog))))
 	}

@@ -99,10 +99,17 @@ func (c *Conn) fillAck(now instant, syn bool) {
 	}
 }
 
-// emit hands c.sc.seg to the output and counts it.
+// emit hands c.sc.seg to the output and counts it: as the segments it
+// stands for on the wire when the link is to cut it (GSOSize), as Linux
+// counts tcp_skb_pcount.
 func (c *Conn) emit() {
-	c.stats.segsOut++
-	c.host.Send(&c.sc.seg)
+	seg := &c.sc.seg
+	if n := len(seg.Payload); seg.GSOSize > 0 && n > int(seg.GSOSize) {
+		c.stats.segsOut += uint32((n + int(seg.GSOSize) - 1) / int(seg.GSOSize))
+	} else {
+		c.stats.segsOut++
+	}
+	c.host.Send(seg)
 }
 
 // sendSYN sends our SYN (synAck false) or SYN,ACK with the options this end
@@ -230,6 +237,12 @@ func (c *Conn) sendActiveRST(now instant) {
 // The payload is a view of the send queue; when it wraps around the end of
 // the ring it is gathered into a borrowed buffer for the call.
 func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
+	c.sendSegmentGSO(now, seqno, n, fin, psh, 0)
+}
+
+// sendSegmentGSO is sendSegment for a segment the link cuts into pieces of
+// gsoSize octets (0: one piece), as Linux's GSO does with a TSO packet.
+func (c *Conn) sendSegmentGSO(now instant, seqno seq.Value, n int, fin, psh bool, gsoSize int) {
 	var payload, gathered []byte
 	if n > 0 {
 		c.more().lastDataSnd = chronoMS(now) // tcpi_last_data_sent, retransmissions included
@@ -241,6 +254,9 @@ func (c *Conn) sendSegment(now instant, seqno seq.Value, n int, fin, psh bool) {
 		}
 	}
 	c.sc.seg = Segment{SEQ: seqno, Flags: flagACK, Payload: payload}
+	if n > gsoSize && gsoSize > 0 {
+		c.sc.seg.GSOSize = uint16(gsoSize)
+	}
 	if fin {
 		c.sc.seg.Flags |= flagFIN
 	}
@@ -319,9 +335,12 @@ func (c *Conn) output(now instant) {
 		c.fl.pace.at = instant(0)
 	}
 	// gsoLeft counts down the segments of the GSO packet Linux would be
-	// sending (gsoSegs of them); see gsoPacketSegs.
+	// sending (gsoSegs of them); see gsoPacketSegs. On a link that cuts
+	// segments (Config.SegmentOffload) that packet goes as one segment,
+	// gathered in unit while its pieces are accounted one by one.
 	gsoLeft, gsoSegs := 0, 0
 	rwndLimited := false // the peer's window, not cwnd, stopped new data (chrono.go)
+	var unit txUnit
 	for {
 		room := c.cc.cwnd - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
@@ -330,6 +349,7 @@ func (c *Conn) output(now instant) {
 				if room <= 0 || !c.paceAllows(now) || !c.hostRoom() {
 					break
 				}
+				c.flushUnit(now, &unit)
 				c.retransmitOne(now)
 				c.paceSent(now, n)
 				sent = true
@@ -392,13 +412,17 @@ func (c *Conn) output(now instant) {
 				gsoLeft = 0 // a GSO packet never spans two writes' buffers
 			}
 		}
-		c.transmitNew(now, n, fin, mss, gsoEnd)
+		c.transmitNew(now, n, fin, mss, gsoEnd, &unit)
+		if gsoLeft == 0 {
+			c.flushUnit(now, &unit)
+		}
 		c.paceSent(now, n)
 		sent = true
 		if fin {
 			break
 		}
 	}
+	c.flushUnit(now, &unit)
 	c.sq.corkExpired = false
 	if rwndLimited {
 		c.chronoStart(now, chronoRwnd)
@@ -443,10 +467,34 @@ func (c *Conn) hostRoom() bool {
 	return !ok || r.Room()
 }
 
+// txUnit is new data the send loop has accounted for, segment by segment,
+// and not yet handed to the host: on a link that cuts segments
+// (Config.SegmentOffload), what Linux would send as one GSO packet goes
+// as one segment of several MSS.
+type txUnit struct {
+	start    seq.Value
+	n        int  // octets from start
+	fin, psh bool // the last piece carries FIN; a piece carries PSH
+	mss      int  // the size of every piece but the last
+}
+
+// flushUnit sends what u holds, if anything, as one segment.
+func (c *Conn) flushUnit(now instant, u *txUnit) {
+	if u.n == 0 && !u.fin {
+		return
+	}
+	c.sendSegmentGSO(now, u.start, u.n, u.fin, u.psh, u.mss)
+	*u = txUnit{}
+}
+
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
 // it. gsoEnd: the segment ends what Linux would send as one GSO packet of
-// several segments, which carries PSH (gsoPacketSegs).
-func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
+// several segments, which carries PSH (gsoPacketSegs). On a link that
+// cuts segments the data joins u, for output to send when the GSO packet
+// is complete; the transmit record stays one per segment, so that SACK,
+// RACK and retransmission see the pieces the wire carries, as Linux's
+// tcp_fragment makes them when part of a TSO packet needs sending again.
+func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u *txUnit) {
 	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.rtx.stallSince = now // data is outstanding from here on
 		c.cwndRestartAfterIdle(now)
@@ -455,7 +503,25 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool) {
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.rtx.lastSegStart = c.snd.nxt
-	c.sendSegment(now, c.snd.nxt, n, fin, gsoEnd || c.pushMarked(c.snd.nxt, n))
+	psh := gsoEnd || c.pushMarked(c.snd.nxt, n)
+	switch {
+	case c.cfg.SegmentOffload <= 0:
+		c.sendSegment(now, c.snd.nxt, n, fin, psh)
+	case n == 0:
+		// A FIN alone goes alone, as it does without the offload.
+		c.flushUnit(now, u)
+		c.sendSegment(now, c.snd.nxt, 0, fin, false)
+	default:
+		if u.n > 0 && (u.start.Add(seq.Size(u.n)) != c.snd.nxt || u.mss != mss || u.n%mss != 0) {
+			c.flushUnit(now, u)
+		}
+		if u.n == 0 {
+			u.start, u.mss = c.snd.nxt, mss
+		}
+		u.n += n
+		u.fin = fin
+		u.psh = u.psh || psh
+	}
 	if !c.rtx.rttTiming && !c.opt.tsOK && n > 0 {
 		c.rtx.rttTiming, c.rtx.rttSeq, c.rtx.rttAt = true, c.snd.nxt, now
 	}
@@ -542,10 +608,12 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // window, the pacing burst left and the end of the write the data belongs
 // to (a packet never spans two of Linux's buffers, and the last buffer of a
 // write ends at a PSH mark). Linux sets PSH on every packet of more than
-// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb);
-// synstack sends MSS-sized segments, so the last segment of each such group
-// carries it, and a receiver, or a packet script that gathers segments into
-// the super-packet, sees Linux's flags.
+// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb).
+// On a link that cuts segments (Config.SegmentOffload) the group goes as
+// one segment with PSH, and the link puts PSH on the last piece; otherwise
+// synstack sends MSS-sized segments and the last of each group carries it,
+// so a receiver, or a packet script that gathers segments into the
+// super-packet, sees Linux's flags either way.
 func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 	var goal int
 	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
@@ -569,6 +637,11 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 			limit = min(limit, d)
 			break
 		}
+	}
+	if c.cfg.SegmentOffload > 0 {
+		// The link's own ceiling on a segment it cuts (Linux's
+		// gso_max_size bounds tcp_tso_autosize alike).
+		limit = min(limit, max(c.cfg.SegmentOffload/mss, 1)*mss)
 	}
 	return max((limit+mss-1)/mss, 1)
 }

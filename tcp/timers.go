@@ -144,7 +144,9 @@ func (c *Conn) tailLossProbe(now instant) {
 	probe := tlpNewData
 	if n := min(queued, mss, room); n > 0 {
 		fin := c.sq.finQueued && !c.sq.finSent && n == queued
-		c.transmitNew(now, n, fin, mss, false) // one segment: no GSO packet
+		var u txUnit
+		c.transmitNew(now, n, fin, mss, false, &u) // one segment: no GSO packet
+		c.flushUnit(now, &u)
 	} else {
 		probe = tlpRetrans
 		// The last segment sent, again (Linux resends the last buffer of

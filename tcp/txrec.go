@@ -110,8 +110,13 @@ func (q *txQueue) popFront() {
 	}
 }
 
-// txQueueKeep is the most records an empty ring keeps (about 100 KiB).
-const txQueueKeep = 1024
+// txQueueKeep is the most records an empty ring keeps (256 KiB): a flight
+// of 4 MiB in MSS-sized records at MTU 1500. With 1024, a bulk sender over
+// TUN dropped its ring each time its flight drained and grew it again by
+// doubling, 135 MB allocated and 27 collections for 3 GiB sent; with
+// 4096, 29 MB and 4. The spare rings a Scratch keeps stay bounded by
+// maxSpareRecs.
+const txQueueKeep = 4096
 
 // reset forgets every record and releases the ring.
 func (q *txQueue) reset() {

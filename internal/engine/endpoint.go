@@ -5,6 +5,7 @@ import (
 
 	"github.com/synstack/synstack/tcp"
 	"github.com/synstack/synstack/tcp/seq"
+	"github.com/synstack/synstack/wire"
 )
 
 // endpoint is one connection of the stack: a tcp.Conn with its 4-tuple and
@@ -149,6 +150,16 @@ func (s *Host) connMSS(o *Options, local netip.AddrPort) uint16 {
 func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 	cfg := s.tcpDefaults
 	cfg.MSS = s.connMSS(o, local)
+	if s.segOff != nil {
+		// The most payload a packet the link cuts holds, whatever the
+		// TCP options: the link's ceiling less the IP header and the
+		// largest TCP header.
+		ipLen := wire.IPv4HeaderLen
+		if !local.Addr().Is4() {
+			ipLen = wire.IPv6HeaderLen
+		}
+		cfg.SegmentOffload = s.segMax - ipLen - maxTCPHeaderLen
+	}
 	if o.RcvBuf > 0 {
 		cfg.RcvBuf = o.RcvBuf
 		cfg.RcvBufLocked = true // SO_RCVBUF was set: it picks the window scale

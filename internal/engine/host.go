@@ -177,6 +177,10 @@ type Host struct {
 	// full (txroom.go).
 	backpressure link.Backpressure
 	tx           txWait
+	// segOff is the link when it cuts large TCP segments (TSO), and
+	// segMax the largest packet it takes then; nil and 0 otherwise.
+	segOff link.SegmentOffloader
+	segMax int
 	// portNext is RFC 6056 algorithm 3's table of increments, simplified
 	// to a single counter; bindNext does the same for bind(port 0).
 	// +checklocks:ctl
@@ -225,6 +229,12 @@ func New(cfg Config) (*Host, error) {
 	s.gather, _ = cfg.Link.(link.GatherWriter)
 	if o, ok := cfg.Link.(link.ChecksumOffloader); ok {
 		s.txCsumOff, s.rxCsumOff = o.ChecksumOffload()
+	}
+	// Connections send segments larger than the MSS only to a link that
+	// cuts them (connConfig).
+	s.tcpDefaults.SegmentOffload = 0
+	if o, ok := cfg.Link.(link.SegmentOffloader); ok && o.SegmentOffload() > s.mtu {
+		s.segOff, s.segMax = o, o.SegmentOffload()
 	}
 	if s.tcpDefaults.Buffers == nil {
 		s.tcpDefaults.Buffers = &buffers

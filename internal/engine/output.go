@@ -10,10 +10,15 @@ import (
 // The send path: a connection's segment (tcp.Host.Send) or a reset is
 // built into an IP packet in the shard's buffer and written to the link.
 
+// maxTCPHeaderLen is the largest TCP header, options included.
+const maxTCPHeaderLen = 60
+
 // sendSegmentLocked builds the IP packet carrying seg from local to remote
 // in sh's buffer and writes it to the link: IPv4 with DF and TTL 64, or
 // IPv6 with hop limit 64, as Linux sends. A packet larger than the link
-// MTU is not sent (IpOutDiscards). It needs sh's lock.
+// MTU is not sent (IpOutDiscards), unless it is a segment for the link to
+// cut (seg.GSOSize, link.SegmentOffloader) whose pieces fit the MTU. It
+// needs sh's lock.
 func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
@@ -31,7 +36,14 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 	}
 	tcpLen := th.HeaderLen() + len(seg.Payload)
 	total := ipLen + tcpLen
-	if total > s.mtu {
+	// pieces: the segments the packet stands for on the wire; more than
+	// one when the link is to cut it (TSO).
+	gso, pieces := 0, 1
+	if seg.GSOSize > 0 && len(seg.Payload) > int(seg.GSOSize) && s.segOff != nil {
+		gso = int(seg.GSOSize)
+		pieces = (len(seg.Payload) + gso - 1) / gso
+	}
+	if gso == 0 && total > s.mtu || gso > 0 && (total > s.segMax || ipLen+th.HeaderLen()+gso > s.mtu) {
 		// The link would drop it: count it here (tcp sizes segments by
 		// the MSS, options included, so this means a bug above).
 		sh.stats.IpOutDiscards++
@@ -51,20 +63,22 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 		sh.stats.IpOutDiscards++
 		return
 	}
+	// The link completes the checksums of the pieces it cuts.
+	csumOff := s.txCsumOff || gso > 0
 	if gather {
 		buf = buf[:ipLen+n]
-		if !s.txCsumOff {
+		if !csumOff {
 			wire.SetTCPChecksumSplit(buf[ipLen:], seg.Payload, src, dst)
 		}
-	} else if s.txCsumOff {
+	} else if csumOff {
 		copy(buf[ipLen+n:], seg.Payload)
 	} else {
 		// The payload is copied and summed in one pass.
 		wire.SetTCPChecksumCopy(buf[ipLen:ipLen+n], buf[ipLen+n:], seg.Payload, src, dst)
 	}
 	if src.Is4() {
-		sh.ipID++
-		ih := wire.IPv4{TOS: seg.ECN & 3, ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ih := wire.IPv4{TOS: seg.ECN & 3, ID: sh.ipID + 1, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		sh.ipID += uint16(pieces) // the link numbers the pieces on from ID
 		_, err = ih.Emit(buf, tcpLen)
 	} else {
 		ih := wire.IPv6{TrafficClass: seg.ECN & 3, NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
@@ -74,14 +88,19 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 		sh.stats.IpOutDiscards++
 		return
 	}
-	sh.stats.TcpOutSegs++
+	sh.stats.TcpOutSegs += uint64(pieces) // as Linux adds tcp_skb_pcount
 	if seg.Flags&wire.FlagRST != 0 {
 		sh.stats.TcpOutRsts++
 	}
 	s.packetHook("out", buf)
-	if gather {
+	switch {
+	case gso > 0 && gather:
+		err = s.segOff.WritePacketSegments(buf, seg.Payload, gso)
+	case gso > 0:
+		err = s.segOff.WritePacketSegments(buf, nil, gso)
+	case gather:
 		err = s.gather.WritePacketGather(buf, seg.Payload)
-	} else {
+	default:
 		err = s.link.WritePacket(buf)
 	}
 	if err != nil {

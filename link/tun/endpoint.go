@@ -32,15 +32,20 @@ type Endpoint struct {
 	offload string // what was negotiated, for people
 	sys     sysState
 
-	disp   link.Attachment
-	pool   sync.Pool
-	done   chan struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
-	once   sync.Once
+	disp link.Attachment
+	pool sync.Pool // buffers of vnetHdrLen+mtu bytes
+	// bigPool holds buffers for packets above the MTU (vnetHdrLen +
+	// maxIPPacket bytes); bigOut counts those queued or being written,
+	// at most maxBigOut.
+	bigPool sync.Pool
+	bigOut  atomic.Int64
+	done    chan struct{}
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+	once    sync.Once
 
-	gsoIn, gsoOut, csumIn, verifiedIn        atomic.Uint64
-	dropNoDisp, dropBad, writeErrs, readErrs atomic.Uint64
+	gsoIn, gsoOut, tsoOut, csumIn, verifiedIn atomic.Uint64
+	dropNoDisp, dropBad, writeErrs, readErrs  atomic.Uint64
 
 	// Backpressure (TxRoom, OnTxRoom): a queue holding highWater packets
 	// or more has no room for data; once a sender was told so (waiting),
@@ -66,7 +71,51 @@ func newEndpoint(mtu int) *Endpoint {
 		b := make([]byte, vnetHdrLen+e.mtu)
 		return &b
 	}
+	e.bigPool.New = func() any {
+		b := make([]byte, vnetHdrLen+maxIPPacket)
+		return &b
+	}
 	return e
+}
+
+// maxBigOut bounds the packets above the MTU queued for the device, all
+// queues together: 256 buffers of 64 KiB, 16 MiB, half of what the
+// kernel's own queue of a TUN device (500 packets, GSO packets among them)
+// may hold. 64 of them (what the default queue of MTU-sized packets holds
+// in bytes) dropped packets in TestKernelEcho: the stack's units are often
+// smaller than the buffers they take.
+const maxBigOut = 256
+
+// getBuf returns a buffer for a packet of n bytes after the virtio
+// header's room, or nil when too many large ones are out.
+func (e *Endpoint) getBuf(n int) *[]byte {
+	var buf *[]byte
+	if n <= e.mtu {
+		buf = e.pool.Get().(*[]byte)
+	} else {
+		if e.bigOut.Add(1) > maxBigOut {
+			e.bigOut.Add(-1)
+			return nil
+		}
+		buf = e.bigPool.Get().(*[]byte)
+	}
+	*buf = (*buf)[:vnetHdrLen+n]
+	return buf
+}
+
+// enqueue queues buf for the writer of the queue its flow hashes to
+// (link.FlowQueue); a full queue drops it.
+func (e *Endpoint) enqueue(buf *[]byte) {
+	q := e.queues[0]
+	if len(e.queues) > 1 {
+		q = e.queues[link.FlowQueue((*buf)[vnetHdrLen:], len(e.queues))]
+	}
+	select {
+	case q.out <- buf:
+	default:
+		e.release(buf)
+		q.dropFull.Add(1)
+	}
 }
 
 // addFile adds f, open on the device, as a new queue.
@@ -198,32 +247,93 @@ func (e *Endpoint) WritePacketGather(hdr, payload []byte) error {
 		e.dropBad.Add(1)
 		return nil
 	}
-	var buf *[]byte
-	if n <= e.mtu {
-		buf = e.pool.Get().(*[]byte)
-	} else {
-		b := make([]byte, vnetHdrLen+n) // rare: the stack sends MTU-sized packets
-		buf = &b
-	}
-	*buf = (*buf)[:vnetHdrLen+n]
-	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
-	q := e.queues[0]
-	if len(e.queues) > 1 {
-		q = e.queues[link.FlowQueue((*buf)[vnetHdrLen:], len(e.queues))]
-	}
-	select {
-	case q.out <- buf:
-	default:
-		e.release(buf)
-		q.dropFull.Add(1)
+	if buf := e.fill(hdr, payload); buf != nil {
+		e.enqueue(buf)
 	}
 	return nil
 }
 
+// fill returns a buffer holding hdr and payload after the virtio header's
+// room, whose GSO type there says it is no GSO packet yet; nil, counted as
+// a full queue, when too many large packets are out (maxBigOut).
+func (e *Endpoint) fill(hdr, payload []byte) *[]byte {
+	buf := e.getBuf(len(hdr) + len(payload))
+	if buf == nil {
+		e.queues[0].dropFull.Add(1)
+		return nil
+	}
+	(*buf)[1] = vnetGSONone
+	copy((*buf)[vnetHdrLen+copy((*buf)[vnetHdrLen:], hdr):], payload)
+	return buf
+}
+
+// SegmentOffload implements link.SegmentOffloader: with offloads on and
+// TSO accepted by the kernel, the endpoint takes TCP packets of up to
+// 65,535 bytes for the kernel to cut; otherwise zero.
+func (e *Endpoint) SegmentOffload() int {
+	if e.vnet && e.tso {
+		return maxIPPacket
+	}
+	return 0
+}
+
+var _ link.SegmentOffloader = (*Endpoint)(nil)
+
+// WritePacketSegments implements link.SegmentOffloader: the TCP packet hdr
+// followed by payload is copied once into the queued buffer and written
+// with one virtio-net header (GSO_TCPV4 or GSO_TCPV6 with gso_size
+// segSize, ECN when it carries CWR, NEEDS_CSUM), for the kernel to cut;
+// the writer does not coalesce it with anything. A packet that does not
+// qualify (not TCP, a segment of segSize above the MTU, SYN, RST or URG)
+// is dropped (DropBad), and so is any packet above the MTU on an endpoint
+// without TSO (SegmentOffload zero). A packet within the MTU is
+// WritePacketGather's.
+func (e *Endpoint) WritePacketSegments(hdr, payload []byte, segSize int) error {
+	n := len(hdr) + len(payload)
+	if n <= e.mtu {
+		return e.WritePacketGather(hdr, payload)
+	}
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	if !e.vnet || !e.tso || n > maxIPPacket || segSize <= 0 {
+		e.dropBad.Add(1)
+		return nil
+	}
+	buf := e.fill(hdr, payload)
+	if buf == nil {
+		return nil
+	}
+	b := *buf
+	p := b[vnetHdrLen:]
+	t, ok := parseTCPPacket(p)
+	if !ok || t.ipLen+t.tcpLen+segSize > e.mtu || p[t.ipLen+tcpFlagsOff]&(flagSYN|flagRST|flagURG) != 0 {
+		e.release(buf)
+		e.dropBad.Add(1)
+		return nil
+	}
+	h := vnetHdr{gsoType: vnetGSOTCPv4, hdrLen: uint16(t.ipLen + t.tcpLen), gsoSize: uint16(segSize)}
+	if t.v6 {
+		h.gsoType = vnetGSOTCPv6
+	}
+	if p[t.ipLen+tcpFlagsOff]&flagCWR != 0 {
+		h.gsoType |= vnetGSOECN
+	}
+	t.setPartialChecksum(p, &h)
+	h.encode(b)
+	e.enqueue(buf)
+	return nil
+}
+
 func (e *Endpoint) release(buf *[]byte) {
-	if cap(*buf) == vnetHdrLen+e.mtu {
+	switch cap(*buf) {
+	case vnetHdrLen + e.mtu:
 		*buf = (*buf)[:cap(*buf)]
 		e.pool.Put(buf)
+	case vnetHdrLen + maxIPPacket:
+		e.bigOut.Add(-1)
+		*buf = (*buf)[:cap(*buf)]
+		e.bigPool.Put(buf)
 	}
 }
 
@@ -320,10 +430,19 @@ func (e *Endpoint) writeLoop(q *queue) {
 			}
 		}
 		if e.vnet {
-			for _, b := range batch {
+			// Packets WritePacketSegments built go as they are, in
+			// their place; the runs between them are coalesced.
+			start := 0
+			for i, b := range batch {
 				pkts = append(pkts, (*b)[vnetHdrLen:])
+				if (*b)[1] != vnetGSONone {
+					e.writeOffload(q, &plan, pkts[start:i], batch[start:i], scratch)
+					e.write(q, *b, 1)
+					e.tsoOut.Add(1)
+					start = i + 1
+				}
 			}
-			e.writeOffload(q, &plan, pkts, batch, scratch)
+			e.writeOffload(q, &plan, pkts[start:], batch[start:], scratch)
 		} else {
 			for _, b := range batch {
 				e.writePlain(q, *b, scratch)
@@ -448,7 +567,8 @@ func (e *Endpoint) Stats() Stats {
 		s.WritesOut += q.writesOut.Load()
 		s.DropQueueFull += q.dropFull.Load()
 	}
-	s.GSOIn, s.GSOOut, s.CsumIn, s.VerifiedIn = e.gsoIn.Load(), e.gsoOut.Load(), e.csumIn.Load(), e.verifiedIn.Load()
+	s.GSOIn, s.GSOOut, s.TSOOut = e.gsoIn.Load(), e.gsoOut.Load(), e.tsoOut.Load()
+	s.CsumIn, s.VerifiedIn = e.csumIn.Load(), e.verifiedIn.Load()
 	s.DropNoDispatcher, s.DropBad = e.dropNoDisp.Load(), e.dropBad.Load()
 	s.WriteErrors, s.ReadErrors = e.writeErrs.Load(), e.readErrs.Load()
 	s.Throttled = e.throttles.Load()

@@ -308,3 +308,74 @@ func TestFromFDBadOptions(t *testing.T) {
 		t.Error("FromFile(nil): no error")
 	}
 }
+
+// A segment the stack hands over whole (WritePacketSegments) goes out as
+// it came, with one virtio-net header that has the kernel cut it: TCPv4 or
+// TCPv6 GSO, ECN when it carries CWR, gso_size the segment size, the
+// checksum left to the kernel. It is written in its place among the other
+// packets, and never coalesced with them; one that does not qualify is
+// dropped.
+func TestWritePacketSegments(t *testing.T) {
+	fd, peer := packetPair(t)
+	ep, err := FromFD(fd, FileOptions{VnetHdr: true, MTU: 1500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	if got := ep.SegmentOffload(); got != maxIPPacket {
+		t.Fatalf("SegmentOffload %d, want %d", got, maxIPPacket)
+	}
+	payload := bytes.Repeat([]byte("abcdefgh"), 1810) // ten pieces of 1448
+	for _, c := range []struct {
+		v6      bool
+		flags   wire.TCPFlags
+		gsoType uint8
+	}{
+		{false, wire.FlagACK | wire.FlagPSH, vnetGSOTCPv4},
+		{true, wire.FlagACK | wire.FlagCWR, vnetGSOTCPv6 | vnetGSOECN},
+	} {
+		mss := 1448
+		if c.v6 {
+			mss = 1428
+		}
+		before := seg{v6: c.v6, seq: 1, flags: wire.FlagACK, payload: payload[:mss]}.build(t)
+		unit := seg{v6: c.v6, seq: uint32(1 + mss), flags: c.flags, payload: payload}.build(t)
+		after := seg{v6: c.v6, seq: uint32(1 + mss + len(payload)), flags: wire.FlagACK, payload: payload[:mss]}.build(t)
+		hdrLen := len(unit) - len(payload)
+		if err := ep.WritePacket(before); err != nil {
+			t.Fatal(err)
+		}
+		if err := ep.WritePacketSegments(unit[:hdrLen], unit[hdrLen:], mss); err != nil {
+			t.Fatal(err)
+		}
+		if err := ep.WritePacket(after); err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range [][]byte{before, unit, after} {
+			got := readPeer(t, peer)
+			var h vnetHdr
+			h.decode(got)
+			if !bytes.Equal(got[vnetHdrLen+hdrLen:], want[hdrLen:]) {
+				t.Fatalf("v6 %v: packet %d: %d bytes, want %d", c.v6, i, len(got)-vnetHdrLen, len(want))
+			}
+			wantGSO := vnetHdr{flags: vnetFlagNeedsCsum, csumStart: uint16(hdrLen - 32), csumOffset: tcpCsumOff}
+			if i == 1 {
+				wantGSO.gsoType, wantGSO.gsoSize, wantGSO.hdrLen = c.gsoType, uint16(mss), uint16(hdrLen)
+			}
+			if h != wantGSO {
+				t.Errorf("v6 %v: packet %d: virtio-net header %+v, want %+v", c.v6, i, h, wantGSO)
+			}
+		}
+	}
+	if s := ep.Stats(); s.TSOOut != 2 || s.GSOOut != 0 || s.DropBad != 0 {
+		t.Errorf("stats %+v: want two large segments written whole, none coalesced", s)
+	}
+	// Pieces above the MTU, and a SYN, are not for the kernel to cut.
+	unit := seg{seq: 1, flags: wire.FlagACK, payload: payload}.build(t)
+	syn := seg{seq: 1, flags: wire.FlagSYN, payload: payload}.build(t)
+	ep.WritePacketSegments(unit[:52], unit[52:], 1449)
+	ep.WritePacketSegments(syn[:52], syn[52:], 1448)
+	if s := ep.Stats(); s.DropBad != 2 || s.TSOOut != 2 {
+		t.Errorf("stats %+v: want two dropped as bad", s)
+	}
+}

@@ -113,6 +113,7 @@ type Stats struct {
 	WritesOut  uint64 // writes to the device (fewer than PacketsOut when segments are coalesced)
 	GSOIn      uint64 // large packets read (several segments coalesced by the kernel)
 	GSOOut     uint64 // large packets written (segments coalesced by the endpoint)
+	TSOOut     uint64 // large segments the stack handed over whole (link.SegmentOffloader), each written as one GSO packet
 	CsumIn     uint64 // packets read whose checksum the endpoint completed
 	VerifiedIn uint64 // packets the kernel vouched for (DATA_VALID, NEEDS_CSUM), handed over as verified (link.VerifiedDispatcher)
 

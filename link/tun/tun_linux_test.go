@@ -119,8 +119,13 @@ func kernelEcho(t *testing.T, ep *Endpoint, st *synstack.Stack, size int, offloa
 	}
 	s := ep.Stats()
 	t.Logf("%+v", s)
-	if offload && (s.GSOIn == 0 || s.GSOOut == 0 || s.CsumIn+s.VerifiedIn == 0) {
+	if offload && (s.GSOIn == 0 || s.GSOOut+s.TSOOut == 0 || s.CsumIn+s.VerifiedIn == 0) {
 		t.Errorf("offloads on, but no large packets both ways: %+v", s)
+	}
+	// With TSO the stack hands over large segments whole (tcp's
+	// Config.SegmentOffload): the kernel cuts them.
+	if tso := ep.SegmentOffload() > 0; tso && s.TSOOut == 0 || !tso && s.TSOOut != 0 {
+		t.Errorf("SegmentOffload %d, but %d large segments written whole", ep.SegmentOffload(), s.TSOOut)
 	}
 	// The kernel marks what it sends (NEEDS_CSUM): with offloads the
 	// stack takes those packets as verified and checks none of them.
@@ -130,7 +135,7 @@ func kernelEcho(t *testing.T, ep *Endpoint, st *synstack.Stack, size int, offloa
 	if s := ep.Stats(); offload && (s.VerifiedIn == 0 || stt.SynstackInCsumTrusted == 0 || stt.SynstackInCsumTrusted > s.VerifiedIn) {
 		t.Errorf("offloads on: %d packets vouched for by the kernel, %d taken as such by the stack", s.VerifiedIn, stt.SynstackInCsumTrusted)
 	}
-	if !offload && (s.GSOIn != 0 || s.GSOOut != 0 || s.CsumIn != 0) {
+	if !offload && (s.GSOIn != 0 || s.GSOOut != 0 || s.TSOOut != 0 || s.CsumIn != 0) {
 		t.Errorf("offloads off, but large packets: %+v", s)
 	}
 	if s.DropBad != 0 || s.WriteErrors != 0 || s.ReadErrors != 0 {
@@ -314,7 +319,7 @@ func TestMultiQueueEcho(t *testing.T) {
 			if in != s.PacketsIn || out != s.PacketsOut {
 				t.Errorf("queues' packets %d in, %d out; endpoint's %d, %d", in, out, s.PacketsIn, s.PacketsOut)
 			}
-			if mode == "offload" && (s.GSOIn == 0 || s.GSOOut == 0) {
+			if mode == "offload" && (s.GSOIn == 0 || s.GSOOut+s.TSOOut == 0) {
 				t.Errorf("offloads on, but no large packets both ways: %+v", s)
 			}
 			if s.DropBad != 0 || s.WriteErrors != 0 || s.ReadErrors != 0 {

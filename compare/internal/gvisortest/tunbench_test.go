@@ -51,12 +51,14 @@ import (
 
 	"github.com/synstack/synstack"
 	"github.com/synstack/synstack/compare/internal/gvisorhost"
+	"github.com/synstack/synstack/link"
 	"github.com/synstack/synstack/link/tun"
 )
 
 var (
-	tunBench     = flag.Bool("synstack.tunbench", false, "run TestTunBench: synstack and gVisor over TUN, side by side (root)")
-	tunBenchOnly = flag.String("synstack.tunbench.only", "", `with -synstack.tunbench: "queues" runs only the multi-queue comparison, "stacks" only the side-by-side table`)
+	tunBench      = flag.Bool("synstack.tunbench", false, "run TestTunBench: synstack and gVisor over TUN, side by side (root)")
+	tunBenchOnly  = flag.String("synstack.tunbench.only", "", `with -synstack.tunbench: "queues" runs only the multi-queue comparison, "stacks" only the side-by-side table`)
+	tunBenchNoTSO = flag.Bool("synstack.tunbench.notso", false, `with -synstack.tunbench: with offloads on, also synstack without TSO (the device's link.SegmentOffloader hidden: MSS-sized segments the link coalesces), a column of its own`)
 )
 
 const (
@@ -77,7 +79,8 @@ func TestTunBench(t *testing.T) {
 			t.Skipf("skipped: needs %s (apt-get install -y curl wrk)", tool)
 		}
 	}
-	if !gvisorhost.InNamespace(t, 15*time.Minute, "-synstack.tunbench", "-synstack.tunbench.only="+*tunBenchOnly) {
+	if !gvisorhost.InNamespace(t, 15*time.Minute, "-synstack.tunbench", "-synstack.tunbench.only="+*tunBenchOnly,
+		"-synstack.tunbench.notso="+strconv.FormatBool(*tunBenchNoTSO)) {
 		return
 	}
 	runTunBench(t)
@@ -134,12 +137,38 @@ var (
 	gsoStack  = netip.MustParsePrefix("10.99.3.2/24")
 )
 
+// noTSO is a TUN endpoint that does not say it cuts segments: a stack on
+// it sends MSS-sized segments, which the endpoint coalesces.
+type noTSO struct{ *tun.Endpoint }
+
+func (noTSO) SegmentOffload() int { return 0 }
+
+// synNoTSO: 10.99.4.0/24, synstack without TSO (-synstack.tunbench.notso).
+var (
+	synNoTSOKernel = netip.MustParsePrefix("10.99.4.1/24")
+	synNoTSOStack  = netip.MustParsePrefix("10.99.4.2/24")
+)
+
 func startSynstack(t *testing.T, h http.Handler, offload bool, queues int) *benchTarget {
-	ep, err := tun.Open(tun.Options{Name: "bsyn0", MTU: benchMTU, NoOffload: !offload, Queues: queues, HostAddrs: []netip.Prefix{synKernel}})
-	if err != nil {
-		t.Fatalf("synstack: tun: %v", err)
+	return startSynstackOn(t, h, offload, queues, true)
+}
+
+// startSynstackOn is startSynstack, on a device of its own without TSO
+// when not tso.
+func startSynstackOn(t *testing.T, h http.Handler, offload bool, queues int, tso bool) *benchTarget {
+	dev, kernelAddr, stackAddr, name := "bsyn0", synKernel, synStack, "synstack"
+	if !tso {
+		dev, kernelAddr, stackAddr, name = "bsynn0", synNoTSOKernel, synNoTSOStack, "synstack, no TSO"
 	}
-	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{synStack}})
+	ep, err := tun.Open(tun.Options{Name: dev, MTU: benchMTU, NoOffload: !offload, Queues: queues, HostAddrs: []netip.Prefix{kernelAddr}})
+	if err != nil {
+		t.Fatalf("%s: tun: %v", name, err)
+	}
+	var lk link.Endpoint = ep
+	if !tso {
+		lk = noTSO{ep}
+	}
+	st, err := synstack.New(synstack.Config{Link: lk, Addrs: []netip.Prefix{stackAddr}})
 	if err != nil {
 		ep.Close()
 		t.Fatalf("synstack: %v", err)
@@ -151,11 +180,12 @@ func startSynstack(t *testing.T, h http.Handler, offload bool, queues int) *benc
 		t.Fatalf("synstack: listen: %v", err)
 	}
 	stop := serveHTTP(ln, h)
-	t.Logf("synstack: device %s, %d queue(s), offloads: %s", ep.Name(), len(ep.QueueStats()), ep.Offload())
+	t.Logf("%s: device %s, %d queue(s), offloads: %s", name, ep.Name(), len(ep.QueueStats()), ep.Offload())
 	return &benchTarget{
-		name: "synstack",
-		addr: net.JoinHostPort(synStack.Addr().String(), strconv.Itoa(benchPort)),
+		name: name,
+		addr: net.JoinHostPort(stackAddr.Addr().String(), strconv.Itoa(benchPort)),
 		close: func() {
+			t.Logf("%s link: %+v", name, ep.Stats())
 			stop()
 			st.Close() // closes the device too
 		},
@@ -520,8 +550,12 @@ func runTunBench(t *testing.T) {
 	}
 
 	var b, notes strings.Builder
-	fmt.Fprintf(&b, "\n| offloads | figure (median of %d rounds) | synstack | gVisor | gVisor+GSO | synstack / better gVisor | kernel (lo) |\n", benchRounds)
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|\n")
+	noTSOCol, noTSOSep := "", ""
+	if *tunBenchNoTSO {
+		noTSOCol, noTSOSep = " synstack, no TSO | no TSO / better gVisor |", "---:|---:|"
+	}
+	fmt.Fprintf(&b, "\n| offloads | figure (median of %d rounds) | synstack | gVisor | gVisor+GSO | synstack / better gVisor |%s kernel (lo) |\n", benchRounds, noTSOCol)
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|%s---:|\n", noTSOSep)
 	krn := startKernel(t, h)
 	defer krn.close()
 	var kernel []float64
@@ -532,9 +566,13 @@ func runTunBench(t *testing.T) {
 		}
 		targets := []*benchTarget{startSynstack(t, h, offload, 0), startGvisor(t, h, offload)}
 		var gso *gvisorhost.GSOLink
+		var noTSOAt int // the no-TSO target's index, 0 if none
 		if offload {
 			tg, ep := startGvisorGSO(t, h)
 			targets, gso = append(targets, tg), ep
+			if *tunBenchNoTSO {
+				noTSOAt, targets = len(targets), append(targets, startSynstackOn(t, h, true, 0, false))
+			}
 		}
 		if kernel == nil {
 			targets = append(targets, krn)
@@ -565,7 +603,14 @@ func runTunBench(t *testing.T) {
 			if offload {
 				gvg, best = fmt.Sprintf("%.0f", med[2][f]), max(gv, med[2][f])
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.2f | %.0f |\n", mode, name, syn, gv, gvg, syn/best, kernel[f])
+			noTSO := ""
+			switch {
+			case noTSOAt > 0:
+				noTSO = fmt.Sprintf(" %.0f | %.2f |", med[noTSOAt][f], med[noTSOAt][f]/best)
+			case *tunBenchNoTSO:
+				noTSO = " – | – |"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %s | %.2f |%s %.0f |\n", mode, name, syn, gv, gvg, syn/best, noTSO, kernel[f])
 		}
 	}
 	fmt.Print(b.String() + "\n" + notes.String())
