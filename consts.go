@@ -48,6 +48,7 @@ const (
 	SO_DOMAIN       = 39 // read-only: AF_INET or AF_INET6
 	SO_TIMESTAMPING = 37 // SOF_TIMESTAMPING_* flags: software timestamps (msg.go)
 	SO_ZEROCOPY     = 60 // MSG_ZEROCOPY sends report completions on the error queue
+	SO_MARK         = 36 // a mark for the host's routing and filtering: stored and read back, unused by the stack
 
 	TCP_NODELAY       = 1  // disable Nagle's algorithm
 	TCP_MAXSEG        = 2  // clamp the MSS (before connect); read the MSS in use

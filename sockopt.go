@@ -190,7 +190,9 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // set, as Linux). IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind).
 // IP_RECVERR (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets
 // ICMP errors too, as its next call's error. IP_FREEBIND (IPPROTO_IP):
-// bind may name an address the stack does not have. IP_MTU_DISCOVER: see
+// bind may name an address the stack does not have. SO_MARK: kept and
+// read back; the stack has no routing rules or filters to apply it to.
+// IP_MTU_DISCOVER: see
 // IP_PMTUDISC_WANT. Read-only
 // options (SO_ERROR, SO_TYPE, SO_ACCEPTCONN...) and unknown ones get
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
@@ -301,6 +303,11 @@ var sockopts = []sockopt{
 		get: func(c optCtx) optValue { return optValue{n: c.Proto} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
+	{level: SOL_SOCKET, name: SO_MARK, linux: "SO_MARK", typ: optInt,
+		// Linux marks the socket's packets for its routing rules and
+		// netfilter; the stack has neither, so the mark is only kept.
+		get: func(c optCtx) optValue { return optValue{n: int(int32(c.O.Mark))} },
+		set: func(c optCtx, v optValue) error { c.O.Mark = uint32(v.n); return nil }},
 	{level: SOL_SOCKET, name: SO_ZEROCOPY, linux: "SO_ZEROCOPY", typ: optInt, lo: 0, hi: 1,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.O.ZeroCopy)} },
 		set: func(c optCtx, v optValue) error {
