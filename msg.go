@@ -299,6 +299,19 @@ func recvBuf(iov [][]byte, total int) (p []byte, direct bool) {
 	return make([]byte, total), false
 }
 
+// ErrQueueWakes counts the reports queued on fd's error queue, or merged
+// into the last one (MSG_ZEROCOPY completions), since the socket was
+// made. Each wakes the socket's pollers with POLLERR, as Linux's
+// sk_error_report: an edge-triggered poller (epoll's EPOLLET) reports
+// POLLERR again when the count moves, even if the queue was not empty.
+func (t *Sockets) ErrQueueWakes(fd int) (uint64, error) {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return 0, err
+	}
+	return sk.ErrQueueWakes(), nil
+}
+
 // recvErrQueue is Recvmsg with MSG_ERRQUEUE.
 func (t *Sockets) recvErrQueue(sk *engine.Socket, m *Msghdr, total int) (int, error) {
 	e, err := sk.ReadErrQueue()

@@ -119,12 +119,16 @@ func TestZeroCopyCompletions(t *testing.T) {
 	a := n.a.Sockets()
 	must(t, a.SetsockoptInt(cfd, SOL_SOCKET, SO_ZEROCOPY, 1))
 	data := bytes.Repeat([]byte("z"), 1000)
-	for range 3 {
+	for i := range 3 {
 		if _, err := a.Send(cfd, data, MSG_ZEROCOPY); err != nil {
 			t.Fatal(err)
 		}
 		n.pump()
 		n.advance(50 * time.Millisecond)
+		// Each completion wakes the socket's pollers, merged or not.
+		if w, err := a.ErrQueueWakes(cfd); err != nil || w != uint64(i+1) {
+			t.Errorf("after send %d: ErrQueueWakes = %d, %v; want %d", i, w, err, i+1)
+		}
 	}
 	if _, err := a.Send(cfd, data, 0); err != nil { // no id
 		t.Fatal(err)
@@ -140,6 +144,9 @@ func TestZeroCopyCompletions(t *testing.T) {
 	}
 	if _, err := a.Recvmsg(cfd, m, MSG_ERRQUEUE); err != syscall.EAGAIN {
 		t.Errorf("a second report: %v", err)
+	}
+	if _, err := a.ErrQueueWakes(999); err != syscall.EBADF {
+		t.Errorf("ErrQueueWakes on a bad fd: %v; want EBADF", err)
 	}
 }
 
