@@ -71,6 +71,9 @@ type sockopt struct {
 	// when zeroOK (back to the default). lo == hi == 0: any value.
 	lo, hi int
 	zeroOK bool
+	// zeroIsValue: a set of 0 is a value of its own (IP_PMTUDISC_DONT),
+	// not a return to the default.
+	zeroIsValue bool
 	// norm maps an optInt value as set to the value kept (Linux doubles
 	// SO_SNDBUF, caps TCP_LINGER2); nil keeps it as is. A kept 0 is "not
 	// set": get reads the default.
@@ -428,12 +431,19 @@ var sockopts = []sockopt{
 		get: getBool(func(o *engine.Options) bool { return o.FreeBind }),
 		set: setBool(func(o *engine.Options, on bool) { o.FreeBind = on }, nil)},
 	{level: IPPROTO_IP, name: IP_MTU_DISCOVER, linux: "IP_MTU_DISCOVER", typ: optInt,
-		// The modes whose TCP behaviour is the stack's: DF on every
-		// segment, the path MTU learnt from ICMP. The others would send
-		// without DF, which the stack never does: EINVAL.
-		lo: IP_PMTUDISC_WANT, hi: IP_PMTUDISC_PROBE,
-		get: func(c optCtx) optValue { return intOr(int(c.O.MTUDiscover), IP_PMTUDISC_WANT) },
-		set: setInt(func(o *engine.Options, v int) { o.MTUDiscover = int8(v) }, nil)},
+		// TCP segments carry DF under WANT and DO only, and the path MTU
+		// from ICMP lowers the MSS except under DONT, INTERFACE and OMIT,
+		// as Linux (internal/engine/ipopts.go).
+		lo: IP_PMTUDISC_DONT, hi: IP_PMTUDISC_OMIT, zeroIsValue: true,
+		get: func(c optCtx) optValue { return optValue{n: c.O.PMTUDiscMode()} },
+		set: setInt(func(o *engine.Options, v int) { o.SetPMTUDiscMode(v) }, nil)},
+	{level: IPPROTO_IP, name: IP_TOS, linux: "IP_TOS", typ: optInt,
+		// The TOS byte of the IPv4 header; on TCP its ECN bits stay
+		// TCP's, as Linux's do_ip_setsockopt. Any int is taken, its
+		// low byte kept.
+		norm: func(v int) int { return int(uint8(v) &^ ipTOSECN) },
+		get:  func(c optCtx) optValue { return optValue{n: int(c.O.TOS)} },
+		set:  setInt(func(o *engine.Options, v int) { o.TOS = uint8(v) }, nil)},
 	{level: IPPROTO_IPV6, name: IPV6_RECVERR, linux: "IPV6_RECVERR", typ: optBool, v6: true,
 		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
 		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},
@@ -534,6 +544,9 @@ func durOr(d, def time.Duration) int {
 	}
 	return int(d / time.Second)
 }
+
+// ipTOSECN are the TOS byte's ECN bits, which IP_TOS leaves to TCP.
+const ipTOSECN = 0x3
 
 // finTimeoutMax caps TCP_LINGER2 (Linux's TCP_FIN_TIMEOUT_MAX, seconds).
 const finTimeoutMax = 120

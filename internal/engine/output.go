@@ -15,6 +15,12 @@ import (
 // IPv6 with hop limit 64, as Linux sends. A packet larger than the link
 // MTU is not sent (IpOutDiscards). It needs sh's lock.
 func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
+	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true)
+}
+
+// sendSegmentIPLocked is sendSegmentLocked with the IPv4 header's TOS byte
+// and DF flag as a connection's socket options ask (ipopts.go).
+func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
 		DstPort: remote.Port(),
@@ -64,7 +70,7 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 	}
 	if src.Is4() {
 		sh.ipID++
-		ih := wire.IPv4{ID: sh.ipID, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ih := wire.IPv4{ID: sh.ipID, TOS: tos, DontFragment: df, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
 		_, err = ih.Emit(buf, tcpLen)
 	} else {
 		ih := wire.IPv6{NextHeader: wire.ProtoTCP, HopLimit: ipTTL, Src: src, Dst: dst}
