@@ -64,6 +64,9 @@ var sysCalls = map[string]sysCall{
 	"epoll_create1": {min: 1, max: 1, noFD: true, build: (*runner).callEpollCreate},
 	"epoll_ctl":     {min: 4, max: 4, build: (*runner).callEpollCtl},
 	"epoll_wait":    {min: 4, max: 4, build: (*runner).callEpollWait},
+
+	"open":     {min: 2, max: 3, noFD: true, build: (*runner).callOpen},
+	"sendfile": {min: 4, max: 4, build: (*runner).callSendfile},
 }
 
 // prepare builds the call of a system call line. It returns nil, nil for a
@@ -365,6 +368,9 @@ func (r *runner) callClose(c *callArgs) (*callOp, error) {
 	}
 	if _, ok := r.epolls[fd]; ok {
 		return errCall(func() error { return nil }, func() { delete(r.epolls, fd); delete(r.fds, script) }), nil
+	}
+	if _, ok := r.openFiles[fd]; ok {
+		return errCall(func() error { return nil }, func() { r.closeFile(fd); delete(r.fds, script) }), nil
 	}
 	return errCall(func() error { return st.Close(fd) }, func() { delete(r.fds, script) }), nil
 }
