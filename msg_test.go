@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -364,5 +365,34 @@ func TestErrQueueBounded(t *testing.T) {
 	}
 	if got == 0 || got > 2304/256 {
 		t.Errorf("%d reports queued; want some, at most %d", got, 2304/256)
+	}
+}
+
+// TestZeroCopyFragBreaks: a MSG_ZEROCOPY send's buffers are counted in
+// page fragments, 17 to a Linux send buffer; the data after each 17th
+// starts a new one.
+func TestZeroCopyFragBreaks(t *testing.T) {
+	ones := func(n int) [][]byte {
+		iov := make([][]byte, n)
+		for i := range iov {
+			iov[i] = []byte{0}
+		}
+		return iov
+	}
+	for _, tc := range []struct {
+		name string
+		iov  [][]byte
+		want []int
+	}{
+		{"17 fit", ones(17), nil},
+		{"18", ones(18), []int{17}},
+		{"64", ones(64), []int{17, 34, 51}},
+		{"empty ones skipped", append(append(ones(10), nil, nil), ones(8)...), []int{17}},
+		{"a buffer of 18 pages", [][]byte{make([]byte, 18*4096-1)}, []int{17 * 4096}},
+		{"pages and ones", append([][]byte{make([]byte, 16*4096+1)}, ones(3)...), []int{16*4096 + 1}},
+	} {
+		if got := zcFragBreaks(tc.iov); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: breaks %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

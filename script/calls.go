@@ -319,6 +319,12 @@ func (r *runner) receiver(fd int, buf []byte, flags int64) func() (bool, callRes
 // sender is the try of a write of buf: a blocking one writes it all,
 // waiting for room.
 func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResult) {
+	return r.senderFunc(fd, len(buf), flags, func(off, f int) (int, error) { return r.st.Send(fd, buf[off:], f) })
+}
+
+// senderFunc is sender over send, which sends the data from offset off
+// with flags f (of total bytes in all).
+func (r *runner) senderFunc(fd, total int, flags int64, send func(off, f int) (int, error)) func() (bool, callResult) {
 	st := r.st
 	sentN := 0
 	blocked := false
@@ -338,7 +344,7 @@ func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResul
 			if !nb {
 				f |= linuxMsgDontwait
 			}
-			n, err := st.Send(fd, buf[sentN:], f)
+			n, err := send(sentN, f)
 			if n > 0 {
 				sentN += n
 			}
@@ -352,7 +358,7 @@ func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResul
 				}
 				return true, res(0, err)
 			}
-			if nb || sentN >= len(buf) {
+			if nb || sentN >= total {
 				return true, res(sentN, nil)
 			}
 		}

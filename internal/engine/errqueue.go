@@ -320,6 +320,11 @@ type SendFlags struct {
 	More     bool // MSG_MORE: more data follows, hold a partial segment
 	EOR      bool // MSG_EOR: no later data joins this write's last segment
 	ZeroCopy bool // MSG_ZEROCOPY (with SO_ZEROCOPY): a completion on the error queue
+	// Breaks are offsets in the data, ascending, where Linux would end a
+	// send buffer and mark it for push because a MSG_ZEROCOPY send's
+	// pinned pages filled its fragment slots (zcFragBreaks in the socket
+	// layer): no segment crosses one.
+	Breaks []int
 }
 
 // noteSendLocked records what a TCP send of data at [start, end) owes the
