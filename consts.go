@@ -48,6 +48,7 @@ const (
 	SO_DOMAIN       = 39 // read-only: AF_INET or AF_INET6
 	SO_TIMESTAMPING = 37 // SOF_TIMESTAMPING_* flags: software timestamps (msg.go)
 	SO_ZEROCOPY     = 60 // MSG_ZEROCOPY sends report completions on the error queue
+	SO_MARK         = 36 // a mark for the host's routing and filtering: stored and read back, unused by the stack
 
 	TCP_NODELAY       = 1  // disable Nagle's algorithm
 	TCP_MAXSEG        = 2  // clamp the MSS (before connect); read the MSS in use
@@ -66,19 +67,19 @@ const (
 	IPV6_V6ONLY  = 26 // an AF_INET6 socket takes IPv6 only (set before bind)
 	IP_RECVERR   = 11 // level IPPROTO_IP: ICMP errors reach an unconnected UDP socket too (its next call returns them)
 	IPV6_RECVERR = 25 // level IPPROTO_IPV6: the same for IPv6
-	// IP_MTU_DISCOVER (level IPPROTO_IP) takes IP_PMTUDISC_WANT, _DO or
-	// _PROBE, what the stack does for TCP: DF set, the path MTU learnt
-	// from ICMP. IP_PMTUDISC_DONT, _INTERFACE and _OMIT get EINVAL (Linux
-	// takes them: see docs/linux-differences.md).
+	// IP_MTU_DISCOVER (level IPPROTO_IP) takes Linux's six modes; on TCP,
+	// as Linux: DF only under IP_PMTUDISC_WANT and _DO, the path MTU from
+	// ICMP lowers the MSS except under _DONT, _INTERFACE and _OMIT.
 	IP_MTU_DISCOVER = 10
+	IP_TOS          = 1  // level IPPROTO_IP: the IPv4 header's TOS byte (TCP keeps the two ECN bits)
 	IP_FREEBIND     = 15 // level IPPROTO_IP: bind may name an address the stack does not have
 
-	IP_PMTUDISC_DONT      = 0 // never set DF (refused)
-	IP_PMTUDISC_WANT      = 1 // path-MTU discovery (the default)
-	IP_PMTUDISC_DO        = 2 // always set DF
-	IP_PMTUDISC_PROBE     = 3 // set DF, as DO
-	IP_PMTUDISC_INTERFACE = 4 // the interface's MTU only (refused)
-	IP_PMTUDISC_OMIT      = 5 // as INTERFACE, DF off for fragments (refused)
+	IP_PMTUDISC_DONT      = 0 // no DF, the path MTU not used
+	IP_PMTUDISC_WANT      = 1 // path-MTU discovery (the default): DF
+	IP_PMTUDISC_DO        = 2 // DF
+	IP_PMTUDISC_PROBE     = 3 // no DF on TCP's segments, the path MTU used
+	IP_PMTUDISC_INTERFACE = 4 // no DF, the path MTU not used
+	IP_PMTUDISC_OMIT      = 5 // as INTERFACE
 )
 
 // Ioctl requests, Linux's values.

@@ -214,6 +214,11 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 		return sk.SendFastOpen(p, m.Name, nonblock || flags&MSG_DONTWAIT != 0, nil)
 	}
 	f := sendFlags(nonblock, flags)
+	if f.ZeroCopy && len(m.Iov) > maxSkbFrags {
+		if zc, err := engine.GetOption(sk, func(c optCtx) bool { return c.O.ZeroCopy }); err == nil && zc {
+			f.Breaks = zcFragBreaks(m.Iov)
+		}
+	}
 	if total == 0 {
 		// As Linux, an empty send still fails on a socket that cannot
 		// send; otherwise it returns 0 and sends nothing.
@@ -299,6 +304,19 @@ func recvBuf(iov [][]byte, total int) (p []byte, direct bool) {
 	return make([]byte, total), false
 }
 
+// ErrQueueWakes counts the reports queued on fd's error queue, or merged
+// into the last one (MSG_ZEROCOPY completions), since the socket was
+// made. Each wakes the socket's pollers with POLLERR, as Linux's
+// sk_error_report: an edge-triggered poller (epoll's EPOLLET) reports
+// POLLERR again when the count moves, even if the queue was not empty.
+func (t *Sockets) ErrQueueWakes(fd int) (uint64, error) {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return 0, err
+	}
+	return sk.ErrQueueWakes(), nil
+}
+
 // recvErrQueue is Recvmsg with MSG_ERRQUEUE.
 func (t *Sockets) recvErrQueue(sk *engine.Socket, m *Msghdr, total int) (int, error) {
 	e, err := sk.ReadErrQueue()
@@ -345,6 +363,37 @@ func setTimestamping(c optCtx, v optValue) error {
 }
 
 // sendFlags are a TCP send's flags as the engine takes them.
+// maxSkbFrags is Linux's MAX_SKB_FRAGS (its default, 17): the page
+// fragments one send buffer holds.
+const maxSkbFrags = 17
+
+// fragPage is the page size zcFragBreaks counts fragments in.
+const fragPage = 4096
+
+// zcFragBreaks returns where Linux ends a send buffer of a MSG_ZEROCOPY
+// sendmsg for lack of fragment slots: it pins the pages of each buffer of
+// the iovec, each a fragment of its own, and once a send buffer holds
+// maxSkbFrags it marks it for push and starts another. Each buffer is
+// counted as starting on a page (a buffer of up to 4096 bytes is one
+// fragment); Linux counts the pages it really spans.
+func zcFragBreaks(iov [][]byte) []int {
+	var breaks []int
+	off, frags := 0, 0
+	for _, b := range iov {
+		for rest := len(b); rest > 0; {
+			if frags == maxSkbFrags {
+				breaks = append(breaks, off)
+				frags = 0
+			}
+			k := min(rest, fragPage)
+			frags++
+			off += k
+			rest -= k
+		}
+	}
+	return breaks
+}
+
 func sendFlags(nonblock bool, flags int) engine.SendFlags {
 	return engine.SendFlags{
 		NonBlock: nonblock || flags&MSG_DONTWAIT != 0,

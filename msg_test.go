@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -119,12 +120,16 @@ func TestZeroCopyCompletions(t *testing.T) {
 	a := n.a.Sockets()
 	must(t, a.SetsockoptInt(cfd, SOL_SOCKET, SO_ZEROCOPY, 1))
 	data := bytes.Repeat([]byte("z"), 1000)
-	for range 3 {
+	for i := range 3 {
 		if _, err := a.Send(cfd, data, MSG_ZEROCOPY); err != nil {
 			t.Fatal(err)
 		}
 		n.pump()
 		n.advance(50 * time.Millisecond)
+		// Each completion wakes the socket's pollers, merged or not.
+		if w, err := a.ErrQueueWakes(cfd); err != nil || w != uint64(i+1) {
+			t.Errorf("after send %d: ErrQueueWakes = %d, %v; want %d", i, w, err, i+1)
+		}
 	}
 	if _, err := a.Send(cfd, data, 0); err != nil { // no id
 		t.Fatal(err)
@@ -140,6 +145,9 @@ func TestZeroCopyCompletions(t *testing.T) {
 	}
 	if _, err := a.Recvmsg(cfd, m, MSG_ERRQUEUE); err != syscall.EAGAIN {
 		t.Errorf("a second report: %v", err)
+	}
+	if _, err := a.ErrQueueWakes(999); err != syscall.EBADF {
+		t.Errorf("ErrQueueWakes on a bad fd: %v; want EBADF", err)
 	}
 }
 
@@ -357,5 +365,34 @@ func TestErrQueueBounded(t *testing.T) {
 	}
 	if got == 0 || got > 2304/256 {
 		t.Errorf("%d reports queued; want some, at most %d", got, 2304/256)
+	}
+}
+
+// TestZeroCopyFragBreaks: a MSG_ZEROCOPY send's buffers are counted in
+// page fragments, 17 to a Linux send buffer; the data after each 17th
+// starts a new one.
+func TestZeroCopyFragBreaks(t *testing.T) {
+	ones := func(n int) [][]byte {
+		iov := make([][]byte, n)
+		for i := range iov {
+			iov[i] = []byte{0}
+		}
+		return iov
+	}
+	for _, tc := range []struct {
+		name string
+		iov  [][]byte
+		want []int
+	}{
+		{"17 fit", ones(17), nil},
+		{"18", ones(18), []int{17}},
+		{"64", ones(64), []int{17, 34, 51}},
+		{"empty ones skipped", append(append(ones(10), nil, nil), ones(8)...), []int{17}},
+		{"a buffer of 18 pages", [][]byte{make([]byte, 18*4096-1)}, []int{17 * 4096}},
+		{"pages and ones", append([][]byte{make([]byte, 16*4096+1)}, ones(3)...), []int{16*4096 + 1}},
+	} {
+		if got := zcFragBreaks(tc.iov); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: breaks %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -71,6 +71,9 @@ type sockopt struct {
 	// when zeroOK (back to the default). lo == hi == 0: any value.
 	lo, hi int
 	zeroOK bool
+	// zeroIsValue: a set of 0 is a value of its own (IP_PMTUDISC_DONT),
+	// not a return to the default.
+	zeroIsValue bool
 	// norm maps an optInt value as set to the value kept (Linux doubles
 	// SO_SNDBUF, caps TCP_LINGER2); nil keeps it as is. A kept 0 is "not
 	// set": get reads the default.
@@ -190,7 +193,9 @@ func (t *Sockets) setOpt(fd, level, name int, typ optType, v optValue) error {
 // set, as Linux). IPPROTO_IPV6: IPV6_V6ONLY (AF_INET6 only, before bind).
 // IP_RECVERR (IPPROTO_IP) and IPV6_RECVERR: an unconnected UDP socket gets
 // ICMP errors too, as its next call's error. IP_FREEBIND (IPPROTO_IP):
-// bind may name an address the stack does not have. IP_MTU_DISCOVER: see
+// bind may name an address the stack does not have. SO_MARK: kept and
+// read back; the stack has no routing rules or filters to apply it to.
+// IP_MTU_DISCOVER: see
 // IP_PMTUDISC_WANT. Read-only
 // options (SO_ERROR, SO_TYPE, SO_ACCEPTCONN...) and unknown ones get
 // ENOPROTOOPT; SO_LINGER needs SetsockoptLinger (EINVAL here, as for a
@@ -301,6 +306,11 @@ var sockopts = []sockopt{
 		get: func(c optCtx) optValue { return optValue{n: c.Proto} }},
 	{level: SOL_SOCKET, name: SO_ACCEPTCONN, linux: "SO_ACCEPTCONN", typ: optBool,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.Listening)} }},
+	{level: SOL_SOCKET, name: SO_MARK, linux: "SO_MARK", typ: optInt,
+		// Linux marks the socket's packets for its routing rules and
+		// netfilter; the stack has neither, so the mark is only kept.
+		get: func(c optCtx) optValue { return optValue{n: int(int32(c.O.Mark))} },
+		set: func(c optCtx, v optValue) error { c.O.Mark = uint32(v.n); return nil }},
 	{level: SOL_SOCKET, name: SO_ZEROCOPY, linux: "SO_ZEROCOPY", typ: optInt, lo: 0, hi: 1,
 		get: func(c optCtx) optValue { return optValue{n: boolInt(c.O.ZeroCopy)} },
 		set: func(c optCtx, v optValue) error {
@@ -422,12 +432,19 @@ var sockopts = []sockopt{
 		get: getBool(func(o *engine.Options) bool { return o.FreeBind }),
 		set: setBool(func(o *engine.Options, on bool) { o.FreeBind = on }, nil)},
 	{level: IPPROTO_IP, name: IP_MTU_DISCOVER, linux: "IP_MTU_DISCOVER", typ: optInt,
-		// The modes whose TCP behaviour is the stack's: DF on every
-		// segment, the path MTU learnt from ICMP. The others would send
-		// without DF, which the stack never does: EINVAL.
-		lo: IP_PMTUDISC_WANT, hi: IP_PMTUDISC_PROBE,
-		get: func(c optCtx) optValue { return intOr(int(c.O.MTUDiscover), IP_PMTUDISC_WANT) },
-		set: setInt(func(o *engine.Options, v int) { o.MTUDiscover = int8(v) }, nil)},
+		// TCP segments carry DF under WANT and DO only, and the path MTU
+		// from ICMP lowers the MSS except under DONT, INTERFACE and OMIT,
+		// as Linux (internal/engine/ipopts.go).
+		lo: IP_PMTUDISC_DONT, hi: IP_PMTUDISC_OMIT, zeroIsValue: true,
+		get: func(c optCtx) optValue { return optValue{n: c.O.PMTUDiscMode()} },
+		set: setInt(func(o *engine.Options, v int) { o.SetPMTUDiscMode(v) }, nil)},
+	{level: IPPROTO_IP, name: IP_TOS, linux: "IP_TOS", typ: optInt,
+		// The TOS byte of the IPv4 header; on TCP its ECN bits stay
+		// TCP's, as Linux's do_ip_setsockopt. Any int is taken, its
+		// low byte kept.
+		norm: func(v int) int { return int(uint8(v) &^ ipTOSECN) },
+		get:  func(c optCtx) optValue { return optValue{n: int(c.O.TOS)} },
+		set:  setInt(func(o *engine.Options, v int) { o.TOS = uint8(v) }, nil)},
 	{level: IPPROTO_IPV6, name: IPV6_RECVERR, linux: "IPV6_RECVERR", typ: optBool, v6: true,
 		get: getBool(func(o *engine.Options) bool { return o.RecvErr }),
 		set: setBool(func(o *engine.Options, on bool) { o.RecvErr = on }, nil)},
@@ -528,6 +545,9 @@ func durOr(d, def time.Duration) int {
 	}
 	return int(d / time.Second)
 }
+
+// ipTOSECN are the TOS byte's ECN bits, which IP_TOS leaves to TCP.
+const ipTOSECN = 0x3
 
 // finTimeoutMax caps TCP_LINGER2 (Linux's TCP_FIN_TIMEOUT_MAX, seconds).
 const finTimeoutMax = 120

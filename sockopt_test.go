@@ -147,7 +147,7 @@ func wantRead(p *sockopt, v, def int) int {
 	if p.norm != nil {
 		v = p.norm(v)
 	}
-	if v == 0 {
+	if v == 0 && !p.zeroIsValue {
 		return def
 	}
 	return v

@@ -64,6 +64,9 @@ var sysCalls = map[string]sysCall{
 	"epoll_create1": {min: 1, max: 1, noFD: true, build: (*runner).callEpollCreate},
 	"epoll_ctl":     {min: 4, max: 4, build: (*runner).callEpollCtl},
 	"epoll_wait":    {min: 4, max: 4, build: (*runner).callEpollWait},
+
+	"open":     {min: 2, max: 3, noFD: true, build: (*runner).callOpen},
+	"sendfile": {min: 4, max: 4, build: (*runner).callSendfile},
 }
 
 // prepare builds the call of a system call line. It returns nil, nil for a
@@ -316,6 +319,12 @@ func (r *runner) receiver(fd int, buf []byte, flags int64) func() (bool, callRes
 // sender is the try of a write of buf: a blocking one writes it all,
 // waiting for room.
 func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResult) {
+	return r.senderFunc(fd, len(buf), flags, func(off, f int) (int, error) { return r.st.Send(fd, buf[off:], f) })
+}
+
+// senderFunc is sender over send, which sends the data from offset off
+// with flags f (of total bytes in all).
+func (r *runner) senderFunc(fd, total int, flags int64, send func(off, f int) (int, error)) func() (bool, callResult) {
 	st := r.st
 	sentN := 0
 	blocked := false
@@ -335,7 +344,7 @@ func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResul
 			if !nb {
 				f |= linuxMsgDontwait
 			}
-			n, err := st.Send(fd, buf[sentN:], f)
+			n, err := send(sentN, f)
 			if n > 0 {
 				sentN += n
 			}
@@ -349,7 +358,7 @@ func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResul
 				}
 				return true, res(0, err)
 			}
-			if nb || sentN >= len(buf) {
+			if nb || sentN >= total {
 				return true, res(sentN, nil)
 			}
 		}
@@ -365,6 +374,9 @@ func (r *runner) callClose(c *callArgs) (*callOp, error) {
 	}
 	if _, ok := r.epolls[fd]; ok {
 		return errCall(func() error { return nil }, func() { delete(r.epolls, fd); delete(r.fds, script) }), nil
+	}
+	if _, ok := r.openFiles[fd]; ok {
+		return errCall(func() error { return nil }, func() { r.closeFile(fd); delete(r.fds, script) }), nil
 	}
 	return errCall(func() error { return st.Close(fd) }, func() { delete(r.fds, script) }), nil
 }

@@ -15,8 +15,9 @@ import (
 // edge-triggered item reports them only when something woke it since it
 // last reported, as Linux's ready list: being added, an event bit that
 // was clear and is set (the socket became writable again, a connection
-// or a FIN arrived...), or new data received even if unread data was
-// already there. The runner looks for those wake-ups after every event
+// or a FIN arrived...), new data received even if unread data was
+// already there, or a report queued on (or merged into) the error
+// queue, read or not, as Linux's sk_error_report. The runner looks for those wake-ups after every event
 // and clock step (epollSample), so a wake-up between two looks that
 // leaves no trace (data arriving and read in between) is not seen.
 
@@ -50,6 +51,23 @@ type epollItem struct {
 	disabled bool  // EPOLLONESHOT: reported, until EPOLL_CTL_MOD
 	prev     int16 // the poll bits at the last look
 	rcvd     uint64
+	errWakes uint64 // error-queue reports at the last look
+}
+
+// errWaker is the stack's count of error-queue reports (Sockets'
+// ErrQueueWakes): each wakes an edge-triggered item with EPOLLERR.
+type errWaker interface {
+	ErrQueueWakes(fd int) (uint64, error)
+}
+
+// errWakes is fd's count of error-queue reports (0 if the stack has none).
+func (r *runner) errWakes(fd int) uint64 {
+	w, ok := r.st.(errWaker)
+	if !ok {
+		return 0
+	}
+	n, _ := w.ErrQueueWakes(fd)
+	return n
 }
 
 // epollSet is an epoll instance: its items in the order they were added.
@@ -81,11 +99,11 @@ func (r *runner) epollSample() {
 	for _, ep := range r.epolls {
 		for _, it := range ep.items {
 			cur := r.pollBits(it.fd)
-			rcvd := r.bytesReceived(it.fd)
-			if cur&^it.prev != 0 || rcvd > it.rcvd {
+			rcvd, ew := r.bytesReceived(it.fd), r.errWakes(it.fd)
+			if cur&^it.prev != 0 || rcvd > it.rcvd || ew > it.errWakes {
 				it.pending = true
 			}
-			it.prev, it.rcvd = cur, rcvd
+			it.prev, it.rcvd, it.errWakes = cur, rcvd, ew
 		}
 	}
 }
@@ -175,7 +193,7 @@ func (r *runner) callEpollCtl(c *callArgs) (*callOp, error) {
 		case op == epollCtlAdd || op == epollCtlMod:
 			// Both look at the socket at once: ready now, it reports.
 			it := &epollItem{fd: fd, events: events, data: data, pending: true,
-				prev: r.pollBits(fd), rcvd: r.bytesReceived(fd)}
+				prev: r.pollBits(fd), rcvd: r.bytesReceived(fd), errWakes: r.errWakes(fd)}
 			if i < 0 {
 				ep.items = append(ep.items, it)
 			} else {

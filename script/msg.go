@@ -25,6 +25,7 @@ import (
 // msgSockets are the message calls of the stack's socket layer.
 type msgSockets interface {
 	Recvmsg(fd int, m *synstack.Msghdr, flags int) (int, error)
+	Sendmsg(fd int, m *synstack.Msghdr, flags int) (int, error)
 }
 
 // msgSymbols are the constants of the message calls, Linux's values.
@@ -165,7 +166,29 @@ func (r *runner) callSendmsg(c *callArgs) (*callOp, error) {
 		// As sendto(MSG_FASTOPEN), to the script's remote address.
 		return r.fastOpenSender(c.fd, buf, flags, netip.AddrPortFrom(r.connectAddr, r.connectPort)), nil
 	}
-	return &callOp{try: r.sender(c.fd, buf, flags)}, nil
+	ms, ok := r.st.(msgSockets)
+	if !ok || len(m.iov) < 2 {
+		return &callOp{try: r.sender(c.fd, buf, flags)}, nil
+	}
+	// The buffers as the script gave them: how a MSG_ZEROCOPY send
+	// fills Linux's send buffers depends on them.
+	fd := c.fd
+	send := func(off, f int) (int, error) {
+		return ms.Sendmsg(fd, &synstack.Msghdr{Iov: iovFrom(m.iov, off)}, f)
+	}
+	return &callOp{try: r.senderFunc(fd, len(buf), flags, send)}, nil
+}
+
+// iovFrom is iov without its first off bytes.
+func iovFrom(iov [][]byte, off int) [][]byte {
+	for len(iov) > 0 && off >= len(iov[0]) {
+		off -= len(iov[0])
+		iov = iov[1:]
+	}
+	if len(iov) == 0 || off == 0 {
+		return iov
+	}
+	return append([][]byte{iov[0][off:]}, iov[1:]...)
 }
 
 // callRecvmsg is recvmsg(FD, MSGHDR, FLAGS), checking what the call

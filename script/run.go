@@ -104,6 +104,11 @@ type runner struct {
 	pyVars map[string]float64
 	// epolls are the epoll instances, by live descriptor (epoll.go).
 	epolls map[int]*epollSet
+	// files are the scratch files the script made, path to size, and
+	// openFiles those open, by live descriptor (files.go).
+	files     map[string]int64
+	openFiles map[int]*openFile
+	nextFile  int
 }
 
 func newRunner(name string, opts Options, res *Result) *runner {

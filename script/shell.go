@@ -84,13 +84,16 @@ func (r *runner) shellCommand(line int, part string) error {
 		return r.writeFile(line, part, words[1:], redir)
 	case (cmd == "/bin/rm" || cmd == "rm") && len(words) >= 2 && words[1] == "-f":
 		// Removing a scratch file the script made for itself: the
-		// runner has no files, so there is nothing to remove.
+		// runner's are in memory (files.go).
 		for _, f := range words[2:] {
 			if !strings.HasPrefix(f, "/tmp/") {
 				return r.unsupported(line, "shell command `%s` (the runner removes only files under /tmp)", part)
 			}
+			delete(r.files, f)
 		}
 		return nil
+	case cmd == "/bin/dd" || cmd == "dd":
+		return r.dd(line, part, words[1:])
 	}
 	return r.unsupported(line, "shell command `%s`", part)
 }

@@ -683,20 +683,59 @@ func (c *Conn) WriteReady() bool {
 }
 
 // notSentRoom is what a write may add under TCP_NOTSENT_LOWAT, as Linux's
-// tcp_sendmsg checks tcp_stream_memory_free before each new segment:
-// segments keep coming while fewer than lowat bytes wait unsent, the
-// last one may pass the mark, and what the windows let leave at once
-// does not wait.
+// tcp_sendmsg: it fills its last unsent segment up to the size goal
+// (sizeGoal), pushes each full one out as far as the windows let it, and
+// checks tcp_stream_memory_free (fewer than lowat bytes unsent) only
+// before it starts a new segment. So a write may pass the mark by up to
+// one size goal, and what leaves at once does not count.
 func (c *Conn) notSentRoom(lowat int) int {
 	unsent := c.queuedFrom(c.snd.nxt)
-	left := lowat - unsent
-	if left <= 0 {
-		return 0
-	}
 	mss := max(c.currentMSS(), 1)
-	now := max(0, min(c.cc.cwnd-c.pipe(), int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt)))-unsent)
-	return (left + now + mss - 1) / mss * mss
+	goal := c.sizeGoal(mss)
+	// What the windows let leave now, in whole segments beyond those unsent.
+	sendable := min(c.cc.cwnd-c.pipe(), int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt)))
+	sendable = max(0, sendable) / mss * mss
+	room := 0
+	for range maxNotSentRounds {
+		free := 0
+		if r := unsent % goal; r > 0 {
+			free = goal - r // the last segment still has room
+		} else if unsent >= lowat {
+			break // tcp_stream_memory_free fails: no new segment
+		} else {
+			free = goal
+		}
+		room += free
+		unsent += free
+		sent := min(sendable, unsent)
+		sendable -= sent
+		unsent -= sent
+	}
+	return room
 }
+
+// maxNotSentRounds bounds notSentRoom's walk over segments: each round adds
+// a size goal, so past a few the write is limited by the buffer anyway.
+const maxNotSentRounds = 64
+
+// sizeGoal is the size of the segments Linux's tcp_sendmsg builds before
+// TSO cuts them (tcp_xmit_size_goal): half the largest window the peer
+// offered (all of it under 536 bytes), at most a GSO packet, in whole
+// segments of mss, at least one.
+func (c *Conn) sizeGoal(mss int) int {
+	goal := sizeGoalMax
+	if cut := int(c.snd.maxWnd); cut > 0 {
+		if cut > defaultPeerMSS {
+			cut /= 2
+		}
+		goal = min(goal, cut)
+	}
+	return max(goal/mss, 1) * mss
+}
+
+// sizeGoalMax is the largest packet Linux's size goal allows: a 64 KiB GSO
+// packet less the room it keeps for headers (MAX_TCP_HEADER).
+const sizeGoalMax = 65536 - 1 - 320
 
 // SetNotSentLowat sets TCP_NOTSENT_LOWAT (see Config.NotSentLowat).
 func (c *Conn) SetNotSentLowat(v int) { c.ownConfig().NotSentLowat = max(v, 0) }

@@ -375,9 +375,16 @@ func (c *Conn) output(now instant) {
 		}
 		mss := c.currentMSS()
 		n := c.eorLimit(c.snd.nxt, min(queued, mss, max(usable, 0)))
+		if seg := c.eorLimit(c.snd.nxt, min(queued, mss)); n < seg && room > 0 {
+			// The next segment does not fit the peer's window: Linux
+			// sends none cut to fit (tcp_snd_wnd_test) and waits for
+			// the window, or for the probe timer to send what fits
+			// (tcp_write_wakeup).
+			n = 0
+		}
 		if queued > 0 && n == 0 {
 			rwndLimited = room > 0
-			if c.snd.wnd == 0 && c.flight() == 0 && c.timer.rto.IsZero() {
+			if c.flight() == 0 && c.timer.rto.IsZero() {
 				c.armPersist(now)
 			}
 			break
@@ -423,6 +430,14 @@ func (c *Conn) output(now instant) {
 		}
 	}
 	c.flushUnit(now, &unit)
+	c.outputDone(now, sent, rwndLimited)
+}
+
+// outputDone is the bookkeeping after a pass of output: the cork's expiry
+// is used up, the rwnd-limited clock runs while the peer's window stopped
+// new data, the congestion window is validated (RFC 7661 as Linux), and
+// what was sent is watched by the TLP or the RTO.
+func (c *Conn) outputDone(now instant, sent, rwndLimited bool) {
 	c.sq.corkExpired = false
 	if rwndLimited {
 		c.chronoStart(now, chronoRwnd)

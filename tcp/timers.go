@@ -390,6 +390,7 @@ func (c *Conn) persistTimeout(now instant) {
 			return
 		}
 		c.output(now)
+		c.writeWakeup(now)
 		return
 	}
 	if (int(c.rtx.backoff) >= c.cfg.Retries2 && c.orphan) || c.userTimedOut(now) {
@@ -401,6 +402,27 @@ func (c *Conn) persistTimeout(now instant) {
 		c.rtx.backoff++
 	}
 	c.armPersist(now)
+}
+
+// writeWakeup sends, when nothing is in flight, what of the next segment
+// fits a peer's window smaller than it, with PSH, as Linux's
+// tcp_write_wakeup from the probe timer; output sends only segments that
+// fit whole.
+func (c *Conn) writeWakeup(now instant) {
+	queued := c.queuedFrom(c.snd.nxt)
+	if c.flight() > 0 || queued == 0 {
+		return
+	}
+	mss := c.currentMSS()
+	usable := int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt))
+	n := c.eorLimit(c.snd.nxt, min(queued, mss, usable))
+	if n <= 0 {
+		return
+	}
+	var u txUnit
+	c.transmitNew(now, n, false, mss, true, &u)
+	c.flushUnit(now, &u)
+	c.armXmitTimer(now)
 }
 
 // keepaliveTimeout sends a keepalive probe, or gives up after KeepCnt

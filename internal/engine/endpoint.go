@@ -32,7 +32,10 @@ type endpoint struct {
 	// they fill what qIndex's alignment leaves.
 	throttled bool
 	resuming  bool
-	qIndex    int32
+	// ipOpts are the socket's IP_TOS and IP_MTU_DISCOVER as the IPv4
+	// header and ICMP need them (ipopts.go): in the byte left here too.
+	ipOpts ipOpts
+	qIndex int32
 
 	passive   bool // created for a SYN at a listener
 	forwarded bool // made by the forwarder: its resets are counted
@@ -58,6 +61,7 @@ func (s *Host) newEndpointLocked(local, remote netip.AddrPort, o *Options, b *bi
 // number (a SYN cookie).
 func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b *binding, iss seq.Value) *endpoint {
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
+	ep.ipOpts = ipOptsOf(o)
 	s.hashLocked(ep, o, iss)
 	s.retainBinding(b)
 	return ep
@@ -81,7 +85,9 @@ func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
 
 // Send implements tcp.Host: the connection's segments go out from its
 // addresses.
-func (ep *endpoint) Send(seg *tcp.Segment) { ep.s.sendSegmentLocked(ep.sh, ep.local, ep.remote, seg) }
+func (ep *endpoint) Send(seg *tcp.Segment) {
+	ep.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment())
+}
 
 // Transition implements tcp.Host.
 func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {

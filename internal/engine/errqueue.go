@@ -104,6 +104,10 @@ type errQueue struct {
 	msgs    []ErrMsg
 	bytes   int
 	dropped uint64 // reports the bound turned away
+	// wakes counts the reports queued or merged into the last one: each
+	// wakes the socket's pollers with POLLERR, as Linux's sk_error_report
+	// (an edge-triggered epoll reports it again, read or not).
+	wakes uint64
 
 	// zcNext is the id the next MSG_ZEROCOPY send takes (sk_zckey);
 	// zcWait are the sends in flight, oldest first.
@@ -221,6 +225,7 @@ func (q *errQueue) pushLocked(m ErrMsg, limit int) bool {
 	}
 	q.msgs = append(q.msgs, m)
 	q.bytes += cost
+	q.wakes++
 	return true
 }
 
@@ -244,6 +249,7 @@ func (q *errQueue) zerocopyDoneLocked(lo, hi uint32, limit int) {
 		t := &q.msgs[n-1].Err
 		if t.Origin == SO_EE_ORIGIN_ZEROCOPY && t.Data+1 == lo && hi-t.Info >= hi-lo {
 			t.Data = hi
+			q.wakes++
 			return
 		}
 	}
@@ -285,6 +291,20 @@ func (sk *Socket) ReadErrQueue() (ErrMsg, error) {
 	return m, nil
 }
 
+// ErrQueueWakes counts the reports queued on the socket's error queue or
+// merged into its last one since it was made: each is a wake-up with
+// POLLERR, which an edge-triggered poller sees even while the queue was
+// not empty (Linux's sk_error_report).
+func (sk *Socket) ErrQueueWakes() uint64 {
+	q := sk.findEQ()
+	if q == nil {
+		return 0
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.wakes
+}
+
 // usableNow returns EBADF once the socket or the host is closed, read
 // without a lock (a hint: the calls that follow check again).
 func (sk *Socket) usableNow() error {
@@ -300,6 +320,11 @@ type SendFlags struct {
 	More     bool // MSG_MORE: more data follows, hold a partial segment
 	EOR      bool // MSG_EOR: no later data joins this write's last segment
 	ZeroCopy bool // MSG_ZEROCOPY (with SO_ZEROCOPY): a completion on the error queue
+	// Breaks are offsets in the data, ascending, where Linux would end a
+	// send buffer and mark it for push because a MSG_ZEROCOPY send's
+	// pinned pages filled its fragment slots (zcFragBreaks in the socket
+	// layer): no segment crosses one.
+	Breaks []int
 }
 
 // noteSendLocked records what a TCP send of data at [start, end) owes the

@@ -219,6 +219,9 @@ func (s *Host) icmpErrorLocked(from icmpFrom, v6 bool, quote []byte, errno sysca
 	}
 	now := s.clock.Now()
 	if mtu > 0 {
+		if !v6 && !ep.ipOpts.acceptsPathMTU() {
+			return // IP_PMTUDISC_DONT and the like: the segments may be cut on the way
+		}
 		hdr := wire.IPv4HeaderLen + wire.TCPHeaderLen
 		if v6 {
 			hdr = wire.IPv6HeaderLen + wire.TCPHeaderLen

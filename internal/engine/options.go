@@ -39,9 +39,11 @@ type Options struct {
 	FastOpenQLen    int
 	FastOpenConnect bool
 	FastOpenKey     string
-	NotSentLowat    int  // TCP_NOTSENT_LOWAT; 0: the host's (tcp.Config.NotSentLowat)
-	FreeBind        bool // IP_FREEBIND: bind may name an address the host does not have
-	MTUDiscover     int8 // IP_MTU_DISCOVER as set; 0: not set (IP_PMTUDISC_WANT)
+	NotSentLowat    int    // TCP_NOTSENT_LOWAT; 0: the host's (tcp.Config.NotSentLowat)
+	Mark            uint32 // SO_MARK: kept and read back, unused (no routing rules here)
+	FreeBind        bool   // IP_FREEBIND: bind may name an address the host does not have
+	MTUDiscover     int8   // IP_MTU_DISCOVER's mode plus one; 0: not set (see PMTUDiscMode)
+	TOS             uint8  // IP_TOS, its ECN bits clear (TCP owns them)
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1
@@ -188,6 +190,7 @@ func (sk *Socket) SetOption(set func(c OptCtx) error) error {
 		u.txStamp.Store(own.Timestamping&sofTX != 0)
 	}
 	if sk.ep != nil {
+		sk.ep.ipOpts = ipOptsOf(sk.opts)
 		s.afterLocked(sk.ep)
 	}
 	return nil

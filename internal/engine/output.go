@@ -20,6 +20,12 @@ const maxTCPHeaderLen = 60
 // cut (seg.GSOSize, link.SegmentOffloader) whose pieces fit the MTU. It
 // needs sh's lock.
 func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
+	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true)
+}
+
+// sendSegmentIPLocked is sendSegmentLocked with the IPv4 header's TOS byte
+// and DF flag as a connection's socket options ask (ipopts.go).
+func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
 		DstPort: remote.Port(),
@@ -77,7 +83,7 @@ func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *t
 		wire.SetTCPChecksumCopy(buf[ipLen:ipLen+n], buf[ipLen+n:], seg.Payload, src, dst)
 	}
 	if src.Is4() {
-		ih := wire.IPv4{TOS: seg.ECN & 3, ID: sh.ipID + 1, DontFragment: true, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
+		ih := wire.IPv4{TOS: tos&^3 | seg.ECN&3, ID: sh.ipID + 1, DontFragment: df, TTL: ipTTL, Protocol: wire.ProtoTCP, Src: src, Dst: dst}
 		sh.ipID += uint16(pieces) // the link numbers the pieces on from ID
 		_, err = ih.Emit(buf, tcpLen)
 	} else {

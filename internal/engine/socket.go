@@ -672,7 +672,11 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 			continue
 		}
 		start := ep.conn.WriteEnd()
-		n, err := ep.conn.WriteMsg(s.clock.Now(), p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR})
+		chunk, wf := p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR}
+		if len(f.Breaks) > 0 {
+			chunk, wf = breakChunk(p, written, f)
+		}
+		n, err := ep.conn.WriteMsg(s.clock.Now(), chunk, wf)
 		if n > 0 {
 			// Before afterLocked, which stamps what the write sent.
 			sk.noteSendLocked(start, start.Add(seq.Size(n)), p[:written+n], f, written > 0)
@@ -681,6 +685,9 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 		written += n
 		if err == nil && written == len(p) {
 			return written, nil
+		}
+		if err == nil && n == len(chunk) && n > 0 {
+			continue // on to the next buffer of a broken-up send
 		}
 		if err == nil && n == 0 {
 			err = syscall.EAGAIN
@@ -704,6 +711,18 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 			return 0, errnoOf(err)
 		}
 	}
+}
+
+// breakChunk is the part of p from written up to the next of f.Breaks, and
+// its write flags: a part that ends at a break is a record of its own
+// (EOR: no segment joins it with what follows) and is pushed (no MSG_MORE).
+func breakChunk(p []byte, written int, f SendFlags) ([]byte, tcp.WriteFlags) {
+	for _, b := range f.Breaks {
+		if b > written && b < len(p) {
+			return p[written:b], tcp.WriteFlags{EOR: true}
+		}
+	}
+	return p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR}
 }
 
 // Shutdown shuts the reading side, the writing side or both (see
