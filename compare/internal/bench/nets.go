@@ -136,10 +136,6 @@ type synNet struct {
 	dialer   synstack.Dialer
 }
 
-func newSynNet(mtu, clients int) (*synNet, error) {
-	return newSynNetWith(mtu, clients, SynOptions{})
-}
-
 // SynOptions vary the synstack network of a measurement.
 type SynOptions struct {
 	// NoOffload turns checksum offload off on the pipe: the stacks
