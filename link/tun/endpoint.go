@@ -86,6 +86,14 @@ func newEndpoint(mtu int) *Endpoint {
 // smaller than the buffers they take.
 const maxBigOut = 256
 
+// bigHighWater and bigLowWater are Backpressure's marks for the large
+// packets out: as the queues', no room at seven eighths, room again at
+// half.
+const (
+	bigHighWater = maxBigOut - maxBigOut/8
+	bigLowWater  = maxBigOut / 2
+)
+
 // getBuf returns a buffer for a packet of n bytes after the virtio
 // header's room, or nil when too many large ones are out.
 func (e *Endpoint) getBuf(n int) *[]byte {
@@ -150,9 +158,10 @@ var (
 )
 
 // TxRoom implements link.Backpressure: false while any queue holds
-// highWater packets or more (Stats.Throttled counts the times), and then
-// the writers call OnTxRoom's function once every queue has drained to
-// half.
+// highWater packets or more, or bigHighWater large (TSO) packets are out
+// (Stats.Throttled counts the times), and then the writers call
+// OnTxRoom's function once every queue, and the large packets, have
+// drained to half.
 func (e *Endpoint) TxRoom() bool {
 	if e.full() {
 		// Say a sender waits before looking again: a writer that drains
@@ -166,8 +175,12 @@ func (e *Endpoint) TxRoom() bool {
 	return true
 }
 
-// full reports whether some queue is at its high-water mark.
+// full reports whether some queue, or the large packets out, are at
+// their high-water mark.
 func (e *Endpoint) full() bool {
+	if e.bigOut.Load() >= bigHighWater {
+		return true
+	}
 	for _, q := range e.queues {
 		if len(q.out) >= e.highWater {
 			return true
@@ -183,7 +196,7 @@ func (e *Endpoint) OnTxRoom(f func()) { e.onRoom.Store(&f) }
 // queue is at its low-water mark or below. A writer calls it after each
 // batch.
 func (e *Endpoint) roomReturned() {
-	if !e.waiting.Load() {
+	if !e.waiting.Load() || e.bigOut.Load() > bigLowWater {
 		return
 	}
 	for _, q := range e.queues {
