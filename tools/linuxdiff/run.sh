@@ -46,6 +46,10 @@ if [ "${1:-}" = "--one-linux" ]; then
 	dir=$(dirname "$f") base=$(basename "$f")
 	flags=""
 	[ "$extra" = corpus ] && flags=$(variant "$base")
+	# The project's scripts name the error queue's control-message level
+	# and type as packetdrill's corpus does; synstack's runner knows them
+	# by the script's family, packetdrill only from run_all.py's -D.
+	[ "$extra" = project ] && flags="-D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR"
 	# The host's default congestion control may not be cubic, and a
 	# namespace may not choose its own unless the host allows it: set cubic
 	# on each socket the script creates (a listener's children inherit it),
