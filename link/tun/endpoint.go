@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/synstack/synstack/link"
 )
@@ -40,9 +41,13 @@ type Endpoint struct {
 	bigPool sync.Pool
 	bigOut  atomic.Int64
 	done    chan struct{}
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	once    sync.Once
+	wg      sync.WaitGroup // the readers
+	// stopWrite tells the writers to write what is queued and return
+	// (Close); wwg waits for them.
+	stopWrite chan struct{}
+	wwg       sync.WaitGroup
+	closed    atomic.Bool
+	once      sync.Once
 
 	gsoIn, gsoOut, tsoOut, csumIn, verifiedIn atomic.Uint64
 	dropNoDisp, dropBad, writeErrs, readErrs  atomic.Uint64
@@ -66,7 +71,7 @@ type queue struct {
 
 // newEndpoint returns an endpoint of MTU mtu, with no queue yet.
 func newEndpoint(mtu int) *Endpoint {
-	e := &Endpoint{mtu: mtu, done: make(chan struct{})}
+	e := &Endpoint{mtu: mtu, done: make(chan struct{}), stopWrite: make(chan struct{})}
 	e.pool.New = func() any {
 		b := make([]byte, vnetHdrLen+e.mtu)
 		return &b
@@ -77,6 +82,10 @@ func newEndpoint(mtu int) *Endpoint {
 	}
 	return e
 }
+
+// closeFlush bounds how long Close lets the writers write what is still
+// queued.
+const closeFlush = time.Second
 
 // maxBigOut bounds the packets above the MTU queued for the device, all
 // queues together: 256 buffers of 64 KiB, 16 MiB, half of what the
@@ -143,7 +152,8 @@ func (e *Endpoint) start(queueLen int) {
 	e.highWater = queueLen - max(queueLen/8, 1)
 	e.lowWater = queueLen / 2
 	for _, q := range e.queues {
-		e.wg.Add(2)
+		e.wg.Add(1)
+		e.wwg.Add(1)
 		go e.readLoop(q)
 		go e.writeLoop(q)
 	}
@@ -419,7 +429,7 @@ func (e *Endpoint) readLoop(q *queue) {
 // whatever gathered while the last write ran. With offloads, the segments
 // of a batch that continue each other are coalesced.
 func (e *Endpoint) writeLoop(q *queue) {
-	defer e.wg.Done()
+	defer e.wwg.Done()
 	var (
 		batch   = make([]*[]byte, 0, maxBatch)
 		pkts    = make([][]byte, 0, maxBatch)
@@ -428,10 +438,17 @@ func (e *Endpoint) writeLoop(q *queue) {
 	)
 	for {
 		select {
-		case <-e.done:
-			return
 		case b := <-q.out:
 			batch = append(batch, b)
+		case <-e.stopWrite:
+			// Close: write what is still queued (the RSTs of a closing
+			// stack among it), then return.
+			select {
+			case b := <-q.out:
+				batch = append(batch, b)
+			default:
+				return
+			}
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -614,9 +631,20 @@ func (e *Endpoint) Close() error {
 	e.once.Do(func() {
 		e.closed.Store(true)
 		e.disp.Set(nil)
+		// What was queued before Close still goes out (a closing stack's
+		// RSTs are written just before), for at most closeFlush: a device
+		// whose writes block does not hold Close.
+		close(e.stopWrite)
+		flushed := make(chan struct{})
+		go func() { e.wwg.Wait(); close(flushed) }()
+		select {
+		case <-flushed:
+		case <-time.After(closeFlush):
+		}
 		close(e.done)
 		err = e.teardown()
 		e.wg.Wait()
+		<-flushed
 		for _, q := range e.queues {
 		drain:
 			for {

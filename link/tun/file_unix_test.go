@@ -379,3 +379,40 @@ func TestWritePacketSegments(t *testing.T) {
 		t.Errorf("stats %+v: want two dropped as bad", s)
 	}
 }
+
+// Close writes what was queued before it: a closing stack's last packets
+// (the RSTs of the connections it aborts) are queued just before the link
+// closes, and once went nowhere.
+func TestCloseWritesQueued(t *testing.T) {
+	for round := range 20 {
+		fd, peer := packetPair(t)
+		ep, err := FromFD(fd, FileOptions{MTU: 1500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 8 // within a unix datagram socket's queue (max_dgram_qlen)
+		for i := range n {
+			p := seg{seq: uint32(1 + i), flags: wire.FlagRST | wire.FlagACK}.build(t)
+			if err := ep.WritePacket(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := ep.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Whatever Close wrote is in the socket already: the deadline
+		// only ends the reading.
+		peer.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		got := 0
+		buf := make([]byte, 2048)
+		for {
+			if _, err := peer.Read(buf); err != nil {
+				break
+			}
+			got++
+		}
+		if got != n {
+			t.Fatalf("round %d: %d of the %d packets queued before Close were written", round, got, n)
+		}
+	}
+}
