@@ -142,18 +142,25 @@ func iovLen(iov [][]byte) (int, error) {
 	return n, nil
 }
 
+// onlyBuffer returns the one non-empty buffer of iov (nil if none), and
+// whether there is at most one: then a call can use it in place.
+func onlyBuffer(iov [][]byte) ([]byte, bool) {
+	var only []byte
+	for _, b := range iov {
+		if len(b) > 0 {
+			if only != nil {
+				return nil, false
+			}
+			only = b
+		}
+	}
+	return only, true
+}
+
 // gather returns the buffers as one: the only non-empty one itself, or a
 // copy of them all.
 func gather(iov [][]byte, total int) []byte {
-	var only []byte
-	count := 0
-	for _, b := range iov {
-		if len(b) > 0 {
-			only = b
-			count++
-		}
-	}
-	if count <= 1 {
+	if only, ok := onlyBuffer(iov); ok {
 		return only
 	}
 	p := make([]byte, 0, total)
@@ -290,15 +297,7 @@ func (t *Sockets) Recvmsg(fd int, m *Msghdr, flags int) (int, error) {
 // recvBuf returns the buffer a receive fills: the only non-empty one of
 // the message itself (direct), or a new one to scatter from.
 func recvBuf(iov [][]byte, total int) (p []byte, direct bool) {
-	var only []byte
-	count := 0
-	for _, b := range iov {
-		if len(b) > 0 {
-			only = b
-			count++
-		}
-	}
-	if count <= 1 {
+	if only, ok := onlyBuffer(iov); ok {
 		return only, true
 	}
 	return make([]byte, total), false
