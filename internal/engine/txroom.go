@@ -51,24 +51,26 @@ func (ep *endpoint) Room() bool {
 		return true
 	}
 	t := &s.tx
-	if ep.resuming {
-		// Its turn: only the link's room counts.
+	// asked: the link was asked, and said it has no room (a call back
+	// is then due).
+	asked := false
+	if ep.resuming || !t.closed.Load() {
+		// Its turn, or the gate is open: the link's room decides.
 		if bp.TxRoom() {
 			return true
 		}
-		t.refilled.Store(true)
-	} else if !t.closed.Load() && bp.TxRoom() {
-		return true
+		asked = true
+		if ep.resuming {
+			t.refilled.Store(true)
+		}
 	}
 	// The gate is closed, or the link full. Whether to wait is decided
 	// under t.mu, where a resume opens the gate once nobody waits, so a
 	// connection never waits behind an open gate with no call back due.
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.closed.Load() && !ep.resuming {
-		if bp.TxRoom() {
-			return true // the gate opened meanwhile, with room
-		}
+	if !asked && !t.closed.Load() && bp.TxRoom() {
+		return true // the gate opened meanwhile, with room
 	}
 	// The link said no just now (a call back is due), or the gate is
 	// closed (a call back is due, or a resume runs).
