@@ -62,8 +62,8 @@ type Options struct {
 	Verbose io.Writer
 	// Flags are packetdrill's command-line options ("--ip_version=ipv6",
 	// "--local_ip=10.0.0.1", "--tolerance_usecs=10000"...), applied
-	// before the script's own header options, which win where both set
-	// one.
+	// after the script's own header options: as in packetdrill, the
+	// command line wins where both set one.
 	Flags []string
 	// Defines are packetdrill's -D NAME=VALUE definitions: a word NAME in
 	// the script reads as VALUE ("..." a string, `...` a command, a
@@ -105,7 +105,7 @@ func Run(name string, src []byte, opts Options) (res Result) {
 		res.Err = fmt.Errorf("%s: %w", name, err)
 		return res
 	}
-	s.options = append(flags, s.options...)
+	s.options = append(s.options, flags...)
 	r := newRunner(name, opts, &res)
 	defer func() {
 		if p := recover(); p != nil {

@@ -142,6 +142,12 @@ func TestDefinesAndFlags(t *testing.T) {
 	wantErr(t, res, `bad option "ip_version=ipv6"`)
 	res = Run("t.pkt", []byte(src), Options{Flags: []string{"--remote_ip=2001:db8::1"}, Defines: map[string]string{"LEN": "10"}})
 	wantErr(t, res, "must be IPv4 addresses")
+	// As in packetdrill, the command line wins over the script's header.
+	res = Run("t.pkt", []byte("--remote_ip=2001:db8::1\n"+src), Options{Strict: true,
+		Flags: []string{"--remote_ip=10.0.0.2"}, Defines: map[string]string{"LEN": "10"}})
+	if !res.Passed {
+		t.Errorf("a flag over the header's option: %v", res.Err)
+	}
 }
 
 func TestPythonAssignment(t *testing.T) {

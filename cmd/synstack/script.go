@@ -31,7 +31,7 @@ func runScripts(w io.Writer, args []string) (bool, error) {
 	verbose := fs.Bool("v", false, "print every event and packet as the scripts run")
 	var pdFlags []string
 	for _, name := range []string{"ip_version", "local_ip", "remote_ip", "gateway_ip", "netmask_ip", "mtu"} {
-		fs.Func(name, "packetdrill's --"+name+" (a script's own header option wins)", func(v string) error {
+		fs.Func(name, "packetdrill's --"+name+" (it wins over the script's own header option, as in packetdrill)", func(v string) error {
 			pdFlags = append(pdFlags, "--"+name+"="+v)
 			return nil
 		})
