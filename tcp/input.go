@@ -332,6 +332,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			// once, the ACK riding on it.
 			sent := c.stats.segsOut
 			c.output(now)
+			c.fastOpenResent(now)
 			if c.stats.segsOut == sent {
 				c.sendAck(now)
 			}
