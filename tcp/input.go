@@ -705,6 +705,9 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 		c.onNewAck(now, seg, acked)
 	}
 	newSACK := c.updateScoreboard(now, seg)
+	if acked <= 0 && newSACK {
+		c.sackMayGrow()
+	}
 	c.tlpOnAck(now, seg, newSACK)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.opt.sndShift == c.snd.wnd && c.flight() > 0 {
