@@ -168,7 +168,7 @@ func (s *Stack) dialTCP(ctx context.Context, network, address string, laddr, rad
 	sk, _, err := t.get(fd)
 	switch {
 	case err == nil && len(fastOpen) > 0:
-		_, err = sk.SendFastOpen(fastOpen, raddr, false, ctx.Done())
+		_, err = sk.SendFastOpen(fastOpen, raddr, engine.SendFlags{}, ctx.Done())
 	case err == nil:
 		err = sk.Connect(raddr, false, ctx.Done())
 	}

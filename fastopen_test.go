@@ -263,3 +263,43 @@ func TestFlushFastOpenCache(t *testing.T) {
 	_, _, err = tfoSend(t, n, addr, "third")
 	wantErr(t, "sendto after the flush", err, syscall.EINPROGRESS)
 }
+
+// TestFastOpenZeroCopy: sendto(MSG_FASTOPEN|MSG_ZEROCOPY) takes a
+// zerocopy id only when the SYN carries data (a cookie request sends
+// nothing), and its completion, reported as copied, comes once the
+// SYN's data is acknowledged.
+func TestFastOpenZeroCopy(t *testing.T) {
+	n, _, addr := tfoNet(t, 4)
+	ca := n.a.Sockets()
+	send := func() (int, int, error) {
+		fd := mustFD(t)(ca.Socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK, 0))
+		must(t, ca.SetsockoptInt(fd, SOL_SOCKET, SO_ZEROCOPY, 1))
+		k, err := ca.Sendto(fd, []byte("zerocopy"), MSG_FASTOPEN|MSG_ZEROCOPY, addr)
+		return fd, k, err
+	}
+	fd, _, err := send()
+	wantErr(t, "sendto without a cookie", err, syscall.EINPROGRESS)
+	n.pump()
+	_, err = ca.Recvmsg(fd, &Msghdr{}, MSG_ERRQUEUE)
+	wantErr(t, "MSG_ERRQUEUE after a cookie request", err, syscall.EAGAIN)
+
+	fd, k, err := send()
+	if k != 8 || err != nil {
+		t.Fatalf("sendto with a cookie: %d, %v", k, err)
+	}
+	n.pump()
+	m := &Msghdr{}
+	if _, err := ca.Recvmsg(fd, m, MSG_ERRQUEUE); err != nil || len(m.Control) != 1 {
+		t.Fatalf("MSG_ERRQUEUE once the SYN's data is acknowledged: %v, %v", m.Control, err)
+	}
+	if e := m.Control[0].(*ExtendedErr); e.Origin != SO_EE_ORIGIN_ZEROCOPY || e.Info != 0 || e.Data != 0 || e.Code != SO_EE_CODE_ZEROCOPY_COPIED {
+		t.Errorf("completion %+v; want id 0, copied", e.SockExtendedErr)
+	}
+	if _, err := ca.Send(fd, []byte("more"), MSG_ZEROCOPY); err != nil {
+		t.Fatal(err)
+	}
+	n.pump()
+	if _, err := ca.Recvmsg(fd, m, MSG_ERRQUEUE); err != nil || m.Control[0].(*ExtendedErr).Info != 1 {
+		t.Errorf("the next send's completion: %v, %v; want id 1", m.Control, err)
+	}
+}

@@ -218,7 +218,7 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 	}
 	if flags&MSG_FASTOPEN != 0 {
 		// As sendto: the data goes in the SYN to m.Name (Fast Open).
-		return sk.SendFastOpen(p, m.Name, nonblock || flags&MSG_DONTWAIT != 0, nil)
+		return sk.SendFastOpen(p, m.Name, sendFlags(nonblock, flags), nil)
 	}
 	f := sendFlags(nonblock, flags)
 	if f.ZeroCopy && len(m.Iov) > maxSkbFrags {

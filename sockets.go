@@ -404,7 +404,7 @@ func (t *Sockets) Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int,
 	}
 	if !sk.UDP() {
 		if flags&MSG_FASTOPEN != 0 {
-			return sk.SendFastOpen(p, addr, nonblock || flags&MSG_DONTWAIT != 0, nil)
+			return sk.SendFastOpen(p, addr, sendFlags(nonblock, flags), nil)
 		}
 		return sk.SendMsg(p, sendFlags(nonblock, flags), nil)
 	}

@@ -135,6 +135,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.Retrans), true
 	case "tcpi_reordering":
 		return float64(info.Reordering), true
+	case "tcpi_reord_seen":
+		return float64(info.ReordSeen), true
 	case "tcpi_delivered":
 		return float64(info.Delivered), true
 	case "tcpi_last_data_sent":
@@ -172,7 +174,7 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 var tcpiUntracked = map[string]bool{
 	"tcpi_ato": true, "tcpi_pmtu": true, "tcpi_rcv_ssthresh": true, "tcpi_data_segs_in": true,
 	"tcpi_data_segs_out": true, "tcpi_bytes_sent": true, "tcpi_bytes_retrans": true,
-	"tcpi_reord_seen": true, "tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
+	"tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
 	"tcpi_total_rto_time": true,
 }
 

@@ -389,6 +389,11 @@ type Info struct {
 	// Reordering is the reordering degree the connection tolerates, in
 	// segments: 3, or the largest reordering seen (tcpi_reordering).
 	Reordering int
+	// ReordSeen counts the reorderings seen: ACKs whose SACK blocks, or
+	// whose cumulative acknowledgment, delivered a segment never sent
+	// again below one delivered before, and holes a delayed original
+	// filled during recovery (tcpi_reord_seen).
+	ReordSeen int
 	// Delivered counts segments delivered, by cumulative ACK or SACK, the
 	// SYN or SYN,ACK included (tcpi_delivered).
 	Delivered uint64

@@ -92,6 +92,18 @@ func (c *Conn) onAckGrow(now instant, acked, inflight int) {
 	c.cc.algo.avoid(c, now, acked)
 }
 
+// sackMayGrow lets an ACK that only SACKs new data grow cwnd, by what it
+// SACKed, once the connection has seen reordering beyond DupThresh
+// segments: Linux's tcp_may_raise_cwnd takes any forward progress then,
+// and only an advance of SND.UNA before. afterAck decides, after loss
+// detection, as for an ACK that advances SND.UNA.
+func (c *Conn) sackMayGrow() {
+	if int(c.cc.reo.degree) <= dupThresh || c.rateControlled() {
+		return
+	}
+	c.sc.rs.growAfter, c.sc.rs.growInflight = true, int(c.snd.nxt.Sub(c.snd.una))
+}
+
 // reno is RFC 5681's congestion avoidance: one segment per window of ACKs,
 // and half the flight on loss.
 type reno struct {

@@ -35,6 +35,7 @@ type infoStats struct {
 	chronoAt                 uint32
 	chronoMS                 [3]uint32 // per chronoKind from chronoBusy
 	deliveredSegs            uint32    // records delivered, by ACK or SACK (tcpi_delivered, less the SYN)
+	reordSeen                uint32    // reorderings seen (tcpi_reord_seen; rack.go)
 	chronoKind               chronoKind
 }
 
@@ -142,6 +143,7 @@ func (c *Conn) infoLinux(now instant, inf *Info) {
 	}
 	if m := c.stats.more; m != nil {
 		inf.Delivered += uint64(m.deliveredSegs)
+		inf.ReordSeen = int(m.reordSeen)
 		inf.LastDataSent = since(now, m.lastDataSnd)
 		inf.LastDataRecv = since(now, m.lastDataRcv)
 	}

@@ -55,6 +55,9 @@ type fastOpen struct {
 	// pathMSS, if not 0, is the MSS a smaller path MTU allows, learned
 	// from an ICMP error about the SYN's data (fastOpenSynTooBig).
 	pathMSS int32
+	// resendEnd ends the SYN's data the SYN,ACK left unacknowledged,
+	// which goes again as a retransmission (fastOpenResent).
+	resendEnd seq.Value
 }
 
 // Fast Open client failures, as Linux's tcpi_fastopen_client_fail.
@@ -148,7 +151,12 @@ func (c *Conn) ConnectFastOpen(t time.Time, req FastOpenRequest, p []byte) (int,
 		c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, n, 0)
 		c.sq.writeAt(0, p[:n])
 		c.sq.n = n
-		c.markPush(c.sq.start, c.sq.start.Add(seq.Size(n)))
+		// One PSH mark, at the end, as Linux's SYN data carries PSH
+		// (markPush's forced marks would use an MSS and a window not
+		// known yet).
+		end := c.sq.start.Add(seq.Size(n))
+		c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: end, push: true})
+		c.sq.pushed = end
 		fo.synData = int32(n)
 	}
 	if err := c.Connect(t); err != nil {
@@ -281,6 +289,7 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 			c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
 			return false
 		}
+		fo.resendEnd = fo.lostEnd
 		return c.sq.n > 0
 	}
 	if fo.synData <= 0 {
@@ -295,8 +304,32 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 	// Not all of it: what is left goes again, from SND.UNA.
 	fo.clientFail = FastOpenFailDataNotAcked
 	c.cfg.Counters.FastOpenActiveFail++
+	fo.resendEnd = c.snd.nxt
 	c.snd.nxt, c.snd.max = seg.ACK, seg.ACK
 	return true
+}
+
+// fastOpenResent marks what of the SYN's data went again after the
+// SYN,ACK as retransmitted, since it was sent before: Linux marks it lost
+// and sends it through its retransmission path
+// (tcp_non_congestion_loss_retransmit), so it counts in tcpi_retrans and
+// tcpi_total_retrans, and gives no RTT sample (Karn).
+func (c *Conn) fastOpenResent(now instant) {
+	if c.fl == nil {
+		return
+	}
+	mss := max(c.opt.sndMSS, 1)
+	for i := range c.fl.txq.len() {
+		r := c.fl.txq.at(i)
+		if r.end.GreaterThan(c.fo.resendEnd) {
+			break
+		}
+		c.recordRetransmit(now, i)
+		for range max((r.size()+mss-1)/mss, 1) {
+			c.countRetrans()
+		}
+	}
+	c.rtx.rttTiming = false
 }
 
 // fastOpenDataAcked takes off the send queue what of the SYN's data the

@@ -131,3 +131,37 @@ func TestFastOpenCookieRequest(t *testing.T) {
 		t.Errorf("client fail %d", f)
 	}
 }
+
+// TestFastOpenResendIsRetransmission: the SYN's data a SYN,ACK leaves
+// unacknowledged goes again as a retransmission, as Linux marks it lost
+// and resends it (tcpi_retrans, tcpi_total_retrans), and only its last
+// segment carries PSH, as the SYN's one buffer carried it.
+func TestFastOpenResendIsRetransmission(t *testing.T) {
+	n := newNet(t, nil)
+	n.b.c.ownConfig()
+	n.b.c.cfg.MSS = 500 // B announces 500: the data goes again in three segments
+	n.b.c.Listen()
+	data := bytes.Repeat([]byte("x"), 1200)
+	if _, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{Cookie: testCookie, PeerMSS: 1460}, data); err != nil {
+		t.Fatal(err)
+	}
+	n.deliver(n.a) // B does not take the data: its SYN,ACK acknowledges the SYN
+	n.deliver(n.b)
+	out := n.a.out
+	if len(out) != 3 {
+		t.Fatalf("after the SYN,ACK the client sent\n%s", n.dump())
+	}
+	for i, s := range out {
+		if got, want := s.Flags&flagPSH != 0, i == len(out)-1; got != want {
+			t.Errorf("segment %s: PSH %v, want %v", fmtSeg(&s), got, want)
+		}
+	}
+	inf := n.a.c.Info(n.now)
+	if inf.Retrans != 3 || inf.TotalRetrans != 3 {
+		t.Errorf("tcpi_retrans %d, tcpi_total_retrans %d; want 3 and 3", inf.Retrans, inf.TotalRetrans)
+	}
+	n.settle()
+	if inf := n.a.c.Info(n.now); inf.Retrans != 0 || inf.Unacked != 0 {
+		t.Errorf("once acknowledged: tcpi_retrans %d, tcpi_unacked %d", inf.Retrans, inf.Unacked)
+	}
+}

@@ -332,6 +332,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			// once, the ACK riding on it.
 			sent := c.stats.segsOut
 			c.output(now)
+			c.fastOpenResent(now)
 			if c.stats.segsOut == sent {
 				c.sendAck(now)
 			}
@@ -704,6 +705,9 @@ func (c *Conn) processAck(now instant, seg *Segment) bool {
 		c.onNewAck(now, seg, acked)
 	}
 	newSACK := c.updateScoreboard(now, seg)
+	if acked <= 0 && newSACK {
+		c.sackMayGrow()
+	}
 	c.tlpOnAck(now, seg, newSACK)
 	if acked <= 0 && ack == c.snd.una && len(seg.Payload) == 0 && seg.Flags&flagFIN == 0 &&
 		uint32(seg.WND)<<c.opt.sndShift == c.snd.wnd && c.flight() > 0 {

@@ -63,6 +63,7 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec, sacked bool) {
 	if !r.has(recEverRetrans) {
 		if rk.valid && r.end.LessThan(rk.fack) {
 			c.cc.reo.reord = true // delivered below a segment delivered before
+			c.sc.rs.reordered = true
 			if mss := c.opt.sndMSS; mss > 0 {
 				d := (int(rk.fack.Sub(r.start)) + mss - 1) / mss
 				c.cc.reo.degree = uint8(min(max(d, int(c.cc.reo.degree)), 255))
@@ -82,6 +83,18 @@ func (c *Conn) rackOnDelivered(now instant, r *txrec, sacked bool) {
 	if !rk.valid || rk.sentAfter(r) {
 		rk.xmit, rk.endSeq, rk.order, rk.rtt = r.xmit, r.end, r.order, rtt
 		rk.valid = true
+	}
+}
+
+// countReordering counts in tcpi_reord_seen the reordering the records
+// delivered since the last call showed, once: Linux counts it once for
+// an ACK's SACK blocks (tcp_sacktag_write_queue) and once for what its
+// cumulative acknowledgment delivered (tcp_clean_rtx_queue), through
+// tcp_check_sack_reordering.
+func (c *Conn) countReordering() {
+	if c.sc.rs.reordered {
+		c.sc.rs.reordered = false
+		c.more().reordSeen++
 	}
 }
 

@@ -52,6 +52,10 @@ type rateSample struct {
 	ecr    uint32
 	hasEcr bool
 	ece    bool // the ACK echoes congestion (ECN, ecn.go)
+	// reordered: a record delivered in the current phase of the ACK
+	// (its SACK blocks, then SND.UNA's advance) filled a hole below one
+	// delivered before (rackOnDelivered, countReordering).
+	reordered bool
 }
 
 // rateOnSend takes the snapshot for a record sent now (tcp_rate_skb_sent).

@@ -68,6 +68,8 @@ func (c *Conn) updateScoreboard(now instant, seg *Segment) bool {
 	}
 	news := false
 	o := &seg.Options
+	c.sc.rs.reordered = false
+	defer c.countReordering()
 	for i := 0; i < int(o.NumSACK); i++ {
 		l, r := seq.Value(o.SACK[i].Left), seq.Value(o.SACK[i].Right)
 		if i == 0 && isDSACK(seg) {

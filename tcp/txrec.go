@@ -169,6 +169,8 @@ func (c *Conn) recordRetransmit(now instant, i int) {
 // pruneRecords drops the records SND.UNA has passed, delivering (rate.go,
 // rack.go) those not SACKed before.
 func (c *Conn) pruneRecords(now instant) {
+	c.sc.rs.reordered = false
+	defer c.countReordering()
 	for c.recs() > 0 {
 		r := c.fl.txq.at(0)
 		if r.end.GreaterThan(c.snd.una) {

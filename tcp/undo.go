@@ -212,6 +212,7 @@ func (c *Conn) tryUndoPartial() bool {
 		return false
 	}
 	c.cc.reo.reord = true
+	c.more().reordSeen++ // Linux's tcp_check_sack_reordering, timestamp-based
 	if c.retransOut() > 0 {
 		return true
 	}

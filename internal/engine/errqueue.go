@@ -342,11 +342,8 @@ func (sk *Socket) noteSendLocked(start, end seq.Value, p []byte, f SendFlags, mo
 	q := sk.errq()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if zc && more && len(q.zcWait) > 0 {
-		q.zcWait[len(q.zcWait)-1].end = end
-	} else if zc && len(q.zcWait) < maxZCWait {
-		q.zcWait = append(q.zcWait, zcSend{id: q.zcNext, end: end})
-		q.zcNext++
+	if zc {
+		q.zeroCopySendLocked(end, more)
 	}
 	if ts && more && len(q.tsWait) > 0 {
 		q.tsWait = q.tsWait[:len(q.tsWait)-1]
@@ -362,6 +359,31 @@ func (sk *Socket) noteSendLocked(start, end seq.Value, p []byte, f SendFlags, mo
 		}
 		q.tsWait = append(q.tsWait, w)
 	}
+}
+
+// zeroCopySendLocked gives a MSG_ZEROCOPY send whose data ends at end
+// the next id (Linux's sk_zckey), or, more, moves the end of the last
+// send's id there: the call wrote before. Under q.mu.
+func (q *errQueue) zeroCopySendLocked(end seq.Value, more bool) {
+	if more && len(q.zcWait) > 0 {
+		q.zcWait[len(q.zcWait)-1].end = end
+	} else if len(q.zcWait) < maxZCWait {
+		q.zcWait = append(q.zcWait, zcSend{id: q.zcNext, end: end})
+		q.zcNext++
+	}
+}
+
+// noteZeroCopyLocked is noteSendLocked for the zerocopy id alone: a
+// MSG_FASTOPEN|MSG_ZEROCOPY send whose data (some of it in the SYN) now
+// ends at end. Under the connection's shard lock.
+func (sk *Socket) noteZeroCopyLocked(end seq.Value, f SendFlags, more bool) {
+	if !f.ZeroCopy || !sk.opts.ZeroCopy {
+		return
+	}
+	q := sk.errq()
+	q.mu.Lock()
+	q.zeroCopySendLocked(end, more)
+	q.mu.Unlock()
 }
 
 // txProgressLocked turns what the connection has sent and had

@@ -339,27 +339,30 @@ func (s *Host) fastOpenTransitionLocked(ep *endpoint, from, to tcp.State) {
 // cached (else asking for one). Non-blocking, it returns what the SYN
 // carries, or EINPROGRESS when that is nothing; blocking, it waits for
 // the handshake and writes the rest. On a connected socket it is Send;
-// the zero AddrPort (AF_UNSPEC) is EOPNOTSUPP, as Linux.
-func (sk *Socket) SendFastOpen(p []byte, to netip.AddrPort, nonblock bool, cancel <-chan struct{}) (int, error) {
+// the zero AddrPort (AF_UNSPEC) is EOPNOTSUPP, as Linux. f is the send's
+// other flags: with ZeroCopy (and SO_ZEROCOPY) the call's data, the SYN's
+// part included, takes one zerocopy id, completed (as copied) once it is
+// all acknowledged; a call that sends nothing takes none.
+func (sk *Socket) SendFastOpen(p []byte, to netip.AddrPort, f SendFlags, cancel <-chan struct{}) (int, error) {
 	var l locks
 	defer sk.h.releaseCtl(&l)
 	if err := sk.lock(sockLocks, &l); err != nil {
 		return 0, err
 	}
-	return sk.sendFastOpenLocked(p, to, nonblock, cancel, &l)
+	return sk.sendFastOpenLocked(p, to, f, cancel, &l)
 }
 
 // sendFastOpenLocked is SendFastOpen under l (ctl and the socket's
 // shard).
 //
 // +checklocks:sk.h.ctl
-func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool, cancel <-chan struct{}, l *locks) (int, error) {
+func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, f SendFlags, cancel <-chan struct{}, l *locks) (int, error) {
 	s := sk.h
 	if sk.ep != nil && sk.ep.conn.State() == tcp.SynSent {
 		return 0, syscall.EALREADY // a connect is under way
 	}
 	if sk.ep != nil || sk.l != nil {
-		return sk.sendLocked(p, SendFlags{NonBlock: nonblock}, cancel, l) // MSG_FASTOPEN is ignored once connected
+		return sk.sendLocked(p, f, cancel, l) // MSG_FASTOPEN is ignored once connected
 	}
 	if s.FastOpenMode()&FastOpenClient == 0 {
 		return 0, syscall.EOPNOTSUPP
@@ -379,7 +382,12 @@ func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool,
 	if err != syscall.EINPROGRESS {
 		return 0, err
 	}
-	if nonblock {
+	if n > 0 {
+		// The SYN's data takes the call's zerocopy id (Linux's uarg,
+		// made before tcp_sendmsg_fastopen).
+		sk.noteZeroCopyLocked(sk.ep.conn.WriteEnd(), f, false)
+	}
+	if f.NonBlock {
 		if n > 0 {
 			return n, nil
 		}
@@ -399,7 +407,12 @@ func (sk *Socket) sendFastOpenLocked(p []byte, to netip.AddrPort, nonblock bool,
 	if n == len(p) {
 		return n, nil
 	}
-	m, err := sk.sendLocked(p[n:], SendFlags{}, cancel, l)
+	rest := f
+	rest.ZeroCopy = false
+	m, err := sk.sendLocked(p[n:], rest, cancel, l)
+	if m > 0 && sk.ep != nil {
+		sk.noteZeroCopyLocked(sk.ep.conn.WriteEnd(), f, n > 0) // the same id, if the SYN took one
+	}
 	if n+m > 0 {
 		return n + m, nil
 	}

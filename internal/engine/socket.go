@@ -645,7 +645,7 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 		ep := sk.ep
 		if ep == nil && sk.foDefer {
 			// The deferred Fast Open connect: this write goes in the SYN.
-			return sk.sendFastOpenLocked(p, s.fastOpenDeferred(sk), nonblock, cancel, l) // +checklocksignore: a socket without a connection is written under ctl (Send)
+			return sk.sendFastOpenLocked(p, s.fastOpenDeferred(sk), f, cancel, l) // +checklocksignore: a socket without a connection is written under ctl (Send)
 		}
 		if ep == nil {
 			return 0, syscall.EPIPE
