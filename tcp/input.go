@@ -265,10 +265,9 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}
-	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
-	c.opt.rcvMSS = int32(max(min(int(c.cfg.MSS), c.opt.sndMSS, defaultPeerMSS), minMSS))
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
 	c.snd.maxWnd = c.snd.wnd
+	c.initRcvMSS()
 	c.cc.cwnd = initialCwndSegs * c.opt.sndMSS
 	c.ack.quickAcks = maxQuickAcks
 	if !c.passive {
@@ -594,6 +593,11 @@ func (c *Conn) inputAckOfSYN(now instant, seg *Segment) bool {
 		// completes it (tcp_create_openreq_child): the largest window the
 		// peer offered starts at this one, not at the SYN's unscaled one.
 		c.snd.maxWnd = c.snd.wnd
+		if c.fo == nil {
+			// ...and guesses the peer's segment size then (a Fast Open
+			// connection was built from its SYN).
+			c.initRcvMSS()
+		}
 	} else {
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 	}

@@ -51,6 +51,26 @@ func (c *Conn) rcvAdvMSS() int {
 	return max(mss, minMSS)
 }
 
+// initRcvMSS makes the first guess of the peer's segment size, before data
+// comes (Linux's tcp_initialize_rcv_mss): the smallest of the MSS we
+// advertised, the size we send (which Linux bounds to half the largest
+// window the peer offered, tcp_bound_to_half_wnd), half our window, and
+// 536; at least 88. The window rounds to it, the delayed ACK counts in it.
+func (c *Conn) initRcvMSS() {
+	hint := min(int(c.cfg.MSS), c.opt.sndMSS, defaultPeerMSS)
+	if w := int(c.snd.maxWnd); w > 0 {
+		half := w
+		if w > defaultPeerMSS {
+			half = w / 2
+		}
+		hint = min(hint, half)
+	}
+	if c.rcv.wnd > 0 {
+		hint = min(hint, int(c.rcv.wnd/2))
+	}
+	c.opt.rcvMSS = int32(max(hint, minMSS))
+}
+
 // initRcvWindow sets the window a SYN (or SYN,ACK) offers and the
 // threshold it starts from: the room, rounded down to whole segments of
 // mss, the size the peer's segments will have (the advertised MSS, less
