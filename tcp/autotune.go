@@ -98,5 +98,6 @@ func (c *Conn) rcvSpaceAdjust(now instant, n int) {
 	c.tune.space = int32(copied)
 	if buf := min(2*rcvwin, c.cfg.RcvBufMax); buf > int(c.rq.bufSize) {
 		c.rq.bufSize = int32(buf)
+		c.rcvClampGrown()
 	}
 }

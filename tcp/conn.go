@@ -491,18 +491,18 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 }
 
 // afterRead sends a window update when reading opened the window enough to
-// matter: the advertised window was at most half the maximum and would now at
-// least double (Linux's tcp_cleanup_rbuf rule), so a stalled sender restarts.
+// matter: what is left of the window was at most half the clamp and the
+// room would now offer at least twice that, and something (Linux's
+// tcp_cleanup_rbuf rule), so a stalled sender restarts.
 func (c *Conn) afterRead(now instant, before uint32) {
 	if !c.state.Synchronized() || c.rq.finRcvd || c.state == TimeWait {
 		return
 	}
 	wnd := c.rcvWindowNow()
-	maxWnd := uint32(min(c.rcvCapacity(), 65535<<c.opt.rcvShift))
-	if 2*wnd > maxWnd {
+	if 2*uint64(wnd) > uint64(c.rcv.clamp) {
 		return
 	}
-	if nw := c.windowToAdvertise(); nw >= 2*wnd && nw >= uint32(c.opt.rcvMSS) {
+	if nw := c.selectRcvWindow(); nw > 0 && nw >= 2*wnd {
 		c.sendAck(now)
 	}
 	_ = before

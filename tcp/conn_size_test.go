@@ -15,7 +15,7 @@ import (
 //
 // 744: the Fast Open state's pointer (nil unless the connection used
 // Fast Open), 8 bytes, where the state itself would have been 32.
-const connSizeMax = 744
+const connSizeMax = 752
 
 // TestConnSize keeps the memory of a connection: the Conn is no bigger
 // than connSizeMax, and on failure it shows where the padding went.

@@ -92,8 +92,10 @@ func (c *Conn) OpenFromCookie(t time.Time, ack *Segment, mssIndex int) {
 	c.rcv.irs = syn.SEQ
 	c.rcv.nxt = syn.SEQ.Add(1)
 	c.negotiate(now, &syn)
-	// The SYN,ACK that carried the cookie advertised 64 KiB at most, unscaled.
-	c.rcv.wnd = uint32(min(c.rcvSpace(), 65535))
+	// The SYN,ACK that carried the cookie offered the window of any
+	// SYN,ACK (rcvwnd.go).
+	c.initRcvWindow()
+	c.setRcvClamp()
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.opt.lastAckSent = c.rcv.nxt
 	c.snd.nxt = c.snd.iss.Add(1)

@@ -44,12 +44,15 @@ type sendSpace struct {
 // RCV.UP is absent (no urgent data).
 type recvSpace struct {
 	nxt   seq.Value // RCV.NXT
-	wnd   uint32    // RCV.WND as last advertised, bytes
+	wnd   uint32    // RCV.WND as last chosen, bytes (rcvwnd.go)
 	irs   seq.Value // IRS
 	right seq.Value // RCV.NXT+RCV.WND as last advertised: never moves left
 	// rttSeq is where receive-buffer autotuning, without timestamps,
 	// ends the window of data it times (autotune.go).
 	rttSeq seq.Value
+	// ssthresh and clamp bound the window we offer (rcvwnd.go): Linux's
+	// rcv_ssthresh, which grows as data arrives, and window_clamp.
+	ssthresh, clamp uint32
 }
 
 // options is what the SYN exchange settled (RFC 9293 3.7.1's MSS, RFC
@@ -239,8 +242,9 @@ func (c *Conn) inputListen(now instant, seg *Segment) {
 // scale (RFC 7323 2.2: both ends must offer it), SACK-permitted, timestamps.
 func (c *Conn) negotiate(now instant, seg *Segment) {
 	o := &seg.Options
-	// The window's right edge starts at RCV.NXT: nothing advertised yet.
-	c.rcv.right = c.rcv.nxt
+	// The window's right edge starts at RCV.NXT plus the window our SYN
+	// offered, if we sent one (a passive open has offered nothing yet).
+	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.opt.peerMSS = defaultPeerMSS
 	if o.MSS != 0 {
 		c.opt.peerMSS = int32(o.MSS)
@@ -261,12 +265,16 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}
-	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
-	c.opt.rcvMSS = int32(max(min(int(c.cfg.MSS), c.opt.sndMSS, defaultPeerMSS), minMSS))
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
 	c.snd.maxWnd = c.snd.wnd
+	c.initRcvMSS()
 	c.cc.cwnd = initialCwndSegs * c.opt.sndMSS
 	c.ack.quickAcks = maxQuickAcks
+	if !c.passive {
+		// The window scale is now agreed: bound the window (a passive
+		// open does so with its SYN,ACK).
+		c.setRcvClamp()
+	}
 }
 
 // inputSynSent: 3.10.7.3.
@@ -586,6 +594,11 @@ func (c *Conn) inputAckOfSYN(now instant, seg *Segment) bool {
 		// completes it (tcp_create_openreq_child): the largest window the
 		// peer offered starts at this one, not at the SYN's unscaled one.
 		c.snd.maxWnd = c.snd.wnd
+		if c.fo == nil {
+			// ...and guesses the peer's segment size then (a Fast Open
+			// connection was built from its SYN).
+			c.initRcvMSS()
+		}
 	} else {
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
 	}
@@ -856,12 +869,19 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	if s != c.rcv.nxt {
 		c.ack.sackRecent = s
 		c.queueOOO(s, data, fin)
+		if c.opt.sackOK && len(data) > 0 {
+			// Linux grows the window on out-of-order data of SACK flows.
+			c.growRcvWindow(len(data))
+		}
 		// An out-of-order segment is acknowledged at once (RFC 5681 4.2)
 		// so the sender sees duplicate ACKs.
 		c.ackNow(now)
 		return
 	}
 	c.deliver(data)
+	if len(data) >= rcvGrowMin {
+		c.growRcvWindow(len(data))
+	}
 	if fin {
 		c.takeFIN(now)
 	}

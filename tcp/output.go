@@ -49,46 +49,19 @@ func (c *Conn) rcvWindowNow() uint32 {
 	return 0
 }
 
-// windowToAdvertise picks the receive window for the next segment: the free
-// buffer space, in units of the window scale, never moving the right edge
-// left (RFC 9293 3.8.6.2.2: do not shrink the window).
-func (c *Conn) windowToAdvertise() uint32 {
-	space := uint32(c.rcvSpace())
-	if c.cfg.Memory.UnderPressure() {
-		// Under memory pressure the window opens by at most four segments
-		// (Linux clamps rcv_ssthresh to 4 * advmss).
-		space = min(space, 4*uint32(c.opt.rcvMSS))
-	}
-	maxWnd := uint32(65535) << c.opt.rcvShift
-	space = min(space, maxWnd)
-	space &^= (1 << c.opt.rcvShift) - 1
-	// Receiver silly-window avoidance (RFC 9293 3.8.6.2.2): do not open the
-	// window in small steps.
-	cur := c.rcvWindowNow()
-	if space > cur && space-cur < uint32(min(c.rcvCapacity()/2, int(c.opt.rcvMSS))) && cur > 0 {
-		space = cur
-	}
-	if space <= cur {
-		// Keep the right edge where it was, rounded up to the scale so the
-		// scaled field does not pull it back (Linux's tcp_select_window).
-		mask := uint32(1)<<c.opt.rcvShift - 1
-		space = (cur + mask) &^ mask
-	}
-	return min(space, maxWnd)
-}
-
 // fillAck sets the ACK, window and timestamp fields of c.sc.seg.
 func (c *Conn) fillAck(now instant, syn bool) {
 	tx := &c.sc.seg
 	tx.ACK = c.rcv.nxt
 	if syn {
-		// Windows in SYN segments are never scaled (RFC 7323 2.2).
-		tx.WND = uint16(min(c.rcvSpace(), 65535))
-		c.rcv.wnd = uint32(tx.WND)
+		// Windows in SYN segments are never scaled (RFC 7323 2.2); the
+		// window is kept whole where the field cannot carry it (rcvwnd.go).
+		tx.WND = uint16(min(c.rcv.wnd, 65535))
 	} else {
-		w := c.windowToAdvertise()
-		tx.WND = uint16(w >> c.opt.rcvShift)
-		c.rcv.wnd = uint32(tx.WND) << c.opt.rcvShift
+		// The window is kept as chosen, the field carries what the scale
+		// can (Linux's tcp_select_window stores rcv_wnd before clamping).
+		c.rcv.wnd = c.windowToAdvertise()
+		tx.WND = uint16(min(c.rcv.wnd, 65535<<c.opt.rcvShift) >> c.opt.rcvShift)
 	}
 	c.rcv.right = c.rcv.nxt.Add(seq.Size(c.rcv.wnd))
 	c.opt.lastAckSent = c.rcv.nxt
@@ -150,11 +123,19 @@ func (c *Conn) sendSYN(now instant, synAck bool) {
 		gathered = c.addFastOpen(tx, synAck)
 	}
 	c.ecnSYN(tx, synAck)
+	if c.passive || !synAck {
+		// The window a SYN offers is set when it is first sent; a
+		// simultaneous open's SYN,ACK repeats our SYN's.
+		c.initRcvWindow()
+		if c.passive {
+			c.setRcvClamp()
+		}
+	}
 	if synAck {
 		tx.Flags |= flagACK
 		c.fillAck(now, true)
 	} else {
-		tx.WND = uint16(min(c.rcvSpace(), 65535))
+		tx.WND = uint16(min(c.rcv.wnd, 65535))
 	}
 	c.emit()
 	if gathered != nil {

@@ -22,7 +22,7 @@ func established(t *testing.T) *tcptest.Conn {
 	c := tcptest.New(t, tcp.Config{})
 	c.Listen()
 	c.In(synFromPeer)
-	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
+	c.Out("S. 0:0(0) ack 1 win 65160 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
 	c.In(". 1:1(0) ack 1 win 512 <nop,nop,TS val 101 ecr 1>")
 	c.State(tcp.Established)
 	return c
@@ -48,10 +48,10 @@ func TestThreeWayHandshakeActive(t *testing.T) {
 	c := tcptest.New(t, tcp.Config{})
 	c.Connect()
 	c.State(tcp.SynSent)
-	c.Out("S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
+	c.Out("S 0:0(0) win 64240 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
 	c.Advance(10 * time.Millisecond)
 	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 100 ecr 1,nop,wscale 7>")
-	c.Out(". 1:1(0) ack 1 win 256 <nop,nop,TS val 11 ecr 100>")
+	c.Out(". 1:1(0) ack 1 win 251 <nop,nop,TS val 11 ecr 100>")
 	c.State(tcp.Established)
 	if rtt := c.Conn().Info(c.Now()).RTT; rtt != 10*time.Millisecond {
 		t.Fatalf("RTT from the SYN's timing = %v, want 10ms", rtt)
@@ -65,13 +65,13 @@ func TestThreeWayHandshakeActive(t *testing.T) {
 func TestSimultaneousOpen(t *testing.T) {
 	c := tcptest.New(t, tcp.Config{})
 	c.Connect()
-	c.Out("S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
+	c.Out("S 0:0(0) win 64240 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
 	c.In(synFromPeer)
 	c.State(tcp.SynRcvd)
-	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
+	c.Out("S. 0:0(0) ack 1 win 64240 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
 	c.In("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 101 ecr 1,nop,wscale 7>")
 	c.State(tcp.Established)
-	c.Out(". 1:1(0) ack 1 win 256 <nop,nop,TS val 1 ecr 101,nop,nop,sack 0:1>")
+	c.Out(". 1:1(0) ack 1 win 251 <nop,nop,TS val 1 ecr 101,nop,nop,sack 0:1>")
 	c.NoOut()
 }
 
@@ -79,9 +79,9 @@ func TestSimultaneousOpen(t *testing.T) {
 func TestSimultaneousOpenNoSACK(t *testing.T) {
 	c := tcptest.New(t, tcp.Config{NoSACK: true, NoTimestamps: true})
 	c.Connect()
-	c.Out("S 0:0(0) win 65535 <mss 1460,nop,wscale 8>")
+	c.Out("S 0:0(0) win 64240 <mss 1460,nop,wscale 8>")
 	c.In("S 0:0(0) win 65535 <mss 1460,nop,wscale 7>")
-	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,nop,wscale 8>")
+	c.Out("S. 0:0(0) ack 1 win 64240 <mss 1460,nop,wscale 8>")
 	c.In("S. 0:0(0) ack 1 win 512")
 	c.State(tcp.Established)
 	c.Out(". 1:1(0) ack 1")
@@ -93,12 +93,12 @@ func TestSimultaneousOpenNoSACK(t *testing.T) {
 func TestConnectTimeoutBacksOff(t *testing.T) {
 	c := tcptest.New(t, tcp.Config{})
 	c.Connect()
-	c.Out("S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
+	c.Out("S 0:0(0) win 64240 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>")
 	elapsed := time.Duration(0)
 	for rto := time.Second; rto <= 32*time.Second; rto *= 2 {
 		c.Fire(rto)
 		elapsed += rto
-		c.Out(fmt.Sprintf("S 0:0(0) win 65535 <mss 1460,sackOK,TS val %d ecr 0,nop,wscale 8>", 1+elapsed.Milliseconds()))
+		c.Out(fmt.Sprintf("S 0:0(0) win 64240 <mss 1460,sackOK,TS val %d ecr 0,nop,wscale 8>", 1+elapsed.Milliseconds()))
 	}
 	c.State(tcp.SynSent)
 	c.Fire(64 * time.Second)
@@ -116,13 +116,13 @@ func TestConnectTimeoutBacksOff(t *testing.T) {
 func TestDataRetransmissionTimeout(t *testing.T) {
 	c := established(t)
 	c.Write("hello")
-	c.Out("P. 1:6(5) ack 1 win 256 <nop,nop,TS val 1 ecr 101>")
+	c.Out("P. 1:6(5) ack 1 win 255 <nop,nop,TS val 1 ecr 101>")
 	c.Fire(200 * time.Millisecond) // the probe
-	c.Out("P. 1:6(5) ack 1 win 256 <nop,nop,TS val 201 ecr 101>")
+	c.Out("P. 1:6(5) ack 1 win 255 <nop,nop,TS val 201 ecr 101>")
 	c.Fire(200 * time.Millisecond) // the RTO
-	c.Out("P. 1:6(5) ack 1 win 256 <nop,nop,TS val 401 ecr 101>")
+	c.Out("P. 1:6(5) ack 1 win 255 <nop,nop,TS val 401 ecr 101>")
 	c.Fire(400 * time.Millisecond) // backed off
-	c.Out("P. 1:6(5) ack 1 win 256 <nop,nop,TS val 801 ecr 101>")
+	c.Out("P. 1:6(5) ack 1 win 255 <nop,nop,TS val 801 ecr 101>")
 	c.In(". 1:1(0) ack 6 win 512 <nop,nop,TS val 102 ecr 801>")
 	c.NoOut()
 	if d := c.Conn().Deadline(); !d.IsZero() {
@@ -140,15 +140,15 @@ func TestFINExchangeAndTimeWait(t *testing.T) {
 	c := established(t)
 	c.Close()
 	c.State(tcp.FinWait1)
-	c.Out("F. 1:1(0) ack 1 win 256 <nop,nop,TS val 1 ecr 101>")
+	c.Out("F. 1:1(0) ack 1 win 255 <nop,nop,TS val 1 ecr 101>")
 	c.In(". 1:1(0) ack 2 win 512 <nop,nop,TS val 102 ecr 1>")
 	c.State(tcp.FinWait2)
 	c.In("F. 1:1(0) ack 2 win 512 <nop,nop,TS val 103 ecr 1>")
 	c.State(tcp.TimeWait)
-	c.Out(". 2:2(0) ack 2 win 256 <nop,nop,TS val 1 ecr 103>")
+	c.Out(". 2:2(0) ack 2 win 255 <nop,nop,TS val 1 ecr 103>")
 	c.Advance(30 * time.Second)
 	c.In("F. 1:1(0) ack 2 win 512 <nop,nop,TS val 30103 ecr 1>") // our ACK was lost
-	c.Out(". 2:2(0) ack 2 win 256 <nop,nop,TS val 30001 ecr 30103>")
+	c.Out(". 2:2(0) ack 2 win 255 <nop,nop,TS val 30001 ecr 30103>")
 	c.State(tcp.TimeWait)
 	c.Fire(60 * time.Second)
 	c.State(tcp.Closed)

@@ -111,7 +111,7 @@ func TestPlayBrowserLostFIN(t *testing.T) {
 	if again := p.eval(fin); again != seq {
 		t.Errorf("the FIN again has seq %s, want %s", again, seq)
 	}
-	if ladder := p.eval(playLadder); !strings.Contains(ladder, "F. 1:1(0) ack 1 win 256 (retransmission)") {
+	if ladder := p.eval(playLadder); !strings.Contains(ladder, "F. 1:1(0) ack 1 win 255 (retransmission)") {
 		t.Errorf("the ladder lacks the FIN's retransmission: %s", ladder)
 	}
 	p.shot("play-lost-fin.png")

@@ -4,7 +4,7 @@
 //	c := tcptest.New(t, tcp.Config{})
 //	c.Listen()
 //	c.In("S 0:0(0) win 65535 <mss 1460,sackOK,TS val 100 ecr 0,nop,wscale 7>")
-//	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
+//	c.Out("S. 0:0(0) ack 1 win 65160 <mss 1460,sackOK,TS val 1 ecr 100,nop,wscale 8>")
 //	c.In(". 1:1(0) ack 1 win 512 <nop,nop,TS val 101 ecr 1>")
 //	c.State(tcp.Established)
 //

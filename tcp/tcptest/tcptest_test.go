@@ -22,7 +22,7 @@ func (f *fakeT) Fatalf(format string, args ...any) {
 	f.fails = append(f.fails, fmt.Sprintf(format, args...))
 }
 
-const ourSYN = "S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>"
+const ourSYN = "S 0:0(0) win 64240 <mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 8>"
 
 // Each wrong expectation fails once, with a message that says what was
 // wanted and what happened.
@@ -33,8 +33,8 @@ func TestWrongExpectationsFail(t *testing.T) {
 		want  []string // in the failure message, in order
 	}{
 		{"window", func(c *Conn) { c.Connect(); c.Out("S 0:0(0) win 1000") },
-			[]string{"Out: the segment sent at +0.000 differs", "want S 0:0(0) win 1000", "got  S 0:0(0) win 65535 <mss 1460,",
-				"win: want 1000, got 65535", "trace so far:", "call CONNECT", "> S 0:0(0) win 65535"}},
+			[]string{"Out: the segment sent at +0.000 differs", "want S 0:0(0) win 1000", "got  S 0:0(0) win 64240 <mss 1460,",
+				"win: want 1000, got 64240", "trace so far:", "call CONNECT", "> S 0:0(0) win 64240"}},
 		{"flags and numbers", func(c *Conn) { c.Connect(); c.Out(". 1:2(1) ack 1") },
 			[]string{"flags: want ., got S", "seq: want 1, got 0", "len: want 1, got 0"}},
 		{"options", func(c *Conn) { c.Connect(); c.Out("S 0:0(0) <mss 536>") },
@@ -47,7 +47,7 @@ func TestWrongExpectationsFail(t *testing.T) {
 		{"nothing sent", func(c *Conn) { c.Listen(); c.Out("S. 0:0(0) ack 1") },
 			[]string{"Out: want S. 0:0(0) ack 1", "got nothing sent", "call LISTEN"}},
 		{"something sent", func(c *Conn) { c.Connect(); c.NoOut() },
-			[]string{"NoOut: the connection sent 1 segment(s):", "+0.000 > S 0:0(0) win 65535"}},
+			[]string{"NoOut: the connection sent 1 segment(s):", "+0.000 > S 0:0(0) win 64240"}},
 		{"state", func(c *Conn) { c.Connect(); c.State(tcp.Established) },
 			[]string{"State: want ESTABLISHED, got SYN_SENT"}},
 		{"timer early", func(c *Conn) { c.Connect(); c.Out(ourSYN); c.Fire(2 * time.Second) },
@@ -90,7 +90,7 @@ func TestRightTracePasses(t *testing.T) {
 	c := New(f, tcp.Config{Output: func(s *tcp.Segment) { raw = append(raw, *s) }})
 	c.Listen()
 	c.In("S 0:0(0) win 65535 <mss 1460,sackOK,nop,wscale 7>")
-	c.Out("S. 0:0(0) ack 1 win 65535 <mss 1460,nop,nop,sackOK,nop,wscale 8>")
+	c.Out("S. 0:0(0) ack 1 win 64240 <mss 1460,nop,nop,sackOK,nop,wscale 8>")
 	c.In(". 1:1(0) ack 1 win 512")
 	c.State(tcp.Established)
 	c.In("P. 1:1001(1000) ack 1 win 512")
