@@ -13,9 +13,8 @@ import (
 // lock (and so by Host.lock); those that tie it to the control plane
 // (sock, parent, inAccept) are written only under Host.lock.
 type endpoint struct {
-	conn          tcp.Conn // its Host is the endpoint
-	s             *Host
-	sh            *shard         // the shard of its 4-tuple, for life
+	conn          tcp.Conn       // its Host is the endpoint
+	sh            *shard         // the shard of its 4-tuple, for life; its Host is sh.s
 	local, remote netip.AddrPort // unmapped addresses
 	bind          *binding       // the claim on the local port this connection holds while hashed
 	next          *endpoint      // the next in its chain of Host.conns (connTable)
@@ -60,7 +59,7 @@ func (s *Host) newEndpointLocked(local, remote netip.AddrPort, o *Options, b *bi
 // newEndpointISSLocked is newEndpointLocked with a given initial sequence
 // number (a SYN cookie).
 func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b *binding, iss seq.Value) *endpoint {
-	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
+	ep := &endpoint{local: local, remote: remote, bind: b, heapIndex: -1}
 	ep.ipOpts = ipOptsOf(o)
 	s.hashLocked(ep, o, iss)
 	s.retainBinding(b)
@@ -86,7 +85,7 @@ func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
 // Send implements tcp.Host: the connection's segments go out from its
 // addresses.
 func (ep *endpoint) Send(seg *tcp.Segment) {
-	ep.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment())
+	ep.sh.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment())
 }
 
 // Transition implements tcp.Host.
@@ -94,7 +93,7 @@ func (ep *endpoint) Transition(from, to tcp.State, cause tcp.Cause) {
 	if ep.forwarded && to == tcp.Closed && from.Synchronized() && isResetCause(cause) {
 		ep.sh.stats.SynstackForwardResets++
 	}
-	ep.s.transitionLocked(ep, from, to, cause)
+	ep.sh.s.transitionLocked(ep, from, to, cause)
 }
 
 // sharedConfigLocked returns the tcp.Config of a connection of the shard

@@ -327,7 +327,7 @@ func (r *ForwardRequest) Accept(ctx context.Context) (*Socket, error) {
 // newEndpointLocked does a passive one, but without a claim on the local
 // port (the address is usually not the stack's) and counting its resets.
 func (s *Host) newForwardEndpointLocked(local, remote netip.AddrPort, o *Options) *endpoint {
-	ep := &endpoint{s: s, local: local, remote: remote, heapIndex: -1, passive: true, forwarded: true}
+	ep := &endpoint{local: local, remote: remote, heapIndex: -1, passive: true, forwarded: true}
 	s.hashLocked(ep, o, s.isn(local, remote))
 	return ep
 }

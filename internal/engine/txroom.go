@@ -45,7 +45,7 @@ type txWait struct {
 
 // Room implements tcp.RoomHost. It is called under ep's shard's lock.
 func (ep *endpoint) Room() bool {
-	s := ep.s
+	s := ep.sh.s
 	bp := s.backpressure
 	if bp == nil {
 		return true
