@@ -20,8 +20,7 @@ func slowStartTo20(t *testing.T) *tcptest.Conn {
 	c.In(". 1:1(0) ack 5001 win 320")
 	outPairs(c, 10, 20)
 	c.In(". 1:1(0) ack 10001 win 320")
-	c.Out("P. " + seg(20) + " ack 1") // ends the GSO packet the last ACK's window cut short
-	outPairs(c, 21, 30)
+	outPairs(c, 20, 30)
 	if got := c.Conn().Info(c.Now()).Cwnd; got != 20 {
 		t.Fatalf("cwnd %d after slow start, want 20", got)
 	}
