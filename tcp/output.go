@@ -600,32 +600,6 @@ func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 	return n
 }
 
-// markPush records the PSH marks of a write of [start, end): Linux fills
-// buffers and, each time one is full, marks it for push when the data
-// written since the last mark exceeds half the peer's largest window
-// (forced_push), and marks the last buffer of every write (tcp_push).
-// The buffers it checks at are as large as the GSO packet it would send
-// now (tsoGoalSegs) and never larger than its size goal (sizeGoal): on
-// Linux 6.18 a write of 200 kB at 2 segments a packet, into a peer's
-// window of 32 kB, carries its forced PSH on the segment that ends at
-// 18 kB, the first 2 kB boundary past 16 kB.
-func (c *Conn) markPush(start, end seq.Value) {
-	mss := max(c.opt.sndMSS, 1)
-	step := seq.Size(min(c.sizeGoal(mss), c.tsoGoalSegs(mss)*mss))
-	half := int32(c.snd.maxWnd / 2)
-	for b := start.Add(step); b.LessThan(end); b = b.Add(step) {
-		if b.Sub(c.sq.pushed) > half {
-			c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: b, push: true})
-			c.sq.pushed = b
-		}
-	}
-	if c.sc.more {
-		return // MSG_MORE: only the forced marks
-	}
-	c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: end, push: true})
-	c.sq.pushed = end
-}
-
 // pushMarked reports whether a segment of n octets at s covers a PSH mark.
 func (c *Conn) pushMarked(s seq.Value, n int) bool {
 	end := s.Add(seq.Size(n))
@@ -668,6 +642,9 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 			break
 		}
 	}
+	if d := c.bufEndFrom(c.snd.nxt); d > 0 {
+		limit = min(limit, d) // a packet never spans two of Linux's buffers
+	}
 	if c.cfg.SegmentOffload > 0 {
 		// The link's own ceiling on a segment it cuts (Linux's
 		// gso_max_size bounds tcp_tso_autosize alike).
@@ -707,4 +684,5 @@ func (c *Conn) prunePushMarks() {
 		// Copy down rather than reslice, so the array is reused.
 		c.sq.pushMarks = append(c.sq.pushMarks[:0], c.sq.pushMarks[i:]...)
 	}
+	c.pruneBufRuns()
 }

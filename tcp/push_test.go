@@ -168,10 +168,13 @@ func TestPushHalfWindowPerPacket(t *testing.T) {
 
 // With cwnd 2 and nothing in flight each packet is one segment, so a
 // write's first two segments carry no PSH; at cwnd 4 with two in flight
-// the two that go are one packet, with PSH
+// the two that go are one packet, with PSH; and the write's buffers, cut
+// at cwnd 2, keep its packets at two segments
 // (cubic/cubic-rto-ss-ca-cwnd-bump.pkt of packetdrill's corpus).
 func TestPushSmallWindowSingleSegments(t *testing.T) {
-	c := passiveOpen(t, tcp.Config{}, "257")
+	// GSO packets of up to ten segments, so that only the window and
+	// the write's buffers bound them.
+	c := passiveOpen(t, tcp.Config{MinTSOSegs: 10}, "257")
 	c.Write(strings.Repeat("x", 1000))
 	c.Out("P. 1:1001(1000) ack 1")
 	c.NoOut()
@@ -199,13 +202,24 @@ func TestPushSmallWindowSingleSegments(t *testing.T) {
 	c.Out(". 5001:6001(1000) ack 1")
 	c.Out("P. 6001:7001(1000) ack 1")
 	c.NoOut()
+	// All acknowledged: cwnd 7 (ssthresh), half of it three, but the
+	// write was cut into buffers of two segments at cwnd 2, and a packet
+	// never spans two: pairs, then the one segment the window has left.
+	c.In(". 1:1(0) ack 7001 win 257")
+	if got := c.Conn().Info(c.Now()).Cwnd; got != 7 {
+		t.Fatalf("cwnd %d, want 7", got)
+	}
+	for _, want := range []string{". 7001:8001", "P. 8001:9001", ". 9001:10001", "P. 10001:11001",
+		". 11001:12001", "P. 12001:13001", ". 13001:14001"} {
+		c.Out(want + "(1000) ack 1")
+	}
+	c.NoOut()
 }
 
 // Linux checks forced_push each time a buffer of the write is full, and
-// its buffers are as large as the GSO packet it sends (two segments
-// here): with the peer's window at 12800 the mark lands at 8001 (8000
-// written is past half of it), where a packet ends, not at 7001, which
-// would cut a packet of one segment out of the burst
+// its buffers are the size goal (six segments here, half the peer's
+// window of 12800): the mark lands at 12001, past the initial window, not
+// at 7001, which would cut a packet of one segment out of the burst
 // (testdata/scripts/sockopt/notsent-lowat-size-goal.pkt).
 func TestPushForcedAtPacketBoundary(t *testing.T) {
 	c := passiveOpen(t, tcp.Config{}, "100")
