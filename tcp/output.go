@@ -345,7 +345,8 @@ func (c *Conn) output(now instant) {
 		// already sized by the restarted window.
 		c.cwndRestartAfterIdle(now)
 	}
-	rwndLimited := false // the peer's window, not cwnd, stopped new data (chrono.go)
+	rwndLimited := false     // the peer's window, not cwnd, stopped new data (chrono.go)
+	rtxLeft, rtxRecs := 0, 0 // the same for a packet sent again (rtxPacketRecs)
 	var unit txUnit
 	for {
 		room := c.cwndWhole() - c.pipe()
@@ -356,13 +357,19 @@ func (c *Conn) output(now instant) {
 					break
 				}
 				c.flushUnit(now, &unit)
-				c.retransmitOne(now)
+				if rtxLeft == 0 {
+					rtxRecs = c.rtxPacketRecs(room)
+					rtxLeft = rtxRecs
+				}
+				rtxLeft--
+				c.retransmitOne(now, rtxLeft == 0 && rtxRecs > 1)
 				c.paceSent(now, n)
 				sent = true
 				gsoLeft = 0
 				continue
 			}
 		}
+		rtxLeft = 0
 		queued := c.queuedFrom(c.snd.nxt)
 		finPending := c.sq.finQueued && !(c.sq.finSent && c.snd.nxt.GreaterThan(c.sq.finSeq))
 		if queued == 0 && !finPending {
@@ -417,15 +424,19 @@ func (c *Conn) output(now instant) {
 			gsoSegs = c.gsoPacketSegs(queued, usable, room, mss)
 			gsoLeft = gsoSegs
 		}
-		gsoEnd := false
+		gsoEnd, joined := false, false
 		if n > 0 {
 			gsoLeft--
 			gsoEnd = gsoLeft == 0 && gsoSegs > 1
+			joined = gsoLeft+1 < gsoSegs
 			if c.pushMarked(c.snd.nxt, n) {
 				gsoLeft = 0 // a GSO packet never spans two writes' buffers
 			}
 		}
 		c.transmitNew(now, n, fin, mss, gsoEnd, &unit)
+		if joined {
+			c.joinLastRecord()
+		}
 		if gsoLeft == 0 {
 			c.flushUnit(now, &unit)
 		}

@@ -63,11 +63,10 @@ func TestPRRSlowStartReductionBound(t *testing.T) {
 	outPairs(c, 0, 10)
 	c.Advance(100 * time.Millisecond)
 	// The first four are lost; six delivered at once: nothing is in
-	// flight any more, so six go (four resent, two new), not seven.
+	// flight any more, so six go (four resent, two new), not seven. The
+	// four go again as the two packets they were sent in.
 	c.In(". 1:1(0) ack 1 win 320 <nop,nop,sack 4001:10001>")
-	for i := range 4 {
-		c.Out(". " + seg(i) + " ack 1")
-	}
+	outPairs(c, 0, 4)
 	c.Out(". " + seg(10) + " ack 1")
 	c.Out("P. " + seg(11) + " ack 1")
 	c.NoOut()

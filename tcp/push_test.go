@@ -227,3 +227,21 @@ func TestPushForcedAtPacketBoundary(t *testing.T) {
 	outPairs(c, 0, 10)
 	c.NoOut()
 }
+
+// A lost packet of several segments goes again as one, with PSH, as
+// Linux resends the buffer it sent; a SACK inside it cuts it, and what is
+// left of it on either side goes as packets of their own
+// (sack/sack-route-refresh-ip-tos.pkt of packetdrill's corpus).
+func TestPushResentPacketKeepsItsShape(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "257")
+	c.Write(strings.Repeat("x", 10000))
+	outPairs(c, 0, 10)
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 1 win 257 <sack 3001:4001 6001:10001,nop,nop>")
+	c.Out(". " + seg(0) + " ack 1")
+	c.Out("P. " + seg(1) + " ack 1")
+	c.Out(". " + seg(2) + " ack 1") // its packet's other half is SACKed
+	c.Out(". " + seg(4) + " ack 1")
+	c.Out("P. " + seg(5) + " ack 1")
+	c.NoOut()
+}

@@ -132,3 +132,39 @@ func (c *Conn) pruneBufRuns() {
 		c.fl.bufRuns = append(runs[:0], runs[i:]...)
 	}
 }
+
+// joinLastRecord notes that the segment just sent went in one GSO packet
+// with the one before it.
+func (c *Conn) joinLastRecord() {
+	q := &c.fl.txq
+	if r := q.at(q.len() - 1); q.len() > 1 {
+		q.setFlags(r, r.flags|recJoined)
+	}
+}
+
+// rtxPacketRecs is how many transmit records, from the next lost one, go
+// again as one GSO packet: as Linux's retransmission queue holds what it
+// sent as one buffer until a SACK or an ACK cuts it, a packet sent again
+// is the lost records that were sent in one packet and are lost still,
+// none SACKed between them, as many as the congestion window has room
+// for (in segments, with no half-window rule) and the GSO goal allows
+// (tcp_xmit_retransmit_queue, tcp_retransmit_skb). Every packet of more
+// than one segment carries PSH, a packet sent again too.
+func (c *Conn) rtxPacketRecs(room int) int {
+	i, ok := c.nextLost()
+	if !ok {
+		return 1
+	}
+	mss := max(c.opt.sndMSS, 1)
+	limit := min((room+mss-1)/mss, c.tsoGoalSegs(mss))
+	q := &c.fl.txq
+	k := 1
+	for j := i + 1; j < q.len() && k < limit; j++ {
+		r := q.at(j)
+		if !r.has(recJoined) || r.flags&(recLost|recSacked) != recLost {
+			break
+		}
+		k++
+	}
+	return k
+}

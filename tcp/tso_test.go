@@ -122,7 +122,8 @@ func TestTSOPartialLossResendsOnePiece(t *testing.T) {
 
 // SACK of part of a large segment: the rest of it, and only the rest, is
 // sent again, one MSS at a time as the congestion window allows, and the
-// SACKed pieces never.
+// SACKed pieces never. The four lost pieces were one packet and go again
+// as one, with PSH (Linux resends what is left of the buffer it sent).
 func TestTSOSackOfPartResendsTheRest(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	c.Write(strings.Repeat("x", 10000))
@@ -133,7 +134,7 @@ func TestTSOSackOfPartResendsTheRest(t *testing.T) {
 	c.Out(". 1:1001(1000) ack 1")
 	c.Out(". 1001:2001(1000) ack 1")
 	c.Out(". 2001:3001(1000) ack 1")
-	c.Out(". 3001:4001(1000) ack 1")
+	c.Out("P. 3001:4001(1000) ack 1")
 	c.NoOut()
 	wantGSO(t, gso, 1000, 1000, 0, 0, 0, 0)
 	c.In(". 1:1(0) ack 10001 win 257")
@@ -142,7 +143,8 @@ func TestTSOSackOfPartResendsTheRest(t *testing.T) {
 
 // A retransmission timeout sends the first MSS of a large segment again,
 // not the whole of it (the tail loss probe before it, the last MSS), and
-// slow start then resends the rest piece by piece.
+// slow start then resends the rest piece by piece, two at a time as one
+// packet with PSH.
 func TestTSORetransmissionTimeoutResendsOnePiece(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	c.Write(strings.Repeat("x", 10000))
@@ -159,7 +161,7 @@ func TestTSORetransmissionTimeoutResendsOnePiece(t *testing.T) {
 	}
 	c.In(". 1:1(0) ack 1001 win 257")
 	c.Out(". 1001:2001(1000) ack 1")
-	c.Out(". 2001:3001(1000) ack 1")
+	c.Out("P. 2001:3001(1000) ack 1")
 	c.NoOut()
 	wantGSO(t, gso, 1000, 1000, 0, 0, 0, 0)
 }
