@@ -544,6 +544,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.rtx.lastSegStart = c.snd.nxt
+	resend := c.resendingSynData()
 	psh := gsoEnd || c.pushMarked(c.snd.nxt, n)
 	switch {
 	case c.cfg.SegmentOffload <= 0:
@@ -571,7 +572,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u
 		c.sq.finSeq = c.snd.nxt.Add(seq.Size(n))
 	}
 	c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
-	if n < mss && n > 0 {
+	if n < mss && n > 0 && !resend {
 		c.sq.sml = c.snd.nxt
 	}
 	if fin {

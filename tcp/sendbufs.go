@@ -168,3 +168,13 @@ func (c *Conn) rtxPacketRecs(room int) int {
 	}
 	return k
 }
+
+// resendingSynData reports whether data from SND.NXT is a Fast Open SYN's
+// data going again after the handshake (up to fastOpen.resendEnd, 0 when
+// none). Linux sends it as a
+// retransmission (tcp_rcv_fastopen_synack marks it lost), which is no
+// small segment for Nagle's rule (tcp_minshall_update runs on new data
+// only): the data written after it is not held behind it.
+func (c *Conn) resendingSynData() bool {
+	return c.fo != nil && c.fo.resendEnd != 0 && c.snd.nxt.LessThan(c.fo.resendEnd)
+}
