@@ -56,3 +56,24 @@ func TestRunQdisc(t *testing.T) {
 	res = Run("t.pkt", []byte(handshake+"+0 `tc qdisc add dev tun0 root netem delay 10ms`\n"), Options{})
 	wantErr(t, res, "unsupported: shell command `tc qdisc add dev tun0 root netem delay 10ms`")
 }
+
+// TestRunAggregateFlagsOfLast: segments gathered into the GSO packet a
+// line expects take the last one's PSH, as packetdrill's
+// aggregate_packets copies the last packet's header: Linux's 7000 bytes
+// as three packets of two segments, each with PSH, and one of one
+// segment without it, match "> . 10001:17001(7000)"
+// (fast_recovery/prr-ss-30pkt-lost1_4.pkt of packetdrill's corpus). Here
+// the stack's packets of two segments are ". P." pairs: three segments
+// end without PSH, four end with it.
+func TestRunAggregateFlagsOfLast(t *testing.T) {
+	run(t, handshake+`
++0 write(4, ..., 4000) = 4000
++0 > . 1:3001(3000) ack 1
++0 > P. 3001:4001(1000) ack 1
+`, true)
+	run(t, handshake+`
++0 write(4, ..., 4000) = 4000
++0 > P. 1:3001(3000) ack 1
++0 > P. 3001:4001(1000) ack 1
+`, false)
+}

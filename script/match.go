@@ -274,7 +274,11 @@ func (r *runner) expectPacket(e *event, at, end, tol time.Duration) error {
 // line expects, as packetdrill does when the stack (like a NIC without TSO)
 // sends MSS-sized segments: while the payload is short of the line's, the
 // next segments join if they follow in sequence with the same header (FIN,
-// PSH and CWR aside), and all but the last have the first's size.
+// PSH and CWR aside), and all but the last have the first's size. As
+// packetdrill's aggregate_packets, the aggregate has the last segment's
+// header (its PSH and FIN) but the first's sequence number and CWR: Linux
+// sends two GSO packets of two segments each with PSH, and a packet of
+// one segment without it, and a line covering all three expects none.
 func (r *runner) aggregate(e *event, first *segment, windowEnd time.Duration) (*segment, int, error) {
 	want := e.packet.length
 	if first.tcp.Flags&wire.FlagSYN != 0 || len(first.payload) == 0 || len(first.payload) >= want {
@@ -298,7 +302,7 @@ func (r *runner) aggregate(e *event, first *segment, windowEnd time.Duration) (*
 			return &agg, n, nil
 		}
 		r.queue = r.queue[1:]
-		agg.tcp.Flags |= next.tcp.Flags
+		agg.tcp.Flags = next.tcp.Flags&^wire.FlagCWR | first.tcp.Flags&wire.FlagCWR
 		agg.payload = append(agg.payload, next.payload...)
 		prev = next
 		n++

@@ -594,11 +594,16 @@ func TestRunCompatConstructs(t *testing.T) {
 	res = Run("t.pkt", []byte("--netmask_ip=255.0.255.0\n"+handshake), Options{})
 	wantErr(t, res, "bad --netmask_ip")
 
-	// set_sysctls.py maps to sysctl; a TSO sysctl and the restore
-	// script are ignored with warnings; a shell comment is dropped.
-	res = run(t, "`./set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0 # no TS\n./set_sysctls.py /proc/sys/net/ipv4/tcp_min_tso_segs=10`\n"+handshake+
+	// set_sysctls.py maps to sysctl; tcp_tso_win_divisor and the
+	// restore script are ignored with warnings; a shell comment is
+	// dropped. tcp_min_tso_segs=10 sizes GSO packets: the initial window
+	// of ten goes as two packets of five (half the window each), PSH on
+	// each packet's last segment; at Linux's 2, 1:5001 would end on the
+	// first segment of a packet of two, without PSH.
+	res = run(t, "`./set_sysctls.py /proc/sys/net/ipv4/tcp_timestamps=0 # no TS\n./set_sysctls.py /proc/sys/net/ipv4/tcp_min_tso_segs=10 /proc/sys/net/ipv4/tcp_tso_win_divisor=3`\n"+handshake+
+		"+0 write(4, ..., 10000) = 10000\n+0 > P. 1:5001(5000) ack 1\n+0 > P. 5001:10001(5000) ack 1\n"+
 		"+0 `/tmp/sysctl_restore_${PPID}.sh`\n", true)
-	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "tcp_min_tso_segs=10") || !strings.Contains(res.Warnings[1], "restores the sysctls") {
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "tcp_tso_win_divisor=3") || !strings.Contains(res.Warnings[1], "restores the sysctls") {
 		t.Errorf("warnings %q", res.Warnings)
 	}
 	res = Run("t.pkt", []byte("`./set_sysctls.py /proc/sys/net/ipv4/tcp_tw_reuse=1`\n"+handshake), Options{})

@@ -601,7 +601,14 @@ func (r *runner) applySysctl(line int, name string, v int) error {
 		setDur(&c.KeepIntvl, secs)
 	case "net.ipv4.tcp_keepalive_probes":
 		setInt(&c.KeepCnt, v)
-	case "net.ipv4.tcp_min_tso_segs", "net.ipv4.tcp_tso_win_divisor":
+	case "net.ipv4.tcp_min_tso_segs":
+		// The GSO packet's size: which segments leave as one packet
+		// and so where PSH lands.
+		if v == 2 {
+			v = 0 // Linux's default
+		}
+		setInt(&c.MinTSOSegs, v)
+	case "net.ipv4.tcp_tso_win_divisor":
 		// TSO sizing: the stack sends MSS-sized segments and the runner
 		// joins them into the super-segment a line expects.
 		r.warnf(line, "ignored sysctl %s=%d: synstack has no TSO (the runner aggregates segments as packetdrill does)", name, v)

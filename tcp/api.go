@@ -141,6 +141,12 @@ type Config struct {
 	// per MSS-sized piece. Zero: every segment fits the MSS.
 	SegmentOffload int
 
+	// MinTSOSegs is the fewest segments a GSO packet is sized for when
+	// the pacing rate would make it smaller (Linux's tcp_min_tso_segs);
+	// 0 is Linux's default, 2. It shapes what leaves as one packet and
+	// so where PSH lands (output.go), with or without SegmentOffload.
+	MinTSOSegs int
+
 	// MSS is the largest payload this end accepts, advertised in its SYN
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16

@@ -209,7 +209,8 @@ func checkRecords(c *Conn) error {
 	if c.fl == nil {
 		return nil
 	}
-	if c.fl.txq.n == 0 && c.cc.loss == lossNone && c.fl.rack.at.IsZero() && c.fl.pace.at.IsZero() && !c.fl.ep.undoWaiting() {
+	if c.fl.txq.n == 0 && c.cc.loss == lossNone && c.fl.rack.at.IsZero() && c.fl.pace.at.IsZero() && !c.fl.ep.undoWaiting() &&
+		(len(c.fl.bufRuns) == 0 || c.queuedFrom(c.snd.nxt) == 0) {
 		return fmt.Errorf("nothing in flight, no timer, and the flight state is still held")
 	}
 	q := &c.fl.txq

@@ -16,6 +16,9 @@ type flightState struct {
 	pace paceState
 	ep   episode
 	use  cwndUse
+	// bufRuns are the buffers Linux would cut the send queue into
+	// (sendbufs.go); kept while data waits unsent.
+	bufRuns []bufRun
 }
 
 // maxSpareFlights bounds the idle flight states a Scratch keeps, and
@@ -59,7 +62,8 @@ func (c *Conn) returnFlight(now instant) {
 	case Closed, TimeWait, Listen:
 	default:
 		if fl.txq.n > 0 || c.cc.loss != lossNone || !fl.rack.at.IsZero() ||
-			!fl.pace.at.IsZero() || fl.ep.undoPending(now) {
+			!fl.pace.at.IsZero() || fl.ep.undoPending(now) ||
+			(len(fl.bufRuns) > 0 && c.queuedFrom(c.snd.nxt) > 0) {
 			return
 		}
 	}
@@ -71,8 +75,10 @@ func (c *Conn) returnFlight(now instant) {
 	if len(buf) > txQueueKeep || c.sc.spareRecs+len(buf) > maxSpareRecs {
 		buf = nil
 	}
+	runs := fl.bufRuns[:0]
 	*fl = flightState{}
 	fl.txq.buf = buf
+	fl.bufRuns = runs
 	c.sc.spareRecs += len(buf)
 	c.sc.flights = append(c.sc.flights, fl)
 }

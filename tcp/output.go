@@ -320,10 +320,17 @@ func (c *Conn) output(now instant) {
 	// segments (Config.SegmentOffload) that packet goes as one segment,
 	// gathered in unit while its pieces are accounted one by one.
 	gsoLeft, gsoSegs := 0, 0
-	rwndLimited := false // the peer's window, not cwnd, stopped new data (chrono.go)
+	if c.flight() == 0 && c.queuedFrom(c.snd.nxt) > 0 {
+		// Linux restarts an idle window when the write queues its data
+		// (tcp_slow_start_after_idle_check), so the first packet is
+		// already sized by the restarted window.
+		c.cwndRestartAfterIdle(now)
+	}
+	rwndLimited := false     // the peer's window, not cwnd, stopped new data (chrono.go)
+	rtxLeft, rtxRecs := 0, 0 // the same for a packet sent again (rtxPacketRecs)
 	var unit txUnit
 	for {
-		room := c.cc.cwnd - c.pipe()
+		room := c.cwndWhole() - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
 		if c.cc.loss != lossNone {
 			if n := c.retransmitSize(); n >= 0 {
@@ -331,13 +338,19 @@ func (c *Conn) output(now instant) {
 					break
 				}
 				c.flushUnit(now, &unit)
-				c.retransmitOne(now)
+				if rtxLeft == 0 {
+					rtxRecs = c.rtxPacketRecs(room)
+					rtxLeft = rtxRecs
+				}
+				rtxLeft--
+				c.retransmitOne(now, rtxLeft == 0 && rtxRecs > 1)
 				c.paceSent(now, n)
 				sent = true
 				gsoLeft = 0
 				continue
 			}
 		}
+		rtxLeft = 0
 		queued := c.queuedFrom(c.snd.nxt)
 		finPending := c.sq.finQueued && !(c.sq.finSent && c.snd.nxt.GreaterThan(c.sq.finSeq))
 		if queued == 0 && !finPending {
@@ -392,15 +405,19 @@ func (c *Conn) output(now instant) {
 			gsoSegs = c.gsoPacketSegs(queued, usable, room, mss)
 			gsoLeft = gsoSegs
 		}
-		gsoEnd := false
+		gsoEnd, joined := false, false
 		if n > 0 {
 			gsoLeft--
 			gsoEnd = gsoLeft == 0 && gsoSegs > 1
+			joined = gsoLeft+1 < gsoSegs
 			if c.pushMarked(c.snd.nxt, n) {
 				gsoLeft = 0 // a GSO packet never spans two writes' buffers
 			}
 		}
 		c.transmitNew(now, n, fin, mss, gsoEnd, &unit)
+		if joined {
+			c.joinLastRecord()
+		}
 		if gsoLeft == 0 {
 			c.flushUnit(now, &unit)
 		}
@@ -427,13 +444,22 @@ func (c *Conn) outputDone(now instant, sent, rwndLimited bool) {
 	}
 	// The window was full if it, not the data or the peer, stopped the
 	// loop (Linux's is_cwnd_limited in tcp_write_xmit).
-	if limited := c.pipe() >= c.cc.cwnd; sent || limited {
+	if limited := c.pipe() >= c.cwndWhole(); sent || limited {
 		c.cwndValidate(now, limited)
 	}
 	if sent && (c.timer.rto.IsZero() || c.rtx.persist || !c.timer.tlp.IsZero()) {
 		c.rtx.persist = false
 		c.armXmitTimer(now)
 	}
+}
+
+// cwndWhole is the congestion window the send loop fills: whole segments,
+// as Linux counts it (snd_cwnd in packets, tcp_cwnd_test), so that the
+// part of a segment an algorithm has grown by byte counting (CUBIC's and
+// Reno's avoidance) sends nothing until the segment is whole.
+func (c *Conn) cwndWhole() int {
+	m := max(c.opt.sndMSS, 1)
+	return max(c.cc.cwnd/m, 1) * m
 }
 
 // holdPartial reports whether a segment of n octets, all that is queued
@@ -499,6 +525,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u
 	c.txStart(now)
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.rtx.lastSegStart = c.snd.nxt
+	resend := c.resendingSynData()
 	psh := gsoEnd || c.pushMarked(c.snd.nxt, n)
 	switch {
 	case c.cfg.SegmentOffload <= 0:
@@ -526,7 +553,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u
 		c.sq.finSeq = c.snd.nxt.Add(seq.Size(n))
 	}
 	c.snd.nxt = c.snd.nxt.Add(seq.Size(n))
-	if n < mss && n > 0 {
+	if n < mss && n > 0 && !resend {
 		c.sq.sml = c.snd.nxt
 	}
 	if fin {
@@ -566,26 +593,6 @@ func (c *Conn) oooBlocks(b *[maxOOORanges + 1]seqRange) int {
 	return n
 }
 
-// markPush records the PSH marks of a write of [start, end): Linux fills
-// MSS-sized buffers and marks one for push when the data written since the
-// last mark exceeds half the peer's largest window (forced_push), and marks
-// the last buffer of every write (tcp_push).
-func (c *Conn) markPush(start, end seq.Value) {
-	mss := seq.Size(max(c.opt.sndMSS, 1))
-	half := int32(c.snd.maxWnd / 2)
-	for b := start.Add(mss); b.LessThan(end); b = b.Add(mss) {
-		if b.Sub(c.sq.pushed) > half {
-			c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: b, push: true})
-			c.sq.pushed = b
-		}
-	}
-	if c.sc.more {
-		return // MSG_MORE: only the forced marks
-	}
-	c.sq.pushMarks = append(c.sq.pushMarks, sendMark{at: end, push: true})
-	c.sq.pushed = end
-}
-
 // pushMarked reports whether a segment of n octets at s covers a PSH mark.
 func (c *Conn) pushMarked(s seq.Value, n int) bool {
 	end := s.Add(seq.Size(n))
@@ -611,19 +618,13 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // so a receiver, or a packet script that gathers segments into the
 // super-packet, sees Linux's flags either way.
 func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
-	var goal int
-	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
-		goal = b.tsoSegsGoal(c)
-	} else {
-		rate := float64(c.PacingRate())
-		if rate <= 0 {
-			rate = 1 << 40 // Linux's sk_pacing_rate starts unlimited
-		}
-		goal = max(paceQuantum(rate, mss), 2) // tcp_min_tso_segs
-	}
-	limit := min(goal*mss, usable, queued)
+	limit := min(c.tsoGoalSegs(mss)*mss, usable, queued)
 	if room > 0 {
-		limit = min(limit, (room+mss-1)/mss*mss)
+		// Linux's tcp_cwnd_test: the room in segments, but never more
+		// than half the window in one packet, so that at least two
+		// packets are in flight.
+		half := max(c.cwndWhole()/max(c.opt.sndMSS, 1)/2, 1)
+		limit = min(limit, (room+mss-1)/mss*mss, half*mss)
 	}
 	if _, paced := c.cc.algo.(rateControl); paced && c.fl != nil && c.fl.pace.budget > 0 {
 		limit = min(limit, (c.fl.pace.budget+mss-1)/mss*mss)
@@ -634,6 +635,9 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 			break
 		}
 	}
+	if d := c.bufEndFrom(c.snd.nxt); d > 0 {
+		limit = min(limit, d) // a packet never spans two of Linux's buffers
+	}
 	if c.cfg.SegmentOffload > 0 {
 		// The link's own ceiling on a segment it cuts (Linux's
 		// gso_max_size bounds tcp_tso_autosize alike).
@@ -641,6 +645,27 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 	}
 	return max((limit+mss-1)/mss, 1)
 }
+
+// tsoGoalSegs is how many segments of mss Linux puts in one GSO packet at
+// the current pacing rate (tcp_tso_autosize: about a millisecond's worth,
+// at least Config.MinTSOSegs; BBR's own goal).
+func (c *Conn) tsoGoalSegs(mss int) int {
+	if b, ok := c.cc.algo.(*bbr); ok && b.inited {
+		return b.tsoSegsGoal(c)
+	}
+	rate := float64(c.PacingRate())
+	if rate <= 0 {
+		rate = 1 << 40 // Linux's sk_pacing_rate starts unlimited
+	}
+	minSegs := c.cfg.MinTSOSegs
+	if minSegs <= 0 {
+		minSegs = defaultMinTSOSegs
+	}
+	return max(paceQuantum(rate, mss), minSegs)
+}
+
+// defaultMinTSOSegs is Linux's tcp_min_tso_segs.
+const defaultMinTSOSegs = 2
 
 // prunePushMarks forgets marks for data the peer has acknowledged.
 func (c *Conn) prunePushMarks() {
@@ -652,4 +677,5 @@ func (c *Conn) prunePushMarks() {
 		// Copy down rather than reslice, so the array is reused.
 		c.sq.pushMarks = append(c.sq.pushMarks[:0], c.sq.pushMarks[i:]...)
 	}
+	c.pruneBufRuns()
 }

@@ -124,3 +124,124 @@ func span(i, j int) string { return seqOf(i) + ":" + seqOf(j) }
 
 // seqOf is the sequence number of the i-th 1000-byte segment from 1.
 func seqOf(i int) string { return strconv.Itoa(1 + 1000*i) }
+
+// outGroups expects 1000-byte segments from the k-th, n of them, sent as
+// GSO packets of size segments: PSH on the last of each packet of more
+// than one segment and on the last segment (the end of a write).
+func outGroups(c *tcptest.Conn, k, n, size int) {
+	for i := range n {
+		flags := "."
+		if (size > 1 && (i+1)%size == 0) || i == n-1 {
+			flags = "P."
+		}
+		c.Out(flags + " " + seg(k+i) + " ack 1")
+	}
+}
+
+// A GSO packet takes at most half the congestion window (Linux's
+// tcp_cwnd_test), however large Config.MinTSOSegs makes it: the initial
+// window of ten goes as two packets of five, and after an idle RTO the
+// restarted window of ten does too, restarted before the first packet is
+// sized (slow_start/slow-start-after-idle.pkt of packetdrill's corpus).
+func TestPushHalfWindowPerPacket(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{MinTSOSegs: 10}, "511")
+	c.Write(strings.Repeat("x", 26000))
+	outGroups(c, 0, 10, 5)
+	c.NoOut()
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 10001 win 511") // cwnd 20: packets of ten
+	outGroups(c, 10, 16, 10)
+	c.NoOut()
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 26001 win 511")
+	if got := c.Conn().Info(c.Now()).Cwnd; got != 36 {
+		t.Fatalf("cwnd %d, want 36", got)
+	}
+	c.Advance(2 * time.Second)
+	c.Write(strings.Repeat("x", 20000))
+	outGroups(c, 26, 10, 5) // not packets of ten from a window of 36
+	c.NoOut()
+	if got := c.Conn().Info(c.Now()).Cwnd; got != 10 {
+		t.Fatalf("cwnd %d after idle, want 10", got)
+	}
+}
+
+// With cwnd 2 and nothing in flight each packet is one segment, so a
+// write's first two segments carry no PSH; at cwnd 4 with two in flight
+// the two that go are one packet, with PSH; and the write's buffers, cut
+// at cwnd 2, keep its packets at two segments
+// (cubic/cubic-rto-ss-ca-cwnd-bump.pkt of packetdrill's corpus).
+func TestPushSmallWindowSingleSegments(t *testing.T) {
+	// GSO packets of up to ten segments, so that only the window and
+	// the write's buffers bound them.
+	c := passiveOpen(t, tcp.Config{MinTSOSegs: 10}, "257")
+	c.Write(strings.Repeat("x", 1000))
+	c.Out("P. 1:1001(1000) ack 1")
+	c.NoOut()
+	// The RTO (after the tail loss probe) takes cwnd to one segment;
+	// the ACK of the resend grows it to two.
+	c.Advance(300 * time.Millisecond)
+	c.Out("P. 1:1001(1000) ack 1")
+	c.Advance(300 * time.Millisecond)
+	c.Out("P. 1:1001(1000) ack 1")
+	c.NoOut()
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 1001 win 257")
+	if got := c.Conn().Info(c.Now()).Cwnd; got != 2 {
+		t.Fatalf("cwnd %d, want 2", got)
+	}
+	c.Write(strings.Repeat("x", 20000))
+	c.Out(". 1001:2001(1000) ack 1")
+	c.Out(". 2001:3001(1000) ack 1")
+	c.NoOut()
+	c.In(". 1:1(0) ack 2001 win 257") // cwnd 3, one in flight: one packet of one
+	c.Out(". 3001:4001(1000) ack 1")
+	c.Out(". 4001:5001(1000) ack 1")
+	c.NoOut()
+	c.In(". 1:1(0) ack 3001 win 257") // cwnd 4, two in flight: one of two
+	c.Out(". 5001:6001(1000) ack 1")
+	c.Out("P. 6001:7001(1000) ack 1")
+	c.NoOut()
+	// All acknowledged: cwnd 7 (ssthresh), half of it three, but the
+	// write was cut into buffers of two segments at cwnd 2, and a packet
+	// never spans two: pairs, then the one segment the window has left.
+	c.In(". 1:1(0) ack 7001 win 257")
+	if got := c.Conn().Info(c.Now()).Cwnd; got != 7 {
+		t.Fatalf("cwnd %d, want 7", got)
+	}
+	for _, want := range []string{". 7001:8001", "P. 8001:9001", ". 9001:10001", "P. 10001:11001",
+		". 11001:12001", "P. 12001:13001", ". 13001:14001"} {
+		c.Out(want + "(1000) ack 1")
+	}
+	c.NoOut()
+}
+
+// Linux checks forced_push each time a buffer of the write is full, and
+// its buffers are the size goal (six segments here, half the peer's
+// window of 12800): the mark lands at 12001, past the initial window, not
+// at 7001, which would cut a packet of one segment out of the burst
+// (testdata/scripts/sockopt/notsent-lowat-size-goal.pkt).
+func TestPushForcedAtPacketBoundary(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "100")
+	c.Write(strings.Repeat("x", 16000))
+	outPairs(c, 0, 10)
+	c.NoOut()
+}
+
+// A lost packet of several segments goes again as one, with PSH, as
+// Linux resends the buffer it sent; a SACK inside it cuts it, and what is
+// left of it on either side goes as packets of their own
+// (sack/sack-route-refresh-ip-tos.pkt of packetdrill's corpus).
+func TestPushResentPacketKeepsItsShape(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "257")
+	c.Write(strings.Repeat("x", 10000))
+	outPairs(c, 0, 10)
+	c.Advance(100 * time.Millisecond)
+	c.In(". 1:1(0) ack 1 win 257 <sack 3001:4001 6001:10001,nop,nop>")
+	c.Out(". " + seg(0) + " ack 1")
+	c.Out("P. " + seg(1) + " ack 1")
+	c.Out(". " + seg(2) + " ack 1") // its packet's other half is SACKed
+	c.Out(". " + seg(4) + " ack 1")
+	c.Out("P. " + seg(5) + " ack 1")
+	c.NoOut()
+}

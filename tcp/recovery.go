@@ -204,10 +204,11 @@ func (c *Conn) markHeadLost() {
 }
 
 // retransmitOne sends the next lost segment again, if any: the parts of
-// its record the peer has not SACKed, each within the current MSS. It
-// reports whether it sent one. The congestion window is the caller's
-// business.
-func (c *Conn) retransmitOne(now instant) bool {
+// its record the peer has not SACKed, each within the current MSS; gsoEnd
+// puts PSH on the last, which ends a GSO packet of several segments
+// (rtxPacketRecs). It reports whether it sent one. The congestion window
+// is the caller's business.
+func (c *Conn) retransmitOne(now instant, gsoEnd bool) bool {
 	i, ok := c.nextLost()
 	if !ok {
 		return false
@@ -241,7 +242,7 @@ func (c *Conn) retransmitOne(now instant) bool {
 			break
 		}
 		last := fin && s.Add(seq.Size(n)) == dataEnd
-		c.sendSegment(now, s, n, last, c.pushMarked(s, n))
+		c.sendSegment(now, s, n, last, c.pushMarked(s, n) || gsoEnd && s.Add(seq.Size(n)) == dataEnd)
 		c.countRetrans()
 		s = s.Add(seq.Size(n))
 		if last {
@@ -420,7 +421,7 @@ func (c *Conn) enterLoss(now instant) {
 	if c.fl != nil {
 		c.fl.rack.at = instant(0)
 	}
-	c.retransmitOne(now)
+	c.retransmitOne(now, false)
 }
 
 // recoveryOnAck updates loss recovery for an ACK that advanced SND.UNA; it

@@ -50,16 +50,17 @@ func wantGSO(t *testing.T, gso *[]uint16, want ...uint16) {
 	}
 }
 
-// The initial window goes as one segment of ten MSS, with PSH as Linux's
-// GSO packet carries it; the connection counts the ten segments the wire
-// carries.
+// The initial window goes as two segments of five MSS (a GSO packet takes
+// at most half the congestion window, as Linux's tcp_cwnd_test), with PSH
+// as Linux's GSO packets carry it; the connection counts the ten segments
+// the wire carries.
 func TestTSOSendsOneLargeSegment(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	before := c.Conn().Info(c.Now()).SegsOut
 	c.Write(strings.Repeat("x", 20000))
-	c.Out("P. 1:10001(10000) ack 1")
+	outInitialWindow(c)
 	c.NoOut()
-	wantGSO(t, gso, 1000)
+	wantGSO(t, gso, 1000, 1000)
 	if got := c.Conn().Info(c.Now()).SegsOut - before; got != 10 {
 		t.Fatalf("SegsOut grew by %d, want 10", got)
 	}
@@ -69,7 +70,14 @@ func TestTSOSendsOneLargeSegment(t *testing.T) {
 	c.In(". 1:1(0) ack 2001 win 257")
 	c.Out("P. 10001:14001(4000) ack 1")
 	c.NoOut()
-	wantGSO(t, gso, 1000, 1000)
+	wantGSO(t, gso, 1000, 1000, 1000)
+}
+
+// outInitialWindow expects the initial window of ten 1000-byte segments
+// as two GSO packets of five: half the window each.
+func outInitialWindow(c *tcptest.Conn) {
+	c.Out("P. 1:5001(5000) ack 1")
+	c.Out("P. 5001:10001(5000) ack 1")
 }
 
 // The link's ceiling bounds a segment: with room for three MSS, the
@@ -102,43 +110,45 @@ func TestTSOOffSendsMSSSegments(t *testing.T) {
 func TestTSOPartialLossResendsOnePiece(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	c.Write(strings.Repeat("x", 10000))
-	c.Out("P. 1:10001(10000) ack 1")
+	outInitialWindow(c)
 	c.Advance(time.Millisecond)
 	c.In(". 1:1(0) ack 3001 win 257 <sack 4001:10001>")
 	c.Out(". 3001:4001(1000) ack 1")
 	c.NoOut()
-	wantGSO(t, gso, 1000, 0)
+	wantGSO(t, gso, 1000, 1000, 0)
 	c.In(". 1:1(0) ack 10001 win 257")
 	c.NoOut()
 }
 
 // SACK of part of a large segment: the rest of it, and only the rest, is
 // sent again, one MSS at a time as the congestion window allows, and the
-// SACKed pieces never.
+// SACKed pieces never. The four lost pieces were one packet and go again
+// as one, with PSH (Linux resends what is left of the buffer it sent).
 func TestTSOSackOfPartResendsTheRest(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	c.Write(strings.Repeat("x", 10000))
-	c.Out("P. 1:10001(10000) ack 1")
+	outInitialWindow(c)
 	c.Advance(time.Millisecond)
 	// The first four pieces are lost, the last six arrive.
 	c.In(". 1:1(0) ack 1 win 257 <sack 4001:10001>")
 	c.Out(". 1:1001(1000) ack 1")
 	c.Out(". 1001:2001(1000) ack 1")
 	c.Out(". 2001:3001(1000) ack 1")
-	c.Out(". 3001:4001(1000) ack 1")
+	c.Out("P. 3001:4001(1000) ack 1")
 	c.NoOut()
-	wantGSO(t, gso, 1000, 0, 0, 0, 0)
+	wantGSO(t, gso, 1000, 1000, 0, 0, 0, 0)
 	c.In(". 1:1(0) ack 10001 win 257")
 	c.NoOut()
 }
 
 // A retransmission timeout sends the first MSS of a large segment again,
 // not the whole of it (the tail loss probe before it, the last MSS), and
-// slow start then resends the rest piece by piece.
+// slow start then resends the rest piece by piece, two at a time as one
+// packet with PSH.
 func TestTSORetransmissionTimeoutResendsOnePiece(t *testing.T) {
 	c, gso := tsoConn(t, 64000)
 	c.Write(strings.Repeat("x", 10000))
-	c.Out("P. 1:10001(10000) ack 1")
+	outInitialWindow(c)
 	c.NoOut()
 	c.Advance(10 * time.Millisecond)
 	c.Out("P. 9001:10001(1000) ack 1") // the tail loss probe
@@ -151,9 +161,9 @@ func TestTSORetransmissionTimeoutResendsOnePiece(t *testing.T) {
 	}
 	c.In(". 1:1(0) ack 1001 win 257")
 	c.Out(". 1001:2001(1000) ack 1")
-	c.Out(". 2001:3001(1000) ack 1")
+	c.Out("P. 2001:3001(1000) ack 1")
 	c.NoOut()
-	wantGSO(t, gso, 1000, 0, 0, 0, 0)
+	wantGSO(t, gso, 1000, 1000, 0, 0, 0, 0)
 }
 
 // burst is data sent at one instant: [start, end) relative to the ISN,

@@ -22,6 +22,7 @@ const (
 	recLost                          // marked lost, not yet sent again
 	recRetrans                       // the copy in flight is a retransmission
 	recEverRetrans                   // sent more than once (Karn: no RTT from it)
+	recJoined                        // sent in one GSO packet with the record before it
 )
 
 // txrec is one segment sent: [start, end) in sequence space (a FIN counts
