@@ -256,6 +256,12 @@ type Config struct {
 	// bound, as Linux's default (UINT_MAX).
 	NotSentLowat int
 
+	// MD5Key, when not nil, signs every segment the connection sends and
+	// is the key its peer's segments must be signed with (RFC 2385, TCP
+	// MD5 signatures; md5.go). The stack sets it per connection
+	// (Conn.SetMD5Key), from the keys a socket has for its peer.
+	MD5Key []byte
+
 	// prepared: the defaults are filled in (PrepareConfig).
 	prepared bool
 }

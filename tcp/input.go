@@ -257,10 +257,12 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.tsRecent = o.TSVal
 		c.opt.tsRecentAt = now
 	}
+	c.md5Negotiate()
 	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS), c.fastOpenPathMSS()), minMSS)
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}
+	c.opt.sndMSS -= c.md5Room()
 	// Linux's tcp_initialize_rcv_mss: a conservative guess until data comes.
 	c.opt.rcvMSS = int32(max(min(int(c.cfg.MSS), c.opt.sndMSS, defaultPeerMSS), minMSS))
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
