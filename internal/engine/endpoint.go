@@ -63,6 +63,9 @@ func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b 
 	ep := &endpoint{s: s, local: local, remote: remote, bind: b, heapIndex: -1}
 	ep.ipOpts = ipOptsOf(o)
 	s.hashLocked(ep, o, iss)
+	if o.MD5 != nil {
+		ep.md5Setup(o)
+	}
 	s.retainBinding(b)
 	return ep
 }
@@ -86,7 +89,7 @@ func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
 // Send implements tcp.Host: the connection's segments go out from its
 // addresses.
 func (ep *endpoint) Send(seg *tcp.Segment) {
-	ep.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment())
+	ep.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment(), ep.conn.MD5Key())
 }
 
 // Transition implements tcp.Host.

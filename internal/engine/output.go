@@ -20,12 +20,13 @@ const maxTCPHeaderLen = 60
 // cut (seg.GSOSize, link.SegmentOffloader) whose pieces fit the MTU. It
 // needs sh's lock.
 func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
-	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true)
+	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true, nil)
 }
 
 // sendSegmentIPLocked is sendSegmentLocked with the IPv4 header's TOS byte
-// and DF flag as a connection's socket options ask (ipopts.go).
-func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool) {
+// and DF flag as a connection's socket options ask (ipopts.go), and the
+// connection's TCP MD5 key, if it has one, to sign with (md5.go).
+func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool, md5Key []byte) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
 		DstPort: remote.Port(),
@@ -68,6 +69,9 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 	if err != nil {
 		sh.stats.IpOutDiscards++
 		return
+	}
+	if md5Key != nil {
+		sh.md5Sign(buf[ipLen:ipLen+n], seg.Payload, src, dst, md5Key)
 	}
 	// The link completes the checksums of the pieces it cuts.
 	csumOff := s.txCsumOff || gso > 0
