@@ -460,7 +460,12 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	}
 	c.updateTSRecent(now, seg)
 
-	// Sixth and seventh: the text, and the FIN.
+	// Sixth: the URG bit.
+	if seg.Flags&flagURG != 0 || c.urg() != nil {
+		c.urgInput(seg)
+	}
+
+	// Seventh and eighth: the text, and the FIN.
 	if !c.inputTextAndFIN(now, seg) {
 		return
 	}

@@ -107,6 +107,9 @@ func (c *Conn) emit() {
 	if c.cfg.MD5Key != nil {
 		c.md5Options(seg)
 	}
+	if c.urg() != nil {
+		c.urgOutput(seg)
+	}
 	if n := len(seg.Payload); seg.GSOSize > 0 && n > int(seg.GSOSize) {
 		c.stats.segsOut += uint32((n + int(seg.GSOSize) - 1) / int(seg.GSOSize))
 	} else {
@@ -457,6 +460,9 @@ func (c *Conn) outputDone(now instant, sent, rwndLimited bool) {
 // TCP_CORK (until the cork comes off or its 200 ms ceiling passes), or
 // MSG_MORE (holdForMore).
 func (c *Conn) holdPartial(now instant, n, queued, mss int) bool {
+	if c.urg() != nil && c.urgSending() {
+		return false // urgent data is never held (Linux's tcp_nagle_test)
+	}
 	if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.sq.finQueued &&
 		c.sq.sml.GreaterThan(c.snd.una) && c.sq.sml.LessThanEq(c.snd.nxt) {
 		return true

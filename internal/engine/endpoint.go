@@ -189,6 +189,7 @@ func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 		cfg.KeepCnt = o.KeepCnt
 	}
 	cfg.Cork = o.Cork
+	cfg.OOBInline = o.OOBInline
 	if o.Linger2 != 0 {
 		cfg.FinTimeout = Linger2Duration(o.Linger2)
 	}

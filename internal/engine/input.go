@@ -300,6 +300,7 @@ func (p *rxPacket) segment() (local, remote netip.AddrPort, seg tcp.Segment) {
 		Options: h.Options,
 		Payload: p.data,
 		ECN:     p.ecn,
+		UP:      h.Urgent,
 	}
 	return netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort), seg
 }

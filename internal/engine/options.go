@@ -47,6 +47,8 @@ type Options struct {
 	// MD5 holds the socket's TCP MD5 keys (TCP_MD5SIG, md5.go): never
 	// changed in place, a change makes a new list.
 	MD5 *MD5Keys
+	// OOBInline is SO_OOBINLINE: urgent data stays in the stream.
+	OOBInline bool
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1

@@ -34,6 +34,7 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 		Ack:     uint32(seg.ACK),
 		Flags:   seg.Flags,
 		Window:  seg.WND,
+		Urgent:  seg.UP,
 		Options: seg.Options,
 	}
 	src, dst := local.Addr(), remote.Addr()

@@ -8,6 +8,7 @@ type Events int16
 // The events a socket reports (tcp_poll's).
 const (
 	EventIn    Events = 1 << 0  // POLLIN
+	EventPri   Events = 1 << 1  // POLLPRI: urgent data to read out of band
 	EventOut   Events = 1 << 2  // POLLOUT
 	EventErr   Events = 1 << 3  // POLLERR
 	EventHup   Events = 1 << 4  // POLLHUP
@@ -97,6 +98,9 @@ func (sk *Socket) pollLocked() Events {
 		}
 		if wrShut || c.WriteReady() {
 			mask |= EventOut
+		}
+		if c.UrgentPending() {
+			mask |= EventPri
 		}
 	}
 	if c.Err() != 0 || sk.errQueueLen() > 0 {
