@@ -31,3 +31,27 @@ func gatherTarget(iov [][]byte) []byte {
 	}
 	return nil
 }
+
+// ReadToMark reads from a TCP socket as splice(2) and the kernel's other
+// readers of a socket's queue read (Linux's tcp_read_sock): never past the
+// urgent mark, and 0 at the mark while data waits beyond it, the urgent
+// byte left in place (it is Recv's to skip or MSG_OOB's to take).
+// Without a mark ahead it is Recv with flags (MSG_DONTWAIT, MSG_PEEK).
+func (t *Sockets) ReadToMark(fd int, p []byte, flags int) (int, error) {
+	sk, _, err := t.get(fd)
+	if err != nil {
+		return 0, err
+	}
+	if !sk.UDP() {
+		off, waiting, ok, err := sk.MarkAhead()
+		switch {
+		case err != nil:
+			return 0, err
+		case ok && off == 0 && waiting:
+			return 0, nil
+		case ok && off > 0:
+			p = p[:min(len(p), off)]
+		}
+	}
+	return t.Recv(fd, p, flags&^MSG_OOB)
+}

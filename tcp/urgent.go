@@ -180,6 +180,29 @@ func (c *Conn) AtMark() bool {
 	return u != nil && u.rcv != urgNone && u.rcvSeq == c.copiedSeq()
 }
 
+// UrgentMark returns how many octets a read takes before it reaches the
+// urgent mark (0 at the mark), and false when no mark is ahead.
+func (c *Conn) UrgentMark() (int, bool) {
+	u := c.urg()
+	if u == nil || u.rcv == urgNone {
+		return 0, false
+	}
+	off := u.rcvSeq.Sub(c.copiedSeq())
+	return int(off), off >= 0
+}
+
+// PollReadable returns the octets that make the connection readable for
+// poll: Readable, less the urgent byte when it is next and out of band
+// (Linux's tcp_poll raises its target by one there), so that the byte
+// alone shows as POLLPRI and not POLLIN.
+func (c *Conn) PollReadable() int {
+	n := c.rq.n
+	if c.urg() != nil && !c.cfg.OOBInline && c.AtMark() {
+		n--
+	}
+	return n
+}
+
 // UrgentPending reports an urgent byte that has arrived and not been read
 // out of band (poll's POLLPRI).
 func (c *Conn) UrgentPending() bool {

@@ -93,7 +93,7 @@ func (sk *Socket) pollLocked() Events {
 		mask |= EventIn | EventRdHup
 	}
 	if st != tcp.SynSent && st != tcp.SynRcvd {
-		if c.Readable() > 0 || sk.peekLen() > 0 {
+		if c.PollReadable() > 0 || sk.peekLen() > 0 {
 			mask |= EventIn
 		}
 		if wrShut || c.WriteReady() {

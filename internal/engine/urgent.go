@@ -36,6 +36,23 @@ func (sk *Socket) RecvUrgent(peek bool) (b byte, ok bool, err error) {
 	return b, true, nil
 }
 
+// MarkAhead returns the octets a read takes before the urgent mark (0 at
+// it, data kept by a peek included) and whether data waits, or ok false
+// when no mark is ahead (splice's reading, tcp_read_sock).
+func (sk *Socket) MarkAhead() (off int, waiting, ok bool, err error) {
+	var l locks
+	defer sk.h.releaseCtl(&l)
+	if err := sk.lock(sockLocks, &l); err != nil {
+		return 0, false, false, err
+	}
+	if sk.ep == nil {
+		return 0, false, false, nil
+	}
+	c := &sk.ep.conn
+	off, ok = c.UrgentMark()
+	return off + sk.peekLen(), c.Readable()+sk.peekLen() > 0, ok, nil
+}
+
 // AtMark is SIOCATMARK: whether the next read starts at the urgent mark.
 func (sk *Socket) AtMark() (bool, error) {
 	var l locks
