@@ -170,3 +170,46 @@ func TestMD5SetsockoptErrors(t *testing.T) {
 		wantErr(t, tc.name, ss.SetsockoptTCPMD5Sig(tc.fd, tc.opt, tc.sig), tc.want)
 	}
 }
+
+// TestMD5PrefixDualStack: a dual-stack listener's keys for an IPv6 prefix
+// and for an IPv4 one (IPv4-mapped, its prefix in IPv4's bits, as Linux)
+// sign connections from peers of either family.
+func TestMD5PrefixDualStack(t *testing.T) {
+	n := newVnet(t, nil)
+	sb := n.b.Sockets()
+	lfd := listenOn(t, n.b, netip.AddrPortFrom(netip.IPv6Unspecified(), 179), 4, true)
+	for _, sig := range []TCPMD5Sig{
+		{Addr: netip.MustParseAddr("fd00::"), Flags: TCP_MD5SIG_FLAG_PREFIX, PrefixLen: 64, Key: []byte("six")},
+		{Addr: netip.AddrFrom16(netip.MustParseAddr("10.0.0.0").As16()), Flags: TCP_MD5SIG_FLAG_PREFIX, PrefixLen: 24, Key: []byte("four")},
+	} {
+		must(t, sb.SetsockoptTCPMD5Sig(lfd, TCP_MD5SIG_EXT, sig))
+	}
+	for _, tc := range []struct {
+		fam        int
+		peer, from netip.Addr
+		key        string
+	}{
+		{AF_INET6, addr6B, addr6A, "six"},
+		{AF_INET, addrB, addrA, "four"},
+	} {
+		sa := n.a.Sockets()
+		cfd, err := sa.Socket(tc.fam, SOCK_STREAM|SOCK_NONBLOCK, 0)
+		must(t, err)
+		md5Key(t, n.a, cfd, tc.peer, tc.key)
+		wantErr(t, "connect", sa.Connect(cfd, netip.AddrPortFrom(tc.peer, 179)), syscall.EINPROGRESS)
+		n.pump()
+		wantErr(t, "connect again "+tc.key, sa.Connect(cfd, netip.AddrPortFrom(tc.peer, 179)), 0)
+		sfd, _, err := sb.Accept(lfd)
+		must(t, err)
+		if _, err := sa.Write(cfd, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		n.pump()
+		if got, err := recvString(t, sb, sfd, 0); got != "hi" || err != nil {
+			t.Errorf("%s: read %q, %v", tc.key, got, err)
+		}
+	}
+	if s := n.b.Stats(); s.TcpExtTCPMD5Failure+s.TcpExtTCPMD5NotFound+s.TcpExtTCPMD5Unexpected != 0 {
+		t.Errorf("refused: %d, %d, %d", s.TcpExtTCPMD5Failure, s.TcpExtTCPMD5NotFound, s.TcpExtTCPMD5Unexpected)
+	}
+}
