@@ -38,20 +38,7 @@ func kernelMD5(peer netip.Addr, key string) func(string, string, syscall.RawConn
 // the digests agree with Linux's. With another key the kernel's SYN is
 // refused and counted.
 func TestKernelMD5(t *testing.T) {
-	enterNewNetns(t)
-	ep, err := Open(Options{Name: "tunmd5", HostAddrs: []netip.Prefix{hostAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}})
-	if err != nil {
-		ep.Close()
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
-		t.Fatalf("kernel side not ready: %v %v", ok, err)
-	}
+	st := kernelStack(t, "tunmd5")
 	ctx := context.Background()
 	const key = "kernel-and-synstack"
 
@@ -111,6 +98,28 @@ func TestKernelMD5(t *testing.T) {
 	}
 }
 
+// kernelStack enters a namespace of the test's own and returns a stack on
+// a TUN device named name there, the kernel at hostAddr on its other
+// side; the stack closes when the test ends.
+func kernelStack(t *testing.T, name string) *synstack.Stack {
+	t.Helper()
+	enterNewNetns(t)
+	ep, err := Open(Options{Name: name, HostAddrs: []netip.Prefix{hostAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}})
+	if err != nil {
+		ep.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
+		t.Fatalf("kernel side not ready: %v %v", ok, err)
+	}
+	return st
+}
+
 // echo writes n bytes to c, reads them back, and closes c.
 func echo(t *testing.T, c net.Conn, n int) {
 	t.Helper()
@@ -136,20 +145,7 @@ func echo(t *testing.T, c net.Conn, n int) {
 // stack, both ways: each reads up to the mark, then the urgent byte with
 // MSG_OOB, then the rest, as the other sent it.
 func TestKernelUrgent(t *testing.T) {
-	enterNewNetns(t)
-	ep, err := Open(Options{Name: "tunurg", HostAddrs: []netip.Prefix{hostAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}})
-	if err != nil {
-		ep.Close()
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
-		t.Fatalf("kernel side not ready: %v %v", ok, err)
-	}
+	st := kernelStack(t, "tunurg")
 	sl, err := st.Listen("tcp", ":181")
 	if err != nil {
 		t.Fatal(err)
