@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/synstack/synstack"
+	"github.com/synstack/synstack/wire"
 )
 
 // kernelMD5 is a Control that gives a kernel socket a TCP MD5 key for
@@ -38,7 +41,35 @@ func kernelMD5(peer netip.Addr, key string) func(string, string, syscall.RawConn
 // the digests agree with Linux's. With another key the kernel's SYN is
 // refused and counted.
 func TestKernelMD5(t *testing.T) {
-	st := kernelStack(t, "tunmd5")
+	// The SYNs each side sends, their options by name (the digests,
+	// keys' and segments' own, left out).
+	var mu sync.Mutex
+	syns := map[string]string{}
+	largest := map[string]int{} // the most data in a segment, by direction
+	st := kernelStack(t, "tunmd5", func(dir string, pkt []byte) {
+		_, payload, err := wire.ParseIPv4(pkt)
+		if err != nil {
+			return
+		}
+		h, data, err := wire.ParseTCP(payload)
+		if err != nil {
+			return
+		}
+		if h.Flags&wire.FlagSYN == 0 {
+			mu.Lock()
+			largest[dir] = max(largest[dir], len(data))
+			mu.Unlock()
+			return
+		}
+		list, _ := wire.ParseTCPOptionList(payload[wire.TCPHeaderLen:h.DataOffset])
+		var names []string
+		for _, o := range list {
+			names = append(names, strings.Fields(o.String())[0])
+		}
+		mu.Lock()
+		syns[dir+" "+h.Flags.String()] = strings.Join(names, ",")
+		mu.Unlock()
+	})
 	ctx := context.Background()
 	const key = "kernel-and-synstack"
 
@@ -88,6 +119,21 @@ func TestKernelMD5(t *testing.T) {
 	if s := st.Stats(); s.TcpExtTCPMD5Failure+s.TcpExtTCPMD5NotFound+s.TcpExtTCPMD5Unexpected != 0 {
 		t.Errorf("segments refused with the same key: %+v", s)
 	}
+	// The option space as Linux shares it: the signature first, no
+	// timestamps on a SYN, nor on a SYN,ACK that permits SACK; the same
+	// layout from both sides.
+	mu.Lock()
+	t.Logf("SYNs: %q; largest segments %v", syns, largest)
+	if largest["in"] != 1440 || largest["out"] != 1440 {
+		t.Errorf("largest segments %v, want 1440 both ways (1460 less the signature's 20)", largest)
+	}
+	const want = "nop,nop,md5,mss,nop,nop,sackOK,nop,wscale"
+	for _, k := range []string{"in S", "out S", "in S.", "out S."} {
+		if syns[k] != want {
+			t.Errorf("%s options %s, want %s", k, syns[k], want)
+		}
+	}
+	mu.Unlock()
 	bad := net.Dialer{Control: kernelMD5(stackAddr.Addr(), "another key"), Timeout: 1500 * time.Millisecond}
 	if c, err := bad.DialContext(ctx, "tcp4", net.JoinHostPort(stackAddr.Addr().String(), "180")); err == nil {
 		c.Close()
@@ -100,15 +146,16 @@ func TestKernelMD5(t *testing.T) {
 
 // kernelStack enters a namespace of the test's own and returns a stack on
 // a TUN device named name there, the kernel at hostAddr on its other
-// side; the stack closes when the test ends.
-func kernelStack(t *testing.T, name string) *synstack.Stack {
+// side, with the OnPacket hook onPacket; the stack closes when the test
+// ends.
+func kernelStack(t *testing.T, name string, onPacket func(dir string, pkt []byte)) *synstack.Stack {
 	t.Helper()
 	enterNewNetns(t)
 	ep, err := Open(Options{Name: name, HostAddrs: []netip.Prefix{hostAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}})
+	st, err := synstack.New(synstack.Config{Link: ep, Addrs: []netip.Prefix{stackAddr}, OnPacket: onPacket})
 	if err != nil {
 		ep.Close()
 		t.Fatal(err)
@@ -145,7 +192,7 @@ func echo(t *testing.T, c net.Conn, n int) {
 // stack, both ways: each reads up to the mark, then the urgent byte with
 // MSG_OOB, then the rest, as the other sent it.
 func TestKernelUrgent(t *testing.T) {
-	st := kernelStack(t, "tunurg")
+	st := kernelStack(t, "tunurg", nil)
 	sl, err := st.Listen("tcp", ":181")
 	if err != nil {
 		t.Fatal(err)
