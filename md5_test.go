@@ -213,3 +213,49 @@ func TestMD5PrefixDualStack(t *testing.T) {
 		t.Errorf("refused: %d, %d, %d", s.TcpExtTCPMD5Failure, s.TcpExtTCPMD5NotFound, s.TcpExtTCPMD5Unexpected)
 	}
 }
+
+// TestMD5ListenerResetSigned: a listener with a key answers a signed ACK
+// that matches no connection with a RST signed with that key, as Linux's
+// tcp_v4_send_reset does.
+func TestMD5ListenerResetSigned(t *testing.T) {
+	var rst []byte
+	n := newVnet(t, func(a, b *Config) {
+		b.OnPacket = func(dir string, pkt []byte) {
+			if dir == "out" {
+				rst = append([]byte(nil), pkt...)
+			}
+		}
+	})
+	lfd := listenOn(t, n.b, netip.AddrPortFrom(addrB, 179), 4, true)
+	md5Key(t, n.b, lfd, addrA, "k")
+	th := wire.TCP{SrcPort: 5555, DstPort: 179, Seq: 100, Ack: 200, Flags: wire.FlagACK, Window: 100,
+		Options: wire.TCPOptions{HasMD5: true}}
+	seg := make([]byte, th.HeaderLen())
+	if _, err := th.Emit(seg); err != nil {
+		t.Fatal(err)
+	}
+	var m wire.TCPMD5
+	m.Sign(seg, nil, addrA, addrB, []byte("k"))
+	wire.SetTCPChecksum(seg, addrA, addrB)
+	ip := wire.IPv4{TTL: 64, Protocol: wire.ProtoTCP, Src: addrA, Dst: addrB}
+	pkt := make([]byte, wire.IPv4HeaderLen+len(seg))
+	if _, err := ip.Emit(pkt, len(seg)); err != nil {
+		t.Fatal(err)
+	}
+	copy(pkt[wire.IPv4HeaderLen:], seg)
+	n.b.DeliverPacket(pkt)
+	if rst == nil {
+		t.Fatal("no answer")
+	}
+	_, payload, err := wire.ParseIPv4(rst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := wire.ParseTCP(payload)
+	if err != nil || h.Flags != wire.FlagRST || h.Seq != 200 {
+		t.Fatalf("answer %v seq %d, %v; want a RST at 200", h.Flags, h.Seq, err)
+	}
+	if !m.Valid(payload, addrB, addrA, []byte("k")) {
+		t.Error("the RST is not signed with the listener's key")
+	}
+}

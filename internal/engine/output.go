@@ -125,10 +125,18 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 // section 3.10.7.1): never a RST to a RST; if the ACK bit is set
 // <SEQ=SEG.ACK><CTL=RST>, otherwise <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
 func (s *Host) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
+	s.sendResetKeyLocked(local, remote, seg, nil)
+}
+
+// sendResetKeyLocked is sendResetLocked signed with md5Key, a listener's
+// TCP MD5 key for the peer (nil: unsigned), as Linux's tcp_v4_send_reset
+// signs with the key of the socket that answers.
+func (s *Host) sendResetKeyLocked(local, remote netip.AddrPort, seg *tcp.Segment, md5Key []byte) {
 	if seg.Flags&wire.FlagRST != 0 {
 		return
 	}
 	var r tcp.Segment
+	r.Options.HasMD5 = md5Key != nil
 	if seg.Flags&wire.FlagACK != 0 {
 		r.SEQ = seg.ACK
 		r.Flags = wire.FlagRST
@@ -136,5 +144,5 @@ func (s *Host) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 		r.ACK = seg.SEQ.Add(seg.Len())
 		r.Flags = wire.FlagRST | wire.FlagACK
 	}
-	s.sendSegmentLocked(s.g(), local, remote, &r)
+	s.sendSegmentIPLocked(s.g(), local, remote, &r, 0, true, md5Key)
 }
