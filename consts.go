@@ -41,6 +41,7 @@ const (
 	SO_SNDBUF       = 7  // send buffer size (doubled on set, as Linux)
 	SO_RCVBUF       = 8  // receive buffer size (doubled on set, as Linux)
 	SO_KEEPALIVE    = 9  // send keepalive probes
+	SO_OOBINLINE    = 10 // urgent data stays in the stream (MSG_OOB finds none)
 	SO_LINGER       = 13 // see SetsockoptLinger
 	SO_REUSEPORT    = 15 // share a port, listeners included, with load spreading
 	SO_ACCEPTCONN   = 30 // read-only: 1 when listening
@@ -85,6 +86,7 @@ const (
 // Ioctl requests, Linux's values.
 const (
 	SIOCINQ     = 0x541b // bytes received and not yet read (FIONREAD)
+	SIOCATMARK  = 0x8905 // 1 when the next read starts at the urgent mark
 	SIOCOUTQ    = 0x5411 // bytes written and not yet acknowledged (TIOCOUTQ)
 	SIOCOUTQNSD = 0x894b // bytes written and not yet sent
 )
@@ -92,7 +94,7 @@ const (
 // Poll event bits, Linux's values.
 const (
 	POLLIN    = 0x1    // readable: data, end of stream, a connection to accept
-	POLLPRI   = 0x2    // urgent data (never reported)
+	POLLPRI   = 0x2    // urgent data to read with MSG_OOB
 	POLLOUT   = 0x4    // writable, or connect ended
 	POLLERR   = 0x8    // pending error
 	POLLHUP   = 0x10   // hang-up

@@ -55,6 +55,12 @@ type Dialer struct {
 	// dial. The dial returns once connected and the data written. The
 	// stack's Config.FastOpen must have FastOpenClient (the default).
 	FastOpenData []byte
+
+	// MD5Key, if not empty, signs the connection with TCP MD5 signatures
+	// (RFC 2385, as TCP_MD5SIG for the address dialled): every segment
+	// it sends, the SYN included, and only segments the peer signed with
+	// the same key are taken.
+	MD5Key []byte
 }
 
 // Dial connects to address on the named network ("tcp", "tcp4" or
@@ -134,7 +140,19 @@ func (d *Dialer) dial(ctx context.Context, network, address string) (*TCPConn, e
 	if !ka.Enable && d.KeepAlive >= 0 {
 		ka = net.KeepAliveConfig{Enable: true, Idle: d.KeepAlive}
 	}
-	return d.Stack.dialTCP(ctx, network, address, laddr, raddr, ka, d.Control, d.FastOpenData)
+	control := d.Control
+	if len(d.MD5Key) > 0 {
+		control = func(network, address string, t *Sockets, fd int) error {
+			if d.Control != nil {
+				if err := d.Control(network, address, t, fd); err != nil {
+					return err
+				}
+			}
+			peer := raddr.Addr().Unmap()
+			return t.setMD5Keys(fd, map[netip.Prefix][]byte{netip.PrefixFrom(peer, peer.BitLen()): d.MD5Key})
+		}
+	}
+	return d.Stack.dialTCP(ctx, network, address, laddr, raddr, ka, control, d.FastOpenData)
 }
 
 // dialTCP creates a socket, sets its options, binds it to laddr if valid,

@@ -59,6 +59,13 @@ type ListenConfig struct {
 	// connections may wait in that state (beyond it, a normal handshake).
 	// The stack's Config.FastOpen must have FastOpenServer.
 	FastOpen int
+
+	// MD5Keys, if not empty, are TCP MD5 signature keys (RFC 2385, as
+	// TCP_MD5SIG_EXT) by the peers they are for: a connection from a
+	// peer in a prefix signs its segments with the key of the longest
+	// such prefix and takes only segments signed with it; a peer in none
+	// connects without. An empty key is an error.
+	MD5Keys map[netip.Prefix][]byte
 }
 
 // Listen announces on the local address: network "tcp", "tcp4" or
@@ -110,6 +117,9 @@ func (lc *ListenConfig) listen(ctx context.Context, network, address string) (*T
 		if err := lc.Control(network, address, t, fd); err != nil {
 			return fail(err)
 		}
+	}
+	if err := t.setMD5Keys(fd, lc.MD5Keys); err != nil {
+		return fail(mapErr("set", err, false))
 	}
 	if err := t.Bind(fd, laddr); err != nil {
 		return fail(bindErr(err))

@@ -36,7 +36,7 @@ const UIO_MAXIOV = 1024
 // Message flags of Sendmsg and Recvmsg beyond Send's and Recv's, Linux's
 // values.
 const (
-	MSG_OOB      = 0x1       // urgent data: not supported (EOPNOTSUPP on send, EINVAL on receive: there is never any)
+	MSG_OOB      = 0x1       // urgent data (TCP): send marks the last byte urgent; recv reads the urgent byte (see Recv)
 	MSG_EOR      = 0x80      // send: the data ends a record; no segment joins it with later data
 	MSG_CTRUNC   = 0x8       // recvmsg flags: control messages did not fit (never set here)
 	MSG_ERRQUEUE = 0x2000    // recv: read the error queue
@@ -188,7 +188,8 @@ func scatter(iov [][]byte, p []byte) {
 // what a later send writes), MSG_ZEROCOPY (with SO_ZEROCOPY: a completion
 // report on the error queue once the data is acknowledged, or for UDP
 // sent; the data is copied all the same). Errors as Linux: EMSGSIZE for
-// more than UIO_MAXIOV buffers, EOPNOTSUPP for MSG_OOB, EINVAL for
+// more than UIO_MAXIOV buffers, EOPNOTSUPP for MSG_OOB on UDP (on TCP it
+// marks the last byte urgent, as Send), EINVAL for
 // control messages, EFAULT for a nil m; buffers of total length 0 send
 // nothing on TCP and return 0 (an empty datagram on UDP).
 func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
@@ -203,7 +204,7 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
-	case flags&MSG_OOB != 0:
+	case flags&MSG_OOB != 0 && sk.UDP():
 		return 0, syscall.EOPNOTSUPP
 	case len(m.Control) > 0:
 		return 0, syscall.EINVAL
@@ -244,8 +245,9 @@ func (t *Sockets) Sendmsg(fd int, m *Msghdr, flags int) (int, error) {
 // waiting (EAGAIN when there is none), its bytes in the buffers, Name the
 // destination an ICMP error is about, Control a Timestamping (for a
 // timestamp report, with SOF_TIMESTAMPING_SOFTWARE) and the ExtendedErr,
-// Flags MSG_ERRQUEUE (and MSG_TRUNC if the bytes did not fit). EINVAL for
-// MSG_OOB (there is never urgent data to read), EMSGSIZE for more than
+// Flags MSG_ERRQUEUE (and MSG_TRUNC if the bytes did not fit). MSG_OOB
+// reads the urgent byte into the first buffer, as Recv (Flags MSG_OOB);
+// EMSGSIZE for more than
 // UIO_MAXIOV buffers, EFAULT for a nil m.
 func (t *Sockets) Recvmsg(fd int, m *Msghdr, flags int) (int, error) {
 	sk, nonblock, err := t.get(fd)
@@ -260,7 +262,11 @@ func (t *Sockets) Recvmsg(fd int, m *Msghdr, flags int) (int, error) {
 	case err != nil:
 		return 0, err
 	case flags&MSG_OOB != 0:
-		return 0, syscall.EINVAL
+		n, err := recvUrgent(sk, gatherTarget(m.Iov), flags)
+		if err == nil {
+			m.Control, m.Flags, m.Name = m.Control[:0], MSG_OOB, netip.AddrPort{}
+		}
+		return n, err
 	}
 	m.Control, m.Flags, m.Name = m.Control[:0], 0, netip.AddrPort{}
 	if flags&MSG_ERRQUEUE != 0 {
@@ -399,6 +405,7 @@ func sendFlags(nonblock bool, flags int) engine.SendFlags {
 		More:     flags&MSG_MORE != 0,
 		EOR:      flags&MSG_EOR != 0,
 		ZeroCopy: flags&MSG_ZEROCOPY != 0,
+		OOB:      flags&MSG_OOB != 0,
 	}
 }
 

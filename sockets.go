@@ -238,10 +238,20 @@ func (t *Sockets) Write(fd int, p []byte) (int, error) { return t.Send(fd, p, 0)
 // ECONNRESET once after a reset (then 0), EAGAIN when non-blocking (or
 // MSG_DONTWAIT) and nothing is ready. A blocking Recv waits for data. With
 // MSG_PEEK the data stays to be read again. MSG_WAITALL is ignored.
+//
+// Urgent data (TCP): a read stops at the urgent mark, before the byte the
+// peer's urgent pointer marks, and skips that byte afterwards; MSG_OOB
+// reads it (one byte, never waiting; with MSG_PEEK it stays), as Linux:
+// EINVAL when there is none to read (none came, it was read, or
+// SO_OOBINLINE keeps it in the stream), EAGAIN when announced and not yet
+// here, ENOTCONN on a listener, EOPNOTSUPP on UDP. See Ioctl's SIOCATMARK.
 func (t *Sockets) Recv(fd int, p []byte, flags int) (int, error) {
 	sk, nonblock, err := t.get(fd)
 	if err != nil {
 		return 0, err
+	}
+	if flags&MSG_OOB != 0 {
+		return recvUrgent(sk, p, flags)
 	}
 	return sk.Recv(p, flags&MSG_PEEK != 0, nonblock || flags&MSG_DONTWAIT != 0, nil)
 }
@@ -314,7 +324,8 @@ func (t *Sockets) Close(fd int) error {
 // SIOCOUTQNSD, bytes written and not yet sent. As Linux, a listener gets
 // EINVAL and a connection still in its handshake reads 0; on a UDP
 // socket SIOCINQ is the size of the next datagram, SIOCOUTQ 0 and
-// SIOCOUTQNSD ENOTTY; any other request gets ENOTTY.
+// SIOCOUTQNSD ENOTTY; SIOCATMARK is 1 when the next read starts at the
+// urgent mark (TCP); any other request gets ENOTTY.
 func (t *Sockets) Ioctl(fd, req int) (int, error) {
 	sk, _, err := t.get(fd)
 	if err != nil {
@@ -327,6 +338,12 @@ func (t *Sockets) Ioctl(fd, req int) (int, error) {
 		return sk.QueueLen(engine.QueueOut)
 	case SIOCOUTQNSD:
 		return sk.QueueLen(engine.QueueOutNSD)
+	case SIOCATMARK:
+		if sk.UDP() {
+			return 0, syscall.ENOTTY
+		}
+		at, err := sk.AtMark()
+		return boolInt(at), err
 	}
 	return 0, syscall.ENOTTY
 }
@@ -423,6 +440,10 @@ func (t *Sockets) Recvfrom(fd int, p []byte, flags int) (int, netip.AddrPort, er
 	}
 	nonblock = nonblock || flags&MSG_DONTWAIT != 0
 	if !sk.UDP() {
+		if flags&MSG_OOB != 0 {
+			n, err := recvUrgent(sk, p, flags)
+			return n, netip.AddrPort{}, err
+		}
 		n, err := sk.Recv(p, flags&MSG_PEEK != 0, nonblock, nil)
 		return n, netip.AddrPort{}, err
 	}

@@ -296,6 +296,10 @@ var sockopts = []sockopt{
 			c.O.Linger = l
 			return nil
 		}},
+	{level: SOL_SOCKET, name: SO_OOBINLINE, linux: "SO_OOBINLINE", typ: optBool,
+		get: getBool(func(o *engine.Options) bool { return o.OOBInline }),
+		set: setBool(func(o *engine.Options, on bool) { o.OOBInline = on },
+			func(c optCtx) { c.Conn.SetOOBInline(c.O.OOBInline) })},
 	{level: SOL_SOCKET, name: SO_ERROR, linux: "SO_ERROR", typ: optInt,
 		get: func(c optCtx) optValue { return optValue{n: int(c.TakeErr())} }},
 	{level: SOL_SOCKET, name: SO_TYPE, linux: "SO_TYPE", typ: optInt,

@@ -75,6 +75,9 @@ var stats = map[string]stat{
 	"TcpExtTCPLossUndo":            {help: "Retransmission timeouts undone: the segments were only delayed."},
 	"TcpExtTCPLossProbeRecovery":   {help: "Losses a tail loss probe repaired; each reduced the congestion window."},
 	"TcpExtOutOfWindowIcmps":       {help: "ICMP errors dropped: the quoted sequence number is not in flight."},
+	"TcpExtTCPMD5NotFound":         {help: "Unsigned segments for a socket with a TCP MD5 key for their sender."},
+	"TcpExtTCPMD5Unexpected":       {help: "TCP MD5 signed segments for a socket without a key for their sender."},
+	"TcpExtTCPMD5Failure":          {help: "TCP MD5 signed segments whose digest is not the key's."},
 
 	"TcpExtTCPFastOpenActive":         {help: "SYNs sent with data (TCP Fast Open client)."},
 	"TcpExtTCPFastOpenActiveFail":     {help: "Fast Open SYNs whose data was not acknowledged, or that timed out."},

@@ -74,6 +74,11 @@ type Counters struct {
 
 	TcpExtOutOfWindowIcmps uint64 // ICMP errors dropped: the quoted sequence number is not in flight (RFC 5927)
 
+	// TCP MD5 signatures (RFC 2385): segments dropped.
+	TcpExtTCPMD5NotFound   uint64 // unsigned segments for a socket that has a key for their sender
+	TcpExtTCPMD5Unexpected uint64 // signed segments for a socket without a key for their sender
+	TcpExtTCPMD5Failure    uint64 // signed segments whose digest is not the key's
+
 	// Memory (Config.TCPMem, tcp.Memory).
 	TcpExtPruneCalled        uint64 // arrivals a receive queue had no room for: over its buffer, or the budget's High
 	TcpExtRcvPruned          uint64 // of those, ones that still had no room after out-of-order data was pruned

@@ -67,6 +67,8 @@ var sysCalls = map[string]sysCall{
 
 	"open":     {min: 2, max: 3, noFD: true, build: (*runner).callOpen},
 	"sendfile": {min: 4, max: 4, build: (*runner).callSendfile},
+	"pipe":     {min: 1, max: 1, noFD: true, build: (*runner).callPipe},
+	"splice":   {min: 6, max: 6, build: (*runner).callSplice},
 }
 
 // prepare builds the call of a system call line. It returns nil, nil for a
@@ -287,6 +289,9 @@ func bufCall(rw func(r *runner, fd int, buf []byte, flags int64) func() (bool, c
 func (r *runner) receiver(fd int, buf []byte, flags int64) func() (bool, callResult) {
 	st := r.st
 	got := 0
+	if e := r.pipes[fd]; e != nil {
+		return func() (bool, callResult) { return e.read(buf) }
+	}
 	return func() (bool, callResult) {
 		nb := flags&linuxMsgDontwait != 0 || r.nonblocking(fd)
 		waitAll := flags&0x100 != 0 && !nb
@@ -319,6 +324,9 @@ func (r *runner) receiver(fd int, buf []byte, flags int64) func() (bool, callRes
 // sender is the try of a write of buf: a blocking one writes it all,
 // waiting for room.
 func (r *runner) sender(fd int, buf []byte, flags int64) func() (bool, callResult) {
+	if e := r.pipes[fd]; e != nil {
+		return func() (bool, callResult) { return e.write(len(buf)) }
+	}
 	return r.senderFunc(fd, len(buf), flags, func(off, f int) (int, error) { return r.st.Send(fd, buf[off:], f) })
 }
 
@@ -377,6 +385,9 @@ func (r *runner) callClose(c *callArgs) (*callOp, error) {
 	}
 	if _, ok := r.openFiles[fd]; ok {
 		return errCall(func() error { return nil }, func() { r.closeFile(fd); delete(r.fds, script) }), nil
+	}
+	if e, ok := r.pipes[fd]; ok {
+		return errCall(func() error { return nil }, func() { e.close(); delete(r.pipes, fd); delete(r.fds, script) }), nil
 	}
 	return errCall(func() error { return st.Close(fd) }, func() { delete(r.fds, script) }), nil
 }

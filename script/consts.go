@@ -32,6 +32,9 @@ var symbols = map[string]int64{
 	"IP_PMTUDISC_DO": 2, "IP_PMTUDISC_PROBE": 3, "IP_PMTUDISC_INTERFACE": 4, "IP_PMTUDISC_OMIT": 5,
 
 	"SIOCINQ": 0x541b, "FIONREAD": 0x541b, "SIOCOUTQ": 0x5411, "TIOCOUTQ": 0x5411, "SIOCOUTQNSD": 0x894b,
+	"SIOCATMARK": 0x8905,
+
+	"SPLICE_F_MOVE": 0x1, "SPLICE_F_NONBLOCK": 0x2, "SPLICE_F_MORE": 0x4, "SPLICE_F_GIFT": 0x8,
 
 	"SHUT_RD": 0, "SHUT_WR": 1, "SHUT_RDWR": 2,
 
@@ -83,7 +86,7 @@ var errnos = map[string]syscall.Errno{
 	"EWOULDBLOCK": syscall.EAGAIN, "ENOMEM": syscall.ENOMEM, "EACCES": syscall.EACCES,
 	"EFAULT": syscall.EFAULT, "EBUSY": syscall.EBUSY, "EEXIST": syscall.EEXIST,
 	"EINVAL": syscall.EINVAL, "ENFILE": syscall.ENFILE, "EMFILE": syscall.EMFILE,
-	"ENOSPC": syscall.ENOSPC, "EPIPE": syscall.EPIPE, "ENOSYS": syscall.ENOSYS,
+	"ENOSPC": syscall.ENOSPC, "ESPIPE": syscall.ESPIPE, "EPIPE": syscall.EPIPE, "ENOSYS": syscall.ENOSYS,
 	"ENOTSOCK": syscall.ENOTSOCK, "EDESTADDRREQ": syscall.EDESTADDRREQ,
 	"EMSGSIZE": syscall.EMSGSIZE, "EPROTOTYPE": syscall.EPROTOTYPE,
 	"ENOPROTOOPT": syscall.ENOPROTOOPT, "EPROTONOSUPPORT": syscall.EPROTONOSUPPORT,

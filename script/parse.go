@@ -11,7 +11,7 @@ import (
 // parser builds a script from tokens, following packetdrill's grammar
 // (parser.y) for the subset synstack runs. Constructs of packetdrill that
 // synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, TOS checks,
-// explicit ports, fuzzing, MD5 and Fast Open options) are refused by name.
+// explicit ports, fuzzing) are refused by name.
 type parser struct {
 	file string
 	src  string
@@ -568,7 +568,7 @@ func (p *parser) tcpOption() (option, bool) {
 	case "FO", "FOEXP":
 		return p.fastOpenOption(t)
 	case "md5":
-		return option{}, p.failf(t.line, "unsupported: TCP MD5 option")
+		return p.md5Option(t)
 	}
 	return option{}, p.failf(t.line, "parse error at '%s': unknown TCP option", t.text)
 }

@@ -109,6 +109,9 @@ type runner struct {
 	files     map[string]int64
 	openFiles map[int]*openFile
 	nextFile  int
+	// pipes are the ends of the runner's pipes, by live descriptor
+	// (pipe.go).
+	pipes map[int]*pipeEnd
 }
 
 func newRunner(name string, opts Options, res *Result) *runner {

@@ -477,7 +477,7 @@ func TestRunSyntaxErrorAndUnknown(t *testing.T) {
 	if res.Passed || res.Err == nil || !strings.HasPrefix(res.Err.Error(), "bad.pkt:2: parse error") {
 		t.Errorf("syntax error: %v", res.Err)
 	}
-	src := "--fancy_option=1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 splice(3, NULL, 4, NULL, 1, 0) = 0\n+0 `tc qdisc add`\n"
+	src := "--fancy_option=1\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 tee(3, 4, 1, 0) = 0\n+0 `tc qdisc add`\n"
 	res = Run("u.pkt", []byte(src), Options{})
 	if res.Passed || !strings.Contains(res.Err.Error(), "u.pkt:1: unsupported: option --fancy_option") {
 		t.Errorf("unknown option: %v", res.Err)

@@ -94,6 +94,8 @@ func (r *runner) shellCommand(line int, part string) error {
 		return nil
 	case cmd == "/bin/dd" || cmd == "dd":
 		return r.dd(line, part, words[1:])
+	case cmd == "grep":
+		return r.procGrep(line, part, words)
 	}
 	return r.unsupported(line, "shell command `%s`", part)
 }

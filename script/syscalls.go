@@ -29,6 +29,9 @@ type sockets interface {
 	Accept(fd int) (int, netip.AddrPort, error)
 	Connect(fd int, addr netip.AddrPort) error
 	Recv(fd int, p []byte, flags int) (int, error)
+	// ReadToMark reads as splice(2) reads a socket: never past the
+	// urgent mark (pipe.go).
+	ReadToMark(fd int, p []byte, flags int) (int, error)
 	Send(fd int, p []byte, flags int) (int, error)
 	Sendto(fd int, p []byte, flags int, addr netip.AddrPort) (int, error)
 	Shutdown(fd, how int) error

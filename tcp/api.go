@@ -65,6 +65,9 @@ type Segment struct {
 	// ECN is the IP header's ECN field (ECNNotECT...ECNCE): what the
 	// connection asks the stack to send, what the stack received.
 	ECN uint8
+	// UP is the urgent pointer, meaningful with the URG flag: the
+	// offset from SEQ of the byte after the urgent data (urgent.go).
+	UP uint16
 	// GSOSize, when not zero, says the link is to cut the payload into
 	// segments of GSOSize octets (the last may be shorter), each with
 	// these headers, its sequence number advanced, and FIN and PSH on
@@ -261,6 +264,17 @@ type Config struct {
 	// writable for poll once fewer than half as many are. Zero is no
 	// bound, as Linux's default (UINT_MAX).
 	NotSentLowat int
+
+	// OOBInline leaves urgent data in the stream (SO_OOBINLINE): a read
+	// returns the urgent byte in its place instead of skipping it, and
+	// there is none to read out of band (urgent.go).
+	OOBInline bool
+
+	// MD5Key, when not nil, signs every segment the connection sends and
+	// is the key its peer's segments must be signed with (RFC 2385, TCP
+	// MD5 signatures; md5.go). The stack sets it per connection
+	// (Conn.SetMD5Key), from the keys a socket has for its peer.
+	MD5Key []byte
 
 	// prepared: the defaults are filled in (PrepareConfig).
 	prepared bool

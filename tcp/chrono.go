@@ -31,6 +31,8 @@ func chronoMS(now instant) uint32 { return uint32(int64(now) / int64(time.Millis
 // infoStats are TCP_INFO's clocks and delivered count (connStats.more):
 // milliseconds, 0 unset.
 type infoStats struct {
+	urg *urgent // nil unless urgent data was sent or received (urgent.go)
+
 	lastDataRcv, lastDataSnd uint32
 	chronoAt                 uint32
 	chronoMS                 [3]uint32 // per chronoKind from chronoBusy

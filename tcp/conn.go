@@ -459,7 +459,14 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 	now := c.at(t)
 	if c.rq.n > 0 {
 		before := c.rcvWindowNow()
-		n := min(len(p), c.rq.n)
+		n, skip := min(len(p), c.rq.n), false
+		if c.urg() != nil {
+			// Urgent data: stop at the mark, skip the urgent byte.
+			n, skip = c.urgReadLimit(n)
+			if skip {
+				c.rq.consume(1)
+			}
+		}
 		c.rq.copyOut(p[:n], 0)
 		c.rq.consume(n)
 		c.releaseRcvQueue()
@@ -470,7 +477,12 @@ func (c *Conn) Read(t time.Time, p []byte) (int, error) {
 		}
 		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now, before)
-		return n, nil
+		if c.urg() != nil {
+			c.urgAfterRead()
+		}
+		if n > 0 || !skip {
+			return n, nil
+		}
 	}
 	if c.err != 0 {
 		return 0, c.TakeErr()

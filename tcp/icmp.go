@@ -66,6 +66,7 @@ func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 	if c.opt.tsOK {
 		mss -= tsOptionLen
 	}
+	mss -= c.md5Room()
 	if mss >= c.opt.sndMSS {
 		return false
 	}

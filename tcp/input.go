@@ -261,10 +261,12 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 		c.opt.tsRecent = o.TSVal
 		c.opt.tsRecentAt = now
 	}
+	c.md5Negotiate()
 	c.opt.sndMSS = max(min(int(c.opt.peerMSS), int(c.cfg.MSS), c.fastOpenPathMSS()), minMSS)
 	if c.opt.tsOK {
 		c.opt.sndMSS -= tsOptionLen
 	}
+	c.opt.sndMSS -= c.md5Room()
 	c.snd.wnd = uint32(seg.WND) // a SYN's window is never scaled
 	c.snd.maxWnd = c.snd.wnd
 	c.initRcvMSS()
@@ -467,7 +469,12 @@ func (c *Conn) inputSynchronized(now instant, seg *Segment) {
 	}
 	c.updateTSRecent(now, seg)
 
-	// Sixth and seventh: the text, and the FIN.
+	// Sixth: the URG bit.
+	if seg.Flags&flagURG != 0 || c.urg() != nil {
+		c.urgInput(seg)
+	}
+
+	// Seventh and eighth: the text, and the FIN.
 	if !c.inputTextAndFIN(now, seg) {
 		return
 	}

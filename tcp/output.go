@@ -77,6 +77,12 @@ func (c *Conn) fillAck(now instant, syn bool) {
 // counts tcp_skb_pcount.
 func (c *Conn) emit() {
 	seg := &c.sc.seg
+	if c.cfg.MD5Key != nil {
+		c.md5Options(seg)
+	}
+	if c.urg() != nil {
+		c.urgOutput(seg)
+	}
 	if n := len(seg.Payload); seg.GSOSize > 0 && n > int(seg.GSOSize) {
 		c.stats.segsOut += uint32((n + int(seg.GSOSize) - 1) / int(seg.GSOSize))
 	} else {
@@ -152,11 +158,7 @@ func (c *Conn) setAckOptions(now instant) {
 		o.TSVal = c.tsNow(now)
 		o.TSEcr = c.opt.tsRecent
 	}
-	if c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
-		limit := 4
-		if c.opt.tsOK {
-			limit = 3
-		}
+	if limit := c.sackLimit(); limit > 0 && c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
 		if c.ack.dsackPending {
 			// RFC 2883: the duplicate first, once.
 			o.SACK[0] = wire.SACKBlock{Left: uint32(c.ack.dsack.l), Right: uint32(c.ack.dsack.r)}
@@ -269,11 +271,7 @@ func (c *Conn) sendSegmentGSO(now instant, seqno seq.Value, n int, fin, psh bool
 // that a segment never outgrows the path.
 func (c *Conn) currentMSS() int {
 	mss := c.opt.sndMSS
-	if c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
-		limit := 4
-		if c.opt.tsOK {
-			limit = 3
-		}
+	if limit := c.sackLimit(); limit > 0 && c.opt.sackOK && (c.ack.dsackPending || c.hasOOO()) {
 		var blocks [maxOOORanges + 1]seqRange
 		n := c.oooBlocks(&blocks)
 		if c.ack.dsackPending {
@@ -469,6 +467,9 @@ func (c *Conn) cwndWhole() int {
 // TCP_CORK (until the cork comes off or its 200 ms ceiling passes), or
 // MSG_MORE (holdForMore).
 func (c *Conn) holdPartial(now instant, n, queued, mss int) bool {
+	if c.urg() != nil && c.urgSending() {
+		return false // urgent data is never held (Linux's tcp_nagle_test)
+	}
 	if n < mss && n == queued && !c.cfg.NoDelay && !c.cfg.Cork && c.flight() > 0 && !c.sq.finQueued &&
 		c.sq.sml.GreaterThan(c.snd.una) && c.sq.sml.LessThanEq(c.snd.nxt) {
 		return true

@@ -17,15 +17,26 @@ type WriteFlags struct {
 	// EOR is MSG_EOR: the write's last byte ends a record, and no segment
 	// (first sent or resent) carries data from both sides of it.
 	EOR bool
+	// OOB is MSG_OOB: the write's last byte is urgent (urgent.go).
+	OOB bool
 }
 
 // WriteMsg is Write with sendmsg's flags (see WriteFlags).
 func (c *Conn) WriteMsg(t time.Time, p []byte, f WriteFlags) (int, error) {
 	if !f.More && !f.EOR {
+		if f.OOB {
+			return c.WriteUrgent(t, p)
+		}
 		return c.Write(t, p)
 	}
 	c.sc.more = f.More
-	n, err := c.Write(t, p)
+	var n int
+	var err error
+	if f.OOB {
+		n, err = c.WriteUrgent(t, p)
+	} else {
+		n, err = c.Write(t, p)
+	}
 	c.sc.more = false
 	if n > 0 && f.EOR {
 		end := c.sq.start.Add(seq.Size(c.sq.n))

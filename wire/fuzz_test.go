@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 )
@@ -111,9 +112,17 @@ func FuzzParseTCP(f *testing.F) {
 	f.Add(tcpWithOptions(unhex(f, "220a0102 03040506 07080101"), []byte("tfo")))
 	f.Add(tcpWithOptions(unhex(f, "fe0cf989 01020304 05060708"), nil))
 	f.Add(tcpWithOptions(unhex(f, "22020101"), nil))
+	// MD5 signatures (RFC 2385): well formed, and a length of 17 and 3.
+	f.Add(tcpWithOptions(unhex(f, "01011312 00010203 04050607 08090a0b 0c0d0e0f"), []byte("md5")))
+	f.Add(tcpWithOptions(unhex(f, "1311 00010203 04050607 08090a0b 0c0d0e 00"), nil))
+	f.Add(tcpWithOptions(unhex(f, "131300 01"), nil))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, payload, err := ParseTCP(data)
 		checkKnownError(t, err)
+		var m TCPMD5 // any bytes: a verdict, never a panic
+		if m.Valid(data, netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), []byte("key")) && err == nil && !h.Options.HasMD5 {
+			t.Fatalf("valid MD5 signature without the option: %x", data)
+		}
 		if len(data) >= TCPHeaderLen {
 			if doff := int(data[12]>>4) * 4; doff >= TCPHeaderLen && doff <= len(data) {
 				list, lerr := ParseTCPOptionList(data[TCPHeaderLen:doff])

@@ -23,6 +23,9 @@ const (
 	OptSACK = 5
 	// OptTimestamp is Timestamps (RFC 7323).
 	OptTimestamp = 8
+	// OptMD5 is the TCP MD5 Signature option (RFC 2385): a 16-byte digest
+	// of the segment and a key both ends share (md5.go).
+	OptMD5 = 19
 	// OptFastOpen is TCP Fast Open (RFC 7413): a cookie, or an empty
 	// option asking for one.
 	OptFastOpen = 34
@@ -50,6 +53,7 @@ const (
 	optLenTimestamp = 10
 	optLenSACKBase  = 2
 	optLenSACKBlock = 8
+	optLenMD5       = 2 + TCPMD5Len
 	// maxSACKBlocks is the size of TCPOptions.SACK.
 	maxSACKBlocks = 4
 )
@@ -100,6 +104,12 @@ type TCPOptions struct {
 	// FastOpenCookie holds the cookie; bytes from FastOpenLen on are
 	// zero after parsing.
 	FastOpenCookie [FastOpenCookieMax]byte
+	// HasMD5 reports an MD5 signature option (RFC 2385) of the right
+	// length, 18 bytes; one of another length is ignored, as Linux
+	// ignores it. Emit writes it first, as "nop,nop,md5" with a zero
+	// digest for SignTCPMD5 to fill; the digest received stays in the
+	// packet (TCPMD5Valid reads it there).
+	HasMD5 bool
 }
 
 // FastOpenCookieBytes returns the Fast Open cookie (empty for a request).
@@ -192,6 +202,10 @@ func parseTCPOptions(opts []byte, o *TCPOptions) error {
 				}
 				o.NumSACK = uint8(k)
 			}
+		case OptMD5:
+			if n == optLenMD5 {
+				o.HasMD5 = true
+			}
 		case OptFastOpen:
 			if validFastOpenLen(len(data)) {
 				o.SetFastOpen(data, false)
@@ -239,6 +253,9 @@ func ParseTCPOptionList(opts []byte) ([]TCPOption, error) {
 // emitLen returns the length of the Linux-ordered encoding of o.
 func (o *TCPOptions) emitLen() int {
 	n := 0
+	if o.HasMD5 {
+		n += optLenMD5 + 2
+	}
 	if o.MSS != 0 {
 		n += 4
 	}
@@ -262,6 +279,12 @@ func (o *TCPOptions) emitLen() int {
 // write encodes o into b, which must be exactly o.emitLen() bytes long with
 // NumSACK <= 4, in the order of Linux's tcp_options_write.
 func (o *TCPOptions) write(b []byte) {
+	if o.HasMD5 {
+		// First, as Linux writes it: nop,nop,md5 and a digest to fill.
+		b[0], b[1], b[2], b[3] = OptNOP, OptNOP, OptMD5, optLenMD5
+		clear(b[4 : 4+TCPMD5Len])
+		b = b[optLenMD5+2:]
+	}
 	if o.MSS != 0 {
 		b[0], b[1] = OptMSS, optLenMSS
 		binary.BigEndian.PutUint16(b[2:4], o.MSS)
@@ -344,7 +367,8 @@ func writeRawOptions(b []byte, list []TCPOption) {
 
 // String returns the option in packetdrill syntax: "mss 1460", "sackOK",
 // "TS val 1 ecr 0", "nop", "eol", "wscale 7", "sack 1:2 3:4", "FO" (a Fast
-// Open cookie request), "FO 0a0b0c0d", "FOEXP 0a0b0c0d". An unknown kind
+// Open cookie request), "FO 0a0b0c0d", "FOEXP 0a0b0c0d", "md5 00..0f" (the
+// 16-byte digest in hex). An unknown kind
 // prints as "unknown-kind-N"; a known kind with a malformed length prints as
 // "bad-NAME-len-L" where L is the total option length.
 func (o TCPOption) String() string {
@@ -390,6 +414,11 @@ func (o TCPOption) String() string {
 			sb.WriteString(strconv.FormatUint(uint64(binary.BigEndian.Uint32(d[4:8])), 10))
 		}
 		return sb.String()
+	case OptMD5:
+		if len(o.Data) != TCPMD5Len {
+			return bad("md5")
+		}
+		return "md5 " + hex.EncodeToString(o.Data)
 	case OptFastOpen:
 		if !validFastOpenLen(len(o.Data)) {
 			return bad("FO")

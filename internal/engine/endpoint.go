@@ -62,6 +62,9 @@ func (s *Host) newEndpointISSLocked(local, remote netip.AddrPort, o *Options, b 
 	ep := &endpoint{local: local, remote: remote, bind: b, heapIndex: -1}
 	ep.ipOpts = ipOptsOf(o)
 	s.hashLocked(ep, o, iss)
+	if o.MD5 != nil {
+		ep.md5Setup(o)
+	}
 	s.retainBinding(b)
 	return ep
 }
@@ -85,7 +88,7 @@ func (ep *endpoint) embryonic() bool { return ep.parent != nil && !ep.inAccept }
 // Send implements tcp.Host: the connection's segments go out from its
 // addresses.
 func (ep *endpoint) Send(seg *tcp.Segment) {
-	ep.sh.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment())
+	ep.sh.s.sendSegmentIPLocked(ep.sh, ep.local, ep.remote, seg, ep.ipOpts.tos(), ep.ipOpts.dontFragment(), ep.conn.MD5Key())
 }
 
 // Transition implements tcp.Host.
@@ -185,6 +188,7 @@ func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 		cfg.KeepCnt = o.KeepCnt
 	}
 	cfg.Cork = o.Cork
+	cfg.OOBInline = o.OOBInline
 	if o.Linger2 != 0 {
 		cfg.FinTimeout = Linger2Duration(o.Linger2)
 	}

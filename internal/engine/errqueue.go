@@ -320,6 +320,7 @@ type SendFlags struct {
 	More     bool // MSG_MORE: more data follows, hold a partial segment
 	EOR      bool // MSG_EOR: no later data joins this write's last segment
 	ZeroCopy bool // MSG_ZEROCOPY (with SO_ZEROCOPY): a completion on the error queue
+	OOB      bool // MSG_OOB: the last byte is urgent (tcp/urgent.go)
 	// Breaks are offsets in the data, ascending, where Linux would end a
 	// send buffer and mark it for push because a MSG_ZEROCOPY send's
 	// pinned pages filled its fragment slots (zcFragBreaks in the socket

@@ -126,6 +126,9 @@ type Host struct {
 	done   chan struct{}
 	// conns counts the connections in the shards' tables (MaxConns).
 	conns atomic.Int64
+	// md5Used is set once a socket has had a TCP MD5 key: from then on
+	// the control plane looks for keys (md5.go).
+	md5Used atomic.Bool
 	// orphans counts the connections whose last descriptor is closed but
 	// that have not finished (FIN_WAIT_1, FIN_WAIT_2, CLOSING,
 	// LAST_ACK...). As in Linux, TIME_WAIT connections are not counted.

@@ -136,7 +136,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			s.ctl.Lock()
 			sh.mu.Lock()
 			closed := s.closed
-			if !closed {
+			if !closed && s.md5DemuxLocked(sh, &batch[0], local, remote) {
 				s.demuxLocked(local, remote, &seg, now)
 			}
 			sh.mu.Unlock()
@@ -237,6 +237,9 @@ loop:
 			n, next, stop = i, sh, runDemux
 			break
 		}
+		if (p.th.Options.HasMD5 || ep.conn.MD5Key() != nil) && !sh.md5ConnInbound(p, ep) {
+			continue
+		}
 		if run != ep && run != nil {
 			run.conn.FlushACK(now)
 			s.afterLocked(run)
@@ -297,6 +300,7 @@ func (p *rxPacket) segment() (local, remote netip.AddrPort, seg tcp.Segment) {
 		Options: h.Options,
 		Payload: p.data,
 		ECN:     p.ecn,
+		UP:      h.Urgent,
 	}
 	return netip.AddrPortFrom(p.dst, h.DstPort), netip.AddrPortFrom(p.src, h.SrcPort), seg
 }
@@ -475,7 +479,9 @@ func (s *Host) tcpInputLocked(p *rxPacket, now time.Time) {
 		return
 	}
 	local, remote, seg := p.segment()
-	s.demuxLocked(local, remote, &seg, now)
+	if s.md5DemuxLocked(s.shardOf(local, remote), p, local, remote) {
+		s.demuxLocked(local, remote, &seg, now)
+	}
 }
 
 // checksumOK reports whether p's transport checksum is good: valid says,

@@ -74,7 +74,7 @@ func (s *Host) listenInputLocked(l *listener, local, remote netip.AddrPort, seg 
 		if seg.Flags&wire.FlagSYN == 0 && s.acceptCookieLocked(l, local, remote, seg, now) {
 			return
 		}
-		s.sendResetLocked(local, remote, seg)
+		s.sendResetKeyLocked(local, remote, seg, l.sock.opts.MD5.lookup(remote.Addr()))
 		return
 	case seg.Flags&wire.FlagSYN == 0:
 		return

@@ -44,6 +44,11 @@ type Options struct {
 	FreeBind        bool   // IP_FREEBIND: bind may name an address the host does not have
 	MTUDiscover     int8   // IP_MTU_DISCOVER's mode plus one; 0: not set (see PMTUDiscMode)
 	TOS             uint8  // IP_TOS, its ECN bits clear (TCP owns them)
+	// MD5 holds the socket's TCP MD5 keys (TCP_MD5SIG, md5.go): never
+	// changed in place, a change makes a new list.
+	MD5 *MD5Keys
+	// OOBInline is SO_OOBINLINE: urgent data stays in the stream.
+	OOBInline bool
 }
 
 // Linger2Duration is TCP_LINGER2's value v as tcp.Config.FinTimeout: -1

@@ -20,12 +20,13 @@ const maxTCPHeaderLen = 60
 // cut (seg.GSOSize, link.SegmentOffloader) whose pieces fit the MTU. It
 // needs sh's lock.
 func (s *Host) sendSegmentLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment) {
-	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true)
+	s.sendSegmentIPLocked(sh, local, remote, seg, 0, true, nil)
 }
 
 // sendSegmentIPLocked is sendSegmentLocked with the IPv4 header's TOS byte
-// and DF flag as a connection's socket options ask (ipopts.go).
-func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool) {
+// and DF flag as a connection's socket options ask (ipopts.go), and the
+// connection's TCP MD5 key, if it has one, to sign with (md5.go).
+func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg *tcp.Segment, tos uint8, df bool, md5Key []byte) {
 	th := wire.TCP{
 		SrcPort: local.Port(),
 		DstPort: remote.Port(),
@@ -33,6 +34,7 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 		Ack:     uint32(seg.ACK),
 		Flags:   seg.Flags,
 		Window:  seg.WND,
+		Urgent:  seg.UP,
 		Options: seg.Options,
 	}
 	src, dst := local.Addr(), remote.Addr()
@@ -68,6 +70,9 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 	if err != nil {
 		sh.stats.IpOutDiscards++
 		return
+	}
+	if md5Key != nil {
+		sh.md5Sign(buf[ipLen:ipLen+n], seg.Payload, src, dst, md5Key)
 	}
 	// The link completes the checksums of the pieces it cuts.
 	csumOff := s.txCsumOff || gso > 0
@@ -120,10 +125,18 @@ func (s *Host) sendSegmentIPLocked(sh *shard, local, remote netip.AddrPort, seg 
 // section 3.10.7.1): never a RST to a RST; if the ACK bit is set
 // <SEQ=SEG.ACK><CTL=RST>, otherwise <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
 func (s *Host) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
+	s.sendResetKeyLocked(local, remote, seg, nil)
+}
+
+// sendResetKeyLocked is sendResetLocked signed with md5Key, a listener's
+// TCP MD5 key for the peer (nil: unsigned), as Linux's tcp_v4_send_reset
+// signs with the key of the socket that answers.
+func (s *Host) sendResetKeyLocked(local, remote netip.AddrPort, seg *tcp.Segment, md5Key []byte) {
 	if seg.Flags&wire.FlagRST != 0 {
 		return
 	}
 	var r tcp.Segment
+	r.Options.HasMD5 = md5Key != nil
 	if seg.Flags&wire.FlagACK != 0 {
 		r.SEQ = seg.ACK
 		r.Flags = wire.FlagRST
@@ -131,5 +144,5 @@ func (s *Host) sendResetLocked(local, remote netip.AddrPort, seg *tcp.Segment) {
 		r.ACK = seg.SEQ.Add(seg.Len())
 		r.Flags = wire.FlagRST | wire.FlagACK
 	}
-	s.sendSegmentLocked(s.g(), local, remote, &r)
+	s.sendSegmentIPLocked(s.g(), local, remote, &r, 0, true, md5Key)
 }

@@ -8,6 +8,7 @@ type Events int16
 // The events a socket reports (tcp_poll's).
 const (
 	EventIn    Events = 1 << 0  // POLLIN
+	EventPri   Events = 1 << 1  // POLLPRI: urgent data to read out of band
 	EventOut   Events = 1 << 2  // POLLOUT
 	EventErr   Events = 1 << 3  // POLLERR
 	EventHup   Events = 1 << 4  // POLLHUP
@@ -92,11 +93,14 @@ func (sk *Socket) pollLocked() Events {
 		mask |= EventIn | EventRdHup
 	}
 	if st != tcp.SynSent && st != tcp.SynRcvd {
-		if c.Readable() > 0 || sk.peekLen() > 0 {
+		if c.PollReadable() > 0 || sk.peekLen() > 0 {
 			mask |= EventIn
 		}
 		if wrShut || c.WriteReady() {
 			mask |= EventOut
+		}
+		if c.UrgentPending() {
+			mask |= EventPri
 		}
 	}
 	if c.Err() != 0 || sk.errQueueLen() > 0 {

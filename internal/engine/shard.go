@@ -12,6 +12,7 @@ import (
 	"github.com/synstack/synstack/clock"
 	"github.com/synstack/synstack/nstat"
 	"github.com/synstack/synstack/tcp"
+	"github.com/synstack/synstack/wire"
 )
 
 // shard is a part of the host's connections (see locks.go): their
@@ -59,7 +60,10 @@ type shard struct {
 	// only, when the link is a gather writer).
 	outBuf []byte
 	ipID   uint16
-	_      [64]byte
+	// md5 signs and checks the segments of the shard's connections that
+	// have TCP MD5 keys (md5.go); nil until one does.
+	md5 *wire.TCPMD5
+	_   [64]byte
 }
 
 // defaultShards is the number of shards of a stack whose Config does not

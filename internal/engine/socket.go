@@ -672,7 +672,7 @@ func (sk *Socket) sendLocked(p []byte, f SendFlags, cancel <-chan struct{}, l *l
 			continue
 		}
 		start := ep.conn.WriteEnd()
-		chunk, wf := p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR}
+		chunk, wf := p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR, OOB: f.OOB}
 		if len(f.Breaks) > 0 {
 			chunk, wf = breakChunk(p, written, f)
 		}
@@ -722,7 +722,7 @@ func breakChunk(p []byte, written int, f SendFlags) ([]byte, tcp.WriteFlags) {
 			return p[written:b], tcp.WriteFlags{EOR: true}
 		}
 	}
-	return p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR}
+	return p[written:], tcp.WriteFlags{More: f.More, EOR: f.EOR, OOB: f.OOB}
 }
 
 // Shutdown shuts the reading side, the writing side or both (see

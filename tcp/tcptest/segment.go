@@ -125,6 +125,9 @@ func parseOptions(body string, o *wire.TCPOptions) error {
 		var n uint64
 		switch {
 		case f[0] == "nop" || f[0] == "eol":
+		case f[0] == "md5" && len(f) <= 2:
+			// The digest is the stack's to fill: only its presence counts.
+			o.HasMD5 = true
 		case f[0] == "sackOK":
 			o.SACKPermitted = true
 		case f[0] == "mss":
@@ -148,7 +151,7 @@ func parseOptions(body string, o *wire.TCPOptions) error {
 			}
 			o.NumSACK = uint8(len(f) - 1)
 		default:
-			return fmt.Errorf("option %q: want mss N, wscale N, sackOK, TS val N ecr N, sack L:R..., nop or eol", strings.TrimSpace(item))
+			return fmt.Errorf("option %q: want mss N, wscale N, sackOK, md5, TS val N ecr N, sack L:R..., nop or eol", strings.TrimSpace(item))
 		}
 		if err != nil {
 			return fmt.Errorf("option %q: %v", strings.TrimSpace(item), err)
@@ -222,6 +225,9 @@ func (s spec) String() string {
 // optionItems lists the options present, in the order Linux sends a SYN's.
 func optionItems(o *wire.TCPOptions) []string {
 	var items []string
+	if o.HasMD5 {
+		items = append(items, "md5")
+	}
 	if o.MSS != 0 {
 		items = append(items, fmt.Sprintf("mss %d", o.MSS))
 	}

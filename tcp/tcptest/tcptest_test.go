@@ -56,7 +56,7 @@ func TestWrongExpectationsFail(t *testing.T) {
 		{"backwards", func(c *Conn) { c.Advance(-time.Second) }, []string{"Advance(-1s): time goes forward only"}},
 		{"bad flags", func(c *Conn) { c.In("X 0:0(0)") }, []string{`In("X 0:0(0)"): flags "X": 'X' is not one of S F R P . E W U`}},
 		{"bad range", func(c *Conn) { c.In("S 0:1(0)") }, []string{`"0:1(0)": END-SEQ is 1, LEN 0`}},
-		{"bad option", func(c *Conn) { c.Out("S 0:0(0) <md5 1>") }, []string{`option "md5 1": want mss N`}},
+		{"bad option", func(c *Conn) { c.Out("S 0:0(0) <tcpao 1>") }, []string{`option "tcpao 1": want mss N`}},
 		{"ack without flag", func(c *Conn) { c.In("S 0:0(0) ack 1") }, []string{"ack 1 without the ACK flag"}},
 		{"write refused", func(c *Conn) { c.Write("x") }, []string{"Write of 1 bytes: 0 written, broken pipe"}},
 	} {
