@@ -3,6 +3,7 @@ package tcp
 import (
 	"math"
 	"syscall"
+	"time"
 )
 
 // Congestion control decides how much data may be in flight. Each algorithm
@@ -128,22 +129,40 @@ func (*reno) ssthreshAfterLoss(c *Conn, now instant) int {
 	return max(c.flight()/2, 2*c.opt.sndMSS)
 }
 
-// cubic is RFC 9438. Windows are in segments (float64) inside the
-// algorithm, bytes outside it.
+// cubic is RFC 9438 as Linux's tcp_cubic.c runs it: the window grows in
+// whole segments, one for every cnt segments acknowledged, where cnt comes
+// from the cubic curve or from the Reno-friendly estimate, whichever is
+// faster, and is recomputed at most every cubicUpdateGap while the window
+// stays the same (docs/linux-differences.md). cwnd is in bytes outside the
+// algorithm; the curve is in segments and floating point.
 type cubic struct {
-	wMax       float64   // window before the last reduction
-	k          float64   // seconds from the epoch to reach wMax again
-	epoch      instant   // start of the current congestion-avoidance epoch
-	cwndEpoch  float64   // cwnd at the epoch's start
-	wEst       float64   // the Reno-friendly estimate (RFC 9438 4.3)
-	ackedCount float64   // fractional segment accounting for wEst
-	hy         hystart   // leaving slow start early (hystart.go)
-	hpp        hystartPP // or by HyStart++ (hystartpp.go)
+	lastMax  int       // segments before the last reduction (Linux's last_max_cwnd); 0 after a timeout
+	origin   float64   // segments: the curve's plateau in this epoch
+	k        float64   // seconds from the epoch to reach origin
+	epoch    instant   // start of the current congestion-avoidance epoch
+	lastCwnd int       // segments when cnt was last computed
+	lastTime instant   // when cnt was last computed
+	cnt      int       // segments acknowledged per segment of growth
+	ackCnt   int       // bytes acknowledged towards renoCwnd's next segment
+	renoCwnd int       // segments: the Reno-friendly estimate (RFC 9438 4.3's W_est)
+	cwndCnt  int       // bytes acknowledged towards cwnd's next segment (Linux's snd_cwnd_cnt)
+	hy       hystart   // leaving slow start early (hystart.go)
+	hpp      hystartPP // or by HyStart++ (hystartpp.go)
 }
 
 const (
 	cubicC    = 0.4 // RFC 9438 5: C
 	cubicBeta = 0.7 // RFC 9438 4.6: beta_cubic
+	// cubicRenoScale is 8/alpha, with alpha = 3(1-beta)/(1+beta) (RFC 9438
+	// 4.3) in Linux's integer arithmetic: the Reno estimate grows a segment
+	// for every cwnd*cubicRenoScale/8 segments acknowledged.
+	cubicRenoScale = 15
+	// cubicUpdateGap: while cwnd stays the same, cnt is recomputed no more
+	// often than this (Linux's HZ/32).
+	cubicUpdateGap = time.Second / 32
+	// cubicFirstCnt caps cnt while no loss has set a plateau (after a
+	// timeout too): at least 5% growth per round trip.
+	cubicFirstCnt = 20
 )
 
 func (*cubic) name() string { return CongestionCubic }
@@ -151,63 +170,82 @@ func (*cubic) name() string { return CongestionCubic }
 func (cu *cubic) reset() { *cu = cubic{} }
 
 func (cu *cubic) avoid(c *Conn, now instant, acked int) {
-	mss := float64(max(c.opt.sndMSS, 1))
-	cwnd := float64(c.cc.cwnd) / mss
-	if cu.epoch.IsZero() {
-		cu.epoch = now
-		cu.cwndEpoch = cwnd
-		if cu.wMax < cwnd {
-			// No loss yet (or we are past wMax): start a new curve here.
-			cu.k = 0
-			cu.wMax = cwnd
-		} else {
-			cu.k = math.Cbrt((cu.wMax - cwnd) / cubicC)
-		}
-		cu.wEst = cwnd
+	mss := max(c.opt.sndMSS, 1)
+	cu.update(now, max(c.cc.cwnd/mss, 1), acked, mss)
+	// One segment for every cnt acknowledged; credit earned at a larger
+	// cnt gives one segment and starts again (Linux's tcp_cong_avoid_ai).
+	w := cu.cnt * mss
+	if cu.cwndCnt >= w {
+		cu.cwndCnt = 0
+		c.cc.cwnd += mss
 	}
-	rtt := c.rtx.srtt
-	if rtt == 0 {
-		rtt = c.cfg.RTOMin
-	}
-	// RFC 9438 4.2: aim for W_cubic(t + RTT).
-	t := now.Sub(cu.epoch).Seconds() + rtt.Seconds()
-	d := t - cu.k
-	target := cubicC*d*d*d + cu.wMax
-	target = max(min(target, 1.5*cwnd), cwnd)
-	// RFC 9438 4.3: the Reno-friendly region, alpha = 3(1-beta)/(1+beta).
-	segs := float64(acked) / mss
-	alpha := 3 * (1 - cubicBeta) / (1 + cubicBeta)
-	if cu.wEst >= cu.wMax {
-		alpha = 1
-	}
-	cu.wEst += alpha * segs / cwnd
-	next := cwnd
-	if cu.wEst > target {
-		next = cwnd + (cu.wEst-cwnd)*segs/cwnd
-		if cu.wEst < next {
-			next = cu.wEst
-		}
-	} else {
-		// RFC 9438 4.4: grow by (target - cwnd)/cwnd per segment acked.
-		next = cwnd + (target-cwnd)*segs/cwnd
-	}
-	cu.ackedCount += (next - cwnd) * mss
-	if cu.ackedCount >= 1 {
-		grow := int(cu.ackedCount)
-		cu.ackedCount -= float64(grow)
-		c.cc.cwnd += grow
+	cu.cwndCnt += acked
+	if cu.cwndCnt >= w {
+		n := cu.cwndCnt / w
+		cu.cwndCnt -= n * w
+		c.cc.cwnd += n * mss
 	}
 }
 
+// update sets cnt for an ACK of acked bytes at a window of cwnd segments.
+func (cu *cubic) update(now instant, cwnd, acked, mss int) {
+	cu.ackCnt += acked
+	if cu.lastCwnd == cwnd && now.Sub(cu.lastTime) < cubicUpdateGap {
+		return
+	}
+	// The curve moves once per millisecond (Linux's jiffy) at most; the
+	// Reno estimate follows every ACK.
+	if cu.epoch.IsZero() || now.Sub(cu.lastTime) >= time.Millisecond {
+		cu.lastCwnd, cu.lastTime = cwnd, now
+		if cu.epoch.IsZero() {
+			cu.epoch = now
+			cu.ackCnt = acked
+			cu.renoCwnd = cwnd
+			if cu.lastMax <= cwnd {
+				cu.k, cu.origin = 0, float64(cwnd)
+			} else {
+				cu.k = math.Cbrt(float64(cu.lastMax-cwnd) / cubicC)
+				cu.origin = float64(cu.lastMax)
+			}
+		}
+		// RFC 9438 4.2: aim for W_cubic one minimum RTT ahead.
+		t := now.Sub(cu.epoch).Seconds() + cu.hy.delayMin.Seconds()
+		d := t - cu.k
+		target := cu.origin + math.Copysign(math.Floor(cubicC*math.Abs(d*d*d)), d)
+		if target > float64(cwnd) {
+			cu.cnt = int(float64(cwnd) / math.Floor(target-float64(cwnd)+0.5))
+		} else {
+			cu.cnt = 100 * cwnd // next to no growth
+		}
+		if cu.lastMax == 0 {
+			cu.cnt = min(cu.cnt, cubicFirstCnt)
+		}
+	}
+	// RFC 9438 4.3: the Reno-friendly region, where a Reno flow would be
+	// faster. Linux keeps alpha when the estimate passes the plateau (the
+	// RFC switches it to 1).
+	if step := cwnd * cubicRenoScale / 8 * mss; step > 0 && cu.ackCnt > step {
+		n := (cu.ackCnt - 1) / step // leaves 0 < ackCnt <= step
+		cu.ackCnt -= n * step
+		cu.renoCwnd += n
+	}
+	if cu.renoCwnd > cwnd {
+		cu.cnt = min(cu.cnt, cwnd/(cu.renoCwnd-cwnd))
+	}
+	// RFC 9438 4.2: at most 1.5 times the window per round trip.
+	cu.cnt = max(cu.cnt, 2)
+}
+
 func (cu *cubic) ssthreshAfterLoss(c *Conn, now instant) int {
-	mss := float64(max(c.opt.sndMSS, 1))
-	cwnd := float64(c.cc.cwnd) / mss
+	mss := max(c.opt.sndMSS, 1)
+	segs := c.cc.cwnd / mss
 	// RFC 9438 4.7, fast convergence: give up bandwidth to newer flows.
-	if cwnd < cu.wMax {
-		cu.wMax = cwnd * (1 + cubicBeta) / 2
+	if segs < cu.lastMax {
+		cu.lastMax = int(float64(segs) * (1 + cubicBeta) / 2)
 	} else {
-		cu.wMax = cwnd
+		cu.lastMax = segs
 	}
 	cu.epoch = instant(0)
-	return max(int(cwnd*cubicBeta*mss), 2*c.opt.sndMSS)
+	cu.cwndCnt = 0 // Linux's tcp_init_cwnd_reduction
+	return max(int(float64(c.cc.cwnd)/float64(mss)*cubicBeta*float64(mss)), 2*c.opt.sndMSS)
 }

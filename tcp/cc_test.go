@@ -20,6 +20,9 @@ func ccRun(t *testing.T, cc congestionControl, cwndSegs int, rtts int, rtt time.
 	c.cc.ssthresh = cc.ssthreshAfterLoss(c, now)   // a loss at this window
 	c.cc.cwnd = c.cc.ssthresh
 	c.fl = &flightState{use: cwndUse{limited: true}} // the sender fills every window
+	if cu, ok := cc.(*cubic); ok {
+		cu.hy.delayMin = rtt // the curve looks one minimum RTT ahead
+	}
 	var out []float64
 	for r := 0; r < rtts; r++ {
 		segs := c.cc.cwnd / c.opt.sndMSS
@@ -63,6 +66,37 @@ func TestCubicReturnsToWmaxAfterK(t *testing.T) {
 	// Concave: growth slows as W_max nears.
 	if at(1)-at(0.5) <= at(k)-at(k-0.5) {
 		t.Errorf("not concave before K: %v", w[:50])
+	}
+}
+
+// TestCubicAfterTimeoutGrowsAsLinux follows Linux through congestion
+// avoidance after a timeout (packetdrill's cubic-rto-ss-ca-cwnd-bump): no
+// plateau is known, so cwnd grows one segment per 20 acknowledged until the
+// Reno estimate passes it; that estimate is looked at only when cnt is
+// recomputed, every 1/32 s at most while cwnd is unchanged, so a train of
+// ACKs 2 ms apart does not move it. Linux's cwnd stays 7 for 15 ACKs and
+// becomes 8 on the 16th.
+func TestCubicAfterTimeoutGrowsAsLinux(t *testing.T) {
+	cu := &cubic{}
+	cu.hy.delayMin = 100 * time.Millisecond
+	c := &Conn{opt: options{sndMSS: 1000}, rtx: rtxState{srtt: 100 * time.Millisecond}, cc: congestion{algo: cu, cwnd: 7000, ssthresh: 7000}}
+	c.cfg = PrepareConfig(Config{RTOMin: 200 * time.Millisecond})
+	c.sc = c.cfg.Scratch
+	c.fl = &flightState{use: cwndUse{limited: true}}
+	now := c.at(time.Unix(0, 0))
+	// Milliseconds before each ACK of one segment, as in the script.
+	gaps := []time.Duration{0, 98, 2, 2, 2, 2, 2, 2, 98, 2, 2, 2, 2, 2, 2, 98}
+	for i, g := range gaps {
+		now = now.Add(g * time.Millisecond)
+		c.snd.nxt = c.snd.una.Add(seq.Size(c.cc.cwnd)) // cwnd-limited
+		c.onAckGrow(now, 1000, c.cc.cwnd)
+		want := 7000
+		if i == len(gaps)-1 {
+			want = 8000
+		}
+		if c.cc.cwnd != want {
+			t.Fatalf("ACK %d: cwnd %d, want %d", i+1, c.cc.cwnd, want)
+		}
 	}
 }
 

@@ -52,14 +52,15 @@ func TestUndoRecoveryByTimestamp(t *testing.T) {
 }
 
 // Without that evidence (the ACK echoes the retransmission), the recovery
-// ends with cwnd = ssthresh, and nothing is undone.
+// ends with cwnd = ssthresh, and nothing is undone; the ACK's seven
+// segments then grow cwnd by one in congestion avoidance, as Linux's.
 func TestNoUndoWhenRetransmissionDelivered(t *testing.T) {
 	c, cnt := openTS(t)
 	lossByReordering(c, ",TS val 200 ecr 101")
 	c.In(". 1:1(0) ack 10001 win 320 <nop,nop,TS val 201 ecr 201>")
 	inf := c.Conn().Info(c.Now())
-	if inf.CAState != 0 || inf.Cwnd != 7 || inf.Ssthresh != 7 || cnt.FullUndo+cnt.DSACKUndo != 0 {
-		t.Fatalf("state %d, cwnd %d, ssthresh %d, undos %d; want open (0), 7, 7, none",
+	if inf.CAState != 0 || inf.Cwnd != 8 || inf.Ssthresh != 7 || cnt.FullUndo+cnt.DSACKUndo != 0 {
+		t.Fatalf("state %d, cwnd %d, ssthresh %d, undos %d; want open (0), 8, 7, none",
 			inf.CAState, inf.Cwnd, inf.Ssthresh, cnt.FullUndo+cnt.DSACKUndo)
 	}
 }
@@ -72,8 +73,8 @@ func TestUndoByDSACKAfterRecovery(t *testing.T) {
 	c := passiveOpen(t, tcp.Config{Counters: cnt}, "320")
 	lossByReordering(c, "")
 	c.In(". 1:1(0) ack 10001 win 320")
-	if inf := c.Conn().Info(c.Now()); inf.Cwnd != 7 || cnt.DSACKUndo != 0 {
-		t.Fatalf("cwnd %d, D-SACK undos %d at the end of the recovery; want 7, none", inf.Cwnd, cnt.DSACKUndo)
+	if inf := c.Conn().Info(c.Now()); inf.Cwnd != 8 || cnt.DSACKUndo != 0 {
+		t.Fatalf("cwnd %d, D-SACK undos %d at the end of the recovery; want 8, none", inf.Cwnd, cnt.DSACKUndo)
 	}
 	if c.Conn().Deadline().IsZero() {
 		t.Fatalf("no deadline: the wait for a D-SACK should be armed")
@@ -105,8 +106,8 @@ func TestUndoWaitExpires(t *testing.T) {
 		t.Fatalf("a timer is still armed %v after the wait", d.Sub(c.Now()))
 	}
 	c.In(". 1:1(0) ack 10001 win 320 <nop,nop,sack 1:1001>")
-	if inf := c.Conn().Info(c.Now()); inf.Cwnd != 7 || cnt.DSACKUndo != 0 {
-		t.Fatalf("cwnd %d, D-SACK undos %d after the wait; want 7, none", inf.Cwnd, cnt.DSACKUndo)
+	if inf := c.Conn().Info(c.Now()); inf.Cwnd != 8 || cnt.DSACKUndo != 0 {
+		t.Fatalf("cwnd %d, D-SACK undos %d after the wait; want 8, none", inf.Cwnd, cnt.DSACKUndo)
 	}
 }
 
