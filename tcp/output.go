@@ -324,31 +324,20 @@ func (c *Conn) output(now instant) {
 		// already sized by the restarted window.
 		c.cwndRestartAfterIdle(now)
 	}
-	rwndLimited := false     // the peer's window, not cwnd, stopped new data (chrono.go)
-	rtxLeft, rtxRecs := 0, 0 // the same for a packet sent again (rtxPacketRecs)
+	rwndLimited := false // the peer's window, not cwnd, stopped new data (chrono.go)
+	var rtx rtxPacket
 	var unit txUnit
 	for {
 		room := c.cwndWhole() - c.pipe()
 		// Holes first (RFC 6675 NextSeg rule 1), while the window has room.
-		if c.cc.loss != lossNone {
-			if n := c.retransmitSize(); n >= 0 {
-				if room <= 0 || !c.paceAllows(now) || !c.hostRoom() {
-					break
-				}
-				c.flushUnit(now, &unit)
-				if rtxLeft == 0 {
-					rtxRecs = c.rtxPacketRecs(room)
-					rtxLeft = rtxRecs
-				}
-				rtxLeft--
-				c.retransmitOne(now, rtxLeft == 0 && rtxRecs > 1)
-				c.paceSent(now, n)
-				sent = true
-				gsoLeft = 0
-				continue
-			}
+		if resent, stop := c.retransmitNext(now, room, &rtx, &unit); stop {
+			break
+		} else if resent {
+			sent = true
+			gsoLeft = 0
+			continue
 		}
-		rtxLeft = 0
+		rtx = rtxPacket{}
 		queued := c.queuedFrom(c.snd.nxt)
 		finPending := c.sq.finQueued && !(c.sq.finSent && c.snd.nxt.GreaterThan(c.sq.finSeq))
 		if queued == 0 && !finPending {
@@ -427,6 +416,35 @@ func (c *Conn) output(now instant) {
 	}
 	c.flushUnit(now, &unit)
 	c.outputDone(now, sent, rwndLimited)
+}
+
+// rtxPacket counts down the segments of a packet output is sending again
+// (rtxPacketRecs): left of recs.
+type rtxPacket struct{ left, recs int }
+
+// retransmitNext is output's first step: in a loss episode, the next hole
+// goes again while the window has room. resent says a segment went; stop
+// says output must stop (no room in the window, the pacing or the host).
+func (c *Conn) retransmitNext(now instant, room int, rtx *rtxPacket, unit *txUnit) (resent, stop bool) {
+	if c.cc.loss == lossNone {
+		return false, false
+	}
+	n := c.retransmitSize()
+	if n < 0 {
+		return false, false
+	}
+	if room <= 0 || !c.paceAllows(now) || !c.hostRoom() {
+		return false, true
+	}
+	c.flushUnit(now, unit)
+	if rtx.left == 0 {
+		rtx.recs = c.rtxPacketRecs(room)
+		rtx.left = rtx.recs
+	}
+	rtx.left--
+	c.retransmitOne(now, rtx.left == 0 && rtx.recs > 1)
+	c.paceSent(now, n)
+	return true, false
 }
 
 // outputDone is the bookkeeping after a pass of output: the cork's expiry
