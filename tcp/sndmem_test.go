@@ -74,3 +74,17 @@ func TestWriteWakeCountsBuffers(t *testing.T) {
 		t.Fatalf("the last write took %d, want 1000", n)
 	}
 }
+
+// A write tops up the last unsent buffer to the size goal without looking
+// at the send buffer, and starts none past it: as Linux 6.18, which takes
+// 30,000, then 5,000, then nothing with SO_SNDBUF 20,000 (the size goal
+// 25,000; the first 10,000 left at once, the rest is a buffer of its own).
+func TestWriteTopsUpLastBuffer(t *testing.T) {
+	c := passiveOpen(t, tcp.Config{}, "391")
+	c.Conn().SetBuffers(0, 20000)
+	for i, w := range []struct{ size, want int }{{30000, 30000}, {100000, 5000}, {100000, 0}} {
+		if n, _ := c.Conn().Write(c.Now(), make([]byte, w.size)); n != w.want {
+			t.Fatalf("write %d took %d, want %d", i+1, n, w.want)
+		}
+	}
+}
