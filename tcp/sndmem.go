@@ -15,11 +15,13 @@ import "github.com/synstack/synstack/tcp/seq"
 // windows let leave is cut from it, and the rest is a new buffer, topped up
 // to the size goal in turn.
 //
+// Linux also cuts a buffer at every transmit: each packet sent is a buffer
+// of its own until it is acknowledged.
+//
 // synstack counts the same: the buffers a write starts are recorded as runs
 // (bufRun: from at on, buffers of step octets) in the flight state's
-// memRuns, and sndMem is the queued octets plus skbOverhead per buffer
-// holding one of them. A buffer cut later, at transmit time, is still
-// counted once. The payload stays bounded: at most SO_SNDBUF plus one
+// memRuns, and sndMem is the queued octets plus skbOverhead for each packet
+// in flight and each recorded buffer of the data not yet sent. The payload stays bounded: at most SO_SNDBUF plus one
 // largest size goal (sizeGoalMax) is queued, and the stack-wide budget
 // caps the ring as before (Writable).
 
@@ -35,18 +37,31 @@ func (c *Conn) sndMem() int {
 	return c.sq.n + skbOverhead*c.queuedBufs()
 }
 
-// queuedBufs is how many of the recorded buffers hold queued octets.
+// queuedBufs is how many buffers hold the queued octets: as Linux's
+// retransmission queue, one for each packet in flight (a packet is cut
+// from one buffer and becomes one; one acknowledged in part stays one),
+// and the recorded buffers of what is not yet sent.
 func (c *Conn) queuedBufs() int {
 	if c.sq.n == 0 {
 		return 0
 	}
-	first, end := c.sq.start, c.sq.start.Add(seq.Size(c.sq.n))
+	end := c.sq.start.Add(seq.Size(c.sq.n))
 	if c.fl == nil || len(c.fl.memRuns) == 0 {
 		return 1 // data queued without a write (Fast Open's SYN data)
 	}
-	runs := c.fl.memRuns
 	n := 0
-	if first.LessThan(runs[0].at) {
+	if q := &c.fl.txq; q.n > 0 {
+		n = q.packets
+		if q.at(0).has(recJoined) {
+			n++ // the rest of a packet acknowledged in part
+		}
+	}
+	first := c.snd.max
+	if first.LessThan(c.sq.start) {
+		first = c.sq.start
+	}
+	runs := c.fl.memRuns
+	if first.LessThan(end) && first.LessThan(runs[0].at) {
 		n++
 	}
 	for i, r := range runs {

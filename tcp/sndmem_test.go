@@ -46,12 +46,14 @@ func TestWriteSmallBufferCountsOverhead(t *testing.T) {
 }
 
 // A blocked writer wakes when the free memory is at least half of what the
-// queue holds, overhead included (packetdrill's
-// blocking/blocking-write.pkt: 60,000 of a 61,000 write queued at once
-// with SO_SNDBUF 42,000; the ACK of 30,001 leaves 30,000 in two buffers,
-// too much; that of 36,001 leaves 24,000 in one).
+// queue holds, overhead included, each packet in flight a buffer of its
+// own (packetdrill's blocking/blocking-write.pkt, tcp_min_tso_segs 10:
+// 60,000 of a 61,000 write queued at once with SO_SNDBUF 42,000; then
+// everything in flight in three packets of 10,000; Linux 6.18 does not
+// wake the writer at the ACK of 34,001, 26,000 in three buffers, and
+// wakes it at that of 35,001, 25,000 in three).
 func TestWriteWakeCountsBuffers(t *testing.T) {
-	c := passiveOpen(t, tcp.Config{}, "391")
+	c := passiveOpen(t, tcp.Config{MinTSOSegs: 10}, "391")
 	c.Conn().SetBuffers(0, 42000)
 	if n, _ := c.Conn().Write(c.Now(), make([]byte, 61000)); n != 60000 {
 		t.Fatalf("Write = %d, want 60000", n)
@@ -62,7 +64,8 @@ func TestWriteWakeCountsBuffers(t *testing.T) {
 	}{
 		{"10001", false},
 		{"30001", false},
-		{"36001", true},
+		{"34001", false},
+		{"35001", true},
 	} {
 		c.Advance(100 * time.Millisecond)
 		c.In(". 1:1(0) ack " + step.ack + " win 391")
