@@ -174,7 +174,10 @@ type Config struct {
 	// RcvBuf and SndBuf are the receive and send buffer sizes in bytes, as
 	// Linux counts them (SO_RCVBUF and SO_SNDBUF report them, twice what
 	// was set). Defaults 131072 (tcp_rmem[1]) and 65536. As in Linux, half of
-	// the receive buffer holds data: the initial window is 64 KiB.
+	// the receive buffer holds data: the initial window is 64 KiB. The send
+	// buffer counts, as Linux's, the data queued and about 700 bytes for
+	// each buffer of the size goal holding it, and a write may queue up to
+	// a size goal (64 KiB at most) past it (Conn.Writable).
 	RcvBuf, SndBuf int
 
 	// RcvBufMax bounds receive-buffer autotuning (tcp_rmem[2], 6 MiB): an

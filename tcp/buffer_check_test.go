@@ -47,13 +47,14 @@ func (c *Conn) checkQueues() error {
 	if e := c.rqExtent(); e > int(c.rq.bufSize) {
 		return fmt.Errorf("receive queue reaches %d octets, over its bound %d", e, c.rq.bufSize)
 	}
-	if c.sq.n > int(c.sq.bufSize) {
-		return fmt.Errorf("send queue holds %d octets, over its bound %d", c.sq.n, c.sq.bufSize)
+	// A write may pass SO_SNDBUF by one size goal, as Linux's (sndmem.go).
+	if b := int(c.sq.bufSize) + sizeGoalMax; c.sq.n > b {
+		return fmt.Errorf("send queue holds %d octets, over its bound %d", c.sq.n, b)
 	}
 	if b := ringBound(int(c.rq.bufSize)); len(c.rq.buf) > b {
 		return fmt.Errorf("receive ring of %d bytes, over %d", len(c.rq.buf), b)
 	}
-	if b := ringBound(int(c.sq.bufSize)); len(c.sq.buf) > b {
+	if b := ringBound(int(c.sq.bufSize) + sizeGoalMax); len(c.sq.buf) > b {
 		return fmt.Errorf("send ring of %d bytes, over %d", len(c.sq.buf), b)
 	}
 	if len(c.rq.ooo) > maxOOORanges {

@@ -406,6 +406,7 @@ func (c *Conn) Write(t time.Time, p []byte) (int, error) {
 	}
 	c.rateCheckAppLimited()
 	start := c.sq.start.Add(seq.Size(c.sq.n))
+	c.sndTake(n, true)
 	c.sq.ensure(c.cfg.Buffers, c.cfg.Memory, c.sq.n+n, c.sq.n)
 	c.sq.writeAt(c.sq.n, p[:n])
 	c.sq.n += n
@@ -663,13 +664,15 @@ func (c *Conn) ReadClosed() bool {
 	return c.rq.n == 0 && (c.rq.finRcvd || c.rq.rdShut || c.closedByErr || (c.state == Closed && c.connected))
 }
 
-// Writable returns the free space in the send buffer (0 when shut or not
-// in a state that sends).
+// Writable returns how many octets a write would take now (0 when shut or
+// not in a state that sends): as Linux's tcp_sendmsg, the last buffer's
+// room and whole buffers of the size goal while the send buffer's memory
+// (sndMem) is below SO_SNDBUF (sndmem.go).
 func (c *Conn) Writable() int {
 	if c.sq.wrShut || c.orphan || (c.state != Established && c.state != CloseWait && !c.fastOpenWritable()) {
 		return 0
 	}
-	room := max(0, int(c.sq.bufSize)-c.sq.n)
+	room := c.sndTake(math.MaxInt32, false)
 	if lowat := c.cfg.NotSentLowat; lowat > 0 {
 		room = min(room, c.notSentRoom(lowat))
 	}
@@ -683,15 +686,19 @@ func (c *Conn) Writable() int {
 }
 
 // WriteReady reports whether a writer waiting for room should wake: as
-// Linux's sk_stream_is_writeable, when the free space is at least half of
-// what is queued, so blocked writers resume in large chunks instead of a
+// Linux's sk_stream_is_writeable, when the send buffer's free memory is at
+// least half of what its queue holds (sndMem, overhead included), so blocked writers resume in large chunks instead of a
 // segment at a time. Poll reports POLLOUT on the same condition.
 func (c *Conn) WriteReady() bool {
-	free := c.Writable()
+	if c.Writable() == 0 {
+		return false
+	}
 	if lowat := c.cfg.NotSentLowat; lowat > 0 && 2*c.queuedFrom(c.snd.nxt) >= lowat {
 		return false // Linux's tcp_stream_memory_free with wake: half the mark
 	}
-	return free > 0 && free >= c.sq.n/2
+	mem := c.sndMem()
+	free := int(c.sq.bufSize) - mem
+	return free > 0 && free >= mem/2
 }
 
 // notSentRoom is what a write may add under TCP_NOTSENT_LOWAT, as Linux's
@@ -705,8 +712,7 @@ func (c *Conn) notSentRoom(lowat int) int {
 	mss := max(c.currentMSS(), 1)
 	goal := c.sizeGoal(mss)
 	// What the windows let leave now, in whole segments beyond those unsent.
-	sendable := min(c.cc.cwnd-c.pipe(), int(c.snd.una.Add(seq.Size(c.snd.wnd)).Sub(c.snd.nxt)))
-	sendable = max(0, sendable) / mss * mss
+	sendable := c.sendableNow(mss)
 	room := 0
 	for range maxNotSentRounds {
 		free := 0

@@ -19,6 +19,9 @@ type flightState struct {
 	// bufRuns are the buffers Linux would cut the send queue into
 	// (sendbufs.go); kept while data waits unsent.
 	bufRuns []bufRun
+	// memRuns are the buffers Linux's sk_wmem_queued would count
+	// (sndmem.go); kept while data is queued.
+	memRuns []bufRun
 }
 
 // maxSpareFlights bounds the idle flight states a Scratch keeps, and
@@ -75,10 +78,10 @@ func (c *Conn) returnFlight(now instant) {
 	if len(buf) > txQueueKeep || c.sc.spareRecs+len(buf) > maxSpareRecs {
 		buf = nil
 	}
-	runs := fl.bufRuns[:0]
+	runs, mem := fl.bufRuns[:0], fl.memRuns[:0]
 	*fl = flightState{}
 	fl.txq.buf = buf
-	fl.bufRuns = runs
+	fl.bufRuns, fl.memRuns = runs, mem
 	c.sc.spareRecs += len(buf)
 	c.sc.flights = append(c.sc.flights, fl)
 }

@@ -26,7 +26,9 @@ import (
 //     octets can creep the right edge forward by up to one scale unit per
 //     ACK without the application reading (issue 14's forced-ACK attack):
 //     data past rq.bufSize is dropped and counted (TCPRcvQDrop, TCPOFODrop).
-//     The send ring holds at most sq.bufSize octets (Writable).
+//     The send ring holds at most sq.bufSize octets and one size goal
+//     (sizeGoalMax): a write stops once the queue's memory, payload and
+//     skbOverhead a buffer, reaches sq.bufSize, as Linux's (sndmem.go).
 //   - Per stack: a Memory budget that every connection of the stack
 //     charges for the buffers it borrows. Above its Pressure mark buffers
 //     stop growing (autotuning backs off) and the advertised window is held

@@ -43,7 +43,8 @@ func (c *Conn) bufStep() int {
 func (c *Conn) markPush(start, end seq.Value) {
 	step := c.bufStep()
 	first := c.tailBufStart(start)
-	c.addBufRun(c.borrowFlight(), first, step)
+	fl := c.borrowFlight()
+	fl.bufRuns = addRun(fl.bufRuns, first, step)
 	half := int32(c.snd.maxWnd / 2)
 	for b := first.Add(seq.Size(step)); b.LessThan(end); b = b.Add(seq.Size(step)) {
 		if b.Sub(c.sq.pushed) > half {
@@ -80,19 +81,19 @@ func (c *Conn) tailBufStart(start seq.Value) seq.Value {
 	return b
 }
 
-// addBufRun records in fl that buffers of step octets start at at.
-func (c *Conn) addBufRun(fl *flightState, at seq.Value, step int) {
-	if k := len(fl.bufRuns); k > 0 {
-		r := &fl.bufRuns[k-1]
+// addRun records in runs that buffers of step octets start at at.
+func addRun(runs []bufRun, at seq.Value, step int) []bufRun {
+	if k := len(runs); k > 0 {
+		r := &runs[k-1]
 		if int(r.step) == step && at.Sub(r.at)%r.step == 0 {
-			return // the run goes on
+			return runs // the run goes on
 		}
 		if r.at == at {
 			r.step = int32(step)
-			return
+			return runs
 		}
 	}
-	fl.bufRuns = append(fl.bufRuns, bufRun{at: at, step: int32(step)})
+	return append(runs, bufRun{at: at, step: int32(step)})
 }
 
 // bufEndFrom is how many octets from s the buffer holding s has left, or
@@ -118,19 +119,13 @@ func (c *Conn) bufEndFrom(s seq.Value) int {
 }
 
 // pruneBufRuns forgets the runs SND.UNA has passed, keeping the one that
-// holds it.
+// holds it, of the buffers and of their memory (sndmem.go).
 func (c *Conn) pruneBufRuns() {
 	if c.fl == nil {
 		return
 	}
-	runs := c.fl.bufRuns
-	i := 0
-	for i+1 < len(runs) && runs[i+1].at.LessThanEq(c.snd.una) {
-		i++
-	}
-	if i > 0 {
-		c.fl.bufRuns = append(runs[:0], runs[i:]...)
-	}
+	c.fl.bufRuns = pruneRuns(c.fl.bufRuns, c.snd.una)
+	c.fl.memRuns = pruneRuns(c.fl.memRuns, c.sq.start)
 }
 
 // joinLastRecord notes that the segment just sent went in one GSO packet

@@ -7,6 +7,8 @@ package tcp
 // at most SndBufMax (tcp_wmem[2]). Without it a 64 KiB buffer would cap a
 // path of 20 ms at 26 Mbit/s whatever the congestion control does. A
 // buffer set with SO_SNDBUF is left alone, and the buffer never shrinks.
+// The buffer's memory counts each buffer's overhead (sndmem.go): it grows
+// by that too, so that it holds the windows' data.
 
 // defaultSndBufMax is Linux's tcp_wmem[2].
 const defaultSndBufMax = 4 << 20
@@ -20,7 +22,11 @@ func (c *Conn) sndBufExpand() {
 	if c.rateControlled() {
 		factor = 3
 	}
-	want := min(factor*max(c.cc.cwnd, initialCwndSegs*c.opt.sndMSS), c.cfg.SndBufMax)
+	want := factor * max(c.cc.cwnd, initialCwndSegs*c.opt.sndMSS)
+	// Room for the data and for the overhead of the buffers it fills
+	// (sndmem.go), as Linux's counts each skb's truesize.
+	want += (want/c.sizeGoal(max(c.opt.sndMSS, 1)) + 1) * skbOverhead
+	want = min(want, c.cfg.SndBufMax)
 	if want > int(c.sq.bufSize) {
 		c.sq.bufSize = int32(want)
 	}

@@ -54,12 +54,16 @@ type txQueue struct {
 	sacked     int // of it, in records marked SACKed
 	lost       int // in records marked lost and not SACKed
 	sackedRecs int // records marked SACKed
+	packets    int // records that begin a GSO packet (not recJoined)
 }
 
 // weigh adds (sign 1) or removes (sign -1) n bytes of a record with flags f
 // from the sums.
 func (q *txQueue) weigh(f uint8, n, sign int) {
 	q.bytes += sign * n
+	if f&recJoined == 0 {
+		q.packets += sign
+	}
 	switch {
 	case f&recSacked != 0:
 		q.sacked += sign * n
@@ -122,7 +126,7 @@ const txQueueKeep = 4096
 // reset forgets every record and releases the ring.
 func (q *txQueue) reset() {
 	q.head, q.n = 0, 0
-	q.bytes, q.sacked, q.lost, q.sackedRecs = 0, 0, 0, 0
+	q.bytes, q.sacked, q.lost, q.sackedRecs, q.packets = 0, 0, 0, 0, 0
 	q.buf = nil
 }
 
