@@ -627,10 +627,10 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // one GSO packet: its autosized goal (tcp_tso_autosize: about a millisecond
 // at the pacing rate, at least two segments; BBR's own goal), bounded by
 // the congestion window's room (in segments, as tcp_cwnd_test), the peer's
-// window, the pacing burst left and the end of the write the data belongs
-// to (a packet never spans two of Linux's buffers, and the last buffer of a
-// write ends at a PSH mark). Linux sets PSH on every packet of more than
-// one segment ("to expedite GRO flush at receiver", __tcp_transmit_skb).
+// window, the pacing burst left, the next PSH mark and the end of the
+// buffer at SND.NXT grown from the next one (grownBufEnd). Linux sets PSH
+// on every packet of more than one segment ("to expedite GRO flush at
+// receiver", __tcp_transmit_skb).
 // On a link that cuts segments (Config.SegmentOffload) the group goes as
 // one segment with PSH, and the link puts PSH on the last piece; otherwise
 // synstack sends MSS-sized segments and the last of each group carries it,
@@ -654,9 +654,7 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 			break
 		}
 	}
-	if d := c.bufEndFrom(c.snd.nxt); d > 0 {
-		limit = min(limit, d) // a packet never spans two of Linux's buffers
-	}
+	limit = c.grownBufEnd(limit)
 	if c.cfg.SegmentOffload > 0 {
 		// The link's own ceiling on a segment it cuts (Linux's
 		// gso_max_size bounds tcp_tso_autosize alike).

@@ -4,19 +4,22 @@ import "github.com/synstack/synstack/tcp/seq"
 
 // Linux's write queue is a list of buffers (skbs): tcp_sendmsg fills the
 // last one not yet sent up to a size, then starts another. The buffers
-// matter on the wire in two ways. A GSO packet is cut from one buffer and
-// never spans two, so the buffers bound the packets the send loop forms
+// matter on the wire in two ways. A GSO packet is cut from the buffer at
+// the head of the queue, which Linux 6.10 on first grows from the next
+// one up to the packet the window and the GSO goal allow (tcp_grow_skb;
+// grownBufEnd), so the buffers bound the packets the send loop forms
 // (gsoPacketSegs) and so where PSH lands, since every packet of more than
 // one segment carries it. And forced_push is checked where a buffer
 // fills (markPush). On Linux 6.18 a buffer is the size goal (half the
 // peer's largest window, in whole segments) but no more than the
 // congestion window at the time of the write: a 200 kB write at cwnd 2
-// is cut into buffers of two segments, and its packets never grow past
-// two segments even after the window has (packetdrill's
+// is cut into buffers of two segments (packetdrill's
 // cubic/cubic-rto-ss-ca-cwnd-bump.pkt, its forced PSH on the segment
-// that ends at 18 kB), while a 40 kB write at cwnd 10 makes buffers of
-// ten (testdata/scripts/recovery/prr-proportional.pkt, a packet of two
-// from the middle of one after PRR sent single segments).
+// that ends at 18 kB; a packet there is two segments at most while the
+// GSO goal is two, and the one segment a packet left of a buffer goes
+// with the first of the next), while a 40 kB write at cwnd 10 makes
+// buffers of ten (testdata/scripts/recovery/prr-proportional.pkt, a
+// packet of two from the middle of one after PRR sent single segments).
 //
 // synstack keeps the buffers as runs, one per change of size: from at
 // on, buffers of step octets, until the next run. They live in the flight
@@ -116,6 +119,30 @@ func (c *Conn) bufEndFrom(s seq.Value) int {
 		d = min(d, int(runs[i+1].at.Sub(s)))
 	}
 	return d
+}
+
+// grownBufEnd is how many octets from SND.NXT the buffer at the head of
+// the send queue holds once Linux's tcp_grow_skb (6.10 on) has run, for a
+// packet of at most want octets: when the head buffer is shorter than
+// the packet the congestion window and the GSO goal allow, tcp_write_xmit
+// moves the missing octets from the front of the next buffer into it.
+// Only the next buffer gives (not the one after), and an end of record
+// stops it (tcp_skb_can_collapse), which the PSH marks bound already
+// (eorLimit). want, 0 or more, is returned when no buffer is known at
+// SND.NXT or the head buffer is long enough.
+//
+// The buffers are not rewritten: the rest of the next buffer still ends
+// where it did, which is what bufEndFrom finds from the new SND.NXT.
+func (c *Conn) grownBufEnd(want int) int {
+	d := c.bufEndFrom(c.snd.nxt)
+	if d <= 0 || d >= want {
+		return want
+	}
+	next := c.bufEndFrom(c.snd.nxt.Add(seq.Size(d)))
+	if next <= 0 {
+		return want
+	}
+	return min(want, d+next)
 }
 
 // pruneBufRuns forgets the runs SND.UNA has passed, keeping the one that
