@@ -1140,7 +1140,8 @@ func (c *Conn) fail(err syscall.Errno, cause Cause) {
 
 // rttSample takes an RTT measurement from an ACK that advanced SND.UNA from
 // old: from the echoed timestamp when timestamps are on (RFC 7323 4), else
-// from the one timed segment, and never from a retransmission (Karn).
+// from the first segment it acknowledges (ackedRecordsRTT) or the one
+// timed segment, and never from a retransmission (Karn).
 func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 	var r time.Duration
 	switch {
@@ -1155,6 +1156,8 @@ func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 			return
 		}
 		r = time.Duration(ms) * time.Millisecond
+	case c.ackedRecordsRTT(now, old, &r):
+		c.rtx.rttTiming = false
 	case c.rtx.rttTiming && seg.ACK.GreaterThan(c.rtx.rttSeq):
 		r = now.Sub(c.rtx.rttAt)
 		c.rtx.rttTiming = false
@@ -1167,6 +1170,36 @@ func (c *Conn) rttSample(now instant, seg *Segment, old seq.Value) {
 		return
 	}
 	c.updateRTO(r)
+}
+
+// ackedRecordsRTT sets *r to the time since the first segment the ACK
+// acknowledges (from old to SND.UNA) was sent, as Linux's
+// tcp_clean_rtx_queue times every ACK by its oldest newly acknowledged
+// segment: segments SACKed before are skipped, and none is taken when a
+// segment sent again is among them (Karn).
+func (c *Conn) ackedRecordsRTT(now instant, old seq.Value, r *time.Duration) bool {
+	if c.fl == nil {
+		return false
+	}
+	q := &c.fl.txq
+	i := q.find(old)
+	if i < 0 {
+		return false
+	}
+	found := false
+	for ; i < q.len(); i++ {
+		rec := q.at(i)
+		if !rec.start.LessThan(c.snd.una) {
+			break
+		}
+		if rec.has(recEverRetrans) {
+			return false
+		}
+		if !rec.has(recSacked) && !found {
+			*r, found = now.Sub(rec.xmit), true
+		}
+	}
+	return found
 }
 
 // handshakeRTOFallback applies RFC 6298 5.7: when the handshake gave no RTT
