@@ -392,16 +392,11 @@ func (c *Conn) output(now instant) {
 			gsoSegs = c.gsoPacketSegs(queued, usable, room, mss)
 			gsoLeft = gsoSegs
 		}
-		gsoEnd, joined := false, false
+		pos, joined := segAlone, false
 		if n > 0 {
-			gsoLeft--
-			gsoEnd = gsoLeft == 0 && gsoSegs > 1
-			joined = gsoLeft+1 < gsoSegs
-			if c.pushMarked(c.snd.nxt, n) {
-				gsoLeft = 0 // a GSO packet never spans two writes' buffers
-			}
+			pos, joined = c.gsoStep(n, &gsoLeft, gsoSegs)
 		}
-		c.transmitNew(now, n, fin, mss, gsoEnd, &unit)
+		c.transmitNew(now, n, fin, mss, pos, &unit)
 		if joined {
 			c.joinLastRecord()
 		}
@@ -528,14 +523,45 @@ func (c *Conn) flushUnit(now instant, u *txUnit) {
 	*u = txUnit{}
 }
 
+// segPos is where a segment stands in what Linux would send as one GSO
+// packet (gsoPacketSegs).
+type segPos uint8
+
+const (
+	segAlone segPos = iota // a packet of one segment
+	segMid                 // not the last of a packet of several
+	segLast                // the last of a packet of several
+)
+
+// gsoStep counts a segment of n octets at SND.NXT against the GSO packet
+// of gsoSegs segments being formed (gsoLeft of them still to send): it
+// returns where the segment stands in the packet and whether it joins the
+// segment before. An end of record ends the packet (eorLimit).
+func (c *Conn) gsoStep(n int, gsoLeft *int, gsoSegs int) (pos segPos, joined bool) {
+	*gsoLeft--
+	joined = *gsoLeft+1 < gsoSegs
+	if c.eorLimit(c.snd.nxt, n+1) <= n {
+		*gsoLeft = 0 // a GSO packet never spans two records
+	}
+	switch {
+	case *gsoLeft > 0:
+		return segMid, joined
+	case joined:
+		return segLast, joined
+	}
+	return segAlone, joined
+}
+
 // transmitNew sends n queued octets (and the FIN) at SND.NXT and advances
-// it. gsoEnd: the segment ends what Linux would send as one GSO packet of
-// several segments, which carries PSH (gsoPacketSegs). On a link that
-// cuts segments the data joins u, for output to send when the GSO packet
-// is complete; the transmit record stays one per segment, so that SACK,
+// it. pos: where the segment stands in its GSO packet. The last segment
+// of a packet of several carries PSH (Linux forces it on every GSO
+// packet); one alone carries it when it covers a PSH mark; one inside a
+// packet never does, as Linux's segmentation leaves PSH on the last piece
+// only. On a link that cuts segments the data joins u, for output to send
+// when the GSO packet is complete; the transmit record stays one per segment, so that SACK,
 // RACK and retransmission see the pieces the wire carries, as Linux's
 // tcp_fragment makes them when part of a TSO packet needs sending again.
-func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u *txUnit) {
+func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, pos segPos, u *txUnit) {
 	if c.rtx.stallSince.IsZero() || c.snd.nxt == c.snd.una {
 		c.rtx.stallSince = now // data is outstanding from here on
 		c.cwndRestartAfterIdle(now)
@@ -545,7 +571,7 @@ func (c *Conn) transmitNew(now instant, n int, fin bool, mss int, gsoEnd bool, u
 	c.recordSent(now, c.snd.nxt, n, fin)
 	c.rtx.lastSegStart = c.snd.nxt
 	resend := c.resendingSynData()
-	psh := gsoEnd || c.pushMarked(c.snd.nxt, n)
+	psh := pos == segLast || pos == segAlone && c.pushMarked(c.snd.nxt, n)
 	switch {
 	case c.cfg.SegmentOffload <= 0:
 		c.sendSegment(now, c.snd.nxt, n, fin, psh)
@@ -627,8 +653,10 @@ func (c *Conn) pushMarked(s seq.Value, n int) bool {
 // one GSO packet: its autosized goal (tcp_tso_autosize: about a millisecond
 // at the pacing rate, at least two segments; BBR's own goal), bounded by
 // the congestion window's room (in segments, as tcp_cwnd_test), the peer's
-// window, the pacing burst left, the next PSH mark and the end of the
-// buffer at SND.NXT grown from the next one (grownBufEnd). Linux sets PSH
+// window, the pacing burst left, the next end of record (MSG_EOR) and the
+// end of the buffer at SND.NXT grown from the next one (grownBufEnd); a
+// PSH mark does not end it, as Linux's buffer keeps its PSH when it grows
+// past its end. Linux sets PSH
 // on every packet of more than one segment ("to expedite GRO flush at
 // receiver", __tcp_transmit_skb).
 // On a link that cuts segments (Config.SegmentOffload) the group goes as
@@ -648,13 +676,7 @@ func (c *Conn) gsoPacketSegs(queued, usable, room, mss int) int {
 	if _, paced := c.cc.algo.(rateControl); paced && c.fl != nil && c.fl.pace.budget > 0 {
 		limit = min(limit, (c.fl.pace.budget+mss-1)/mss*mss)
 	}
-	for _, m := range c.sq.pushMarks {
-		if d := int(m.at.Sub(c.snd.nxt)); d > 0 {
-			limit = min(limit, d)
-			break
-		}
-	}
-	limit = c.grownBufEnd(limit)
+	limit = c.grownBufEnd(c.eorLimit(c.snd.nxt, limit))
 	if c.cfg.SegmentOffload > 0 {
 		// The link's own ceiling on a segment it cuts (Linux's
 		// gso_max_size bounds tcp_tso_autosize alike).

@@ -52,9 +52,9 @@ func TestPushEveryGSOPacket(t *testing.T) {
 	c.NoOut()
 }
 
-// A GSO packet never spans two writes: the end of the first write is a
-// packet's end, and a lone segment after it is a packet of one segment,
-// which carries no PSH of its own.
+// A write sent at once ends its packet: the next write's data starts a
+// packet of its own, and a lone segment at its start is a packet of one
+// segment, which carries no PSH of its own.
 func TestPushGSOPacketEndsWithWrite(t *testing.T) {
 	c := passiveOpen(t, tcp.Config{}, "257")
 	c.Write(strings.Repeat("x", 1000))
@@ -215,6 +215,18 @@ func TestPushSmallWindowSingleSegments(t *testing.T) {
 	}
 	for _, want := range []string{". 7001:8001", ". 8001:9001", "P. 9001:10001", ". 10001:11001",
 		". 11001:12001", "P. 12001:13001", ". 13001:14001"} {
+		c.Out(want + "(1000) ack 1")
+	}
+	c.NoOut()
+	// All acknowledged again: the head buffer is the one segment left of
+	// [13001, 15001); it takes all of the next buffer, and the buffer
+	// after that takes one segment across the PSH mark forced_push put
+	// at 19001. Linux 6.18 sends the same packets (15001:18001,
+	// 18001:21001 and 21001:22001 in the scratch copy, its data 1000
+	// further on).
+	c.In(". 1:1(0) ack 14001 win 257")
+	for _, want := range []string{". 14001:15001", ". 15001:16001", "P. 16001:17001", ". 17001:18001",
+		". 18001:19001", "P. 19001:20001", "P. 20001:21001"} { // the write ends at 21001
 		c.Out(want + "(1000) ack 1")
 	}
 	c.NoOut()

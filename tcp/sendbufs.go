@@ -127,8 +127,9 @@ func (c *Conn) bufEndFrom(s seq.Value) int {
 // the packet the congestion window and the GSO goal allow, tcp_write_xmit
 // moves the missing octets from the front of the next buffer into it.
 // Only the next buffer gives (not the one after), and an end of record
-// stops it (tcp_skb_can_collapse), which the PSH marks bound already
-// (eorLimit). want, 0 or more, is returned when no buffer is known at
+// stops it (tcp_skb_can_collapse), which eorLimit bounds already; a PSH
+// mark does not (the grown buffer keeps its PSH, and its packet carries
+// it on its last segment). want, 0 or more, is returned when no buffer is known at
 // SND.NXT or the head buffer is long enough.
 //
 // The buffers are not rewritten: the rest of the next buffer still ends

@@ -145,7 +145,7 @@ func (c *Conn) tailLossProbe(now instant) {
 	if n := min(queued, mss, room); n > 0 {
 		fin := c.sq.finQueued && !c.sq.finSent && n == queued
 		var u txUnit
-		c.transmitNew(now, n, fin, mss, false, &u) // one segment: no GSO packet
+		c.transmitNew(now, n, fin, mss, segAlone, &u) // one segment: no GSO packet
 		c.flushUnit(now, &u)
 	} else {
 		probe = tlpRetrans
@@ -420,7 +420,7 @@ func (c *Conn) writeWakeup(now instant) {
 		return
 	}
 	var u txUnit
-	c.transmitNew(now, n, false, mss, true, &u)
+	c.transmitNew(now, n, false, mss, segLast, &u)
 	c.flushUnit(now, &u)
 	c.armXmitTimer(now)
 }
