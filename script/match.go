@@ -62,6 +62,40 @@ func (r *runner) describeSent(s sent) string {
 	return formatPacket(">", seg.tcp.Flags, seqS, len(seg.payload), ackS, int(seg.tcp.Window), opts, true)
 }
 
+// describeTrailing describes the first packet left in the queue after
+// the script's last line as the GSO packet it may have been part of: the
+// segments sent with it at the same instant that follow it in sequence
+// with the same header, up to the first with PSH or FIN (a GSO packet
+// carries those on its last segment), as a line would have to expect them.
+func (r *runner) describeTrailing() string {
+	first, err := parseSegment(r.queue[0].pkt)
+	if err != nil || len(first.payload) == 0 || first.tcp.Flags&(wire.FlagSYN|wire.FlagPSH|wire.FlagFIN) != 0 {
+		return r.describeSent(r.queue[0])
+	}
+	agg := *first
+	agg.payload = append([]byte(nil), first.payload...)
+	prev, n := first, 1
+	for _, s := range r.queue[1:] {
+		next, err := parseSegment(s.pkt)
+		if err != nil || s.at != r.queue[0].at || !fragmentFollows(prev, next, len(prev.payload)) {
+			break
+		}
+		agg.tcp.Flags = next.tcp.Flags&^wire.FlagCWR | first.tcp.Flags&wire.FlagCWR
+		agg.payload = append(agg.payload, next.payload...)
+		prev = next
+		n++
+		if next.tcp.Flags&(wire.FlagPSH|wire.FlagFIN) != 0 {
+			break
+		}
+	}
+	_, ackS, seqS, opts := r.toScript(r.sutFor(), &agg, nil)
+	got := formatPacket(">", agg.tcp.Flags, seqS, len(agg.payload), ackS, int(agg.tcp.Window), opts, true)
+	if n > 1 {
+		got += fmt.Sprintf(" [%d segments sent together]", n)
+	}
+	return got
+}
+
 // sutFor returns the socket under test, creating a default one (an unknown
 // peer talking to the bind port) when the script set up none.
 func (r *runner) sutFor() *sockUnderTest {

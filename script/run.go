@@ -606,7 +606,7 @@ func (r *runner) finish() error {
 	s := r.queue[0]
 	if r.opts.Strict {
 		return r.errf(s.line, "unexpected packet: got %s at %s (the script expects no more packets)",
-			r.describeSent(s), fmtTime(s.at))
+			r.describeTrailing(), fmtTime(s.at))
 	}
 	// packetdrill compares a packet only when a ">" line asks for one:
 	// what the stack sends after the last one goes unnoticed.

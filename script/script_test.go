@@ -350,6 +350,13 @@ func TestRunUnexpectedPacket(t *testing.T) {
 	wantErr(t, res, "t.pkt:12: unexpected packet: got > F. 1:1(0) ack 1 ")
 	wantErr(t, res, "at 0.200 (the script expects no more packets)")
 
+	// Segments sent together after the last line are described as the
+	// packet a line would have to expect.
+	res = run(t, handshake+`
++.1 write(4, ..., 2000) = 2000
+`, false)
+	wantErr(t, res, "got > P. 1:2001(2000) ack 1 win 251 [2 segments sent together] at 0.200")
+
 	// A different packet than the line expects.
 	res = run(t, handshake+`
 +.1 close(4) = 0

@@ -124,7 +124,7 @@ else
 	[ $# -gt 0 ] || set -- "$repo/testdata/scripts"
 	mode=project
 fi
-find "$@" -name '*.pkt' | sort | while read -r f; do readlink -f "$f"; done > "$work/list"
+find "$@" -name "*.pkt" ! -name ".*" | sort | while read -r f; do readlink -f "$f"; done > "$work/list"
 total=$(wc -l < "$work/list")
 [ "$total" -gt 0 ] || { echo "linuxdiff: no .pkt scripts under $*" >&2; exit 2; }
 
@@ -163,7 +163,7 @@ tail_check() {
 	f=$1 msg=$2
 	at=$(echo "$msg" | sed -n 's/.*got \(> .*\) at \([0-9.]*\) (the script expects no more packets).*/\2/p')
 	pkt=$(echo "$msg" | sed -n 's/.*got \(> .*\) at \([0-9.]*\) (the script expects no more packets).*/\1/p' |
-		sed 's/ \[[0-9]* segments aggregated\]//')
+		sed 's/ \[[0-9]* segments [a-z ]*\]//')
 	[ -n "$at" ] || return 0
 	nowin=$(echo "$pkt" | sed 's/ win [0-9]*//')
 	copy=$(dirname "$f")/.linuxdiff-tail-$(basename "$f")
