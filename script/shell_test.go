@@ -77,6 +77,9 @@ func TestShellSysctls(t *testing.T) {
 		{"sysctl -q net.ipv4.tcp_slow_start_after_idle=1", ""},
 		{"sysctl -q net.ipv4.tcp_ecn=1", ""},
 		{"sysctl -q net.ipv4.tcp_ecn=3", "unsupported: sysctl net.ipv4.tcp_ecn=3"},
+		{"sysctl -q net.ipv4.tcp_synstack_hystart_plus_plus=0", ""},
+		{"echo 1 > /proc/sys/net/ipv4/tcp_synstack_hystart_plus_plus", ""},
+		{"sysctl -q net.ipv4.tcp_synstack_hystart_plus_plus=2", "unsupported: sysctl net.ipv4.tcp_synstack_hystart_plus_plus=2 (0: Linux's HyStart, 1: RFC 9406's HyStart++)"},
 		{"sysctl net.ipv4.tcp_no_such", "unsupported: sysctl net.ipv4.tcp_no_such (reading a sysctl the runner does not know)"},
 		{`sysctl -q net.ipv4.tcp_wmem="1 2"`, "expected three numbers"},
 		{"echo 717 > /sys/module/tcp_cubic/parameters/beta", ""},
@@ -160,17 +163,18 @@ assert tcpi_snd_ssthresh == TCP_INFINITE_SSTHRESH
 `, true)
 }
 
-// tcp_slow_start_after_idle and tcp_ecn set the stack's switches, and read
-// back as set.
+// tcp_slow_start_after_idle, tcp_ecn and the runner's own
+// tcp_synstack_hystart_plus_plus set the stack's switches, and read back
+// as set.
 func TestShellCongestionSysctls(t *testing.T) {
-	r, err := command(t, Options{}, "sysctl -q net.ipv4.tcp_slow_start_after_idle=0 net.ipv4.tcp_ecn=1")
+	r, err := command(t, Options{}, "sysctl -q net.ipv4.tcp_slow_start_after_idle=0 net.ipv4.tcp_ecn=1 net.ipv4.tcp_synstack_hystart_plus_plus=1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := r.tcpCfg; !c.NoSlowStartAfterIdle || c.ECN != tcp.ECNOn {
-		t.Fatalf("NoSlowStartAfterIdle %v, ECN %d; want true, ECNOn", c.NoSlowStartAfterIdle, c.ECN)
+	if c := r.tcpCfg; !c.NoSlowStartAfterIdle || c.ECN != tcp.ECNOn || !c.HyStartPlusPlus {
+		t.Fatalf("NoSlowStartAfterIdle %v, ECN %d, HyStartPlusPlus %v; want true, ECNOn, true", c.NoSlowStartAfterIdle, c.ECN, c.HyStartPlusPlus)
 	}
-	for name, want := range map[string]string{"net.ipv4.tcp_slow_start_after_idle": "0", "net.ipv4.tcp_ecn": "1"} {
+	for name, want := range map[string]string{"net.ipv4.tcp_slow_start_after_idle": "0", "net.ipv4.tcp_ecn": "1", "net.ipv4.tcp_synstack_hystart_plus_plus": "1"} {
 		if v, ok := r.sysctlValue(name); !ok || v != want {
 			t.Errorf("%s reads %q, want %q", name, v, want)
 		}
