@@ -17,7 +17,13 @@ import (
 //     Conservative Slow Start (CSS): growth divided by 4;
 //   - in CSS, a round whose minimum falls back below the one that started
 //     it returns to slow start (the increase was spurious); five rounds of
-//     CSS end slow start: ssthresh = cwnd.
+//     CSS, the one it began in counted, end slow start: ssthresh = cwnd, at
+//     the first ACK of the sixth;
+//   - as RFC 9406 4.2 orders each ACK's steps (grow cwnd, then take the RTT
+//     sample, then decide), the ACK whose sample moves into CSS or back
+//     out of it grows as in the phase it arrived in; the stack takes the
+//     sample before the growth (Linux's order for its HyStart), so the
+//     decision remembers that ACK (phaseAck).
 //
 // A loss ends it all, as the algorithm's own response sets ssthresh.
 
@@ -42,6 +48,18 @@ type hystartPP struct {
 	cssRounds    int
 	started      bool
 	css          bool
+	// phaseAck is the SND.UNA of the ACK whose RTT sample switched
+	// between slow start and CSS, valid while switched: that ACK's own
+	// growth is the old phase's.
+	phaseAck seq.Value
+	switched bool
+}
+
+// setCSS enters CSS or leaves it for slow start on the ACK being
+// processed, whose growth stays the old phase's (hyppGrowth).
+func (h *hystartPP) setCSS(c *Conn, css bool) {
+	h.css, h.cssRounds = css, 0
+	h.phaseAck, h.switched = c.snd.una, true
 }
 
 // hyppActive reports whether HyStart++ governs this slow start: it is on
@@ -90,7 +108,7 @@ func (cu *cubic) hyppOnRTT(c *Conn, rtt time.Duration) {
 	}
 	if h.css {
 		if h.currRoundMin < h.cssBaseline {
-			h.css, h.cssRounds = false, 0 // spurious: back to slow start
+			h.setCSS(c, false) // spurious: back to slow start
 		}
 		return
 	}
@@ -99,15 +117,22 @@ func (cu *cubic) hyppOnRTT(c *Conn, rtt time.Duration) {
 	}
 	thresh := min(max(h.lastRoundMin/hyppMinRTTDiv, hyppMinRTTThresh), hyppMaxRTTThresh)
 	if h.currRoundMin >= h.lastRoundMin+thresh {
-		h.css, h.cssRounds, h.cssBaseline = true, 0, h.currRoundMin
+		h.setCSS(c, true)
+		h.cssBaseline = h.currRoundMin
 	}
 }
 
 // hyppGrowth is what slow start adds for acked bytes under HyStart++: at
-// most L segments, a quarter of that in CSS.
+// most L segments, a quarter of that in CSS, the phase the ACK arrived in.
 func (cu *cubic) hyppGrowth(c *Conn, acked int) int {
+	h := &cu.hpp
+	css := h.css
+	if h.switched && h.phaseAck == c.snd.una {
+		css = !css // this ACK's own sample switched the phase
+	}
+	h.switched = false
 	acked = min(acked, hyppL*c.opt.sndMSS)
-	if cu.hpp.css {
+	if css {
 		acked /= hyppCSSDivisor
 	}
 	return acked

@@ -38,6 +38,13 @@ func (r *hyppRun) round(n int, rtt time.Duration) {
 	}
 }
 
+// grew runs a round and returns by how much cwnd grew in it.
+func (r *hyppRun) grew(n int, rtt time.Duration) int {
+	before := r.c.cc.cwnd
+	r.round(n, rtt)
+	return r.c.cc.cwnd - before
+}
+
 // A rise of the round's minimum RTT by more than an eighth (4-16 ms)
 // turns slow start into CSS, a quarter of the growth, without setting
 // ssthresh; five rounds of it end slow start (RFC 9406 4.2).
@@ -45,18 +52,16 @@ func TestHyStartPPConservativeSlowStart(t *testing.T) {
 	r := newHyppRun(t)
 	r.round(8, 100*time.Millisecond)
 	r.round(8, 100*time.Millisecond)
-	before := r.c.cc.cwnd
-	r.round(8, 120*time.Millisecond) // 100 + 12.5 ms exceeded after 8 samples
+	grew := r.grew(8, 120*time.Millisecond) // 100 + 12.5 ms exceeded after 8 samples
 	if !r.cu.hpp.css || r.c.cc.ssthresh != 0 {
 		t.Fatalf("css %v, ssthresh %d after the RTT rose; want CSS, ssthresh still infinite", r.cu.hpp.css, r.c.cc.ssthresh)
 	}
-	if grew := r.c.cc.cwnd - before; grew != 7*1000+250 {
-		// Seven ACKs of slow start (one segment each), the eighth in CSS.
-		t.Fatalf("cwnd grew %d in the round, want %d", grew, 7*1000+250)
+	if grew != 8*1000 {
+		// Eight ACKs of slow start (one segment each): the eighth grows
+		// before its sample moves into CSS (RFC 9406 4.2's order).
+		t.Fatalf("cwnd grew %d in the round, want %d", grew, 8*1000)
 	}
-	before = r.c.cc.cwnd
-	r.round(8, 120*time.Millisecond)
-	if grew := r.c.cc.cwnd - before; grew != 8*250 {
+	if grew := r.grew(8, 120*time.Millisecond); grew != 8*250 {
 		t.Fatalf("cwnd grew %d in a CSS round, want a quarter of slow start's, %d", grew, 8*250)
 	}
 	for range 4 {
@@ -77,9 +82,37 @@ func TestHyStartPPSpuriousCSS(t *testing.T) {
 	if !r.cu.hpp.css {
 		t.Fatal("no CSS after the RTT rose")
 	}
-	r.round(8, 105*time.Millisecond)
+	grew := r.grew(8, 105*time.Millisecond)
 	if r.cu.hpp.css || r.c.cc.ssthresh != 0 {
 		t.Fatalf("css %v, ssthresh %d after the RTT fell back; want slow start again", r.cu.hpp.css, r.c.cc.ssthresh)
+	}
+	if grew != 8*250 {
+		// The eighth ACK, whose sample ends CSS, still grows as CSS.
+		t.Fatalf("cwnd grew %d in the round that left CSS, want %d", grew, 8*250)
+	}
+	if grew := r.grew(8, 105*time.Millisecond); grew != 8*1000 {
+		t.Fatalf("cwnd grew %d in the round after CSS, want slow start's %d", grew, 8*1000)
+	}
+}
+
+// An ACK whose growth was not taken (the sender was not using its window)
+// leaves no phase switch behind for the next ACK: that one grows as the
+// phase now is.
+func TestHyStartPPSwitchIsPerAck(t *testing.T) {
+	r := newHyppRun(t)
+	r.round(8, 100*time.Millisecond)
+	r.round(8, 100*time.Millisecond)
+	r.round(7, 120*time.Millisecond)
+	r.now = r.now.Add(time.Millisecond)
+	r.cu.onRTT(r.c, r.now, 120*time.Millisecond) // the eighth sample: CSS, with no growth after it
+	if !r.cu.hpp.css {
+		t.Fatal("no CSS after the eighth sample")
+	}
+	r.c.snd.una = r.c.snd.una.Add(1000)
+	before := r.c.cc.cwnd
+	r.c.onAckGrow(r.now, 1000, r.c.flight())
+	if grew := r.c.cc.cwnd - before; grew != 250 {
+		t.Fatalf("the next ACK grew cwnd %d, want CSS's %d", grew, 250)
 	}
 }
 
