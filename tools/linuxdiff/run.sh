@@ -178,11 +178,15 @@ tail_check() {
 		if [ "$line" = "$nowin" ]; then
 			case $r in
 			ok) ;;
-			*"live packet"*|*"timing error"*)
+			*"live packet"*|*"timing error: expected outbound packet"*)
 				# Linux sends a packet there too, only not this one.
 				tails=$((tails+1))
 				printf '        tail:     Linux sends a packet after the last line too (it fails --strict here too), a different one: %s\n' \
 					"$(echo "$r" | cut -f2- | sed 's/.*error handling packet: //')"
+				return 0 ;;
+			*"timing error"*)
+				# packetdrill itself ran late (a busy machine): no verdict.
+				printf '        tail:     no verdict, the run was late: %s\n' "$(echo "$r" | cut -f2- | sed 's/.*: timing error/timing error/')"
 				return 0 ;;
 			*)
 				printf '        tail:     Linux sends nothing like %s then (%s)\n' "$nowin" "$(echo "$r" | cut -f2-)"
