@@ -605,8 +605,8 @@ func (r *runner) finish() error {
 	}
 	s := r.queue[0]
 	if r.opts.Strict {
-		return r.errf(s.line, "unexpected packet: got %s at %s (the script expects no more packets)",
-			r.describeTrailing(), fmtTime(s.at))
+		return r.errf(s.line, "unexpected packet: got %s at %s, +%s after the last line's time (the script expects no more packets)",
+			r.describeTrailing(), fmtTime(s.at), fmtTime(s.at-r.prevAt))
 	}
 	// packetdrill compares a packet only when a ">" line asks for one:
 	// what the stack sends after the last one goes unnoticed.

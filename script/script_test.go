@@ -348,7 +348,7 @@ func TestRunUnexpectedPacket(t *testing.T) {
 +.1 close(4) = 0
 `, false)
 	wantErr(t, res, "t.pkt:12: unexpected packet: got > F. 1:1(0) ack 1 ")
-	wantErr(t, res, "at 0.200 (the script expects no more packets)")
+	wantErr(t, res, "at 0.200, +0.000 after the last line's time (the script expects no more packets)")
 
 	// Segments sent together after the last line are described as the
 	// packet a line would have to expect.
