@@ -605,8 +605,12 @@ func (r *runner) finish() error {
 	}
 	s := r.queue[0]
 	if r.opts.Strict {
-		return r.errf(s.line, "unexpected packet: got %s at %s, +%s after the last line's time (the script expects no more packets)",
-			r.describeTrailing(), fmtTime(s.at), fmtTime(s.at-r.prevAt))
+		rel := "+" + fmtTime(s.at-r.prevAt) + " after"
+		if s.at < r.prevAt {
+			rel = fmtTime(r.prevAt-s.at) + " before"
+		}
+		return r.errf(s.line, "unexpected packet: got %s at %s, %s the last line's time (the script expects no more packets)",
+			r.describeTrailing(), fmtTime(s.at), rel)
 	}
 	// packetdrill compares a packet only when a ">" line asks for one:
 	// what the stack sends after the last one goes unnoticed.

@@ -357,6 +357,13 @@ func TestRunUnexpectedPacket(t *testing.T) {
 `, false)
 	wantErr(t, res, "got > P. 1:2001(2000) ack 1 win 251 [2 segments sent together] at 0.200")
 
+	// One sent before the last line's time says so.
+	res = run(t, handshake+`
++.1 write(4, ..., 10) = 10
++.1 < . 1:1(0) ack 1 win 257
+`, false)
+	wantErr(t, res, "got > P. 1:11(10) ack 1 win 251 at 0.200, 0.100 before the last line's time")
+
 	// A different packet than the line expects.
 	res = run(t, handshake+`
 +.1 close(4) = 0

@@ -164,8 +164,11 @@ tail_check() {
 	# The packet's time relative to the last line's: packetdrill's "+t"
 	# counts from when that line ran, which a range (~) or a late run
 	# moves, so an absolute time would compare the wrong instant.
-	at=$(echo "$msg" | sed -n 's/.*got \(> .*\) at [0-9.]*, \(+[0-9.]*\) after the last line.s time (the script expects no more packets).*/\2/p')
-	pkt=$(echo "$msg" | sed -n 's/.*got \(> .*\) at [0-9.]*, \(+[0-9.]*\) after the last line.s time (the script expects no more packets).*/\1/p' |
+	# A packet sent before the last line's time (while later lines were
+	# calls or inbound packets) keeps its absolute time.
+	at=$(echo "$msg" | sed -n 's/.*got > .* at \([0-9.]*\), \([0-9.]*\) before the last line.s time (the script expects no more packets).*/\1/p
+		s/.*got > .* at [0-9.]*, \(+[0-9.]*\) after the last line.s time (the script expects no more packets).*/\1/p')
+	pkt=$(echo "$msg" | sed -n 's/.*got \(> .*\) at [0-9.]*, +*[0-9.]* [a-z]* the last line.s time (the script expects no more packets).*/\1/p' |
 		sed 's/ \[[0-9]* segments [a-z ]*\]//')
 	[ -n "$at" ] || return 0
 	nowin=$(echo "$pkt" | sed 's/ win [0-9]*//')
