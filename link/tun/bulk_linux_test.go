@@ -53,10 +53,13 @@ func median3(x []float64) float64 {
 	return max(min(a, b), min(max(a, b), c))
 }
 
-// bulkOnce opens a device and a stack on it (its SegmentOffloader hidden
-// unless tso) and returns the download and upload rates, MiB/s.
-func bulkOnce(t *testing.T, tso bool) (down, up float64) {
-	ep, err := Open(Options{Name: "tunbulk0", MTU: 1500, HostAddrs: []netip.Prefix{hostAddr}})
+// bulkStack opens a device of MTU 1500 with offloads and a stack on it
+// (its SegmentOffloader hidden unless tso), waits for the kernel's side,
+// and returns the device, a listener of the stack's on port 7, and what
+// closes them all.
+func bulkStack(t *testing.T, name string, tso bool) (*Endpoint, net.Listener, func()) {
+	t.Helper()
+	ep, err := Open(Options{Name: name, MTU: 1500, HostAddrs: []netip.Prefix{hostAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,15 +72,23 @@ func bulkOnce(t *testing.T, tso bool) (down, up float64) {
 		ep.Close()
 		t.Fatal(err)
 	}
-	defer st.Close()
 	if ok, err := ep.KernelReady(stackAddr.Addr()); !ok || err != nil {
+		st.Close()
 		t.Fatalf("kernel side not ready: %v %v", ok, err)
 	}
 	ln, err := st.Listen("tcp", ":7")
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	return ep, ln, func() { ln.Close(); st.Close() }
+}
+
+// bulkOnce opens a device and a stack on it (its SegmentOffloader hidden
+// unless tso) and returns the download and upload rates, MiB/s.
+func bulkOnce(t *testing.T, tso bool) (down, up float64) {
+	ep, ln, closeAll := bulkStack(t, "tunbulk0", tso)
+	defer closeAll()
 	srv := make(chan error, 2)
 	go func() {
 		buf := make([]byte, 1<<20)
