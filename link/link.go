@@ -36,6 +36,18 @@ type VerifiedDispatcher interface {
 	DeliverVerified(pkt []byte)
 }
 
+// VerifiedBatchDispatcher is a BatchDispatcher that takes a batch of
+// packets whose checksums the link vouches for (VerifiedDispatcher's, several
+// at once): a link that read several such packets in a row hands them over
+// together.
+type VerifiedBatchDispatcher interface {
+	BatchDispatcher
+	VerifiedDispatcher
+	// DeliverVerifiedPackets hands such packets to the stack, as
+	// DeliverPackets does. Each packet is only valid during the call.
+	DeliverVerifiedPackets(pkts [][]byte)
+}
+
 // Endpoint is one end of a link.
 type Endpoint interface {
 	// MTU is the largest IP packet the link carries, in bytes.

@@ -106,3 +106,48 @@ func TestSegmentTooLargeIsDropped(t *testing.T) {
 		}
 	}
 }
+
+// A batch the link vouches for (DeliverVerifiedPackets) is taken without
+// checking its checksums, each packet counted as trusted; the same batch
+// through DeliverPackets is checked, and its partial checksums fail. The
+// packets are SYNs to a closed port, so each one taken draws a RST.
+func TestDeliverVerifiedPacketsTrustsTheBatch(t *testing.T) {
+	// The peer's SYNs, with the partial checksums a checksum-offloading
+	// link leaves: wrong unless the link completes them.
+	from := &segLink{}
+	peer := sendOne(t, from, nil, &tcp.Segment{SEQ: 100, Flags: wire.FlagSYN, WND: 1000})
+	peer.ctl.Lock()
+	peer.sendSegmentLocked(peer.g(), netip.MustParseAddrPort("10.0.0.1:80"), netip.MustParseAddrPort("10.0.0.2:40001"),
+		&tcp.Segment{SEQ: 200, Flags: wire.FlagSYN, WND: 1000})
+	peer.ctl.Unlock()
+	if len(from.writes) != 2 {
+		t.Fatalf("%d SYNs written, want 2", len(from.writes))
+	}
+	for _, verified := range []bool{false, true} {
+		l := &segLink{}
+		s, err := New(Config{Link: l, Clock: clock.Real{}, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if verified {
+			s.DeliverVerifiedPackets(from.writes)
+		} else {
+			s.DeliverPackets(from.writes)
+		}
+		st := s.Stats()
+		s.Close()
+		want := 0 // checked: both dropped
+		if verified {
+			want = 2
+		}
+		if len(l.writes) != want || st.SynstackInCsumTrusted != uint64(want) || st.TcpInCsumErrors != uint64(2-want) {
+			t.Errorf("verified %v: %d RSTs, %d trusted, %d checksum errors; want %d, %d, %d",
+				verified, len(l.writes), st.SynstackInCsumTrusted, st.TcpInCsumErrors, want, want, 2-want)
+		}
+		for _, w := range l.writes {
+			if wire.TCPFlags(w[20+13])&wire.FlagRST == 0 {
+				t.Errorf("verified: answered %x, want a RST", w[20:40])
+			}
+		}
+	}
+}

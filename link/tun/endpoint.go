@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/synstack/synstack/link"
@@ -65,6 +66,10 @@ type Endpoint struct {
 type queue struct {
 	f   *os.File
 	out chan *[]byte // packets waiting for the writer, each with vnetHdrLen bytes of headroom
+	// The reader's raw access to f and its function reading a batch
+	// (readPackets, where the OS has them); set by the reader.
+	rc       syscall.RawConn
+	readSome func(fd uintptr) bool
 
 	packetsIn, packetsOut, writesOut, dropFull atomic.Uint64
 }
@@ -360,13 +365,49 @@ func (e *Endpoint) release(buf *[]byte) {
 	}
 }
 
-// readLoop reads one of the device's queues until Close and delivers each
-// packet.
+// readBatch is how many packets a reader takes from its queue at once:
+// after the one it waited for, whatever the device already holds, up to
+// this many. They go to the stack in one delivery where it takes batches
+// (link.BatchDispatcher), which acknowledges consecutive segments of one
+// connection once, as Linux acknowledges what GRO gathered: one ACK, and
+// one write to the device, for the run instead of one per packet.
+const readBatch = 8
+
+// reading is a reader's state: its buffers, each of vnetHdrLen +
+// maxIPPacket + 1 bytes (the first made at once, the others when a batch
+// first reaches them), the sizes the last batch read into them, and the
+// packets and marks of the batch handed to the stack.
+type reading struct {
+	bufs     [][]byte
+	sizes    [readBatch]int
+	pkts     [][]byte
+	verified []bool
+	n        int   // packets of the batch being read
+	err      error // what ended it early
+}
+
+// newReading returns a reader's state, with its first buffer.
+func newReading() *reading {
+	r := &reading{bufs: make([][]byte, readBatch), pkts: make([][]byte, 0, readBatch), verified: make([]bool, 0, readBatch)}
+	r.bufs[0] = make([]byte, vnetHdrLen+maxIPPacket+1)
+	return r
+}
+
+// buf returns buffer i, made if it is the first use.
+func (r *reading) buf(i int) []byte {
+	if r.bufs[i] == nil {
+		r.bufs[i] = make([]byte, vnetHdrLen+maxIPPacket+1)
+	}
+	return r.bufs[i]
+}
+
+// readLoop reads one of the device's queues until Close and delivers
+// each batch of packets (readBatch).
 func (e *Endpoint) readLoop(q *queue) {
 	defer e.wg.Done()
-	buf := make([]byte, vnetHdrLen+maxIPPacket+1)
+	r := newReading()
 	for {
-		n, err := q.f.Read(buf)
+		n, err := q.readPackets(r)
 		if err != nil {
 			if e.closed.Load() || errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return
@@ -377,51 +418,94 @@ func (e *Endpoint) readLoop(q *queue) {
 			}
 			continue
 		}
-		pkt := buf[:n]
 		d := e.disp.Get()
 		if d == nil {
-			e.dropNoDisp.Add(1)
+			e.dropNoDisp.Add(uint64(n))
 			continue
 		}
 		vd, _ := d.(link.VerifiedDispatcher)
-		verified := false
-		if e.vnet {
-			if n < vnetHdrLen {
-				e.dropBad.Add(1)
-				continue
+		r.pkts, r.verified = r.pkts[:0], r.verified[:0]
+		for i := range n {
+			if pkt, verified, ok := e.unwrap(r.bufs[i][:r.sizes[i]], vd != nil); ok {
+				r.pkts, r.verified = append(r.pkts, pkt), append(r.verified, verified)
 			}
-			var h vnetHdr
-			h.decode(buf)
-			pkt = buf[vnetHdrLen:n]
-			// The kernel vouches for a packet it verified, or made here
-			// and never put on a wire: a stack that can take it so
-			// checks nothing, and its partial checksum is left as it is.
-			verified = vd != nil && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
-			ok, gso := fixIncoming(pkt, &h, verified)
-			if !ok {
-				e.dropBad.Add(1)
-				continue
-			}
-			if gso {
-				e.gsoIn.Add(1)
-			}
-			if h.flags&vnetFlagNeedsCsum != 0 && !verified {
-				e.csumIn.Add(1)
-			}
-		} else if e.af {
-			if n < afHdrLen {
-				e.dropBad.Add(1)
-				continue
-			}
-			pkt = buf[afHdrLen:n] // the IP header's version says the family
 		}
-		if verified {
-			e.verifiedIn.Add(1) // first: what the stack counted, the link has
-			vd.DeliverVerified(pkt)
-		} else {
-			d.DeliverPacket(pkt)
+		e.deliver(d, r.pkts, r.verified)
+		q.packetsIn.Add(uint64(len(r.pkts)))
+		clear(r.pkts) // what the stack was given is not held
+	}
+}
+
+// unwrap returns the IP packet in b, as read from the device, and whether
+// the kernel vouches for its checksum (only if canVerify: the stack takes
+// such packets); not ok, counted, if it is malformed.
+func (e *Endpoint) unwrap(b []byte, canVerify bool) (pkt []byte, verified, ok bool) {
+	switch {
+	case e.vnet:
+		if len(b) < vnetHdrLen {
+			e.dropBad.Add(1)
+			return nil, false, false
 		}
-		q.packetsIn.Add(1)
+		var h vnetHdr
+		h.decode(b)
+		pkt = b[vnetHdrLen:]
+		// The kernel vouches for a packet it verified, or made here and
+		// never put on a wire: a stack that can take it so checks
+		// nothing, and its partial checksum is left as it is.
+		verified = canVerify && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
+		ok, gso := fixIncoming(pkt, &h, verified)
+		if !ok {
+			e.dropBad.Add(1)
+			return nil, false, false
+		}
+		if gso {
+			e.gsoIn.Add(1)
+		}
+		if h.flags&vnetFlagNeedsCsum != 0 && !verified {
+			e.csumIn.Add(1)
+		}
+		return pkt, verified, true
+	case e.af:
+		if len(b) < afHdrLen {
+			e.dropBad.Add(1)
+			return nil, false, false
+		}
+		return b[afHdrLen:], false, true // the IP header's version says the family
+	}
+	return b, false, true
+}
+
+// deliver hands pkts to d in order: each run of packets that are all
+// verified, or all not, in one call where d takes batches, else one by
+// one.
+func (e *Endpoint) deliver(d link.Dispatcher, pkts [][]byte, verified []bool) {
+	bd, _ := d.(link.BatchDispatcher)
+	vbd, _ := d.(link.VerifiedBatchDispatcher)
+	vd, _ := d.(link.VerifiedDispatcher)
+	for len(pkts) > 0 {
+		n := 1
+		for n < len(pkts) && verified[n] == verified[0] {
+			n++
+		}
+		run := pkts[:n]
+		if verified[0] {
+			e.verifiedIn.Add(uint64(n)) // first: what the stack counted, the link has
+		}
+		switch {
+		case n > 1 && verified[0] && vbd != nil:
+			vbd.DeliverVerifiedPackets(run)
+		case n > 1 && !verified[0] && bd != nil:
+			bd.DeliverPackets(run)
+		default:
+			for _, p := range run {
+				if verified[0] {
+					vd.DeliverVerified(p)
+				} else {
+					d.DeliverPacket(p)
+				}
+			}
+		}
+		pkts, verified = pkts[n:], verified[n:]
 	}
 }
 
