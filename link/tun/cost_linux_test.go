@@ -51,6 +51,7 @@ func TestBulkCost(t *testing.T) {
 	addr := net.JoinHostPort(stackAddr.Addr().String(), "7")
 	size := int64(*costGiB * (1 << 30))
 	var report strings.Builder
+	shares := make([][]string, len(costPlaces))
 	fmt.Fprintf(&report, "\n| direction | CPU-s/GiB (user + sys) | syscalls/GiB | by kind | packets in / out per GiB | writes per GiB |\n|---|---:|---:|---|---:|---:|\n")
 	for _, dir1 := range []string{"download", "upload"} {
 		runPeer(t, dir1, addr, 64<<20) // warm: buffers, threads, windows
@@ -92,8 +93,77 @@ func TestBulkCost(t *testing.T) {
 		} else {
 			t.Logf("%s: go tool pprof: %v", dir1, err)
 		}
+		if cum, total, err := profileCum(prof); err == nil {
+			for i, c := range costPlaces {
+				v := 0.0
+				for _, fn := range c.funcs {
+					v += cum[fn]
+				}
+				shares[i] = append(shares[i], fmt.Sprintf("%.3f (%.0f%%)", v/gib, 100*v/total))
+			}
+		} else {
+			t.Logf("%s: go tool pprof: %v", dir1, err)
+		}
+	}
+	fmt.Fprintf(&report, "\n| where the samples go (cumulative) | download: CPU-s/GiB (share) | upload: CPU-s/GiB (share) |\n|---|---:|---:|\n")
+	for i, c := range costPlaces {
+		if len(shares[i]) == 2 {
+			fmt.Fprintf(&report, "| %s | %s | %s |\n", c.name, shares[i][0], shares[i][1])
+		}
 	}
 	t.Logf("link: %+v%s", ep.Stats(), report.String())
+}
+
+// costPlaces are where TestBulkCost says the samples of its profiles go:
+// each a name and the functions whose cumulative samples it adds up (none
+// calls another of the same place).
+var costPlaces = []struct {
+	name  string
+	funcs []string
+}{
+	{"writes to the device (write, writev; the kernel's receive path runs in them)", []string{"syscall.write", "github.com/synstack/synstack/link/tun.(*queue).writeVecSome"}},
+	{"reads from the device (read)", []string{"syscall.read"}},
+	{"copy into the send queue (download) or the receive queue (upload): tcp ring.writeAt", []string{"github.com/synstack/synstack/tcp.(*ring).writeAt"}},
+	{"copy from the send queue into the device's queue: link/tun fill", []string{"github.com/synstack/synstack/link/tun.(*Endpoint).fill"}},
+	{"copy from the receive queue to the reader: tcp ring.copyOut", []string{"github.com/synstack/synstack/tcp.(*ring).copyOut"}},
+	{"ACK processing: tcp processAck", []string{"github.com/synstack/synstack/tcp.(*Conn).processAck"}},
+	{"transmit records: tcp recordSent, pruneRecords", []string{"github.com/synstack/synstack/tcp.(*Conn).recordSent", "github.com/synstack/synstack/tcp.(*Conn).pruneRecords"}},
+	{"Go scheduler: findRunnable, futexwakeup", []string{"runtime.findRunnable", "runtime.futexwakeup"}},
+}
+
+// profileCum returns the cumulative seconds of every function of a CPU
+// profile, and the profile's total, as go tool pprof reports them.
+func profileCum(prof string) (cum map[string]float64, total float64, err error) {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=100000", prof).Output()
+	if err != nil {
+		return nil, 0, err
+	}
+	cum = map[string]float64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if _, rest, ok := strings.Cut(line, "Total samples = "); ok {
+			total = pprofSeconds(strings.Fields(rest)[0])
+			continue
+		}
+		// flat flat% sum% cum cum% name [(inline)]
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasSuffix(f[4], "%") {
+			continue
+		}
+		cum[f[5]] += pprofSeconds(f[3])
+	}
+	if total == 0 {
+		return nil, 0, errors.New("no samples")
+	}
+	return cum, total, nil
+}
+
+// pprofSeconds reads a duration as go tool pprof prints it (1.23s, 450ms).
+func pprofSeconds(s string) float64 {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return d.Seconds()
 }
 
 var (
