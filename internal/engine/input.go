@@ -96,7 +96,12 @@ func (s *Host) deliverBatch(pkts [][]byte, verified bool) {
 // ctl and the shard; anything else (ICMP, a malformed packet...) under
 // Host.lock.
 func (s *Host) inputBatch(batch []rxPacket) bool {
-	now := s.clock.Now()     // they had all arrived when the batch began
+	// now is when the batch began, for reassembly and UDP. TCP reads
+	// the clock again once it holds the lock it sends under: a timer or
+	// a writer may have sent on the connection meanwhile, and a segment
+	// stamped before theirs would carry an older TSval, which the peer's
+	// PAWS drops (RFC 7323 5.3; Linux refreshes tcp_mstamp likewise).
+	now := s.clock.Now()
 	sh := s.headShard(batch) // batch[0]'s shard, nil if it has none
 	for len(batch) > 0 {
 		var (
@@ -130,6 +135,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 		if sh != nil {
 			held, n := sh, 0
 			held.mu.Lock()
+			now = s.clock.Now()
 			n, sh, stop = s.inputRun(held, batch, now, &local, &remote, &seg)
 			held.mu.Unlock()
 			batch = batch[n:]
@@ -146,6 +152,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 		if stop == runDemux {
 			s.ctl.Lock()
 			sh.mu.Lock()
+			now = s.clock.Now()
 			closed := s.closed
 			if !closed && s.md5DemuxLocked(sh, &batch[0], local, remote) {
 				s.demuxLocked(local, remote, &seg, now)
@@ -157,6 +164,7 @@ func (s *Host) inputBatch(batch []rxPacket) bool {
 			}
 		} else {
 			s.lock()
+			now = s.clock.Now()
 			closed := s.closed
 			if !closed {
 				s.ipInputLocked(&batch[0], now)
