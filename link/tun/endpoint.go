@@ -430,8 +430,9 @@ func (e *Endpoint) readLoop(q *queue) {
 				r.pkts, r.verified = append(r.pkts, pkt), append(r.verified, verified)
 			}
 		}
-		e.deliver(d, r.pkts, r.verified)
+		// Counted first: once the stack has them, Stats says so.
 		q.packetsIn.Add(uint64(len(r.pkts)))
+		e.deliver(d, r.pkts, r.verified)
 		clear(r.pkts) // what the stack was given is not held
 	}
 }
