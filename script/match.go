@@ -72,16 +72,14 @@ func (r *runner) describeTrailing() string {
 	if err != nil || len(first.payload) == 0 || first.tcp.Flags&(wire.FlagSYN|wire.FlagPSH|wire.FlagFIN) != 0 {
 		return r.describeSent(r.queue[0])
 	}
-	agg := *first
-	agg.payload = append([]byte(nil), first.payload...)
+	agg := startAggregate(first)
 	prev, n := first, 1
 	for _, s := range r.queue[1:] {
 		next, err := parseSegment(s.pkt)
 		if err != nil || s.at != r.queue[0].at || !fragmentFollows(prev, next, len(prev.payload)) {
 			break
 		}
-		agg.tcp.Flags = next.tcp.Flags&^wire.FlagCWR | first.tcp.Flags&wire.FlagCWR
-		agg.payload = append(agg.payload, next.payload...)
+		agg.join(next)
 		prev = next
 		n++
 		if next.tcp.Flags&(wire.FlagPSH|wire.FlagFIN) != 0 {
@@ -318,8 +316,7 @@ func (r *runner) aggregate(e *event, first *segment, windowEnd time.Duration) (*
 	if first.tcp.Flags&wire.FlagSYN != 0 || len(first.payload) == 0 || len(first.payload) >= want {
 		return first, 1, nil
 	}
-	agg := *first
-	agg.payload = append([]byte(nil), first.payload...)
+	agg := startAggregate(first)
 	prev, n := first, 1
 	for len(agg.payload) < want {
 		for len(r.queue) == 0 {
@@ -336,12 +333,27 @@ func (r *runner) aggregate(e *event, first *segment, windowEnd time.Duration) (*
 			return &agg, n, nil
 		}
 		r.queue = r.queue[1:]
-		agg.tcp.Flags = next.tcp.Flags&^wire.FlagCWR | first.tcp.Flags&wire.FlagCWR
-		agg.payload = append(agg.payload, next.payload...)
+		agg.join(next)
 		prev = next
 		n++
 	}
 	return &agg, n, nil
+}
+
+// startAggregate returns a super-segment of first alone, with a payload
+// of its own for join to extend.
+func startAggregate(first *segment) segment {
+	agg := *first
+	agg.payload = append([]byte(nil), first.payload...)
+	return agg
+}
+
+// join appends next, which follows the aggregate (fragmentFollows), as
+// packetdrill aggregates: the aggregate takes next's flags (its PSH and
+// FIN) but keeps its first segment's CWR, and next's payload.
+func (agg *segment) join(next *segment) {
+	agg.tcp.Flags = next.tcp.Flags&^wire.FlagCWR | agg.tcp.Flags&wire.FlagCWR
+	agg.payload = append(agg.payload, next.payload...)
 }
 
 // fragmentFollows reports whether next can join prev in a super-segment
