@@ -10,6 +10,10 @@ package gvisortest_test
 //
 //	go test -run TestTunBench -synstack.tunbench -v ./internal/gvisortest/
 //
+// -synstack.tunbench.mib sets the size of each download and upload (256
+// MiB; issue 19 measures 2048), -synstack.tunbench.offloads=on or =off
+// measures only that half of the table.
+//
 // Then synstack alone, on a device of one queue and of two
 // (tun.Options.Queues), downloads by benchWorkers concurrent curls;
 // -synstack.tunbench.only=queues runs only that part, =stacks only the
@@ -59,13 +63,14 @@ var (
 	tunBench      = flag.Bool("synstack.tunbench", false, "run TestTunBench: synstack and gVisor over TUN, side by side (root)")
 	tunBenchOnly  = flag.String("synstack.tunbench.only", "", `with -synstack.tunbench: "queues" runs only the multi-queue comparison, "stacks" only the side-by-side table`)
 	tunBenchNoTSO = flag.Bool("synstack.tunbench.notso", false, `with -synstack.tunbench: with offloads on, also synstack without TSO (the device's link.SegmentOffloader hidden: MSS-sized segments the link coalesces), a column of its own`)
+	tunBenchMiB   = flag.Int("synstack.tunbench.mib", 256, "with -synstack.tunbench: MiB of each download and upload (issue 19's figure is 2048)")
+	tunBenchOff   = flag.String("synstack.tunbench.offloads", "both", `with -synstack.tunbench: "on" or "off" measures only that half of the side-by-side table`)
 )
 
 const (
-	benchBody    = 256 << 20 // bytes of /big, and of each upload
-	benchRounds  = 3         // rounds, targets alternating; the median counts
-	benchConns   = 2000      // connections per connection-rate run (3 rounds of 2 runs: 12,000 per stack, in TIME_WAIT on its side)
-	benchWorkers = 8         // concurrent clients of the second run
+	benchRounds  = 3    // rounds, targets alternating; the median counts
+	benchConns   = 2000 // connections per connection-rate run (3 rounds of 2 runs: 12,000 per stack, in TIME_WAIT on its side)
+	benchWorkers = 8    // concurrent clients of the second run
 	benchPort    = 8080
 	benchMTU     = 1500
 )
@@ -79,8 +84,15 @@ func TestTunBench(t *testing.T) {
 			t.Skipf("skipped: needs %s (apt-get install -y curl wrk)", tool)
 		}
 	}
+	if *tunBenchMiB <= 0 || *tunBenchMiB > 8<<10 {
+		t.Fatalf("-synstack.tunbench.mib=%d: want 1 to 8192", *tunBenchMiB)
+	}
+	if *tunBenchOff != "both" && *tunBenchOff != "on" && *tunBenchOff != "off" {
+		t.Fatalf(`-synstack.tunbench.offloads=%q: want "both", "on" or "off"`, *tunBenchOff)
+	}
 	if !gvisorhost.InNamespace(t, 15*time.Minute, "-synstack.tunbench", "-synstack.tunbench.only="+*tunBenchOnly,
-		"-synstack.tunbench.notso="+strconv.FormatBool(*tunBenchNoTSO)) {
+		"-synstack.tunbench.notso="+strconv.FormatBool(*tunBenchNoTSO),
+		"-synstack.tunbench.mib="+strconv.Itoa(*tunBenchMiB), "-synstack.tunbench.offloads="+*tunBenchOff) {
 		return
 	}
 	runTunBench(t)
@@ -347,8 +359,8 @@ func download(ctx context.Context, addr string) (float64, error) {
 	}
 	size, _ := strconv.ParseInt(f[0], 10, 64)
 	secs, _ := strconv.ParseFloat(f[1], 64)
-	if size != benchBody || secs <= 0 {
-		return 0, fmt.Errorf("curl: %d bytes in %v s, want %d", size, secs, benchBody)
+	if size != int64(benchBody()) || secs <= 0 {
+		return 0, fmt.Errorf("curl: %d bytes in %v s, want %d", size, secs, benchBody())
 	}
 	return float64(size) / (1 << 20) / secs, nil
 }
@@ -422,10 +434,14 @@ func upload(addr string, body []byte) (float64, error) {
 	return float64(len(body)) / (1 << 20) / el.Seconds(), nil
 }
 
+// benchBody is how many bytes /big serves, and each upload sends
+// (-synstack.tunbench.mib).
+func benchBody() int { return *tunBenchMiB << 20 }
+
 // benchFigures are the figures of the side-by-side table, in its order.
 var benchFigures = []string{
-	"download (stack sends), MiB/s, 256 MiB",
-	"upload (kernel sends), MiB/s, 256 MiB",
+	"download (stack sends), MiB/s",
+	"upload (kernel sends), MiB/s",
 	fmt.Sprintf("new conns/s, sequential (%d)", benchConns),
 	fmt.Sprintf("new conns/s, %d workers (%d)", benchWorkers, benchConns),
 	fmt.Sprintf("new conns/s, wrk -c %d, Connection: close, %v", benchWorkers, wrkDuration),
@@ -576,7 +592,7 @@ func runTunBench(t *testing.T) {
 	// Reusing a TIME_WAIT port after a second, as Linux allows with
 	// timestamps, keeps the client out of the figures, for every target.
 	os.WriteFile("/proc/sys/net/ipv4/tcp_tw_reuse", []byte("1"), 0)
-	body := make([]byte, benchBody)
+	body := make([]byte, benchBody())
 	for i := range body {
 		body[i] = byte(i*7 + i>>12)
 	}
@@ -591,6 +607,7 @@ func runTunBench(t *testing.T) {
 	if *tunBenchNoTSO {
 		noTSOCol, noTSOSep = " synstack, no TSO | no TSO / better gVisor |", "---:|---:|"
 	}
+	fmt.Fprintf(&b, "\nDownloads and uploads of %d MiB each.\n", *tunBenchMiB)
 	fmt.Fprintf(&b, "\n| offloads | figure (median of %d rounds) | synstack | gVisor | gVisor+GSO | synstack / better gVisor |%s kernel (lo) |\n", benchRounds, noTSOCol)
 	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|%s---:|\n", noTSOSep)
 	krn := startKernel(t, h)
@@ -600,6 +617,9 @@ func runTunBench(t *testing.T) {
 		mode := "on"
 		if !offload {
 			mode = "off"
+		}
+		if *tunBenchOff != "both" && *tunBenchOff != mode {
+			continue
 		}
 		targets := []*benchTarget{startSynstack(t, h, offload, 0), startGvisor(t, h, offload)}
 		var gso *gvisorhost.GSOLink
@@ -676,7 +696,7 @@ func parallelDownload(addr string) (mibs, cores float64, err error) {
 	}
 	el := time.Since(wall0)
 	cores = (procCPU() - cpu0).Seconds() / el.Seconds()
-	return float64(benchWorkers*benchBody) / (1 << 20) / el.Seconds(), cores, err
+	return float64(benchWorkers*benchBody()) / (1 << 20) / el.Seconds(), cores, err
 }
 
 // runQueuesBench compares synstack on a one-queue device with synstack on
@@ -711,8 +731,8 @@ func runQueuesBench(t *testing.T, h http.Handler) {
 			}
 			syn.close()
 		}
-		fmt.Fprintf(&b, "| %s | download, MiB/s in all, %d curls at once (best of %d × %d × 256 MiB) | %.0f | %.0f | %.2f |\n",
-			mode, benchWorkers, benchRounds, benchWorkers, res[0].mibs, res[1].mibs, res[1].mibs/res[0].mibs)
+		fmt.Fprintf(&b, "| %s | download, MiB/s in all, %d curls at once (best of %d × %d × %d MiB) | %.0f | %.0f | %.2f |\n",
+			mode, benchWorkers, benchRounds, benchWorkers, *tunBenchMiB, res[0].mibs, res[1].mibs, res[1].mibs/res[0].mibs)
 		fmt.Fprintf(&b, "| %s | this process's CPU, cores (in that run) | %.2f | %.2f | %.2f |\n",
 			mode, res[0].cores, res[1].cores, res[1].cores/res[0].cores)
 		e0, e1 := res[0].mibs/res[0].cores, res[1].mibs/res[1].cores
