@@ -52,7 +52,7 @@ func TestBulkCost(t *testing.T) {
 	size := int64(*costGiB * (1 << 30))
 	var report strings.Builder
 	shares := make([][]string, len(costPlaces))
-	fmt.Fprintf(&report, "\n| direction | CPU-s/GiB (user + sys) | syscalls/GiB | by kind | packets in / out per GiB | writes per GiB |\n|---|---:|---:|---|---:|---:|\n")
+	fmt.Fprintf(&report, "\n| direction | GiB/s | CPU-s/GiB (user + sys) | the peer process: CPU-s/GiB | syscalls/GiB | by kind | packets in / out per GiB | writes per GiB |\n|---|---:|---:|---:|---:|---|---:|---:|\n")
 	for _, dir1 := range []string{"download", "upload"} {
 		runPeer(t, dir1, addr, 64<<20) // warm: buffers, threads, windows
 		prof := filepath.Join(dir, dir1+".pprof")
@@ -63,13 +63,14 @@ func TestBulkCost(t *testing.T) {
 		s0 := ep.Stats()
 		p := startPeer(t, dir1, addr, size)
 		perf := startPerf(t, dir)
-		cpu0 := rusage()
+		cpu0, wall0 := rusage(), time.Now()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			t.Fatal(err)
 		}
 		p.run(t)
 		pprof.StopCPUProfile()
-		cpu1 := rusage()
+		cpu1, wall := rusage(), time.Since(wall0).Seconds()
+		peerCPU := (p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()).Seconds()
 		calls := perf.stop()
 		f.Close()
 		s1 := ep.Stats()
@@ -85,7 +86,8 @@ func TestBulkCost(t *testing.T) {
 				}
 			}
 		}
-		fmt.Fprintf(&report, "| %s | %.2f (%.2f + %.2f) | %s | %s | %.0f / %.0f | %.0f |\n", dir1, user+sys, user, sys, total,
+		fmt.Fprintf(&report, "| %s | %.2f | %.2f (%.2f + %.2f), %.2f cores | %.2f, %.2f cores | %s | %s | %.0f / %.0f | %.0f |\n",
+			dir1, gib/wall, user+sys, user, sys, (user+sys)*gib/wall, peerCPU/gib, peerCPU/wall, total,
 			strings.Join(kinds, ", "), float64(s1.PacketsIn-s0.PacketsIn)/gib, float64(s1.PacketsOut-s0.PacketsOut)/gib,
 			float64(s1.WritesOut-s0.WritesOut)/gib)
 		if top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=25", prof).CombinedOutput(); err == nil {
