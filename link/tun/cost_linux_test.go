@@ -236,6 +236,11 @@ func (p *peer) run(t *testing.T) {
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("peer: %v\n%s", err, p.out.Bytes())
 	}
+	for line := range strings.Lines(p.out.String()) {
+		if strings.HasPrefix(line, "kernel sender:") {
+			t.Logf("peer's %s", strings.TrimSpace(line))
+		}
+	}
 }
 
 // runPeer runs the child for one transfer of size bytes.
@@ -280,6 +285,7 @@ func TestBulkPeer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		sayChrono(c.(*net.TCPConn))
 		c.(*net.TCPConn).CloseWrite()
 		if _, err := io.Copy(io.Discard, c); err != nil { // the stack closes once it has read all
 			t.Fatal(err)
@@ -287,6 +293,23 @@ func TestBulkPeer(t *testing.T) {
 	default:
 		t.Fatalf("-tun.peer %q", *peerJob)
 	}
+}
+
+// sayChrono prints, for TestBulkCost's log, how long the kernel's sending
+// socket c was busy with data in flight and, of that, limited by the
+// peer's receive window or by its own send buffer (tcp_info's chrono
+// stats, Linux 4.10 on); what is left was cwnd or the application.
+func sayChrono(c *net.TCPConn) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) {
+		if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			fmt.Printf("kernel sender: busy %d ms, of which rwnd-limited %d ms, sndbuf-limited %d ms; rtt %d us, cwnd %d, snd_wnd %d\n",
+				ti.Busy_time/1000, ti.Rwnd_limited/1000, ti.Sndbuf_limited/1000, ti.Rtt, ti.Snd_cwnd, ti.Snd_wnd)
+		}
+	})
 }
 
 // rusage returns this process's user and system CPU time so far.
