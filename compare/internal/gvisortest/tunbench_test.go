@@ -423,6 +423,7 @@ func upload(addr string, body []byte) (float64, error) {
 	if _, err := c.Write(body); err != nil {
 		return 0, err
 	}
+	lastChrono.Store(chrono(c.(*net.TCPConn)))
 	ans, err := io.ReadAll(c)
 	if err != nil {
 		return 0, err
@@ -432,6 +433,29 @@ func upload(addr string, body []byte) (float64, error) {
 		return 0, fmt.Errorf("unexpected answer %q", ans)
 	}
 	return float64(len(body)) / (1 << 20) / el.Seconds(), nil
+}
+
+// lastChrono is the kernel sender's state at the end of the last upload
+// (chrono), for measure's log.
+var lastChrono atomic.Value
+
+// chrono describes how long the kernel's sending socket c was busy with
+// data in flight and, of that, limited by the stack's receive window or
+// by its own send buffer (tcp_info's chrono stats; what is left is cwnd),
+// and its RTT, cwnd and the stack's window.
+func chrono(c *net.TCPConn) string {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return ""
+	}
+	var s string
+	rc.Control(func(fd uintptr) {
+		if ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			s = fmt.Sprintf("busy %d ms, rwnd-limited %d ms, sndbuf-limited %d ms, srtt %d us, cwnd %d, snd_wnd %d, retrans %d",
+				ti.Busy_time/1000, ti.Rwnd_limited/1000, ti.Sndbuf_limited/1000, ti.Rtt, ti.Snd_cwnd, ti.Snd_wnd, ti.Total_retrans)
+		}
+	})
+	return s
 }
 
 // benchBody is how many bytes /big serves, and each upload sends
@@ -502,6 +526,9 @@ func measure(t *testing.T, tg *benchTarget, body []byte, round int) []float64 {
 		wall := time.Since(wall0).Seconds()
 		cores := (procCPU() - cpu0).Seconds() / wall
 		t.Logf("%s: round %d: %s: %.0f, this process %.2f cores, the machine %.2f", tg.name, round, benchFigures[i], v, cores, (machineBusy()-busy0).Seconds()/wall)
+		if i == 1 {
+			t.Logf("%s: round %d: the kernel's sender: %v", tg.name, round, lastChrono.Load())
+		}
 		figs[i] = v
 	}
 	return figs
