@@ -9,9 +9,10 @@ import (
 )
 
 // parser builds a script from tokens, following packetdrill's grammar
-// (parser.y) for the subset synstack runs. Constructs of packetdrill that
-// synstack does not run (UDP, ICMP, GRE, MPLS, SCTP, TOS checks,
-// explicit ports, fuzzing) are refused by name.
+// (parser.y) for the subset synstack runs: TCP packets, and inbound ICMP
+// errors about the connection under test (icmp.go). Constructs of
+// packetdrill that synstack does not run (UDP, outbound ICMP, GRE, MPLS,
+// SCTP, TOS checks, explicit ports, fuzzing) are refused by name.
 type parser struct {
 	file string
 	src  string
