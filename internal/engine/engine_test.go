@@ -34,7 +34,8 @@ func TestMemoryLimitsDefaults(t *testing.T) {
 }
 
 func BenchmarkShardOf(b *testing.B) {
-	a, _ := pipe.New(1500)
+	a, b2 := pipe.New(1500)
+	defer b2.Close()
 	s, err := New(Config{Link: a, Shards: 8, Clock: clock.Real{}})
 	if err != nil {
 		b.Fatal(err)
@@ -71,7 +72,8 @@ func TestIdleStructureSizes(t *testing.T) {
 // release was deferred after the lock's error return), which the lock
 // analyzer found once Socket.lock said it returns holding ctl.
 func TestAcceptOnClosedSocketReleasesCtl(t *testing.T) {
-	a, _ := pipe.New(1500)
+	a, b := pipe.New(1500)
+	defer b.Close()
 	s, err := New(Config{Link: a, Clock: clock.Real{}, Addrs: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")}})
 	if err != nil {
 		t.Fatal(err)
