@@ -313,7 +313,9 @@ func (c *Conn) fastOpenSynAck(seg *Segment) bool {
 // SYN,ACK as retransmitted, since it was sent before: Linux marks it lost
 // and sends it through its retransmission path
 // (tcp_non_congestion_loss_retransmit), so it counts in tcpi_retrans and
-// tcpi_total_retrans, and gives no RTT sample (Karn).
+// tcpi_total_retrans, and gives no RTT sample (Karn). The connection is
+// then in the loss state (TCP_CA_Loss) until that data is acknowledged
+// (enterLossResend).
 func (c *Conn) fastOpenResent(now instant) {
 	if c.fl == nil {
 		return
@@ -330,6 +332,7 @@ func (c *Conn) fastOpenResent(now instant) {
 		}
 	}
 	c.rtx.rttTiming = false
+	c.enterLossResend(seq.Max(c.snd.nxt, c.fo.resendEnd))
 }
 
 // fastOpenDataAcked takes off the send queue what of the SYN's data the

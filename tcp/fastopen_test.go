@@ -165,3 +165,36 @@ func TestFastOpenResendIsRetransmission(t *testing.T) {
 		t.Errorf("once acknowledged: tcpi_retrans %d, tcpi_unacked %d", inf.Retrans, inf.Unacked)
 	}
 }
+
+// TestFastOpenResendEntersLoss: sending again the SYN's data a SYN,ACK
+// left unacknowledged puts the client in the loss state (tcpi_ca_state
+// 4) with neither window nor ssthresh reduced, as Linux's
+// tcp_non_congestion_loss_retransmit; the ACK of that data ends the state
+// (tcpi_ca_state 0), nothing reduced either, and nothing to undo.
+func TestFastOpenResendEntersLoss(t *testing.T) {
+	n := newNet(t, nil)
+	n.b.c.Listen()
+	if _, err := n.a.c.ConnectFastOpen(n.now, FastOpenRequest{Cookie: testCookie, PeerMSS: 1460}, bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	before := n.a.c.Info(n.now)
+	n.deliver(n.a) // B does not take the data
+	n.deliver(n.b)
+	if len(n.a.out) != 1 || len(n.a.out[0].Payload) != 1000 {
+		t.Fatalf("after the SYN,ACK the client sent\n%s", n.dump())
+	}
+	inf := n.a.c.Info(n.now)
+	if inf.CAState != 4 || inf.Cwnd != before.Cwnd || inf.Ssthresh != before.Ssthresh {
+		t.Errorf("after the resend: ca_state %d, cwnd %d, ssthresh %d; want 4, %d, %d",
+			inf.CAState, inf.Cwnd, inf.Ssthresh, before.Cwnd, before.Ssthresh)
+	}
+	n.settle()
+	inf = n.a.c.Info(n.now)
+	if inf.CAState != 0 || inf.Cwnd < before.Cwnd || inf.Ssthresh != before.Ssthresh || inf.Unacked != 0 {
+		t.Errorf("once acknowledged: ca_state %d, cwnd %d, ssthresh %d, unacked %d; want 0, at least %d, %d, 0",
+			inf.CAState, inf.Cwnd, inf.Ssthresh, inf.Unacked, before.Cwnd, before.Ssthresh)
+	}
+	if c := n.a.c.cfg.Counters; c.LossUndo+c.FullUndo != 0 {
+		t.Errorf("undone: %+v", *c)
+	}
+}

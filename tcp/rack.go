@@ -139,11 +139,12 @@ func (c *Conn) rackUpdateReoWnd() {
 
 // rackDetectLoss marks lost every segment sent before the newest one
 // delivered, by more than the reordering window, a round trip ago (RFC
-// 8985 6.2 step 5). It returns the bytes it marked and, when some segment
+// 8985 6.2 step 5). It returns the bytes it marked, whether one of them
+// was a retransmission (Linux's FLAG_LOST_RETRANS) and, when some segment
 // may yet be found lost, how long until then.
-func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
+func (c *Conn) rackDetectLoss(now instant) (lost int, lostRetrans bool, wait time.Duration) {
 	if c.fl == nil || !c.fl.rack.valid || !c.opt.sackOK {
-		return 0, 0
+		return 0, false, 0
 	}
 	rk := &c.fl.rack
 	reo := c.rackReoWnd()
@@ -165,21 +166,24 @@ func (c *Conn) rackDetectLoss(now instant) (lost int, wait time.Duration) {
 			wait = max(wait, remaining)
 			continue
 		}
+		lostRetrans = lostRetrans || r.has(recRetrans)
 		c.fl.txq.setFlags(r, r.flags&^recRetrans|recLost)
 		lost += r.size()
 	}
-	return lost, wait
+	return lost, lostRetrans, wait
 }
 
 // lossDetect runs RACK after an ACK: it marks losses, enters fast recovery
-// when it found one, and arms the reordering timer for segments that are
+// when it found one (in the loss state, when it found a retransmission
+// lost, as Linux's tcp_fastretrans_alert leaves TCP_CA_Loss on
+// FLAG_LOST_RETRANS), and arms the reordering timer for segments that are
 // not yet late enough.
 func (c *Conn) lossDetect(now instant) {
 	if !c.opt.sackOK {
 		return
 	}
 	c.rackUpdateReoWnd()
-	lost, wait := c.rackDetectLoss(now)
+	lost, lostRetrans, wait := c.rackDetectLoss(now)
 	c.sc.rs.losses += lost
 	if c.fl != nil {
 		c.fl.rack.at = instant(0)
@@ -187,7 +191,7 @@ func (c *Conn) lossDetect(now instant) {
 			c.fl.rack.at = now.Add(wait + timeoutMin)
 		}
 	}
-	if lost > 0 && (c.cc.loss == lossNone || c.cc.loss == lossCWR) {
+	if lost > 0 && (c.cc.loss == lossNone || c.cc.loss == lossCWR || c.cc.loss == lossRTO && lostRetrans) {
 		c.enterRecovery(now)
 	}
 }
@@ -196,7 +200,7 @@ func (c *Conn) lossDetect(now instant) {
 // segments that were waiting out the window are lost now.
 func (c *Conn) rackTimeout(now instant) {
 	c.fl.rack.at = instant(0)
-	lost, wait := c.rackDetectLoss(now)
+	lost, _, wait := c.rackDetectLoss(now)
 	if wait > 0 {
 		c.fl.rack.at = now.Add(wait + timeoutMin)
 	}

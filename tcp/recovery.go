@@ -401,14 +401,9 @@ func (c *Conn) enterLoss(now instant) {
 		c.fl.ep.priorCwnd = int32(c.cc.cwnd)
 		c.cc.ssthresh = c.cc.algo.ssthreshAfterLoss(c, now)
 	}
-	// The algorithm starts afresh, HyStart included (Linux's
-	// cubictcp_state on TCP_CA_Loss).
-	c.cc.algo.reset()
+	c.lossStarts()
 	c.ecnQueueCWR()
 	c.rtx.tlp = tlpNone // a probe's episode ends with the timeout (tcp_enter_loss)
-	if rc, ok := c.cc.algo.(rateControl); ok {
-		rc.onLossTimeout(c)
-	}
 	c.cc.cwnd = c.opt.sndMSS
 	c.cc.sacked = nil
 	for i := 0; i < c.recs(); i++ {
@@ -422,6 +417,40 @@ func (c *Conn) enterLoss(now instant) {
 		c.fl.rack.at = instant(0)
 	}
 	c.retransmitOne(now, false)
+}
+
+// lossStarts tells the congestion control that the loss state begins
+// (Linux's set_state hook on TCP_CA_Loss): CUBIC starts afresh, HyStart
+// included (cubictcp_state), and BBR ends its round (bbr_set_state).
+func (c *Conn) lossStarts() {
+	c.cc.algo.reset()
+	if rc, ok := c.cc.algo.(rateControl); ok {
+		rc.onLossTimeout(c)
+	}
+}
+
+// enterLossResend enters the loss state to send again data lost for
+// a reason other than congestion, the SYN's data a Fast Open SYN,ACK did
+// not acknowledge (Linux's tcp_non_congestion_loss_retransmit): the
+// congestion window stays, ssthresh is at least three quarters of it
+// (infinite stays infinite), nothing can be undone, and the state ends as
+// a timeout's does, once end (the highest octet sent) is acknowledged, or
+// turns into fast recovery when a retransmission is found lost
+// (lossDetect). Already in the loss state, nothing changes.
+func (c *Conn) enterLossResend(end seq.Value) {
+	if c.cc.loss == lossRTO {
+		return
+	}
+	if c.cc.ssthresh != 0 {
+		c.cc.ssthresh = int(c.currentSsthresh())
+	}
+	if c.fl != nil {
+		c.fl.ep.undoOn = false
+		c.fl.ep.priorSsthresh = 0
+	}
+	c.lossStarts()
+	c.cc.loss = lossRTO
+	c.cc.recoveryPoint = end
 }
 
 // recoveryOnAck updates loss recovery for an ACK that advanced SND.UNA; it

@@ -55,7 +55,12 @@ func (s *Host) checkSynCookie(local, remote netip.AddrPort, ack *tcp.Segment, no
 }
 
 // answerWithCookieLocked answers a SYN statelessly: a SYN,ACK whose ISN is
-// the cookie, built by a connection that is then forgotten.
+// the cookie, built by a connection that is then forgotten. It is signed
+// with the listener's TCP MD5 key for the peer, if it has one, as Linux's
+// tcp_v4_send_synack signs every SYN,ACK of a listener with a key (the
+// SYN got here only if that key checked it: md5DemuxLocked); the ACK that
+// returns the cookie is checked with the same key, and the connection it
+// opens takes it (newChildLocked).
 //
 // +checklocks:s.ctl
 func (s *Host) answerWithCookieLocked(l *listener, local, remote netip.AddrPort, syn *tcp.Segment, now time.Time) {
@@ -64,7 +69,9 @@ func (s *Host) answerWithCookieLocked(l *listener, local, remote netip.AddrPort,
 	cfg.TSOffset = s.tsOffset(local, remote)
 	g := s.g()
 	cfg.Scratch, cfg.Counters = &g.scratch, &g.counters
-	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentLocked(g, local, remote, seg) }
+	key := l.sock.opts.MD5.lookup(remote.Addr())
+	cfg.MD5Key = key
+	cfg.Output = func(seg *tcp.Segment) { s.sendSegmentIPLocked(g, local, remote, seg, 0, true, key) }
 	c := tcp.NewConn(cfg, s.synCookie(local, remote, syn.SEQ, idx, now))
 	c.AnswerWithCookie(now, syn)
 	l.lastCookie = now
