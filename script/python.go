@@ -157,6 +157,24 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return us(info.RcvRTT), true
 	case "tcpi_rcv_space":
 		return float64(info.RcvSpace), true
+	case "tcpi_rcv_ssthresh":
+		return float64(info.RcvSsthresh), true
+	case "tcpi_ato":
+		return us(info.ATO), true
+	case "tcpi_data_segs_in":
+		return float64(info.DataSegsIn), true
+	case "tcpi_data_segs_out":
+		return float64(info.DataSegsOut), true
+	case "tcpi_bytes_sent":
+		return float64(info.BytesSent), true
+	case "tcpi_bytes_retrans":
+		return float64(info.BytesRetrans), true
+	case "tcpi_rcv_ooopack":
+		return float64(info.RcvOOOPack), true
+	case "tcpi_total_rto_recoveries":
+		return float64(info.TotalRTORecoveries), true
+	case "tcpi_total_rto_time":
+		return float64(info.TotalRTOTime.Milliseconds()), true
 	case "tcpi_fackets", "tcpi_last_ack_sent", "tcpi_delivered_ce", "tcpi_rehash":
 		// Always 0 in Linux 6.x (FACK is gone, last_ack_sent was never
 		// set), and in synstack, which negotiates no ECN and never
@@ -171,12 +189,7 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 // tcpiUntracked are struct tcp_info's fields synstack does not keep: an
 // assertion on one is refused by name rather than checked against a made-up
 // value.
-var tcpiUntracked = map[string]bool{
-	"tcpi_ato": true, "tcpi_pmtu": true, "tcpi_rcv_ssthresh": true, "tcpi_data_segs_in": true,
-	"tcpi_data_segs_out": true, "tcpi_bytes_sent": true, "tcpi_bytes_retrans": true,
-	"tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
-	"tcpi_total_rto_time": true,
-}
+var tcpiUntracked = map[string]bool{"tcpi_pmtu": true}
 
 // code runs a %{ }% block.
 func (r *runner) code(e *event) error {

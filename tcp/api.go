@@ -439,6 +439,31 @@ type Info struct {
 	// tcpi_rcv_space): receive-buffer autotuning's view.
 	RcvRTT   time.Duration
 	RcvSpace int
+	// RcvSsthresh is the slow-start threshold of the window this end
+	// offers, bytes (tcpi_rcv_ssthresh).
+	RcvSsthresh int
+	// ATO is the delayed-ACK timeout (tcpi_ato, Linux's icsk_ack.ato):
+	// 0 until data first arrives, then TCP_ATO_MIN (40 ms), adapted to
+	// the gaps between data segments.
+	ATO time.Duration
+	// DataSegsIn and DataSegsOut count segments carrying data received
+	// and sent, retransmissions included (tcpi_data_segs_in,
+	// tcpi_data_segs_out); BytesSent counts the data octets sent,
+	// retransmissions included, BytesRetrans those sent again
+	// (tcpi_bytes_sent, tcpi_bytes_retrans).
+	DataSegsIn, DataSegsOut uint64
+	BytesSent, BytesRetrans uint64
+	// RcvOOOPack counts segments received out of order
+	// (tcpi_rcv_ooopack).
+	RcvOOOPack int
+	// TotalRTORecoveries counts RTO recovery episodes: runs of
+	// retransmission timeouts, each begun by a timeout with no timeout
+	// before it since SND.UNA last moved (tcpi_total_rto_recoveries);
+	// TotalRTOTime is the time spent in them, from that first timeout
+	// until the connection leaves loss recovery, in milliseconds
+	// (tcpi_total_rto_time).
+	TotalRTORecoveries int
+	TotalRTOTime       time.Duration
 	// BBR is BBR's model when the connection uses it (what Linux reports
 	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
 	BBR *BBRInfo

@@ -328,6 +328,7 @@ func (c *Conn) fastOpenResent(now instant) {
 		for range max((r.size()+mss-1)/mss, 1) {
 			c.countRetrans()
 		}
+		c.countRetransBytes(r.size())
 	}
 	c.rtx.rttTiming = false
 }
