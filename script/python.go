@@ -157,6 +157,8 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return us(info.RcvRTT), true
 	case "tcpi_rcv_space":
 		return float64(info.RcvSpace), true
+	case "tcpi_pmtu":
+		return float64(info.PMTU), true
 	case "tcpi_rcv_ssthresh":
 		return float64(info.RcvSsthresh), true
 	case "tcpi_ato":
@@ -185,11 +187,6 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 	}
 	return 0, false
 }
-
-// tcpiUntracked are struct tcp_info's fields synstack does not keep: an
-// assertion on one is refused by name rather than checked against a made-up
-// value.
-var tcpiUntracked = map[string]bool{"tcpi_pmtu": true}
 
 // code runs a %{ }% block.
 func (r *runner) code(e *event) error {
@@ -642,9 +639,6 @@ func (p *pyEval) atom(d int) (float64, error) {
 		return v, nil
 	case strings.HasPrefix(t, "tcpi_"):
 		if _, ok := tcpiField(&tcp.Info{}, t); !ok {
-			if tcpiUntracked[t] {
-				return 0, pyUnsupported("field " + t + " (synstack does not track it)")
-			}
 			return 0, pyUnsupported("field " + t)
 		}
 		info, err := p.info()

@@ -154,6 +154,15 @@ type Config struct {
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16
 
+	// PathMTU is the MTU of the path the connection starts with, the
+	// link's (Linux's icsk_pmtu_cookie, set from the route): reported
+	// as tcpi_pmtu, lowered by ReduceMSS. Zero: unknown (reported as 0).
+	PathMTU int
+	// IPv6 says the connection runs over IPv6, whose header is 40
+	// octets (IPv4's, 20): ReduceMSS's MSS then stands for a path MTU
+	// 60 octets larger rather than 40.
+	IPv6 bool
+
 	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
 	// follows the buffer (Linux's tcp_select_initial_window with a locked
 	// buffer) instead of WScale, and the buffer is not tuned.
@@ -439,6 +448,9 @@ type Info struct {
 	// tcpi_rcv_space): receive-buffer autotuning's view.
 	RcvRTT   time.Duration
 	RcvSpace int
+	// PMTU is the path MTU the connection sends by (tcpi_pmtu): the
+	// link's, or less once ICMP has shown a smaller one.
+	PMTU int
 	// RcvSsthresh is the slow-start threshold of the window this end
 	// offers, bytes (tcpi_rcv_ssthresh).
 	RcvSsthresh int

@@ -48,6 +48,7 @@ type infoStats struct {
 	rtoTime, rtoStamp       uint32 // ms in RTO recovery, ended episodes; the running one's start (0: none)
 	ato, lrcv               uint32 // the delayed-ACK timeout (icsk_ack.ato) and when in-order data last came, ms
 	rtoRecoveries           uint16 // RTO recovery episodes (tcpi_total_rto_recoveries)
+	pmtu                    uint16 // the path MTU an ICMP message lowered it to (icmp.go), 0 if none
 	chronoKind              chronoKind
 }
 
@@ -163,6 +164,7 @@ func (c *Conn) infoLinux(now instant, inf *Info) {
 	inf.NotsentBytes = c.Unsent()
 	inf.RcvRTT, inf.RcvSpace = c.tune.rtt, int(c.tune.space)
 	inf.RcvSsthresh = int(c.rcv.ssthresh)
+	inf.PMTU = c.pmtu()
 	c.infoCounters(now, inf)
 }
 

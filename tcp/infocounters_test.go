@@ -175,3 +175,34 @@ func TestATO(t *testing.T) {
 	c.quickAckMode(1)
 	want("quick-ack mode", 40)
 }
+
+// TestPMTU: tcpi_pmtu is the link's path MTU until ICMP shows a smaller
+// one; ReduceMSS's MSS stands for that MTU less 40 octets of headers on
+// IPv4 (never below 552) and 60 on IPv6, and a larger MTU than the one
+// kept changes nothing.
+func TestPMTU(t *testing.T) {
+	for _, c := range []struct {
+		v6        bool
+		mss, want int
+	}{
+		{false, 960, 1000},
+		{false, 300, 552},
+		{false, 1460, 1500},
+		{true, 1220, 1280},
+	} {
+		n := newNet(t, func(cfg *Config) { cfg.PathMTU, cfg.IPv6 = 1500, c.v6 })
+		n.handshake()
+		a := n.a.c
+		if got := a.Info(n.now).PMTU; got != 1500 {
+			t.Fatalf("before ICMP: pmtu %d, want 1500", got)
+		}
+		a.ReduceMSS(n.now, c.mss)
+		if got := a.Info(n.now).PMTU; got != c.want {
+			t.Errorf("IPv6 %v, MSS %d: pmtu %d, want %d", c.v6, c.mss, got, c.want)
+		}
+		a.ReduceMSS(n.now, c.mss+100)
+		if got := a.Info(n.now).PMTU; got != c.want {
+			t.Errorf("IPv6 %v, a larger MTU after %d: pmtu %d, want %d", c.v6, c.mss, got, c.want)
+		}
+	}
+}
