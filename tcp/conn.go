@@ -249,6 +249,12 @@ func (c *Conn) countTimeout(now instant) {
 		m := c.more()
 		m.rtoRecoveries++
 		m.rtoStamp = chronoMS(now)
+		if c.state == SynRcvd && (c.fo == nil || !c.fo.passive) {
+			// Linux's request socket: the child it makes on the ACK
+			// counts the episode from the first SYN,ACK (its
+			// retrans_stamp), which went one RTO ago.
+			m.rtoStamp = chronoMS(now.Add(-c.rtx.rto))
+		}
 	}
 }
 
