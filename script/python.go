@@ -157,12 +157,27 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return us(info.RcvRTT), true
 	case "tcpi_rcv_space":
 		return float64(info.RcvSpace), true
+	case "tcpi_fackets", "tcpi_last_ack_sent", "tcpi_delivered_ce", "tcpi_rehash":
+		// Always 0 in Linux 6.x (FACK is gone, last_ack_sent was never
+		// set), and in synstack, which negotiates no ECN and never
+		// rehashes a flow.
+		return 0, true
+	case "tcpi_max_pacing_rate":
+		return math.MaxUint64, true // no SO_MAX_PACING_RATE: unlimited (~0ULL)
+	}
+	return tcpiCounter(info, name)
+}
+
+// tcpiCounter returns the value of tcp_info's path MTU, receive
+// threshold, delayed-ACK timeout, data counters and RTO recovery fields.
+func tcpiCounter(info *tcp.Info, name string) (float64, bool) {
+	switch name {
 	case "tcpi_pmtu":
 		return float64(info.PMTU), true
 	case "tcpi_rcv_ssthresh":
 		return float64(info.RcvSsthresh), true
 	case "tcpi_ato":
-		return us(info.ATO), true
+		return float64(info.ATO.Microseconds()), true
 	case "tcpi_data_segs_in":
 		return float64(info.DataSegsIn), true
 	case "tcpi_data_segs_out":
@@ -177,13 +192,6 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 		return float64(info.TotalRTORecoveries), true
 	case "tcpi_total_rto_time":
 		return float64(info.TotalRTOTime.Milliseconds()), true
-	case "tcpi_fackets", "tcpi_last_ack_sent", "tcpi_delivered_ce", "tcpi_rehash":
-		// Always 0 in Linux 6.x (FACK is gone, last_ack_sent was never
-		// set), and in synstack, which negotiates no ECN and never
-		// rehashes a flow.
-		return 0, true
-	case "tcpi_max_pacing_rate":
-		return math.MaxUint64, true // no SO_MAX_PACING_RATE: unlimited (~0ULL)
 	}
 	return 0, false
 }
