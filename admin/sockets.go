@@ -54,6 +54,19 @@ type Socket struct {
 	SegsOut       uint64 `json:"segs_out"`
 	SegsIn        uint64 `json:"segs_in"`
 
+	ATO          float64 `json:"ato_ms,omitempty"`        // delayed-ACK timeout (tcpi_ato)
+	PMTU         int     `json:"pmtu,omitempty"`          // path MTU (tcpi_pmtu)
+	RcvSsthresh  int     `json:"rcv_ssthresh,omitempty"`  // receive window's threshold, bytes (tcpi_rcv_ssthresh)
+	BytesSent    uint64  `json:"bytes_sent,omitempty"`    // data octets sent, retransmissions included
+	BytesRetrans uint64  `json:"bytes_retrans,omitempty"` // data octets sent again
+	DataSegsOut  uint64  `json:"data_segs_out,omitempty"` // segments with data sent, retransmissions included
+	DataSegsIn   uint64  `json:"data_segs_in,omitempty"`  // segments with data received
+	RcvOOOPack   int     `json:"rcv_ooopack,omitempty"`   // segments received out of order
+	// RTORecoveries counts RTO recovery episodes, RTORecoveryTime the time
+	// spent in them (tcpi_total_rto_recoveries, tcpi_total_rto_time).
+	RTORecoveries   int     `json:"rto_recoveries,omitempty"`
+	RTORecoveryTime float64 `json:"rto_recovery_time_ms,omitempty"`
+
 	PacingRate   uint64  `json:"pacing_rate,omitempty"`   // bytes per second (tcpi_pacing_rate)
 	DeliveryRate uint64  `json:"delivery_rate,omitempty"` // bytes per second (tcpi_delivery_rate)
 	MinRTT       float64 `json:"minrtt_ms,omitempty"`     // smallest RTT seen (tcpi_min_rtt)
@@ -110,6 +123,9 @@ func NewSocket(c synstack.ConnInfo) Socket {
 	s.Cwnd, s.Ssthresh, s.SndWnd, s.RcvWnd = i.Cwnd, i.Ssthresh, i.SndWnd, i.RcvWnd
 	s.Unacked, s.Retransmits, s.TotalRetrans, s.TotalRTO, s.Backoff = i.Unacked, i.Retransmits, i.TotalRetrans, i.TotalRTO, i.Backoff
 	s.BytesAcked, s.BytesReceived, s.SegsOut, s.SegsIn = i.BytesAcked, i.BytesReceived, i.SegsOut, i.SegsIn
+	s.ATO, s.PMTU, s.RcvSsthresh = ms(i.ATO), i.PMTU, i.RcvSsthresh
+	s.BytesSent, s.BytesRetrans, s.DataSegsOut, s.DataSegsIn = i.BytesSent, i.BytesRetrans, i.DataSegsOut, i.DataSegsIn
+	s.RcvOOOPack, s.RTORecoveries, s.RTORecoveryTime = i.RcvOOOPack, i.TotalRTORecoveries, ms(i.TotalRTOTime)
 	s.PacingRate, s.DeliveryRate, s.MinRTT = i.PacingRate, i.DeliveryRate, ms(i.MinRTT)
 	if b := i.BBR; b != nil {
 		s.BBR = &BBR{Mode: b.Mode, Bandwidth: b.Bandwidth, MinRTT: ms(b.MinRTT), PacingGain: b.PacingGain, CwndGain: b.CwndGain}

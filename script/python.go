@@ -165,17 +165,35 @@ func tcpiField(info *tcp.Info, name string) (float64, bool) {
 	case "tcpi_max_pacing_rate":
 		return math.MaxUint64, true // no SO_MAX_PACING_RATE: unlimited (~0ULL)
 	}
-	return 0, false
+	return tcpiCounter(info, name)
 }
 
-// tcpiUntracked are struct tcp_info's fields synstack does not keep: an
-// assertion on one is refused by name rather than checked against a made-up
-// value.
-var tcpiUntracked = map[string]bool{
-	"tcpi_ato": true, "tcpi_pmtu": true, "tcpi_rcv_ssthresh": true, "tcpi_data_segs_in": true,
-	"tcpi_data_segs_out": true, "tcpi_bytes_sent": true, "tcpi_bytes_retrans": true,
-	"tcpi_rcv_ooopack": true, "tcpi_total_rto_recoveries": true,
-	"tcpi_total_rto_time": true,
+// tcpiCounter returns the value of tcp_info's path MTU, receive
+// threshold, delayed-ACK timeout, data counters and RTO recovery fields.
+func tcpiCounter(info *tcp.Info, name string) (float64, bool) {
+	switch name {
+	case "tcpi_pmtu":
+		return float64(info.PMTU), true
+	case "tcpi_rcv_ssthresh":
+		return float64(info.RcvSsthresh), true
+	case "tcpi_ato":
+		return float64(info.ATO.Microseconds()), true
+	case "tcpi_data_segs_in":
+		return float64(info.DataSegsIn), true
+	case "tcpi_data_segs_out":
+		return float64(info.DataSegsOut), true
+	case "tcpi_bytes_sent":
+		return float64(info.BytesSent), true
+	case "tcpi_bytes_retrans":
+		return float64(info.BytesRetrans), true
+	case "tcpi_rcv_ooopack":
+		return float64(info.RcvOOOPack), true
+	case "tcpi_total_rto_recoveries":
+		return float64(info.TotalRTORecoveries), true
+	case "tcpi_total_rto_time":
+		return float64(info.TotalRTOTime.Milliseconds()), true
+	}
+	return 0, false
 }
 
 // code runs a %{ }% block.
@@ -629,9 +647,6 @@ func (p *pyEval) atom(d int) (float64, error) {
 		return v, nil
 	case strings.HasPrefix(t, "tcpi_"):
 		if _, ok := tcpiField(&tcp.Info{}, t); !ok {
-			if tcpiUntracked[t] {
-				return 0, pyUnsupported("field " + t + " (synstack does not track it)")
-			}
 			return 0, pyUnsupported("field " + t)
 		}
 		info, err := p.info()

@@ -154,6 +154,15 @@ type Config struct {
 	// (link MTU less IP and TCP headers). Default 1460.
 	MSS uint16
 
+	// PathMTU is the MTU of the path the connection starts with, the
+	// link's (Linux's icsk_pmtu_cookie, set from the route): reported
+	// as tcpi_pmtu, lowered by ReduceMSS. Zero: unknown (reported as 0).
+	PathMTU int
+	// IPv6 says the connection runs over IPv6, whose header is 40
+	// octets (IPv4's, 20): ReduceMSS's MSS then stands for a path MTU
+	// 60 octets larger rather than 40.
+	IPv6 bool
+
 	// RcvBufLocked says SO_RCVBUF was set: the window scale offered then
 	// follows the buffer (Linux's tcp_select_initial_window with a locked
 	// buffer) instead of WScale, and the buffer is not tuned.
@@ -439,6 +448,34 @@ type Info struct {
 	// tcpi_rcv_space): receive-buffer autotuning's view.
 	RcvRTT   time.Duration
 	RcvSpace int
+	// PMTU is the path MTU the connection sends by (tcpi_pmtu): the
+	// link's, or less once ICMP has shown a smaller one.
+	PMTU int
+	// RcvSsthresh is the slow-start threshold of the window this end
+	// offers, bytes (tcpi_rcv_ssthresh).
+	RcvSsthresh int
+	// ATO is the delayed-ACK timeout (tcpi_ato, Linux's icsk_ack.ato):
+	// 0 until data first arrives, then TCP_ATO_MIN (40 ms), adapted to
+	// the gaps between data segments.
+	ATO time.Duration
+	// DataSegsIn and DataSegsOut count segments carrying data received
+	// and sent, retransmissions included (tcpi_data_segs_in,
+	// tcpi_data_segs_out); BytesSent counts the data octets sent,
+	// retransmissions included, BytesRetrans those sent again
+	// (tcpi_bytes_sent, tcpi_bytes_retrans).
+	DataSegsIn, DataSegsOut uint64
+	BytesSent, BytesRetrans uint64
+	// RcvOOOPack counts segments received out of order
+	// (tcpi_rcv_ooopack).
+	RcvOOOPack int
+	// TotalRTORecoveries counts RTO recovery episodes: runs of
+	// retransmission timeouts, each begun by a timeout with no timeout
+	// before it since SND.UNA last moved (tcpi_total_rto_recoveries);
+	// TotalRTOTime is the time spent in them, from that first timeout
+	// until the connection leaves loss recovery, in milliseconds
+	// (tcpi_total_rto_time).
+	TotalRTORecoveries int
+	TotalRTOTime       time.Duration
 	// BBR is BBR's model when the connection uses it (what Linux reports
 	// in INET_DIAG_BBRINFO, and ss -ti shows as bbr:(...)).
 	BBR *BBRInfo

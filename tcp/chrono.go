@@ -38,7 +38,18 @@ type infoStats struct {
 	chronoMS                 [3]uint32 // per chronoKind from chronoBusy
 	deliveredSegs            uint32    // records delivered, by ACK or SACK (tcpi_delivered, less the SYN)
 	reordSeen                uint32    // reorderings seen (tcpi_reord_seen; rack.go)
-	chronoKind               chronoKind
+
+	// Data counters, retransmissions included (tcpi_bytes_sent,
+	// tcpi_bytes_retrans, tcpi_data_segs_out, tcpi_data_segs_in), and
+	// out-of-order segments queued (tcpi_rcv_ooopack).
+	bytesSent, bytesRetrans uint64
+	dataSegsOut, dataSegsIn uint32
+	ooopack                 uint32
+	rtoTime, rtoStamp       uint32 // ms in RTO recovery, ended episodes; the running one's start (0: none)
+	ato, lrcv               uint32 // the delayed-ACK timeout (icsk_ack.ato) and when in-order data last came, ms
+	rtoRecoveries           uint16 // RTO recovery episodes (tcpi_total_rto_recoveries)
+	pmtu                    uint16 // the path MTU an ICMP message lowered it to (icmp.go), 0 if none
+	chronoKind              chronoKind
 }
 
 // more returns the connection's infoStats, making them. Until then the
@@ -152,4 +163,72 @@ func (c *Conn) infoLinux(now instant, inf *Info) {
 	inf.BusyTime, inf.RwndLimited, inf.SndbufLimited = c.chronoTimes(now)
 	inf.NotsentBytes = c.Unsent()
 	inf.RcvRTT, inf.RcvSpace = c.tune.rtt, int(c.tune.space)
+	inf.RcvSsthresh = int(c.rcv.ssthresh)
+	inf.PMTU = c.pmtu()
+	c.infoCounters(now, inf)
 }
+
+// infoCounters fills in the data counters, the delayed-ACK timeout and
+// the RTO recovery episodes.
+func (c *Conn) infoCounters(now instant, inf *Info) {
+	m := c.stats.more
+	if m == nil {
+		return
+	}
+	inf.ATO = time.Duration(m.ato) * time.Millisecond
+	inf.DataSegsIn, inf.DataSegsOut = uint64(m.dataSegsIn), uint64(m.dataSegsOut)
+	inf.BytesSent, inf.BytesRetrans = m.bytesSent, m.bytesRetrans
+	inf.RcvOOOPack = int(m.ooopack)
+	inf.TotalRTORecoveries = int(m.rtoRecoveries)
+	rto := m.rtoTime
+	if m.rtoStamp != 0 {
+		rto += chronoMS(now) - m.rtoStamp
+	}
+	inf.TotalRTOTime = time.Duration(rto) * time.Millisecond
+}
+
+// atoMinMS is Linux's TCP_ATO_MIN, the delayed-ACK timeout a connection
+// starts with, in milliseconds.
+const atoMinMS = 40
+
+// atoOnData adapts the delayed-ACK timeout to in-order data arriving, as
+// Linux's tcp_event_data_recv: it starts at TCP_ATO_MIN with the first
+// data, moves halfway toward the gap since the data before when that gap
+// is shorter than it (at least TCP_ATO_MIN/2), and stays at most the RTO.
+// synstack's delayed-ACK timer keeps TCP_DELACK_MIN, which is what
+// Linux's is too while the smoothed RTT is under it; the value is
+// reported (tcpi_ato).
+func (c *Conn) atoOnData(now instant) {
+	m := c.more()
+	ms := chronoMS(now)
+	switch gap := ms - m.lrcv; {
+	case m.ato == 0:
+		m.ato = atoMinMS
+	case gap <= atoMinMS/2:
+		m.ato = m.ato/2 + atoMinMS/2
+	case gap < m.ato:
+		m.ato = min(m.ato/2+gap, c.rtoMS())
+	}
+	m.lrcv = ms
+}
+
+// atoReset sets the delayed-ACK timeout back to TCP_ATO_MIN, as Linux's
+// tcp_enter_quickack_mode does.
+func (c *Conn) atoReset() { c.more().ato = atoMinMS }
+
+// atoOnDelAck is Linux's tcp_delack_timer_handler on the delayed-ACK
+// timeout: a missed delayed ACK doubles ato (up to the RTO), or in
+// pingpong mode sets it back to TCP_ATO_MIN.
+func (c *Conn) atoOnDelAck() {
+	m := c.stats.more
+	switch {
+	case m == nil:
+	case c.ack.pingpong:
+		m.ato = atoMinMS
+	default:
+		m.ato = min(m.ato*2, c.rtoMS())
+	}
+}
+
+// rtoMS is the RTO in milliseconds.
+func (c *Conn) rtoMS() uint32 { return uint32(c.rtx.rto / time.Millisecond) }

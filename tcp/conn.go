@@ -229,10 +229,42 @@ func (c *Conn) countRetrans() {
 	c.cfg.Counters.RetransSegs++
 }
 
-// countTimeout counts a retransmission timeout.
-func (c *Conn) countTimeout() {
+// countRetransBytes counts n octets of data sent again
+// (tcpi_bytes_retrans, as Linux's __tcp_retransmit_skb adds skb->len).
+func (c *Conn) countRetransBytes(n int) {
+	if n > 0 {
+		c.more().bytesRetrans += uint64(n)
+	}
+}
+
+// countTimeout counts a retransmission timeout. The first of a run (no
+// timeout since the last ACK that moved SND.UNA) starts an RTO recovery
+// episode (Linux's tcp_update_rto_stats): tcpi_total_rto_recoveries, and
+// tcpi_total_rto_time from now until the connection leaves loss recovery
+// (endRTOTime).
+func (c *Conn) countTimeout(now instant) {
 	c.stats.timeouts++
 	c.cfg.Counters.Timeouts++
+	if c.rtx.backoff == 0 {
+		m := c.more()
+		m.rtoRecoveries++
+		m.rtoStamp = chronoMS(now)
+		if c.state == SynRcvd && (c.fo == nil || !c.fo.passive) {
+			// Linux's request socket: the child it makes on the ACK
+			// counts the episode from the first SYN,ACK (its
+			// retrans_stamp), which went one RTO ago.
+			m.rtoStamp = chronoMS(now.Add(-c.rtx.rto))
+		}
+	}
+}
+
+// endRTOTime ends an RTO recovery episode's clock (Linux's
+// tcp_update_rto_time): the connection left loss recovery.
+func (c *Conn) endRTOTime(now instant) {
+	if m := c.stats.more; m != nil && m.rtoStamp != 0 {
+		m.rtoTime += chronoMS(now) - m.rtoStamp
+		m.rtoStamp = 0
+	}
 }
 
 // ownConfig gives c its own copy of its configuration before a setter

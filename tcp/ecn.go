@@ -125,6 +125,7 @@ func (c *Conn) ecnOnData(seg *Segment) {
 func (c *Conn) quickAckMode(n uint8) {
 	c.ack.quickAcks = max(c.ack.quickAcks, n)
 	c.ack.pingpong = false
+	c.atoReset()
 }
 
 // ecnEcho reports whether seg echoes congestion: ECE on a segment that is

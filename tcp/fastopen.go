@@ -330,6 +330,7 @@ func (c *Conn) fastOpenResent(now instant) {
 		for range max((r.size()+mss-1)/mss, 1) {
 			c.countRetrans()
 		}
+		c.countRetransBytes(r.size())
 	}
 	c.rtx.rttTiming = false
 	c.enterLossResend(seq.Max(c.snd.nxt, c.fo.resendEnd))

@@ -58,10 +58,12 @@ func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 	now := c.at(t)
 	switch c.state {
 	case SynSent:
+		c.lowerPMTU(mss)
 		return c.fastOpenSynTooBig(now, mss)
 	case Closed, Listen, TimeWait:
 		return false
 	}
+	c.lowerPMTU(mss)
 	mss = max(min(mss, int(c.opt.peerMSS), int(c.cfg.MSS)), minMSS)
 	if c.opt.tsOK {
 		mss -= tsOptionLen
@@ -77,4 +79,35 @@ func (c *Conn) ReduceMSS(t time.Time, mss int) bool {
 		c.output(now)
 	}
 	return true
+}
+
+// minPMTU4 is the least path MTU IPv4 takes from an ICMP message (Linux's
+// ip_rt_min_pmtu).
+const minPMTU4 = 552
+
+// lowerPMTU records the path MTU an ICMP message showed, mss being that
+// MTU less the IP and TCP headers, if it is below the one the connection
+// has: tcpi_pmtu (Linux's icsk_pmtu_cookie).
+func (c *Conn) lowerPMTU(mss int) {
+	hdr := 40
+	if c.cfg.IPv6 {
+		hdr = 60
+	}
+	mtu := mss + hdr
+	if !c.cfg.IPv6 {
+		mtu = max(mtu, minPMTU4)
+	}
+	if cur := c.pmtu(); cur != 0 && mtu >= cur || mtu > 0xffff {
+		return
+	}
+	c.more().pmtu = uint16(mtu)
+}
+
+// pmtu returns the path MTU the connection sends by: the one an ICMP
+// message lowered it to, or the link's.
+func (c *Conn) pmtu() int {
+	if m := c.stats.more; m != nil && m.pmtu != 0 {
+		return int(m.pmtu)
+	}
+	return c.cfg.PathMTU
 }

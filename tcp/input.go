@@ -177,7 +177,9 @@ func (c *Conn) Input(t time.Time, seg *Segment) {
 	now := c.at(t)
 	c.stats.segsIn++
 	if len(seg.Payload) > 0 {
-		c.more().lastDataRcv = chronoMS(now)
+		m := c.more()
+		m.lastDataRcv = chronoMS(now)
+		m.dataSegsIn++ // Linux's tcp_segs_in: a segment with payload
 	}
 	defer c.returnFlight(now)
 	switch c.state {
@@ -189,6 +191,11 @@ func (c *Conn) Input(t time.Time, seg *Segment) {
 		c.inputSynSent(now, seg)
 	default:
 		c.inputSynchronized(now, seg)
+	}
+	if m := c.stats.more; m != nil && m.rtoStamp != 0 && c.connected && c.cc.loss != lossRTO {
+		// The ACK took the connection out of loss recovery, or
+		// completed the handshake a timeout had resent.
+		c.endRTOTime(now)
 	}
 }
 
@@ -357,6 +364,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			// tcp_enter_quickack_mode starts the delayed-ACK engine
 			// (ato is TCP_ATO_MIN from here on).
 			c.ack.everData, c.ack.writerAck = true, true
+			c.atoReset()
 			c.output(now)
 			return
 		}
@@ -875,6 +883,7 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 	}
 	if s != c.rcv.nxt {
 		c.ack.sackRecent = s
+		c.more().ooopack++ // tcpi_rcv_ooopack, as Linux's tcp_data_queue_ofo counts
 		c.queueOOO(s, data, fin)
 		if c.opt.sackOK && len(data) > 0 {
 			// Linux grows the window on out-of-order data of SACK flows.
@@ -884,6 +893,9 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		// so the sender sees duplicate ACKs.
 		c.ackNow(now)
 		return
+	}
+	if len(data) > 0 {
+		c.atoOnData(now)
 	}
 	c.deliver(data)
 	if len(data) >= rcvGrowMin {

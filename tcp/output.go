@@ -83,10 +83,18 @@ func (c *Conn) emit() {
 	if c.urg() != nil {
 		c.urgOutput(seg)
 	}
-	if n := len(seg.Payload); seg.GSOSize > 0 && n > int(seg.GSOSize) {
-		c.stats.segsOut += uint32((n + int(seg.GSOSize) - 1) / int(seg.GSOSize))
-	} else {
-		c.stats.segsOut++
+	segs := uint32(1)
+	n := len(seg.Payload)
+	if seg.GSOSize > 0 && n > int(seg.GSOSize) {
+		segs = uint32((n + int(seg.GSOSize) - 1) / int(seg.GSOSize))
+	}
+	c.stats.segsOut += segs
+	if n > 0 {
+		// Linux's __tcp_transmit_skb: data_segs_out and bytes_sent,
+		// retransmissions included.
+		m := c.more()
+		m.dataSegsOut += segs
+		m.bytesSent += uint64(n)
 	}
 	c.host.Send(seg)
 }

@@ -244,6 +244,7 @@ func (c *Conn) retransmitOne(now instant, gsoEnd bool) bool {
 		last := fin && s.Add(seq.Size(n)) == dataEnd
 		c.sendSegment(now, s, n, last, c.pushMarked(s, n) || gsoEnd && s.Add(seq.Size(n)) == dataEnd)
 		c.countRetrans()
+		c.countRetransBytes(n)
 		s = s.Add(seq.Size(n))
 		if last {
 			fin = false

@@ -170,6 +170,7 @@ func (c *Conn) tailLossProbe(now instant) {
 		c.sendSegment(now, start, k, fin, true)
 		c.recordProbe(now, start)
 		c.countRetrans()
+		c.countRetransBytes(k)
 		c.rtx.rttTiming = false
 	}
 	c.rtx.tlp = probe
@@ -293,6 +294,7 @@ func (c *Conn) Tick(t time.Time) {
 	if !c.timer.delAck.IsZero() && !now.Before(c.timer.delAck) {
 		c.timer.delAck = instant(0)
 		if c.state.Synchronized() && c.state != TimeWait {
+			c.atoOnDelAck()
 			c.sendAck(now)
 		}
 	}
@@ -361,8 +363,8 @@ func (c *Conn) retransmitTimeout(now instant) {
 		c.fail(syscall.ETIMEDOUT, "timer retransmission limit")
 		return
 	}
+	c.countTimeout(now)
 	c.rtx.backoff++
-	c.countTimeout()
 	c.rtx.rtoTSval = c.tsNow(now)
 	c.enterLoss(now)
 	c.armRTO(now)
@@ -371,9 +373,9 @@ func (c *Conn) retransmitTimeout(now instant) {
 // resendSYN retransmits our SYN (synAck: our SYN,ACK) when its timer
 // expires, and re-arms the timer backed off once more.
 func (c *Conn) resendSYN(now instant, synAck bool) {
+	c.countTimeout(now)
 	c.rtx.backoff++
 	c.countRetrans()
-	c.countTimeout()
 	if !synAck {
 		c.fastOpenSynTimeout() // the SYN goes again without its data
 	}

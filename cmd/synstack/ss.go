@@ -241,12 +241,24 @@ func ssInfo(s admin.Socket) string {
 	if s.RTT > 0 {
 		add("rtt:%.6g/%.6g", ssMillis(s.RTT), ssMillis(s.RTTVar))
 	}
+	if s.ATO > 0 {
+		add("ato:%.6g", ssMillis(s.ATO))
+	}
 	add("mss:%d", s.MSS)
+	if s.PMTU > 0 {
+		add("pmtu:%d", s.PMTU)
+	}
 	add("rcvmss:%d", s.RcvMSS)
 	add("advmss:%d", s.AdvMSS)
 	add("cwnd:%d", s.Cwnd)
 	if s.Ssthresh > 0 && s.Ssthresh < 0xffff {
 		add("ssthresh:%d", s.Ssthresh)
+	}
+	if s.BytesSent > 0 {
+		add("bytes_sent:%d", s.BytesSent)
+	}
+	if s.BytesRetrans > 0 {
+		add("bytes_retrans:%d", s.BytesRetrans)
 	}
 	if s.BytesAcked > 0 {
 		add("bytes_acked:%d", s.BytesAcked)
@@ -256,6 +268,12 @@ func ssInfo(s admin.Socket) string {
 	}
 	add("segs_out:%d", s.SegsOut)
 	add("segs_in:%d", s.SegsIn)
+	if s.DataSegsOut > 0 {
+		add("data_segs_out:%d", s.DataSegsOut)
+	}
+	if s.DataSegsIn > 0 {
+		add("data_segs_in:%d", s.DataSegsIn)
+	}
 	if b := s.BBR; b != nil {
 		add("bbr:(bw:%s,mrtt:%.6g,pacing_gain:%.6g,cwnd_gain:%.6g)", ssRate(b.Bandwidth), ssMillis(b.MinRTT), b.PacingGain, b.CwndGain)
 	}
@@ -274,10 +292,16 @@ func ssInfo(s admin.Socket) string {
 	if s.RcvWnd > 0 {
 		add("rcv_wnd:%d", s.RcvWnd)
 	}
+	if s.RcvSsthresh > 0 {
+		add("rcv_ssthresh:%d", s.RcvSsthresh)
+	}
 	if s.MinRTT > 0 {
 		add("minrtt:%.6g", ssMillis(s.MinRTT))
 	}
 	add("snd_wnd:%d", s.SndWnd)
+	if s.RcvOOOPack > 0 {
+		add("rcv_ooopack:%d", s.RcvOOOPack)
+	}
 	return strings.Join(f, " ")
 }
 

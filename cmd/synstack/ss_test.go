@@ -27,7 +27,8 @@ var ssSockets = []admin.Socket{
 		Congestion: "cubic", Options: []string{"ts", "sack", "wscale"}, SndWScale: 7, RcvWScale: 8,
 		RTO: 204, RTT: 0.352, RTTVar: 0.141, MSS: 1448, AdvMSS: 1460, RcvMSS: 536, Cwnd: 10, Ssthresh: 2147483647,
 		SndWnd: 64256, RcvWnd: 65536, Unacked: 1, Retransmits: 1, TotalRetrans: 3, Backoff: 1,
-		BytesAcked: 5273, BytesReceived: 3881, SegsOut: 26, SegsIn: 35},
+		BytesAcked: 5273, BytesReceived: 3881, SegsOut: 26, SegsIn: 35,
+		ATO: 40, PMTU: 1500, RcvSsthresh: 64076, BytesSent: 5400, BytesRetrans: 127, DataSegsOut: 12, DataSegsIn: 9, RcvOOOPack: 2},
 	{State: "SYN_RCVD", Local: "10.0.0.1:80", Remote: "10.0.0.3:40001", Congestion: "cubic", MSS: 1448, Cwnd: 10},
 	{State: "TIME_WAIT", Local: "10.0.0.1:80", Remote: "10.0.0.2:39999", Orphan: true, Congestion: "reno", MSS: 1448, Cwnd: 10, SegsOut: 5, SegsIn: 4},
 	{State: "CLOSE_WAIT", Local: "[fd00::1]:22", Remote: "[fd00::2]:50000", Congestion: "cubic", Options: []string{"sack"},
@@ -69,7 +70,7 @@ func TestSSTable(t *testing.T) {
 	got := runSSOut(t, "-tni", "--admin", host)
 	want := `State      Recv-Q Send-Q Local Address:Port Peer Address:Port
 ESTAB      5      1000   10.0.0.1:80        10.0.0.2:40000
-	 ts sack cubic wscale:7,8 rto:204 backoff:1 rtt:0.352/0.141 mss:1448 rcvmss:536 advmss:1460 cwnd:10 bytes_acked:5273 bytes_received:3881 segs_out:26 segs_in:35 unacked:1 retrans:1/3 rcv_wnd:65536 snd_wnd:64256
+	 ts sack cubic wscale:7,8 rto:204 backoff:1 rtt:0.352/0.141 ato:40 mss:1448 pmtu:1500 rcvmss:536 advmss:1460 cwnd:10 bytes_sent:5400 bytes_retrans:127 bytes_acked:5273 bytes_received:3881 segs_out:26 segs_in:35 data_segs_out:12 data_segs_in:9 unacked:1 retrans:1/3 rcv_wnd:65536 rcv_ssthresh:64076 snd_wnd:64256 rcv_ooopack:2
 CLOSE-WAIT 0      0      [fd00::1]:22       [fd00::2]:50000
 	 sack cubic rto:201 rtt:1.5/0.75 mss:1428 rcvmss:1428 advmss:1440 cwnd:7 ssthresh:5 segs_out:9 segs_in:9 snd_wnd:1000
 ESTAB      0      0      10.0.0.1:80        10.0.0.4:40002

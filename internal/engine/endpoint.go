@@ -158,6 +158,7 @@ func (s *Host) connMSS(o *Options, local netip.AddrPort) uint16 {
 func (s *Host) connConfig(o *Options, local netip.AddrPort) tcp.Config {
 	cfg := s.tcpDefaults
 	cfg.MSS = s.connMSS(o, local)
+	cfg.PathMTU, cfg.IPv6 = s.mtu, !local.Addr().Is4()
 	if s.segOff != nil {
 		// The most payload a packet the link cuts holds, whatever the
 		// TCP options: the link's ceiling less the IP header and the
