@@ -120,10 +120,21 @@ func (c *Conn) ecnOnData(seg *Segment) {
 	c.opt.ecn |= ecnSeen
 }
 
-// quickAckMode acknowledges the next n segments at once (Linux's
-// tcp_enter_quickack_mode).
+// quickAcksFor is how many quick ACKs Linux's tcp_incr_quickack grants
+// when asked for at most n: as many as half the window holds full
+// segments, at least 2.
+func (c *Conn) quickAcksFor(n uint8) uint8 {
+	q := int(c.rcv.wnd) / (2 * max(int(c.opt.rcvMSS), 1))
+	if q == 0 {
+		q = 2
+	}
+	return uint8(min(q, int(n)))
+}
+
+// quickAckMode acknowledges the next n segments at once, as many as the
+// window allows (Linux's tcp_enter_quickack_mode).
 func (c *Conn) quickAckMode(n uint8) {
-	c.ack.quickAcks = max(c.ack.quickAcks, n)
+	c.ack.quickAcks = max(c.ack.quickAcks, c.quickAcksFor(n))
 	c.ack.pingpong = false
 	c.atoReset()
 }

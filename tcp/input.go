@@ -278,7 +278,6 @@ func (c *Conn) negotiate(now instant, seg *Segment) {
 	c.snd.maxWnd = c.snd.wnd
 	c.initRcvMSS()
 	c.cc.cwnd = initialCwndSegs * c.opt.sndMSS
-	c.ack.quickAcks = maxQuickAcks
 	if !c.passive {
 		// The window scale is now agreed: bound the window (a passive
 		// open does so with its SYN,ACK).
@@ -364,7 +363,7 @@ func (c *Conn) inputSynSent(now instant, seg *Segment) {
 			// tcp_enter_quickack_mode starts the delayed-ACK engine
 			// (ato is TCP_ATO_MIN from here on).
 			c.ack.everData, c.ack.writerAck = true, true
-			c.atoReset()
+			c.quickAckMode(maxQuickAcks)
 			c.output(now)
 			return
 		}
@@ -895,6 +894,11 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		return
 	}
 	if len(data) > 0 {
+		if c.more().ato == 0 {
+			// The first data in order starts the delayed-ACK engine
+			// with quick ACKs (Linux's tcp_event_data_recv).
+			c.ack.quickAcks = max(c.ack.quickAcks, c.quickAcksFor(maxQuickAcks))
+		}
 		c.atoOnData(now)
 	}
 	c.deliver(data)
