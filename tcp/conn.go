@@ -223,15 +223,11 @@ func (c *Conn) Init(cfg *Config, h Host, iss seq.Value, tsOffset uint32) {
 	c.opt.rcvMSS = defaultPeerMSS
 }
 
-// countRetrans counts a segment sent again.
-func (c *Conn) countRetrans() {
-	c.stats.retrans++
-	c.cfg.Counters.RetransSegs++
-}
-
-// countRetransBytes counts n octets of data sent again
+// countRetrans counts segs segments sent again, carrying n octets of data
 // (tcpi_bytes_retrans, as Linux's __tcp_retransmit_skb adds skb->len).
-func (c *Conn) countRetransBytes(n int) {
+func (c *Conn) countRetrans(segs, n int) {
+	c.stats.retrans += int32(segs)
+	c.cfg.Counters.RetransSegs += uint64(segs)
 	if n > 0 {
 		c.more().bytesRetrans += uint64(n)
 	}

@@ -327,10 +327,7 @@ func (c *Conn) fastOpenResent(now instant) {
 			break
 		}
 		c.recordRetransmit(now, i)
-		for range max((r.size()+mss-1)/mss, 1) {
-			c.countRetrans()
-		}
-		c.countRetransBytes(r.size())
+		c.countRetrans(max((r.size()+mss-1)/mss, 1), r.size())
 	}
 	c.rtx.rttTiming = false
 	c.enterLossResend(seq.Max(c.snd.nxt, c.fo.resendEnd))

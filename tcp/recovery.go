@@ -243,8 +243,7 @@ func (c *Conn) retransmitOne(now instant, gsoEnd bool) bool {
 		}
 		last := fin && s.Add(seq.Size(n)) == dataEnd
 		c.sendSegment(now, s, n, last, c.pushMarked(s, n) || gsoEnd && s.Add(seq.Size(n)) == dataEnd)
-		c.countRetrans()
-		c.countRetransBytes(n)
+		c.countRetrans(1, n)
 		s = s.Add(seq.Size(n))
 		if last {
 			fin = false
@@ -252,7 +251,7 @@ func (c *Conn) retransmitOne(now instant, gsoEnd bool) bool {
 	}
 	if fin && !c.isSacked(c.sq.finSeq, c.sq.finSeq.Add(1)) {
 		c.sendSegment(now, c.sq.finSeq, 0, true, false)
-		c.countRetrans()
+		c.countRetrans(1, 0)
 	}
 	c.recordRetransmit(now, i)
 	c.rtx.rttTiming = false // Karn: never time a retransmission

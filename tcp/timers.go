@@ -169,8 +169,7 @@ func (c *Conn) tailLossProbe(now instant) {
 		}
 		c.sendSegment(now, start, k, fin, true)
 		c.recordProbe(now, start)
-		c.countRetrans()
-		c.countRetransBytes(k)
+		c.countRetrans(1, k)
 		c.rtx.rttTiming = false
 	}
 	c.rtx.tlp = probe
@@ -375,7 +374,7 @@ func (c *Conn) retransmitTimeout(now instant) {
 func (c *Conn) resendSYN(now instant, synAck bool) {
 	c.countTimeout(now)
 	c.rtx.backoff++
-	c.countRetrans()
+	c.countRetrans(1, 0)
 	if !synAck {
 		c.fastOpenSynTimeout() // the SYN goes again without its data
 	}
