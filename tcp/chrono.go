@@ -192,9 +192,10 @@ func (c *Conn) infoCounters(now instant, inf *Info) {
 const atoMinMS = 40
 
 // atoOnData adapts the delayed-ACK timeout to in-order data arriving, as
-// Linux's tcp_event_data_recv: it starts at TCP_ATO_MIN with the first
-// data, moves halfway toward the gap since the data before when that gap
-// is shorter than it (at least TCP_ATO_MIN/2), and stays at most the RTO.
+// Linux's tcp_event_data_recv: the first data starts it at TCP_ATO_MIN,
+// with quick ACKs (tcp_incr_quickack); later data moves it halfway toward
+// the gap since the data before when that gap is shorter than it (at
+// least TCP_ATO_MIN/2), and it stays at most the RTO.
 // synstack's delayed-ACK timer keeps TCP_DELACK_MIN, which is what
 // Linux's is too while the smoothed RTT is under it; the value is
 // reported (tcpi_ato).
@@ -204,6 +205,7 @@ func (c *Conn) atoOnData(now instant) {
 	switch gap := ms - m.lrcv; {
 	case m.ato == 0:
 		m.ato = atoMinMS
+		c.ack.quickAcks = max(c.ack.quickAcks, c.quickAcksFor(maxQuickAcks))
 	case gap <= atoMinMS/2:
 		m.ato = m.ato/2 + atoMinMS/2
 	case gap < m.ato:

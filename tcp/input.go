@@ -192,9 +192,9 @@ func (c *Conn) Input(t time.Time, seg *Segment) {
 	default:
 		c.inputSynchronized(now, seg)
 	}
-	if m := c.stats.more; m != nil && m.rtoStamp != 0 && c.connected && c.cc.loss != lossRTO {
-		// The ACK took the connection out of loss recovery, or
-		// completed the handshake a timeout had resent.
+	if c.connected && c.cc.loss != lossRTO {
+		// Out of loss recovery, or past the handshake a timeout had
+		// resent: an RTO recovery episode, if one runs, ends.
 		c.endRTOTime(now)
 	}
 }
@@ -894,11 +894,6 @@ func (c *Conn) processText(now instant, seg *Segment, s seq.Value, data []byte) 
 		return
 	}
 	if len(data) > 0 {
-		if c.more().ato == 0 {
-			// The first data in order starts the delayed-ACK engine
-			// with quick ACKs (Linux's tcp_event_data_recv).
-			c.ack.quickAcks = max(c.ack.quickAcks, c.quickAcksFor(maxQuickAcks))
-		}
 		c.atoOnData(now)
 	}
 	c.deliver(data)
