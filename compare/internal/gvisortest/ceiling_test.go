@@ -100,24 +100,15 @@ func TestUploadCeiling(t *testing.T) {
 // for the other side's FIN, and returns MiB/s (bytes over the time from
 // connect to that FIN).
 func rawUpload(addr string, body []byte) (float64, error) {
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(120 * time.Second))
-	if _, err := c.Write(body); err != nil {
-		return 0, err
-	}
-	lastChrono.Store(chrono(c.(*net.TCPConn)))
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		return 0, err
-	}
-	if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
-		return 0, fmt.Errorf("after the upload: %d bytes, %v; want none, then EOF", n, err)
-	}
-	return float64(len(body)) / (1 << 20) / time.Since(start).Seconds(), nil
+	return sendTimed(addr, "", body, func(c *net.TCPConn) error {
+		if err := c.CloseWrite(); err != nil {
+			return err
+		}
+		if n, err := io.Copy(io.Discard, c); err != nil || n != 0 {
+			return fmt.Errorf("after the upload: %d bytes, %v; want none, then EOF", n, err)
+		}
+		return nil
+	})
 }
 
 // sink is the bare receiver: one connection at a time, kept by the link's

@@ -409,30 +409,43 @@ const maxFailed = benchConns / 1000
 // from a kernel socket in this process and returns MiB/s (bytes over the
 // time from connect to the answer).
 func upload(addr string, body []byte) (float64, error) {
+	req := fmt.Sprintf("PUT /sink HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
+	return sendTimed(addr, req, body, func(c *net.TCPConn) error {
+		ans, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(ans, []byte("HTTP/1.1 200")) || !bytes.HasSuffix(ans, []byte("\r\n\r\n"+strconv.Itoa(len(body)))) {
+			return fmt.Errorf("unexpected answer %q", ans)
+		}
+		return nil
+	})
+}
+
+// sendTimed connects to addr from a kernel socket in this process, writes
+// head and then body, keeps the kernel sender's state for measure's log
+// (lastChrono), and lets finish take the other side's answer. It returns
+// MiB/s: body's bytes over the time from connect to the end of finish.
+func sendTimed(addr, head string, body []byte, finish func(*net.TCPConn) error) (float64, error) {
 	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return 0, err
 	}
+	c := nc.(*net.TCPConn)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(120 * time.Second))
-	req := fmt.Sprintf("PUT /sink HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
-	if _, err := io.WriteString(c, req); err != nil {
+	if _, err := io.WriteString(c, head); err != nil {
 		return 0, err
 	}
 	if _, err := c.Write(body); err != nil {
 		return 0, err
 	}
-	lastChrono.Store(chrono(c.(*net.TCPConn)))
-	ans, err := io.ReadAll(c)
-	if err != nil {
+	lastChrono.Store(chrono(c))
+	if err := finish(c); err != nil {
 		return 0, err
 	}
-	el := time.Since(start)
-	if !bytes.HasPrefix(ans, []byte("HTTP/1.1 200")) || !bytes.HasSuffix(ans, []byte("\r\n\r\n"+strconv.Itoa(len(body)))) {
-		return 0, fmt.Errorf("unexpected answer %q", ans)
-	}
-	return float64(len(body)) / (1 << 20) / el.Seconds(), nil
+	return float64(len(body)) / (1 << 20) / time.Since(start).Seconds(), nil
 }
 
 // lastChrono is the kernel sender's state at the end of the last upload
